@@ -1,0 +1,40 @@
+# Alpha Forge — one-command set-up. `make demo` runs the sample pipeline; `make test` the suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+
+.PHONY: setup demo test lint bench serve clean
+
+setup: $(STAMP)
+
+# The virtualenv, reinstalled when the dependencies change. `compat` editable mode puts the
+# repository root on sys.path so every top-level package is importable as it is in the tree.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]' --config-settings editable_mode=compat
+	@touch $@
+
+demo: setup
+	$(VENV)/bin/alphaforge run examples/sma_crossover.af
+
+test: setup
+	bash scripts/test.sh
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+serve: setup
+	bash scripts/build_ui.sh
+	$(VENV)/bin/alphaforge serve --with-prefect-ui
+
+bench: setup
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf .alphaforge .pytest_cache

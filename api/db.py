@@ -1,0 +1,64 @@
+"""The database: engine, sessions and schema migrations.
+
+The schema exists only through Alembic migrations (``api/migrations``), which run at start-up
+(``upgrade head``); nothing calls ``create_all``. On PostgreSQL an advisory lock serialises
+concurrent start-ups (several API workers) so each migration runs once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, event, text
+from sqlmodel import Session, create_engine
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+_MIGRATION_LOCK_ID = 0x41465F4D  # "AF_M": any constant shared by every API process
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets foreign keys on and a busy timeout."""
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if url.startswith("sqlite"):
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        db_path = url.split("///", 1)[-1]
+        if db_path and db_path != ":memory:":
+            Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.close()
+
+
+def alembic_config() -> Config:
+    """The Alembic configuration of the API's migrations (no ini file needed)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return cfg
+
+
+def run_migrations(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` (``alembic upgrade``) on this engine's database."""
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """A session per request: committed by the services that write, closed afterwards."""
+    with Session(engine, expire_on_commit=False) as session:
+        yield session

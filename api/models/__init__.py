@@ -1,0 +1,21 @@
+"""The API's SQLModel classes, one module per entity. Importing this registers every table."""
+
+from api.models.audit import AuditEvent
+from api.models.dataset import Dataset
+from api.models.pipeline import Pipeline, PipelineVersion
+from api.models.run import Run
+from api.models.schedule import Schedule
+from api.models.share import Share
+from api.models.user import Role, User
+
+__all__ = [
+    "AuditEvent",
+    "Dataset",
+    "Pipeline",
+    "PipelineVersion",
+    "Role",
+    "Run",
+    "Schedule",
+    "Share",
+    "User",
+]

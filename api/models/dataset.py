@@ -1,0 +1,77 @@
+"""Uploaded OHLCV datasets: validated at the door, stored as Parquet under a generated key."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import Column, ForeignKey, Index, Integer, Text, text
+from sqlmodel import Field, SQLModel
+
+from api.models.common import timestamp_field
+
+DATASET_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
+
+
+class DatasetBase(SQLModel):
+    """Fields every dataset representation shares."""
+
+    name: str = Field(max_length=100)
+    rows: int
+    start: datetime | None = timestamp_field(nullable=True)
+    end: datetime | None = timestamp_field(nullable=True)
+    sha256: str = Field(max_length=64)
+
+
+class Dataset(DatasetBase, table=True):
+    """A stored dataset. ``storage_key`` names its file; users never choose a path."""
+
+    __tablename__ = "datasets"
+    __table_args__ = (
+        Index(
+            "uq_datasets_owner_name_live",
+            "owner_id",
+            "name",
+            unique=True,
+            sqlite_where=text("deleted_at IS NULL"),
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("users.id"), nullable=False, index=True)
+    )
+    storage_key: str = Field(max_length=64, unique=True)
+    columns_json: str = Field(sa_type=Text)
+    created_at: datetime = timestamp_field()
+    deleted_at: datetime | None = timestamp_field(nullable=True)
+
+
+class DatasetPublic(BaseModel):
+    """A dataset as the API shows it."""
+
+    id: int
+    name: str
+    rows: int
+    start: datetime | None
+    end: datetime | None
+    columns: list[str]
+    sha256: str
+    created_at: datetime
+
+
+class DatasetPreview(BaseModel):
+    """The first rows of a dataset."""
+
+    columns: list[str]
+    rows: list[list[Any]]
+
+
+class DataErrorDetail(BaseModel):
+    """Why an upload was refused: the validator's named error kind and the row."""
+
+    message: str
+    kind: str
+    row: int | None

@@ -1,0 +1,166 @@
+"""Pipeline runs: one row per run, mirroring its Prefect flow run and its run record.
+
+The row is what lists and summaries read (indexed, no Prefect call); the status sync
+(:mod:`api.services.prefect_sync`) keeps ``status``, ``node_states``, ``metrics`` and ``error``
+in step with the flow run's state and the run directory's ``run.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from sqlalchemy import Column, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from api.models.common import as_utc, timestamp_field
+
+
+class RunStatus(StrEnum):
+    """Where a run is; the last three are final."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def final(self) -> bool:
+        """Whether the run has ended."""
+        return self in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+ACTIVE_STATUSES = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
+Trigger = Literal["manual", "schedule"]
+NodeState = Literal["pending", "running", "completed", "cached", "failed", "cancelled"]
+
+
+class Run(SQLModel, table=True):
+    """A stored run. ``run_key`` names its directory (``<data_dir>/runs/<run_key>``)."""
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        Index("ix_runs_pipeline_id_id", "pipeline_id", "id"),
+        Index("ix_runs_owner_id_id", "owner_id", "id"),
+        UniqueConstraint("started_by_id", "idempotency_key", name="uq_runs_idempotency"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    pipeline_id: int = Field(sa_column=Column(Integer, ForeignKey("pipelines.id"), nullable=False))
+    version: int
+    owner_id: int = Field(sa_column=Column(Integer, ForeignKey("users.id"), nullable=False))
+    started_by_id: int | None = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("users.id"), nullable=True)
+    )
+    schedule_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("schedules.id", ondelete="SET NULL"), nullable=True),
+    )
+    trigger: str = Field(default="manual", max_length=16)
+    status: str = Field(
+        default=RunStatus.PENDING.value, sa_column=Column(String(16), nullable=False, index=True)
+    )
+    run_key: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    prefect_flow_run_id: str | None = Field(
+        default=None, sa_column=Column(String(36), nullable=True, unique=True)
+    )
+    ir_hash: str = Field(max_length=64)
+    idempotency_key: str | None = Field(default=None, max_length=128)
+    error: str | None = Field(default=None, sa_type=Text)
+    node_states_json: str = Field(default="{}", sa_type=Text)
+    metrics_json: str | None = Field(default=None, sa_type=Text)
+    mlflow_run_id: str | None = Field(default=None, max_length=64)
+    created_at: datetime = timestamp_field()
+    started_at: datetime | None = timestamp_field(nullable=True)
+    finished_at: datetime | None = timestamp_field(nullable=True)
+    cancel_requested_at: datetime | None = timestamp_field(nullable=True)
+
+
+class RunCreate(BaseModel):
+    """``POST /api/pipelines/{id}/runs``: which version (default: the latest)."""
+
+    version: int | None = None
+
+
+class MetricsPreview(BaseModel):
+    """The headline numbers of a finished run (None where the pipeline has no such metric)."""
+
+    sharpe: float | None = None
+    total_return: float | None = None
+    max_drawdown: float | None = None
+    num_trades: int | None = None
+
+
+class RunSummary(BaseModel):
+    """A run in a list."""
+
+    id: int
+    pipeline_id: int
+    version: int
+    status: RunStatus
+    trigger: Trigger
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    metrics: MetricsPreview | None
+
+    @classmethod
+    def of(cls, run: Run) -> RunSummary:
+        """The summary of a stored run."""
+        return cls(
+            id=run.id or 0,
+            pipeline_id=run.pipeline_id,
+            version=run.version,
+            status=RunStatus(run.status),
+            trigger=run.trigger,  # type: ignore[arg-type]
+            created_at=as_utc(run.created_at),
+            started_at=as_utc(run.started_at) if run.started_at else None,
+            finished_at=as_utc(run.finished_at) if run.finished_at else None,
+            metrics=(
+                MetricsPreview.model_validate(json.loads(run.metrics_json))
+                if run.metrics_json
+                else None
+            ),
+        )
+
+
+class RunPublic(RunSummary):
+    """A run with its node states, error and links."""
+
+    node_states: dict[str, NodeState]
+    error: str | None
+    mlflow_run_id: str | None
+    mlflow_url: str | None
+    prefect_flow_run_id: str | None
+    prefect_url: str | None
+    ir_hash: str
+
+
+class LogLine(BaseModel):
+    """One line of a run's log (continuation lines of a traceback are part of its message)."""
+
+    seq: int
+    ts: datetime | None
+    node_id: str | None
+    level: str
+    message: str
+
+
+class EquityPoint(BaseModel):
+    """One point of the equity curve (drawdown as a negative fraction of the peak)."""
+
+    ts: datetime
+    equity: float
+    drawdown: float
+
+
+class RunResults(BaseModel):
+    """A finished run's metrics, equity curve (at most 5,000 points) and trades."""
+
+    metrics: dict[str, Any]
+    equity: list[EquityPoint]
+    trades: list[dict[str, Any]]

@@ -1,0 +1,66 @@
+"""Read-only share links: an unguessable token that shows one pipeline (or run) to anyone."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from pydantic import Field as PydanticField
+from sqlalchemy import Column, ForeignKey, Integer, String
+from sqlmodel import Field, SQLModel
+
+from api.models.common import timestamp_field
+
+ShareKind = Literal["pipeline", "run"]
+
+
+class ShareCreate(BaseModel):
+    """``POST /api/shares``."""
+
+    kind: ShareKind
+    target_id: int = PydanticField(ge=1, le=2**31 - 1)
+
+
+class Share(SQLModel, table=True):
+    """A share link. Revocation is a timestamp, so the token can never come back to life."""
+
+    __tablename__ = "shares"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token: str = Field(sa_column=Column(String(64), nullable=False, unique=True, index=True))
+    kind: str = Field(max_length=16)
+    target_id: int
+    owner_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("users.id"), nullable=False, index=True)
+    )
+    created_at: datetime = timestamp_field()
+    revoked_at: datetime | None = timestamp_field(nullable=True)
+
+
+class SharePublic(BaseModel):
+    """A share link as its owner sees it."""
+
+    token: str
+    url: str
+    kind: ShareKind
+    target_id: int
+    created_at: datetime
+
+
+class SharedPipeline(BaseModel):
+    """What a share link shows of a pipeline: its name, title and one version's source."""
+
+    name: str
+    title: str | None
+    source: str
+    version: int
+
+
+class SharedView(BaseModel):
+    """``GET /api/shared/{token}``: read-only, nothing beyond the shared object."""
+
+    kind: ShareKind
+    pipeline: SharedPipeline
+    run: dict[str, Any] | None = None
+    results: dict[str, Any] | None = None

@@ -1,0 +1,32 @@
+"""The API's routers, one module per entity; :data:`ROUTERS` is what ``api.main`` mounts."""
+
+from api.routes import (
+    audit,
+    auth,
+    datasets,
+    language,
+    meta,
+    pipelines,
+    runs,
+    schedules,
+    shares,
+    users,
+)
+
+ROUTERS = [
+    meta.router,
+    auth.router,
+    users.router,
+    pipelines.router,
+    language.router,
+    datasets.router,
+    runs.pipeline_runs,
+    runs.router,
+    schedules.pipeline_schedules,
+    schedules.router,
+    shares.router,
+    shares.public_router,
+    audit.router,
+]
+
+__all__ = ["ROUTERS"]

@@ -1,0 +1,200 @@
+"""Runs: start, list, read, cancel, logs (and their live stream), results, exports."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Body, Header, Request, Response, status
+from fastapi.responses import StreamingResponse
+from sqlalchemy import Engine
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import CurrentUser, ObjectId, PagingDep, SessionDep, SettingsDep, WriterUser
+from api.models.common import Page, error_responses
+from api.models.pipeline import PipelineVersion
+from api.models.run import LogLine, Run, RunCreate, RunPublic, RunResults, RunStatus, RunSummary
+from api.models.user import User
+from api.services import run_files, runs, shares
+from api.services.prefect_sync import sync_run
+from api.services.run_shares import RunShare
+from api.settings import ApiSettings
+
+shares.register_kind("run", RunShare())
+
+pipeline_runs = APIRouter(
+    prefix="/api/pipelines", tags=["runs"], responses=error_responses(401, 403, 404)
+)
+router = APIRouter(prefix="/api/runs", tags=["runs"], responses=error_responses(401, 403, 404))
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", max_length=128, description="Same key, same run."),
+]
+STREAM_POLL_S = 0.5
+STREAM_HEARTBEAT_S = 15.0
+
+
+@pipeline_runs.post(
+    "/{pipeline_id}/runs",
+    response_model=RunPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=error_responses(503),
+)
+def start_run(
+    pipeline_id: ObjectId,
+    user: WriterUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    body: Annotated[RunCreate | None, Body()] = None,
+    idempotency_key: IdempotencyKey = None,
+) -> RunPublic:
+    """Start a run of a version (default: the latest): a Prefect flow run, status pending."""
+    version = body.version if body else None
+    return runs.create(session, user, settings, pipeline_id, version, idempotency_key)
+
+
+@pipeline_runs.get("/{pipeline_id}/runs", response_model=Page[RunSummary])
+def list_runs(
+    pipeline_id: ObjectId, user: CurrentUser, session: SessionDep, paging: PagingDep
+) -> Page[RunSummary]:
+    """The pipeline's runs, newest first."""
+    return runs.list_runs(session, user, pipeline_id, offset=paging.offset, limit=paging.limit)
+
+
+@router.get("/{run_id}", response_model=RunPublic)
+def get_run(
+    run_id: ObjectId, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> RunPublic:
+    """The run with node states, error and links."""
+    return runs.public(settings, runs.get_run(session, user, run_id, settings))
+
+
+@router.post("/{run_id}/cancel", response_model=RunPublic, responses=error_responses(503))
+def cancel_run(
+    run_id: ObjectId, user: WriterUser, session: SessionDep, settings: SettingsDep
+) -> RunPublic:
+    """Cancel the run: the worker kills its process; the answer comes once it ended (or after
+    a few seconds, still running: the status sync finishes the job)."""
+    return runs.cancel(session, user, settings, run_id)
+
+
+@router.get("/{run_id}/logs", response_model=list[LogLine])
+def get_logs(
+    run_id: ObjectId, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> list[LogLine]:
+    """The run log, one entry per record, tagged with its node id (null: the flow itself)."""
+    run = runs.get_run(session, user, run_id)
+    return run_files.parse_log(settings.runs_dir / run.run_key)
+
+
+@router.get("/{run_id}/results", response_model=RunResults)
+def get_results(
+    run_id: ObjectId, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> RunResults:
+    """Metrics, equity curve with drawdown (at most 5,000 points) and trades."""
+    run = runs.get_run(session, user, run_id, settings)
+    run_dir = settings.runs_dir / run.run_key
+    return run_files.results(run_dir, run_files.read_record(run_dir))
+
+
+_EXPORT_TYPES = {
+    200: {
+        "content": {"text/csv": {}, "application/json": {"schema": {"type": "object"}}},
+        "description": "trades.csv (formula cells escaped), metrics.json or ir.json",
+    }
+}
+
+
+@router.get("/{run_id}/export/{name}", response_class=Response, responses=_EXPORT_TYPES)
+def export(
+    run_id: ObjectId,
+    name: Literal["trades.csv", "metrics.json", "ir.json"],
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> Response:
+    """A result file as a download; CSV cells that a spreadsheet would evaluate are escaped."""
+    run = runs.get_run(session, user, run_id, settings)
+    run_dir = settings.runs_dir / run.run_key
+    headers = {"Content-Disposition": f'attachment; filename="run-{run.id}-{name}"'}
+    if name == "trades.csv":
+        body, media = run_files.trades_csv(run_dir), "text/csv; charset=utf-8"
+    elif name == "metrics.json":
+        path = run_dir / "metrics.json"
+        body = path.read_text() if path.exists() else "{}\n"
+        media = "application/json"
+    else:
+        body, media = _ir_json(session, run), "application/json"
+    return Response(content=body, media_type=media, headers=headers)
+
+
+def _ir_json(session: Session, run: Run) -> str:
+    from sqlmodel import select
+
+    version = session.exec(
+        select(PipelineVersion).where(
+            PipelineVersion.pipeline_id == run.pipeline_id, PipelineVersion.number == run.version
+        )
+    ).one()
+    return json.dumps(json.loads(version.ir_json), indent=2) + "\n"
+
+
+@router.get(
+    "/{run_id}/logs/stream",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"}},
+)
+def stream_logs(
+    run_id: ObjectId,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    request: Request,
+) -> StreamingResponse:
+    """Server-sent events: ``data: LogLine`` per new log line, ``event: status`` with the run
+    whenever its status or node states change; the stream ends when the run does."""
+    run = runs.get_run(session, user, run_id, settings)
+    events = _events(request, request.app.state.engine, settings, user, run.id or 0)
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+
+
+def _status_now(engine: Engine, settings: ApiSettings, user: User, run_id: int) -> RunPublic:
+    with Session(engine, expire_on_commit=False) as session:
+        run = runs.get_run(session, user, run_id)
+        return runs.public(settings, sync_run(session, settings, run))
+
+
+async def _events(
+    request: Request, engine: Engine, settings: ApiSettings, user: User, run_id: int
+) -> AsyncIterator[str]:
+    last_seq, last_state, idle = 0, "", 0.0
+    while True:
+        current = await run_in_threadpool(_status_now, engine, settings, user, run_id)
+        run_dir = settings.runs_dir / (await run_in_threadpool(_run_key, engine, run_id))
+        for line in await run_in_threadpool(run_files.parse_log, run_dir, last_seq):
+            last_seq = line.seq
+            yield f"id: {line.seq}\ndata: {line.model_dump_json()}\n\n"
+        state = json.dumps([current.status, current.node_states], sort_keys=True)
+        if state != last_state:
+            last_state = state
+            yield f"event: status\ndata: {current.model_dump_json()}\n\n"
+        if RunStatus(current.status).final:
+            return
+        if await request.is_disconnected():
+            return
+        await asyncio.sleep(STREAM_POLL_S)
+        idle += STREAM_POLL_S
+        if idle >= STREAM_HEARTBEAT_S:
+            idle = 0.0
+            yield ": keep-alive\n\n"
+
+
+def _run_key(engine: Engine, run_id: int) -> str:
+    with Session(engine) as session:
+        run = session.get(Run, run_id)
+        return run.run_key if run else ""

@@ -1,0 +1,179 @@
+"""Datasets: upload (validated at the door), Parquet storage under generated keys, preview.
+
+A user's file name never becomes a path: the stored file is ``datasets/<random key>.parquet``.
+The uploaded CSV is validated by :func:`nodes.data.read_ohlcv_csv`, whose named errors
+(``DataError`` kind + row) reach the client as a 422.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import secrets
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+import pandas as pd
+import pyarrow.parquet as pq
+from sqlmodel import Session, col, func, select
+
+from api.errors import Conflict, NotFound
+from api.models.common import Page, as_utc, utcnow
+from api.models.dataset import Dataset, DatasetPreview, DatasetPublic
+from api.models.user import Role, User
+from api.services import audit
+from api.settings import ApiSettings
+from nodes.data import read_ohlcv_csv
+
+_CHUNK = 1 << 20
+
+
+def public(dataset: Dataset) -> DatasetPublic:
+    """The dataset as the API shows it."""
+    return DatasetPublic(
+        id=dataset.id or 0,
+        name=dataset.name,
+        rows=dataset.rows,
+        start=as_utc(dataset.start) if dataset.start else None,
+        end=as_utc(dataset.end) if dataset.end else None,
+        columns=json.loads(dataset.columns_json),
+        sha256=dataset.sha256,
+        created_at=as_utc(dataset.created_at),
+    )
+
+
+def _visible(user: User) -> list[Any]:
+    where = [col(Dataset.deleted_at).is_(None)]
+    if user.role not in (Role.ADMIN, Role.OBSERVER):
+        where.append(Dataset.owner_id == user.id)
+    return where
+
+
+def get_dataset(session: Session, user: User, dataset_id: int) -> Dataset:
+    """The live dataset if ``user`` may see it, else NotFound."""
+    found = session.exec(select(Dataset).where(Dataset.id == dataset_id, *_visible(user))).first()
+    if found is None:
+        raise NotFound("dataset not found")
+    return found
+
+
+def storage_path(settings: ApiSettings, dataset: Dataset) -> Path:
+    """Where the dataset's Parquet file lives."""
+    return settings.datasets_dir / f"{dataset.storage_key}.parquet"
+
+
+def _spool(upload: IO[bytes], directory: Path) -> tuple[Path, str]:
+    """Copy the upload to a file with a generated name; return it and its sha256."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f".upload-{secrets.token_hex(16)}.csv"
+    digest = hashlib.sha256()
+    with path.open("wb") as out:
+        while chunk := upload.read(_CHUNK):
+            digest.update(chunk)
+            out.write(chunk)
+    return path, digest.hexdigest()
+
+
+def _stamp(value: Any) -> datetime | None:
+    return None if pd.isna(value) else pd.Timestamp(value).to_pydatetime()
+
+
+def create(
+    session: Session,
+    user: User,
+    settings: ApiSettings,
+    *,
+    name: str,
+    upload: IO[bytes],
+    filename: str | None,
+    timezone: str = "UTC",
+) -> DatasetPublic:
+    """Validate the CSV upload and store it (409 on a duplicate name, 422 on bad data)."""
+    if session.exec(
+        select(Dataset.id).where(
+            Dataset.owner_id == user.id, Dataset.name == name, col(Dataset.deleted_at).is_(None)
+        )
+    ).first():
+        raise Conflict(f"you already have a dataset called {name!r}")
+    source = Path(filename or "upload.csv").name[:100] or "upload.csv"
+    tmp, sha256 = _spool(upload, settings.datasets_dir)
+    try:
+        frame = read_ohlcv_csv(tmp, source=source, timezone=timezone)
+        key = secrets.token_hex(16)
+        final = settings.datasets_dir / f"{key}.parquet"
+        partial = final.with_suffix(".parquet.partial")
+        frame.to_parquet(partial)
+        os.replace(partial, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    dataset = Dataset(
+        name=name,
+        owner_id=user.id or 0,
+        rows=len(frame),
+        start=_stamp(frame.index.min()),
+        end=_stamp(frame.index.max()),
+        sha256=sha256,
+        storage_key=key,
+        columns_json=json.dumps(["ts", *map(str, frame.columns)]),
+    )
+    session.add(dataset)
+    session.flush()
+    audit.record(session, user, "dataset.create", "dataset", dataset.id, name=name, sha256=sha256)
+    try:
+        session.commit()
+    except Exception:
+        session.rollback()
+        final.unlink(missing_ok=True)
+        raise
+    return public(dataset)
+
+
+def list_datasets(session: Session, user: User, *, offset: int, limit: int) -> Page[DatasetPublic]:
+    """Visible live datasets, newest first."""
+    where = _visible(user)
+    rows = session.exec(
+        select(Dataset).where(*where).order_by(col(Dataset.id).desc()).offset(offset).limit(limit)
+    ).all()
+    total = session.exec(select(func.count()).select_from(Dataset).where(*where)).one()
+    return Page(items=[public(d) for d in rows], total=total)
+
+
+def _json_cell(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, datetime):
+        return as_utc(value).isoformat()
+    return value
+
+
+def preview(settings: ApiSettings, dataset: Dataset, limit: int) -> DatasetPreview:
+    """The first ``limit`` rows, read without loading the whole file."""
+    parquet = pq.ParquetFile(storage_path(settings, dataset))
+    batch = next(parquet.iter_batches(batch_size=limit), None)
+    columns = json.loads(dataset.columns_json)
+    if batch is None:
+        return DatasetPreview(columns=columns, rows=[])
+    table = batch.to_pydict()
+    rows = [[_json_cell(table[c][i]) for c in columns] for i in range(batch.num_rows)]
+    return DatasetPreview(columns=columns, rows=rows)
+
+
+def delete(session: Session, user: User, dataset_id: int) -> None:
+    """Soft delete: gone from lists and from name resolution; the file stays (immutable, and
+    run records may name its version)."""
+    dataset = get_dataset(session, user, dataset_id)
+    dataset.deleted_at = utcnow()
+    session.add(dataset)
+    audit.record(session, user, "dataset.delete", "dataset", dataset.id, name=dataset.name)
+    session.commit()
+
+
+def dataset_paths(session: Session, settings: ApiSettings, owner_id: int) -> dict[str, Path]:
+    """``dataset name -> Parquet path`` for one owner (the runner's ``NodeContext.datasets``)."""
+    rows = session.exec(
+        select(Dataset).where(Dataset.owner_id == owner_id, col(Dataset.deleted_at).is_(None))
+    ).all()
+    return {d.name: storage_path(settings, d) for d in rows}

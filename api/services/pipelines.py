@@ -1,0 +1,338 @@
+"""Pipelines: immutable versions, history, diff, restore, fork, rename and soft delete.
+
+Every change of source adds a :class:`PipelineVersion` whose IR was compiled once, here; an
+unchanged source adds nothing. Who may see what: owners their own, admins and observers all
+(observers never reach the writing functions: the routes refuse them with 403). Anything a
+caller may not see is reported exactly like something that does not exist (404).
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col, func, select
+
+from api.errors import Conflict, NotFound
+from api.models.common import Page, as_utc, utcnow
+from api.models.pipeline import (
+    DiffResponse,
+    Pipeline,
+    PipelineCreate,
+    PipelinePublic,
+    PipelineSummary,
+    PipelineVersion,
+    VersionPublic,
+    VersionSummary,
+)
+from api.models.run import Run, RunSummary
+from api.models.user import Role, User
+from api.services import audit
+from api.services.language import compile_text, require_ir
+from api.settings import ApiSettings
+from dsl.ir import PipelineIR
+
+
+def _sees_all(user: User) -> bool:
+    return user.role in (Role.ADMIN, Role.OBSERVER)
+
+
+def get_pipeline(session: Session, user: User, pipeline_id: int, *, lock: bool = False) -> Pipeline:
+    """The live pipeline if ``user`` may see it, else NotFound (also for someone else's)."""
+    query = select(Pipeline).where(Pipeline.id == pipeline_id, col(Pipeline.deleted_at).is_(None))
+    if not _sees_all(user):
+        query = query.where(Pipeline.owner_id == user.id)
+    if lock:
+        query = query.with_for_update()
+    pipeline = session.exec(query).first()
+    if pipeline is None:
+        raise NotFound("pipeline not found")
+    return pipeline
+
+
+def _ensure_name_free(session: Session, owner_id: int, name: str, exclude: int | None) -> None:
+    query = select(Pipeline.id).where(
+        Pipeline.owner_id == owner_id, Pipeline.name == name, col(Pipeline.deleted_at).is_(None)
+    )
+    if exclude is not None:
+        query = query.where(Pipeline.id != exclude)
+    if session.exec(query).first() is not None:
+        raise Conflict(f"you already have a pipeline called {name!r}")
+
+
+def _commit(session: Session, what: str) -> None:
+    """Commit; a unique-constraint race becomes the same 409 the pre-check gives."""
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict(what) from None
+
+
+def _version(session: Session, pipeline: Pipeline, number: int) -> PipelineVersion:
+    version = session.exec(
+        select(PipelineVersion).where(
+            PipelineVersion.pipeline_id == pipeline.id, PipelineVersion.number == number
+        )
+    ).first()
+    if version is None:
+        raise NotFound(f"version {number} not found")
+    return version
+
+
+def _username(session: Session, user_id: int) -> str:
+    user = session.get(User, user_id)
+    return user.username if user else "?"
+
+
+def _version_public(session: Session, v: PipelineVersion) -> VersionPublic:
+    return VersionPublic(
+        number=v.number,
+        message=v.message,
+        created_at=as_utc(v.created_at),
+        ir_hash=v.ir_hash,
+        author=_username(session, v.author_id),
+        source=v.source,
+    )
+
+
+def public(session: Session, pipeline: Pipeline) -> PipelinePublic:
+    """The pipeline with its latest version, as the API shows it."""
+    latest = _version(session, pipeline, pipeline.latest_version)
+    return PipelinePublic(
+        id=pipeline.id or 0,
+        name=pipeline.name,
+        title=pipeline.title,
+        owner=_username(session, pipeline.owner_id),
+        created_at=as_utc(pipeline.created_at),
+        updated_at=as_utc(pipeline.updated_at),
+        version=_version_public(session, latest),
+    )
+
+
+def _add_version(
+    session: Session,
+    pipeline: Pipeline,
+    author: User,
+    source: str,
+    message: str,
+    ir: PipelineIR,
+) -> PipelineVersion:
+    """Append ``source`` (already compiled to ``ir``) as the next version."""
+    now = utcnow()
+    pipeline.latest_version += 1
+    pipeline.title = ir.title
+    pipeline.updated_at = now
+    version = PipelineVersion(
+        pipeline_id=pipeline.id or 0,
+        number=pipeline.latest_version,
+        source=source,
+        ir_json=ir.to_json(indent=None),
+        ir_hash=ir.content_hash(),
+        message=message,
+        author_id=author.id or 0,
+        created_at=now,
+    )
+    session.add(pipeline)
+    session.add(version)
+    return version
+
+
+def _new_pipeline(
+    session: Session,
+    owner: User,
+    name: str,
+    source: str,
+    message: str,
+    settings: ApiSettings,
+    forked_from: int | None = None,
+) -> Pipeline:
+    _ensure_name_free(session, owner.id or 0, name, None)
+    ir = require_ir(compile_text(source, settings))  # fail before writing anything
+    pipeline = Pipeline(name=name, owner_id=owner.id or 0, forked_from_id=forked_from)
+    session.add(pipeline)
+    session.flush()
+    _add_version(session, pipeline, owner, source, message, ir)
+    return pipeline
+
+
+def create(
+    session: Session, user: User, data: PipelineCreate, settings: ApiSettings
+) -> PipelinePublic:
+    """A new pipeline with version 1 (409 on a duplicate name, 422 on DSL errors)."""
+    pipeline = _new_pipeline(
+        session, user, data.name, data.source, data.message or "Initial version", settings
+    )
+    audit.record(session, user, "pipeline.create", "pipeline", pipeline.id, name=data.name)
+    _commit(session, f"you already have a pipeline called {data.name!r}")
+    return public(session, pipeline)
+
+
+def list_pipelines(
+    session: Session, user: User, *, offset: int, limit: int
+) -> Page[PipelineSummary]:
+    """Visible live pipelines, most recently updated first."""
+    owner = aliased(User)
+    where = [col(Pipeline.deleted_at).is_(None)]
+    if not _sees_all(user):
+        where.append(Pipeline.owner_id == user.id)
+    rows = session.exec(
+        select(Pipeline, owner.username)
+        .join(owner, owner.id == Pipeline.owner_id)  # type: ignore[arg-type]
+        .where(*where)
+        .order_by(col(Pipeline.updated_at).desc(), col(Pipeline.id).desc())
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    total = session.exec(select(func.count()).select_from(Pipeline).where(*where)).one()
+    last_runs = _last_runs(session, [p.id for p, _ in rows if p.id is not None])
+    items = [
+        PipelineSummary(
+            id=p.id or 0,
+            name=p.name,
+            title=p.title,
+            owner=username,
+            created_at=as_utc(p.created_at),
+            updated_at=as_utc(p.updated_at),
+            latest_version=p.latest_version,
+            last_run=last_runs.get(p.id or 0),
+        )
+        for p, username in rows
+    ]
+    return Page(items=items, total=total)
+
+
+def _last_runs(session: Session, pipeline_ids: list[int]) -> dict[int, RunSummary]:
+    """The newest run of each of these pipelines, in one query (index ``(pipeline_id, id)``)."""
+    if not pipeline_ids:
+        return {}
+    newest = (
+        select(func.max(Run.id))
+        .where(col(Run.pipeline_id).in_(pipeline_ids))
+        .group_by(col(Run.pipeline_id))
+    )
+    runs = session.exec(select(Run).where(col(Run.id).in_(newest))).all()
+    return {run.pipeline_id: RunSummary.of(run) for run in runs}
+
+
+def update(
+    session: Session,
+    user: User,
+    pipeline_id: int,
+    source: str,
+    message: str | None,
+    settings: ApiSettings,
+) -> PipelinePublic:
+    """Save ``source`` as a new version; an unchanged source changes nothing."""
+    pipeline = get_pipeline(session, user, pipeline_id, lock=True)
+    latest = _version(session, pipeline, pipeline.latest_version)
+    if latest.source == source:
+        session.rollback()
+        return public(session, pipeline)
+    ir = require_ir(compile_text(source, settings))
+    version = _add_version(session, pipeline, user, source, message or "", ir)
+    audit.record(session, user, "pipeline.update", "pipeline", pipeline.id, version=version.number)
+    _commit(session, "the pipeline was changed concurrently; reload and retry")
+    return public(session, pipeline)
+
+
+def rename(session: Session, user: User, pipeline_id: int, name: str) -> PipelinePublic:
+    """Give the pipeline a new name (409 if the owner has another one called that)."""
+    pipeline = get_pipeline(session, user, pipeline_id, lock=True)
+    if pipeline.name != name:
+        _ensure_name_free(session, pipeline.owner_id, name, pipeline.id)
+        old, pipeline.name, pipeline.updated_at = pipeline.name, name, utcnow()
+        session.add(pipeline)
+        audit.record(session, user, "pipeline.rename", "pipeline", pipeline.id, old=old, new=name)
+        _commit(session, f"a pipeline called {name!r} already exists")
+    return public(session, pipeline)
+
+
+def delete(session: Session, user: User, pipeline_id: int) -> None:
+    """Soft delete: hidden everywhere, versions kept, the name free again."""
+    pipeline = get_pipeline(session, user, pipeline_id, lock=True)
+    pipeline.deleted_at = utcnow()
+    session.add(pipeline)
+    audit.record(session, user, "pipeline.delete", "pipeline", pipeline.id, name=pipeline.name)
+    session.commit()
+
+
+def list_versions(session: Session, user: User, pipeline_id: int) -> list[VersionSummary]:
+    """The history, newest first."""
+    pipeline = get_pipeline(session, user, pipeline_id)
+    author = aliased(User)
+    rows = session.exec(
+        select(PipelineVersion, author.username)
+        .join(author, author.id == PipelineVersion.author_id)  # type: ignore[arg-type]
+        .where(PipelineVersion.pipeline_id == pipeline.id)
+        .order_by(col(PipelineVersion.number).desc())
+    ).all()
+    return [
+        VersionSummary(
+            number=v.number,
+            message=v.message,
+            created_at=as_utc(v.created_at),
+            ir_hash=v.ir_hash,
+            author=username,
+        )
+        for v, username in rows
+    ]
+
+
+def get_version(session: Session, user: User, pipeline_id: int, number: int) -> VersionPublic:
+    """One version with its source."""
+    pipeline = get_pipeline(session, user, pipeline_id)
+    return _version_public(session, _version(session, pipeline, number))
+
+
+def diff(session: Session, user: User, pipeline_id: int, a: int, b: int) -> DiffResponse:
+    """A unified diff from version ``a`` to version ``b``."""
+    pipeline = get_pipeline(session, user, pipeline_id)
+    va, vb = _version(session, pipeline, a), _version(session, pipeline, b)
+    lines = difflib.unified_diff(
+        va.source.splitlines(keepends=True),
+        vb.source.splitlines(keepends=True),
+        fromfile=f"{pipeline.name}@v{a}",
+        tofile=f"{pipeline.name}@v{b}",
+    )
+    unified = "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+    return DiffResponse(from_version=a, to_version=b, unified=unified)
+
+
+def restore(
+    session: Session, user: User, pipeline_id: int, number: int, settings: ApiSettings
+) -> PipelinePublic:
+    """A new version with version ``number``'s source (recompiled: 422 if it no longer is valid).
+
+    Restoring the source the latest version already has adds nothing.
+    """
+    pipeline = get_pipeline(session, user, pipeline_id, lock=True)
+    old = _version(session, pipeline, number)
+    if _version(session, pipeline, pipeline.latest_version).source == old.source:
+        session.rollback()
+        return public(session, pipeline)
+    ir = require_ir(compile_text(old.source, settings))
+    version = _add_version(session, pipeline, user, old.source, f"Restore version {number}", ir)
+    audit.record(
+        session, user, "pipeline.restore", "pipeline", pipeline.id,
+        restored=number, version=version.number,
+    )  # fmt: skip
+    _commit(session, "the pipeline was changed concurrently; reload and retry")
+    return public(session, pipeline)
+
+
+def fork(
+    session: Session, user: User, pipeline_id: int, name: str, settings: ApiSettings
+) -> PipelinePublic:
+    """A copy of the latest version as a new pipeline owned by ``user``."""
+    origin = get_pipeline(session, user, pipeline_id)
+    latest = _version(session, origin, origin.latest_version)
+    message = f"Fork of {origin.name} version {latest.number}"
+    copy = _new_pipeline(session, user, name, latest.source, message, settings, origin.id)
+    audit.record(
+        session, user, "pipeline.fork", "pipeline", copy.id,
+        origin=origin.id, origin_version=latest.number,
+    )  # fmt: skip
+    _commit(session, f"you already have a pipeline called {name!r}")
+    return public(session, copy)

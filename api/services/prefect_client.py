@@ -1,0 +1,152 @@
+"""The API's window on Prefect: a client for the configured server, runs submitted and read.
+
+The API never runs a pipeline: it creates flow runs of the ``web`` deployment and reads their
+states. Without a Prefect server (``ALPHAFORGE_PREFECT_API_URL`` unset) runs cannot start:
+that is a 503 with a clear message, never a silent fallback to an in-process run; a Prefect
+server that answers with an error is a 502 with what it said (:func:`prefect_client`). All calls
+are blocking; routes run in the thread pool and the sync loop calls them from a thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from uuid import UUID
+
+import httpx
+from prefect.client.orchestration import SyncPrefectClient
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.objects import FlowRun
+from prefect.exceptions import ObjectNotFound, PrefectException
+from prefect.states import Cancelled, Cancelling
+
+from api.errors import ApiError
+from api.settings import ApiSettings
+from deployments.deploy import ensure_web_deployment
+
+__all__ = [
+    "PrefectError",
+    "PrefectUnavailable",
+    "cancel_flow_run",
+    "create_web_flow_run",
+    "prefect_client",
+    "read_flow_runs",
+]
+
+_lock = threading.Lock()
+_web_deployments: dict[str, UUID] = {}
+
+
+class PrefectUnavailable(ApiError):
+    """No Prefect server is configured or it does not answer."""
+
+    status_code = 503
+
+
+class PrefectError(ApiError):
+    """The Prefect server answered a request with an error (a bad gateway for the API)."""
+
+    status_code = 502
+
+
+def _api_url(settings: ApiSettings) -> str:
+    if not settings.prefect_api_url:
+        raise PrefectUnavailable(
+            "no Prefect server is configured (ALPHAFORGE_PREFECT_API_URL); "
+            "start the platform with `alphaforge serve`"
+        )
+    return settings.prefect_api_url
+
+
+def _prefect_detail(exc: Exception) -> str:
+    """What Prefect said: the status and the ``detail`` of its answer, else the exception."""
+    response = getattr(exc, "response", None)
+    if response is None:
+        http_exc = getattr(exc, "http_exc", None)  # ObjectNotFound and friends wrap it
+        response = getattr(http_exc, "response", None)
+    if isinstance(response, httpx.Response):
+        try:
+            detail = response.json().get("detail")
+        except (ValueError, AttributeError):
+            detail = None
+        return f"{response.status_code} {detail or response.reason_phrase}"
+    return str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+
+
+@contextmanager
+def prefect_client(settings: ApiSettings) -> Iterator[SyncPrefectClient]:
+    """A synchronous client of the configured Prefect server.
+
+    Whatever goes wrong with Prefect inside the block becomes an :class:`ApiError`, never a 500:
+    it cannot be reached → 503 (:class:`PrefectUnavailable`); it answered with an error →
+    502 (:class:`PrefectError`, with Prefect's status and detail).
+    """
+    url = _api_url(settings)
+    try:
+        with SyncPrefectClient(api=url) as client:
+            yield client
+    except ApiError:
+        raise
+    except (OSError, RuntimeError, httpx.TransportError) as exc:
+        raise PrefectUnavailable(f"the Prefect server at {url} is unreachable: {exc}") from exc
+    except (httpx.HTTPStatusError, PrefectException) as exc:
+        raise PrefectError(f"Prefect refused the request: {_prefect_detail(exc)}") from exc
+
+
+def _web_deployment_id(client: SyncPrefectClient, url: str, refresh: bool = False) -> UUID:
+    with _lock:
+        if refresh or url not in _web_deployments:
+            _web_deployments[url] = ensure_web_deployment(client)
+        return _web_deployments[url]
+
+
+def create_web_flow_run(
+    settings: ApiSettings, parameters: dict[str, Any], *, idempotency_key: str, tags: list[str]
+) -> FlowRun:
+    """A flow run of the ``web`` deployment (Prefect de-duplicates on ``idempotency_key``)."""
+    with prefect_client(settings) as client:
+        url = _api_url(settings)
+        deployment_id = _web_deployment_id(client, url)
+        try:
+            return client.create_flow_run_from_deployment(
+                deployment_id, parameters=parameters, idempotency_key=idempotency_key, tags=tags
+            )
+        except ObjectNotFound:  # the server was reset: recreate the deployment once
+            deployment_id = _web_deployment_id(client, url, refresh=True)
+            return client.create_flow_run_from_deployment(
+                deployment_id, parameters=parameters, idempotency_key=idempotency_key, tags=tags
+            )
+
+
+def read_flow_runs(client: SyncPrefectClient, ids: list[str]) -> dict[str, FlowRun]:
+    """The flow runs among ``ids`` that exist, by id (one request per 200 ids)."""
+    out: dict[str, FlowRun] = {}
+    for start in range(0, len(ids), 200):
+        chunk = [UUID(i) for i in ids[start : start + 200]]
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=chunk)), limit=len(chunk)
+        )
+        out.update({str(r.id): r for r in runs})
+    return out
+
+
+def cancel_flow_run(client: SyncPrefectClient, flow_run_id: str) -> None:
+    """Ask for cancellation: a run no worker has taken is cancelled outright; a pending or
+    running one is set to Cancelling and its worker kills the process."""
+    try:
+        run = client.read_flow_run(UUID(flow_run_id))
+    except ObjectNotFound:
+        return
+    state = run.state
+    if state is None or state.is_final():
+        return
+    if state.is_scheduled() or state.is_paused():
+        client.set_flow_run_state(
+            run.id, Cancelled(message="Cancelled from Alpha Forge"), force=True
+        )
+    elif not state.is_cancelling():
+        client.set_flow_run_state(
+            run.id, Cancelling(message="Cancelled from Alpha Forge"), force=True
+        )

@@ -1,0 +1,202 @@
+"""Keeping run rows in step with Prefect: the status sync.
+
+:func:`sync_once` maps each unfinished run's Prefect flow-run state and its run directory into
+the row (status, node states, metrics, error, times). It runs every second in a background
+task of the API process (:func:`run_sync_loop`), and for one run on every read of it.
+It also discovers the flow runs Prefect's scheduler started and reconciles scheduled
+pipelines' deployments (:mod:`api.services.schedules`).
+
+Nothing stays "running" forever: a crashed flow run, one that vanished from Prefect, a run
+that was never handed to Prefect, a cancellation no worker confirms, and a run no worker picks
+up all end as failed or cancelled, with the reason in ``error``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from prefect.client.orchestration import SyncPrefectClient
+from prefect.client.schemas.objects import FlowRun, StateType
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from api.models.common import as_utc, utcnow
+from api.models.run import ACTIVE_STATUSES, Run, RunStatus
+from api.services import run_files
+from api.services.prefect_client import prefect_client, read_flow_runs
+from api.settings import ApiSettings
+
+__all__ = ["Outcome", "decide", "run_sync_loop", "sync_once", "sync_run"]
+
+log = logging.getLogger(__name__)
+
+SYNC_INTERVAL_S = 1.0
+SUBMIT_GRACE = timedelta(seconds=60)  # a row without a flow run after this was never submitted
+CANCEL_CONFIRM_TIMEOUT = timedelta(seconds=60)
+PICKUP_TIMEOUT = timedelta(minutes=30)  # no worker took the run
+PREVIEW_KEYS = ("sharpe", "total_return", "max_drawdown", "num_trades")
+_PENDING_STATES = {StateType.SCHEDULED, StateType.PENDING, StateType.PAUSED}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the row should say now; ``cancel_flow_run`` when Prefect must be told to stop."""
+
+    status: RunStatus
+    error: str | None = None
+    cancel_flow_run: bool = False
+
+
+def decide(
+    run: Run, flow_run: FlowRun | None, record: dict[str, Any] | None, now: datetime
+) -> Outcome:
+    """The status a run has, from its flow run (None when Prefect has none) and its record."""
+    recorded = (record or {}).get("status")
+    recorded_error = (record or {}).get("error")
+    if run.prefect_flow_run_id is None:
+        if now - as_utc(run.created_at) > SUBMIT_GRACE:
+            return Outcome(RunStatus.FAILED, "the run was never handed to Prefect")
+        return Outcome(RunStatus.PENDING)
+    if flow_run is None or flow_run.state is None:
+        if recorded in ("completed", "failed"):
+            return Outcome(RunStatus(recorded), recorded_error)
+        return Outcome(RunStatus.FAILED, "the Prefect flow run no longer exists")
+    state = flow_run.state
+    kind = state.type
+    if kind == StateType.COMPLETED:
+        return Outcome(RunStatus.COMPLETED)
+    if kind == StateType.FAILED:
+        return Outcome(RunStatus.FAILED, recorded_error or state.message or "the flow run failed")
+    if kind == StateType.CRASHED:
+        if run.cancel_requested_at is not None:
+            # Stopping the process was what we asked for: a SIGTERM that Prefect could not tie
+            # to the cancel request (it landed before the flow-run process was ready for it)
+            # is reported as a crash, but the run was cancelled.
+            reason = state.message or "no reason"
+            return Outcome(
+                RunStatus.CANCELLED, f"cancelled; Prefect reported the stopped process as: {reason}"
+            )
+        return Outcome(RunStatus.FAILED, f"the flow run crashed: {state.message or 'no reason'}")
+    if kind == StateType.CANCELLED:
+        return Outcome(RunStatus.CANCELLED, state.message or "cancelled")
+    if kind == StateType.CANCELLING:
+        asked = run.cancel_requested_at
+        if asked is not None and now - as_utc(asked) > CANCEL_CONFIRM_TIMEOUT:
+            return Outcome(
+                RunStatus.CANCELLED, "cancellation requested; no worker confirmed it in time"
+            )
+        return Outcome(RunStatus.RUNNING)
+    if kind in _PENDING_STATES:
+        if now - as_utc(run.created_at) > PICKUP_TIMEOUT:
+            return Outcome(
+                RunStatus.FAILED, "no worker picked up the run in time", cancel_flow_run=True
+            )
+        return Outcome(RunStatus.PENDING)
+    return Outcome(RunStatus.RUNNING)
+
+
+def _preview(metrics: dict[str, Any]) -> str | None:
+    if not metrics:
+        return None
+    return json.dumps({k: metrics.get(k) for k in PREVIEW_KEYS}, default=str)
+
+
+def apply(
+    run: Run, flow_run: FlowRun | None, settings: ApiSettings, now: datetime
+) -> tuple[bool, bool]:
+    """Update ``run`` in place; returns (changed, cancel the flow run in Prefect)."""
+    run_dir = settings.runs_dir / run.run_key
+    record = run_files.read_record(run_dir)
+    outcome = decide(run, flow_run, record, now)
+    before = (run.status, run.error, run.node_states_json, run.metrics_json, run.started_at)
+    run.status = outcome.status.value
+    if outcome.status.final:
+        run.error = outcome.error if outcome.status != RunStatus.COMPLETED else None
+        run.finished_at = run.finished_at or (
+            flow_run.end_time if flow_run and flow_run.end_time else now
+        )
+    if flow_run is not None and flow_run.start_time and run.started_at is None:
+        run.started_at = flow_run.start_time
+    ended = outcome.status.value if outcome.status.final else None
+    run.node_states_json = json.dumps(run_files.live_node_states(run_dir, record, ended))
+    if record is not None:
+        run.metrics_json = _preview(record.get("metrics") or {}) or run.metrics_json
+        run.mlflow_run_id = record.get("mlflow_run_id") or run.mlflow_run_id
+    after = (run.status, run.error, run.node_states_json, run.metrics_json, run.started_at)
+    return before != after, outcome.cancel_flow_run
+
+
+def _sync_runs(session: Session, client: SyncPrefectClient, settings: ApiSettings) -> int:
+    runs = session.exec(select(Run).where(col(Run.status).in_(ACTIVE_STATUSES))).all()
+    if not runs:
+        return 0
+    ids = [r.prefect_flow_run_id for r in runs if r.prefect_flow_run_id]
+    flow_runs = read_flow_runs(client, ids) if ids else {}
+    now = utcnow()
+    changed = 0
+    for run in runs:
+        flow_run = flow_runs.get(run.prefect_flow_run_id or "")
+        dirty, cancel = apply(run, flow_run, settings, now)
+        if cancel and run.prefect_flow_run_id:
+            from api.services.prefect_client import cancel_flow_run
+
+            cancel_flow_run(client, run.prefect_flow_run_id)
+        if dirty:
+            session.add(run)
+            changed += 1
+    session.commit()
+    return changed
+
+
+def sync_once(engine: Engine, settings: ApiSettings) -> int:
+    """One pass: unfinished runs, scheduled runs, scheduled deployments. Returns rows changed."""
+    from api.services import schedules
+
+    with Session(engine, expire_on_commit=False) as session, prefect_client(settings) as client:
+        schedules.reconcile_deployments(session, client, settings)
+        schedules.discover_scheduled_runs(session, client, settings)
+        return _sync_runs(session, client, settings)
+
+
+def sync_run(session: Session, settings: ApiSettings, run: Run) -> Run:
+    """Bring one unfinished run up to date now (on read), quietly keeping the stored state
+    when Prefect cannot be reached."""
+    if RunStatus(run.status).final or not settings.prefect_api_url:
+        return run
+    try:
+        with prefect_client(settings) as client:
+            found = (
+                read_flow_runs(client, [run.prefect_flow_run_id]) if run.prefect_flow_run_id else {}
+            )
+    except Exception as exc:  # the stored state stands; the loop retries
+        log.warning("run %s: Prefect unreachable on read: %s", run.id, exc)
+        return run
+    dirty, _ = apply(run, found.get(run.prefect_flow_run_id or ""), settings, utcnow())
+    if dirty:
+        session.add(run)
+        session.commit()
+    return run
+
+
+async def run_sync_loop(
+    engine: Engine, settings: ApiSettings, interval_s: float = SYNC_INTERVAL_S
+) -> None:
+    """Call :func:`sync_once` forever (in a thread: the client blocks); errors are logged and
+    retried, never fatal."""
+    failures = 0
+    while True:
+        try:
+            await asyncio.to_thread(sync_once, engine, settings)
+            failures = 0
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            failures += 1
+            if failures in (1, 10) or failures % 100 == 0:
+                log.warning("run status sync failed (%d in a row): %s", failures, exc)
+        await asyncio.sleep(interval_s)

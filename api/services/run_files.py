@@ -1,0 +1,208 @@
+"""What a run left in its directory, read for the API: record, node states, logs, results.
+
+The run directory (``<data_dir>/runs/<run_key>``, see :mod:`flows.record`) is the source of
+truth for everything a run produced; these readers never write. Node states come from
+``run.json`` once the run has ended and from the per-node result files while it runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from api.models.run import EquityPoint, LogLine, RunResults
+from dsl.ir import PipelineIR
+
+__all__ = [
+    "MAX_CHART_POINTS",
+    "equity_points",
+    "escape_formula",
+    "live_node_states",
+    "parse_log",
+    "read_record",
+    "results",
+    "trades_csv",
+]
+
+MAX_CHART_POINTS = 5_000
+_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ([A-Z]+)\s+(.*)$")
+_TAG = re.compile(r"^\[([^\]\s]{1,100})\]\s?(.*)$", re.DOTALL)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NODE_STATE = {"skipped": "cancelled"}  # never ran: the contract has no "skipped"
+
+
+def read_record(run_dir: Path) -> dict[str, Any] | None:
+    """``run.json`` of the run, or None while the flow has not started."""
+    try:
+        return json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def live_node_states(
+    run_dir: Path, record: dict[str, Any] | None, ended: str | None
+) -> dict[str, str]:
+    """Each node's state. ``ended`` is the run's final status, if it has one: nodes that never
+    finished are then ``cancelled`` (run cancelled or failed) rather than pending."""
+    if record is None:
+        return {}
+    states = {n: _NODE_STATE.get(s, s) for n, s in record.get("node_states", {}).items()}
+    if record.get("status") in ("completed", "failed"):
+        return states
+    for node_id in states:
+        path = run_dir / "nodes" / f"{node_id}.json"
+        try:
+            states[node_id] = json.loads(path.read_text(encoding="utf-8"))["status"]
+        except (FileNotFoundError, json.JSONDecodeError, KeyError):
+            continue
+    unfinished = [n for n, s in states.items() if s in ("pending", "running")]
+    if ended is not None:
+        return states | {n: "cancelled" for n in unfinished}
+    return states | _running(run_dir, states, unfinished)
+
+
+def _running(run_dir: Path, states: dict[str, str], unfinished: list[str]) -> dict[str, str]:
+    """Unfinished nodes are running once the log mentions them or all their upstream nodes
+    are done (the flow submits each node as soon as its inputs exist); else pending."""
+    logged = {line.node_id for line in parse_log(run_dir) if line.node_id}
+    try:
+        ir = PipelineIR.from_json((run_dir / "ir.json").read_text(encoding="utf-8"))
+        deps = {n.id: set(n.dependencies()) for n in ir.nodes}
+    except (FileNotFoundError, ValueError):
+        deps = {}
+    done = {n for n, s in states.items() if s in ("completed", "cached")}
+    return {
+        n: "running" if n in logged or (n in deps and deps[n] <= done) else "pending"
+        for n in unfinished
+    }
+
+
+def parse_log(run_dir: Path, after: int = 0) -> list[LogLine]:
+    """The run log as lines (``seq`` from 1); lines that do not start a record (tracebacks)
+    continue the previous line's message. Only lines with ``seq > after`` are returned."""
+    path = run_dir / "run.log"
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return []
+    return parse_log_text(text, after)
+
+
+def parse_log_text(text: str, after: int = 0) -> list[LogLine]:
+    """:func:`parse_log` on text already read (the incomplete last line is left out)."""
+    out: list[LogLine] = []
+    lines = text.split("\n")
+    if lines and lines[-1] != "":
+        lines = lines[:-1]  # being written
+    for raw in lines:
+        match = _LINE.match(raw)
+        if match is None:
+            if out and raw:
+                last = out[-1]
+                out[-1] = last.model_copy(update={"message": f"{last.message}\n{raw}"})
+            continue
+        stamp, level, message = match.groups()
+        node_id: str | None = None
+        tagged = _TAG.match(message)
+        if tagged:
+            node_id = None if tagged.group(1) == "flow" else tagged.group(1)
+            message = tagged.group(2)
+        out.append(
+            LogLine(seq=len(out) + 1, ts=_ts(stamp), node_id=node_id, level=level, message=message)
+        )
+    return [line for line in out if line.seq > after]
+
+
+def _ts(stamp: str) -> datetime | None:
+    # The flow-run process logs local time (logging's asctime): convert it to UTC.
+    try:
+        local = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f")
+    except ValueError:
+        return None
+    return local.astimezone().astimezone(UTC)
+
+
+def equity_points(run_dir: Path, max_points: int = MAX_CHART_POINTS) -> list[EquityPoint]:
+    """The equity curve with its drawdown, evenly thinned to ``max_points`` (the last point
+    and the deepest drawdown always kept)."""
+    path = run_dir / "equity.parquet"
+    if not path.exists():
+        return []
+    frame = pd.read_parquet(path, columns=None)
+    equity = frame["equity"].astype(float)
+    if "drawdown" in frame.columns:
+        drawdown = frame["drawdown"].astype(float)
+    else:
+        drawdown = equity / equity.cummax() - 1.0
+    n = len(frame)
+    if n > max_points:
+        keep = set(range(0, n, math.ceil(n / (max_points - 2))))
+        keep |= {n - 1, int(drawdown.to_numpy().argmin())}
+        idx = sorted(keep)[:max_points]
+    else:
+        idx = list(range(n))
+    stamps = pd.DatetimeIndex(frame.index)
+    return [
+        EquityPoint(
+            ts=stamps[i].to_pydatetime(),
+            equity=_finite(equity.iat[i]),
+            drawdown=_finite(drawdown.iat[i]),
+        )
+        for i in idx
+    ]
+
+
+def _finite(value: float) -> float:
+    return float(value) if math.isfinite(value) else 0.0
+
+
+def _trades(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / "trades.csv"
+    if not path.exists():
+        return []
+    frame = pd.read_csv(path)
+    frame = frame.astype(object).where(frame.notna(), None)
+    return frame.to_dict(orient="records")
+
+
+def results(run_dir: Path, record: dict[str, Any] | None) -> RunResults:
+    """Metrics, the (thinned) equity curve and the trades of a run."""
+    metrics = dict((record or {}).get("metrics") or {})
+    clean = {
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+        for k, v in metrics.items()
+    }
+    return RunResults(metrics=clean, equity=equity_points(run_dir), trades=_trades(run_dir))
+
+
+def escape_formula(cell: str) -> str:
+    """A CSV cell a spreadsheet will not evaluate: text starting with ``= + - @`` (or a tab or
+    carriage return) gets a leading apostrophe; numbers such as ``-0.5`` stay numbers."""
+    if not cell.startswith(_FORMULA_START):
+        return cell
+    try:
+        float(cell)
+        return cell
+    except ValueError:
+        return "'" + cell
+
+
+def trades_csv(run_dir: Path) -> str:
+    """The run's trades as CSV, every cell formula-escaped (header only when there are none)."""
+    path = run_dir / "trades.csv"
+    if not path.exists():
+        return ""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    with path.open(newline="", encoding="utf-8") as fh:
+        for row in csv.reader(fh):
+            writer.writerow([escape_formula(cell) for cell in row])
+    return out.getvalue()

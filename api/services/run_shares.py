@@ -1,0 +1,58 @@
+"""Share links of kind ``run``: the run, its pipeline version and its results, read-only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlmodel import Session, col, select
+
+from api.errors import NotFound
+from api.models.pipeline import Pipeline, PipelineVersion
+from api.models.run import Run
+from api.models.share import Share, SharedPipeline, SharedView
+from api.models.user import User
+from api.services import run_files, runs
+from api.settings import ApiSettings
+
+
+@dataclass(frozen=True)
+class RunShare:
+    """Sharing a run shows the version that ran, the run (without internal links) and its
+    results; a deleted pipeline ends the link."""
+
+    def check_target(self, session: Session, user: User, target_id: int) -> None:
+        """Only runs the user may see."""
+        runs.get_run(session, user, target_id)
+
+    def render(self, session: Session, share: Share, settings: ApiSettings) -> SharedView:
+        """The run as its owner sees it, minus links to internal services."""
+        found = session.exec(
+            select(Run, Pipeline)
+            .join(Pipeline)
+            .where(Run.id == share.target_id, col(Pipeline.deleted_at).is_(None))
+        ).first()
+        if found is None:
+            raise NotFound("share link not found")
+        run, pipeline = found
+        version = session.exec(
+            select(PipelineVersion).where(
+                PipelineVersion.pipeline_id == pipeline.id, PipelineVersion.number == run.version
+            )
+        ).one()
+        shown = runs.public(settings, run).model_copy(
+            update={"mlflow_url": None, "prefect_url": None}
+        )
+        run_dir = settings.runs_dir / run.run_key
+        return SharedView(
+            kind="run",
+            pipeline=SharedPipeline(
+                name=pipeline.name,
+                title=pipeline.title,
+                source=version.source,
+                version=version.number,
+            ),
+            run=shown.model_dump(mode="json"),
+            results=run_files.results(run_dir, run_files.read_record(run_dir)).model_dump(
+                mode="json"
+            ),
+        )

@@ -1,0 +1,256 @@
+"""Runs: started from the web app through Prefect, listed and read from their rows and files.
+
+Starting a run stores a ``pending`` row, then creates a flow run of the ``web`` deployment
+with the version's IR, the run key, a base dir holding the bundled sample data and the
+owner's datasets, paths confined to the base dir. The request never runs the pipeline; a
+worker does, and the status sync (:mod:`api.services.prefect_sync`) mirrors its progress.
+An ``Idempotency-Key`` makes a repeated submission return the first run. Who may see a run:
+whoever may see its pipeline (owners, admins, observers); others get 404.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, func, select
+
+from api.errors import ApiError, NotFound
+from api.models.common import Page, utcnow
+from api.models.pipeline import Pipeline, PipelineVersion
+from api.models.run import Run, RunPublic, RunStatus, RunSummary
+from api.models.user import Role, User
+from api.services import audit, datasets, pipelines
+from api.services.prefect_client import (
+    PrefectUnavailable,
+    cancel_flow_run,
+    create_web_flow_run,
+    prefect_client,
+)
+from api.services.prefect_sync import sync_run
+from api.settings import ApiSettings
+from deployments.deploy import flow_run_url
+from flows.record import new_run_id
+
+__all__ = [
+    "SAMPLE_DATA_DIR",
+    "cancel",
+    "create",
+    "datasets_for",
+    "flow_parameters",
+    "get_run",
+    "list_runs",
+    "public",
+    "summary",
+    "web_base_dir",
+]
+
+SAMPLE_DATA_DIR = Path(__file__).resolve().parents[2] / "examples" / "data"
+CANCEL_WAIT_S = 10.0
+
+
+def web_base_dir(settings: ApiSettings) -> Path:
+    """The base dir of web runs: ``<data_dir>/workspace``, holding ``data/`` with a copy of the
+    bundled sample files (so ``csv_ohlcv(path="data/sample_ohlcv.csv")`` resolves, and nothing
+    outside it can be read)."""
+    base = settings.root / "workspace"
+    target = base / "data"
+    target.mkdir(parents=True, exist_ok=True)
+    for src in SAMPLE_DATA_DIR.glob("*"):
+        dst = target / src.name
+        if src.is_file() and (not dst.exists() or dst.stat().st_size != src.stat().st_size):
+            shutil.copyfile(src, dst)
+    return base
+
+
+def datasets_for(session: Session, settings: ApiSettings, owner_id: int) -> dict[str, str]:
+    """The owner's datasets, name -> Parquet path (what ``dataset_ohlcv(name=...)`` reads)."""
+    return {k: str(v) for k, v in datasets.dataset_paths(session, settings, owner_id).items()}
+
+
+def flow_parameters(
+    session: Session, settings: ApiSettings, owner_id: int, ir_json: str, run_key: str | None
+) -> dict[str, Any]:
+    """The deployment flow's parameters for a run of ``ir_json`` owned by ``owner_id``
+    (``run_key`` None: derived from the flow run, as for scheduled runs)."""
+    return {
+        "ir_json": ir_json,
+        "base_dir": str(web_base_dir(settings)),
+        "data_dir": str(settings.root),
+        "datasets": datasets_for(session, settings, owner_id),
+        "run_id": run_key,
+        "confine_paths": True,
+        "track": True,
+    }
+
+
+def summary(run: Run) -> RunSummary:
+    """The run as lists show it."""
+    return RunSummary.of(run)
+
+
+def _mlflow_url(settings: ApiSettings, run: Run) -> str | None:
+    if not settings.mlflow_ui_url or not run.mlflow_run_id:
+        return None
+    return f"{settings.mlflow_ui_url.rstrip('/')}/#/runs/{run.mlflow_run_id}"
+
+
+def public(settings: ApiSettings, run: Run) -> RunPublic:
+    """The run with node states, error and links."""
+    return RunPublic(
+        **summary(run).model_dump(),
+        node_states=json.loads(run.node_states_json),
+        error=run.error,
+        mlflow_run_id=run.mlflow_run_id,
+        mlflow_url=_mlflow_url(settings, run),
+        prefect_flow_run_id=run.prefect_flow_run_id,
+        prefect_url=flow_run_url(settings.derived_prefect_ui_url, run.prefect_flow_run_id),
+        ir_hash=run.ir_hash,
+    )
+
+
+def _visible(user: User) -> list[Any]:
+    where: list[Any] = [col(Pipeline.deleted_at).is_(None)]
+    if user.role not in (Role.ADMIN, Role.OBSERVER):
+        where.append(Run.owner_id == user.id)
+    return where
+
+
+def get_run(session: Session, user: User, run_id: int, settings: ApiSettings | None = None) -> Run:
+    """The run if ``user`` may see it (404 otherwise), brought up to date when ``settings``
+    are given and it has not ended."""
+    run = session.exec(select(Run).join(Pipeline).where(Run.id == run_id, *_visible(user))).first()
+    if run is None:
+        raise NotFound("run not found")
+    return sync_run(session, settings, run) if settings is not None else run
+
+
+def list_runs(
+    session: Session, user: User, pipeline_id: int, *, offset: int, limit: int
+) -> Page[RunSummary]:
+    """A visible pipeline's runs, newest first (index ``(pipeline_id, id)``)."""
+    pipeline = pipelines.get_pipeline(session, user, pipeline_id)
+    rows = session.exec(
+        select(Run)
+        .where(Run.pipeline_id == pipeline.id)
+        .order_by(col(Run.id).desc())
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    total = session.exec(
+        select(func.count()).select_from(Run).where(Run.pipeline_id == pipeline.id)
+    ).one()
+    return Page(items=[summary(r) for r in rows], total=total)
+
+
+def _existing(session: Session, user: User, key: str | None) -> Run | None:
+    if key is None:
+        return None
+    return session.exec(
+        select(Run).where(Run.started_by_id == user.id, Run.idempotency_key == key)
+    ).first()
+
+
+def create(
+    session: Session,
+    user: User,
+    settings: ApiSettings,
+    pipeline_id: int,
+    version_number: int | None,
+    idempotency_key: str | None = None,
+) -> RunPublic:
+    """Start a run of a version (default: the latest) through Prefect; 202 semantics."""
+    pipeline = pipelines.get_pipeline(session, user, pipeline_id)
+    if not settings.prefect_api_url:
+        raise PrefectUnavailable("no Prefect server is configured: runs cannot start")
+    if (found := _existing(session, user, idempotency_key)) is not None:
+        return public(settings, found)
+    number = version_number or pipeline.latest_version
+    version = session.exec(
+        select(PipelineVersion).where(
+            PipelineVersion.pipeline_id == pipeline.id, PipelineVersion.number == number
+        )
+    ).first()
+    if version is None:
+        raise NotFound(f"version {number} not found")
+    run = Run(
+        pipeline_id=pipeline.id or 0,
+        version=number,
+        owner_id=pipeline.owner_id,
+        started_by_id=user.id,
+        trigger="manual",
+        run_key=new_run_id(),
+        ir_hash=version.ir_hash,
+        idempotency_key=idempotency_key,
+    )
+    session.add(run)
+    try:
+        session.flush()
+    except IntegrityError:  # the same key, submitted concurrently: one run
+        session.rollback()
+        if (found := _existing(session, user, idempotency_key)) is not None:
+            return public(settings, found)
+        raise
+    audit.record(
+        session, user, "run.create", "run", run.id,
+        pipeline_id=pipeline.id, version=number, ir_hash=version.ir_hash, trigger="manual",
+    )  # fmt: skip
+    session.commit()
+    return _submit(session, settings, run, version.ir_json)
+
+
+def _submit(session: Session, settings: ApiSettings, run: Run, ir_json: str) -> RunPublic:
+    """Create the flow run (Prefect de-duplicates by the run key); a failure fails the row."""
+    params = flow_parameters(session, settings, run.owner_id, ir_json, run.run_key)
+    params["submitted_at"] = time.time()
+    try:
+        flow_run = create_web_flow_run(
+            settings,
+            params,
+            idempotency_key=f"alphaforge-run-{run.run_key}",
+            tags=[f"pipeline:{run.pipeline_id}", f"af-version:{run.version}", f"run:{run.id}"],
+        )
+    except Exception as exc:
+        run.status, run.error, run.finished_at = "failed", f"could not start: {exc}", utcnow()
+        session.add(run)
+        session.commit()
+        if isinstance(exc, ApiError):
+            raise
+        raise PrefectUnavailable(f"could not start the run: {exc}") from exc
+    run.prefect_flow_run_id = str(flow_run.id)
+    session.add(run)
+    session.commit()
+    return public(settings, run)
+
+
+def cancel(session: Session, user: User, settings: ApiSettings, run_id: int) -> RunPublic:
+    """Cancel the flow run (its worker kills the process); waits a few seconds for it to end."""
+    run = get_run(session, user, run_id, settings)
+    if RunStatus(run.status).final:
+        return public(settings, run)
+    run.cancel_requested_at = utcnow()
+    session.add(run)
+    audit.record(session, user, "run.cancel", "run", run.id, pipeline_id=run.pipeline_id)
+    session.commit()
+    if run.prefect_flow_run_id is None:
+        run.status, run.error, run.finished_at = (
+            "cancelled",
+            "cancelled before it started",
+            utcnow(),
+        )
+        session.add(run)
+        session.commit()
+        return public(settings, run)
+    with prefect_client(settings) as client:
+        cancel_flow_run(client, run.prefect_flow_run_id)
+    deadline = time.monotonic() + CANCEL_WAIT_S
+    while time.monotonic() < deadline:
+        sync_run(session, settings, run)
+        if RunStatus(run.status).final:
+            break
+        time.sleep(0.25)
+    return public(settings, run)

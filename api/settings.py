@@ -1,0 +1,132 @@
+"""The web app's settings: one pydantic-settings class that refuses unsafe defaults.
+
+Extends :class:`flows.settings.CoreSettings` (data dir, Prefect, MLflow) with what only the API
+needs. In production (``ALPHAFORGE_ENV=production``) the secret key must be given and strong; in
+development it is generated once and kept in the data dir (``secret_key``, mode 0600), so tokens
+survive restarts without anyone choosing a weak default.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+
+from flows.settings import CoreSettings
+
+_REPO_ROOT = Path(__file__).resolve().parents[1]
+MIN_SECRET_KEY_LENGTH = 32
+
+
+class ApiSettings(CoreSettings):
+    """Settings of the web API (env prefix ``ALPHAFORGE_``)."""
+
+    env: Literal["development", "production"] = Field(
+        default="development", description="production refuses every unsafe default."
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL (postgresql+psycopg://...); unset = SQLite in the data dir.",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Signs the bearer tokens. Required in production; generated in development.",
+    )
+    token_ttl_minutes: int = Field(default=12 * 60, ge=1, le=30 * 24 * 60)
+    admin_password: SecretStr | None = Field(
+        default=None, description="The bootstrap admin's password; unset = generated and printed."
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Largest request body, uploads excepted."
+    )
+    max_upload_bytes: int = Field(
+        default=100 * 1024 * 1024, ge=1024, description="Largest dataset upload (whole request)."
+    )
+    max_dsl_chars: int = Field(default=256 * 1024, ge=100, description="Longest pipeline source.")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed cross-site; empty = CORS off."
+    )
+    public_url: str | None = Field(
+        default=None, description="The app's external URL (share links); unset = relative links."
+    )
+    ui_dist_dir: Path = Field(
+        default=_REPO_ROOT / "ui" / "dist", description="The built UI; served at / if it exists."
+    )
+    mlflow_ui_url: str | None = Field(default=None, description="Link target for the MLflow UI.")
+    prefect_ui_url: str | None = Field(default=None, description="Link target for the Prefect UI.")
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> ApiSettings:
+        if self.env != "production":
+            return self
+        key = self.secret_key.get_secret_value() if self.secret_key else ""
+        if len(key) < MIN_SECRET_KEY_LENGTH:
+            raise ValueError(
+                "ALPHAFORGE_SECRET_KEY must be set to at least "
+                f"{MIN_SECRET_KEY_LENGTH} random characters in production"
+            )
+        if "*" in self.cors_origins:
+            raise ValueError("ALPHAFORGE_CORS_ORIGINS may not be '*' in production")
+        return self
+
+    @property
+    def db_url(self) -> str:
+        """The database URL in force: the configured one, else SQLite in the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.root / 'alphaforge.db'}"
+
+    @property
+    def datasets_dir(self) -> Path:
+        """Where uploaded datasets are stored as Parquet, under server-generated keys."""
+        return self.root / "datasets"
+
+    @cached_property
+    def signing_key(self) -> str:
+        """The key that signs tokens: configured, or (development only) kept in the data dir."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        if self.env == "production":  # unreachable: the validator refuses it
+            raise ValueError("ALPHAFORGE_SECRET_KEY is required in production")
+        return _development_key(self.root / "secret_key")
+
+    @property
+    def derived_prefect_ui_url(self) -> str | None:
+        """The Prefect UI link: configured, or derived from a Prefect server's API URL."""
+        if self.prefect_ui_url:
+            return self.prefect_ui_url
+        if self.prefect_api_url and self.prefect_api_url.rstrip("/").endswith("/api"):
+            return self.prefect_api_url.rstrip("/")[: -len("/api")]
+        return None
+
+
+def _development_key(path: Path) -> str:
+    """Read the development key, creating it (0600, never overwritten) on first use."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _read_key(path)
+    key = secrets.token_urlsafe(48)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key + "\n")
+    return key
+
+
+def _read_key(path: Path) -> str:
+    # Another process may have created the file a moment ago and still be writing it.
+    for _ in range(50):
+        key = path.read_text().strip()
+        if key:
+            break
+        time.sleep(0.02)
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        raise ValueError(f"{path} holds a key shorter than {MIN_SECRET_KEY_LENGTH} characters")
+    if path.stat().st_mode & 0o077:
+        raise ValueError(f"{path} is readable by other users; chmod 600 it")
+    return key

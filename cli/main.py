@@ -1,0 +1,176 @@
+"""The ``alphaforge`` command: validate, compile and run pipelines; inspect runs and nodes.
+
+Exit codes: 0 ok, 1 the run failed, 2 invalid pipeline or input (a missing file included).
+Prefect's own console lines are silenced here (they still go to each run's ``run.log``): users
+see our per-node progress, not the orchestrator's chatter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from cli.inspect import nodes_group, runs_group
+from cli.load import InputError, Loaded, load_pipeline
+from cli.serve import serve_command
+from nodes.errors import AlphaForgeError
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+
+
+class _Exit(click.exceptions.Exit):
+    """Leave with an exit code after a message was printed."""
+
+
+def _fail(message: str, code: int) -> _Exit:
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[red]error:[/] {message}")
+    return _Exit(code)
+
+
+def _load_or_exit(path: Path) -> Loaded:
+    try:
+        loaded = load_pipeline(path)
+    except InputError as exc:
+        raise _fail(str(exc), EXIT_INVALID) from None
+    for line in loaded.diagnostics:
+        click.echo(line, err=True)
+    if loaded.ir is None:
+        raise _Exit(EXIT_INVALID)
+    return loaded
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="alphaforge")
+def cli() -> None:
+    """Alpha Forge: write a pipeline in .af, validate it, run it, inspect the results."""
+
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path))
+def validate(file: Path) -> None:
+    """Check FILE and print diagnostics (file:line:col: severity CODE: message)."""
+    loaded = _load_or_exit(file)
+    ir = loaded.ir
+    assert ir is not None
+    warn = f", {loaded.warnings} warning(s)" if loaded.warnings else ""
+    click.echo(f"ok: {file}: pipeline {ir.name!r}, {len(ir.nodes)} steps{warn}")
+
+
+@cli.command(name="compile")
+@click.argument("file", type=click.Path(path_type=Path))
+def compile_cmd(file: Path) -> None:
+    """Compile FILE and print its IR as JSON on stdout."""
+    loaded = _load_or_exit(file)
+    assert loaded.ir is not None
+    click.echo(loaded.ir.to_json())
+
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object and nothing else.")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Where runs and caches live.")
+@click.option("--no-cache", is_flag=True, help="Recompute every node.")
+def run(file: Path, as_json: bool, data_dir: Path | None, no_cache: bool) -> None:
+    """Run FILE (a .af pipeline or its IR JSON) as a Prefect flow, tracked in MLflow."""
+    from flows.settings import CoreSettings, get_settings
+
+    settings = CoreSettings(data_dir=data_dir) if data_dir else get_settings()
+    settings.apply_prefect_env()  # before anything imports prefect
+    _quiet_orchestrator_console()
+    loaded = _load_or_exit(file)
+    ir = loaded.ir
+    assert ir is not None
+    out = Console(stderr=as_json, highlight=False, soft_wrap=True)
+    out.print(f"[bold]{ir.name}[/] — {ir.title or ''} ({len(ir.nodes)} nodes)")
+    if ir.sweep is not None or ir.walkforward is not None:
+        out.print(
+            "[yellow]note:[/] `run` runs the pipeline once with its written params; "
+            "the sweep / walk-forward block is not run by this command"
+        )
+
+    from cli.output import Progress
+    from flows.run import run_pipeline
+
+    width = max(len(n.id) for n in ir.nodes)
+    try:
+        result = run_pipeline(
+            ir,
+            base_dir=loaded.base_dir,
+            settings=settings,
+            on_event=Progress(out, width),
+            use_cache=not no_cache,
+            timings={"compile_s": round(loaded.compile_s, 4)},
+        )
+    except AlphaForgeError as exc:
+        raise _fail(str(exc), EXIT_FAILED) from None
+    except Exception as exc:  # the orchestrator itself failed (e.g. the server is unreachable)
+        msg = f"the run could not be executed: {type(exc).__name__}: {exc}"
+        raise _fail(msg, EXIT_FAILED) from exc
+    if as_json:
+        click.echo(json.dumps(result.to_json(), default=str))
+    else:
+        _report(out, result, settings)
+    if result.status != "completed":
+        if not as_json:
+            Console(stderr=True, highlight=False, soft_wrap=True).print(
+                f"[red]run failed:[/] {result.error}"
+            )
+        raise _Exit(EXIT_FAILED)
+
+
+def _report(out: Console, result: Any, settings: Any) -> None:
+    from cli.output import metrics_table, prefect_ui_url
+
+    if result.metrics:
+        out.print(metrics_table(result.metrics, title=f"run {result.run_id}"))
+    out.print(f"[bold]status[/]        {result.status}")
+    out.print(f"[bold]run dir[/]       {result.run_dir}")
+    if result.mlflow_run_id:
+        out.print(f"[bold]MLflow run[/]    {result.mlflow_run_id}  ({settings.mlflow_uri})")
+    else:
+        out.print("[bold]MLflow run[/]    [yellow]not recorded (see run.json)[/]")
+    url = prefect_ui_url(result.flow_run_id)
+    suffix = f"  ({url})" if url else ""
+    out.print(f"[bold]Prefect run[/]   {result.flow_run_id}{suffix}")
+
+
+def _quiet_orchestrator_console() -> None:
+    """Prefect's and MLflow's INFO lines off the console (the run log keeps Prefect's)."""
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+
+
+cli.add_command(runs_group)
+cli.add_command(nodes_group)
+cli.add_command(serve_command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point: run the CLI and return its exit code."""
+    try:
+        # Without standalone mode click returns the code of an Exit instead of raising it.
+        code = cli.main(args=argv, prog_name="alphaforge", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_INVALID
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return EXIT_FAILED
+    except AlphaForgeError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return EXIT_INVALID
+    return code if isinstance(code, int) else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

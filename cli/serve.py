@@ -1,0 +1,125 @@
+"""``alphaforge serve``: the whole platform on one machine, stopped cleanly with Ctrl-C.
+
+Starts (unless ``ALPHAFORGE_PREFECT_API_URL`` names a real server) a long-lived Prefect server
+with PREFECT_HOME under the data dir, makes sure the process work pool and the ``web``
+deployment exist, starts a process worker, optionally the MLflow UI, bootstraps the admin and
+the sample pipeline, then serves the API and the built UI with uvicorn. On Ctrl-C or SIGTERM
+the API stops first, then the worker, the MLflow UI and the Prefect server.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from contextlib import ExitStack, suppress
+from types import FrameType
+
+import click
+
+from api.settings import ApiSettings
+
+__all__ = ["serve_command"]
+
+
+def _stop_on_sigterm() -> None:
+    # uvicorn restores this handler after its own shutdown and re-raises the signal: make that
+    # an exception, so the children are stopped in the ``finally`` below.
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+@click.command(name="serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface of the web app.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port of the web app.")
+@click.option("--with-prefect-ui", is_flag=True, help="Print the Prefect UI's URL.")
+@click.option("--with-mlflow-ui", is_flag=True, help="Start the MLflow UI on the run store.")
+def serve_command(host: str, port: int, with_prefect_ui: bool, with_mlflow_ui: bool) -> None:
+    """Run Alpha Forge: Prefect server and worker, the API and the web UI."""
+    settings = ApiSettings()
+    settings.apply_prefect_env()
+    _stop_on_sigterm()
+    with ExitStack() as children:
+        settings = _start_services(settings, children, with_mlflow_ui)
+        _bootstrap(settings)
+        base = f"http://{host}:{port}"
+        click.echo(f"Alpha Forge:   {base}")
+        if with_prefect_ui and settings.derived_prefect_ui_url:
+            click.echo(f"Prefect UI:    {settings.derived_prefect_ui_url}")
+        if settings.mlflow_ui_url:
+            click.echo(f"MLflow UI:     {settings.mlflow_ui_url}")
+        click.echo(f"Data dir:      {settings.root}", err=True)
+        from api.server import serve
+
+        with suppress(KeyboardInterrupt):
+            serve(host=host, port=port, settings=settings)
+        click.echo("stopping...", err=True)
+
+
+def _start_services(
+    settings: ApiSettings, children: ExitStack, with_mlflow_ui: bool
+) -> ApiSettings:
+    """Prefect server (if needed), pool + deployment, worker, MLflow UI; returns the settings
+    the API must use (the Prefect and MLflow URLs filled in)."""
+    from deployments.stack import MlflowUi, PrefectServer, Worker
+
+    logs = settings.root / "logs"
+    updates: dict[str, object] = {}
+    api_url = settings.prefect_api_url
+    if not api_url:
+        server = PrefectServer(settings.prefect_home)
+        children.callback(server.stop)
+        click.echo(f"starting the Prefect server (log: {server.log})...", err=True)
+        server.wait_ready()
+        api_url = server.api_url
+        updates["prefect_api_url"] = api_url
+    os.environ["PREFECT_API_URL"] = api_url
+    os.environ["ALPHAFORGE_PREFECT_API_URL"] = api_url
+    _ensure_deployment(api_url)
+    worker = Worker(api_url, settings.prefect_home, logs / "worker.log")
+    children.callback(worker.stop)
+    worker.wait_ready()
+    if with_mlflow_ui and not settings.mlflow_ui_url:
+        ui = MlflowUi(settings.mlflow_uri, settings.mlflow_artifacts_uri, logs / "mlflow.log")
+        children.callback(ui.stop)
+        ui.wait_ready()
+        updates["mlflow_ui_url"] = ui.url
+    return settings.model_copy(update=updates)
+
+
+def _ensure_deployment(api_url: str) -> None:
+    from prefect.client.orchestration import SyncPrefectClient
+
+    from deployments.deploy import ensure_web_deployment
+
+    with SyncPrefectClient(api=api_url) as client:
+        ensure_web_deployment(client)
+
+
+def _bootstrap(settings: ApiSettings) -> None:
+    """The admin (password printed once when generated) and the sample pipeline."""
+    from sqlmodel import Session
+
+    from api.db import make_engine
+    from api.server import ensure_admin
+    from api.services.language import warm_up
+    from api.services.runs import web_base_dir
+    from api.services.samples import seed_sample_pipelines
+
+    password = ensure_admin(settings)
+    if password is not None:
+        click.echo(f"Created user 'admin' with password: {password}  (shown once)")
+    warm_up()
+    web_base_dir(settings)
+    engine = make_engine(settings.db_url)
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            for name in seed_sample_pipelines(session, settings):
+                click.echo(f"Added the sample pipeline for {name}", err=True)
+    finally:
+        engine.dispose()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    serve_command()

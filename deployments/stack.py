@@ -1,0 +1,184 @@
+"""The local services ``alphaforge serve`` runs as child processes, and their clean shutdown.
+
+- :class:`PrefectServer`: a long-lived ``prefect server start`` on a free local port, its
+  PREFECT_HOME (SQLite database, UI build) under the data dir, telemetry off. Long-lived beats
+  the ephemeral server: no start-up per run, no "database is locked", no tracebacks at exit.
+- :class:`Worker`: ``prefect worker start`` on the process pool: one subprocess per flow run,
+  killed when the flow run is set to Cancelling.
+- :class:`MlflowUi`: ``mlflow server`` on the embedded tracking store (``--with-mlflow-ui``).
+
+Each child runs in its own process group, so stopping it (SIGTERM, then SIGKILL after a grace
+period) also stops what it started (flow-run processes, server workers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+
+from deployments.deploy import POOL_NAME
+
+__all__ = ["Child", "MlflowUi", "PrefectServer", "Worker", "free_port", "prefect_env"]
+
+BIN = Path(sys.executable).parent
+START_TIMEOUT_S = 120.0
+# Quick pick-up of new flow runs, and schedules looked at every few seconds: the defaults
+# (10 s / 60 s) suit a cluster, not one machine where someone waits for a run to start.
+WORKER_QUERY_SECONDS = "1"
+SCHEDULER_LOOP_SECONDS = "5"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def prefect_env(prefect_home: Path, api_url: str | None = None) -> dict[str, str]:
+    """The environment of a Prefect child: its home, telemetry off, the API it talks to."""
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(prefect_home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+    }
+    if api_url:
+        env["PREFECT_API_URL"] = api_url
+    else:
+        env.pop("PREFECT_API_URL", None)
+    return env
+
+
+class Child:
+    """A child process in its own process group, its output in a log file."""
+
+    def __init__(self, name: str, argv: list[str], env: Mapping[str, str], log: Path) -> None:
+        self.name = name
+        self.argv = argv
+        self.log = log
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=dict(env),
+                start_new_session=True,
+            )
+
+    def alive(self) -> bool:
+        """Whether the process is still running."""
+        return self.proc.poll() is None
+
+    def wait_http(self, url: str, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Wait until ``url`` answers 200; RuntimeError (with the log's tail) otherwise."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise RuntimeError(f"{self.name} exited early:\n{self.tail()}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.25)
+        raise RuntimeError(f"{self.name} did not answer {url} within {timeout_s:.0f}s")
+
+    def tail(self, chars: int = 3000) -> str:
+        """The end of the child's log."""
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+    def stop(self, grace_s: float = 15.0) -> None:
+        """SIGTERM the process group, SIGKILL it after ``grace_s``."""
+        if self.proc.poll() is not None:
+            return
+        self._signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            self._signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def _signal(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, sig)
+
+
+class PrefectServer(Child):
+    """``prefect server start`` on a free local port (UI included unless ``ui=False``)."""
+
+    def __init__(self, prefect_home: Path, *, port: int | None = None, ui: bool = True) -> None:
+        self.port = port or free_port()
+        self.api_url = f"http://127.0.0.1:{self.port}/api"
+        self.ui_url = f"http://127.0.0.1:{self.port}"
+        prefect_home.mkdir(parents=True, exist_ok=True)
+        env = prefect_env(prefect_home)
+        env["PREFECT_UI_ENABLED"] = "true" if ui else "false"
+        env["PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS"] = SCHEDULER_LOOP_SECONDS
+        argv = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1"]
+        argv += ["--port", str(self.port)]
+        super().__init__("prefect server", argv, env, prefect_home / "server.log")
+
+    def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Block until the API answers its health check."""
+        self.wait_http(f"{self.api_url}/health", timeout_s)
+
+
+class Worker(Child):
+    """A process worker on ``pool``: runs each flow run as a subprocess of this machine."""
+
+    def __init__(
+        self,
+        api_url: str,
+        prefect_home: Path,
+        log: Path,
+        *,
+        pool: str = POOL_NAME,
+        name: str | None = None,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> None:
+        env = prefect_env(prefect_home, api_url)
+        env["PREFECT_WORKER_QUERY_SECONDS"] = WORKER_QUERY_SECONDS
+        env["PREFECT_WORKER_PREFETCH_SECONDS"] = "5"
+        env.update(extra_env or {})
+        worker_name = name or f"alphaforge-{socket.gethostname()}-{os.getpid()}"
+        argv = [str(BIN / "prefect"), "worker", "start", "--pool", pool, "--type", "process"]
+        argv += ["--name", worker_name]
+        super().__init__("prefect worker", argv, env, log)
+
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        """Wait until the worker logged that it started (or fail if it exited)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise RuntimeError(f"{self.name} exited early:\n{self.tail()}")
+            if "started!" in self.tail(20_000) or "Worker '" in self.tail(20_000):
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} did not start within {timeout_s:.0f}s:\n{self.tail()}")
+
+
+class MlflowUi(Child):
+    """``mlflow server`` on the given tracking store, on a free local port."""
+
+    def __init__(self, tracking_uri: str, artifacts_uri: str, log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        argv = [str(BIN / "mlflow"), "server", "--backend-store-uri", tracking_uri]
+        argv += ["--default-artifact-root", artifacts_uri, "--host", "127.0.0.1"]
+        argv += ["--port", str(self.port), "--workers", "1"]
+        super().__init__("mlflow ui", argv, {**os.environ, "MLFLOW_LOGGING_LEVEL": "WARNING"}, log)
+
+    def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Block until the MLflow server answers."""
+        self.wait_http(f"{self.url}/health", timeout_s)

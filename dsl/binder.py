@@ -1,0 +1,351 @@
+"""Binding a step's arguments to its node type: inputs, references, port types and params.
+
+Positional arguments bind input ports in order (a variadic last port takes the rest);
+``key=value`` binds an input port of that name or a param. A bare reference means the step's
+first output port; ``step.x`` means output port ``x``, else column ``x`` of the step's first
+frame-like output (a ``series``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from dsl import tree as t
+from dsl.diagnostics import did_you_mean
+from dsl.ir import InputBinding
+from dsl.nodespec import NodeSpec
+from dsl.source import Reporter, Span
+from nodes.base import FRAME_LIKE, Port, PortType, is_assignable
+
+_ISSUE_CODES = {"unknown": "AF102", "missing": "AF103", "type": "AF104", "bounds": "AF105"}
+
+
+@dataclass
+class BoundStep:
+    """A checked step: its spec (None if unknown), input bindings, params and dependencies."""
+
+    step: t.Step
+    spec: NodeSpec | None
+    inputs: dict[str, InputBinding | tuple[InputBinding, ...]] = field(default_factory=dict)
+    params: dict[str, Any] | None = None
+    raw_params: dict[str, Any] = field(default_factory=dict)
+    input_refs: list[str] = field(default_factory=list)
+    edges: list[tuple[str, Span]] = field(default_factory=list)
+    ok: bool = True
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Where a reference points: a binding and the type it carries (None: not checkable)."""
+
+    binding: InputBinding
+    type: PortType | None
+
+
+class Binder:
+    """Checks steps against their specs; every problem goes to the reporter."""
+
+    def __init__(
+        self, rep: Reporter, steps: dict[str, t.Step], specs: dict[int, NodeSpec | None]
+    ) -> None:
+        self.rep = rep
+        self.steps = steps  # name -> its (first) definition
+        self.specs = specs  # step index -> spec (None: unknown node type)
+
+    def spec_of(self, name: str) -> NodeSpec | None:
+        """The spec of the step called ``name`` (None if unknown)."""
+        step = self.steps.get(name)
+        return self.specs.get(step.index) if step is not None else None
+
+    # -- references --------------------------------------------------------------------------
+
+    def resolve_ref(self, ref: t.RefV) -> Resolved | None:
+        """The output a reference names, or None after reporting AF203/AF202."""
+        if ref.step not in self.steps:
+            self.rep.report(
+                "AF203",
+                f"unknown step `{ref.step}`",
+                ref.step_span,
+                suggestions=did_you_mean(ref.step, self.steps),
+            )
+            return None
+        spec = self.spec_of(ref.step)
+        if spec is None:  # unknown node type, already reported: nothing to check against
+            return Resolved(InputBinding(node=ref.step, port=ref.attr or "?"), None)
+        if ref.attr is None:
+            if not spec.outputs:
+                self.rep.report("AF202", f"`{ref.step}` ({spec.name}) has no outputs", ref.span)
+                return None
+            first = spec.outputs[0]
+            return Resolved(InputBinding(node=ref.step, port=first.name), first.type)
+        port = spec.output_port(ref.attr)
+        if port is not None:
+            return Resolved(InputBinding(node=ref.step, port=port.name), port.type)
+        frame = next((p for p in spec.outputs if p.type in FRAME_LIKE), None)
+        attr_span = ref.attr_span or ref.span
+        if frame is None:
+            outs = ", ".join(p.name for p in spec.outputs) or "none"
+            self.rep.report(
+                "AF202",
+                f"`{ref.step}` ({spec.name}) has no output `{ref.attr}`; outputs: {outs}",
+                attr_span,
+                suggestions=did_you_mean(ref.attr, [p.name for p in spec.outputs]),
+            )
+            return None
+        columns = frame.known_columns()
+        if columns is not None and ref.attr not in columns:
+            names = [p.name for p in spec.outputs] + list(columns)
+            self.rep.report(
+                "AF202",
+                f"`{ref.step}` ({spec.name}) has no output or column `{ref.attr}`; "
+                f"columns of `{frame.name}`: {', '.join(columns)}",
+                attr_span,
+                suggestions=did_you_mean(ref.attr, names),
+            )
+            return None
+        return Resolved(
+            InputBinding(node=ref.step, port=frame.name, column=ref.attr), PortType.SERIES
+        )
+
+    # -- a whole step ------------------------------------------------------------------------
+
+    def bind(self, step: t.Step) -> BoundStep:
+        """Check one step and build its bindings and params."""
+        spec = self.specs.get(step.index)
+        out = BoundStep(step, spec)
+        port_args: dict[str, list[t.Arg]] = {}
+        param_args: dict[str, t.Arg] = {}
+        self._sort_args(step, spec, out, port_args, param_args)
+        for port_name, args in port_args.items():
+            self._bind_port(step, spec, port_name, args, out)
+        if spec is not None:
+            for port in spec.inputs:
+                if port.name not in port_args and not port.optional:
+                    out.ok = False
+                    self.rep.report(
+                        "AF103",
+                        f"`{spec.name}` needs input `{port.name}` ({port.type.value})",
+                        step.call.type_span,
+                    )
+        self._bind_params(step, spec, param_args, out)
+        return out
+
+    def _sort_args(
+        self,
+        step: t.Step,
+        spec: NodeSpec | None,
+        out: BoundStep,
+        port_args: dict[str, list[t.Arg]],
+        param_args: dict[str, t.Arg],
+    ) -> None:
+        inputs = spec.inputs if spec is not None else ()
+        positional = 0
+        seen_kw = False
+        for arg in step.call.args:
+            if arg.key is None:
+                if seen_kw:
+                    out.ok = False
+                    self.rep.report(
+                        "AF106", "positional argument after a keyword argument", arg.span
+                    )
+                if spec is None:
+                    port_args.setdefault(f"#{positional}", []).append(arg)
+                elif positional < len(inputs):
+                    port_args.setdefault(inputs[positional].name, []).append(arg)
+                elif inputs and inputs[-1].variadic:
+                    port_args[inputs[-1].name].append(arg)
+                else:
+                    out.ok = False
+                    names = ", ".join(p.name for p in inputs) or "none"
+                    self.rep.report(
+                        "AF106",
+                        f"`{spec.name}` takes {len(inputs)} positional input(s) ({names}); "
+                        f"this is one too many",
+                        arg.span,
+                        hint="params are passed by name, e.g. window=10",
+                    )
+                positional += 1
+                continue
+            seen_kw = True
+            key_span = arg.key_span or arg.span
+            if arg.key in port_args or arg.key in param_args:
+                out.ok = False
+                self.rep.report("AF107", f"`{arg.key}` is given more than once", key_span)
+                continue
+            port = spec.input_port(arg.key) if spec is not None else None
+            is_param = spec is not None and arg.key in spec.param_names
+            if (port is not None and not (is_param and t.contains_ref(arg.value) is None)) or (
+                spec is None and t.contains_ref(arg.value) is not None
+            ):
+                port_args[arg.key] = [arg]
+            else:
+                param_args[arg.key] = arg
+
+    def _bind_port(
+        self,
+        step: t.Step,
+        spec: NodeSpec | None,
+        port_name: str,
+        args: list[t.Arg],
+        out: BoundStep,
+    ) -> None:
+        port = spec.input_port(port_name) if spec is not None else None
+        refs: list[t.RefV] = []
+        for arg in args:
+            values = arg.value.items if isinstance(arg.value, t.ListV) else (arg.value,)
+            if isinstance(arg.value, t.ListV) and port is not None and not port.variadic:
+                out.ok = False
+                self.rep.report(
+                    "AF104",
+                    f"input `{port.name}` takes one step reference, not a list",
+                    arg.value.span,
+                )
+                continue
+            for v in values:
+                if isinstance(v, t.RefV):
+                    refs.append(v)
+                elif t.is_invalid(v):  # already reported where the literal was read
+                    out.ok = False
+                elif port is not None:
+                    out.ok = False
+                    self.rep.report(
+                        "AF104",
+                        f"input `{port.name}` of `{spec.name if spec else ''}` takes a step "
+                        f"reference, got `{getattr(v, 'text', '[...]')}`",
+                        v.span,
+                        hint="params are passed by name, e.g. window=10",
+                    )
+        bindings: list[InputBinding] = []
+        for ref in refs:
+            out.input_refs.append(ref.text)
+            resolved = self.resolve_ref(ref)
+            if resolved is None:
+                out.ok = False
+                continue
+            out.edges.append((ref.step, ref.step_span))
+            bindings.append(resolved.binding)
+            if port is not None and resolved.type is not None:
+                self._check_type(spec, port, ref, resolved.type, out)
+        if port is None or not bindings:
+            return
+        out.inputs[port.name] = tuple(bindings) if port.variadic else bindings[0]
+
+    def _check_type(
+        self, spec: NodeSpec | None, port: Port, ref: t.RefV, got: PortType, out: BoundStep
+    ) -> None:
+        if is_assignable(got, port.type):
+            return
+        out.ok = False
+        name = spec.name if spec else "?"
+        self.rep.report(
+            "AF201",
+            f"{name} expects {port.type.value} for `{port.name}`, got {got.value} "
+            f"(from `{ref.text}`)",
+            ref.span,
+        )
+
+    def _bind_params(
+        self, step: t.Step, spec: NodeSpec | None, param_args: dict[str, t.Arg], out: BoundStep
+    ) -> None:
+        raw: dict[str, Any] = {}
+        misspelled: set[str] = set()  # params an unknown key probably meant: no AF103 for them
+        for key, arg in param_args.items():
+            if t.is_invalid(arg.value):  # already reported where the literal was read
+                out.ok = False
+                misspelled.add(key)
+                continue
+            ref = t.contains_ref(arg.value)
+            if ref is not None:
+                if spec is not None and key in spec.param_names:
+                    out.ok = False
+                    hint = f'if you meant text, quote it: "{ref.text}"'
+                    what = "a step reference" if ref.step in self.steps else f"`{ref.text}`"
+                    self.rep.report(
+                        "AF104",
+                        f"param `{key}` of `{spec.name}` takes a value, not {what}",
+                        ref.span,
+                        hint=hint,
+                    )
+                    continue
+            else:
+                raw[key] = t.to_json(arg.value)
+                out.raw_params[key] = raw[key]
+            if spec is not None and key not in spec.param_names:
+                out.ok = False
+                names = list(spec.param_names) + [p.name for p in spec.inputs]
+                suggestions = did_you_mean(key, names)
+                misspelled.update(suggestions[:1])
+                self.rep.report(
+                    "AF102",
+                    f"`{spec.name}` has no param or input `{key}`",
+                    arg.key_span or arg.span,
+                    suggestions=suggestions,
+                )
+                raw.pop(key, None)
+        if spec is not None:
+            self._validate(step, spec, raw, param_args, out, misspelled)
+
+    def _validate(
+        self,
+        step: t.Step,
+        spec: NodeSpec,
+        raw: dict[str, Any],
+        param_args: dict[str, t.Arg],
+        out: BoundStep,
+        misspelled: set[str],
+    ) -> None:
+        params, issues = spec.validate(raw)
+        reported: set[tuple[str | None, str]] = set()
+        for issue in issues:
+            if (issue.field, issue.kind) in reported:
+                continue
+            if issue.kind == "missing" and issue.field in misspelled:
+                out.ok = False
+                continue
+            reported.add((issue.field, issue.kind))
+            out.ok = False
+            arg = param_args.get(issue.field or "")
+            if issue.kind == "missing":
+                self.rep.report(
+                    "AF103",
+                    f"`{spec.name}` needs param `{issue.field}`",
+                    step.call.type_span,
+                )
+            elif issue.kind == "model" or arg is None:
+                self.rep.report(
+                    "AF108", f"params of `{spec.name}` rejected: {issue.message}", step.call.span
+                )
+            else:
+                span = _value_span(arg.value, issue.path)
+                code = _ISSUE_CODES[issue.kind]
+                got = _text(arg.value, issue.path)
+                self.rep.report(
+                    code,
+                    f"param `{issue.field}` of `{spec.name}`: {issue.message}, got `{got}`",
+                    span if code != "AF102" else (arg.key_span or arg.span),
+                )
+        if out.ok:
+            out.params = params
+
+
+def _pick(value: t.Val, path: tuple[int | str, ...]) -> t.Val:
+    for part in path:
+        if isinstance(value, t.ListV) and isinstance(part, int) and part < len(value.items):
+            value = value.items[part]
+        else:
+            break
+    return value
+
+
+def _value_span(value: t.Val, path: tuple[int | str, ...]) -> Span:
+    return _pick(value, path).span
+
+
+def _text(value: t.Val, path: tuple[int | str, ...]) -> str:
+    v = _pick(value, path)
+    if isinstance(v, t.Lit):
+        return v.text
+    if isinstance(v, t.RefV):
+        return v.text
+    return "[...]"

@@ -1,0 +1,153 @@
+"""One node of a run, Prefect aside: cache lookup, runner, artifact commit, events.
+
+The Prefect task in :mod:`flows.pipeline` is a thin wrapper around :func:`execute_job`, so this
+is testable (and reusable by sweeps' in-process executor) without a Prefect server.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from dsl.ir import NodeIR
+from flows.artifacts import ArtifactStore
+from flows.events import NodeEvent, publish
+from flows.record import utc_now, write_json
+from nodes.errors import AlphaForgeError
+from runners.base import NodeResult
+from runners.inprocess import InProcessRunner
+
+__all__ = ["NodeJob", "execute_job", "read_node_result"]
+
+# (level, message): the task sends these to Prefect's run logger.
+LogFn = Callable[[str, str], None]
+
+
+class NodeJob(BaseModel):
+    """Everything a task needs to run one node; JSON-serialisable (a Prefect task parameter).
+
+    ``inputs`` maps an input port to ``[[upstream_key, upstream_port], ...]`` — the artifacts it
+    reads, in binding order; the column selection stays in the node's bindings.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    run_dir: str
+    node: NodeIR
+    key: str
+    cacheable: bool
+    use_cache: bool = True
+    inputs: dict[str, list[tuple[str, str]]]
+    store_url: str
+    store_cache_dir: str
+    base_dir: str
+    datasets: dict[str, str] = {}
+    confine_paths: bool = False
+
+    def store(self) -> ArtifactStore:
+        """The run's artifact store."""
+        return ArtifactStore(self.store_url, cache_dir=Path(self.store_cache_dir))
+
+    def runner(self) -> InProcessRunner:
+        """The runner for this node (built-in nodes run in-process)."""
+        return InProcessRunner(
+            base_dir=Path(self.base_dir),
+            datasets={k: Path(v) for k, v in self.datasets.items()},
+            confine_paths=self.confine_paths,
+        )
+
+
+def execute_job(job: NodeJob, log: LogFn) -> NodeResult:
+    """Run (or fetch from the cache) one node, record its result and publish its events."""
+    node = job.node
+    publish(NodeEvent(job.run_id, node.id, node.type, "started"))
+    t0 = time.perf_counter()
+    try:
+        store = job.store()
+        if job.use_cache and job.cacheable and store.has(job.key):
+            result = NodeResult(status="cached", output_paths=store.output_paths(job.key))
+            result.logs.append(f"[{node.id}] cache hit {job.key[:16]} ({node.type})")
+        else:
+            result = _compute(job, store)
+    except Exception as exc:  # the store, not the node: same reporting rules
+        tb = "".join(traceback.format_exception(exc)).rstrip()
+        msg = str(exc) if isinstance(exc, AlphaForgeError) else f"{type(exc).__name__}: {exc}"
+        result = NodeResult(
+            status="failed",
+            logs=[f"[{node.id}] {tb}", f"[{node.id}] failed: {msg}"],
+            error=f"node {node.id!r}: {msg}",
+            error_kind=type(exc).__name__,
+        )
+    result.usage["elapsed_s"] = round(time.perf_counter() - t0, 6)
+    for line in result.logs:
+        log("ERROR" if result.status == "failed" and "Traceback" in line else "INFO", line)
+    write_json(
+        _result_path(job.run_dir, node.id),
+        {"node": node.id, "type": node.type, "key": job.key, "finished_at": utc_now()}
+        | result.to_json(),
+    )
+    publish(
+        NodeEvent(
+            job.run_id,
+            node.id,
+            node.type,
+            result.status,
+            duration_s=result.usage["elapsed_s"],
+            error=result.error,
+        )
+    )
+    return result
+
+
+def _compute(job: NodeJob, store: ArtifactStore) -> NodeResult:
+    node = job.node
+    input_paths: dict[str, list[str]] = {}
+    for port, refs in job.inputs.items():
+        input_paths[port] = [store.output_paths(key)[up_port] for key, up_port in refs]
+    paths = {
+        port: (refs if isinstance(node.inputs[port], tuple) else refs[0])
+        for port, refs in input_paths.items()
+    }
+    staging = store.staging_dir()
+    result = job.runner().run(node, paths, output_dir=staging)
+    if not result.ok:
+        shutil.rmtree(staging, ignore_errors=True)
+        return result
+    manifest = {
+        "key": job.key,
+        "node_type": node.type,
+        "node_version": node.version,
+        "params": node.params,
+        "created_at": utc_now(),
+        "run_id": job.run_id,
+        "outputs": {
+            port: {"file": Path(p).name, "type": node.outputs.get(port)}
+            for port, p in result.output_paths.items()
+        },
+    }
+    result.output_paths = store.commit(job.key, staging, manifest)
+    result.logs.append(f"[{node.id}] computed in {result.usage.get('wall_s', 0):.3f}s")
+    return result
+
+
+def _result_path(run_dir: str, node_id: str) -> Path:
+    return Path(run_dir) / "nodes" / f"{node_id}.json"
+
+
+def read_node_result(run_dir: Path, node_id: str) -> NodeResult | None:
+    """The result a task recorded for ``node_id``, or None if the node never ran."""
+    path = _result_path(str(run_dir), node_id)
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    fields = {
+        k: data[k] for k in ("status", "output_paths", "logs", "usage", "error", "error_kind")
+    }
+    return NodeResult.from_json(fields)

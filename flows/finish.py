@@ -1,0 +1,169 @@
+"""The end of a run: result files, the final run record and the MLflow run.
+
+The MLflow run is opened in a background thread at the start of the flow (:func:`open_tracker`:
+importing MLflow and initialising its store take seconds) so that cost overlaps the nodes;
+:func:`finish_run` waits for it only once the nodes are done, and records how long it waited.
+A tracking failure is recorded (``tracking_error``) and logged, never hidden.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+from dsl.ir import PipelineIR
+from flows.artifacts import KeyPlan
+from flows.record import update_record, utc_now
+from flows.results import RunResults, write_results
+from flows.settings import CoreSettings
+from flows.tracking import MlflowTracker, Tracker, flatten_params
+
+__all__ = ["finish_run", "open_tracker"]
+
+
+def open_tracker(
+    settings: CoreSettings, ir: PipelineIR, run_id: str, flow_run_id: str
+) -> tuple[MlflowTracker, float]:
+    """Start the MLflow run for this pipeline run; returns it and the seconds it took."""
+    t0 = time.perf_counter()
+    embedded = not settings.mlflow_tracking_uri
+    tracker = MlflowTracker.start(
+        tracking_uri=settings.mlflow_uri,
+        experiment=ir.name,
+        run_name=run_id,
+        tags={
+            "alphaforge.run_id": run_id,
+            "alphaforge.ir_hash": ir.content_hash(),
+            "alphaforge.pipeline": ir.name,
+            "prefect.flow_run_id": flow_run_id,
+        },
+        artifact_root=settings.mlflow_artifacts_uri if embedded else None,
+    )
+    return tracker, time.perf_counter() - t0
+
+
+def finish_run(
+    *,
+    ir: PipelineIR,
+    run_dir: Path,
+    run_id: str,
+    plan: KeyPlan,
+    node_outcomes: dict[str, dict[str, Any]],
+    tracker: Future[Any] | None,
+    timings: dict[str, float],
+    logger: Any,
+    body_start: float,
+) -> dict[str, Any]:
+    """Write results and the final record, log to MLflow; returns the run summary."""
+    t = time.time()
+    states = {nid: o["state"] for nid, o in node_outcomes.items()}
+    error = _first_error(ir, node_outcomes)
+    status = "failed" if error else "completed"
+    results = RunResults()
+    if status == "completed":
+        outputs = {nid: o["result"].output_paths for nid, o in node_outcomes.items()}
+        results = write_results(ir, outputs, run_dir)
+    timings["results_s"] = round(time.time() - t, 4)
+    tracking = _track(tracker, ir, run_dir, status, results, timings, logger)
+    timings["flow_body_s"] = round(time.time() - body_start, 4)
+    record = update_record(
+        run_dir,
+        status=status,
+        error=error,
+        finished_at=utc_now(),
+        node_states=states,
+        nodes=_node_records(ir, plan, node_outcomes),
+        datasets={
+            nid: {"type": ir.node(nid).type, "params": ir.node(nid).params, "fingerprint": fp}
+            for nid, fp in plan.fingerprints.items()
+        },
+        primary_metrics_node=results.primary_node,
+        metrics=results.metrics,
+        result_fingerprint=results.fingerprint,
+        timings=timings,
+        **tracking,
+    )
+    level = logging.INFO if status == "completed" else logging.ERROR
+    logger.log(level, f"[flow] run {run_id} {status}" + (f": {error}" if error else ""))
+    return {
+        k: record.get(k)
+        for k in ("run_id", "status", "error", "flow_run_id", "mlflow_run_id", "node_states")
+    } | {"run_dir": str(run_dir), "metrics": results.metrics}
+
+
+def _first_error(ir: PipelineIR, outcomes: dict[str, dict[str, Any]]) -> str | None:
+    for node in ir.nodes:
+        o = outcomes[node.id]
+        if o["state"] == "failed":
+            msg = o["result"].error if o.get("result") else o.get("error")
+            return f"node {node.id!r} ({node.type}) failed: {msg}"
+    return None
+
+
+def _node_records(
+    ir: PipelineIR, plan: KeyPlan, outcomes: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for node in ir.nodes:
+        o = outcomes[node.id]
+        r = o.get("result")
+        out[node.id] = {
+            "type": node.type,
+            "version": node.version,
+            "state": o["state"],
+            "key": plan.keys[node.id],
+            "cacheable": plan.cacheable[node.id],
+            "usage": r.usage if r else {},
+            "error": (r.error if r else o.get("error")),
+            "error_kind": r.error_kind if r else None,
+        }
+    return out
+
+
+def _track(
+    tracker_future: Future[Any] | None,
+    ir: PipelineIR,
+    run_dir: Path,
+    status: str,
+    results: RunResults,
+    timings: dict[str, float],
+    logger: Any,
+) -> dict[str, Any]:
+    """Log the run to the tracker; returns the record fields about tracking."""
+    if tracker_future is None:
+        return {"mlflow_run_id": None}
+    t = time.time()
+    try:
+        tracker, open_s = tracker_future.result()
+        timings["mlflow_open_s"] = round(open_s, 4)
+        timings["mlflow_wait_s"] = round(time.time() - t, 4)
+        t = time.time()
+        _log_to(tracker, ir, run_dir, status, results)
+        timings["mlflow_log_s"] = round(time.time() - t, 4)
+    except Exception as exc:  # recorded and logged: the run's own result stands
+        logger.error(f"[flow] MLflow tracking failed: {type(exc).__name__}: {exc}")
+        return {"mlflow_run_id": None, "tracking_error": f"{type(exc).__name__}: {exc}"}
+    return {
+        "mlflow_run_id": tracker.run_id,
+        "mlflow_experiment_id": tracker.experiment_id,
+        "mlflow_tracking_uri": tracker.tracking_uri,
+    }
+
+
+def _log_to(
+    tracker: Tracker, ir: PipelineIR, run_dir: Path, status: str, results: RunResults
+) -> None:
+    tracker.log_params(flatten_params(ir))
+    tracker.log_metrics(results.metrics)
+    tracker.set_tags({"alphaforge.status": status})
+    if results.fingerprint:
+        tracker.set_tags({"alphaforge.result_fingerprint": results.fingerprint})
+    for name in ("ir.json", "metrics.json"):
+        if (run_dir / name).exists():
+            tracker.log_artifact(run_dir / name)
+    for path in results.files():
+        tracker.log_artifact(path)
+    tracker.end(status)

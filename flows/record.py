@@ -1,0 +1,94 @@
+"""The run record: run ids, the run directory and ``run.json``.
+
+``<data_dir>/runs/<run_id>/`` holds ``ir.json``, ``run.json`` (this record), ``metrics.json``,
+``equity.parquet``, ``trades.csv``, ``run.log`` and ``nodes/<node_id>.json`` (each node's
+result). Run ids sort by time: ``20261121-100000-123-1a2b3c``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+import tempfile
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "list_runs",
+    "new_run_id",
+    "package_versions",
+    "read_record",
+    "update_record",
+    "utc_now",
+    "write_json",
+]
+
+RECORD = "run.json"
+_PACKAGES = ("alphaforge", "numpy", "pandas", "pyarrow", "pydantic", "numba", "prefect", "mlflow")
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """A run id that sorts by start time (millisecond resolution) with a random suffix."""
+    now = now or datetime.now(UTC)
+    return now.strftime("%Y%m%d-%H%M%S-") + f"{now.microsecond // 1000:03d}-{secrets.token_hex(3)}"
+
+
+def utc_now() -> str:
+    """The current UTC time, ISO 8601 with milliseconds."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def package_versions() -> dict[str, str | None]:
+    """Versions of the packages that shape a result (None when not installed)."""
+    out: dict[str, str | None] = {"python": sys.version.split()[0]}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically (temp file + rename): readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, sort_keys=False, default=str)
+        fh.write("\n")
+    os.replace(tmp, path)
+
+
+def read_record(run_dir: Path) -> dict[str, Any]:
+    """The run record in ``run_dir`` (FileNotFoundError when there is none)."""
+    return json.loads((run_dir / RECORD).read_text(encoding="utf-8"))
+
+
+def update_record(run_dir: Path, **changes: Any) -> dict[str, Any]:
+    """Merge ``changes`` into the run record (dict values are merged one level deep)."""
+    path = run_dir / RECORD
+    record = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(record.get(key), dict):
+            record[key] = {**record[key], **value}
+        else:
+            record[key] = value
+    write_json(path, record)
+    return record
+
+
+def list_runs(runs_dir: Path, limit: int | None = None) -> list[dict[str, Any]]:
+    """Run records under ``runs_dir``, newest first (directories without a record skipped)."""
+    if not runs_dir.exists():
+        return []
+    out: list[dict[str, Any]] = []
+    for d in sorted((p for p in runs_dir.iterdir() if p.is_dir()), reverse=True):
+        if (d / RECORD).exists():
+            out.append(read_record(d))
+            if limit is not None and len(out) >= limit:
+                break
+    return out

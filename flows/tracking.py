@@ -1,0 +1,201 @@
+"""Experiment tracking behind a small interface, with MLflow as the implementation.
+
+One tracker run per pipeline run: experiment = pipeline name, params flattened ``step.param``,
+the primary metrics (None skipped), tags and the result files as artifacts. MLflow is imported
+only when a tracker is opened (it takes seconds) and every call goes through an explicit
+``MlflowClient`` — no global active run, unlike Qlib's global recorder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from dsl.ir import PipelineIR
+from nodes.errors import AlphaForgeError
+
+__all__ = [
+    "MlflowTracker",
+    "Tracker",
+    "TrackingError",
+    "flatten_params",
+    "import_shared_dependencies",
+    "prewarm_mlflow",
+]
+
+_BATCH = 100  # MLflow's per-request limit for params and tags
+
+
+class TrackingError(AlphaForgeError):
+    """The tracking backend refused or failed."""
+
+    code = "AF720"
+
+
+class Tracker(Protocol):
+    """What the flows need from an experiment tracker."""
+
+    run_id: str
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Record the run's parameters (values stringified)."""
+        ...
+
+    def log_metrics(self, metrics: Mapping[str, Any]) -> None:
+        """Record numeric metrics; None and non-numbers are skipped."""
+        ...
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        """Attach tags to the run."""
+        ...
+
+    def log_artifact(self, path: Path) -> None:
+        """Upload a file as an artifact of the run."""
+        ...
+
+    def end(self, status: str) -> None:
+        """Close the run: ``completed`` or ``failed``."""
+        ...
+
+
+def flatten_params(ir: PipelineIR) -> dict[str, str]:
+    """``step.param`` -> value as text (JSON for non-strings), for every node of the IR."""
+    out: dict[str, str] = {}
+    for node in ir.nodes:
+        for name, value in node.params.items():
+            out[f"{node.id}.{name}"] = value if isinstance(value, str) else json.dumps(value)
+    return out
+
+
+def import_shared_dependencies() -> None:
+    """Finish, in this thread, imports MLflow shares with Prefect before MLflow loads in another.
+
+    Two threads importing the same package with circular imports (SQLAlchemy's ORM) can see a
+    partially initialised module; the ephemeral Prefect server's start imports its server app.
+    """
+    import fastapi.openapi.models  # noqa: F401  (MLflow and Prefect's client both import it)
+    import sqlalchemy.orm  # noqa: F401
+
+    if not os.environ.get("PREFECT_API_URL"):
+        import prefect.server.api.server  # noqa: F401
+
+
+def prewarm_mlflow(tracking_uri: str) -> threading.Thread:
+    """Import MLflow and open its store in a daemon thread, ahead of the run that tracks.
+
+    Meant to overlap MLflow's slow start (import, SQLite table creation) with waiting for
+    Prefect's server to start (I/O, not the GIL); call :func:`import_shared_dependencies`
+    first. :meth:`MlflowTracker.start` for the same URI in this process waits for it, so the
+    store is never initialised twice at once.
+    """
+
+    def _warm() -> None:
+        # Only a head start: a failure here (say, an import race) is not the user's problem;
+        # MlflowTracker.start does the same work again in its own thread and reports errors.
+        with contextlib.suppress(Exception):
+            from mlflow import MlflowClient
+
+            MlflowClient(tracking_uri=tracking_uri).search_experiments(max_results=1)
+
+    thread = threading.Thread(target=_warm, name="mlflow-prewarm", daemon=True)
+    with _warming_lock:
+        _warming[tracking_uri] = thread
+    thread.start()
+    return thread
+
+
+def _wait_for_prewarm(tracking_uri: str) -> None:
+    with _warming_lock:
+        thread = _warming.pop(tracking_uri, None)
+    if thread is not None:
+        thread.join()
+
+
+# Prewarm threads by tracking URI (process-local; entries removed when waited for).
+_warming: dict[str, threading.Thread] = {}
+_warming_lock = threading.Lock()
+
+
+class MlflowTracker:
+    """A :class:`Tracker` writing to one MLflow run through an explicit client."""
+
+    def __init__(self, client: Any, run_id: str, experiment_id: str, tracking_uri: str) -> None:
+        self.client = client
+        self.run_id = run_id
+        self.experiment_id = experiment_id
+        self.tracking_uri = tracking_uri
+
+    @classmethod
+    def start(
+        cls,
+        *,
+        tracking_uri: str,
+        experiment: str,
+        run_name: str,
+        tags: Mapping[str, str],
+        artifact_root: str | None = None,
+    ) -> MlflowTracker:
+        """Open a new run in ``experiment`` (created, with artifacts under ``artifact_root``)."""
+        _wait_for_prewarm(tracking_uri)
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+
+        client = MlflowClient(tracking_uri=tracking_uri)
+        exp = client.get_experiment_by_name(experiment)
+        if exp is None:
+            location = f"{artifact_root.rstrip('/')}/{experiment}" if artifact_root else None
+            try:
+                exp_id = client.create_experiment(experiment, artifact_location=location)
+            except MlflowException:  # created concurrently by another run
+                exp = client.get_experiment_by_name(experiment)
+                if exp is None:
+                    raise
+                exp_id = exp.experiment_id
+        else:
+            exp_id = exp.experiment_id
+        run = client.create_run(exp_id, tags=dict(tags), run_name=run_name)
+        return cls(client, run.info.run_id, exp_id, tracking_uri)
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Record params, in batches of MLflow's request limit."""
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)[:6000]) for k, v in sorted(params.items())]
+        for i in range(0, len(items), _BATCH):
+            self.client.log_batch(self.run_id, params=items[i : i + _BATCH])
+
+    def log_metrics(self, metrics: Mapping[str, Any]) -> None:
+        """Record finite numeric metrics (None, strings and NaN skipped)."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [
+            Metric(k, float(v), now, 0)
+            for k, v in sorted(metrics.items())
+            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+        ]
+        for i in range(0, len(items), 1000):
+            self.client.log_batch(self.run_id, metrics=items[i : i + 1000])
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        """Attach tags."""
+        from mlflow.entities import RunTag
+
+        items = [RunTag(k, str(v)) for k, v in sorted(tags.items())]
+        for i in range(0, len(items), _BATCH):
+            self.client.log_batch(self.run_id, tags=items[i : i + _BATCH])
+
+    def log_artifact(self, path: Path) -> None:
+        """Upload one file to the run's artifact root."""
+        self.client.log_artifact(self.run_id, str(path))
+
+    def end(self, status: str) -> None:
+        """Mark the run FINISHED (completed) or FAILED."""
+        self.client.set_terminated(self.run_id, "FINISHED" if status == "completed" else "FAILED")

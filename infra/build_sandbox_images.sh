@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Build the sandbox images OFFLINE (no registry is reachable here): a root filesystem assembled
+# from this machine's runtimes, imported as a single-layer image.
+#
+#   alphaforge/sandbox-python:latest   CPython 3.11 (the pyenv build) + numpy, pandas, pyarrow,
+#                                      python-dateutil, six, wasmtime, and the entrypoints
+#   alphaforge/sandbox-node:latest     Node.js 20 (/usr/bin/node) and node_entry.js
+#
+# Each image holds only the interpreter, the shared libraries it loads (found with ldd), an
+# /etc/passwd with the sandbox user (uid 10001) and /opt/alphaforge. No shell, no package manager.
+# Idempotent: an image is rebuilt only when its inputs change (content hash in the tag), so
+# `make test` pays the ~30 s once. Digests (image ids) are recorded in $STATE/sandbox-images.json.
+# Production images come from infra/Dockerfile.sandbox-python / -node instead.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PY_PREFIX=${ALPHAFORGE_SANDBOX_PY_PREFIX:-/root/.pyenv/versions/3.11.7}
+SITE=${ALPHAFORGE_SANDBOX_SITE:-$ROOT/.venv/lib/python3.11/site-packages}
+NODE_BIN=${ALPHAFORGE_SANDBOX_NODE:-/usr/bin/node}
+STATE=${ALPHAFORGE_DATA_DIR:-$ROOT/.alphaforge}
+ENTRY=$ROOT/runners/sandbox
+PACKAGES=(numpy numpy.libs pandas pyarrow dateutil six.py tzdata wasmtime)
+SANDBOX_UID=10001
+
+bash "$ROOT/scripts/ensure_docker.sh"
+mkdir -p "$STATE"
+# One build at a time (pytest-xdist workers may all call this).
+exec 8>"$STATE/.sandbox-images.lock"
+flock -w 600 8
+
+# Copy the shared libraries every ELF file under $1 needs into $1/lib/x86_64-linux-gnu.
+copy_libs() {
+  local rootfs=$1 libdir=$1/lib/x86_64-linux-gnu
+  mkdir -p "$libdir" "$rootfs/lib64"
+  find "$rootfs" -type f \( -name '*.so*' -o -perm -u+x \) -print0 |
+    xargs -0 file -N | grep -E 'ELF .* (shared object|executable)' | cut -d: -f1 |
+    xargs -r ldd 2>/dev/null | awk '/=> \//{print $3}' | sort -u |
+    while read -r lib; do
+      # libraries that already ship inside the tree (numpy.libs, pyarrow) stay where they are
+      case $lib in "$PY_PREFIX"/lib/libpython*) ;; "$SITE"/*) continue ;; esac
+      cp -L "$lib" "$libdir/"
+    done
+  cp -L /lib64/ld-linux-x86-64.so.2 "$rootfs/lib64/"
+}
+
+base_fs() {
+  local rootfs=$1
+  mkdir -p "$rootfs"/{etc,tmp,job,out,proc,dev,sys,opt/alphaforge}
+  chmod 1777 "$rootfs/tmp"
+  printf 'root:x:0:0:root:/nonexistent:/sbin/nologin\nsandbox:x:%s:%s:sandbox:/tmp:/sbin/nologin\n' \
+    "$SANDBOX_UID" "$SANDBOX_UID" >"$rootfs/etc/passwd"
+  printf 'root:x:0:\nsandbox:x:%s:\n' "$SANDBOX_UID" >"$rootfs/etc/group"
+}
+
+python_fs() {
+  local rootfs=$1 lib=$1/usr/local/lib/python3.11
+  base_fs "$rootfs"
+  mkdir -p "$rootfs/usr/local/bin" "$lib/site-packages"
+  cp -L "$PY_PREFIX/bin/python3.11" "$rootfs/usr/local/bin/python3"
+  rsync -a --exclude site-packages --exclude test --exclude tests --exclude idlelib \
+    --exclude tkinter --exclude turtledemo --exclude ensurepip --exclude lib2to3 \
+    --exclude 'config-3.11-*' "$PY_PREFIX/lib/python3.11/" "$lib/"
+  for p in "${PACKAGES[@]}"; do
+    rsync -a --exclude tests --exclude '*.pxd' --exclude include "$SITE/$p" "$lib/site-packages/"
+  done
+  mkdir -p "$rootfs/lib/x86_64-linux-gnu"
+  cp -L "$PY_PREFIX/lib/libpython3.11.so.1.0" "$rootfs/lib/x86_64-linux-gnu/"
+  cp "$ENTRY/python_entry.py" "$ENTRY/wasm_entry.py" "$rootfs/opt/alphaforge/"
+  # The root filesystem is read-only at run time: compile the bytecode now.
+  "$PY_PREFIX/bin/python3.11" -m compileall -q -j 0 "$lib" "$rootfs/opt/alphaforge" >/dev/null || true
+  copy_libs "$rootfs"
+}
+
+node_fs() {
+  local rootfs=$1
+  base_fs "$rootfs"
+  mkdir -p "$rootfs/usr/local/bin"
+  cp -L "$NODE_BIN" "$rootfs/usr/local/bin/node"
+  cp "$ENTRY/node_entry.js" "$rootfs/opt/alphaforge/"
+  copy_libs "$rootfs"
+}
+
+# Inputs that determine an image: the entrypoints, this script, the runtime versions.
+source_hash() {
+  local lang=$1
+  {
+    cat "$0" "$ENTRY"/python_entry.py "$ENTRY"/wasm_entry.py "$ENTRY"/node_entry.js
+    if [ "$lang" = python ]; then
+      "$PY_PREFIX/bin/python3.11" --version
+      ls "$SITE" | grep -E "^(numpy|pandas|pyarrow|python_dateutil|six|tzdata|wasmtime)-.*dist-info$"
+    else
+      "$NODE_BIN" --version
+    fi
+  } | sha256sum | cut -c1-16
+}
+
+build() {
+  local lang=$1 image=alphaforge/sandbox-$1 hash tmp
+  hash=$(source_hash "$lang")
+  if ! docker image inspect "$image:$hash" >/dev/null 2>&1; then
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' RETURN
+    "${lang}_fs" "$tmp/rootfs"
+    tar -C "$tmp/rootfs" --numeric-owner --owner=0 --group=0 -c . |
+      docker import \
+        --change "USER $SANDBOX_UID:$SANDBOX_UID" --change 'WORKDIR /tmp' \
+        --change "LABEL alphaforge.sandbox.source-hash=$hash" \
+        --change 'ENV PATH=/usr/local/bin' \
+        - "$image:$hash" >/dev/null
+    echo "built $image:$hash" >&2
+  fi
+  docker tag "$image:$hash" "$image:latest"
+  docker image inspect --format '{{.Id}}' "$image:$hash"
+}
+
+py_id=$(build python)
+node_id=$(build node)
+cat >"$STATE/sandbox-images.json" <<JSON
+{"alphaforge/sandbox-python:latest": "$py_id", "alphaforge/sandbox-node:latest": "$node_id"}
+JSON
+echo "sandbox images: python $py_id, node $node_id" >&2

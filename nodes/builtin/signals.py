@@ -1,0 +1,242 @@
+"""Signal nodes: target positions in [-1, 1] built from series, never NaN (warm-up = 0).
+
+A signal at bar t is the position wanted after bar t closes; the backtest executes it at the next
+bar's open. Every node here uses only values at bars <= t.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import Field, model_validator
+
+from nodes.base import Node, Params, Port, PortType, register
+from nodes.builtin.indicators import as_float_series
+from nodes.builtin.metrics import infer_ppy
+from nodes.errors import NodeError
+
+__all__ = ["Combine", "Crossover", "PositionSizer", "Threshold"]
+
+_OUT = (Port("signal", PortType.SIGNAL, "target position in [-1, 1]"),)
+
+
+def _same_index(named: Sequence[tuple[str, pd.Series]], node: str) -> None:
+    first_name, first = named[0]
+    for name, s in named[1:]:
+        if not s.index.equals(first.index):
+            raise NodeError(
+                f"{node}: {name} and {first_name} must share the same timestamps "
+                f"({len(s)} vs {len(first)} bars); compute them from the same data"
+            )
+
+
+def _check_signal(s: pd.Series, what: str) -> np.ndarray:
+    values = as_float_series(s, what).to_numpy()
+    bad = np.isnan(values) | (np.abs(values) > 1.0)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise NodeError(f"{what}: value {values[i]} at {s.index[i]} is not a position in [-1, 1]")
+    return values
+
+
+def _hold(values: np.ndarray, index: pd.Index) -> pd.Series:
+    """Forward-fill NaN ("hold the previous value"), 0 before the first value."""
+    return pd.Series(values, index=index, name="signal").ffill().fillna(0.0)
+
+
+class CrossoverParams(Params):
+    """Crossover mode."""
+
+    mode: Literal["long_short", "long_only"] = Field(
+        "long_short", description="long_short: -1 below; long_only: 0 below."
+    )
+
+
+@register
+class Crossover(Node):
+    """Long when ``fast`` is above ``slow``; short (``long_short``) or flat (``long_only``) below.
+
+    Where either input is NaN (warm-up) the signal is 0; where they are equal the previous value
+    holds. Both inputs must have the same timestamps.
+    """
+
+    name = "crossover"
+    category = "signals"
+    summary = "Position from two series crossing"
+    inputs = (
+        Port("fast", PortType.SERIES, "the faster series"),
+        Port("slow", PortType.SERIES, "the slower series"),
+    )
+    outputs = _OUT
+    params_model = CrossoverParams
+
+    def run(self, inputs: Mapping[str, Any], params: CrossoverParams) -> dict[str, Any]:
+        """1 / -1 (or 0) by which series is above."""
+        fast = as_float_series(inputs["fast"], "crossover: fast")
+        slow = as_float_series(inputs["slow"], "crossover: slow")
+        _same_index([("fast", fast), ("slow", slow)], "crossover")
+        f, s = fast.to_numpy(), slow.to_numpy()
+        below = -1.0 if params.mode == "long_short" else 0.0
+        raw = np.where(f > s, 1.0, np.where(f < s, below, np.nan))
+        raw[np.isnan(f) | np.isnan(s)] = 0.0
+        return {"signal": _hold(raw, fast.index)}
+
+
+class ThresholdParams(Params):
+    """Levels and the positions they give."""
+
+    lower: float | None = Field(None, description="Below this level the signal is `below`.")
+    upper: float | None = Field(None, description="Above this level the signal is `above`.")
+    below: float = Field(1.0, ge=-1, le=1, description="Position when the series < lower.")
+    above: float = Field(-1.0, ge=-1, le=1, description="Position when the series > upper.")
+    inside: Literal["hold", "flat"] = Field(
+        "hold", description="Between the levels: hold the previous position, or go flat (0)."
+    )
+
+    @model_validator(mode="after")
+    def _levels(self) -> ThresholdParams:
+        if self.lower is None and self.upper is None:
+            raise ValueError("give lower, upper or both")
+        if self.lower is not None and self.upper is not None and self.lower >= self.upper:
+            raise ValueError("lower must be smaller than upper")
+        return self
+
+
+@register
+class Threshold(Node):
+    """Position from levels: ``below`` when the series < ``lower``, ``above`` when > ``upper``.
+
+    Between the levels (or where the series is NaN) the previous position holds
+    (``inside="hold"``, 0 before any level was crossed) or is 0 (``inside="flat"``). E.g. RSI
+    mean reversion: lower=30, upper=70, below=1, above=-1.
+    """
+
+    name = "threshold"
+    category = "signals"
+    summary = "Position from level crossings"
+    inputs = (Port("series", PortType.SERIES, "the series compared with the levels"),)
+    outputs = _OUT
+    params_model = ThresholdParams
+
+    def run(self, inputs: Mapping[str, Any], params: ThresholdParams) -> dict[str, Any]:
+        """Levels to positions."""
+        x = as_float_series(inputs["series"], "threshold: series")
+        v = x.to_numpy()
+        raw = np.full(len(v), np.nan)
+        if params.lower is not None:
+            raw[v < params.lower] = params.below
+        if params.upper is not None:
+            raw[v > params.upper] = params.above
+        if params.inside == "flat":
+            return {"signal": pd.Series(np.nan_to_num(raw, nan=0.0), index=x.index, name="signal")}
+        return {"signal": _hold(raw, x.index)}
+
+
+class CombineParams(Params):
+    """How signals are combined."""
+
+    how: Literal["and", "or", "mean"] = Field(
+        "mean", description="and: all agree; or: any, without disagreement; mean: average."
+    )
+
+
+@register
+class Combine(Node):
+    """One signal from several.
+
+    ``and``: when all are > 0 the smallest, when all are < 0 the one closest to 0, else 0.
+    ``or``: when some are > 0 and none < 0 the largest, when some are < 0 and none > 0 the most
+    negative, else 0. ``mean``: the average. All inputs must have the same timestamps.
+    """
+
+    name = "combine"
+    category = "signals"
+    summary = "Combine signals (and / or / mean)"
+    inputs = (Port("signals", PortType.SIGNAL, "the signals to combine", variadic=True),)
+    outputs = _OUT
+    params_model = CombineParams
+
+    def run(self, inputs: Mapping[str, Any], params: CombineParams) -> dict[str, Any]:
+        """Row-wise combination."""
+        given = inputs["signals"]
+        signals = list(given) if isinstance(given, list | tuple) else [given]
+        if not signals:
+            raise NodeError("combine: needs at least one signal")
+        named = [(f"signal {i + 1}", s) for i, s in enumerate(signals)]
+        for name, s in named:
+            _check_signal(s, f"combine: {name}")
+        _same_index(named, "combine")
+        m = np.column_stack([s.to_numpy(dtype="float64") for s in signals])
+        lo, hi = m.min(axis=1), m.max(axis=1)
+        if params.how == "mean":
+            out = m.mean(axis=1)
+        elif params.how == "and":
+            out = np.where(lo > 0, lo, np.where(hi < 0, hi, 0.0))
+        else:
+            out = np.where((hi > 0) & (lo >= 0), hi, np.where((lo < 0) & (hi <= 0), lo, 0.0))
+        return {"signal": pd.Series(out, index=signals[0].index, name="signal")}
+
+
+class PositionSizerParams(Params):
+    """Scaling and limits of a position."""
+
+    fraction: float = Field(1.0, gt=0, le=1, description="Multiplies the signal.")
+    target_vol: float | None = Field(
+        None, gt=0, le=10, description="Annualised volatility to aim for (needs prices)."
+    )
+    vol_window: int = Field(20, ge=2, le=100_000, description="Bars of returns in realised vol.")
+    ppy: float | None = Field(
+        None, gt=0, description="Periods per year; inferred from the timestamps when absent."
+    )
+    max_position: float = Field(1.0, gt=0, le=1, description="Largest absolute position.")
+
+
+@register
+class PositionSizer(Node):
+    """Scale a signal: × ``fraction``, and with ``target_vol`` also × target_vol / realised vol.
+
+    Realised vol at bar t = std (ddof=1) of the last ``vol_window`` simple returns of ``prices``
+    up to t, annualised with ``ppy`` (inferred as in the metrics when absent). Until it exists
+    (warm-up), and where it is 0, the output is 0. The result is clipped to ±``max_position``.
+    The inferred ppy looks at all timestamps (their median spacing); give ``ppy`` to make every
+    bar depend on past data only.
+    """
+
+    name = "position_sizer"
+    category = "signals"
+    summary = "Scale a signal by a fraction or to a target volatility"
+    inputs = (
+        Port("signal", PortType.SIGNAL, "the signal to scale"),
+        Port("prices", PortType.SERIES, "prices for realised volatility", optional=True),
+    )
+    outputs = _OUT
+    params_model = PositionSizerParams
+
+    def run(self, inputs: Mapping[str, Any], params: PositionSizerParams) -> dict[str, Any]:
+        """Scaled and clipped signal."""
+        signal = inputs["signal"]
+        values = _check_signal(signal, "position_sizer: signal") * params.fraction
+        if params.target_vol is not None:
+            prices = inputs.get("prices")
+            if prices is None:
+                raise NodeError("position_sizer: target_vol needs the prices input")
+            prices = as_float_series(prices, "position_sizer: prices")
+            _same_index([("signal", signal), ("prices", prices)], "position_sizer")
+            values = values * self._vol_scale(prices, params)
+        clipped = np.clip(values, -params.max_position, params.max_position)
+        return {"signal": pd.Series(clipped + 0.0, index=signal.index, name="signal")}
+
+    @staticmethod
+    def _vol_scale(prices: pd.Series, params: PositionSizerParams) -> np.ndarray:
+        ppy = params.ppy if params.ppy is not None else infer_ppy(prices.index)
+        if ppy is None:
+            raise NodeError("position_sizer: cannot infer ppy from fewer than 2 bars; give ppy")
+        returns = prices.pct_change(fill_method=None)
+        vol = returns.rolling(params.vol_window, min_periods=params.vol_window).std(ddof=1)
+        vol = vol.to_numpy() * np.sqrt(ppy)
+        assert params.target_vol is not None
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(vol > 0, params.target_vol / vol, 0.0)

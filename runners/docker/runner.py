@@ -1,0 +1,138 @@
+"""The Docker runner: user code only after the start-up self-test passed.
+
+:class:`DockerRunner` wraps :class:`~runners.sandboxed.SandboxedRunner` over a
+:class:`~runners.docker.engine.DockerExecutor`. Its first use sweeps leftovers, checks the images
+and runs the self-test (once per process and image set); until that passed every node fails with
+``SANDBOX_UNAVAILABLE`` and the reasons. :func:`user_code_runner` is how the rest of the platform
+gets a runner for user code: Docker, or, only when Docker is unavailable and the operator set
+``ALPHAFORGE_ALLOW_PROCESS_RUNNER=1``, the unsandboxed development runner; otherwise it refuses.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import docker
+from docker.errors import DockerException
+
+from dsl.ir import NodeIR
+from runners.base import InputPaths, NodeResult, RunnerError
+from runners.custom import AdminCaps, Limits, ManifestCatalog
+from runners.docker.engine import DockerExecutor, docker_client
+from runners.docker.images import SandboxImages
+from runners.docker.pool import WarmPool
+from runners.docker.selftest import SelfTestReport, run_self_test
+from runners.docker.sweeper import sweep
+from runners.process import process_runner, process_runner_enabled
+from runners.sandboxed import SandboxedRunner
+
+__all__ = ["DockerRunner", "SandboxUnavailable", "user_code_runner"]
+
+_SELF_TESTS: dict[tuple[str, str], SelfTestReport] = {}
+_SELF_TEST_LOCK = threading.Lock()
+
+
+class SandboxUnavailable(RunnerError):
+    """No sandbox can run user code here (no Docker engine, or the self-test failed)."""
+
+    code = "AF750"
+
+
+class DockerRunner:
+    """Runs custom nodes in Docker sandboxes; refuses until the self-test has passed."""
+
+    def __init__(
+        self,
+        catalog: ManifestCatalog,
+        *,
+        caps: AdminCaps | None = None,
+        client: docker.DockerClient | None = None,
+        images: SandboxImages | None = None,
+        run_id: str | None = None,
+        work_root: Path | None = None,
+        pool_size: int | None = None,
+    ) -> None:
+        self.executor = DockerExecutor(client, images)
+        self.sandboxed = SandboxedRunner(
+            self.executor, catalog, caps=caps, run_id=run_id, work_root=work_root
+        )
+        env_pool = os.environ.get("ALPHAFORGE_SANDBOX_POOL", "0")
+        self.pool_size = int(env_pool) if pool_size is None else pool_size
+
+    @property
+    def run_id(self) -> str:
+        """The run this runner's containers are labelled with (what :meth:`cancel` takes)."""
+        return self.sandboxed.run_id
+
+    def image_digest(self, language: str) -> str:
+        """The sandbox image digest for ``language``, for the run record."""
+        return self.executor.image_digest(language)
+
+    def ensure_ready(self) -> SelfTestReport:
+        """Sweep leftovers and run the self-test once per process and image set."""
+        key = (self.image_digest("python"), self.image_digest("javascript"))
+        with _SELF_TEST_LOCK:
+            if key not in _SELF_TESTS:
+                sweep(self.executor.client)
+                _SELF_TESTS[key] = run_self_test(self.executor)
+            return _SELF_TESTS[key]
+
+    def run(self, node_ir: NodeIR, input_paths: InputPaths, *, output_dir: Path) -> NodeResult:
+        """Run one custom node in a fresh container (never raises for the node's errors)."""
+        try:
+            report = self.ensure_ready()
+        except (DockerException, RunnerError) as exc:
+            return _unavailable(node_ir.id, f"the Docker sandbox is not usable: {exc}")
+        if not report.passed:
+            reasons = "; ".join(report.failures)
+            return _unavailable(node_ir.id, f"the sandbox self-test failed: {reasons}")
+        if self.pool_size > 0 and self.executor.pool is None:
+            self.start_pool()
+        return self.sandboxed.run(node_ir, input_paths, output_dir=output_dir)
+
+    def start_pool(self) -> WarmPool:
+        """Start the warm pool (``pool_size`` containers per image, default limits)."""
+        limits = Limits.default(self.sandboxed.caps)
+        root = self.sandboxed.work_root / "pool"
+        pool = WarmPool(self.executor, limits, size=max(1, self.pool_size), root=root)
+        self.executor.pool = pool.start()
+        return pool
+
+    def close(self) -> None:
+        """Remove the pool's waiting containers (a worker calls this at shutdown)."""
+        if self.executor.pool is not None:
+            self.executor.pool.close()
+            self.executor.pool = None
+
+    def cancel(self, run_id: str | None = None) -> int:
+        """Kill the containers of ``run_id`` (default: this runner's run); returns how many."""
+        return self.executor.cancel(run_id or self.run_id)
+
+
+def _unavailable(node_id: str, message: str) -> NodeResult:
+    msg = f"node {node_id!r} not run: {message}"
+    return NodeResult(
+        status="failed", logs=[f"[{node_id}] {msg}"], error=msg, error_kind="SANDBOX_UNAVAILABLE"
+    )
+
+
+def user_code_runner(
+    catalog: ManifestCatalog, *, caps: AdminCaps | None = None, run_id: str | None = None
+) -> DockerRunner | SandboxedRunner:
+    """The runner for user code: Docker, or the process runner only if the operator opted in.
+
+    Raises :class:`SandboxUnavailable` when no engine answers and the process runner is off.
+    """
+    try:
+        client = docker_client(timeout=10)
+        client.ping()
+    except DockerException as exc:
+        if process_runner_enabled():
+            return process_runner(catalog, caps=caps, run_id=run_id)
+        raise SandboxUnavailable(
+            f"no Docker engine answers ({exc}); refusing to run user code without a sandbox. "
+            "On a development machine an operator may set ALPHAFORGE_ALLOW_PROCESS_RUNNER=1."
+        ) from None
+    return DockerRunner(catalog, caps=caps, client=client, run_id=run_id)

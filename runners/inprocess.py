@@ -1,0 +1,191 @@
+"""The in-process runner: built-in nodes run inside the flow's own process.
+
+For one node: load each input from its artifact file, select the bound column, build the node
+with a :class:`NodeContext` whose log lines are tagged with the node id, validate the params, run,
+check every declared output is there with its declared type, and write the outputs.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from dsl.ir import InputBinding, NodeIR
+from nodes.base import Node, NodeContext, NodeRegistry, PortType, registry
+from nodes.errors import AlphaForgeError, DataError
+from runners.base import InputPaths, NodeResult, RunnerError
+from runners.io import check_value, file_name, read_value, write_value
+
+__all__ = ["InProcessRunner"]
+
+
+class InProcessRunner:
+    """Runs built-in nodes in this process.
+
+    ``base_dir`` resolves relative data paths (the .af file's folder for a CLI run);
+    ``datasets`` maps web-app dataset names to Parquet files; ``confine_paths`` refuses paths
+    outside ``base_dir`` (runs started from the web app).
+    """
+
+    def __init__(
+        self,
+        *,
+        base_dir: Path,
+        datasets: Mapping[str, Path] | None = None,
+        confine_paths: bool = False,
+        node_registry: NodeRegistry | None = None,
+    ) -> None:
+        self.base_dir = Path(base_dir)
+        self.datasets = dict(datasets or {})
+        self.confine_paths = confine_paths
+        self._registry = node_registry
+
+    @property
+    def registry(self) -> NodeRegistry:
+        """The node registry in use (the default one with the built-ins unless given)."""
+        if self._registry is None:
+            self._registry = registry()
+        return self._registry
+
+    def context(self, log: Any = None) -> NodeContext:
+        """A node context for this run; ``log`` receives the node's log lines."""
+        return NodeContext(
+            base_dir=self.base_dir,
+            datasets=self.datasets,
+            log=log if log is not None else (lambda _m: None),
+            confine_paths=self.confine_paths,
+        )
+
+    def fingerprint(self, node_ir: NodeIR) -> str | None:
+        """What the node reads from outside its inputs (a data file's hash), or None.
+
+        Raises the node's own error (e.g. a missing file) so the caller can decide.
+        """
+        node_type = self.registry.get(node_ir.type)
+        params = node_type.validated_params(node_ir.params)
+        return node_type(self.context()).fingerprint(params)
+
+    def run(self, node_ir: NodeIR, input_paths: InputPaths, *, output_dir: Path) -> NodeResult:
+        """Run one node; failures come back as a failed :class:`NodeResult`, never raised."""
+        logs: list[str] = []
+
+        def log(msg: str) -> None:
+            logs.append(f"[{node_ir.id}] {msg}")
+
+        wall0, cpu0 = time.perf_counter(), time.thread_time()
+        try:
+            outputs = self._execute(node_ir, input_paths, output_dir, log)
+        except AlphaForgeError as exc:
+            log("".join(traceback.format_exception(exc)).rstrip())
+            kind = exc.kind if isinstance(exc, DataError) else type(exc).__name__
+            return self._failed(node_ir, str(exc), kind, logs, wall0, cpu0)
+        except Exception as exc:  # a bug in a node: keep the traceback in the log only
+            log("".join(traceback.format_exception(exc)).rstrip())
+            where = f"node {node_ir.id!r} ({node_ir.type})"
+            msg = f"internal error in {where}: {type(exc).__name__}: {exc}"
+            return self._failed(node_ir, msg, "InternalError", logs, wall0, cpu0)
+        usage = _usage(wall0, cpu0)
+        return NodeResult(status="completed", output_paths=outputs, logs=logs, usage=usage)
+
+    # -- steps --------------------------------------------------------------------------
+
+    def _execute(
+        self, node_ir: NodeIR, input_paths: InputPaths, output_dir: Path, log: Any
+    ) -> dict[str, str]:
+        node_type = self.registry.get(node_ir.type)
+        if node_type.version != node_ir.version:
+            log(
+                f"warning: compiled against {node_ir.type} {node_ir.version}, "
+                f"running {node_type.version}"
+            )
+        params = node_type.validated_params(node_ir.params)
+        inputs = self._load_inputs(node_ir, node_type, input_paths)
+        node = node_type(self.context(log))
+        values = node.run(inputs, params)
+        if not isinstance(values, Mapping):
+            raise RunnerError(f"node {node_ir.id!r} returned {type(values).__name__}, not a dict")
+        return self._write_outputs(node_ir, node_type, values, output_dir)
+
+    def _load_inputs(
+        self, node_ir: NodeIR, node_type: type[Node], input_paths: InputPaths
+    ) -> dict[str, Any]:
+        inputs: dict[str, Any] = {}
+        for port, binding in node_ir.inputs.items():
+            if port not in input_paths:
+                raise RunnerError(f"node {node_ir.id!r}: no artifact given for input {port!r}")
+            paths = input_paths[port]
+            if isinstance(binding, tuple):
+                if isinstance(paths, str) or len(paths) != len(binding):
+                    raise RunnerError(
+                        f"node {node_ir.id!r}: input {port!r} needs {len(binding)} paths"
+                    )
+                inputs[port] = [
+                    _select(read_value(p), b, node_ir.id, port)
+                    for p, b in zip(paths, binding, strict=True)
+                ]
+            else:
+                path = paths if isinstance(paths, str) else _single(paths, node_ir.id, port)
+                inputs[port] = _select(read_value(path), binding, node_ir.id, port)
+        return inputs
+
+    def _write_outputs(
+        self, node_ir: NodeIR, node_type: type[Node], values: Mapping[str, Any], output_dir: Path
+    ) -> dict[str, str]:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        paths: dict[str, str] = {}
+        declared = node_ir.outputs or {p.name: p.type.value for p in node_type.outputs}
+        for port, type_name in declared.items():
+            where = f"output {port!r} of node {node_ir.id!r} ({node_ir.type})"
+            if port not in values:
+                raise RunnerError(f"{where} was not produced")
+            check_value(values[port], PortType(type_name), where)
+            path = output_dir / file_name(port, type_name)
+            write_value(values[port], type_name, path)
+            paths[port] = str(path)
+        return paths
+
+    @staticmethod
+    def _failed(
+        node_ir: NodeIR, msg: str, kind: str, logs: list[str], wall0: float, cpu0: float
+    ) -> NodeResult:
+        logs.append(f"[{node_ir.id}] failed: {msg}")
+        return NodeResult(
+            status="failed", logs=logs, usage=_usage(wall0, cpu0), error=msg, error_kind=kind
+        )
+
+
+def _select(value: Any, binding: InputBinding, node_id: str, port: str) -> Any:
+    """Apply a binding's column selection (``data.close``) to a loaded value."""
+    if binding.column is None:
+        return value
+    if not isinstance(value, pd.DataFrame):
+        raise RunnerError(
+            f"node {node_id!r}: input {port!r} selects column {binding.column!r} of "
+            f"{binding.node}.{binding.port}, which is not a table"
+        )
+    if binding.column not in value.columns:
+        cols = ", ".join(map(str, value.columns))
+        raise RunnerError(
+            f"node {node_id!r}: input {port!r}: {binding.node}.{binding.port} has no column "
+            f"{binding.column!r} (columns: {cols})"
+        )
+    series = value[binding.column]
+    return series.astype("float64") if pd.api.types.is_numeric_dtype(series.dtype) else series
+
+
+def _single(paths: Sequence[str], node_id: str, port: str) -> str:
+    if len(paths) != 1:
+        raise RunnerError(f"node {node_id!r}: input {port!r} takes one artifact, got {len(paths)}")
+    return paths[0]
+
+
+def _usage(wall0: float, cpu0: float) -> dict[str, Any]:
+    return {
+        "wall_s": round(time.perf_counter() - wall0, 6),
+        "cpu_s": round(time.thread_time() - cpu0, 6),
+    }

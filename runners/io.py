@@ -1,0 +1,137 @@
+"""Reading and writing port values as files, by port type.
+
+Tables (``ohlcv``, ``frame``, ``equity``, ``orders``, ``trades``) and series (``series``,
+``signal``) are Parquet, keeping the ``ts`` index; a series is stored as a one-column table with a
+marker in the schema metadata so it reads back as a series with its name. ``metrics`` are JSON
+(NaN and infinity refused); a ``model`` is a pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from nodes.base import OHLCV_COLUMNS, PortType
+from runners.base import RunnerError
+
+__all__ = ["check_value", "file_name", "read_value", "write_value"]
+
+_SERIES_TYPES = frozenset({PortType.SERIES, PortType.SIGNAL})
+_TABLE_TYPES = frozenset(
+    {PortType.OHLCV, PortType.FRAME, PortType.EQUITY, PortType.ORDERS, PortType.TRADES}
+)
+_META_KEY = b"alphaforge"
+
+
+def file_name(port: str, port_type: PortType | str) -> str:
+    """The file an output port is stored in: ``<port>.<parquet|json|pkl>``."""
+    pt = PortType(port_type)
+    if pt == PortType.METRICS:
+        return f"{port}.json"
+    if pt == PortType.MODEL:
+        return f"{port}.pkl"
+    return f"{port}.parquet"
+
+
+def write_value(value: Any, port_type: PortType | str, path: Path) -> None:
+    """Write ``value`` (already checked with :func:`check_value`) to ``path``."""
+    pt = PortType(port_type)
+    if pt == PortType.METRICS:
+        path.write_text(json.dumps(value, sort_keys=True, allow_nan=False, default=_json_scalar))
+    elif pt == PortType.MODEL:
+        with path.open("wb") as fh:
+            pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    elif pt in _SERIES_TYPES:
+        name = value.name
+        frame = value.rename("value").to_frame()
+        table = pa.Table.from_pandas(frame, preserve_index=True)
+        meta = dict(table.schema.metadata or {})
+        meta[_META_KEY] = json.dumps({"kind": "series", "name": name}, default=str).encode()
+        pq.write_table(table.replace_schema_metadata(meta), path)
+    else:
+        value.to_parquet(path, index=True)
+
+
+def read_value(path: str | Path) -> Any:
+    """Read a value written by :func:`write_value` (the format follows the file's suffix)."""
+    p = Path(path)
+    if not p.exists():
+        raise RunnerError(f"artifact {p} does not exist")
+    if p.suffix == ".json":
+        return json.loads(p.read_text())
+    if p.suffix == ".pkl":
+        with p.open("rb") as fh:
+            return pickle.load(fh)
+    table = pq.read_table(p)
+    frame = table.to_pandas()
+    raw = (table.schema.metadata or {}).get(_META_KEY)
+    if raw is not None and json.loads(raw).get("kind") == "series":
+        series = frame["value"]
+        series.name = json.loads(raw).get("name")
+        return series
+    return frame
+
+
+def check_value(value: Any, port_type: PortType | str, where: str) -> None:
+    """Refuse a value that does not have the declared port type; ``where`` names the port."""
+    pt = PortType(port_type)
+    if pt in _SERIES_TYPES:
+        _check_series(value, pt, where)
+    elif pt in _TABLE_TYPES:
+        _check_table(value, pt, where)
+    elif pt == PortType.METRICS:
+        _check_metrics(value, where)
+
+
+def _check_series(value: Any, pt: PortType, where: str) -> None:
+    if not isinstance(value, pd.Series):
+        raise RunnerError(f"{where}: expected a {pt.value} (pandas Series), got {_kind(value)}")
+    if not pd.api.types.is_numeric_dtype(value.dtype):
+        raise RunnerError(f"{where}: a {pt.value} must be numeric, got dtype {value.dtype}")
+    if pt == PortType.SIGNAL:
+        if value.isna().any():
+            raise RunnerError(f"{where}: a signal may not contain NaN")
+        if len(value) and (value.abs() > 1 + 1e-12).any():
+            raise RunnerError(f"{where}: signal values must lie in [-1, 1]")
+
+
+def _check_table(value: Any, pt: PortType, where: str) -> None:
+    if not isinstance(value, pd.DataFrame):
+        raise RunnerError(f"{where}: expected a {pt.value} table (DataFrame), got {_kind(value)}")
+    if pt in (PortType.OHLCV, PortType.EQUITY) and not isinstance(value.index, pd.DatetimeIndex):
+        raise RunnerError(f"{where}: a {pt.value} table must be indexed by timestamps")
+    if pt == PortType.OHLCV:
+        missing = [c for c in OHLCV_COLUMNS if c not in value.columns]
+        if missing:
+            raise RunnerError(f"{where}: ohlcv table lacks columns {missing}")
+
+
+def _check_metrics(value: Any, where: str) -> None:
+    if not isinstance(value, dict):
+        raise RunnerError(f"{where}: expected metrics (a dict), got {_kind(value)}")
+    for key, v in value.items():
+        if not isinstance(key, str):
+            raise RunnerError(f"{where}: metric names must be strings, got {key!r}")
+        if isinstance(v, float | np.floating) and not math.isfinite(float(v)):
+            raise RunnerError(f"{where}: metric {key!r} is {v}; use None for undefined")
+
+
+def _json_scalar(value: Any) -> Any:
+    # numpy scalars and timestamps inside metrics
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    return str(value)
+
+
+def _kind(value: Any) -> str:
+    return type(value).__name__

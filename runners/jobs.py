@@ -1,0 +1,177 @@
+"""The data protocol between the host and a sandbox: the job directory a node reads.
+
+Layout of a job directory (mounted read-only at ``/job``)::
+
+    job.json               node id, language, ports, column order, limits, the code file's name
+    params.json            the params, defaults filled in and checked against the schema
+    code.py | code.js | code.wat | code.wasm
+    inputs/<port>.parquet  the input as a table (a series as one column named "value")
+    inputs/<port>.json     the same, JSON columnar: {"index": [ISO ts], "columns": {name: [..]}}
+
+The output directory (``/out``, the only writable place) receives ``<port>.json`` in the same
+columnar form; :mod:`runners.outputs` validates it on the host.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dsl.ir import InputBinding, NodeIR
+from nodes.base import OHLCV_COLUMNS, PortType
+from runners.base import InputPaths, RunnerError
+from runners.custom import CustomNodeManifest, Limits
+from runners.io import read_value
+
+__all__ = ["SandboxFailure", "iso_index", "prepare_job"]
+
+_CODE_FILE = {
+    "python": "code.py",
+    "javascript": "code.js",
+    "wat": "code.wat",
+    "wasm_base64": "code.wasm",
+}
+
+
+class SandboxFailure(RunnerError):
+    """A sandboxed execution failed in a named way (``kind``: TIMEOUT, OUTPUT_LIMIT, ...)."""
+
+    code = "AF730"
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def iso_index(index: pd.Index) -> list[str] | None:
+    """ISO-8601 UTC strings for a DatetimeIndex (None for any other index)."""
+    if not isinstance(index, pd.DatetimeIndex):
+        return None
+    naive_utc = index.tz_convert(None) if index.tz is not None else index
+    values = naive_utc.to_numpy()
+    return [str(s) for s in np.datetime_as_string(values, unit="auto", timezone="UTC")]
+
+
+def _floats(values: pd.Series) -> list[float | None]:
+    arr = values.to_numpy(dtype="float64", na_value=np.nan)
+    return [None if v != v else float(v) for v in arr.tolist()]
+
+
+def _select(value: Any, binding: InputBinding, node_id: str, port: str) -> Any:
+    if binding.column is None:
+        return value
+    if not isinstance(value, pd.DataFrame) or binding.column not in value.columns:
+        raise RunnerError(
+            f"node {node_id!r}: input {port!r}: {binding.node}.{binding.port} has no column "
+            f"{binding.column!r}"
+        )
+    return value[binding.column].astype("float64")
+
+
+def _numeric_columns(frame: pd.DataFrame, port_type: PortType) -> list[str]:
+    numeric = [str(c) for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c].dtype)]
+    if port_type == PortType.OHLCV:
+        return [c for c in OHLCV_COLUMNS if c in numeric] + [
+            c for c in numeric if c not in OHLCV_COLUMNS
+        ]
+    return numeric
+
+
+def _write_input(value: Any, port_type: PortType, name: str, where: Path) -> dict[str, Any]:
+    """Write one input as Parquet and JSON columnar; returns its job.json entry."""
+    if isinstance(value, pd.Series):
+        frame = value.astype("float64").rename("value").to_frame()
+        columns, kind = ["value"], "series"
+    elif isinstance(value, pd.DataFrame):
+        frame, kind = value, "frame"
+        columns = _numeric_columns(frame, port_type)
+    else:
+        raise RunnerError(f"input {name!r}: a sandbox takes tables and series, not {type(value)}")
+    frame.to_parquet(where / f"{name}.parquet", index=True)
+    series_name = None
+    if isinstance(value, pd.Series) and value.name is not None:
+        series_name = str(value.name)
+    data: dict[str, Any] = {
+        "name": series_name,
+        "index": iso_index(frame.index),
+        "columns": {c: _floats(frame[c]) for c in columns},
+    }
+    (where / f"{name}.json").write_text(json.dumps(data, allow_nan=False))
+    spec: dict[str, Any] = {
+        "name": name,
+        "type": port_type.value,
+        "kind": kind,
+        "columns": columns,
+    }
+    if kind == "series":
+        spec["series_name"] = series_name
+    return spec
+
+
+def _load_inputs(
+    node_ir: NodeIR, manifest: CustomNodeManifest, input_paths: InputPaths
+) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for port in manifest.inputs:
+        binding = node_ir.inputs.get(port.name)
+        if binding is None or isinstance(binding, tuple):
+            raise RunnerError(f"node {node_ir.id!r}: input {port.name!r} is not bound to one value")
+        path = input_paths.get(port.name)
+        if path is None:
+            raise RunnerError(f"node {node_ir.id!r}: no artifact given for input {port.name!r}")
+        if not isinstance(path, str):
+            if len(path) != 1:
+                raise RunnerError(f"node {node_ir.id!r}: input {port.name!r} takes one artifact")
+            path = path[0]
+        values[port.name] = _select(read_value(path), binding, node_ir.id, port.name)
+    return values
+
+
+def prepare_job(
+    node_ir: NodeIR,
+    manifest: CustomNodeManifest,
+    input_paths: InputPaths,
+    params: dict[str, Any],
+    limits: Limits,
+    job_dir: Path,
+) -> pd.Index | None:
+    """Write the job directory for one execution; returns the reference index (first input's).
+
+    Files are world-readable and the directory is never writable by the sandbox user: the
+    container mounts it read-only.
+    """
+    inputs_dir = job_dir / "inputs"
+    inputs_dir.mkdir(parents=True)
+    values = _load_inputs(node_ir, manifest, input_paths)
+    specs = [_write_input(values[p.name], p.type, p.name, inputs_dir) for p in manifest.inputs]
+    fmt = manifest.code_format if manifest.language == "wasm" else manifest.language
+    code_file = _CODE_FILE[fmt]
+    raw = base64.b64decode(manifest.code) if fmt == "wasm_base64" else manifest.code.encode()
+    (job_dir / code_file).write_bytes(raw)
+    job = {
+        "node_id": node_ir.id,
+        "language": manifest.language,
+        "code_file": code_file,
+        "inputs": specs,
+        "outputs": [p.model_dump(mode="json") for p in manifest.outputs],
+        "param_order": list(manifest.params_schema.get("properties", {})),
+        "limits": {
+            "wasm_fuel": limits.wasm_fuel,
+            "wasm_memory_bytes": limits.memory_mb * (1 << 20) // 2,
+        },
+    }
+    (job_dir / "job.json").write_text(json.dumps(job))
+    (job_dir / "params.json").write_text(json.dumps(params, allow_nan=False))
+    for root, dirs, files in os.walk(job_dir):
+        os.chmod(root, 0o755)
+        for f in files:
+            os.chmod(os.path.join(root, f), 0o644)
+        del dirs[:0]
+    first = values[manifest.inputs[0].name] if manifest.inputs else None
+    return first.index if first is not None else None

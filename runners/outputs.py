@@ -1,0 +1,191 @@
+"""Validating what a sandbox left in its output directory, on the host, before anyone reads it.
+
+The directory is untrusted: an entry that is not a regular file with one link (a symlink, a
+hardlink, a FIFO, a device, a directory) is a ``SANDBOX_VIOLATION``; too many entries or bytes is
+an ``OUTPUT_LIMIT``. Files are opened with ``O_NOFOLLOW`` and read up to the cap. Each declared
+output is then parsed from JSON columnar, checked against its port type (series/signal length
+and index equal to the first input's, a signal in [-1, 1], a frame's declared columns, finite
+numbers) and written as a normal artifact with :func:`runners.io.write_value`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from nodes.base import PortType
+from runners.custom import CustomNodeManifest, ManifestPort
+from runners.io import check_value, file_name, write_value
+from runners.jobs import SandboxFailure
+
+__all__ = ["MAX_OUTPUT_ENTRIES", "collect_outputs", "scan_output_dir"]
+
+MAX_OUTPUT_ENTRIES = 32
+
+
+def scan_output_dir(out_dir: Path, max_bytes: int, node_id: str) -> dict[str, bytes]:
+    """The regular files in ``out_dir`` (name -> bytes), refusing anything else."""
+    entries = list(os.scandir(out_dir))
+    if len(entries) > MAX_OUTPUT_ENTRIES:
+        raise SandboxFailure(
+            "OUTPUT_LIMIT", f"node {node_id!r} left {len(entries)} entries in its output dir"
+        )
+    files: dict[str, bytes] = {}
+    total = 0
+    for entry in entries:
+        st = os.lstat(entry.path)
+        what = _refused(st)
+        if what:
+            raise SandboxFailure(
+                "SANDBOX_VIOLATION",
+                f"node {node_id!r} left {what} {entry.name!r} in its output dir; refused",
+            )
+        total += st.st_size
+        if total > max_bytes:
+            raise SandboxFailure(
+                "OUTPUT_LIMIT", f"node {node_id!r} wrote more than {max_bytes} bytes of outputs"
+            )
+        files[entry.name] = _read_capped(Path(entry.path), max_bytes, node_id)
+    return files
+
+
+def _refused(st: os.stat_result) -> str | None:
+    mode = st.st_mode
+    if stat.S_ISLNK(mode):
+        return "a symlink"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if not stat.S_ISREG(mode):
+        return "a special file"
+    if st.st_nlink != 1:
+        return "a hardlink"
+    return None
+
+
+def _read_capped(path: Path, max_bytes: int, node_id: str) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            raise SandboxFailure("SANDBOX_VIOLATION", f"node {node_id!r}: {path.name} changed")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read(max_bytes + 1)
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:
+        raise SandboxFailure(
+            "OUTPUT_LIMIT", f"node {node_id!r} wrote more than {max_bytes} bytes of outputs"
+        )
+    return data
+
+
+def _bad(node_id: str, port: str, message: str) -> SandboxFailure:
+    return SandboxFailure("INVALID_OUTPUT", f"node {node_id!r}, output {port!r}: {message}")
+
+
+def _no_infinity(token: str) -> float:
+    if token == "NaN":
+        return math.nan
+    raise ValueError(f"{token} is not allowed; use null for a missing value")
+
+
+def _numbers(values: Any, node_id: str, port: str, what: str) -> list[float]:
+    if not isinstance(values, list):
+        raise _bad(node_id, port, f"{what} must be a list of numbers")
+    out: list[float] = []
+    for v in values:
+        if v is None:
+            out.append(math.nan)
+        elif isinstance(v, int | float) and not isinstance(v, bool):
+            out.append(float(v))
+        else:
+            raise _bad(node_id, port, f"{what} holds {type(v).__name__}, not a number or null")
+    return out
+
+
+def _index(
+    raw: Any, n: int, reference: pd.Index | None, node_id: str, port: str, exact: bool
+) -> pd.Index:
+    if raw is None:
+        if reference is None:
+            raise _bad(node_id, port, "has no index and the node has no input to take it from")
+        if n != len(reference):
+            raise _bad(node_id, port, f"has {n} rows, the input has {len(reference)}")
+        return reference
+    if not isinstance(raw, list) or len(raw) != n or not all(isinstance(s, str) for s in raw):
+        raise _bad(node_id, port, "index must be a list of ISO timestamps, one per row")
+    try:
+        index = pd.DatetimeIndex(pd.to_datetime(raw, utc=True, format="ISO8601"), name="ts")
+    except (ValueError, TypeError) as exc:
+        raise _bad(node_id, port, f"index is not ISO timestamps: {exc}") from None
+    if exact and reference is not None and not index.equals(pd.DatetimeIndex(reference)):
+        raise _bad(node_id, port, "index differs from the input's index")
+    return index
+
+
+def _to_value(data: Any, port: ManifestPort, reference: pd.Index | None, node_id: str) -> Any:
+    if not isinstance(data, dict):
+        raise _bad(node_id, port.name, "is not a JSON object")
+    if port.type == PortType.METRICS:
+        values = data.get("values")
+        if not isinstance(values, dict):
+            raise _bad(node_id, port.name, "metrics must be an object of numbers")
+        return values
+    if port.type in (PortType.SERIES, PortType.SIGNAL):
+        values = _numbers(data.get("values"), node_id, port.name, "values")
+        index = _index(data.get("index"), len(values), reference, node_id, port.name, True)
+        return pd.Series(values, index=index, name=port.name, dtype="float64")
+    columns = data.get("columns")
+    if not isinstance(columns, dict) or not columns:
+        raise _bad(node_id, port.name, "a frame needs a non-empty 'columns' object")
+    cols = {str(k): _numbers(v, node_id, port.name, f"column {k!r}") for k, v in columns.items()}
+    lengths = {len(v) for v in cols.values()}
+    if len(lengths) != 1:
+        raise _bad(node_id, port.name, "columns have different lengths")
+    missing = [c for c in port.columns or () if c not in cols]
+    if missing:
+        raise _bad(node_id, port.name, f"lacks the declared columns {missing}")
+    index = _index(data.get("index"), lengths.pop(), reference, node_id, port.name, False)
+    return pd.DataFrame(cols, index=index)
+
+
+def collect_outputs(
+    out_dir: Path,
+    manifest: CustomNodeManifest,
+    reference: pd.Index | None,
+    max_bytes: int,
+    node_id: str,
+    dest: Path,
+) -> dict[str, str]:
+    """Validate the sandbox's outputs and write them as artifacts under ``dest``."""
+    files = scan_output_dir(out_dir, max_bytes, node_id)
+    dest.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, str] = {}
+    for port in manifest.outputs:
+        raw = files.get(f"{port.name}.json")
+        if raw is None:
+            raise _bad(node_id, port.name, "was not produced")
+        try:
+            data = json.loads(raw, parse_constant=_no_infinity)
+        except (ValueError, RecursionError) as exc:
+            raise _bad(node_id, port.name, f"is not valid JSON: {exc}") from None
+        value = _to_value(data, port, reference, node_id)
+        where = f"output {port.name!r} of node {node_id!r}"
+        try:
+            check_value(value, port.type, where)
+        except Exception as exc:
+            raise SandboxFailure("INVALID_OUTPUT", str(exc)) from None
+        path = dest / file_name(port.name, port.type)
+        write_value(value, port.type, path)
+        paths[port.name] = str(path)
+    return paths

@@ -1,0 +1,145 @@
+"""The development ``process`` runner: user code in a local subprocess, WITHOUT a sandbox.
+
+For machines without Docker. It is off unless the operator sets
+``ALPHAFORGE_ALLOW_PROCESS_RUNNER=1``, and every execution's log says, on its first line, that
+the code ran without a sandbox. It still applies what a process can: rlimits (data size, CPU
+time, file size, open files, no core dumps), a new session killed as a group at the wall time,
+capped stdout/stderr, an environment allow-list, and the same host-side output validation as the
+Docker runner. It does not stop network access, reading the filesystem or the host's processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import IO
+
+from nodes.errors import AlphaForgeError
+from runners.custom import AdminCaps, ManifestCatalog
+from runners.sandbox import ENTRY_DIR
+from runners.sandboxed import ExecOutcome, ExecSpec, SandboxedRunner, split_done
+
+__all__ = ["ALLOW_ENV", "ProcessExecutor", "ProcessRunnerDisabled", "process_runner"]
+
+ALLOW_ENV = "ALPHAFORGE_ALLOW_PROCESS_RUNNER"
+WARNING = (
+    "WARNING: ran WITHOUT a sandbox (development process runner, enabled by "
+    f"{ALLOW_ENV}=1): no network, filesystem or identity isolation"
+)
+ENV_ALLOW_LIST = ("PATH", "LANG", "LC_ALL", "TZ")
+
+
+class ProcessRunnerDisabled(AlphaForgeError):
+    """The process runner was asked for, but the operator has not enabled it."""
+
+    code = "AF740"
+
+
+def process_runner_enabled() -> bool:
+    """True when the operator opted in to running user code without a sandbox."""
+    return os.environ.get(ALLOW_ENV) == "1"
+
+
+class ProcessExecutor:
+    """Runs the sandbox entrypoints as local subprocesses with rlimits."""
+
+    name = "process"
+
+    def __init__(self, node_binary: str | None = None) -> None:
+        if not process_runner_enabled():
+            raise ProcessRunnerDisabled(
+                f"the process runner runs user code without a sandbox; set {ALLOW_ENV}=1 to "
+                "allow it on a development machine"
+            )
+        self.node_binary = node_binary or shutil.which("node") or "node"
+
+    def preamble(self, spec: ExecSpec) -> list[str]:
+        """The unsandboxed warning, first in every execution's log."""
+        return [WARNING]
+
+    def _command(self, spec: ExecSpec) -> list[str]:
+        job, out = str(spec.job_dir), str(spec.out_dir)
+        if spec.language == "javascript":
+            heap = max(16, spec.limits.memory_mb * 3 // 4)
+            entry = str(ENTRY_DIR / "node_entry.js")
+            return [self.node_binary, f"--max-old-space-size={heap}", entry, job, out]
+        return [sys.executable, "-I", "-B", str(ENTRY_DIR / "python_entry.py"), job, out]
+
+    def execute(self, spec: ExecSpec) -> ExecOutcome:
+        """Run the entrypoint; kill its process group on the wall time or too much output."""
+        limits = spec.limits
+        env = {k: os.environ[k] for k in ENV_ALLOW_LIST if k in os.environ}
+        env["HOME"] = str(spec.out_dir.parent)
+
+        def set_limits() -> None:
+            cpu = int(limits.wall_s) + 1
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limits.output_bytes, limits.output_bytes))
+            resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            if spec.language != "javascript":  # V8 reserves address space up front
+                mem = limits.memory_mb << 20
+                resource.setrlimit(resource.RLIMIT_DATA, (mem, mem))
+
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            self._command(spec),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=spec.out_dir.parent,
+            env=env,
+            start_new_session=True,
+            preexec_fn=set_limits,
+        )
+        outcome = ExecOutcome(exit_code=None)
+        reader = threading.Thread(
+            target=_read_capped, args=(proc, proc.stdout, limits.log_bytes, outcome), daemon=True
+        )
+        reader.start()
+        try:
+            proc.wait(timeout=limits.wall_s)
+        except subprocess.TimeoutExpired:
+            outcome.killed = outcome.killed or "TIMEOUT"
+            _kill_group(proc)
+        _kill_group(proc)  # whatever it left behind in its session
+        reader.join(timeout=5)
+        outcome.exit_code = proc.returncode
+        outcome.usage = {"wall_s": round(time.perf_counter() - t0, 6), "sandboxed": False}
+        return outcome
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _read_capped(
+    proc: subprocess.Popen[bytes], stream: IO[bytes] | None, cap: int, outcome: ExecOutcome
+) -> None:
+    assert stream is not None
+    total = 0
+    buf = b""
+    while chunk := stream.read1(65536):  # type: ignore[attr-defined]
+        total += len(chunk)
+        if total > cap:
+            outcome.killed = "OUTPUT_LIMIT"
+            _kill_group(proc)
+            break
+        buf += chunk
+    outcome.lines, _ = split_done(buf.decode("utf-8", "replace").splitlines())
+
+
+def process_runner(
+    catalog: ManifestCatalog, *, caps: AdminCaps | None = None, run_id: str | None = None
+) -> SandboxedRunner:
+    """A runner over :class:`ProcessExecutor` (raises ProcessRunnerDisabled unless enabled)."""
+    return SandboxedRunner(ProcessExecutor(), catalog, caps=caps, run_id=run_id)

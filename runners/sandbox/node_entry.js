@@ -1,0 +1,111 @@
+// Sandbox entrypoint for JavaScript custom nodes: node node_entry.js [--wait] JOB_DIR OUT_DIR.
+//
+// Reads job.json, params.json and the JSON columnar inputs from JOB_DIR (read-only), loads the
+// user's code as a CommonJS module, calls its run(inputs, params) and writes each declared output
+// to OUT_DIR/<port>.json. Inputs: a series is { name, index, values: Float64Array }, a table is
+// { index, columns: { name: Float64Array } }. Everything is untrusted once user code runs; the
+// host validates the files afterwards. Exit codes: 0 ok, 1 user error, 2 bad outputs.
+'use strict';
+const fs = require('fs');
+const path = require('path');
+const Module = require('module');
+
+let args = process.argv.slice(2);
+if (args[0] === '--wait') {
+  // Pooled mode: block until the host writes "go" into the FIFO, then run the job.
+  args = args.slice(1);
+  fs.writeFileSync(path.join(args[1], '.ready'), '');
+  if (fs.readFileSync(path.join(args[0], 'go'), 'utf8') !== 'go') {
+    process.stderr.write('alphaforge-sandbox: pooled container released without a job\n');
+    process.exit(1);
+  }
+}
+const [jobDir, outDir] = args;
+// Blocking stdout/stderr: console.log waits for the host to read (whose cap then applies)
+// instead of queueing endless output in memory.
+for (const stream of [process.stdout, process.stderr]) {
+  if (stream._handle && typeof stream._handle.setBlocking === 'function') {
+    stream._handle.setBlocking(true);
+  }
+}
+const readJson = (p) => JSON.parse(fs.readFileSync(p, 'utf8'));
+
+// The last line on stdout: lets the host finish without waiting for the engine to notice the
+// exit (~0.1 s). Untrusted like everything here: it can only report what an exit code could.
+const DONE = '@@alphaforge-done@@';
+
+function finish(code) {
+  process.stdout.write(`\n${DONE} ${code}\n`);
+  process.exit(code);
+}
+
+function fail(code, message) {
+  process.stderr.write(`alphaforge-sandbox: ${message}\n`);
+  finish(code);
+}
+
+function loadInputs(job) {
+  const inputs = {};
+  for (const spec of job.inputs) {
+    const data = readJson(path.join(jobDir, 'inputs', `${spec.name}.json`));
+    const columns = {};
+    for (const [name, values] of Object.entries(data.columns)) {
+      columns[name] = Float64Array.from(values, (v) => (v === null ? NaN : v));
+    }
+    inputs[spec.name] = spec.kind === 'series'
+      ? { name: data.name, index: data.index, values: columns[spec.columns[0]] }
+      : { index: data.index, columns };
+  }
+  return inputs;
+}
+
+function loadUserModule(file) {
+  const source = fs.readFileSync(file, 'utf8');
+  const m = new Module(file, null);
+  m.filename = file;
+  m.paths = [];
+  const suffix = "\n;if (typeof run === 'function' && !module.exports.run) module.exports.run = run;\n";
+  m._compile(source + suffix, file);
+  if (typeof m.exports.run !== 'function') fail(1, 'the node defines no run(inputs, params)');
+  return m.exports;
+}
+
+const floats = (values) => Array.from(values, (v) => (Number.isFinite(v) ? v : null));
+
+function toColumnar(value, port) {
+  if (port.type === 'metrics') return { kind: 'metrics', values: value };
+  if (port.type === 'series' || port.type === 'signal') {
+    const isArr = Array.isArray(value) || ArrayBuffer.isView(value);
+    if (isArr) return { kind: 'series', values: floats(value) };
+    return { kind: 'series', index: value.index || null, values: floats(value.values) };
+  }
+  const columns = {};
+  for (const [name, values] of Object.entries(value.columns)) columns[name] = floats(values);
+  return { kind: 'frame', index: value.index || null, columns };
+}
+
+async function main() {
+  const job = readJson(path.join(jobDir, 'job.json'));
+  const params = readJson(path.join(jobDir, 'params.json'));
+  const user = loadUserModule(path.join(jobDir, job.code_file));
+  let outputs;
+  try {
+    outputs = await user.run(loadInputs(job), params);
+  } catch (err) {
+    fail(1, `${err && err.stack ? err.stack : err}`);
+  }
+  if (outputs === null || typeof outputs !== 'object') fail(2, 'run() must return an object');
+  for (const port of job.outputs) {
+    if (!(port.name in outputs)) fail(2, `output '${port.name}' was not produced`);
+    let data;
+    try {
+      data = toColumnar(outputs[port.name], port);
+    } catch (err) {
+      fail(2, `output '${port.name}': ${err}`);
+    }
+    fs.writeFileSync(path.join(outDir, `${port.name}.json`), JSON.stringify(data));
+  }
+  finish(0);
+}
+
+main().catch((err) => fail(1, `${err && err.stack ? err.stack : err}`));

@@ -1,0 +1,164 @@
+"""Sandbox entrypoint for Python (and, by delegation, WebAssembly) custom nodes.
+
+Usage: ``python3 python_entry.py [--wait] JOB_DIR OUT_DIR`` (``--wait``: a pooled container).
+Reads ``job.json``, ``params.json``, the inputs (Parquet, as pandas objects) and the user's
+code from JOB_DIR (read-only), calls the user's ``run(inputs, params)`` and writes each output
+as JSON columnar to OUT_DIR/<port>.json.
+Everything here is untrusted once user code runs: the host validates the files afterwards.
+
+Exit codes: 0 ok, 1 the user's code failed, 2 bad outputs, 3 out of fuel (wasm), 4 out of memory.
+Standalone: imports nothing from Alpha Forge (the image has only the runtime).
+"""
+
+import contextlib
+import json
+import math
+import os
+import sys
+import traceback
+
+EXIT_OK, EXIT_USER, EXIT_OUTPUT, EXIT_FUEL, EXIT_MEMORY = 0, 1, 2, 3, 4
+# The last line on stdout: lets the host finish without waiting for the engine to notice the
+# exit (~0.1 s). Untrusted like everything here: it can only report what an exit code could.
+DONE = "@@alphaforge-done@@"
+
+
+def finish(code):
+    """Flush, print the completion line and exit now (no interpreter finalisation)."""
+    sys.stderr.flush()
+    sys.stdout.write(f"\n{DONE} {code}\n")
+    sys.stdout.flush()
+    os._exit(code)
+
+
+def fail(code, message):
+    """Say why on stderr and exit with ``code``."""
+    sys.stderr.write(f"alphaforge-sandbox: {message}\n")
+    finish(code)
+
+
+def load_inputs(job_dir, job):
+    """Input port name -> pandas Series / DataFrame (nodes/base.py's representations)."""
+    import pandas as pd
+
+    inputs = {}
+    for spec in job["inputs"]:
+        frame = pd.read_parquet(os.path.join(job_dir, "inputs", spec["name"] + ".parquet"))
+        if spec["kind"] == "series":
+            series = frame["value"].astype("float64")
+            series.name = spec.get("series_name")
+            inputs[spec["name"]] = series
+        else:
+            inputs[spec["name"]] = frame
+    return inputs
+
+
+def _floats(values):
+    out = []
+    for v in values:
+        f = float(v)
+        out.append(None if math.isnan(f) else f)
+    return out
+
+
+def _index(index):
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(index, pd.DatetimeIndex):
+        naive_utc = index.tz_convert(None) if index.tz is not None else index
+        return [str(s) for s in np.datetime_as_string(naive_utc.to_numpy(), timezone="UTC")]
+    return None
+
+
+def to_columnar(value, port):
+    """A pandas value as the JSON columnar form the host validates."""
+    import pandas as pd
+
+    if port["type"] == "metrics":
+        if not isinstance(value, dict):
+            raise TypeError(f"output {port['name']!r} must be a dict, got {type(value).__name__}")
+        return {"kind": "metrics", "values": value}
+    if port["type"] in ("series", "signal"):
+        if not isinstance(value, pd.Series):
+            value = pd.Series(value, dtype="float64")
+        return {"kind": "series", "index": _index(value.index), "values": _floats(value)}
+    if not isinstance(value, pd.DataFrame):
+        raise TypeError(f"output {port['name']!r} must be a DataFrame, got {type(value).__name__}")
+    columns = {str(c): _floats(value[c].astype("float64")) for c in value.columns}
+    return {"kind": "frame", "index": _index(value.index), "columns": columns}
+
+
+def run_python(job_dir, job, params):
+    """Execute the user's Python ``run(inputs, params)``; returns its outputs dict."""
+    inputs = load_inputs(job_dir, job)
+    path = os.path.join(job_dir, job["code_file"])
+    with open(path, encoding="utf-8") as fh:
+        source = fh.read()
+    namespace = {"__name__": "alphaforge_node", "__file__": "node.py"}
+    exec(compile(source, "node.py", "exec"), namespace)
+    run = namespace.get("run")
+    if not callable(run):
+        raise TypeError("the node's code defines no run(inputs, params) function")
+    outputs = run(inputs, params)
+    if not isinstance(outputs, dict):
+        raise TypeError(f"run() returned {type(outputs).__name__}, not a dict of outputs")
+    return outputs
+
+
+def write_outputs(out_dir, job, outputs, convert):
+    """Write each declared output as OUT_DIR/<port>.json; a missing one is an error."""
+    for port in job["outputs"]:
+        if port["name"] not in outputs:
+            fail(EXIT_OUTPUT, f"output {port['name']!r} was not produced")
+        data = convert(outputs[port["name"]], port)
+        with open(os.path.join(out_dir, port["name"] + ".json"), "w", encoding="utf-8") as fh:
+            json.dump(data, fh, allow_nan=True)
+
+
+def wait_for_job(job_dir, out_dir):
+    """Pooled mode: load the runtime, say ``.ready``, block until the host writes ``go``."""
+    import importlib
+
+    for name in ("numpy", "pandas", "pyarrow.parquet", "wasmtime"):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    open(os.path.join(out_dir, ".ready"), "w").close()
+    with open(os.path.join(job_dir, "go"), "rb") as fh:
+        if fh.read(2) != b"go":
+            fail(EXIT_USER, "pooled container released without a job")
+
+
+def main(argv):
+    """Run the job in argv[1] (after ``--wait``: once released), outputs to argv[2]."""
+    os.dup2(1, 2)  # one stream: the traceback always precedes the completion line
+    if argv[1] == "--wait":
+        argv = [argv[0], *argv[2:]]
+        wait_for_job(argv[1], argv[2])
+    job_dir, out_dir = argv[1], argv[2]
+    with open(os.path.join(job_dir, "job.json"), encoding="utf-8") as fh:
+        job = json.load(fh)
+    with open(os.path.join(job_dir, "params.json"), encoding="utf-8") as fh:
+        params = json.load(fh)
+    if job["language"] == "wasm":
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import wasm_entry
+
+        return wasm_entry.main(job_dir, out_dir, job, params)
+    try:
+        outputs = run_python(job_dir, job, params)
+        write_outputs(out_dir, job, outputs, to_columnar)
+    except MemoryError:
+        fail(EXIT_MEMORY, "MemoryError: the node ran out of memory")
+    except Exception:
+        traceback.print_exc()
+        sys.stderr.flush()
+        return EXIT_USER
+    sys.stdout.flush()
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    # No interpreter finalisation (pyarrow/wasmtime teardown costs ~0.1-0.2 s): the outputs are
+    # written and closed, and the container ends with this process anyway.
+    finish(main(sys.argv))

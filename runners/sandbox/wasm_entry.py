@@ -1,0 +1,125 @@
+"""Sandbox entrypoint for WebAssembly custom nodes (ABI v1, see WASM_ABI.md), under wasmtime.
+
+Called by python_entry.py. Input columns are concatenated column-major as f64 (each input port's
+numeric columns in job order), outputs read back the same way, params passed as an f64 array to
+the optional ``set_params`` export. Fuel bounds the instructions executed and a store limit
+bounds linear memory: running out of either is reported with its own exit code.
+"""
+
+import array
+import json
+import os
+import sys
+
+import wasmtime
+
+EXIT_OK, EXIT_USER, EXIT_OUTPUT, EXIT_FUEL, EXIT_MEMORY = 0, 1, 2, 3, 4
+PAGE = 65536
+LOG_LIMIT = 1000
+
+
+def _fail(code, message):
+    sys.stderr.write(f"alphaforge-sandbox: {message}\n")
+    sys.stderr.flush()
+    return code
+
+
+def _read_columns(job_dir, job):
+    cols, n = [], None
+    for spec in job["inputs"]:
+        with open(os.path.join(job_dir, "inputs", spec["name"] + ".json"), encoding="utf-8") as fh:
+            data = json.load(fh)
+        for name in spec["columns"]:
+            values = data["columns"][name]
+            if n is not None and len(values) != n:
+                raise ValueError("inputs of a wasm node must have the same length")
+            n = len(values)
+            cols.append([float("nan") if v is None else float(v) for v in values])
+    return cols, n or 0
+
+
+def _linker(engine, logs):
+    linker = wasmtime.Linker(engine)
+    i32 = wasmtime.ValType.i32()
+
+    def log(caller, ptr, length):
+        if len(logs) >= LOG_LIMIT:
+            return
+        mem = caller.get("memory")
+        raw = mem.read(caller, ptr, ptr + min(length, 4096))
+        print(bytes(raw).decode("utf-8", "replace"), flush=True)
+        logs.append(1)
+
+    linker.define_func("env", "log", wasmtime.FuncType([i32, i32], []), log, access_caller=True)
+    return linker
+
+
+def _module(engine, job_dir, job):
+    path = os.path.join(job_dir, job["code_file"])
+    with open(path, "rb") as fh:
+        code = fh.read()
+    return wasmtime.Module(engine, code if job["code_file"].endswith(".wasm") else code.decode())
+
+
+def main(job_dir, out_dir, job, params):
+    """Run the module's ``run`` over the inputs and write the outputs; returns the exit code."""
+    limits = job["limits"]
+    mem_cap = int(limits["wasm_memory_bytes"])
+    config = wasmtime.Config()
+    config.consume_fuel = True
+    engine = wasmtime.Engine(config)
+    store = wasmtime.Store(engine)
+    store.set_fuel(int(limits["wasm_fuel"]))
+    store.set_limits(memory_size=mem_cap, instances=4, tables=4, memories=1)
+    memory = None
+    try:
+        cols, n = _read_columns(job_dir, job)
+        instance = _linker(engine, []).instantiate(store, _module(engine, job_dir, job))
+        ex = instance.exports(store)
+        memory, alloc, run = ex["memory"], ex["alloc"], ex["run"]
+        n_out = sum(
+            1 if p["type"] in ("series", "signal") else len(p["columns"]) for p in job["outputs"]
+        )
+        in_ptr = alloc(store, 8 * n * max(len(cols), 1))
+        out_ptr = alloc(store, 8 * n * max(n_out, 1))
+        flat = array.array("d", [v for c in cols for v in c])
+        memory.write(store, flat.tobytes(), in_ptr)
+        values = [float(params.get(k, "nan")) for k in job["param_order"]]  # missing: NaN
+        if values and "set_params" in ex:
+            p_ptr = alloc(store, 8 * len(values))
+            memory.write(store, array.array("d", values).tobytes(), p_ptr)
+            ex["set_params"](store, p_ptr, len(values))
+        status = run(store, in_ptr, n, out_ptr)
+        if status != 0:
+            return _fail(EXIT_USER, f"wasm run() returned status {status}")
+        out = array.array("d")
+        out.frombytes(bytes(memory.read(store, out_ptr, out_ptr + 8 * n * n_out)))
+    except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+        text = str(exc)
+        if "fuel" in text:
+            return _fail(EXIT_FUEL, f"wasm ran out of fuel: {text.splitlines()[0]}")
+        # memory.grow past the cap returns -1 (wasm semantics); a trap with the memory within
+        # 1/16 of the cap is that refusal surfacing, so it is reported as the memory limit.
+        if memory is not None and mem_cap - memory.data_len(store) < max(PAGE, mem_cap // 16):
+            return _fail(EXIT_MEMORY, f"wasm memory limit ({mem_cap} bytes) reached: {text}")
+        return _fail(EXIT_USER, f"wasm trap: {text}")
+    except Exception as exc:  # bad module, missing export, bad inputs
+        return _fail(EXIT_USER, f"{type(exc).__name__}: {exc}")
+    _write(out_dir, job, out, n)
+    return EXIT_OK
+
+
+def _write(out_dir, job, out, n):
+    k = 0
+    for port in job["outputs"]:
+        names = ["value"] if port["type"] in ("series", "signal") else port["columns"]
+        columns = {}
+        for name in names:
+            columns[name] = [None if v != v else v for v in out[k * n : (k + 1) * n]]
+            k += 1
+        if port["type"] in ("series", "signal"):
+            data = {"kind": "series", "values": columns["value"]}
+        else:
+            data = {"kind": "frame", "columns": columns}
+        with open(os.path.join(out_dir, port["name"] + ".json"), "w", encoding="utf-8") as fh:
+            json.dump(data, fh)

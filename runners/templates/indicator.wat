@@ -1,0 +1,43 @@
+;; Template: an indicator. Exponential moving average of the input series (WASM ABI v1).
+;; Input: 1 column (x). Output: 1 column (ema). Params: [span].
+(module
+  (memory (export "memory") 1)
+  (global $heap (mut i32) (i32.const 1024))
+  (global $span (mut f64) (f64.const 20))
+
+  ;; A bump allocator: returns 8-byte aligned memory, growing the memory when needed.
+  (func (export "alloc") (param $n i32) (result i32)
+    (local $p i32) (local $end i32) (local $pages i32)
+    (local.set $p (global.get $heap))
+    (local.set $end (i32.add (local.get $p) (local.get $n)))
+    (local.set $pages (i32.shr_u (i32.add (local.get $end) (i32.const 65535)) (i32.const 16)))
+    (if (i32.gt_u (local.get $pages) (memory.size))
+      (then
+        (if (i32.eq (memory.grow (i32.sub (local.get $pages) (memory.size))) (i32.const -1))
+          (then unreachable))))
+    (global.set $heap (i32.and (i32.add (local.get $end) (i32.const 7)) (i32.const -8)))
+    (local.get $p))
+
+  (func (export "set_params") (param $ptr i32) (param $count i32)
+    (if (i32.gt_s (local.get $count) (i32.const 0))
+      (then (global.set $span (f64.load (local.get $ptr))))))
+
+  (func (export "run") (param $in i32) (param $n i32) (param $out i32) (result i32)
+    (local $i i32) (local $off i32) (local $alpha f64) (local $prev f64)
+    (if (i32.eqz (local.get $n)) (then (return (i32.const 0))))
+    (local.set $alpha (f64.div (f64.const 2) (f64.add (global.get $span) (f64.const 1))))
+    (local.set $prev (f64.load (local.get $in)))
+    (f64.store (local.get $out) (local.get $prev))
+    (local.set $i (i32.const 1))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+        (local.set $off (i32.shl (local.get $i) (i32.const 3)))
+        (local.set $prev
+          (f64.add (local.get $prev)
+            (f64.mul (local.get $alpha)
+              (f64.sub (f64.load (i32.add (local.get $in) (local.get $off))) (local.get $prev)))))
+        (f64.store (i32.add (local.get $out) (local.get $off)) (local.get $prev))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $next)))
+    (i32.const 0)))

@@ -1,0 +1,141 @@
+"""The `alphaforge` command: exit codes 0/1/2, diagnostics, --json shape, runs and nodes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cli.main import main
+from tests.flows.testnodes import crossover_ir
+
+ROOT = Path(__file__).resolve().parents[2]
+ALPHAFORGE = Path(sys.executable).with_name("alphaforge")
+SMA = ROOT / "examples" / "sma_crossover.af"
+
+
+def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The installed console script in a subprocess, as a user runs it."""
+    return subprocess.run(
+        [str(ALPHAFORGE), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT,
+        env={**os.environ},
+        timeout=300,
+    )
+
+
+def test_validate_ok_prints_a_summary_and_exits_0(capsys) -> None:
+    assert main(["validate", str(SMA)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("ok: ") and "sma_crossover" in out and "5 steps" in out
+
+
+def test_validate_prints_gcc_style_diagnostics_and_exits_2(tmp_path, capsys) -> None:
+    bad = tmp_path / "bad.af"
+    bad.write_text('pipeline p\n\ndata = csv_ohlcv(path="x.csv")\nfast = smaa(data.close)\n')
+    assert main(["validate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:4:" in err and "error" in err and "sma" in err
+
+
+@pytest.mark.parametrize("command", ["validate", "compile", "run"])
+def test_a_missing_file_exits_2(command, tmp_path, capsys) -> None:
+    assert main([command, str(tmp_path / "nope.af")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_compile_prints_the_ir_as_json(capsys) -> None:
+    assert main(["compile", str(SMA)]) == 0
+    ir = json.loads(capsys.readouterr().out)
+    assert ir["name"] == "sma_crossover"
+    assert [n["id"] for n in ir["nodes"]] == ["data", "fast", "slow", "signal", "result"]
+
+
+def test_nodes_list_and_show(capsys) -> None:
+    assert main(["nodes", "list", "--json"]) == 0
+    names = {spec["name"] for spec in json.loads(capsys.readouterr().out)}
+    assert {"csv_ohlcv", "sma", "crossover", "backtest"} <= names
+    assert main(["nodes", "show", "sma"]) == 0
+    out = capsys.readouterr().out
+    assert "window" in out and "series" in out
+
+
+def test_nodes_show_of_an_unknown_name_suggests_and_exits_2(capsys) -> None:
+    assert main(["nodes", "show", "smaa"]) == 2
+    assert "did you mean 'sma'" in capsys.readouterr().err
+
+
+def test_runs_show_of_an_unknown_id_exits_2(tmp_path, capsys) -> None:
+    assert main(["runs", "show", "nope", "--data-dir", str(tmp_path)]) == 2
+    assert "no run matching 'nope'" in capsys.readouterr().err
+
+
+# ---- runs through Prefect (a real server, see conftest) ------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_api")
+def test_run_json_prints_one_object_and_nothing_else(tmp_path) -> None:
+    proc = _cli("run", str(SMA), "--json", "--data-dir", str(tmp_path / "data"))
+    assert proc.returncode == 0, proc.stderr
+    payload = json.loads(proc.stdout)  # the whole of stdout is one JSON object
+    assert {"run_id", "status", "run_dir", "metrics", "mlflow_run_id", "flow_run_id"} <= set(
+        payload
+    )
+    assert payload["status"] == "completed" and payload["metrics"]["num_trades"] > 0
+    assert Path(payload["run_dir"]).is_relative_to(tmp_path / "data")
+    assert "Traceback" not in proc.stderr and "Task run" not in proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_api")
+def test_run_prints_progress_metrics_and_where_results_are(tmp_path) -> None:
+    data = tmp_path / "data"
+    proc = _cli("run", "examples/sma_crossover.af", "--data-dir", str(data))
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    for node_id in ("data", "fast", "slow", "signal", "result"):
+        assert f"✓ {node_id}" in out
+    assert "sharpe" in out and "run dir" in out and "MLflow run" in out and "Prefect run" in out
+    assert "Finished in state" not in out + proc.stderr  # Prefect's own lines stay in run.log
+    again = _cli("run", "examples/sma_crossover.af", "--data-dir", str(data))
+    assert again.returncode == 0 and "↺ result" in again.stdout and "cached" in again.stdout
+    listing = _cli("runs", "list", "--json", "--data-dir", str(data))
+    runs = json.loads(listing.stdout)
+    assert len(runs) == 2 and runs[0]["run_id"] > runs[1]["run_id"]
+    shown = _cli("runs", "show", runs[1]["run_id"][:22], "--data-dir", str(data))
+    assert shown.returncode == 0 and "completed" in shown.stdout and "result" in shown.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_api")
+def test_a_run_with_bad_data_exits_1_with_the_data_error(tmp_path) -> None:
+    (tmp_path / "bad.csv").write_text(
+        "date,open,high,low,close,volume\n2024-01-01,1,2,0.5,1.5,10\n2024-01-02,1,2,0.5,,10\n"
+    )
+    af = tmp_path / "bad.af"
+    af.write_text(SMA.read_text().replace("data/sample_ohlcv.csv", "bad.csv"))
+    proc = _cli("run", str(af), "--data-dir", str(tmp_path / "data"))
+    assert proc.returncode == 1
+    assert "NAN_PRICE" in proc.stderr and "Traceback" not in proc.stderr + proc.stdout
+    assert "✗ data" in proc.stdout and "- result" in proc.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_api", "test_nodes")
+def test_run_of_ir_json_with_a_failing_node_exits_1(tmp_path, capsys) -> None:
+    ir_file = tmp_path / "p.json"
+    ir_file.write_text(crossover_ir(fail=True).to_json())
+    code = main(["run", str(ir_file), "--json", "--data-dir", str(tmp_path / "data")])
+    assert code == 1
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["status"] == "failed"
+    assert payload["node_states"]["broken"] == "failed"
+    assert payload["node_states"]["result"] == "skipped"
+    assert "the oracle is closed" in payload["error"]

@@ -1,0 +1,119 @@
+"""The four planned example pipelines compile, against the fakes and the real built-in nodes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dsl import compile_file, compile_source
+from dsl.ir import InputBinding
+from nodes.base import NodeRegistry, registry
+
+SMA_CROSSOVER = """
+pipeline sma_crossover "Moving Average Crossover (Sample)"
+data   = csv_ohlcv(path="data/sample_ohlcv.csv")
+fast   = sma(data.close, window=10)
+slow   = sma(data.close, window=30)
+signal = crossover(fast, slow)
+result = backtest(data, signal, cash=100_000, fee_bps=5, slippage_bps=2)
+sweep grid {
+    fast.window = [5, 10, 20]
+    slow.window = range(20, 100, 10)
+    where fast.window < slow.window
+    objective maximize result.sharpe
+}
+walkforward(train=2y, test=6M, step=6M)
+"""
+
+RSI_MEAN_REVERSION = """
+pipeline rsi_mean_reversion "RSI Mean Reversion"
+data   = csv_ohlcv(path="data/sample_ohlcv.csv", start=2021-01-01, end=2023-06-30T00:00)
+rsi14  = rsi(data.close, window=14)
+raw    = threshold(rsi14, lower=30.0, upper=70.0, below=1.0, above=-1.0, inside="hold")
+signal = position_sizer(raw, fraction=0.5)
+result = backtest(data, signal, cash=100_000, fee_bps=5, slippage_bps=2)
+sweep optuna(trials=200, seed=7) {
+    rsi14.window = int(5, 50)
+    raw.lower = float(10.0, 40.0)
+    objective maximize result.sharpe
+}
+"""
+
+MACD_TREND = """
+pipeline macd_trend "MACD Trend Following"
+data    = csv_ohlcv(path="data/sample_ohlcv.csv")
+m       = macd(data.close, fast=12, slow=26, signal=9)
+entry   = crossover(m.macd, m.signal, mode="long_only")
+trend   = ema(data.close, window=100)
+regime  = crossover(data.close, trend, mode="long_only")
+signal  = combine(entry, regime, how="and")
+result  = backtest(data, signal, cash=100_000, fee_bps=5, slippage_bps=2)
+stats   = metrics(result.equity, result.trades, result.orders)
+"""
+
+BOLLINGER_MULTI_RSI = """
+pipeline bollinger_breakout "Bollinger Band Breakout with RSI filters"
+data   = csv_ohlcv(path="data/sample_ohlcv.csv")
+bands  = bollinger(data.close, window=20, k=2.0)
+raw    = threshold(bands.percent_b, lower=0.0, upper=1.0, below=-1.0, above=1.0)
+for w in [6, 12, 24] {
+    rsi_{w} = rsi(data.close, window=w)
+    gate_{w} = threshold(rsi_{w}, lower=30.0, upper=70.0)
+}
+vote   = combine(raw, gate_6, gate_12, gate_24, how="mean")
+signal = position_sizer(vote, data.close, target_vol=0.15, vol_window=20, max_position=1.0)
+result = backtest(data, signal, cash=100_000, fee_bps=5, slippage_bps=2)
+"""
+
+EXAMPLES = {
+    "sma_crossover": SMA_CROSSOVER,
+    "rsi_mean_reversion": RSI_MEAN_REVERSION,
+    "macd_trend": MACD_TREND,
+    "bollinger_breakout": BOLLINGER_MULTI_RSI,
+}
+
+
+@pytest.mark.parametrize("name", list(EXAMPLES))
+def test_example_compiles_against_the_fakes(name: str, reg: NodeRegistry) -> None:
+    result = compile_source(EXAMPLES[name], registry=reg)
+    assert result.ok and result.diagnostics == [], result.format(name)
+    assert result.ir is not None and result.ir.name == name
+
+
+@pytest.mark.parametrize("name", list(EXAMPLES))
+def test_example_compiles_against_the_real_nodes_like_the_fakes(
+    name: str, reg: NodeRegistry
+) -> None:
+    real = compile_source(EXAMPLES[name], registry=registry())
+    assert real.ok and real.diagnostics == [], real.format(name)
+    fake = compile_source(EXAMPLES[name], registry=reg).ir
+    assert real.ir is not None and fake is not None
+    assert real.ir.node_ids() == fake.node_ids()
+    for a, b in zip(real.ir.nodes, fake.nodes, strict=True):
+        assert (a.type, a.inputs, a.outputs) == (b.type, b.inputs, b.outputs)
+
+
+def test_bollinger_example_expands_and_wires_the_loop() -> None:
+    ir = compile_source(BOLLINGER_MULTI_RSI, registry=registry()).ir
+    assert ir is not None
+    assert ir.node("gate_12").inputs["series"] == InputBinding(node="rsi_12", port="value")
+    signals = ir.node("vote").inputs["signals"]
+    assert [b.node for b in signals] == ["raw", "gate_6", "gate_12", "gate_24"]  # type: ignore[union-attr]
+    assert ir.node_ids().index("rsi_24") < ir.node_ids().index("vote")
+
+
+def test_dates_reach_the_real_loader_as_iso_strings() -> None:
+    ir = compile_source(RSI_MEAN_REVERSION, registry=registry()).ir
+    assert ir is not None
+    params = ir.node("data").params
+    assert params["start"] == "2021-01-01" and params["end"].startswith("2023-06-30T00:00")
+
+
+EXAMPLE_FILES = sorted((Path(__file__).parents[2] / "examples").glob("*.af"))
+
+
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.stem)
+def test_repository_examples_compile_with_the_default_registry(path: Path) -> None:
+    result = compile_file(path)
+    assert result.ok, result.format(str(path))

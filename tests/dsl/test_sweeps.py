@@ -1,0 +1,181 @@
+"""Sweep validation: spaces, targets, constraints over the grid, objectives."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from dsl import CompileResult
+from dsl.ir import FloatSpace, IntSpace, ValuesSpace
+from dsl.sweeps import MAX_COMBINATIONS
+
+Compile = Callable[..., CompileResult]
+
+BASE = """pipeline s
+data = csv_ohlcv(path="a.csv")
+fast = sma(data.close, window=10)
+slow = sma(data.close, window=30)
+signal = crossover(fast, slow)
+result = backtest(data, signal)
+"""
+
+
+def _sweep(compile_: Compile, block: str) -> CompileResult:
+    return compile_(BASE + block)
+
+
+def test_grid_size_counts_trials_left_by_constraints(compile_: Compile) -> None:
+    result = _sweep(
+        compile_,
+        "sweep grid {\n fast.window = [5, 10, 20]\n slow.window = range(20, 100, 10)\n"
+        " where fast.window < slow.window\n where slow.window - fast.window >= 15\n"
+        " objective maximize result.sharpe\n}\n",
+    )
+    sweep = result.ir.sweep if result.ir else None
+    assert sweep is not None, result.format()
+    expected = sum(1 for f in (5, 10, 20) for s in range(20, 100, 10) if f < s and s - f >= 15)
+    assert sweep.grid_size == expected == 8 + 7 + 6
+
+
+def test_constraint_may_use_a_fixed_param_of_an_unswept_step(compile_: Compile) -> None:
+    result = _sweep(
+        compile_,
+        "sweep grid {\n fast.window = [5, 10, 40, 50]\n where fast.window < slow.window\n}\n",
+    )
+    sweep = result.ir.sweep if result.ir else None
+    assert sweep is not None and sweep.grid_size == 2  # slow.window is 30
+    assert sweep.where[0].args[1].op == "const" and sweep.where[0].args[1].value == 30
+
+
+def test_constraints_excluding_everything_are_an_error(compile_: Compile) -> None:
+    result = _sweep(
+        compile_,
+        "sweep grid {\n fast.window = [40, 50]\n slow.window = [10, 20]\n"
+        " where fast.window < slow.window\n}\n",
+    )
+    (d,) = result.errors
+    assert d.code == "AF304" and "all 4 combinations" in d.message
+    assert (d.line, d.col) == (10, 8)
+
+
+def test_empty_grid(compile_: Compile) -> None:
+    result = _sweep(compile_, "sweep grid {\n fast.window = []\n}\n")
+    assert [(d.code, d.line, d.col) for d in result.errors] == [("AF303", 8, 16)]
+    result = _sweep(compile_, "sweep grid {\n}\n")
+    assert [d.code for d in result.errors] == ["AF303"]
+
+
+def test_unknown_targets(compile_: Compile) -> None:
+    result = _sweep(compile_, "sweep grid {\n fst.window = [5]\n fast.widow = [5]\n}\n")
+    got = [(d.code, d.col, d.suggestions) for d in result.errors]
+    assert got == [("AF301", 2, ["fast"]), ("AF302", 7, ["window"])]
+
+
+@pytest.mark.parametrize(
+    ("target", "space", "expected"),
+    [
+        ("fast.window", "[1, 2]", ValuesSpace(values=(1, 2))),
+        ("result.fee_bps", "range(5)", ValuesSpace(values=(0, 1, 2, 3, 4))),
+        ("fast.window", "range(2, 8, 3)", ValuesSpace(values=(2, 5))),
+        ("fast.window", "int(5, 50)", IntSpace(low=5, high=50)),
+        ("fast.window", "int(5, 50, step=5)", IntSpace(low=5, high=50, step=5)),
+        ("fast.window", "int(5, 500, log=true)", IntSpace(low=5, high=500, log=True)),
+        ("result.fee_bps", "float(0.5, 2)", FloatSpace(low=0.5, high=2.0)),
+        ("result.cash", "float(0.01, 1.0, log=true)", FloatSpace(low=0.01, high=1.0, log=True)),
+        ("fast.window", "choice([1, 2, 3])", ValuesSpace(values=(1, 2, 3))),
+    ],
+)
+def test_space_forms(compile_: Compile, target: str, space: str, expected: object) -> None:
+    result = compile_(
+        BASE + f"sweep optuna(trials=10) {{\n {target} = {space}\n"
+        " objective maximize result.sharpe\n}\n"
+    )
+    sweep = result.ir.sweep if result.ir else None
+    assert sweep is not None, result.format()
+    assert sweep.params[0].space == expected
+
+
+@pytest.mark.parametrize(
+    ("space", "code"),
+    [
+        ("int(50, 5)", "AF303"),
+        ("float(2.0, 1.0)", "AF303"),
+        ("range(5, 5)", "AF303"),
+        ("range(1, 5, 0)", "AF307"),
+        ("int(0, 5, log=true)", "AF307"),
+        ("int(1, 5, step=-1)", "AF307"),
+        ("int(1, 5, stepp=1)", "AF307"),
+        ("int(1.5, 5)", "AF307"),
+        ("int(1)", "AF307"),
+        ("choice(1, 2)", "AF307"),
+        ("unif(1, 2)", "AF307"),
+        ("[1, fast]", "AF307"),
+    ],
+)
+def test_bad_spaces(compile_: Compile, space: str, code: str) -> None:
+    result = _sweep(
+        compile_,
+        f"sweep random(trials=5) {{\n fast.window = {space}\n"
+        " objective maximize result.sharpe\n}\n",
+    )
+    assert [d.code for d in result.errors] == [code], result.format()
+
+
+def test_space_values_are_validated_by_the_params_model(compile_: Compile) -> None:
+    result = _sweep(
+        compile_,
+        "sweep optuna(trials=5) {\n fast.window = int(0, 10)\n"
+        " objective maximize result.sharpe\n}\n",
+    )
+    (d,) = result.errors
+    assert d.code == "AF105" and "sweep value 0" in d.message
+
+
+def test_huge_grid_is_not_enumerated(compile_: Compile) -> None:
+    n = int(MAX_COMBINATIONS**0.5) + 10
+    result = _sweep(
+        compile_,
+        f"sweep grid {{\n fast.window = int(1, {n})\n slow.window = int(1, {n})\n"
+        " where fast.window < slow.window\n}\n",
+    )
+    assert result.ir is not None and result.ir.sweep is not None
+    assert result.ir.sweep.grid_size is None
+    assert [d.code for d in result.diagnostics] == ["AF313"]
+    assert result.diagnostics[0].severity == "info"
+
+
+def test_constraint_that_cannot_be_evaluated(compile_: Compile) -> None:
+    result = _sweep(
+        compile_,
+        'sweep grid {\n fast.window = [5]\n signal.mode = ["long_only"]\n'
+        " where fast.window < signal.mode\n}\n",
+    )
+    assert [d.code for d in result.errors] == ["AF310"]
+
+
+def test_objective_checks(compile_: Compile) -> None:
+    def objective(text: str) -> list[tuple[str, list[str]]]:
+        r = _sweep(compile_, f"sweep grid {{\n fast.window = [5]\n objective {text}\n}}\n")
+        return [(d.code, d.suggestions) for d in r.errors]
+
+    assert objective("maximize result.sharpe") == []
+    assert objective("maximize result.metrics.sharpe") == []
+    assert objective("maximize result.sharpee") == [("AF305", ["sharpe"])]
+    assert objective("maximize rslt.sharpe") == [("AF305", ["result"])]
+    assert objective("maximize result.equity.sharpe") == [("AF305", [])]
+    assert objective("maximum result.sharpe") == [("AF305", ["maximize"])]
+    assert objective("maximize fast.value") == [("AF305", [])]
+
+
+def test_random_and_optuna_need_trials_and_an_objective(compile_: Compile) -> None:
+    result = _sweep(compile_, "sweep optuna {\n fast.window = int(2, 9)\n}\n")
+    assert [d.code for d in result.errors] == ["AF306", "AF311"]
+    result = _sweep(
+        compile_,
+        'sweep optuna(trials=0, seed="x", sampler="tpe") {\n fast.window = int(2, 9)\n'
+        " objective maximize result.sharpe\n}\n",
+    )
+    assert [d.code for d in result.errors] == ["AF306", "AF306"]
+    result = _sweep(compile_, "sweep grid(trials=3) {\n fast.window = [2]\n}\n")
+    assert [d.code for d in result.errors] == ["AF306"]

@@ -1,0 +1,94 @@
+"""The registry of built-in nodes: the documented catalog, typed ports, params schemas."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from nodes.base import Node, PortType, registry
+from nodes.errors import UnknownNodeTypeError
+
+CATALOG_DOC = Path(__file__).resolve().parents[2] / "docs" / "builtin-nodes.md"
+
+
+def _documented_names() -> set[str]:
+    return set(re.findall(r"^- `([a-z_]+)\(", CATALOG_DOC.read_text(), flags=re.MULTILINE))
+
+
+def _product_types() -> list[type[Node]]:
+    """Registered types that ship with the product. A session-wide test fixture (the Prefect
+    stack) puts the ``t_*`` test types from ``tests.flows.testnodes`` in the default registry
+    of its pytest worker; they are not part of the catalog under test here."""
+    return [t for t in registry() if not t.__module__.startswith("tests.")]
+
+
+def test_every_documented_node_is_registered_and_nothing_else() -> None:
+    documented = _documented_names()
+    assert len(documented) == 18
+    assert {t.name for t in _product_types()} == documented
+
+
+def test_lookup_of_an_unknown_name_suggests_close_matches() -> None:
+    with pytest.raises(UnknownNodeTypeError) as info:
+        registry().get("crosover")
+    assert "crossover" in info.value.suggestions
+    assert "did you mean 'crossover'" in str(info.value)
+
+
+def test_catalog_is_json_with_schemas_and_typed_ports() -> None:
+    catalog = json.loads(json.dumps([t.spec() for t in _product_types()]))
+    port_types = {t.value for t in PortType}
+    for spec in catalog:
+        assert spec["doc"] and spec["summary"], spec["name"]
+        assert spec["params_schema"]["type"] == "object", spec["name"]
+        assert spec["outputs"], spec["name"]
+        for port in spec["inputs"] + spec["outputs"]:
+            assert port["type"] in port_types, (spec["name"], port)
+        for name, prop in spec["params_schema"].get("properties", {}).items():
+            assert prop.get("description"), (spec["name"], name)
+
+
+@pytest.mark.parametrize("name", ["backtest", "metrics"])
+def test_metric_nodes_declare_their_metric_keys(name: str) -> None:
+    keys = registry().get(name).metric_keys
+    assert {"sharpe", "total_return", "max_drawdown", "num_trades", "final_equity"} <= set(keys)
+
+
+def test_documented_ports_and_params_of_key_nodes() -> None:
+    reg = registry()
+    bt: type[Node] = reg.get("backtest")
+    assert [p.name for p in bt.inputs] == ["data", "signal"]
+    assert [p.name for p in bt.outputs] == ["equity", "trades", "metrics", "orders"]
+    assert set(bt.params_model.model_fields) == {
+        "cash",
+        "fee_bps",
+        "slippage_bps",
+        "lot_size",
+        "ppy",
+        "risk_free",
+    }
+    assert [p.name for p in reg.get("macd").outputs] == ["macd", "signal", "hist"]
+    assert [p.name for p in reg.get("bollinger").outputs] == [
+        "middle",
+        "upper",
+        "lower",
+        "percent_b",
+    ]
+    assert reg.get("combine").inputs[0].variadic
+    assert set(reg.get("csv_ohlcv").params_model.model_fields) == {
+        "path",
+        "symbol",
+        "timezone",
+        "start",
+        "end",
+    }
+
+
+def test_params_accept_json_integers_for_floats_and_refuse_unknown_keys() -> None:
+    bt = registry().get("backtest")
+    assert bt.parse_params({"cash": 1000, "fee_bps": 5}).cash == 1000.0
+    with pytest.raises(Exception, match="extra"):
+        bt.parse_params({"fees": 5})
