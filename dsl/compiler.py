@@ -238,6 +238,8 @@ class _Compilation:
         except Exception as exc:  # a broken resolver: say so at the pin, don't crash the editor
             self.rep.report("AF402", f"resolving `{use.name}@{use.spec}` failed: {exc}", use.span)
             return None, None
+        for warning in node.warnings:
+            self.rep.warn("AF407", warning, use.span)
         pin = UsePin(
             name=node.name,
             requested=use.spec,

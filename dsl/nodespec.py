@@ -103,6 +103,8 @@ class ResolvedNode:
     params_model: type[Params] | None = None
     metric_keys: tuple[str, ...] = ()
     doc: str = field(default="", compare=False)
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+    """Reported as AF407 warnings at the ``use`` line (e.g. a failed look-ahead check)."""
 
     def spec(self) -> NodeSpec:
         """The compiler's view of this custom node."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable
@@ -314,6 +315,28 @@ def test_unresolvable_pin_and_broken_resolver(compile_: Compile) -> None:
 
     result = compile_(HEADER + "use my_rsi@1\nr = my_rsi(data.close)\n", resolver=Broken())
     assert [d.code for d in result.diagnostics] == ["AF402"]
+
+
+def test_resolver_warnings_become_af407_at_the_use_line(compile_: Compile) -> None:
+    class Warns:
+        def resolve(self, name: str, spec: str) -> ResolvedNode:
+            node = FakeResolver().resolve(name, spec)
+            return dataclasses.replace(node, warnings=("my_rsi@1.2.3 failed the look-ahead",))
+
+    text = (
+        HEADER
+        + "use my_rsi@1.2\nr = my_rsi(data.close)\n"
+        + "s = threshold(r, lower=30.0, upper=70.0)\nresult = backtest(data, s)\n"
+    )
+    result = compile_(text, resolver=Warns())
+    assert result.ok
+    (warning,) = [d for d in result.diagnostics if d.code == "AF407"]
+    assert (warning.severity, warning.line, warning.message) == (
+        "warning",
+        HEADER.count("\n") + 1,
+        "my_rsi@1.2.3 failed the look-ahead",
+    )
+    assert not [d for d in compile_(text, resolver=FakeResolver()).diagnostics if d.code == "AF407"]
 
 
 def test_pin_shadowing_a_builtin_is_refused(compile_: Compile) -> None:
