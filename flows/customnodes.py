@@ -9,9 +9,19 @@ from __future__ import annotations
 
 import contextlib
 
+from runners.custom import TEMPLATE_KINDS, CustomNodeError, CustomNodeManifest, template
 from runners.docker.runner import SandboxUnavailable
+from runners.nodestore import ManifestStore
 
-__all__ = ["SandboxUnavailable", "kill_run_containers"]
+__all__ = [
+    "TEMPLATE_KINDS",
+    "CustomNodeError",
+    "CustomNodeManifest",
+    "ManifestStore",
+    "SandboxUnavailable",
+    "kill_run_containers",
+    "template",
+]
 
 RUN_LABEL = "alphaforge.run_id"
 
