@@ -67,7 +67,9 @@ class ManifestStore:
                 f"node {node_id!r}: no custom node code with hash {code_hash} in {self.root}"
             )
         try:
-            manifest = CustomNodeManifest.model_validate(json.loads(self.path(code_hash).read_text()))
+            manifest = CustomNodeManifest.model_validate(
+                json.loads(self.path(code_hash).read_text())
+            )
         except (OSError, ValueError, ValidationError) as exc:
             raise CustomNodeError(
                 f"node {node_id!r}: stored manifest {code_hash[:12]} is unreadable: {exc}"
