@@ -60,6 +60,9 @@ export interface NodeSpec {
   params_schema: ParamsSchema;
   metric_keys: string[];
   runtime: string;
+  /** A custom node (docs/custom-nodes.md): its `runtime` is the language, `use` = `name@version`. */
+  custom?: boolean;
+  use?: string;
 }
 
 export type RunStatus = 'pending' | 'running' | 'completed' | 'failed' | 'cancelled';

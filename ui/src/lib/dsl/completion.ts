@@ -10,6 +10,8 @@ import { parseSteps } from './rewrite';
 import { paramFields, type ParamField } from './schema';
 import { formatValue } from './values';
 import { nodeMarkdown, paramMarkdown } from './docs';
+import { useInsertion, type Insertion } from './uses';
+import { majorMinor } from '../customNodes';
 
 export type ItemKind = 'node' | 'param' | 'port' | 'step' | 'column' | 'metric' | 'keyword' | 'value' | 'snippet';
 
@@ -22,6 +24,8 @@ export interface Item {
   detail: string;
   documentation: string;
   sortText: string;
+  /** Another edit made when the item is picked (a custom node's missing `use` line). */
+  additionalEdit?: Insertion;
 }
 
 export interface CompletionEnv {
@@ -69,15 +73,22 @@ export function itemsFor(ctx: CursorContext, source: string, env: CompletionEnv)
     case 'none':
       return [];
     case 'nodeType':
-      return env.catalog.map((n) => ({
-        label: n.name,
-        kind: 'node',
-        insertText: n.name + '($0)',
-        snippet: true,
-        detail: `${n.category} · ${n.summary}`,
-        documentation: nodeMarkdown(n),
-        sortText: '1' + n.name,
-      }));
+      return env.catalog.map((n) => {
+        const item: Item = {
+          label: n.name,
+          kind: 'node',
+          insertText: n.name + '($0)',
+          snippet: true,
+          detail: n.custom ? `custom · ${n.runtime} · v${n.version} · ${n.summary}` : `${n.category} · ${n.summary}`,
+          documentation: nodeMarkdown(n),
+          sortText: '1' + n.name,
+        };
+        if (n.custom) {
+          const ins = useInsertion(source, n.name, majorMinor(n.version));
+          if (ins) item.additionalEdit = ins;
+        }
+        return item;
+      });
     case 'lineStart': {
       const kw: Item[] = KEYWORDS.map((k) => ({
         label: k,

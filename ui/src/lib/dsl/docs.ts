@@ -26,7 +26,9 @@ export function cleanDoc(doc: string): string {
 }
 
 export function nodeMarkdown(n: NodeSpec): string {
-  const lines = [`**${mdText(n.name)}** ${code('v' + n.version)} · ${mdText(n.category)}`];
+  const lines = n.custom
+    ? [`**${mdText(n.name)}** ${code('v' + n.version)} · custom node · ${mdText(languageLabel(n.runtime))}`, '', `pin: ${code(n.use ? 'use ' + n.use : `use ${n.name}@${n.version}`)}`]
+    : [`**${mdText(n.name)}** ${code('v' + n.version)} · ${mdText(n.category)}`];
   if (n.summary) lines.push('', mdText(n.summary));
   if (n.doc && n.doc !== n.summary) lines.push('', mdText(cleanDoc(n.doc)));
   if (n.inputs.length) {
@@ -44,6 +46,11 @@ export function nodeMarkdown(n: NodeSpec): string {
     for (const f of fields) lines.push(`- ${paramLine(f)}`);
   }
   return lines.join('\n');
+}
+
+const LANGUAGE_LABELS: Record<string, string> = { python: 'Python', javascript: 'JavaScript', wasm: 'WebAssembly' };
+export function languageLabel(runtime: string): string {
+  return LANGUAGE_LABELS[runtime] ?? runtime;
 }
 
 function paramLine(f: ParamField): string {

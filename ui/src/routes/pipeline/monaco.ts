@@ -81,6 +81,11 @@ const KIND: Record<Item['kind'], monaco.languages.CompletionItemKind> = {
   snippet: monaco.languages.CompletionItemKind.Snippet,
 };
 
+function insertionEdit(model: monaco.editor.ITextModel, ins: { offset: number; text: string }): monaco.editor.ISingleEditOperation {
+  const p = model.getPositionAt(ins.offset);
+  return { range: new monaco.Range(p.lineNumber, p.column, p.lineNumber, p.column), text: ins.text };
+}
+
 export function setupMonaco(): Monaco {
   if (registered) return monaco;
   registered = true;
@@ -124,6 +129,7 @@ export function setupMonaco(): Monaco {
           documentation: i.documentation ? { value: i.documentation } : undefined,
           sortText: i.sortText,
           range,
+          additionalTextEdits: i.additionalEdit ? [insertionEdit(model, i.additionalEdit)] : undefined,
           // re-open suggestions after `key=` so values are offered straight away
           command: i.kind === 'param' || i.kind === 'port' ? { id: 'editor.action.triggerSuggest', title: '' } : undefined,
         })),
