@@ -1,0 +1,261 @@
+"""The node lab: test-run a custom node on the bundled sample, and its look-ahead check.
+
+Both run the node in the same sandbox as a pipeline (``runners.docker.user_code_runner``) and
+save nothing. The inputs come from the bundled sample (``examples/data/sample_ohlcv.csv``, or
+``ALPHAFORGE_SAMPLE_OHLCV``), per input port type (docs/custom-nodes.md):
+
+- ``ohlcv`` → the bars, ``series`` → close, ``signal`` → the sign of the 5-bar close change,
+  ``frame`` → the bars without volume, ``equity`` → a frame whose ``equity`` column is close
+  scaled to start at 10,000.
+
+:func:`test_run` returns the test-run route's body; :func:`check_lookahead` the ``Lookahead``
+object (:mod:`runners.lookahead`). Both raise :class:`SandboxUnavailable` when no sandbox can run
+user code (the API answers 503).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dsl.ir import InputBinding, NodeIR
+from nodes.base import PortType
+from runners.base import NodeResult
+from runners.custom import CustomNodeManifest, ManifestCatalog
+from runners.docker.runner import SandboxUnavailable, user_code_runner
+from runners.io import read_value, write_value
+from runners.lookahead import compare_outputs, lookahead_error, lookahead_skipped
+
+__all__ = [
+    "LOOKAHEAD_PREFIX",
+    "LOOKAHEAD_ROWS",
+    "PREVIEW_ROWS",
+    "check_lookahead",
+    "load_sample",
+    "preview",
+    "sample_inputs",
+    "sample_path",
+    "test_run",
+]
+
+SAMPLE_ENV = "ALPHAFORGE_SAMPLE_OHLCV"
+SAMPLE_RELATIVE = Path("examples") / "data" / "sample_ohlcv.csv"
+PREVIEW_ROWS = 10
+LOOKAHEAD_ROWS = 400
+LOOKAHEAD_PREFIX = 0.75
+SIGNAL_LOOKBACK = 5
+EQUITY_START = 10_000.0
+
+
+def sample_path() -> Path:
+    """The bundled sample: ``$ALPHAFORGE_SAMPLE_OHLCV``, else ``examples/data/sample_ohlcv.csv``
+    next to this package's repository, else under the working directory."""
+    env = os.environ.get(SAMPLE_ENV)
+    candidates = [Path(env)] if env else []
+    candidates += [
+        Path(__file__).resolve().parents[1] / SAMPLE_RELATIVE,
+        Path.cwd() / SAMPLE_RELATIVE,
+    ]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"the sample OHLCV file is missing (looked at {candidates})")
+
+
+@lru_cache(maxsize=4)
+def _load(path: Path) -> pd.DataFrame:
+    raw = pd.read_csv(path)
+    index = pd.DatetimeIndex(pd.to_datetime(raw["ts"]), name="ts")
+    index = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
+    bars = raw.drop(columns=["ts"]).astype("float64")
+    bars.index = index
+    return bars
+
+
+def load_sample() -> pd.DataFrame:
+    """The whole sample as an OHLCV frame (float columns, UTC index named ``ts``)."""
+    return _load(sample_path()).copy()
+
+
+def sample_inputs(manifest: CustomNodeManifest, start: int, stop: int) -> dict[str, Any]:
+    """The node's inputs (port → value) over sample bars ``[start, stop)``.
+
+    Derived values are computed on the whole sample and then cut, so a prefix window's inputs
+    are exactly the first rows of a longer window's (what the look-ahead check relies on).
+    """
+    bars = load_sample()
+    close = bars["close"]
+    window = slice(start, stop)
+    out: dict[str, Any] = {}
+    for port in manifest.inputs:
+        if port.type == PortType.OHLCV:
+            out[port.name] = bars.iloc[window].copy()
+        elif port.type == PortType.SERIES:
+            out[port.name] = close.iloc[window].rename("close")
+        elif port.type == PortType.SIGNAL:
+            sig = np.sign(close - close.shift(SIGNAL_LOOKBACK)).fillna(0.0)
+            out[port.name] = sig.iloc[window].rename("signal")
+        elif port.type == PortType.FRAME:
+            out[port.name] = bars.drop(columns=["volume"]).iloc[window].copy()
+        elif port.type == PortType.EQUITY:
+            c = close.iloc[window]
+            out[port.name] = (c / c.iloc[0] * EQUITY_START).rename("equity").to_frame()
+        else:  # the manifest validator refuses other input types
+            raise ValueError(f"input {port.name!r}: no sample for a {port.type.value}")
+    return out
+
+
+def _json_scalar(v: Any) -> Any:
+    if isinstance(v, pd.Timestamp):
+        return v.isoformat()
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def preview(value: Any, port_type: PortType | str) -> dict[str, Any]:
+    """``{type, rows, columns, head, tail}``: the first and last 10 rows, ISO timestamps in a
+    ``ts`` column, NaN/inf → null. Metrics are rows of ``[metric, value]``."""
+    pt = PortType(port_type)
+    if isinstance(value, dict):
+        items = [[str(k), _json_scalar(v)] for k, v in value.items()]
+        return {
+            "type": pt.value,
+            "rows": len(items),
+            "columns": ["metric", "value"],
+            "head": items[:PREVIEW_ROWS],
+            "tail": items[-PREVIEW_ROWS:] if len(items) > PREVIEW_ROWS else [],
+        }
+    frame = value.to_frame(name=value.name or "value") if isinstance(value, pd.Series) else value
+    columns = ["ts"] + [str(c) for c in frame.columns]
+
+    def rows(part: pd.DataFrame) -> list[list[Any]]:
+        return [
+            [_json_scalar(ts)] + [_json_scalar(v) for v in row]
+            for ts, row in zip(part.index, part.itertuples(index=False, name=None), strict=True)
+        ]
+
+    return {
+        "type": pt.value,
+        "rows": len(frame),
+        "columns": columns,
+        "head": rows(frame.head(PREVIEW_ROWS)),
+        "tail": rows(frame.tail(PREVIEW_ROWS)),
+    }
+
+
+def _node_ir(manifest: CustomNodeManifest, params: dict[str, Any]) -> NodeIR:
+    return NodeIR(
+        id=manifest.name,
+        type=manifest.name,
+        version=manifest.version,
+        params=params,
+        inputs={p.name: InputBinding(node="sample", port=p.name) for p in manifest.inputs},
+        outputs={p.name: p.type.value for p in manifest.outputs},
+        runtime=manifest.language,
+        code_hash=manifest.code_hash(),
+    )
+
+
+def _execute(
+    manifest: CustomNodeManifest, params: dict[str, Any], inputs: dict[str, Any]
+) -> tuple[NodeResult, dict[str, Any]]:
+    """Run the node once in the sandbox; (result, output values). Raises SandboxUnavailable."""
+    runner = user_code_runner(ManifestCatalog([manifest]), run_id=f"nodelab-{uuid.uuid4().hex}")
+    work = Path(tempfile.mkdtemp(prefix="alphaforge-nodelab-"))
+    try:
+        paths: dict[str, str] = {}
+        types = {p.name: p.type for p in manifest.inputs}
+        for port, value in inputs.items():
+            path = work / f"in-{port}.parquet"
+            write_value(value, types[port], path)
+            paths[port] = str(path)
+        result = runner.run(_node_ir(manifest, params), paths, output_dir=work / "out")
+        if result.error_kind == "SANDBOX_UNAVAILABLE":
+            raise SandboxUnavailable(result.error or "no sandbox is available")
+        outputs = (
+            {p: read_value(path) for p, path in result.output_paths.items()} if result.ok else {}
+        )
+        return result, outputs
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_run(manifest: CustomNodeManifest, params: dict[str, Any], rows: int = 300) -> dict:
+    """Run ``manifest`` once on the last ``rows`` sample bars; the test-run route's body:
+
+    ``{status: "completed"|"failed", error_kind, error, logs, wall_s, inputs: {port: Preview},
+    outputs: {port: Preview}}``. Raises :class:`SandboxUnavailable` (→ 503).
+    """
+    total = len(load_sample())
+    rows = max(1, min(int(rows), total))
+    inputs = sample_inputs(manifest, total - rows, total)
+    t0 = time.perf_counter()
+    result, outputs = _execute(manifest, dict(params or {}), inputs)
+    types = {p.name: p.type for p in manifest.inputs} | {p.name: p.type for p in manifest.outputs}
+    return {
+        "status": "completed" if result.ok else "failed",
+        "error_kind": result.error_kind,
+        "error": result.error,
+        "logs": list(result.logs),
+        "wall_s": round(time.perf_counter() - t0, 4),
+        "inputs": {port: preview(v, types[port]) for port, v in inputs.items()},
+        "outputs": {port: preview(v, types[port]) for port, v in outputs.items()},
+    }
+
+
+# pytest would collect a module-level ``test_*`` function imported into a test module
+test_run.__test__ = False  # type: ignore[attr-defined]
+
+
+def check_lookahead(
+    manifest: CustomNodeManifest, params: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The look-ahead verdict (``Lookahead``): the node on the last 400 sample bars and on their
+    first 75 %, outputs compared row by row (:func:`runners.lookahead.compare_outputs`).
+
+    ``checked_rows`` is the whole run's row count, ``prefix_rows`` the prefix's. ``error`` when
+    the node failed on either input; ``skipped`` (without running) when it has no series,
+    signal or frame output. Raises :class:`SandboxUnavailable` (→ 503).
+    """
+    port_types = {p.name: p.type for p in manifest.outputs}
+    if not any(
+        t in (PortType.SERIES, PortType.SIGNAL, PortType.FRAME) for t in port_types.values()
+    ):
+        return lookahead_skipped()
+    total = len(load_sample())
+    whole_rows = min(LOOKAHEAD_ROWS, total)
+    prefix_rows = int(whole_rows * LOOKAHEAD_PREFIX)
+    start = total - whole_rows
+    args = dict(params or {})
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="lookahead") as pool:
+        whole_f = pool.submit(_execute, manifest, args, sample_inputs(manifest, start, total))
+        prefix_f = pool.submit(
+            _execute, manifest, args, sample_inputs(manifest, start, start + prefix_rows)
+        )
+        whole, whole_out = whole_f.result()
+        prefix, prefix_out = prefix_f.result()
+    for label, res in (("whole", whole), ("prefix", prefix)):
+        if not res.ok:
+            n = whole_rows if label == "whole" else prefix_rows
+            return lookahead_error(
+                f"the node failed on the {label} input ({n} bars): {res.error_kind}: {res.error}",
+                whole_rows,
+                prefix_rows,
+            )
+    return compare_outputs(
+        whole_out, prefix_out, port_types, whole_rows=whole_rows, prefix_rows=prefix_rows
+    )
