@@ -182,7 +182,7 @@ await step('datasets', async () => {
 });
 
 await step('nodes', async () => {
-  await page.goto('/nodes');
+  await page.goto('/nodes?tab=builtin');
   await page.waitForSelector('[data-testid=nodes-page] h2');
   await page.locator('[data-testid=nodes-page] button', { hasText: 'backtest' }).first().click();
   await s.shot('13-nodes', { fullPage: true });
