@@ -33,6 +33,7 @@ class Loaded:
     errors: int = 0
     warnings: int = 0
     compile_s: float = 0.0
+    resolver: Any = None  # the `use` resolver it was compiled with (a LocalNodeResolver)
 
     @property
     def base_dir(self) -> Path:
@@ -40,8 +41,11 @@ class Loaded:
         return self.path.resolve().parent
 
 
-def load_pipeline(path: Path) -> Loaded:
-    """Compile ``path`` (``.af``) or read it as IR (``.json``); never raises for diagnostics."""
+def load_pipeline(path: Path, resolver: Any = None) -> Loaded:
+    """Compile ``path`` (``.af``) or read it as IR (``.json``); never raises for diagnostics.
+
+    ``resolver`` (a ``dsl.nodespec.NodeResolver``) resolves ``use`` pins of custom nodes.
+    """
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if path.is_dir():
@@ -60,8 +64,13 @@ def load_pipeline(path: Path) -> Loaded:
         return Loaded(path, ir, compile_s=time.perf_counter() - t0)
     from dsl import compile_source
 
-    result = compile_source(text, filename=str(path))
-    loaded = Loaded(path, result.ir if result.ok else None, compile_s=time.perf_counter() - t0)
+    result = compile_source(text, filename=str(path), resolver=resolver)
+    loaded = Loaded(
+        path,
+        result.ir if result.ok else None,
+        compile_s=time.perf_counter() - t0,
+        resolver=resolver,
+    )
     for d in result.diagnostics:
         loaded.diagnostics.append(d.format(str(path)))
         severity = _severity(d)

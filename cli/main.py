@@ -17,7 +17,7 @@ import click
 from rich.console import Console
 
 from cli.inspect import nodes_group, runs_group
-from cli.load import InputError, Loaded, load_pipeline
+from cli.load import Loaded, load_pipeline
 from cli.serve import serve_command
 from nodes.errors import AlphaForgeError
 
@@ -35,10 +35,18 @@ def _fail(message: str, code: int) -> _Exit:
     return _Exit(code)
 
 
-def _load_or_exit(path: Path) -> Loaded:
+def _resolver(path: Path, nodes: Path | None) -> Any:
+    """The ``use`` resolver over ``--nodes DIR`` (default: ``nodes/`` next to the file)."""
+    from cli.nodes_dir import LocalNodeResolver, default_nodes_dir
+
+    folder = nodes or default_nodes_dir(path)
+    return LocalNodeResolver.from_dir(folder) if folder is not None else None
+
+
+def _load_or_exit(path: Path, nodes: Path | None = None) -> Loaded:
     try:
-        loaded = load_pipeline(path)
-    except InputError as exc:
+        loaded = load_pipeline(path, _resolver(path, nodes))
+    except AlphaForgeError as exc:
         raise _fail(str(exc), EXIT_INVALID) from None
     for line in loaded.diagnostics:
         click.echo(line, err=True)
@@ -55,9 +63,14 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("file", type=click.Path(path_type=Path))
-def validate(file: Path) -> None:
+@click.option(
+    "--nodes",
+    type=click.Path(path_type=Path),
+    help="Folder of custom-node manifests (*.json) for `use` lines [default: FILE's nodes/].",
+)
+def validate(file: Path, nodes: Path | None) -> None:
     """Check FILE and print diagnostics (file:line:col: severity CODE: message)."""
-    loaded = _load_or_exit(file)
+    loaded = _load_or_exit(file, nodes)
     ir = loaded.ir
     assert ir is not None
     warn = f", {loaded.warnings} warning(s)" if loaded.warnings else ""
@@ -66,9 +79,14 @@ def validate(file: Path) -> None:
 
 @cli.command(name="compile")
 @click.argument("file", type=click.Path(path_type=Path))
-def compile_cmd(file: Path) -> None:
+@click.option(
+    "--nodes",
+    type=click.Path(path_type=Path),
+    help="Folder of custom-node manifests (*.json) for `use` lines [default: FILE's nodes/].",
+)
+def compile_cmd(file: Path, nodes: Path | None) -> None:
     """Compile FILE and print its IR as JSON on stdout."""
-    loaded = _load_or_exit(file)
+    loaded = _load_or_exit(file, nodes)
     assert loaded.ir is not None
     click.echo(loaded.ir.to_json())
 
@@ -78,16 +96,27 @@ def compile_cmd(file: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object and nothing else.")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Where runs and caches live.")
 @click.option("--no-cache", is_flag=True, help="Recompute every node.")
-def run(file: Path, as_json: bool, data_dir: Path | None, no_cache: bool) -> None:
+@click.option(
+    "--nodes",
+    type=click.Path(path_type=Path),
+    help="Folder of custom-node manifests (*.json) for `use` lines [default: FILE's nodes/].",
+)
+def run(
+    file: Path, as_json: bool, data_dir: Path | None, no_cache: bool, nodes: Path | None
+) -> None:
     """Run FILE (a .af pipeline or its IR JSON) as a Prefect flow, tracked in MLflow."""
     from flows.settings import CoreSettings, get_settings
 
     settings = CoreSettings(data_dir=data_dir) if data_dir else get_settings()
     settings.apply_prefect_env()  # before anything imports prefect
     _quiet_orchestrator_console()
-    loaded = _load_or_exit(file)
+    loaded = _load_or_exit(file, nodes)
     ir = loaded.ir
     assert ir is not None
+    if loaded.resolver is not None:  # the flow finds custom nodes' code in the store, by hash
+        from runners.nodestore import ManifestStore
+
+        loaded.resolver.store_into(ManifestStore(settings.root / "custom-nodes"))
     out = Console(stderr=as_json, highlight=False, soft_wrap=True)
     out.print(f"[bold]{ir.name}[/] — {ir.title or ''} ({len(ir.nodes)} nodes)")
     if ir.sweep is not None or ir.walkforward is not None:

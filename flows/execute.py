@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -20,10 +22,27 @@ from flows.artifacts import ArtifactStore
 from flows.events import NodeEvent, publish
 from flows.record import utc_now, write_json
 from nodes.errors import AlphaForgeError
-from runners.base import NodeResult
+from runners.base import NodeResult, Runner
+from runners.docker.runner import DockerRunner, SandboxUnavailable, user_code_runner
 from runners.inprocess import InProcessRunner
+from runners.nodestore import ManifestStore
+from runners.sandboxed import SandboxedRunner
 
-__all__ = ["NodeJob", "execute_job", "read_node_result"]
+__all__ = [
+    "NodeJob",
+    "cancel_user_runners",
+    "execute_job",
+    "read_node_result",
+    "release_user_runners",
+    "sandbox_record",
+    "shared_user_runner",
+]
+
+UserRunner = DockerRunner | SandboxedRunner
+# One user-code runner per (run id, custom-nodes dir) in this process: its containers carry the
+# run id, and the sandbox self-test runs once per process (DockerRunner caches it).
+_USER_RUNNERS: dict[tuple[str, str], UserRunner] = {}
+_USER_RUNNERS_LOCK = threading.Lock()
 
 # (level, message): the task sends these to Prefect's run logger.
 LogFn = Callable[[str, str], None]
@@ -50,13 +69,21 @@ class NodeJob(BaseModel):
     base_dir: str
     datasets: dict[str, str] = {}
     confine_paths: bool = False
+    custom_nodes_dir: str | None = None
 
     def store(self) -> ArtifactStore:
         """The run's artifact store."""
         return ArtifactStore(self.store_url, cache_dir=Path(self.store_cache_dir))
 
-    def runner(self) -> InProcessRunner:
-        """The runner for this node (built-in nodes run in-process)."""
+    def runner(self) -> Runner:
+        """The runner for this node: built-ins in-process, custom nodes in the sandbox (the
+        process-wide user-code runner of this run; raises SandboxUnavailable without one)."""
+        if self.node.runtime != "builtin":
+            if self.custom_nodes_dir is None:
+                raise SandboxUnavailable(
+                    f"node {self.node.id!r}: a custom node needs the custom-nodes store"
+                )
+            return shared_user_runner(self.run_id, self.custom_nodes_dir)
         return InProcessRunner(
             base_dir=Path(self.base_dir),
             datasets={k: Path(v) for k, v in self.datasets.items()},
@@ -115,8 +142,18 @@ def _compute(job: NodeJob, store: ArtifactStore) -> NodeResult:
         port: (refs if isinstance(node.inputs[port], tuple) else refs[0])
         for port, refs in input_paths.items()
     }
+    try:
+        runner = job.runner()
+    except SandboxUnavailable as exc:
+        msg = f"node {node.id!r} not run: {exc}"
+        return NodeResult(
+            status="failed",
+            logs=[f"[{node.id}] {msg}"],
+            error=msg,
+            error_kind="SANDBOX_UNAVAILABLE",
+        )
     staging = store.staging_dir()
-    result = job.runner().run(node, paths, output_dir=staging)
+    result = runner.run(node, paths, output_dir=staging)
     if not result.ok:
         shutil.rmtree(staging, ignore_errors=True)
         return result
@@ -124,6 +161,8 @@ def _compute(job: NodeJob, store: ArtifactStore) -> NodeResult:
         "key": job.key,
         "node_type": node.type,
         "node_version": node.version,
+        "runtime": node.runtime,
+        "code_hash": node.code_hash,
         "params": node.params,
         "created_at": utc_now(),
         "run_id": job.run_id,
@@ -151,3 +190,62 @@ def read_node_result(run_dir: Path, node_id: str) -> NodeResult | None:
         k: data[k] for k in ("status", "output_paths", "logs", "usage", "error", "error_kind")
     }
     return NodeResult.from_json(fields)
+
+
+# ---- user code: one runner per run in this process -------------------------------------------
+
+
+def shared_user_runner(run_id: str, custom_nodes_dir: str) -> UserRunner:
+    """This process's user-code runner for ``run_id`` (created on first use: Docker, or the
+    process runner if the operator enabled it; raises :class:`SandboxUnavailable`)."""
+    key = (run_id, str(custom_nodes_dir))
+    with _USER_RUNNERS_LOCK:
+        runner = _USER_RUNNERS.get(key)
+        if runner is None:
+            catalog = ManifestStore(Path(custom_nodes_dir)).catalog()
+            runner = user_code_runner(catalog, run_id=run_id)
+            _USER_RUNNERS[key] = runner
+        return runner
+
+
+def _runners_of(run_id: str) -> list[UserRunner]:
+    with _USER_RUNNERS_LOCK:
+        return [r for (rid, _), r in _USER_RUNNERS.items() if rid == run_id]
+
+
+def cancel_user_runners(run_id: str) -> int:
+    """Stop this process's sandbox executions of ``run_id`` (no new container starts for it);
+    returns how many containers were killed. Other processes: ``kill_run_containers``."""
+    killed = 0
+    for runner in _runners_of(run_id):
+        if isinstance(runner, DockerRunner):
+            killed += runner.cancel(run_id)
+    return killed
+
+
+def release_user_runners(run_id: str) -> None:
+    """Forget (and close) the runners of a finished run."""
+    with _USER_RUNNERS_LOCK:
+        keys = [k for k in _USER_RUNNERS if k[0] == run_id]
+        runners = [_USER_RUNNERS.pop(k) for k in keys]
+    for runner in runners:
+        if isinstance(runner, DockerRunner):
+            runner.close()
+
+
+def sandbox_record(results: list[tuple[str, NodeResult]]) -> dict[str, Any] | None:
+    """``run.json``'s ``sandbox``: ``{runner, images: {language: digest}}`` over the custom
+    nodes that ran in a sandbox (``(runtime, result)`` pairs); None when none did."""
+    runner: str | None = None
+    images: dict[str, str] = {}
+    for runtime, result in results:
+        name = result.usage.get("runner")
+        if runtime == "builtin" or name is None:
+            continue
+        runner = runner if runner == "process" else str(name)
+        digest = result.usage.get("image_digest")
+        if isinstance(digest, str) and digest:
+            images[runtime] = digest
+    if runner is None:
+        return None
+    return {"runner": runner, "images": images}

@@ -16,10 +16,12 @@ from typing import Any
 
 from dsl.ir import PipelineIR
 from flows.artifacts import KeyPlan
+from flows.execute import sandbox_record
 from flows.record import update_record, utc_now
 from flows.results import RunResults, write_results
 from flows.settings import CoreSettings
 from flows.tracking import MlflowTracker, Tracker, flatten_params
+from runners.process import WARNING as UNSANDBOXED_WARNING
 
 __all__ = ["finish_run", "open_tracker"]
 
@@ -69,6 +71,15 @@ def finish_run(
     timings["results_s"] = round(time.time() - t, 4)
     tracking = _track(tracker, ir, run_dir, status, results, timings, logger)
     timings["flow_body_s"] = round(time.time() - body_start, 4)
+    sandbox = sandbox_record(
+        [
+            (ir.node(nid).runtime, o["result"])
+            for nid, o in node_outcomes.items()
+            if o.get("result") is not None
+        ]
+    )
+    if sandbox is not None and sandbox["runner"] == "process":
+        logger.warning(f"[flow] user code in this run: {UNSANDBOXED_WARNING}")
     record = update_record(
         run_dir,
         status=status,
@@ -83,6 +94,7 @@ def finish_run(
         primary_metrics_node=results.primary_node,
         metrics=results.metrics,
         result_fingerprint=results.fingerprint,
+        sandbox=sandbox,
         timings=timings,
         **tracking,
     )

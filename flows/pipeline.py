@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,17 @@ from prefect.futures import PrefectFuture, wait
 from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from dsl.ir import PipelineIR
+from dsl.ir import NodeIR, PipelineIR
 from flows.artifacts import ArtifactStore, KeyPlan, compute_keys
+from flows.customnodes import kill_run_containers
 from flows.events import NodeEvent, publish
-from flows.execute import NodeJob, execute_job, read_node_result
+from flows.execute import (
+    NodeJob,
+    cancel_user_runners,
+    execute_job,
+    read_node_result,
+    release_user_runners,
+)
 from flows.finish import finish_run, open_tracker
 from flows.record import package_versions, utc_now, write_json
 from flows.runlog import run_log
@@ -50,11 +58,25 @@ def run_node(job: NodeJob) -> dict[str, Any] | State:
     return {"status": result.status, "output_paths": result.output_paths}
 
 
+def kill_sandboxes(run_id: str) -> int:
+    """Stop a run's user code: this process's runners refuse new containers for it, and every
+    container labelled with the run id (any process's) is killed and removed."""
+    return cancel_user_runners(run_id) + kill_run_containers(run_id)
+
+
+def _on_cancellation(flow: Any, flow_run: Any, state: State) -> None:
+    """Prefect's ``on_cancellation`` hook: kill the cancelled run's sandbox containers."""
+    run_id = (flow_run.parameters or {}).get("run_id")
+    if run_id:
+        kill_sandboxes(str(run_id))
+
+
 @flow(
     name=FLOW_NAME,
     task_runner=ThreadPoolTaskRunner(max_workers=MAX_PARALLEL_NODES),  # type: ignore[arg-type]
     persist_result=False,
     validate_parameters=True,
+    on_cancellation=[_on_cancellation],
 )
 def pipeline_flow(
     ir_json: str,
@@ -105,7 +127,7 @@ def pipeline_flow(
                 confine_paths=confine_paths,
             )
             t = time.time()
-            plan = compute_keys(ir, runner.fingerprint, salt=run_id)
+            plan = compute_keys(ir, _fingerprint(runner), salt=run_id)
             timings["keys_s"] = round(time.time() - t, 4)
             t = time.time()
             store = _store(settings)
@@ -121,7 +143,11 @@ def pipeline_flow(
                 confine_paths,
                 use_cache,
             )
-            wait(list(futures.values()))
+            try:
+                wait(list(futures.values()))
+            except BaseException:  # a cancellation's SIGTERM, Ctrl-C: no container outlives it
+                kill_sandboxes(run_id)
+                raise
             timings["nodes_s"] = round(time.time() - t, 4)
             summary = finish_run(
                 ir=ir,
@@ -136,6 +162,7 @@ def pipeline_flow(
             )
     finally:
         pool.shutdown(wait=False)
+        release_user_runners(run_id)
     if summary["status"] != "completed":
         return Failed(message=summary.get("error") or "run failed", data=summary)
     return summary
@@ -172,6 +199,7 @@ def _submit_all(
             base_dir=base_dir,
             datasets=datasets,
             confine_paths=confine_paths,
+            custom_nodes_dir=str(settings.root / "custom-nodes"),
         )
         upstream = [futures[d] for d in node.dependencies()]
         named = run_node.with_options(name=f"node:{node.type}", task_run_name=node.id)
@@ -199,6 +227,16 @@ def _outcomes(
     return out
 
 
+def _fingerprint(runner: InProcessRunner) -> Callable[[NodeIR], str | None]:
+    """Built-ins' external reads (data files); a custom node reads only its inputs (its code
+    hash is in the key), so it is cacheable like any pure node."""
+
+    def fingerprint(node: NodeIR) -> str | None:
+        return None if node.runtime != "builtin" else runner.fingerprint(node)
+
+    return fingerprint
+
+
 def _store(settings: CoreSettings) -> ArtifactStore:
     url = settings.artifact_store_url or str(settings.artifacts_dir)
     return ArtifactStore(url, cache_dir=settings.root / "artifact-cache")
@@ -217,5 +255,6 @@ def _initial_record(ir: PipelineIR, run_id: str, flow_run_id: str, base_dir: str
         "flow_run_id": flow_run_id,
         "base_dir": base_dir,
         "node_states": {n.id: "pending" for n in ir.nodes},
+        "sandbox": None,
         "package_versions": package_versions(),
     }
