@@ -190,7 +190,7 @@ use ${names.wasm}@1.0
 
 data   = csv_ohlcv(path="data/sample_ohlcv.csv")
 slow   = sma(data.close, window=30)
-# fast: typed in the browser
+fast   = ema(data.close, window=10)
 cross  = crossover(fast, slow)
 mom    = ${names.javascript}(data.close, lookback=5)
 feats  = ${names.wasm}(data)
@@ -208,7 +208,8 @@ await step('pipeline-completion', async () => {
   await page.goto(`/pipelines/${pipelineId}`);
   await page.waitForSelector('[data-testid=editor] .monaco-editor .view-lines');
   await page.waitForSelector('[data-testid=problem-count]', { timeout: 15000 });
-  await selectInEditor('# fast: typed in the browser');
+  // replace the built-in ema by the Python node, picked from completion
+  await selectInEditor('fast   = ema(data.close, window=10)');
   await page.keyboard.type(`fast   = ${names.python.slice(0, 6)}`);
   await page.keyboard.press('Control+Space');
   const item = page.locator('.monaco-editor .suggest-widget.visible .monaco-list-row', { hasText: names.python });
@@ -253,15 +254,23 @@ await step('pipeline-run', async () => {
   await page.waitForTimeout(1000);
   await s.shot('cn-15-run-results', { fullPage: true });
   const logs = await page.textContent('[data-testid=run-page] [data-testid=log-panel]');
-  if (!/EMA over/.test(logs ?? '')) console.log('note: the Python node print is not in the run log view');
+  if (!/\[fast\][^\n]*ema over/i.test(logs ?? '')) throw new Error('the Python node print is not in the run log, tagged [fast]');
 });
 
+/** A node's id by name (when steps run with --only and --suffix of an earlier run). */
+async function idOf(key) {
+  if (ids[key]) return ids[key];
+  const r = await apiCall(page, 'GET', '/api/custom-nodes?limit=500');
+  return (r.json?.items ?? r.json ?? []).find((n) => n.name === names[key])?.id;
+}
+
 await step('delete-in-use', async () => {
-  await page.goto(`/nodes/${ids.python}`);
+  await page.goto(`/nodes/${await idOf('python')}`);
   await page.waitForSelector('[data-testid=code-editor] .monaco-editor .view-lines');
   await page.click('button[role=tab]:has-text("Versions")');
   await page.waitForSelector('[data-testid=node-versions] tbody tr');
-  await page.locator('[data-testid=node-versions] tr', { hasText: '1.0.1' }).locator('[data-testid=delete-version]').click();
+  // the latest version is what the pipeline's `use …@1.0` resolves to: deleting it is refused
+  await page.locator('[data-testid=node-versions] tbody tr').first().locator('[data-testid=delete-version]').click();
   await page.waitForSelector('[data-testid=delete-blocked]', { timeout: 10000 });
   const msg = await page.textContent('[data-testid=delete-blocked]');
   await s.shot('cn-16-delete-in-use');
@@ -270,7 +279,7 @@ await step('delete-in-use', async () => {
 
 await step('invalid-manifest', async () => {
   // a string param is refused for WebAssembly by the API (422), shown under the field
-  await page.goto(`/nodes/${ids.wasm}`);
+  await page.goto(`/nodes/${await idOf('wasm')}`);
   await page.waitForSelector('[data-testid=code-editor] .monaco-editor .view-lines');
   await page.click('[data-testid=manifest-form] button:has-text("+ param")');
   await page.fill('input[aria-label="param 0 name"]', 'label');
@@ -286,7 +295,9 @@ await step('library', async () => {
   await page.waitForSelector(`[data-testid=my-nodes] a:has-text("${names.wasm}")`);
   await page.waitForTimeout(300);
   await s.shot('cn-18-library', { fullPage: true });
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth > document.documentElement.clientWidth);
+  const overflow = await page.evaluate(() =>
+    [document.documentElement, document.querySelector('[data-testid=main]')].some((e) => e && e.scrollWidth > e.clientWidth),
+  );
   if (overflow) throw new Error('horizontal overflow at 1280 px');
   const fails = await page.locator('[data-testid=my-nodes] [data-testid=lookahead-badge].badge-error').count();
   if (fails < 1) throw new Error('the look-ahead failure is not flagged in the library');

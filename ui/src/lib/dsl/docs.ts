@@ -2,6 +2,7 @@
 import type { NodeSpec } from '../types';
 import { paramFields, type ParamField } from './schema';
 import { formatValue } from './values';
+import { majorMinor } from '../customNodes';
 
 const code = (s: string) => '`' + s.replace(/`/g, "'") + '`';
 
@@ -27,7 +28,7 @@ export function cleanDoc(doc: string): string {
 
 export function nodeMarkdown(n: NodeSpec): string {
   const lines = n.custom
-    ? [`**${mdText(n.name)}** ${code('v' + n.version)} · custom node · ${mdText(languageLabel(n.runtime))}`, '', `pin: ${code(n.use ? 'use ' + n.use : `use ${n.name}@${n.version}`)}`]
+    ? [`**${mdText(n.name)}** ${code('v' + n.version)} · custom node · ${mdText(languageLabel(n.runtime))}`, '', `pin: ${code(`use ${n.name}@${majorMinor(n.version)}`)}`]
     : [`**${mdText(n.name)}** ${code('v' + n.version)} · ${mdText(n.category)}`];
   if (n.summary) lines.push('', mdText(n.summary));
   if (n.doc && n.doc !== n.summary) lines.push('', mdText(cleanDoc(n.doc)));

@@ -62,7 +62,7 @@ describe('custom nodes in completion and hover', () => {
     const text = 'pipeline p\nuse my_ema@1.2\nfast = my_ema(data.close)\n';
     const h = hoverAt(text, text.indexOf('my_ema(') + 2, [CUSTOM])!;
     expect(h.markdown).toContain('custom node · Python');
-    expect(h.markdown).toContain('`use my_ema@1.2.3`');
+    expect(h.markdown).toContain("`use my_ema@1.2`");
     expect(h.markdown).toContain('\\<b\\>\\[x\\](y)\\</b\\>');
   });
 });
