@@ -11,15 +11,19 @@ import time
 import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from dsl.ir import InputBinding, NodeIR
 from nodes.base import Node, NodeContext, NodeRegistry, PortType, registry
 from nodes.errors import AlphaForgeError, DataError
+from nodes.lazy import lazy_module
 from runners.base import InputPaths, NodeResult, RunnerError
 from runners.io import check_value, file_name, read_value, write_value
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy_module("pandas", globals(), "pd")
 
 __all__ = ["InProcessRunner"]
 

@@ -12,15 +12,22 @@ import json
 import math
 import pickle
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Any
 
 from nodes.base import OHLCV_COLUMNS, PortType
+from nodes.lazy import lazy_module
 from runners.base import RunnerError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+else:
+    np = lazy_module("numpy", globals(), "np")
+    pd = lazy_module("pandas", globals(), "pd")
+    pa = lazy_module("pyarrow", globals(), "pa")
+    pq = lazy_module("pyarrow.parquet", globals(), "pq")
 
 __all__ = ["check_value", "file_name", "read_value", "write_value"]
 

@@ -18,16 +18,21 @@ import base64
 import json
 import os
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from dsl.ir import InputBinding, NodeIR
 from nodes.base import OHLCV_COLUMNS, PortType
+from nodes.lazy import lazy_module
 from runners.base import InputPaths, RunnerError
 from runners.custom import CustomNodeManifest, Limits
 from runners.io import read_value
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+else:
+    np = lazy_module("numpy", globals(), "np")
+    pd = lazy_module("pandas", globals(), "pd")
 
 __all__ = ["SandboxFailure", "iso_index", "prepare_job"]
 

@@ -15,14 +15,18 @@ import math
 import os
 import stat
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from nodes.base import PortType
+from nodes.lazy import lazy_module
 from runners.custom import CustomNodeManifest, ManifestPort
 from runners.io import check_value, file_name, write_value
 from runners.jobs import SandboxFailure
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy_module("pandas", globals(), "pd")
 
 __all__ = ["MAX_OUTPUT_ENTRIES", "collect_outputs", "scan_output_dir"]
 

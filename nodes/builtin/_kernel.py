@@ -14,9 +14,15 @@ from __future__ import annotations
 
 import types
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+from nodes.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy", globals(), "np")
+
 
 # Below this many bars the interpreted loop is faster than loading numba (~2 µs per bar vs 0.9 s).
 JIT_MIN_BARS = 50_000

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
-import pyarrow as pa
 from pydantic import Field
 
 from nodes.base import Node, Params, Port, PortType, register
 from nodes.builtin.metrics import METRIC_KEYS, compute_metrics
 from nodes.errors import NodeError
+from nodes.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+else:
+    np = lazy_module("numpy", globals(), "np")
+    pd = lazy_module("pandas", globals(), "pd")
+    pa = lazy_module("pyarrow", globals(), "pa")
 
 __all__ = [
     "EQUITY_COLUMNS",

@@ -7,14 +7,20 @@ same values on that prefix. Warm-up bars (too little history) are NaN.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 from pydantic import Field, model_validator
 
 from nodes.base import Node, Params, Port, PortType, register
 from nodes.errors import NodeError
+from nodes.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+else:
+    np = lazy_module("numpy", globals(), "np")
+    pd = lazy_module("pandas", globals(), "pd")
 
 __all__ = [
     "Atr",

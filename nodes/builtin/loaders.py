@@ -6,9 +6,8 @@ import difflib
 from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
 from nodes.base import Node, Params, Port, PortType, register
@@ -21,6 +20,12 @@ from nodes.data import (
     select_symbol,
 )
 from nodes.errors import DataError
+from nodes.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy_module("pandas", globals(), "pd")
 
 __all__ = ["CsvOhlcv", "DatasetOhlcv", "FileOhlcvParams", "ParquetOhlcv"]
 

@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 from pydantic import Field
 
 from nodes.base import Node, Params, Port, PortType, register
 from nodes.errors import NodeError
+from nodes.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+else:
+    np = lazy_module("numpy", globals(), "np")
+    pd = lazy_module("pandas", globals(), "pd")
 
 __all__ = ["METRIC_KEYS", "MetricsNode", "MetricsParams", "compute_metrics", "infer_ppy"]
 

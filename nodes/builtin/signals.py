@@ -7,16 +7,22 @@ bar's open. Every node here uses only values at bars <= t.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-import pandas as pd
 from pydantic import Field, model_validator
 
 from nodes.base import Node, Params, Port, PortType, register
 from nodes.builtin.indicators import as_float_series
 from nodes.builtin.metrics import infer_ppy
 from nodes.errors import NodeError
+from nodes.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+else:
+    np = lazy_module("numpy", globals(), "np")
+    pd = lazy_module("pandas", globals(), "pd")
 
 __all__ = ["Combine", "Crossover", "PositionSizer", "Threshold"]
 
