@@ -223,8 +223,10 @@ await step('pipeline-completion', async () => {
   if (!text.includes(`use ${names.python}@1.0`)) throw new Error('picking the custom node did not add its use line');
   const badge = await page.textContent('[data-testid=problem-count]');
   if (/error/.test(badge ?? '')) throw new Error(`the pipeline has errors: ${badge}`);
+  await page.keyboard.press('Escape'); // the value suggestions after `span=10`
   const tok = page.locator('.monaco-editor .view-line span', { hasText: new RegExp(`^${names.javascript}$`) }).last();
-  await tok.hover();
+  const box = await tok.boundingBox(); // hover by coordinates: hover() would scroll Monaco's lines sideways
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
   await page.waitForSelector('.monaco-editor .monaco-hover:not(.hidden)', { timeout: 5000 });
   await page.waitForTimeout(300);
   await s.shot('cn-13-hover-custom');
