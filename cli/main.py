@@ -7,19 +7,20 @@ see our per-node progress, not the orchestrator's chatter.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
 
-from cli.inspect import nodes_group, runs_group
 from cli.load import Loaded, load_pipeline
-from cli.serve import serve_command
 from nodes.errors import AlphaForgeError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = ["main"]
 
@@ -30,8 +31,14 @@ class _Exit(click.exceptions.Exit):
     """Leave with an exit code after a message was printed."""
 
 
+def _console(*, stderr: bool) -> Console:
+    from rich.console import Console  # rich only for the commands that print with it
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
 def _fail(message: str, code: int) -> _Exit:
-    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[red]error:[/] {message}")
+    _console(stderr=True).print(f"[red]error:[/] {message}")
     return _Exit(code)
 
 
@@ -55,7 +62,32 @@ def _load_or_exit(path: Path, nodes: Path | None = None) -> Loaded:
     return loaded
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# name -> (module, attribute) of the subcommands defined in other modules
+_LAZY_COMMANDS = {
+    "runs": ("cli.inspect", "runs_group"),
+    "nodes": ("cli.inspect", "nodes_group"),
+    "serve": ("cli.serve", "serve_command"),
+}
+
+
+class _LazyGroup(click.Group):
+    """A group whose other modules' subcommands are imported only when named (or listed).
+
+    ``alphaforge run`` then imports neither the web API's settings (``serve``) nor the
+    inspection commands: start-up time counts (bench/bench_run.py).
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in _LAZY_COMMANDS and cmd_name not in self.commands:
+            module, attr = _LAZY_COMMANDS[cmd_name]
+            self.add_command(getattr(importlib.import_module(module), attr), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="alphaforge")
 def cli() -> None:
     """Alpha Forge: write a pipeline in .af, validate it, run it, inspect the results."""
@@ -117,7 +149,7 @@ def run(
         from runners.nodestore import ManifestStore
 
         loaded.resolver.store_into(ManifestStore(settings.root / "custom-nodes"))
-    out = Console(stderr=as_json, highlight=False, soft_wrap=True)
+    out = _console(stderr=as_json)
     out.print(f"[bold]{ir.name}[/] — {ir.title or ''} ({len(ir.nodes)} nodes)")
     if ir.sweep is not None or ir.walkforward is not None:
         out.print(
@@ -149,9 +181,7 @@ def run(
         _report(out, result, settings)
     if result.status != "completed":
         if not as_json:
-            Console(stderr=True, highlight=False, soft_wrap=True).print(
-                f"[red]run failed:[/] {result.error}"
-            )
+            _console(stderr=True).print(f"[red]run failed:[/] {result.error}")
         raise _Exit(EXIT_FAILED)
 
 
@@ -175,11 +205,6 @@ def _quiet_orchestrator_console() -> None:
     """Prefect's and MLflow's INFO lines off the console (the run log keeps Prefect's)."""
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-
-
-cli.add_command(runs_group)
-cli.add_command(nodes_group)
-cli.add_command(serve_command)
 
 
 def main(argv: list[str] | None = None) -> int:

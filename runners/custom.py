@@ -20,13 +20,18 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from nodes.base import PortType
 from nodes.errors import AlphaForgeError
+from nodes.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import jsonschema
+else:  # ~0.1 s to import: only when a manifest is validated
+    jsonschema = lazy_module("jsonschema", globals(), "jsonschema")
 
 __all__ = [
     "TEMPLATE_KINDS",
