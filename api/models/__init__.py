@@ -1,6 +1,7 @@
 """The API's SQLModel classes, one module per entity. Importing this registers every table."""
 
 from api.models.audit import AuditEvent
+from api.models.custom_node import CustomNode, CustomNodeUse, CustomNodeVersion
 from api.models.dataset import Dataset
 from api.models.pipeline import Pipeline, PipelineVersion
 from api.models.run import Run
@@ -10,6 +11,9 @@ from api.models.user import Role, User
 
 __all__ = [
     "AuditEvent",
+    "CustomNode",
+    "CustomNodeUse",
+    "CustomNodeVersion",
     "Dataset",
     "Pipeline",
     "PipelineVersion",

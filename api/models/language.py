@@ -83,6 +83,8 @@ class NodeSpec(BaseModel):
     params_schema: dict[str, Any]
     metric_keys: list[str]
     runtime: str
+    custom: bool = False
+    use: str | None = Field(default=None, description='custom nodes: "name@version" to `use`')
 
 
 class DslErrorResponse(BaseModel):

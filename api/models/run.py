@@ -128,8 +128,15 @@ class RunSummary(BaseModel):
         )
 
 
+class RunSandbox(BaseModel):
+    """How the run's custom nodes ran: the runner and each language's image digest."""
+
+    runner: Literal["docker", "process"]
+    images: dict[str, str]
+
+
 class RunPublic(RunSummary):
-    """A run with its node states, error and links."""
+    """A run with its node states, error, links and sandbox."""
 
     node_states: dict[str, NodeState]
     error: str | None
@@ -138,6 +145,7 @@ class RunPublic(RunSummary):
     prefect_flow_run_id: str | None
     prefect_url: str | None
     ir_hash: str
+    sandbox: RunSandbox | None = None
 
 
 class LogLine(BaseModel):

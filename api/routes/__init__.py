@@ -3,6 +3,7 @@
 from api.routes import (
     audit,
     auth,
+    custom_nodes,
     datasets,
     language,
     meta,
@@ -19,6 +20,7 @@ ROUTERS = [
     users.router,
     pipelines.router,
     language.router,
+    custom_nodes.router,
     datasets.router,
     runs.pipeline_runs,
     runs.router,

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import CurrentUser, SettingsDep
+from api.deps import CurrentUser, SessionDep, SettingsDep
 from api.models.language import DslErrorResponse, NodeSpec, SourceRequest, ValidateResponse
-from api.services.language import compile_text, node_catalog, require_ir
+from api.services import custom_nodes
+from api.services.language import node_catalog, require_ir
+from api.services.pipelines import compile_for
 from dsl.ir import PipelineIR
 
 router = APIRouter(prefix="/api", tags=["language"])
 
 
 @router.post("/validate", response_model=ValidateResponse)
-def validate(body: SourceRequest, _user: CurrentUser, settings: SettingsDep) -> ValidateResponse:
-    """Diagnostics, outline and (when it compiles) the IR; always 200."""
-    return compile_text(body.source, settings).to_response()
+def validate(
+    body: SourceRequest, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> ValidateResponse:
+    """Diagnostics, outline and (when it compiles) the IR; always 200. ``use`` pins resolve
+    over the caller's custom nodes."""
+    return compile_for(session, body.source, user.id or 0, settings).to_response()
 
 
 @router.post(
@@ -23,12 +28,15 @@ def validate(body: SourceRequest, _user: CurrentUser, settings: SettingsDep) -> 
     response_model=PipelineIR,
     responses={422: {"model": DslErrorResponse, "description": "the source has errors"}},
 )
-def compile_pipeline(body: SourceRequest, _user: CurrentUser, settings: SettingsDep) -> PipelineIR:
-    """The IR, or 422 with diagnostics."""
-    return require_ir(compile_text(body.source, settings))
+def compile_pipeline(
+    body: SourceRequest, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> PipelineIR:
+    """The IR, or 422 with diagnostics (``use`` pins over the caller's custom nodes)."""
+    return require_ir(compile_for(session, body.source, user.id or 0, settings))
 
 
 @router.get("/nodes", response_model=list[NodeSpec])
-def nodes(_user: CurrentUser) -> list[NodeSpec]:
-    """The node catalog."""
-    return list(node_catalog())
+def nodes(user: CurrentUser, session: SessionDep) -> list[NodeSpec]:
+    """The node catalog: the built-ins, then the caller's custom nodes (latest versions,
+    ``custom: true``, ``use: "name@version"``)."""
+    return [*node_catalog(), *custom_nodes.catalog(session, user)]

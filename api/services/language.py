@@ -16,6 +16,7 @@ from api.models.language import DiagnosticOut, NodeSpec, OutlineItem, ValidateRe
 from api.settings import ApiSettings
 from dsl import compile_source
 from dsl.ir import PipelineIR
+from dsl.nodespec import NodeResolver
 from nodes.base import registry
 
 FILENAME = "pipeline.af"
@@ -65,11 +66,17 @@ def _dump(item: Any) -> dict[str, Any]:
     return item.model_dump(mode="json") if hasattr(item, "model_dump") else dict(item)
 
 
-def compile_text(source: str, settings: ApiSettings) -> Compiled:
-    """Compile ``source`` once; over-long sources are refused before parsing."""
+def compile_text(
+    source: str, settings: ApiSettings, resolver: NodeResolver | None = None
+) -> Compiled:
+    """Compile ``source`` once; over-long sources are refused before parsing.
+
+    ``resolver`` resolves ``use`` pins (the API passes the pipeline owner's custom nodes:
+    :class:`api.services.node_resolution.OwnerNodeResolver`); None: no registry.
+    """
     if len(source) > settings.max_dsl_chars:
         return _too_large(source, settings.max_dsl_chars)
-    result = compile_source(source, filename=FILENAME)
+    result = compile_source(source, filename=FILENAME, resolver=resolver)
     diagnostics = [DiagnosticOut.model_validate(_dump(d)) for d in result.diagnostics]
     outline = [OutlineItem.model_validate(_dump(o)) for o in result.outline or []]
     ir = result.ir if result.ok else None

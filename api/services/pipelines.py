@@ -29,9 +29,15 @@ from api.models.pipeline import (
 from api.models.run import Run, RunSummary
 from api.models.user import Role, User
 from api.services import audit
-from api.services.language import compile_text, require_ir
+from api.services.language import Compiled, compile_text, require_ir
+from api.services.node_resolution import OwnerNodeResolver, record_uses
 from api.settings import ApiSettings
 from dsl.ir import PipelineIR
+
+
+def compile_for(session: Session, source: str, owner_id: int, settings: ApiSettings) -> Compiled:
+    """Compile ``source`` with ``use`` pins resolved over ``owner_id``'s custom nodes."""
+    return compile_text(source, settings, OwnerNodeResolver(session, owner_id))
 
 
 def _sees_all(user: User) -> bool:
@@ -136,6 +142,8 @@ def _add_version(
     )
     session.add(pipeline)
     session.add(version)
+    session.flush()
+    record_uses(session, version, pipeline.owner_id, ir)
     return version
 
 
@@ -149,7 +157,7 @@ def _new_pipeline(
     forked_from: int | None = None,
 ) -> Pipeline:
     _ensure_name_free(session, owner.id or 0, name, None)
-    ir = require_ir(compile_text(source, settings))  # fail before writing anything
+    ir = require_ir(compile_for(session, source, owner.id or 0, settings))  # before any write
     pipeline = Pipeline(name=name, owner_id=owner.id or 0, forked_from_id=forked_from)
     session.add(pipeline)
     session.flush()
@@ -224,17 +232,35 @@ def update(
     message: str | None,
     settings: ApiSettings,
 ) -> PipelinePublic:
-    """Save ``source`` as a new version; an unchanged source changes nothing."""
+    """Save ``source`` as a new version; an unchanged source changes nothing, unless its
+    ``use`` pins now resolve to other custom node versions (then it is saved re-resolved)."""
     pipeline = get_pipeline(session, user, pipeline_id, lock=True)
     latest = _version(session, pipeline, pipeline.latest_version)
     if latest.source == source:
-        session.rollback()
-        return public(session, pipeline)
-    ir = require_ir(compile_text(source, settings))
+        ir = _re_resolved(session, pipeline, latest, settings)
+        if ir is None:
+            session.rollback()
+            return public(session, pipeline)
+        message = message or "Re-resolve custom node versions"
+    else:
+        ir = require_ir(compile_for(session, source, pipeline.owner_id, settings))
     version = _add_version(session, pipeline, user, source, message or "", ir)
     audit.record(session, user, "pipeline.update", "pipeline", pipeline.id, version=version.number)
     _commit(session, "the pipeline was changed concurrently; reload and retry")
     return public(session, pipeline)
+
+
+def _re_resolved(
+    session: Session, pipeline: Pipeline, latest: PipelineVersion, settings: ApiSettings
+) -> PipelineIR | None:
+    """The latest source recompiled, if it uses custom nodes and its pins resolve differently
+    now (a newer version in range, a deleted one replaced); else None."""
+    if not PipelineIR.from_json(latest.ir_json).uses:
+        return None
+    compiled = compile_for(session, latest.source, pipeline.owner_id, settings)
+    if compiled.ir is None or compiled.ir_hash == latest.ir_hash:
+        return None
+    return compiled.ir
 
 
 def rename(session: Session, user: User, pipeline_id: int, name: str) -> PipelinePublic:
@@ -312,7 +338,7 @@ def restore(
     if _version(session, pipeline, pipeline.latest_version).source == old.source:
         session.rollback()
         return public(session, pipeline)
-    ir = require_ir(compile_text(old.source, settings))
+    ir = require_ir(compile_for(session, old.source, pipeline.owner_id, settings))
     version = _add_version(session, pipeline, user, old.source, f"Restore version {number}", ir)
     audit.record(
         session, user, "pipeline.restore", "pipeline", pipeline.id,

@@ -11,20 +11,23 @@ whoever may see its pipeline (owners, admins, observers); others get 404.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
 from api.errors import ApiError, NotFound
 from api.models.common import Page, utcnow
 from api.models.pipeline import Pipeline, PipelineVersion
-from api.models.run import Run, RunPublic, RunStatus, RunSummary
+from api.models.run import Run, RunPublic, RunSandbox, RunStatus, RunSummary
 from api.models.user import Role, User
 from api.services import audit, datasets, pipelines
+from api.services.node_resolution import publish_manifests
 from api.services.prefect_client import (
     PrefectUnavailable,
     cancel_flow_run,
@@ -32,8 +35,10 @@ from api.services.prefect_client import (
     prefect_client,
 )
 from api.services.prefect_sync import sync_run
+from api.services.run_files import read_record
 from api.settings import ApiSettings
 from deployments.deploy import flow_run_url
+from flows import customnodes
 from flows.record import new_run_id
 
 __all__ = [
@@ -49,6 +54,7 @@ __all__ = [
     "web_base_dir",
 ]
 
+log = logging.getLogger(__name__)
 SAMPLE_DATA_DIR = Path(__file__).resolve().parents[2] / "examples" / "data"
 CANCEL_WAIT_S = 10.0
 
@@ -110,7 +116,21 @@ def public(settings: ApiSettings, run: Run) -> RunPublic:
         prefect_flow_run_id=run.prefect_flow_run_id,
         prefect_url=flow_run_url(settings.derived_prefect_ui_url, run.prefect_flow_run_id),
         ir_hash=run.ir_hash,
+        sandbox=_sandbox(settings, run),
     )
+
+
+def _sandbox(settings: ApiSettings, run: Run) -> RunSandbox | None:
+    """``run.json``'s ``sandbox`` (runner and image digests), None when no user code ran."""
+    record = read_record(settings.runs_dir / run.run_key)
+    sandbox = record.get("sandbox") if record else None
+    if not isinstance(sandbox, dict):
+        return None
+    try:
+        return RunSandbox.model_validate(sandbox)
+    except ValidationError:  # a record this API does not understand: say nothing, not 500
+        log.warning("run %s: unreadable sandbox record %r", run.run_key, sandbox)
+        return None
 
 
 def _visible(user: User) -> list[Any]:
@@ -177,6 +197,7 @@ def create(
     ).first()
     if version is None:
         raise NotFound(f"version {number} not found")
+    publish_manifests(session, settings, pipeline.owner_id, version)  # what the worker reads
     run = Run(
         pipeline_id=pipeline.id or 0,
         version=number,
@@ -247,6 +268,7 @@ def cancel(session: Session, user: User, settings: ApiSettings, run_id: int) -> 
         return public(settings, run)
     with prefect_client(settings) as client:
         cancel_flow_run(client, run.prefect_flow_run_id)
+    _kill_containers(run.run_key)
     deadline = time.monotonic() + CANCEL_WAIT_S
     while time.monotonic() < deadline:
         sync_run(session, settings, run)
@@ -254,3 +276,14 @@ def cancel(session: Session, user: User, settings: ApiSettings, run_id: int) -> 
             break
         time.sleep(0.25)
     return public(settings, run)
+
+
+def _kill_containers(run_key: str) -> None:
+    """Kill the run's sandbox containers now rather than when its worker notices the cancel."""
+    try:
+        killed = customnodes.kill_run_containers(run_key)
+    except Exception:  # the cancel itself has been asked for: never fail it over this
+        log.exception("could not kill the sandbox containers of run %s", run_key)
+        return
+    if killed:
+        log.info("killed %d sandbox container(s) of run %s", killed, run_key)

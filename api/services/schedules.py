@@ -35,6 +35,7 @@ from api.models.run import Run
 from api.models.schedule import Schedule, ScheduleCreate, SchedulePublic
 from api.models.user import User
 from api.services import audit, pipelines, runs
+from api.services.node_resolution import publish_manifests
 from api.services.prefect_client import prefect_client
 from api.settings import ApiSettings
 from deployments.deploy import deployment_name_for, upsert_deployment
@@ -110,6 +111,7 @@ def _deploy(
             PipelineVersion.number == pipeline.latest_version,
         )
     ).one()
+    publish_manifests(session, settings, pipeline.owner_id, version)  # scheduled runs read them
     params = runs.flow_parameters(session, settings, pipeline.owner_id, version.ir_json, None)
     deployment_id = upsert_deployment(
         client,
