@@ -343,7 +343,11 @@ def diff(session: Session, user: User, node_id: int, a: str, b: str) -> NodeDiff
     )
     unified = "".join(line if line.endswith("\n") else line + "\n" for line in lines)
     da, db = ma.model_dump(mode="json"), mb.model_dump(mode="json")
-    changes = [ManifestChange(field=f, from_=da[f], to=db[f]) for f in _COMPARED if da[f] != db[f]]
+    changes = [
+        ManifestChange.model_validate({"field": f, "from": da[f], "to": db[f]})
+        for f in _COMPARED
+        if da[f] != db[f]
+    ]
     return NodeDiff(from_version=a, to_version=b, unified=unified, manifest_changes=changes)
 
 

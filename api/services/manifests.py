@@ -86,10 +86,11 @@ def _wasm_errors(manifest: CustomNodeManifest) -> list[tuple[Loc, str]]:
     if manifest.language != "wasm":
         return []
     try:
-        if manifest.code_format == "wat":
-            binary = wasmtime.wat2wasm(manifest.code)
-        else:
-            binary = base64.b64decode(manifest.code)
+        binary: bytes | bytearray = (
+            wasmtime.wat2wasm(manifest.code)
+            if manifest.code_format == "wat"
+            else base64.b64decode(manifest.code)
+        )
         wasmtime.Module.validate(wasmtime.Engine(), binary)
     except wasmtime.WasmtimeError as exc:
         what = "does not assemble" if manifest.code_format == "wat" else "is not valid"

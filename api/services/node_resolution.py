@@ -222,14 +222,14 @@ def publish_manifests(
             found[(node.name, node_version.code_hash)] = node_version
     store = manifest_store(settings)
     for name, code_hash in sorted(wanted):
-        node_version = found.get((name, code_hash)) or _by_hash(session, owner_id, name, code_hash)
-        if node_version is None:
+        pinned = found.get((name, code_hash)) or _by_hash(session, owner_id, name, code_hash)
+        if pinned is None:
             raise Conflict(
                 f"version {version.number} of this pipeline uses custom node {name!r} "
                 f"(code {code_hash[:12]}), which has been deleted; save the pipeline again "
                 "to resolve its `use` pins anew"
             )
-        store.put(manifest_of(node_version))
+        store.put(manifest_of(pinned))
     return len(wanted)
 
 
