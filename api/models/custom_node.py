@@ -256,7 +256,7 @@ class NodeTestRunIn(BaseModel):
 
     manifest: ManifestIn
     params: dict[str, Any] = PydanticField(default_factory=dict)
-    rows: int = PydanticField(default=300, ge=10, le=5000)
+    rows: int = PydanticField(default=300, ge=1, le=5000)
 
 
 class Preview(BaseModel):

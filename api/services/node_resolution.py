@@ -201,15 +201,16 @@ def users_of(session: Session, version_ids: list[int]) -> dict[int, Usage]:
 
 def publish_manifests(
     session: Session, settings: ApiSettings, owner_id: int, version: PipelineVersion
-) -> int:
-    """Put every manifest ``version``'s IR pins into the store (idempotent); how many.
+) -> list[str]:
+    """Put every manifest ``version``'s IR pins into the store (idempotent); returns them as
+    ``name@version`` (for the audit log: who ran what code).
 
     409 when a pinned node version has been deleted since: the pipeline must be saved again.
     """
     ir = PipelineIR.from_json(version.ir_json)
     wanted = {(n.type, n.code_hash) for n in ir.nodes if n.runtime != "builtin" and n.code_hash}
     if not wanted:
-        return 0
+        return []
     rows = session.exec(
         select(CustomNodeVersion, CustomNode)
         .join(CustomNodeUse, col(CustomNodeUse.node_version_id) == CustomNodeVersion.id)
@@ -221,6 +222,7 @@ def publish_manifests(
         if node_version.deleted_at is None and node.deleted_at is None:
             found[(node.name, node_version.code_hash)] = node_version
     store = manifest_store(settings)
+    published: list[str] = []
     for name, code_hash in sorted(wanted):
         pinned = found.get((name, code_hash)) or _by_hash(session, owner_id, name, code_hash)
         if pinned is None:
@@ -230,7 +232,8 @@ def publish_manifests(
                 "to resolve its `use` pins anew"
             )
         store.put(manifest_of(pinned))
-    return len(wanted)
+        published.append(f"{name}@{pinned.version}")
+    return published
 
 
 def _by_hash(

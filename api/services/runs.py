@@ -197,7 +197,7 @@ def create(
     ).first()
     if version is None:
         raise NotFound(f"version {number} not found")
-    publish_manifests(session, settings, pipeline.owner_id, version)  # what the worker reads
+    custom = publish_manifests(session, settings, pipeline.owner_id, version)  # worker reads
     run = Run(
         pipeline_id=pipeline.id or 0,
         version=number,
@@ -219,6 +219,7 @@ def create(
     audit.record(
         session, user, "run.create", "run", run.id,
         pipeline_id=pipeline.id, version=number, ir_hash=version.ir_hash, trigger="manual",
+        custom_nodes=custom,
     )  # fmt: skip
     session.commit()
     return _submit(session, settings, run, version.ir_json)

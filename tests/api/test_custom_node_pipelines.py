@@ -220,7 +220,7 @@ def test_the_catalog_merges_the_caller_s_custom_nodes(
 
 
 def test_run_start_publishes_the_pinned_manifests_to_the_store(
-    client: TestClient, alice: Account, api_settings: ApiSettings
+    client: TestClient, alice: Account, admin: Account, api_settings: ApiSettings
 ) -> None:
     node = create_node(client, alice)
     p = _pipeline(client, alice, pipeline_using("1"))
@@ -231,6 +231,8 @@ def test_run_start_publishes_the_pinned_manifests_to_the_store(
     resp = client.post(f"/api/pipelines/{p['id']}/runs", json={}, headers=alice.headers)
     assert resp.status_code == 503
     assert stored.is_file() and '"my_ema"' in stored.read_text()
+    audit = client.get("/api/audit?action=run.create", headers=admin.headers).json()["items"]
+    assert audit[0]["detail"]["custom_nodes"] == ["my_ema@1.0.0"]  # who ran what code
 
 
 def test_run_start_refuses_a_version_whose_pinned_node_was_deleted(

@@ -96,11 +96,11 @@ def test_test_run_of_a_failing_node_is_200_failed(client: TestClient, alice: Acc
 def test_test_run_with_an_invalid_manifest_is_422_under_manifest(
     client: TestClient, alice: Account
 ) -> None:
-    body = {"manifest": manifest(outputs=[{"name": "o", "type": "trades"}]), "rows": 5}
+    body = {"manifest": manifest(outputs=[{"name": "o", "type": "trades"}]), "rows": 0}
     resp = client.post("/api/custom-nodes/test-run", json=body, headers=alice.headers)
     assert resp.status_code == 422
     locs = [e["loc"] for e in resp.json()["detail"]["errors"]]
-    assert ["rows"] in locs  # rows below 10, refused before anything runs
+    assert ["rows"] in locs  # rows below 1, refused before anything runs
     body["rows"] = 20
     resp = client.post("/api/custom-nodes/test-run", json=body, headers=alice.headers)
     assert resp.status_code == 422
