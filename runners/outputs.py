@@ -103,9 +103,17 @@ def _no_infinity(token: str) -> float:
     raise ValueError(f"{token} is not allowed; use null for a missing value")
 
 
+_NUMBER_TYPES = frozenset({int, float})
+
+
 def _numbers(values: Any, node_id: str, port: str, what: str) -> list[float]:
     if not isinstance(values, list):
         raise _bad(node_id, port, f"{what} must be a list of numbers")
+    kinds = set(map(type, values))  # exact types: bool (an int subclass) is not a number here
+    if kinds <= _NUMBER_TYPES:
+        return [float(v) for v in values] if int in kinds else values
+    if kinds <= _NUMBER_TYPES | {type(None)}:
+        return [math.nan if v is None else float(v) for v in values]
     out: list[float] = []
     for v in values:
         if v is None:
@@ -126,7 +134,7 @@ def _index(
         if n != len(reference):
             raise _bad(node_id, port, f"has {n} rows, the input has {len(reference)}")
         return reference
-    if not isinstance(raw, list) or len(raw) != n or not all(isinstance(s, str) for s in raw):
+    if not isinstance(raw, list) or len(raw) != n or not set(map(type, raw)) <= {str}:
         raise _bad(node_id, port, "index must be a list of ISO timestamps, one per row")
     try:
         index = pd.DatetimeIndex(pd.to_datetime(raw, utc=True, format="ISO8601"), name="ts")

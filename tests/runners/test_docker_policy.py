@@ -92,6 +92,9 @@ def test_the_docker_socket_mount_is_detected(docker_engine: Any, tmp_path: Path)
 def test_engine_never_starts_a_container_that_differs_from_the_policy(
     sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The self-test (once per process) must have passed with the real settings first: run
+    # under the patch it would fail and leave this worker refusing user code for later tests.
+    assert sandbox.honest().result.ok
     real = engine_mod.create_kwargs
     monkeypatch.setattr(
         engine_mod, "create_kwargs", lambda plan: {**real(plan), "read_only": False}
