@@ -63,6 +63,16 @@ class TooLarge(ApiError):
     status_code = 413
 
 
+class TooManyRequests(ApiError):
+    """Too many attempts (failed log-ins); ``retry_after`` seconds until the next may succeed."""
+
+    status_code = 429
+
+    def __init__(self, detail: Any, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
 class Unprocessable(ApiError):
     """The request is well-formed but its content is not acceptable (e.g. DSL errors)."""
 
@@ -71,7 +81,10 @@ class Unprocessable(ApiError):
 
 def _api_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if isinstance(exc, TooManyRequests):
+        headers["Retry-After"] = str(exc.retry_after)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
 
 def _data_error(_request: Request, exc: Exception) -> JSONResponse:

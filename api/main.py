@@ -19,6 +19,7 @@ from api.errors import install_error_handlers
 from api.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from api.routes import ROUTERS
 from api.services.language import warm_up
+from api.services.login_throttle import LoginThrottle
 from api.services.prefect_sync import run_sync_loop
 from api.settings import ApiSettings
 from api.spa import SPAStaticFiles
@@ -58,6 +59,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.login_throttle = LoginThrottle(settings.login_max_failures, settings.login_window_s)
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)

@@ -41,6 +41,12 @@ class ApiSettings(CoreSettings):
     admin_password: SecretStr | None = Field(
         default=None, description="The bootstrap admin's password; unset = generated and printed."
     )
+    login_max_failures: int = Field(
+        default=5, ge=1, description="Failed log-ins per account and address before a 429."
+    )
+    login_window_s: int = Field(
+        default=300, ge=1, description="The window (seconds) failed log-ins are counted over."
+    )
     max_body_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="Largest request body, uploads excepted."
     )

@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from api.deps import CurrentUser, SessionDep, SettingsDep
+from api.errors import Unauthorized
 from api.models.user import LoginRequest, TokenResponse, UserPublic
 from api.services import users
+from api.services.login_throttle import LoginThrottle
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
 
 @router.post("/login", response_model=TokenResponse)
-def login(body: LoginRequest, session: SessionDep, settings: SettingsDep) -> TokenResponse:
-    """A bearer token for a username and password (401 otherwise)."""
-    return users.login(session, settings, body.username, body.password)
+def login(
+    body: LoginRequest, request: Request, session: SessionDep, settings: SettingsDep
+) -> TokenResponse:
+    """A bearer token for a username and password (401 otherwise; 429 with ``Retry-After``
+    after too many failures from one address, for one account or in all)."""
+    throttle: LoginThrottle = request.app.state.login_throttle
+    address = request.client.host if request.client else "unknown"
+    throttle.check(address, body.username)
+    try:
+        token = users.login(session, settings, body.username, body.password)
+    except Unauthorized:
+        throttle.failed(address, body.username)
+        raise
+    throttle.succeeded(address, body.username)
+    return token
 
 
 @router.get("/me", response_model=UserPublic)

@@ -166,3 +166,48 @@ def test_only_admins_manage_users(
         assert client.post("/api/users", json=body, headers=who.headers).status_code == 403
         assert client.get("/api/users", headers=who.headers).status_code == 403
         assert client.get("/api/audit", headers=who.headers).status_code == 403
+
+
+def test_repeated_failed_logins_are_throttled_with_retry_after(
+    client: TestClient, alice: Account, bob: Account
+) -> None:
+    wrong = {"username": "alice", "password": "wrong-password"}
+    statuses = [client.post("/api/auth/login", json=wrong).status_code for _ in range(5)]
+    assert statuses == [401] * 5
+    # the sixth attempt is refused before the password is even looked at: the right one too
+    right = client.post("/api/auth/login", json={"username": "alice", "password": alice.password})
+    assert right.status_code == 429
+    assert "Too many failed log-ins for this account" in right.json()["detail"]
+    assert 1 <= int(right.headers["retry-after"]) <= 300
+    # another account from the same address still logs in
+    other = client.post("/api/auth/login", json={"username": "bob", "password": bob.password})
+    assert other.status_code == 200
+
+
+def test_login_throttle_window_slides_and_success_clears_the_count() -> None:
+    from api.errors import TooManyRequests
+    from api.services.login_throttle import IP_FACTOR, LoginThrottle
+
+    now = [1000.0]
+    throttle = LoginThrottle(max_failures=3, window_s=60, clock=lambda: now[0])
+    for _ in range(3):
+        throttle.check("10.0.0.1", "Alice")
+        throttle.failed("10.0.0.1", "Alice")
+    with pytest.raises(TooManyRequests) as info:
+        throttle.check("10.0.0.1", "alice")  # usernames compare case-insensitively
+    assert info.value.retry_after == 60
+    throttle.check("10.0.0.2", "alice")  # another address is not blocked for the account
+    now[0] += 30
+    with pytest.raises(TooManyRequests) as info:
+        throttle.check("10.0.0.1", "alice")
+    assert info.value.retry_after == 30
+    now[0] += 31  # the failures left the window
+    throttle.check("10.0.0.1", "alice")
+    throttle.failed("10.0.0.1", "alice")
+    throttle.succeeded("10.0.0.1", "alice")
+    throttle.check("10.0.0.1", "alice")
+    # one address spraying many accounts hits the per-address allowance
+    for i in range(3 * IP_FACTOR):
+        throttle.failed("10.0.0.9", f"user{i}")
+    with pytest.raises(TooManyRequests, match="this address"):
+        throttle.check("10.0.0.9", "someone-new")
