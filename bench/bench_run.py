@@ -11,9 +11,20 @@ split with the timings the run records in ``run.json``:
 - everything else — the interpreter and our imports, compiling, computing the nodes, writing
   results, logging to MLflow — is "ours". Target: ours <= 1 s.
 
-A second, warm run in the same data dir (every node a cache hit) is reported too.
+Where the heavy imports go (so that the figure stays honest): compiling needs no pandas, numpy
+or pyarrow (the node modules and the runner I/O import them lazily, ``nodes/lazy.py``) and the
+CLI imports only what ``run`` uses. pandas/pyarrow are then first imported by MLflow's start-up
+thread, which runs while the main thread waits for Prefect's ephemeral server (a subprocess):
+that is real overlap, not a transfer of our work into Prefect's share. If they are not loaded by
+the time the first node runs, the node's own import waits for them and that wait is counted in
+"nodes", i.e. ours. What the main thread imports between ``run_pipeline`` and the flow body
+(Prefect, and our flow modules, which no longer pull pandas) is Prefect start-up, as before.
 
-    .venv/bin/python bench/bench_run.py [--prefect-api-url URL]
+Each cold run is a new process and a fresh data dir; the figure is the median of ``--repeats``
+cold runs (default 3: the machine is shared and noisy). A warm run in the last data dir (every
+node a cache hit) is reported too.
+
+    .venv/bin/python bench/bench_run.py [--repeats N] [--prefect-api-url URL]
 """
 
 from __future__ import annotations
@@ -21,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -76,22 +88,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark, print a table and return the figures."""
     parser = argparse.ArgumentParser(description="cold-start CLI run benchmark")
     parser.add_argument("--prefect-api-url", default=None)
+    parser.add_argument("--repeats", type=int, default=3, help="cold runs (median reported)")
     args = parser.parse_args(argv if argv is not None else [])
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "ALPHAFORGE_"))}
     env |= {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+    if args.prefect_api_url:
+        env["PREFECT_API_URL"] = args.prefect_api_url
+    colds: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="af-bench-") as tmp:
-        data_dir = Path(tmp) / "data"
-        if args.prefect_api_url:
-            env["PREFECT_API_URL"] = args.prefect_api_url
-        cold = _run_once(data_dir, env)
+        for i in range(max(1, args.repeats)):
+            data_dir = Path(tmp) / f"data{i}"
+            colds.append(_run_once(data_dir, env))
         warm = _run_once(data_dir, env)
+    ours = [c["ours_s"] for c in colds]
+    cold = sorted(colds, key=lambda c: c["ours_s"])[(len(colds) - 1) // 2]  # the median run
     result = {
         "cold": cold,
         "warm": warm,
-        "figure": "cold run outside Prefect/MLflow start-up",
-        "figure_s": cold["ours_s"],
+        "cold_ours_s": ours,
+        "figure": f"cold run outside Prefect/MLflow start-up (median of {len(ours)})",
+        "figure_s": statistics.median(ours),
         "target_s": TARGET_S,
-        "meets_target": cold["ours_s"] <= TARGET_S,
+        "meets_target": statistics.median(ours) <= TARGET_S,
         "server": args.prefect_api_url or "ephemeral",
     }
     _print(result)
@@ -114,6 +132,8 @@ def _print(r: dict[str, Any]) -> None:
         ("mlflow_open_s", "  (MLflow import + store init, in background)"),
     ]
     print(f"alphaforge run examples/sma_crossover.af (Prefect server: {r['server']})")
+    runs = ", ".join(f"{v:.3f}" for v in r["cold_ours_s"])
+    print(f"  ours on each cold run: {runs} s; the columns below are the median cold run")
     width = max(len(label) for _, label in keys)
     print(f"  {'':<{width}}  {'cold':>8}  {'warm':>8}")
     for key, label in keys:
@@ -122,7 +142,10 @@ def _print(r: dict[str, Any]) -> None:
         nodes = ", ".join(f"{k} {v:.3f}s" for k, v in run["node_s"].items())
         print(f"  per node ({label}): {nodes}")
     verdict = "meets" if r["meets_target"] else "MISSES"
-    print(f"  target: ours <= {r['target_s']:.1f} s on the cold run: {verdict} the target")
+    print(
+        f"  target: ours <= {r['target_s']:.1f} s on a cold run: median {r['figure_s']:.3f} s "
+        f"{verdict} the target"
+    )
 
 
 if __name__ == "__main__":

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.table import Table
 
 from flows.events import NodeEvent
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 __all__ = ["Progress", "metrics_table", "prefect_ui_url"]
 
@@ -60,6 +62,8 @@ _PERCENT = frozenset(
 
 def metrics_table(metrics: dict[str, Any], title: str) -> Table:
     """The primary metrics as a two-column table (None shown as a dash)."""
+    from rich.table import Table  # only for the human-readable report
+
     table = Table(title=title, show_header=True, header_style="bold")
     table.add_column("metric")
     table.add_column("value", justify="right")

@@ -28,6 +28,15 @@ for (const stream of [process.stdout, process.stderr]) {
     stream._handle.setBlocking(true);
   }
 }
+// One stream for everything printed (console.error and process.stderr included), as the Python
+// entrypoint does with dup2: stdout and stderr are two pipes the engine copies independently, so
+// only on one stream does the completion line come after every earlier log line, and the host
+// can stop reading at that line instead of waiting for the streams to close.
+Object.defineProperty(process, 'stderr', {
+  configurable: true,
+  enumerable: true,
+  get: () => process.stdout,
+});
 const readJson = (p) => JSON.parse(fs.readFileSync(p, 'utf8'));
 
 // The last line on stdout: lets the host finish without waiting for the engine to notice the
