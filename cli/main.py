@@ -42,12 +42,36 @@ def _fail(message: str, code: int) -> _Exit:
     return _Exit(code)
 
 
+class _DefaultFolderResolver:
+    """The resolver over the implicit ``nodes/`` folder, read at the first ``use`` pin only.
+
+    A pipeline without ``use`` lines then neither imports the manifest machinery nor
+    validates every manifest there (~0.1 s of ``alphaforge run``'s start-up).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._inner: Any = None
+
+    def resolve(self, name: str, spec: str) -> Any:
+        if self._inner is None:
+            from cli.nodes_dir import LocalNodeResolver
+
+            self._inner = LocalNodeResolver.from_dir(self.folder)
+        return self._inner.resolve(name, spec)
+
+    def store_into(self, store: Any) -> list[str]:
+        return [] if self._inner is None else list(self._inner.store_into(store))
+
+
 def _resolver(path: Path, nodes: Path | None) -> Any:
     """The ``use`` resolver over ``--nodes DIR`` (default: ``nodes/`` next to the file)."""
-    from cli.nodes_dir import LocalNodeResolver, default_nodes_dir
+    if nodes is not None:
+        from cli.nodes_dir import LocalNodeResolver
 
-    folder = nodes or default_nodes_dir(path)
-    return LocalNodeResolver.from_dir(folder) if folder is not None else None
+        return LocalNodeResolver.from_dir(nodes)
+    folder = path.resolve().parent / "nodes"  # cli.nodes_dir.default_nodes_dir
+    return _DefaultFolderResolver(folder) if folder.is_dir() else None
 
 
 def _load_or_exit(path: Path, nodes: Path | None = None) -> Loaded:
