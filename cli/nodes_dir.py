@@ -2,30 +2,36 @@
 
 ``alphaforge run|validate|compile --nodes DIR`` (default: a ``nodes/`` folder next to the .af
 file, when there is one) reads every ``*.json`` file in ``DIR`` as a
-:class:`runners.custom.CustomNodeManifest`. A pin resolves to the highest version matching its
-spec (``1.2`` / ``^1.2.3`` caret, ``~1.2`` tilde, ``=1.2.3`` exact; pre-releases only when the
-spec names one), like the API's registry. Before a run the resolved manifests are put in the
+:class:`runners.custom.CustomNodeManifest` (its code inline, or in a ``code_file`` beside
+it). A pin resolves to the highest version matching its spec (:mod:`dsl.semver`: ``1.2`` /
+``^1.2.3`` caret, ``~1.2`` tilde, ``=1.2.3`` exact; pre-releases only when the spec names one),
+exactly as in the API's registry. Before a run the resolved manifests are put in the
 on-disk :class:`runners.nodestore.ManifestStore`, where the flow finds the code by hash.
 """
 
 from __future__ import annotations
 
+import base64
 import json
-import re
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from dsl.nodespec import ResolvedNode, ResolveError
+from dsl.semver import SemVer, parse_range
 from nodes.base import Port
 from nodes.errors import AlphaForgeError
 from runners.custom import CustomNodeManifest
 from runners.nodestore import ManifestStore
 
-__all__ = ["LocalNodeResolver", "NodesDirError", "default_nodes_dir", "matches", "resolved_node"]
-
-_SPEC = re.compile(r"^([=^~]?)(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:-([0-9A-Za-z.-]+))?$")
-_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$")
+__all__ = [
+    "LocalNodeResolver",
+    "NodesDirError",
+    "default_nodes_dir",
+    "load_manifest",
+    "matches",
+    "resolved_node",
+]
 
 
 class NodesDirError(AlphaForgeError):
@@ -40,49 +46,40 @@ def default_nodes_dir(pipeline_file: Path) -> Path | None:
     return candidate if candidate.is_dir() else None
 
 
-_PreKey = tuple[int, tuple[tuple[int, int | str], ...]]
-
-
-def _pre_key(pre: str | None) -> _PreKey:
-    if pre is None:  # a release sorts after its pre-releases
-        return (1, ())
-    parts = tuple((0, int(p)) if p.isdigit() else (1, p) for p in pre.split("."))
-    return (0, parts)
-
-
-def _version_key(
-    version: str,
-) -> tuple[int, int, int, tuple[int, tuple[tuple[int, int | str], ...]]]:
-    m = _VERSION.match(version)
-    if m is None:
-        raise ValueError(f"not a semantic version: {version!r}")
-    return int(m[1]), int(m[2]), int(m[3]), _pre_key(m[4])
-
-
 def matches(version: str, spec: str) -> bool:
-    """True when ``version`` satisfies ``spec`` (caret by default, ``~`` tilde, ``=`` exact)."""
-    s, v = _SPEC.match(spec), _VERSION.match(version)
-    if s is None or v is None:
+    """True when ``version`` satisfies ``spec`` (:mod:`dsl.semver`, the API registry's rules)."""
+    try:
+        return parse_range(spec).matches(SemVer.parse(version))
+    except ValueError:
         return False
-    op, major, minor, patch, pre = s[1], int(s[2]), s[3], s[4], s[5]
-    vmaj, vmin, vpat, vpre = int(v[1]), int(v[2]), int(v[3]), v[4]
-    if op == "=":
-        return (vmaj, vmin, vpat, vpre) == (major, int(minor or 0), int(patch or 0), pre)
-    if vpre is not None and (
-        pre is None or (vmaj, vmin, vpat) != (major, int(minor or 0), int(patch or 0))
-    ):
-        return False  # pre-releases only when the spec names one on the same version
-    low = (major, int(minor or 0), int(patch or 0), _pre_key(pre))
-    if _version_key(version) < low:
-        return False
-    if op == "~":
-        return (vmaj, vmin) == (major, int(minor or 0)) if minor is not None else vmaj == major
-    # caret: the left-most non-zero component stays
-    if major > 0 or minor is None:
-        return vmaj == major
-    if int(minor) > 0 or patch is None:
-        return vmaj == 0 and vmin == int(minor)
-    return (vmaj, vmin, vpat) == (0, 0, int(patch))
+
+
+def _key(manifest: CustomNodeManifest) -> SemVer:
+    return SemVer.parse(manifest.version)
+
+
+def load_manifest(path: Path) -> CustomNodeManifest:
+    """One manifest file. Instead of an inline ``code`` string it may name a ``code_file``
+    beside it: ``.py``/``.js`` source, ``.wat`` text or a compiled ``.wasm`` module."""
+    try:
+        raw = json.loads(path.read_text())
+        if not isinstance(raw, dict):
+            raise ValueError("a manifest is a JSON object")
+        code_file = raw.pop("code_file", None)
+        if code_file is not None:
+            if "code" in raw:
+                raise ValueError("give either code or code_file, not both")
+            code_path = path.parent / str(code_file)
+            if code_path.suffix == ".wasm":
+                raw["code"] = base64.b64encode(code_path.read_bytes()).decode()
+                raw.setdefault("code_format", "wasm_base64")
+            else:
+                raw["code"] = code_path.read_text()
+                if code_path.suffix == ".wat":
+                    raw.setdefault("code_format", "wat")
+        return CustomNodeManifest.model_validate(raw)
+    except (OSError, ValueError, ValidationError) as exc:
+        raise NodesDirError(f"{path}: not a valid custom-node manifest: {exc}") from None
 
 
 def resolved_node(manifest: CustomNodeManifest) -> ResolvedNode:
@@ -111,13 +108,7 @@ class LocalNodeResolver:
         """Every ``*.json`` manifest in ``folder`` (a NodesDirError names a bad file)."""
         if not folder.is_dir():
             raise NodesDirError(f"{folder}: no such folder of custom-node manifests")
-        manifests: list[CustomNodeManifest] = []
-        for path in sorted(folder.glob("*.json")):
-            try:
-                manifests.append(CustomNodeManifest.model_validate(json.loads(path.read_text())))
-            except (OSError, ValueError, ValidationError) as exc:
-                raise NodesDirError(f"{path}: not a valid custom-node manifest: {exc}") from None
-        return cls(manifests)
+        return cls([load_manifest(path) for path in sorted(folder.glob("*.json"))])
 
     def resolve(self, name: str, spec: str) -> ResolvedNode:
         """The highest version of ``name`` matching ``spec``."""
@@ -126,11 +117,11 @@ class LocalNodeResolver:
             raise ResolveError(f"cannot resolve `use {name}@{spec}`: no custom node {name!r}")
         found = [m for m in versions if matches(m.version, spec)]
         if not found:
-            have = ", ".join(sorted({m.version for m in versions}, key=_version_key))
+            have = ", ".join(str(v) for v in sorted({_key(m) for m in versions}))
             raise ResolveError(
                 f"cannot resolve `use {name}@{spec}`: no version matches (have {have})"
             )
-        best = max(found, key=lambda m: _version_key(m.version))
+        best = max(found, key=_key)
         self.resolved[best.code_hash()] = best
         return resolved_node(best)
 

@@ -44,7 +44,7 @@ from api.services.node_resolution import (
     manifest_store,
     users_of,
 )
-from api.services.semver import SemVer, bump_patch
+from dsl.semver import SemVer, bump_patch
 from api.settings import ApiSettings
 from flows.customnodes import CustomNodeManifest, SandboxUnavailable
 

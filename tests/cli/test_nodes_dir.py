@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from cli.main import main
-from cli.nodes_dir import LocalNodeResolver, matches
+from cli.nodes_dir import LocalNodeResolver, NodesDirError, matches
 from dsl.nodespec import ResolveError
 from runners.custom import template
 from tests.hostile.conftest import docker_engine  # noqa: F401
@@ -125,3 +125,27 @@ def test_run_with_a_custom_node_from_the_nodes_folder(tmp_path: Path, docker_eng
     assert (
         data / "custom-nodes" / f"{template('javascript', 'indicator').code_hash()}.json"
     ).exists()
+
+
+def test_a_manifest_may_keep_its_code_in_a_file_beside_it(tmp_path: Path) -> None:
+    py = template("python", "indicator")
+    wat = template("wasm", "indicator")
+    (tmp_path / "ema.py").write_text(py.code)
+    (tmp_path / "ema.wat").write_text(wat.code)
+    for name, m, code_file in (("py_ema", py, "ema.py"), ("wat_ema", wat, "ema.wat")):
+        raw = json.loads(m.model_dump_json())
+        del raw["code"], raw["code_format"]
+        raw.update(name=name, code_file=code_file)
+        (tmp_path / f"{name}.json").write_text(json.dumps(raw))
+    resolver = LocalNodeResolver.from_dir(tmp_path)
+    assert resolver.resolve("py_ema", "1").code_hash == py.code_hash()
+    assert resolver.resolve("wat_ema", "=1.0.0").code_hash == wat.code_hash()  # format: wat
+    # a code file that is missing, or code given twice, names the manifest file
+    bad = json.loads(py.model_dump_json()) | {"name": "bad", "code_file": "ema.py"}
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    with pytest.raises(NodesDirError, match=r"bad\.json.*either code or code_file"):
+        LocalNodeResolver.from_dir(tmp_path)
+    del bad["code"]
+    (tmp_path / "bad.json").write_text(json.dumps(bad | {"code_file": "missing.py"}))
+    with pytest.raises(NodesDirError, match=r"bad\.json.*missing\.py"):
+        LocalNodeResolver.from_dir(tmp_path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.services.semver import SemVer, bump_patch, parse_range
+from dsl.semver import SemVer, bump_patch, parse_range
 
 VERSIONS = ["0.0.3", "0.2.1", "0.2.9", "1.0.0", "1.2.0", "1.2.7", "1.3.0-beta.1", "1.3.0", "2.0.0"]
 

@@ -17,17 +17,25 @@ EXAMPLES = sorted((ROOT / "examples").glob("*.af"))
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api")]
 
 
-def _compile(text: str, filename: str):  # type: ignore[no-untyped-def]
+def _compile(text: str, filename: str, settings=None):  # type: ignore[no-untyped-def]
+    """Compile as `alphaforge run` does: `use` lines resolve from examples/nodes, and the
+    resolved manifests go to the settings' store, where the flow finds the code."""
+    from cli.nodes_dir import LocalNodeResolver
     from dsl import compile_source
+    from runners.nodestore import ManifestStore
 
-    result = compile_source(text, filename=filename)
+    resolver = LocalNodeResolver.from_dir(ROOT / "examples" / "nodes")
+    result = compile_source(text, filename=filename, resolver=resolver)
     assert result.ok, "\n".join(d.format(filename) for d in result.diagnostics)
+    if settings is not None:
+        resolver.store_into(ManifestStore(settings.root / "custom-nodes"))
     return result.ir
 
 
-def test_the_four_examples_are_there() -> None:
+def test_the_examples_are_there() -> None:
     names = {p.stem for p in EXAMPLES}
     assert names >= {"sma_crossover", "rsi_mean_reversion", "macd_trend", "bollinger_breakout"}
+    assert "donchian_custom_node" in names  # a Python custom node, run in the Docker sandbox
     assert (ROOT / "examples" / "data" / "sample_ohlcv.csv").exists()
 
 
@@ -42,13 +50,23 @@ def test_sma_crossover_is_the_language_guide_sample() -> None:
 def test_example_runs_and_is_recorded_in_mlflow(path: Path, settings) -> None:
     from flows.run import run_pipeline
 
-    ir = _compile(path.read_text(), str(path))
+    ir = _compile(path.read_text(), str(path), settings)
     result = run_pipeline(ir, base_dir=path.parent, settings=settings)
     assert result.status == "completed", result.error
     assert set(result.node_states.values()) == {"completed"}
     assert result.metrics["num_trades"] > 0
     assert result.metrics["bars"] == 900
     check_mlflow_record(settings.mlflow_uri, result, ir)
+    record = json.loads((result.run_dir / "run.json").read_text())
+    custom = [n for n in ir.nodes if n.runtime != "builtin"]
+    if custom:  # user code ran in the sandbox, its image recorded and its output in the log
+        assert record["sandbox"]["runner"] == "docker"
+        assert set(record["sandbox"]["images"]) == {n.runtime for n in custom}
+        assert all(d.startswith("sha256:") for d in record["sandbox"]["images"].values())
+        log = (result.run_dir / "run.log").read_text()
+        assert all(f"[{n.id}] " in log for n in custom)
+    else:
+        assert record["sandbox"] is None
     names = sorted(r.name for r in task_runs(result.flow_run_id, expected=len(ir.nodes)))
     assert names == sorted(ir.node_ids())
     trades = pd.read_csv(result.run_dir / "trades.csv")
