@@ -32,6 +32,7 @@ const { page } = s;
 page.on('dialog', (d) => d.accept()); // confirm() for restore/delete
 const sample = readFileSync(join(ROOT, 'examples', 'sma_crossover.af'), 'utf8');
 let pipelineId = null;
+let runShare = null; // {token, runId}: the run share link made in run-page, revoked in share-links
 
 await step('login', async () => {
   await page.goto('/login');
@@ -234,12 +235,20 @@ await step('run-page', async () => {
   await page.waitForSelector('[data-testid=run-page] [data-testid=log-panel]');
   await page.waitForTimeout(1000);
   await s.shot('18-run-page', { fullPage: true });
-  const share = await apiCall(page, 'POST', '/api/shares', { kind: 'run', target_id: runs[0].id });
-  if (share.status !== 201) throw new Error(`run share: ${share.status} ${share.text}`);
+  // share it with the run page's Share button: the link box and "Manage links" appear
+  await page.click('[data-testid=run-page] button:has-text("Share")');
+  const linkBox = page.locator('[data-testid=run-page] [data-testid=share-link]');
+  await linkBox.waitFor();
+  const sharedUrl = await linkBox.inputValue();
+  const token = sharedUrl.split('/shared/')[1];
+  if (!token) throw new Error(`share link box: ${sharedUrl}`);
+  await page.locator('[data-testid=run-page] [data-testid=manage-shares]').waitFor();
+  await s.shot('18b-run-shared');
+  runShare = { token, runId: runs[0].id };
   const anon = await s.browser.newContext({ baseURL: baseUrl, viewport: { width: 1440, height: 900 }, colorScheme: 'dark' });
   const p2 = await anon.newPage();
   p2.on('pageerror', (e) => s.problems.push(`shared run pageerror: ${e.message}`));
-  await p2.goto(`/shared/${share.json.token}`);
+  await p2.goto(`/shared/${token}`);
   await p2.waitForSelector('[data-testid=code-view]');
   if (runs[0].status === 'completed') await p2.waitForSelector('[data-testid=equity-chart]', { timeout: 10000 });
   if (await p2.locator('[data-testid=run], [data-testid=save], [data-testid=cancel], .monaco-editor').count()) throw new Error('controls on the shared run page');
@@ -261,6 +270,55 @@ await step('run-page', async () => {
   await page.waitForSelector('[data-testid=compare-table] tbody tr');
   await page.waitForTimeout(800);
   await s.shot('19-compare', { fullPage: true });
+});
+
+await step('share-links', async () => {
+  if (!runShare) throw new Error('no run share link from run-page');
+  await page.click('[data-testid=sidebar] [data-testid=nav-shares]');
+  const row = page.locator(`[data-testid=share-row][data-token="${runShare.token}"]`);
+  await row.waitFor();
+  // the target resolves to "Run #n of <pipeline>", both linked
+  await row.locator(`a[href="/runs/${runShare.runId}"]`).waitFor();
+  await row.locator('a[href^="/pipelines/"]').waitFor();
+  if ((await row.locator('[data-testid=share-status]').textContent())?.trim() !== 'active') throw new Error('new link is not active');
+  if (!(await row.locator('input').inputValue()).endsWith(`/shared/${runShare.token}`)) throw new Error('link column shows another URL');
+  await s.shot('29-share-links', { fullPage: true });
+  const vp = page.viewportSize();
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await page.waitForTimeout(300);
+  await s.shot('29b-share-links-1280');
+  const overflow = await page.evaluate(() => {
+    const box = document.querySelector('[data-testid=shares-table]')?.parentElement;
+    return document.documentElement.scrollWidth > document.documentElement.clientWidth || (box ? box.scrollWidth > box.clientWidth : false);
+  });
+  if (overflow) throw new Error('the Share links table scrolls sideways at 1280 px');
+  await page.setViewportSize(vp);
+  await row.locator('[data-testid=revoke-share]').click();
+  await page.waitForSelector('dialog[open] [data-testid=confirm-revoke]');
+  await page.waitForTimeout(400); // the modal fades in
+  await s.shot('29c-revoke-confirm');
+  await page.click('dialog[open] [data-testid=confirm-revoke]');
+  await page.waitForFunction(
+    (t) => document.querySelector(`[data-testid=share-row][data-token="${t}"] [data-testid=share-status]`)?.textContent?.trim() === 'revoked',
+    runShare.token,
+  );
+  if (await row.locator('[data-testid=revoke-share]').count()) throw new Error('a revoked link still offers Revoke');
+  await page.waitForSelector('dialog[open]', { state: 'detached' }).catch(() => {});
+  await page.waitForTimeout(300);
+  await s.shot('29d-share-revoked', { fullPage: true });
+  const listed = await apiCall(page, 'GET', '/api/shares?limit=500');
+  if ((listed.json?.items ?? []).some((x) => x.token === runShare.token)) throw new Error('the API still lists the revoked link');
+  // the shared URL now says so, in a browser without a session
+  const anon = await s.browser.newContext({ baseURL: baseUrl, viewport: { width: 1440, height: 900 }, colorScheme: 'dark' });
+  const p2 = await anon.newPage();
+  p2.on('pageerror', (e) => s.problems.push(`revoked share pageerror: ${e.message}`));
+  await p2.goto(`/shared/${runShare.token}`);
+  await p2.waitForSelector('[data-testid=shared-page] [role=alert]');
+  const msg = await p2.textContent('[data-testid=shared-page] [role=alert]');
+  if (!/revoked|does not exist/i.test(msg ?? '')) throw new Error(`revoked link shows: ${msg}`);
+  if (await p2.locator('[data-testid=code-view]').count()) throw new Error('a revoked link still shows the pipeline');
+  await p2.screenshot({ path: join(ROOT, 'tests', 'e2e', 'screenshots', '29e-shared-revoked.png') });
+  await anon.close();
 });
 
 await step('cancel', async () => {
@@ -380,6 +438,11 @@ await step('observer', async () => {
   // an observer sees only what is theirs or shared with them; the share link always works
   await p2.goto(`/shared/${share.json.token}`);
   await p2.waitForSelector('[data-testid=code-view]');
+  // the Share links page: an observer has none and no Revoke buttons
+  await p2.goto('/shares');
+  await p2.waitForSelector('[data-testid=shares-empty]');
+  if (await p2.locator('[data-testid=revoke-share]').count()) throw new Error('observer sees Revoke');
+  await p2.screenshot({ path: join(ROOT, 'tests', 'e2e', 'screenshots', '23c-observer-shares.png') });
   await ctx.close();
 });
 
