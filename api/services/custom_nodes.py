@@ -34,8 +34,9 @@ from api.models.custom_node import (
     NodeVersion,
 )
 from api.models.language import NodeSpec
-from api.models.user import Role, User
+from api.models.user import User
 from api.services import audit
+from api.services.access import get_owned, visible
 from api.services.manifests import catalog_entry, manifest_in_to_manifest
 from api.services.node_resolution import (
     OwnerNodeResolver,
@@ -44,8 +45,8 @@ from api.services.node_resolution import (
     manifest_store,
     users_of,
 )
-from dsl.semver import SemVer, bump_patch
 from api.settings import ApiSettings
+from dsl.semver import SemVer, bump_patch
 from flows.customnodes import CustomNodeManifest, SandboxUnavailable
 
 __all__ = [
@@ -82,21 +83,9 @@ def lookahead_check(manifest: CustomNodeManifest) -> dict[str, Any]:
         return {"status": "error", "message": f"the look-ahead check could not run: {exc}"}
 
 
-def _sees_all(user: User) -> bool:
-    return user.role in (Role.ADMIN, Role.OBSERVER)
-
-
 def get_node(session: Session, user: User, node_id: int, *, lock: bool = False) -> CustomNode:
     """The live node if ``user`` may see it, else NotFound (also for someone else's)."""
-    query = select(CustomNode).where(CustomNode.id == node_id, col(CustomNode.deleted_at).is_(None))
-    if not _sees_all(user):
-        query = query.where(CustomNode.owner_id == user.id)
-    if lock:
-        query = query.with_for_update()
-    node = session.exec(query).first()
-    if node is None:
-        raise NotFound("custom node not found")
-    return node
+    return get_owned(session, user, CustomNode, node_id, "custom node", lock=lock)
 
 
 def _version(session: Session, node: CustomNode, version: str) -> CustomNodeVersion:
@@ -284,9 +273,7 @@ def save(
 
 def list_nodes(session: Session, user: User, *, offset: int, limit: int) -> Page[CustomNodeSummary]:
     """Visible live nodes, newest first."""
-    where: list[Any] = [col(CustomNode.deleted_at).is_(None)]
-    if not _sees_all(user):
-        where.append(CustomNode.owner_id == user.id)
+    where = visible(CustomNode, user)
     rows = session.exec(
         select(CustomNode, User.username)
         .join(User, col(User.id) == CustomNode.owner_id)

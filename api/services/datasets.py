@@ -20,11 +20,12 @@ import pandas as pd
 import pyarrow.parquet as pq
 from sqlmodel import Session, col, func, select
 
-from api.errors import Conflict, NotFound
+from api.errors import Conflict
 from api.models.common import Page, as_utc, utcnow
 from api.models.dataset import Dataset, DatasetPreview, DatasetPublic
-from api.models.user import Role, User
+from api.models.user import User
 from api.services import audit
+from api.services.access import get_owned, visible
 from api.settings import ApiSettings
 from nodes.data import read_ohlcv_csv
 
@@ -45,19 +46,9 @@ def public(dataset: Dataset) -> DatasetPublic:
     )
 
 
-def _visible(user: User) -> list[Any]:
-    where = [col(Dataset.deleted_at).is_(None)]
-    if user.role not in (Role.ADMIN, Role.OBSERVER):
-        where.append(Dataset.owner_id == user.id)
-    return where
-
-
 def get_dataset(session: Session, user: User, dataset_id: int) -> Dataset:
     """The live dataset if ``user`` may see it, else NotFound."""
-    found = session.exec(select(Dataset).where(Dataset.id == dataset_id, *_visible(user))).first()
-    if found is None:
-        raise NotFound("dataset not found")
-    return found
+    return get_owned(session, user, Dataset, dataset_id, "dataset")
 
 
 def storage_path(settings: ApiSettings, dataset: Dataset) -> Path:
@@ -133,7 +124,7 @@ def create(
 
 def list_datasets(session: Session, user: User, *, offset: int, limit: int) -> Page[DatasetPublic]:
     """Visible live datasets, newest first."""
-    where = _visible(user)
+    where = visible(Dataset, user)
     rows = session.exec(
         select(Dataset).where(*where).order_by(col(Dataset.id).desc()).offset(offset).limit(limit)
     ).all()

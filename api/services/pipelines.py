@@ -27,8 +27,9 @@ from api.models.pipeline import (
     VersionSummary,
 )
 from api.models.run import Run, RunSummary
-from api.models.user import Role, User
+from api.models.user import User
 from api.services import audit
+from api.services.access import get_owned, visible
 from api.services.language import Compiled, compile_text, require_ir
 from api.services.node_resolution import OwnerNodeResolver, record_uses
 from api.settings import ApiSettings
@@ -40,21 +41,9 @@ def compile_for(session: Session, source: str, owner_id: int, settings: ApiSetti
     return compile_text(source, settings, OwnerNodeResolver(session, owner_id))
 
 
-def _sees_all(user: User) -> bool:
-    return user.role in (Role.ADMIN, Role.OBSERVER)
-
-
 def get_pipeline(session: Session, user: User, pipeline_id: int, *, lock: bool = False) -> Pipeline:
     """The live pipeline if ``user`` may see it, else NotFound (also for someone else's)."""
-    query = select(Pipeline).where(Pipeline.id == pipeline_id, col(Pipeline.deleted_at).is_(None))
-    if not _sees_all(user):
-        query = query.where(Pipeline.owner_id == user.id)
-    if lock:
-        query = query.with_for_update()
-    pipeline = session.exec(query).first()
-    if pipeline is None:
-        raise NotFound("pipeline not found")
-    return pipeline
+    return get_owned(session, user, Pipeline, pipeline_id, "pipeline", lock=lock)
 
 
 def _ensure_name_free(session: Session, owner_id: int, name: str, exclude: int | None) -> None:
@@ -182,9 +171,7 @@ def list_pipelines(
 ) -> Page[PipelineSummary]:
     """Visible live pipelines, most recently updated first."""
     owner = aliased(User)
-    where = [col(Pipeline.deleted_at).is_(None)]
-    if not _sees_all(user):
-        where.append(Pipeline.owner_id == user.id)
+    where = visible(Pipeline, user)
     rows = session.exec(
         select(Pipeline, owner.username)
         .join(owner, owner.id == Pipeline.owner_id)  # type: ignore[arg-type]
