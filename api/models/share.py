@@ -38,14 +38,27 @@ class Share(SQLModel, table=True):
     revoked_at: datetime | None = timestamp_field(nullable=True)
 
 
+class ShareTarget(BaseModel):
+    """What a link shows, named: the pipeline (and the run, for a run link)."""
+
+    pipeline_id: int
+    pipeline_name: str
+    pipeline_title: str | None
+    run_id: int | None = None
+
+
 class SharePublic(BaseModel):
-    """A share link as its owner sees it."""
+    """A share link as its owner sees it. ``target`` is null when the shared object is gone
+    (the link then shows nothing); ``revoked_at`` is set for a revoked link."""
 
     token: str
     url: str
     kind: ShareKind
     target_id: int
     created_at: datetime
+    owner: str
+    revoked_at: datetime | None = None
+    target: ShareTarget | None = None
 
 
 class SharedPipeline(BaseModel):

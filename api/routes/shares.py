@@ -32,10 +32,22 @@ def create_share(
 
 @router.get("", response_model=Page[SharePublic])
 def list_shares(
-    user: CurrentUser, session: SessionDep, settings: SettingsDep, paging: PagingDep
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    paging: PagingDep,
+    include_revoked: bool = False,
 ) -> Page[SharePublic]:
-    """The caller's live share links."""
-    return shares.list_shares(session, user, settings, offset=paging.offset, limit=paging.limit)
+    """The caller's share links (an admin's: everyone's); revoked ones with
+    ``include_revoked=true``."""
+    return shares.list_shares(
+        session,
+        user,
+        settings,
+        offset=paging.offset,
+        limit=paging.limit,
+        include_revoked=include_revoked,
+    )
 
 
 @router.delete(

@@ -9,7 +9,7 @@ from sqlmodel import Session, col, select
 from api.errors import NotFound
 from api.models.pipeline import Pipeline, PipelineVersion
 from api.models.run import Run
-from api.models.share import Share, SharedPipeline, SharedView
+from api.models.share import Share, SharedPipeline, SharedView, ShareTarget
 from api.models.user import User
 from api.services import run_files, runs
 from api.settings import ApiSettings
@@ -55,4 +55,21 @@ class RunShare:
             results=run_files.results(run_dir, run_files.read_record(run_dir)).model_dump(
                 mode="json"
             ),
+        )
+
+    def describe(self, session: Session, target_id: int) -> ShareTarget | None:
+        """The run's id and its pipeline's id, name and title; None once either is gone."""
+        found = session.exec(
+            select(Run, Pipeline)
+            .join(Pipeline)
+            .where(Run.id == target_id, col(Pipeline.deleted_at).is_(None))
+        ).first()
+        if found is None:
+            return None
+        run, pipeline = found
+        return ShareTarget(
+            pipeline_id=pipeline.id or 0,
+            pipeline_name=pipeline.name,
+            pipeline_title=pipeline.title,
+            run_id=run.id,
         )

@@ -17,7 +17,14 @@ from sqlmodel import Session, col, func, select
 from api.errors import NotFound, Unprocessable
 from api.models.common import Page, as_utc, utcnow
 from api.models.pipeline import Pipeline, PipelineVersion
-from api.models.share import Share, ShareCreate, SharedPipeline, SharedView, SharePublic
+from api.models.share import (
+    Share,
+    ShareCreate,
+    SharedPipeline,
+    SharedView,
+    SharePublic,
+    ShareTarget,
+)
 from api.models.user import Role, User
 from api.services import audit, pipelines
 from api.settings import ApiSettings
@@ -31,6 +38,9 @@ class ShareKindHandler(Protocol):
 
     def render(self, session: Session, share: Share, settings: ApiSettings) -> SharedView:
         """The read-only view; raise NotFound if the target is gone."""
+
+    def describe(self, session: Session, target_id: int) -> ShareTarget | None:
+        """The target named for its owner's list of links; None if it is gone."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,15 @@ class PipelineShare:
         )
         return SharedView(kind="pipeline", pipeline=shown, run=None, results=None)
 
+    def describe(self, session: Session, target_id: int) -> ShareTarget | None:
+        """The pipeline's id, name and title; None once it is deleted."""
+        pipeline = session.get(Pipeline, target_id)
+        if pipeline is None or pipeline.deleted_at is not None:
+            return None
+        return ShareTarget(
+            pipeline_id=target_id, pipeline_name=pipeline.name, pipeline_title=pipeline.title
+        )
+
 
 SHARE_KINDS: dict[str, ShareKindHandler] = {"pipeline": PipelineShare()}
 
@@ -75,14 +94,19 @@ def _url(settings: ApiSettings, token: str) -> str:
     return f"{(settings.public_url or '').rstrip('/')}/shared/{token}"
 
 
-def public(settings: ApiSettings, share: Share) -> SharePublic:
-    """The share link as its owner sees it."""
+def public(session: Session, settings: ApiSettings, share: Share) -> SharePublic:
+    """The share link as its owner sees it: whose, what it shows (named), revoked or not."""
+    owner = session.get(User, share.owner_id)
+    handler = SHARE_KINDS.get(share.kind)
     return SharePublic(
         token=share.token,
         url=_url(settings, share.token),
         kind=share.kind,  # type: ignore[arg-type]
         target_id=share.target_id,
         created_at=as_utc(share.created_at),
+        owner=owner.username if owner else "?",
+        revoked_at=as_utc(share.revoked_at) if share.revoked_at else None,
+        target=handler.describe(session, share.target_id) if handler else None,
     )
 
 
@@ -102,26 +126,33 @@ def create(session: Session, user: User, settings: ApiSettings, data: ShareCreat
     session.flush()
     audit.record(session, user, "share.create", data.kind, data.target_id, share_id=share.id)
     session.commit()
-    return public(settings, share)
+    return public(session, settings, share)
 
 
-def _own(user: User) -> list[object]:
-    where: list[object] = [col(Share.revoked_at).is_(None)]
+def _own(user: User, *, include_revoked: bool = False) -> list[object]:
+    where: list[object] = [] if include_revoked else [col(Share.revoked_at).is_(None)]
     if user.role != Role.ADMIN:
         where.append(Share.owner_id == user.id)
     return where
 
 
 def list_shares(
-    session: Session, user: User, settings: ApiSettings, *, offset: int, limit: int
+    session: Session,
+    user: User,
+    settings: ApiSettings,
+    *,
+    offset: int,
+    limit: int,
+    include_revoked: bool = False,
 ) -> Page[SharePublic]:
-    """The user's live share links (an admin's list has everyone's), newest first."""
-    where = _own(user)
+    """The user's share links (an admin's list has everyone's), newest first; revoked ones
+    only with ``include_revoked``."""
+    where = _own(user, include_revoked=include_revoked)
     rows = session.exec(
         select(Share).where(*where).order_by(col(Share.id).desc()).offset(offset).limit(limit)
     ).all()
     total = session.exec(select(func.count()).select_from(Share).where(*where)).one()
-    return Page(items=[public(settings, s) for s in rows], total=total)
+    return Page(items=[public(session, settings, s) for s in rows], total=total)
 
 
 def revoke(session: Session, user: User, token: str) -> None:

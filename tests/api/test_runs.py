@@ -182,8 +182,15 @@ def test_run_share_link_is_read_only_and_others_get_404(
     share = client.post(
         "/api/shares", json={"kind": "run", "target_id": run["id"]}, headers=alice.headers
     ).json()
+    assert share["target"] == {
+        "pipeline_id": pid,
+        "pipeline_name": share["target"]["pipeline_name"],
+        "pipeline_title": share["target"]["pipeline_title"],
+        "run_id": run["id"],
+    }
     shared = client.get(f"/api/shared/{share['token']}").json()
     assert shared["kind"] == "run" and shared["pipeline"]["source"] == SAMPLE
+    assert shared["pipeline"]["name"] == share["target"]["pipeline_name"]
     assert shared["run"]["id"] == run["id"] and shared["run"]["status"] == "completed"
     assert shared["run"]["prefect_url"] is None and shared["run"]["mlflow_url"] is None
     own = client.get(f"/api/runs/{run['id']}/results", headers=alice.headers).json()

@@ -119,3 +119,32 @@ def test_sharing_is_audited(client: TestClient, alice: Account, admin: Account) 
         ("share.create", "pipeline", str(p["id"])),
     ]
     assert token not in str(events)
+
+
+@pytest.mark.sqlite_too
+def test_the_list_names_owner_and_target_and_can_include_revoked_links(
+    client: TestClient, alice: Account, admin: Account
+) -> None:
+    p = pipeline(client, alice)
+    first = share(client, alice, p["id"]).json()["token"]
+    second = share(client, alice, p["id"]).json()["token"]
+    listed = client.get("/api/shares", headers=alice.headers).json()["items"]
+    assert [s["token"] for s in listed] == [second, first]  # newest first
+    assert listed[0]["owner"] == "alice" and listed[0]["revoked_at"] is None
+    assert listed[0]["target"] == {
+        "pipeline_id": p["id"],
+        "pipeline_name": "sma",
+        "pipeline_title": "SMA Crossover",
+        "run_id": None,
+    }
+    assert client.delete(f"/api/shares/{first}", headers=alice.headers).status_code == 204
+    live = client.get("/api/shares", headers=alice.headers).json()
+    assert [s["token"] for s in live["items"]] == [second] and live["total"] == 1
+    every = client.get("/api/shares?include_revoked=true", headers=alice.headers).json()
+    assert every["total"] == 2
+    revoked = {s["token"]: s["revoked_at"] for s in every["items"]}
+    assert revoked[second] is None and revoked[first] is not None
+    # an admin sees whose links they are; a deleted pipeline leaves its links without target
+    client.delete(f"/api/pipelines/{p['id']}", headers=alice.headers)
+    seen = client.get("/api/shares", headers=admin.headers).json()["items"]
+    assert [(s["owner"], s["target"]) for s in seen if s["token"] == second] == [("alice", None)]
