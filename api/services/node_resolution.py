@@ -21,10 +21,10 @@ from api.errors import Conflict
 from api.models.custom_node import CustomNode, CustomNodeUse, CustomNodeVersion
 from api.models.pipeline import Pipeline, PipelineVersion
 from api.models.run import ACTIVE_STATUSES, Run
-from dsl.semver import SemVer, parse_range
 from api.settings import ApiSettings
 from dsl.ir import PipelineIR
 from dsl.nodespec import ResolvedNode, ResolveError
+from dsl.semver import SemVer, parse_range
 from flows.customnodes import CustomNodeManifest, ManifestStore
 from nodes.base import Port, PortType
 
