@@ -274,9 +274,19 @@ await step('run-page', async () => {
 
 await step('share-links', async () => {
   if (!runShare) throw new Error('no run share link from run-page');
+  // a link whose pipeline is deleted since: listed as "(deleted)"
+  const doomed = await apiCall(page, 'POST', '/api/pipelines', { name: `e2e_share_gone_${Date.now()}`, source: sample, message: 'to delete' });
+  if (doomed.status !== 201) throw new Error(`create pipeline: ${doomed.status} ${doomed.text}`);
+  const gone = await apiCall(page, 'POST', '/api/shares', { kind: 'pipeline', target_id: doomed.json.id });
+  if (gone.status !== 201) throw new Error(`share: ${gone.status} ${gone.text}`);
+  await apiCall(page, 'DELETE', `/api/pipelines/${doomed.json.id}`);
   await page.click('[data-testid=sidebar] [data-testid=nav-shares]');
   const row = page.locator(`[data-testid=share-row][data-token="${runShare.token}"]`);
   await row.waitFor();
+  const goneRow = page.locator(`[data-testid=share-row][data-token="${gone.json.token}"]`);
+  if (!/\(deleted\)/.test((await goneRow.locator('[data-testid=share-target]').textContent()) ?? '')) throw new Error('a deleted target is not marked "(deleted)"');
+  if (await goneRow.locator('[data-testid=share-target] a').count()) throw new Error('a deleted target is still linked');
+  if ((await row.locator('[data-testid=share-owner]').textContent())?.trim() !== user) throw new Error('the Owner column does not name the link creator');
   // the target resolves to "Run #n of <pipeline>", both linked
   await row.locator(`a[href="/runs/${runShare.runId}"]`).waitFor();
   await row.locator('a[href^="/pipelines/"]').waitFor();
@@ -287,11 +297,12 @@ await step('share-links', async () => {
   await page.setViewportSize({ width: 1280, height: 800 });
   await page.waitForTimeout(300);
   await s.shot('29b-share-links-1280');
-  const overflow = await page.evaluate(() => {
-    const box = document.querySelector('[data-testid=shares-table]')?.parentElement;
-    return document.documentElement.scrollWidth > document.documentElement.clientWidth || (box ? box.scrollWidth > box.clientWidth : false);
-  });
-  if (overflow) throw new Error('the Share links table scrolls sideways at 1280 px');
+  const overflow = () =>
+    page.evaluate(() => {
+      const box = document.querySelector('[data-testid=shares-table]')?.parentElement;
+      return document.documentElement.scrollWidth > document.documentElement.clientWidth || (box ? box.scrollWidth > box.clientWidth : false);
+    });
+  if (await overflow()) throw new Error('the Share links table scrolls sideways at 1280 px');
   await page.setViewportSize(vp);
   await row.locator('[data-testid=revoke-share]').click();
   await page.waitForSelector('dialog[open] [data-testid=confirm-revoke]');
@@ -305,9 +316,17 @@ await step('share-links', async () => {
   if (await row.locator('[data-testid=revoke-share]').count()) throw new Error('a revoked link still offers Revoke');
   await page.waitForSelector('dialog[open]', { state: 'detached' }).catch(() => {});
   await page.waitForTimeout(300);
-  await s.shot('29d-share-revoked', { fullPage: true });
   const listed = await apiCall(page, 'GET', '/api/shares?limit=500');
   if ((listed.json?.items ?? []).some((x) => x.token === runShare.token)) throw new Error('the API still lists the revoked link');
+  // "Show revoked" lists it from the API, marked revoked, with when
+  await page.click('[data-testid=show-revoked]');
+  await page.waitForSelector(`[data-testid=share-row][data-token="${runShare.token}"][data-status=revoked] [data-testid=share-revoked-at]`);
+  await page.waitForSelector('[data-testid=shares-count]:has-text("revoked included")');
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await page.waitForTimeout(300);
+  await s.shot('29d-share-revoked', { fullPage: true });
+  if (await overflow()) throw new Error('the Share links page scrolls sideways at 1280 px with revoked links');
+  await page.setViewportSize(vp);
   // the shared URL now says so, in a browser without a session
   const anon = await s.browser.newContext({ baseURL: baseUrl, viewport: { width: 1440, height: 900 }, colorScheme: 'dark' });
   const p2 = await anon.newPage();

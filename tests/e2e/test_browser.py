@@ -1,7 +1,7 @@
 """The browser tour (tests/e2e/screenshots.mjs) in headless Chromium against a real
 ``alphaforge serve``: sample, highlighting, squiggles, fix, run to Completed, metrics and chart,
-history, restore, share link read-only, the Share links page (revoke → the link shows not
-found), datasets, cancel, schedules. Screenshots land in
+history, restore, share link read-only, the Share links page (a deleted target, revoke → "Show
+revoked" lists it, the link shows not found), datasets, cancel, schedules. Screenshots land in
 tests/e2e/screenshots/.
 """
 

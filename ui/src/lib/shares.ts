@@ -1,78 +1,48 @@
 /**
- * The Share links page's pure logic: what a link points at (as text and an in-app link), its
- * status, and paging over `GET /api/shares` (`{items, total}` with `?offset=&limit=`).
- *
- * The API lists live links only, newest first, and says nothing of the target's name or the
- * link's creator: the page looks the target up (`GET /api/pipelines/{id}`, `GET /api/runs/{id}`)
- * and marks links revoked in this session itself.
+ * The Share links page's pure logic: what a link points at (as text and in-app links), its
+ * status, and paging over `GET /api/shares` (`{items, total}` with `?offset=&limit=`, newest
+ * first; revoked links only with `include_revoked=true`). Each item names its target and owner.
  */
-import type { Share } from './types';
-
-/** A listed link; `owner` / `revoked_at` are read if a later API sends them. */
-export type ShareRow = Share & { owner?: string | null; revoked_at?: string | null };
-
-/** What a link's target resolved to. `undefined` while loading. */
-export type TargetInfo =
-  | {
-      state: 'ok';
-      pipelineId: string | number;
-      pipelineName: string;
-      pipelineTitle: string | null;
-      pipelineOwner: string | null;
-      runId?: string | number;
-    }
-  /** The target is deleted (or no longer visible): the link shows "not found" too. */
-  | { state: 'gone' }
-  | { state: 'error'; message: string };
+import type { ShareListItem } from './types';
 
 /** One piece of the "what is shared" cell: plain text or an in-app link. */
 export interface LabelPart {
   text: string;
   href?: string;
-  mono?: boolean;
 }
 
-/** The key a target is cached under: `pipeline:3`, `run:12`. */
-export function targetKey(s: Pick<Share, 'kind' | 'target_id'>): string {
-  return `${s.kind}:${s.target_id}`;
-}
+type Labelled = Pick<ShareListItem, 'kind' | 'target_id' | 'target'>;
 
 /**
  * "What is shared" as parts: a pipeline's title or name (linked), or "Run #12" (linked) "of"
- * its pipeline (linked). Text only: the caller renders each part as text.
+ * its pipeline (linked); "Pipeline #3" "(deleted)", unlinked, once the target is gone. Text
+ * only: the caller renders each part as text.
  */
-export function targetLabel(s: Pick<Share, 'kind' | 'target_id'>, info: TargetInfo | undefined): LabelPart[] {
-  const id = String(s.target_id);
-  const enc = encodeURIComponent(id);
-  const head: LabelPart =
-    s.kind === 'run' ? { text: `Run #${id}`, href: `/runs/${enc}` } : { text: `Pipeline #${id}`, href: `/pipelines/${enc}` };
-  if (info === undefined) return [head];
-  if (info.state === 'gone') return [{ text: head.text }, { text: s.kind === 'run' ? '(run deleted)' : '(pipeline deleted)' }];
-  if (info.state === 'error') return [head];
-  const pipe: LabelPart = { text: info.pipelineTitle || info.pipelineName, href: `/pipelines/${encodeURIComponent(String(info.pipelineId))}` };
-  return s.kind === 'run' ? [head, { text: 'of' }, pipe] : [pipe];
+export function targetLabel(s: Labelled): LabelPart[] {
+  const t = s.target;
+  const id = String(s.kind === 'run' && t?.run_id != null ? t.run_id : s.target_id);
+  const head = s.kind === 'run' ? `Run #${id}` : `Pipeline #${id}`;
+  if (!t) return [{ text: head }, { text: '(deleted)' }];
+  const pipe: LabelPart = { text: t.pipeline_title || t.pipeline_name, href: `/pipelines/${encodeURIComponent(String(t.pipeline_id))}` };
+  return s.kind === 'run' ? [{ text: head, href: `/runs/${encodeURIComponent(id)}` }, { text: 'of' }, pipe] : [pipe];
 }
 
 /** The pipeline's name under its title, when it has a title that says something else. */
-export function subName(info: TargetInfo | undefined): string | null {
-  if (info?.state !== 'ok' || !info.pipelineTitle || info.pipelineTitle === info.pipelineName) return null;
-  return info.pipelineName;
+export function subName(s: Pick<ShareListItem, 'target'>): string | null {
+  const t = s.target;
+  if (!t?.pipeline_title || t.pipeline_title === t.pipeline_name) return null;
+  return t.pipeline_name;
 }
 
 export type ShareStatus = 'active' | 'revoked';
 
-export function shareStatus(s: Pick<ShareRow, 'revoked_at'>, revokedHere: ReadonlySet<string>, token: string): ShareStatus {
-  return s.revoked_at || revokedHere.has(token) ? 'revoked' : 'active';
+export function shareStatus(s: Pick<ShareListItem, 'revoked_at'>): ShareStatus {
+  return s.revoked_at ? 'revoked' : 'active';
 }
 
-/**
- * Who made the link, for an admin's "Owner" column: the API's `owner` when it sends one,
- * else the shared pipeline's owner (`byPipeline`: true) — the API does not name a link's creator.
- */
-export function ownerOf(s: Pick<ShareRow, 'owner'>, info: TargetInfo | undefined): { text: string; byPipeline: boolean } {
-  if (s.owner) return { text: s.owner, byPipeline: false };
-  if (info?.state === 'ok' && info.pipelineOwner) return { text: info.pipelineOwner, byPipeline: true };
-  return { text: '—', byPipeline: false };
+/** The list URL for a page: revoked links only when asked for. */
+export function sharesQuery(offset: number, limit: number, includeRevoked: boolean): string {
+  return `/api/shares?offset=${offset}&limit=${limit}${includeRevoked ? '&include_revoked=true' : ''}`;
 }
 
 export interface PageView {
@@ -83,7 +53,7 @@ export interface PageView {
   hasNext: boolean;
 }
 
-/** The pager for a page loaded at `offset` with `shown` rows out of `total` live links. */
+/** The pager for a page loaded at `offset` with `shown` rows out of `total`. */
 export function pageView(offset: number, shown: number, total: number): PageView {
   return {
     from: shown ? offset + 1 : 0,
@@ -93,9 +63,12 @@ export function pageView(offset: number, shown: number, total: number): PageView
   };
 }
 
-/** Where the next page starts: links revoked on this page have left the server's list. */
-export function nextOffset(offset: number, shown: number, revoked: number): number {
-  return Math.max(0, offset + shown - revoked);
+/**
+ * Where the next page starts. `left`: links on this page revoked since it loaded that have
+ * left the server's list (0 when revoked links are listed too).
+ */
+export function nextOffset(offset: number, shown: number, left: number): number {
+  return Math.max(0, offset + shown - left);
 }
 
 export function prevOffset(offset: number, limit: number): number {

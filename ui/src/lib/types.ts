@@ -171,6 +171,21 @@ export interface Share {
   created_at: string;
 }
 
+/** What a share link shows, named by the API (`run_id` for a run link). */
+export interface ShareTarget {
+  pipeline_id: string | number;
+  pipeline_name: string;
+  pipeline_title: string | null;
+  run_id: string | number | null;
+}
+
+/** A share link as `GET /api/shares` lists it: `target` is null once the shared object is deleted. */
+export interface ShareListItem extends Share {
+  owner: string;
+  revoked_at: string | null;
+  target: ShareTarget | null;
+}
+
 export interface SharedView {
   kind: 'run' | 'pipeline';
   pipeline: { name: string; title: string | null; source: string; version: number };
