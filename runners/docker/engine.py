@@ -190,7 +190,12 @@ class DockerExecutor:
         if entry is not None:
             container, cleanup = entry.container, entry.cleanup
         else:
-            container, cleanup = self.create_checked(self.plan(spec), spec.node_id), None
+            try:
+                container, cleanup = self.create_checked(self.plan(spec), spec.node_id), None
+            except BaseException:
+                if self.pool is not None:
+                    self.pool.refill(spec)
+                raise
         with self._lock:
             self._active[spec.run_id].add(container.id)
         try:
@@ -204,6 +209,8 @@ class DockerExecutor:
             with self._lock:
                 self._active[spec.run_id].discard(container.id)
             threading.Thread(target=self._remove, args=(container.id, cleanup), daemon=True).start()
+            if self.pool is not None:
+                self.pool.refill(spec)  # after the execution: no competing for the CPU
         outcome.usage.update(
             wall_s=round(time.perf_counter() - t0, 6),
             sandboxed=True,
