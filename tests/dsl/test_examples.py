@@ -115,5 +115,10 @@ EXAMPLE_FILES = sorted((Path(__file__).parents[2] / "examples").glob("*.af"))
 
 @pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.stem)
 def test_repository_examples_compile_with_the_default_registry(path: Path) -> None:
-    result = compile_file(path)
+    """Built-ins from the default registry; `use` pins from examples/nodes (as the CLI does)."""
+    from cli.nodes_dir import LocalNodeResolver
+
+    resolver = LocalNodeResolver.from_dir(path.parent / "nodes")
+    result = compile_file(path, resolver=resolver)
     assert result.ok, result.format(str(path))
+    assert {n.runtime for n in result.ir.nodes} <= {"builtin", "python"}
