@@ -28,4 +28,4 @@ step "lint and types"
 "$VENV/bin/mypy"
 
 step "pytest (PostgreSQL, Prefect, MLflow, Docker, Chromium)"
-"$VENV/bin/pytest" -n 2 --dist loadgroup -q "$@"
+"$VENV/bin/pytest" -n 2 --dist loadgroup -q --durations=15 "$@"
