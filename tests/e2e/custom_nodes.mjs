@@ -4,7 +4,7 @@
 // metrics. Screenshots to tests/e2e/screenshots/cn-*.png; exits non-zero on a failed step or a
 // page problem (uncaught error, CSP violation, failed request, HTTP 5xx).
 //   node custom_nodes.mjs --base-url http://127.0.0.1:8000 --user admin --password admin-e2e-password
-import { apiCall, args, login, start } from './harness.mjs';
+import { apiCall, args, login, start, stepper } from './harness.mjs';
 
 const opt = args();
 const baseUrl = opt['base-url'] ?? 'http://127.0.0.1:8000';
@@ -13,19 +13,7 @@ const password = opt.password ?? process.env.ALPHAFORGE_ADMIN_PASSWORD ?? 'admin
 const only = opt.only ? String(opt.only).split(',') : null;
 const suffix = opt.suffix ?? Date.now().toString(36).slice(-4);
 
-const failures = [];
-async function step(name, fn) {
-  if (only && !only.includes(name)) return;
-  const t0 = Date.now();
-  try {
-    await fn();
-    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
-  } catch (e) {
-    failures.push(`${name}: ${e.message.split('\n')[0]}`);
-    console.log(`FAIL ${name}: ${e.message.split('\n')[0]}`);
-    await s.shot(`cn-fail-${name}`).catch(() => {});
-  }
-}
+const { step, finish } = stepper(() => s, { only, shotPrefix: 'cn-fail-' });
 
 const s = await start({ baseUrl, width: 1280, height: 900 });
 const { page } = s;
@@ -306,9 +294,4 @@ await step('library', async () => {
 });
 
 if (s.httpErrors.length) console.log(`\nHTTP 4xx seen:\n  ${s.httpErrors.join('\n  ')}`);
-console.log(s.problems.length ? `\npage problems:\n  ${s.problems.join('\n  ')}` : '\nno page problems');
-await s.close();
-if (failures.length || s.problems.length) {
-  console.log(`\n${failures.length} failed step(s):\n  ${failures.join('\n  ')}`);
-  process.exit(1);
-}
+await finish();

@@ -129,3 +129,33 @@ export async function apiCall(page, method, path, body) {
     { method, path, body },
   );
 }
+
+// Named steps of a tour: a failing step is logged (with a screenshot `<shotPrefix><name>`) and
+// the tour goes on; `finish` prints the page problems, closes the browser and exits 1 if any
+// step failed or the page had problems. `session()` returns the started session (it may be
+// created after the stepper). `only`: run just these step names.
+export function stepper(session, { only = null, shotPrefix = 'fail-' } = {}) {
+  const failures = [];
+  async function step(name, fn) {
+    if (only && !only.includes(name)) return;
+    const t0 = Date.now();
+    try {
+      await fn();
+      console.log(`ok   ${name} (${Date.now() - t0} ms)`);
+    } catch (e) {
+      failures.push(`${name}: ${e.message.split('\n')[0]}`);
+      console.log(`FAIL ${name}: ${e.message.split('\n')[0]}`);
+      await session().shot(`${shotPrefix}${name}`).catch(() => {});
+    }
+  }
+  async function finish() {
+    const s = session();
+    console.log(s.problems.length ? `\npage problems:\n  ${s.problems.join('\n  ')}` : '\nno page problems');
+    await s.close();
+    if (failures.length || s.problems.length) {
+      console.log(`\n${failures.length} failed step(s):\n  ${failures.join('\n  ')}`);
+      process.exit(1);
+    }
+  }
+  return { step, finish };
+}

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { apiCall, args, login, start } from './harness.mjs';
+import { apiCall, args, login, start, stepper } from './harness.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const opt = args();
@@ -13,19 +13,7 @@ const user = opt.user ?? 'admin';
 const password = opt.password ?? process.env.ALPHAFORGE_ADMIN_PASSWORD ?? 'admin-e2e-password';
 const only = opt.only ? String(opt.only).split(',') : null;
 
-const failures = [];
-async function step(name, fn) {
-  if (only && !only.includes(name)) return;
-  const t0 = Date.now();
-  try {
-    await fn();
-    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
-  } catch (e) {
-    failures.push(`${name}: ${e.message.split('\n')[0]}`);
-    console.log(`FAIL ${name}: ${e.message.split('\n')[0]}`);
-    await s.shot(`fail-${name}`).catch(() => {});
-  }
-}
+const { step, finish } = stepper(() => s, { only, shotPrefix: 'fail-' });
 
 const s = await start({ baseUrl });
 const { page } = s;
@@ -479,9 +467,4 @@ await step('login-failure', async () => {
   await ctx.close();
 });
 
-console.log(s.problems.length ? `\npage problems:\n  ${s.problems.join('\n  ')}` : '\nno page problems');
-await s.close();
-if (failures.length || s.problems.length) {
-  console.log(`\n${failures.length} failed step(s):\n  ${failures.join('\n  ')}`);
-  process.exit(1);
-}
+await finish();
