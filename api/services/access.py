@@ -1,4 +1,5 @@
-"""Who sees what: the one visibility rule for owned, soft-deletable objects.
+"""Who sees what: the one visibility rule for owned, soft-deletable objects (and the small
+helpers every owned-object service uses: owner names, commit-or-409).
 
 Owners see their own live objects; admins and observers see every live one. Someone else's
 object is indistinguishable from a missing one (NotFound), so ids leak nothing.
@@ -8,12 +9,13 @@ from __future__ import annotations
 
 from typing import Any, Protocol, TypeVar
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from api.errors import NotFound
+from api.errors import Conflict, NotFound
 from api.models.user import Role, User
 
-__all__ = ["get_owned", "sees_all", "visible"]
+__all__ = ["commit_or_conflict", "get_owned", "sees_all", "username_of", "visible"]
 
 
 class Owned(Protocol):
@@ -52,3 +54,18 @@ def get_owned(
     if found is None:
         raise NotFound(f"{what} not found")
     return found
+
+
+def username_of(session: Session, user_id: int) -> str:
+    """The owner's username ("?" if the user row is gone)."""
+    user = session.get(User, user_id)
+    return user.username if user else "?"
+
+
+def commit_or_conflict(session: Session, what: str) -> None:
+    """Commit; a unique-constraint race becomes the same 409 (``what``) the pre-check gives."""
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict(what) from None

@@ -15,7 +15,6 @@ import json
 import logging
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
 from api.errors import Conflict, NotFound
@@ -36,7 +35,7 @@ from api.models.custom_node import (
 from api.models.language import NodeSpec
 from api.models.user import User
 from api.services import audit
-from api.services.access import get_owned, visible
+from api.services.access import commit_or_conflict, get_owned, username_of, visible
 from api.services.manifests import catalog_entry, manifest_in_to_manifest
 from api.services.node_resolution import (
     OwnerNodeResolver,
@@ -101,11 +100,6 @@ def _version(session: Session, node: CustomNode, version: str) -> CustomNodeVers
     return row
 
 
-def _username(session: Session, user_id: int) -> str:
-    user = session.get(User, user_id)
-    return user.username if user else "?"
-
-
 def _lookahead(row: CustomNodeVersion) -> Lookahead:
     return Lookahead.model_validate(json.loads(row.lookahead_json))
 
@@ -141,7 +135,7 @@ def public(session: Session, node: CustomNode) -> CustomNodePublic:
     return CustomNodePublic(
         id=node.id or 0,
         name=node.name,
-        owner=_username(session, node.owner_id),
+        owner=username_of(session, node.owner_id),
         language=node.language,  # type: ignore[arg-type]
         created_at=as_utc(node.created_at),
         updated_at=as_utc(node.updated_at),
@@ -159,14 +153,6 @@ def _ensure_name_free(session: Session, owner_id: int, name: str) -> None:
     ).first()
     if taken is not None:
         raise Conflict(f"you already have a custom node called {name!r}")
-
-
-def _commit(session: Session, what: str) -> None:
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        raise Conflict(what) from None
 
 
 def _add_version(
@@ -220,7 +206,7 @@ def create(
         session, user, "custom_node.create", "custom_node", node.id,
         name=node.name, version=row.version, code_hash=row.code_hash,
     )  # fmt: skip
-    _commit(session, f"you already have a custom node called {manifest.name!r}")
+    commit_or_conflict(session, f"you already have a custom node called {manifest.name!r}")
     return public(session, node)
 
 
@@ -267,7 +253,7 @@ def save(
         session, user, "custom_node.update", "custom_node", node.id,
         version=row.version, code_hash=row.code_hash,
     )  # fmt: skip
-    _commit(session, f"version {manifest.version} of {node.name} already exists")
+    commit_or_conflict(session, f"version {manifest.version} of {node.name} already exists")
     return public(session, node)
 
 

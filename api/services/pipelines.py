@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import difflib
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, func, select
 
@@ -29,7 +28,7 @@ from api.models.pipeline import (
 from api.models.run import Run, RunSummary
 from api.models.user import User
 from api.services import audit
-from api.services.access import get_owned, visible
+from api.services.access import commit_or_conflict, get_owned, username_of, visible
 from api.services.language import Compiled, compile_text, require_ir
 from api.services.node_resolution import OwnerNodeResolver, record_uses
 from api.settings import ApiSettings
@@ -56,15 +55,6 @@ def _ensure_name_free(session: Session, owner_id: int, name: str, exclude: int |
         raise Conflict(f"you already have a pipeline called {name!r}")
 
 
-def _commit(session: Session, what: str) -> None:
-    """Commit; a unique-constraint race becomes the same 409 the pre-check gives."""
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        raise Conflict(what) from None
-
-
 def _version(session: Session, pipeline: Pipeline, number: int) -> PipelineVersion:
     version = session.exec(
         select(PipelineVersion).where(
@@ -76,18 +66,13 @@ def _version(session: Session, pipeline: Pipeline, number: int) -> PipelineVersi
     return version
 
 
-def _username(session: Session, user_id: int) -> str:
-    user = session.get(User, user_id)
-    return user.username if user else "?"
-
-
 def _version_public(session: Session, v: PipelineVersion) -> VersionPublic:
     return VersionPublic(
         number=v.number,
         message=v.message,
         created_at=as_utc(v.created_at),
         ir_hash=v.ir_hash,
-        author=_username(session, v.author_id),
+        author=username_of(session, v.author_id),
         source=v.source,
     )
 
@@ -99,7 +84,7 @@ def public(session: Session, pipeline: Pipeline) -> PipelinePublic:
         id=pipeline.id or 0,
         name=pipeline.name,
         title=pipeline.title,
-        owner=_username(session, pipeline.owner_id),
+        owner=username_of(session, pipeline.owner_id),
         created_at=as_utc(pipeline.created_at),
         updated_at=as_utc(pipeline.updated_at),
         version=_version_public(session, latest),
@@ -162,7 +147,7 @@ def create(
         session, user, data.name, data.source, data.message or "Initial version", settings
     )
     audit.record(session, user, "pipeline.create", "pipeline", pipeline.id, name=data.name)
-    _commit(session, f"you already have a pipeline called {data.name!r}")
+    commit_or_conflict(session, f"you already have a pipeline called {data.name!r}")
     return public(session, pipeline)
 
 
@@ -233,7 +218,7 @@ def update(
         ir = require_ir(compile_for(session, source, pipeline.owner_id, settings))
     version = _add_version(session, pipeline, user, source, message or "", ir)
     audit.record(session, user, "pipeline.update", "pipeline", pipeline.id, version=version.number)
-    _commit(session, "the pipeline was changed concurrently; reload and retry")
+    commit_or_conflict(session, "the pipeline was changed concurrently; reload and retry")
     return public(session, pipeline)
 
 
@@ -258,7 +243,7 @@ def rename(session: Session, user: User, pipeline_id: int, name: str) -> Pipelin
         old, pipeline.name, pipeline.updated_at = pipeline.name, name, utcnow()
         session.add(pipeline)
         audit.record(session, user, "pipeline.rename", "pipeline", pipeline.id, old=old, new=name)
-        _commit(session, f"a pipeline called {name!r} already exists")
+        commit_or_conflict(session, f"a pipeline called {name!r} already exists")
     return public(session, pipeline)
 
 
@@ -331,7 +316,7 @@ def restore(
         session, user, "pipeline.restore", "pipeline", pipeline.id,
         restored=number, version=version.number,
     )  # fmt: skip
-    _commit(session, "the pipeline was changed concurrently; reload and retry")
+    commit_or_conflict(session, "the pipeline was changed concurrently; reload and retry")
     return public(session, pipeline)
 
 
@@ -347,5 +332,5 @@ def fork(
         session, user, "pipeline.fork", "pipeline", copy.id,
         origin=origin.id, origin_version=latest.number,
     )  # fmt: skip
-    _commit(session, f"you already have a pipeline called {name!r}")
+    commit_or_conflict(session, f"you already have a pipeline called {name!r}")
     return public(session, copy)

@@ -27,6 +27,7 @@ from api.models.share import (
 )
 from api.models.user import Role, User
 from api.services import audit, pipelines
+from api.services.access import username_of
 from api.settings import ApiSettings
 
 
@@ -96,7 +97,6 @@ def _url(settings: ApiSettings, token: str) -> str:
 
 def public(session: Session, settings: ApiSettings, share: Share) -> SharePublic:
     """The share link as its owner sees it: whose, what it shows (named), revoked or not."""
-    owner = session.get(User, share.owner_id)
     handler = SHARE_KINDS.get(share.kind)
     return SharePublic(
         token=share.token,
@@ -104,7 +104,7 @@ def public(session: Session, settings: ApiSettings, share: Share) -> SharePublic
         kind=share.kind,  # type: ignore[arg-type]
         target_id=share.target_id,
         created_at=as_utc(share.created_at),
-        owner=owner.username if owner else "?",
+        owner=username_of(session, share.owner_id),
         revoked_at=as_utc(share.revoked_at) if share.revoked_at else None,
         target=handler.describe(session, share.target_id) if handler else None,
     )
