@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from fastapi.testclient import TestClient
 
 from api.settings import ApiSettings
-from tests.api.conftest import SECRET, Account
+from tests.api.conftest import Account
 from tests.api.custom_node_helpers import create_node, pipeline_using
-from tests.deployments.fixtures import STACK_GROUP, Stack, prefect_stack, wait_for
+from tests.api.stack import api_settings, prefect_stack
+from tests.deployments.fixtures import STACK_GROUP, wait_for
 
-__all__ = ["prefect_stack"]
+__all__ = ["api_settings", "prefect_stack"]
 pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.xdist_group(STACK_GROUP)]
-
-
-@pytest.fixture
-def api_settings(db_url: str, tmp_path: Path, prefect_stack: Stack) -> ApiSettings:
-    """The API tests' settings plus the session's Prefect server."""
-    return ApiSettings(
-        data_dir=tmp_path / "data",
-        database_url=db_url,
-        secret_key=SECRET,
-        ui_dist_dir=tmp_path / "no-ui",
-        prefect_api_url=prefect_stack.api_url,
-    )
 
 
 def test_a_web_run_executes_the_pinned_custom_node_in_the_sandbox(

@@ -13,12 +13,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.models.user import Role
-from api.settings import ApiSettings
 from dsl.ir import PipelineIR
-from tests.api.conftest import SECRET, Account
-from tests.deployments.fixtures import STACK_GROUP, Stack, pid_alive, prefect_stack, wait_for
+from tests.api.conftest import Account
+from tests.api.stack import api_settings, prefect_stack
+from tests.deployments.fixtures import STACK_GROUP, Stack, pid_alive, wait_for
 
-__all__ = ["prefect_stack"]
+__all__ = ["api_settings", "prefect_stack"]
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(STACK_GROUP)]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,18 +27,6 @@ MISSING_DATA = SAMPLE.replace("data/sample_ohlcv.csv", "data/no_such_file.csv").
     "pipeline sma_crossover", "pipeline missing_data"
 )
 SLOW = 'pipeline slow_one "Slow"\n\ndata = t_bars(n=50)\nnap  = t_sleep(data.close, seconds=300)\n'
-
-
-@pytest.fixture
-def api_settings(db_url: str, tmp_path: Path, prefect_stack: Stack) -> ApiSettings:
-    """The API tests' settings plus the session's Prefect server."""
-    return ApiSettings(
-        data_dir=tmp_path / "data",
-        database_url=db_url,
-        secret_key=SECRET,
-        ui_dist_dir=tmp_path / "no-ui",
-        prefect_api_url=prefect_stack.api_url,
-    )
 
 
 def _pipeline(client: TestClient, who: Account, name: str, source: str) -> int:

@@ -11,27 +11,15 @@ import pytest
 from fastapi.testclient import TestClient
 from prefect.client.orchestration import SyncPrefectClient
 
-from api.settings import ApiSettings
 from dsl.ir import PipelineIR
-from tests.api.conftest import SECRET, Account
-from tests.deployments.fixtures import STACK_GROUP, Stack, prefect_stack, wait_for
+from tests.api.conftest import Account
+from tests.api.stack import api_settings, prefect_stack
+from tests.deployments.fixtures import STACK_GROUP, Stack, wait_for
 
-__all__ = ["prefect_stack"]
+__all__ = ["api_settings", "prefect_stack"]
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(STACK_GROUP)]
 
 SAMPLE = (Path(__file__).resolve().parents[2] / "examples" / "sma_crossover.af").read_text()
-
-
-@pytest.fixture
-def api_settings(db_url: str, tmp_path: Path, prefect_stack: Stack) -> ApiSettings:
-    """The API tests' settings plus the session's Prefect server."""
-    return ApiSettings(
-        data_dir=tmp_path / "data",
-        database_url=db_url,
-        secret_key=SECRET,
-        ui_dist_dir=tmp_path / "no-ui",
-        prefect_api_url=prefect_stack.api_url,
-    )
 
 
 @pytest.fixture(autouse=True)

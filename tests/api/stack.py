@@ -1,0 +1,27 @@
+"""For API tests that run pipelines: the session's Prefect stack (server + worker) and the API
+settings pointing at it. Import both names into a test module to use them (and put the module
+in ``xdist_group(STACK_GROUP)``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from api.settings import ApiSettings
+from tests.api.conftest import SECRET
+from tests.deployments.fixtures import Stack, prefect_stack
+
+__all__ = ["api_settings", "prefect_stack"]
+
+
+@pytest.fixture
+def api_settings(db_url: str, tmp_path: Path, prefect_stack: Stack) -> ApiSettings:
+    """The API tests' settings plus the session's Prefect server."""
+    return ApiSettings(
+        data_dir=tmp_path / "data",
+        database_url=db_url,
+        secret_key=SECRET,
+        ui_dist_dir=tmp_path / "no-ui",
+        prefect_api_url=prefect_stack.api_url,
+    )
