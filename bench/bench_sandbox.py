@@ -69,7 +69,7 @@ def _measure(
     return times
 
 
-def main(repeats: int = 7) -> dict[str, Any]:
+def main(repeats: int = 11) -> dict[str, Any]:
     """Fresh and pooled executions per language; print and return the medians."""
     out: dict[str, Any] = {
         "rows": ROWS,

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import contextlib
 
-from runners.custom import TEMPLATE_KINDS, CustomNodeError, CustomNodeManifest, template
+from runners.custom import (
+    TEMPLATE_KINDS,
+    CustomNodeError,
+    CustomNodeManifest,
+    ManifestProblems,
+    template,
+)
 from runners.docker.runner import SandboxUnavailable
 from runners.nodestore import ManifestStore
 
@@ -17,33 +23,33 @@ __all__ = [
     "TEMPLATE_KINDS",
     "CustomNodeError",
     "CustomNodeManifest",
+    "ManifestProblems",
     "ManifestStore",
     "SandboxUnavailable",
     "kill_run_containers",
     "template",
 ]
 
-RUN_LABEL = "alphaforge.run_id"
-
 
 def kill_run_containers(run_id: str) -> int:
     """Kill and remove every sandbox container labelled with ``run_id``; returns how many.
 
     A no-op (0) when no Docker engine answers. Safe to call from any process: it finds the
-    containers by label, not through the runner that started them.
+    containers by label (fresh ones) or by the name a pooled one gets when it is taken for the
+    run, not through the runner that started them.
     """
     from docker.errors import DockerException, NotFound
 
-    from runners.docker.engine import docker_client
+    from runners.docker.engine import docker_client, run_container_ids
 
     try:
         client = docker_client(timeout=10)
-        found = client.api.containers(all=True, filters={"label": f"{RUN_LABEL}={run_id}"})
+        found = run_container_ids(client, run_id, include_stopped=True)
     except DockerException:
         return 0
-    for c in found:
+    for cid in found:
         with contextlib.suppress(NotFound, DockerException):
-            client.api.kill(c["Id"])
+            client.api.kill(cid)
         with contextlib.suppress(NotFound, DockerException):
-            client.api.remove_container(c["Id"], force=True)
+            client.api.remove_container(cid, force=True)
     return len(found)

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import threading
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -33,7 +35,7 @@ from runners.sandboxed import DONE_MARKER, ExecOutcome, ExecSpec, split_done
 if TYPE_CHECKING:
     from runners.docker.pool import WarmPool
 
-__all__ = ["DockerExecutor", "docker_client", "owner_label"]
+__all__ = ["DockerExecutor", "claim_name", "docker_client", "owner_label", "run_container_ids"]
 
 POLL_S = 0.02
 # After the completion line: how long to watch the container's cgroup empty (its processes
@@ -51,6 +53,38 @@ def docker_client(timeout: int = 60) -> docker.DockerClient:
 def owner_label() -> str:
     """``host:pid`` of this worker: the sweeper removes containers whose owner is gone."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+# A pooled container is started before its run is known, so its labels cannot name the run (labels
+# are fixed at create). Taking it renames it ``af-run.<run>.<node>.<random>`` instead: any process
+# finds a run's containers by label (fresh ones) or by that name (pooled ones).
+_CLAIM_PREFIX = "af-run."
+_NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
+
+
+def claim_name(run_id: str, node_id: str) -> str:
+    """The name a pooled container gets when it is taken for ``run_id``'s node ``node_id``."""
+    run, node = _NAME_UNSAFE.sub("_", run_id), _NAME_UNSAFE.sub("_", node_id)
+    return f"{_CLAIM_PREFIX}{run}.{node}.{uuid.uuid4().hex[:8]}"
+
+
+def run_container_ids(
+    client: docker.DockerClient, run_id: str, *, include_stopped: bool = False
+) -> set[str]:
+    """Ids of ``run_id``'s sandbox containers: labelled with it, or pooled and claimed for it."""
+    ids = {
+        c["Id"]
+        for c in client.api.containers(
+            all=include_stopped, filters={"label": f"alphaforge.run_id={run_id}"}
+        )
+    }
+    run = _NAME_UNSAFE.sub("_", run_id)
+    prefix = f"/{_CLAIM_PREFIX}{run}."
+    # the engine's name filter is a substring/regexp match: check the exact prefix here
+    for c in client.api.containers(all=include_stopped, filters={"name": f"{_CLAIM_PREFIX}{run}."}):
+        if any(name.startswith(prefix) for name in c.get("Names") or ()):
+            ids.add(c["Id"])
+    return ids
 
 
 def _cgroup_file(container_id: str, controller: str, name: str) -> Path | None:
@@ -144,7 +178,14 @@ class DockerExecutor:
             heap = max(16, spec.limits.memory_mb * 3 // 4)
             entry = "/opt/alphaforge/node_entry.js"
             return ["/usr/local/bin/node", f"--max-old-space-size={heap}", entry, *args]
-        return ["/usr/local/bin/python3", "-I", "-B", "/opt/alphaforge/python_entry.py", *args]
+        return [
+            "/usr/local/bin/python3",
+            "-I",
+            "-B",
+            "-OO",
+            "/opt/alphaforge/python_entry.py",
+            *args,
+        ]
 
     def plan(self, spec: ExecSpec) -> ContainerPlan:
         """The container plan (image, command, mounts, limits, labels) for one execution."""
@@ -189,6 +230,9 @@ class DockerExecutor:
         entry = self.pool.take(spec) if self.pool is not None else None
         if entry is not None:
             container, cleanup = entry.container, entry.cleanup
+            # in the background (~10 ms of engine work): this process's cancel finds it
+            # through ``_active`` meanwhile, other processes by the name once it is set
+            threading.Thread(target=self._claim, args=(container, spec), daemon=True).start()
         else:
             try:
                 container, cleanup = self.create_checked(self.plan(spec), spec.node_id), None
@@ -331,6 +375,10 @@ class DockerExecutor:
                     reported.append(1)
                     done.set()  # keep reading: stderr may still be in flight
 
+    def _claim(self, container: Any, spec: ExecSpec) -> None:
+        with contextlib.suppress(DockerException):
+            container.rename(claim_name(spec.run_id, spec.node_id))
+
     def _wait(self, container: Any, done: threading.Event) -> None:
         with contextlib.suppress(DockerException, OSError):
             container.wait()
@@ -362,8 +410,7 @@ class DockerExecutor:
             self._cancelled.add(run_id)
             ids = set(self._active.get(run_id, ()))
         # the low-level list: no per-container inspect racing with removals
-        for c in self.client.api.containers(filters={"label": f"alphaforge.run_id={run_id}"}):
-            ids.add(c["Id"])
+        ids |= run_container_ids(self.client, run_id)
         for cid in ids:
             self._kill(cid)
         return len(ids)

@@ -56,14 +56,21 @@ function fail(code, message) {
 function loadInputs(job) {
   const inputs = {};
   for (const spec of job.inputs) {
-    const data = readJson(path.join(jobDir, 'inputs', `${spec.name}.json`));
-    const columns = {};
-    for (const [name, values] of Object.entries(data.columns)) {
-      columns[name] = Float64Array.from(values, (v) => (v === null ? NaN : v));
+    const meta = readJson(path.join(jobDir, 'inputs', spec.file));
+    // The values: little-endian float64, one column after the other (NaN = missing). Copied
+    // out of the file's buffer, which need not be 8-byte aligned.
+    const raw = fs.readFileSync(path.join(jobDir, 'inputs', meta.values_file));
+    const n = meta.rows;
+    const expected = 8 * n * meta.columns.length;
+    if (raw.byteLength !== expected) {
+      fail(1, `input '${spec.name}': ${raw.byteLength} bytes of values, expected ${expected}`);
     }
+    const all = new Float64Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
+    const columns = {};
+    meta.columns.forEach((name, k) => { columns[name] = all.slice(k * n, (k + 1) * n); });
     inputs[spec.name] = spec.kind === 'series'
-      ? { name: data.name, index: data.index, values: columns[spec.columns[0]] }
-      : { index: data.index, columns };
+      ? { name: meta.name, index: meta.index, values: columns[spec.columns[0]] }
+      : { index: meta.index, columns };
   }
   return inputs;
 }

@@ -25,17 +25,25 @@ def _fail(code, message):
 
 
 def _read_columns(job_dir, job):
-    cols, n = [], None
+    """The inputs' columns as one block of f64 bytes (each input port's columns in job order,
+    column after column: the host's ``.f64`` files are already in that layout), the number of
+    columns and the rows per column."""
+    blocks, n_cols, n = [], 0, None
     for spec in job["inputs"]:
-        with open(os.path.join(job_dir, "inputs", spec["name"] + ".json"), encoding="utf-8") as fh:
-            data = json.load(fh)
-        for name in spec["columns"]:
-            values = data["columns"][name]
-            if n is not None and len(values) != n:
-                raise ValueError("inputs of a wasm node must have the same length")
-            n = len(values)
-            cols.append([float("nan") if v is None else float(v) for v in values])
-    return cols, n or 0
+        with open(os.path.join(job_dir, "inputs", spec["file"]), encoding="utf-8") as fh:
+            meta = json.load(fh)
+        if n is not None and meta["rows"] != n:
+            raise ValueError("inputs of a wasm node must have the same length")
+        n = meta["rows"]
+        with open(os.path.join(job_dir, "inputs", meta["values_file"]), "rb") as fh:
+            block = fh.read()
+        if len(block) != 8 * n * len(meta["columns"]):
+            raise ValueError(f"input {spec['name']!r}: {len(block)} bytes of values")
+        blocks.append(block)
+        n_cols += len(meta["columns"])
+    if sys.byteorder != "little":
+        raise ValueError("the wasm runner needs a little-endian machine")
+    return b"".join(blocks), n_cols, n or 0
 
 
 def _linker(engine, logs):
@@ -73,17 +81,16 @@ def main(job_dir, out_dir, job, params):
     store.set_limits(memory_size=mem_cap, instances=4, tables=4, memories=1)
     memory = None
     try:
-        cols, n = _read_columns(job_dir, job)
+        flat, n_cols, n = _read_columns(job_dir, job)
         instance = _linker(engine, []).instantiate(store, _module(engine, job_dir, job))
         ex = instance.exports(store)
         memory, alloc, run = ex["memory"], ex["alloc"], ex["run"]
         n_out = sum(
             1 if p["type"] in ("series", "signal") else len(p["columns"]) for p in job["outputs"]
         )
-        in_ptr = alloc(store, 8 * n * max(len(cols), 1))
+        in_ptr = alloc(store, 8 * n * max(n_cols, 1))
         out_ptr = alloc(store, 8 * n * max(n_out, 1))
-        flat = array.array("d", [v for c in cols for v in c])
-        memory.write(store, flat.tobytes(), in_ptr)
+        memory.write(store, flat, in_ptr)
         values = [float(params.get(k, "nan")) for k in job["param_order"]]  # missing: NaN
         if values and "set_params" in ex:
             p_ptr = alloc(store, 8 * len(values))

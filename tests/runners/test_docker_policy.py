@@ -52,6 +52,7 @@ def test_the_policy_container_has_no_violations(
     [
         ({"read_only": False}, "ReadonlyRootfs"),
         ({"network_mode": "bridge"}, "NetworkMode"),
+        ({"network_disabled": False}, "NetworkDisabled"),
         ({"cap_drop": None}, "CapDrop"),
         ({"cap_add": ["NET_ADMIN"]}, "CapAdd"),
         ({"security_opt": []}, "no-new-privileges"),

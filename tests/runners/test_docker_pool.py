@@ -115,3 +115,36 @@ def test_pooled_container_is_killed_at_the_wall_time(pooled: Any, sandbox: Sandb
     assert result.usage["pooled"] is True
     assert result.error_kind == "TIMEOUT"
     assert result.usage["wall_s"] < 3 + 5
+
+
+def test_a_pooled_container_is_found_and_killed_by_run_from_another_client(
+    pooled: Any, sandbox: Sandbox
+) -> None:
+    """Pooled containers are labelled before their run is known: taking one names it after
+    the run, so ``kill_run_containers`` (the API's cancel, another process) finds it."""
+    import threading
+
+    from flows.customnodes import kill_run_containers
+    from runners.docker.engine import docker_client, run_container_ids
+
+    runner, manifests = pooled
+    runner.executor.pool.wait_ready(60)
+    results: list[Any] = []
+    thread = threading.Thread(
+        target=lambda: results.append(_run(runner, manifests[1], sandbox, "spin")), daemon=True
+    )
+    t0 = time.monotonic()
+    thread.start()
+    other = docker_client(timeout=10)  # not the runner's client, as another process would be
+    found: set[str] = set()
+    while not found and time.monotonic() - t0 < 2.5:
+        found = run_container_ids(other, runner.run_id)
+        time.sleep(0.02)
+    assert len(found) == 1, "the claimed pooled container was not found by its run"
+    assert run_container_ids(other, runner.run_id[:-1]) == set()  # no prefix matches
+    assert kill_run_containers(runner.run_id) == 1
+    thread.join(10)
+    (result,) = results
+    assert result.usage["pooled"] is True
+    assert result.error_kind == "CANCELLED", result.error
+    assert time.monotonic() - t0 < 3  # before the 3 s wall time would have ended it
