@@ -41,6 +41,7 @@ __all__ = [
     "Limits",
     "ManifestCatalog",
     "ManifestPort",
+    "ManifestProblems",
     "ResourceRequest",
     "resolve_params",
     "template",
@@ -60,6 +61,15 @@ INPUT_TYPES = frozenset(
 )
 OUTPUT_TYPES = frozenset({PortType.SERIES, PortType.SIGNAL, PortType.FRAME, PortType.METRICS})
 MIB = 1 << 20
+
+
+class ManifestProblems(ValueError):
+    """The cross-field problems of a manifest, each with its ``loc``; pydantic wraps it in a
+    ``ValidationError`` whose error ``ctx["error"]`` is this (the API lists them one by one)."""
+
+    def __init__(self, problems: list[tuple[tuple[str | int, ...], str]]) -> None:
+        super().__init__("; ".join(msg for _, msg in problems))
+        self.problems = problems
 
 
 class CustomNodeError(AlphaForgeError):
@@ -203,44 +213,64 @@ class CustomNodeManifest(_Frozen):
 
     @model_validator(mode="after")
     def _consistent(self) -> CustomNodeManifest:
-        if len(self.code.encode()) > MAX_CODE_BYTES:
-            raise ValueError(f"code is larger than {MAX_CODE_BYTES} bytes")
-        names = [p.name for p in self.inputs] + [p.name for p in self.outputs]
-        if len(set(names)) != len(names):
-            raise ValueError(f"port names must be unique, got {names}")
-        if not self.outputs:
-            raise ValueError("a custom node needs at least one output")
-        for p in self.inputs:
-            if p.type not in INPUT_TYPES:
-                raise ValueError(f"input {p.name!r}: a sandbox cannot take a {p.type.value}")
-        for p in self.outputs:
-            if p.type not in OUTPUT_TYPES:
-                raise ValueError(f"output {p.name!r}: a sandbox cannot produce a {p.type.value}")
-        self._check_code_format()
+        problems = self._problems()
+        if problems:
+            raise ManifestProblems(problems)
         return self
 
-    def _check_code_format(self) -> None:
+    def _problems(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Every cross-field problem, each with where it is (a ``loc`` as pydantic's)."""
+        out: list[tuple[tuple[str | int, ...], str]] = []
+        if len(self.code.encode()) > MAX_CODE_BYTES:
+            out.append((("code",), f"code is larger than {MAX_CODE_BYTES} bytes"))
+        seen: set[str] = set()
+        for side, ports in (("inputs", self.inputs), ("outputs", self.outputs)):
+            for i, p in enumerate(ports):
+                if p.name in seen:
+                    out.append(((side, i, "name"), f"port name {p.name!r} is used twice"))
+                seen.add(p.name)
+        if not self.outputs:
+            out.append((("outputs",), "a custom node needs at least one output"))
+        for i, p in enumerate(self.inputs):
+            if p.type not in INPUT_TYPES:
+                msg = f"input {p.name!r}: a sandbox cannot take a {p.type.value}"
+                out.append((("inputs", i, "type"), msg))
+        for i, p in enumerate(self.outputs):
+            if p.type not in OUTPUT_TYPES:
+                msg = f"output {p.name!r}: a sandbox cannot produce a {p.type.value}"
+                out.append((("outputs", i, "type"), msg))
+        out += self._code_format_problems()
+        return out
+
+    def _code_format_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
+        fmt = ("code_format",)
         if self.language != "wasm":
             if self.code_format != "source":
-                raise ValueError(f"{self.language} code must have code_format 'source'")
-            return
+                return [(fmt, f"{self.language} code must have code_format 'source'")]
+            return []
         if self.code_format == "source":
-            raise ValueError("wasm code must have code_format 'wat' or 'wasm_base64'")
+            return [(fmt, "wasm code must have code_format 'wat' or 'wasm_base64'")]
+        out: list[tuple[tuple[str | int, ...], str]] = []
         if self.code_format == "wasm_base64":
             try:
                 raw = base64.b64decode(self.code, validate=True)
             except binascii.Error as exc:
-                raise ValueError(f"wasm code is not valid base64: {exc}") from exc
-            if not raw.startswith(b"\0asm"):
-                raise ValueError("wasm code does not start with the \\0asm magic")
-        for p in self.outputs:
-            if p.type == PortType.METRICS or (p.type == PortType.FRAME and not p.columns):
-                raise ValueError(
-                    f"wasm output {p.name!r}: only series, signal or frame with columns"
-                )
+                out.append((("code",), f"wasm code is not valid base64: {exc}"))
+            else:
+                if not raw.startswith(b"\0asm"):
+                    out.append((("code",), "wasm code does not start with the \\0asm magic"))
+        for i, p in enumerate(self.outputs):
+            if p.type == PortType.METRICS:
+                msg = f"wasm output {p.name!r}: only series, signal or frame with columns"
+                out.append((("outputs", i, "type"), msg))
+            elif p.type == PortType.FRAME and not p.columns:
+                msg = f"wasm output {p.name!r}: a frame output of a wasm node lists its columns"
+                out.append((("outputs", i, "columns"), msg))
         for key, spec in self.params_schema.get("properties", {}).items():
             if spec.get("type") not in ("number", "integer", "boolean"):
-                raise ValueError(f"wasm param {key!r} must be a number, integer or boolean")
+                msg = f"wasm param {key!r} must be a number, integer or boolean"
+                out.append((("params_schema", "properties", key, "type"), msg))
+        return out
 
     def code_hash(self) -> str:
         """sha256 over language, format and code: what ``NodeIR.code_hash`` pins."""

@@ -29,6 +29,7 @@ from api.services.node_resolution import manifest_of
 from flows.customnodes import (
     TEMPLATE_KINDS,
     CustomNodeManifest,
+    ManifestProblems,
     SandboxUnavailable,
     template,
 )
@@ -98,6 +99,18 @@ def _wasm_errors(manifest: CustomNodeManifest) -> list[tuple[Loc, str]]:
     return []
 
 
+def _validation_errors(exc: ValidationError) -> list[tuple[Loc, str]]:
+    """pydantic's errors, the manifest's cross-field problems each at its own ``loc``."""
+    out: list[tuple[Loc, str]] = []
+    for e in exc.errors(include_url=False):
+        problem = (e.get("ctx") or {}).get("error")
+        if isinstance(problem, ManifestProblems):
+            out += [((*e["loc"], *loc), msg) for loc, msg in problem.problems]
+        else:
+            out.append((tuple(e["loc"]), _clean(str(e["msg"]))))
+    return out
+
+
 def manifest_in_to_manifest(
     data: ManifestIn,
     version: str,
@@ -131,9 +144,7 @@ def manifest_in_to_manifest(
         try:
             manifest = CustomNodeManifest.model_validate(raw)
         except ValidationError as exc:
-            errors += [
-                (tuple(e["loc"]), _clean(str(e["msg"]))) for e in exc.errors(include_url=False)
-            ]
+            errors += _validation_errors(exc)
     if manifest is not None:
         errors += _wasm_errors(manifest)
     if errors or manifest is None:

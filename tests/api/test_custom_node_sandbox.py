@@ -104,7 +104,7 @@ def test_test_run_with_an_invalid_manifest_is_422_under_manifest(
     body["rows"] = 20
     resp = client.post("/api/custom-nodes/test-run", json=body, headers=alice.headers)
     assert resp.status_code == 422
-    assert resp.json()["detail"]["errors"][0]["loc"] == ["manifest"]
+    assert resp.json()["detail"]["errors"][0]["loc"] == ["manifest", "outputs", 0, "type"]
     assert "cannot produce a trades" in resp.json()["detail"]["errors"][0]["msg"]
 
 

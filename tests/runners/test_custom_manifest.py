@@ -52,7 +52,7 @@ def test_a_valid_manifest_is_frozen_and_hashes_its_code() -> None:
         ({"version": "v1.2.3"}, "semantic version"),
         ({"name": "My Node"}, "node name"),
         ({"outputs": []}, "at least one output"),
-        ({"outputs": [{"name": "x", "type": "series"}]}, "unique"),
+        ({"outputs": [{"name": "x", "type": "series"}]}, "used twice"),
         ({"inputs": [{"name": "m", "type": "model"}]}, "cannot take a model"),
         ({"outputs": [{"name": "o", "type": "orders"}]}, "cannot produce a orders"),
         ({"params_schema": {"type": "array"}}, '"type": "object"'),
@@ -80,7 +80,7 @@ def test_wasm_manifests_need_the_magic_numeric_params_and_frame_columns() -> Non
     with pytest.raises(ValidationError, match="must be a number"):
         params = {"type": "object", "properties": {"s": {"type": "string"}}}
         manifest(**wasm_ok, code=good, params_schema=params)
-    with pytest.raises(ValidationError, match="frame with columns"):
+    with pytest.raises(ValidationError, match="lists its columns"):
         manifest(
             **wasm_ok, code=good, params_schema=schema, outputs=[{"name": "f", "type": "frame"}]
         )
