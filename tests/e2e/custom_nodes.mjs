@@ -106,8 +106,31 @@ await step('python-node', async () => {
   await replaceInEditor('adjust=False', 'adjust=True');
   await page.fill('[data-testid=param-span-default]', '10'); // a default in the params table
   if (!(await editorText()).includes('adjust=True')) throw new Error('the Monaco edit did not land');
+  // the Test run form follows the table: span, an integer from 1, starting at the new default
+  const span = '[data-testid=test-params] [data-testid=test-param-span]';
+  if ((await page.inputValue(span)) !== '10') throw new Error(`the test span starts at ${await page.inputValue(span)}, not the default 10`);
+  if ((await page.getAttribute(span, 'type')) !== 'number' || (await page.getAttribute(span, 'min')) !== '1' || (await page.getAttribute(span, 'step')) !== '1')
+    throw new Error('the test span is not an integer input with the minimum 1');
   await s.shot('cn-02-python-editor');
+  // a value out of range is flagged where it is typed and keeps Test run from running
+  await page.fill(span, '0');
+  await page.waitForSelector('[data-testid=test-param-error][data-param=span]:has-text("below the minimum 1")');
+  await page.click('[data-testid=test-run]');
+  await page.waitForSelector('[data-testid=test-params-blocked]:has-text("span: below the minimum 1")');
+  if (await page.locator('[data-testid=test-run-result]').count()) throw new Error('a test run ran with span=0');
+  await page.waitForTimeout(200);
+  await s.shot('cn-03a-test-params-invalid');
+  // text the number input cannot read is "not a number", not an empty field
+  await page.click(span);
+  await page.keyboard.press('Control+A');
+  await page.keyboard.type('1e');
+  await page.waitForSelector('[data-testid=test-param-error][data-param=span]:has-text("not a number")');
+  // a value from the form is what the node gets: the template prints its span
+  await page.fill(span, '7');
+  await page.waitForSelector('[data-testid=test-params-blocked]', { state: 'detached' });
   await testRun('cn-03-python-test-run');
+  const logs = await page.textContent('[data-testid=test-run-logs]');
+  if (!/span=7\b/.test(logs ?? '')) throw new Error(`the test run did not use span=7 from the form: ${logs}`);
   ids.python = await createAndVerdict('cn-04-python-saved-pass', 'pass');
   const got = await apiCall(page, 'GET', `/api/custom-nodes/${ids.python}`);
   const m = got.json?.version?.manifest;
@@ -128,6 +151,7 @@ await step('javascript-node', async () => {
 await step('wasm-node', async () => {
   await newNode('wasm', 'transform', names.wasm);
   await replaceInEditor('f64.const nan', 'f64.const 0');
+  if (!(await page.isVisible('[data-testid=test-params] [data-testid=test-params-none]'))) throw new Error('a node without params does not say "No params"');
   await testRun('cn-07-wasm-test-run');
   ids.wasm = await createAndVerdict('cn-08-wasm-saved', 'pass');
   const got = await apiCall(page, 'GET', `/api/custom-nodes/${ids.wasm}`);
@@ -274,6 +298,8 @@ await step('invalid-manifest', async () => {
   await page.click('[data-testid=manifest-form] button:has-text("+ param")');
   await page.fill('input[aria-label="param 0 name"]', 'label');
   await page.selectOption('select[aria-label="param 0 type"]', 'string');
+  // the Test run form has a text field for the new param
+  await page.waitForSelector('[data-testid=test-params] input[data-testid=test-param-label]:not([type=number])');
   await page.click('[data-testid=save-node]');
   await page.waitForSelector('[data-testid=save-error]', { timeout: 30000 });
   await page.waitForTimeout(300);

@@ -274,6 +274,19 @@ await step('share-links', async () => {
   const goneRow = page.locator(`[data-testid=share-row][data-token="${gone.json.token}"]`);
   if (!/\(deleted\)/.test((await goneRow.locator('[data-testid=share-target]').textContent()) ?? '')) throw new Error('a deleted target is not marked "(deleted)"');
   if (await goneRow.locator('[data-testid=share-target] a').count()) throw new Error('a deleted target is still linked');
+  // …with its own status (not "active"), no Copy (the link is dead) but still Revoke
+  const goneStatus = goneRow.locator('[data-testid=share-status]');
+  if ((await goneStatus.textContent())?.trim() !== 'target deleted') throw new Error(`a deleted target's link is "${await goneStatus.textContent()}"`);
+  if (!/not found/.test((await goneStatus.getAttribute('title')) ?? '')) throw new Error('the "target deleted" badge does not say the link shows "not found"');
+  if (!(await goneRow.locator('[data-testid=copy-share]').isDisabled())) throw new Error('a link to a deleted target can be copied');
+  if (!(await goneRow.locator('[data-testid=revoke-share]').count())) throw new Error('a link to a deleted target cannot be revoked');
+  // the header counts only live links to live objects as active (every link fits on one page here)
+  const all = (await apiCall(page, 'GET', '/api/shares?limit=25')).json;
+  if (all.total > 25) throw new Error(`${all.total} links: more than one page, the count check needs one`);
+  const active = all.items.filter((x) => x.target).length;
+  const dead = all.items.length - active;
+  const count = (await page.textContent('[data-testid=shares-count]'))?.trim() ?? '';
+  if (!count.startsWith(`${active} active · ${dead} target deleted`)) throw new Error(`header count "${count}", expected ${active} active · ${dead} target deleted`);
   if ((await row.locator('[data-testid=share-owner]').textContent())?.trim() !== user) throw new Error('the Owner column does not name the link creator');
   // the target resolves to "Run #n of <pipeline>", both linked
   await row.locator(`a[href="/runs/${runShare.runId}"]`).waitFor();

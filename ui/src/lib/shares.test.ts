@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { nextOffset, pageView, prevOffset, shareStatus, sharesQuery, subName, targetLabel } from './shares';
+import { countLabel, nextOffset, pageView, prevOffset, shareStatus, sharesQuery, statusHint, subName, targetLabel } from './shares';
 import type { ShareTarget } from './types';
 
 const target = (over: Partial<ShareTarget> = {}): ShareTarget => ({
@@ -46,8 +46,18 @@ describe('subName', () => {
 
 describe('shareStatus / sharesQuery', () => {
   it('is revoked when the link has a revoked time', () => {
-    expect(shareStatus({ revoked_at: null })).toBe('active');
-    expect(shareStatus({ revoked_at: '2024-01-01T00:00:00Z' })).toBe('revoked');
+    expect(shareStatus({ revoked_at: null, target: target() })).toBe('active');
+    expect(shareStatus({ revoked_at: '2024-01-01T00:00:00Z', target: target() })).toBe('revoked');
+  });
+  it('is "target deleted", not active, once what it shared is gone', () => {
+    expect(shareStatus({ revoked_at: null, target: null })).toBe('target deleted');
+    // revoked says more: the link was turned off on purpose
+    expect(shareStatus({ revoked_at: '2024-01-01T00:00:00Z', target: null })).toBe('revoked');
+  });
+  it('explains each status in its tooltip', () => {
+    expect(statusHint({ kind: 'run', revoked_at: null, target: null })).toBe('The shared run was deleted: the link shows "not found"');
+    expect(statusHint({ kind: 'pipeline', revoked_at: 'x', target: null })).toMatch(/^Revoked/);
+    expect(statusHint({ kind: 'pipeline', revoked_at: null, target: target() })).toMatch(/read-only/);
   });
   it('asks for revoked links only when they are shown', () => {
     expect(sharesQuery(0, 25, false)).toBe('/api/shares?offset=0&limit=25');
@@ -68,5 +78,32 @@ describe('paging', () => {
     expect(nextOffset(25, 25, 0)).toBe(50);
     expect(prevOffset(23, 25)).toBe(0);
     expect(prevOffset(50, 25)).toBe(25);
+  });
+});
+
+describe('countLabel', () => {
+  const live = { revoked_at: null, target: target() };
+  const dead = { revoked_at: null, target: null };
+  const revoked = { revoked_at: '2024-01-01T00:00:00Z', target: target() };
+  const view = (over: Partial<Parameters<typeof countLabel>[1]> = {}) => ({ total: 0, offset: 0, left: 0, withRevoked: false, ...over });
+
+  it('does not count links to deleted objects as active', () => {
+    expect(countLabel([live, dead, live], view({ total: 3 }))).toBe('2 active · 1 target deleted');
+    expect(countLabel([dead], view({ total: 1 }))).toBe('0 active · 1 target deleted');
+    expect(countLabel([live, live], view({ total: 2 }))).toBe('2 active');
+    expect(countLabel([], view())).toBe('0 active');
+  });
+  it('drops links revoked on this page from the active count', () => {
+    expect(countLabel([revoked, live, dead], view({ total: 3, left: 1 }))).toBe('1 active · 1 target deleted');
+  });
+  it('claims no active figure when other pages are not loaded', () => {
+    const page = [live, dead, ...Array.from({ length: 23 }, () => live)];
+    expect(countLabel(page, view({ total: 60 }))).toBe('60 links · 1 on this page target deleted');
+    expect(countLabel(page.slice(0, 10), view({ total: 60, offset: 50 }))).toBe('60 links · 1 on this page target deleted');
+    expect(countLabel([live, revoked], view({ total: 30, left: 1 }))).toBe('29 links');
+  });
+  it('counts every link when revoked ones are listed', () => {
+    expect(countLabel([revoked, dead], view({ total: 2, withRevoked: true }))).toBe('2 links, revoked included');
+    expect(countLabel([revoked], view({ total: 1, withRevoked: true }))).toBe('1 link, revoked included');
   });
 });

@@ -34,10 +34,46 @@ export function subName(s: Pick<ShareListItem, 'target'>): string | null {
   return t.pipeline_name;
 }
 
-export type ShareStatus = 'active' | 'revoked';
+export type ShareStatus = 'active' | 'revoked' | 'target deleted';
 
-export function shareStatus(s: Pick<ShareListItem, 'revoked_at'>): ShareStatus {
-  return s.revoked_at ? 'revoked' : 'active';
+/**
+ * A link's status: revoked (it says so whatever its target), else "target deleted" when what it
+ * shared is gone (`target: null`: the link shows "not found" but can still be revoked), else active.
+ */
+export function shareStatus(s: Pick<ShareListItem, 'revoked_at' | 'target'>): ShareStatus {
+  if (s.revoked_at) return 'revoked';
+  return s.target ? 'active' : 'target deleted';
+}
+
+/** What a status means, for its badge's tooltip. */
+export function statusHint(s: Pick<ShareListItem, 'kind' | 'revoked_at' | 'target'>): string {
+  const status = shareStatus(s);
+  if (status === 'revoked') return 'Revoked: the link shows "not found"';
+  if (status === 'target deleted') return `The shared ${s.kind} was deleted: the link shows "not found"`;
+  return 'Anyone with the link can view it, read-only';
+}
+
+/**
+ * The count beside the page title. Revoked-included lists count every link. Otherwise the API's
+ * `total` counts links not revoked, some of which may point at deleted objects; only the rows
+ * loaded show which. With the whole list on this page the count is exact ("3 active · 1 target
+ * deleted"); across pages it says how many links there are and how many of this page's are dead,
+ * rather than an "active" figure it cannot know. `left`: links revoked on this page since it
+ * loaded that have left the server's list.
+ */
+export function countLabel(
+  rows: Pick<ShareListItem, 'revoked_at' | 'target'>[],
+  view: { total: number; offset: number; left: number; withRevoked: boolean },
+): string {
+  if (view.withRevoked) return `${view.total} link${view.total === 1 ? '' : 's'}, revoked included`;
+  const dead = rows.filter((r) => shareStatus(r) === 'target deleted').length;
+  const whole = view.offset === 0 && rows.length >= view.total;
+  if (whole) {
+    const active = rows.filter((r) => shareStatus(r) === 'active').length;
+    return `${active} active${dead ? ` · ${dead} target deleted` : ''}`;
+  }
+  const live = view.total - view.left;
+  return `${live} link${live === 1 ? '' : 's'}${dead ? ` · ${dead} on this page target deleted` : ''}`;
 }
 
 /** The list URL for a page: revoked links only when asked for. */
