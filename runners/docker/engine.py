@@ -283,7 +283,7 @@ class DockerExecutor:
         reported: list[int] = []
         reader = threading.Thread(
             target=self._read_logs,
-            args=(container.id, stream, lim.log_bytes, chunks, outcome, reported, done),
+            args=(stream, lim.log_bytes, chunks, outcome, reported, done),
             daemon=True,
         )
         reader.start()
@@ -348,7 +348,6 @@ class DockerExecutor:
 
     def _read_logs(
         self,
-        container_id: str,
         stream: Any,
         cap: int,
         chunks: list[bytes],
@@ -362,11 +361,11 @@ class DockerExecutor:
             for chunk in stream:
                 total += len(chunk)
                 if total > cap:
-                    if not out.killed:
-                        out.killed = "OUTPUT_LIMIT"
-                        self._kill(container_id)
-                    # Keep draining (and dropping) until EOF: an attach nobody reads blocks
-                    # the engine's stream copy, and with it the kill.
+                    # The watch loop sees this within POLL_S and kills the container. Not from
+                    # here: this thread must keep draining (and dropping) until EOF, because an
+                    # attach nobody reads blocks the engine's stream copy, and with it the
+                    # kill, which then waits out the client's timeout.
+                    out.killed = out.killed or "OUTPUT_LIMIT"
                     continue
                 chunks.append(chunk)
                 tail = (tail + chunk)[-256:]

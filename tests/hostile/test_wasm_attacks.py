@@ -67,8 +67,10 @@ def test_wasm_endless_logging_is_capped(sandbox: Sandbox) -> None:
     imports = '(import "env" "log" (func $log (param i32 i32)))'
     body = "(loop $l (call $log (i32.const 0) (i32.const 64)) (br $l))"
     out = sandbox.run(
-        "wasm", module(body, imports), outputs=SERIES_OUT, caps=AdminCaps(wasm_fuel=200_000_000)
-    )
+        "wasm", module(body, imports), outputs=SERIES_OUT, resources={"wall_s": 4},
+        caps=AdminCaps(wasm_fuel=200_000_000),
+    )  # fmt: skip
+    # the fuel would last ~25 s of host calls: the wall time stops it, its log stays capped
     assert out.result.error_kind == "TIMEOUT", (out.result.error, out.log[-1500:])
     assert len(out.result.logs) < 1100
 
