@@ -23,7 +23,7 @@ from runners.custom import AdminCaps, Limits, ManifestCatalog
 from runners.docker.engine import DockerExecutor, docker_client
 from runners.docker.images import SandboxImages
 from runners.docker.pool import WarmPool
-from runners.docker.selftest import SelfTestReport, run_self_test
+from runners.docker.selftest import SelfTestReport, run_self_test, self_test_line
 from runners.docker.sweeper import sweep
 from runners.process import process_runner, process_runner_enabled
 from runners.sandboxed import SandboxedRunner
@@ -72,17 +72,22 @@ class DockerRunner:
 
     def ensure_ready(self) -> SelfTestReport:
         """Sweep leftovers and run the self-test once per process and image set."""
+        return self._ready()[0]
+
+    def _ready(self) -> tuple[SelfTestReport, bool]:
+        """The self-test's report, and whether this call ran it."""
         key = (self.image_digest("python"), self.image_digest("javascript"))
         with _SELF_TEST_LOCK:
-            if key not in _SELF_TESTS:
+            ran = key not in _SELF_TESTS
+            if ran:
                 sweep(self.executor.client)
                 _SELF_TESTS[key] = run_self_test(self.executor)
-            return _SELF_TESTS[key]
+            return _SELF_TESTS[key], ran
 
     def run(self, node_ir: NodeIR, input_paths: InputPaths, *, output_dir: Path) -> NodeResult:
         """Run one custom node in a fresh container (never raises for the node's errors)."""
         try:
-            report = self.ensure_ready()
+            report, ran = self._ready()
         except (DockerException, RunnerError) as exc:
             return _unavailable(node_ir.id, f"the Docker sandbox is not usable: {exc}")
         if not report.passed:
@@ -90,7 +95,11 @@ class DockerRunner:
             return _unavailable(node_ir.id, f"the sandbox self-test failed: {reasons}")
         if self.pool_size > 0 and self.executor.pool is None:
             self.start_pool()
-        return self.sandboxed.run(node_ir, input_paths, output_dir=output_dir)
+        result = self.sandboxed.run(node_ir, input_paths, output_dir=output_dir)
+        if ran:
+            # the first node of a worker process waits for the canaries: say where the time went
+            result.logs.insert(0, f"[{node_ir.id}] {self_test_line(report)}")
+        return result
 
     def start_pool(self) -> WarmPool:
         """Start the warm pool (``pool_size`` containers per image, default limits)."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from runners.custom import CustomNodeManifest, ManifestCatalog, ManifestPort
 from runners.io import read_value
 from runners.sandboxed import Executor, SandboxedRunner
 
-__all__ = ["CANARIES", "SelfTestReport", "run_self_test"]
+__all__ = ["CANARIES", "SelfTestReport", "run_self_test", "self_test_line"]
 
 _IDENTITY = """
 def run(inputs, params):
@@ -127,28 +128,42 @@ def _check(name: str, expected: dict[str, int] | str, result: object, out: Path)
 
 
 def run_self_test(executor: Executor) -> SelfTestReport:
-    """Run every canary through ``executor``; passed only if each met its expectation."""
+    """Run every canary through ``executor``; passed only if each met its expectation.
+
+    The canaries run side by side (each in its own container, as concurrent user nodes do).
+    """
     t0 = time.perf_counter()
-    failures: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="alphaforge-selftest-") as tmp:
-        for name, (code, expected) in CANARIES.items():
-            manifest = _manifest(name, code)
-            runner = SandboxedRunner(executor, ManifestCatalog([manifest]), run_id="selftest")
-            node = NodeIR(
-                id=f"canary_{name}",
-                type=manifest.name,
-                version=manifest.version,
-                outputs={"report": "metrics"},
-                runtime="python",
-                code_hash=manifest.code_hash(),
-            )
-            out = Path(tmp) / name
-            try:
-                result = runner.run(node, {}, output_dir=out)
-            except Exception as exc:  # the engine itself failed
-                failures.append(f"{name}: {type(exc).__name__}: {exc}")
-                continue
-            problem = _check(name, expected, result, out)
-            if problem:
-                failures.append(problem)
+    with (
+        tempfile.TemporaryDirectory(prefix="alphaforge-selftest-") as tmp,
+        ThreadPoolExecutor(max_workers=len(CANARIES)) as pool,
+    ):
+        found = pool.map(lambda name: _canary(executor, name, Path(tmp) / name), CANARIES)
+        failures = [problem for problem in found if problem]
     return SelfTestReport(not failures, failures, round(time.perf_counter() - t0, 3))
+
+
+def _canary(executor: Executor, name: str, out: Path) -> str | None:
+    code, expected = CANARIES[name]
+    manifest = _manifest(name, code)
+    runner = SandboxedRunner(executor, ManifestCatalog([manifest]), run_id="selftest")
+    node = NodeIR(
+        id=f"canary_{name}",
+        type=manifest.name,
+        version=manifest.version,
+        outputs={"report": "metrics"},
+        runtime="python",
+        code_hash=manifest.code_hash(),
+    )
+    try:
+        result = runner.run(node, {}, output_dir=out)
+    except Exception as exc:  # the engine itself failed
+        return f"{name}: {type(exc).__name__}: {exc}"
+    return _check(name, expected, result, out)
+
+
+def self_test_line(report: SelfTestReport) -> str:
+    """One log line for a passed self-test: what was proven and what it cost."""
+    return (
+        f"sandbox self-test passed in {report.seconds:.1f} s "
+        f"({', '.join(CANARIES)} canaries; once per worker process and image set)"
+    )

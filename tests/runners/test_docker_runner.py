@@ -153,7 +153,9 @@ def test_wasm_module_compiled_from_c_runs_in_the_sandbox(sandbox: Sandbox) -> No
 def test_python_template_logs_reach_the_result_tagged(sandbox: Sandbox) -> None:
     out = sandbox.run("python", "", manifest=template("python", "indicator"), node_id="ema1")
     assert any(line == "[ema1] ema over 100 rows, span=20" for line in out.result.logs)
-    assert out.result.logs[0].startswith("[ema1] sandbox: docker alphaforge/sandbox-python")
+    # first, unless this worker's self-test line (its first sandboxed node) comes before it
+    lines = [line for line in out.result.logs if "sandbox self-test passed" not in line]
+    assert lines[0].startswith("[ema1] sandbox: docker alphaforge/sandbox-python")
 
 
 def test_python_runtime_has_time_zones_and_user_asserts_but_no_pyarrow(sandbox: Sandbox) -> None:
@@ -276,6 +278,27 @@ def test_runner_refuses_user_code_until_the_self_test_passed(
     out = sandbox.run("python", code)
     assert out.result.error_kind == "SANDBOX_UNAVAILABLE"
     assert "self-test failed" in out.result.error and "network" in out.result.error
+
+
+def test_the_node_that_waited_for_the_self_test_says_so_in_its_log(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner_mod, "_SELF_TESTS", {})
+    calls: list[int] = []
+
+    def fake_self_test(executor: Any) -> SelfTestReport:
+        calls.append(1)
+        return SelfTestReport(passed=True, seconds=2.46)
+
+    monkeypatch.setattr(runner_mod, "run_self_test", fake_self_test)
+    first = sandbox.honest(node_id="first")
+    second = sandbox.honest(node_id="second")
+    assert calls == [1] and first.result.ok and second.result.ok
+    assert first.result.logs[0] == (
+        "[first] sandbox self-test passed in 2.5 s (identity, network, write, fork_bomb, memory "
+        "canaries; once per worker process and image set)"
+    )
+    assert "self-test" not in second.log
 
 
 def test_runner_refuses_when_the_image_is_missing(sandbox: Sandbox) -> None:
