@@ -2,7 +2,8 @@
 
 :class:`DockerRunner` wraps :class:`~runners.sandboxed.SandboxedRunner` over a
 :class:`~runners.docker.engine.DockerExecutor`. Its first use sweeps leftovers, checks the images
-and runs the self-test (once per process and image set); until that passed every node fails with
+and runs the self-test (once per process and image set, or reuses a recent pass of another
+process: :mod:`runners.docker.selftest`); until that passed every node fails with
 ``SANDBOX_UNAVAILABLE`` and the reasons. :func:`user_code_runner` is how the rest of the platform
 gets a runner for user code: Docker, or, only when Docker is unavailable and the operator set
 ``ALPHAFORGE_ALLOW_PROCESS_RUNNER=1``, the unsandboxed development runner; otherwise it refuses.
@@ -23,7 +24,14 @@ from runners.custom import AdminCaps, Limits, ManifestCatalog
 from runners.docker.engine import DockerExecutor, docker_client
 from runners.docker.images import SandboxImages
 from runners.docker.pool import WarmPool
-from runners.docker.selftest import SelfTestReport, run_self_test, self_test_line
+from runners.docker.selftest import (
+    SelfTestReport,
+    attestation_key,
+    load_attestation,
+    run_self_test,
+    save_attestation,
+    self_test_line,
+)
 from runners.docker.sweeper import sweep
 from runners.process import process_runner, process_runner_enabled
 from runners.sandboxed import SandboxedRunner
@@ -75,14 +83,26 @@ class DockerRunner:
         return self._ready()[0]
 
     def _ready(self) -> tuple[SelfTestReport, bool]:
-        """The self-test's report, and whether this call ran it."""
+        """The self-test's report, and whether this call ran (or reused) it.
+
+        A pass recorded under the work root by an earlier process (a previous CLI run, another
+        flow run of this worker) is reused while it is younger than ``ATTESTATION_TTL_S`` and
+        was made on the same engine, with the same images and the same policy code.
+        """
         key = (self.image_digest("python"), self.image_digest("javascript"))
         with _SELF_TEST_LOCK:
-            ran = key not in _SELF_TESTS
-            if ran:
-                sweep(self.executor.client)
-                _SELF_TESTS[key] = run_self_test(self.executor)
-            return _SELF_TESTS[key], ran
+            if key in _SELF_TESTS:
+                return _SELF_TESTS[key], False
+            client = self.executor.client
+            sweep(client)
+            work_root = self.sandboxed.work_root
+            attest = attestation_key(str(client.info().get("ID", "")), key)
+            report = load_attestation(work_root, attest)
+            if report is None:
+                report = run_self_test(self.executor)
+                save_attestation(work_root, attest, report)
+            _SELF_TESTS[key] = report
+            return report, True
 
     def run(self, node_ir: NodeIR, input_paths: InputPaths, *, output_dir: Path) -> NodeResult:
         """Run one custom node in a fresh container (never raises for the node's errors)."""

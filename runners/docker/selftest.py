@@ -15,9 +15,12 @@ start on any difference from the policy, so the canaries' containers were checke
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import tempfile
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +31,17 @@ from runners.custom import CustomNodeManifest, ManifestCatalog, ManifestPort
 from runners.io import read_value
 from runners.sandboxed import Executor, SandboxedRunner
 
-__all__ = ["CANARIES", "SelfTestReport", "run_self_test", "self_test_line"]
+__all__ = [
+    "ATTESTATION_FILE",
+    "ATTESTATION_TTL_S",
+    "CANARIES",
+    "SelfTestReport",
+    "attestation_key",
+    "load_attestation",
+    "run_self_test",
+    "save_attestation",
+    "self_test_line",
+]
 
 _IDENTITY = """
 def run(inputs, params):
@@ -101,6 +114,8 @@ class SelfTestReport:
     passed: bool
     failures: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: when the canaries ran, if that was in an earlier process (a reused attestation)
+    attested_at: float | None = None
 
 
 def _manifest(name: str, code: str) -> CustomNodeManifest:
@@ -161,9 +176,71 @@ def _canary(executor: Executor, name: str, out: Path) -> str | None:
     return _check(name, expected, result, out)
 
 
-def self_test_line(report: SelfTestReport) -> str:
+def self_test_line(report: SelfTestReport, now: float | None = None) -> str:
     """One log line for a passed self-test: what was proven and what it cost."""
+    canaries = ", ".join(CANARIES)
+    if report.attested_at is not None:
+        ago = max(0.0, (time.time() if now is None else now) - report.attested_at)
+        return (
+            f"sandbox self-test: reusing its pass from {ago:.0f} s ago ({canaries} canaries; "
+            "same engine, images and policy; re-run after "
+            f"{ATTESTATION_TTL_S // 60:.0f} min)"
+        )
     return (
         f"sandbox self-test passed in {report.seconds:.1f} s "
-        f"({', '.join(CANARIES)} canaries; once per worker process and image set)"
+        f"({canaries} canaries; once per worker process and image set)"
     )
+
+
+# How long a passed self-test vouches for later processes (a CLI run, each flow run's process)
+# on the same engine with the same images and the same policy code.
+ATTESTATION_TTL_S = 600.0
+ATTESTATION_FILE = "selftest-attestation.json"
+_POLICY_FILES = ("policy.py", "engine.py", "selftest.py", "images.py")
+
+
+def attestation_key(engine_id: str, digests: Iterable[str]) -> str:
+    """What a passed self-test is valid for: the engine, the images and this policy's code."""
+    h = hashlib.sha256()
+    h.update(engine_id.encode())
+    for digest in sorted(digests):
+        h.update(b"\0" + digest.encode())
+    here = Path(__file__).parent
+    for name in _POLICY_FILES:
+        h.update(b"\0" + (here / name).read_bytes())
+    h.update(f"\0{os.getuid()}".encode())
+    return h.hexdigest()
+
+
+def load_attestation(work_root: Path, key: str, now: float | None = None) -> SelfTestReport | None:
+    """A passed self-test recorded under ``work_root`` for ``key``, younger than the TTL."""
+    now = time.time() if now is None else now
+    path = work_root / ATTESTATION_FILE
+    try:
+        if not (_private(work_root) and _private(path)):
+            return None  # only a record nobody else could have written vouches
+        record = json.loads(path.read_text())
+        at = float(record["at"])
+        valid = record["key"] == key and record["passed"] is True and now - at >= 0
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not valid or now - at > ATTESTATION_TTL_S:
+        return None
+    return SelfTestReport(True, [], float(record.get("seconds", 0.0)), attested_at=at)
+
+
+def _private(path: Path) -> bool:
+    st = path.lstat()
+    return st.st_uid == os.getuid() and not st.st_mode & 0o022 and not path.is_symlink()
+
+
+def save_attestation(work_root: Path, key: str, report: SelfTestReport) -> None:
+    """Record a passed self-test (atomically; a failed one is never recorded)."""
+    if not report.passed:
+        return
+    record = {"key": key, "passed": True, "seconds": report.seconds, "at": time.time()}
+    work_root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(prefix=".attestation-", dir=work_root)
+    with os.fdopen(fd, "w") as f:
+        json.dump(record, f)
+    os.replace(tmp, work_root / ATTESTATION_FILE)

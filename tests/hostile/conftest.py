@@ -24,6 +24,7 @@ from dsl.ir import InputBinding, NodeIR
 from runners.base import NodeResult
 from runners.custom import AdminCaps, CustomNodeManifest, ManifestCatalog, template
 from runners.docker import DockerRunner, docker_client
+from runners.docker.selftest import ATTESTATION_FILE
 from runners.io import read_value, write_value
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -155,7 +156,9 @@ class Sandbox:
         assert left == [], f"containers left behind: {[c['Names'] for c in left]}"
         leftovers: list[Path] = []
         while time.monotonic() < deadline + 5:  # pooled slots are removed in the background
-            leftovers = list(self.work_root.iterdir()) if self.work_root.exists() else []
+            found = self.work_root.iterdir() if self.work_root.exists() else iter(())
+            # the self-test's attestation is kept on purpose (the next process reuses it)
+            leftovers = [p for p in found if p.name != ATTESTATION_FILE]
             if not leftovers:
                 break
             time.sleep(0.2)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ import runners.docker.engine as engine_mod
 import runners.docker.runner as runner_mod
 from dsl.ir import InputBinding, NodeIR
 from runners.custom import template
-from runners.docker import DockerExecutor, SandboxImages
+from runners.docker import DockerExecutor, SandboxImages, selftest
 from runners.docker.selftest import SelfTestReport
 from tests.hostile.conftest import Sandbox, docker_engine, sandbox  # noqa: F401
 
@@ -299,6 +300,50 @@ def test_the_node_that_waited_for_the_self_test_says_so_in_its_log(
         "canaries; once per worker process and image set)"
     )
     assert "self-test" not in second.log
+
+
+def test_a_recent_pass_of_another_process_is_reused_and_said_so(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+
+    def fake_self_test(executor: Any) -> SelfTestReport:
+        calls.append(1)
+        return SelfTestReport(passed=True, seconds=2.0)
+
+    monkeypatch.setattr(runner_mod, "run_self_test", fake_self_test)
+    monkeypatch.setattr(runner_mod, "_SELF_TESTS", {})
+    assert sandbox.honest(node_id="first").result.ok and calls == [1]
+    monkeypatch.setattr(runner_mod, "_SELF_TESTS", {})  # as a new process would start
+    again = sandbox.honest(node_id="again")
+    assert calls == [1] and again.result.ok
+    assert again.result.logs[0].startswith("[again] sandbox self-test: reusing its pass from ")
+    assert "same engine, images and policy" in again.result.logs[0]
+
+
+def test_an_attestation_only_vouches_for_its_key_while_fresh_and_private(tmp_path: Path) -> None:
+    key = selftest.attestation_key("engine-1", ["sha256:a", "sha256:b"])
+    assert key == selftest.attestation_key("engine-1", ["sha256:b", "sha256:a"])
+    assert key != selftest.attestation_key("engine-2", ["sha256:a", "sha256:b"])
+    assert key != selftest.attestation_key("engine-1", ["sha256:a", "sha256:c"])
+    root = tmp_path / "work"
+    assert selftest.load_attestation(root, key) is None  # nothing recorded yet
+    selftest.save_attestation(root, key, SelfTestReport(passed=False, failures=["network: x"]))
+    assert selftest.load_attestation(root, key) is None  # a failure is never recorded
+    selftest.save_attestation(root, key, SelfTestReport(passed=True, seconds=1.5))
+    now = time.time()
+    found = selftest.load_attestation(root, key, now=now + 60)
+    assert found is not None and found.passed and found.seconds == 1.5
+    assert found.attested_at is not None and abs(found.attested_at - now) < 5
+    assert selftest.load_attestation(root, "other-key", now=now) is None
+    assert selftest.load_attestation(root, key, now=now + selftest.ATTESTATION_TTL_S + 5) is None
+    assert selftest.load_attestation(root, key, now=now - 3600) is None  # from the future
+    path = root / selftest.ATTESTATION_FILE
+    path.chmod(0o666)  # anyone could have written it
+    assert selftest.load_attestation(root, key, now=now) is None
+    path.chmod(0o600)
+    path.write_text("{not json")
+    assert selftest.load_attestation(root, key, now=now) is None
 
 
 def test_runner_refuses_when_the_image_is_missing(sandbox: Sandbox) -> None:
