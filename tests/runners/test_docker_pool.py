@@ -146,5 +146,5 @@ def test_a_pooled_container_is_found_and_killed_by_run_from_another_client(
     thread.join(10)
     (result,) = results
     assert result.usage["pooled"] is True
+    # CANCELLED, not TIMEOUT: the kill came before the 3 s wall time would have ended it
     assert result.error_kind == "CANCELLED", result.error
-    assert time.monotonic() - t0 < 3  # before the 3 s wall time would have ended it
