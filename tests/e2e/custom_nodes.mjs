@@ -304,6 +304,9 @@ await step('invalid-manifest', async () => {
   await page.waitForSelector('[data-testid=save-error]', { timeout: 30000 });
   await page.waitForTimeout(300);
   await s.shot('cn-17-invalid-manifest');
+  const banner = (await page.textContent('[data-testid=save-error]')) ?? '';
+  if (!banner.includes('the manifest has 1 problem') || !banner.includes("param 'label' type: wasm param 'label' must be"))
+    throw new Error(`the 422 banner does not name the problem readably: ${banner}`);
 });
 
 await step('library', async () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   apiFieldErrors,
+  fieldLabel,
   buildManifest,
   cellText,
   compareSemver,
@@ -145,6 +146,15 @@ describe('manifest form', () => {
 });
 
 describe('API errors', () => {
+  it('labels manifest fields the way a person reads them', () => {
+    expect(fieldLabel('params_schema.properties.label.type')).toBe("param 'label' type");
+    expect(fieldLabel('params_schema.properties.span')).toBe("param 'span'");
+    expect(fieldLabel('outputs.0.type')).toBe('output 1 type');
+    expect(fieldLabel('inputs.2')).toBe('input 3');
+    expect(fieldLabel('params.1.default')).toBe('param 2 default');
+    expect(fieldLabel('resources.wall_s')).toBe('resources wall_s');
+    expect(fieldLabel('version')).toBe('version');
+  });
   it('maps a 422 detail to manifest fields', () => {
     const detail = {
       message: 'invalid manifest',

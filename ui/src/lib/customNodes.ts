@@ -427,6 +427,21 @@ export function apiFieldErrors(detail: unknown): FieldError[] {
   });
 }
 
+/** A manifest field path as a person reads it: `params_schema.properties.span.type` → `param
+ * 'span' type`, `outputs.0.type` → `output 1 type`; anything else unchanged. */
+export function fieldLabel(field: string): string {
+  const schema = /^params_schema\.properties\.([^.]+)(?:\.(.+))?$/.exec(field);
+  if (schema) return `param '${schema[1]}'${schema[2] ? ' ' + schema[2] : ''}`;
+  const row = /^(params|inputs|outputs)\.(\d+)(?:\.(.+))?$/.exec(field);
+  if (row) {
+    const what = { params: 'param', inputs: 'input', outputs: 'output' }[row[1]];
+    return `${what} ${Number(row[2]) + 1}${row[3] ? ' ' + row[3] : ''}`;
+  }
+  const res = /^resources\.(.+)$/.exec(field);
+  if (res) return `resources ${res[1]}`;
+  return field;
+}
+
 /** The errors under a form section: `section` itself or `section.…`. */
 export function errorsFor(errors: FieldError[], section: string): FieldError[] {
   return errors.filter((e) => e.field === section || e.field.startsWith(section + '.'));
