@@ -30,6 +30,8 @@ __all__ = ["ExecOutcome", "ExecSpec", "Executor", "SandboxedRunner", "classify"]
 EXIT_USER, EXIT_OUTPUT, EXIT_FUEL, EXIT_MEMORY = 1, 2, 3, 4
 # The entrypoints' last stdout line, "@@alphaforge-done@@ <exit code>" (see split_done).
 DONE_MARKER = b"@@alphaforge-done@@"
+# what the entrypoints prefix their own messages with (the last one says why a node failed)
+ENTRY_PREFIX = "alphaforge-sandbox: "
 
 
 def split_done(lines: list[str]) -> tuple[list[str], int | None]:
@@ -130,9 +132,18 @@ def classify(outcome: ExecOutcome, limits: Limits, node_id: str) -> SandboxFailu
         )
     if outcome.exit_code == EXIT_FUEL:
         return SandboxFailure("TIMEOUT", f"node {nid} ran out of wasm fuel ({limits.wasm_fuel})")
-    last = next((ln for ln in reversed(outcome.lines) if ln.strip()), "")
     kind = "INVALID_OUTPUT" if outcome.exit_code == EXIT_OUTPUT else "USER_ERROR"
-    return SandboxFailure(kind, f"node {nid} failed (exit {outcome.exit_code}): {last[-300:]}")
+    summary = error_summary(outcome.lines)
+    return SandboxFailure(kind, f"node {nid} failed (exit {outcome.exit_code}): {summary}")
+
+
+def error_summary(lines: list[str]) -> str:
+    """The node's error in one line: the entrypoint's last ``alphaforge-sandbox:`` line (the
+    error with the line of the user's code it happened on), else the last line printed."""
+    said = next((ln for ln in reversed(lines) if ln.startswith(ENTRY_PREFIX)), None)
+    if said is not None:
+        return said[len(ENTRY_PREFIX) :].strip()[:300]
+    return next((ln for ln in reversed(lines) if ln.strip()), "")[-300:]
 
 
 class SandboxedRunner:

@@ -53,6 +53,25 @@ function fail(code, message) {
   finish(code);
 }
 
+// The user's error: its message and the stack frames in the user's code (the runtime's own
+// frames say nothing to them), then one summary line with where it happened, which the host
+// takes as the node's error message.
+function reportUserError(err) {
+  const stack = err && err.stack ? String(err.stack) : String(err);
+  const isFrame = (l) => /^\s+at /.test(l);
+  const lines = stack.split('\n');
+  const head = lines.filter((l) => !isFrame(l));
+  const mine = lines.filter((l) => isFrame(l) && l.includes(`${jobDir}/`));
+  process.stderr.write(`${[...head, ...mine].join('\n')}\n`);
+  // a frame "(/job/code.js:3:9)", or a syntax error's first line "/job/code.js:3"
+  const at = mine.length
+    ? /:(\d+):\d+\)?\s*$/.exec(mine[0])
+    : /^\S+:(\d+)\s*$/.exec(head[0] && head[0].includes(`${jobDir}/`) ? head[0] : '');
+  const where = at ? ` (line ${at[1]} of the node's code)` : '';
+  const what = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  fail(1, `${what.replace(/\s+/g, ' ').trim().slice(0, 300)}${where}`);
+}
+
 function loadInputs(job) {
   const inputs = {};
   for (const spec of job.inputs) {
@@ -108,7 +127,7 @@ async function main() {
   try {
     outputs = await user.run(loadInputs(job), params);
   } catch (err) {
-    fail(1, `${err && err.stack ? err.stack : err}`);
+    reportUserError(err);
   }
   if (outputs === null || typeof outputs !== 'object') fail(2, 'run() must return an object');
   for (const port of job.outputs) {
@@ -124,4 +143,4 @@ async function main() {
   finish(0);
 }
 
-main().catch((err) => fail(1, `${err && err.stack ? err.stack : err}`));
+main().catch(reportUserError);

@@ -13,6 +13,7 @@ Standalone: imports nothing from Alpha Forge (the image has only the runtime).
 import contextlib
 import gc
 import json
+import linecache
 import math
 import os
 import sys
@@ -22,6 +23,8 @@ EXIT_OK, EXIT_USER, EXIT_OUTPUT, EXIT_FUEL, EXIT_MEMORY = 0, 1, 2, 3, 4
 # The last line on stdout: lets the host finish without waiting for the engine to notice the
 # exit (~0.1 s). Untrusted like everything here: it can only report what an exit code could.
 DONE = "@@alphaforge-done@@"
+# the name the user's code runs under (tracebacks, line numbers)
+USER_FILE = "node.py"
 
 
 def finish(code):
@@ -36,6 +39,28 @@ def fail(code, message):
     """Say why on stderr and exit with ``code``."""
     sys.stderr.write(f"alphaforge-sandbox: {message}\n")
     finish(code)
+
+
+def report_user_error(exc):
+    """The traceback from the user's first frame on (the runtime's own frames say nothing to
+    them), then one summary line with where it happened: the host's error message."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename != USER_FILE:
+        tb = tb.tb_next
+    line = None
+    if isinstance(exc, SyntaxError) and exc.filename == USER_FILE:
+        # the code did not compile: the offending line with its caret says it all
+        sys.stderr.write("".join(traceback.format_exception_only(type(exc), exc)))
+        line = exc.lineno
+    else:
+        traceback.print_exception(type(exc), exc, tb if tb is not None else exc.__traceback__)
+    for frame, lineno in traceback.walk_tb(exc.__traceback__):
+        if frame.f_code.co_filename == USER_FILE:
+            line = lineno  # the innermost frame in the user's code
+    where = f" (line {line} of the node's code)" if line else ""
+    summary = " ".join(traceback.format_exception_only(type(exc), exc)[-1].split())
+    sys.stderr.write(f"alphaforge-sandbox: {summary[:300]}{where}\n")
+    sys.stderr.flush()
 
 
 def read_frame(path):
@@ -128,10 +153,12 @@ def run_python(job_dir, job, params):
     path = os.path.join(job_dir, job["code_file"])
     with open(path, encoding="utf-8") as fh:
         source = fh.read()
-    namespace = {"__name__": "alphaforge_node", "__file__": "node.py"}
+    namespace = {"__name__": "alphaforge_node", "__file__": USER_FILE}
+    # the traceback shows the user's own lines (the source is not a file linecache can open)
+    linecache.cache[USER_FILE] = (len(source), None, source.splitlines(True), USER_FILE)
     # optimize=0: the interpreter runs with -OO (the runtime loads faster without docstrings),
     # the user's code keeps its asserts and docstrings
-    exec(compile(source, "node.py", "exec", optimize=0), namespace)
+    exec(compile(source, USER_FILE, "exec", optimize=0), namespace)
     run = namespace.get("run")
     if not callable(run):
         raise TypeError("the node's code defines no run(inputs, params) function")
@@ -195,6 +222,8 @@ def wait_for_job(job_dir, out_dir):
 def main(argv):
     """Run the job in argv[1] (after ``--wait``: once released), outputs to argv[2]."""
     os.dup2(1, 2)  # one stream: the traceback always precedes the completion line
+    # and in the order printed: print() lines, logging and the traceback interleave as written
+    sys.stdout.reconfigure(line_buffering=True)
     gc.disable()  # until the runtime is loaded (runtime_loaded)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # arrow_ipc, wasm_entry
     if argv[1] == "--wait":
@@ -215,9 +244,8 @@ def main(argv):
         write_outputs(out_dir, job, outputs, lambda v, port: to_columnar(v, port, reference))
     except MemoryError:
         fail(EXIT_MEMORY, "MemoryError: the node ran out of memory")
-    except Exception:
-        traceback.print_exc()
-        sys.stderr.flush()
+    except Exception as exc:
+        report_user_error(exc)
         return EXIT_USER
     sys.stdout.flush()
     return EXIT_OK

@@ -151,6 +151,54 @@ def test_wasm_module_compiled_from_c_runs_in_the_sandbox(sandbox: Sandbox) -> No
     pd.testing.assert_series_equal(out.output, want, check_names=False, check_freq=False)
 
 
+PY_HELPER_RAISES = """import math
+
+def helper(x):
+    return math.sqrt(-1.0 * x)
+
+def run(inputs, params):
+    print("about to fail")
+    return {"report": {"v": helper(2)}}
+"""
+JS_HELPER_THROWS = """function helper(x) {
+  if (x > 1) throw new RangeError(`x too big: ${x}`);
+  return x;
+}
+function run(inputs, params) {
+  return { report: { v: helper(2) } };
+}
+module.exports = { run };
+"""
+
+
+@pytest.mark.parametrize(
+    ("language", "code", "summary", "shown", "hidden"),
+    [
+        ("python", PY_HELPER_RAISES, "ValueError: math domain error (line 4 of the node's code)",
+         ['File "node.py", line 4, in helper', "return math.sqrt(-1.0 * x)"], "/opt/alphaforge"),
+        ("python", "def run(inputs, params):\n    return {'report': {}\n",
+         "SyntaxError: '{' was never closed (line 2 of the node's code)",
+         ["return {'report': {}"], "Traceback"),
+        ("javascript", JS_HELPER_THROWS, "RangeError: x too big: 2 (line 2 of the node's code)",
+         ["at helper (/job/code.js:2:"], "node_entry.js"),
+        ("javascript", "function run(inputs, params) {\n  throw 'plain';\n}\n",
+         "plain", ["plain"], "node_entry.js"),
+        ("javascript", "function run(inputs, params) {\n  return {;\n}\n",
+         "SyntaxError: Unexpected token ';' (line 2 of the node's code)", [], "node_entry.js"),
+    ],
+)  # fmt: skip
+def test_a_failing_node_says_what_and_on_which_line_of_its_code(
+    sandbox: Sandbox, language: str, code: str, summary: str, shown: list[str], hidden: str
+) -> None:
+    out = sandbox.run(language, code)
+    assert out.result.error_kind == "USER_ERROR", out.log
+    assert out.result.error == f"node 'attack' failed (exit 1): {summary}", out.log
+    for text in shown:
+        assert text in out.log, out.log
+    assert hidden not in out.log  # the runtime's own frames are not the user's business
+    assert out.log.splitlines()[-2].endswith(f"alphaforge-sandbox: {summary}")
+
+
 def test_python_template_logs_reach_the_result_tagged(sandbox: Sandbox) -> None:
     out = sandbox.run("python", "", manifest=template("python", "indicator"), node_id="ema1")
     assert any(line == "[ema1] ema over 100 rows, span=20" for line in out.result.logs)
