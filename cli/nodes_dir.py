@@ -21,7 +21,7 @@ from dsl.nodespec import ResolvedNode, ResolveError
 from dsl.semver import SemVer, parse_range
 from nodes.base import Port
 from nodes.errors import AlphaForgeError
-from runners.custom import CustomNodeManifest
+from runners.custom import CustomNodeManifest, manifest_errors
 from runners.nodestore import ManifestStore
 
 __all__ = [
@@ -78,7 +78,13 @@ def load_manifest(path: Path) -> CustomNodeManifest:
                 if code_path.suffix == ".wat":
                     raw.setdefault("code_format", "wat")
         return CustomNodeManifest.model_validate(raw)
-    except (OSError, ValueError, ValidationError) as exc:
+    except ValidationError as exc:
+        problems = "".join(
+            f"\n  {'.'.join(map(str, loc)) or '(manifest)'}: {msg}"
+            for loc, msg in manifest_errors(exc)
+        )
+        raise NodesDirError(f"{path}: not a valid custom-node manifest:{problems}") from None
+    except (OSError, ValueError) as exc:
         raise NodesDirError(f"{path}: not a valid custom-node manifest: {exc}") from None
 
 

@@ -14,6 +14,7 @@ from runners.custom import (
     CustomNodeError,
     CustomNodeManifest,
     ManifestProblems,
+    manifest_errors,
     template,
 )
 from runners.docker.runner import SandboxUnavailable
@@ -27,6 +28,7 @@ __all__ = [
     "ManifestStore",
     "SandboxUnavailable",
     "kill_run_containers",
+    "manifest_errors",
     "template",
 ]
 

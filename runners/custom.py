@@ -22,7 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from nodes.base import PortType
 from nodes.errors import AlphaForgeError
@@ -43,6 +50,7 @@ __all__ = [
     "ManifestPort",
     "ManifestProblems",
     "ResourceRequest",
+    "manifest_errors",
     "resolve_params",
     "template",
 ]
@@ -70,6 +78,23 @@ class ManifestProblems(ValueError):
     def __init__(self, problems: list[tuple[tuple[str | int, ...], str]]) -> None:
         super().__init__("; ".join(msg for _, msg in problems))
         self.problems = problems
+
+
+def manifest_errors(exc: ValidationError) -> list[tuple[tuple[str | int, ...], str]]:
+    """A manifest's validation errors as ``(loc, msg)``: pydantic's own, and the cross-field
+    :class:`ManifestProblems` each at its own ``loc``; pydantic's "Value error, " prefixes and
+    documentation links left out."""
+    out: list[tuple[tuple[str | int, ...], str]] = []
+    for e in exc.errors(include_url=False):
+        problem = (e.get("ctx") or {}).get("error")
+        if isinstance(problem, ManifestProblems):
+            out += [((*e["loc"], *loc), msg) for loc, msg in problem.problems]
+            continue
+        msg = str(e["msg"])
+        for prefix in ("Value error, ", "Assertion failed, "):
+            msg = msg.removeprefix(prefix)
+        out.append((tuple(e["loc"]), msg))
+    return out
 
 
 class CustomNodeError(AlphaForgeError):

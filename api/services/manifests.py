@@ -29,8 +29,8 @@ from api.services.node_resolution import manifest_of
 from flows.customnodes import (
     TEMPLATE_KINDS,
     CustomNodeManifest,
-    ManifestProblems,
     SandboxUnavailable,
+    manifest_errors,
     template,
 )
 from nodes.base import registry
@@ -64,13 +64,6 @@ def validation_detail(errors: Sequence[tuple[Loc, str]]) -> dict[str, Any]:
     }
 
 
-def _clean(msg: str) -> str:
-    for prefix in ("Value error, ", "Assertion failed, "):
-        if msg.startswith(prefix):
-            return msg[len(prefix) :]
-    return msg
-
-
 def _nul_strings(value: Any, loc: Loc) -> Iterator[Loc]:
     if isinstance(value, str) and "\x00" in value:
         yield loc
@@ -97,18 +90,6 @@ def _wasm_errors(manifest: CustomNodeManifest) -> list[tuple[Loc, str]]:
         what = "does not assemble" if manifest.code_format == "wat" else "is not valid"
         return [(("code",), f"the WebAssembly {what}: {str(exc).strip()[:500]}")]
     return []
-
-
-def _validation_errors(exc: ValidationError) -> list[tuple[Loc, str]]:
-    """pydantic's errors, the manifest's cross-field problems each at its own ``loc``."""
-    out: list[tuple[Loc, str]] = []
-    for e in exc.errors(include_url=False):
-        problem = (e.get("ctx") or {}).get("error")
-        if isinstance(problem, ManifestProblems):
-            out += [((*e["loc"], *loc), msg) for loc, msg in problem.problems]
-        else:
-            out.append((tuple(e["loc"]), _clean(str(e["msg"]))))
-    return out
 
 
 def manifest_in_to_manifest(
@@ -144,7 +125,7 @@ def manifest_in_to_manifest(
         try:
             manifest = CustomNodeManifest.model_validate(raw)
         except ValidationError as exc:
-            errors += _validation_errors(exc)
+            errors += manifest_errors(exc)
     if manifest is not None:
         errors += _wasm_errors(manifest)
     if errors or manifest is None:

@@ -149,3 +149,22 @@ def test_a_manifest_may_keep_its_code_in_a_file_beside_it(tmp_path: Path) -> Non
     (tmp_path / "bad.json").write_text(json.dumps(bad | {"code_file": "missing.py"}))
     with pytest.raises(NodesDirError, match=r"bad\.json.*missing\.py"):
         LocalNodeResolver.from_dir(tmp_path)
+
+
+def test_an_invalid_manifest_lists_each_problem_at_its_field(tmp_path: Path) -> None:
+    raw = json.loads(template("python", "indicator").model_dump_json())
+    raw["outputs"][0]["type"] = "signalz"
+    raw["inputs"].append(dict(raw["inputs"][0]))  # the same input name twice
+    (tmp_path / "ema.json").write_text(json.dumps(raw))
+    with pytest.raises(NodesDirError) as err:
+        LocalNodeResolver.from_dir(tmp_path)
+    lines = str(err.value).splitlines()
+    assert lines[0] == f"{tmp_path / 'ema.json'}: not a valid custom-node manifest:"
+    assert lines[1].startswith("  outputs.0.type: Input should be 'ohlcv', 'series'")
+    assert "errors.pydantic.dev" not in str(err.value) and "Value error" not in str(err.value)
+    assert len(lines) == 2  # pydantic stops at the type error before the cross-field checks
+    raw["outputs"][0]["type"] = "series"
+    (tmp_path / "ema.json").write_text(json.dumps(raw))
+    with pytest.raises(NodesDirError) as err:
+        LocalNodeResolver.from_dir(tmp_path)
+    assert str(err.value).splitlines()[1:] == ["  inputs.1.name: port name 'x' is used twice"]
