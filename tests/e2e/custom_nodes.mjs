@@ -143,6 +143,23 @@ await step('javascript-node', async () => {
   await replaceInEditor('params.lookback', 'Math.max(1, params.lookback)');
   await page.fill('[data-testid=param-lookback-default]', '5');
   await testRun('cn-05-javascript-test-run');
+  // a node that throws: the message names the line, and the editor marks it until the code changes
+  await replaceInEditor('return { signal: out };', "throw new RangeError('bad lookback ' + k);");
+  await page.click('[data-testid=test-run]');
+  await page.waitForSelector('[data-testid=test-run-result][data-status=failed]', { timeout: 120000 });
+  const err = await page.textContent('[data-testid=test-run-error]');
+  if (!err?.includes("RangeError: bad lookback 5 (line 10 of the node's code)")) throw new Error(`the error does not name its line: ${err}`);
+  await page.waitForSelector('[data-testid=code-editor] .squiggly-error', { timeout: 10000 });
+  const marked = await page.evaluate(() => {
+    const lines = [...document.querySelectorAll('[data-testid=code-editor] .view-line')];
+    const squiggle = document.querySelector('[data-testid=code-editor] .squiggly-error')?.getBoundingClientRect();
+    const hit = lines.find((l) => Math.abs(l.getBoundingClientRect().top - (squiggle?.top ?? -999)) < 4);
+    return hit?.textContent?.replace(/\u00a0/g, ' ') ?? null;
+  });
+  if (!marked?.includes('throw new RangeError')) throw new Error(`the marked line is not the throwing one: ${marked}`);
+  await s.shot('cn-05b-javascript-error-line');
+  await replaceInEditor("throw new RangeError('bad lookback ' + k);", 'return { signal: out };');
+  await page.waitForSelector('[data-testid=code-editor] .squiggly-error', { state: 'detached', timeout: 10000 });
   ids.javascript = await createAndVerdict('cn-06-javascript-saved', 'pass');
   const got = await apiCall(page, 'GET', `/api/custom-nodes/${ids.javascript}`);
   if (!got.json?.version?.manifest.code.includes('Math.max(1, params.lookback)')) throw new Error('the saved code lacks the edit');

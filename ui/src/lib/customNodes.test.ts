@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   apiFieldErrors,
+  codeErrorMark,
   fieldLabel,
   buildManifest,
   cellText,
@@ -218,5 +219,22 @@ describe('previews, diffs, verdicts', () => {
     expect(verdictTone('error')).toBe('neutral');
     expect(verdictTone('skipped')).toBe('neutral');
     expect(verdictTone(null)).toBe('neutral');
+  });
+});
+
+describe('test-run errors in the code', () => {
+  const failed = (error: string | null, status: 'failed' | 'completed' = 'failed') => ({
+    status, error_kind: 'USER_ERROR', error, logs: [], wall_s: 1, inputs: {}, outputs: {},
+  });
+  it("finds the line the sandbox names and keeps the error's own words", () => {
+    expect(codeErrorMark(failed("node 'n' failed (exit 1): RangeError: x too big: 2 (line 2 of the node's code)")))
+      .toEqual({ line: 2, message: 'RangeError: x too big: 2' });
+    expect(codeErrorMark(failed("ValueError: (a) (line 14 of the node's code)"))).toEqual({ line: 14, message: 'ValueError: (a)' });
+  });
+  it('has no mark without a line, without an error or after a success', () => {
+    expect(codeErrorMark(failed("node 'n' ran past its 30 s wall time"))).toBeNull();
+    expect(codeErrorMark(failed(null))).toBeNull();
+    expect(codeErrorMark(failed("x (line 2 of the node's code)", 'completed'))).toBeNull();
+    expect(codeErrorMark(null)).toBeNull();
   });
 });

@@ -114,6 +114,14 @@ export interface TestRunResult {
   outputs: Record<string, Preview>;
 }
 
+/** Where a failed test run broke in the node's code: the sandbox ends its message with
+ * "(line N of the node's code)". The message without the node prefix goes on the marker. */
+export function codeErrorMark(result: TestRunResult | null): { line: number; message: string } | null {
+  if (!result || result.status !== 'failed' || !result.error) return null;
+  const m = /^(?:node '[^']*' failed \(exit \d+\): )?(.*) \(line (\d+) of the node's code\)$/s.exec(result.error);
+  return m ? { line: Number(m[2]), message: m[1] } : null;
+}
+
 export interface ManifestChange {
   field: string;
   from: unknown;
