@@ -9,6 +9,7 @@ bounds linear memory: running out of either is reported with its own exit code.
 import array
 import json
 import os
+import re
 import sys
 
 import wasmtime
@@ -22,6 +23,20 @@ def _fail(code, message):
     sys.stderr.write(f"alphaforge-sandbox: {message}\n")
     sys.stderr.flush()
     return code
+
+
+def trap_summary(text):
+    """wasmtime's multi-line trap report in one line: the innermost cause and the function it
+    happened in, e.g. ``wasm trap: out of bounds memory access (in <wasm function 1>)``."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    causes = [ln.split("wasm trap: ", 1)[1] for ln in lines if "wasm trap: " in ln]
+    reason = causes[-1] if causes else (lines[0] if lines else "trap")
+    frame = next((m.group(1) for ln in lines if (m := _FRAME.match(ln))), None)
+    where = f" (in {frame.rsplit('!', 1)[-1]})" if frame else ""
+    return f"wasm trap: {reason}{where}"
+
+
+_FRAME = re.compile(r"^\d+:\s+0x[0-9a-f]+ - (.+)$")
 
 
 def _read_columns(job_dir, job):
@@ -109,7 +124,8 @@ def main(job_dir, out_dir, job, params):
         # 1/16 of the cap is that refusal surfacing, so it is reported as the memory limit.
         if memory is not None and mem_cap - memory.data_len(store) < max(PAGE, mem_cap // 16):
             return _fail(EXIT_MEMORY, f"wasm memory limit ({mem_cap} bytes) reached: {text}")
-        return _fail(EXIT_USER, f"wasm trap: {text}")
+        sys.stderr.write(f"{text}\n")  # wasmtime's report: backtrace and causes
+        return _fail(EXIT_USER, trap_summary(text))
     except Exception as exc:  # bad module, missing export, bad inputs
         return _fail(EXIT_USER, f"{type(exc).__name__}: {exc}")
     _write(out_dir, job, out, n)

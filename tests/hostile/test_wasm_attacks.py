@@ -89,4 +89,9 @@ def test_wasm_out_of_bounds_access_traps(sandbox: Sandbox) -> None:
     body = "(drop (i64.load (i32.const 0x7ffffff0)))"
     out = sandbox.run("wasm", module(body), outputs=SERIES_OUT)
     assert out.result.error_kind == "USER_ERROR", (out.result.error, out.log[-1500:])
-    assert "out of bounds" in out.log
+    assert "out of bounds" in out.log and "memory fault at wasm address 0x7ffffff0" in out.log
+    # the message is the innermost cause and where, not the first line of wasmtime's report
+    assert out.result.error == (
+        "node 'attack' failed (exit 1): wasm trap: out of bounds memory access "
+        "(in <wasm function 1>)"
+    )
