@@ -48,12 +48,14 @@ def report_user_error(exc):
     while tb is not None and tb.tb_frame.f_code.co_filename != USER_FILE:
         tb = tb.tb_next
     line = None
-    if isinstance(exc, SyntaxError) and exc.filename == USER_FILE:
-        # the code did not compile: the offending line with its caret says it all
+    if tb is None:
+        # no frame of the user's: a syntax error (the offending line with its caret says it
+        # all), no run(), or outputs the runtime cannot convert (its message says which)
         sys.stderr.write("".join(traceback.format_exception_only(type(exc), exc)))
-        line = exc.lineno
+        if isinstance(exc, SyntaxError) and exc.filename == USER_FILE:
+            line = exc.lineno
     else:
-        traceback.print_exception(type(exc), exc, tb if tb is not None else exc.__traceback__)
+        traceback.print_exception(type(exc), exc, tb)
     for frame, lineno in traceback.walk_tb(exc.__traceback__):
         if frame.f_code.co_filename == USER_FILE:
             line = lineno  # the innermost frame in the user's code
