@@ -64,7 +64,7 @@ def _run_once(data_dir: Path, env: dict[str, str]) -> dict[str, Any]:
         raise RuntimeError(f"alphaforge run failed ({proc.returncode}):\n{err[-2000:]}")
     out = json.loads(line)
     record = json.loads((Path(out["run_dir"]) / "run.json").read_text())
-    t = record["timings"]
+    t = out["timings"]  # the record's timings plus the CLI's own (compile, total)
     prefect = t.get("prefect_start_s", 0.0) + t.get("prefect_finish_s", 0.0)
     mlflow = t.get("mlflow_wait_s", 0.0)
     return {

@@ -48,12 +48,12 @@ def runs_list(data_dir: Path | None, limit: int, as_json: bool) -> None:
     for col in ("run id", "pipeline", "status", "started", *_SUMMARY_METRICS):
         table.add_column(col, justify="right" if col in _SUMMARY_METRICS else "left")
     for r in runs:
-        m = r.get("metrics") or {}
+        m = r.metrics
         table.add_row(
-            r["run_id"],
-            r.get("pipeline", ""),
-            r.get("status", ""),
-            str(r.get("started_at", ""))[:19],
+            r.run_id,
+            r.pipeline,
+            r.status,
+            str(r.started_at or "")[:19],
             *(_fmt(m.get(k)) for k in _SUMMARY_METRICS),
         )
     Console(highlight=False).print(table if runs else "no runs yet")
@@ -65,19 +65,21 @@ def runs_list(data_dir: Path | None, limit: int, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print run.json as stored.")
 def runs_show(run_id: str, data_dir: Path | None, as_json: bool) -> None:
     """Show one run (a unique prefix of its id is enough)."""
-    from flows.record import read_record
+    from flows.spec import read_run_record
 
     runs_dir = _runs_dir(data_dir)
     matches = sorted(p for p in runs_dir.glob(f"{run_id}*") if (p / "run.json").exists())
     if len(matches) != 1:
         what = "no run" if not matches else f"{len(matches)} runs"
         raise _NotFound(f"{what} matching {run_id!r} in {runs_dir}")
-    record = read_record(matches[0])
     if as_json:
-        click.echo(json.dumps(record, indent=2, default=str))
+        click.echo((matches[0] / "run.json").read_text(encoding="utf-8").rstrip())
         return
+    record = read_run_record(matches[0])
+    if record is None:
+        raise _NotFound(f"{matches[0] / 'run.json'} is not a run record this version can read")
     out = Console(highlight=False)
-    out.print(f"[bold]{record['run_id']}[/]  {record.get('pipeline')}  [bold]{record['status']}[/]")
+    out.print(f"[bold]{record.run_id}[/]  {record.pipeline}  [bold]{record.status}[/]")
     for key in (
         "started_at",
         "finished_at",
@@ -87,20 +89,20 @@ def runs_show(run_id: str, data_dir: Path | None, as_json: bool) -> None:
         "result_fingerprint",
         "error",
     ):
-        if record.get(key):
-            out.print(f"  {key:<19} {record[key]}")
+        if getattr(record, key):
+            out.print(f"  {key:<19} {getattr(record, key)}")
     out.print(f"  {'run dir':<19} {matches[0]}")
     nodes = Table(title="nodes", header_style="bold")
     for col in ("node", "type", "state", "seconds", "error"):
         nodes.add_column(col)
-    for nid, n in (record.get("nodes") or {}).items():
-        secs = n.get("usage", {}).get("elapsed_s")
-        nodes.add_row(nid, n["type"], n["state"], _fmt(secs), n.get("error") or "")
+    for nid, n in record.nodes.items():
+        secs = n.usage.get("elapsed_s")
+        nodes.add_row(nid, n.type, n.state, _fmt(secs), n.error or "")
     out.print(nodes)
-    if record.get("metrics"):
+    if record.metrics:
         from cli.output import metrics_table
 
-        out.print(metrics_table(record["metrics"], title="metrics"))
+        out.print(metrics_table(record.metrics, title="metrics"))
 
 
 @click.group(name="nodes")
@@ -163,9 +165,9 @@ def nodes_show(name: str, as_json: bool) -> None:
         out.print(f"metrics: {', '.join(spec['metric_keys'])}")
 
 
-def _summary(r: dict[str, Any]) -> dict[str, Any]:
+def _summary(r: Any) -> dict[str, Any]:
     keys = ("run_id", "pipeline", "status", "started_at", "finished_at", "metrics", "error")
-    return {k: r.get(k) for k in keys}
+    return {k: getattr(r, k) for k in keys}
 
 
 def _ports(ports: list[dict[str, Any]]) -> str:

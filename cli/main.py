@@ -11,6 +11,7 @@ import importlib
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -183,39 +184,62 @@ def run(
 
     from cli.output import Progress
     from flows.run import run_pipeline
+    from flows.spec import RunSpec
 
+    spec = RunSpec(
+        ir=ir,
+        base_dir=str(Path(loaded.base_dir).resolve()),
+        data_dir=str(settings.root),
+        use_cache=not no_cache,
+        trigger="cli",
+    )
     width = max(len(n.id) for n in ir.nodes)
+    t0 = time.perf_counter()
     try:
-        result = run_pipeline(
-            ir,
-            base_dir=loaded.base_dir,
-            settings=settings,
-            on_event=Progress(out, width),
-            use_cache=not no_cache,
-            timings={"compile_s": round(loaded.compile_s, 4)},
-        )
+        record = run_pipeline(spec, settings=settings, on_event=Progress(out, width))
     except AlphaForgeError as exc:
         raise _fail(str(exc), EXIT_FAILED) from None
     except Exception as exc:  # the orchestrator itself failed (e.g. the server is unreachable)
         msg = f"the run could not be executed: {type(exc).__name__}: {exc}"
         raise _fail(msg, EXIT_FAILED) from exc
+    run_dir = settings.runs_dir / record.run_id
     if as_json:
-        click.echo(json.dumps(result.to_json(), default=str))
+        summary = {
+            "run_id": record.run_id,
+            "status": record.status,
+            "run_dir": str(run_dir),
+            "metrics": record.metrics,
+            "mlflow_run_id": record.mlflow_run_id,
+            "flow_run_id": record.flow_run_id,
+            "node_states": record.node_states,
+            "error": record.error,
+            # the record's timings plus what only this process saw (not stored in run.json)
+            "timings": _client_timings(record.timings, time.perf_counter() - t0, loaded),
+        }
+        click.echo(json.dumps(summary, default=str))
     else:
-        _report(out, result, settings)
-    if result.status != "completed":
+        _report(out, record, run_dir, settings)
+    if record.status != "completed":
         if not as_json:
-            _console(stderr=True).print(f"[red]run failed:[/] {result.error}")
+            _console(stderr=True).print(f"[red]run failed:[/] {record.error}")
         raise _Exit(EXIT_FAILED)
 
 
-def _report(out: Console, result: Any, settings: Any) -> None:
+def _client_timings(stored: dict[str, float], total_s: float, loaded: Any) -> dict[str, float]:
+    out = {**stored, "compile_s": round(loaded.compile_s, 4), "total_s": round(total_s, 4)}
+    if "flow_body_s" in stored and "prefect_start_s" in stored:
+        finish = total_s - stored["prefect_start_s"] - stored["flow_body_s"]
+        out["prefect_finish_s"] = round(finish, 4)
+    return out
+
+
+def _report(out: Console, result: Any, run_dir: Path, settings: Any) -> None:
     from cli.output import metrics_table, prefect_ui_url
 
     if result.metrics:
         out.print(metrics_table(result.metrics, title=f"run {result.run_id}"))
     out.print(f"[bold]status[/]        {result.status}")
-    out.print(f"[bold]run dir[/]       {result.run_dir}")
+    out.print(f"[bold]run dir[/]       {run_dir}")
     if result.mlflow_run_id:
         out.print(f"[bold]MLflow run[/]    {result.mlflow_run_id}  ({settings.mlflow_uri})")
     else:

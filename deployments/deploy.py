@@ -1,6 +1,6 @@
 """The Prefect objects Alpha Forge runs through: one process work pool and its deployments.
 
-Everything runs as a flow run of a deployment of :func:`deployments.flow.deployed_pipeline_flow`
+Everything runs as a flow run of a deployment of :func:`flows.pipeline.pipeline_flow`
 in the ``alphaforge`` process work pool, executed by a ``ProcessWorker`` (see
 :mod:`deployments.stack`): the ``web`` deployment for runs started from the web app (the
 request passes the IR and run id as parameters), and ``pipeline-<id>`` deployments carrying a
@@ -76,9 +76,9 @@ def ensure_pool(client: SyncPrefectClient, name: str = POOL_NAME) -> None:
 def _parameter_schema() -> dict[str, Any]:
     from prefect.utilities.callables import parameter_schema
 
-    from deployments.flow import deployed_pipeline_flow
+    from flows.pipeline import pipeline_flow
 
-    return parameter_schema(deployed_pipeline_flow.fn).model_dump_for_openapi()
+    return parameter_schema(pipeline_flow.fn).model_dump_for_openapi()
 
 
 def _job_variables() -> dict[str, Any]:

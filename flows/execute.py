@@ -23,7 +23,13 @@ from flows.events import NodeEvent, publish
 from flows.record import utc_now, write_json
 from nodes.errors import AlphaForgeError
 from runners.base import NodeResult, Runner
-from runners.docker.runner import DockerRunner, SandboxUnavailable, user_code_runner
+from runners.docker.runner import (
+    DockerRunner,
+    SandboxUnavailable,
+    process_runner,
+    process_runner_enabled,
+    user_code_runner,
+)
 from runners.inprocess import InProcessRunner
 from runners.nodestore import ManifestStore
 from runners.sandboxed import SandboxedRunner
@@ -41,7 +47,7 @@ __all__ = [
 UserRunner = DockerRunner | SandboxedRunner
 # One user-code runner per (run id, custom-nodes dir) in this process: its containers carry the
 # run id, and the sandbox self-test runs once per process (DockerRunner caches it).
-_USER_RUNNERS: dict[tuple[str, str], UserRunner] = {}
+_USER_RUNNERS: dict[tuple[str, str, str], UserRunner] = {}
 _USER_RUNNERS_LOCK = threading.Lock()
 
 # (level, message): the task sends these to Prefect's run logger.
@@ -70,6 +76,8 @@ class NodeJob(BaseModel):
     datasets: dict[str, str] = {}
     confine_paths: bool = False
     custom_nodes_dir: str | None = None
+    # The spec's runner choice for this node's runtime: auto | docker | process.
+    runner_choice: str = "auto"
 
     def store(self) -> ArtifactStore:
         """The run's artifact store."""
@@ -83,7 +91,7 @@ class NodeJob(BaseModel):
                 raise SandboxUnavailable(
                     f"node {self.node.id!r}: a custom node needs the custom-nodes store"
                 )
-            return shared_user_runner(self.run_id, self.custom_nodes_dir)
+            return shared_user_runner(self.run_id, self.custom_nodes_dir, self.runner_choice)
         return InProcessRunner(
             base_dir=Path(self.base_dir),
             datasets={k: Path(v) for k, v in self.datasets.items()},
@@ -195,22 +203,34 @@ def read_node_result(run_dir: Path, node_id: str) -> NodeResult | None:
 # ---- user code: one runner per run in this process -------------------------------------------
 
 
-def shared_user_runner(run_id: str, custom_nodes_dir: str) -> UserRunner:
+def shared_user_runner(run_id: str, custom_nodes_dir: str, choice: str = "auto") -> UserRunner:
     """This process's user-code runner for ``run_id`` (created on first use: Docker, or the
-    process runner if the operator enabled it; raises :class:`SandboxUnavailable`)."""
-    key = (run_id, str(custom_nodes_dir))
+    process runner if the operator enabled it; raises :class:`SandboxUnavailable`).
+
+    ``choice`` is the run spec's: ``docker`` never falls back to the process runner;
+    ``process`` is refused unless the operator enabled it (a spec cannot enable it).
+    """
+    if choice == "process" and not process_runner_enabled():
+        raise SandboxUnavailable(
+            "the run asks for the process runner, which the operator has not enabled "
+            "(ALPHAFORGE_ALLOW_PROCESS_RUNNER=1)"
+        )
+    key = (run_id, str(custom_nodes_dir), choice)
     with _USER_RUNNERS_LOCK:
         runner = _USER_RUNNERS.get(key)
         if runner is None:
             catalog = ManifestStore(Path(custom_nodes_dir)).catalog()
-            runner = user_code_runner(catalog, run_id=run_id)
+            if choice == "process":
+                runner = process_runner(catalog, run_id=run_id)
+            else:
+                runner = user_code_runner(catalog, run_id=run_id, allow_process=choice == "auto")
             _USER_RUNNERS[key] = runner
         return runner
 
 
 def _runners_of(run_id: str) -> list[UserRunner]:
     with _USER_RUNNERS_LOCK:
-        return [r for (rid, _), r in _USER_RUNNERS.items() if rid == run_id]
+        return [r for (rid, _, _), r in _USER_RUNNERS.items() if rid == run_id]
 
 
 def cancel_user_runners(run_id: str) -> int:

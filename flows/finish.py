@@ -10,20 +10,31 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from dsl.ir import PipelineIR
 from flows.artifacts import KeyPlan
 from flows.execute import sandbox_record
-from flows.record import update_record, utc_now
+from flows.record import utc_now
 from flows.results import RunResults, write_results
 from flows.settings import CoreSettings
+from flows.spec import NodeRecord, RunRecord, RunStatus
 from flows.tracking import MlflowTracker, Tracker, flatten_params
+from runners.base import NodeResult
 from runners.process import WARNING as UNSANDBOXED_WARNING
 
 __all__ = ["finish_run", "open_tracker"]
+
+
+class NodeOutcomeLike(Protocol):
+    """How a node ended (:class:`flows.graph.NodeOutcome`)."""
+
+    state: str
+    result: NodeResult | None
+    error: str | None
 
 
 def open_tracker(
@@ -49,89 +60,85 @@ def open_tracker(
 
 def finish_run(
     *,
+    record: RunRecord,
     ir: PipelineIR,
     run_dir: Path,
-    run_id: str,
     plan: KeyPlan,
-    node_outcomes: dict[str, dict[str, Any]],
+    node_outcomes: Mapping[str, NodeOutcomeLike],
     tracker: Future[Any] | None,
     timings: dict[str, float],
     logger: Any,
     body_start: float,
-) -> dict[str, Any]:
-    """Write results and the final record, log to MLflow; returns the run summary."""
+) -> RunRecord:
+    """Write results and the final record (``run.json``), log to MLflow; returns the record."""
     t = time.time()
-    states = {nid: o["state"] for nid, o in node_outcomes.items()}
     error = _first_error(ir, node_outcomes)
-    status = "failed" if error else "completed"
+    status: RunStatus = "failed" if error else "completed"
     results = RunResults()
     if status == "completed":
-        outputs = {nid: o["result"].output_paths for nid, o in node_outcomes.items()}
+        outputs = {
+            nid: o.result.output_paths for nid, o in node_outcomes.items() if o.result is not None
+        }
         results = write_results(ir, outputs, run_dir)
     timings["results_s"] = round(time.time() - t, 4)
     tracking = _track(tracker, ir, run_dir, status, results, timings, logger)
     timings["flow_body_s"] = round(time.time() - body_start, 4)
     sandbox = sandbox_record(
-        [
-            (ir.node(nid).runtime, o["result"])
-            for nid, o in node_outcomes.items()
-            if o.get("result") is not None
-        ]
+        [(ir.node(nid).runtime, o.result) for nid, o in node_outcomes.items() if o.result]
     )
     if sandbox is not None and sandbox["runner"] == "process":
         logger.warning(f"[flow] user code in this run: {UNSANDBOXED_WARNING}")
-    record = update_record(
-        run_dir,
-        status=status,
-        error=error,
-        finished_at=utc_now(),
-        node_states=states,
-        nodes=_node_records(ir, plan, node_outcomes),
-        datasets={
-            nid: {"type": ir.node(nid).type, "params": ir.node(nid).params, "fingerprint": fp}
-            for nid, fp in plan.fingerprints.items()
-        },
-        primary_metrics_node=results.primary_node,
-        metrics=results.metrics,
-        result_fingerprint=results.fingerprint,
-        sandbox=sandbox,
-        timings=timings,
-        **tracking,
+    final = record.model_copy(
+        update={
+            "status": status,
+            "error": error,
+            "finished_at": utc_now(),
+            "node_states": {nid: o.state for nid, o in node_outcomes.items()},
+            "nodes": _node_records(ir, plan, node_outcomes),
+            "datasets": {
+                nid: {"type": ir.node(nid).type, "params": ir.node(nid).params, "fingerprint": fp}
+                for nid, fp in plan.fingerprints.items()
+            },
+            "primary_metrics_node": results.primary_node,
+            "metrics": results.metrics,
+            "result_fingerprint": results.fingerprint,
+            "sandbox": sandbox,
+            "timings": {**record.timings, **timings},
+            **tracking,
+        }
     )
+    final.write(run_dir)
     level = logging.INFO if status == "completed" else logging.ERROR
-    logger.log(level, f"[flow] run {run_id} {status}" + (f": {error}" if error else ""))
-    return {
-        k: record.get(k)
-        for k in ("run_id", "status", "error", "flow_run_id", "mlflow_run_id", "node_states")
-    } | {"run_dir": str(run_dir), "metrics": results.metrics}
+    logger.log(level, f"[flow] run {record.run_id} {status}" + (f": {error}" if error else ""))
+    return final
 
 
-def _first_error(ir: PipelineIR, outcomes: dict[str, dict[str, Any]]) -> str | None:
+def _first_error(ir: PipelineIR, outcomes: Mapping[str, NodeOutcomeLike]) -> str | None:
     for node in ir.nodes:
         o = outcomes[node.id]
-        if o["state"] == "failed":
-            msg = o["result"].error if o.get("result") else o.get("error")
+        if o.state == "failed":
+            msg = o.result.error if o.result else o.error
             return f"node {node.id!r} ({node.type}) failed: {msg}"
     return None
 
 
 def _node_records(
-    ir: PipelineIR, plan: KeyPlan, outcomes: dict[str, dict[str, Any]]
-) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
+    ir: PipelineIR, plan: KeyPlan, outcomes: Mapping[str, NodeOutcomeLike]
+) -> dict[str, NodeRecord]:
+    out: dict[str, NodeRecord] = {}
     for node in ir.nodes:
         o = outcomes[node.id]
-        r = o.get("result")
-        out[node.id] = {
-            "type": node.type,
-            "version": node.version,
-            "state": o["state"],
-            "key": plan.keys[node.id],
-            "cacheable": plan.cacheable[node.id],
-            "usage": r.usage if r else {},
-            "error": (r.error if r else o.get("error")),
-            "error_kind": r.error_kind if r else None,
-        }
+        r = o.result
+        out[node.id] = NodeRecord(
+            type=node.type,
+            version=node.version,
+            state=o.state,  # type: ignore[arg-type]
+            key=plan.keys[node.id],
+            cacheable=plan.cacheable[node.id],
+            usage=r.usage if r else {},
+            error=r.error if r else o.error,
+            error_kind=r.error_kind if r else None,
+        )
     return out
 
 

@@ -1,72 +1,156 @@
 """The one pipeline flow: a Prefect flow run per pipeline run, a task run per node.
 
-:func:`pipeline_flow` is importable and takes only JSON parameters, so deployments can reference
-it (``flows.pipeline:pipeline_flow``). Each node is a task run named after its node id, submitted
-with ``wait_for`` its upstream futures to a thread pool, so independent branches run
-concurrently. A node that fails ends its task in a Failed state (no traceback on screen; the
-traceback is in the run log); its downstream tasks never start and are recorded as ``skipped``.
-Everything a run leaves behind is written inside the flow (see :mod:`flows.record`).
+:func:`pipeline_flow` takes one parameter, the :class:`flows.spec.RunSpec` (JSON in a
+deployment's parameters), and wraps the Prefect-free run body :func:`flows.graph.run_graph`
+with Prefect's pieces: each node is a task run named after its node id, submitted with
+``wait_for`` its upstream futures to a thread pool, so independent branches run concurrently.
+A node that fails ends its task Failed (no traceback on screen; the traceback is in the run
+log); its downstream tasks never start and are recorded as ``skipped``. The same definition
+serves the CLI (called in-process), the web app and schedules (deployments run it on a worker):
+
+- a spec without ``run_id`` (a schedule's fixed parameters) gets one from the flow run
+  (:func:`run_id_for`), which the API can compute too;
+- the modules named in ``ALPHAFORGE_EXTRA_NODE_MODULES`` are imported first, so an operator (or
+  a test) can make extra node types available in a worker's flow-run processes;
+- a cancellation kills the run's sandbox containers (``on_cancellation`` hook, and on the
+  termination signal itself), and a worker's flow-run process then ends within seconds
+  (:func:`_exit_after_grace`) while Prefect's SIGTERM handling stays intact, so the run ends
+  Cancelled, not Crashed.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
-import time
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import get_run_context
+from prefect.exceptions import TerminationSignal
 from prefect.futures import PrefectFuture, wait
 from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from dsl.ir import NodeIR, PipelineIR
-from flows.artifacts import ArtifactStore, KeyPlan, compute_keys
-from flows.customnodes import kill_run_containers
-from flows.events import NodeEvent, publish
-from flows.execute import (
-    NodeJob,
-    cancel_user_runners,
-    execute_job,
-    read_node_result,
-    release_user_runners,
-)
-from flows.finish import finish_run, open_tracker
-from flows.record import package_versions, utc_now, write_json
+from flows.execute import NodeJob, execute_job
+from flows.graph import MAX_PARALLEL_NODES, NodeFuture, NodeOutcome, kill_sandboxes, run_graph
 from flows.runlog import run_log
 from flows.settings import CoreSettings, get_settings
-from flows.tracking import import_shared_dependencies
-from runners.inprocess import InProcessRunner
+from flows.spec import RunSpec
+from runners.base import NodeResult
 
-__all__ = ["FLOW_NAME", "pipeline_flow", "run_node"]
+__all__ = [
+    "EXTRA_NODE_MODULES_ENV",
+    "FLOW_NAME",
+    "MAX_PARALLEL_NODES",
+    "kill_sandboxes",
+    "pipeline_flow",
+    "run_id_for",
+    "run_node",
+]
 
 FLOW_NAME = "alphaforge-pipeline"
-MAX_PARALLEL_NODES = 4
+EXTRA_NODE_MODULES_ENV = "ALPHAFORGE_EXTRA_NODE_MODULES"
+TERM_GRACE_S = 3.0
 
 
 @task(name="node", cache_policy=NO_CACHE, persist_result=False)
 def run_node(job: NodeJob) -> dict[str, Any] | State:
-    """Run one node (see :func:`flows.execute.execute_job`); Failed state when the node fails."""
+    """Run one node (see :func:`flows.execute.execute_job`); returns the node result's JSON,
+    as a Failed state's data when the node failed (so its downstream tasks do not start)."""
     logger = get_run_logger()
     result = execute_job(job, lambda level, msg: logger.log(logging.getLevelName(level), msg))
     if not result.ok:
-        return Failed(message=result.error or f"node {job.node.id!r} failed")
-    return {"status": result.status, "output_paths": result.output_paths}
+        return Failed(message=result.error or f"node {job.node.id!r} failed", data=result.to_json())
+    return result.to_json()
 
 
-def kill_sandboxes(run_id: str) -> int:
-    """Stop a run's user code: this process's runners refuse new containers for it, and every
-    container labelled with the run id (any process's) is killed and removed."""
-    return cancel_user_runners(run_id) + kill_run_containers(run_id)
+class _TaskFuture:
+    """A node's Prefect task future, read as a :class:`flows.graph.NodeOutcome`."""
+
+    def __init__(self, future: PrefectFuture[Any]) -> None:
+        self.future = future
+
+    def outcome(self) -> NodeOutcome:
+        self.future.wait()
+        state = self.future.state
+        if state.is_pending() or state.is_cancelled() or state.is_scheduled():
+            return NodeOutcome("skipped")
+        data = state.result(raise_on_failure=False)
+        if isinstance(data, dict) and "status" in data:
+            result = NodeResult.from_json(data)
+            return NodeOutcome(result.status, result, result.error)
+        # the task itself crashed before it produced a result
+        msg = f"task ended in state {state.type.value}: {state.message}"
+        return NodeOutcome("failed", None, msg)
+
+
+class _PrefectExecutor:
+    """Nodes as Prefect task runs on the flow's task runner; logs through the run logger."""
+
+    def __init__(self, flow_run_id: str) -> None:
+        self.flow_run_id = flow_run_id
+        self.logger = get_run_logger()
+
+    def submit(self, job: NodeJob, upstream: list[NodeFuture]) -> NodeFuture:
+        named = run_node.with_options(name=f"node:{job.node.type}", task_run_name=job.node.id)
+        wait_for = [u.future for u in upstream if isinstance(u, _TaskFuture)]
+        return _TaskFuture(named.submit(job, wait_for=wait_for))  # type: ignore[call-overload]
+
+    def wait(self, futures: list[NodeFuture]) -> None:
+        wait([f.future for f in futures if isinstance(f, _TaskFuture)])
+
+    @contextmanager
+    def capture_log(self, path: Path) -> Iterator[logging.Handler]:
+        with run_log(path, self.flow_run_id) as handler:
+            yield handler
+
+
+def run_id_for(flow_run_id: UUID | str, expected_start: datetime) -> str:
+    """The run id of a flow run started without one: sorts by time, unique by flow run."""
+    hex_id = UUID(str(flow_run_id)).hex
+    ms = expected_start.microsecond // 1000
+    return expected_start.strftime("%Y%m%d-%H%M%S-") + f"{ms:03d}-{hex_id[:6]}"
+
+
+def _exit_after_grace(code: int = 128 + signal.SIGTERM) -> None:
+    """End this flow-run process ``TERM_GRACE_S`` from now, whatever threads are still busy.
+
+    Called when a termination (a cancellation's SIGTERM) unwinds the flow body in a worker's
+    flow-run process. Prefect's engine then cancels the task runner, which joins its worker
+    threads: a node still computing (a sleeping or looping node) would keep the process alive
+    until the worker's SIGKILL 30 s later. A daemon timer ends it sooner; the worker records
+    Cancelled itself. Never in a process that called the flow in-process (the CLI).
+    """
+    if not os.environ.get("PREFECT__FLOW_RUN_ID"):
+        return
+    timer = threading.Timer(TERM_GRACE_S, os._exit, args=(code,))
+    timer.daemon = True
+    timer.start()
+
+
+def _import_extra_node_modules() -> None:
+    for name in filter(
+        None, (m.strip() for m in os.environ.get(EXTRA_NODE_MODULES_ENV, "").split(","))
+    ):
+        importlib.import_module(name)
 
 
 def _on_cancellation(flow: Any, flow_run: Any, state: State) -> None:
     """Prefect's ``on_cancellation`` hook: kill the cancelled run's sandbox containers."""
-    run_id = (flow_run.parameters or {}).get("run_id")
+    params = flow_run.parameters or {}
+    spec = params.get("spec") or {}
+    run_id = spec.get("run_id") if isinstance(spec, dict) else getattr(spec, "run_id", None)
+    if not run_id and flow_run.expected_start_time is not None:
+        run_id = run_id_for(flow_run.id, flow_run.expected_start_time)
     if run_id:
         kill_sandboxes(str(run_id))
 
@@ -78,183 +162,34 @@ def _on_cancellation(flow: Any, flow_run: Any, state: State) -> None:
     validate_parameters=True,
     on_cancellation=[_on_cancellation],
 )
-def pipeline_flow(
-    ir_json: str,
-    run_id: str,
-    base_dir: str,
-    data_dir: str | None = None,
-    datasets: dict[str, str] | None = None,
-    confine_paths: bool = False,
-    use_cache: bool = True,
-    track: bool = True,
-    submitted_at: float | None = None,
-) -> dict[str, Any] | State:
-    """Run a compiled pipeline (IR JSON) as run ``run_id``; relative paths from ``base_dir``.
-
-    ``data_dir`` overrides the settings' data dir; ``datasets`` maps dataset names to Parquet
-    files; ``confine_paths`` keeps file reads inside ``base_dir`` (web runs); ``use_cache=False``
-    recomputes every node; ``track=False`` skips MLflow; ``submitted_at`` (epoch seconds) lets
-    the record time Prefect's start-up. Returns the run summary, or a Failed state.
-    """
-    body_start = time.time()
-    settings = CoreSettings(data_dir=Path(data_dir)) if data_dir else get_settings()
-    ir = PipelineIR.from_json(ir_json)
-    context = get_run_context()
-    flow_run = getattr(context, "flow_run", None)
+def pipeline_flow(spec: RunSpec) -> dict[str, Any] | State:
+    """Run ``spec`` (see :class:`flows.spec.RunSpec`); returns the run record's JSON, or a
+    Failed state with the run's error (the record stays in ``run.json``)."""
+    # Prefect's own SIGTERM handler must stay installed: its control channel acknowledges the
+    # worker's cancel intent only while it is, and without that acknowledgement the SIGTERM that
+    # follows is reported as a crash ("Execution was aborted by a termination signal").
+    _import_extra_node_modules()
+    flow_run = getattr(get_run_context(), "flow_run", None)
     if flow_run is None:  # pipeline_flow is always a flow run; anything else is a bug
         raise RuntimeError("pipeline_flow must run as a Prefect flow run")
-    flow_run_id = str(flow_run.id)
-    run_dir = settings.runs_dir / run_id
-    (run_dir / "nodes").mkdir(parents=True, exist_ok=True)
-    (run_dir / "ir.json").write_text(ir.to_json())
-    write_json(run_dir / "run.json", _initial_record(ir, run_id, flow_run_id, base_dir))
-
-    timings: dict[str, float] = {}
-    if submitted_at is not None:
-        timings["prefect_start_s"] = round(body_start - submitted_at, 4)
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracker")
-    tracker: Future[Any] | None = None
-    if track:
-        import_shared_dependencies()  # before MLflow loads in the tracker thread
-        tracker = pool.submit(open_tracker, settings, ir, run_id, flow_run_id)
+    run_id = spec.run_id
+    if not run_id:
+        assert flow_run.expected_start_time is not None
+        run_id = run_id_for(flow_run.id, flow_run.expected_start_time)
+    settings = CoreSettings(data_dir=Path(spec.data_dir)) if spec.data_dir else get_settings()
     try:
-        with run_log(run_dir / "run.log", flow_run_id):
-            logger = get_run_logger()
-            logger.info(f"[flow] run {run_id}: pipeline {ir.name!r}, {len(ir.nodes)} nodes")
-            runner = InProcessRunner(
-                base_dir=Path(base_dir),
-                datasets={k: Path(v) for k, v in (datasets or {}).items()},
-                confine_paths=confine_paths,
-            )
-            t = time.time()
-            plan = compute_keys(ir, _fingerprint(runner), salt=run_id)
-            timings["keys_s"] = round(time.time() - t, 4)
-            t = time.time()
-            store = _store(settings)
-            futures = _submit_all(
-                ir,
-                plan,
-                store,
-                settings,
-                run_id,
-                run_dir,
-                base_dir,
-                datasets or {},
-                confine_paths,
-                use_cache,
-            )
-            try:
-                wait(list(futures.values()))
-            except BaseException:  # a cancellation's SIGTERM, Ctrl-C: no container outlives it
-                kill_sandboxes(run_id)
-                raise
-            timings["nodes_s"] = round(time.time() - t, 4)
-            summary = finish_run(
-                ir=ir,
-                run_dir=run_dir,
-                run_id=run_id,
-                plan=plan,
-                node_outcomes=_outcomes(ir, futures, run_dir, run_id),
-                tracker=tracker,
-                timings=timings,
-                logger=logger,
-                body_start=body_start,
-            )
-    finally:
-        pool.shutdown(wait=False)
-        release_user_runners(run_id)
-    if summary["status"] != "completed":
-        return Failed(message=summary.get("error") or "run failed", data=summary)
-    return summary
-
-
-def _submit_all(
-    ir: PipelineIR,
-    plan: KeyPlan,
-    store: ArtifactStore,
-    settings: CoreSettings,
-    run_id: str,
-    run_dir: Path,
-    base_dir: str,
-    datasets: dict[str, str],
-    confine_paths: bool,
-    use_cache: bool,
-) -> dict[str, PrefectFuture[Any]]:
-    """Submit every node in topological order, each waiting for its upstream futures."""
-    futures: dict[str, PrefectFuture[Any]] = {}
-    for node in ir.nodes:
-        inputs: dict[str, list[tuple[str, str]]] = {}
-        for port, b in node.bindings():
-            inputs.setdefault(port, []).append((plan.keys[b.node], b.port))
-        job = NodeJob(
+        record = run_graph(
+            spec,
+            executor=_PrefectExecutor(str(flow_run.id)),
+            settings=settings,
             run_id=run_id,
-            run_dir=str(run_dir),
-            node=node,
-            key=plan.keys[node.id],
-            cacheable=plan.cacheable[node.id],
-            use_cache=use_cache,
-            inputs=inputs,
-            store_url=store.url,
-            store_cache_dir=str(settings.root / "artifact-cache"),
-            base_dir=base_dir,
-            datasets=datasets,
-            confine_paths=confine_paths,
-            custom_nodes_dir=str(settings.root / "custom-nodes"),
+            flow_run_id=str(flow_run.id),
         )
-        upstream = [futures[d] for d in node.dependencies()]
-        named = run_node.with_options(name=f"node:{node.type}", task_run_name=node.id)
-        futures[node.id] = named.submit(job, wait_for=upstream)  # type: ignore[call-overload]
-    return futures
-
-
-def _outcomes(
-    ir: PipelineIR, futures: dict[str, PrefectFuture[Any]], run_dir: Path, run_id: str
-) -> dict[str, dict[str, Any]]:
-    """Each node's final state and result, from the files its task wrote and its task state."""
-    out: dict[str, dict[str, Any]] = {}
-    for node in ir.nodes:
-        result = read_node_result(run_dir, node.id)
-        state = futures[node.id].state
-        if result is not None:
-            out[node.id] = {"state": result.status, "result": result}
-        elif state.is_pending() or state.is_cancelled():
-            out[node.id] = {"state": "skipped", "result": None}
-            publish(NodeEvent(run_id, node.id, node.type, "skipped"))
-        else:  # the task itself crashed before recording a result
-            msg = f"node {node.id!r}: task ended in state {state.type.value}: {state.message}"
-            out[node.id] = {"state": "failed", "result": None, "error": msg}
-            publish(NodeEvent(run_id, node.id, node.type, "failed", error=msg))
-    return out
-
-
-def _fingerprint(runner: InProcessRunner) -> Callable[[NodeIR], str | None]:
-    """Built-ins' external reads (data files); a custom node reads only its inputs (its code
-    hash is in the key), so it is cacheable like any pure node."""
-
-    def fingerprint(node: NodeIR) -> str | None:
-        return None if node.runtime != "builtin" else runner.fingerprint(node)
-
-    return fingerprint
-
-
-def _store(settings: CoreSettings) -> ArtifactStore:
-    url = settings.artifact_store_url or str(settings.artifacts_dir)
-    return ArtifactStore(url, cache_dir=settings.root / "artifact-cache")
-
-
-def _initial_record(ir: PipelineIR, run_id: str, flow_run_id: str, base_dir: str) -> dict[str, Any]:
-    return {
-        "run_id": run_id,
-        "pipeline": ir.name,
-        "title": ir.title,
-        "ir_hash": ir.content_hash(),
-        "source_hash": ir.source_hash,
-        "status": "running",
-        "started_at": utc_now(),
-        "finished_at": None,
-        "flow_run_id": flow_run_id,
-        "base_dir": base_dir,
-        "node_states": {n.id: "pending" for n in ir.nodes},
-        "sandbox": None,
-        "package_versions": package_versions(),
-    }
+    except (TerminationSignal, KeyboardInterrupt):
+        _exit_after_grace()
+        raise
+    if record.status != "completed":
+        # A Failed state carrying a dict makes the engine print "dict cannot be resolved into an
+        # exception" when it finishes a flow-run process: the message only.
+        return Failed(message=record.error or "run failed")
+    return record.to_json()

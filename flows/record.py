@@ -1,8 +1,8 @@
 """The run record: run ids, the run directory and ``run.json``.
 
-``<data_dir>/runs/<run_id>/`` holds ``ir.json``, ``run.json`` (this record), ``metrics.json``,
-``equity.parquet``, ``trades.csv``, ``run.log`` and ``nodes/<node_id>.json`` (each node's
-result). Run ids sort by time: ``20261121-100000-123-1a2b3c``.
+``<data_dir>/runs/<run_id>/`` holds ``ir.json``, ``run.json`` (a :class:`flows.spec.RunRecord`),
+``metrics.json``, ``equity.parquet``, ``trades.csv``, ``run.log`` and ``nodes/<node_id>.json``
+(each node's result). Run ids sort by time: ``20261121-100000-123-1a2b3c``.
 """
 
 from __future__ import annotations
@@ -15,19 +15,19 @@ import tempfile
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flows.spec import RunRecord
 
 __all__ = [
     "list_runs",
     "new_run_id",
     "package_versions",
-    "read_record",
-    "update_record",
     "utc_now",
     "write_json",
 ]
 
-RECORD = "run.json"
 _PACKAGES = ("alphaforge", "numpy", "pandas", "pyarrow", "pydantic", "numba", "prefect", "mlflow")
 
 
@@ -63,32 +63,18 @@ def write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def read_record(run_dir: Path) -> dict[str, Any]:
-    """The run record in ``run_dir`` (FileNotFoundError when there is none)."""
-    return json.loads((run_dir / RECORD).read_text(encoding="utf-8"))
-
-
-def update_record(run_dir: Path, **changes: Any) -> dict[str, Any]:
-    """Merge ``changes`` into the run record (dict values are merged one level deep)."""
-    path = run_dir / RECORD
-    record = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    for key, value in changes.items():
-        if isinstance(value, dict) and isinstance(record.get(key), dict):
-            record[key] = {**record[key], **value}
-        else:
-            record[key] = value
-    write_json(path, record)
-    return record
-
-
-def list_runs(runs_dir: Path, limit: int | None = None) -> list[dict[str, Any]]:
-    """Run records under ``runs_dir``, newest first (directories without a record skipped)."""
+def list_runs(runs_dir: Path, limit: int | None = None) -> list[RunRecord]:
+    """Run records under ``runs_dir``, newest first (directories without a readable record
+    skipped)."""
     if not runs_dir.exists():
         return []
-    out: list[dict[str, Any]] = []
+    out: list[RunRecord] = []
     for d in sorted((p for p in runs_dir.iterdir() if p.is_dir()), reverse=True):
-        if (d / RECORD).exists():
-            out.append(read_record(d))
+        from flows.spec import read_run_record
+
+        record = read_run_record(d)
+        if record is not None:
+            out.append(record)
             if limit is not None and len(out) >= limit:
                 break
     return out

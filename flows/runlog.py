@@ -12,7 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["run_log"]
+__all__ = ["RUN_LOG_FORMAT", "TaggingFormatter", "run_log"]
+
+RUN_LOG_FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
 
 
 class _RunFilter(logging.Filter):
@@ -24,7 +26,7 @@ class _RunFilter(logging.Filter):
         return str(getattr(record, "flow_run_id", "")) == self.flow_run_id
 
 
-class _TaggingFormatter(logging.Formatter):
+class TaggingFormatter(logging.Formatter):
     """``2026-11-21 10:00:00.123 INFO [node] message``: untagged task lines get the node id."""
 
     def format(self, record: logging.LogRecord) -> str:
@@ -44,7 +46,7 @@ def run_log(path: Path, flow_run_id: str) -> Iterator[logging.Handler]:
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setLevel(logging.DEBUG)
     handler.addFilter(_RunFilter(flow_run_id))
-    handler.setFormatter(_TaggingFormatter("%(asctime)s %(levelname)-7s %(message)s"))
+    handler.setFormatter(TaggingFormatter(RUN_LOG_FORMAT))
     target = logging.getLogger("prefect")
     target.addHandler(handler)
     try:

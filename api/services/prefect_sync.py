@@ -30,6 +30,7 @@ from api.models.run import ACTIVE_STATUSES, Run, RunStatus
 from api.services import run_files
 from api.services.prefect_client import prefect_client, read_flow_runs
 from api.settings import ApiSettings
+from flows.spec import RunRecord
 
 __all__ = ["Outcome", "decide", "run_sync_loop", "sync_once", "sync_run"]
 
@@ -52,12 +53,10 @@ class Outcome:
     cancel_flow_run: bool = False
 
 
-def decide(
-    run: Run, flow_run: FlowRun | None, record: dict[str, Any] | None, now: datetime
-) -> Outcome:
+def decide(run: Run, flow_run: FlowRun | None, record: RunRecord | None, now: datetime) -> Outcome:
     """The status a run has, from its flow run (None when Prefect has none) and its record."""
-    recorded = (record or {}).get("status")
-    recorded_error = (record or {}).get("error")
+    recorded = record.status if record is not None else None
+    recorded_error = record.error if record is not None else None
     if run.prefect_flow_run_id is None:
         if now - as_utc(run.created_at) > SUBMIT_GRACE:
             return Outcome(RunStatus.FAILED, "the run was never handed to Prefect")
@@ -125,8 +124,8 @@ def apply(
     ended = outcome.status.value if outcome.status.final else None
     run.node_states_json = json.dumps(run_files.live_node_states(run_dir, record, ended))
     if record is not None:
-        run.metrics_json = _preview(record.get("metrics") or {}) or run.metrics_json
-        run.mlflow_run_id = record.get("mlflow_run_id") or run.mlflow_run_id
+        run.metrics_json = _preview(record.metrics) or run.metrics_json
+        run.mlflow_run_id = record.mlflow_run_id or run.mlflow_run_id
     after = (run.status, run.error, run.node_states_json, run.metrics_json, run.started_at)
     return before != after, outcome.cancel_flow_run
 

@@ -20,6 +20,7 @@ import pandas as pd
 
 from api.models.run import EquityPoint, LogLine, RunResults
 from dsl.ir import PipelineIR
+from flows.spec import RunRecord, read_run_record
 
 __all__ = [
     "MAX_CHART_POINTS",
@@ -39,23 +40,18 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NODE_STATE = {"skipped": "cancelled"}  # never ran: the contract has no "skipped"
 
 
-def read_record(run_dir: Path) -> dict[str, Any] | None:
+def read_record(run_dir: Path) -> RunRecord | None:
     """``run.json`` of the run, or None while the flow has not started."""
-    try:
-        return json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
+    return read_run_record(run_dir)
 
 
-def live_node_states(
-    run_dir: Path, record: dict[str, Any] | None, ended: str | None
-) -> dict[str, str]:
+def live_node_states(run_dir: Path, record: RunRecord | None, ended: str | None) -> dict[str, str]:
     """Each node's state. ``ended`` is the run's final status, if it has one: nodes that never
     finished are then ``cancelled`` (run cancelled or failed) rather than pending."""
     if record is None:
         return {}
-    states = {n: _NODE_STATE.get(s, s) for n, s in record.get("node_states", {}).items()}
-    if record.get("status") in ("completed", "failed"):
+    states = {n: _NODE_STATE.get(s, s) for n, s in record.node_states.items()}
+    if record.status in ("completed", "failed"):
         return states
     for node_id in states:
         path = run_dir / "nodes" / f"{node_id}.json"
@@ -173,9 +169,9 @@ def _trades(run_dir: Path) -> list[dict[str, Any]]:
     return frame.to_dict(orient="records")
 
 
-def results(run_dir: Path, record: dict[str, Any] | None) -> RunResults:
+def results(run_dir: Path, record: RunRecord | None) -> RunResults:
     """Metrics, the (thinned) equity curve and the trades of a run."""
-    metrics = dict((record or {}).get("metrics") or {})
+    metrics = dict(record.metrics) if record is not None else {}
     clean = {
         k: (None if isinstance(v, float) and not math.isfinite(v) else v)
         for k, v in metrics.items()

@@ -38,8 +38,10 @@ from api.services.prefect_sync import sync_run
 from api.services.run_files import read_record
 from api.settings import ApiSettings
 from deployments.deploy import flow_run_url
+from dsl.ir import PipelineIR
 from flows import customnodes
 from flows.record import new_run_id
+from flows.spec import RunSpec, SpecError, Trigger
 
 __all__ = [
     "SAMPLE_DATA_DIR",
@@ -50,6 +52,8 @@ __all__ = [
     "get_run",
     "list_runs",
     "public",
+    "run_spec",
+    "spec_of",
     "summary",
     "web_base_dir",
 ]
@@ -78,20 +82,41 @@ def datasets_for(session: Session, settings: ApiSettings, owner_id: int) -> dict
     return {k: str(v) for k, v in datasets.dataset_paths(session, settings, owner_id).items()}
 
 
-def flow_parameters(
-    session: Session, settings: ApiSettings, owner_id: int, ir_json: str, run_key: str | None
-) -> dict[str, Any]:
-    """The deployment flow's parameters for a run of ``ir_json`` owned by ``owner_id``
-    (``run_key`` None: derived from the flow run, as for scheduled runs)."""
-    return {
-        "ir_json": ir_json,
-        "base_dir": str(web_base_dir(settings)),
-        "data_dir": str(settings.root),
-        "datasets": datasets_for(session, settings, owner_id),
-        "run_id": run_key,
-        "confine_paths": True,
-        "track": True,
-    }
+def run_spec(
+    session: Session,
+    settings: ApiSettings,
+    owner_id: int,
+    ir_json: str,
+    run_key: str | None,
+    *,
+    trigger: Trigger = "web",
+) -> RunSpec:
+    """The run spec of a web run of ``ir_json`` owned by ``owner_id`` (``run_key`` None: the
+    id is derived from the flow run, as for scheduled runs): paths confined to the web base
+    dir, the owner's datasets, tracked in MLflow."""
+    return RunSpec(
+        run_id=run_key,
+        ir=PipelineIR.from_json(ir_json),
+        data_dir=str(settings.root),
+        base_dir=str(web_base_dir(settings)),
+        datasets=datasets_for(session, settings, owner_id),
+        confine_paths=True,
+        track=True,
+        trigger=trigger,
+    )
+
+
+def flow_parameters(spec: RunSpec) -> dict[str, Any]:
+    """The pipeline flow's parameters for ``spec`` (its only parameter is the spec)."""
+    return {"spec": spec.to_json()}
+
+
+def spec_of(parameters: dict[str, Any]) -> RunSpec | None:
+    """The spec in a flow run's parameters, None when they hold none that parses."""
+    try:
+        return RunSpec.from_json(parameters.get("spec") or {})
+    except SpecError:
+        return None
 
 
 def summary(run: Run) -> RunSummary:
@@ -123,7 +148,7 @@ def public(settings: ApiSettings, run: Run) -> RunPublic:
 def _sandbox(settings: ApiSettings, run: Run) -> RunSandbox | None:
     """``run.json``'s ``sandbox`` (runner and image digests), None when no user code ran."""
     record = read_record(settings.runs_dir / run.run_key)
-    sandbox = record.get("sandbox") if record else None
+    sandbox = record.sandbox if record else None
     if not isinstance(sandbox, dict):
         return None
     try:
@@ -227,8 +252,8 @@ def create(
 
 def _submit(session: Session, settings: ApiSettings, run: Run, ir_json: str) -> RunPublic:
     """Create the flow run (Prefect de-duplicates by the run key); a failure fails the row."""
-    params = flow_parameters(session, settings, run.owner_id, ir_json, run.run_key)
-    params["submitted_at"] = time.time()
+    spec = run_spec(session, settings, run.owner_id, ir_json, run.run_key)
+    params = flow_parameters(spec.model_copy(update={"submitted_at": time.time()}))
     try:
         flow_run = create_web_flow_run(
             settings,

@@ -50,7 +50,6 @@ from deployments.schedules import (
     set_schedule_active,
     to_prefect_schedule,
 )
-from dsl.ir import PipelineIR
 
 __all__ = [
     "create",
@@ -112,7 +111,10 @@ def _deploy(
         )
     ).one()
     publish_manifests(session, settings, pipeline.owner_id, version)  # scheduled runs read them
-    params = runs.flow_parameters(session, settings, pipeline.owner_id, version.ir_json, None)
+    spec = runs.run_spec(
+        session, settings, pipeline.owner_id, version.ir_json, None, trigger="schedule"
+    )
+    params = runs.flow_parameters(spec)
     deployment_id = upsert_deployment(
         client,
         deployment_name_for(pipeline.id or 0),
@@ -120,7 +122,7 @@ def _deploy(
         tags=[f"pipeline:{pipeline.id}", f"af-version:{version.number}"],
         description=f"Scheduled runs of pipeline {pipeline.name!r} (Alpha Forge id {pipeline.id})",
     )
-    return deployment_id, version.number, _datasets_hash(params["datasets"])
+    return deployment_id, version.number, _datasets_hash(spec.datasets)
 
 
 def create(
@@ -335,11 +337,9 @@ def _scheduled_run(flow_run: FlowRun, schedules: list[Schedule]) -> Run:
         (int(t.split(":", 1)[1]) for t in flow_run.tags if t.startswith("af-version:")),
         schedule.deployed_version,
     )
-    ir_json = str(flow_run.parameters.get("ir_json", ""))
-    try:
-        ir_hash = PipelineIR.from_json(ir_json).content_hash()
-    except Exception:  # a hand-edited parameter: the run will fail and say so
-        ir_hash = "unknown"
+    spec = runs.spec_of(flow_run.parameters or {})
+    # a hand-edited parameter: the run will fail and say so
+    ir_hash = spec.ir.content_hash() if spec is not None else "unknown"
     assert flow_run.expected_start_time is not None
     return Run(
         pipeline_id=schedule.pipeline_id,

@@ -148,9 +148,14 @@ def _unavailable(node_id: str, message: str) -> NodeResult:
 
 
 def user_code_runner(
-    catalog: ManifestCatalog, *, caps: AdminCaps | None = None, run_id: str | None = None
+    catalog: ManifestCatalog,
+    *,
+    caps: AdminCaps | None = None,
+    run_id: str | None = None,
+    allow_process: bool = True,
 ) -> DockerRunner | SandboxedRunner:
-    """The runner for user code: Docker, or the process runner only if the operator opted in.
+    """The runner for user code: Docker, or the process runner only if the operator opted in
+    (and ``allow_process``: a run spec that asks for Docker never falls back).
 
     Raises :class:`SandboxUnavailable` when no engine answers and the process runner is off.
     """
@@ -158,7 +163,7 @@ def user_code_runner(
         client = docker_client(timeout=10)
         client.ping()
     except DockerException as exc:
-        if process_runner_enabled():
+        if allow_process and process_runner_enabled():
             return process_runner(catalog, caps=caps, run_id=run_id)
         raise SandboxUnavailable(
             f"no Docker engine answers ({exc}); refusing to run user code without a sandbox. "

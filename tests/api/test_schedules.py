@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prefect.client.orchestration import SyncPrefectClient
 
-from dsl.ir import PipelineIR
+from flows.spec import RunSpec
 from tests.api.conftest import Account
 from tests.api.stack import api_settings, prefect_stack
 from tests.deployments.fixtures import STACK_GROUP, Stack, wait_for
@@ -64,9 +64,9 @@ def test_cron_schedule_is_a_prefect_deployment_schedule_that_pauses_and_resumes(
         deployment = prefect.read_deployment(UUID(schedule["prefect_deployment_id"]))
     assert deployment.name == f"pipeline-{pid}" and deployment.work_pool_name == "alphaforge"
     version = client.get(f"/api/pipelines/{pid}/versions/1", headers=alice.headers).json()
-    ir = PipelineIR.from_json(deployment.parameters["ir_json"])
+    ir = RunSpec.from_json(deployment.parameters["spec"]).ir
     assert ir.content_hash() == version["ir_hash"]
-    assert deployment.parameters["confine_paths"] is True
+    assert deployment.parameters["spec"]["confine_paths"] is True
 
     paused = client.patch(
         f"/api/schedules/{schedule['id']}", json={"active": False}, headers=alice.headers
@@ -137,7 +137,7 @@ def test_interval_schedule_runs_show_up_with_trigger_schedule_and_follow_new_ver
     def deployed_v2() -> bool:
         with SyncPrefectClient(api=prefect_stack.api_url) as prefect:
             dep = prefect.read_deployment(UUID(schedule["prefect_deployment_id"]))
-        return PipelineIR.from_json(dep.parameters["ir_json"]).content_hash() == v2["ir_hash"]
+        return RunSpec.from_json(dep.parameters["spec"]).ir.content_hash() == v2["ir_hash"]
 
     wait_for(deployed_v2, 30, what="the deployment to carry version 2")
     client.delete(f"/api/schedules/{schedule['id']}", headers=alice.headers)
@@ -202,9 +202,7 @@ def test_every_schedule_of_a_pipeline_pauses_resumes_and_goes_on_its_own(
     def deployed_v2() -> bool:
         with SyncPrefectClient(api=prefect_stack.api_url) as prefect:
             dep = prefect.read_deployment(UUID(deployment))
-        return (
-            PipelineIR.from_json(dep.parameters["ir_json"]).content_hash() == hashes[0]["ir_hash"]
-        )
+        return RunSpec.from_json(dep.parameters["spec"]).ir.content_hash() == hashes[0]["ir_hash"]
 
     wait_for(deployed_v2, 30, what="the deployment to carry version 2")
     assert {s.id for s in _prefect_schedules(prefect_stack, deployment)} == ids

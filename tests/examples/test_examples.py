@@ -48,10 +48,10 @@ def test_sma_crossover_is_the_language_guide_sample() -> None:
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_example_runs_and_is_recorded_in_mlflow(path: Path, settings) -> None:
-    from flows.run import run_pipeline
+    from tests.flows.support import run_ir
 
     ir = _compile(path.read_text(), str(path), settings)
-    result = run_pipeline(ir, base_dir=path.parent, settings=settings)
+    result = run_ir(settings, ir, path.parent)
     assert result.status == "completed", result.error
     assert set(result.node_states.values()) == {"completed"}
     assert result.metrics["num_trades"] > 0
@@ -88,13 +88,13 @@ def _goog_csv(tmp_path: Path) -> Path:
 
 
 def test_sma_crossover_on_real_goog_daily_bars(settings, tmp_path) -> None:
-    from flows.run import run_pipeline
+    from tests.flows.support import run_ir
 
     csv = _goog_csv(tmp_path)
     text = (ROOT / "examples" / "sma_crossover.af").read_text()
     text = text.replace('"data/sample_ohlcv.csv"', '"GOOG.csv"')
     ir = _compile(text, "goog.af")
-    result = run_pipeline(ir, base_dir=tmp_path, settings=settings)
+    result = run_ir(settings, ir, tmp_path)
     assert result.status == "completed", result.error
     m = result.metrics
     assert m["bars"] == len(pd.read_csv(csv)) == 2148

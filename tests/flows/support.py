@@ -73,3 +73,24 @@ def check_mlflow_record(tracking_uri: str, result: Any, ir: Any) -> Any:
     )
     assert exp.name == ir.name
     return run
+
+
+def run_ir(
+    settings: Any, ir: Any, base_dir: Any, *, on_event: Any = None, **spec_fields: Any
+) -> Any:
+    """Run ``ir`` through :func:`flows.run.run_pipeline` with a spec built from
+    ``spec_fields`` (``use_cache``, ``track``, ``datasets``, ``confine_paths``, ...)."""
+    from pathlib import Path
+
+    from flows.run import run_pipeline
+    from flows.spec import RunSpec
+
+    datasets = {k: str(v) for k, v in (spec_fields.pop("datasets", None) or {}).items()}
+    spec = RunSpec(
+        ir=ir,
+        base_dir=str(Path(base_dir).resolve()),
+        datasets=datasets,
+        trigger="test",
+        **spec_fields,
+    )
+    return run_pipeline(spec, settings=settings, on_event=on_event)

@@ -22,6 +22,7 @@ from deployments.deploy import ensure_web_deployment
 from dsl import compile_source
 from flows.customnodes import kill_run_containers
 from flows.record import new_run_id
+from flows.spec import RunSpec
 from runners.custom import CustomNodeManifest
 from runners.nodestore import ManifestStore
 from tests.deployments.fixtures import STACK_GROUP, Stack, prefect_stack, wait_for  # noqa: F401
@@ -64,12 +65,14 @@ def test_cancelling_the_flow_run_kills_its_containers(
         flow_run = client.create_flow_run_from_deployment(
             deployment,
             parameters={
-                "ir_json": compiled.ir.to_json(),
-                "base_dir": str(SAMPLE_DIR),
-                "data_dir": str(data_dir),
-                "run_id": run_id,
-                "confine_paths": False,
-                "track": False,
+                "spec": RunSpec(
+                    ir=compiled.ir,
+                    run_id=run_id,
+                    base_dir=str(SAMPLE_DIR),
+                    data_dir=str(data_dir),
+                    track=False,
+                    trigger="test",
+                ).to_json()
             },
         )
         try:

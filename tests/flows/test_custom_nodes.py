@@ -75,9 +75,9 @@ def _compile(source: str, resolver: LocalNodeResolver) -> PipelineIR:
 
 
 def _run(settings: Any, ir: PipelineIR, **kw: Any) -> Any:
-    from flows.run import run_pipeline
+    from tests.flows.support import run_ir
 
-    return run_pipeline(ir, base_dir=SAMPLE_DIR, settings=settings, track=False, **kw)
+    return run_ir(settings, ir, SAMPLE_DIR, track=False, **kw)
 
 
 def _output(run_dir: Path, node_id: str, port: str) -> Any:

@@ -11,16 +11,14 @@ import pandas as pd
 import pytest
 
 from flows.events import NodeEvent
-from tests.flows.support import check_mlflow_record, flow_run, task_runs
+from tests.flows.support import check_mlflow_record, flow_run, run_ir, task_runs
 from tests.flows.testnodes import calls, crossover_ir
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api", "test_nodes")]
 
 
 def _run(settings, tmp_path: Path, ir=None, **kw):  # type: ignore[no-untyped-def]
-    from flows.run import run_pipeline
-
-    return run_pipeline(ir or crossover_ir(), base_dir=tmp_path, settings=settings, **kw)
+    return run_ir(settings, ir or crossover_ir(), tmp_path, **kw)
 
 
 def test_a_run_writes_its_directory_and_its_mlflow_record(settings, tmp_path) -> None:
