@@ -65,6 +65,11 @@ class ApiSettings(CoreSettings):
     )
     mlflow_ui_url: str | None = Field(default=None, description="Link target for the MLflow UI.")
     prefect_ui_url: str | None = Field(default=None, description="Link target for the Prefect UI.")
+    work_pool: str = Field(
+        default="alphaforge",
+        min_length=1,
+        description="The Prefect work pool web runs go to (its workers must share the store).",
+    )
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> ApiSettings:
@@ -89,8 +94,9 @@ class ApiSettings(CoreSettings):
 
     @property
     def datasets_dir(self) -> Path:
-        """Where uploaded datasets are stored as Parquet, under server-generated keys."""
-        return self.root / "datasets"
+        """Where uploaded datasets are stored as Parquet, under server-generated keys (in the
+        store: workers read them there)."""
+        return self.store_root / "datasets"
 
     @cached_property
     def signing_key(self) -> str:

@@ -173,7 +173,7 @@ def run(
     if loaded.resolver is not None:  # the flow finds custom nodes' code in the store, by hash
         from runners.nodestore import ManifestStore
 
-        loaded.resolver.store_into(ManifestStore(settings.root / "custom-nodes"))
+        loaded.resolver.store_into(ManifestStore(settings.custom_nodes_dir))
     out = _console(stderr=as_json)
     out.print(f"[bold]{ir.name}[/] — {ir.title or ''} ({len(ir.nodes)} nodes)")
     if ir.sweep is not None or ir.walkforward is not None:
@@ -189,7 +189,7 @@ def run(
     spec = RunSpec(
         ir=ir,
         base_dir=str(Path(loaded.base_dir).resolve()),
-        data_dir=str(settings.root),
+        store_url=settings.store_location,
         use_cache=not no_cache,
         trigger="cli",
     )

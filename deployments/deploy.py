@@ -10,10 +10,8 @@ create or update) and take a synchronous Prefect client.
 
 from __future__ import annotations
 
-import sys
 from contextlib import suppress
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -31,11 +29,11 @@ __all__ = [
     "ensure_web_deployment",
     "flow_run_url",
     "upsert_deployment",
+    "web_deployment_name",
 ]
 
 POOL_NAME = "alphaforge"
 WEB_DEPLOYMENT = "web"
-REPO_ROOT = Path(__file__).resolve().parents[1]
 TAG = "alphaforge"
 
 
@@ -82,9 +80,11 @@ def _parameter_schema() -> dict[str, Any]:
 
 
 def _job_variables() -> dict[str, Any]:
-    # An explicit command keeps the worker from "preparing a workspace" (uv, pyproject lookups):
-    # the flow-run process is this interpreter, started in the repository root.
-    return {"command": f"{sys.executable} -m prefect.engine", "working_dir": str(REPO_ROOT)}
+    # An explicit command keeps the worker from "preparing a workspace" (uv, pyproject lookups).
+    # It names no path of this host: each worker runs the `python` on its own PATH (the
+    # platform's interpreter, see deployments.stack.Worker) in its own working directory, and
+    # the flow is imported from the installed package.
+    return {"command": "python -m prefect.engine"}
 
 
 def upsert_deployment(
@@ -124,12 +124,17 @@ def upsert_deployment(
     return existing.id
 
 
+def web_deployment_name(pool: str = POOL_NAME) -> str:
+    """The web deployment of ``pool``: ``web`` on the default pool, ``web-<pool>`` elsewhere."""
+    return WEB_DEPLOYMENT if pool == POOL_NAME else f"{WEB_DEPLOYMENT}-{pool}"
+
+
 def ensure_web_deployment(client: SyncPrefectClient, pool: str = POOL_NAME) -> UUID:
-    """The pool and the ``web`` deployment (runs started from the web app); returns its id."""
+    """The pool and its web deployment (runs started from the web app); returns its id."""
     ensure_pool(client, pool)
     return upsert_deployment(
         client,
-        WEB_DEPLOYMENT,
+        web_deployment_name(pool),
         description="Runs started from the Alpha Forge web app (parameters per run).",
         pool=pool,
     )

@@ -61,7 +61,15 @@ def prefect_env(prefect_home: Path, api_url: str | None = None) -> dict[str, str
 class Child:
     """A child process in its own process group, its output in a log file."""
 
-    def __init__(self, name: str, argv: list[str], env: Mapping[str, str], log: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        env: Mapping[str, str],
+        log: Path,
+        *,
+        cwd: Path | None = None,
+    ) -> None:
         self.name = name
         self.argv = argv
         self.log = log
@@ -73,6 +81,7 @@ class Child:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=dict(env),
+                cwd=cwd,
                 start_new_session=True,
             )
 
@@ -146,15 +155,18 @@ class Worker(Child):
         pool: str = POOL_NAME,
         name: str | None = None,
         extra_env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
     ) -> None:
         env = prefect_env(prefect_home, api_url)
+        # The deployments' command is `python -m prefect.engine`: this interpreter comes first.
+        env["PATH"] = os.pathsep.join([str(BIN), env.get("PATH", "")])
         env["PREFECT_WORKER_QUERY_SECONDS"] = WORKER_QUERY_SECONDS
         env["PREFECT_WORKER_PREFETCH_SECONDS"] = "5"
         env.update(extra_env or {})
         worker_name = name or f"alphaforge-{socket.gethostname()}-{os.getpid()}"
         argv = [str(BIN / "prefect"), "worker", "start", "--pool", pool, "--type", "process"]
         argv += ["--name", worker_name]
-        super().__init__("prefect worker", argv, env, log)
+        super().__init__("prefect worker", argv, env, log, cwd=cwd)
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:
         """Wait until the worker logged that it started (or fail if it exited)."""

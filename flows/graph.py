@@ -120,10 +120,9 @@ def run_graph(
             logger.info(f"[flow] run {run_id}: pipeline {ir.name!r}, {len(ir.nodes)} nodes")
             if spec.overrides:
                 logger.info(f"[flow] param overrides: {spec.overrides}")
+            base_dir, datasets = _data_paths(spec, settings)
             runner = InProcessRunner(
-                base_dir=Path(spec.base_dir or "."),
-                datasets={k: Path(v) for k, v in spec.datasets.items()},
-                confine_paths=spec.confine_paths,
+                base_dir=Path(base_dir), datasets=datasets, confine_paths=spec.confine_paths
             )
             t = time.time()
             plan = compute_keys(ir, _fingerprint(runner), salt=run_id)
@@ -165,6 +164,7 @@ def _submit_all(
 ) -> dict[str, NodeFuture]:
     """Submit every node in topological order, each waiting for its upstream futures."""
     store = store_for(settings)
+    base_dir, datasets = _data_paths(spec, settings)
     futures: dict[str, NodeFuture] = {}
     for node in ir.nodes:
         inputs: dict[str, list[tuple[str, str]]] = {}
@@ -180,10 +180,10 @@ def _submit_all(
             inputs=inputs,
             store_url=store.url,
             store_cache_dir=str(settings.root / "artifact-cache"),
-            base_dir=spec.base_dir or ".",
-            datasets=spec.datasets,
+            base_dir=base_dir,
+            datasets={k: str(v) for k, v in datasets.items()},
             confine_paths=spec.confine_paths,
-            custom_nodes_dir=str(settings.root / "custom-nodes"),
+            custom_nodes_dir=str(settings.custom_nodes_dir),
             runner_choice=spec.runner_for(node.runtime) if node.runtime != "builtin" else "auto",
         )
         upstream = [futures[d] for d in node.dependencies()]
@@ -204,6 +204,12 @@ def _outcomes(
             publish(NodeEvent(run_id, node.id, node.type, "failed", error=outcome.error))
         out[node.id] = outcome
     return out
+
+
+def _data_paths(spec: RunSpec, settings: CoreSettings) -> tuple[str, dict[str, Path]]:
+    """The spec's base dir and datasets as local paths (``store:`` references resolved)."""
+    base = str(settings.resolve_ref(spec.base_dir)) if spec.base_dir else "."
+    return base, {k: settings.resolve_ref(v) for k, v in spec.datasets.items()}
 
 
 def _fingerprint(runner: InProcessRunner) -> Callable[[NodeIR], str | None]:

@@ -43,7 +43,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.execute import NodeJob, execute_job
 from flows.graph import MAX_PARALLEL_NODES, NodeFuture, NodeOutcome, kill_sandboxes, run_graph
 from flows.runlog import run_log
-from flows.settings import CoreSettings, get_settings
+from flows.settings import get_settings
 from flows.spec import RunSpec
 from runners.base import NodeResult
 
@@ -176,7 +176,7 @@ def pipeline_flow(spec: RunSpec) -> dict[str, Any] | State:
     if not run_id:
         assert flow_run.expected_start_time is not None
         run_id = run_id_for(flow_run.id, flow_run.expected_start_time)
-    settings = CoreSettings(data_dir=Path(spec.data_dir)) if spec.data_dir else get_settings()
+    settings = get_settings().with_store(spec.store_url)
     try:
         record = run_graph(
             spec,

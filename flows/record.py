@@ -1,6 +1,6 @@
 """The run record: run ids, the run directory and ``run.json``.
 
-``<data_dir>/runs/<run_id>/`` holds ``ir.json``, ``run.json`` (a :class:`flows.spec.RunRecord`),
+``<store>/runs/<run_id>/`` holds ``ir.json``, ``run.json`` (a :class:`flows.spec.RunRecord`),
 ``metrics.json``, ``equity.parquet``, ``trades.csv``, ``run.log`` and ``nodes/<node_id>.json``
 (each node's result). Run ids sort by time: ``20261121-100000-123-1a2b3c``.
 """

@@ -34,8 +34,8 @@ def run_pipeline(
     """Run ``spec`` as a Prefect flow run in this process and wait for it; never raises for a
     failing node. ``on_event`` receives per-node progress (:class:`flows.events.NodeEvent`).
 
-    The spec gets a run id (when it has none), this process's data dir (when it names none)
-    and its submission time. Flow-run heartbeats (Prefect's crash detection for runs on
+    The spec gets a run id (when it has none), this process's store (when it names none) and
+    its submission time. Flow-run heartbeats (Prefect's crash detection for runs on
     workers) are off by default here: the caller is waiting in this very process, and stopping
     the heartbeat thread costs up to a second per run.
     """
@@ -52,11 +52,11 @@ def run_pipeline(
     spec = spec.model_copy(
         update={
             "run_id": run_id,
-            "data_dir": spec.data_dir or str(settings.root),
+            "store_url": spec.store_url or settings.store_location,
             "submitted_at": spec.submitted_at or time.time(),
         }
     )
-    run_dir = Path(spec.data_dir or settings.root) / "runs" / run_id
+    run_dir = settings.with_store(spec.store_url).runs_dir / run_id
     beat = {} if heartbeats else {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
     with subscribe(run_id, on_event), temporary_settings(updates=beat):
         state = pipeline_flow(spec=spec, return_state=True)

@@ -4,6 +4,14 @@ Embedded defaults need nothing started by hand: Prefect's ephemeral server and M
 store live under the data dir (``./.alphaforge`` unless ``ALPHAFORGE_DATA_DIR`` says otherwise).
 Setting ``ALPHAFORGE_PREFECT_API_URL`` or ``ALPHAFORGE_MLFLOW_TRACKING_URI`` switches to real
 services.
+
+The **store** is what the API and every worker share: run directories (``runs/``), node
+artifacts (``artifacts/``), custom-node code (``custom-nodes/``), uploaded datasets
+(``datasets/``) and the web runs' workspace (``workspace/``). It is the data dir unless
+``ALPHAFORGE_STORE_URL`` names another (a directory or ``file://`` URL every machine mounts).
+The data dir itself is private to one process or machine (Prefect home, caches, MLflow's
+embedded store). A run spec names files in the store as ``store:<path>`` references, which each
+side resolves against its own store root, so flow parameters never carry one host's paths.
 """
 
 from __future__ import annotations
@@ -29,7 +37,12 @@ class CoreSettings(BaseSettings):
         default=None, description="An MLflow tracking URI; unset = SQLite under the data dir."
     )
     artifact_store_url: str | None = Field(
-        default=None, description="fsspec URL of the artifact store; unset = data_dir/artifacts."
+        default=None, description="fsspec URL of the artifact store; unset = <store>/artifacts."
+    )
+    store_url: str | None = Field(
+        default=None,
+        description="The store shared by the API and workers (a directory or file:// URL); "
+        "unset = the data dir.",
     )
 
     @property
@@ -38,14 +51,58 @@ class CoreSettings(BaseSettings):
         return self.data_dir.expanduser().resolve()
 
     @property
+    def store_root(self) -> Path:
+        """The shared store's root directory (the data dir unless ``store_url`` says)."""
+        if not self.store_url:
+            return self.root
+        url = self.store_url.removeprefix("file://")
+        if "://" in url:
+            raise ValueError(
+                f"ALPHAFORGE_STORE_URL={self.store_url!r}: the run store must be a directory or "
+                "file:// URL every worker mounts (object storage holds artifacts only, through "
+                "ALPHAFORGE_ARTIFACT_STORE_URL)"
+            )
+        return Path(url).expanduser().resolve()
+
+    @property
+    def store_location(self) -> str:
+        """The store as a run spec names it (an absolute directory)."""
+        return str(self.store_root)
+
+    @property
     def runs_dir(self) -> Path:
-        """Where each run's directory goes."""
-        return self.root / "runs"
+        """Where each run's directory goes (in the store)."""
+        return self.store_root / "runs"
 
     @property
     def artifacts_dir(self) -> Path:
-        """The local artifact store."""
-        return self.root / "artifacts"
+        """The local artifact store (in the store)."""
+        return self.store_root / "artifacts"
+
+    @property
+    def custom_nodes_dir(self) -> Path:
+        """Custom nodes' manifests and code, by code hash (in the store)."""
+        return self.store_root / "custom-nodes"
+
+    def store_ref(self, path: Path) -> str:
+        """``store:<relative path>`` for a path inside the store (ValueError outside it)."""
+        rel = Path(path).resolve().relative_to(self.store_root)
+        return f"{STORE_PREFIX}{rel.as_posix()}"
+
+    def resolve_ref(self, ref: str) -> Path:
+        """The local path of a ``store:`` reference, or ``ref`` itself as a path."""
+        if not ref.startswith(STORE_PREFIX):
+            return Path(ref)
+        rel = Path(ref.removeprefix(STORE_PREFIX))
+        if rel.is_absolute() or ".." in rel.parts:
+            raise ValueError(f"store reference {ref!r} must stay inside the store")
+        return self.store_root / rel
+
+    def with_store(self, store_url: str | None) -> CoreSettings:
+        """These settings with another store (None: unchanged)."""
+        if not store_url or store_url == self.store_url:
+            return self
+        return self.model_copy(update={"store_url": store_url})
 
     @property
     def prefect_home(self) -> Path:
@@ -75,6 +132,9 @@ class CoreSettings(BaseSettings):
         os.environ.setdefault("DO_NOT_TRACK", "1")
         if self.prefect_api_url:
             os.environ["PREFECT_API_URL"] = self.prefect_api_url
+
+
+STORE_PREFIX = "store:"
 
 
 @lru_cache(maxsize=1)

@@ -52,13 +52,15 @@ class RunSpec(BaseModel):
 
     - ``ir``: the compiled pipeline (node types, versions, params, custom nodes' code hashes).
     - ``overrides``: node id -> param -> value applied over the IR's params (a sweep trial).
+    - ``store_url``: the shared store the run reads and writes (run directory, artifacts,
+      custom-node code; see :mod:`flows.settings`); None: the executing process's own.
     - ``base_dir`` / ``datasets`` / ``confine_paths``: how data references resolve (relative
       paths from ``base_dir``; dataset names to stored Parquet; reads kept inside ``base_dir``).
+      Each is a ``store:<path>`` reference (web and scheduled runs: what any worker resolves
+      against the store) or a local path (a run the CLI executes in its own process).
     - ``seed``: the run's seed for nodes that draw random numbers (None: each node's own).
     - ``runners``: user-code runtime -> runner choice (see ``RunnerChoice``).
     - ``use_cache`` / ``track``: read the artifact cache; log to MLflow.
-    - ``data_dir``: where the run directory and caches go (None: the executing process's
-      settings). A host path: the location-independent run path replaces it with store keys.
     - ``run_id``: None for a run whose id comes from its flow run (scheduled runs).
     - ``trigger`` / ``submitted_at``: who started it and when (epoch seconds), for the record.
     """
@@ -69,7 +71,7 @@ class RunSpec(BaseModel):
     run_id: str | None = None
     ir: PipelineIR
     overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    data_dir: str | None = None
+    store_url: str | None = None
     base_dir: str | None = None
     datasets: dict[str, str] = Field(default_factory=dict)
     confine_paths: bool = False
@@ -222,9 +224,11 @@ class RunRecord(BaseModel):
 
     @property
     def run_dir(self) -> Path | None:
-        """The run directory, when the spec named the data dir (every local run does)."""
-        data_dir = (self.spec or {}).get("data_dir")
-        return Path(data_dir) / "runs" / self.run_id if data_dir else None
+        """The run directory, when the spec named its store (every run started here does)."""
+        store = (self.spec or {}).get("store_url")
+        if not store or "://" in str(store).removeprefix("file://"):
+            return None
+        return Path(str(store).removeprefix("file://")) / "runs" / self.run_id
 
     @property
     def ended(self) -> bool:

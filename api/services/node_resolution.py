@@ -41,7 +41,7 @@ __all__ = [
 
 def manifest_store(settings: ApiSettings) -> ManifestStore:
     """The on-disk store flow runs read custom node code from."""
-    return ManifestStore(settings.root / "custom-nodes")
+    return ManifestStore(settings.custom_nodes_dir)
 
 
 def manifest_of(version: CustomNodeVersion) -> CustomNodeManifest:

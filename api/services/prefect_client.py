@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 _lock = threading.Lock()
-_web_deployments: dict[str, UUID] = {}
+_web_deployments: dict[tuple[str, str], UUID] = {}
 
 
 class PrefectUnavailable(ApiError):
@@ -95,11 +95,13 @@ def prefect_client(settings: ApiSettings) -> Iterator[SyncPrefectClient]:
         raise PrefectError(f"Prefect refused the request: {_prefect_detail(exc)}") from exc
 
 
-def _web_deployment_id(client: SyncPrefectClient, url: str, refresh: bool = False) -> UUID:
+def _web_deployment_id(
+    client: SyncPrefectClient, url: str, pool: str, refresh: bool = False
+) -> UUID:
     with _lock:
-        if refresh or url not in _web_deployments:
-            _web_deployments[url] = ensure_web_deployment(client)
-        return _web_deployments[url]
+        if refresh or (url, pool) not in _web_deployments:
+            _web_deployments[(url, pool)] = ensure_web_deployment(client, pool)
+        return _web_deployments[(url, pool)]
 
 
 def create_web_flow_run(
@@ -108,13 +110,13 @@ def create_web_flow_run(
     """A flow run of the ``web`` deployment (Prefect de-duplicates on ``idempotency_key``)."""
     with prefect_client(settings) as client:
         url = _api_url(settings)
-        deployment_id = _web_deployment_id(client, url)
+        deployment_id = _web_deployment_id(client, url, settings.work_pool)
         try:
             return client.create_flow_run_from_deployment(
                 deployment_id, parameters=parameters, idempotency_key=idempotency_key, tags=tags
             )
         except ObjectNotFound:  # the server was reset: recreate the deployment once
-            deployment_id = _web_deployment_id(client, url, refresh=True)
+            deployment_id = _web_deployment_id(client, url, settings.work_pool, refresh=True)
             return client.create_flow_run_from_deployment(
                 deployment_id, parameters=parameters, idempotency_key=idempotency_key, tags=tags
             )

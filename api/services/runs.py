@@ -64,10 +64,10 @@ CANCEL_WAIT_S = 10.0
 
 
 def web_base_dir(settings: ApiSettings) -> Path:
-    """The base dir of web runs: ``<data_dir>/workspace``, holding ``data/`` with a copy of the
+    """The base dir of web runs: ``<store>/workspace``, holding ``data/`` with a copy of the
     bundled sample files (so ``csv_ohlcv(path="data/sample_ohlcv.csv")`` resolves, and nothing
     outside it can be read)."""
-    base = settings.root / "workspace"
+    base = settings.store_root / "workspace"
     target = base / "data"
     target.mkdir(parents=True, exist_ok=True)
     for src in SAMPLE_DATA_DIR.glob("*"):
@@ -78,8 +78,10 @@ def web_base_dir(settings: ApiSettings) -> Path:
 
 
 def datasets_for(session: Session, settings: ApiSettings, owner_id: int) -> dict[str, str]:
-    """The owner's datasets, name -> Parquet path (what ``dataset_ohlcv(name=...)`` reads)."""
-    return {k: str(v) for k, v in datasets.dataset_paths(session, settings, owner_id).items()}
+    """The owner's datasets, name -> ``store:`` reference of its Parquet file (what
+    ``dataset_ohlcv(name=...)`` reads, wherever the run executes)."""
+    paths = datasets.dataset_paths(session, settings, owner_id)
+    return {k: settings.store_ref(v) for k, v in paths.items()}
 
 
 def run_spec(
@@ -97,8 +99,8 @@ def run_spec(
     return RunSpec(
         run_id=run_key,
         ir=PipelineIR.from_json(ir_json),
-        data_dir=str(settings.root),
-        base_dir=str(web_base_dir(settings)),
+        store_url=settings.store_location,
+        base_dir=settings.store_ref(web_base_dir(settings)),
         datasets=datasets_for(session, settings, owner_id),
         confine_paths=True,
         track=True,

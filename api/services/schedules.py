@@ -121,6 +121,7 @@ def _deploy(
         parameters=params,
         tags=[f"pipeline:{pipeline.id}", f"af-version:{version.number}"],
         description=f"Scheduled runs of pipeline {pipeline.name!r} (Alpha Forge id {pipeline.id})",
+        pool=settings.work_pool,
     )
     return deployment_id, version.number, _datasets_hash(spec.datasets)
 

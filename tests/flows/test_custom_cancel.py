@@ -69,7 +69,7 @@ def test_cancelling_the_flow_run_kills_its_containers(
                     ir=compiled.ir,
                     run_id=run_id,
                     base_dir=str(SAMPLE_DIR),
-                    data_dir=str(data_dir),
+                    store_url=str(data_dir),
                     track=False,
                     trigger="test",
                 ).to_json()
