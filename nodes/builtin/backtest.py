@@ -7,8 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from nodes.base import Node, Params, Port, PortType, register
-from nodes.builtin.metrics import METRIC_KEYS, compute_metrics
+from nodes.base import Node, Port, PortType, register
+from nodes.builtin.metrics import (
+    METRIC_KEYS,
+    AnnualisationParams,
+    compute_metrics,
+    log_metric_notes,
+)
 from nodes.errors import NodeError
 from nodes.lazy import lazy_module
 
@@ -48,21 +53,25 @@ TRADE_COLUMNS = (
 ORDER_COLUMNS = ("ts", "side", "units", "price", "fee", "target")
 
 
-class BacktestParams(Params):
-    """Capital, costs and sizing of the backtest."""
+class BacktestParams(AnnualisationParams):
+    """Capital, costs and sizing of the backtest; ``ppy`` / ``calendar`` for its metrics.
+
+    Fees and slippage stop at 1,000 bps (10 %, backtesting.py's bound too): the fee-inclusive
+    sizing divides by 1 - fee, and a 100 % slippage would fill sells at zero.
+    """
 
     cash: float = Field(100_000.0, gt=0, description="Starting cash.")
     fee_bps: float = Field(
-        0.0, ge=0, le=10_000, description="Fee per fill, in basis points of the traded notional."
+        0.0, ge=0, le=1_000, description="Fee per fill, in basis points of the traded notional."
     )
     slippage_bps: float = Field(
-        0.0, ge=0, le=10_000, description="Fill price moved against you, in basis points of open."
+        0.0,
+        ge=0,
+        le=1_000,
+        description="Fill price moved against you on every fill, in basis points of the open.",
     )
     lot_size: float | None = Field(
         None, gt=0, description="Units are rounded toward zero to a multiple of this."
-    )
-    ppy: float | None = Field(
-        None, gt=0, description="Periods per year for the metrics; inferred when absent."
     )
     risk_free: float = Field(
         0.0, ge=-1, le=1, description="Annual risk-free rate for Sharpe and Sortino."
@@ -141,9 +150,34 @@ def run_backtest(data: pd.DataFrame, signal: pd.Series, params: BacktestParams) 
     orders = _orders_frame(index, *res[4:9])
     trades = _trades_frame(index, *res[9:18])
     metrics = compute_metrics(
-        equity_frame, trades, ppy=params.ppy, risk_free=params.risk_free, orders=orders
+        equity_frame,
+        trades,
+        ppy=params.ppy,
+        risk_free=params.risk_free,
+        orders=orders,
+        calendar=params.calendar,
     )
+    skipped = _lot_warning(index, params.lot_size, *res[18:21])
+    if skipped is not None:
+        metrics["warnings"] = [skipped, *metrics["warnings"]]
     return {"equity": equity_frame, "trades": trades, "metrics": metrics, "orders": orders}
+
+
+def _lot_warning(
+    index: pd.DatetimeIndex,
+    lot: float | None,
+    bars: np.ndarray,
+    lot_value: np.ndarray,
+    equity: np.ndarray,
+) -> str | None:
+    """The warning for target changes that gave no order because of ``lot_size``, or None."""
+    if lot is None or len(bars) == 0:
+        return None
+    return (
+        f"lot_size={lot:g}: {len(bars)} signal change(s) gave no order because the change was "
+        f"smaller than one lot (first at {index[bars[0]].isoformat()}, where one lot cost "
+        f"{lot_value[0]:,.2f} and the equity was {equity[0]:,.2f})"
+    )
 
 
 def _labels(mask: np.ndarray, yes: str, no: str) -> pd.api.extensions.ExtensionArray:
@@ -250,5 +284,7 @@ class Backtest(Node):
     metric_keys = METRIC_KEYS
 
     def run(self, inputs: Mapping[str, Any], params: BacktestParams) -> dict[str, Any]:
-        """Simulate and report."""
-        return run_backtest(inputs["data"], inputs["signal"], params)
+        """Simulate and report (how ppy was chosen, warnings and notes go to the node's log)."""
+        out = run_backtest(inputs["data"], inputs["signal"], params)
+        log_metric_notes(self.ctx.log, out["metrics"])
+        return out

@@ -7,10 +7,11 @@ never NaN or infinity, so the result is always valid JSON.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from nodes.base import Node, Params, Port, PortType, register
 from nodes.errors import NodeError
@@ -23,7 +24,20 @@ else:
     np = lazy_module("numpy", globals(), "np")
     pd = lazy_module("pandas", globals(), "pd")
 
-__all__ = ["METRIC_KEYS", "MetricsNode", "MetricsParams", "compute_metrics", "infer_ppy"]
+__all__ = [
+    "CALENDARS",
+    "AnnualisationParams",
+    "METRIC_KEYS",
+    "MIN_RETURNS_ANNUALISED",
+    "MIN_YEARS_COMPOUNDED",
+    "MetricsNode",
+    "MetricsParams",
+    "PpyChoice",
+    "compute_metrics",
+    "infer_ppy",
+    "log_metric_notes",
+    "resolve_ppy",
+]
 
 METRIC_KEYS: tuple[str, ...] = (
     "total_return",
@@ -41,41 +55,171 @@ METRIC_KEYS: tuple[str, ...] = (
     "turnover",
     "total_fees",
     "ppy",
+    "ppy_source",
     "start",
     "end",
     "bars",
     "final_equity",
+    "notes",
+    "warnings",
 )
 
 _DAY_NS = 86_400 * 10**9
 _YEAR_NS = 365.25 * _DAY_NS
 
+#: Below this span (in years of 365.25 days) cagr and calmar are null: compounding a short run's
+#: return to a year extrapolates it (GIPS: returns for periods under a year are not annualised).
+MIN_YEARS_COMPOUNDED = 1.0
+#: Below this many per-bar returns volatility, sharpe and sortino are null (a rule of thumb for
+#: a mean and a standard deviation worth scaling by sqrt(ppy)).
+MIN_RETURNS_ANNUALISED = 30
+
+#: Declared market calendars: trading days a year, and whether a day is 24 hours of bars
+#: (True) or one session whose bar count is read from the data (False).
+CALENDARS: dict[str, tuple[float, bool]] = {
+    "equities": (252.0, False),
+    "crypto": (365.0, True),
+    "24x7": (365.0, True),
+    "fx": (260.0, True),
+    "24x5": (260.0, True),
+}
+CalendarName = Literal["equities", "crypto", "24x7", "fx", "24x5"]
+
+# share of weekend days among days with bars: 2/7 for a 7-day market; backtesting.py's cut-off
+_WEEKEND_7DAY = 2.0 / 7.0
+_WEEKEND_CUT = 0.6 * _WEEKEND_7DAY
+_WEEKEND_FULL = 0.9 * _WEEKEND_7DAY
+# sparse bars: (lowest, highest spacing in days, periods a year), as quantstats / backtesting.py
+_SPARSE = ((6.5, 7.5, 52.0), (27.5, 31.5, 12.0), (88.5, 92.5, 4.0), (364.5, 366.5, 1.0))
+
+
+@dataclass(frozen=True)
+class PpyChoice:
+    """Periods per year, how they were chosen (``source``) and what looked wrong (``warnings``)."""
+
+    ppy: float | None
+    source: str
+    warnings: tuple[str, ...] = ()
+
+
+def _fmt_days(ns: float) -> str:
+    days = ns / _DAY_NS
+    if days >= 1:
+        return f"{days:g} day" + ("s" if days != 1 else "")
+    minutes = ns / 60e9
+    if minutes >= 60:
+        return f"{minutes / 60:g} h"
+    return f"{minutes:g} min"
+
+
+def _weekend_profile(ns: np.ndarray) -> tuple[float, int, int, int, str | None]:
+    """(weekend share of bar days, stray weekend days, days, weeks, first stray day ISO)."""
+    day = np.unique(ns // _DAY_NS)
+    weekday = (day + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+    weeks = len(np.unique((day + 3) // 7))
+    weekend = weekday >= 5
+    share = float(weekend.mean())
+    stray = np.zeros(len(day), dtype=bool)
+    for d in (5, 6):  # a weekend day with bars in most weeks is a regular (shifted) session
+        on_d = weekday == d
+        if 0 < on_d.sum() < 0.5 * weeks:
+            stray |= on_d
+    first = None
+    if stray.any():
+        first = pd.Timestamp(int(day[np.argmax(stray)]) * _DAY_NS, tz="UTC").date().isoformat()
+    return share, int(stray.sum()), len(day), weeks, first
+
+
+def resolve_ppy(
+    index: pd.Index, ppy: float | None = None, calendar: str | None = None
+) -> PpyChoice:
+    """Periods per year: ``ppy`` when given, else from the declared ``calendar`` and the bar
+    spacing, else inferred from the timestamps; with the reason and any irregularity found.
+
+    Daily bars are one period a trading day (equities 252, crypto / 24x7 365, fx / 24x5 260).
+    Intraday bars multiply that by the bars a day: 24 h / spacing on 24-hour calendars, the
+    median number of bars per UTC day for equities. Bars sparser than daily count 52 (weekly),
+    12 (monthly), 4 (quarterly), 1 (yearly) or 365.25 days / spacing. Without a calendar, data
+    whose days with bars are more than 0.6 x 2/7 weekend days is a 7-day market (as
+    backtesting.py decides), else a 252-session one; stray weekend bars, a mixed pattern and
+    gaps shorter than the usual spacing are reported as warnings.
+    """
+    if ppy is not None:
+        return PpyChoice(float(ppy), f"given: ppy={ppy:g}")
+    if not isinstance(index, pd.DatetimeIndex) or len(index) < 2:
+        return PpyChoice(None, "none: fewer than 2 timestamped bars")
+    ns = index.as_unit("ns").asi8
+    gaps = np.diff(ns)
+    spacing = float(np.median(gaps))
+    if spacing <= 0:
+        return PpyChoice(None, "none: timestamps are not increasing")
+    warnings: list[str] = []
+    short = int((gaps < 0.9 * spacing).sum())
+    if short:
+        at = index[int(np.argmax(gaps < 0.9 * spacing)) + 1]
+        warnings.append(
+            f"irregular bars: {short} gap(s) shorter than the usual spacing of "
+            f"{_fmt_days(spacing)} (first before {at.isoformat()}); mixed bar sizes?"
+        )
+    share, stray, days, weeks, first_stray = _weekend_profile(ns)
+    spacing_txt = f"median spacing {_fmt_days(spacing)}"
+    if spacing > 1.5 * _DAY_NS:
+        days_apart = spacing / _DAY_NS
+        for lo, hi, per_year in _SPARSE:
+            if lo <= days_apart <= hi:
+                return PpyChoice(per_year, f"bars {spacing_txt}: {per_year:g} a year", tuple(warnings))
+        value = _YEAR_NS / spacing
+        return PpyChoice(value, f"bars {spacing_txt}: 365.25 days / spacing", tuple(warnings))
+    if calendar is not None:
+        name = calendar
+        if name == "equities" and share > _WEEKEND_CUT:
+            warnings.append(
+                f"calendar equities declared but {share:.0%} of the days with bars are weekend "
+                "days, as in a 7-day market"
+            )
+        elif CALENDARS[name][0] == 365.0 and share == 0.0 and weeks > 2:
+            warnings.append(f"calendar {name} declared but no bar falls on a weekend")
+        how = f"calendar {name}"
+    else:
+        if share > _WEEKEND_CUT:
+            name = "24x7"
+            if share < _WEEKEND_FULL:
+                warnings.append(
+                    f"irregular bars: {share:.0%} of the {days} days with bars are weekend days "
+                    f"(a 7-day market has {_WEEKEND_7DAY:.0%}, a weekday one 0%); taken as a "
+                    "7-day market: declare calendar= or ppy= if that is wrong"
+                )
+        else:
+            name = "equities"
+            if stray:
+                warnings.append(
+                    f"irregular bars: {stray} of {days} days with bars fall on a weekend (first "
+                    f"{first_stray}), too few for a 7-day market; taken as 252 sessions a year: "
+                    "declare calendar= or ppy= if that is wrong"
+                )
+        how = f"inferred calendar {name} ({share:.0%} of {days} days with bars are weekend days)"
+    per_year, round_the_clock = CALENDARS[name]
+    if spacing >= 0.75 * _DAY_NS:
+        return PpyChoice(
+            per_year, f"{how}: {per_year:g} daily bars a year ({spacing_txt})", tuple(warnings)
+        )
+    if round_the_clock:
+        per_day = _DAY_NS / spacing
+        where = f"24 h / {_fmt_days(spacing)}"
+    else:
+        day = ns // _DAY_NS
+        starts = np.concatenate(([0], np.flatnonzero(np.diff(day)) + 1))
+        per_day = float(np.median(np.diff(np.concatenate((starts, [len(day)])))))
+        where = "median bars per UTC day"
+    value = per_year * per_day
+    return PpyChoice(
+        value, f"{how}: {per_year:g} days × {per_day:g} bars a day ({where})", tuple(warnings)
+    )
+
 
 def infer_ppy(index: pd.Index) -> float | None:
-    """Periods per year from the timestamps' median spacing (None with fewer than 2 bars).
-
-    Data with bars on both Saturday and Sunday (UTC; e.g. crypto) trades all year: 365.25 days /
-    spacing. Otherwise daily bars are 252 sessions a year; intraday bars 252 × bars per session,
-    taken as the median number of bars per UTC calendar day; bars sparser than daily (weekly,
-    monthly) 365.25 days / spacing.
-    """
-    if not isinstance(index, pd.DatetimeIndex) or len(index) < 2:
-        return None
-    ns = index.as_unit("ns").asi8
-    spacing = float(np.median(np.diff(ns)))
-    if spacing <= 0:
-        return None
-    day = ns // _DAY_NS
-    starts = np.concatenate(([0], np.flatnonzero(np.diff(day)) + 1))  # first bar of each day
-    weekday = (day[starts] + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
-    if (weekday == 5).any() and (weekday == 6).any():
-        return _YEAR_NS / spacing
-    if spacing > 1.5 * _DAY_NS:
-        return _YEAR_NS / spacing
-    if spacing >= _DAY_NS:
-        return 252.0
-    per_day = np.diff(np.concatenate((starts, [len(day)])))
-    return 252.0 * float(np.median(per_day))
+    """Periods per year inferred from the timestamps alone (see :func:`resolve_ppy`)."""
+    return resolve_ppy(index).ppy
 
 
 def _num(value: float | np.floating | None) -> float | None:
@@ -97,36 +241,44 @@ def compute_metrics(
     ppy: float | None = None,
     risk_free: float = 0.0,
     orders: pd.DataFrame | None = None,
+    calendar: str | None = None,
 ) -> dict[str, Any]:
     """The metrics of an equity curve (column ``equity``, indexed by ts) and its trades.
 
     Starting capital is the first bar's equity (the backtest never trades before bar 2). Per-bar
     simple returns r of equity give ``volatility`` = std(r, ddof=1)·√ppy, ``sharpe`` =
     mean(r − rf)/std(r)·√ppy and ``sortino`` = mean(r − rf)/√mean(min(r − rf, 0)²)·√ppy, with rf
-    = risk_free / ppy per bar (risk_free is annual). ``cagr`` uses years = (last ts − first ts) /
-    365.25 days. Trade statistics use closed trades only; ``profit_factor`` = gross profit /
-    gross loss (None without losses). ``exposure`` = share of bars with a non-zero ``position``.
-    ``turnover`` = traded notional / mean equity, from ``orders`` when given, else from trades
-    (exact unless the still-open trade was partly reduced). Undefined values are None.
+    = risk_free / ppy per bar (risk_free is annual); all three are null with fewer than
+    :data:`MIN_RETURNS_ANNUALISED` returns. ``cagr`` uses years = (last ts − first ts) / 365.25
+    days and is null (with ``calmar``) below :data:`MIN_YEARS_COMPOUNDED`. ppy comes from
+    :func:`resolve_ppy` (``ppy_source`` says how). Trade statistics use closed trades only;
+    ``profit_factor`` = gross profit / gross loss in money (None without losses). ``exposure`` =
+    share of bars with a non-zero ``position``. ``turnover`` = traded notional / mean equity, from
+    ``orders`` when given, else from trades (exact unless the still-open trade was partly
+    reduced). Undefined values are None; ``notes`` says why for each, ``warnings`` lists what
+    looked wrong in the bars (irregular spacing, stray weekend bars).
     """
     if "equity" not in equity_frame.columns or len(equity_frame) == 0:
         raise NodeError("metrics: the equity input needs an 'equity' column and at least one bar")
     eq = equity_frame["equity"].to_numpy(dtype="float64")
     index = equity_frame.index
-    if ppy is None:
-        ppy = infer_ppy(index)
+    choice = resolve_ppy(index, ppy, calendar)
     start_equity, final = float(eq[0]), float(eq[-1])
     out: dict[str, Any] = {k: None for k in METRIC_KEYS}
+    notes: list[str] = []
     drawdown = equity_frame["drawdown"] if "drawdown" in equity_frame.columns else None
-    out.update(_curve_metrics(eq, index, ppy, risk_free, drawdown))
-    out.update(_trade_metrics(trades_frame))
+    out.update(_curve_metrics(eq, index, choice.ppy, risk_free, drawdown, notes))
+    out.update(_trade_metrics(trades_frame, notes))
     out.update(_activity_metrics(equity_frame, trades_frame, orders, eq))
-    out["ppy"] = _num(ppy)
+    out["ppy"] = _num(choice.ppy)
+    out["ppy_source"] = choice.source
     out["bars"] = len(eq)
     out["final_equity"] = _num(final)
     out["total_return"] = _num(final / start_equity - 1.0) if start_equity != 0 else None
     if isinstance(index, pd.DatetimeIndex):
         out["start"], out["end"] = index[0].isoformat(), index[-1].isoformat()
+    out["notes"] = notes
+    out["warnings"] = list(choice.warnings)
     return out
 
 
@@ -136,6 +288,7 @@ def _curve_metrics(
     ppy: float | None,
     risk_free: float,
     drawdown: pd.Series | None,
+    notes: list[str],
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -150,12 +303,31 @@ def _curve_metrics(
     if isinstance(index, pd.DatetimeIndex) and len(index) > 1 and eq[0] > 0:
         years = (index[-1] - index[0]).value / _YEAR_NS
         growth = eq[-1] / eq[0]
-        if years > 0 and growth >= 0:
+        if years < MIN_YEARS_COMPOUNDED:
+            notes.append(
+                f"cagr, calmar: null, the run spans {years:.3g} years; a return over less than "
+                f"{MIN_YEARS_COMPOUNDED:g} year is not annualised (GIPS), see total_return"
+            )
+        elif growth < 0:
+            notes.append("cagr, calmar: null, the equity ended below zero")
+        else:
             cagr = _num(growth ** (1.0 / years) - 1.0)
     out["cagr"] = cagr
     mdd = out["max_drawdown"]
     out["calmar"] = _ratio(cagr, abs(mdd)) if mdd is not None else None
-    if ppy is None or len(r) < 2 or not np.isfinite(r).all():
+    if cagr is not None and out["calmar"] is None:
+        notes.append("calmar: null, no drawdown")
+    if ppy is None:
+        notes.append("volatility, sharpe, sortino: null, no periods per year (give ppy)")
+        return out
+    if len(r) < MIN_RETURNS_ANNUALISED:
+        notes.append(
+            f"volatility, sharpe, sortino: null, {len(r)} returns; annualised figures need at "
+            f"least {MIN_RETURNS_ANNUALISED}"
+        )
+        return out
+    if not np.isfinite(r).all():
+        notes.append("volatility, sharpe, sortino: null, the equity touched zero")
         return out
     root = math.sqrt(ppy)
     std = float(np.std(r, ddof=1))
@@ -163,13 +335,18 @@ def _curve_metrics(
     mean = float(np.mean(excess))
     out["volatility"] = _num(std * root)
     out["sharpe"] = _ratio(mean * root, std) if std > 0 else None
+    if out["sharpe"] is None:
+        notes.append("sharpe: null, the returns do not vary")
     downside = math.sqrt(float(np.mean(np.minimum(excess, 0.0) ** 2)))
     out["sortino"] = _ratio(mean * root, downside) if downside > 0 else None
+    if out["sortino"] is None:
+        notes.append("sortino: null, no return below the risk-free rate")
     return out
 
 
-def _trade_metrics(trades: pd.DataFrame | None) -> dict[str, Any]:
+def _trade_metrics(trades: pd.DataFrame | None, notes: list[str]) -> dict[str, Any]:
     if trades is None or len(trades) == 0:
+        notes.append("win_rate, profit_factor, avg_trade_return: null, no closed trades")
         return {"num_trades": 0}
     pnl = trades["pnl"].to_numpy(dtype="float64")
     ret = trades["return"].to_numpy(dtype="float64")
@@ -178,10 +355,13 @@ def _trade_metrics(trades: pd.DataFrame | None) -> dict[str, Any]:
         pnl, ret = pnl[closed], ret[closed]
     out: dict[str, Any] = {"num_trades": len(pnl)}
     if len(pnl) == 0:
+        notes.append("win_rate, profit_factor, avg_trade_return: null, no closed trades")
         return out
     gains, losses = float(pnl[pnl > 0].sum()), float(-pnl[pnl < 0].sum())
     out["win_rate"] = _num((pnl > 0).mean())
     out["profit_factor"] = _ratio(gains, losses) if losses > 0 else None
+    if losses == 0:
+        notes.append("profit_factor: null, no losing trade")
     out["avg_trade_return"] = _num(ret.mean())
     return out
 
@@ -217,15 +397,44 @@ def _notional_from_trades(trades: pd.DataFrame) -> tuple[float, float]:
     return float(entry.sum() + exit_.sum()), float(trades["fees"].sum())
 
 
-class MetricsParams(Params):
+PPY_DESCRIPTION = (
+    "Periods per year for annualising (252 for daily equities); wins over calendar. "
+    "When both are absent, inferred from the timestamps (see ppy_source in the metrics)."
+)
+CALENDAR_DESCRIPTION = (
+    "Market calendar of the bars: equities (252 sessions a year), crypto or 24x7 (365 days), "
+    "fx or 24x5 (260 days); periods per year follow from it and the bar spacing."
+)
+
+
+class AnnualisationParams(Params):
+    """``ppy`` or ``calendar`` (not both); inferred from the timestamps when neither is given."""
+
+    ppy: float | None = Field(None, gt=0, le=1e8, description=PPY_DESCRIPTION)
+    calendar: CalendarName | None = Field(None, description=CALENDAR_DESCRIPTION)
+
+    @model_validator(mode="after")
+    def _ppy_or_calendar(self) -> AnnualisationParams:
+        if self.ppy is not None and self.calendar is not None:
+            raise ValueError("give ppy or calendar, not both (ppy is the number calendar implies)")
+        return self
+
+
+class MetricsParams(AnnualisationParams):
     """Annualisation and risk-free rate."""
 
-    ppy: float | None = Field(
-        None, gt=0, description="Periods per year; inferred from the timestamps when absent."
-    )
     risk_free: float = Field(
         0.0, ge=-1, le=1, description="Annual risk-free rate for Sharpe and Sortino."
     )
+
+
+def log_metric_notes(ctx_log: Callable[[str], None], metrics: Mapping[str, Any]) -> None:
+    """Write how ppy was chosen, each warning and each note of ``metrics`` to a node's log."""
+    ctx_log(f"ppy {metrics.get('ppy')}: {metrics.get('ppy_source')}")
+    for w in metrics.get("warnings") or ():
+        ctx_log(f"warning: {w}")
+    for n in metrics.get("notes") or ():
+        ctx_log(f"note: {n}")
 
 
 @register
@@ -235,9 +444,13 @@ class MetricsNode(Node):
     total_return, cagr, volatility, sharpe, sortino, max_drawdown (a negative fraction), calmar;
     over closed trades num_trades, win_rate, profit_factor, avg_trade_return; exposure (share of
     bars with a position), turnover (traded notional / mean equity), total_fees; plus ppy, start,
-    end, bars, final_equity. ``ppy`` is inferred from the bar spacing when absent (365.25 days /
-    spacing with weekend bars, else 252 × bars per session). Undefined values (no trades, zero
-    variance) are null. With the optional ``orders`` input, turnover is exact in every case.
+    end, bars, final_equity. Periods per year: ``ppy`` when given, else from ``calendar``
+    (equities 252, crypto / 24x7 365, fx / 24x5 260 days a year, × bars a day for intraday
+    bars), else inferred from the timestamps; ``ppy_source`` says which, ``warnings`` lists
+    irregular bars (stray weekend bars, mixed spacing) and the run log repeats both. cagr and
+    calmar are null for runs shorter than a year, volatility / sharpe / sortino with fewer than
+    30 returns; ``notes`` gives the reason for every null. With the optional ``orders`` input,
+    turnover is exact in every case.
     """
 
     name = "metrics"
@@ -260,5 +473,7 @@ class MetricsNode(Node):
             ppy=params.ppy,
             risk_free=params.risk_free,
             orders=inputs.get("orders"),
+            calendar=params.calendar,
         )
+        log_metric_notes(self.ctx.log, metrics)
         return {"metrics": metrics}
