@@ -85,10 +85,6 @@ CALENDARS: dict[str, tuple[float, bool]] = {
 }
 CalendarName = Literal["equities", "crypto", "24x7", "fx", "24x5"]
 
-# share of weekend days among days with bars: 2/7 for a 7-day market; backtesting.py's cut-off
-_WEEKEND_7DAY = 2.0 / 7.0
-_WEEKEND_CUT = 0.6 * _WEEKEND_7DAY
-_WEEKEND_FULL = 0.9 * _WEEKEND_7DAY
 # sparse bars: (lowest, highest spacing in days, periods a year), as quantstats / backtesting.py
 _SPARSE = ((6.5, 7.5, 52.0), (27.5, 31.5, 12.0), (88.5, 92.5, 4.0), (364.5, 366.5, 1.0))
 
@@ -112,22 +108,34 @@ def _fmt_days(ns: float) -> str:
     return f"{minutes:g} min"
 
 
-def _weekend_profile(ns: np.ndarray) -> tuple[float, int, int, int, str | None]:
-    """(weekend share of bar days, stray weekend days, days, weeks, first stray day ISO)."""
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+@dataclass(frozen=True)
+class _Week:
+    """Which days of the week the bars trade on (UTC days)."""
+
+    days: int  # days with bars
+    weeks: int  # calendar weeks (Monday to Sunday) with bars
+    regular: tuple[int, ...]  # weekdays (Monday = 0) with bars in at least half the weeks
+    stray: dict[int, int]  # other weekdays with bars: how many days each
+    first_stray: str | None
+    thin: float  # lowest share of weeks with bars among the regular weekdays
+
+
+def _week_profile(ns: np.ndarray) -> _Week:
     day = np.unique(ns // _DAY_NS)
     weekday = (day + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
     weeks = len(np.unique((day + 3) // 7))
-    weekend = weekday >= 5
-    share = float(weekend.mean())
-    stray = np.zeros(len(day), dtype=bool)
-    for d in (5, 6):  # a weekend day with bars in most weeks is a regular (shifted) session
-        on_d = weekday == d
-        if 0 < on_d.sum() < 0.5 * weeks:
-            stray |= on_d
+    counts = np.bincount(weekday, minlength=7)
+    regular = tuple(int(d) for d in np.flatnonzero(counts >= 0.5 * weeks))
+    stray = {int(d): int(counts[d]) for d in range(7) if 0 < counts[d] < 0.5 * weeks}
     first = None
-    if stray.any():
-        first = pd.Timestamp(int(day[np.argmax(stray)]) * _DAY_NS, tz="UTC").date().isoformat()
-    return share, int(stray.sum()), len(day), weeks, first
+    if stray:
+        hit = np.isin(weekday, list(stray))
+        first = pd.Timestamp(int(day[np.argmax(hit)]) * _DAY_NS, tz="UTC").date().isoformat()
+    thin = float(min(counts[d] for d in regular) / weeks) if regular else 0.0
+    return _Week(len(day), weeks, regular, stray, first, thin)
 
 
 def resolve_ppy(
@@ -139,10 +147,11 @@ def resolve_ppy(
     Daily bars are one period a trading day (equities 252, crypto / 24x7 365, fx / 24x5 260).
     Intraday bars multiply that by the bars a day: 24 h / spacing on 24-hour calendars, the
     median number of bars per UTC day for equities. Bars sparser than daily count 52 (weekly),
-    12 (monthly), 4 (quarterly), 1 (yearly) or 365.25 days / spacing. Without a calendar, data
-    whose days with bars are more than 0.6 x 2/7 weekend days is a 7-day market (as
-    backtesting.py decides), else a 252-session one; stray weekend bars, a mixed pattern and
-    gaps shorter than the usual spacing are reported as warnings.
+    12 (monthly), 4 (quarterly), 1 (yearly) or 365.25 days / spacing. Without a calendar, a day
+    of the week is part of the market when at least half the weeks have bars on it: all seven
+    make a 7-day market (365 days), fewer a 252-session one (a time zone may shift the sessions
+    to other UTC days). Days with bars on the other days of the week (stray weekend bars), a
+    7-day market with thin days and gaps shorter than the usual spacing are warnings.
     """
     if ppy is not None:
         return PpyChoice(float(ppy), f"given: ppy={ppy:g}")
@@ -161,43 +170,50 @@ def resolve_ppy(
             f"irregular bars: {short} gap(s) shorter than the usual spacing of "
             f"{_fmt_days(spacing)} (first before {at.isoformat()}); mixed bar sizes?"
         )
-    share, stray, days, weeks, first_stray = _weekend_profile(ns)
+    week = _week_profile(ns)
     spacing_txt = f"median spacing {_fmt_days(spacing)}"
     if spacing > 1.5 * _DAY_NS:
         days_apart = spacing / _DAY_NS
         for lo, hi, per_year in _SPARSE:
             if lo <= days_apart <= hi:
-                return PpyChoice(per_year, f"bars {spacing_txt}: {per_year:g} a year", tuple(warnings))
+                return PpyChoice(
+                    per_year, f"bars {spacing_txt}: {per_year:g} a year", tuple(warnings)
+                )
         value = _YEAR_NS / spacing
         return PpyChoice(value, f"bars {spacing_txt}: 365.25 days / spacing", tuple(warnings))
+    seven = len(week.regular) == 7
     if calendar is not None:
         name = calendar
-        if name == "equities" and share > _WEEKEND_CUT:
+        if name == "equities" and seven:
             warnings.append(
-                f"calendar equities declared but {share:.0%} of the days with bars are weekend "
-                "days, as in a 7-day market"
+                "calendar equities declared but the bars trade on all 7 days of the week"
             )
-        elif CALENDARS[name][0] == 365.0 and share == 0.0 and weeks > 2:
-            warnings.append(f"calendar {name} declared but no bar falls on a weekend")
+        elif CALENDARS[name][0] == 365.0 and not seven and week.weeks > 2:
+            warnings.append(
+                f"calendar {name} declared but the bars trade on {len(week.regular)} days "
+                "of the week"
+            )
         how = f"calendar {name}"
     else:
-        if share > _WEEKEND_CUT:
-            name = "24x7"
-            if share < _WEEKEND_FULL:
-                warnings.append(
-                    f"irregular bars: {share:.0%} of the {days} days with bars are weekend days "
-                    f"(a 7-day market has {_WEEKEND_7DAY:.0%}, a weekday one 0%); taken as a "
-                    "7-day market: declare calendar= or ppy= if that is wrong"
-                )
-        else:
-            name = "equities"
-            if stray:
-                warnings.append(
-                    f"irregular bars: {stray} of {days} days with bars fall on a weekend (first "
-                    f"{first_stray}), too few for a 7-day market; taken as 252 sessions a year: "
-                    "declare calendar= or ppy= if that is wrong"
-                )
-        how = f"inferred calendar {name} ({share:.0%} of {days} days with bars are weekend days)"
+        name = "24x7" if seven else "equities"
+        if seven and week.thin < 0.9:
+            warnings.append(
+                f"irregular bars: some days of the week have bars in only {week.thin:.0%} of "
+                f"the {week.weeks} weeks; taken as a 7-day market: declare calendar= or ppy= "
+                "if that is wrong"
+            )
+        if week.stray:
+            listed = ", ".join(f"{_WEEKDAYS[d]} ×{k}" for d, k in sorted(week.stray.items()))
+            warnings.append(
+                f"irregular bars: {sum(week.stray.values())} of {week.days} days with bars fall "
+                f"on days of the week that rarely have bars ({listed}; first {week.first_stray}); "
+                f"taken as a {len(week.regular)}-day week, 252 sessions a year: declare "
+                "calendar= or ppy= if that is wrong"
+            )
+        how = (
+            f"inferred calendar {name} (bars on {len(week.regular)} days of the week in "
+            f"{week.weeks} weeks)"
+        )
     per_year, round_the_clock = CALENDARS[name]
     if spacing >= 0.75 * _DAY_NS:
         return PpyChoice(
