@@ -117,10 +117,10 @@ class _Week:
 
     days: int  # days with bars
     weeks: int  # calendar weeks (Monday to Sunday) with bars
-    regular: tuple[int, ...]  # weekdays (Monday = 0) with bars in at least half the weeks
+    regular: tuple[int, ...]  # weekdays (Monday = 0) with bars on at least half their dates
     stray: dict[int, int]  # other weekdays with bars: how many days each
     first_stray: str | None
-    thin: float  # lowest share of weeks with bars among the regular weekdays
+    thin: float  # lowest share of dates with bars among the regular weekdays
 
 
 def _week_profile(ns: np.ndarray) -> _Week:
@@ -128,13 +128,16 @@ def _week_profile(ns: np.ndarray) -> _Week:
     weekday = (day + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
     weeks = len(np.unique((day + 3) // 7))
     counts = np.bincount(weekday, minlength=7)
-    regular = tuple(int(d) for d in np.flatnonzero(counts >= 0.5 * weeks))
-    stray = {int(d): int(counts[d]) for d in range(7) if 0 < counts[d] < 0.5 * weeks}
+    span = np.arange(day[0], day[-1] + 1)
+    occurs = np.bincount((span + 3) % 7, minlength=7)  # each weekday's dates in the span
+    coverage = counts / np.maximum(occurs, 1)
+    regular = tuple(int(d) for d in np.flatnonzero(coverage >= 0.5))
+    stray = {int(d): int(counts[d]) for d in range(7) if 0 < coverage[d] < 0.5}
     first = None
     if stray:
         hit = np.isin(weekday, list(stray))
         first = pd.Timestamp(int(day[np.argmax(hit)]) * _DAY_NS, tz="UTC").date().isoformat()
-    thin = float(min(counts[d] for d in regular) / weeks) if regular else 0.0
+    thin = float(min(coverage[d] for d in regular)) if regular else 0.0
     return _Week(len(day), weeks, regular, stray, first, thin)
 
 
@@ -148,7 +151,7 @@ def resolve_ppy(
     Intraday bars multiply that by the bars a day: 24 h / spacing on 24-hour calendars, the
     median number of bars per UTC day for equities. Bars sparser than daily count 52 (weekly),
     12 (monthly), 4 (quarterly), 1 (yearly) or 365.25 days / spacing. Without a calendar, a day
-    of the week is part of the market when at least half the weeks have bars on it: all seven
+    of the week is part of the market when at least half of its dates have bars: all seven
     make a 7-day market (365 days), fewer a 252-session one (a time zone may shift the sessions
     to other UTC days). Days with bars on the other days of the week (stray weekend bars), a
     7-day market with thin days and gaps shorter than the usual spacing are warnings.
@@ -198,8 +201,8 @@ def resolve_ppy(
         name = "24x7" if seven else "equities"
         if seven and week.thin < 0.9:
             warnings.append(
-                f"irregular bars: some days of the week have bars in only {week.thin:.0%} of "
-                f"the {week.weeks} weeks; taken as a 7-day market: declare calendar= or ppy= "
+                f"irregular bars: some days of the week have bars on only {week.thin:.0%} of "
+                f"their dates in {week.weeks} weeks; taken as a 7-day market: declare calendar= or ppy= "
                 "if that is wrong"
             )
         if week.stray:
