@@ -132,13 +132,14 @@ def simulate(
                         exact = sign * value / fill
                 new_units = _round_lot(exact, lot) if lot > 0.0 else exact
                 traded = new_units - units
-                if lot > 0.0 and ((buy and exact > units) or (not buy and exact < units)):
-                    if not ((buy and traded > 0.0) or (not buy and traded < 0.0)):
-                        s_bar[n_skipped] = i  # the change was smaller than one lot
-                        s_lot_value[n_skipped] = lot * fill
-                        s_equity[n_skipped] = wealth
-                        n_skipped += 1
-                if (buy and traded > 0.0) or (not buy and traded < 0.0):
+                fills = (buy and traded > 0.0) or (not buy and traded < 0.0)
+                wanted = (buy and exact > units) or (not buy and exact < units)
+                if lot > 0.0 and wanted and not fills:  # the change was smaller than one lot
+                    s_bar[n_skipped] = i
+                    s_lot_value[n_skipped] = lot * fill
+                    s_equity[n_skipped] = wealth
+                    n_skipped += 1
+                if fills:
                     fee = fee_rate * abs(traded * fill)
                     cash -= traded * fill + fee
                     if s >= 1.0 and buy and cash < 0.0 and cash > -1e-9 * traded * fill:

@@ -26,10 +26,10 @@ else:
 
 __all__ = [
     "CALENDARS",
-    "AnnualisationParams",
     "METRIC_KEYS",
     "MIN_RETURNS_ANNUALISED",
     "MIN_YEARS_COMPOUNDED",
+    "AnnualisationParams",
     "MetricsNode",
     "MetricsParams",
     "PpyChoice",
@@ -202,8 +202,8 @@ def resolve_ppy(
         if seven and week.thin < 0.9:
             warnings.append(
                 f"irregular bars: some days of the week have bars on only {week.thin:.0%} of "
-                f"their dates in {week.weeks} weeks; taken as a 7-day market: declare calendar= or ppy= "
-                "if that is wrong"
+                f"their dates in {week.weeks} weeks; taken as a 7-day market: declare "
+                "calendar= or ppy= if that is wrong"
             )
         if week.stray:
             listed = ", ".join(f"{_WEEKDAYS[d]} ×{k}" for d, k in sorted(week.stray.items()))

@@ -170,9 +170,10 @@ def test_backtest_lot_size_larger_than_the_target_means_no_order_and_a_warning()
     lines: list[str] = []
     node_type = registry().get("backtest")
     node = node_type(NodeContext(log=lines.append))
-    out = node.run({"data": bars, "signal": sig}, node_type.validated_params(
-        {"cash": 1000.0, "lot_size": 500.0}
-    ))
+    out = node.run(
+        {"data": bars, "signal": sig},
+        node_type.validated_params({"cash": 1000.0, "lot_size": 500.0}),
+    )
     assert len(out["orders"]) == 0 and out["metrics"]["exposure"] == 0.0
     # bar 1 (target 1) and bar 4 (target 1 again); the change to 0 at bar 3 is no order anyway
     warning = out["metrics"]["warnings"][0]

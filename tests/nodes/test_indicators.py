@@ -52,6 +52,22 @@ def test_rsi_uses_wilder_smoothing_and_is_100_without_losses() -> None:
     _eq(out, [NAN, NAN, 100.0, 50.0, 100 * 1.25 / 1.5])
 
 
+def test_rsi_is_undefined_while_the_price_has_never_moved() -> None:
+    # It was 100 (TA-Lib: 0), so an RSI 30/70 strategy traded on no information. Window 2:
+    # changes 0, 0, 0, then 2 (gain avg 0.5*0 + 0.5*2 = 1, loss 0 -> 100), then -1
+    # (gain 0.5, loss 0.5 -> 50), then flat: both averages halve, the ratio stays 50.
+    out = run_node("rsi", {"series": _series([5, 5, 5, 5, 7, 6, 6, 6])}, window=2)["value"]
+    _eq(out, [NAN, NAN, NAN, NAN, 100.0, 50.0, 50.0, 50.0])
+
+
+def test_an_rsi_threshold_strategy_does_not_trade_on_a_flat_start() -> None:
+    prices = _series([5.0] * 20 + [5.0 - 0.1 * i for i in range(1, 6)])
+    rsi = run_node("rsi", {"series": prices}, window=14)["value"]
+    signal = run_node("threshold", {"series": rsi}, lower=30.0, upper=70.0)["signal"]
+    assert signal.iloc[:20].eq(0.0).all()  # no level crossed while nothing moved
+    assert signal.iloc[-1] == 1.0  # the falling prices after it: RSI 0 < 30, long
+
+
 def test_macd_lines_from_seeded_emas() -> None:
     x = _series([2, 4, 6, 8, 12, 10])
     out = run_node("macd", {"series": x}, fast=2, slow=3, signal=2)

@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 
 from nodes.base import NodeContext, registry
-
 from nodes.builtin.metrics import (
     METRIC_KEYS,
     MIN_RETURNS_ANNUALISED,
@@ -104,8 +103,9 @@ def test_a_two_bar_run_has_no_cagr_and_says_why() -> None:
     assert m["cagr"] is None and m["calmar"] is None
     assert m["volatility"] is None and m["sharpe"] is None and m["sortino"] is None
     assert any(n.startswith("cagr, calmar: null, the run spans 0.00274 years") for n in m["notes"])
-    assert "volatility, sharpe, sortino: null, 1 returns; annualised figures need at least 30" in (
-        m["notes"]
+    assert (
+        "volatility, sharpe, sortino: null, 1 returns; annualised figures need at least 30"
+        in (m["notes"])
     )
 
 
@@ -253,9 +253,11 @@ def test_a_mixed_seven_day_pattern_warns() -> None:
 
 
 def test_gaps_shorter_than_the_spacing_warn() -> None:
-    index = _days("2024-01-01 00:00", 200, "h").append(
-        pd.DatetimeIndex(["2024-01-03 05:30"], tz="UTC")
-    ).sort_values()
+    index = (
+        _days("2024-01-01 00:00", 200, "h")
+        .append(pd.DatetimeIndex(["2024-01-03 05:30"], tz="UTC"))
+        .sort_values()
+    )
     (warning,) = resolve_ppy(index).warnings
     assert warning.startswith("irregular bars: 2 gap(s) shorter than the usual spacing of 1 h")
 
@@ -279,8 +281,11 @@ def test_declared_calendar_sets_ppy(calendar: str, freq: str, expected: float) -
 def test_declared_equities_calendar_counts_bars_per_session_from_the_data() -> None:
     days = pd.bdate_range("2024-01-01", periods=20, tz="UTC")
     index = pd.DatetimeIndex(
-        [d + pd.Timedelta(hours=14, minutes=30) + pd.Timedelta(minutes=5 * m) for d in days
-         for m in range(78)]
+        [
+            d + pd.Timedelta(hours=14, minutes=30) + pd.Timedelta(minutes=5 * m)
+            for d in days
+            for m in range(78)
+        ]
     )
     choice = resolve_ppy(index, calendar="equities")
     assert choice.ppy == 252.0 * 78

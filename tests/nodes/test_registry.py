@@ -68,6 +68,7 @@ def test_documented_ports_and_params_of_key_nodes() -> None:
         "slippage_bps",
         "lot_size",
         "ppy",
+        "calendar",
         "risk_free",
     }
     assert [p.name for p in reg.get("macd").outputs] == ["macd", "signal", "hist"]
