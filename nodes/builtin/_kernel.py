@@ -5,7 +5,7 @@ numba's import nor its cache load (together ~0.9 s). :func:`simulate_for` picks 
 twin of the very same code for long inputs; a test checks both give identical results.
 
 The rules are documented on the ``backtest`` node (nodes/builtin/backtest.py) and in
-BACKTEST.md; this module only implements them. Trades are round trips of a position: from flat
+docs/backtest.md; this module only implements them. Trades are round trips of a position: from flat
 (or a flip) to flat (or the next flip); adding to or reducing a position stays in the same trade,
 with volume-weighted entry and exit prices.
 """

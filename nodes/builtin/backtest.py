@@ -1,4 +1,4 @@
-"""The single-asset bar backtest node (rules: ../shared/design/BACKTEST.md)."""
+"""The single-asset bar backtest node (rules: docs/backtest.md)."""
 
 from __future__ import annotations
 
@@ -248,14 +248,19 @@ class Backtest(Node):
       count as 0, any later NaN is an error.
     - No look-ahead: the signal of bar t is executed at the **open of bar t+1**. The last bar's
       signal is never executed.
-    - Orders happen only when the signal changes (the first bar counts as a change from 0): the
-      position moves to signal × equity / fill price, equity = cash + units × open. Between
-      changes the position is not rebalanced.
-    - Fill price = open × (1 + slippage_bps/1e4) for buys, × (1 − slippage_bps/1e4) for sells.
-      Fee = fee_bps/1e4 × |units × fill price|, paid from cash.
-    - Units are fractional unless ``lot_size`` is set (then rounded toward zero to a multiple).
-    - Shorts are allowed. Margin, borrow costs, interest on cash and liquidation are **not
-      modelled** in v1: cash may go negative and equity below zero.
+    - Orders happen only when the signal changes (the first bar counts as a change from 0);
+      between changes the position is not rebalanced.
+    - Fill price = open × (1 + slippage_bps/1e4) for buys, × (1 − slippage_bps/1e4) for sells,
+      on every fill. Fee = fee_bps/1e4 × |units × fill price|, paid from cash, on every fill.
+    - Size, fee included: the new position's value at the fill is |signal| × the equity left
+      after this order's fee (equity = cash + units × fill). A full long spends the cash
+      exactly, so cash never goes negative on a long target (as in backtesting.py and
+      vectorbt); without costs it is signal × equity / open.
+    - Units are fractional unless ``lot_size`` is set (then rounded toward zero to a multiple);
+      a signal change smaller than one lot gives no order and a warning (metrics and log).
+    - Shorts are allowed, without leverage (|signal| ≤ 1 of the equity). Margin, borrow costs,
+      interest on cash and liquidation are **not modelled** in v1; a losing short can take
+      equity below zero.
     - Equity is marked at every bar's close: cash + units × close.
     - A trade is a round trip from flat to flat; a flip (long → short) closes one trade and opens
       another at the same fill (the fill's fee is split by units). Adding to or reducing a
@@ -264,7 +269,10 @@ class Backtest(Node):
       metrics (num_trades, win_rate, profit_factor, avg_trade_return).
 
     Outputs: ``equity`` (equity, cash, position in units, drawdown per bar), ``trades``,
-    ``metrics`` (as the ``metrics`` node), ``orders`` (ts, side, units, price, fee, target).
+    ``metrics`` (as the ``metrics`` node: periods per year from ``ppy``, else ``calendar``, else
+    inferred; ``ppy_source``, ``notes`` and ``warnings`` say how and why, and the log repeats
+    them), ``orders`` (ts, side, units, price, fee, target). Details and peer comparisons:
+    docs/backtest.md.
     """
 
     name = "backtest"

@@ -178,7 +178,9 @@ class Macd(Node):
 
     ``macd`` = EMA(fast) - EMA(slow); ``signal`` = EMA(signal) of ``macd``; ``hist`` = macd -
     signal. EMAs are seeded as in ``ema``: ``macd`` is NaN for the first ``slow - 1`` bars,
-    ``signal`` and ``hist`` for the first ``slow + signal - 2``.
+    ``signal`` and ``hist`` for the first ``slow + signal - 2``. TA-Lib seeds the fast EMA at
+    the slow one's first bar instead (the SMA of bars slow - fast .. slow - 1), so its early
+    ``macd`` values differ from these by a gap that shrinks by 1 - 2/(fast + 1) a bar.
     """
 
     name = "macd"
@@ -260,7 +262,9 @@ class Atr(Node):
 
     True range = max(high - low, |high - previous close|, |low - previous close|); on the first
     bar, with no previous close, high - low. ATR is its Wilder average (alpha = 1/window) seeded
-    with the mean of the first ``window`` true ranges, so the first ``window - 1`` values are NaN.
+    with the mean of the first ``window`` true ranges, so the first ``window - 1`` values are NaN
+    (Wilder's and StockCharts' convention). TA-Lib skips bar 0 and seeds with the true ranges of
+    bars 1 .. window (first value at bar ``window``); the gap shrinks by 1 - 1/window a bar.
     """
 
     name = "atr"

@@ -1,7 +1,7 @@
 """Performance metrics from an equity curve marked at closes, and the ``metrics`` node.
 
-Definitions follow BACKTEST.md exactly (see :func:`compute_metrics`). Undefined values are None,
-never NaN or infinity, so the result is always valid JSON.
+Definitions are in docs/backtest.md (see :func:`compute_metrics`). Undefined values are None,
+never NaN or infinity, so the result is always valid JSON; ``notes`` says why each is None.
 """
 
 from __future__ import annotations

@@ -279,3 +279,21 @@ def test_cash_capped_sizing_matches_backtesting_py_with_a_commission(
     ret = theirs["ReturnPct"].to_numpy()
     assert stats["Profit Factor"] == pytest.approx(ret[ret > 0].sum() / -ret[ret < 0].sum())
     assert ours["metrics"]["profit_factor"] != pytest.approx(stats["Profit Factor"], rel=1e-3)
+
+
+def test_two_stray_weekend_bars_in_goog_keep_ppy_252_with_a_warning(goog: pd.DataFrame) -> None:
+    # The cross-check's finding: these two bars switched the inferred ppy to 365.25 and raised
+    # Sharpe by sqrt(365.25 / 252) - 1 = 20 % without a word.
+    extra = goog.loc[["2006-03-03", "2009-07-10"]].copy()  # two Fridays, repeated on a weekend
+    extra.index = pd.DatetimeIndex(["2006-03-04", "2009-07-12"], tz="UTC", name="ts")
+    bars = pd.concat([goog, extra]).sort_index()
+    signal = _sma_signal(bars, 10, 30, "long_short")
+    inferred = run_node("backtest", {"data": bars, "signal": signal})["metrics"]
+    assert inferred["ppy"] == 252.0
+    assert "2 of" in inferred["warnings"][0] and "first 2006-03-04" in inferred["warnings"][0]
+    declared = run_node("backtest", {"data": bars, "signal": signal}, calendar="equities")
+    assert declared["metrics"]["sharpe"] == inferred["sharpe"]
+    assert declared["metrics"]["warnings"] == []
+    as_before = run_node("backtest", {"data": bars, "signal": signal}, ppy=365.25)["metrics"]
+    ratio = as_before["sharpe"] / inferred["sharpe"]
+    assert ratio == pytest.approx(np.sqrt(365.25 / 252), rel=1e-12)
