@@ -341,8 +341,8 @@ def _curve_metrics(
         return out
     if len(r) < MIN_RETURNS_ANNUALISED:
         notes.append(
-            f"volatility, sharpe, sortino: null, {len(r)} returns; annualised figures need at "
-            f"least {MIN_RETURNS_ANNUALISED}"
+            f"volatility, sharpe, sortino: null, {len(r)} return(s); annualised figures need "
+            f"at least {MIN_RETURNS_ANNUALISED}"
         )
         return out
     if not np.isfinite(r).all():

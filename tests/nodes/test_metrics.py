@@ -104,7 +104,7 @@ def test_a_two_bar_run_has_no_cagr_and_says_why() -> None:
     assert m["volatility"] is None and m["sharpe"] is None and m["sortino"] is None
     assert any(n.startswith("cagr, calmar: null, the run spans 0.00274 years") for n in m["notes"])
     assert (
-        "volatility, sharpe, sortino: null, 1 returns; annualised figures need at least 30"
+        "volatility, sharpe, sortino: null, 1 return(s); annualised figures need at least 30"
         in (m["notes"])
     )
 
