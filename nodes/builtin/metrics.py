@@ -141,6 +141,14 @@ def _week_profile(ns: np.ndarray) -> _Week:
     return _Week(len(day), weeks, regular, stray, first, thin)
 
 
+def _stray_warning(week: _Week, tail: str) -> str:
+    listed = ", ".join(f"{_WEEKDAYS[d]} ×{k}" for d, k in sorted(week.stray.items()))
+    return (
+        f"irregular bars: {sum(week.stray.values())} of {week.days} days with bars fall on days "
+        f"of the week that rarely have bars ({listed}; first {week.first_stray}){tail}"
+    )
+
+
 def resolve_ppy(
     index: pd.Index, ppy: float | None = None, calendar: str | None = None
 ) -> PpyChoice:
@@ -158,6 +166,9 @@ def resolve_ppy(
     """
     if ppy is not None:
         return PpyChoice(float(ppy), f"given: ppy={ppy:g}")
+    if calendar is not None and calendar not in CALENDARS:
+        known = ", ".join(CALENDARS)
+        raise NodeError(f"unknown calendar {calendar!r}; known calendars: {known}")
     if not isinstance(index, pd.DatetimeIndex) or len(index) < 2:
         return PpyChoice(None, "none: fewer than 2 timestamped bars")
     ns = index.as_unit("ns").asi8
@@ -197,6 +208,8 @@ def resolve_ppy(
                 "of the week"
             )
         how = f"calendar {name}"
+        if week.stray and not seven:
+            warnings.append(_stray_warning(week, ""))
     else:
         name = "24x7" if seven else "equities"
         if seven and week.thin < 0.9:
@@ -206,13 +219,11 @@ def resolve_ppy(
                 "calendar= or ppy= if that is wrong"
             )
         if week.stray:
-            listed = ", ".join(f"{_WEEKDAYS[d]} ×{k}" for d, k in sorted(week.stray.items()))
-            warnings.append(
-                f"irregular bars: {sum(week.stray.values())} of {week.days} days with bars fall "
-                f"on days of the week that rarely have bars ({listed}; first {week.first_stray}); "
-                f"taken as a {len(week.regular)}-day week, 252 sessions a year: declare "
+            tail = (
+                f"; taken as a {len(week.regular)}-day week, 252 sessions a year: declare "
                 "calendar= or ppy= if that is wrong"
             )
+            warnings.append(_stray_warning(week, tail))
         how = (
             f"inferred calendar {name} (bars on {len(week.regular)} days of the week in "
             f"{week.weeks} weeks)"

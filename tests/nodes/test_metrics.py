@@ -294,12 +294,21 @@ def test_declared_equities_calendar_counts_bars_per_session_from_the_data() -> N
 
 def test_a_declared_calendar_wins_over_stray_bars_and_is_checked_against_the_data() -> None:
     stray = _weekdays_with(["2015-03-07", "2016-02-14"])
-    assert resolve_ppy(stray, calendar="equities") == resolve_ppy(stray, calendar="equities")
-    assert resolve_ppy(stray, calendar="equities").warnings == ()
+    declared = resolve_ppy(stray, calendar="equities")
+    assert declared.ppy == 252.0 and declared.source.startswith("calendar equities: ")
+    (warning,) = declared.warnings  # still bad data (a weekend bar trades), without "taken as"
+    assert warning.endswith("(Saturday ×1, Sunday ×1; first 2015-03-07)")
     assert resolve_ppy(stray, calendar="crypto").ppy == 365.0
     (warning,) = resolve_ppy(_days("2024-01-01", 300, "D"), calendar="equities").warnings
     assert warning == "calendar equities declared but the bars trade on all 7 days of the week"
     assert resolve_ppy(stray, ppy=250.0).ppy == 250.0
+
+
+def test_an_unknown_calendar_is_refused_by_name() -> None:
+    from nodes.errors import NodeError
+
+    with pytest.raises(NodeError, match="unknown calendar 'nyse'; known calendars: equities"):
+        resolve_ppy(_days("2024-01-01", 10, "D"), calendar="nyse")
 
 
 def test_ppy_and_calendar_together_are_refused() -> None:
