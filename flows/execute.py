@@ -122,7 +122,10 @@ def execute_job(job: NodeJob, log: LogFn) -> NodeResult:
         )
     result.usage["elapsed_s"] = round(time.perf_counter() - t0, 6)
     for line in result.logs:
-        log("ERROR" if result.status == "failed" and "Traceback" in line else "INFO", line)
+        if result.status == "failed" and "Traceback" in line:
+            log("ERROR", line)
+        else:  # a node warns with a "warning: ..." log line (NodeContext.log)
+            log("WARNING" if "] warning: " in line else "INFO", line)
     write_json(
         _result_path(job.run_dir, node.id),
         {"node": node.id, "type": node.type, "key": job.key, "finished_at": utc_now()}

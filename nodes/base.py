@@ -11,7 +11,8 @@ In-process value representations, by port type:
 - ``series`` / ``signal``: ``pd.Series`` of float64 with the same kind of index. A signal is a
   target position in [-1, 1]. A column of a frame (``data.close``) is a ``series``.
 - ``frame`` / ``equity`` / ``orders`` / ``trades``: ``pd.DataFrame`` (``equity`` indexed by ts).
-- ``metrics``: ``dict[str, float | int | None]`` (never NaN or infinity).
+- ``metrics``: ``dict[str, Any]`` of numbers or None (never NaN or infinity), plus a few
+  strings (``start``, ``ppy_source``) and lists of strings (``notes``, ``warnings``).
 - ``model``: any picklable object.
 """
 
@@ -121,7 +122,8 @@ class NodeContext:
 
     ``base_dir`` resolves relative file paths (the .af file's folder for a CLI run).
     ``datasets`` maps a dataset name to its stored Parquet file (for ``dataset_ohlcv``).
-    ``log`` receives the node's log lines (the runner tags them with the node id).
+    ``log`` receives the node's log lines (the runner tags them with the node id); a line
+    starting ``warning: `` is a warning (the run log records it at WARNING level).
     """
 
     base_dir: Path = field(default_factory=Path.cwd)

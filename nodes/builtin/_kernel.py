@@ -5,7 +5,7 @@ numba's import nor its cache load (together ~0.9 s). :func:`simulate_for` picks 
 twin of the very same code for long inputs; a test checks both give identical results.
 
 The rules are documented on the ``backtest`` node (nodes/builtin/backtest.py) and in
-BACKTEST.md; this module only implements them. Trades are round trips of a position: from flat
+docs/backtest.md; this module only implements them. Trades are round trips of a position: from flat
 (or a flip) to flat (or the next flip); adding to or reducing a position stays in the same trade,
 with volume-weighted entry and exit prices.
 """
@@ -55,9 +55,16 @@ def simulate(
 ) -> tuple:
     """Run the backtest. ``lot`` <= 0 means fractional units.
 
+    Sizing: at a target change to s, the fill is the open moved by the slippage against the
+    order; the new position is sized so that its value at the fill is |s| times the equity left
+    after this order's fee, with equity = cash + units x fill. So a full long (s = 1) spends the
+    cash exactly, fee included, and a full short's notional plus its fee is the equity; without
+    fee and slippage it is s x equity / open. With ``lot`` it is rounded toward zero.
+
     Returns (equity, cash, position, drawdown) per bar, the orders (bar, signed units, price, fee,
-    target) and the trades (entry bar, exit bar, side, units, entry price, exit price, fees, pnl,
-    is_open), each trimmed to its count.
+    target), the trades (entry bar, exit bar, side, units, entry price, exit price, fees, pnl,
+    is_open) and the target changes that gave no order because they were smaller than one lot
+    (bar, value of one lot at the fill, equity at the open), each trimmed to its count.
     """
     n = open_.shape[0]
     equity = np.empty(n)
@@ -78,6 +85,10 @@ def simulate(
     t_fees = np.empty(n)
     t_pnl = np.empty(n)
     t_open = np.zeros(n, np.bool_)
+    s_bar = np.empty(n, np.int64)
+    s_lot_value = np.empty(n)
+    s_equity = np.empty(n)
+    n_skipped = 0
     n_orders = 0
     n_trades = 0
     # the trade in progress: side (0 = none), units and value entered and exited, fees
@@ -101,17 +112,38 @@ def simulate(
             prev = s
             px = open_[i]
             wealth = cash + units * px
-            desired = s * wealth / px
-            if desired != units:
-                buy = desired > units
+            if s * wealth != units * px:
+                buy = s * wealth > units * px  # the direction, before costs
                 fill = px * (1.0 + slip_rate) if buy else px * (1.0 - slip_rate)
-                new_units = s * wealth / fill
-                if lot > 0.0:
-                    new_units = _round_lot(new_units, lot)
+                # Fee-inclusive size: the new position at the fill is |s| x the equity left
+                # after this order's fee, all marked at the fill (inlined: the compiled twin
+                # sees only the helpers it is given).
+                exact = 0.0
+                if s != 0.0:
+                    sign = 1.0 if s > 0.0 else -1.0
+                    a = abs(s)
+                    at_fill = cash + units * fill
+                    held = sign * units * fill  # value held on the target's side (< 0: other)
+                    if held < a * at_fill:  # grow toward the target: fee on (value - held)
+                        value = a * (at_fill + fee_rate * held) / (1.0 + a * fee_rate)
+                    else:  # shrink toward it: fee on (held - value)
+                        value = a * (at_fill - fee_rate * held) / (1.0 - a * fee_rate)
+                    if value > 0.0:
+                        exact = sign * value / fill
+                new_units = _round_lot(exact, lot) if lot > 0.0 else exact
                 traded = new_units - units
-                if (buy and traded > 0.0) or (not buy and traded < 0.0):
+                fills = (buy and traded > 0.0) or (not buy and traded < 0.0)
+                wanted = (buy and exact > units) or (not buy and exact < units)
+                if lot > 0.0 and wanted and not fills:  # the change was smaller than one lot
+                    s_bar[n_skipped] = i
+                    s_lot_value[n_skipped] = lot * fill
+                    s_equity[n_skipped] = wealth
+                    n_skipped += 1
+                if fills:
                     fee = fee_rate * abs(traded * fill)
                     cash -= traded * fill + fee
+                    if s >= 1.0 and buy and cash < 0.0 and cash > -1e-9 * traded * fill:
+                        cash = 0.0  # a full long spends the cash exactly: drop float dust
                     o_bar[n_orders] = i
                     o_units[n_orders] = traded
                     o_price[n_orders] = fill
@@ -205,6 +237,9 @@ def simulate(
         t_fees[:n_trades],
         t_pnl[:n_trades],
         t_open[:n_trades],
+        s_bar[:n_skipped],
+        s_lot_value[:n_skipped],
+        s_equity[:n_skipped],
     )
 
 

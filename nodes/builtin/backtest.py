@@ -1,4 +1,4 @@
-"""The single-asset bar backtest node (rules: ../shared/design/BACKTEST.md)."""
+"""The single-asset bar backtest node (rules: docs/backtest.md)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from nodes.base import Node, Params, Port, PortType, register
-from nodes.builtin.metrics import METRIC_KEYS, compute_metrics
+from nodes.base import Node, Port, PortType, register
+from nodes.builtin.metrics import (
+    METRIC_KEYS,
+    AnnualisationParams,
+    compute_metrics,
+    log_metric_notes,
+)
 from nodes.errors import NodeError
 from nodes.lazy import lazy_module
 
@@ -48,21 +53,25 @@ TRADE_COLUMNS = (
 ORDER_COLUMNS = ("ts", "side", "units", "price", "fee", "target")
 
 
-class BacktestParams(Params):
-    """Capital, costs and sizing of the backtest."""
+class BacktestParams(AnnualisationParams):
+    """Capital, costs and sizing of the backtest; ``ppy`` / ``calendar`` for its metrics.
+
+    Fees and slippage stop at 1,000 bps (10 %, backtesting.py's bound too): the fee-inclusive
+    sizing divides by 1 - fee, and a 100 % slippage would fill sells at zero.
+    """
 
     cash: float = Field(100_000.0, gt=0, description="Starting cash.")
     fee_bps: float = Field(
-        0.0, ge=0, le=10_000, description="Fee per fill, in basis points of the traded notional."
+        0.0, ge=0, le=1_000, description="Fee per fill, in basis points of the traded notional."
     )
     slippage_bps: float = Field(
-        0.0, ge=0, le=10_000, description="Fill price moved against you, in basis points of open."
+        0.0,
+        ge=0,
+        le=1_000,
+        description="Fill price moved against you on every fill, in basis points of the open.",
     )
     lot_size: float | None = Field(
         None, gt=0, description="Units are rounded toward zero to a multiple of this."
-    )
-    ppy: float | None = Field(
-        None, gt=0, description="Periods per year for the metrics; inferred when absent."
     )
     risk_free: float = Field(
         0.0, ge=-1, le=1, description="Annual risk-free rate for Sharpe and Sortino."
@@ -141,9 +150,34 @@ def run_backtest(data: pd.DataFrame, signal: pd.Series, params: BacktestParams) 
     orders = _orders_frame(index, *res[4:9])
     trades = _trades_frame(index, *res[9:18])
     metrics = compute_metrics(
-        equity_frame, trades, ppy=params.ppy, risk_free=params.risk_free, orders=orders
+        equity_frame,
+        trades,
+        ppy=params.ppy,
+        risk_free=params.risk_free,
+        orders=orders,
+        calendar=params.calendar,
     )
+    skipped = _lot_warning(index, params.lot_size, *res[18:21])
+    if skipped is not None:
+        metrics["warnings"] = [skipped, *metrics["warnings"]]
     return {"equity": equity_frame, "trades": trades, "metrics": metrics, "orders": orders}
+
+
+def _lot_warning(
+    index: pd.DatetimeIndex,
+    lot: float | None,
+    bars: np.ndarray,
+    lot_value: np.ndarray,
+    equity: np.ndarray,
+) -> str | None:
+    """The warning for target changes that gave no order because of ``lot_size``, or None."""
+    if lot is None or len(bars) == 0:
+        return None
+    return (
+        f"lot_size={lot:g}: {len(bars)} signal change(s) gave no order because the change was "
+        f"smaller than one lot (first at {index[bars[0]].isoformat()}, where one lot cost "
+        f"{lot_value[0]:,.2f} and the equity was {equity[0]:,.2f})"
+    )
 
 
 def _labels(mask: np.ndarray, yes: str, no: str) -> pd.api.extensions.ExtensionArray:
@@ -214,14 +248,19 @@ class Backtest(Node):
       count as 0, any later NaN is an error.
     - No look-ahead: the signal of bar t is executed at the **open of bar t+1**. The last bar's
       signal is never executed.
-    - Orders happen only when the signal changes (the first bar counts as a change from 0): the
-      position moves to signal × equity / fill price, equity = cash + units × open. Between
-      changes the position is not rebalanced.
-    - Fill price = open × (1 + slippage_bps/1e4) for buys, × (1 − slippage_bps/1e4) for sells.
-      Fee = fee_bps/1e4 × |units × fill price|, paid from cash.
-    - Units are fractional unless ``lot_size`` is set (then rounded toward zero to a multiple).
-    - Shorts are allowed. Margin, borrow costs, interest on cash and liquidation are **not
-      modelled** in v1: cash may go negative and equity below zero.
+    - Orders happen only when the signal changes (the first bar counts as a change from 0);
+      between changes the position is not rebalanced.
+    - Fill price = open × (1 + slippage_bps/1e4) for buys, × (1 − slippage_bps/1e4) for sells,
+      on every fill. Fee = fee_bps/1e4 × |units × fill price|, paid from cash, on every fill.
+    - Size, fee included: the new position's value at the fill is |signal| × the equity left
+      after this order's fee (equity = cash + units × fill). A full long spends the cash
+      exactly, so cash never goes negative on a long target (as in backtesting.py and
+      vectorbt); without costs it is signal × equity / open.
+    - Units are fractional unless ``lot_size`` is set (then rounded toward zero to a multiple);
+      a signal change smaller than one lot gives no order and a warning (metrics and log).
+    - Shorts are allowed, without leverage (|signal| ≤ 1 of the equity). Margin, borrow costs,
+      interest on cash and liquidation are **not modelled** in v1; a losing short can take
+      equity below zero.
     - Equity is marked at every bar's close: cash + units × close.
     - A trade is a round trip from flat to flat; a flip (long → short) closes one trade and opens
       another at the same fill (the fill's fee is split by units). Adding to or reducing a
@@ -230,7 +269,10 @@ class Backtest(Node):
       metrics (num_trades, win_rate, profit_factor, avg_trade_return).
 
     Outputs: ``equity`` (equity, cash, position in units, drawdown per bar), ``trades``,
-    ``metrics`` (as the ``metrics`` node), ``orders`` (ts, side, units, price, fee, target).
+    ``metrics`` (as the ``metrics`` node: periods per year from ``ppy``, else ``calendar``, else
+    inferred; ``ppy_source``, ``notes`` and ``warnings`` say how and why, and the log repeats
+    them), ``orders`` (ts, side, units, price, fee, target). Details and peer comparisons:
+    docs/backtest.md.
     """
 
     name = "backtest"
@@ -250,5 +292,7 @@ class Backtest(Node):
     metric_keys = METRIC_KEYS
 
     def run(self, inputs: Mapping[str, Any], params: BacktestParams) -> dict[str, Any]:
-        """Simulate and report."""
-        return run_backtest(inputs["data"], inputs["signal"], params)
+        """Simulate and report (how ppy was chosen, warnings and notes go to the node's log)."""
+        out = run_backtest(inputs["data"], inputs["signal"], params)
+        log_metric_notes(self.ctx.log, out["metrics"])
+        return out

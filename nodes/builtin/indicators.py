@@ -130,8 +130,12 @@ class Rsi(Node):
     """Relative strength index (Wilder), from 0 to 100.
 
     Average gains and losses use Wilder smoothing (alpha = 1/window) seeded with the simple
-    average of the first ``window`` changes; RSI = 100 * gain / (gain + loss), and 100 when there
-    are no losses. The first ``window`` values are NaN (warm-up: a change needs two bars).
+    average of the first ``window`` changes; RSI = 100 * gain / (gain + loss): 100 when there are
+    gains and no losses, 0 with losses and no gains. When both averages are 0 (the price has not
+    moved since the data began) RSI is undefined, NaN, so that no level is crossed on no
+    information (TA-Lib returns 0 there, which reads as deeply oversold). After a move, a flat
+    window keeps the decayed averages and so the last RSI, as in TA-Lib (Wilder's recursion
+    remembers). The first ``window`` values are NaN (warm-up: a change needs two bars).
     """
 
     name = "rsi"
@@ -148,9 +152,9 @@ class Rsi(Node):
         alpha = 1.0 / params.window
         gain = seeded_ewm(change.clip(lower=0.0), params.window, alpha).to_numpy()
         loss = seeded_ewm((-change).clip(lower=0.0), params.window, alpha).to_numpy()
+        total = gain + loss
         with np.errstate(invalid="ignore", divide="ignore"):
-            rsi = np.where(loss == 0.0, 100.0, 100.0 * gain / (gain + loss))
-        rsi[np.isnan(gain) | np.isnan(loss)] = np.nan
+            rsi = np.where(total > 0.0, 100.0 * gain / total, np.nan)
         return {"value": pd.Series(rsi, index=x.index, name="rsi")}
 
 
@@ -174,7 +178,9 @@ class Macd(Node):
 
     ``macd`` = EMA(fast) - EMA(slow); ``signal`` = EMA(signal) of ``macd``; ``hist`` = macd -
     signal. EMAs are seeded as in ``ema``: ``macd`` is NaN for the first ``slow - 1`` bars,
-    ``signal`` and ``hist`` for the first ``slow + signal - 2``.
+    ``signal`` and ``hist`` for the first ``slow + signal - 2``. TA-Lib seeds the fast EMA at
+    the slow one's first bar instead (the SMA of bars slow - fast .. slow - 1), so its early
+    ``macd`` values differ from these by a gap that shrinks by 1 - 2/(fast + 1) a bar.
     """
 
     name = "macd"
@@ -256,7 +262,9 @@ class Atr(Node):
 
     True range = max(high - low, |high - previous close|, |low - previous close|); on the first
     bar, with no previous close, high - low. ATR is its Wilder average (alpha = 1/window) seeded
-    with the mean of the first ``window`` true ranges, so the first ``window - 1`` values are NaN.
+    with the mean of the first ``window`` true ranges, so the first ``window - 1`` values are NaN
+    (Wilder's and StockCharts' convention). TA-Lib skips bar 0 and seeds with the true ranges of
+    bars 1 .. window (first value at bar ``window``); the gap shrinks by 1 - 1/window a bar.
     """
 
     name = "atr"

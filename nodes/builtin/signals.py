@@ -1,19 +1,21 @@
 """Signal nodes: target positions in [-1, 1] built from series, never NaN (warm-up = 0).
 
 A signal at bar t is the position wanted after bar t closes; the backtest executes it at the next
-bar's open. Every node here uses only values at bars <= t.
+bar's open. Every node here uses only values at bars <= t. A NaN input (an indicator's warm-up,
+or an undefined value such as the RSI of a price that never moved) is *no information*: the
+previous position holds (0 before the first defined value), so it never causes an order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
 
 from nodes.base import Node, Params, Port, PortType, register
 from nodes.builtin.indicators import as_float_series
-from nodes.builtin.metrics import infer_ppy
+from nodes.builtin.metrics import CALENDAR_DESCRIPTION, CalendarName, resolve_ppy
 from nodes.errors import NodeError
 from nodes.lazy import lazy_module
 
@@ -65,8 +67,8 @@ class CrossoverParams(Params):
 class Crossover(Node):
     """Long when ``fast`` is above ``slow``; short (``long_short``) or flat (``long_only``) below.
 
-    Where either input is NaN (warm-up) the signal is 0; where they are equal the previous value
-    holds. Both inputs must have the same timestamps.
+    Where either input is NaN (warm-up, or undefined later) or they are equal, the previous value
+    holds (0 before the first defined one). Both inputs must have the same timestamps.
     """
 
     name = "crossover"
@@ -86,8 +88,7 @@ class Crossover(Node):
         _same_index([("fast", fast), ("slow", slow)], "crossover")
         f, s = fast.to_numpy(), slow.to_numpy()
         below = -1.0 if params.mode == "long_short" else 0.0
-        raw = np.where(f > s, 1.0, np.where(f < s, below, np.nan))
-        raw[np.isnan(f) | np.isnan(s)] = 0.0
+        raw = np.where(f > s, 1.0, np.where(f < s, below, np.nan))  # NaN compares False
         return {"signal": _hold(raw, fast.index)}
 
 
@@ -195,9 +196,20 @@ class PositionSizerParams(Params):
     )
     vol_window: int = Field(20, ge=2, le=100_000, description="Bars of returns in realised vol.")
     ppy: float | None = Field(
-        None, gt=0, description="Periods per year; inferred from the timestamps when absent."
+        None,
+        gt=0,
+        le=1e8,
+        description="Periods per year for annualising the vol; wins over calendar. When both "
+        "are absent, inferred from the timestamps (the node's log says how).",
     )
+    calendar: CalendarName | None = Field(None, description=CALENDAR_DESCRIPTION)
     max_position: float = Field(1.0, gt=0, le=1, description="Largest absolute position.")
+
+    @model_validator(mode="after")
+    def _ppy_or_calendar(self) -> PositionSizerParams:
+        if self.ppy is not None and self.calendar is not None:
+            raise ValueError("give ppy or calendar, not both (ppy is the number calendar implies)")
+        return self
 
 
 @register
@@ -205,10 +217,12 @@ class PositionSizer(Node):
     """Scale a signal: × ``fraction``, and with ``target_vol`` also × target_vol / realised vol.
 
     Realised vol at bar t = std (ddof=1) of the last ``vol_window`` simple returns of ``prices``
-    up to t, annualised with ``ppy`` (inferred as in the metrics when absent). Until it exists
-    (warm-up), and where it is 0, the output is 0. The result is clipped to ±``max_position``.
-    The inferred ppy looks at all timestamps (their median spacing); give ``ppy`` to make every
-    bar depend on past data only.
+    up to t, annualised with ``ppy`` (else from ``calendar``, else inferred as in the metrics;
+    the log says which). Until it exists (warm-up) the output is 0; where it is undefined later
+    (a flat window: vol 0) the last defined scale holds, so a price that stops moving neither
+    closes the position nor sizes it to infinity. The result is clipped to ±``max_position``.
+    The inferred ppy looks at all timestamps (their median spacing); give ``ppy`` or
+    ``calendar`` to make every bar depend on past data only.
     """
 
     name = "position_sizer"
@@ -231,18 +245,24 @@ class PositionSizer(Node):
                 raise NodeError("position_sizer: target_vol needs the prices input")
             prices = as_float_series(prices, "position_sizer: prices")
             _same_index([("signal", signal), ("prices", prices)], "position_sizer")
-            values = values * self._vol_scale(prices, params)
+            values = values * self._vol_scale(prices, params, self.ctx.log)
         clipped = np.clip(values, -params.max_position, params.max_position)
         return {"signal": pd.Series(clipped + 0.0, index=signal.index, name="signal")}
 
     @staticmethod
-    def _vol_scale(prices: pd.Series, params: PositionSizerParams) -> np.ndarray:
-        ppy = params.ppy if params.ppy is not None else infer_ppy(prices.index)
-        if ppy is None:
+    def _vol_scale(
+        prices: pd.Series, params: PositionSizerParams, log: Callable[[str], None]
+    ) -> np.ndarray:
+        choice = resolve_ppy(prices.index, params.ppy, params.calendar)
+        if choice.ppy is None:
             raise NodeError("position_sizer: cannot infer ppy from fewer than 2 bars; give ppy")
+        log(f"ppy {choice.ppy:g}: {choice.source}")
+        for warning in choice.warnings:
+            log(f"warning: {warning}")
         returns = prices.pct_change(fill_method=None)
         vol = returns.rolling(params.vol_window, min_periods=params.vol_window).std(ddof=1)
-        vol = vol.to_numpy() * np.sqrt(ppy)
+        vol = vol.to_numpy() * np.sqrt(choice.ppy)
         assert params.target_vol is not None
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(vol > 0, params.target_vol / vol, 0.0)
+            scale = np.where(vol > 0, params.target_vol / vol, np.nan)
+        return pd.Series(scale).ffill().fillna(0.0).to_numpy()

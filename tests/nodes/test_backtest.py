@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nodes.base import NodeContext, registry
 from nodes.errors import NodeError
 from tests.nodes.conftest import make_bars, run_node
 
@@ -69,16 +70,35 @@ def test_backtest_slippage_moves_buys_up_and_sells_down() -> None:
 
 
 def test_backtest_fees_are_taken_from_cash_on_every_fill() -> None:
+    # Sizing includes the fee (it used to leave cash at -1.0, the fee, after a full buy):
+    # units * 11 * (1 + 0.001) = 1000, so the buy spends the cash exactly.
     out = _bt([1, 0, 0, 0, 0], fee_bps=10.0)  # 0.1 %
-    units = 1000 / 11
-    fees = [0.001 * 1000, 0.001 * units * 12]
+    units = 1000 / (11 * 1.001)
+    fees = [0.001 * units * 11, 0.001 * units * 12]
+    assert out["orders"]["units"].tolist() == pytest.approx([units, units])
     assert out["orders"]["fee"].tolist() == pytest.approx(fees)
-    assert out["equity"]["cash"].iloc[1] == pytest.approx(-1.0)  # fully invested, minus the fee
-    assert out["equity"]["cash"].iloc[-1] == pytest.approx(units * 12 - 1000 + 1000 - sum(fees))
+    assert out["equity"]["cash"].iloc[1] == 0.0  # fully invested, fee included, never negative
+    assert out["equity"]["cash"].iloc[-1] == pytest.approx(units * 12 - fees[1])
     trade = out["trades"].iloc[0]
     assert trade["fees"] == pytest.approx(sum(fees))
     assert trade["pnl"] == pytest.approx(units * (12 - 11) - sum(fees))
     assert out["metrics"]["total_fees"] == pytest.approx(sum(fees))
+
+
+def test_backtest_partial_target_is_that_share_of_the_equity_left_after_the_fee() -> None:
+    out = _bt([0.5, 0, 0, 0, 0], fee_bps=100.0)  # 1 %
+    units = out["orders"]["units"].iloc[0]
+    value, fee = units * 11, out["orders"]["fee"].iloc[0]
+    assert value == pytest.approx(0.5 * (1000 - fee))  # position = 0.5 x equity after the fee
+    assert fee == pytest.approx(0.01 * value)
+    assert value == pytest.approx(0.5 * 1000 / (1 + 0.5 * 0.01))  # the closed form
+
+
+def test_backtest_short_side_mirrors_the_long_one() -> None:
+    out = _bt([-1, 0, 0, 0, 0], fee_bps=10.0)
+    units = 1000 / (11 * 1.001)  # notional + fee = equity, as backtesting.py sizes a short
+    assert out["equity"]["position"].iloc[1] == pytest.approx(-units)
+    assert out["equity"]["cash"].iloc[1] == pytest.approx(1000 + units * 11 * (1 - 0.001))
 
 
 def test_backtest_short_profits_when_price_falls() -> None:
@@ -97,9 +117,12 @@ def test_backtest_short_profits_when_price_falls() -> None:
 
 def test_backtest_flip_closes_one_trade_and_opens_another_at_the_same_fill() -> None:
     out = _bt([1, -1, -1, 0, 0], fee_bps=10.0)
-    long_units = 1000 / 11
-    equity_at_12 = long_units * 12 - 1.0  # cash -1 (the first fee) + units * open
-    short_units = equity_at_12 / 12
+    f = 0.001
+    long_units = 1000 / (11 * (1 + f))  # cash 0 after the buy
+    # the flip: the short is sized on the equity left after the whole fill's fee
+    # (short * 12 = 12 * long - f * (long + short) * 12), i.e. the equity after closing the
+    # long, divided by 12 * (1 + f): what backtesting.py does in two steps
+    short_units = long_units * 12 * (1 - f) / (12 * (1 + f))
     orders, trades = out["orders"], out["trades"]
     assert len(orders) == 3
     assert orders["units"].iloc[1] == pytest.approx(long_units + short_units)  # one fill
@@ -108,11 +131,28 @@ def test_backtest_flip_closes_one_trade_and_opens_another_at_the_same_fill() -> 
     assert first["exit_ts"] == second["entry_ts"] == pd.Timestamp("2024-01-03", tz="UTC")
     assert first["exit_price"] == second["entry_price"] == 12.0
     assert (first["side"], second["side"]) == ("long", "short")
-    flip_fee = 0.001 * (long_units + short_units) * 12
+    flip_fee = f * (long_units + short_units) * 12
     # the flip's fee is split between the trades by units
-    assert first["fees"] == pytest.approx(1.0 + flip_fee * long_units / (long_units + short_units))
+    first_fee = f * long_units * 11 + flip_fee * long_units / (long_units + short_units)
+    assert first["fees"] == pytest.approx(first_fee)
     assert first["fees"] + second["fees"] == pytest.approx(out["orders"]["fee"].sum())
     assert second["exit_price"] == 14.0 and second["units"] == pytest.approx(short_units)
+
+
+def test_backtest_long_targets_never_leave_cash_negative() -> None:
+    # the old sizing left cash at -fee after every full buy (vectorbt and backtesting.py cap)
+    rng = np.random.default_rng(11)
+    closes = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, 400)))
+    opens = np.concatenate(([100.0], closes[:-1] * np.exp(rng.normal(0, 0.01, 399))))
+    bars = make_bars(opens, closes)
+    sig = pd.Series(rng.choice([0.0, 0.25, 0.7, 1.0], 400), index=bars.index)
+    for lot in (None, 0.5):
+        params = {"cash": 10_000.0, "fee_bps": 25.0, "slippage_bps": 15.0}
+        if lot is not None:
+            params["lot_size"] = lot
+        out = run_node("backtest", {"data": bars, "signal": sig}, **params)
+        assert len(out["orders"]) > 100
+        assert (out["equity"]["cash"] >= 0.0).all()
 
 
 def test_backtest_rounds_units_toward_zero_to_the_lot_size() -> None:
@@ -124,9 +164,28 @@ def test_backtest_rounds_units_toward_zero_to_the_lot_size() -> None:
     assert tenths["orders"]["units"].iloc[0] == pytest.approx(0.3)
 
 
-def test_backtest_lot_size_larger_than_the_target_means_no_order() -> None:
-    out = _bt([1, 1, 1, 1, 1], lot_size=500.0)
+def test_backtest_lot_size_larger_than_the_target_means_no_order_and_a_warning() -> None:
+    bars = make_bars(OPENS, CLOSES)
+    sig = pd.Series([1.0, 1, 0, 1, 1], index=bars.index)
+    lines: list[str] = []
+    node_type = registry().get("backtest")
+    node = node_type(NodeContext(log=lines.append))
+    out = node.run(
+        {"data": bars, "signal": sig},
+        node_type.validated_params({"cash": 1000.0, "lot_size": 500.0}),
+    )
     assert len(out["orders"]) == 0 and out["metrics"]["exposure"] == 0.0
+    # bar 1 (target 1) and bar 4 (target 1 again); the change to 0 at bar 3 is no order anyway
+    warning = out["metrics"]["warnings"][0]
+    assert warning.startswith("lot_size=500: 2 signal change(s) gave no order")
+    assert "first at 2024-01-02T00:00:00+00:00, where one lot cost 5,500.00" in warning
+    assert "equity was 1,000.00" in warning
+    assert f"warning: {warning}" in lines  # the run log's line (tagged by the runner)
+
+
+def test_backtest_affordable_lots_give_no_warning() -> None:
+    out = _bt([1, 0, 1, 0, 0], lot_size=1.0)
+    assert len(out["orders"]) == 4 and out["metrics"]["warnings"] == []
 
 
 def test_backtest_reports_an_open_trade_at_the_end_marked_at_last_close() -> None:

@@ -52,6 +52,22 @@ def test_rsi_uses_wilder_smoothing_and_is_100_without_losses() -> None:
     _eq(out, [NAN, NAN, 100.0, 50.0, 100 * 1.25 / 1.5])
 
 
+def test_rsi_is_undefined_while_the_price_has_never_moved() -> None:
+    # It was 100 (TA-Lib: 0), so an RSI 30/70 strategy traded on no information. Window 2:
+    # changes 0, 0, 0, then 2 (gain avg 0.5*0 + 0.5*2 = 1, loss 0 -> 100), then -1
+    # (gain 0.5, loss 0.5 -> 50), then flat: both averages halve, the ratio stays 50.
+    out = run_node("rsi", {"series": _series([5, 5, 5, 5, 7, 6, 6, 6])}, window=2)["value"]
+    _eq(out, [NAN, NAN, NAN, NAN, 100.0, 50.0, 50.0, 50.0])
+
+
+def test_an_rsi_threshold_strategy_does_not_trade_on_a_flat_start() -> None:
+    prices = _series([5.0] * 20 + [5.0 - 0.1 * i for i in range(1, 6)])
+    rsi = run_node("rsi", {"series": prices}, window=14)["value"]
+    signal = run_node("threshold", {"series": rsi}, lower=30.0, upper=70.0)["signal"]
+    assert signal.iloc[:20].eq(0.0).all()  # no level crossed while nothing moved
+    assert signal.iloc[-1] == 1.0  # the falling prices after it: RSI 0 < 30, long
+
+
 def test_macd_lines_from_seeded_emas() -> None:
     x = _series([2, 4, 6, 8, 12, 10])
     out = run_node("macd", {"series": x}, fast=2, slow=3, signal=2)
@@ -158,3 +174,66 @@ def test_atr_output_on_a_prefix_equals_the_full_output(random_walk: pd.Series) -
     for n in (20, 250):
         part = run_node("atr", {"bars": bars.iloc[:n]}, window=14)["value"]
         np.testing.assert_array_equal(part.to_numpy(), full.iloc[:n].to_numpy())
+
+
+# -- the documented differences from TA-Lib, checked against TA-Lib's algorithm -------------------
+# TA-Lib is not a dependency; these loops restate its ta_ATR.c and ta_MACD.c (default settings)
+# plainly, so the docs' claims ("the gap shrinks by 1 - 1/window a bar") are tested.
+
+
+def _talib_atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.ndarray:
+    out = np.full(len(high), np.nan)
+    tr = [np.nan] + [
+        max(high[i] - low[i], abs(high[i] - close[i - 1]), abs(low[i] - close[i - 1]))
+        for i in range(1, len(high))
+    ]
+    prev = sum(tr[1 : n + 1]) / n  # no true range on bar 0: seed with bars 1..n
+    out[n] = prev
+    for today in range(n + 1, len(high)):
+        prev = (prev * (n - 1) + tr[today]) / n
+        out[today] = prev
+    return out
+
+
+def _talib_ema_from(x: np.ndarray, period: int, seed_end: int) -> np.ndarray:
+    """EMA seeded at ``seed_end`` with the mean of the ``period`` values ending there."""
+    k = 2.0 / (period + 1)
+    out = np.full(len(x), np.nan)
+    prev = float(np.mean(x[seed_end - period + 1 : seed_end + 1]))
+    out[seed_end] = prev
+    for today in range(seed_end + 1, len(x)):
+        prev = (x[today] - prev) * k + prev
+        out[today] = prev
+    return out
+
+
+def test_atr_differs_from_talib_only_by_the_seed_and_the_gap_decays_as_documented(
+    random_walk: pd.Series,
+) -> None:
+    bars = make_bars(random_walk.shift(1).fillna(100.0).to_numpy(), random_walk.to_numpy())
+    n = 14
+    ours = run_node("atr", {"bars": bars}, window=n)["value"].to_numpy()
+    theirs = _talib_atr(
+        bars["high"].to_numpy(), bars["low"].to_numpy(), bars["close"].to_numpy(), n
+    )
+    assert np.isnan(theirs[n - 1]) and not np.isnan(ours[n - 1])  # we start a bar earlier
+    gap = ours[n:] - theirs[n:]
+    assert gap[0] != 0.0
+    np.testing.assert_allclose(
+        gap, gap[0] * (1 - 1 / n) ** np.arange(len(gap)), rtol=1e-6, atol=1e-12
+    )
+
+
+def test_macd_differs_from_talib_only_by_the_fast_seed_and_the_gap_decays_as_documented(
+    random_walk: pd.Series,
+) -> None:
+    fast, slow, signal = 12, 26, 9
+    x = random_walk.to_numpy()
+    ours = run_node("macd", {"series": random_walk}, fast=fast, slow=slow, signal=signal)
+    line = ours["macd"].to_numpy()
+    # TA-Lib: both EMAs start at bar slow - 1; the fast one from the mean of its last `fast` bars
+    theirs = _talib_ema_from(x, fast, slow - 1) - _talib_ema_from(x, slow, slow - 1)
+    gap = line[slow - 1 :] - theirs[slow - 1 :]
+    assert gap[0] != 0.0
+    decay = (1 - 2 / (fast + 1)) ** np.arange(len(gap))
+    np.testing.assert_allclose(gap, gap[0] * decay, rtol=1e-6, atol=1e-12)

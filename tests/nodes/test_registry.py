@@ -68,6 +68,7 @@ def test_documented_ports_and_params_of_key_nodes() -> None:
         "slippage_bps",
         "lot_size",
         "ppy",
+        "calendar",
         "risk_free",
     }
     assert [p.name for p in reg.get("macd").outputs] == ["macd", "signal", "hist"]
@@ -92,3 +93,25 @@ def test_params_accept_json_integers_for_floats_and_refuse_unknown_keys() -> Non
     assert bt.parse_params({"cash": 1000, "fee_bps": 5}).cash == 1000.0
     with pytest.raises(Exception, match="extra"):
         bt.parse_params({"fees": 5})
+
+
+def test_the_dsl_takes_calendar_from_the_params_schema() -> None:
+    # no DSL change was needed: the compiler reads the params model (Literal -> allowed values)
+    from dsl import compile_source
+
+    head = (
+        'pipeline p "P"\n'
+        'data = csv_ohlcv(path="x.csv")\n'
+        "f = sma(data.close, window=5)\n"
+        "s = sma(data.close, window=20)\n"
+        "sig = crossover(f, s)\n"
+    )
+    ok = compile_source(head + 'bt = backtest(data, sig, calendar="crypto")\n')
+    assert ok.ok and ok.ir is not None
+    assert ok.ir.node("bt").params["calendar"] == "crypto"
+    bad = compile_source(head + 'bt = backtest(data, sig, calendar="nyse")\n')
+    (d,) = bad.errors
+    assert d.code == "AF104" and "'equities', 'crypto', '24x7', 'fx' or '24x5'" in d.message
+    both = compile_source(head + 'bt = backtest(data, sig, calendar="fx", ppy=260)\n')
+    (d,) = both.errors
+    assert d.code == "AF108" and "give ppy or calendar, not both" in d.message

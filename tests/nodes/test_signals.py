@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nodes.base import NodeContext, registry
 from nodes.errors import NodeError
 from tests.nodes.conftest import run_node
 
@@ -28,6 +29,21 @@ def test_crossover_long_short_with_warmup_zero_and_hold_on_equal() -> None:
     slow = _series([1, 1, 1, 3, 2, 1, 4])
     out = run_node("crossover", {"fast": fast, "slow": slow})["signal"]
     assert _values(out) == [0.0, 1.0, 1.0, 1.0, -1.0, -1.0, 1.0]
+
+
+def test_crossover_holds_through_an_undefined_input() -> None:
+    # a NaN after the warm-up is no information: hold (it used to go flat, an order)
+    fast = _series([2, 3, NAN, 0, NAN])
+    slow = _series([1, 1, 1, 1, 1])
+    out = run_node("crossover", {"fast": fast, "slow": slow})["signal"]
+    assert _values(out) == [1.0, 1.0, 1.0, -1.0, -1.0]
+
+
+def test_threshold_holds_through_an_undefined_input() -> None:
+    out = run_node(
+        "threshold", {"series": _series([NAN, 20, NAN, 50, 80, NAN])}, lower=30.0, upper=70.0
+    )["signal"]
+    assert _values(out) == [0.0, 1.0, 1.0, 1.0, -1.0, -1.0]
 
 
 def test_crossover_long_only_is_flat_below() -> None:
@@ -118,6 +134,39 @@ def test_position_sizer_targets_volatility_from_past_returns() -> None:
     vol3 = math.sqrt(((0.1 - 1 / 30) ** 2 * 2 + (-0.1 - 1 / 30) ** 2) / 2) * math.sqrt(252)
     vol4 = float(np.std([-0.1, 0.1, 0.0], ddof=1)) * math.sqrt(252)
     np.testing.assert_allclose(out.to_numpy(), [0.0, 0.0, 0.0, 0.1 / vol3, -0.1 / vol4], rtol=1e-9)
+
+
+def test_position_sizer_holds_its_scale_where_the_vol_is_undefined() -> None:
+    # a flat window (vol 0) used to give 0: the position was closed because the price stopped
+    prices = _series([100, 110, 99, 99, 99, 99, 108.9])
+    signal = _series([1.0] * 7)
+    lines: list[str] = []
+    node_type = registry().get("position_sizer")
+    params = node_type.validated_params({"target_vol": 0.1, "vol_window": 2, "ppy": 252.0})
+    out = node_type(NodeContext(log=lines.append)).run(
+        {"signal": signal, "prices": prices}, params
+    )["signal"]
+    vol2 = float(np.std([0.1, -0.1], ddof=1)) * math.sqrt(252)  # bar 2
+    vol3 = float(np.std([-0.1, 0.0], ddof=1)) * math.sqrt(252)  # bar 3
+    vol6 = float(np.std([0.0, 0.1], ddof=1)) * math.sqrt(252)  # bar 6
+    expected = [0.0, 0.0, 0.1 / vol2, 0.1 / vol3, 0.1 / vol3, 0.1 / vol3, 0.1 / vol6]
+    np.testing.assert_allclose(out.to_numpy(), expected, rtol=1e-12)
+    assert lines == ["ppy 252: given: ppy=252"]
+
+
+def test_position_sizer_takes_a_calendar() -> None:
+    prices = _series([100, 110, 99, 108.9, 108.9])
+    values = [
+        run_node(
+            "position_sizer",
+            {"signal": _series([1.0] * 5), "prices": prices},
+            target_vol=0.1,
+            vol_window=3,
+            **kw,
+        )["signal"].iloc[-1]
+        for kw in ({"ppy": 365.0}, {"calendar": "crypto"}, {"ppy": 252.0}, {"calendar": "equities"})
+    ]
+    assert values[0] == values[1] and values[2] == values[3] and values[0] != values[2]
 
 
 def test_position_sizer_target_vol_needs_prices() -> None:
