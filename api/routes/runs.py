@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Header, Request, Response, status
@@ -172,18 +173,19 @@ def _status_now(engine: Engine, settings: ApiSettings, user: User, run_id: int) 
 async def _events(
     request: Request, engine: Engine, settings: ApiSettings, user: User, run_id: int
 ) -> AsyncIterator[str]:
-    last_seq, last_state, idle = 0, "", 0.0
+    last_state, idle = "", 0.0
+    run_dir = settings.runs_dir / (await run_in_threadpool(_run_key, engine, run_id))
+    tail = run_files.LogTail(run_dir / "run.log")  # reads only what was appended since
     while True:
         current = await run_in_threadpool(_status_now, engine, settings, user, run_id)
-        run_dir = settings.runs_dir / (await run_in_threadpool(_run_key, engine, run_id))
-        for line in await run_in_threadpool(run_files.parse_log, run_dir, last_seq):
-            last_seq = line.seq
+        ended = RunStatus(current.status).final
+        for line in await run_in_threadpool(partial(tail.read, final=ended)):
             yield f"id: {line.seq}\ndata: {line.model_dump_json()}\n\n"
         state = json.dumps([current.status, current.node_states], sort_keys=True)
         if state != last_state:
             last_state = state
             yield f"event: status\ndata: {current.model_dump_json()}\n\n"
-        if RunStatus(current.status).final:
+        if ended and tail.drained:
             return
         if await request.is_disconnected():
             return

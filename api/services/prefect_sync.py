@@ -2,7 +2,8 @@
 
 :func:`sync_once` maps each unfinished run's Prefect flow-run state and its run directory into
 the row (status, node states, metrics, error, times). It runs every second in a background
-task of the API process (:func:`run_sync_loop`), and for one run on every read of it.
+task of one API process — the :class:`SyncLeader`, however many API processes serve —
+(:func:`run_sync_loop`), and for one run on every read of it.
 It also discovers the flow runs Prefect's scheduler started and reconciles scheduled
 pipelines' deployments (:mod:`api.services.schedules`).
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,11 +34,12 @@ from api.services.prefect_client import prefect_client, read_flow_runs
 from api.settings import ApiSettings
 from flows.spec import RunRecord
 
-__all__ = ["Outcome", "decide", "run_sync_loop", "sync_once", "sync_run"]
+__all__ = ["Outcome", "SyncLeader", "decide", "run_sync_loop", "sync_once", "sync_run"]
 
 log = logging.getLogger(__name__)
 
 SYNC_INTERVAL_S = 1.0
+SYNC_LOCK_KEY = 0x616C_7068_6166  # pg advisory lock key of the status sync ("alphaf")
 SUBMIT_GRACE = timedelta(seconds=60)  # a row without a flow run after this was never submitted
 CANCEL_CONFIRM_TIMEOUT = timedelta(seconds=60)
 PICKUP_TIMEOUT = timedelta(minutes=30)  # no worker took the run
@@ -123,6 +126,8 @@ def apply(
         run.started_at = flow_run.start_time
     ended = outcome.status.value if outcome.status.final else None
     run.node_states_json = json.dumps(run_files.live_node_states(run_dir, record, ended))
+    if ended is not None:
+        run_files.forget_log(run_dir)
     if record is not None:
         run.metrics_json = _preview(record.metrics) or run.metrics_json
         run.mlflow_run_id = record.mlflow_run_id or run.mlflow_run_id
@@ -182,20 +187,103 @@ def sync_run(session: Session, settings: ApiSettings, run: Run) -> Run:
     return run
 
 
+class SyncLeader:
+    """Elects the one API process that runs the status sync loop.
+
+    On PostgreSQL the leader holds a session-level advisory lock on a connection of its own
+    (released by the server when that process or connection dies, so another takes over); on
+    SQLite an exclusive ``flock`` on ``<data_dir>/status-sync.lock`` (released when the process
+    exits). :meth:`acquire` is cheap to call on every tick.
+    """
+
+    def __init__(self, engine: Engine, settings: ApiSettings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self._conn: Any = None
+        self._fh: Any = None
+
+    @property
+    def held(self) -> bool:
+        """Whether this process is the leader."""
+        return self._conn is not None or self._fh is not None
+
+    def acquire(self) -> bool:
+        """Become (or stay) the leader if no other process is; True when this one is."""
+        if self.engine.dialect.name == "postgresql":
+            return self._acquire_pg()
+        return self._acquire_file()
+
+    def _acquire_pg(self) -> bool:
+        if self._conn is not None:
+            try:  # still ours? (a dropped connection loses the lock)
+                self._conn.exec_driver_sql("SELECT 1")
+                return True
+            except Exception:
+                self._drop_conn()
+        conn = self.engine.connect()
+        try:
+            got = conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({SYNC_LOCK_KEY})").scalar()
+            conn.commit()
+        except Exception:
+            conn.close()
+            raise
+        if got:
+            self._conn = conn
+            return True
+        conn.close()
+        return False
+
+    def _acquire_file(self) -> bool:
+        if self._fh is not None:
+            return True
+        import fcntl
+
+        path = self.settings.root / "status-sync.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = path.open("a")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            return False
+        self._fh = fh
+        return True
+
+    def _drop_conn(self) -> None:
+        conn, self._conn = self._conn, None
+        with suppress(Exception):
+            conn.close()
+
+    def release(self) -> None:
+        """Stop being the leader (another process may take over)."""
+        if self._conn is not None:
+            with suppress(Exception):
+                self._conn.exec_driver_sql(f"SELECT pg_advisory_unlock({SYNC_LOCK_KEY})")
+            self._drop_conn()
+        if self._fh is not None:
+            fh, self._fh = self._fh, None
+            fh.close()
+
+
 async def run_sync_loop(
     engine: Engine, settings: ApiSettings, interval_s: float = SYNC_INTERVAL_S
 ) -> None:
-    """Call :func:`sync_once` forever (in a thread: the client blocks); errors are logged and
-    retried, never fatal."""
+    """Call :func:`sync_once` every ``interval_s`` (in a thread: the client blocks) while this
+    process is the :class:`SyncLeader`; errors are logged and retried, never fatal."""
     failures = 0
-    while True:
-        try:
-            await asyncio.to_thread(sync_once, engine, settings)
-            failures = 0
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            failures += 1
-            if failures in (1, 10) or failures % 100 == 0:
-                log.warning("run status sync failed (%d in a row): %s", failures, exc)
-        await asyncio.sleep(interval_s)
+    leader = SyncLeader(engine, settings)
+    try:
+        while True:
+            try:
+                if await asyncio.to_thread(leader.acquire):
+                    await asyncio.to_thread(sync_once, engine, settings)
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                if failures in (1, 10) or failures % 100 == 0:
+                    log.warning("run status sync failed (%d in a row): %s", failures, exc)
+            await asyncio.sleep(interval_s)
+    finally:
+        leader.release()

@@ -7,11 +7,13 @@ truth for everything a run produced; these readers never write. Node states come
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
 import math
 import re
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,9 +26,12 @@ from flows.spec import RunRecord, read_run_record
 
 __all__ = [
     "MAX_CHART_POINTS",
+    "LogTail",
     "equity_points",
     "escape_formula",
+    "forget_log",
     "live_node_states",
+    "logged_nodes",
     "parse_log",
     "read_record",
     "results",
@@ -34,6 +39,7 @@ __all__ = [
 ]
 
 MAX_CHART_POINTS = 5_000
+MAX_LOG_READ_BYTES = 4 * 1024 * 1024
 _LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ([A-Z]+)\s+(.*)$")
 _TAG = re.compile(r"^\[([^\]\s]{1,100})\]\s?(.*)$", re.DOTALL)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -68,7 +74,7 @@ def live_node_states(run_dir: Path, record: RunRecord | None, ended: str | None)
 def _running(run_dir: Path, states: dict[str, str], unfinished: list[str]) -> dict[str, str]:
     """Unfinished nodes are running once the log mentions them or all their upstream nodes
     are done (the flow submits each node as soon as its inputs exist); else pending."""
-    logged = {line.node_id for line in parse_log(run_dir) if line.node_id}
+    logged = logged_nodes(run_dir)
     try:
         ir = PipelineIR.from_json((run_dir / "ir.json").read_text(encoding="utf-8"))
         deps = {n.id: set(n.dependencies()) for n in ir.nodes}
@@ -79,6 +85,92 @@ def _running(run_dir: Path, states: dict[str, str], unfinished: list[str]) -> di
         n: "running" if n in logged or (n in deps and deps[n] <= done) else "pending"
         for n in unfinished
     }
+
+
+class LogTail:
+    """Reads a growing run log incrementally: each :meth:`read` parses only the bytes written
+    since the last one. A record is handed out once the next record starts (its continuation
+    lines, such as a traceback, may still follow) or, with ``final``, at the end of the run."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.seq = 0
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._partial = ""
+        self._pending: LogLine | None = None
+        self.drained = False  # True once a final read reached the end of the file
+
+    @property
+    def pending_node(self) -> str | None:
+        """The node id of the record still being read (its continuation may follow)."""
+        return self._pending.node_id if self._pending is not None else None
+
+    def read(self, *, final: bool = False) -> list[LogLine]:
+        """The records completed since the last call (``final``: the last one too)."""
+        try:
+            with self.path.open("rb") as fh:
+                fh.seek(self.offset)
+                chunk = fh.read(MAX_LOG_READ_BYTES)
+        except FileNotFoundError:
+            chunk = b""
+        self.offset += len(chunk)
+        text = self._partial + self._decoder.decode(chunk)
+        raws = text.split("\n")
+        self._partial = raws.pop()  # being written (or "" after a newline)
+        at_end = len(chunk) < MAX_LOG_READ_BYTES
+        if final and at_end and self._partial:  # the writer is done: no newline will come
+            raws.append(self._partial)
+            self._partial = ""
+        out: list[LogLine] = []
+        for raw in raws:
+            line = self._record(raw)
+            if line is not None:
+                if self._pending is not None:
+                    out.append(self._pending)
+                self._pending = line
+            elif self._pending is not None and raw:
+                message = f"{self._pending.message}\n{raw}"
+                self._pending = self._pending.model_copy(update={"message": message})
+        if final and at_end and self._pending is not None:
+            out.append(self._pending)
+            self._pending = None
+        self.drained = final and at_end
+        return out
+
+    def _record(self, raw: str) -> LogLine | None:
+        match = _LINE.match(raw)
+        if match is None:
+            return None
+        stamp, level, message = match.groups()
+        node_id: str | None = None
+        tagged = _TAG.match(message)
+        if tagged:
+            node_id = None if tagged.group(1) == "flow" else tagged.group(1)
+            message = tagged.group(2)
+        self.seq += 1
+        return LogLine(seq=self.seq, ts=_ts(stamp), node_id=node_id, level=level, message=message)
+
+
+_LOGGED: dict[Path, tuple[LogTail, set[str]]] = {}
+_LOGGED_LOCK = threading.Lock()
+
+
+def logged_nodes(run_dir: Path) -> set[str]:
+    """The node ids the run's log has mentioned so far (read incrementally per run)."""
+    path = run_dir / "run.log"
+    with _LOGGED_LOCK:
+        tail, seen = _LOGGED.setdefault(path, (LogTail(path), set()))
+        seen.update(line.node_id for line in tail.read() if line.node_id)
+        if tail.pending_node:
+            seen.add(tail.pending_node)
+        return set(seen)
+
+
+def forget_log(run_dir: Path) -> None:
+    """Drop the incremental reader of a run that has ended."""
+    with _LOGGED_LOCK:
+        _LOGGED.pop(run_dir / "run.log", None)
 
 
 def parse_log(run_dir: Path, after: int = 0) -> list[LogLine]:
