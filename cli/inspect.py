@@ -100,9 +100,9 @@ def runs_show(run_id: str, data_dir: Path | None, as_json: bool) -> None:
         nodes.add_row(nid, n.type, n.state, _fmt(secs), n.error or "")
     out.print(nodes)
     if record.metrics:
-        from cli.output import metrics_table
+        from cli.output import print_metrics
 
-        out.print(metrics_table(record.metrics, title="metrics"))
+        print_metrics(out, record.metrics, title="metrics")
 
 
 @click.group(name="nodes")

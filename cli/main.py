@@ -234,10 +234,10 @@ def _client_timings(stored: dict[str, float], total_s: float, loaded: Any) -> di
 
 
 def _report(out: Console, result: Any, run_dir: Path, settings: Any) -> None:
-    from cli.output import metrics_table, prefect_ui_url
+    from cli.output import prefect_ui_url, print_metrics
 
     if result.metrics:
-        out.print(metrics_table(result.metrics, title=f"run {result.run_id}"))
+        print_metrics(out, result.metrics, title=f"run {result.run_id}")
     out.print(f"[bold]status[/]        {result.status}")
     out.print(f"[bold]run dir[/]       {run_dir}")
     if result.mlflow_run_id:

@@ -13,7 +13,7 @@ from flows.events import NodeEvent
 if TYPE_CHECKING:
     from rich.table import Table
 
-__all__ = ["Progress", "metrics_table", "prefect_ui_url"]
+__all__ = ["Progress", "metrics_table", "prefect_ui_url", "print_metrics"]
 
 _MARKS = {
     "completed": ("✓", "green"),
@@ -60,8 +60,25 @@ _PERCENT = frozenset(
 )
 
 
+# Said in lines under the table, not as table cells.
+_PROSE_KEYS = ("ppy_source", "notes", "warnings")
+
+
+def print_metrics(out: Any, metrics: dict[str, Any], title: str) -> None:
+    """The metrics table, then how periods per year were chosen, every warning and every
+    note that explains a missing figure — each on its own line."""
+    out.print(metrics_table(metrics, title=title))
+    if metrics.get("ppy_source"):
+        out.print(f"[bold]periods/year[/]  {metrics.get('ppy')}: {metrics['ppy_source']}")
+    for warning in metrics.get("warnings") or []:
+        out.print(f"[yellow]warning:[/] {warning}")
+    for note in metrics.get("notes") or []:
+        out.print(f"[dim]note:[/] {note}")
+
+
 def metrics_table(metrics: dict[str, Any], title: str) -> Table:
-    """The primary metrics as a two-column table (None shown as a dash)."""
+    """The primary metrics as a two-column table (None shown as a dash; the prose fields
+    ``ppy_source``, ``notes`` and ``warnings`` are left to :func:`print_metrics`)."""
     from rich.table import Table  # only for the human-readable report
 
     table = Table(title=title, show_header=True, header_style="bold")
@@ -71,6 +88,8 @@ def metrics_table(metrics: dict[str, Any], title: str) -> Table:
 
     rank = {k: i for i, k in enumerate(METRIC_KEYS)}
     for key in sorted(metrics, key=lambda k: (rank.get(k, len(rank)), k)):
+        if key in _PROSE_KEYS:
+            continue
         value = metrics[key]
         if key in _PERCENT and isinstance(value, int | float) and not isinstance(value, bool):
             table.add_row(key, f"{value * 100:,.2f} %")
