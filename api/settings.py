@@ -65,6 +65,12 @@ class ApiSettings(CoreSettings):
     )
     mlflow_ui_url: str | None = Field(default=None, description="Link target for the MLflow UI.")
     prefect_ui_url: str | None = Field(default=None, description="Link target for the Prefect UI.")
+    node_lab_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds a custom node's test run or look-ahead check may take on a worker "
+        "beyond the node's wall-time limit (starting the flow run); then 504 and it is cancelled.",
+    )
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> ApiSettings:

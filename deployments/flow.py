@@ -26,7 +26,7 @@ from prefect.exceptions import TerminationSignal
 from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.pipeline import FLOW_NAME, MAX_PARALLEL_NODES, pipeline_flow
+from flows.pipeline import FLOW_NAME, MAX_PARALLEL_NODES, kill_sandboxes, pipeline_flow
 
 __all__ = ["ENTRYPOINT", "EXTRA_NODE_MODULES_ENV", "deployed_pipeline_flow", "run_id_for"]
 
@@ -106,6 +106,9 @@ def deployed_pipeline_flow(
             submitted_at=submitted_at,
         )
     except (TerminationSignal, KeyboardInterrupt):
+        # Whenever the termination landed (not only while waiting for the nodes): no sandbox
+        # container of this run outlives its flow-run process. The API never kills containers.
+        kill_sandboxes(run_id)
         _exit_after_grace()
         raise
     if isinstance(outcome, State):
