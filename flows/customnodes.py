@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from runners.custom import (
     TEMPLATE_KINDS,
+    AdminCaps,
     CustomNodeError,
     CustomNodeManifest,
     ManifestProblems,
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TEMPLATE_KINDS",
+    "AdminCaps",
     "CustomNodeError",
     "CustomNodeManifest",
     "ManifestProblems",

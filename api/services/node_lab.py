@@ -29,8 +29,8 @@ from api.errors import ApiError
 from api.services.prefect_client import PrefectUnavailable, cancel_flow_run, prefect_client
 from api.settings import ApiSettings
 from deployments.deploy import ensure_nodelab_deployments
+from flows.customnodes import AdminCaps, CustomNodeManifest
 from flows.nodelab import read_result
-from runners.custom import AdminCaps, CustomNodeManifest
 
 __all__ = [
     "LabFailed",
