@@ -16,6 +16,7 @@ ran out → 504 :class:`LabTimeout`; the flow run failed, crashed or left no res
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -42,6 +43,7 @@ __all__ = [
     "timeout_for",
 ]
 
+log = logging.getLogger(__name__)
 POLL_S = 0.25
 _WHAT = {"test_run": "test run", "lookahead": "look-ahead check"}
 _lock = threading.Lock()
@@ -154,7 +156,10 @@ def _wait(client: SyncPrefectClient, flow_run_id: UUID, what: str, timeout_s: fl
         if state is not None and state.is_final():
             return state
         if time.monotonic() >= deadline:
-            cancel_flow_run(client, str(flow_run_id))
+            try:
+                cancel_flow_run(client, str(flow_run_id))
+            except Exception:  # the timeout is the answer; a failed cancel is only logged
+                log.exception("could not cancel the timed-out node-lab flow run %s", flow_run_id)
             started = state is not None and (state.is_running() or state.is_cancelling())
             why = (
                 "the node did not finish"
