@@ -70,6 +70,12 @@ class ApiSettings(CoreSettings):
         min_length=1,
         description="The Prefect work pool web runs go to (its workers must share the store).",
     )
+    node_lab_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds a custom node's test run or look-ahead check may take on a worker "
+        "beyond the node's wall-time limit (starting the flow run); then 504 and it is cancelled.",
+    )
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> ApiSettings:

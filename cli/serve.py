@@ -1,10 +1,11 @@
 """``alphaforge serve``: the whole platform on one machine, stopped cleanly with Ctrl-C.
 
 Starts (unless ``ALPHAFORGE_PREFECT_API_URL`` names a real server) a long-lived Prefect server
-with PREFECT_HOME under the data dir, makes sure the process work pool and the ``web``
-deployment exist, starts a process worker, optionally the MLflow UI, bootstraps the admin and
-the sample pipeline, then serves the API and the built UI with uvicorn. On Ctrl-C or SIGTERM
-the API stops first, then the worker, the MLflow UI and the Prefect server.
+with PREFECT_HOME under the data dir, makes sure the process work pool, the ``web``
+deployment and the ``nodelab`` deployments (custom-node test runs, look-ahead checks) exist,
+starts a process worker, optionally the MLflow UI, bootstraps the admin and the sample
+pipeline, then serves the API and the built UI with uvicorn. On Ctrl-C or SIGTERM the API stops
+first, then the worker, the MLflow UI and the Prefect server.
 """
 
 from __future__ import annotations
@@ -91,10 +92,11 @@ def _start_services(
 def _ensure_deployment(api_url: str) -> None:
     from prefect.client.orchestration import SyncPrefectClient
 
-    from deployments.deploy import ensure_web_deployment
+    from deployments.deploy import ensure_nodelab_deployments, ensure_web_deployment
 
     with SyncPrefectClient(api=api_url) as client:
         ensure_web_deployment(client)
+        ensure_nodelab_deployments(client)
 
 
 def _bootstrap(settings: ApiSettings) -> None:

@@ -4,8 +4,13 @@ Everything runs as a flow run of a deployment of :func:`flows.pipeline.pipeline_
 in the ``alphaforge`` process work pool, executed by a ``ProcessWorker`` (see
 :mod:`deployments.stack`): the ``web`` deployment for runs started from the web app (the
 request passes the IR and run id as parameters), and ``pipeline-<id>`` deployments carrying a
-scheduled pipeline's current IR as default parameters. All functions are idempotent (they
-create or update) and take a synchronous Prefect client.
+scheduled pipeline's current IR as default parameters. Beside them, the ``nodelab`` deployments
+of the node lab's two flows (:mod:`flows.nodelab`: a custom node's test run and its look-ahead
+check), so user code only ever runs on a worker. All functions are idempotent (they create or
+update) and take a synchronous Prefect client.
+
+Importing this module imports no flow (the API imports it and must not load the sandbox
+runners): the flows are imported when a deployment is written, for their parameter schemas.
 """
 
 from __future__ import annotations
@@ -19,12 +24,13 @@ from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.actions import DeploymentUpdate, WorkPoolCreate
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
-from deployments.flow import ENTRYPOINT
-
 __all__ = [
+    "NODELAB_DEPLOYMENT",
+    "NODELAB_FLOWS",
     "POOL_NAME",
     "WEB_DEPLOYMENT",
     "deployment_name_for",
+    "ensure_nodelab_deployments",
     "ensure_pool",
     "ensure_web_deployment",
     "flow_run_url",
@@ -34,6 +40,12 @@ __all__ = [
 
 POOL_NAME = "alphaforge"
 WEB_DEPLOYMENT = "web"
+NODELAB_DEPLOYMENT = "nodelab"
+# The node lab's flows by kind: (module, flow function). Flow names come from the flows.
+NODELAB_FLOWS: dict[str, tuple[str, str]] = {
+    "test_run": ("flows.nodelab", "node_test_run_flow"),
+    "lookahead": ("flows.nodelab", "lookahead_flow"),
+}
 TAG = "alphaforge"
 
 
@@ -103,21 +115,48 @@ def upsert_deployment(
     re-creating it would silently drop the schedules the API attached one by one. Prefect drops
     the deployment's future auto-scheduled runs either way (they carry the old parameters).
     """
+    from deployments.flow import ENTRYPOINT
     from flows.pipeline import FLOW_NAME
 
-    flow_id = client.create_flow_from_name(FLOW_NAME)
+    return _upsert_flow_deployment(
+        client,
+        FLOW_NAME,
+        name,
+        entrypoint=ENTRYPOINT,
+        schema=_parameter_schema(),
+        parameters=parameters,
+        tags=tags,
+        description=description,
+        pool=pool,
+    )
+
+
+def _upsert_flow_deployment(
+    client: SyncPrefectClient,
+    flow_name: str,
+    name: str,
+    *,
+    entrypoint: str,
+    schema: dict[str, Any],
+    parameters: dict[str, Any] | None,
+    tags: list[str] | None,
+    description: str | None,
+    pool: str,
+) -> UUID:
+    """Create or update deployment ``flow_name/name`` (PATCH when it exists; see above)."""
+    flow_id = client.create_flow_from_name(flow_name)
     settings: dict[str, Any] = {
-        "entrypoint": ENTRYPOINT,
+        "entrypoint": entrypoint,
         "work_pool_name": pool,
         "parameters": parameters or {},
         "tags": [TAG, *(tags or [])],
         "description": description,
-        "parameter_openapi_schema": _parameter_schema(),
+        "parameter_openapi_schema": schema,
         "enforce_parameter_schema": False,
         "job_variables": _job_variables(),
     }
     try:
-        existing = client.read_deployment_by_name(f"{FLOW_NAME}/{name}")
+        existing = client.read_deployment_by_name(f"{flow_name}/{name}")
     except ObjectNotFound:
         return client.create_deployment(flow_id=flow_id, name=name, **settings)
     client.update_deployment(existing.id, DeploymentUpdate(**settings))
@@ -138,3 +177,30 @@ def ensure_web_deployment(client: SyncPrefectClient, pool: str = POOL_NAME) -> U
         description="Runs started from the Alpha Forge web app (parameters per run).",
         pool=pool,
     )
+
+
+def ensure_nodelab_deployments(client: SyncPrefectClient, pool: str = POOL_NAME) -> dict[str, UUID]:
+    """The pool and the ``nodelab`` deployment of each node-lab flow (a custom node's test
+    run, its look-ahead check: parameters per flow run); returns their ids by kind
+    (``test_run``, ``lookahead``)."""
+    import importlib
+
+    from prefect.utilities.callables import parameter_schema
+
+    ensure_pool(client, pool)
+    out: dict[str, UUID] = {}
+    for kind, (module, attr) in NODELAB_FLOWS.items():
+        lab_flow = getattr(importlib.import_module(module), attr)
+        out[kind] = _upsert_flow_deployment(
+            client,
+            lab_flow.name,
+            NODELAB_DEPLOYMENT,
+            entrypoint=f"{module}.{attr}",
+            schema=parameter_schema(lab_flow.fn).model_dump_for_openapi(),
+            parameters=None,
+            tags=["nodelab"],
+            description=f"The node lab's {kind.replace('_', ' ')} (user code in the sandbox, "
+            "on the worker; the API waits on the result).",
+            pool=pool,
+        )
+    return out

@@ -1,27 +1,36 @@
 """Custom nodes as the rest of the platform sees them from ``flows``.
 
-``kill_run_containers(run_id)`` is what cancelling a run calls (the API's cancel route, and the
-pipeline flow's ``on_cancellation`` hook); ``SandboxUnavailable`` is what the node lab raises
-when no sandbox can run user code (the API answers 503).
+``kill_run_containers(run_id)`` is what a cancelled flow run calls on its worker (the pipeline
+flow's termination handling and ``on_cancellation`` hook, the node lab's flows); the API never
+does: it only asks Prefect to cancel. ``SandboxUnavailable`` is what the node lab raises when no
+sandbox can run user code (the API answers 503).
+
+Importing this module never imports ``runners.docker`` or the Docker SDK (the API imports it and
+needs no Docker): ``SandboxUnavailable`` is loaded on first access, the engine on first kill.
 """
 
 from __future__ import annotations
 
 import contextlib
+from typing import TYPE_CHECKING, Any
 
 from runners.custom import (
     TEMPLATE_KINDS,
+    AdminCaps,
     CustomNodeError,
     CustomNodeManifest,
     ManifestProblems,
     manifest_errors,
     template,
 )
-from runners.docker.runner import SandboxUnavailable
 from runners.nodestore import ManifestStore
+
+if TYPE_CHECKING:
+    from runners.docker.runner import SandboxUnavailable
 
 __all__ = [
     "TEMPLATE_KINDS",
+    "AdminCaps",
     "CustomNodeError",
     "CustomNodeManifest",
     "ManifestProblems",
@@ -31,6 +40,14 @@ __all__ = [
     "manifest_errors",
     "template",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SandboxUnavailable":
+        from runners.docker.runner import SandboxUnavailable
+
+        return SandboxUnavailable
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def kill_run_containers(run_id: str) -> int:

@@ -1,8 +1,14 @@
 """The node lab: test-run a custom node on the bundled sample, and its look-ahead check.
 
 Both run the node in the same sandbox as a pipeline (``runners.docker.user_code_runner``) and
-save nothing. The inputs come from the bundled sample (``examples/data/sample_ohlcv.csv``, or
-``ALPHAFORGE_SAMPLE_OHLCV``), per input port type (docs/custom-nodes.md):
+save nothing. They run on a worker, never in the API process: :func:`node_test_run_flow` and
+:func:`lookahead_flow` are the flows of the ``nodelab`` deployments (JSON parameters: the
+manifest with its code as JSON, params, rows; the sample bars are the worker's own). Each
+writes its outcome (:func:`lab_outcome`) as JSON into the artifact store the API reads, under a
+key the API chose (:func:`write_result` / :func:`read_result`), and kills its containers when
+its flow run is cancelled. The inputs come from the bundled sample
+(``examples/data/sample_ohlcv.csv``, or ``ALPHAFORGE_SAMPLE_OHLCV``), per input port type
+(docs/custom-nodes.md):
 
 - ``ohlcv`` → the bars, ``series`` → close, ``signal`` → the sign of the 5-bar close change,
   ``frame`` → the bars without volume, ``equity`` → a frame whose ``equity`` column is close
@@ -15,12 +21,18 @@ user code (the API answers 503).
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 import os
+import re
 import shutil
 import tempfile
+import threading
 import time
+import traceback
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
@@ -28,26 +40,37 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from prefect import flow, get_run_logger
+from prefect.context import get_run_context
 
 from dsl.ir import InputBinding, NodeIR
+from flows.customnodes import kill_run_containers
 from nodes.base import PortType
 from runners.base import NodeResult
 from runners.custom import CustomNodeManifest, ManifestCatalog
-from runners.docker.runner import SandboxUnavailable, user_code_runner
 from runners.io import read_value, write_value
 from runners.lookahead import compare_outputs, lookahead_error, lookahead_skipped
 
 __all__ = [
+    "LOOKAHEAD_FLOW",
     "LOOKAHEAD_PREFIX",
     "LOOKAHEAD_ROWS",
     "PREVIEW_ROWS",
+    "TEST_RUN_FLOW",
     "check_lookahead",
+    "lab_outcome",
     "load_sample",
+    "lookahead_flow",
+    "node_test_run_flow",
     "preview",
+    "read_result",
     "sample_inputs",
     "sample_path",
     "test_run",
+    "write_result",
 ]
+
+log = logging.getLogger(__name__)
 
 SAMPLE_ENV = "ALPHAFORGE_SAMPLE_OHLCV"
 SAMPLE_RELATIVE = Path("examples") / "data" / "sample_ohlcv.csv"
@@ -56,6 +79,13 @@ LOOKAHEAD_ROWS = 400
 LOOKAHEAD_PREFIX = 0.75
 SIGNAL_LOOKBACK = 5
 EQUITY_START = 10_000.0
+TEST_RUN_FLOW = "alphaforge-node-test-run"
+LOOKAHEAD_FLOW = "alphaforge-lookahead-check"
+RESULTS_PREFIX = "nodelab"
+_RESULT_KEY = re.compile(r"^[0-9a-f]{32}$")
+# Lab runs whose flow run was cancelled: no new container starts for them in this process.
+_ABORTED: set[str] = set()
+_ABORTED_LOCK = threading.Lock()
 
 
 def sample_path() -> Path:
@@ -170,11 +200,21 @@ def _node_ir(manifest: CustomNodeManifest, params: dict[str, Any]) -> NodeIR:
     )
 
 
+def _lab_run_id(run_id: str | None) -> str:
+    return run_id or f"nodelab-{uuid.uuid4().hex}"
+
+
 def _execute(
-    manifest: CustomNodeManifest, params: dict[str, Any], inputs: dict[str, Any]
+    manifest: CustomNodeManifest, params: dict[str, Any], inputs: dict[str, Any], run_id: str
 ) -> tuple[NodeResult, dict[str, Any]]:
-    """Run the node once in the sandbox; (result, output values). Raises SandboxUnavailable."""
-    runner = user_code_runner(ManifestCatalog([manifest]), run_id=f"nodelab-{uuid.uuid4().hex}")
+    """Run the node once in the sandbox, its container labelled ``run_id``; (result, output
+    values). Raises SandboxUnavailable."""
+    from runners.docker.runner import SandboxUnavailable, user_code_runner
+
+    with _ABORTED_LOCK:
+        if run_id in _ABORTED:
+            raise RuntimeError(f"lab run {run_id} was cancelled")
+    runner = user_code_runner(ManifestCatalog([manifest]), run_id=run_id)
     work = Path(tempfile.mkdtemp(prefix="alphaforge-nodelab-"))
     try:
         paths: dict[str, str] = {}
@@ -191,20 +231,30 @@ def _execute(
         )
         return result, outputs
     finally:
+        close = getattr(runner, "close", None)
+        if close is not None:
+            close()
         shutil.rmtree(work, ignore_errors=True)
 
 
-def test_run(manifest: CustomNodeManifest, params: dict[str, Any], rows: int = 300) -> dict:
+def test_run(
+    manifest: CustomNodeManifest,
+    params: dict[str, Any],
+    rows: int = 300,
+    *,
+    run_id: str | None = None,
+) -> dict:
     """Run ``manifest`` once on the last ``rows`` sample bars; the test-run route's body:
 
     ``{status: "completed"|"failed", error_kind, error, logs, wall_s, inputs: {port: Preview},
-    outputs: {port: Preview}}``. Raises :class:`SandboxUnavailable` (→ 503).
+    outputs: {port: Preview}}``. The container is labelled ``run_id`` (default: a fresh
+    ``nodelab-…`` id). Raises :class:`SandboxUnavailable` (→ 503).
     """
     total = len(load_sample())
     rows = max(1, min(int(rows), total))
     inputs = sample_inputs(manifest, total - rows, total)
     t0 = time.perf_counter()
-    result, outputs = _execute(manifest, dict(params or {}), inputs)
+    result, outputs = _execute(manifest, dict(params or {}), inputs, _lab_run_id(run_id))
     types = {p.name: p.type for p in manifest.inputs} | {p.name: p.type for p in manifest.outputs}
     return {
         "status": "completed" if result.ok else "failed",
@@ -222,14 +272,18 @@ test_run.__test__ = False  # type: ignore[attr-defined]
 
 
 def check_lookahead(
-    manifest: CustomNodeManifest, params: dict[str, Any] | None = None
+    manifest: CustomNodeManifest,
+    params: dict[str, Any] | None = None,
+    *,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
     """The look-ahead verdict (``Lookahead``): the node on the last 400 sample bars and on their
     first 75 %, outputs compared row by row (:func:`runners.lookahead.compare_outputs`).
 
     ``checked_rows`` is the whole run's row count, ``prefix_rows`` the prefix's. ``error`` when
     the node failed on either input; ``skipped`` (without running) when it has no series,
-    signal or frame output. Raises :class:`SandboxUnavailable` (→ 503).
+    signal or frame output. Both executions' containers are labelled ``run_id`` (default: a
+    fresh ``nodelab-…`` id). Raises :class:`SandboxUnavailable` (→ 503).
     """
     port_types = {p.name: p.type for p in manifest.outputs}
     if not any(
@@ -241,13 +295,19 @@ def check_lookahead(
     prefix_rows = int(whole_rows * LOOKAHEAD_PREFIX)
     start = total - whole_rows
     args = dict(params or {})
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="lookahead") as pool:
-        whole_f = pool.submit(_execute, manifest, args, sample_inputs(manifest, start, total))
-        prefix_f = pool.submit(
-            _execute, manifest, args, sample_inputs(manifest, start, start + prefix_rows)
-        )
+    lab_id = _lab_run_id(run_id)
+    whole_in = sample_inputs(manifest, start, total)
+    prefix_in = sample_inputs(manifest, start, start + prefix_rows)
+    # Not ``with``: a termination (a cancelled flow run) must not wait for the threads, whose
+    # containers its handler kills.
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lookahead")
+    try:
+        whole_f = pool.submit(_execute, manifest, args, whole_in, lab_id)
+        prefix_f = pool.submit(_execute, manifest, args, prefix_in, lab_id)
         whole, whole_out = whole_f.result()
         prefix, prefix_out = prefix_f.result()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
     for label, res in (("whole", whole), ("prefix", prefix)):
         if not res.ok:
             n = whole_rows if label == "whole" else prefix_rows
@@ -258,4 +318,132 @@ def check_lookahead(
             )
     return compare_outputs(
         whole_out, prefix_out, port_types, whole_rows=whole_rows, prefix_rows=prefix_rows
+    )
+
+
+# ---- on a worker: the flows of the ``nodelab`` deployments and their results ---------------
+
+
+def lab_outcome(work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """What a lab flow reports: ``{ok: true, value}`` with ``work()``'s value, or ``{ok: false,
+    error_kind, error}``: ``SANDBOX_UNAVAILABLE`` when no sandbox can run user code here,
+    ``LAB_ERROR`` for anything else that went wrong (the traceback goes to the log)."""
+    from runners.docker.runner import SandboxUnavailable
+
+    try:
+        return {"ok": True, "value": work()}
+    except SandboxUnavailable as exc:
+        return {"ok": False, "error_kind": "SANDBOX_UNAVAILABLE", "error": str(exc)}
+    except Exception as exc:
+        log.error("the node lab failed:\n%s", "".join(traceback.format_exception(exc)))
+        return {"ok": False, "error_kind": "LAB_ERROR", "error": f"{type(exc).__name__}: {exc}"}
+
+
+def _result_path(store_url: str, key: str) -> tuple[Any, str]:
+    import fsspec
+
+    if not _RESULT_KEY.match(key):
+        raise ValueError(f"result key {key!r} is not 32 lowercase hex digits")
+    fs, base = fsspec.core.url_to_fs(store_url.removeprefix("file://"))
+    return fs, f"{base.rstrip('/')}/{RESULTS_PREFIX}/{key}.json"
+
+
+def write_result(store_url: str, key: str, outcome: dict[str, Any]) -> None:
+    """Put ``outcome`` as ``<store>/nodelab/<key>.json`` (``key``: 32 hex digits)."""
+    fs, path = _result_path(store_url, key)
+    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    fs.pipe_file(path, json.dumps(outcome, allow_nan=False).encode())
+
+
+def read_result(store_url: str, key: str, *, remove: bool = True) -> dict[str, Any] | None:
+    """The outcome under ``key`` (removed once read, unless ``remove=False``); None if absent."""
+    fs, path = _result_path(store_url, key)
+    try:
+        data = fs.cat_file(path)
+    except FileNotFoundError:
+        return None
+    if remove:
+        fs.rm_file(path)
+    outcome: dict[str, Any] = json.loads(data)
+    return outcome
+
+
+def _default_store_url() -> str:
+    from flows.settings import get_settings
+
+    settings = get_settings()
+    return settings.artifact_store_url or str(settings.artifacts_dir)
+
+
+def _flow_lab_id() -> str:
+    flow_run = getattr(get_run_context(), "flow_run", None)
+    return f"nodelab-{flow_run.id.hex}" if flow_run is not None else _lab_run_id(None)
+
+
+def abort_lab_run(lab_id: str) -> int:
+    """A lab run's flow run was cancelled: no new container starts for it in this process and
+    every container labelled with it is killed; returns how many."""
+    with _ABORTED_LOCK:
+        _ABORTED.add(lab_id)
+    return kill_run_containers(lab_id)
+
+
+def _run_lab(
+    what: str,
+    work: Callable[[str], dict[str, Any]],
+    result_key: str | None,
+    store_url: str | None,
+) -> dict[str, Any]:
+    logger = get_run_logger()
+    lab_id = _flow_lab_id()
+    logger.info(f"[nodelab] {what} (containers labelled {lab_id})")
+    try:
+        outcome = lab_outcome(lambda: work(lab_id))
+    except BaseException:  # a cancellation's SIGTERM, Ctrl-C: no container outlives the run
+        killed = abort_lab_run(lab_id)
+        logger.warning(f"[nodelab] {what} cancelled; killed {killed} container(s)")
+        raise
+    if not outcome["ok"]:
+        logger.warning(f"[nodelab] {what}: {outcome['error_kind']}: {outcome['error']}")
+    if result_key:
+        write_result(store_url or _default_store_url(), result_key, outcome)
+    return outcome
+
+
+@flow(name=TEST_RUN_FLOW, persist_result=False, validate_parameters=True)
+def node_test_run_flow(
+    manifest_json: str,
+    params: dict[str, Any] | None = None,
+    rows: int = 300,
+    result_key: str | None = None,
+    store_url: str | None = None,
+) -> dict[str, Any]:
+    """Test-run a manifest (its JSON, code included) on the last ``rows`` sample bars of this
+    worker; the outcome's ``value`` is :func:`test_run`'s body. With ``result_key`` the outcome
+    is also written to ``store_url`` (default: this worker's artifact store)."""
+    manifest = CustomNodeManifest.model_validate_json(manifest_json)
+    return _run_lab(
+        f"test run of {manifest.name}@{manifest.version} on {rows} bars",
+        lambda lab_id: test_run(manifest, params or {}, rows, run_id=lab_id),
+        result_key,
+        store_url,
+    )
+
+
+@flow(name=LOOKAHEAD_FLOW, persist_result=False, validate_parameters=True)
+def lookahead_flow(
+    manifest_json: str,
+    params: dict[str, Any] | None = None,
+    result_key: str | None = None,
+    store_url: str | None = None,
+) -> dict[str, Any]:
+    """The look-ahead check of a manifest (its JSON, code included) on this worker's sample;
+    the outcome's ``value`` is :func:`check_lookahead`'s verdict. ``result_key`` and
+    ``store_url`` as for :func:`node_test_run_flow`."""
+    manifest = CustomNodeManifest.model_validate_json(manifest_json)
+    return _run_lab(
+        f"look-ahead check of {manifest.name}@{manifest.version}",
+        lambda lab_id: check_lookahead(manifest, params, run_id=lab_id),
+        result_key,
+        store_url,
     )

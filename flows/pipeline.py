@@ -27,10 +27,8 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -42,6 +40,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.execute import NodeJob, execute_job
 from flows.graph import MAX_PARALLEL_NODES, NodeFuture, NodeOutcome, kill_sandboxes, run_graph
+from flows.record import run_id_for
 from flows.runlog import run_log
 from flows.settings import get_settings
 from flows.spec import RunSpec
@@ -114,13 +113,6 @@ class _PrefectExecutor:
             yield handler
 
 
-def run_id_for(flow_run_id: UUID | str, expected_start: datetime) -> str:
-    """The run id of a flow run started without one: sorts by time, unique by flow run."""
-    hex_id = UUID(str(flow_run_id)).hex
-    ms = expected_start.microsecond // 1000
-    return expected_start.strftime("%Y%m%d-%H%M%S-") + f"{ms:03d}-{hex_id[:6]}"
-
-
 def _exit_after_grace(code: int = 128 + signal.SIGTERM) -> None:
     """End this flow-run process ``TERM_GRACE_S`` from now, whatever threads are still busy.
 
@@ -186,6 +178,7 @@ def pipeline_flow(spec: RunSpec) -> dict[str, Any] | State:
             flow_run_id=str(flow_run.id),
         )
     except (TerminationSignal, KeyboardInterrupt):
+        kill_sandboxes(run_id)  # wherever the termination landed, no container outlives it
         _exit_after_grace()
         raise
     if record.status != "completed":

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 if TYPE_CHECKING:
     from flows.spec import RunRecord
@@ -24,6 +25,7 @@ __all__ = [
     "list_runs",
     "new_run_id",
     "package_versions",
+    "run_id_for",
     "utc_now",
     "write_json",
 ]
@@ -35,6 +37,13 @@ def new_run_id(now: datetime | None = None) -> str:
     """A run id that sorts by start time (millisecond resolution) with a random suffix."""
     now = now or datetime.now(UTC)
     return now.strftime("%Y%m%d-%H%M%S-") + f"{now.microsecond // 1000:03d}-{secrets.token_hex(3)}"
+
+
+def run_id_for(flow_run_id: UUID | str, expected_start: datetime) -> str:
+    """The run id of a flow run started without one: sorts by time, unique by flow run."""
+    hex_id = UUID(str(flow_run_id)).hex
+    ms = expected_start.microsecond // 1000
+    return expected_start.strftime("%Y%m%d-%H%M%S-") + f"{ms:03d}-{hex_id[:6]}"
 
 
 def utc_now() -> str:

@@ -28,6 +28,8 @@ FORBIDDEN_THIRD_PARTY: dict[str, set[str]] = {
     "nodes": {"prefect", "fastapi", "mlflow", "textx", "sqlmodel"},
     "dsl": {"prefect", "fastapi", "mlflow", "sqlmodel"},
     "runners": {"prefect", "fastapi", "sqlmodel"},
+    # The API never talks to Docker: sandboxes run on workers (issue 8, item 4).
+    "api": {"docker"},
 }
 
 

@@ -23,7 +23,7 @@ from api.models.custom_node import (
     NodeTestRunResult,
     NodeVersion,
 )
-from api.services import custom_nodes, manifests
+from api.services import custom_nodes, manifests, node_lab
 
 
 class ManifestError(BaseModel):
@@ -91,11 +91,18 @@ def templates(_user: CurrentUser) -> list[NodeTemplate]:
 @router.post(
     "/test-run",
     response_model=NodeTestRunResult,
-    responses=error_responses(503),
+    responses=error_responses(502, 503, 504),
 )
-def test_run(body: NodeTestRunIn, _user: WriterUser) -> NodeTestRunResult:
-    """Run a manifest once in the sandbox on the last ``rows`` sample bars; nothing is saved."""
-    return manifests.test_run(body.manifest, body.params, body.rows)
+def test_run(body: NodeTestRunIn, _user: WriterUser, settings: SettingsDep) -> NodeTestRunResult:
+    """Run a manifest once in the sandbox, on a worker, on the last ``rows`` sample bars;
+    nothing is saved. 503 without a sandbox (or a worker), 504 when the worker took too long
+    (the flow run is cancelled), 502 when its flow run failed."""
+    data = body.manifest
+    manifest = manifests.manifest_in_to_manifest(
+        data, data.version or "0.0.0", prefix=("manifest",)
+    )
+    result = node_lab.test_run(settings, manifest, body.params, body.rows)
+    return NodeTestRunResult.model_validate(result)
 
 
 @router.get("", response_model=Page[CustomNodeSummary])

@@ -1,7 +1,8 @@
 """The custom-node registry (docs/custom-nodes.md): nodes with immutable semver versions.
 
-A save validates the whole manifest at the door (422 with every error and where), runs the
-look-ahead check in the sandbox (its verdict is stored, never blocks the save), writes the
+A save validates the whole manifest at the door (422 with every error and where), has a worker
+run the look-ahead check in the sandbox (:mod:`api.services.node_lab`; its verdict is stored,
+never blocks the save), writes the
 manifest into the on-disk store runs read from, and adds a version; an unchanged manifest adds
 nothing. Who may see what follows pipelines: owners their own, admins and observers all; the
 routes keep observers from writing. ``use`` resolution lives in
@@ -17,7 +18,7 @@ from typing import Any
 
 from sqlmodel import Session, col, func, select
 
-from api.errors import Conflict, NotFound
+from api.errors import ApiError, Conflict, NotFound
 from api.models.common import Page, as_utc, utcnow
 from api.models.custom_node import (
     CustomNode,
@@ -34,7 +35,7 @@ from api.models.custom_node import (
 )
 from api.models.language import NodeSpec
 from api.models.user import User
-from api.services import audit
+from api.services import audit, node_lab
 from api.services.access import commit_or_conflict, get_owned, username_of, visible
 from api.services.manifests import catalog_entry, manifest_in_to_manifest
 from api.services.node_resolution import (
@@ -46,7 +47,7 @@ from api.services.node_resolution import (
 )
 from api.settings import ApiSettings
 from dsl.semver import SemVer, bump_patch
-from flows.customnodes import CustomNodeManifest, SandboxUnavailable
+from flows.customnodes import CustomNodeManifest
 
 __all__ = [
     "OwnerNodeResolver",
@@ -68,18 +69,19 @@ log = logging.getLogger(__name__)
 _COMPARED = ("summary", "inputs", "outputs", "params_schema", "resources", "code_format")
 
 
-def lookahead_check(manifest: CustomNodeManifest) -> dict[str, Any]:
-    """The look-ahead verdict of ``manifest`` (runs it in the sandbox). Never raises: no
-    sandbox → ``skipped``, anything else going wrong → ``error``, each with the reason."""
+def lookahead_check(manifest: CustomNodeManifest, settings: ApiSettings) -> dict[str, Any]:
+    """The look-ahead verdict of ``manifest``, checked in the sandbox on a worker. Never raises:
+    no worker or no sandbox → ``skipped``, anything else going wrong (a timeout included) →
+    ``error``, each with the reason."""
     try:
-        from flows.nodelab import check_lookahead
-
-        return check_lookahead(manifest)
-    except SandboxUnavailable as exc:
-        return {"status": "skipped", "message": f"no sandbox is available: {exc}"}
+        return node_lab.lookahead(settings, manifest)
+    except node_lab.SandboxMissing as exc:
+        reason = str(exc.detail).removeprefix("no sandbox is available to run user code: ")
+        return {"status": "skipped", "message": f"no sandbox is available: {reason}"}
     except Exception as exc:  # the check must never block a save
         log.exception("look-ahead check of %s@%s failed", manifest.name, manifest.version)
-        return {"status": "error", "message": f"the look-ahead check could not run: {exc}"}
+        detail = exc.detail if isinstance(exc, ApiError) else exc
+        return {"status": "error", "message": f"the look-ahead check could not run: {detail}"}
 
 
 def get_node(session: Session, user: User, node_id: int, *, lock: bool = False) -> CustomNode:
@@ -190,7 +192,7 @@ def create(
     """A new node with its first version (default ``1.0.0``); 409 on a duplicate name."""
     manifest = manifest_in_to_manifest(data, data.version or "1.0.0", check_builtin=True)
     _ensure_name_free(session, user.id or 0, manifest.name)
-    verdict = lookahead_check(manifest)
+    verdict = lookahead_check(manifest, settings)
     node = CustomNode(
         owner_id=user.id or 0,
         name=manifest.name,
@@ -244,7 +246,7 @@ def save(
             f"version {manifest.version} is not greater than {highest}, the highest version of "
             f"{node.name} so far; versions never change"
         )
-    verdict = lookahead_check(manifest)  # slow (sandbox): before taking the row lock
+    verdict = lookahead_check(manifest, settings)  # slow (a worker): before the row lock
     node = get_node(session, user, node_id, lock=True)
     if SemVer.parse(manifest.version) <= max(_all_versions(session, node)):
         raise Conflict("the node was changed concurrently; reload and retry")

@@ -1,5 +1,5 @@
 """Custom-node manifests at the API's door, and the things built from them without saving:
-templates, test runs, catalog entries.
+templates and catalog entries (test runs: :mod:`api.services.node_lab`, on a worker).
 
 :func:`manifest_in_to_manifest` turns a request's :class:`ManifestIn` into a validated
 ``CustomNodeManifest`` or a 422 whose detail lists every problem and where
@@ -16,20 +16,18 @@ from typing import Any
 import wasmtime
 from pydantic import ValidationError
 
-from api.errors import ApiError, Unprocessable
+from api.errors import Unprocessable
 from api.models.custom_node import (
     CustomNodeVersion,
     Manifest,
     ManifestIn,
     NodeTemplate,
-    NodeTestRunResult,
 )
 from api.models.language import NodeSpec, PortSpec
 from api.services.node_resolution import manifest_of
 from flows.customnodes import (
     TEMPLATE_KINDS,
     CustomNodeManifest,
-    SandboxUnavailable,
     manifest_errors,
     template,
 )
@@ -39,18 +37,11 @@ __all__ = [
     "catalog_entry",
     "manifest_in_to_manifest",
     "templates",
-    "test_run",
     "validation_detail",
 ]
 
 Loc = tuple[int | str, ...]
 _LANGUAGES = ("python", "javascript", "wasm")
-
-
-class SandboxMissing(ApiError):
-    """No sandbox can run user code right now."""
-
-    status_code = 503
 
 
 def validation_detail(errors: Sequence[tuple[Loc, str]]) -> dict[str, Any]:
@@ -153,24 +144,6 @@ def templates() -> list[NodeTemplate]:
                 )
             )
     return out
-
-
-def test_run(data: ManifestIn, params: dict[str, Any], rows: int) -> NodeTestRunResult:
-    """Run ``data`` once in the sandbox on the last ``rows`` sample bars; saves nothing.
-
-    503 when no sandbox is available.
-    """
-    manifest = manifest_in_to_manifest(data, data.version or "0.0.0", prefix=("manifest",))
-    from flows.nodelab import test_run as run_in_lab
-
-    try:
-        body = run_in_lab(manifest, params, rows)
-    except SandboxUnavailable as exc:
-        raise SandboxMissing(f"no sandbox is available to run user code: {exc}") from None
-    return NodeTestRunResult.model_validate(body)
-
-
-test_run.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
 
 
 def catalog_entry(name: str, row: CustomNodeVersion) -> NodeSpec:

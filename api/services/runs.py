@@ -39,7 +39,6 @@ from api.services.run_files import read_record
 from api.settings import ApiSettings
 from deployments.deploy import flow_run_url
 from dsl.ir import PipelineIR
-from flows import customnodes
 from flows.record import new_run_id
 from flows.spec import RunSpec, SpecError, Trigger
 
@@ -277,7 +276,8 @@ def _submit(session: Session, settings: ApiSettings, run: Run, ir_json: str) -> 
 
 
 def cancel(session: Session, user: User, settings: ApiSettings, run_id: int) -> RunPublic:
-    """Cancel the flow run (its worker kills the process); waits a few seconds for it to end."""
+    """Cancel the flow run through Prefect only: its worker kills the flow-run process, which
+    kills the run's sandbox containers (the API has no Docker); waits a few seconds for it."""
     run = get_run(session, user, run_id, settings)
     if RunStatus(run.status).final:
         return public(settings, run)
@@ -296,7 +296,6 @@ def cancel(session: Session, user: User, settings: ApiSettings, run_id: int) -> 
         return public(settings, run)
     with prefect_client(settings) as client:
         cancel_flow_run(client, run.prefect_flow_run_id)
-    _kill_containers(run.run_key)
     deadline = time.monotonic() + CANCEL_WAIT_S
     while time.monotonic() < deadline:
         sync_run(session, settings, run)
@@ -304,14 +303,3 @@ def cancel(session: Session, user: User, settings: ApiSettings, run_id: int) -> 
             break
         time.sleep(0.25)
     return public(settings, run)
-
-
-def _kill_containers(run_key: str) -> None:
-    """Kill the run's sandbox containers now rather than when its worker notices the cancel."""
-    try:
-        killed = customnodes.kill_run_containers(run_key)
-    except Exception:  # the cancel itself has been asked for: never fail it over this
-        log.exception("could not kill the sandbox containers of run %s", run_key)
-        return
-    if killed:
-        log.info("killed %d sandbox container(s) of run %s", killed, run_key)

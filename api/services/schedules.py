@@ -39,7 +39,6 @@ from api.services.node_resolution import publish_manifests
 from api.services.prefect_client import prefect_client
 from api.settings import ApiSettings
 from deployments.deploy import deployment_name_for, upsert_deployment
-from deployments.flow import run_id_for
 from deployments.schedules import (
     ScheduleSpec,
     add_schedule,
@@ -50,6 +49,7 @@ from deployments.schedules import (
     set_schedule_active,
     to_prefect_schedule,
 )
+from flows.record import run_id_for
 
 __all__ = [
     "create",

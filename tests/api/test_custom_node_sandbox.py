@@ -1,34 +1,50 @@
-"""Custom nodes against the real Docker sandbox: the look-ahead check on save, test runs,
-no sandbox → 503 / ``skipped``, cancel kills a run's containers, the run's sandbox record."""
+"""Custom nodes against the real Docker sandbox, through the real Prefect stack: the look-ahead
+check on save and test runs run as flow runs of the ``nodelab`` deployments on the worker; no
+sandbox on the worker → 503 / ``skipped``; a worker too slow → 504 and the flow run cancelled,
+its containers gone; the run's sandbox record. (Cancelling a pipeline run, and all of this with
+no Docker in the API process: ``test_api_without_docker.py``.)"""
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import json
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from uuid import UUID
 
 import docker
 import pytest
 from fastapi.testclient import TestClient
+from prefect.client.orchestration import SyncPrefectClient
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
 from sqlmodel import Session
 
 from api.models.run import Run
-from api.services import runs
+from api.services import node_lab
 from api.settings import ApiSettings
+from flows.customnodes import CustomNodeManifest, kill_run_containers
 from tests.api.conftest import Account
 from tests.api.custom_node_helpers import PEEK_CODE, create_node, manifest
+from tests.api.stack import api_settings, prefect_stack
+from tests.deployments.fixtures import STACK_GROUP, Stack, wait_for
 
-pytestmark = pytest.mark.docker
+__all__ = ["api_settings", "prefect_stack"]
+pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.xdist_group(STACK_GROUP)]
 
 RUN_LABEL = "alphaforge.run_id"
 
 
 @pytest.fixture
-def no_docker(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No engine answers (and the development process runner is off)."""
-    monkeypatch.setenv("DOCKER_HOST", f"unix:///nonexistent-{uuid.uuid4().hex}.sock")
-    monkeypatch.delenv("ALPHAFORGE_ALLOW_PROCESS_RUNNER", raising=False)
+def no_docker_on_the_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lab's flow-run processes get an environment where no Docker engine answers (and the
+    development process runner is off), the way a worker without Docker would run them."""
+    env = {
+        "DOCKER_HOST": f"unix:///nonexistent-{uuid.uuid4().hex}.sock",
+        "ALPHAFORGE_ALLOW_PROCESS_RUNNER": "0",
+    }
+    real = node_lab.run_lab
+    monkeypatch.setattr(node_lab, "run_lab", functools.partial(real, job_variables={"env": env}))
 
 
 def test_an_honest_node_passes_the_look_ahead_check(client: TestClient, alice: Account) -> None:
@@ -108,7 +124,7 @@ def test_test_run_with_an_invalid_manifest_is_422_under_manifest(
     assert "cannot produce a trades" in resp.json()["detail"]["errors"][0]["msg"]
 
 
-@pytest.mark.usefixtures("no_docker")
+@pytest.mark.usefixtures("no_docker_on_the_worker")
 def test_without_a_sandbox_test_runs_are_503_and_saves_skip_the_check(
     client: TestClient, alice: Account
 ) -> None:
@@ -120,51 +136,68 @@ def test_without_a_sandbox_test_runs_are_503_and_saves_skip_the_check(
     assert verdict["status"] == "skipped" and "no sandbox is available" in verdict["message"]
 
 
-def _sleeper(run_key: str) -> Any:
-    client = docker.from_env(version="auto")
-    image = next(i for i in client.images.list("alphaforge/sandbox-python") if i.tags)
-    return client.containers.run(
-        image.tags[0], ["-c", "import time; time.sleep(300)"], entrypoint=["python3"], detach=True,
-        labels={RUN_LABEL: run_key}, network_mode="none",
-    )  # fmt: skip
+SLEEPER = CustomNodeManifest.model_validate(
+    {
+        "name": "napper",
+        "version": "1.0.0",
+        "language": "python",
+        "inputs": [{"name": "x", "type": "series"}],
+        "outputs": [{"name": "y", "type": "series"}],
+        "resources": {"wall_s": 120},
+        "code": "import time\n\ndef run(inputs, params):\n    time.sleep(600)\n",
+    }
+)
 
 
-def test_cancelling_a_run_kills_its_sandbox_containers(
-    client: TestClient, alice: Account, api_settings: ApiSettings, monkeypatch: pytest.MonkeyPatch
+def _lab_containers(engine: Any, flow_run_id: UUID) -> list[Any]:
+    label = f"{RUN_LABEL}=nodelab-{flow_run_id.hex}"
+    return engine.api.containers(all=True, filters={"label": label})
+
+
+def test_a_lab_run_past_its_timeout_is_504_cancelled_and_leaves_no_container(
+    api_settings: ApiSettings, prefect_stack: Stack
 ) -> None:
-    pid = client.post("/api/pipelines", headers=alice.headers,
-                      json={"name": "p", "source": "pipeline p\n"}).json()["id"]  # fmt: skip
-    run_key = f"cancel-{uuid.uuid4().hex[:8]}"
-    with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
-        run = Run(pipeline_id=pid, version=1, owner_id=alice.id, run_key=run_key, ir_hash="h",
-                  status="running", prefect_flow_run_id=str(uuid.uuid4()))  # fmt: skip
-        session.add(run)
-        session.commit()
-        run_id = run.id
-    container = _sleeper(run_key)
-    asked: list[str] = []
+    engine = docker.from_env(version="auto")
+    tag = "nodelab:test_run"
+    lab_filter = FlowRunFilter(tags=FlowRunFilterTags(all_=[tag]))
+    params = {"manifest_json": SLEEPER.model_dump_json(), "params": {}, "rows": 20}
+    with SyncPrefectClient(api=prefect_stack.api_url) as prefect:
+        before = {r.id for r in prefect.read_flow_runs(flow_run_filter=lab_filter)}
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            waiting = pool.submit(node_lab.run_lab, api_settings, "test_run", params, 45.0)
 
-    class _Prefect:
-        def __enter__(self) -> object:
-            return self
+            def new_run() -> Any:
+                runs = prefect.read_flow_runs(flow_run_filter=lab_filter)
+                return next((r for r in runs if r.id not in before), None)
 
-        def __exit__(self, *exc: object) -> None:
-            return None
-
-    # Prefect itself is another test's business (tests/api/test_runs.py): here it is asked
-    # to cancel and the run never reports back, as when a worker is wedged
-    monkeypatch.setattr(runs, "prefect_client", lambda settings: _Prefect())
-    monkeypatch.setattr(runs, "cancel_flow_run", lambda c, fid: asked.append(fid))
-    monkeypatch.setattr(runs, "CANCEL_WAIT_S", 0.5)
-    try:
-        resp = client.post(f"/api/runs/{run_id}/cancel", headers=alice.headers)
-        assert resp.status_code == 200, resp.text
-        assert len(asked) == 1
-        with pytest.raises(docker.errors.NotFound):
-            container.reload()
-    finally:
-        with contextlib.suppress(docker.errors.NotFound):
-            container.remove(force=True)
+            flow_run = wait_for(new_run, 30, what="the lab's flow run")
+            try:
+                # the node is asleep in its container when the API's wait runs out
+                wait_for(
+                    lambda: any(
+                        c["State"] == "running" for c in _lab_containers(engine, flow_run.id)
+                    ),
+                    timeout_s=40,
+                    what="the sleeping node's container",
+                )
+                with pytest.raises(node_lab.LabTimeout) as raised:
+                    waiting.result(timeout=120)
+                assert raised.value.status_code == 504
+                assert "did not finish within 45 s: the node did not finish" in raised.value.detail
+                assert f"it was cancelled (flow run {flow_run.id})" in raised.value.detail
+                final = wait_for(
+                    lambda: (s := prefect.read_flow_run(flow_run.id).state) and s.is_final() and s,
+                    timeout_s=90,
+                    what="the timed-out lab flow run to end",
+                )
+                assert final.is_cancelled(), final
+                wait_for(
+                    lambda: not _lab_containers(engine, flow_run.id),
+                    timeout_s=30,
+                    what="the lab's containers to be gone",
+                )
+            finally:
+                kill_run_containers(f"nodelab-{flow_run.id.hex}")
 
 
 def test_the_run_shows_the_sandbox_its_record_names(

@@ -35,3 +35,27 @@ def test_updating_a_deployment_keeps_its_schedules_ids_and_switches(prefect_stac
         client.delete_deployment(first)
         assert find_schedule(client, first, daily, "a") is None
     assert schedule_slug(12) == "alphaforge-schedule-12"
+
+
+def test_the_nodelab_deployments_sit_in_the_pool_with_module_entrypoints(
+    prefect_stack: Stack,
+) -> None:
+    import importlib
+
+    from deployments.deploy import NODELAB_DEPLOYMENT, POOL_NAME, ensure_nodelab_deployments
+
+    with SyncPrefectClient(api=prefect_stack.api_url) as client:
+        ids = ensure_nodelab_deployments(client)
+        assert ensure_nodelab_deployments(client) == ids  # idempotent: updated in place
+        assert set(ids) == {"test_run", "lookahead"}
+        for kind, deployment_id in ids.items():
+            deployment = client.read_deployment(deployment_id)
+            assert deployment.name == NODELAB_DEPLOYMENT
+            assert deployment.work_pool_name == POOL_NAME
+            assert deployment.entrypoint is not None
+            module, _, attr = deployment.entrypoint.rpartition(".")
+            lab_flow = getattr(importlib.import_module(module), attr)  # what the worker loads
+            assert client.read_flow(deployment.flow_id).name == lab_flow.name
+            schema = deployment.parameter_openapi_schema or {}
+            assert schema["required"] == ["manifest_json"], kind
+            assert {"params", "result_key", "store_url"} <= set(schema["properties"])

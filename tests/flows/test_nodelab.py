@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,7 +12,16 @@ from docker.errors import DockerException
 
 import runners.docker.runner as runner_mod
 from flows import customnodes
-from flows.nodelab import check_lookahead, load_sample, test_run
+from flows.nodelab import (
+    check_lookahead,
+    lab_outcome,
+    load_sample,
+    lookahead_flow,
+    node_test_run_flow,
+    read_result,
+    test_run,
+    write_result,
+)
 from runners.custom import CustomNodeManifest, template
 from tests.hostile.conftest import docker_engine  # noqa: F401
 
@@ -148,3 +159,57 @@ def test_no_sandbox_raises_sandbox_unavailable(monkeypatch: pytest.MonkeyPatch) 
         test_run(template("python", "indicator"), {})
     with pytest.raises(customnodes.SandboxUnavailable):
         check_lookahead(template("python", "indicator"))
+
+
+def test_no_sandbox_is_a_sandbox_unavailable_outcome(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_engine(**_: Any) -> Any:
+        raise DockerException("no engine here")
+
+    monkeypatch.setattr(runner_mod, "docker_client", no_engine)
+    monkeypatch.delenv("ALPHAFORGE_ALLOW_PROCESS_RUNNER", raising=False)
+    outcome = lab_outcome(lambda: test_run(template("python", "indicator"), {}))
+    assert outcome["ok"] is False and outcome["error_kind"] == "SANDBOX_UNAVAILABLE"
+    assert "no engine here" in outcome["error"]
+    broken = lab_outcome(lambda: {}["missing"])
+    assert broken == {"ok": False, "error_kind": "LAB_ERROR", "error": "KeyError: 'missing'"}
+
+
+def test_results_are_read_once_under_a_hex_key(tmp_path: Path) -> None:
+    store = str(tmp_path / "store")
+    key = uuid.uuid4().hex
+    write_result(store, key, {"ok": True, "value": {"n": 1}})
+    assert (tmp_path / "store" / "nodelab" / f"{key}.json").is_file()
+    assert read_result(store, key, remove=False) == {"ok": True, "value": {"n": 1}}
+    assert read_result("file://" + store, key) == {"ok": True, "value": {"n": 1}}
+    assert read_result(store, key) is None  # removed once read
+    for bad in ("../" + key[3:], key.upper(), key + "0"):
+        with pytest.raises(ValueError, match="32 lowercase hex digits"):
+            read_result(store, bad)
+
+
+def test_the_lab_flows_deliver_their_outcome_through_the_store(
+    prefect_api: str, docker_engine: Any, tmp_path: Path
+) -> None:
+    store = str(tmp_path / "store")
+    key = uuid.uuid4().hex
+    manifest = template("python", "indicator")
+    returned = node_test_run_flow(
+        manifest_json=manifest.model_dump_json(),
+        params={"span": 10},
+        rows=120,
+        result_key=key,
+        store_url=store,
+    )
+    assert returned["ok"] is True
+    assert returned == read_result(store, key)  # what the API reads is what the flow made
+    body = returned["value"]
+    assert body["status"] == "completed", body["error"]
+    want = load_sample()["close"].iloc[-120:].ewm(span=10, adjust=False).mean()
+    assert body["outputs"]["ema"]["tail"][-1][1] == pytest.approx(want.iloc[-1], rel=1e-12)
+
+    key = uuid.uuid4().hex
+    peek = _node("python", PEEK_PY)
+    verdict = lookahead_flow(manifest_json=peek.model_dump_json(), result_key=key, store_url=store)
+    assert verdict == read_result(store, key)
+    assert verdict["value"]["status"] == "fail"
+    assert verdict["value"]["first_difference"]["row"] == 299

@@ -1,0 +1,199 @@
+"""The node lab seen from the API: custom-node test runs and look-ahead checks, on a worker.
+
+The API never runs user code and never talks to Docker. A test run or a look-ahead check is a
+flow run of a ``nodelab`` deployment (:mod:`flows.nodelab`, registered beside the ``web``
+deployment by :func:`deployments.deploy.ensure_nodelab_deployments`): its parameters are JSON
+only (the manifest with its code, params, rows, a result key and the API's artifact-store URL);
+the sample bars are the worker's own. The request waits for the flow run to end, then reads the
+outcome the flow wrote into the artifact store under the key the API chose
+(:func:`flows.nodelab.read_result`). If it does not end in time the flow run is cancelled (the
+worker's flow-run process kills its containers) and the request gets a 504.
+
+Errors: no Prefect server, or no sandbox on the worker → 503 :class:`SandboxMissing`; the wait
+ran out → 504 :class:`LabTimeout`; the flow run failed, crashed or left no result → 502
+:class:`LabFailed`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from typing import Any
+from uuid import UUID
+
+from prefect.client.orchestration import SyncPrefectClient
+from prefect.exceptions import ObjectNotFound
+
+from api.errors import ApiError
+from api.services.prefect_client import PrefectUnavailable, cancel_flow_run, prefect_client
+from api.settings import ApiSettings
+from deployments.deploy import ensure_nodelab_deployments
+from flows.customnodes import AdminCaps, CustomNodeManifest
+from flows.nodelab import read_result
+
+__all__ = [
+    "LabFailed",
+    "LabTimeout",
+    "SandboxMissing",
+    "lookahead",
+    "run_lab",
+    "test_run",
+    "timeout_for",
+]
+
+log = logging.getLogger(__name__)
+POLL_S = 0.25
+_WHAT = {"test_run": "test run", "lookahead": "look-ahead check"}
+_lock = threading.Lock()
+_deployments: dict[str, dict[str, UUID]] = {}
+
+
+class SandboxMissing(ApiError):
+    """No sandbox can run user code right now (no worker reachable, or no sandbox on it)."""
+
+    status_code = 503
+
+
+class LabTimeout(ApiError):
+    """The worker did not finish a test run or look-ahead check in time (it was cancelled)."""
+
+    status_code = 504
+
+
+class LabFailed(ApiError):
+    """The flow run of a test run or look-ahead check failed on the worker."""
+
+    status_code = 502
+
+
+def timeout_for(settings: ApiSettings, manifest: CustomNodeManifest) -> float:
+    """How long to wait: ``node_lab_timeout_s`` (a worker starting the flow run, the sandbox's
+    self-test) plus the node's wall-time limit (the look-ahead check's two executions run at
+    once)."""
+    caps = AdminCaps()
+    wall = min(manifest.resources.wall_s or caps.wall_s, caps.max_wall_s)
+    return settings.node_lab_timeout_s + wall
+
+
+def _deployment_id(client: SyncPrefectClient, url: str, kind: str, refresh: bool) -> UUID:
+    with _lock:
+        if refresh or url not in _deployments:
+            _deployments[url] = ensure_nodelab_deployments(client)
+        return _deployments[url][kind]
+
+
+def _store_url(settings: ApiSettings) -> str:
+    return settings.artifact_store_url or str(settings.artifacts_dir)
+
+
+def run_lab(
+    settings: ApiSettings,
+    kind: str,
+    parameters: dict[str, Any],
+    timeout_s: float,
+    *,
+    job_variables: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Run the node-lab flow ``kind`` (``test_run`` or ``lookahead``) on a worker and return its
+    outcome's value (see :func:`flows.nodelab.lab_outcome`).
+
+    ``parameters`` are the flow's, without ``result_key`` and ``store_url`` (added here);
+    ``job_variables`` override the deployment's for this flow run (e.g. its ``env``). Raises
+    :class:`SandboxMissing`, :class:`LabTimeout` or :class:`LabFailed` (see the module).
+    """
+    what = _WHAT[kind]
+    key = uuid.uuid4().hex
+    store_url = _store_url(settings)
+    params = {**parameters, "result_key": key, "store_url": store_url}
+    try:
+        with prefect_client(settings) as client:
+            url = settings.prefect_api_url or ""
+            create = client.create_flow_run_from_deployment
+            tags = ["alphaforge", "nodelab", f"nodelab:{kind}"]
+            try:
+                deployment = _deployment_id(client, url, kind, refresh=False)
+                flow_run = create(
+                    deployment, parameters=params, tags=tags, job_variables=job_variables
+                )
+            except ObjectNotFound:  # the server was reset: register the deployments again
+                deployment = _deployment_id(client, url, kind, refresh=True)
+                flow_run = create(
+                    deployment, parameters=params, tags=tags, job_variables=job_variables
+                )
+            state = _wait(client, flow_run.id, what, timeout_s)
+    except PrefectUnavailable as exc:
+        raise SandboxMissing(
+            f"no sandbox is available to run user code: the {what} runs on a worker and "
+            f"{exc.detail}"
+        ) from None
+    if not state.is_completed():
+        raise LabFailed(
+            f"the {what} ended {state.type.value.lower()} on the worker: "
+            f"{state.message or 'no message'} (flow run {flow_run.id})"
+        )
+    outcome = read_result(store_url, key)
+    if outcome is None:
+        raise LabFailed(
+            f"the {what} finished on the worker but left no result in the artifact store at "
+            f"{store_url}: the worker and the API must share the store (flow run {flow_run.id})"
+        )
+    if outcome["ok"]:
+        value: dict[str, Any] = outcome["value"]
+        return value
+    if outcome["error_kind"] == "SANDBOX_UNAVAILABLE":
+        raise SandboxMissing(f"no sandbox is available to run user code: {outcome['error']}")
+    raise LabFailed(f"the {what} failed on the worker: {outcome['error']}")
+
+
+def _wait(client: SyncPrefectClient, flow_run_id: UUID, what: str, timeout_s: float) -> Any:
+    """The flow run's final state; cancels it and raises :class:`LabTimeout` after
+    ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        state = client.read_flow_run(flow_run_id).state
+        if state is not None and state.is_final():
+            return state
+        if time.monotonic() >= deadline:
+            try:
+                cancel_flow_run(client, str(flow_run_id))
+            except Exception:  # the timeout is the answer; a failed cancel is only logged
+                log.exception("could not cancel the timed-out node-lab flow run %s", flow_run_id)
+            started = state is not None and (state.is_running() or state.is_cancelling())
+            why = (
+                "the node did not finish"
+                if started
+                else "no worker started it (is a worker polling the 'alphaforge' pool?)"
+            )
+            raise LabTimeout(
+                f"the {what} did not finish within {timeout_s:.0f} s: {why}; it was cancelled "
+                f"(flow run {flow_run_id})"
+            )
+        time.sleep(POLL_S)
+
+
+def test_run(
+    settings: ApiSettings, manifest: CustomNodeManifest, params: dict[str, Any], rows: int
+) -> dict[str, Any]:
+    """The test-run body (:func:`flows.nodelab.test_run`) of ``manifest``, run on a worker."""
+    return run_lab(
+        settings,
+        "test_run",
+        {"manifest_json": manifest.model_dump_json(), "params": params, "rows": rows},
+        timeout_for(settings, manifest),
+    )
+
+
+test_run.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
+
+
+def lookahead(settings: ApiSettings, manifest: CustomNodeManifest) -> dict[str, Any]:
+    """The look-ahead verdict (:func:`flows.nodelab.check_lookahead`) of ``manifest``, checked
+    on a worker."""
+    return run_lab(
+        settings,
+        "lookahead",
+        {"manifest_json": manifest.model_dump_json()},
+        timeout_for(settings, manifest),
+    )
