@@ -22,6 +22,16 @@ ENTRY=$ROOT/runners/sandbox
 PACKAGES=(numpy numpy.libs pandas dateutil six.py tzdata wasmtime)
 SANDBOX_UID=10001
 
+# A Python image without its packages would pass the build and fail every custom node at run
+# time ("No module named numpy"), and it would become :latest for everyone: refuse instead.
+for p in "${PACKAGES[@]}"; do
+  if [ ! -e "$SITE/$p" ]; then
+    echo "build_sandbox_images: $SITE/$p is missing; set ALPHAFORGE_SANDBOX_SITE to the" \
+      "site-packages of the project's virtualenv" >&2
+    exit 2
+  fi
+done
+
 bash "$ROOT/scripts/ensure_docker.sh"
 mkdir -p "$STATE"
 # One build at a time (pytest-xdist workers may all call this).
