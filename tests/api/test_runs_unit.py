@@ -20,6 +20,7 @@ from sqlmodel import Session
 from api.models.run import Run, RunStatus
 from api.services import run_files
 from api.services.prefect_sync import decide
+from flows.spec import RunRecord
 from tests.api.conftest import Account
 from tests.api.sources import SMA
 
@@ -34,6 +35,10 @@ def _run(**kw: object) -> Run:
 
 def _flow(kind: StateType, message: str | None = None) -> SimpleNamespace:
     return SimpleNamespace(state=SimpleNamespace(type=kind, message=message))
+
+
+def _record(status: str, error: str | None = None) -> RunRecord:
+    return RunRecord(run_id="r", pipeline="p", status=status, error=error)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -59,22 +64,22 @@ def test_a_crashed_flow_run_fails_the_run_with_its_reason() -> None:
 def test_a_flow_run_crashed_after_a_cancel_request_is_a_cancelled_run() -> None:
     asked = _run(cancel_requested_at=NOW - timedelta(seconds=2))
     crashed = _flow(StateType.CRASHED, "Execution was aborted by a termination signal.")
-    out = decide(asked, crashed, {"status": "running"}, NOW)  # type: ignore[arg-type]
+    out = decide(asked, crashed, _record("running"), NOW)  # type: ignore[arg-type]
     assert out.status == RunStatus.CANCELLED
     assert "termination signal" in (out.error or "")
     assert not out.cancel_flow_run
 
 
 def test_a_failed_flow_run_reports_the_node_error_from_the_record() -> None:
-    record = {"status": "failed", "error": "node 'data' (csv_ohlcv) failed: FILE_NOT_FOUND"}
+    record = _record("failed", "node 'data' (csv_ohlcv) failed: FILE_NOT_FOUND")
     out = decide(_run(), _flow(StateType.FAILED, "run failed"), record, NOW)  # type: ignore[arg-type]
-    assert out.status == RunStatus.FAILED and out.error == record["error"]
+    assert out.status == RunStatus.FAILED and out.error == record.error
 
 
 def test_nothing_stays_pending_or_running_forever() -> None:
-    vanished = decide(_run(), None, {"status": "running"}, NOW)
+    vanished = decide(_run(), None, _record("running"), NOW)
     assert vanished.status == RunStatus.FAILED and "no longer exists" in vanished.error
-    finished_then_vanished = decide(_run(), None, {"status": "completed"}, NOW)
+    finished_then_vanished = decide(_run(), None, _record("completed"), NOW)
     assert finished_then_vanished.status == RunStatus.COMPLETED
     never = _run(prefect_flow_run_id=None, created_at=NOW - timedelta(minutes=5))
     assert decide(never, None, None, NOW).status == RunStatus.FAILED
