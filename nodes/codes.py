@@ -79,7 +79,12 @@ I: tuple[Severity, ...] = ("info",)  # noqa: E741 - the severity letter
 
 _TABLE: tuple[Code, ...] = (
     # -- the source as a whole ---------------------------------------------------------------
-    Code("AF000", "unclassified Alpha Forge error", "nodes", raised_by=("nodes.errors.AlphaForgeError",)),
+    Code(
+        "AF000",
+        "unclassified Alpha Forge error",
+        "nodes",
+        raised_by=("nodes.errors.AlphaForgeError",),
+    ),
     Code(
         "AF001",
         "syntax error (with what was expected)",
