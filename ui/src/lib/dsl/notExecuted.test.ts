@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Diagnostic } from '../types';
 import { CODES, NOT_EXECUTED_CODE } from './language';
-import { blockList, notExecutedBlocks } from './notExecuted';
+import { notExecutedBlocks } from './notExecuted';
 
 const diag = (code: string, line: number, col: number, end_col: number, severity: Diagnostic['severity'] = 'warning'): Diagnostic => ({
   code, severity, message: 'm', line, col, end_line: line, end_col, hint: null, suggestions: [],
@@ -21,10 +21,5 @@ describe('notExecutedBlocks', () => {
   it('uses the code Python registers for it, a warning', () => {
     expect(NOT_EXECUTED_CODE).toBe('AF008');
     expect(CODES[NOT_EXECUTED_CODE].severities).toEqual(['warning']);
-  });
-
-  it('lists blocks in prose', () => {
-    expect(blockList(['sweep'])).toBe('`sweep`');
-    expect(blockList(['sweep', 'walkforward', 'stream'])).toBe('`sweep`, `walkforward` and `stream`');
   });
 });

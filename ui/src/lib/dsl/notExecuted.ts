@@ -19,8 +19,3 @@ export function notExecutedBlocks(source: string, diagnostics: readonly Diagnost
   return out;
 }
 
-/** "`sweep` and `walkforward`" */
-export function blockList(blocks: readonly string[]): string {
-  const q = blocks.map((b) => `\`${b}\``);
-  return q.length <= 1 ? (q[0] ?? '') : `${q.slice(0, -1).join(', ')} and ${q[q.length - 1]}`;
-}
