@@ -6,6 +6,7 @@ import ast
 import importlib
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -133,7 +134,7 @@ def test_a_class_taking_another_class_code_fails_at_definition() -> None:
 
 
 def test_a_diagnostic_needs_a_registered_code_and_an_allowed_severity() -> None:
-    where = {"message": "m", "line": 1, "col": 1, "end_line": 1, "end_col": 2}
+    where: dict[str, Any] = {"message": "m", "line": 1, "col": 1, "end_line": 1, "end_col": 2}
     Diagnostic(code="AF206", severity="warning", **where)
     Diagnostic(code="AF208", severity="warning", **where)
     with pytest.raises(ValidationError, match="AF206 is reported as warning, not error"):
