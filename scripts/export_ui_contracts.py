@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -30,8 +31,14 @@ def openapi_json() -> str:
     from api.main import create_app
     from api.settings import ApiSettings
 
-    with tempfile.TemporaryDirectory() as data_dir:  # settings keep a secret key there
-        schema = create_app(ApiSettings(data_dir=Path(data_dir))).openapi()
+    # The schema must not depend on who runs this: default settings, no ALPHAFORGE_* from the
+    # environment, a throw-away data dir (settings keep a secret key there).
+    saved = {k: os.environ.pop(k) for k in list(os.environ) if k.upper().startswith("ALPHAFORGE_")}
+    try:
+        with tempfile.TemporaryDirectory() as data_dir:
+            schema = create_app(ApiSettings(data_dir=Path(data_dir))).openapi()
+    finally:
+        os.environ.update(saved)
     return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
 
 
