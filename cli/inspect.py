@@ -18,7 +18,7 @@ _SUMMARY_METRICS = ("total_return", "sharpe", "max_drawdown", "num_trades")
 
 
 class _NotFound(AlphaForgeError):
-    code = "AF002"
+    code = "AF803"
 
 
 def _runs_dir(data_dir: Path | None) -> Path:

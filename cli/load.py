@@ -20,7 +20,7 @@ __all__ = ["InputError", "Loaded", "load_pipeline"]
 class InputError(AlphaForgeError):
     """The pipeline file is missing, unreadable or does not compile (CLI exit code 2)."""
 
-    code = "AF001"
+    code = "AF801"
 
 
 @dataclass

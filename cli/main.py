@@ -176,11 +176,7 @@ def run(
         loaded.resolver.store_into(ManifestStore(settings.custom_nodes_dir))
     out = _console(stderr=as_json)
     out.print(f"[bold]{ir.name}[/] — {ir.title or ''} ({len(ir.nodes)} nodes)")
-    if ir.sweep is not None or ir.walkforward is not None:
-        out.print(
-            "[yellow]note:[/] `run` runs the pipeline once with its written params; "
-            "the sweep / walk-forward block is not run by this command"
-        )
+    # A sweep / walkforward / stream block was reported above as warning AF008 (not executed).
 
     from cli.output import Progress
     from flows.run import run_pipeline

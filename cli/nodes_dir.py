@@ -37,7 +37,7 @@ __all__ = [
 class NodesDirError(AlphaForgeError):
     """A manifest file in the nodes folder is unreadable or invalid (CLI exit code 2)."""
 
-    code = "AF002"
+    code = "AF802"
 
 
 def default_nodes_dir(pipeline_file: Path) -> Path | None:

@@ -67,7 +67,7 @@ class CompileResult(BaseModel):
 class DslError(AlphaForgeError):
     """A pipeline did not compile; carries every diagnostic."""
 
-    code = "AF001"
+    code = "AF009"
 
     def __init__(self, diagnostics: list[Diagnostic], filename: str = "<input>") -> None:
         errors = [d for d in diagnostics if d.is_error] or diagnostics
@@ -173,6 +173,7 @@ class _Compilation:
         sweep = self._sweep(program, binder, bound)
         walkforward = self._walkforward(program)
         stream = self._stream(program, binder)
+        self._not_executed(program)
         order = self._graph(program, bound, sweep, stream, steps)
         self._unused_pins(program)
         if self.rep.has_errors or header is None or order is None:
@@ -299,6 +300,22 @@ class _Compilation:
         if not program.streams:
             return None
         return check_stream(program.streams[0], self.rep, binder)
+
+    def _not_executed(self, program: t.Program) -> None:
+        """AF008 at the keyword of each block the run path does not execute yet."""
+        blocks: list[tuple[str, Span]] = [
+            *(("sweep", b.span) for b in program.sweeps[:1]),
+            *(("walkforward", b.span) for b in program.walkforwards[:1]),
+            *(("stream", b.span) for b in program.streams[:1]),
+        ]
+        for keyword, span in blocks:
+            self.rep.warn(
+                "AF008",
+                f"this version does not execute `{keyword}` blocks yet: a run executes the "
+                "pipeline once, with the params written in its steps",
+                Span(span.start, span.start + len(keyword)),
+                hint=f"the `{keyword}` block is checked but ignored when the pipeline runs",
+            )
 
     def _graph(
         self,

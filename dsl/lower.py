@@ -12,6 +12,7 @@ import re
 from datetime import date, datetime
 from typing import Any
 
+from dsl import keywords
 from dsl import tree as t
 from dsl.source import Reporter, Span
 
@@ -29,29 +30,7 @@ MAX_STEPS = 10_000
 MAX_EXPR_TERMS = 256
 _TEMPLATE = re.compile(r"\{([A-Za-z_]\w*)\}")
 _IDENT = re.compile(r"[A-Za-z_]\w*\Z")
-KEYWORDS = frozenset(
-    [
-        "pipeline",
-        "use",
-        "for",
-        "in",
-        "sweep",
-        "where",
-        "objective",
-        "walkforward",
-        "stream",
-        "emit",
-        "to",
-        "every",
-        "after",
-        "true",
-        "false",
-        "none",
-        "and",
-        "or",
-        "not",
-    ]
-)
+KEYWORDS = frozenset(keywords.KEYWORDS)  # reserved words: never names (dsl/keywords.py)
 
 Env = dict[str, t.Lit]
 

@@ -7,11 +7,24 @@ everything else may import it.
 
 from __future__ import annotations
 
+from typing import Any
+
+from nodes.codes import check_error_class
+
 
 class AlphaForgeError(Exception):
-    """Base of every error Alpha Forge raises on purpose."""
+    """Base of every error Alpha Forge raises on purpose.
+
+    A subclass that sets its own ``code`` must be registered for it in ``nodes/codes.py``
+    (checked when the class is defined); subclasses that do not set one share their parent's.
+    """
 
     code: str = "AF000"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "code" in cls.__dict__:
+            check_error_class(f"{cls.__module__}.{cls.__qualname__}", cls.__dict__["code"])
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)

@@ -100,7 +100,7 @@ def manifest_errors(exc: ValidationError) -> list[tuple[tuple[str | int, ...], s
 class CustomNodeError(AlphaForgeError):
     """A custom node's manifest, params or code is not acceptable."""
 
-    code = "AF720"
+    code = "AF760"
 
 
 class _Frozen(BaseModel):

@@ -71,6 +71,35 @@ def test_compile_errors_are_422_with_diagnostics(client: TestClient, alice: Acco
     assert detail["diagnostics"][0]["suggestions"] == ["sma"]
 
 
+SWEEP_BLOCKS = (
+    SMA
+    + "sweep grid {\n  fast.window = [5, 10]\n  objective maximize result.sharpe\n}\n"
+    + "walkforward(train=2y, test=6M, step=6M)\n"
+)
+
+
+def test_blocks_not_executed_yet_are_af008_warnings(client: TestClient, alice: Account) -> None:
+    r = client.post("/api/validate", json={"source": SWEEP_BLOCKS}, headers=alice.headers)
+    body = r.json()
+    assert r.status_code == 200 and body["ok"] is True and body["ir"] is not None
+    got = [
+        (d["code"], d["severity"], d["line"], d["col"], d["end_col"]) for d in body["diagnostics"]
+    ]
+    assert got == [("AF008", "warning", 9, 1, 6), ("AF008", "warning", 13, 1, 12)]
+    assert "does not execute `sweep` blocks yet" in body["diagnostics"][0]["message"]
+    assert "once" in body["diagnostics"][0]["message"]
+    # /api/compile answers with the IR (warnings do not stop it); with an error, the 422 lists
+    # every diagnostic, the AF008 warning included.
+    assert client.post("/api/compile", json={"source": SWEEP_BLOCKS}, headers=alice.headers).json()[
+        "sweep"
+    ]
+    broken = SWEEP_BLOCKS.replace("crossover(fast, slow)", "crossover(fast, nope)")
+    r = client.post("/api/compile", json={"source": broken}, headers=alice.headers)
+    assert r.status_code == 422
+    codes = [d["code"] for d in r.json()["detail"]["diagnostics"]]
+    assert "AF008" in codes and "AF203" in codes
+
+
 def test_observers_may_use_the_language_services(client: TestClient, observer: Account) -> None:
     assert client.post("/api/validate", json={"source": SMA}, headers=observer.headers).json()["ok"]
     assert client.post("/api/compile", json={"source": SMA}).status_code == 401

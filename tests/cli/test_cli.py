@@ -36,6 +36,18 @@ def test_validate_ok_prints_a_summary_and_exits_0(capsys) -> None:
     assert out.startswith("ok: ") and "sma_crossover" in out and "5 steps" in out
 
 
+def test_validate_warns_af008_for_each_block_it_will_not_run(tmp_path, capsys) -> None:
+    af = tmp_path / "blocks.af"
+    body = SMA.read_text().split("\nsweep")[0]  # the example's steps, without its own sweep
+    af.write_text(body + "\nwalkforward(train=2y, test=6M, step=6M)\n")
+    assert main(["validate", str(af)]) == 0
+    out, err = capsys.readouterr()
+    assert "1 warning(s)" in out
+    (line,) = [x for x in err.splitlines() if "AF008" in x]
+    assert line.startswith(f"{af}:") and "warning AF008: this version does not execute" in line
+    assert "`walkforward`" in line
+
+
 def test_validate_prints_gcc_style_diagnostics_and_exits_2(tmp_path, capsys) -> None:
     bad = tmp_path / "bad.af"
     bad.write_text('pipeline p\n\ndata = csv_ohlcv(path="x.csv")\nfast = smaa(data.close)\n')

@@ -399,6 +399,35 @@ await step('schedules', async () => {
   await page.waitForFunction((n) => document.querySelectorAll('[data-testid=schedules] tbody tr').length === n - 1, before);
 });
 
+await step('not-executed', async () => {
+  // A sweep and a walk-forward block: this version runs the pipeline once and says so before
+  // anyone presses Run — the AF008 warning at each keyword and the alert above the editor.
+  const name = 'e2e_sweep_' + Date.now().toString(36);
+  const source =
+    sample.replace('sma_crossover', name).trimEnd() +
+    '\n\nsweep grid {\n    fast.window = [5, 10, 20]\n    objective maximize result.sharpe\n}\n' +
+    'walkforward(train=2y, test=6M, step=6M)\n';
+  const r = await apiCall(page, 'POST', '/api/pipelines', { name, source, message: 'sweep' });
+  if (r.status !== 201) throw new Error(`create pipeline: ${r.status} ${r.text}`);
+  await page.goto(`/pipelines/${r.json.id}`);
+  await page.waitForSelector('.monaco-editor .view-lines');
+  const alert = page.locator('[data-testid=not-executed]');
+  await alert.waitFor({ timeout: 15000 });
+  const text = (await alert.textContent()) ?? '';
+  const blocks = await alert.locator('code').allTextContents();
+  if (blocks.join(',') !== 'sweep,walkforward') throw new Error(`the alert names ${blocks}`);
+  for (const want of ['sweep', 'walkforward', 'once', 'AF008']) {
+    if (!text.includes(want)) throw new Error(`the alert does not say ${want}: ${text}`);
+  }
+  const badge = await page.textContent('[data-testid=problem-count]');
+  if (!/2 warnings/.test(badge ?? '')) throw new Error(`expected 2 warnings, badge says ${badge}`);
+  await page.waitForSelector('.monaco-editor .squiggly-warning');
+  if (await page.locator('[data-testid=run]').isDisabled()) throw new Error('a warning must not disable Run');
+  await page.click('[data-testid=problem-count]');
+  await page.waitForSelector('text=AF008');
+  await s.shot('04b-not-executed');
+});
+
 await step('new-and-fork', async () => {
   await page.goto('/');
   await page.click('button:has-text("New pipeline")');

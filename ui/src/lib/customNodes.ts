@@ -1,10 +1,16 @@
 /**
  * Custom nodes (docs/custom-nodes.md): the API's shapes and the pure logic of the node editor —
  * the manifest form ↔ manifest JSON, the params table ↔ JSON Schema, versions, 422 errors by
- * field and test-run previews. No Svelte, no fetch: unit-tested on its own.
+ * field and test-run previews. No Svelte, no fetch: unit-tested on its own. The response shapes
+ * come from the generated OpenAPI types (src/generated/api.d.ts); `Manifest` is the editor's
+ * (what it sends as `ManifestIn`).
  */
+import type { components } from '../generated/api';
+import type { Out } from './types';
 
-export type Language = 'python' | 'javascript' | 'wasm';
+type S = components['schemas'];
+export type Language = S['ManifestIn']['language'];
+
 export type TemplateKind = 'indicator' | 'signal' | 'transform';
 export const LANGUAGES: { id: Language; label: string }[] = [
   { id: 'python', label: 'Python' },
@@ -43,76 +49,28 @@ export interface Manifest {
   code_format?: 'source' | 'wat' | 'wasm_base64';
 }
 
-export interface Lookahead {
-  status: 'pass' | 'fail' | 'error' | 'skipped';
-  message: string;
-  checked_rows: number | null;
-  prefix_rows: number | null;
-  first_difference: { port: string; row: number; ts: string | null; whole: unknown; prefix: unknown } | null;
-}
+/** The editor's manifest must be what `POST /api/custom-nodes` accepts (checked by tsc). */
+export const asManifestIn = (m: Manifest): S['ManifestIn'] => m;
 
-export interface InUse {
-  pipeline_id: number | string;
-  pipeline_name: string;
-}
-
-export interface NodeVersion {
-  version: string;
-  code_hash: string;
-  created_at: string;
-  message: string | null;
+/** The look-ahead verdict of a node version (API: `Lookahead`). */
+export type Lookahead = Out<S['Lookahead']>;
+export type InUse = Out<S['InUse']>;
+/** A stored version; its manifest as the editor handles it (the API's `Manifest`). */
+export interface NodeVersion extends Omit<Out<S['NodeVersion']>, 'manifest' | 'lookahead' | 'in_use_by'> {
   manifest: Manifest;
   lookahead: Lookahead | null;
   in_use_by: InUse[];
 }
-
-export interface CustomNodeSummary {
-  id: number | string;
-  name: string;
-  owner: string;
-  language: Language;
-  summary: string;
-  latest_version: string;
-  versions: number;
-  lookahead_status: Lookahead['status'] | null;
-  created_at: string;
-  updated_at: string;
-}
-
-export interface CustomNode {
-  id: number | string;
-  name: string;
-  owner: string;
-  language: Language;
-  created_at: string;
-  updated_at: string;
+export type CustomNodeSummary = Out<S['CustomNodeSummary']>;
+export interface CustomNode extends Omit<Out<S['CustomNodePublic']>, 'version'> {
   version: NodeVersion;
 }
-
-export interface Template {
-  language: Language;
+export interface Template extends Omit<Out<S['NodeTemplate']>, 'manifest' | 'kind'> {
   kind: TemplateKind;
-  title: string;
   manifest: Manifest;
 }
-
-export interface Preview {
-  type: string;
-  rows: number;
-  columns: string[];
-  head: unknown[][];
-  tail: unknown[][];
-}
-
-export interface TestRunResult {
-  status: 'completed' | 'failed';
-  error_kind: string | null;
-  error: string | null;
-  logs: string[];
-  wall_s: number | null;
-  inputs: Record<string, Preview>;
-  outputs: Record<string, Preview>;
-}
+export type Preview = Out<S['Preview']>;
+export type TestRunResult = Out<S['NodeTestRunResult']>;
 
 /** Where a failed test run broke in the node's code: the sandbox ends its message with
  * "(line N of the node's code)". The message without the node prefix goes on the marker. */
@@ -122,18 +80,8 @@ export function codeErrorMark(result: TestRunResult | null): { line: number; mes
   return m ? { line: Number(m[2]), message: m[1] } : null;
 }
 
-export interface ManifestChange {
-  field: string;
-  from: unknown;
-  to: unknown;
-}
-
-export interface NodeDiff {
-  from_version: string;
-  to_version: string;
-  unified: string;
-  manifest_changes: ManifestChange[];
-}
+export type ManifestChange = Out<S['ManifestChange']>;
+export type NodeDiff = Out<S['NodeDiff']>;
 
 // ---- versions ---------------------------------------------------------------------------------
 

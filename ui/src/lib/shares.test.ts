@@ -29,9 +29,12 @@ describe('targetLabel', () => {
     expect(targetLabel({ kind: 'run', target_id: 4, target: null })).toEqual([{ text: 'Run #4' }, { text: '(deleted)' }]);
   });
   it('keeps user text as text and encodes ids in hrefs', () => {
-    const parts = targetLabel({ kind: 'pipeline', target_id: 'a/b', target: target({ pipeline_id: 'x?y', pipeline_title: '<img src=x>' }) });
+    // Ids are integers in the API's schema; the hrefs encode them anyway (a defence, tested
+    // with strings the types do not allow).
+    const id = (s: string) => s as unknown as number;
+    const parts = targetLabel({ kind: 'pipeline', target_id: id('a/b'), target: target({ pipeline_id: id('x?y'), pipeline_title: '<img src=x>' }) });
     expect(parts).toEqual([{ text: '<img src=x>', href: '/pipelines/x%3Fy' }]);
-    expect(targetLabel({ kind: 'run', target_id: '1/2', target: target({ run_id: '1/2' }) })[0].href).toBe('/runs/1%2F2');
+    expect(targetLabel({ kind: 'run', target_id: id('1/2'), target: target({ run_id: id('1/2') }) })[0].href).toBe('/runs/1%2F2');
   });
 });
 

@@ -5,7 +5,7 @@
  */
 import type { NodeSpec } from '../types';
 import { cursorContext, type CursorContext } from './context';
-import { KEYWORDS } from './lexer';
+import { CONSTANTS, KEYWORDS } from './lexer';
 import { parseSteps } from './rewrite';
 import { paramFields, type ParamField } from './schema';
 import { formatValue } from './values';
@@ -169,7 +169,7 @@ export function itemsFor(ctx: CursorContext, source: string, env: CompletionEnv)
     case 'reference':
       return [
         ...stepItems('1'),
-        ...['true', 'false', 'none'].map((c) => valueItem(c, 'constant', '3')),
+        ...CONSTANTS.map((c) => valueItem(c, 'constant', '3')),
       ];
   }
 }

@@ -70,15 +70,5 @@ export function paramMarkdown(f: ParamField, nodeType: string): string {
   return `${paramLine(f)}\n\nparam of ${code(nodeType)}`;
 }
 
-export const KEYWORD_DOCS: Record<string, string> = {
-  pipeline: 'pipeline name "Title" — names the pipeline; one per file.',
-  use: 'use node@range — pins a custom node from the registry (^range unless =exact).',
-  for: 'for v in [..] { step_{v} = ... } — expands steps over a list of values.',
-  sweep: 'sweep grid { ... } / sweep optuna(trials=N) { ... } — parameter search.',
-  where: 'where <condition> — a constraint on sweep parameters.',
-  objective: 'objective maximize|minimize step.metric — what a sweep optimises.',
-  walkforward: 'walkforward(train=2y, test=6M, step=6M) — fit/evaluate per fold.',
-  stream: 'stream { ... } — live / replay signal generation.',
-  emit: 'emit step.port to sink(...) — write stream outputs to a sink.',
-  every: 'every 1h after 2m — stream schedule.',
-};
+/** Keyword docs are Python's (dsl/keywords.py, via src/generated/language.json). */
+export { KEYWORD_DOCS } from './language';

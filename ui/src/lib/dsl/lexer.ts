@@ -4,6 +4,11 @@
  * tokens and an unterminated string runs to the end of its line. Offsets are UTF-16 indices.
  */
 
+import { CONSTANTS, DURATION_UNITS, KEYWORDS } from './language';
+
+/** The language's words come from Python (./language.ts reads src/generated/language.json). */
+export { CONSTANTS, KEYWORDS };
+
 export type TokenKind =
   | 'ws'
   | 'newline'
@@ -23,28 +28,8 @@ export interface Token {
   end: number;
 }
 
-export const KEYWORDS = [
-  'pipeline',
-  'use',
-  'for',
-  'in',
-  'sweep',
-  'where',
-  'objective',
-  'maximize',
-  'minimize',
-  'walkforward',
-  'stream',
-  'emit',
-  'to',
-  'every',
-  'after',
-] as const;
-
-export const CONSTANTS = ['true', 'false', 'none'] as const;
-
 const DATE = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?/;
-const DURATION = /^\d+(?:ms|s|m|h|d|w|M|y)(?![A-Za-z0-9_])/;
+const DURATION = new RegExp(`^\\d+(?:${[...DURATION_UNITS].sort((a, b) => b.length - a.length).join('|')})(?![A-Za-z0-9_])`);
 const NUMBER = /^(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][+-]?\d+)?/;
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*/;
 const WS = /^[ \t\r]+/;

@@ -9,7 +9,7 @@ import EditorWorker from 'monaco-editor/editor/editor.worker.js?worker';
 import { complete, type Item } from '../../lib/dsl/completion';
 import { formatSource } from '../../lib/dsl/format';
 import { hoverAt } from '../../lib/dsl/hover';
-import { CONSTANTS, KEYWORDS } from '../../lib/dsl/lexer';
+import { BUILTIN_TYPES, CONSTANTS, DURATION_UNITS, KEYWORDS, OBJECTIVE_DIRECTIONS, WORD_OPERATORS } from '../../lib/dsl/language';
 import type { Diagnostic, NodeSpec } from '../../lib/types';
 
 export type Monaco = typeof monaco;
@@ -22,12 +22,12 @@ export const LANG = 'alphaforge';
 /** What the providers read; the page keeps it current. */
 export const env: { catalog: NodeSpec[]; datasets: string[] } = { catalog: [], datasets: [] };
 
-const BUILTIN_TYPES = ['csv_ohlcv', 'parquet_ohlcv', 'dataset_ohlcv', 'sma', 'ema', 'rsi', 'macd', 'bollinger', 'atr', 'momentum', 'returns', 'zscore', 'crossover', 'threshold', 'combine', 'position_sizer', 'backtest', 'metrics'];
+const DURATION = new RegExp(`\\d+(?:${[...DURATION_UNITS].sort((a, b) => b.length - a.length).join('|')})(?![A-Za-z0-9_])`);
 
 function monarch(nodeTypes: string[]): monaco.languages.IMonarchLanguage {
   return {
     defaultToken: '',
-    keywords: [...KEYWORDS],
+    keywords: [...KEYWORDS, ...WORD_OPERATORS, ...OBJECTIVE_DIRECTIONS],
     constants: [...CONSTANTS],
     nodeTypes,
     tokenizer: {
@@ -38,7 +38,7 @@ function monarch(nodeTypes: string[]): monaco.languages.IMonarchLanguage {
         [/"/, 'string', '@dq'],
         [/'/, 'string', '@sq'],
         [/\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?/, 'number.date'],
-        [/\d+(?:ms|s|m|h|d|w|M|y)(?![A-Za-z0-9_])/, 'number.duration'],
+        [DURATION, 'number.duration'],
         [/(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][+-]?\d+)?/, 'number'],
         [/@(=?)[\d.]+/, 'number.version'],
         [/[A-Za-z_]\w*(?=\s*\()/, { cases: { '@nodeTypes': 'type.identifier', '@keywords': 'keyword', '@default': 'function' } }],
