@@ -358,7 +358,9 @@ export interface paths {
         put?: never;
         /**
          * Test Run
-         * @description Run a manifest once in the sandbox on the last ``rows`` sample bars; nothing is saved.
+         * @description Run a manifest once in the sandbox, on a worker, on the last ``rows`` sample bars;
+         *     nothing is saved. 503 without a sandbox (or a worker), 504 when the worker took too long
+         *     (the flow run is cancelled), 502 when its flow run failed.
          */
         post: operations["test_run_api_custom_nodes_test_run_post"];
         delete?: never;
@@ -3419,8 +3421,26 @@ export interface operations {
                     "application/json": components["schemas"]["ManifestErrorResponse"];
                 };
             };
+            /** @description Bad Gateway */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Service Unavailable */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Gateway Timeout */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };
