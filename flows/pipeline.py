@@ -200,6 +200,7 @@ def _submit_all(
             datasets=datasets,
             confine_paths=confine_paths,
             custom_nodes_dir=str(settings.root / "custom-nodes"),
+            code_fingerprint=plan.code_fingerprints.get(node.id),
         )
         upstream = [futures[d] for d in node.dependencies()]
         named = run_node.with_options(name=f"node:{node.type}", task_run_name=node.id)

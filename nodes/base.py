@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from nodes.errors import NodeError, UnknownNodeTypeError
 
 __all__ = [
+    "BUILTIN_RUNTIME",
     "OHLCV_COLUMNS",
     "NoParams",
     "Node",
@@ -39,9 +40,16 @@ __all__ = [
     "Params",
     "Port",
     "PortType",
+    "RuntimeInfo",
+    "UnknownRuntimeError",
     "is_assignable",
+    "languages",
     "register",
+    "register_runtime",
     "registry",
+    "runtime",
+    "runtime_for_language",
+    "runtimes",
 ]
 
 
@@ -177,6 +185,16 @@ class Node(ABC):
     def run(self, inputs: Mapping[str, Any], params: Any) -> dict[str, Any]:
         """Compute the outputs (port name -> value) from inputs (port name -> value)."""
 
+    @classmethod
+    def code_fingerprint(cls) -> str:
+        """sha256 of the code that computes this node type: its module's source and that of
+        every project module it imports, transitively (see :mod:`nodes.codehash`). Part of the
+        artifact key, so a changed node, kernel or helper is never served from the cache.
+        Each module's source is read once per process (``nodes.codehash``'s cache)."""
+        from nodes import codehash
+
+        return codehash.modules_fingerprint(codehash.module_closure(cls.__module__))
+
     def fingerprint(self, params: Any) -> str | None:
         """A hash of what the node reads from outside its inputs (a data file's bytes).
 
@@ -248,11 +266,20 @@ class NodeRegistry:
         self._types: dict[str, type[Node]] = {}
 
     def register(self, node_type: type[Node]) -> type[Node]:
-        """Add a node type; a second type with the same name is refused."""
+        """Add a node type; a second type with the same name is refused, unless it is the same
+        class reloaded (same module and qualified name): then it replaces the old one and the
+        process's code fingerprints are forgotten, so the reloaded code gets its own."""
         name = node_type.name
         existing = self._types.get(name)
         if existing is not None and existing is not node_type:
-            raise NodeError(f"node type {name!r} is already registered")
+            if (existing.__module__, existing.__qualname__) != (
+                node_type.__module__,
+                node_type.__qualname__,
+            ):
+                raise NodeError(f"node type {name!r} is already registered")
+            from nodes import codehash
+
+            codehash.clear_cache()
         _check_ports(node_type)
         self._types[name] = node_type
         return node_type
@@ -310,3 +337,80 @@ def registry() -> NodeRegistry:
 
         _builtins_loaded = True
     return _REGISTRY
+
+
+# ---- runtimes ------------------------------------------------------------------------------
+
+BUILTIN_RUNTIME = "builtin"
+
+
+class UnknownRuntimeError(NodeError):
+    """A runtime or language name that no one registered."""
+
+
+@dataclass(frozen=True)
+class RuntimeInfo:
+    """A runtime a node can declare: ``builtin`` (the built-in nodes, in the flow's process) or
+    one that runs custom nodes written in ``language`` (a sandbox per language today; later
+    tick-level and remote runtimes). The names are open: a runtime is usable once registered
+    here (the compiler checks IR runtimes and manifest languages against this list) and a
+    runner is registered for it in ``runners.registry`` (on the machine that runs the flow)."""
+
+    name: str
+    language: str | None = None
+    summary: str = ""
+
+
+_RUNTIMES: dict[str, RuntimeInfo] = {}
+
+
+def register_runtime(name: str, *, language: str | None = None, summary: str = "") -> RuntimeInfo:
+    """Declare a runtime (idempotent for the same declaration; a different one is refused)."""
+    if not name or not name.replace("_", "").replace("-", "").isalnum() or not name.islower():
+        raise NodeError(f"runtime name {name!r}: use lower-case letters, digits, '-' or '_'")
+    info = RuntimeInfo(name, language, summary)
+    existing = _RUNTIMES.get(name)
+    if existing is not None and existing != info:
+        raise NodeError(f"runtime {name!r} is already registered as {existing}")
+    _RUNTIMES[name] = info
+    return info
+
+
+def runtimes() -> dict[str, RuntimeInfo]:
+    """The registered runtimes by name."""
+    return dict(_RUNTIMES)
+
+
+def languages() -> tuple[str, ...]:
+    """The custom-node languages some registered runtime runs, in registration order."""
+    return tuple(dict.fromkeys(r.language for r in _RUNTIMES.values() if r.language))
+
+
+def _unknown(kind: str, name: str, known: list[str]) -> UnknownRuntimeError:
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+    return UnknownRuntimeError(f"unknown {kind} {name!r}{hint} (known: {', '.join(known)})")
+
+
+def runtime(name: str) -> RuntimeInfo:
+    """The runtime called ``name``; raises :class:`UnknownRuntimeError` naming the known ones."""
+    info = _RUNTIMES.get(name)
+    if info is None:
+        raise _unknown("runtime", name, list(_RUNTIMES))
+    return info
+
+
+def runtime_for_language(language: str) -> RuntimeInfo:
+    """The runtime that runs custom nodes written in ``language``."""
+    for info in _RUNTIMES.values():
+        if info.language == language:
+            return info
+    raise _unknown("language", language, list(languages()))
+
+
+register_runtime(BUILTIN_RUNTIME, summary="the built-in nodes, in the flow's own process")
+register_runtime("python", language="python", summary="custom nodes in Python, sandboxed")
+register_runtime(
+    "javascript", language="javascript", summary="custom nodes in JavaScript, sandboxed"
+)
+register_runtime("wasm", language="wasm", summary="custom nodes in WebAssembly, sandboxed")
