@@ -32,24 +32,31 @@ from nodes.errors import NodeError, UnknownNodeTypeError
 
 __all__ = [
     "BUILTIN_RUNTIME",
+    "COLUMN_TYPE",
+    "FRAME_LIKE",
     "OHLCV_COLUMNS",
+    "PORT_TYPES",
     "NoParams",
     "Node",
     "NodeContext",
     "NodeRegistry",
     "Params",
     "Port",
+    "PortForm",
     "PortType",
+    "PortTypeInfo",
     "RuntimeInfo",
     "UnknownRuntimeError",
     "is_assignable",
     "languages",
+    "port_info",
     "register",
     "register_runtime",
     "registry",
     "runtime",
     "runtime_for_language",
     "runtimes",
+    "types_of_form",
 ]
 
 
@@ -69,21 +76,87 @@ class PortType(StrEnum):
 
 OHLCV_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
 
-# Which output types may feed an input of a given type (besides the same type).
-_WIDENINGS: dict[PortType, frozenset[PortType]] = {
-    PortType.SERIES: frozenset({PortType.SIGNAL}),
-    PortType.FRAME: frozenset({PortType.OHLCV, PortType.EQUITY, PortType.ORDERS, PortType.TRADES}),
+
+class PortForm(StrEnum):
+    """How a port type's value is held, stored and handed to a sandbox."""
+
+    TABLE = "table"  # pd.DataFrame; Parquet; Arrow IPC / f64 columns in a sandbox
+    SERIES = "series"  # pd.Series of float64; Parquet (one column); one f64 column
+    METRICS = "metrics"  # dict of JSON numbers; JSON
+    OBJECT = "object"  # any picklable object; pickle (never sent to a sandbox)
+
+
+@dataclass(frozen=True)
+class PortTypeInfo:
+    """One row of the port-type table.
+
+    ``accepts``: the other types whose values may be bound to an input of this type (a signal
+    is a series; any table is a frame). ``time_indexed``: the value's index must be timestamps.
+    ``columns``: columns every value has (and a reference may select). ``sandbox_input`` /
+    ``sandbox_output``: a custom node may declare an input / output of this type.
+    """
+
+    form: PortForm
+    accepts: frozenset[PortType] = frozenset()
+    time_indexed: bool = False
+    columns: tuple[str, ...] | None = None
+    sandbox_input: bool = False
+    sandbox_output: bool = False
+
+
+# THE port-type table: what each type is, what may feed it and where it may go. Everything that
+# decides on port types consults it: assignability (the compiler), column references, the
+# artifact files (runners.io), the values checks, the sandbox's inputs and outputs
+# (runners.jobs, runners.outputs, the manifest's allowed types).
+PORT_TYPES: dict[PortType, PortTypeInfo] = {
+    PortType.OHLCV: PortTypeInfo(
+        PortForm.TABLE, time_indexed=True, columns=OHLCV_COLUMNS, sandbox_input=True
+    ),
+    PortType.SERIES: PortTypeInfo(
+        PortForm.SERIES,
+        accepts=frozenset({PortType.SIGNAL}),
+        sandbox_input=True,
+        sandbox_output=True,
+    ),
+    PortType.SIGNAL: PortTypeInfo(PortForm.SERIES, sandbox_input=True, sandbox_output=True),
+    PortType.FRAME: PortTypeInfo(
+        PortForm.TABLE,
+        accepts=frozenset({PortType.OHLCV, PortType.EQUITY, PortType.ORDERS, PortType.TRADES}),
+        sandbox_input=True,
+        sandbox_output=True,
+    ),
+    PortType.ORDERS: PortTypeInfo(PortForm.TABLE),
+    PortType.TRADES: PortTypeInfo(PortForm.TABLE),
+    PortType.EQUITY: PortTypeInfo(PortForm.TABLE, time_indexed=True, sandbox_input=True),
+    PortType.METRICS: PortTypeInfo(PortForm.METRICS, sandbox_output=True),
+    PortType.MODEL: PortTypeInfo(PortForm.OBJECT),
 }
 
+# The type of one column selected from a table (``data.close``).
+COLUMN_TYPE = PortType.SERIES
+
+
+def port_info(port_type: PortType | str) -> PortTypeInfo:
+    """The table's row for ``port_type`` (a ``ValueError`` naming the known types if unknown)."""
+    try:
+        return PORT_TYPES[PortType(port_type)]
+    except ValueError:
+        known = ", ".join(t.value for t in PortType)
+        raise ValueError(f"unknown port type {port_type!r} (known: {known})") from None
+
+
+def types_of_form(*forms: PortForm) -> frozenset[PortType]:
+    """The port types held in one of ``forms``."""
+    return frozenset(t for t, info in PORT_TYPES.items() if info.form in forms)
+
+
 # Port types whose values are tables with columns a reference may select (`data.close`).
-FRAME_LIKE: frozenset[PortType] = frozenset(
-    {PortType.OHLCV, PortType.FRAME, PortType.EQUITY, PortType.ORDERS, PortType.TRADES}
-)
+FRAME_LIKE: frozenset[PortType] = types_of_form(PortForm.TABLE)
 
 
 def is_assignable(source: PortType, target: PortType) -> bool:
     """True when a value of type ``source`` may be bound to an input port of type ``target``."""
-    return source == target or source in _WIDENINGS.get(target, frozenset())
+    return source == target or source in PORT_TYPES[target].accepts
 
 
 @dataclass(frozen=True)
@@ -106,9 +179,7 @@ class Port:
         """Columns a reference may select on this (output) port, or None if not checkable."""
         if self.columns is not None:
             return self.columns
-        if self.type == PortType.OHLCV:
-            return OHLCV_COLUMNS
-        return None
+        return PORT_TYPES[self.type].columns
 
     def to_json(self) -> dict[str, Any]:
         """The port as the catalog shows it."""

@@ -31,7 +31,7 @@ from pydantic import (
     model_validator,
 )
 
-from nodes.base import PortType
+from nodes.base import PORT_TYPES, PortType
 from nodes.errors import AlphaForgeError
 from nodes.lazy import lazy_module
 
@@ -64,10 +64,9 @@ _SEMVER = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$"
 )
-INPUT_TYPES = frozenset(
-    {PortType.OHLCV, PortType.SERIES, PortType.SIGNAL, PortType.FRAME, PortType.EQUITY}
-)
-OUTPUT_TYPES = frozenset({PortType.SERIES, PortType.SIGNAL, PortType.FRAME, PortType.METRICS})
+# What a custom node may declare: the sandbox columns of nodes.base.PORT_TYPES.
+INPUT_TYPES = frozenset(t for t, info in PORT_TYPES.items() if info.sandbox_input)
+OUTPUT_TYPES = frozenset(t for t, info in PORT_TYPES.items() if info.sandbox_output)
 MIB = 1 << 20
 
 
