@@ -60,6 +60,7 @@ CODES: dict[str, str] = {
     "AF405": "`use` pin shadows a built-in node type",
     "AF406": "unused `use` pin (warning)",
     "AF407": "the resolver warns about a `use` pin, e.g. a failed look-ahead check (warning)",
+    "AF408": "a `use` pin's language has no registered runtime",
     "AF501": "stream block has no source",
     "AF502": "stream setting repeated",
     "AF503": "stream setting is not a duration",

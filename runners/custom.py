@@ -31,7 +31,7 @@ from pydantic import (
     model_validator,
 )
 
-from nodes.base import PORT_TYPES, PortType
+from nodes.base import PORT_TYPES, PortType, UnknownRuntimeError, runtime_for_language
 from nodes.errors import AlphaForgeError
 from nodes.lazy import lazy_module
 
@@ -55,7 +55,7 @@ __all__ = [
     "template",
 ]
 
-Language = Literal["python", "javascript", "wasm"]
+Language = str  # a registered custom-node language: nodes.base.languages()
 CodeFormat = Literal["source", "wat", "wasm_base64"]
 
 MAX_CODE_BYTES = 1 << 20
@@ -202,6 +202,16 @@ class CustomNodeManifest(_Frozen):
     name: str
     version: str
     language: Language
+
+    @field_validator("language")
+    @classmethod
+    def _registered_language(cls, v: str) -> str:
+        try:
+            runtime_for_language(v)
+        except UnknownRuntimeError as exc:  # names the registered languages
+            raise ValueError(str(exc)) from None
+        return v
+
     summary: str = ""
     inputs: tuple[ManifestPort, ...] = ()
     outputs: tuple[ManifestPort, ...]

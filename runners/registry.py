@@ -168,7 +168,7 @@ def _sandbox_code(node: NodeIR) -> str:
         m for name in _SANDBOX_HOST_MODULES for m in codehash.module_closure(name, _RUNNER_PACKAGES)
     )
     files = [SANDBOX_DIR / f for f in _SANDBOX_FILES.get(node.runtime, ())]
-    entry = codehash.files_fingerprint(files, root=HERE)
+    entry = codehash.files_fingerprint(files, root=SANDBOX_DIR)
     return _combine(node.runtime, node.code_hash, host, entry)
 
 
