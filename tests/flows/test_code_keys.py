@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import shutil
 import sys
 import uuid
 from collections.abc import Iterator
@@ -227,3 +228,65 @@ def test_an_edited_helper_module_recomputes_the_node_that_calls_it(
 
     third = _run(settings, tmp_path, ir)
     assert third.node_states == dict.fromkeys(ir.node_ids(), "cached")
+
+
+# ---- a custom node: its code hash and the sandbox's own code --------------------------------
+
+SCALE_PIPELINE = """pipeline pinned "Pinned"
+use scale@1
+data = csv_ohlcv(path="sample_ohlcv.csv")
+x = scale(data.close)
+"""
+
+
+def test_a_custom_node_is_recomputed_when_the_sandbox_code_changes(
+    settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the development process runner (no engine needed): the custom node is cached
+    on a second run, and recomputed once a sandbox entrypoint file its runtime's fingerprint is
+    taken from (``runners.registry.SANDBOX_DIR``, pointed at an edited copy) changed."""
+    from docker.errors import DockerException
+
+    import runners.docker.runner as runner_mod
+    from cli.nodes_dir import LocalNodeResolver
+    from dsl import compile_source
+    from runners import registry as runners_registry
+    from runners.custom import CustomNodeManifest
+    from runners.nodestore import ManifestStore
+
+    def no_engine(**_: object) -> object:
+        raise DockerException("no engine on this machine")
+
+    monkeypatch.setattr(runner_mod, "docker_client", no_engine)
+    monkeypatch.setenv("ALPHAFORGE_ALLOW_PROCESS_RUNNER", "1")
+    manifest = CustomNodeManifest(
+        name="scale",
+        version="1.0.0",
+        language="python",
+        inputs=({"name": "x", "type": "series"},),  # type: ignore[arg-type]
+        outputs=({"name": "y", "type": "series"},),  # type: ignore[arg-type]
+        code="def run(inputs, params):\n    return {'y': inputs['x'] * 2}\n",
+    )
+    ManifestStore(settings.root / "custom-nodes").put(manifest)
+    compiled = compile_source(SCALE_PIPELINE, resolver=LocalNodeResolver([manifest]))
+    assert compiled.ir is not None, compiled.format()
+    ir = compiled.ir
+    base_dir = SAMPLE.parent
+
+    first = _run(settings, base_dir, ir)
+    assert first.node_states == {"data": "completed", "x": "completed"}
+    np.testing.assert_allclose(_output(first, "x", "y").to_numpy(), _close() * 2)
+    from runners.registry import code_fingerprint
+
+    assert _node_record(first, "x")["code_fingerprint"] == code_fingerprint(ir.node("x"))
+    assert _run(settings, base_dir, ir).node_states == {"data": "cached", "x": "cached"}
+
+    edited = tmp_path / "sandbox"
+    shutil.copytree(runners_registry.SANDBOX_DIR, edited)
+    with (edited / "python_entry.py").open("a") as fh:
+        fh.write("\n# a fix to the entrypoint\n")
+    monkeypatch.setattr(runners_registry, "SANDBOX_DIR", edited)
+    codehash.clear_cache()
+    again = _run(settings, base_dir, ir)
+    assert again.node_states == {"data": "cached", "x": "completed"}
+    assert _node_record(again, "x")["key"] != _node_record(first, "x")["key"]
