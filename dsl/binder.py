@@ -16,7 +16,7 @@ from dsl.diagnostics import did_you_mean
 from dsl.ir import InputBinding
 from dsl.nodespec import NodeSpec
 from dsl.source import Reporter, Span
-from nodes.base import FRAME_LIKE, Port, PortType, is_assignable
+from nodes.base import COLUMN_TYPE, FRAME_LIKE, Port, PortType, is_assignable
 
 _ISSUE_CODES = {"unknown": "AF102", "missing": "AF103", "type": "AF104", "bounds": "AF105"}
 
@@ -104,9 +104,7 @@ class Binder:
                 suggestions=did_you_mean(ref.attr, names),
             )
             return None
-        return Resolved(
-            InputBinding(node=ref.step, port=frame.name, column=ref.attr), PortType.SERIES
-        )
+        return Resolved(InputBinding(node=ref.step, port=frame.name, column=ref.attr), COLUMN_TYPE)
 
     # -- a whole step ------------------------------------------------------------------------
 

@@ -31,7 +31,14 @@ from dsl.outline import OutlineItem, outline_of_bound, outline_of_step
 from dsl.parser import check_limits, parse
 from dsl.source import Reporter, SourceText, Span
 from dsl.sweeps import SweepChecker
-from nodes.base import Node, NodeRegistry, PortType, registry
+from nodes.base import (
+    Node,
+    NodeRegistry,
+    PortType,
+    UnknownRuntimeError,
+    registry,
+    runtime_for_language,
+)
 from nodes.errors import AlphaForgeError
 
 
@@ -241,6 +248,11 @@ class _Compilation:
             return None, None
         for warning in node.warnings:
             self.rep.warn("AF407", warning, use.span)
+        try:
+            runtime_for_language(node.language)
+        except UnknownRuntimeError as exc:
+            self.rep.report("AF408", f"`{use.name}@{node.version}`: {exc}", use.span)
+            return None, None
         pin = UsePin(
             name=node.name,
             requested=use.spec,

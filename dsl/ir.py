@@ -17,6 +17,10 @@ IR_SCHEMA_VERSION = 1
 
 JsonValue = Any  # JSON-compatible: None, bool, int, float, str, list, dict
 
+# A runtime or language name. The list is open (``nodes.base.register_runtime``): the compiler
+# checks names against the registered runtimes (AF408), the worker against its runners.
+RuntimeName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -44,7 +48,8 @@ class NodeIR(_Frozen):
 
     ``inputs`` maps input port name to a binding (a list of bindings for a variadic port).
     ``outputs`` maps output port name to its port type. ``runtime`` is ``builtin`` for the
-    built-in nodes, else the custom node's language, with its ``code_hash``.
+    built-in nodes, else the runtime of the custom node's language (``python``, ``javascript``,
+    ``wasm``, or any runtime registered later), with its ``code_hash``.
     """
 
     id: str
@@ -53,7 +58,7 @@ class NodeIR(_Frozen):
     params: dict[str, JsonValue] = Field(default_factory=dict)
     inputs: dict[str, InputBinding | tuple[InputBinding, ...]] = Field(default_factory=dict)
     outputs: dict[str, str] = Field(default_factory=dict)
-    runtime: Literal["builtin", "python", "javascript", "wasm"] = "builtin"
+    runtime: RuntimeName = "builtin"
     code_hash: str | None = None
     span: SourceSpan | None = None
 
@@ -82,7 +87,7 @@ class UsePin(_Frozen):
     requested: str
     version: str
     code_hash: str
-    language: Literal["python", "javascript", "wasm"]
+    language: RuntimeName
 
 
 # ---- sweeps --------------------------------------------------------------------------------

@@ -16,10 +16,10 @@ from typing import Any, Literal, Protocol
 from pydantic import ValidationError
 
 from dsl.schema_check import check_schema
-from nodes.base import Node, Params, Port
+from nodes.base import Node, Params, Port, runtime_for_language
 from nodes.errors import AlphaForgeError
 
-Language = Literal["python", "javascript", "wasm"]
+Language = str  # a registered custom-node language (nodes.base.languages()); checked: AF408
 IssueKind = Literal["unknown", "missing", "type", "bounds", "model"]
 
 _VERSION_SPEC = re.compile(r"^(=\d+\.\d+\.\d+|[\^~]?\d+(\.\d+){0,2})([-+][0-9A-Za-z.-]+)?$")
@@ -60,7 +60,7 @@ class NodeSpec:
     param_names: tuple[str, ...]
     validate: Callable[[Mapping[str, Any]], tuple[dict[str, Any] | None, list[ParamIssue]]]
     metric_keys: tuple[str, ...] = ()
-    runtime: Literal["builtin", "python", "javascript", "wasm"] = "builtin"
+    runtime: str = "builtin"
     code_hash: str | None = None
 
     def input_port(self, name: str) -> Port | None:
@@ -128,7 +128,7 @@ class ResolvedNode:
             param_names=names,
             validate=validate,
             metric_keys=self.metric_keys,
-            runtime=self.language,
+            runtime=runtime_for_language(self.language).name,
             code_hash=self.code_hash,
         )
 

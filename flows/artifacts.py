@@ -1,9 +1,12 @@
 """The content-addressed artifact store: node outputs by key, written once, read many times.
 
 A node's key is the sha256 of what determines its outputs: node type and version, canonical
-params JSON, the keys of its inputs (upstream key + port + column), the code hash of a user node
-and the node's fingerprint of what it reads from outside (a data file's bytes). Every key of a
-pipeline is computable before anything runs. A key whose directory holds a manifest is a cache
+params JSON, the keys of its inputs (upstream key + port + column), the code hash of a user node,
+the node's fingerprint of what it reads from outside (a data file's bytes) and the fingerprint of
+the code that computes it on this machine (``runners.registry.code_fingerprint``: a built-in's
+module and the project modules it imports, or a custom node's code hash, plus the runner's own
+code). Every key of a pipeline is computable before anything runs; it is computed where the flow
+runs, so it describes the code that will run. A key whose directory holds a manifest is a cache
 hit.
 
 Layout: ``<root>/<key[:2]>/<key>/<port>.<parquet|json|pkl>`` plus ``_manifest.json``, written
@@ -29,7 +32,8 @@ from nodes.errors import AlphaForgeError
 
 __all__ = ["ArtifactStore", "KeyPlan", "StoreError", "compute_keys", "node_key"]
 
-KEY_SCHEMA = 1
+# 2: the code fingerprint joined the key (every key of schema 1 is stale by construction).
+KEY_SCHEMA = 2
 MANIFEST = "_manifest.json"
 
 
@@ -44,9 +48,13 @@ def _canonical(value: Any) -> str:
 
 
 def node_key(
-    node: NodeIR, input_keys: Mapping[str, list[list[Any]]], fingerprint: str | None
+    node: NodeIR,
+    input_keys: Mapping[str, list[list[Any]]],
+    fingerprint: str | None,
+    code_fingerprint: str | None,
 ) -> str:
-    """The artifact key of ``node`` given its inputs' keys (port -> [[key, port, column], ...])."""
+    """The artifact key of ``node`` given its inputs' keys (port -> [[key, port, column], ...]),
+    its data fingerprint and the fingerprint of its code."""
     payload = {
         "schema": KEY_SCHEMA,
         "type": node.type,
@@ -56,6 +64,7 @@ def node_key(
         "inputs": {port: input_keys[port] for port in sorted(input_keys)},
         "code_hash": node.code_hash,
         "fingerprint": fingerprint,
+        "code": code_fingerprint,
     }
     return hashlib.sha256(_canonical(payload).encode()).hexdigest()
 
@@ -64,21 +73,36 @@ def node_key(
 class KeyPlan:
     """Every node's key, computed before the run.
 
-    ``cacheable`` is False for a node whose fingerprint could not be taken (e.g. its data file is
-    missing: the node will fail when it runs and say why) and for everything downstream of it;
-    such nodes get a run-unique key and are never read from the cache.
+    ``cacheable`` is False for a node whose fingerprint or code fingerprint could not be taken
+    (e.g. its data file is missing, its type is unknown here: the node will fail when it runs and
+    say why) and for everything downstream of it; such nodes get a run-unique key and are never
+    read from the cache. ``code_fingerprints`` holds each node's code fingerprint (recorded in
+    its result and manifest).
     """
 
     keys: dict[str, str] = field(default_factory=dict)
     cacheable: dict[str, bool] = field(default_factory=dict)
     fingerprints: dict[str, str] = field(default_factory=dict)
     fingerprint_errors: dict[str, str] = field(default_factory=dict)
+    code_fingerprints: dict[str, str] = field(default_factory=dict)
 
 
 def compute_keys(
-    ir: PipelineIR, fingerprint: Callable[[NodeIR], str | None], *, salt: str
+    ir: PipelineIR,
+    fingerprint: Callable[[NodeIR], str | None],
+    *,
+    salt: str,
+    code_fingerprint: Callable[[NodeIR], str] | None = None,
 ) -> KeyPlan:
-    """Keys for the whole IR, in topological order; ``salt`` makes uncacheable keys unique."""
+    """Keys for the whole IR, in topological order; ``salt`` makes uncacheable keys unique.
+
+    ``code_fingerprint`` defaults to the registered runners' (:mod:`runners.registry`), taken
+    in this process; tests may pass their own.
+    """
+    if code_fingerprint is None:
+        from runners.registry import code_fingerprint as registered
+
+        code_fingerprint = registered
     plan = KeyPlan()
     for node in ir.nodes:
         inputs: dict[str, list[list[Any]]] = {}
@@ -93,7 +117,15 @@ def compute_keys(
             fp, cacheable = None, False
         if fp is not None:
             plan.fingerprints[node.id] = fp
-        key = node_key(node, inputs, fp)
+        code: str | None = None
+        try:
+            code = code_fingerprint(node)
+        except Exception as exc:  # e.g. an unknown node type: the node fails when it runs
+            plan.fingerprint_errors.setdefault(node.id, f"code fingerprint: {exc}")
+            cacheable = False
+        if code is not None:
+            plan.code_fingerprints[node.id] = code
+        key = node_key(node, inputs, fp, code)
         if not cacheable:
             key = hashlib.sha256(f"uncached:{salt}:{key}".encode()).hexdigest()
         plan.keys[node.id] = key

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -23,16 +22,10 @@ from flows.events import NodeEvent, publish
 from flows.record import utc_now, write_json
 from nodes.errors import AlphaForgeError
 from runners.base import NodeResult, Runner
-from runners.docker.runner import (
-    DockerRunner,
-    SandboxUnavailable,
-    process_runner,
-    process_runner_enabled,
-    user_code_runner,
-)
-from runners.inprocess import InProcessRunner
-from runners.nodestore import ManifestStore
-from runners.sandboxed import SandboxedRunner
+from runners.docker.runner import SandboxUnavailable
+from runners.registry import RunnerContext, runner_for
+from runners.registry import code_fingerprint as registered_code_fingerprint
+from runners.userrunners import cancel_user_runners, release_user_runners, shared_user_runner
 
 __all__ = [
     "NodeJob",
@@ -43,12 +36,6 @@ __all__ = [
     "sandbox_record",
     "shared_user_runner",
 ]
-
-UserRunner = DockerRunner | SandboxedRunner
-# One user-code runner per (run id, custom-nodes dir) in this process: its containers carry the
-# run id, and the sandbox self-test runs once per process (DockerRunner caches it).
-_USER_RUNNERS: dict[tuple[str, str, str], UserRunner] = {}
-_USER_RUNNERS_LOCK = threading.Lock()
 
 # (level, message): the task sends these to Prefect's run logger.
 LogFn = Callable[[str, str], None]
@@ -76,27 +63,37 @@ class NodeJob(BaseModel):
     datasets: dict[str, str] = {}
     confine_paths: bool = False
     custom_nodes_dir: str | None = None
+    code_fingerprint: str | None = None
     # The spec's runner choice for this node's runtime: auto | docker | process.
     runner_choice: str = "auto"
+
+    def code(self) -> str | None:
+        """The fingerprint of the node's code (the one its key was computed with), or None
+        when it could not be taken (the node is then uncacheable and fails on its own)."""
+        if self.code_fingerprint is not None:
+            return self.code_fingerprint
+        try:
+            return registered_code_fingerprint(self.node)
+        except Exception:  # the runner reports the real problem
+            return None
 
     def store(self) -> ArtifactStore:
         """The run's artifact store."""
         return ArtifactStore(self.store_url, cache_dir=Path(self.store_cache_dir))
 
     def runner(self) -> Runner:
-        """The runner for this node: built-ins in-process, custom nodes in the sandbox (the
-        process-wide user-code runner of this run; raises SandboxUnavailable without one)."""
-        if self.node.runtime != "builtin":
-            if self.custom_nodes_dir is None:
-                raise SandboxUnavailable(
-                    f"node {self.node.id!r}: a custom node needs the custom-nodes store"
-                )
-            return shared_user_runner(self.run_id, self.custom_nodes_dir, self.runner_choice)
-        return InProcessRunner(
+        """The runner registered for the node's runtime (``runners.registry``): built-ins
+        in-process, custom nodes in the sandbox (the process-wide user-code runner of this run;
+        raises SandboxUnavailable without one)."""
+        ctx = RunnerContext(
+            run_id=self.run_id,
             base_dir=Path(self.base_dir),
             datasets={k: Path(v) for k, v in self.datasets.items()},
             confine_paths=self.confine_paths,
+            custom_nodes_dir=Path(self.custom_nodes_dir) if self.custom_nodes_dir else None,
+            runner_choice=self.runner_choice,
         )
+        return runner_for(ctx, self.node)
 
 
 def execute_job(job: NodeJob, log: LogFn) -> NodeResult:
@@ -128,7 +125,13 @@ def execute_job(job: NodeJob, log: LogFn) -> NodeResult:
             log("WARNING" if "] warning: " in line else "INFO", line)
     write_json(
         _result_path(job.run_dir, node.id),
-        {"node": node.id, "type": node.type, "key": job.key, "finished_at": utc_now()}
+        {
+            "node": node.id,
+            "type": node.type,
+            "key": job.key,
+            "code_fingerprint": job.code(),
+            "finished_at": utc_now(),
+        }
         | result.to_json(),
     )
     publish(
@@ -174,6 +177,7 @@ def _compute(job: NodeJob, store: ArtifactStore) -> NodeResult:
         "node_version": node.version,
         "runtime": node.runtime,
         "code_hash": node.code_hash,
+        "code_fingerprint": job.code(),
         "params": node.params,
         "created_at": utc_now(),
         "run_id": job.run_id,
@@ -201,59 +205,6 @@ def read_node_result(run_dir: Path, node_id: str) -> NodeResult | None:
         k: data[k] for k in ("status", "output_paths", "logs", "usage", "error", "error_kind")
     }
     return NodeResult.from_json(fields)
-
-
-# ---- user code: one runner per run in this process -------------------------------------------
-
-
-def shared_user_runner(run_id: str, custom_nodes_dir: str, choice: str = "auto") -> UserRunner:
-    """This process's user-code runner for ``run_id`` (created on first use: Docker, or the
-    process runner if the operator enabled it; raises :class:`SandboxUnavailable`).
-
-    ``choice`` is the run spec's: ``docker`` never falls back to the process runner;
-    ``process`` is refused unless the operator enabled it (a spec cannot enable it).
-    """
-    if choice == "process" and not process_runner_enabled():
-        raise SandboxUnavailable(
-            "the run asks for the process runner, which the operator has not enabled "
-            "(ALPHAFORGE_ALLOW_PROCESS_RUNNER=1)"
-        )
-    key = (run_id, str(custom_nodes_dir), choice)
-    with _USER_RUNNERS_LOCK:
-        runner = _USER_RUNNERS.get(key)
-        if runner is None:
-            catalog = ManifestStore(Path(custom_nodes_dir)).catalog()
-            if choice == "process":
-                runner = process_runner(catalog, run_id=run_id)
-            else:
-                runner = user_code_runner(catalog, run_id=run_id, allow_process=choice == "auto")
-            _USER_RUNNERS[key] = runner
-        return runner
-
-
-def _runners_of(run_id: str) -> list[UserRunner]:
-    with _USER_RUNNERS_LOCK:
-        return [r for (rid, _, _), r in _USER_RUNNERS.items() if rid == run_id]
-
-
-def cancel_user_runners(run_id: str) -> int:
-    """Stop this process's sandbox executions of ``run_id`` (no new container starts for it);
-    returns how many containers were killed. Other processes: ``kill_run_containers``."""
-    killed = 0
-    for runner in _runners_of(run_id):
-        if isinstance(runner, DockerRunner):
-            killed += runner.cancel(run_id)
-    return killed
-
-
-def release_user_runners(run_id: str) -> None:
-    """Forget (and close) the runners of a finished run."""
-    with _USER_RUNNERS_LOCK:
-        keys = [k for k in _USER_RUNNERS if k[0] == run_id]
-        runners = [_USER_RUNNERS.pop(k) for k in keys]
-    for runner in runners:
-        if isinstance(runner, DockerRunner):
-            runner.close()
 
 
 def sandbox_record(results: list[tuple[str, NodeResult]]) -> dict[str, Any] | None:

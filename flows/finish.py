@@ -134,6 +134,7 @@ def _node_records(
             version=node.version,
             state=o.state,  # type: ignore[arg-type]
             key=plan.keys[node.id],
+            code_fingerprint=plan.code_fingerprints.get(node.id),
             cacheable=plan.cacheable[node.id],
             usage=r.usage if r else {},
             error=r.error if r else o.error,

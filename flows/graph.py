@@ -184,6 +184,7 @@ def _submit_all(
             datasets={k: str(v) for k, v in datasets.items()},
             confine_paths=spec.confine_paths,
             custom_nodes_dir=str(settings.custom_nodes_dir),
+            code_fingerprint=plan.code_fingerprints.get(node.id),
             runner_choice=spec.runner_for(node.runtime) if node.runtime != "builtin" else "auto",
         )
         upstream = [futures[d] for d in node.dependencies()]

@@ -180,6 +180,7 @@ class NodeRecord(BaseModel):
     version: str
     state: NodeState
     key: str | None = None
+    code_fingerprint: str | None = None
     cacheable: bool = True
     usage: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None

@@ -32,17 +32,32 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from nodes.errors import NodeError, UnknownNodeTypeError
 
 __all__ = [
+    "BUILTIN_RUNTIME",
+    "COLUMN_TYPE",
+    "FRAME_LIKE",
     "OHLCV_COLUMNS",
+    "PORT_TYPES",
     "NoParams",
     "Node",
     "NodeContext",
     "NodeRegistry",
     "Params",
     "Port",
+    "PortForm",
     "PortType",
+    "PortTypeInfo",
+    "RuntimeInfo",
+    "UnknownRuntimeError",
     "is_assignable",
+    "languages",
+    "port_info",
     "register",
+    "register_runtime",
     "registry",
+    "runtime",
+    "runtime_for_language",
+    "runtimes",
+    "types_of_form",
 ]
 
 
@@ -62,21 +77,87 @@ class PortType(StrEnum):
 
 OHLCV_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
 
-# Which output types may feed an input of a given type (besides the same type).
-_WIDENINGS: dict[PortType, frozenset[PortType]] = {
-    PortType.SERIES: frozenset({PortType.SIGNAL}),
-    PortType.FRAME: frozenset({PortType.OHLCV, PortType.EQUITY, PortType.ORDERS, PortType.TRADES}),
+
+class PortForm(StrEnum):
+    """How a port type's value is held, stored and handed to a sandbox."""
+
+    TABLE = "table"  # pd.DataFrame; Parquet; Arrow IPC / f64 columns in a sandbox
+    SERIES = "series"  # pd.Series of float64; Parquet (one column); one f64 column
+    METRICS = "metrics"  # dict of JSON numbers; JSON
+    OBJECT = "object"  # any picklable object; pickle (never sent to a sandbox)
+
+
+@dataclass(frozen=True)
+class PortTypeInfo:
+    """One row of the port-type table.
+
+    ``accepts``: the other types whose values may be bound to an input of this type (a signal
+    is a series; any table is a frame). ``time_indexed``: the value's index must be timestamps.
+    ``columns``: columns every value has (and a reference may select). ``sandbox_input`` /
+    ``sandbox_output``: a custom node may declare an input / output of this type.
+    """
+
+    form: PortForm
+    accepts: frozenset[PortType] = frozenset()
+    time_indexed: bool = False
+    columns: tuple[str, ...] | None = None
+    sandbox_input: bool = False
+    sandbox_output: bool = False
+
+
+# THE port-type table: what each type is, what may feed it and where it may go. Everything that
+# decides on port types consults it: assignability (the compiler), column references, the
+# artifact files (runners.io), the values checks, the sandbox's inputs and outputs
+# (runners.jobs, runners.outputs, the manifest's allowed types).
+PORT_TYPES: dict[PortType, PortTypeInfo] = {
+    PortType.OHLCV: PortTypeInfo(
+        PortForm.TABLE, time_indexed=True, columns=OHLCV_COLUMNS, sandbox_input=True
+    ),
+    PortType.SERIES: PortTypeInfo(
+        PortForm.SERIES,
+        accepts=frozenset({PortType.SIGNAL}),
+        sandbox_input=True,
+        sandbox_output=True,
+    ),
+    PortType.SIGNAL: PortTypeInfo(PortForm.SERIES, sandbox_input=True, sandbox_output=True),
+    PortType.FRAME: PortTypeInfo(
+        PortForm.TABLE,
+        accepts=frozenset({PortType.OHLCV, PortType.EQUITY, PortType.ORDERS, PortType.TRADES}),
+        sandbox_input=True,
+        sandbox_output=True,
+    ),
+    PortType.ORDERS: PortTypeInfo(PortForm.TABLE),
+    PortType.TRADES: PortTypeInfo(PortForm.TABLE),
+    PortType.EQUITY: PortTypeInfo(PortForm.TABLE, time_indexed=True, sandbox_input=True),
+    PortType.METRICS: PortTypeInfo(PortForm.METRICS, sandbox_output=True),
+    PortType.MODEL: PortTypeInfo(PortForm.OBJECT),
 }
 
+# The type of one column selected from a table (``data.close``).
+COLUMN_TYPE = PortType.SERIES
+
+
+def port_info(port_type: PortType | str) -> PortTypeInfo:
+    """The table's row for ``port_type`` (a ``ValueError`` naming the known types if unknown)."""
+    try:
+        return PORT_TYPES[PortType(port_type)]
+    except ValueError:
+        known = ", ".join(t.value for t in PortType)
+        raise ValueError(f"unknown port type {port_type!r} (known: {known})") from None
+
+
+def types_of_form(*forms: PortForm) -> frozenset[PortType]:
+    """The port types held in one of ``forms``."""
+    return frozenset(t for t, info in PORT_TYPES.items() if info.form in forms)
+
+
 # Port types whose values are tables with columns a reference may select (`data.close`).
-FRAME_LIKE: frozenset[PortType] = frozenset(
-    {PortType.OHLCV, PortType.FRAME, PortType.EQUITY, PortType.ORDERS, PortType.TRADES}
-)
+FRAME_LIKE: frozenset[PortType] = types_of_form(PortForm.TABLE)
 
 
 def is_assignable(source: PortType, target: PortType) -> bool:
     """True when a value of type ``source`` may be bound to an input port of type ``target``."""
-    return source == target or source in _WIDENINGS.get(target, frozenset())
+    return source == target or source in PORT_TYPES[target].accepts
 
 
 @dataclass(frozen=True)
@@ -99,9 +180,7 @@ class Port:
         """Columns a reference may select on this (output) port, or None if not checkable."""
         if self.columns is not None:
             return self.columns
-        if self.type == PortType.OHLCV:
-            return OHLCV_COLUMNS
-        return None
+        return PORT_TYPES[self.type].columns
 
     def to_json(self) -> dict[str, Any]:
         """The port as the catalog shows it."""
@@ -179,6 +258,16 @@ class Node(ABC):
     def run(self, inputs: Mapping[str, Any], params: Any) -> dict[str, Any]:
         """Compute the outputs (port name -> value) from inputs (port name -> value)."""
 
+    @classmethod
+    def code_fingerprint(cls) -> str:
+        """sha256 of the code that computes this node type: its module's source and that of
+        every project module it imports, transitively (see :mod:`nodes.codehash`). Part of the
+        artifact key, so a changed node, kernel or helper is never served from the cache.
+        Each module's source is read once per process (``nodes.codehash``'s cache)."""
+        from nodes import codehash
+
+        return codehash.modules_fingerprint(codehash.module_closure(cls.__module__))
+
     def fingerprint(self, params: Any) -> str | None:
         """A hash of what the node reads from outside its inputs (a data file's bytes).
 
@@ -250,11 +339,20 @@ class NodeRegistry:
         self._types: dict[str, type[Node]] = {}
 
     def register(self, node_type: type[Node]) -> type[Node]:
-        """Add a node type; a second type with the same name is refused."""
+        """Add a node type; a second type with the same name is refused, unless it is the same
+        class reloaded (same module and qualified name): then it replaces the old one and the
+        process's code fingerprints are forgotten, so the reloaded code gets its own."""
         name = node_type.name
         existing = self._types.get(name)
         if existing is not None and existing is not node_type:
-            raise NodeError(f"node type {name!r} is already registered")
+            if (existing.__module__, existing.__qualname__) != (
+                node_type.__module__,
+                node_type.__qualname__,
+            ):
+                raise NodeError(f"node type {name!r} is already registered")
+            from nodes import codehash
+
+            codehash.clear_cache()
         _check_ports(node_type)
         self._types[name] = node_type
         return node_type
@@ -312,3 +410,80 @@ def registry() -> NodeRegistry:
 
         _builtins_loaded = True
     return _REGISTRY
+
+
+# ---- runtimes ------------------------------------------------------------------------------
+
+BUILTIN_RUNTIME = "builtin"
+
+
+class UnknownRuntimeError(NodeError):
+    """A runtime or language name that no one registered."""
+
+
+@dataclass(frozen=True)
+class RuntimeInfo:
+    """A runtime a node can declare: ``builtin`` (the built-in nodes, in the flow's process) or
+    one that runs custom nodes written in ``language`` (a sandbox per language today; later
+    tick-level and remote runtimes). The names are open: a runtime is usable once registered
+    here (the compiler checks IR runtimes and manifest languages against this list) and a
+    runner is registered for it in ``runners.registry`` (on the machine that runs the flow)."""
+
+    name: str
+    language: str | None = None
+    summary: str = ""
+
+
+_RUNTIMES: dict[str, RuntimeInfo] = {}
+
+
+def register_runtime(name: str, *, language: str | None = None, summary: str = "") -> RuntimeInfo:
+    """Declare a runtime (idempotent for the same declaration; a different one is refused)."""
+    if not name or not name.replace("_", "").replace("-", "").isalnum() or not name.islower():
+        raise NodeError(f"runtime name {name!r}: use lower-case letters, digits, '-' or '_'")
+    info = RuntimeInfo(name, language, summary)
+    existing = _RUNTIMES.get(name)
+    if existing is not None and existing != info:
+        raise NodeError(f"runtime {name!r} is already registered as {existing}")
+    _RUNTIMES[name] = info
+    return info
+
+
+def runtimes() -> dict[str, RuntimeInfo]:
+    """The registered runtimes by name."""
+    return dict(_RUNTIMES)
+
+
+def languages() -> tuple[str, ...]:
+    """The custom-node languages some registered runtime runs, in registration order."""
+    return tuple(dict.fromkeys(r.language for r in _RUNTIMES.values() if r.language))
+
+
+def _unknown(kind: str, name: str, known: list[str]) -> UnknownRuntimeError:
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+    return UnknownRuntimeError(f"unknown {kind} {name!r}{hint} (known: {', '.join(known)})")
+
+
+def runtime(name: str) -> RuntimeInfo:
+    """The runtime called ``name``; raises :class:`UnknownRuntimeError` naming the known ones."""
+    info = _RUNTIMES.get(name)
+    if info is None:
+        raise _unknown("runtime", name, list(_RUNTIMES))
+    return info
+
+
+def runtime_for_language(language: str) -> RuntimeInfo:
+    """The runtime that runs custom nodes written in ``language``."""
+    for info in _RUNTIMES.values():
+        if info.language == language:
+            return info
+    raise _unknown("language", language, list(languages()))
+
+
+register_runtime(BUILTIN_RUNTIME, summary="the built-in nodes, in the flow's own process")
+register_runtime("python", language="python", summary="custom nodes in Python, sandboxed")
+register_runtime(
+    "javascript", language="javascript", summary="custom nodes in JavaScript, sandboxed"
+)
+register_runtime("wasm", language="wasm", summary="custom nodes in WebAssembly, sandboxed")

@@ -192,6 +192,7 @@ _TABLE: tuple[Code, ...] = (
         "dsl",
         W,
     ),
+    Code("AF408", "a `use` pin's language has no registered runtime", "dsl", E),
     # -- stream blocks; node failures --------------------------------------------------------
     Code(
         "AF500",
@@ -255,6 +256,12 @@ _TABLE: tuple[Code, ...] = (
         "runners",
         raised_by=("runners.custom.CustomNodeError",),
         detail="was AF720 (shared with tracking) before issue #8",
+    ),
+    Code(
+        "AF770",
+        "an operator's sandbox setting (ALPHAFORGE_SANDBOX_*) is outside the allowed ceilings",
+        "runners",
+        raised_by=("runners.caps.SandboxSettingsError",),
     ),
     # -- command line ------------------------------------------------------------------------
     Code(

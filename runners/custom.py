@@ -31,7 +31,7 @@ from pydantic import (
     model_validator,
 )
 
-from nodes.base import PortType
+from nodes.base import PORT_TYPES, PortType, UnknownRuntimeError, runtime_for_language
 from nodes.errors import AlphaForgeError
 from nodes.lazy import lazy_module
 
@@ -55,7 +55,7 @@ __all__ = [
     "template",
 ]
 
-Language = Literal["python", "javascript", "wasm"]
+Language = str  # a registered custom-node language: nodes.base.languages()
 CodeFormat = Literal["source", "wat", "wasm_base64"]
 
 MAX_CODE_BYTES = 1 << 20
@@ -64,10 +64,9 @@ _SEMVER = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$"
 )
-INPUT_TYPES = frozenset(
-    {PortType.OHLCV, PortType.SERIES, PortType.SIGNAL, PortType.FRAME, PortType.EQUITY}
-)
-OUTPUT_TYPES = frozenset({PortType.SERIES, PortType.SIGNAL, PortType.FRAME, PortType.METRICS})
+# What a custom node may declare: the sandbox columns of nodes.base.PORT_TYPES.
+INPUT_TYPES = frozenset(t for t, info in PORT_TYPES.items() if info.sandbox_input)
+OUTPUT_TYPES = frozenset(t for t, info in PORT_TYPES.items() if info.sandbox_output)
 MIB = 1 << 20
 
 
@@ -203,6 +202,16 @@ class CustomNodeManifest(_Frozen):
     name: str
     version: str
     language: Language
+
+    @field_validator("language")
+    @classmethod
+    def _registered_language(cls, v: str) -> str:
+        try:
+            runtime_for_language(v)
+        except UnknownRuntimeError as exc:  # names the registered languages
+            raise ValueError(str(exc)) from None
+        return v
+
     summary: str = ""
     inputs: tuple[ManifestPort, ...] = ()
     outputs: tuple[ManifestPort, ...]

@@ -14,7 +14,7 @@ import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nodes.base import OHLCV_COLUMNS, PortType
+from nodes.base import PortForm, PortType, port_info, types_of_form
 from nodes.lazy import lazy_module
 from runners.base import RunnerError
 
@@ -31,32 +31,32 @@ else:
 
 __all__ = ["check_value", "file_name", "read_value", "write_value"]
 
-_SERIES_TYPES = frozenset({PortType.SERIES, PortType.SIGNAL})
-_TABLE_TYPES = frozenset(
-    {PortType.OHLCV, PortType.FRAME, PortType.EQUITY, PortType.ORDERS, PortType.TRADES}
-)
+# Storage by form (nodes.base.PORT_TYPES): tables and series Parquet, metrics JSON, objects pickle.
+_SERIES_TYPES = types_of_form(PortForm.SERIES)
+_TABLE_TYPES = types_of_form(PortForm.TABLE)
+_SUFFIX = {
+    PortForm.TABLE: "parquet",
+    PortForm.SERIES: "parquet",
+    PortForm.METRICS: "json",
+    PortForm.OBJECT: "pkl",
+}
 _META_KEY = b"alphaforge"
 
 
 def file_name(port: str, port_type: PortType | str) -> str:
     """The file an output port is stored in: ``<port>.<parquet|json|pkl>``."""
-    pt = PortType(port_type)
-    if pt == PortType.METRICS:
-        return f"{port}.json"
-    if pt == PortType.MODEL:
-        return f"{port}.pkl"
-    return f"{port}.parquet"
+    return f"{port}.{_SUFFIX[port_info(port_type).form]}"
 
 
 def write_value(value: Any, port_type: PortType | str, path: Path) -> None:
     """Write ``value`` (already checked with :func:`check_value`) to ``path``."""
-    pt = PortType(port_type)
-    if pt == PortType.METRICS:
+    form = port_info(port_type).form
+    if form == PortForm.METRICS:
         path.write_text(json.dumps(value, sort_keys=True, allow_nan=False, default=_json_scalar))
-    elif pt == PortType.MODEL:
+    elif form == PortForm.OBJECT:
         with path.open("wb") as fh:
             pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    elif pt in _SERIES_TYPES:
+    elif form == PortForm.SERIES:
         name = value.name
         frame = value.rename("value").to_frame()
         table = pa.Table.from_pandas(frame, preserve_index=True)
@@ -94,7 +94,7 @@ def check_value(value: Any, port_type: PortType | str, where: str) -> None:
         _check_series(value, pt, where)
     elif pt in _TABLE_TYPES:
         _check_table(value, pt, where)
-    elif pt == PortType.METRICS:
+    elif port_info(pt).form == PortForm.METRICS:
         _check_metrics(value, where)
 
 
@@ -113,12 +113,12 @@ def _check_series(value: Any, pt: PortType, where: str) -> None:
 def _check_table(value: Any, pt: PortType, where: str) -> None:
     if not isinstance(value, pd.DataFrame):
         raise RunnerError(f"{where}: expected a {pt.value} table (DataFrame), got {_kind(value)}")
-    if pt in (PortType.OHLCV, PortType.EQUITY) and not isinstance(value.index, pd.DatetimeIndex):
+    info = port_info(pt)
+    if info.time_indexed and not isinstance(value.index, pd.DatetimeIndex):
         raise RunnerError(f"{where}: a {pt.value} table must be indexed by timestamps")
-    if pt == PortType.OHLCV:
-        missing = [c for c in OHLCV_COLUMNS if c not in value.columns]
-        if missing:
-            raise RunnerError(f"{where}: ohlcv table lacks columns {missing}")
+    missing = [c for c in info.columns or () if c not in value.columns]
+    if missing:
+        raise RunnerError(f"{where}: {pt.value} table lacks columns {missing}")
 
 
 def _check_metrics(value: Any, where: str) -> None:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dsl.ir import InputBinding, NodeIR
-from nodes.base import OHLCV_COLUMNS, PortType
+from nodes.base import PortType, port_info
 from nodes.lazy import lazy_module
 from runners.base import InputPaths, RunnerError
 from runners.custom import CustomNodeManifest, Limits
@@ -89,11 +89,8 @@ def _select(value: Any, binding: InputBinding, node_id: str, port: str) -> Any:
 
 def _numeric_columns(frame: pd.DataFrame, port_type: PortType) -> list[str]:
     numeric = [str(c) for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c].dtype)]
-    if port_type == PortType.OHLCV:
-        return [c for c in OHLCV_COLUMNS if c in numeric] + [
-            c for c in numeric if c not in OHLCV_COLUMNS
-        ]
-    return numeric
+    known = port_info(port_type).columns or ()  # the type's own columns first, in its order
+    return [c for c in known if c in numeric] + [c for c in numeric if c not in known]
 
 
 def _write_input(

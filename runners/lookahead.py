@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nodes.base import PortType
+from nodes.base import PORT_TYPES, PortForm, PortType
 
 __all__ = [
     "COMPARED_TYPES",
@@ -33,7 +33,10 @@ __all__ = [
 ]
 
 REL_TOL = 1e-9
-COMPARED_TYPES = frozenset({PortType.SERIES, PortType.SIGNAL, PortType.FRAME})
+# Custom-node outputs with rows over time (everything a sandbox returns but metrics).
+COMPARED_TYPES = frozenset(
+    t for t, info in PORT_TYPES.items() if info.sandbox_output and info.form != PortForm.METRICS
+)
 
 
 def values_equal(a: float, b: float) -> bool:

@@ -17,7 +17,7 @@ import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nodes.base import PortType
+from nodes.base import PortForm, port_info
 from nodes.lazy import lazy_module
 from runners.custom import CustomNodeManifest, ManifestPort
 from runners.io import check_value, file_name, write_value
@@ -148,12 +148,13 @@ def _index(
 def _to_value(data: Any, port: ManifestPort, reference: pd.Index | None, node_id: str) -> Any:
     if not isinstance(data, dict):
         raise _bad(node_id, port.name, "is not a JSON object")
-    if port.type == PortType.METRICS:
+    form = port_info(port.type).form
+    if form == PortForm.METRICS:
         values = data.get("values")
         if not isinstance(values, dict):
             raise _bad(node_id, port.name, "metrics must be an object of numbers")
         return values
-    if port.type in (PortType.SERIES, PortType.SIGNAL):
+    if form == PortForm.SERIES:
         values = _numbers(data.get("values"), node_id, port.name, "values")
         index = _index(data.get("index"), len(values), reference, node_id, port.name, True)
         return pd.Series(values, index=index, name=port.name, dtype="float64")

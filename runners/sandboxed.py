@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from dsl.ir import NodeIR
 from nodes.errors import AlphaForgeError
 from runners.base import InputPaths, NodeResult
+from runners.caps import operator_caps
 from runners.custom import AdminCaps, CustomNodeManifest, Limits, ManifestCatalog, resolve_params
 from runners.jobs import SandboxFailure, prepare_job
 from runners.outputs import collect_outputs
@@ -160,7 +161,7 @@ class SandboxedRunner:
     ) -> None:
         self.executor = executor
         self.catalog = catalog
-        self.caps = caps or AdminCaps()
+        self.caps = caps or operator_caps()  # the operator's settings, checked
         self.work_root = Path(work_root or Path(tempfile.gettempdir()) / "alphaforge-sandbox")
         self.run_id = run_id or uuid.uuid4().hex
 

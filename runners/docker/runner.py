@@ -20,6 +20,7 @@ from docker.errors import DockerException
 
 from dsl.ir import NodeIR
 from runners.base import InputPaths, NodeResult, RunnerError
+from runners.caps import operator_caps
 from runners.custom import AdminCaps, Limits, ManifestCatalog
 from runners.docker.engine import DockerExecutor, docker_client
 from runners.docker.images import SandboxImages
@@ -157,8 +158,11 @@ def user_code_runner(
     """The runner for user code: Docker, or the process runner only if the operator opted in
     (and ``allow_process``: a run spec that asks for Docker never falls back).
 
-    Raises :class:`SandboxUnavailable` when no engine answers and the process runner is off.
+    Raises :class:`SandboxUnavailable` when no engine answers and the process runner is off,
+    and ``runners.caps.SandboxSettingsError`` when the operator's caps (``ALPHAFORGE_SANDBOX_*``)
+    are outside the ceilings: checked first, so a misconfigured worker refuses user code at once.
     """
+    caps = caps or operator_caps()
     try:
         client = docker_client(timeout=10)
         client.ping()

@@ -124,3 +124,41 @@ def test_a_remote_store_needs_a_cache_dir() -> None:
 
     with pytest.raises(StoreError):
         ArtifactStore("memory://somewhere")
+
+
+# ---- code fingerprints in the key -----------------------------------------------------------
+
+
+def test_the_code_fingerprint_is_part_of_the_key_and_recorded_in_the_plan(test_nodes) -> None:
+    ir = crossover_ir()
+    real = compute_keys(ir, _no_fingerprint, salt="s")
+    assert set(real.code_fingerprints) == set(ir.node_ids())
+    changed = compute_keys(
+        ir,
+        _no_fingerprint,
+        salt="s",
+        code_fingerprint=lambda n: "edited" if n.id == "fast" else real.code_fingerprints[n.id],
+    )
+    assert changed.keys["data"] == real.keys["data"] and changed.keys["slow"] == real.keys["slow"]
+    assert {k for k in real.keys if real.keys[k] != changed.keys[k]} == {
+        "fast",
+        "signal",
+        "result",
+    }
+
+
+def test_a_node_whose_code_cannot_be_fingerprinted_is_uncacheable(test_nodes) -> None:
+    ir = crossover_ir()
+    odd = ir.model_copy(
+        update={
+            "nodes": tuple(
+                n.model_copy(update={"type": "t_vanished"}) if n.id == "signal" else n
+                for n in ir.nodes
+            )
+        }
+    )
+    plan = compute_keys(odd, _no_fingerprint, salt="run-1")
+    assert plan.cacheable["signal"] is False and plan.cacheable["result"] is False
+    assert plan.cacheable["fast"] is True
+    assert "t_vanished" in plan.fingerprint_errors["signal"]
+    assert "signal" not in plan.code_fingerprints

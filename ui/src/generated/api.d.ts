@@ -1403,7 +1403,8 @@ export interface components {
          *
          *     ``inputs`` maps input port name to a binding (a list of bindings for a variadic port).
          *     ``outputs`` maps output port name to its port type. ``runtime`` is ``builtin`` for the
-         *     built-in nodes, else the custom node's language, with its ``code_hash``.
+         *     built-in nodes, else the runtime of the custom node's language (``python``, ``javascript``,
+         *     ``wasm``, or any runtime registered later), with its ``code_hash``.
          */
         NodeIR: {
             /** Id */
@@ -1427,9 +1428,8 @@ export interface components {
             /**
              * Runtime
              * @default builtin
-             * @enum {string}
              */
-            runtime?: "builtin" | "python" | "javascript" | "wasm";
+            runtime?: string;
             /** Code Hash */
             code_hash?: string | null;
             span?: components["schemas"]["SourceSpan"] | null;
@@ -2226,11 +2226,8 @@ export interface components {
             version: string;
             /** Code Hash */
             code_hash: string;
-            /**
-             * Language
-             * @enum {string}
-             */
-            language: "python" | "javascript" | "wasm";
+            /** Language */
+            language: string;
         };
         /**
          * UserCreate
