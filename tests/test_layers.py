@@ -17,11 +17,19 @@ PACKAGES = ["nodes", "dsl", "runners", "flows", "deployments", "api", "cli"]
 # What each package may import from the project (besides itself).
 ALLOWED: dict[str, set[str]] = {
     "nodes": set(),
-    "dsl": {"nodes.base", "nodes.errors"},
+    "dsl": {"nodes.base", "nodes.errors", "nodes.codes"},
     "runners": {"nodes", "dsl.ir"},
-    "flows": {"dsl.ir", "runners", "nodes.base", "nodes.errors"},
+    "flows": {"dsl.ir", "runners", "nodes.base", "nodes.errors", "nodes.codes"},
     "deployments": {"flows", "dsl.ir", "nodes.errors"},
-    "api": {"dsl", "flows", "deployments", "nodes.base", "nodes.errors", "nodes.data"},
+    "api": {
+        "dsl",
+        "flows",
+        "deployments",
+        "nodes.base",
+        "nodes.errors",
+        "nodes.codes",
+        "nodes.data",
+    },
     "cli": {"nodes", "dsl", "runners", "flows", "deployments", "api"},
 }
 FORBIDDEN_THIRD_PARTY: dict[str, set[str]] = {
