@@ -117,6 +117,8 @@ export interface Results {
   metrics: Record<string, unknown>;
   equity: EquityPoint[];
   trades: Trade[];
+  /** All the run's trades; `trades` holds the first 10,000 of them. */
+  trades_total?: number;
 }
 
 export interface VersionSummary {
