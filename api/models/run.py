@@ -167,8 +167,12 @@ class EquityPoint(BaseModel):
 
 
 class RunResults(BaseModel):
-    """A finished run's metrics, equity curve (at most 5,000 points) and trades."""
+    """A finished run's metrics, equity curve (at most 5,000 points, shape kept) and trades
+    (the first 10,000; ``trades_total`` counts all of them, the trades.csv export has them)."""
 
     metrics: dict[str, Any]
     equity: list[EquityPoint]
     trades: list[dict[str, Any]]
+    trades_total: int = Field(
+        0, ge=0, description="Trades the run made; more than len(trades) when the list is cut."
+    )

@@ -18,7 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from api.models.run import EquityPoint, LogLine, RunResults
 from dsl.ir import PipelineIR
@@ -26,7 +28,9 @@ from flows.spec import RunRecord, read_run_record
 
 __all__ = [
     "MAX_CHART_POINTS",
+    "MAX_TRADE_ROWS",
     "LogTail",
+    "chart_indices",
     "equity_points",
     "escape_formula",
     "forget_log",
@@ -40,6 +44,8 @@ __all__ = [
 
 MAX_CHART_POINTS = 5_000
 MAX_LOG_READ_BYTES = 4 * 1024 * 1024
+# A results page lists at most this many trades (~3 MB of JSON); trades.csv has all of them.
+MAX_TRADE_ROWS = 10_000
 _LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ([A-Z]+)\s+(.*)$")
 _TAG = re.compile(r"^\[([^\]\s]{1,100})\]\s?(.*)$", re.DOTALL)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -219,56 +225,78 @@ def _ts(stamp: str) -> datetime | None:
 
 
 def equity_points(run_dir: Path, max_points: int = MAX_CHART_POINTS) -> list[EquityPoint]:
-    """The equity curve with its drawdown, evenly thinned to ``max_points`` (the last point
-    and the deepest drawdown always kept)."""
+    """The equity curve with its drawdown, for a chart: every bar up to ``max_points`` bars,
+    else at most ``max_points`` points that keep the curve's shape (:func:`chart_indices`:
+    first and last bar, and in each of ``(max_points - 2) // 3`` equal runs of bars the lowest
+    and highest equity and the deepest drawdown — so every peak, trough and the maximum
+    drawdown of a 1,000,000-bar run are on the chart, as 5,000 points instead of 1,000,000)."""
     path = run_dir / "equity.parquet"
     if not path.exists():
         return []
-    frame = pd.read_parquet(path, columns=None)
-    equity = frame["equity"].astype(float)
+    present = set(pq.read_schema(path).names)
+    frame = pd.read_parquet(path, columns=[c for c in ("equity", "drawdown") if c in present])
+    equity = frame["equity"].to_numpy(dtype="float64")
     if "drawdown" in frame.columns:
-        drawdown = frame["drawdown"].astype(float)
+        drawdown = frame["drawdown"].to_numpy(dtype="float64")
     else:
-        drawdown = equity / equity.cummax() - 1.0
-    n = len(frame)
-    if n > max_points:
-        keep = set(range(0, n, math.ceil(n / (max_points - 2))))
-        keep |= {n - 1, int(drawdown.to_numpy().argmin())}
-        idx = sorted(keep)[:max_points]
-    else:
-        idx = list(range(n))
-    stamps = pd.DatetimeIndex(frame.index)
+        drawdown = equity / np.maximum.accumulate(equity) - 1.0
+    idx = chart_indices(equity, drawdown, max_points)
+    stamps = pd.DatetimeIndex(frame.index)[idx].to_pydatetime()
     return [
-        EquityPoint(
-            ts=stamps[i].to_pydatetime(),
-            equity=_finite(equity.iat[i]),
-            drawdown=_finite(drawdown.iat[i]),
-        )
-        for i in idx
+        EquityPoint(ts=ts, equity=_finite(e), drawdown=_finite(d))
+        for ts, e, d in zip(stamps, equity[idx].tolist(), drawdown[idx].tolist(), strict=True)
     ]
+
+
+def chart_indices(equity: np.ndarray, drawdown: np.ndarray, max_points: int) -> np.ndarray:
+    """Sorted positions of the bars a chart of at most ``max_points`` points shows (all of them
+    when there are no more): see :func:`equity_points`."""
+    n = len(equity)
+    if n <= max_points:
+        return np.arange(n)
+    buckets = max(1, (max_points - 2) // 3)
+    size = -(-n // buckets)  # bars per bucket, rounded up; the last bucket is padded
+    starts = np.arange(buckets) * size
+
+    def pick(values: np.ndarray, arg: Any) -> np.ndarray:
+        clean = np.nan_to_num(values, nan=0.0)
+        padded = np.concatenate((clean, np.full(buckets * size - n, clean[-1])))
+        return np.minimum(arg(padded.reshape(buckets, size), axis=1) + starts, n - 1)
+
+    keep = [np.array([0, n - 1]), pick(equity, np.argmin), pick(equity, np.argmax)]
+    keep.append(pick(drawdown, np.argmin))
+    return np.unique(np.concatenate(keep))
 
 
 def _finite(value: float) -> float:
     return float(value) if math.isfinite(value) else 0.0
 
 
-def _trades(run_dir: Path) -> list[dict[str, Any]]:
+def _trades(run_dir: Path, max_rows: int = MAX_TRADE_ROWS) -> tuple[list[dict[str, Any]], int]:
+    """The first ``max_rows`` trades (in time order) and how many the run has in all."""
     path = run_dir / "trades.csv"
     if not path.exists():
-        return []
-    frame = pd.read_csv(path)
+        return [], 0
+    frame = pd.read_csv(path, nrows=max_rows)
+    total = len(frame)
+    if total == max_rows:  # maybe more: count the records (one per line, as pandas writes them)
+        with path.open("rb") as fh:
+            total = sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b"")) - 1
     frame = frame.astype(object).where(frame.notna(), None)
-    return frame.to_dict(orient="records")
+    return frame.to_dict(orient="records"), total
 
 
 def results(run_dir: Path, record: RunRecord | None) -> RunResults:
-    """Metrics, the (thinned) equity curve and the trades of a run."""
+    """Metrics, the (thinned) equity curve and the (first ``MAX_TRADE_ROWS``) trades of a run."""
     metrics = dict(record.metrics) if record is not None else {}
     clean = {
         k: (None if isinstance(v, float) and not math.isfinite(v) else v)
         for k, v in metrics.items()
     }
-    return RunResults(metrics=clean, equity=equity_points(run_dir), trades=_trades(run_dir))
+    trades, total = _trades(run_dir)
+    return RunResults(
+        metrics=clean, equity=equity_points(run_dir), trades=trades, trades_total=total
+    )
 
 
 def escape_formula(cell: str) -> str:

@@ -16,7 +16,7 @@ import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from nodes.lazy import lazy_module
+from nodes.lazy import lazy_module, resolve_lazy
 
 if TYPE_CHECKING:
     import numpy as np
@@ -252,6 +252,9 @@ def compiled_simulate() -> Callable[..., tuple]:
     if _compiled is None:
         from numba import njit
 
+        # numba reads the globals when it compiles (on the first call, for simulate and the
+        # helpers alike) and cannot type the lazy ``np`` stand-in: bind the real modules first.
+        resolve_lazy(globals())
         # A copy of simulate whose globals see the compiled helpers; the plain one is untouched.
         namespace: dict[str, Any] = dict(globals())
         namespace["_round_lot"] = njit(cache=True)(_round_lot)

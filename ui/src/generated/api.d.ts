@@ -1895,7 +1895,8 @@ export interface components {
         };
         /**
          * RunResults
-         * @description A finished run's metrics, equity curve (at most 5,000 points) and trades.
+         * @description A finished run's metrics, equity curve (at most 5,000 points, shape kept) and trades
+         *     (the first 10,000; ``trades_total`` counts all of them, the trades.csv export has them).
          */
         RunResults: {
             /** Metrics */
@@ -1908,6 +1909,12 @@ export interface components {
             trades: {
                 [key: string]: unknown;
             }[];
+            /**
+             * Trades Total
+             * @description Trades the run made; more than len(trades) when the list is cut.
+             * @default 0
+             */
+            trades_total?: number;
         };
         /**
          * RunSandbox
