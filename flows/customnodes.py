@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any
 
+from runners.caps import operator_caps
 from runners.custom import (
     TEMPLATE_KINDS,
     AdminCaps,
@@ -38,6 +39,7 @@ __all__ = [
     "SandboxUnavailable",
     "kill_run_containers",
     "manifest_errors",
+    "operator_caps",
     "template",
 ]
 

@@ -38,6 +38,7 @@ __all__ = [
     "NodeFuture",
     "NodeOutcome",
     "kill_sandboxes",
+    "not_executed_blocks",
     "run_graph",
 ]
 
@@ -77,6 +78,12 @@ class GraphExecutor(Protocol):
     def capture_log(self, path: Path) -> AbstractContextManager[Any]:
         """Write this run's log lines to ``path`` inside the ``with`` block."""
         ...
+
+
+def not_executed_blocks(ir: PipelineIR) -> list[str]:
+    """The blocks of ``ir`` this version compiles but does not run (AF008)."""
+    present = {"sweep": ir.sweep, "walkforward": ir.walkforward, "stream": ir.stream}
+    return [keyword for keyword, block in present.items() if block is not None]
 
 
 def kill_sandboxes(run_id: str) -> int:
@@ -120,6 +127,11 @@ def run_graph(
             logger.info(f"[flow] run {run_id}: pipeline {ir.name!r}, {len(ir.nodes)} nodes")
             if spec.overrides:
                 logger.info(f"[flow] param overrides: {spec.overrides}")
+            for keyword in not_executed_blocks(ir):  # AF008, as the compiler warned
+                logger.warning(
+                    f"[flow] warning: AF008: this version does not execute `{keyword}` blocks "
+                    "yet: this run executes the pipeline once, with the params in its steps"
+                )
             base_dir, datasets = _data_paths(spec, settings)
             runner = InProcessRunner(
                 base_dir=Path(base_dir), datasets=datasets, confine_paths=spec.confine_paths

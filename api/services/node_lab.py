@@ -30,8 +30,9 @@ from api.errors import ApiError
 from api.services.prefect_client import PrefectUnavailable, cancel_flow_run, prefect_client
 from api.settings import ApiSettings
 from deployments.deploy import ensure_nodelab_deployments
-from flows.customnodes import AdminCaps, CustomNodeManifest
+from flows.customnodes import AdminCaps, CustomNodeManifest, operator_caps
 from flows.nodelab import read_result
+from nodes.errors import AlphaForgeError
 
 __all__ = [
     "LabFailed",
@@ -72,7 +73,10 @@ def timeout_for(settings: ApiSettings, manifest: CustomNodeManifest) -> float:
     """How long to wait: ``node_lab_timeout_s`` (a worker starting the flow run, the sandbox's
     self-test) plus the node's wall-time limit (the look-ahead check's two executions run at
     once)."""
-    caps = AdminCaps()
+    try:  # the operator's caps (ALPHAFORGE_SANDBOX_*), as the workers of this deployment
+        caps = operator_caps()
+    except AlphaForgeError:  # refused settings: the worker says so; wait by the defaults
+        caps = AdminCaps()
     wall = min(manifest.resources.wall_s or caps.wall_s, caps.max_wall_s)
     return settings.node_lab_timeout_s + wall
 

@@ -157,3 +157,26 @@ def test_local_executor_skips_what_follows_a_failed_node(tmp_path: Path) -> None
     assert read_run_record(tmp_path / "data" / "runs" / "local-2") == record
     log = (tmp_path / "data" / "runs" / "local-2" / "run.log").read_text()
     assert "[data]" in log and "failed" in log
+
+
+@pytest.mark.slow
+def test_a_block_the_run_does_not_execute_is_said_in_the_run_log(tmp_path: Path) -> None:
+    from flows.graph import LocalExecutor, not_executed_blocks, run_graph
+    from flows.settings import CoreSettings
+
+    text = EXAMPLE.read_text() + (
+        "\nsweep grid {\n fast.window = [5, 10]\n objective maximize result.sharpe\n}\n"
+    )
+    compiled = compile_source(text, filename="swept.af")
+    assert compiled.ir is not None and [d.code for d in compiled.diagnostics] == ["AF008"]
+    assert not_executed_blocks(compiled.ir) == ["sweep"]
+    spec = RunSpec(ir=compiled.ir, base_dir=str(EXAMPLE.parent), track=False, trigger="test")
+    record = run_graph(
+        spec,
+        executor=LocalExecutor("local-3"),
+        settings=CoreSettings(data_dir=tmp_path),
+        run_id="local-3",
+    )
+    assert record.status == "completed"
+    log = (tmp_path / "runs" / "local-3" / "run.log").read_text()
+    assert "WARNING [flow] warning: AF008: this version does not execute `sweep` blocks" in log
