@@ -60,6 +60,7 @@ class NodeSpec:
     param_names: tuple[str, ...]
     validate: Callable[[Mapping[str, Any]], tuple[dict[str, Any] | None, list[ParamIssue]]]
     metric_keys: tuple[str, ...] = ()
+    text_metric_keys: tuple[str, ...] = ()
     runtime: str = "builtin"
     code_hash: str | None = None
 
@@ -82,6 +83,7 @@ class NodeSpec:
             param_names=tuple(node_type.params_model.model_fields),
             validate=lambda raw: _validate_pydantic(node_type.parse_params, raw),
             metric_keys=tuple(node_type.metric_keys),
+            text_metric_keys=tuple(node_type.text_metric_keys),
         )
 
 

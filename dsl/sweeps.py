@@ -338,6 +338,16 @@ class SweepChecker:
                 suggestions=did_you_mean(key, spec.metric_keys),
             )
             return None
+        if key in spec.text_metric_keys:
+            numeric = [k for k in spec.metric_keys if k not in spec.text_metric_keys]
+            self.rep.report(
+                "AF305",
+                f"`{key}` of `{o.step}` ({spec.name}) is not a number: an objective must be a "
+                "numeric metric",
+                o.parts_span,
+                hint="e.g. " + ", ".join(numeric[:4]),
+            )
+            return None
         return Objective(direction=o.direction, node=o.step, port=port.name, key=key)  # type: ignore[arg-type]
 
 

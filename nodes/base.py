@@ -239,7 +239,8 @@ class Node(ABC):
     """Base class of every node type. Subclasses set the class attributes and implement run.
 
     ``metric_keys`` names the keys of a ``metrics`` output, so that ``result.sharpe`` can be
-    checked by the compiler.
+    checked by the compiler; ``text_metric_keys`` are those of them that are not numbers (dates,
+    sentences, lists), which a sweep cannot optimise.
     """
 
     name: ClassVar[str]
@@ -250,6 +251,7 @@ class Node(ABC):
     outputs: ClassVar[tuple[Port, ...]] = ()
     params_model: ClassVar[type[Params]] = NoParams
     metric_keys: ClassVar[tuple[str, ...]] = ()
+    text_metric_keys: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, ctx: NodeContext | None = None) -> None:
         self.ctx = ctx if ctx is not None else NodeContext()
@@ -325,6 +327,7 @@ class Node(ABC):
             "outputs": [p.to_json() for p in cls.outputs],
             "params_schema": cls.params_model.model_json_schema(),
             "metric_keys": list(cls.metric_keys),
+            "text_metric_keys": list(cls.text_metric_keys),
             "runtime": "builtin",
         }
 

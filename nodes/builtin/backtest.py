@@ -10,6 +10,7 @@ from pydantic import Field
 from nodes.base import Node, Port, PortType, register
 from nodes.builtin.metrics import (
     METRIC_KEYS,
+    TEXT_METRIC_KEYS,
     AnnualisationParams,
     compute_metrics,
     log_metric_notes,
@@ -290,6 +291,7 @@ class Backtest(Node):
     )
     params_model = BacktestParams
     metric_keys = METRIC_KEYS
+    text_metric_keys = TEXT_METRIC_KEYS
 
     def run(self, inputs: Mapping[str, Any], params: BacktestParams) -> dict[str, Any]:
         """Simulate and report (how ppy was chosen, warnings and notes go to the node's log)."""

@@ -29,6 +29,7 @@ __all__ = [
     "METRIC_KEYS",
     "MIN_RETURNS_ANNUALISED",
     "MIN_YEARS_COMPOUNDED",
+    "TEXT_METRIC_KEYS",
     "AnnualisationParams",
     "MetricsNode",
     "MetricsParams",
@@ -38,6 +39,9 @@ __all__ = [
     "log_metric_notes",
     "resolve_ppy",
 ]
+
+#: The keys of METRIC_KEYS that are not numbers (a sweep cannot optimise them).
+TEXT_METRIC_KEYS: tuple[str, ...] = ("ppy_source", "start", "end", "notes", "warnings")
 
 METRIC_KEYS: tuple[str, ...] = (
     "total_return",
@@ -494,6 +498,7 @@ class MetricsNode(Node):
     outputs = (Port("metrics", PortType.METRICS, "the metrics; null where undefined"),)
     params_model = MetricsParams
     metric_keys = METRIC_KEYS
+    text_metric_keys = TEXT_METRIC_KEYS
 
     def run(self, inputs: Mapping[str, Any], params: MetricsParams) -> dict[str, Any]:
         """Compute the metrics."""

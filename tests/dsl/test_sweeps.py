@@ -181,3 +181,17 @@ def test_random_and_optuna_need_trials_and_an_objective(compile_: Compile) -> No
     assert [d.code for d in result.errors] == ["AF306", "AF306"]
     result = _sweep(compile_, "sweep grid(trials=3) {\n fast.window = [2]\n}\n")
     assert [d.code for d in result.errors] == ["AF306"]
+
+
+def test_objective_must_be_a_numeric_metric(compile_: Compile) -> None:
+    for key in ("notes", "ppy_source", "start"):
+        result = _sweep(
+            compile_,
+            f"sweep grid {{\n fast.window = [5, 10]\n objective maximize result.{key}\n}}\n",
+        )
+        found = [d for d in result.diagnostics if d.code == "AF305"]
+        assert found and "is not a number" in found[0].message, result.format()
+    ok = _sweep(
+        compile_, "sweep grid {\n fast.window = [5, 10]\n objective maximize result.sharpe\n}\n"
+    )
+    assert not [d for d in ok.diagnostics if d.severity == "error"], ok.format()
