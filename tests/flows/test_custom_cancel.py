@@ -8,7 +8,6 @@ flow-run process, whose pipeline flow kills every container labelled with the ru
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -79,15 +78,14 @@ def test_cancelling_the_flow_run_kills_its_containers(
                 what="the sleeping node's container",
             )
             client.set_flow_run_state(flow_run.id, Cancelling(message="test"), force=True)
-            asked = time.monotonic()
+            # gone long before the node's 300 s wall time (or its 600 s sleep) would end it:
+            # only the cancel can have removed them
             wait_for(
                 lambda: not _containers(docker_engine, run_id),
-                timeout_s=15,
+                timeout_s=120,
                 interval_s=0.2,
                 what="the run's containers to be gone",
             )
-            gone_after = time.monotonic() - asked
-            assert gone_after < 15
             final = wait_for(
                 lambda: (
                     (s := client.read_flow_run(UUID(str(flow_run.id))).state) and s.is_final() and s
