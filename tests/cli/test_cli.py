@@ -139,3 +139,79 @@ def test_run_of_ir_json_with_a_failing_node_exits_1(tmp_path, capsys) -> None:
     assert payload["node_states"]["broken"] == "failed"
     assert payload["node_states"]["result"] == "skipped"
     assert "the oracle is closed" in payload["error"]
+
+
+# ---- the embedded Prefect server (no PREFECT_API_URL) ----------------------------------------
+
+
+def _processes_with_env(needle: str) -> list[int]:
+    """Pids of live processes whose environment mentions ``needle`` (from /proc)."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if needle.encode() in environ.read_bytes():
+                found.append(int(environ.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.slow
+def test_a_run_whose_embedded_prefect_server_starts_too_slowly_says_what_to_do(tmp_path) -> None:
+    """A 1 s start-up allowance stands in for a loaded machine: the server cannot answer that
+    soon (importing it alone takes longer), and the user is told the two ways out."""
+    data = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(ALPHAFORGE_PREFECT_STARTUP_TIMEOUT_S="1", PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    proc = subprocess.run(
+        [str(ALPHAFORGE), "run", str(SMA), "--data-dir", str(data)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    err = " ".join(proc.stderr.split())  # rich wraps long lines
+    assert "the embedded Prefect server did not start within 1 s" in err, err
+    assert "ALPHAFORGE_PREFECT_STARTUP_TIMEOUT_S=300" in err
+    assert "ALPHAFORGE_PREFECT_API_URL=" in err
+    assert "Traceback" not in proc.stdout + proc.stderr
+    # the half-started server went with the command (Prefect stops it at exit)
+    assert _processes_with_env(str(data / "prefect")) == []
+
+
+def test_apply_prefect_env_gives_the_embedded_server_our_start_up_allowance(
+    monkeypatch, tmp_path
+) -> None:
+    from flows.settings import EPHEMERAL_STARTUP_TIMEOUT_ENV, CoreSettings
+
+    monkeypatch.setenv("ALPHAFORGE_PREFECT_STARTUP_TIMEOUT_S", "240")
+    monkeypatch.setenv(EPHEMERAL_STARTUP_TIMEOUT_ENV, "20")
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("ALPHAFORGE_PREFECT_API_URL", raising=False)
+    CoreSettings(data_dir=tmp_path / "data").apply_prefect_env()
+    assert os.environ[EPHEMERAL_STARTUP_TIMEOUT_ENV] == "240"
+    monkeypatch.delenv("ALPHAFORGE_PREFECT_STARTUP_TIMEOUT_S")
+    CoreSettings(data_dir=tmp_path / "data").apply_prefect_env()
+    assert os.environ[EPHEMERAL_STARTUP_TIMEOUT_ENV] == "120"  # Prefect's own 20 s is too short
+
+
+def test_only_the_start_up_time_out_gets_the_start_up_advice(tmp_path) -> None:
+    from flows.settings import CoreSettings, prefect_startup_failure
+
+    settings = CoreSettings(data_dir=tmp_path, prefect_startup_timeout_s=90)
+    prefect = RuntimeError(
+        "Timed out while attempting to connect to ephemeral Prefect API server. stdout: ..."
+    )
+    try:
+        try:
+            raise prefect
+        except RuntimeError as inner:
+            raise ValueError("flow run failed") from inner
+    except ValueError as outer:
+        wrapped = outer
+    for exc in (prefect, wrapped):  # Prefect's own, or wrapped by the engine on its way up
+        hint = prefect_startup_failure(exc, settings)
+        assert hint is not None and "within 90 s" in hint and "_TIMEOUT_S=300" in hint
+    assert prefect_startup_failure(RuntimeError("connection refused"), settings) is None
