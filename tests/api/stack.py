@@ -1,6 +1,7 @@
-"""For API tests that run pipelines: the session's Prefect stack (server + worker) and the API
-settings pointing at it. Import both names into a test module to use them (and put the module
-in ``xdist_group(STACK_GROUP)``)."""
+"""For API tests that run pipelines: the API settings pointing at the session's Prefect stack
+(``prefect_stack`` in tests/conftest.py). Import ``api_settings`` into a test module to use it
+(it overrides the plain one of tests/api/conftest.py) and put the module in
+``xdist_group(STACK_GROUP)``."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import pytest
 
 from api.settings import ApiSettings
 from tests.api.conftest import SECRET
-from tests.deployments.fixtures import Stack, prefect_stack
+from tests.deployments.fixtures import Stack
 
-__all__ = ["api_settings", "prefect_stack"]
+__all__ = ["api_settings"]
 
 
 @pytest.fixture

@@ -15,10 +15,10 @@ from fastapi.testclient import TestClient
 from api.models.user import Role
 from dsl.ir import PipelineIR
 from tests.api.conftest import Account
-from tests.api.stack import api_settings, prefect_stack
+from tests.api.stack import api_settings
 from tests.deployments.fixtures import STACK_GROUP, Stack, pid_alive, wait_for
 
-__all__ = ["api_settings", "prefect_stack"]
+__all__ = ["api_settings"]
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(STACK_GROUP)]
 
 ROOT = Path(__file__).resolve().parents[2]

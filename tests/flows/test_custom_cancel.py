@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (fixtures imported from other suites are parameters here)
 """Prefect-driven cancellation of a pipeline flow run kills its sandbox containers.
 
 A real stack (Prefect server + process worker): the web deployment runs a pipeline whose custom
@@ -23,8 +22,7 @@ from flows.customnodes import kill_run_containers
 from flows.record import new_run_id
 from runners.custom import CustomNodeManifest
 from runners.nodestore import ManifestStore
-from tests.deployments.fixtures import STACK_GROUP, Stack, prefect_stack, wait_for  # noqa: F401
-from tests.hostile.conftest import docker_engine  # noqa: F401
+from tests.deployments.fixtures import STACK_GROUP, Stack, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.xdist_group(STACK_GROUP)]
 

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (the docker_engine fixture imported from the hostile suite is a parameter)
 """The node lab in the real Docker sandbox: test runs and the look-ahead check."""
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ import runners.docker.runner as runner_mod
 from flows import customnodes
 from flows.nodelab import check_lookahead, load_sample, test_run
 from runners.custom import CustomNodeManifest, template
-from tests.hostile.conftest import docker_engine  # noqa: F401
 
 pytestmark = pytest.mark.docker
 

@@ -14,7 +14,7 @@ from dsl.ir import InputBinding, NodeIR
 from runners.custom import AdminCaps, CustomNodeManifest, ManifestCatalog, template
 from runners.docker import DockerRunner
 from runners.io import read_value
-from tests.hostile.conftest import Sandbox, docker_engine, sandbox  # noqa: F401
+from tests.hostile.conftest import Sandbox, sandbox  # noqa: F401
 
 pytestmark = pytest.mark.docker
 

@@ -21,7 +21,7 @@ from dsl.ir import InputBinding, NodeIR
 from runners.custom import template
 from runners.docker import DockerExecutor, SandboxImages, selftest
 from runners.docker.selftest import SelfTestReport
-from tests.hostile.conftest import Sandbox, docker_engine, sandbox  # noqa: F401
+from tests.hostile.conftest import Sandbox, sandbox  # noqa: F401
 
 pytestmark = pytest.mark.docker
 
