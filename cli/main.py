@@ -91,6 +91,7 @@ _LAZY_COMMANDS = {
     "runs": ("cli.inspect", "runs_group"),
     "nodes": ("cli.inspect", "nodes_group"),
     "serve": ("cli.serve", "serve_command"),
+    "convert": ("cli.convert", "convert_command"),
 }
 
 

@@ -76,6 +76,60 @@ def test_runs_show_of_an_unknown_id_exits_2(tmp_path, capsys) -> None:
     assert "no run matching 'nope'" in capsys.readouterr().err
 
 
+def test_convert_writes_af_text_that_compiles_with_the_written_wiring(tmp_path, capsys) -> None:
+    doc = {
+        "name": "from_json",
+        "pipeline": [
+            {
+                "id": "data",
+                "type": "csv_ohlcv",
+                "params": {"path": str(SMA.parent / "data" / "sample_ohlcv.csv")},
+            },
+            {"id": "fast", "type": "sma", "depends_on": ["data.close"], "params": {"window": 10}},
+            {"id": "slow", "type": "sma", "depends_on": ["data.close"], "params": {"window": 30}},
+            {"id": "signal", "type": "crossover", "depends_on": ["fast", "slow"]},
+            {"id": "result", "type": "backtest", "depends_on": ["data", "signal"]},
+        ],
+    }
+    src, out = tmp_path / "p.json", tmp_path / "p.af"
+    src.write_text(json.dumps(doc))
+    assert main(["convert", str(src), "-o", str(out)]) == 0, capsys.readouterr().err
+    assert "fast = sma(data.close, window=10)" in out.read_text()
+    assert main(["compile", str(out)]) == 0
+    ir = json.loads(capsys.readouterr().out)
+    assert ir["name"] == "from_json"
+    assert [n["id"] for n in ir["nodes"]] == ["data", "fast", "slow", "signal", "result"]
+    wired = {k: (v["node"], v["port"]) for k, v in ir["nodes"][3]["inputs"].items()}
+    assert wired == {"fast": ("fast", "value"), "slow": ("slow", "value")}
+
+
+def test_convert_of_unknown_node_types_still_writes_the_text_and_exits_2(tmp_path, capsys) -> None:
+    src = tmp_path / "seed.yaml"
+    src.write_text(
+        "pipeline:\n  - data:\n      using: data.binance\n      outputs: {frame: ohlcv}\n"
+    )
+    assert main(["convert", str(src)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out.startswith("pipeline seed\n") and "ohlcv = binance()" in captured.out
+    assert "seed.af:4:9: error AF101" in captured.err  # where the edit is needed
+    assert "converted, but it does not validate yet (1 error(s))" in captured.err
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("pipeline: [a, [", "neither JSON nor YAML"),
+        ('{"pipeline": [{"id": "a", "type": "t", "params": {"x": {"k": 1}}}]}', "a dict cannot"),
+    ],
+)
+def test_convert_of_bad_input_says_what_and_exits_2(tmp_path, capsys, text, message) -> None:
+    src = tmp_path / "bad.json"
+    src.write_text(text)
+    assert main(["convert", str(src)]) == 2
+    err = capsys.readouterr().err
+    assert f"{src}:" in err and message in err and "Traceback" not in err
+
+
 # ---- runs through Prefect (a real server, see conftest) ------------------------------------
 
 

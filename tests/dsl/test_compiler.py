@@ -22,7 +22,7 @@ from dsl import (
 )
 from dsl.ir import PipelineIR
 from dsl.parser import MAX_NESTING, MAX_SOURCE_CHARS, MAX_SYNTAX_ERRORS
-from nodes.base import NodeRegistry, Params, Port, PortType
+from nodes.base import NodeRegistry, Params, Port, PortType, registry
 from nodes.errors import AlphaForgeError
 from tests.dsl.conftest import HEADER
 
@@ -63,7 +63,11 @@ def test_ir_nodes_carry_versions_outputs_validated_params_and_spans(compile_: Co
     assert fast.span is not None and (fast.span.line, fast.span.col) == (5, 1)
     assert (fast.span.end_line, fast.span.end_col) == (5, 36)  # end exclusive
     # defaults are filled in: the IR says everything the run will use
-    assert ir.node("result").params == {"cash": 100_000.0, "fee_bps": 5.0, "slippage_bps": 2.0}
+    written = {"cash": 100_000.0, "fee_bps": 5.0, "slippage_bps": 2.0}
+    backtest = registry().get("backtest").params_model
+    assert backtest is not None
+    assert ir.node("result").params == backtest(**written).model_dump(mode="json")
+    assert written.items() <= ir.node("result").params.items()
     assert ir.node("data").params["timezone"] == "UTC"
     assert ir.source_hash == hashlib.sha256(SMA_CROSS.encode()).hexdigest()
 
@@ -222,9 +226,9 @@ def test_for_expansion_is_bounded(compile_: Compile) -> None:
 
 def compile_or_none(text: str) -> CompileResult:
     from dsl import compile_source
-    from tests.dsl.fakes import fake_registry
+    from tests.dsl.conftest import builtin_registry
 
-    return compile_source(text, registry=fake_registry())
+    return compile_source(text, registry=builtin_registry())
 
 
 # -- custom nodes through a resolver ---------------------------------------------------------
