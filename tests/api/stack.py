@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from api.settings import ApiSettings
-from tests.api.conftest import SECRET
+from tests.api.conftest import settings_for
 from tests.deployments.fixtures import Stack
 
 __all__ = ["api_settings"]
@@ -19,10 +19,4 @@ __all__ = ["api_settings"]
 @pytest.fixture
 def api_settings(db_url: str, tmp_path: Path, prefect_stack: Stack) -> ApiSettings:
     """The API tests' settings plus the session's Prefect server."""
-    return ApiSettings(
-        data_dir=tmp_path / "data",
-        database_url=db_url,
-        secret_key=SECRET,
-        ui_dist_dir=tmp_path / "no-ui",
-        prefect_api_url=prefect_stack.api_url,
-    )
+    return settings_for(db_url, tmp_path, prefect_api_url=prefect_stack.api_url)
