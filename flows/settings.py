@@ -97,12 +97,12 @@ class CoreSettings(BaseSettings):
 def prefect_startup_failure(exc: BaseException, settings: CoreSettings) -> str | None:
     """What to do when ``exc`` (or its cause) is the embedded Prefect server's start-up time-out;
     None for any other error."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if _EPHEMERAL_TIMEOUT_ERROR in str(seen):
-            break
-        seen = seen.__cause__ or seen.__context__
-    else:
+    chain: list[BaseException] = []
+    link: BaseException | None = exc
+    while link is not None and link not in chain:  # the error, its cause, the cause's cause...
+        chain.append(link)
+        link = link.__cause__ or link.__context__
+    if not any(_EPHEMERAL_TIMEOUT_ERROR in str(e) for e in chain):
         return None
     return (
         "the embedded Prefect server did not start within "
