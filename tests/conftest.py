@@ -91,16 +91,16 @@ def prefect_api(prefect_server: Any, tmp_path_factory: pytest.TempPathFactory) -
 def prefect_stack(prefect_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The session's Prefect server with the web deployment and a process worker on its pool.
 
-    The worker's flow-run processes import the test node types (``t_sleep`` for slow runs).
+    The worker's flow-run processes import the test node types (``t_sleep`` for slow runs);
+    a test whose API process compiles them asks for ``test_nodes`` (``tests/api/stack.py``'s
+    ``api_settings`` does): nothing here changes the registry for the whole session.
     """
     from prefect.client.orchestration import SyncPrefectClient
 
     from deployments.deploy import ensure_web_deployment
     from deployments.flow import EXTRA_NODE_MODULES_ENV
     from deployments.stack import Worker
-    from tests.flows.testnodes import install
 
-    install()  # the API process compiles sources that use the test node types
     with SyncPrefectClient(api=prefect_server.api_url) as client:
         ensure_web_deployment(client)
     home = tmp_path_factory.mktemp("prefect-worker")

@@ -17,6 +17,9 @@ __all__ = ["api_settings"]
 
 
 @pytest.fixture
-def api_settings(db_url: str, tmp_path: Path, prefect_stack: Stack) -> ApiSettings:
-    """The API tests' settings plus the session's Prefect server."""
+def api_settings(
+    db_url: str, tmp_path: Path, prefect_stack: Stack, test_nodes: None
+) -> ApiSettings:
+    """The API tests' settings plus the session's Prefect server; the test node types
+    (``t_sleep`` ...) registered for the test, since the API compiles sources that use them."""
     return settings_for(db_url, tmp_path, prefect_api_url=prefect_stack.api_url)
