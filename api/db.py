@@ -7,14 +7,13 @@ concurrent start-ups (several API workers) so each migration runs once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, event, text
-from sqlmodel import Session, create_engine
+from sqlmodel import create_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _MIGRATION_LOCK_ID = 0x41465F4D  # "AF_M": any constant shared by every API process
@@ -56,9 +55,3 @@ def run_migrations(engine: Engine, revision: str = "head") -> None:
             conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
-
-
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """A session per request: committed by the services that write, closed afterwards."""
-    with Session(engine, expire_on_commit=False) as session:
-        yield session

@@ -57,12 +57,6 @@ class Conflict(ApiError):
     status_code = 409
 
 
-class TooLarge(ApiError):
-    """An input is over its configured limit."""
-
-    status_code = 413
-
-
 class TooManyRequests(ApiError):
     """Too many attempts (failed log-ins); ``retry_after`` seconds until the next may succeed."""
 

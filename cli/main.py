@@ -92,6 +92,7 @@ _LAZY_COMMANDS = {
     "runs": ("cli.inspect", "runs_group"),
     "nodes": ("cli.inspect", "nodes_group"),
     "serve": ("cli.serve", "serve_command"),
+    "convert": ("cli.convert", "convert_command"),
 }
 
 
@@ -196,8 +197,11 @@ def run(
     except AlphaForgeError as exc:
         raise _fail(str(exc), EXIT_FAILED) from None
     except Exception as exc:  # the orchestrator itself failed (e.g. the server is unreachable)
-        msg = f"the run could not be executed: {type(exc).__name__}: {exc}"
-        raise _fail(msg, EXIT_FAILED) from exc
+        from flows.settings import prefect_startup_failure
+
+        hint = prefect_startup_failure(exc, settings)
+        msg = hint or f"the run could not be executed: {type(exc).__name__}: {exc}"
+        raise _fail(msg, EXIT_FAILED) from None if hint else exc
     run_dir = settings.runs_dir / record.run_id
     if as_json:
         summary = {

@@ -19,7 +19,6 @@ from pydantic import ValidationError
 
 from dsl.nodespec import ResolvedNode, ResolveError
 from dsl.semver import SemVer, parse_range
-from nodes.base import Port
 from nodes.errors import AlphaForgeError
 from runners.custom import CustomNodeManifest, manifest_errors
 from runners.nodestore import ManifestStore
@@ -30,7 +29,6 @@ __all__ = [
     "default_nodes_dir",
     "load_manifest",
     "matches",
-    "resolved_node",
 ]
 
 
@@ -88,20 +86,6 @@ def load_manifest(path: Path) -> CustomNodeManifest:
         raise NodesDirError(f"{path}: not a valid custom-node manifest: {exc}") from None
 
 
-def resolved_node(manifest: CustomNodeManifest) -> ResolvedNode:
-    """The compiler's view of a manifest."""
-    return ResolvedNode(
-        name=manifest.name,
-        version=manifest.version,
-        code_hash=manifest.code_hash(),
-        language=manifest.language,
-        inputs=tuple(Port(p.name, p.type, p.doc) for p in manifest.inputs),
-        outputs=tuple(Port(p.name, p.type, p.doc, columns=p.columns) for p in manifest.outputs),
-        params_schema=manifest.params_schema,
-        doc=manifest.summary,
-    )
-
-
 class LocalNodeResolver:
     """A :class:`dsl.nodespec.NodeResolver` over manifests (from a folder, or given)."""
 
@@ -129,7 +113,7 @@ class LocalNodeResolver:
             )
         best = max(found, key=_key)
         self.resolved[best.code_hash()] = best
-        return resolved_node(best)
+        return ResolvedNode.from_manifest(best)
 
     def store_into(self, store: ManifestStore) -> list[str]:
         """Put the manifests resolved so far in ``store``; returns their code hashes."""

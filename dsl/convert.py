@@ -1,7 +1,7 @@
 """Converting the other pipeline forms into .af text (``alphaforge convert``).
 
 - JSON (product requirements): ``{"pipeline": [{"id", "type", "depends_on", "params"}]}``; each
-  node becomes ``id = type(dep1, dep2, key=value...)``.
+  node becomes ``id = type(dep1, dep2, key=value...)`` (a dependency ``id.port`` names one output).
 - YAML (signal-generation seed): ``pipeline: - <kind>: {using, inputs, outputs, params}`` with
   optional ``expand`` (``${expand.x}`` params become ``for`` loops) and ``signal_generation``
   (becomes a ``stream`` block).
@@ -92,11 +92,21 @@ def json_to_af(data: Mapping[str, Any] | str, *, pipeline_name: str = "converted
     for i, node in enumerate(nodes):
         if not isinstance(node, Mapping) or "id" not in node or "type" not in node:
             raise ConvertError(f"pipeline[{i}]: a node needs `id` and `type`")
-        deps = [ids.get(str(d), name(str(d))) for d in node.get("depends_on") or []]
+        deps = [_dependency(str(d), ids) for d in node.get("depends_on") or []]
         params = node.get("params") or {}
         call = _call(str(node["type"]), deps, params, f"pipeline[{i}].params")
         lines.append(f"{ids[str(node['id'])]} = {call}")
     return "\n".join(lines) + "\n"
+
+
+def _dependency(dep: str, ids: Mapping[str, str]) -> str:
+    """``id`` or ``id.port`` (one output of a step with several, e.g. ``data.close``)."""
+    if dep in ids:
+        return ids[dep]
+    head, dot, port = dep.partition(".")
+    if dot and head in ids:
+        return f"{ids[head]}.{name(port)}"
+    return name(dep)
 
 
 # -- YAML --------------------------------------------------------------------------------------

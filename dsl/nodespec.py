@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol
 from pydantic import ValidationError
 
 from dsl.schema_check import check_schema
-from nodes.base import Node, Params, Port, runtime_for_language
+from nodes.base import Node, Params, Port, PortType, runtime_for_language
 from nodes.errors import AlphaForgeError
 
 Language = str  # a registered custom-node language (nodes.base.languages()); checked: AF408
@@ -87,6 +87,47 @@ class NodeSpec:
         )
 
 
+class ManifestPortLike(Protocol):
+    """A custom node's port as its manifest declares it (``runners.custom.ManifestPort``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def type(self) -> PortType: ...
+    @property
+    def doc(self) -> str: ...
+    @property
+    def columns(self) -> tuple[str, ...] | None: ...
+
+
+class ManifestLike(Protocol):
+    """What :meth:`ResolvedNode.from_manifest` reads of a custom node's manifest
+    (``runners.custom.CustomNodeManifest``, which the DSL may not import)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def language(self) -> Language: ...
+    @property
+    def summary(self) -> str: ...
+    @property
+    def inputs(self) -> tuple[ManifestPortLike, ...]: ...
+    @property
+    def outputs(self) -> tuple[ManifestPortLike, ...]: ...
+    @property
+    def params_schema(self) -> dict[str, Any]: ...
+    def code_hash(self) -> str: ...
+
+
+def _manifest_ports(ports: tuple[ManifestPortLike, ...]) -> tuple[Port, ...]:
+    return tuple(
+        Port(p.name, PortType(p.type), p.doc, columns=tuple(p.columns) if p.columns else None)
+        for p in ports
+    )
+
+
 @dataclass(frozen=True)
 class ResolvedNode:
     """What a resolver returns for a ``use`` pin: exact version, code hash, ports and params.
@@ -107,6 +148,22 @@ class ResolvedNode:
     doc: str = field(default="", compare=False)
     warnings: tuple[str, ...] = field(default=(), compare=False)
     """Reported as AF407 warnings at the ``use`` line (e.g. a failed look-ahead check)."""
+
+    @classmethod
+    def from_manifest(cls, manifest: ManifestLike, warnings: tuple[str, ...] = ()) -> ResolvedNode:
+        """The node a custom-node manifest declares: the one conversion of a manifest into
+        what the compiler (and the catalogs) see, for the CLI's folders and the API's store."""
+        return cls(
+            name=manifest.name,
+            version=manifest.version,
+            code_hash=manifest.code_hash(),
+            language=manifest.language,
+            inputs=_manifest_ports(manifest.inputs),
+            outputs=_manifest_ports(manifest.outputs),
+            params_schema=dict(manifest.params_schema),
+            doc=manifest.summary,
+            warnings=warnings,
+        )
 
     def spec(self) -> NodeSpec:
         """The compiler's view of this custom node."""

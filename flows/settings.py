@@ -12,6 +12,11 @@ artifacts (``artifacts/``), custom-node code (``custom-nodes/``), uploaded datas
 The data dir itself is private to one process or machine (Prefect home, caches, MLflow's
 embedded store). A run spec names files in the store as ``store:<path>`` references, which each
 side resolves against its own store root, so flow parameters never carry one host's paths.
+
+The embedded Prefect server is started by the first run of a process and, on a fresh data dir,
+creates its database first: Prefect gives it 20 s, which a loaded machine exceeds. We give it
+``ALPHAFORGE_PREFECT_STARTUP_TIMEOUT_S`` (120 s); :func:`prefect_startup_failure` turns Prefect's
+time-out error into what to do about it.
 """
 
 from __future__ import annotations
@@ -23,6 +28,12 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Prefect's own setting for how long its embedded (ephemeral) server may take to answer
+EPHEMERAL_STARTUP_TIMEOUT_ENV = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
+# the start of the RuntimeError Prefect raises when that time runs out (prefect 3.x,
+# prefect.server.api.server.SubprocessASGIServer.start)
+_EPHEMERAL_TIMEOUT_ERROR = "Timed out while attempting to connect to ephemeral Prefect API server"
+
 
 class CoreSettings(BaseSettings):
     """Settings shared by the CLI, the flows and the API (env prefix ``ALPHAFORGE_``)."""
@@ -32,6 +43,11 @@ class CoreSettings(BaseSettings):
     data_dir: Path = Field(default=Path(".alphaforge"), description="Root of all local state.")
     prefect_api_url: str | None = Field(
         default=None, description="A Prefect server's API URL; unset = ephemeral server."
+    )
+    prefect_startup_timeout_s: int = Field(
+        default=120,
+        ge=1,
+        description="Seconds the embedded Prefect server may take to start (Prefect's is 20).",
     )
     mlflow_tracking_uri: str | None = Field(
         default=None, description="An MLflow tracking URI; unset = SQLite under the data dir."
@@ -130,8 +146,30 @@ class CoreSettings(BaseSettings):
         os.environ.setdefault("PREFECT_HOME", str(self.prefect_home))
         os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
         os.environ.setdefault("DO_NOT_TRACK", "1")
+        os.environ[EPHEMERAL_STARTUP_TIMEOUT_ENV] = str(self.prefect_startup_timeout_s)
         if self.prefect_api_url:
             os.environ["PREFECT_API_URL"] = self.prefect_api_url
+
+
+def prefect_startup_failure(exc: BaseException, settings: CoreSettings) -> str | None:
+    """What to do when ``exc`` (or its cause) is the embedded Prefect server's start-up time-out;
+    None for any other error."""
+    chain: list[BaseException] = []
+    link: BaseException | None = exc
+    while link is not None and link not in chain:  # the error, its cause, the cause's cause...
+        chain.append(link)
+        link = link.__cause__ or link.__context__
+    if not any(_EPHEMERAL_TIMEOUT_ERROR in str(e) for e in chain):
+        return None
+    return (
+        "the embedded Prefect server did not start within "
+        f"{settings.prefect_startup_timeout_s} s (the machine is probably busy, or this is the "
+        "first run on this data dir and Prefect is still creating its database). Run again with "
+        "a longer time-out, e.g. ALPHAFORGE_PREFECT_STARTUP_TIMEOUT_S="
+        f"{max(300, 2 * settings.prefect_startup_timeout_s)}, or point Alpha Forge at a running "
+        "Prefect server: start one with `prefect server start` (or `alphaforge serve`) and set "
+        "ALPHAFORGE_PREFECT_API_URL=http://127.0.0.1:4200/api"
+    )
 
 
 STORE_PREFIX = "store:"

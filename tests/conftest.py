@@ -1,27 +1,34 @@
-"""Shared fixtures: a real Prefect server for the session, a fresh data dir per test.
+"""Shared fixtures: one real Prefect server per test session, a fresh data dir per test.
 
-The server is a ``prefect server start`` subprocess on a free port with its own PREFECT_HOME
-(telemetry off), one per pytest-xdist worker, so tests never use Prefect's ephemeral server
-(slow first start, "database is locked", tracebacks at exit). MLflow gets a real SQLite store in
-each test's data dir (the settings' default).
+Session-scoped fixtures that start services live HERE and nowhere else, and test modules never
+import them: a fixture function imported into a module is a new fixture of that module, so a
+"session" server imported into five modules is five servers alive until the session ends.
+
+- ``prefect_server``: a ``prefect server start`` subprocess (scheduler on, late-runs service off,
+  telemetry off) on a free port with its own PREFECT_HOME, one per pytest-xdist worker.
+- ``prefect_api``: in-process flows talk to it (PREFECT_API_URL), never to Prefect's ephemeral
+  server (slow first start, "database is locked", tracebacks at exit).
+- ``prefect_stack``: the same server plus the web deployment and a process worker, for the run
+  and schedule tests (in ``xdist_group(STACK_GROUP)``, so one xdist worker starts the worker).
+- ``docker_engine``: the Docker engine with the sandbox images built.
+
+MLflow gets a real SQLite store in each test's data dir (the settings' default).
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.deployments.fixtures import Stack
+
 ROOT = Path(__file__).resolve().parents[1]
-PREFECT_BIN = Path(sys.executable).with_name("prefect")
-SERVER_START_TIMEOUT_S = 90
+SERVER_START_TIMEOUT_S = 180.0
 
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["DO_NOT_TRACK"] = "1"
@@ -34,26 +41,6 @@ for _var in (
     os.environ.pop(_var, None)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"prefect server exited early:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.25)
-    raise RuntimeError(f"prefect server not healthy after {SERVER_START_TIMEOUT_S}s")
-
-
 def _drain_prefect_clients() -> None:
     """Send buffered logs and events before the server goes (else exit hangs on retries)."""
     from prefect.events.worker import EventsWorker
@@ -64,54 +51,96 @@ def _drain_prefect_clients() -> None:
 
 
 @pytest.fixture(scope="session")
-def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A Prefect server for this worker; PREFECT_API_URL points at it. Yields the API URL."""
-    home = tmp_path_factory.mktemp("prefect-server")
-    port = _free_port()
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(home),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_UI_ENABLED": "false",
-    }
-    env.pop("PREFECT_API_URL", None)
-    log = home / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                str(PREFECT_BIN),
-                "server",
-                "start",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-ui",
-                "--no-scheduler",
-                "--no-late-runs",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=home,
-        )
-    url = f"http://127.0.0.1:{port}/api"
-    try:
-        _wait_healthy(url, proc, log)
-        client_home = tmp_path_factory.mktemp("prefect-client")
-        os.environ["PREFECT_API_URL"] = url
-        os.environ["PREFECT_HOME"] = str(client_home)
-        from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """This worker's one Prefect server (a :class:`deployments.stack.PrefectServer`)."""
+    from deployments.stack import PrefectServer
 
-        with temporary_settings(updates={PREFECT_API_URL: url, PREFECT_HOME: client_home}):
-            yield url
-            _drain_prefect_clients()
+    home = tmp_path_factory.mktemp("prefect-server")
+    # the late-runs service would mark a run Late while a loaded worker is still picking it up
+    saved = os.environ.get("PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED")
+    os.environ["PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED"] = "false"
+    try:
+        server = PrefectServer(home, ui=False)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        if saved is None:
+            os.environ.pop("PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED")
+        else:
+            os.environ["PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED"] = saved
+    try:
+        server.wait_ready(SERVER_START_TIMEOUT_S)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def prefect_api(prefect_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """In-process Prefect talks to the session's server (PREFECT_API_URL). Yields the API URL."""
+    url: str = prefect_server.api_url
+    client_home = tmp_path_factory.mktemp("prefect-client")
+    os.environ["PREFECT_API_URL"] = url
+    os.environ["PREFECT_HOME"] = str(client_home)
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: url, PREFECT_HOME: client_home}):
+        yield url
+        _drain_prefect_clients()
+
+
+@pytest.fixture(scope="session")
+def prefect_stack(prefect_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The session's Prefect server with the web deployment and a process worker on its pool.
+
+    The worker's flow-run processes import the test node types (``t_sleep`` for slow runs);
+    a test whose API process compiles them asks for ``test_nodes`` (``tests/api/stack.py``'s
+    ``api_settings`` does): nothing here changes the registry for the whole session.
+    """
+    from prefect.client.orchestration import SyncPrefectClient
+
+    from deployments.deploy import ensure_web_deployment
+    from deployments.flow import EXTRA_NODE_MODULES_ENV
+    from deployments.stack import Worker
+
+    with SyncPrefectClient(api=prefect_server.api_url) as client:
+        ensure_web_deployment(client)
+    home = tmp_path_factory.mktemp("prefect-worker")
+    worker = Worker(
+        prefect_server.api_url,
+        home,
+        home / "worker.log",
+        extra_env={
+            EXTRA_NODE_MODULES_ENV: "tests.deployments.slownodes",
+            "PREFECT_LOGGING_LEVEL": "INFO",
+        },
+    )
+    try:
+        worker.wait_ready()
+        yield Stack(prefect_server.api_url, prefect_server, worker)
+    finally:
+        worker.stop()
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> Any:
+    """The local engine with the sandbox images built; fails the test when there is none.
+
+    Docker being unavailable is a FAILURE, never a skip: ``infra/build_sandbox_images.sh``
+    (which runs ``scripts/ensure_docker.sh``) installs/starts the engine and builds the images,
+    idempotently.
+    """
+    from runners.docker import docker_client
+
+    proc = subprocess.run(
+        ["bash", str(ROOT / "infra" / "build_sandbox_images.sh")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"no Docker sandbox: build_sandbox_images.sh failed:\n{proc.stderr[-3000:]}")
+    client = docker_client()
+    client.ping()
+    return client
 
 
 @pytest.fixture
@@ -132,3 +161,12 @@ def test_nodes() -> Iterator[None]:
         yield
     finally:
         uninstall()
+
+
+@pytest.fixture(scope="session")
+def million_bars(tmp_path_factory: pytest.TempPathFactory, worker_id: str):  # type: ignore[no-untyped-def]
+    """1,000,000 one-minute bars as CSV and Parquet (tests/real_size.py), written once per
+    session and shared by the xdist workers."""
+    from tests.real_size import million_bars_files
+
+    return million_bars_files(tmp_path_factory, worker_id)

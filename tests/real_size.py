@@ -1,10 +1,10 @@
 """One million one-minute bars for the real-size tests, and an independent re-computation of the
 SMA-crossover backtest on them.
 
-:func:`million_bars` (a session fixture: import it into a test module) writes the bars once per
-test session — shared by the pytest-xdist workers through a lock in the session's temporary
-root — as ``bars.csv`` (≈ 70 MB, as a user would export it: ISO timestamps with ``Z``, prices
-with 6 decimals, integer volumes) and ``bars.parquet``. The bars are a seeded random walk
+:func:`million_bars_files` (the ``million_bars`` session fixture of tests/conftest.py) writes
+the bars once per test session — shared by the pytest-xdist workers through a lock in the
+session's temporary root — as ``bars.csv`` (≈ 70 MB, as a user would export it: ISO
+timestamps with ``Z``, prices with 6 decimals, integer volumes) and ``bars.parquet``. The bars are a seeded random walk
 around the clock (weekends included, like crypto), with opens gapping from the previous close
 and highs/lows around both.
 
@@ -19,7 +19,6 @@ pipeline's choice arbitrary), and :func:`sma_crossover_reference` asserts it.
 from __future__ import annotations
 
 import fcntl
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +31,7 @@ __all__ = [
     "MillionBars",
     "Reference",
     "make_minute_bars",
-    "million_bars",
+    "million_bars_files",
     "sma_crossover_reference",
 ]
 
@@ -85,9 +84,9 @@ def _write(directory: Path) -> None:
     (directory / "bars.csv.partial").rename(directory / "bars.csv")
 
 
-@pytest.fixture(scope="session")
-def million_bars(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Iterator[MillionBars]:
-    """The 1,000,000-bar CSV and Parquet files, written once per session (all workers)."""
+def million_bars_files(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> MillionBars:
+    """The 1,000,000-bar CSV and Parquet files, written once per session (all workers); the
+    ``million_bars`` session fixture of tests/conftest.py."""
     root = tmp_path_factory.getbasetemp()
     if worker_id != "master":
         root = root.parent  # shared by the xdist workers of this session
@@ -97,7 +96,7 @@ def million_bars(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> It
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (directory / "bars.csv").exists():
             _write(directory)
-    yield MillionBars(
+    return MillionBars(
         directory / "bars.csv",
         directory / "bars.parquet",
         pd.read_parquet(directory / "bars.parquet"),

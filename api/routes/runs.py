@@ -16,10 +16,9 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import CurrentUser, ObjectId, PagingDep, SessionDep, SettingsDep, WriterUser
 from api.models.common import Page, error_responses
-from api.models.pipeline import PipelineVersion
 from api.models.run import LogLine, Run, RunCreate, RunPublic, RunResults, RunStatus, RunSummary
 from api.models.user import User
-from api.services import run_files, runs, shares
+from api.services import pipelines, run_files, runs, shares
 from api.services.prefect_sync import sync_run
 from api.services.run_shares import RunShare
 from api.settings import ApiSettings
@@ -134,13 +133,7 @@ def export(
 
 
 def _ir_json(session: Session, run: Run) -> str:
-    from sqlmodel import select
-
-    version = session.exec(
-        select(PipelineVersion).where(
-            PipelineVersion.pipeline_id == run.pipeline_id, PipelineVersion.number == run.version
-        )
-    ).one()
+    version = pipelines.version_of(session, run.pipeline_id, run.version)
     return json.dumps(json.loads(version.ir_json), indent=2) + "\n"
 
 

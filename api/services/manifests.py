@@ -25,13 +25,14 @@ from api.models.custom_node import (
 )
 from api.models.language import NodeSpec, PortSpec
 from api.services.node_resolution import manifest_of
+from dsl.nodespec import ResolvedNode
 from flows.customnodes import (
     TEMPLATE_KINDS,
     CustomNodeManifest,
     manifest_errors,
     template,
 )
-from nodes.base import registry
+from nodes.base import Port, registry
 
 __all__ = [
     "catalog_entry",
@@ -149,17 +150,10 @@ def templates() -> list[NodeTemplate]:
 def catalog_entry(name: str, row: CustomNodeVersion) -> NodeSpec:
     """A custom node's latest version as the editor's catalog shows it."""
     manifest = manifest_of(row)
+    node = ResolvedNode.from_manifest(manifest)
 
-    def ports(items: Any) -> list[PortSpec]:
-        return [
-            PortSpec(
-                name=p.name,
-                type=p.type.value,
-                doc=p.doc,
-                columns=list(p.columns) if p.columns else None,
-            )
-            for p in items
-        ]
+    def ports(items: tuple[Port, ...]) -> list[PortSpec]:
+        return [PortSpec.model_validate(p.to_json()) for p in items]
 
     return NodeSpec(
         name=name,
@@ -167,8 +161,8 @@ def catalog_entry(name: str, row: CustomNodeVersion) -> NodeSpec:
         category="custom",
         summary=manifest.summary,
         doc=manifest.summary,
-        inputs=ports(manifest.inputs),
-        outputs=ports(manifest.outputs),
+        inputs=ports(node.inputs),
+        outputs=ports(node.outputs),
         params_schema=dict(manifest.params_schema),
         metric_keys=[],
         runtime=manifest.language,

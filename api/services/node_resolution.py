@@ -13,7 +13,6 @@ import difflib
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -26,7 +25,6 @@ from dsl.ir import PipelineIR
 from dsl.nodespec import ResolvedNode, ResolveError
 from dsl.semver import SemVer, parse_range
 from flows.customnodes import CustomNodeManifest, ManifestStore
-from nodes.base import Port, PortType
 
 __all__ = [
     "OwnerNodeResolver",
@@ -69,13 +67,6 @@ def live_versions(session: Session, node_id: int) -> list[CustomNodeVersion]:
     return sorted(rows, key=lambda v: SemVer.parse(v.version).key(), reverse=True)
 
 
-def _ports(ports: tuple[Any, ...]) -> tuple[Port, ...]:
-    return tuple(
-        Port(p.name, PortType(p.type), p.doc, columns=tuple(p.columns) if p.columns else None)
-        for p in ports
-    )
-
-
 def lookahead_warning(version: CustomNodeVersion, name: str) -> str | None:
     """The AF407 warning of a version whose look-ahead check failed, else None."""
     if version.lookahead_status != "fail":
@@ -106,19 +97,8 @@ class OwnerNodeResolver:
         if best is None:
             have = ", ".join(v.version for v in reversed(versions)) or "none"
             raise ResolveError(f"no version of {name} matches {spec} (versions: {have})")
-        manifest = manifest_of(best)
         warning = lookahead_warning(best, name)
-        return ResolvedNode(
-            name=name,
-            version=best.version,
-            code_hash=best.code_hash,
-            language=manifest.language,
-            inputs=_ports(manifest.inputs),
-            outputs=_ports(manifest.outputs),
-            params_schema=dict(manifest.params_schema),
-            doc=manifest.summary,
-            warnings=(warning,) if warning else (),
-        )
+        return ResolvedNode.from_manifest(manifest_of(best), (warning,) if warning else ())
 
     def _close(self, name: str) -> str:
         names = self.session.exec(

@@ -55,10 +55,11 @@ def _ensure_name_free(session: Session, owner_id: int, name: str, exclude: int |
         raise Conflict(f"you already have a pipeline called {name!r}")
 
 
-def _version(session: Session, pipeline: Pipeline, number: int) -> PipelineVersion:
+def version_of(session: Session, pipeline_id: int | None, number: int) -> PipelineVersion:
+    """Version ``number`` of the pipeline ``pipeline_id``; NotFound (404) if there is none."""
     version = session.exec(
         select(PipelineVersion).where(
-            PipelineVersion.pipeline_id == pipeline.id, PipelineVersion.number == number
+            PipelineVersion.pipeline_id == pipeline_id, PipelineVersion.number == number
         )
     ).first()
     if version is None:
@@ -79,7 +80,7 @@ def _version_public(session: Session, v: PipelineVersion) -> VersionPublic:
 
 def public(session: Session, pipeline: Pipeline) -> PipelinePublic:
     """The pipeline with its latest version, as the API shows it."""
-    latest = _version(session, pipeline, pipeline.latest_version)
+    latest = version_of(session, pipeline.id, pipeline.latest_version)
     return PipelinePublic(
         id=pipeline.id or 0,
         name=pipeline.name,
@@ -207,7 +208,7 @@ def update(
     """Save ``source`` as a new version; an unchanged source changes nothing, unless its
     ``use`` pins now resolve to other custom node versions (then it is saved re-resolved)."""
     pipeline = get_pipeline(session, user, pipeline_id, lock=True)
-    latest = _version(session, pipeline, pipeline.latest_version)
+    latest = version_of(session, pipeline.id, pipeline.latest_version)
     if latest.source == source:
         ir = _re_resolved(session, pipeline, latest, settings)
         if ir is None:
@@ -281,13 +282,13 @@ def list_versions(session: Session, user: User, pipeline_id: int) -> list[Versio
 def get_version(session: Session, user: User, pipeline_id: int, number: int) -> VersionPublic:
     """One version with its source."""
     pipeline = get_pipeline(session, user, pipeline_id)
-    return _version_public(session, _version(session, pipeline, number))
+    return _version_public(session, version_of(session, pipeline.id, number))
 
 
 def diff(session: Session, user: User, pipeline_id: int, a: int, b: int) -> DiffResponse:
     """A unified diff from version ``a`` to version ``b``."""
     pipeline = get_pipeline(session, user, pipeline_id)
-    va, vb = _version(session, pipeline, a), _version(session, pipeline, b)
+    va, vb = version_of(session, pipeline.id, a), version_of(session, pipeline.id, b)
     lines = difflib.unified_diff(
         va.source.splitlines(keepends=True),
         vb.source.splitlines(keepends=True),
@@ -306,8 +307,8 @@ def restore(
     Restoring the source the latest version already has adds nothing.
     """
     pipeline = get_pipeline(session, user, pipeline_id, lock=True)
-    old = _version(session, pipeline, number)
-    if _version(session, pipeline, pipeline.latest_version).source == old.source:
+    old = version_of(session, pipeline.id, number)
+    if version_of(session, pipeline.id, pipeline.latest_version).source == old.source:
         session.rollback()
         return public(session, pipeline)
     ir = require_ir(compile_for(session, old.source, pipeline.owner_id, settings))
@@ -325,7 +326,7 @@ def fork(
 ) -> PipelinePublic:
     """A copy of the latest version as a new pipeline owned by ``user``."""
     origin = get_pipeline(session, user, pipeline_id)
-    latest = _version(session, origin, origin.latest_version)
+    latest = version_of(session, origin.id, origin.latest_version)
     message = f"Fork of {origin.name} version {latest.number}"
     copy = _new_pipeline(session, user, name, latest.source, message, settings, origin.id)
     audit.record(

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from sqlmodel import Session, col, select
 
 from api.errors import NotFound
-from api.models.pipeline import Pipeline, PipelineVersion
+from api.models.pipeline import Pipeline
 from api.models.run import Run
 from api.models.share import Share, SharedPipeline, SharedView, ShareTarget
 from api.models.user import User
-from api.services import run_files, runs
+from api.services import pipelines, run_files, runs
 from api.settings import ApiSettings
 
 
@@ -34,11 +34,7 @@ class RunShare:
         if found is None:
             raise NotFound("share link not found")
         run, pipeline = found
-        version = session.exec(
-            select(PipelineVersion).where(
-                PipelineVersion.pipeline_id == pipeline.id, PipelineVersion.number == run.version
-            )
-        ).one()
+        version = pipelines.version_of(session, pipeline.id, run.version)
         shown = runs.public(settings, run).model_copy(
             update={"mlflow_url": None, "prefect_url": None}
         )

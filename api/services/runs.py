@@ -23,7 +23,7 @@ from sqlmodel import Session, col, func, select
 
 from api.errors import ApiError, NotFound
 from api.models.common import Page, utcnow
-from api.models.pipeline import Pipeline, PipelineVersion
+from api.models.pipeline import Pipeline
 from api.models.run import Run, RunPublic, RunSandbox, RunStatus, RunSummary
 from api.models.user import Role, User
 from api.services import audit, datasets, pipelines
@@ -216,13 +216,7 @@ def create(
     if (found := _existing(session, user, idempotency_key)) is not None:
         return public(settings, found)
     number = version_number or pipeline.latest_version
-    version = session.exec(
-        select(PipelineVersion).where(
-            PipelineVersion.pipeline_id == pipeline.id, PipelineVersion.number == number
-        )
-    ).first()
-    if version is None:
-        raise NotFound(f"version {number} not found")
+    version = pipelines.version_of(session, pipeline.id, number)
     custom = publish_manifests(session, settings, pipeline.owner_id, version)  # worker reads
     run = Run(
         pipeline_id=pipeline.id or 0,

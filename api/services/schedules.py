@@ -30,7 +30,7 @@ from sqlmodel import Session, col, select
 
 from api.errors import NotFound, Unprocessable
 from api.models.common import utcnow
-from api.models.pipeline import Pipeline, PipelineVersion
+from api.models.pipeline import Pipeline
 from api.models.run import Run
 from api.models.schedule import Schedule, ScheduleCreate, SchedulePublic
 from api.models.user import User
@@ -104,12 +104,7 @@ def _deploy(
     session: Session, client: SyncPrefectClient, settings: ApiSettings, pipeline: Pipeline
 ) -> tuple[UUID, int, str]:
     """Create or update the pipeline's deployment with its latest version's parameters."""
-    version = session.exec(
-        select(PipelineVersion).where(
-            PipelineVersion.pipeline_id == pipeline.id,
-            PipelineVersion.number == pipeline.latest_version,
-        )
-    ).one()
+    version = pipelines.version_of(session, pipeline.id, pipeline.latest_version)
     publish_manifests(session, settings, pipeline.owner_id, version)  # scheduled runs read them
     spec = runs.run_spec(
         session, settings, pipeline.owner_id, version.ir_json, None, trigger="schedule"

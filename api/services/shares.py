@@ -16,7 +16,7 @@ from sqlmodel import Session, col, func, select
 
 from api.errors import NotFound, Unprocessable
 from api.models.common import Page, as_utc, utcnow
-from api.models.pipeline import Pipeline, PipelineVersion
+from api.models.pipeline import Pipeline
 from api.models.share import (
     Share,
     ShareCreate,
@@ -62,12 +62,7 @@ class PipelineShare:
         ).first()
         if pipeline is None:
             raise NotFound("share link not found")
-        version = session.exec(
-            select(PipelineVersion).where(
-                PipelineVersion.pipeline_id == pipeline.id,
-                PipelineVersion.number == pipeline.latest_version,
-            )
-        ).one()
+        version = pipelines.version_of(session, pipeline.id, pipeline.latest_version)
         shown = SharedPipeline(
             name=pipeline.name, title=pipeline.title, source=version.source, version=version.number
         )

@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -75,17 +76,27 @@ def db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-@pytest.fixture
-def api_settings(db_url: str, tmp_path: Path) -> ApiSettings:
-    """Settings of one test: its own data dir and database, small limits."""
+def settings_for(db_url: str, tmp_path: Path, **overrides: Any) -> ApiSettings:
+    """The API settings of one test: its own data dir and database, no UI build, the test
+    secret; ``overrides`` for the rest (limits, the Prefect server)."""
     return ApiSettings(
         data_dir=tmp_path / "data",
         database_url=db_url,
         secret_key=SECRET,
+        ui_dist_dir=tmp_path / "no-ui",
+        **overrides,
+    )
+
+
+@pytest.fixture
+def api_settings(db_url: str, tmp_path: Path) -> ApiSettings:
+    """Settings of one test: its own data dir and database, small limits."""
+    return settings_for(
+        db_url,
+        tmp_path,
         max_body_bytes=64 * 1024,
         max_upload_bytes=256 * 1024,
         max_dsl_chars=20_000,
-        ui_dist_dir=tmp_path / "no-ui",
     )
 
 

@@ -1,6 +1,7 @@
-"""For API tests that run pipelines: the session's Prefect stack (server + worker) and the API
-settings pointing at it. Import both names into a test module to use them (and put the module
-in ``xdist_group(STACK_GROUP)``)."""
+"""For API tests that run pipelines: the API settings pointing at the session's Prefect stack
+(``prefect_stack`` in tests/conftest.py). Import ``api_settings`` into a test module to use it
+(it overrides the plain one of tests/api/conftest.py) and put the module in
+``xdist_group(STACK_GROUP)``."""
 
 from __future__ import annotations
 
@@ -9,19 +10,16 @@ from pathlib import Path
 import pytest
 
 from api.settings import ApiSettings
-from tests.api.conftest import SECRET
-from tests.deployments.fixtures import Stack, prefect_stack
+from tests.api.conftest import settings_for
+from tests.deployments.fixtures import Stack
 
-__all__ = ["api_settings", "prefect_stack"]
+__all__ = ["api_settings"]
 
 
 @pytest.fixture
-def api_settings(db_url: str, tmp_path: Path, prefect_stack: Stack) -> ApiSettings:
-    """The API tests' settings plus the session's Prefect server."""
-    return ApiSettings(
-        data_dir=tmp_path / "data",
-        database_url=db_url,
-        secret_key=SECRET,
-        ui_dist_dir=tmp_path / "no-ui",
-        prefect_api_url=prefect_stack.api_url,
-    )
+def api_settings(
+    db_url: str, tmp_path: Path, prefect_stack: Stack, test_nodes: None
+) -> ApiSettings:
+    """The API tests' settings plus the session's Prefect server; the test node types
+    (``t_sleep`` ...) registered for the test, since the API compiles sources that use them."""
+    return settings_for(db_url, tmp_path, prefect_api_url=prefect_stack.api_url)

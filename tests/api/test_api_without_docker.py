@@ -31,9 +31,8 @@ from flows.nodelab import load_sample
 from tests.api.conftest import SECRET
 from tests.api.custom_node_helpers import PEEK_CODE, manifest
 from tests.api.nodocker_api import ATTEMPTS_ENV
-from tests.deployments.fixtures import STACK_GROUP, Stack, prefect_stack, wait_for
+from tests.deployments.fixtures import STACK_GROUP, Stack, wait_for
 
-__all__ = ["prefect_stack"]
 pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.xdist_group(STACK_GROUP)]
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,10 +8,10 @@ from fastapi.testclient import TestClient
 from api.settings import ApiSettings
 from tests.api.conftest import Account
 from tests.api.custom_node_helpers import create_node, pipeline_using
-from tests.api.stack import api_settings, prefect_stack
+from tests.api.stack import api_settings
 from tests.deployments.fixtures import STACK_GROUP, wait_for
 
-__all__ = ["api_settings", "prefect_stack"]
+__all__ = ["api_settings"]
 pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.xdist_group(STACK_GROUP)]
 
 

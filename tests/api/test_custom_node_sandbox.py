@@ -26,10 +26,10 @@ from api.settings import ApiSettings
 from flows.customnodes import CustomNodeManifest, kill_run_containers
 from tests.api.conftest import Account
 from tests.api.custom_node_helpers import PEEK_CODE, create_node, manifest
-from tests.api.stack import api_settings, prefect_stack
+from tests.api.stack import api_settings
 from tests.deployments.fixtures import STACK_GROUP, Stack, wait_for
 
-__all__ = ["api_settings", "prefect_stack"]
+__all__ = ["api_settings"]
 pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.xdist_group(STACK_GROUP)]
 
 RUN_LABEL = "alphaforge.run_id"

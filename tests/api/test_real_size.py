@@ -16,11 +16,11 @@ from fastapi.testclient import TestClient
 from api.services import run_files
 from api.settings import ApiSettings
 from tests.api.conftest import Account
-from tests.api.stack import api_settings, prefect_stack
+from tests.api.stack import api_settings
 from tests.deployments.fixtures import STACK_GROUP, wait_for
-from tests.real_size import BARS, MillionBars, million_bars, sma_crossover_reference
+from tests.real_size import BARS, MillionBars, sma_crossover_reference
 
-__all__ = ["api_settings", "million_bars", "prefect_stack"]
+__all__ = ["api_settings"]
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(STACK_GROUP)]
 
 FEE_BPS, SLIPPAGE_BPS = 0.1, 0.05

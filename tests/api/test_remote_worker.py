@@ -18,9 +18,8 @@ from api.settings import ApiSettings
 from deployments.stack import Worker
 from tests.api.conftest import SECRET, Account
 from tests.api.test_datasets import upload
-from tests.deployments.fixtures import STACK_GROUP, Stack, prefect_stack, wait_for
+from tests.deployments.fixtures import STACK_GROUP, Stack, wait_for
 
-__all__ = ["prefect_stack"]
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(STACK_GROUP)]
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,10 +13,10 @@ from prefect.client.orchestration import SyncPrefectClient
 
 from flows.spec import RunSpec
 from tests.api.conftest import Account
-from tests.api.stack import api_settings, prefect_stack
+from tests.api.stack import api_settings
 from tests.deployments.fixtures import STACK_GROUP, Stack, wait_for
 
-__all__ = ["api_settings", "prefect_stack"]
+__all__ = ["api_settings"]
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(STACK_GROUP)]
 
 SAMPLE = (Path(__file__).resolve().parents[2] / "examples" / "sma_crossover.af").read_text()

@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 from api.models.schedule import Schedule
 from api.settings import ApiSettings
 from deployments.stack import free_port
-from tests.api.conftest import SECRET, Account
+from tests.api.conftest import Account, settings_for
 from tests.api.sources import SMA
 
 BROKEN_DETAIL = "the database is locked"
@@ -62,13 +62,7 @@ def prefect_url(request: pytest.FixtureRequest, broken_prefect: str) -> str:
 @pytest.fixture
 def api_settings(db_url: str, tmp_path: Path, prefect_url: str) -> ApiSettings:
     """The API tests' settings pointing at a failing Prefect."""
-    return ApiSettings(
-        data_dir=tmp_path / "data",
-        database_url=db_url,
-        secret_key=SECRET,
-        ui_dist_dir=tmp_path / "no-ui",
-        prefect_api_url=prefect_url,
-    )
+    return settings_for(db_url, tmp_path, prefect_api_url=prefect_url)
 
 
 def _scheduled_pipeline(client: TestClient, alice: Account) -> tuple[int, int]:

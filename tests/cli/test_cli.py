@@ -88,6 +88,60 @@ def test_runs_show_of_an_unknown_id_exits_2(tmp_path, capsys) -> None:
     assert "no run matching 'nope'" in capsys.readouterr().err
 
 
+def test_convert_writes_af_text_that_compiles_with_the_written_wiring(tmp_path, capsys) -> None:
+    doc = {
+        "name": "from_json",
+        "pipeline": [
+            {
+                "id": "data",
+                "type": "csv_ohlcv",
+                "params": {"path": str(SMA.parent / "data" / "sample_ohlcv.csv")},
+            },
+            {"id": "fast", "type": "sma", "depends_on": ["data.close"], "params": {"window": 10}},
+            {"id": "slow", "type": "sma", "depends_on": ["data.close"], "params": {"window": 30}},
+            {"id": "signal", "type": "crossover", "depends_on": ["fast", "slow"]},
+            {"id": "result", "type": "backtest", "depends_on": ["data", "signal"]},
+        ],
+    }
+    src, out = tmp_path / "p.json", tmp_path / "p.af"
+    src.write_text(json.dumps(doc))
+    assert main(["convert", str(src), "-o", str(out)]) == 0, capsys.readouterr().err
+    assert "fast = sma(data.close, window=10)" in out.read_text()
+    assert main(["compile", str(out)]) == 0
+    ir = json.loads(capsys.readouterr().out)
+    assert ir["name"] == "from_json"
+    assert [n["id"] for n in ir["nodes"]] == ["data", "fast", "slow", "signal", "result"]
+    wired = {k: (v["node"], v["port"]) for k, v in ir["nodes"][3]["inputs"].items()}
+    assert wired == {"fast": ("fast", "value"), "slow": ("slow", "value")}
+
+
+def test_convert_of_unknown_node_types_still_writes_the_text_and_exits_2(tmp_path, capsys) -> None:
+    src = tmp_path / "seed.yaml"
+    src.write_text(
+        "pipeline:\n  - data:\n      using: data.binance\n      outputs: {frame: ohlcv}\n"
+    )
+    assert main(["convert", str(src)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out.startswith("pipeline seed\n") and "ohlcv = binance()" in captured.out
+    assert "seed.af:4:9: error AF101" in captured.err  # where the edit is needed
+    assert "converted, but it does not validate yet (1 error(s))" in captured.err
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("pipeline: [a, [", "neither JSON nor YAML"),
+        ('{"pipeline": [{"id": "a", "type": "t", "params": {"x": {"k": 1}}}]}', "a dict cannot"),
+    ],
+)
+def test_convert_of_bad_input_says_what_and_exits_2(tmp_path, capsys, text, message) -> None:
+    src = tmp_path / "bad.json"
+    src.write_text(text)
+    assert main(["convert", str(src)]) == 2
+    err = capsys.readouterr().err
+    assert f"{src}:" in err and message in err and "Traceback" not in err
+
+
 # ---- runs through Prefect (a real server, see conftest) ------------------------------------
 
 
@@ -151,3 +205,79 @@ def test_run_of_ir_json_with_a_failing_node_exits_1(tmp_path, capsys) -> None:
     assert payload["node_states"]["broken"] == "failed"
     assert payload["node_states"]["result"] == "skipped"
     assert "the oracle is closed" in payload["error"]
+
+
+# ---- the embedded Prefect server (no PREFECT_API_URL) ----------------------------------------
+
+
+def _processes_with_env(needle: str) -> list[int]:
+    """Pids of live processes whose environment mentions ``needle`` (from /proc)."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if needle.encode() in environ.read_bytes():
+                found.append(int(environ.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.slow
+def test_a_run_whose_embedded_prefect_server_starts_too_slowly_says_what_to_do(tmp_path) -> None:
+    """A 1 s start-up allowance stands in for a loaded machine: the server cannot answer that
+    soon (importing it alone takes longer), and the user is told the two ways out."""
+    data = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(ALPHAFORGE_PREFECT_STARTUP_TIMEOUT_S="1", PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    proc = subprocess.run(
+        [str(ALPHAFORGE), "run", str(SMA), "--data-dir", str(data)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    err = " ".join(proc.stderr.split())  # rich wraps long lines
+    assert "the embedded Prefect server did not start within 1 s" in err, err
+    assert "ALPHAFORGE_PREFECT_STARTUP_TIMEOUT_S=300" in err
+    assert "ALPHAFORGE_PREFECT_API_URL=" in err
+    assert "Traceback" not in proc.stdout + proc.stderr
+    # the half-started server went with the command (Prefect stops it at exit)
+    assert _processes_with_env(str(data / "prefect")) == []
+
+
+def test_apply_prefect_env_gives_the_embedded_server_our_start_up_allowance(
+    monkeypatch, tmp_path
+) -> None:
+    from flows.settings import EPHEMERAL_STARTUP_TIMEOUT_ENV, CoreSettings
+
+    monkeypatch.setenv("ALPHAFORGE_PREFECT_STARTUP_TIMEOUT_S", "240")
+    monkeypatch.setenv(EPHEMERAL_STARTUP_TIMEOUT_ENV, "20")
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("ALPHAFORGE_PREFECT_API_URL", raising=False)
+    CoreSettings(data_dir=tmp_path / "data").apply_prefect_env()
+    assert os.environ[EPHEMERAL_STARTUP_TIMEOUT_ENV] == "240"
+    monkeypatch.delenv("ALPHAFORGE_PREFECT_STARTUP_TIMEOUT_S")
+    CoreSettings(data_dir=tmp_path / "data").apply_prefect_env()
+    assert os.environ[EPHEMERAL_STARTUP_TIMEOUT_ENV] == "120"  # Prefect's own 20 s is too short
+
+
+def test_only_the_start_up_time_out_gets_the_start_up_advice(tmp_path) -> None:
+    from flows.settings import CoreSettings, prefect_startup_failure
+
+    settings = CoreSettings(data_dir=tmp_path, prefect_startup_timeout_s=90)
+    prefect = RuntimeError(
+        "Timed out while attempting to connect to ephemeral Prefect API server. stdout: ..."
+    )
+    try:
+        try:
+            raise prefect
+        except RuntimeError as inner:
+            raise ValueError("flow run failed") from inner
+    except ValueError as outer:
+        wrapped = outer
+    for exc in (prefect, wrapped):  # Prefect's own, or wrapped by the engine on its way up
+        hint = prefect_startup_failure(exc, settings)
+        assert hint is not None and "within 90 s" in hint and "_TIMEOUT_S=300" in hint
+    assert prefect_startup_failure(RuntimeError("connection refused"), settings) is None

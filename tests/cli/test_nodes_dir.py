@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (the docker_engine fixture imported from the hostile suite is a parameter)
 """`use` lines resolved from a local folder of manifests (`--nodes DIR`, default ./nodes)."""
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ from cli.main import main
 from cli.nodes_dir import LocalNodeResolver, NodesDirError, matches
 from dsl.nodespec import ResolveError
 from runners.custom import template
-from tests.hostile.conftest import docker_engine  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 ALPHAFORGE = Path(sys.executable).with_name("alphaforge")

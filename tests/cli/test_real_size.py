@@ -19,9 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.real_size import BARS, MillionBars, million_bars, sma_crossover_reference
+from tests.real_size import BARS, MillionBars, sma_crossover_reference
 
-__all__ = ["million_bars"]
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api")]
 
 ROOT = Path(__file__).resolve().parents[2]

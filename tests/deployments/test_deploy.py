@@ -7,9 +7,8 @@ from prefect.client.orchestration import SyncPrefectClient
 
 from deployments.deploy import upsert_deployment
 from deployments.schedules import ScheduleSpec, add_schedule, find_schedule, schedule_slug
-from tests.deployments.fixtures import STACK_GROUP, Stack, prefect_stack
+from tests.deployments.fixtures import STACK_GROUP, Stack
 
-__all__ = ["prefect_stack"]
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(STACK_GROUP)]
 
 

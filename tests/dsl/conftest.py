@@ -1,4 +1,4 @@
-"""Shared fixtures of the DSL tests: a fake registry mirroring docs/builtin-nodes.md."""
+"""Shared fixtures of the DSL tests: the real built-in node types, in a registry of their own."""
 
 from __future__ import annotations
 
@@ -8,19 +8,29 @@ from typing import Any
 import pytest
 
 from dsl import CompileResult, compile_source
-from nodes.base import NodeRegistry
-from tests.dsl.fakes import fake_registry
+from nodes.base import NodeRegistry, registry
+
+
+def builtin_registry() -> NodeRegistry:
+    """A fresh registry of the built-in node types (those of ``nodes.builtin``), without the
+    test-only types other fixtures add to the default registry, registered through the same
+    ``NodeRegistry.register`` as everywhere."""
+    reg = NodeRegistry()
+    for node_type in registry():
+        if node_type.__module__.startswith("nodes.builtin"):
+            reg.register(node_type)
+    return reg
 
 
 @pytest.fixture(scope="session")
 def reg() -> NodeRegistry:
-    """The fake registry."""
-    return fake_registry()
+    """The built-in node types."""
+    return builtin_registry()
 
 
 @pytest.fixture
 def compile_(reg: NodeRegistry) -> Callable[..., CompileResult]:
-    """compile_source against the fake registry."""
+    """compile_source against the built-in node types."""
 
     def run(text: str, **kw: Any) -> CompileResult:
         kw.setdefault("registry", reg)

@@ -22,7 +22,7 @@ from dsl import (
 )
 from dsl.ir import PipelineIR
 from dsl.parser import MAX_NESTING, MAX_SOURCE_CHARS, MAX_SYNTAX_ERRORS
-from nodes.base import NodeRegistry, Params, Port, PortType
+from nodes.base import NodeRegistry, Params, Port, PortType, registry
 from nodes.errors import AlphaForgeError
 from tests.dsl.conftest import HEADER
 
@@ -63,7 +63,11 @@ def test_ir_nodes_carry_versions_outputs_validated_params_and_spans(compile_: Co
     assert fast.span is not None and (fast.span.line, fast.span.col) == (5, 1)
     assert (fast.span.end_line, fast.span.end_col) == (5, 36)  # end exclusive
     # defaults are filled in: the IR says everything the run will use
-    assert ir.node("result").params == {"cash": 100_000.0, "fee_bps": 5.0, "slippage_bps": 2.0}
+    written = {"cash": 100_000.0, "fee_bps": 5.0, "slippage_bps": 2.0}
+    backtest = registry().get("backtest").params_model
+    assert backtest is not None
+    assert ir.node("result").params == backtest(**written).model_dump(mode="json")
+    assert written.items() <= ir.node("result").params.items()
     assert ir.node("data").params["timezone"] == "UTC"
     assert ir.source_hash == hashlib.sha256(SMA_CROSS.encode()).hexdigest()
 
@@ -222,9 +226,9 @@ def test_for_expansion_is_bounded(compile_: Compile) -> None:
 
 def compile_or_none(text: str) -> CompileResult:
     from dsl import compile_source
-    from tests.dsl.fakes import fake_registry
+    from tests.dsl.conftest import builtin_registry
 
-    return compile_source(text, registry=fake_registry())
+    return compile_source(text, registry=builtin_registry())
 
 
 # -- custom nodes through a resolver ---------------------------------------------------------
@@ -342,3 +346,52 @@ def test_resolver_warnings_become_af407_at_the_use_line(compile_: Compile) -> No
 def test_pin_shadowing_a_builtin_is_refused(compile_: Compile) -> None:
     result = compile_(HEADER + "use sma@1.0\nx = sma(data.close)\n")
     assert {d.code for d in result.diagnostics} == {"AF405", "AF401"}
+
+
+def test_a_manifest_is_one_node_for_the_cli_the_api_and_the_catalog() -> None:
+    """One conversion (``ResolvedNode.from_manifest``) serves the CLI's folder resolver, the
+    API's owner resolver and the API's catalog: the ports (columns of inputs too), the params
+    schema and the code hash are the manifest's everywhere."""
+    from api.models.custom_node import CustomNodeVersion
+    from api.services.manifests import catalog_entry
+    from cli.nodes_dir import LocalNodeResolver
+    from dsl.nodespec import ResolvedNode
+    from runners.custom import CustomNodeManifest
+
+    manifest = CustomNodeManifest(
+        name="spread",
+        version="1.2.0",
+        language="python",
+        summary="close minus open",
+        inputs=(
+            {"name": "bars", "type": "ohlcv"},
+            {"name": "x", "type": "frame", "columns": ["a"]},
+        ),  # type: ignore[arg-type]
+        outputs=({"name": "y", "type": "frame", "columns": ["spread"]},),  # type: ignore[arg-type]
+        params_schema={"type": "object", "properties": {"k": {"type": "number"}}},
+        code="def run(inputs, params):\n    return {}\n",
+    )
+    node = ResolvedNode.from_manifest(manifest, warnings=("careful",))
+    assert [(p.name, p.type, p.columns) for p in node.inputs] == [
+        ("bars", PortType.OHLCV, None),
+        ("x", PortType.FRAME, ("a",)),
+    ]
+    assert node.outputs == (Port("y", PortType.FRAME, columns=("spread",)),)
+    assert (node.code_hash, node.language, node.doc) == (
+        manifest.code_hash(),
+        "python",
+        "close minus open",
+    )
+    assert node.params_schema == manifest.params_schema and node.warnings == ("careful",)
+    assert LocalNodeResolver([manifest]).resolve("spread", "^1") == node
+
+    row = CustomNodeVersion(
+        node_id=1,
+        version="1.2.0",
+        code_hash=manifest.code_hash(),
+        manifest_json=manifest.model_dump_json(),
+    )
+    entry = catalog_entry("spread", row)
+    assert [p.model_dump() for p in entry.inputs] == [p.to_json() for p in node.inputs]
+    assert [p.model_dump() for p in entry.outputs] == [p.to_json() for p in node.outputs]
+    assert entry.use == "spread@1.2.0" and entry.custom

@@ -81,10 +81,11 @@ def test_json_form_with_builtin_types_compiles(reg: NodeRegistry) -> None:
         "name": "from_json",
         "pipeline": [
             {"id": "data", "type": "csv_ohlcv", "params": {"path": "a.csv"}},
-            {"id": "fast", "type": "ema", "depends_on": ["data"], "params": {"window": 5}},
+            {"id": "fast", "type": "ema", "depends_on": ["data.close"], "params": {"window": 5}},
         ],
     }
-    text = json_to_af(doc).replace("ema(data,", "ema(data.close,")
+    text = json_to_af(doc)
+    assert "fast = ema(data.close, window=5)" in text
     result = compile_source(text, registry=reg)
     assert result.ok, result.format()
 

@@ -4,7 +4,7 @@ the API (serving ui/dist) on 127.0.0.1:$PORT (8000), all in one throw-away data 
     .venv/bin/python tests/e2e/serve_stack.py          # Ctrl-C stops everything
 
 Env: ALPHAFORGE_DATA_DIR (default: a new temp dir), ALPHAFORGE_ADMIN_PASSWORD (default
-"admin-e2e-password"), PORT. Mirrors the run tests' fixture (tests/deployments/fixtures.py).
+"admin-e2e-password"), PORT. Mirrors the run tests' ``prefect_stack`` fixture (tests/conftest.py).
 """
 
 from __future__ import annotations

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (fixtures imported from other suites are parameters here)
 """Prefect-driven cancellation of a pipeline flow run kills its sandbox containers.
 
 A real stack (Prefect server + process worker): the web deployment runs a pipeline whose custom
@@ -8,7 +7,6 @@ flow-run process, whose pipeline flow kills every container labelled with the ru
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -25,8 +23,7 @@ from flows.record import new_run_id
 from flows.spec import RunSpec
 from runners.custom import CustomNodeManifest
 from runners.nodestore import ManifestStore
-from tests.deployments.fixtures import STACK_GROUP, Stack, prefect_stack, wait_for  # noqa: F401
-from tests.hostile.conftest import docker_engine  # noqa: F401
+from tests.deployments.fixtures import STACK_GROUP, Stack, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.xdist_group(STACK_GROUP)]
 
@@ -82,15 +79,14 @@ def test_cancelling_the_flow_run_kills_its_containers(
                 what="the sleeping node's container",
             )
             client.set_flow_run_state(flow_run.id, Cancelling(message="test"), force=True)
-            asked = time.monotonic()
+            # gone long before the node's 300 s wall time (or its 600 s sleep) would end it:
+            # only the cancel can have removed them
             wait_for(
                 lambda: not _containers(docker_engine, run_id),
-                timeout_s=15,
+                timeout_s=120,
                 interval_s=0.2,
                 what="the run's containers to be gone",
             )
-            gone_after = time.monotonic() - asked
-            assert gone_after < 15
             final = wait_for(
                 lambda: (
                     (s := client.read_flow_run(UUID(str(flow_run.id))).state) and s.is_final() and s

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (the docker_engine fixture imported from the hostile suite is a parameter)
 """Custom nodes inside pipeline runs: real Docker sandbox, real Prefect server, real MLflow.
 
 One shared run compiles a real .af source whose `use` lines resolve (through the CLI's local
@@ -24,7 +23,6 @@ from dsl.ir import PipelineIR
 from runners.custom import CustomNodeManifest, template
 from runners.io import read_value
 from runners.nodestore import ManifestStore
-from tests.hostile.conftest import docker_engine  # noqa: F401
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.usefixtures("prefect_api")]
 

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (the docker_engine fixture imported from the hostile suite is a parameter)
 """The node lab in the real Docker sandbox: test runs and the look-ahead check."""
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ from flows.nodelab import (
     write_result,
 )
 from runners.custom import CustomNodeManifest, template
-from tests.hostile.conftest import docker_engine  # noqa: F401
 
 pytestmark = pytest.mark.docker
 

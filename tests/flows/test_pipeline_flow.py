@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -71,8 +70,9 @@ def test_independent_branches_run_concurrently(settings, tmp_path) -> None:
         for m in re.finditer(r"\[(fast|slow)\] slept from ([\d.]+) to ([\d.]+)", log)
     }
     (a0, a1), (b0, b1) = spans["fast"], spans["slow"]
+    # the nodes' own records of when they slept: the two intervals overlap only if the branches
+    # ran at the same time (no stopwatch on the whole run: a loaded machine only stretches both)
     assert a0 < b1 and b0 < a1, f"branches did not overlap: {spans}"
-    assert json.loads((result.run_dir / "run.json").read_text())["timings"]["nodes_s"] < 2.9
 
 
 def test_a_second_run_is_served_from_the_cache(settings, tmp_path) -> None:
@@ -116,9 +116,7 @@ def test_the_same_pipeline_twice_gives_identical_results(settings, tmp_path) -> 
 
 def test_a_failing_node_fails_the_run_and_skips_its_downstream(settings, tmp_path) -> None:
     events: list[NodeEvent] = []
-    t0 = time.time()
     result = _run(settings, tmp_path, crossover_ir(fail=True), on_event=events.append)
-    assert time.time() - t0 < 60
     assert result.status == "failed"
     assert result.error == "node 'broken' (t_fail) failed: the oracle is closed"
     assert result.node_states == {

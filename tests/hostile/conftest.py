@@ -1,13 +1,10 @@
-"""Fixtures for the hostile-code suite: a real Docker engine, the sandbox images, a helper that
-runs one piece of hostile code as a custom node, and checks that the host was not affected.
-
-Docker being unavailable is a FAILURE here, never a skip: `infra/build_sandbox_images.sh` (which
-runs `scripts/ensure_docker.sh`) installs/starts the engine and builds the images, idempotently.
+"""Fixtures for the hostile-code suite: a helper that runs one piece of hostile code as a custom
+node in the real sandbox (``docker_engine`` of tests/conftest.py: the engine with the images
+built, a failure when there is none, never a skip), and checks that the host was not affected.
 """
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 import uuid
@@ -23,28 +20,12 @@ import pytest
 from dsl.ir import InputBinding, NodeIR
 from runners.base import NodeResult
 from runners.custom import AdminCaps, CustomNodeManifest, ManifestCatalog, template
-from runners.docker import DockerRunner, docker_client
+from runners.docker import DockerRunner
 from runners.docker.selftest import ATTESTATION_FILE
 from runners.io import read_value, write_value
 
 ROOT = Path(__file__).resolve().parents[2]
 N_ROWS = 100
-
-
-@pytest.fixture(scope="session")
-def docker_engine() -> Any:
-    """The local engine with the sandbox images built; fails the test when there is none."""
-    proc = subprocess.run(
-        ["bash", str(ROOT / "infra" / "build_sandbox_images.sh")],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    if proc.returncode != 0:
-        pytest.fail(f"no Docker sandbox: build_sandbox_images.sh failed:\n{proc.stderr[-3000:]}")
-    client = docker_client()
-    client.ping()
-    return client
 
 
 @dataclass

@@ -12,7 +12,7 @@ import runners.docker.engine as engine_mod
 from runners.custom import Limits
 from runners.docker import SandboxImages, create_kwargs, policy_violations
 from runners.docker.policy import ContainerPlan
-from tests.hostile.conftest import Sandbox, docker_engine, sandbox  # noqa: F401
+from tests.hostile.conftest import Sandbox, sandbox  # noqa: F401
 
 pytestmark = pytest.mark.docker
 
