@@ -3,10 +3,10 @@ SMA-crossover backtest on them.
 
 :func:`million_bars_files` (the ``million_bars`` session fixture of tests/conftest.py) writes
 the bars once per test session — shared by the pytest-xdist workers through a lock in the
-session's temporary root — as ``bars.csv`` (≈ 70 MB, as a user would export it: ISO
-timestamps with ``Z``, prices with 6 decimals, integer volumes) and ``bars.parquet``. The bars are a seeded random walk
-around the clock (weekends included, like crypto), with opens gapping from the previous close
-and highs/lows around both.
+session's temporary root — as ``bars.csv`` (≈ 70 MB, as a user would export it: ISO timestamps
+with ``Z``, prices with 6 decimals, integer volumes) and ``bars.parquet``. The bars are a seeded
+random walk around the clock (weekends included, like crypto), with opens gapping from the
+previous close and highs/lows around both.
 
 :func:`sma_crossover_reference` recomputes, with numpy only and exact integer arithmetic for
 the crossover, what ``sma(10)``/``sma(30)`` → ``crossover`` → ``backtest`` (no fees, no
