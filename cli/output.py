@@ -69,7 +69,7 @@ def print_metrics(out: Any, metrics: dict[str, Any], title: str) -> None:
     note that explains a missing figure — each on its own line."""
     out.print(metrics_table(metrics, title=title))
     if metrics.get("ppy_source"):
-        out.print(f"[bold]periods/year[/]  {metrics.get('ppy')}: {metrics['ppy_source']}")
+        out.print(f"[bold]periods/year[/]  {_fmt(metrics.get('ppy'))}: {metrics['ppy_source']}")
     for warning in metrics.get("warnings") or []:
         out.print(f"[yellow]warning:[/] {warning}")
     for note in metrics.get("notes") or []:
