@@ -145,17 +145,24 @@ class LogTail:
         return out
 
     def _record(self, raw: str) -> LogLine | None:
-        match = _LINE.match(raw)
-        if match is None:
-            return None
-        stamp, level, message = match.groups()
-        node_id: str | None = None
-        tagged = _TAG.match(message)
-        if tagged:
-            node_id = None if tagged.group(1) == "flow" else tagged.group(1)
-            message = tagged.group(2)
-        self.seq += 1
-        return LogLine(seq=self.seq, ts=_ts(stamp), node_id=node_id, level=level, message=message)
+        line = _log_record(raw, self.seq + 1)
+        if line is not None:
+            self.seq += 1
+        return line
+
+
+def _log_record(raw: str, seq: int) -> LogLine | None:
+    """The record a log line starts (numbered ``seq``), or None for a continuation line."""
+    match = _LINE.match(raw)
+    if match is None:
+        return None
+    stamp, level, message = match.groups()
+    node_id: str | None = None
+    tagged = _TAG.match(message)
+    if tagged:
+        node_id = None if tagged.group(1) == "flow" else tagged.group(1)
+        message = tagged.group(2)
+    return LogLine(seq=seq, ts=_ts(stamp), node_id=node_id, level=level, message=message)
 
 
 _LOGGED: dict[Path, tuple[LogTail, set[str]]] = {}
@@ -197,21 +204,13 @@ def parse_log_text(text: str, after: int = 0) -> list[LogLine]:
     if lines and lines[-1] != "":
         lines = lines[:-1]  # being written
     for raw in lines:
-        match = _LINE.match(raw)
-        if match is None:
+        line = _log_record(raw, len(out) + 1)
+        if line is None:
             if out and raw:
                 last = out[-1]
                 out[-1] = last.model_copy(update={"message": f"{last.message}\n{raw}"})
             continue
-        stamp, level, message = match.groups()
-        node_id: str | None = None
-        tagged = _TAG.match(message)
-        if tagged:
-            node_id = None if tagged.group(1) == "flow" else tagged.group(1)
-            message = tagged.group(2)
-        out.append(
-            LogLine(seq=len(out) + 1, ts=_ts(stamp), node_id=node_id, level=level, message=message)
-        )
+        out.append(line)
     return [line for line in out if line.seq > after]
 
 
