@@ -42,7 +42,7 @@ from flows.execute import NodeJob, execute_job
 from flows.graph import MAX_PARALLEL_NODES, NodeFuture, NodeOutcome, kill_sandboxes, run_graph
 from flows.record import run_id_for
 from flows.runlog import run_log
-from flows.settings import get_settings
+from flows.settings import current_settings
 from flows.spec import RunSpec
 from runners.base import NodeResult
 
@@ -168,7 +168,7 @@ def pipeline_flow(spec: RunSpec) -> dict[str, Any] | State:
     if not run_id:
         assert flow_run.expected_start_time is not None
         run_id = run_id_for(flow_run.id, flow_run.expected_start_time)
-    settings = get_settings().with_store(spec.store_url)
+    settings = current_settings().with_store(spec.store_url)
     try:
         record = run_graph(
             spec,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from flows.events import EventCallback, subscribe
 from flows.record import new_run_id
-from flows.settings import CoreSettings, get_settings
+from flows.settings import CoreSettings, get_settings, using_settings
 from flows.spec import RunRecord, RunSpec, read_run_record
 from flows.tracking import import_shared_dependencies, prewarm_mlflow
 
@@ -58,7 +58,11 @@ def run_pipeline(
     )
     run_dir = settings.with_store(spec.store_url).runs_dir / run_id
     beat = {} if heartbeats else {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
-    with subscribe(run_id, on_event), temporary_settings(updates=beat):
+    with (
+        subscribe(run_id, on_event),
+        temporary_settings(updates=beat),
+        using_settings(settings),  # the flow runs here: it uses these settings, not the env's
+    ):
         state = pipeline_flow(spec=spec, return_state=True)
     record = read_run_record(run_dir)
     if record is None:  # the flow never got to run its body

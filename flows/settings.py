@@ -22,6 +22,9 @@ time-out error into what to do about it.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
 
@@ -179,3 +182,23 @@ STORE_PREFIX = "store:"
 def get_settings() -> CoreSettings:
     """The process-wide settings (read once from the environment)."""
     return CoreSettings()
+
+
+_IN_PROCESS: ContextVar[CoreSettings | None] = ContextVar("alphaforge_settings", default=None)
+
+
+@contextmanager
+def using_settings(settings: CoreSettings) -> Iterator[None]:
+    """Inside the block, :func:`current_settings` is ``settings``: a caller that runs the flow
+    in its own process (the CLI's ``--data-dir``, tests) hands the flow its settings this way;
+    a worker's flow-run process has none and uses its environment's."""
+    token = _IN_PROCESS.set(settings)
+    try:
+        yield
+    finally:
+        _IN_PROCESS.reset(token)
+
+
+def current_settings() -> CoreSettings:
+    """The settings of the caller running the flow in this process, else the process's own."""
+    return _IN_PROCESS.get() or get_settings()

@@ -39,7 +39,7 @@ BARS = 1_000_000
 SEED = 2  # checked: no bar where the 10- and 30-bar averages tie exactly (20261204 has one)
 START = "2024-01-01"
 TICKS = 1_000_000  # prices are whole multiples of 1 / TICKS
-MINUTES_PER_YEAR = 365.25 * 24 * 60
+MINUTES_PER_YEAR = 365 * 24 * 60  # the 24x7 calendar: a 365-day year (docs/backtest.md)
 
 
 def make_minute_bars(n: int = BARS, seed: int = SEED) -> pd.DataFrame:

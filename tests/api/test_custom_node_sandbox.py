@@ -214,7 +214,8 @@ def test_the_run_shows_the_sandbox_its_record_names(
     run_dir = api_settings.runs_dir / "with-sandbox"
     run_dir.mkdir(parents=True)
     sandbox = {"runner": "docker", "images": {"python": "sha256:" + "a" * 64}}
-    (run_dir / "run.json").write_text(json.dumps({"status": "completed", "sandbox": sandbox}))
+    record = {"run_id": run_dir.name, "pipeline": "p", "status": "completed", "sandbox": sandbox}
+    (run_dir / "run.json").write_text(json.dumps(record))
     listed = client.get(f"/api/pipelines/{pid}/runs", headers=alice.headers).json()["items"]
     by_version = {r["id"]: r for r in listed}
     first, second = sorted(by_version)

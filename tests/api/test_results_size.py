@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from api.services import run_files
+from flows.spec import RunRecord
 
 
 def _equity_file(run_dir: Path, equity: np.ndarray) -> pd.DataFrame:
@@ -63,7 +64,8 @@ def test_results_list_the_first_trades_and_count_them_all(tmp_path: Path) -> Non
         }
     )
     trades.to_csv(tmp_path / "trades.csv", index=False)
-    res = run_files.results(tmp_path, {"metrics": {"num_trades": n - 1}})
+    record = RunRecord(run_id="r", pipeline="p", metrics={"num_trades": n - 1})
+    res = run_files.results(tmp_path, record)
     assert res.trades_total == n
     assert len(res.trades) == run_files.MAX_TRADE_ROWS
     assert [t["pnl"] for t in res.trades[:3]] == [-5.0, -4.0, -3.0]

@@ -200,7 +200,7 @@ def test_run_with_bad_data_fails_with_the_node_error(client: TestClient, alice: 
     logs = client.get(f"/api/runs/{run['id']}/logs", headers=alice.headers).json()
     assert any(e["node_id"] == "data" and "no_such_file.csv" in e["message"] for e in logs)
     results = client.get(f"/api/runs/{run['id']}/results", headers=alice.headers).json()
-    assert results == {"metrics": {}, "equity": [], "trades": []}
+    assert results == {"metrics": {}, "equity": [], "trades": [], "trades_total": 0}
 
 
 @pytest.mark.parametrize(

@@ -36,9 +36,9 @@ SAMPLE = ROOT / "examples" / "data" / "sample_ohlcv.csv"
 
 
 def _run(settings, base_dir: Path, ir: PipelineIR):  # type: ignore[no-untyped-def]
-    from flows.run import run_pipeline
+    from tests.flows.support import run_ir
 
-    result = run_pipeline(ir, base_dir=base_dir, settings=settings, track=False)
+    result = run_ir(settings, ir, base_dir, track=False)
     assert result.status == "completed", result.error
     return result
 
