@@ -92,7 +92,7 @@ def test_cli_run_on_a_million_minute_bars_matches_an_independent_computation(
     assert len(trades) == ref.num_trades + 1  # plus the position still open at the end
     assert trades["is_open"].sum() == 1
     record = json.loads((run_dir / "run.json").read_text())
-    assert record["mlflow_run_id"] == out["mlflow_run_id"] and "tracking_error" not in record
+    assert record["mlflow_run_id"] == out["mlflow_run_id"] and record["tracking_error"] is None
     log = (run_dir / "run.log").read_text()
     for loader_id in ("from_csv", "from_pq"):
         assert f"[{loader_id}]" in log
