@@ -210,6 +210,9 @@ await step('run', async () => {
   await s.shot('16-run-logs');
   await page.waitForSelector('[data-testid=results] [data-testid=equity-chart]', { timeout: 120000 });
   await page.waitForTimeout(800);
+  // how periods per year were chosen is said in words, not cut off in a card
+  const ppy = await page.textContent('[data-testid=results] [data-testid=metric-ppy]');
+  if (!ppy || !/Periods per year 252: .*252 daily bars a year/.test(ppy)) throw new Error(`periods-per-year line: ${ppy}`);
   await s.shot('17-results', { fullPage: true });
 });
 

@@ -17,6 +17,8 @@ describe('formatters', () => {
     expect(fmtMetric('num_trades', 12)).toBe('12');
     expect(fmtMetric('sharpe', 1.234)).toBe('1.23');
     expect(fmtMetric('sharpe', null)).toBe('—');
+    expect(fmtMetric('ppy', 252)).toBe('252');
+    expect(fmtMetric('ppy', 52.18)).toBe('52.18');
     expect(fmtMetric('start', '2020-01-01')).toBe('2020-01-01');
     expect(fmtMetric('start', '2021-01-04T00:00:00.000Z')).toBe('2021-01-04');
     expect(fmtMetric('end', '2021-01-04T13:30:00Z')).toBe('2021-01-04 13:30:00Z');

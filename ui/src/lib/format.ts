@@ -72,6 +72,7 @@ export function fmtMetric(key: string, v: unknown): string {
   if (PERCENT_METRICS.has(key)) return fmtPct(v);
   if (INT_METRICS.has(key)) return fmtNumber(v, 0);
   if (MONEY_METRICS.has(key)) return fmtNumber(v, 2);
+  if (key === 'ppy' && Number.isInteger(v)) return fmtNumber(v, 0); // 252, not 252.00
   return fmtNumber(v, Math.abs(v) >= 1000 ? 0 : 2);
 }
 
