@@ -18,7 +18,9 @@ pg_isready -h 127.0.0.1 -p 5432 -q || {
   exit 1
 }
 
-step "web UI: npm packages, build, unit tests"
+step "web UI: committed contracts in step with Python, npm packages, build, unit tests"
+# Before the build regenerates them: a stale committed copy fails here, not silently in CI.
+PYTHONPATH="$PWD" "$VENV/bin/python" scripts/export_ui_contracts.py --check
 bash scripts/build_ui.sh
 (cd ui && npm test --silent)
 
