@@ -3,7 +3,7 @@ export function newPipelineSource(name: string, title: string): string {
   return `# ${title || name}
 pipeline ${name} "${(title || name).replace(/["\\]/g, '')}"
 
-data   = csv_ohlcv(path="sample_ohlcv.csv")
+data   = csv_ohlcv(path="data/sample_ohlcv.csv")
 fast   = sma(data.close, window=10)
 slow   = sma(data.close, window=30)
 signal = crossover(fast, slow)
