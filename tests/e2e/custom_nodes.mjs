@@ -268,7 +268,8 @@ await step('pipeline-completion', async () => {
 await step('pipeline-run', async () => {
   await page.waitForSelector('[data-testid=run]:not([disabled])', { timeout: 15000 });
   await page.click('[data-testid=run]');
-  await page.waitForSelector('[data-testid=log-panel]');
+  // the first run of a fresh serve registers its deployment: on a loaded machine that takes a while
+  await page.waitForSelector('[data-testid=log-panel]', { timeout: 90000 });
   const end = await page.waitForSelector(
     '[data-testid=pipeline-page] a [data-status=completed], [data-testid=pipeline-page] a [data-status=failed], [data-testid=pipeline-page] a [data-status=cancelled]',
     { timeout: 240000 },

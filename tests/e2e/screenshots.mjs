@@ -206,7 +206,8 @@ await step('run', async () => {
   await page.goto(`/pipelines/${pipelineId}`);
   await page.waitForSelector('[data-testid=run]:not([disabled])', { timeout: 15000 });
   await page.click('[data-testid=run]');
-  await page.waitForSelector('[data-testid=log-panel]');
+  // the first run of a fresh serve registers its deployment: on a loaded machine that takes a while
+  await page.waitForSelector('[data-testid=log-panel]', { timeout: 90000 });
   await s.shot('16-run-logs');
   await page.waitForSelector('[data-testid=results] [data-testid=equity-chart]', { timeout: 120000 });
   await page.waitForTimeout(800);
