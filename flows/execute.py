@@ -6,7 +6,6 @@ is testable (and reusable by sweeps' in-process executor) without a Prefect serv
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 import traceback
@@ -31,7 +30,6 @@ __all__ = [
     "NodeJob",
     "cancel_user_runners",
     "execute_job",
-    "read_node_result",
     "release_user_runners",
     "sandbox_record",
     "shared_user_runner",
@@ -193,18 +191,6 @@ def _compute(job: NodeJob, store: ArtifactStore) -> NodeResult:
 
 def _result_path(run_dir: str, node_id: str) -> Path:
     return Path(run_dir) / "nodes" / f"{node_id}.json"
-
-
-def read_node_result(run_dir: Path, node_id: str) -> NodeResult | None:
-    """The result a task recorded for ``node_id``, or None if the node never ran."""
-    path = _result_path(str(run_dir), node_id)
-    if not path.exists():
-        return None
-    data = json.loads(path.read_text())
-    fields = {
-        k: data[k] for k in ("status", "output_paths", "logs", "usage", "error", "error_kind")
-    }
-    return NodeResult.from_json(fields)
 
 
 def sandbox_record(results: list[tuple[str, NodeResult]]) -> dict[str, Any] | None:

@@ -140,7 +140,9 @@ def run_graph(
             plan = compute_keys(ir, _fingerprint(runner), salt=run_id)
             timings["keys_s"] = round(time.time() - t, 4)
             t = time.time()
-            futures = _submit_all(spec, ir, plan, settings, run_id, run_dir, executor)
+            futures = _submit_all(
+                spec, ir, plan, settings, run_id, run_dir, executor, (base_dir, datasets)
+            )
             try:
                 executor.wait(list(futures.values()))
             except BaseException:  # a cancellation's SIGTERM, Ctrl-C: no container outlives it
@@ -173,10 +175,12 @@ def _submit_all(
     run_id: str,
     run_dir: Path,
     executor: GraphExecutor,
+    data: tuple[str, dict[str, Path]],
 ) -> dict[str, NodeFuture]:
-    """Submit every node in topological order, each waiting for its upstream futures."""
+    """Submit every node in topological order, each waiting for its upstream futures;
+    ``data`` is the spec's base dir and datasets as local paths."""
     store = store_for(settings)
-    base_dir, datasets = _data_paths(spec, settings)
+    base_dir, datasets = data
     futures: dict[str, NodeFuture] = {}
     for node in ir.nodes:
         inputs: dict[str, list[tuple[str, str]]] = {}

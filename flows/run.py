@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from flows.events import EventCallback, subscribe
 from flows.record import new_run_id
@@ -16,12 +15,7 @@ from flows.settings import CoreSettings, get_settings, using_settings
 from flows.spec import RunRecord, RunSpec, read_run_record
 from flows.tracking import import_shared_dependencies, prewarm_mlflow
 
-__all__ = ["run_dir_of", "run_pipeline"]
-
-
-def run_dir_of(record: RunRecord, settings: CoreSettings | None = None) -> Path:
-    """The run directory of ``record`` under the settings' data dir."""
-    return (settings or get_settings()).runs_dir / record.run_id
+__all__ = ["run_pipeline"]
 
 
 def run_pipeline(

@@ -160,29 +160,11 @@ def test_backtest_matches_a_plain_python_reference_on_goog(
 
 
 def test_backtest_trades_match_backtesting_py_on_goog(goog: pd.DataFrame) -> None:
-    from backtesting import Backtest, Strategy
+    from backtesting import Backtest
     from backtesting.test import GOOG
 
     signal = _sma_signal(goog, 10, 30, "long_short")
-    targets = signal.to_numpy()
-
-    class Follow(Strategy):
-        """Trade backtesting.py's way toward our target: orders fill at the next open."""
-
-        def init(self) -> None:
-            self.prev = 0.0
-
-        def next(self) -> None:
-            target = targets[len(self.data) - 1]
-            if target != self.prev:
-                self.prev = target
-                if target > 0:
-                    self.buy()
-                elif target < 0:
-                    self.sell()
-                else:
-                    self.position.close()
-
+    Follow = _Follow.make(signal.to_numpy())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "some trades remain open at the end"
         stats = Backtest(GOOG, Follow, cash=1_000_000, exclusive_orders=True).run()
