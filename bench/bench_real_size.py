@@ -45,6 +45,7 @@ from bench_backtest import make_minute_bars  # noqa: E402
 from api.services import run_files  # noqa: E402
 from dsl.compiler import compile_or_raise  # noqa: E402
 from flows.results import write_results  # noqa: E402
+from flows.spec import RunRecord  # noqa: E402
 from nodes.base import registry  # noqa: E402
 from nodes.data import read_ohlcv_csv, read_ohlcv_parquet  # noqa: E402
 from runners.io import write_value  # noqa: E402
@@ -176,7 +177,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         payload = s.time(
             "API results payload (chart + trades)",
-            lambda: run_files.results(run_dir, {"metrics": out["metrics"]}).model_dump_json(),
+            lambda: run_files.results(
+                run_dir, RunRecord(run_id="bench", pipeline="bench", metrics=out["metrics"])
+            ).model_dump_json(),
         )
 
     total_cpu = sum(cpu for _, cpu, _ in s.rows)
