@@ -25,7 +25,15 @@ from api.models.common import Page, as_utc, utcnow
 from api.models.dataset import Dataset, DatasetPreview, DatasetPublic
 from api.models.user import User
 from api.services import audit
-from api.services.access import Level, caps_for, edit_granted, get_owned, username_of, visible
+from api.services.access import (
+    Level,
+    caps_for,
+    edit_granted,
+    get_owned,
+    granted_ids,
+    username_of,
+    visible,
+)
 from api.settings import ApiSettings
 from nodes.data import read_ohlcv_csv
 
@@ -173,8 +181,24 @@ def delete(session: Session, user: User, dataset_id: int) -> None:
 
 
 def dataset_paths(session: Session, settings: ApiSettings, owner_id: int) -> dict[str, Path]:
-    """``dataset name -> Parquet path`` for one owner (the runner's ``NodeContext.datasets``)."""
+    """``dataset name -> Parquet path`` for one owner (the runner's ``NodeContext.datasets``):
+    their own live datasets, and those shared with a team of theirs under names they do not
+    use themselves (the oldest such dataset for a name two teams share)."""
     rows = session.exec(
         select(Dataset).where(Dataset.owner_id == owner_id, col(Dataset.deleted_at).is_(None))
     ).all()
-    return {d.name: storage_path(settings, d) for d in rows}
+    paths = {d.name: storage_path(settings, d) for d in rows}
+    owner = session.get(User, owner_id)
+    if owner is not None:
+        shared = session.exec(
+            select(Dataset)
+            .where(
+                col(Dataset.id).in_(granted_ids(owner, "dataset")),
+                col(Dataset.deleted_at).is_(None),
+                Dataset.owner_id != owner_id,
+            )
+            .order_by(col(Dataset.id))
+        ).all()
+        for d in shared:
+            paths.setdefault(d.name, storage_path(settings, d))
+    return paths

@@ -275,3 +275,47 @@ def test_an_expired_share_link_answers_like_a_revoked_one_and_says_it_expired(
     # a revoked link still says only "not found"
     client.delete(f"/api/shares/{link['token']}", headers=alice.headers)
     assert client.get(f"/api/shared/{link['token']}").json()["detail"] == "share link not found"
+
+
+def test_runs_of_a_member_read_datasets_shared_with_their_team_own_names_first(
+    client: TestClient, admin: Account, alice: Account, bob: Account, api_settings: Any
+) -> None:
+    from api.services.datasets import dataset_paths
+
+    def upload(who: Account, name: str) -> Any:
+        r = client.post(
+            "/api/datasets",
+            data={"name": name},
+            files={"file": (f"{name}.csv", CSV, "text/csv")},
+            headers=who.headers,
+        )
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    team_id = team(client, admin, "quants", bob)
+    shared = upload(alice, "goog")
+    same_name = upload(alice, "eurusd")
+    bobs_own = upload(bob, "eurusd")
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+
+    def paths() -> dict[str, str]:
+        with Session(engine) as session:
+            return {k: v.name for k, v in dataset_paths(session, api_settings, bob.id).items()}
+
+    assert set(paths()) == {"eurusd"}
+    grant(client, alice, "dataset", shared["id"], team_id, "read")
+    grant(client, alice, "dataset", same_name["id"], team_id, "read")
+    found = paths()
+    assert set(found) == {"goog", "eurusd"}
+    keys = {}
+    with Session(engine) as session:
+        from api.models.dataset import Dataset
+
+        for d in (shared, same_name, bobs_own):
+            row = session.get(Dataset, d["id"])
+            assert row is not None
+            keys[d["id"]] = f"{row.storage_key}.parquet"
+    assert found["goog"] == keys[shared["id"]]
+    assert found["eurusd"] == keys[bobs_own["id"]]  # bob's own name wins over the team's
+    client.delete(f"/api/grants/dataset/{shared['id']}/{team_id}", headers=alice.headers)
+    assert set(paths()) == {"eurusd"}
