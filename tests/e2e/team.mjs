@@ -157,6 +157,30 @@ await step('admin-shares-with-team', async () => {
   if (g.status !== 200) throw new Error(`dataset grant: ${g.status} ${g.text}`);
 });
 
+await step('share-link-with-expiry', async () => {
+  // the Share button's expiry: a 7-day link, listed with its expiry on the Share links page
+  await page.goto(`/pipelines/${ids[SHARED]}`);
+  await page.waitForSelector('[data-testid=pipeline-page]');
+  await page.locator('[data-testid=share-expiry]').selectOption('7 days');
+  await page.click("[data-testid=pipeline-page] [data-testid=share-create]");
+  const url = await page.locator('[data-testid=share-link]').inputValue({ timeout: 10000 });
+  const token = url.split('/shared/')[1];
+  await page.click('[data-testid=sidebar] [data-testid=nav-shares]');
+  const row = page.locator(`[data-testid=share-row][data-token="${token}"]`);
+  await row.waitFor({ timeout: 10000 });
+  const expires = await row.locator('[data-testid=share-expires]').textContent();
+  if (!/in 7 d/.test(expires)) throw new Error(`expiry cell: ${expires}`);
+  await s.shot('team-05b-share-expiry');
+  // a link whose date has passed cannot be made; the form says what to do
+  await page.goto(`/pipelines/${ids[SHARED]}`);
+  await page.waitForSelector('[data-testid=pipeline-page]');
+  await page.locator('[data-testid=share-expiry]').selectOption('date');
+  await page.fill('[data-testid=share-until]', '2020-01-01T10:00');
+  await page.click("[data-testid=pipeline-page] [data-testid=share-create]");
+  const err = await page.locator('[data-testid=share-error]').textContent({ timeout: 10000 });
+  if (!err.includes('is in the past')) throw new Error(`past expiry message: ${err}`);
+});
+
 await step('developer-first-login', async () => {
   await signOutAndIn(DEV, creds[DEV]);
   await page.waitForSelector('[data-testid=first-login]', { timeout: 15000 });
