@@ -13,7 +13,10 @@ from sqlmodel import Session
 
 from api.models.share import Share
 from tests.api.conftest import Account
+from tests.api.custom_node_helpers import EMA_CODE, create_node, manifest, verdicts
 from tests.api.sources import SMA, SMA_FASTER
+
+__all__ = ["verdicts"]
 
 CSV = b"ts,open,high,low,close,volume\n2024-01-01,1,2,0.5,1.5,10\n2024-01-02,1.5,2.5,1,2,12\n"
 
@@ -111,6 +114,10 @@ def test_a_read_grant_shows_the_pipeline_to_members_only_and_refuses_changes(
     )
     run = client.post(f"/api/pipelines/{p['id']}/runs", json={}, headers=bob.headers)
     assert run.status_code == 403
+    schedules = f"/api/pipelines/{p['id']}/schedules"
+    assert client.get(schedules, headers=bob.headers).status_code == 200
+    refused = client.post(schedules, json={"interval_seconds": 3600}, headers=bob.headers)
+    assert refused.status_code == 403 and "through a team" in refused.json()["detail"]
     # a member may fork it into a pipeline of their own
     fork = client.post(f"/api/pipelines/{p['id']}/fork", json={"name": "mine"}, headers=bob.headers)
     assert fork.status_code == 201 and fork.json()["owner"] == "bob"
@@ -319,3 +326,40 @@ def test_runs_of_a_member_read_datasets_shared_with_their_team_own_names_first(
     assert found["eurusd"] == keys[bobs_own["id"]]  # bob's own name wins over the team's
     client.delete(f"/api/grants/dataset/{shared['id']}/{team_id}", headers=alice.headers)
     assert set(paths()) == {"eurusd"}
+
+
+@pytest.mark.usefixtures("verdicts")
+def test_custom_nodes_shared_with_a_team_read_then_edit(
+    client: TestClient, admin: Account, alice: Account, bob: Account
+) -> None:
+    team_id = team(client, admin, "quants", bob)
+    node = create_node(client, alice)
+    assert names(client, bob, "/api/custom-nodes") == []
+    assert client.get(f"/api/custom-nodes/{node['id']}", headers=bob.headers).status_code == 404
+    grant(client, alice, "custom_node", node["id"], team_id, "read")
+    listed = client.get("/api/custom-nodes", headers=bob.headers).json()["items"]
+    assert [(n["name"], n["owner"], n["can_edit"], n["can_manage"]) for n in listed] == [
+        ("my_ema", "alice", False, False)
+    ]
+    shown = client.get(f"/api/custom-nodes/{node['id']}", headers=bob.headers).json()
+    assert shown["version"]["manifest"]["code"] == EMA_CODE and shown["can_edit"] is False
+    changed = manifest(code=EMA_CODE.replace("adjust=False", "adjust=True"))
+    url = f"/api/custom-nodes/{node['id']}"
+    refused = client.put(url, json=changed, headers=bob.headers)
+    assert refused.status_code == 403
+    assert refused.json()["detail"] == (
+        "You can read this custom node through a team but not change it: ask its owner for "
+        "edit access."
+    )
+    grant(client, alice, "custom_node", node["id"], team_id, "edit")
+    saved = client.put(url, json=changed, headers=bob.headers)
+    assert saved.status_code == 200, saved.text
+    assert saved.json()["version"]["version"] == "1.0.1" and saved.json()["owner"] == "alice"
+    assert (saved.json()["can_edit"], saved.json()["can_manage"]) == (True, False)
+    deleted = client.delete(url, headers=bob.headers)
+    assert deleted.status_code == 403
+    assert deleted.json()["detail"] == (
+        "Only the owner of this custom node or an admin can rename, delete or share it."
+    )
+    one_version = client.delete(f"{url}/versions/1.0.0", headers=bob.headers)
+    assert one_version.status_code == 403
