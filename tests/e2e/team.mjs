@@ -314,6 +314,7 @@ await step('change-own-password', async () => {
   await form.locator('input[name=new_password_again]').fill('short');
   const hint = await form.locator('[data-testid=password-hint]').textContent();
   if (!hint.includes('at least 8 characters')) throw new Error(`hint: ${hint}`);
+  await page.waitForTimeout(500);
   await s.shot('team-16-change-password');
   await page.keyboard.press('Escape');
 });
