@@ -1,6 +1,8 @@
 """FastAPI dependencies, as ``Annotated`` types so route signatures read like documentation.
 
-``CurrentUser`` is any logged-in user (bearer JWT); ``WriterUser`` refuses observers (403);
+``CurrentUser`` is any logged-in user (bearer JWT) who need not change their password first
+(``AnyCurrentUser`` also lets those through: ``/api/auth/me`` and ``/api/auth/password`` only);
+``WriterUser`` refuses observers (403);
 ``AdminUser`` refuses everyone but admins (403). Share tokens are not JWTs, so they never pass.
 """
 
@@ -40,12 +42,13 @@ SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def get_current_user(
+def get_any_current_user(
     session: SessionDep,
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
-    """The user a valid bearer token names; 401 for anything else."""
+    """The user a valid bearer token names, even one who must change their password; 401
+    for anything else (a disabled user's token too)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("Not authenticated")
     try:
@@ -53,8 +56,23 @@ def get_current_user(
     except InvalidTokenError:
         raise Unauthorized("Invalid or expired token") from None
     user = session.get(User, claims.user_id)
-    if user is None or not user.is_active:
+    if user is None:
         raise Unauthorized("Invalid or expired token")
+    if not user.is_active:
+        raise Unauthorized("This account is disabled: ask an admin to enable it.")
+    return user
+
+
+AnyCurrentUser = Annotated[User, Depends(get_any_current_user)]
+
+
+def get_current_user(user: AnyCurrentUser) -> User:
+    """The logged-in user, unless their password is temporary (403 until they change it)."""
+    if user.must_change_password:
+        raise Forbidden(
+            "You must choose a new password before you continue: change it in the app "
+            "(or with POST /api/auth/password)."
+        )
     return user
 
 
@@ -64,14 +82,16 @@ CurrentUser = Annotated[User, Depends(get_current_user)]
 def get_writer(user: CurrentUser) -> User:
     """The current user if their role may change things (observers get 403)."""
     if user.role == Role.OBSERVER:
-        raise Forbidden("observers have read-only access")
+        raise Forbidden(
+            "Observers can read but not change anything: ask an admin for the developer role."
+        )
     return user
 
 
 def get_admin(user: CurrentUser) -> User:
     """The current user if they are an admin (403 otherwise)."""
     if user.role != Role.ADMIN:
-        raise Forbidden("admin only")
+        raise Forbidden("Only admins can do this.")
     return user
 
 

@@ -34,5 +34,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000, settings: ApiSettings | Non
     settings = settings or ApiSettings()
     password = ensure_admin(settings)
     if password is not None:
-        print(f"Created user 'admin' with password: {password}\n(shown once; change it soon)")
+        print(
+            f"Created user 'admin' with password: {password}\n"
+            "(shown once; you will be asked to choose a new one at first log-in)"
+        )
     uvicorn.run(create_app(settings), host=host, port=port, proxy_headers=True)

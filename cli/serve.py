@@ -111,7 +111,10 @@ def _bootstrap(settings: ApiSettings) -> None:
 
     password = ensure_admin(settings)
     if password is not None:
-        click.echo(f"Created user 'admin' with password: {password}  (shown once)")
+        click.echo(
+            f"Created user 'admin' with password: {password}  "
+            "(shown once; choose a new one at first log-in)"
+        )
     warm_up()
     web_base_dir(settings)
     engine = make_engine(settings.db_url)

@@ -207,6 +207,8 @@ class CustomNodeSummary(BaseModel):
     lookahead_status: LookaheadStatus
     created_at: datetime
     updated_at: datetime
+    can_edit: bool = False  # the caller may save new versions
+    can_manage: bool = False  # the caller may also delete it and grant it
 
 
 class CustomNodePublic(BaseModel):
@@ -219,6 +221,8 @@ class CustomNodePublic(BaseModel):
     created_at: datetime
     updated_at: datetime
     version: NodeVersion
+    can_edit: bool = False
+    can_manage: bool = False
 
 
 class ManifestChange(BaseModel):

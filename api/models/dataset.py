@@ -60,6 +60,9 @@ class DatasetPublic(BaseModel):
     columns: list[str]
     sha256: str
     created_at: datetime
+    owner: str = ""
+    can_edit: bool = False  # the caller may delete it
+    can_manage: bool = False  # the caller may also share it with teams
 
 
 class DatasetPreview(BaseModel):

@@ -125,6 +125,8 @@ class PipelinePublic(BaseModel):
     created_at: datetime
     updated_at: datetime
     version: VersionPublic
+    can_edit: bool = False  # the caller may save, restore, run and schedule it
+    can_manage: bool = False  # the caller may also rename, delete, share and grant it
 
 
 class PipelineSummary(BaseModel):
@@ -138,6 +140,8 @@ class PipelineSummary(BaseModel):
     updated_at: datetime
     latest_version: int
     last_run: RunSummary | None = None  # the newest run of the pipeline
+    can_edit: bool = False
+    can_manage: bool = False
 
 
 class DiffResponse(BaseModel):

@@ -20,6 +20,14 @@ class ShareCreate(BaseModel):
 
     kind: ShareKind
     target_id: int = PydanticField(ge=1, le=2**31 - 1)
+    expires_at: datetime | None = PydanticField(
+        default=None, description="When the link stops working (a future date and time)."
+    )
+    expires_in: str | None = PydanticField(
+        default=None,
+        max_length=32,
+        description='Or how long it works from now: "7 days", "12 hours", "2 weeks", "7d".',
+    )
 
 
 class Share(SQLModel, table=True):
@@ -36,6 +44,7 @@ class Share(SQLModel, table=True):
     )
     created_at: datetime = timestamp_field()
     revoked_at: datetime | None = timestamp_field(nullable=True)
+    expires_at: datetime | None = timestamp_field(nullable=True)
 
 
 class ShareTarget(BaseModel):
@@ -49,7 +58,8 @@ class ShareTarget(BaseModel):
 
 class SharePublic(BaseModel):
     """A share link as its owner sees it. ``target`` is null when the shared object is gone
-    (the link then shows nothing); ``revoked_at`` is set for a revoked link."""
+    (the link then shows nothing); ``revoked_at`` is set for a revoked link; ``expires_at``
+    when the link stops working (null: never), ``expired`` once it has."""
 
     token: str
     url: str
@@ -58,6 +68,8 @@ class SharePublic(BaseModel):
     created_at: datetime
     owner: str
     revoked_at: datetime | None = None
+    expires_at: datetime | None = None
+    expired: bool = False
     target: ShareTarget | None = None
 
 

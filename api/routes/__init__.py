@@ -11,6 +11,7 @@ from api.routes import (
     runs,
     schedules,
     shares,
+    teams,
     users,
 )
 
@@ -18,6 +19,8 @@ ROUTERS = [
     meta.router,
     auth.router,
     users.router,
+    teams.router,
+    teams.grants_router,
     pipelines.router,
     language.router,
     custom_nodes.router,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from api.deps import CurrentUser, SessionDep, SettingsDep
+from api.deps import AnyCurrentUser, SessionDep, SettingsDep
 from api.errors import Unauthorized
-from api.models.user import LoginRequest, TokenResponse, UserPublic
+from api.models.common import error_responses
+from api.models.user import LoginRequest, PasswordChange, TokenResponse, UserPublic
 from api.services import users
 from api.services.login_throttle import LoginThrottle
 
@@ -32,6 +33,13 @@ def login(
 
 
 @router.get("/me", response_model=UserPublic)
-def me(user: CurrentUser) -> UserPublic:
-    """The user the token belongs to."""
-    return users.public(user)
+def me(user: AnyCurrentUser, session: SessionDep) -> UserPublic:
+    """The user the token belongs to (also while they must change their password)."""
+    return users.public_with_teams(session, user)
+
+
+@router.post("/password", response_model=UserPublic, responses=error_responses(401, 422))
+def change_password(body: PasswordChange, user: AnyCurrentUser, session: SessionDep) -> UserPublic:
+    """Change the caller's own password (the current one is required); ends a forced change
+    after a temporary password."""
+    return users.change_password(session, user, body.current_password, body.new_password)

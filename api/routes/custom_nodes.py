@@ -126,7 +126,7 @@ def create_node(
 @router.get("/{node_id}", response_model=CustomNodePublic)
 def get_node(node_id: ObjectId, user: CurrentUser, session: SessionDep) -> CustomNodePublic:
     """The node with its latest version."""
-    return custom_nodes.public(session, custom_nodes.get_node(session, user, node_id))
+    return custom_nodes.public(session, custom_nodes.get_node(session, user, node_id), user)
 
 
 @router.put("/{node_id}", response_model=CustomNodePublic, responses=_409)

@@ -66,7 +66,7 @@ def list_datasets(user: CurrentUser, session: SessionDep, paging: PagingDep) -> 
 @router.get("/{dataset_id}", response_model=DatasetPublic)
 def get_dataset(dataset_id: ObjectId, user: CurrentUser, session: SessionDep) -> DatasetPublic:
     """One dataset."""
-    return datasets.public(datasets.get_dataset(session, user, dataset_id))
+    return datasets.public(datasets.get_dataset(session, user, dataset_id), session, user)
 
 
 @router.get("/{dataset_id}/preview", response_model=DatasetPreview)

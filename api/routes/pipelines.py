@@ -62,7 +62,7 @@ def create_pipeline(
 @router.get("/{pipeline_id}", response_model=PipelinePublic)
 def get_pipeline(pipeline_id: ObjectId, user: CurrentUser, session: SessionDep) -> PipelinePublic:
     """The pipeline with its latest version."""
-    return pipelines.public(session, pipelines.get_pipeline(session, user, pipeline_id))
+    return pipelines.public(session, pipelines.get_pipeline(session, user, pipeline_id), user)
 
 
 @router.put("/{pipeline_id}", response_model=PipelinePublic, responses=_DSL_422)

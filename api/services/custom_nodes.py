@@ -36,7 +36,15 @@ from api.models.custom_node import (
 from api.models.language import NodeSpec
 from api.models.user import User
 from api.services import audit, node_lab
-from api.services.access import commit_or_conflict, get_owned, username_of, visible
+from api.services.access import (
+    Level,
+    caps_for,
+    commit_or_conflict,
+    edit_granted,
+    get_owned,
+    username_of,
+    visible,
+)
 from api.services.manifests import catalog_entry, manifest_in_to_manifest
 from api.services.node_resolution import (
     OwnerNodeResolver,
@@ -84,9 +92,12 @@ def lookahead_check(manifest: CustomNodeManifest, settings: ApiSettings) -> dict
         return {"status": "error", "message": f"the look-ahead check could not run: {detail}"}
 
 
-def get_node(session: Session, user: User, node_id: int, *, lock: bool = False) -> CustomNode:
-    """The live node if ``user`` may see it, else NotFound (also for someone else's)."""
-    return get_owned(session, user, CustomNode, node_id, "custom node", lock=lock)
+def get_node(
+    session: Session, user: User, node_id: int, *, lock: bool = False, level: Level = Level.READ
+) -> CustomNode:
+    """The live node if ``user`` may see it, else NotFound (also for someone else's); 403 if
+    they may see it but not act on it at ``level``."""
+    return get_owned(session, user, CustomNode, node_id, "custom node", lock=lock, level=level)
 
 
 def _version(session: Session, node: CustomNode, version: str) -> CustomNodeVersion:
@@ -131,9 +142,16 @@ def _in_use(session: Session, rows: list[CustomNodeVersion]) -> dict[int, list[I
     }
 
 
-def public(session: Session, node: CustomNode) -> CustomNodePublic:
-    """The node with its latest version."""
+def public(session: Session, node: CustomNode, user: User | None = None) -> CustomNodePublic:
+    """The node with its latest version (and what ``user`` may do with it, when given)."""
     latest = _version(session, node, node.latest_version)
+    caps = (
+        caps_for(
+            user, node, edit_grant=bool(edit_granted(session, user, CustomNode, [node.id or 0]))
+        )
+        if user is not None
+        else None
+    )
     return CustomNodePublic(
         id=node.id or 0,
         name=node.name,
@@ -142,6 +160,8 @@ def public(session: Session, node: CustomNode) -> CustomNodePublic:
         created_at=as_utc(node.created_at),
         updated_at=as_utc(node.updated_at),
         version=_node_version(latest, _in_use(session, [latest]).get(latest.id or 0, [])),
+        can_edit=caps.can_edit if caps else False,
+        can_manage=caps.can_manage if caps else False,
     )
 
 
@@ -209,7 +229,7 @@ def create(
         name=node.name, version=row.version, code_hash=row.code_hash,
     )  # fmt: skip
     commit_or_conflict(session, f"you already have a custom node called {manifest.name!r}")
-    return public(session, node)
+    return public(session, node, user)
 
 
 def _all_versions(session: Session, node: CustomNode) -> list[SemVer]:
@@ -232,7 +252,7 @@ def save(
     409 when ``version`` is not greater than every version so far; 422 when ``name`` or
     ``language`` differ from the node's.
     """
-    node = get_node(session, user, node_id)
+    node = get_node(session, user, node_id, level=Level.EDIT)
     latest = manifest_of(_version(session, node, node.latest_version))
     highest = max(_all_versions(session, node))
     manifest = manifest_in_to_manifest(
@@ -240,14 +260,14 @@ def save(
     )
     if _same_content(manifest, latest) and data.version in (None, latest.version):
         session.rollback()
-        return public(session, node)
+        return public(session, node, user)
     if SemVer.parse(manifest.version) <= highest:
         raise Conflict(
             f"version {manifest.version} is not greater than {highest}, the highest version of "
             f"{node.name} so far; versions never change"
         )
     verdict = lookahead_check(manifest, settings)  # slow (a worker): before the row lock
-    node = get_node(session, user, node_id, lock=True)
+    node = get_node(session, user, node_id, lock=True, level=Level.EDIT)
     if SemVer.parse(manifest.version) <= max(_all_versions(session, node)):
         raise Conflict("the node was changed concurrently; reload and retry")
     row = _add_version(session, settings, node, user, manifest, data.message or "", verdict)
@@ -256,7 +276,7 @@ def save(
         version=row.version, code_hash=row.code_hash,
     )  # fmt: skip
     commit_or_conflict(session, f"version {manifest.version} of {node.name} already exists")
-    return public(session, node)
+    return public(session, node, user)
 
 
 def list_nodes(session: Session, user: User, *, offset: int, limit: int) -> Page[CustomNodeSummary]:
@@ -271,6 +291,7 @@ def list_nodes(session: Session, user: User, *, offset: int, limit: int) -> Page
         .limit(limit)
     ).all()
     total = session.exec(select(func.count()).select_from(CustomNode).where(*where)).one()
+    granted = edit_granted(session, user, CustomNode, [n.id or 0 for n, _ in rows])
     items = []
     for node, username in rows:
         versions = live_versions(session, node.id or 0)
@@ -287,6 +308,7 @@ def list_nodes(session: Session, user: User, *, offset: int, limit: int) -> Page
                 lookahead_status=latest.lookahead_status,  # type: ignore[arg-type]
                 created_at=as_utc(node.created_at),
                 updated_at=as_utc(node.updated_at),
+                **vars(caps_for(user, node, edit_grant=node.id in granted)),
             )
         )
     return Page(items=items, total=total)
@@ -329,7 +351,7 @@ def diff(session: Session, user: User, node_id: int, a: str, b: str) -> NodeDiff
 def delete_version(session: Session, user: User, node_id: int, version: str) -> None:
     """Delete one version (its number is never reused); 409 while it is in use or when it is
     the node's only version."""
-    node = get_node(session, user, node_id, lock=True)
+    node = get_node(session, user, node_id, lock=True, level=Level.MANAGE)
     row = _version(session, node, version)
     usage = users_of(session, [row.id or 0]).get(row.id or 0)
     if usage is not None:
@@ -350,7 +372,7 @@ def delete_version(session: Session, user: User, node_id: int, version: str) -> 
 
 def delete(session: Session, user: User, node_id: int) -> None:
     """Soft delete: gone everywhere, the name free again; 409 while any version is in use."""
-    node = get_node(session, user, node_id, lock=True)
+    node = get_node(session, user, node_id, lock=True, level=Level.MANAGE)
     rows = live_versions(session, node.id or 0)
     usage = users_of(session, [r.id or 0 for r in rows])
     if usage:

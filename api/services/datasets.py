@@ -25,15 +25,30 @@ from api.models.common import Page, as_utc, utcnow
 from api.models.dataset import Dataset, DatasetPreview, DatasetPublic
 from api.models.user import User
 from api.services import audit
-from api.services.access import get_owned, visible
+from api.services.access import (
+    Level,
+    caps_for,
+    edit_granted,
+    get_owned,
+    granted_ids,
+    username_of,
+    visible,
+)
 from api.settings import ApiSettings
 from nodes.data import read_ohlcv_csv
 
 _CHUNK = 1 << 20
 
 
-def public(dataset: Dataset) -> DatasetPublic:
-    """The dataset as the API shows it."""
+def public(
+    dataset: Dataset, session: Session | None = None, user: User | None = None
+) -> DatasetPublic:
+    """The dataset as the API shows it (its owner and what ``user`` may do with it, when a
+    session and user are given)."""
+    caps = None
+    if session is not None and user is not None:
+        grant = bool(edit_granted(session, user, Dataset, [dataset.id or 0]))
+        caps = caps_for(user, dataset, edit_grant=grant)
     return DatasetPublic(
         id=dataset.id or 0,
         name=dataset.name,
@@ -43,6 +58,9 @@ def public(dataset: Dataset) -> DatasetPublic:
         columns=json.loads(dataset.columns_json),
         sha256=dataset.sha256,
         created_at=as_utc(dataset.created_at),
+        owner=username_of(session, dataset.owner_id) if session is not None else "",
+        can_edit=caps.can_edit if caps else False,
+        can_manage=caps.can_manage if caps else False,
     )
 
 
@@ -119,7 +137,7 @@ def create(
         session.rollback()
         final.unlink(missing_ok=True)
         raise
-    return public(dataset)
+    return public(dataset, session, user)
 
 
 def list_datasets(session: Session, user: User, *, offset: int, limit: int) -> Page[DatasetPublic]:
@@ -129,7 +147,7 @@ def list_datasets(session: Session, user: User, *, offset: int, limit: int) -> P
         select(Dataset).where(*where).order_by(col(Dataset.id).desc()).offset(offset).limit(limit)
     ).all()
     total = session.exec(select(func.count()).select_from(Dataset).where(*where)).one()
-    return Page(items=[public(d) for d in rows], total=total)
+    return Page(items=[public(d, session, user) for d in rows], total=total)
 
 
 def _json_cell(value: Any) -> Any:
@@ -155,7 +173,7 @@ def preview(settings: ApiSettings, dataset: Dataset, limit: int) -> DatasetPrevi
 def delete(session: Session, user: User, dataset_id: int) -> None:
     """Soft delete: gone from lists and from name resolution; the file stays (immutable, and
     run records may name its version)."""
-    dataset = get_dataset(session, user, dataset_id)
+    dataset = get_owned(session, user, Dataset, dataset_id, "dataset", level=Level.EDIT)
     dataset.deleted_at = utcnow()
     session.add(dataset)
     audit.record(session, user, "dataset.delete", "dataset", dataset.id, name=dataset.name)
@@ -163,8 +181,24 @@ def delete(session: Session, user: User, dataset_id: int) -> None:
 
 
 def dataset_paths(session: Session, settings: ApiSettings, owner_id: int) -> dict[str, Path]:
-    """``dataset name -> Parquet path`` for one owner (the runner's ``NodeContext.datasets``)."""
+    """``dataset name -> Parquet path`` for one owner (the runner's ``NodeContext.datasets``):
+    their own live datasets, and those shared with a team of theirs under names they do not
+    use themselves (the oldest such dataset for a name two teams share)."""
     rows = session.exec(
         select(Dataset).where(Dataset.owner_id == owner_id, col(Dataset.deleted_at).is_(None))
     ).all()
-    return {d.name: storage_path(settings, d) for d in rows}
+    paths = {d.name: storage_path(settings, d) for d in rows}
+    owner = session.get(User, owner_id)
+    if owner is not None:
+        shared = session.exec(
+            select(Dataset)
+            .where(
+                col(Dataset.id).in_(granted_ids(owner, "dataset")),
+                col(Dataset.deleted_at).is_(None),
+                Dataset.owner_id != owner_id,
+            )
+            .order_by(col(Dataset.id))
+        ).all()
+        for d in shared:
+            paths.setdefault(d.name, storage_path(settings, d))
+    return paths

@@ -28,7 +28,15 @@ from api.models.pipeline import (
 from api.models.run import Run, RunSummary
 from api.models.user import User
 from api.services import audit
-from api.services.access import commit_or_conflict, get_owned, username_of, visible
+from api.services.access import (
+    Level,
+    caps_for,
+    commit_or_conflict,
+    edit_granted,
+    get_owned,
+    username_of,
+    visible,
+)
 from api.services.language import Compiled, compile_text, require_ir
 from api.services.node_resolution import OwnerNodeResolver, record_uses
 from api.settings import ApiSettings
@@ -40,9 +48,17 @@ def compile_for(session: Session, source: str, owner_id: int, settings: ApiSetti
     return compile_text(source, settings, OwnerNodeResolver(session, owner_id))
 
 
-def get_pipeline(session: Session, user: User, pipeline_id: int, *, lock: bool = False) -> Pipeline:
-    """The live pipeline if ``user`` may see it, else NotFound (also for someone else's)."""
-    return get_owned(session, user, Pipeline, pipeline_id, "pipeline", lock=lock)
+def get_pipeline(
+    session: Session,
+    user: User,
+    pipeline_id: int,
+    *,
+    lock: bool = False,
+    level: Level = Level.READ,
+) -> Pipeline:
+    """The live pipeline if ``user`` may see it, else NotFound (also for someone else's); 403
+    if they may see it but not act on it at ``level`` (``services.access``)."""
+    return get_owned(session, user, Pipeline, pipeline_id, "pipeline", lock=lock, level=level)
 
 
 def _ensure_name_free(session: Session, owner_id: int, name: str, exclude: int | None) -> None:
@@ -78,9 +94,19 @@ def _version_public(session: Session, v: PipelineVersion) -> VersionPublic:
     )
 
 
-def public(session: Session, pipeline: Pipeline) -> PipelinePublic:
-    """The pipeline with its latest version, as the API shows it."""
+def public(session: Session, pipeline: Pipeline, user: User | None = None) -> PipelinePublic:
+    """The pipeline with its latest version, as the API shows it (with what ``user`` may do
+    with it, when given)."""
     latest = version_of(session, pipeline.id, pipeline.latest_version)
+    caps = (
+        caps_for(
+            user,
+            pipeline,
+            edit_grant=bool(edit_granted(session, user, Pipeline, [pipeline.id or 0])),
+        )
+        if user is not None
+        else None
+    )
     return PipelinePublic(
         id=pipeline.id or 0,
         name=pipeline.name,
@@ -89,6 +115,8 @@ def public(session: Session, pipeline: Pipeline) -> PipelinePublic:
         created_at=as_utc(pipeline.created_at),
         updated_at=as_utc(pipeline.updated_at),
         version=_version_public(session, latest),
+        can_edit=caps.can_edit if caps else False,
+        can_manage=caps.can_manage if caps else False,
     )
 
 
@@ -149,7 +177,7 @@ def create(
     )
     audit.record(session, user, "pipeline.create", "pipeline", pipeline.id, name=data.name)
     commit_or_conflict(session, f"you already have a pipeline called {data.name!r}")
-    return public(session, pipeline)
+    return public(session, pipeline, user)
 
 
 def list_pipelines(
@@ -167,7 +195,9 @@ def list_pipelines(
         .limit(limit)
     ).all()
     total = session.exec(select(func.count()).select_from(Pipeline).where(*where)).one()
-    last_runs = _last_runs(session, [p.id for p, _ in rows if p.id is not None])
+    ids = [p.id for p, _ in rows if p.id is not None]
+    last_runs = _last_runs(session, ids)
+    granted = edit_granted(session, user, Pipeline, ids)
     items = [
         PipelineSummary(
             id=p.id or 0,
@@ -178,6 +208,7 @@ def list_pipelines(
             updated_at=as_utc(p.updated_at),
             latest_version=p.latest_version,
             last_run=last_runs.get(p.id or 0),
+            **vars(caps_for(user, p, edit_grant=p.id in granted)),
         )
         for p, username in rows
     ]
@@ -207,20 +238,20 @@ def update(
 ) -> PipelinePublic:
     """Save ``source`` as a new version; an unchanged source changes nothing, unless its
     ``use`` pins now resolve to other custom node versions (then it is saved re-resolved)."""
-    pipeline = get_pipeline(session, user, pipeline_id, lock=True)
+    pipeline = get_pipeline(session, user, pipeline_id, lock=True, level=Level.EDIT)
     latest = version_of(session, pipeline.id, pipeline.latest_version)
     if latest.source == source:
         ir = _re_resolved(session, pipeline, latest, settings)
         if ir is None:
             session.rollback()
-            return public(session, pipeline)
+            return public(session, pipeline, user)
         message = message or "Re-resolve custom node versions"
     else:
         ir = require_ir(compile_for(session, source, pipeline.owner_id, settings))
     version = _add_version(session, pipeline, user, source, message or "", ir)
     audit.record(session, user, "pipeline.update", "pipeline", pipeline.id, version=version.number)
     commit_or_conflict(session, "the pipeline was changed concurrently; reload and retry")
-    return public(session, pipeline)
+    return public(session, pipeline, user)
 
 
 def _re_resolved(
@@ -238,19 +269,19 @@ def _re_resolved(
 
 def rename(session: Session, user: User, pipeline_id: int, name: str) -> PipelinePublic:
     """Give the pipeline a new name (409 if the owner has another one called that)."""
-    pipeline = get_pipeline(session, user, pipeline_id, lock=True)
+    pipeline = get_pipeline(session, user, pipeline_id, lock=True, level=Level.MANAGE)
     if pipeline.name != name:
         _ensure_name_free(session, pipeline.owner_id, name, pipeline.id)
         old, pipeline.name, pipeline.updated_at = pipeline.name, name, utcnow()
         session.add(pipeline)
         audit.record(session, user, "pipeline.rename", "pipeline", pipeline.id, old=old, new=name)
         commit_or_conflict(session, f"a pipeline called {name!r} already exists")
-    return public(session, pipeline)
+    return public(session, pipeline, user)
 
 
 def delete(session: Session, user: User, pipeline_id: int) -> None:
     """Soft delete: hidden everywhere, versions kept, the name free again."""
-    pipeline = get_pipeline(session, user, pipeline_id, lock=True)
+    pipeline = get_pipeline(session, user, pipeline_id, lock=True, level=Level.MANAGE)
     pipeline.deleted_at = utcnow()
     session.add(pipeline)
     audit.record(session, user, "pipeline.delete", "pipeline", pipeline.id, name=pipeline.name)
@@ -306,11 +337,11 @@ def restore(
 
     Restoring the source the latest version already has adds nothing.
     """
-    pipeline = get_pipeline(session, user, pipeline_id, lock=True)
+    pipeline = get_pipeline(session, user, pipeline_id, lock=True, level=Level.EDIT)
     old = version_of(session, pipeline.id, number)
     if version_of(session, pipeline.id, pipeline.latest_version).source == old.source:
         session.rollback()
-        return public(session, pipeline)
+        return public(session, pipeline, user)
     ir = require_ir(compile_for(session, old.source, pipeline.owner_id, settings))
     version = _add_version(session, pipeline, user, old.source, f"Restore version {number}", ir)
     audit.record(
@@ -318,7 +349,7 @@ def restore(
         restored=number, version=version.number,
     )  # fmt: skip
     commit_or_conflict(session, "the pipeline was changed concurrently; reload and retry")
-    return public(session, pipeline)
+    return public(session, pipeline, user)
 
 
 def fork(
@@ -334,4 +365,4 @@ def fork(
         origin=origin.id, origin_version=latest.number,
     )  # fmt: skip
     commit_or_conflict(session, f"you already have a pipeline called {name!r}")
-    return public(session, copy)
+    return public(session, copy, user)

@@ -12,6 +12,7 @@ from api.models.run import Run
 from api.models.share import Share, SharedPipeline, SharedView, ShareTarget
 from api.models.user import User
 from api.services import pipelines, run_files, runs
+from api.services.access import Level
 from api.settings import ApiSettings
 
 
@@ -21,8 +22,9 @@ class RunShare:
     results; a deleted pipeline ends the link."""
 
     def check_target(self, session: Session, user: User, target_id: int) -> None:
-        """Only runs the user may see."""
-        runs.get_run(session, user, target_id)
+        """Only runs of pipelines the user manages (their own; an admin: any)."""
+        run = runs.get_run(session, user, target_id)
+        pipelines.get_pipeline(session, user, run.pipeline_id, level=Level.MANAGE)
 
     def render(self, session: Session, share: Share, settings: ApiSettings) -> SharedView:
         """The run as its owner sees it, minus links to internal services."""

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col, func, or_, select
 
 from api.errors import ApiError, NotFound
 from api.models.common import Page, utcnow
@@ -27,6 +27,7 @@ from api.models.pipeline import Pipeline
 from api.models.run import Run, RunPublic, RunSandbox, RunStatus, RunSummary
 from api.models.user import Role, User
 from api.services import audit, datasets, pipelines
+from api.services.access import Level, granted_ids
 from api.services.node_resolution import publish_manifests
 from api.services.prefect_client import (
     PrefectUnavailable,
@@ -160,9 +161,12 @@ def _sandbox(settings: ApiSettings, run: Run) -> RunSandbox | None:
 
 
 def _visible(user: User) -> list[Any]:
+    """Runs of live pipelines the user may see (their own, or granted to a team of theirs)."""
     where: list[Any] = [col(Pipeline.deleted_at).is_(None)]
     if user.role not in (Role.ADMIN, Role.OBSERVER):
-        where.append(Run.owner_id == user.id)
+        where.append(
+            or_(Run.owner_id == user.id, col(Run.pipeline_id).in_(granted_ids(user, "pipeline")))
+        )
     return where
 
 
@@ -210,7 +214,7 @@ def create(
     idempotency_key: str | None = None,
 ) -> RunPublic:
     """Start a run of a version (default: the latest) through Prefect; 202 semantics."""
-    pipeline = pipelines.get_pipeline(session, user, pipeline_id)
+    pipeline = pipelines.get_pipeline(session, user, pipeline_id, level=Level.EDIT)
     if not settings.prefect_api_url:
         raise PrefectUnavailable("no Prefect server is configured: runs cannot start")
     if (found := _existing(session, user, idempotency_key)) is not None:
@@ -273,6 +277,7 @@ def cancel(session: Session, user: User, settings: ApiSettings, run_id: int) -> 
     """Cancel the flow run through Prefect only: its worker kills the flow-run process, which
     kills the run's sandbox containers (the API has no Docker); waits a few seconds for it."""
     run = get_run(session, user, run_id, settings)
+    pipelines.get_pipeline(session, user, run.pipeline_id, level=Level.EDIT)
     if RunStatus(run.status).final:
         return public(settings, run)
     run.cancel_requested_at = utcnow()

@@ -35,6 +35,7 @@ from api.models.run import Run
 from api.models.schedule import Schedule, ScheduleCreate, SchedulePublic
 from api.models.user import User
 from api.services import audit, pipelines, runs
+from api.services.access import Level
 from api.services.node_resolution import publish_manifests
 from api.services.prefect_client import prefect_client
 from api.settings import ApiSettings
@@ -86,11 +87,13 @@ def list_schedules(session: Session, user: User, pipeline_id: int) -> list[Sched
 
 
 def _get(session: Session, user: User, schedule_id: int) -> Schedule:
+    """A schedule of a pipeline ``user`` may edit (404 if they may not see it, 403 if they
+    may not change it)."""
     schedule = session.get(Schedule, schedule_id)
     if schedule is None:
         raise NotFound("schedule not found")
     try:
-        pipelines.get_pipeline(session, user, schedule.pipeline_id)
+        pipelines.get_pipeline(session, user, schedule.pipeline_id, level=Level.EDIT)
     except NotFound:
         raise NotFound("schedule not found") from None
     return schedule
@@ -130,7 +133,7 @@ def create(
     committed unless Prefect took the schedule. The deployment is updated in place, so the
     pipeline's other schedules keep their Prefect ids.
     """
-    pipeline = pipelines.get_pipeline(session, user, pipeline_id)
+    pipeline = pipelines.get_pipeline(session, user, pipeline_id, level=Level.EDIT)
     spec = ScheduleSpec(data.cron, data.interval_seconds, data.timezone)
     try:
         to_prefect_schedule(spec)

@@ -8,8 +8,10 @@ Share tokens are opaque random strings, never JWTs: no other route can accept on
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlmodel import Session, col, func, select
@@ -27,7 +29,7 @@ from api.models.share import (
 )
 from api.models.user import Role, User
 from api.services import audit, pipelines
-from api.services.access import username_of
+from api.services.access import Level, username_of
 from api.settings import ApiSettings
 
 
@@ -49,9 +51,9 @@ class PipelineShare:
     """Sharing a pipeline shows its latest version's name, title and source."""
 
     def check_target(self, session: Session, user: User, target_id: int) -> None:
-        """Only pipelines the user may see (and owners or admins reach here: observers cannot
-        create shares)."""
-        pipelines.get_pipeline(session, user, target_id)
+        """Only pipelines the user manages: their own (an admin: any); a team member who may
+        only read or edit it gets 403, observers never reach here."""
+        pipelines.get_pipeline(session, user, target_id, level=Level.MANAGE)
 
     def render(self, session: Session, share: Share, settings: ApiSettings) -> SharedView:
         """Name, title and the latest source; a deleted pipeline is gone (404)."""
@@ -90,8 +92,60 @@ def _url(settings: ApiSettings, token: str) -> str:
     return f"{(settings.public_url or '').rstrip('/')}/shared/{token}"
 
 
+_DURATION = re.compile(
+    r"^\s*(\d{1,4})\s*(m|min|mins|minutes?|h|hours?|d|days?|w|weeks?)\s*$", re.IGNORECASE
+)
+_UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_EXPIRY = timedelta(days=3660)
+
+
+def parse_duration(text: str) -> timedelta:
+    """``"7 days"``, ``"7d"``, ``"12 hours"``, ``"2 weeks"``, ``"30 minutes"`` as a timedelta;
+    a 422 that says what to type for anything else."""
+    found = _DURATION.match(text)
+    if found is None or int(found.group(1)) == 0:
+        raise Unprocessable(
+            f"The expiry {text.strip()[:32]!r} is not a duration: type a number and a unit, "
+            'such as "7 days", "12 hours", "2 weeks" or "30 minutes".'
+        )
+    unit = found.group(2).lower()[0]
+    return timedelta(seconds=int(found.group(1)) * _UNIT_SECONDS[unit])
+
+
+def _expiry(data: ShareCreate) -> datetime | None:
+    """When a new link stops working: ``expires_at`` or now + ``expires_in`` (not both)."""
+    if data.expires_at is not None and data.expires_in:
+        raise Unprocessable(
+            "Give either an expiry date (expires_at) or a duration (expires_in), not both."
+        )
+    now = utcnow()
+    if data.expires_in:
+        until = now + parse_duration(data.expires_in)
+    elif data.expires_at is not None:
+        until = as_utc(data.expires_at)
+        if until <= now:
+            raise Unprocessable(
+                f"The expiry {until:%Y-%m-%d %H:%M} UTC is in the past: choose a later date "
+                "and time, or leave it empty for a link that does not expire."
+            )
+    else:
+        return None
+    if until - now > MAX_EXPIRY:
+        raise Unprocessable(
+            "A share link can expire at most 10 years from now: choose an earlier date, or "
+            "leave the expiry empty for a link that does not expire."
+        )
+    return until
+
+
+def is_expired(share: Share, now: datetime | None = None) -> bool:
+    """True once the link's expiry time has passed."""
+    return share.expires_at is not None and as_utc(share.expires_at) <= (now or utcnow())
+
+
 def public(session: Session, settings: ApiSettings, share: Share) -> SharePublic:
-    """The share link as its owner sees it: whose, what it shows (named), revoked or not."""
+    """The share link as its owner sees it: whose, what it shows (named), revoked or not,
+    when it expires."""
     handler = SHARE_KINDS.get(share.kind)
     return SharePublic(
         token=share.token,
@@ -101,6 +155,8 @@ def public(session: Session, settings: ApiSettings, share: Share) -> SharePublic
         created_at=as_utc(share.created_at),
         owner=username_of(session, share.owner_id),
         revoked_at=as_utc(share.revoked_at) if share.revoked_at else None,
+        expires_at=as_utc(share.expires_at) if share.expires_at else None,
+        expired=is_expired(share),
         target=handler.describe(session, share.target_id) if handler else None,
     )
 
@@ -110,16 +166,21 @@ def create(session: Session, user: User, settings: ApiSettings, data: ShareCreat
     handler = SHARE_KINDS.get(data.kind)
     if handler is None:
         raise Unprocessable(f"sharing a {data.kind} is not available yet")
+    expires_at = _expiry(data)
     handler.check_target(session, user, data.target_id)
     share = Share(
         token=secrets.token_urlsafe(32),
         kind=data.kind,
         target_id=data.target_id,
         owner_id=user.id or 0,
+        expires_at=expires_at,
     )
     session.add(share)
     session.flush()
-    audit.record(session, user, "share.create", data.kind, data.target_id, share_id=share.id)
+    audit.record(
+        session, user, "share.create", data.kind, data.target_id,
+        share_id=share.id, expires_at=expires_at.isoformat() if expires_at else None,
+    )  # fmt: skip
     session.commit()
     return public(session, settings, share)
 
@@ -162,11 +223,18 @@ def revoke(session: Session, user: User, token: str) -> None:
 
 
 def shared_view(session: Session, token: str, settings: ApiSettings) -> SharedView:
-    """What anyone holding ``token`` may see; 404 for unknown or revoked tokens."""
+    """What anyone holding ``token`` may see; 404 for unknown, revoked or expired tokens (an
+    expired one says so)."""
     share = session.exec(
         select(Share).where(Share.token == token, col(Share.revoked_at).is_(None))
     ).first()
     handler = SHARE_KINDS.get(share.kind) if share else None
     if share is None or handler is None:
         raise NotFound("share link not found")
+    if is_expired(share):
+        expired = as_utc(share.expires_at) if share.expires_at else utcnow()
+        raise NotFound(
+            f"This share link expired on {expired:%Y-%m-%d %H:%M} UTC: ask its owner for a "
+            "new link."
+        )
     return handler.render(session, share, settings)

@@ -43,7 +43,14 @@ def test_login_returns_a_token_that_identifies_the_user(client: TestClient, alic
     assert r.status_code == 200
     body = r.json()
     assert body["token_type"] == "bearer"
-    assert body["user"] == {"id": alice.id, "username": "alice", "role": "developer"}
+    assert body["user"] == {
+        "id": alice.id,
+        "username": "alice",
+        "role": "developer",
+        "is_active": True,
+        "must_change_password": False,
+        "teams": [],
+    }
     me = client.get("/api/auth/me", headers={"Authorization": f"Bearer {body['access_token']}"})
     assert me.json() == body["user"]
 

@@ -20,7 +20,11 @@ def test_create_stores_version_1_0_0_with_its_hash_verdict_and_store_file(
     client: TestClient, alice: Account, api_settings: ApiSettings
 ) -> None:
     node = create_node(client, alice)
-    assert set(node) == {"id", "name", "owner", "language", "created_at", "updated_at", "version"}
+    assert set(node) == {
+        "id", "name", "owner", "language", "created_at", "updated_at", "version",
+        "can_edit", "can_manage",
+    }  # fmt: skip
+    assert node["can_edit"] is True and node["can_manage"] is True
     assert (node["name"], node["owner"], node["language"]) == ("my_ema", "alice", "python")
     v = node["version"]
     assert v["version"] == "1.0.0" and v["message"] == "Initial version"

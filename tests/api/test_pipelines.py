@@ -47,8 +47,10 @@ def test_list_shows_summaries_and_pages(client: TestClient, alice: Account) -> N
     item = page["items"][0]
     assert set(item) == {
         "id", "name", "title", "owner", "created_at", "updated_at", "latest_version", "last_run",
+        "can_edit", "can_manage",
     }  # fmt: skip
     assert item["latest_version"] == 1 and item["last_run"] is None
+    assert item["can_edit"] is True and item["can_manage"] is True  # alice's own
     bad = client.get("/api/pipelines?limit=0", headers=alice.headers)
     assert bad.status_code == 422
 

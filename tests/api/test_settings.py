@@ -70,8 +70,13 @@ def test_ensure_admin_generates_a_password_once(tmp_path: Path) -> None:
     assert ensure_admin(settings) is None
     with TestClient(create_app(settings)) as client:
         r = client.post("/api/auth/login", json={"username": "admin", "password": password})
-    assert r.status_code == 200
-    assert r.json()["user"]["role"] == "admin"
+        assert r.status_code == 200
+        user = r.json()["user"]
+        assert user["role"] == "admin" and user["must_change_password"] is True
+        auth = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        refused = client.get("/api/pipelines", headers=auth)
+        assert refused.status_code == 403
+        assert "choose a new password" in refused.json()["detail"]
 
 
 def test_ensure_admin_uses_the_configured_password(tmp_path: Path) -> None:
@@ -79,7 +84,9 @@ def test_ensure_admin_uses_the_configured_password(tmp_path: Path) -> None:
     assert ensure_admin(settings) is None
     with TestClient(create_app(settings)) as client:
         body = {"username": "admin", "password": "configured-pw-123"}
-        assert client.post("/api/auth/login", json=body).status_code == 200
+        r = client.post("/api/auth/login", json=body)
+        assert r.status_code == 200
+        assert r.json()["user"]["must_change_password"] is False  # the operator chose it
 
 
 def _free_port() -> int:

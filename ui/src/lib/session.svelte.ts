@@ -20,7 +20,13 @@ export function signOut(): void {
   localStorage.removeItem(KEY);
 }
 
-/** Observers read only: no edit, save or run controls. */
+/** The password is temporary (generated, or set by an admin): only the "choose a new
+ * password" screen is shown until it is changed (the API refuses everything else). */
+export function mustChangePassword(): boolean {
+  return session.user?.must_change_password === true;
+}
+
+/** Observers read only: no edit, save or run controls (lib/caps.ts says why, per object). */
 export function canWrite(): boolean {
   return session.user !== null && session.user.role !== 'observer';
 }

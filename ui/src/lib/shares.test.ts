@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { countLabel, nextOffset, pageView, prevOffset, shareStatus, sharesQuery, statusHint, subName, targetLabel } from './shares';
+import { countLabel, expiryText, nextOffset, pageView, prevOffset, shareStatus, sharesQuery, statusHint, subName, targetLabel } from './shares';
 import type { ShareTarget } from './types';
 
 const target = (over: Partial<ShareTarget> = {}): ShareTarget => ({
@@ -108,5 +108,23 @@ describe('countLabel', () => {
   it('counts every link when revoked ones are listed', () => {
     expect(countLabel([revoked, dead], view({ total: 2, withRevoked: true }))).toBe('2 links, revoked included');
     expect(countLabel([revoked], view({ total: 1, withRevoked: true }))).toBe('1 link, revoked included');
+  });
+});
+
+describe('expiry', () => {
+  const now = Date.parse('2026-12-04T12:00:00Z');
+  it('says when a link stops working, or that it did', () => {
+    expect(expiryText(null, now)).toBe('never');
+    expect(expiryText('2026-12-11T12:00:00Z', now)).toBe('in 7 d');
+    expect(expiryText('2026-12-04T15:00:00Z', now)).toBe('in 3 h');
+    expect(expiryText('2026-12-04T12:20:00Z', now)).toBe('in 20 min');
+    expect(expiryText('2026-12-04T10:00:00Z', now)).toBe('expired 2 h ago');
+    expect(expiryText('2026-12-01T12:00:00Z', now)).toBe('expired 3 d ago');
+  });
+  it('an expired link is "expired" unless revoked', () => {
+    const t = { pipeline_id: 1, pipeline_name: 'p', pipeline_title: null, run_id: null };
+    expect(shareStatus({ revoked_at: null, target: t, expired: true })).toBe('expired');
+    expect(shareStatus({ revoked_at: 'x', target: t, expired: true })).toBe('revoked');
+    expect(statusHint({ kind: 'pipeline', revoked_at: null, target: t, expired: true })).toMatch(/^Expired/);
   });
 });

@@ -34,21 +34,27 @@ export function subName(s: Pick<ShareListItem, 'target'>): string | null {
   return t.pipeline_name;
 }
 
-export type ShareStatus = 'active' | 'revoked' | 'target deleted';
+export type ShareStatus = 'active' | 'revoked' | 'expired' | 'target deleted';
+
+/** The expiry fields (optional so older shapes still type-check). */
+type Expiring = { expired?: boolean; expires_at?: string | null };
 
 /**
- * A link's status: revoked (it says so whatever its target), else "target deleted" when what it
- * shared is gone (`target: null`: the link shows "not found" but can still be revoked), else active.
+ * A link's status: revoked (it says so whatever its target), else expired (past its
+ * `expires_at`: it says it expired), else "target deleted" when what it shared is gone
+ * (`target: null`: the link shows "not found" but can still be revoked), else active.
  */
-export function shareStatus(s: Pick<ShareListItem, 'revoked_at' | 'target'>): ShareStatus {
+export function shareStatus(s: Pick<ShareListItem, 'revoked_at' | 'target'> & Expiring): ShareStatus {
   if (s.revoked_at) return 'revoked';
+  if (s.expired) return 'expired';
   return s.target ? 'active' : 'target deleted';
 }
 
 /** What a status means, for its badge's tooltip. */
-export function statusHint(s: Pick<ShareListItem, 'kind' | 'revoked_at' | 'target'>): string {
+export function statusHint(s: Pick<ShareListItem, 'kind' | 'revoked_at' | 'target'> & Expiring): string {
   const status = shareStatus(s);
   if (status === 'revoked') return 'Revoked: the link shows "not found"';
+  if (status === 'expired') return 'Expired: the link says it expired and shows nothing';
   if (status === 'target deleted') return `The shared ${s.kind} was deleted: the link shows "not found"`;
   return 'Anyone with the link can view it, read-only';
 }
@@ -109,4 +115,21 @@ export function nextOffset(offset: number, shown: number, left: number): number 
 
 export function prevOffset(offset: number, limit: number): number {
   return Math.max(0, offset - limit);
+}
+
+/** A link's expiry for the list: "never", "in 6 d", "in 3 h", or "expired 2 h ago". */
+export function expiryText(iso: string | null | undefined, now = Date.now()): string {
+  if (!iso) return 'never';
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return iso;
+  const s = Math.round((t - now) / 1000);
+  if (s <= 0) {
+    const ago = -s;
+    if (ago < 3600) return `expired ${Math.max(1, Math.round(ago / 60))} min ago`;
+    if (ago < 86400) return `expired ${Math.round(ago / 3600)} h ago`;
+    return `expired ${Math.round(ago / 86400)} d ago`;
+  }
+  if (s < 3600) return `in ${Math.max(1, Math.round(s / 60))} min`;
+  if (s < 86400) return `in ${Math.round(s / 3600)} h`;
+  return `in ${Math.round(s / 86400)} d`;
 }

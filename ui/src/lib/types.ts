@@ -62,3 +62,6 @@ export interface SharedView extends Omit<Out<S['SharedView']>, 'run' | 'results'
 
 export type AppConfig = Out<S['ClientConfig']>;
 export type Schedule = Out<S['SchedulePublic']>;
+export type Team = Out<S['TeamPublic']>;
+export type TeamGrant = Out<S['GrantPublic']>;
+export type GrantAccess = S['Access'];
