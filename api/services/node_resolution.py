@@ -13,13 +13,15 @@ import difflib
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, or_, select
 
 from api.errors import Conflict
 from api.models.custom_node import CustomNode, CustomNodeUse, CustomNodeVersion
 from api.models.pipeline import Pipeline, PipelineVersion
 from api.models.run import ACTIVE_STATUSES, Run
+from api.models.team import TeamGrant, TeamMember
 from api.settings import ApiSettings
 from dsl.ir import PipelineIR
 from dsl.nodespec import ResolvedNode, ResolveError
@@ -33,6 +35,7 @@ __all__ = [
     "manifest_store",
     "publish_manifests",
     "record_uses",
+    "usable_node_names",
     "users_of",
 ]
 
@@ -48,13 +51,50 @@ def manifest_of(version: CustomNodeVersion) -> CustomNodeManifest:
 
 
 def _live_node(session: Session, owner_id: int, name: str) -> CustomNode | None:
-    return session.exec(
+    """The live node ``name`` a pipeline of ``owner_id`` means: their own, else one a team of
+    theirs was granted (the oldest, when two teams share a node of that name) — the same rule as
+    datasets (:func:`api.services.datasets.dataset_paths`)."""
+    own = session.exec(
         select(CustomNode).where(
             CustomNode.owner_id == owner_id,
             CustomNode.name == name,
             col(CustomNode.deleted_at).is_(None),
         )
     ).first()
+    if own is not None:
+        return own
+    return session.exec(
+        select(CustomNode)
+        .where(
+            col(CustomNode.id).in_(_granted_node_ids(owner_id)),
+            CustomNode.name == name,
+            col(CustomNode.deleted_at).is_(None),
+        )
+        .order_by(col(CustomNode.id))
+    ).first()
+
+
+def _granted_node_ids(owner_id: int) -> Any:
+    """SELECT the ids of custom nodes granted (read or edit) to a team ``owner_id`` is in."""
+    return (
+        select(TeamGrant.target_id)
+        .join(TeamMember, col(TeamMember.team_id) == TeamGrant.team_id)
+        .where(TeamMember.user_id == owner_id, TeamGrant.kind == "custom_node")
+    )
+
+
+def usable_node_names(session: Session, owner_id: int) -> list[str]:
+    """The names ``use`` resolves for ``owner_id``: their live nodes and team-shared ones."""
+    names = session.exec(
+        select(CustomNode.name).where(
+            or_(
+                CustomNode.owner_id == owner_id,
+                col(CustomNode.id).in_(_granted_node_ids(owner_id)),
+            ),
+            col(CustomNode.deleted_at).is_(None),
+        )
+    ).all()
+    return sorted(set(names))
 
 
 def live_versions(session: Session, node_id: int) -> list[CustomNodeVersion]:
@@ -87,7 +127,10 @@ class OwnerNodeResolver:
         """The exact version ``use name@spec`` means (:class:`ResolveError` if none)."""
         node = _live_node(self.session, self.owner_id, name)
         if node is None or node.id is None:
-            raise ResolveError(f"you have no custom node called {name!r}{self._close(name)}")
+            raise ResolveError(
+                f"no custom node called {name!r} is yours or shared with a team of yours"
+                f"{self._close(name)}"
+            )
         try:
             wanted = parse_range(spec)
         except ValueError as exc:
@@ -101,25 +144,19 @@ class OwnerNodeResolver:
         return ResolvedNode.from_manifest(manifest_of(best), (warning,) if warning else ())
 
     def _close(self, name: str) -> str:
-        names = self.session.exec(
-            select(CustomNode.name).where(
-                CustomNode.owner_id == self.owner_id, col(CustomNode.deleted_at).is_(None)
-            )
-        ).all()
-        close = difflib.get_close_matches(name, list(names), n=1)
+        close = difflib.get_close_matches(name, usable_node_names(self.session, self.owner_id), n=1)
         return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def record_uses(session: Session, version: PipelineVersion, owner_id: int, ir: PipelineIR) -> None:
     """Store which node versions ``version``'s ``use`` pins resolved to (flushed ``version``)."""
     for pin in ir.uses:
+        node = _live_node(session, owner_id, pin.name)
+        if node is None:
+            continue
         node_version = session.exec(
-            select(CustomNodeVersion)
-            .join(CustomNode, col(CustomNode.id) == CustomNodeVersion.node_id)
-            .where(
-                CustomNode.owner_id == owner_id,
-                CustomNode.name == pin.name,
-                col(CustomNode.deleted_at).is_(None),
+            select(CustomNodeVersion).where(
+                CustomNodeVersion.node_id == node.id,
                 CustomNodeVersion.version == pin.version,
                 col(CustomNodeVersion.deleted_at).is_(None),
             )

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from api.models.share import Share
 from tests.api.conftest import Account
-from tests.api.custom_node_helpers import EMA_CODE, create_node, manifest, verdicts
+from tests.api.custom_node_helpers import EMA_CODE, create_node, manifest, pipeline_using, verdicts
 from tests.api.sources import SMA, SMA_FASTER
 
 __all__ = ["verdicts"]
@@ -268,7 +268,7 @@ def test_an_expired_share_link_answers_like_a_revoked_one_and_says_it_expired(
     engine = client.app.state.engine  # type: ignore[attr-defined]
     past = datetime.now(UTC) - timedelta(minutes=5)
     with Session(engine) as session:
-        row = session.query(Share).filter(Share.token == link["token"]).one()
+        row = session.exec(select(Share).where(Share.token == link["token"])).one()
         row.expires_at = past
         session.commit()
     r = client.get(f"/api/shared/{link['token']}")
@@ -363,3 +363,31 @@ def test_custom_nodes_shared_with_a_team_read_then_edit(
     )
     one_version = client.delete(f"{url}/versions/1.0.0", headers=bob.headers)
     assert one_version.status_code == 403
+
+
+@pytest.mark.usefixtures("verdicts")
+def test_members_use_a_custom_node_shared_with_their_team_own_names_first(
+    client: TestClient, admin: Account, alice: Account, bob: Account
+) -> None:
+    team_id = team(client, admin, "quants", bob)
+    node = create_node(client, alice)
+    source = pipeline_using("1")
+    before = client.post("/api/validate", json={"source": source}, headers=bob.headers).json()
+    (diag,) = [d for d in before["diagnostics"] if d["severity"] == "error"]
+    assert diag["code"] == "AF401" and "shared with a team of yours" in diag["message"]
+    grant(client, alice, "custom_node", node["id"], team_id, "read")
+    saved = client.post(
+        "/api/pipelines", json={"name": "bobs", "source": source}, headers=bob.headers
+    )
+    assert saved.status_code == 201, saved.text
+    ir = client.post("/api/compile", json={"source": source}, headers=bob.headers).json()
+    (used,) = [n for n in ir["nodes"] if n["id"] == "e"]
+    assert used["code_hash"] == node["version"]["code_hash"]
+    # the pin was recorded: alice cannot delete the version bob's pipeline uses
+    refused = client.delete(f"/api/custom-nodes/{node['id']}/versions/1.0.0", headers=alice.headers)
+    assert refused.status_code == 409 and "bobs" in refused.json()["detail"], refused.text
+    # bob's own node of the same name wins over the team's
+    own = create_node(client, bob, code=EMA_CODE + "# bob's\n")
+    mine = client.post("/api/compile", json={"source": source}, headers=bob.headers).json()
+    (used,) = [n for n in mine["nodes"] if n["id"] == "e"]
+    assert used["code_hash"] == own["version"]["code_hash"] != node["version"]["code_hash"]
