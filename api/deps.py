@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -17,7 +18,7 @@ from sqlmodel import Session
 
 from api.errors import Forbidden, Unauthorized
 from api.models.user import Role, User
-from api.security import InvalidTokenError, decode_access_token
+from api.security import InvalidTokenError, decode_access_token, password_stamp
 from api.settings import ApiSettings
 
 _bearer = HTTPBearer(auto_error=False, description="A token from POST /api/auth/login.")
@@ -60,6 +61,10 @@ def get_any_current_user(
         raise Unauthorized("Invalid or expired token")
     if not user.is_active:
         raise Unauthorized("This account is disabled: ask an admin to enable it.")
+    if not hmac.compare_digest(
+        claims.password_stamp, password_stamp(user.password_hash, settings.signing_key)
+    ):
+        raise Unauthorized("Your password was changed since you signed in: sign in again.")
     return user
 
 

@@ -1,7 +1,8 @@
 """Passwords (scrypt) and bearer tokens (HS256 JWTs with audience, issuer and expiry).
 
 Token decoding pins the algorithm list to HS256, so ``alg=none`` and algorithm-confusion
-tokens are refused, and requires ``exp``, ``iat``, ``sub`` and ``aud``.
+tokens are refused, and requires ``exp``, ``iat``, ``sub``, ``aud``, ``iss`` and ``pwd`` (a stamp
+of the password hash: changing a password signs out every other session).
 """
 
 from __future__ import annotations
@@ -61,17 +62,26 @@ class TokenClaims:
 
     user_id: int
     expires_at: datetime
+    password_stamp: str
 
 
 class InvalidTokenError(Exception):
     """The token is missing, malformed, forged, expired or meant for someone else."""
 
 
-def create_access_token(user_id: int, key: str, ttl: timedelta) -> str:
-    """A signed token for ``user_id`` valid for ``ttl``."""
+def password_stamp(password_hash: str, key: str) -> str:
+    """A short keyed digest of a user's stored password hash, carried in their tokens: a new
+    password (a new salt, so a new hash) makes every token issued before it invalid."""
+    digest = hmac.new(key.encode(), password_hash.encode(), hashlib.sha256).hexdigest()
+    return digest[:16]
+
+
+def create_access_token(user_id: int, key: str, ttl: timedelta, *, password_hash: str) -> str:
+    """A signed token for ``user_id`` valid for ``ttl`` and until the password changes."""
     now = datetime.now(UTC)
     claims = {
         "sub": str(user_id),
+        "pwd": password_stamp(password_hash, key),
         "aud": AUDIENCE,
         "iss": ISSUER,
         "iat": now,
@@ -91,9 +101,11 @@ def decode_access_token(token: str, key: str) -> TokenClaims:
             algorithms=[ALGORITHM],
             audience=AUDIENCE,
             issuer=ISSUER,
-            options={"require": ["exp", "iat", "sub", "aud", "iss"]},
+            options={"require": ["exp", "iat", "sub", "aud", "iss", "pwd"]},
         )
         user_id = int(claims["sub"])
+        stamp = str(claims["pwd"])
     except (jwt.PyJWTError, ValueError, TypeError) as exc:
         raise InvalidTokenError(str(exc)) from exc
-    return TokenClaims(user_id=user_id, expires_at=datetime.fromtimestamp(claims["exp"], UTC))
+    expires = datetime.fromtimestamp(claims["exp"], UTC)
+    return TokenClaims(user_id=user_id, expires_at=expires, password_stamp=stamp)

@@ -38,8 +38,11 @@ def me(user: AnyCurrentUser, session: SessionDep) -> UserPublic:
     return users.public_with_teams(session, user)
 
 
-@router.post("/password", response_model=UserPublic, responses=error_responses(401, 422))
-def change_password(body: PasswordChange, user: AnyCurrentUser, session: SessionDep) -> UserPublic:
+@router.post("/password", response_model=TokenResponse, responses=error_responses(401, 422))
+def change_password(
+    body: PasswordChange, user: AnyCurrentUser, session: SessionDep, settings: SettingsDep
+) -> TokenResponse:
     """Change the caller's own password (the current one is required); ends a forced change
-    after a temporary password."""
-    return users.change_password(session, user, body.current_password, body.new_password)
+    after a temporary password. Signs out every other session of the user: the answer holds
+    this session's new token."""
+    return users.change_password(session, settings, user, body.current_password, body.new_password)

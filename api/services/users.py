@@ -97,11 +97,19 @@ def login(session: Session, settings: ApiSettings, username: str, password: str)
         audit.record(session, user, "auth.login_failed", "user", username=username[:64])
         session.commit()
         raise Unauthorized("Incorrect username or password")
-    token = create_access_token(
-        user.id or 0, settings.signing_key, timedelta(minutes=settings.token_ttl_minutes)
-    )
     audit.record(session, user, "auth.login", "user", user.id)
     session.commit()
+    return token_for(session, settings, user)
+
+
+def token_for(session: Session, settings: ApiSettings, user: User) -> TokenResponse:
+    """A fresh bearer token for ``user`` (valid until it expires or their password changes)."""
+    token = create_access_token(
+        user.id or 0,
+        settings.signing_key,
+        timedelta(minutes=settings.token_ttl_minutes),
+        password_hash=user.password_hash,
+    )
     return TokenResponse(access_token=token, user=public_with_teams(session, user))
 
 
@@ -200,9 +208,12 @@ def reset_password(session: Session, actor: User, user_id: int, password: str) -
     return public_with_teams(session, user)
 
 
-def change_password(session: Session, user: User, current: str, new: str) -> UserPublic:
+def change_password(
+    session: Session, settings: ApiSettings, user: User, current: str, new: str
+) -> TokenResponse:
     """The user chooses a new password: the current one must be right (422 otherwise, not
-    401: the session stays), the new one long enough and different."""
+    401: the session stays), the new one long enough and different. Every token issued before
+    is refused from now on; the answer carries a new one for this session."""
     if not verify_password(current, user.password_hash):
         audit.record(session, user, "auth.password_change_failed", "user", user.id)
         session.commit()
@@ -219,7 +230,7 @@ def change_password(session: Session, user: User, current: str, new: str) -> Use
     session.add(user)
     audit.record(session, user, "auth.password_change", "user", user.id)
     session.commit()
-    return public_with_teams(session, user)
+    return token_for(session, settings, user)
 
 
 def ensure_admin(session: Session, settings: ApiSettings) -> str | None:

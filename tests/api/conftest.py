@@ -133,7 +133,10 @@ def make_user(client: TestClient) -> Callable[..., Account]:
                 session, None, UserCreate(username=name, password=password, role=role)
             )
             user_id = user.id or 0
-        token = create_access_token(user_id, settings.signing_key, _ttl(settings))
+            pw_hash = user.password_hash
+        token = create_access_token(
+            user_id, settings.signing_key, _ttl(settings), password_hash=pw_hash
+        )
         return Account(user_id, name, password, role, {"Authorization": f"Bearer {token}"})
 
     return make

@@ -10,15 +10,24 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 from fastapi.testclient import TestClient
+from sqlmodel import Session
 
-from api.security import ALGORITHM, AUDIENCE, ISSUER, create_access_token
+from api.models.user import User
+from api.security import ALGORITHM, AUDIENCE, ISSUER, create_access_token, password_stamp
 from tests.api.conftest import SECRET, Account
 
 
-def _claims(user_id: int, **overrides: object) -> dict[str, object]:
+def _claims(client: TestClient, user_id: int, **overrides: object) -> dict[str, object]:
+    """Every claim a valid token of ``user_id`` has (its password stamp read from the
+    database), with ``overrides``."""
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    with Session(engine) as session:
+        user = session.get(User, user_id)
+        stamp = password_stamp(user.password_hash, SECRET) if user else "none"
     now = datetime.now(UTC)
     claims: dict[str, object] = {
         "sub": str(user_id),
+        "pwd": stamp,
         "aud": AUDIENCE,
         "iss": ISSUER,
         "iat": now,
@@ -80,30 +89,43 @@ def test_routes_need_a_token(client: TestClient) -> None:
 
 
 def test_alg_none_token_is_refused(client: TestClient, alice: Account) -> None:
-    token = f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(_claims(alice.id))}."
+    token = f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(_claims(client, alice.id))}."
     assert _me(client, token) == 401
 
 
+def test_a_token_with_every_claim_right_is_accepted(client: TestClient, alice: Account) -> None:
+    # the control of the tampering tests below: each changes one claim of this token
+    assert _me(client, jwt.encode(_claims(client, alice.id), SECRET, algorithm=ALGORITHM)) == 200
+
+
+def test_a_token_without_the_password_stamp_is_refused(client: TestClient, alice: Account) -> None:
+    claims = _claims(client, alice.id)
+    del claims["pwd"]
+    assert _me(client, jwt.encode(claims, SECRET, algorithm=ALGORITHM)) == 401
+
+
 def test_token_for_another_audience_is_refused(client: TestClient, alice: Account) -> None:
-    token = jwt.encode(_claims(alice.id, aud="someone-else"), SECRET, algorithm=ALGORITHM)
+    token = jwt.encode(_claims(client, alice.id, aud="someone-else"), SECRET, algorithm=ALGORITHM)
     assert _me(client, token) == 401
 
 
 def test_token_from_another_issuer_is_refused(client: TestClient, alice: Account) -> None:
-    token = jwt.encode(_claims(alice.id, iss="evil"), SECRET, algorithm=ALGORITHM)
+    token = jwt.encode(_claims(client, alice.id, iss="evil"), SECRET, algorithm=ALGORITHM)
     assert _me(client, token) == 401
 
 
 def test_expired_token_is_refused(client: TestClient, alice: Account) -> None:
     past = datetime.now(UTC) - timedelta(hours=1)
     token = jwt.encode(
-        _claims(alice.id, iat=past - timedelta(hours=1), exp=past), SECRET, algorithm=ALGORITHM
+        _claims(client, alice.id, iat=past - timedelta(hours=1), exp=past),
+        SECRET,
+        algorithm=ALGORITHM,
     )
     assert _me(client, token) == 401
 
 
 def test_token_signed_with_another_key_is_refused(client: TestClient, alice: Account) -> None:
-    token = jwt.encode(_claims(alice.id), "another-key-" + "x" * 40, algorithm=ALGORITHM)
+    token = jwt.encode(_claims(client, alice.id), "another-key-" + "x" * 40, algorithm=ALGORITHM)
     assert _me(client, token) == 401
 
 
@@ -112,19 +134,19 @@ def test_token_with_a_tampered_payload_is_refused(
 ) -> None:
     good = alice.headers["Authorization"].split()[1]
     header, _payload, signature = good.split(".")
-    forged = f"{header}.{_b64(_claims(admin.id))}.{signature}"
+    forged = f"{header}.{_b64(_claims(client, admin.id))}.{signature}"
     assert _me(client, good) == 200
     assert _me(client, forged) == 401
 
 
 def test_token_without_expiry_is_refused(client: TestClient, alice: Account) -> None:
-    claims = _claims(alice.id)
+    claims = _claims(client, alice.id)
     del claims["exp"]
     assert _me(client, jwt.encode(claims, SECRET, algorithm=ALGORITHM)) == 401
 
 
 def test_token_of_a_deleted_user_is_refused(client: TestClient) -> None:
-    token = create_access_token(9999, SECRET, timedelta(minutes=5))
+    token = create_access_token(9999, SECRET, timedelta(minutes=5), password_hash="x")
     assert _me(client, token) == 401
 
 

@@ -69,8 +69,13 @@ def test_admin_creates_a_user_who_must_change_the_temporary_password(
         json={"current_password": "temporary-pw-1", "new_password": "fresh-pw-123"},
         headers=auth,
     )
-    assert r.status_code == 200 and r.json()["must_change_password"] is False
-    assert client.get("/api/pipelines", headers=auth).status_code == 200  # the same token works
+    assert r.status_code == 200 and r.json()["user"]["must_change_password"] is False
+    # the change signs out the old token; the answer's new token is this session's
+    old = client.get("/api/pipelines", headers=auth)
+    assert old.status_code == 401
+    assert old.json()["detail"] == "Your password was changed since you signed in: sign in again."
+    fresh = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    assert client.get("/api/pipelines", headers=fresh).status_code == 200
     assert login(client, "dana", "temporary-pw-1").status_code == 401
     assert login(client, "dana", "fresh-pw-123").json()["user"]["must_change_password"] is False
 
@@ -84,6 +89,8 @@ def test_every_user_changes_their_own_password(client: TestClient, alice: Accoun
     assert r.status_code == 200
     assert login(client, "alice", alice.password).status_code == 401
     assert login(client, "alice", "alice-new-pw").status_code == 200
+    # every session from before the change is signed out (alice's fixture token too)
+    assert client.get("/api/auth/me", headers=alice.headers).status_code == 401
     anonymous = client.post(
         "/api/auth/password", json={"current_password": "x", "new_password": "y" * 10}
     )
@@ -192,9 +199,17 @@ def test_an_admin_reset_password_must_be_changed_at_next_log_in(
         f"/api/users/{alice.id}/password", json={"password": "reset-pw-123"}, headers=admin.headers
     )
     assert r.status_code == 200 and r.json()["must_change_password"] is True
-    assert client.get("/api/pipelines", headers=alice.headers).status_code == 403
+    # alice's sessions end with the reset: she signs in with the new temporary password
+    assert client.get("/api/pipelines", headers=alice.headers).status_code == 401
+    token = login(client, "alice", "reset-pw-123").json()["access_token"]
+    assert (
+        client.get("/api/pipelines", headers={"Authorization": f"Bearer {token}"}).status_code
+        == 403
+    )
     assert login(client, "alice", "reset-pw-123").json()["user"]["must_change_password"] is True
     refused = client.post(
-        f"/api/users/{admin.id}/password", json={"password": "x" * 12}, headers=alice.headers
+        f"/api/users/{admin.id}/password",
+        json={"password": "x" * 12},
+        headers={"Authorization": f"Bearer {token}"},
     )
     assert refused.status_code == 403

@@ -97,7 +97,8 @@ export interface paths {
         /**
          * Change Password
          * @description Change the caller's own password (the current one is required); ends a forced change
-         *     after a temporary password.
+         *     after a temporary password. Signs out every other session of the user: the answer holds
+         *     this session's new token.
          */
         post: operations["change_password_api_auth_password_post"];
         delete?: never;
@@ -2853,7 +2854,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["UserPublic"];
+                    "application/json": components["schemas"]["TokenResponse"];
                 };
             };
             /** @description Unauthorized */
