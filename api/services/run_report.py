@@ -33,6 +33,16 @@ _ORDER = (
     "total_fees", "final_equity", "bars", "ppy", "start", "end",
 )  # fmt: skip
 _TEXT = {"notes", "warnings", "ppy_source", "by_node"}
+_LABELS = {
+    "total_return": "Total return", "cagr": "CAGR", "max_drawdown": "Max drawdown",
+    "num_trades": "Trades (closed)", "avg_trade_return": "Avg trade return",
+    "total_fees": "Fees", "final_equity": "Final equity", "ppy": "Periods / year",
+}  # fmt: skip
+
+
+def _label(key: str) -> str:
+    """A metric's name as the app shows it (``win_rate`` → "Win rate")."""
+    return _LABELS.get(key) or key.replace("_", " ").capitalize()
 
 
 @dataclass(frozen=True)
@@ -88,7 +98,10 @@ def _fmt(key: str, value: Any) -> str:
     if value is None:
         return "—"
     if isinstance(value, bool) or not isinstance(value, int | float):
-        return escape(str(value))
+        text = str(value)
+        if key in ("start", "end"):
+            text = text.replace("T00:00:00+00:00", "").replace("T", " ").replace("+00:00", " UTC")
+        return escape(text)
     if not math.isfinite(value):
         return "—"
     if key in _PCT:
@@ -111,7 +124,8 @@ def _metrics_section(metrics: dict[str, Any], info: RunAnalysis) -> str:
     for key in keys:
         cell = _fmt(key, versus[key]) if key in versus else ""
         rows.append(
-            f"<tr><th>{escape(key)}</th><td class='num'>{_fmt(key, metrics[key])}</td>"
+            f"<tr><th title='{escape(key)}'>{escape(_label(key))}</th>"
+            f"<td class='num'>{_fmt(key, metrics[key])}</td>"
             f"<td class='num muted'>{cell}</td></tr>"
         )
     notes = [*map(str, metrics.get("notes") or []), *map(str, metrics.get("warnings") or [])]

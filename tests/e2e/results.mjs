@@ -81,6 +81,8 @@ await step('run-to-completed', async () => {
   await page.click('[data-testid=run]');
   // the first run of a fresh serve registers its deployment: on a loaded machine that takes a while
   await page.waitForSelector('[data-testid=results] [data-testid=metric-cards]', { timeout: 180000 });
+  // the editor's Results tab draws the same price chart as the run page
+  await page.waitForSelector('[data-testid=results] [data-testid=price-chart] canvas', { timeout: 30000 });
   const runs = list(await apiCall(page, 'GET', `/api/pipelines/${pipelineId}/runs`));
   runId = runs[0]?.id;
   await waitCompleted(runId);
