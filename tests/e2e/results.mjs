@@ -158,6 +158,10 @@ await step('sort-trades', async () => {
   await page.click('[data-testid=trades-table] [data-sort-key=pnl]');
   const desc = await pnlColumn();
   if (JSON.stringify(desc) !== JSON.stringify([...sortedAsc].reverse())) throw new Error(`descending PnL: ${desc.slice(0, 6)}`);
+  // each trade keeps its number (time order) when sorted
+  const numbers = await page.$$eval('[data-testid=trades-table] tbody tr td:first-child', (tds) => tds.map((td) => Number(td.textContent)));
+  if (JSON.stringify([...numbers].sort((a, b) => a - b)) !== JSON.stringify(numbers.map((_, i) => i + 1))) throw new Error(`trade numbers ${numbers.slice(0, 8)}`);
+  if (numbers[0] === 1 && numbers[1] === 2) throw new Error('trade numbers follow the rows, not the trades');
   const sortState = await page.getAttribute('[data-testid=trades-table] th[aria-sort=descending]', 'aria-sort');
   if (sortState !== 'descending') throw new Error('no sort indicator on the PnL header');
   const count = await page.textContent('[data-testid=trades-count]');
