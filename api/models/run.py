@@ -107,13 +107,19 @@ class RunSummary(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     metrics: MetricsPreview | None
+    pipeline_name: str | None = Field(None, description="The pipeline's name (an identifier).")
+    pipeline_title: str | None = Field(None, description="The pipeline's title, if it has one.")
 
     @classmethod
-    def of(cls, run: Run) -> RunSummary:
-        """The summary of a stored run."""
+    def of(
+        cls, run: Run, pipeline_name: str | None = None, pipeline_title: str | None = None
+    ) -> RunSummary:
+        """The summary of a stored run (with its pipeline's name and title when given)."""
         return cls(
             id=run.id or 0,
             pipeline_id=run.pipeline_id,
+            pipeline_name=pipeline_name,
+            pipeline_title=pipeline_title,
             version=run.version,
             status=RunStatus(run.status),
             trigger=run.trigger,  # type: ignore[arg-type]
@@ -176,3 +182,51 @@ class RunResults(BaseModel):
     trades_total: int = Field(
         0, ge=0, description="Trades the run made; more than len(trades) when the list is cut."
     )
+
+
+class PriceBar(BaseModel):
+    """One candle of the traded data (several bars merged when the run has more than fit)."""
+
+    ts: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+
+
+class Benchmark(BaseModel):
+    """Buy and hold of the run's data with the same starting cash: one buy at the open of the
+    second bar (as a signal of 1 on the first bar is executed), paying the run's fee and
+    slippage once, never sold, marked at every close."""
+
+    cash: float
+    fee_bps: float
+    slippage_bps: float
+    note: str = Field(description="How the benchmark was computed, in a sentence.")
+    equity: list[EquityPoint] = Field(description="At the same timestamps as the run's curve.")
+    total_return: float | None
+    cagr: float | None
+    max_drawdown: float | None
+
+
+class MonthlyReturns(BaseModel):
+    """One year of the monthly returns table: ``months[0]`` is January; None where the equity
+    curve has no bar in that month. ``total`` compounds the year's months."""
+
+    year: int
+    months: list[float | None] = Field(min_length=12, max_length=12)
+    total: float | None
+
+
+class RunAnalysis(BaseModel):
+    """What the run page draws beside the equity curve, computed from the run's files. A
+    ``*_note`` says why a part is missing (e.g. a pipeline without a backtest has no prices)."""
+
+    prices: list[PriceBar]
+    price_bars: int = Field(0, ge=0, description="Bars in the run's data.")
+    bars_per_candle: int = Field(1, ge=1, description="Bars merged into one candle.")
+    prices_note: str | None = None
+    benchmark: Benchmark | None = None
+    benchmark_note: str | None = None
+    monthly: list[MonthlyReturns]
+    monthly_note: str | None = None

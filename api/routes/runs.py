@@ -9,17 +9,27 @@ from functools import partial
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Header, Request, Response, status
-from fastapi.responses import StreamingResponse
+from fastapi.responses import HTMLResponse, StreamingResponse
 from sqlalchemy import Engine
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import CurrentUser, ObjectId, PagingDep, SessionDep, SettingsDep, WriterUser
 from api.models.common import Page, error_responses
-from api.models.run import LogLine, Run, RunCreate, RunPublic, RunResults, RunStatus, RunSummary
+from api.models.run import (
+    LogLine,
+    Run,
+    RunAnalysis,
+    RunCreate,
+    RunPublic,
+    RunResults,
+    RunStatus,
+    RunSummary,
+)
 from api.models.user import User
-from api.services import pipelines, run_files, runs, shares
+from api.services import pipelines, run_files, run_market, runs, shares
 from api.services.prefect_sync import sync_run
+from api.services.run_report import ReportContext, render_report
 from api.services.run_shares import RunShare
 from api.settings import ApiSettings
 
@@ -99,6 +109,74 @@ def get_results(
     run = runs.get_run(session, user, run_id, settings)
     run_dir = settings.runs_dir / run.run_key
     return run_files.results(run_dir, run_files.read_record(run_dir))
+
+
+@router.get("/{run_id}/analysis", response_model=RunAnalysis)
+def get_analysis(
+    run_id: ObjectId, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> RunAnalysis:
+    """The traded prices (at most 5,000 candles), the buy-and-hold benchmark at the equity
+    curve's timestamps with its total return, CAGR and max drawdown, and monthly returns —
+    computed from the run's files; a note says why a part is missing."""
+    run = runs.get_run(session, user, run_id, settings)
+    return run_market.analysis(settings.runs_dir / run.run_key)
+
+
+@router.get(
+    "/{run_id}/equity.csv",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}, "description": "The whole equity curve"}},
+)
+def equity_csv(
+    run_id: ObjectId, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> StreamingResponse:
+    """Every bar of the equity curve as CSV: ts, equity, cash, position, drawdown, and close
+    and benchmark_equity (buy and hold) when the run stored its prices."""
+    run = runs.get_run(session, user, run_id, settings)
+    name = f"{_file_stem(run)}-equity.csv"
+    return StreamingResponse(
+        run_market.equity_csv_chunks(settings.runs_dir / run.run_key),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.get(
+    "/{run_id}/report.html",
+    response_class=HTMLResponse,
+    responses={200: {"content": {"text/html": {}}, "description": "Self-contained HTML"}},
+)
+def report(
+    run_id: ObjectId, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> HTMLResponse:
+    """A one-page, printable HTML report of the run (inline CSS and SVG charts, no script):
+    metrics beside buy and hold, equity and drawdown, monthly returns, trades, params, source."""
+    run = runs.get_run(session, user, run_id, settings)
+    summary = runs.summary(run)
+    version = pipelines.version_of(session, run.pipeline_id, run.version)
+    record = run_files.read_record(settings.runs_dir / run.run_key)
+    ctx = ReportContext(
+        run_id=run.id or 0,
+        status=run.status,
+        pipeline_name=summary.pipeline_name or f"pipeline-{run.pipeline_id}",
+        pipeline_title=summary.pipeline_title,
+        version=run.version,
+        source=version.source,
+        ir_json=version.ir_json,
+        ir_hash=run.ir_hash,
+        created_at=run.created_at,
+        finished_at=run.finished_at,
+        metrics=dict(record.metrics) if record is not None else {},
+    )
+    html = render_report(ctx, settings.runs_dir / run.run_key)
+    name = f"{_file_stem(run)}-report.html"
+    return HTMLResponse(html, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _file_stem(run: Run) -> str:
+    """``<pipeline name>-run-<id>``: a download's name says what it is (names are
+    identifiers, so the name is safe in a header)."""
+    return f"{runs.summary(run).pipeline_name or 'pipeline'}-run-{run.id}"
 
 
 _EXPORT_TYPES = {

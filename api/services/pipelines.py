@@ -224,8 +224,10 @@ def _last_runs(session: Session, pipeline_ids: list[int]) -> dict[int, RunSummar
         .where(col(Run.pipeline_id).in_(pipeline_ids))
         .group_by(col(Run.pipeline_id))
     )
-    runs = session.exec(select(Run).where(col(Run.id).in_(newest))).all()
-    return {run.pipeline_id: RunSummary.of(run) for run in runs}
+    rows = session.exec(
+        select(Run, Pipeline.name, Pipeline.title).join(Pipeline).where(col(Run.id).in_(newest))
+    ).all()
+    return {run.pipeline_id: RunSummary.of(run, name, title) for run, name, title in rows}
 
 
 def update(

@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import object_session
 from sqlmodel import Session, col, func, or_, select
 
 from api.errors import ApiError, NotFound
@@ -122,8 +123,12 @@ def spec_of(parameters: dict[str, Any]) -> RunSpec | None:
 
 
 def summary(run: Run) -> RunSummary:
-    """The run as lists show it."""
-    return RunSummary.of(run)
+    """The run as lists show it, with its pipeline's name and title."""
+    session = object_session(run)
+    pipeline = session.get(Pipeline, run.pipeline_id) if session is not None else None
+    if pipeline is None:
+        return RunSummary.of(run)
+    return RunSummary.of(run, pipeline.name, pipeline.title)
 
 
 def _mlflow_url(settings: ApiSettings, run: Run) -> str | None:

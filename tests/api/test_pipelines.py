@@ -382,9 +382,10 @@ def test_list_shows_each_pipelines_newest_run_without_a_query_per_pipeline(
     assert newest_of_0["trigger"] == "manual" and newest_of_0["metrics"] is None
     assert newest_of_0["started_at"].startswith("2026-01-02T09:03")
     assert set(newest_of_0) == {
-        "id", "pipeline_id", "version", "status", "trigger", "created_at", "started_at",
-        "finished_at", "metrics",
+        "id", "pipeline_id", "pipeline_name", "pipeline_title", "version", "status", "trigger",
+        "created_at", "started_at", "finished_at", "metrics",
     }  # fmt: skip
+    assert newest_of_0["pipeline_name"] == "p0"
     newest_of_2 = last[ids[2]]
     assert newest_of_2["status"] == "failed" and newest_of_2["finished_at"] is not None
     runs = client.get(f"/api/pipelines/{ids[2]}/runs", headers=alice.headers).json()["items"]

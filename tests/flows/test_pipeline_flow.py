@@ -42,6 +42,11 @@ def test_a_run_writes_its_directory_and_its_mlflow_record(settings, tmp_path) ->
     equity = pd.read_parquet(run_dir / "equity.parquet")
     assert equity.index.name == "ts" and "equity" in equity.columns
     assert (run_dir / "trades.csv").read_text().startswith("entry_ts,side,pnl")
+    # the bars the backtest read, for the run page's price chart and buy-and-hold benchmark
+    prices = pd.read_parquet(run_dir / "prices.parquet")
+    assert prices.index.equals(equity.index) and "close" in prices.columns
+    market = json.loads((run_dir / "market.json").read_text())
+    assert market == {"backtest_node": "result", "backtest_type": "t_backtest", "data_node": "data"}
     assert json.loads((run_dir / "ir.json").read_text())["name"] == "t_pipeline"
     log = (run_dir / "run.log").read_text()
     assert "[data] 80 bars" in log and "[result] Finished in state Completed()" in log

@@ -834,6 +834,70 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/runs/{run_id}/analysis": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Analysis
+         * @description The traded prices (at most 5,000 candles), the buy-and-hold benchmark at the equity
+         *     curve's timestamps with its total return, CAGR and max drawdown, and monthly returns —
+         *     computed from the run's files; a note says why a part is missing.
+         */
+        get: operations["get_analysis_api_runs__run_id__analysis_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/runs/{run_id}/equity.csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Equity Csv
+         * @description Every bar of the equity curve as CSV: ts, equity, cash, position, drawdown, and close
+         *     and benchmark_equity (buy and hold) when the run stored its prices.
+         */
+        get: operations["equity_csv_api_runs__run_id__equity_csv_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/runs/{run_id}/report.html": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Report
+         * @description A one-page, printable HTML report of the run (inline CSS and SVG charts, no script):
+         *     metrics beside buy and hold, equity and drawdown, monthly returns, trades, params, source.
+         */
+        get: operations["report_api_runs__run_id__report_html_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/runs/{run_id}/export/{name}": {
         parameters: {
             query?: never;
@@ -1042,6 +1106,36 @@ export interface components {
             detail: {
                 [key: string]: unknown;
             };
+        };
+        /**
+         * Benchmark
+         * @description Buy and hold of the run's data with the same starting cash: one buy at the open of the
+         *     second bar (as a signal of 1 on the first bar is executed), paying the run's fee and
+         *     slippage once, never sold, marked at every close.
+         */
+        Benchmark: {
+            /** Cash */
+            cash: number;
+            /** Fee Bps */
+            fee_bps: number;
+            /** Slippage Bps */
+            slippage_bps: number;
+            /**
+             * Note
+             * @description How the benchmark was computed, in a sentence.
+             */
+            note: string;
+            /**
+             * Equity
+             * @description At the same timestamps as the run's curve.
+             */
+            equity: components["schemas"]["EquityPoint"][];
+            /** Total Return */
+            total_return: number | null;
+            /** Cagr */
+            cagr: number | null;
+            /** Max Drawdown */
+            max_drawdown: number | null;
         };
         /** Body_upload_dataset_api_datasets_post */
         Body_upload_dataset_api_datasets_post: {
@@ -1631,6 +1725,19 @@ export interface components {
             num_trades?: number | null;
         };
         /**
+         * MonthlyReturns
+         * @description One year of the monthly returns table: ``months[0]`` is January; None where the equity
+         *     curve has no bar in that month. ``total`` compounds the year's months.
+         */
+        MonthlyReturns: {
+            /** Year */
+            year: number;
+            /** Months */
+            months: (number | null)[];
+            /** Total */
+            total: number | null;
+        };
+        /**
          * NodeDiff
          * @description Two versions compared: the code as a unified diff, the rest as field changes.
          */
@@ -2106,6 +2213,25 @@ export interface components {
             tail: unknown[][];
         };
         /**
+         * PriceBar
+         * @description One candle of the traded data (several bars merged when the run has more than fit).
+         */
+        PriceBar: {
+            /**
+             * Ts
+             * Format: date-time
+             */
+            ts: string;
+            /** Open */
+            open: number;
+            /** High */
+            high: number;
+            /** Low */
+            low: number;
+            /** Close */
+            close: number;
+        };
+        /**
          * ResourcesIn
          * @description Resource requests, clamped to the operator's caps when the node runs.
          */
@@ -2125,6 +2251,36 @@ export interface components {
          * @enum {string}
          */
         Role: "admin" | "developer" | "observer";
+        /**
+         * RunAnalysis
+         * @description What the run page draws beside the equity curve, computed from the run's files. A
+         *     ``*_note`` says why a part is missing (e.g. a pipeline without a backtest has no prices).
+         */
+        RunAnalysis: {
+            /** Prices */
+            prices: components["schemas"]["PriceBar"][];
+            /**
+             * Price Bars
+             * @description Bars in the run's data.
+             * @default 0
+             */
+            price_bars?: number;
+            /**
+             * Bars Per Candle
+             * @description Bars merged into one candle.
+             * @default 1
+             */
+            bars_per_candle?: number;
+            /** Prices Note */
+            prices_note?: string | null;
+            benchmark?: components["schemas"]["Benchmark"] | null;
+            /** Benchmark Note */
+            benchmark_note?: string | null;
+            /** Monthly */
+            monthly: components["schemas"]["MonthlyReturns"][];
+            /** Monthly Note */
+            monthly_note?: string | null;
+        };
         /**
          * RunCreate
          * @description ``POST /api/pipelines/{id}/runs``: which version (default: the latest).
@@ -2160,6 +2316,16 @@ export interface components {
             /** Finished At */
             finished_at: string | null;
             metrics: components["schemas"]["MetricsPreview"] | null;
+            /**
+             * Pipeline Name
+             * @description The pipeline's name (an identifier).
+             */
+            pipeline_name?: string | null;
+            /**
+             * Pipeline Title
+             * @description The pipeline's title, if it has one.
+             */
+            pipeline_title?: string | null;
             /** Node States */
             node_states: {
                 [key: string]: "pending" | "running" | "completed" | "cached" | "failed" | "cancelled";
@@ -2249,6 +2415,16 @@ export interface components {
             /** Finished At */
             finished_at: string | null;
             metrics: components["schemas"]["MetricsPreview"] | null;
+            /**
+             * Pipeline Name
+             * @description The pipeline's name (an identifier).
+             */
+            pipeline_name?: string | null;
+            /**
+             * Pipeline Title
+             * @description The pipeline's title, if it has one.
+             */
+            pipeline_title?: string | null;
         };
         /**
          * ScheduleCreate
@@ -5771,6 +5947,183 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_analysis_api_runs__run_id__analysis_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The object's id. */
+                run_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunAnalysis"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    equity_csv_api_runs__run_id__equity_csv_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The object's id. */
+                run_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The whole equity curve */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": unknown;
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    report_api_runs__run_id__report_html_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The object's id. */
+                run_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Self-contained HTML */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description Validation Error */

@@ -42,6 +42,10 @@ export type LogLine = Out<S['LogLine']>;
 export type EquityPoint = Out<S['EquityPoint']>;
 export type Trade = S['RunResults']['trades'][number];
 export type Results = Out<S['RunResults']>;
+export type PriceBar = Out<S['PriceBar']>;
+export type Benchmark = Out<S['Benchmark']>;
+export type MonthlyRow = Out<S['MonthlyReturns']>;
+export type RunAnalysis = Out<S['RunAnalysis']>;
 
 export type VersionSummary = Out<S['VersionSummary']>;
 export type Version = Out<S['VersionPublic']>;
