@@ -11,6 +11,7 @@ from sqlalchemy import Column, ForeignKey, Integer, String
 from sqlmodel import Field, SQLModel
 
 from api.models.common import timestamp_field
+from api.models.run import RunAnalysis
 
 ShareKind = Literal["pipeline", "run"]
 
@@ -89,3 +90,5 @@ class SharedView(BaseModel):
     pipeline: SharedPipeline
     run: dict[str, Any] | None = None
     results: dict[str, Any] | None = None
+    # a run's prices, buy-and-hold benchmark and monthly returns (``GET /api/runs/{id}/analysis``)
+    analysis: RunAnalysis | None = None

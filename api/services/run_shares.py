@@ -11,7 +11,7 @@ from api.models.pipeline import Pipeline
 from api.models.run import Run
 from api.models.share import Share, SharedPipeline, SharedView, ShareTarget
 from api.models.user import User
-from api.services import pipelines, run_files, runs
+from api.services import pipelines, run_files, run_market, runs
 from api.services.access import Level
 from api.settings import ApiSettings
 
@@ -53,6 +53,7 @@ class RunShare:
             results=run_files.results(run_dir, run_files.read_record(run_dir)).model_dump(
                 mode="json"
             ),
+            analysis=run_market.analysis(run_dir),
         )
 
     def describe(self, session: Session, target_id: int) -> ShareTarget | None:

@@ -114,6 +114,11 @@ def test_a_run_serves_prices_benchmark_monthly_csv_and_report_that_match_the_dat
     bars = _sample_bars()
     analysis = client.get(f"/api/runs/{rid}/analysis", headers=alice.headers).json()
     results = client.get(f"/api/runs/{rid}/results", headers=alice.headers).json()
+    # a share link of the run shows the same analysis to anyone holding it
+    link = client.post(
+        "/api/shares", json={"kind": "run", "target_id": rid}, headers=alice.headers
+    ).json()
+    assert client.get(f"/api/shared/{link['token']}").json()["analysis"] == analysis
 
     # prices: every bar of the CSV, unmerged (900 bars < 5,000)
     assert analysis["price_bars"] == len(bars) == 900 and analysis["bars_per_candle"] == 1

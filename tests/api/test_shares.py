@@ -42,6 +42,7 @@ def test_shared_pipeline_is_readable_without_auth_and_shows_nothing_else(
         "pipeline": {"name": "sma", "title": "SMA Crossover", "source": SMA, "version": 1},
         "run": None,
         "results": None,
+        "analysis": None,
     }
     assert view.headers["referrer-policy"] == "no-referrer"
 

@@ -2578,6 +2578,7 @@ export interface components {
             results?: {
                 [key: string]: unknown;
             } | null;
+            analysis?: components["schemas"]["RunAnalysis"] | null;
         };
         /**
          * SinkIR

@@ -59,9 +59,10 @@ export type ShareTarget = Out<S['ShareTarget']>;
 export type ShareListItem = Out<S['SharePublic']>;
 export type Share = ShareListItem;
 /** `GET /api/shared/{token}`: the API declares `run` and `results` as objects; they are these. */
-export interface SharedView extends Omit<Out<S['SharedView']>, 'run' | 'results'> {
+export interface SharedView extends Omit<Out<S['SharedView']>, 'run' | 'results' | 'analysis'> {
   run: Run | null;
   results: Results | null;
+  analysis?: RunAnalysis | null;
 }
 
 export type AppConfig = Out<S['ClientConfig']>;
