@@ -105,21 +105,29 @@ def _web_deployment_id(
 
 
 def create_web_flow_run(
-    settings: ApiSettings, parameters: dict[str, Any], *, idempotency_key: str, tags: list[str]
+    settings: ApiSettings,
+    parameters: dict[str, Any],
+    *,
+    idempotency_key: str,
+    tags: list[str],
+    name: str | None = None,
 ) -> FlowRun:
-    """A flow run of the ``web`` deployment (Prefect de-duplicates on ``idempotency_key``)."""
+    """A flow run of the ``web`` deployment named ``name`` (Prefect de-duplicates on
+    ``idempotency_key``)."""
+    options: dict[str, Any] = {
+        "parameters": parameters,
+        "idempotency_key": idempotency_key,
+        "tags": tags,
+        "name": name,
+    }
     with prefect_client(settings) as client:
         url = _api_url(settings)
         deployment_id = _web_deployment_id(client, url, settings.work_pool)
         try:
-            return client.create_flow_run_from_deployment(
-                deployment_id, parameters=parameters, idempotency_key=idempotency_key, tags=tags
-            )
+            return client.create_flow_run_from_deployment(deployment_id, **options)
         except ObjectNotFound:  # the server was reset: recreate the deployment once
             deployment_id = _web_deployment_id(client, url, settings.work_pool, refresh=True)
-            return client.create_flow_run_from_deployment(
-                deployment_id, parameters=parameters, idempotency_key=idempotency_key, tags=tags
-            )
+            return client.create_flow_run_from_deployment(deployment_id, **options)
 
 
 def read_flow_runs(client: SyncPrefectClient, ids: list[str]) -> dict[str, FlowRun]:
