@@ -88,6 +88,9 @@ def _start_services(
         updates["prefect_ui"] = with_prefect_ui
     os.environ["PREFECT_API_URL"] = api_url
     os.environ["ALPHAFORGE_PREFECT_API_URL"] = api_url
+    # The worker runs each flow run in a temporary directory: a relative data dir would put
+    # MLflow's embedded store there (gone with the flow run, never seen by the MLflow UI).
+    os.environ["ALPHAFORGE_DATA_DIR"] = str(settings.root)
     _ensure_deployment(api_url)
     worker = Worker(api_url, settings.prefect_home, logs / "worker.log")
     children.callback(worker.stop)
