@@ -156,12 +156,17 @@ def prefect_database_url(app_database_url: str, *, create: bool = True) -> str |
 
 
 def _create_pg_database(app_url: Any, name: str) -> None:
-    """``CREATE DATABASE name`` on the server of ``app_url`` unless it exists."""
+    """``CREATE DATABASE name`` on the server of ``app_url`` unless it exists (connected to the
+    app's database, else to the ``postgres`` one)."""
     import psycopg
     from psycopg import sql
 
-    conninfo = app_url.render_as_string(hide_password=False)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+    try:
+        conn = psycopg.connect(app_url.render_as_string(hide_password=False), autocommit=True)
+    except psycopg.OperationalError:
+        maintenance = app_url.set(database="postgres").render_as_string(hide_password=False)
+        conn = psycopg.connect(maintenance, autocommit=True)
+    with conn:
         found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if found is None:
             with contextlib.suppress(psycopg.errors.DuplicateDatabase):  # made concurrently
