@@ -69,8 +69,12 @@ class RunLogHandler(logging.FileHandler):
             key = tag.group(1) if tag else (node or "flow")
             body = msg[tag.end() :] if tag else msg
             shown, hidden = self._filter.split(key, body)
+            if shown is not None:
+                shown = _plain(shown)
+                if shown is None:  # an engine line users need not read: operators keep it
+                    hidden = [*hidden, body]
             exc_text = ""
-            if record.exc_info:
+            if record.exc_info and record.exc_info[0] is not None:
                 exc_text = formatter.formatException(record.exc_info)
             elif record.exc_text:
                 exc_text = record.exc_text
@@ -97,6 +101,22 @@ class RunLogHandler(logging.FileHandler):
     def _write_details(self, text: str) -> None:
         with self._details_lock, self.details_path.open("a", encoding="utf-8") as fh:
             fh.write(text)
+
+
+# Prefect's task engine reports a node's end as a state's repr; the node already said why.
+_ENGINE_LINES: tuple[tuple[re.Pattern[str], str | None], ...] = (
+    (re.compile(r"^Task run failed with state: "), None),
+    (re.compile(r"^Finished in state NotReady\("), "not run: a node it needs did not complete"),
+    (re.compile(r"^Finished in state Failed\("), "failed (the reason is above)"),
+)
+
+
+def _plain(message: str) -> str | None:
+    """A Prefect engine line as users should read it (None: not at all)."""
+    for pattern, replacement in _ENGINE_LINES:
+        if pattern.match(message):
+            return replacement
+    return message
 
 
 @contextmanager
