@@ -86,6 +86,8 @@ class TracebackFilter:
             if bare in _CHAIN:
                 self._state[key] = "chain"
                 return "hide"
+            if not bare:  # between a chained exception and its "During handling..." line
+                return "hide"
             if bare and line[:1] in (" ", "\t"):  # a multi-line exception message
                 return "hide"
             self._state[key] = "text"
