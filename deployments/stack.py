@@ -150,9 +150,11 @@ def prefect_database_url(app_database_url: str, *, create: bool = True) -> str |
     name = f"{url.database}_prefect"
     if create:
         _create_pg_database(url.set(drivername="postgresql", database=url.database), name)
-    return url.set(drivername="postgresql+asyncpg", database=name).render_as_string(
-        hide_password=False
-    )
+    query = {k: v for k, v in url.query.items() if k != "sslmode"}
+    if "sslmode" in url.query:  # libpq's name; asyncpg calls it ssl
+        query["ssl"] = url.query["sslmode"]
+    prefect = url.set(drivername="postgresql+asyncpg", database=name, query=query)
+    return prefect.render_as_string(hide_password=False)
 
 
 def _create_pg_database(app_url: Any, name: str) -> None:

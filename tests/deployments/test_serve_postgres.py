@@ -42,6 +42,10 @@ def test_the_prefect_database_sits_beside_a_postgresql_app_database_only() -> No
     finally:
         _drop(f"{app}_prefect")
     assert prefect_database_url("sqlite:////tmp/x/alphaforge.db") is None
+    remote = "postgresql+psycopg://u:s%40cret@db.example:6543/app?sslmode=require"
+    assert prefect_database_url(remote, create=False) == (
+        "postgresql+asyncpg://u:s%40cret@db.example:6543/app_prefect?ssl=require"
+    )
 
 
 def test_serve_on_postgresql_runs_prefect_on_postgresql_and_completes_a_run(
