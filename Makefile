@@ -31,7 +31,7 @@ lint: setup
 
 serve: setup
 	bash scripts/build_ui.sh
-	$(VENV)/bin/alphaforge serve --with-prefect-ui
+	$(VENV)/bin/alphaforge serve --with-prefect-ui --with-mlflow-ui
 
 bench: setup
 	$(PY) bench/run_all.py

@@ -8,6 +8,7 @@ responses, so every error body is ``{"detail": ...}`` as the contract says.
 from __future__ import annotations
 
 import logging
+import secrets
 from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
@@ -93,8 +94,28 @@ def _alphaforge_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": exc.message}, status_code=400)
 
 
+class ServerError(ApiError):
+    """An exception no handler foresaw (a bug): 500 with a sentence and an incident id; the
+    traceback goes to the server's log under that id, never to the client."""
+
+    status_code = 500
+    code = "AF990"
+
+
+def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    incident = secrets.token_hex(6)
+    log.error("incident %s: %s %s failed", incident, request.method, request.url.path, exc_info=exc)
+    detail = (
+        f"{ServerError.code}: the server hit an unexpected error (incident {incident}). Try "
+        "again; if it happens again, give your operator the incident id: the server's log has "
+        "the details."
+    )
+    return JSONResponse({"detail": detail}, status_code=ServerError.status_code)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map the product's exceptions to JSON error responses."""
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(DataError, _data_error)
     app.add_exception_handler(AlphaForgeError, _alphaforge_error)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -63,8 +63,26 @@ class ApiSettings(CoreSettings):
     ui_dist_dir: Path = Field(
         default=_REPO_ROOT / "ui" / "dist", description="The built UI; served at / if it exists."
     )
-    mlflow_ui_url: str | None = Field(default=None, description="Link target for the MLflow UI.")
-    prefect_ui_url: str | None = Field(default=None, description="Link target for the Prefect UI.")
+    mlflow_ui_url: str | None = Field(
+        default=None,
+        description="The MLflow UI runs link to (`serve --with-mlflow-ui` sets it); unset = no "
+        "MLflow links.",
+    )
+    prefect_ui_url: str | None = Field(
+        default=None,
+        description="The Prefect UI runs link to; unset = derived from the Prefect API URL.",
+    )
+    prefect_ui: bool = Field(
+        default=True,
+        description="Whether the Prefect server has a UI to link to (`serve` without "
+        "--with-prefect-ui starts its server without one: no Prefect links).",
+    )
+    prefect_database_url: str | None = Field(
+        default=None,
+        description="The database of the Prefect server `serve` starts (postgresql+asyncpg://"
+        "...); unset = `<app database>_prefect` when the app is on PostgreSQL, else SQLite in "
+        "the data dir.",
+    )
     work_pool: str = Field(
         default="alphaforge",
         min_length=1,
@@ -115,7 +133,10 @@ class ApiSettings(CoreSettings):
 
     @property
     def derived_prefect_ui_url(self) -> str | None:
-        """The Prefect UI link: configured, or derived from a Prefect server's API URL."""
+        """The Prefect UI link: configured, or derived from a Prefect server's API URL; None
+        when the server has no UI (``prefect_ui`` false)."""
+        if not self.prefect_ui:
+            return None
         if self.prefect_ui_url:
             return self.prefect_ui_url
         if self.prefect_api_url and self.prefect_api_url.rstrip("/").endswith("/api"):

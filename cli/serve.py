@@ -1,7 +1,9 @@
 """``alphaforge serve``: the whole platform on one machine, stopped cleanly with Ctrl-C.
 
 Starts (unless ``ALPHAFORGE_PREFECT_API_URL`` names a real server) a long-lived Prefect server
-with PREFECT_HOME under the data dir, makes sure the process work pool, the ``web``
+with PREFECT_HOME under the data dir — on PostgreSQL (``<app database>_prefect``, created when
+missing) whenever the app's database is PostgreSQL, SQLite only when the app's is SQLite too —
+and its UI with ``--with-prefect-ui``, makes sure the process work pool, the ``web``
 deployment and the ``nodelab`` deployments (custom-node test runs, look-ahead checks) exist,
 starts a process worker, optionally the MLflow UI, bootstraps the admin and the sample
 pipeline, then serves the API and the built UI with uvicorn. On Ctrl-C or SIGTERM the API stops
@@ -34,19 +36,25 @@ def _stop_on_sigterm() -> None:
 @click.command(name="serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface of the web app.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Port of the web app.")
-@click.option("--with-prefect-ui", is_flag=True, help="Print the Prefect UI's URL.")
-@click.option("--with-mlflow-ui", is_flag=True, help="Start the MLflow UI on the run store.")
+@click.option(
+    "--with-prefect-ui",
+    is_flag=True,
+    help="Serve the Prefect UI (on the Prefect server's port) and link runs to it.",
+)
+@click.option(
+    "--with-mlflow-ui", is_flag=True, help="Start the MLflow UI on the run store; link runs to it."
+)
 def serve_command(host: str, port: int, with_prefect_ui: bool, with_mlflow_ui: bool) -> None:
     """Run Alpha Forge: Prefect server and worker, the API and the web UI."""
     settings = ApiSettings()
     settings.apply_prefect_env()
     _stop_on_sigterm()
     with ExitStack() as children:
-        settings = _start_services(settings, children, with_mlflow_ui)
+        settings = _start_services(settings, children, with_prefect_ui, with_mlflow_ui)
         _bootstrap(settings)
         base = f"http://{host}:{port}"
         click.echo(f"Alpha Forge:   {base}")
-        if with_prefect_ui and settings.derived_prefect_ui_url:
+        if settings.derived_prefect_ui_url:
             click.echo(f"Prefect UI:    {settings.derived_prefect_ui_url}")
         if settings.mlflow_ui_url:
             click.echo(f"MLflow UI:     {settings.mlflow_ui_url}")
@@ -59,24 +67,30 @@ def serve_command(host: str, port: int, with_prefect_ui: bool, with_mlflow_ui: b
 
 
 def _start_services(
-    settings: ApiSettings, children: ExitStack, with_mlflow_ui: bool
+    settings: ApiSettings, children: ExitStack, with_prefect_ui: bool, with_mlflow_ui: bool
 ) -> ApiSettings:
     """Prefect server (if needed), pool + deployment, worker, MLflow UI; returns the settings
     the API must use (the Prefect and MLflow URLs filled in)."""
-    from deployments.stack import MlflowUi, PrefectServer, Worker
+    from deployments.stack import MlflowUi, PrefectServer, Worker, prefect_database_url
 
     logs = settings.root / "logs"
     updates: dict[str, object] = {}
     api_url = settings.prefect_api_url
     if not api_url:
-        server = PrefectServer(settings.prefect_home)
+        database = settings.prefect_database_url or prefect_database_url(settings.db_url)
+        server = PrefectServer(settings.prefect_home, ui=with_prefect_ui, database_url=database)
         children.callback(server.stop)
-        click.echo(f"starting the Prefect server (log: {server.log})...", err=True)
+        where = "PostgreSQL" if database else "SQLite"
+        click.echo(f"starting the Prefect server on {where} (log: {server.log})...", err=True)
         server.wait_ready()
         api_url = server.api_url
         updates["prefect_api_url"] = api_url
+        updates["prefect_ui"] = with_prefect_ui
     os.environ["PREFECT_API_URL"] = api_url
     os.environ["ALPHAFORGE_PREFECT_API_URL"] = api_url
+    # The worker runs each flow run in a temporary directory: a relative data dir would put
+    # MLflow's embedded store there (gone with the flow run, never seen by the MLflow UI).
+    os.environ["ALPHAFORGE_DATA_DIR"] = str(settings.root)
     _ensure_deployment(api_url)
     worker = Worker(api_url, settings.prefect_home, logs / "worker.log")
     children.callback(worker.stop)

@@ -1,8 +1,13 @@
 """The local services ``alphaforge serve`` runs as child processes, and their clean shutdown.
 
 - :class:`PrefectServer`: a long-lived ``prefect server start`` on a free local port, its
-  PREFECT_HOME (SQLite database, UI build) under the data dir, telemetry off. Long-lived beats
-  the ephemeral server: no start-up per run, no "database is locked", no tracebacks at exit.
+  PREFECT_HOME (UI build, and the SQLite database unless it is given a PostgreSQL one) under the
+  data dir, telemetry off. Long-lived beats the ephemeral server: no start-up per run, no
+  tracebacks at exit. Its UI (when enabled) is told where the API really is: Prefect's default
+  is port 4200 whatever ``--port`` says, and the UI then shows "Can't connect to Server API".
+- :func:`prefect_database_url`: the PostgreSQL database of Prefect's server next to an app
+  database on PostgreSQL (``<appdb>_prefect``, created when missing): SQLite under concurrent
+  runs answers "database is locked".
 - :class:`Worker`: ``prefect worker start`` on the process pool: one subprocess per flow run,
   killed when the flow run is set to Cancelling.
 - :class:`MlflowUi`: ``mlflow server`` on the embedded tracking store (``--with-mlflow-ui``).
@@ -23,10 +28,19 @@ import time
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from deployments.deploy import POOL_NAME
 
-__all__ = ["Child", "MlflowUi", "PrefectServer", "Worker", "free_port", "prefect_env"]
+__all__ = [
+    "Child",
+    "MlflowUi",
+    "PrefectServer",
+    "Worker",
+    "free_port",
+    "prefect_database_url",
+    "prefect_env",
+]
 
 BIN = Path(sys.executable).parent
 START_TIMEOUT_S = 120.0
@@ -123,17 +137,72 @@ class Child:
             os.killpg(self.proc.pid, sig)
 
 
-class PrefectServer(Child):
-    """``prefect server start`` on a free local port (UI included unless ``ui=False``)."""
+def prefect_database_url(app_database_url: str, *, create: bool = True) -> str | None:
+    """The database of Prefect's server beside the app's: for an app on PostgreSQL, the database
+    ``<appdb>_prefect`` on the same server and with the same credentials (asyncpg, the driver
+    Prefect's server needs), created when missing; None for any other app database (Prefect's
+    server then keeps SQLite under its PREFECT_HOME, fine for one user)."""
+    from sqlalchemy.engine import make_url
 
-    def __init__(self, prefect_home: Path, *, port: int | None = None, ui: bool = True) -> None:
+    url = make_url(app_database_url)
+    if url.get_backend_name() != "postgresql" or not url.database:
+        return None
+    name = f"{url.database}_prefect"
+    if create:
+        _create_pg_database(url.set(drivername="postgresql", database=url.database), name)
+    query = {k: v for k, v in url.query.items() if k != "sslmode"}
+    if "sslmode" in url.query:  # libpq's name; asyncpg calls it ssl
+        query["ssl"] = url.query["sslmode"]
+    prefect = url.set(drivername="postgresql+asyncpg", database=name, query=query)
+    return prefect.render_as_string(hide_password=False)
+
+
+def _create_pg_database(app_url: Any, name: str) -> None:
+    """``CREATE DATABASE name`` on the server of ``app_url`` unless it exists (connected to the
+    app's database, else to the ``postgres`` one)."""
+    import psycopg
+    from psycopg import sql
+
+    try:
+        conn = psycopg.connect(app_url.render_as_string(hide_password=False), autocommit=True)
+    except psycopg.OperationalError:
+        maintenance = app_url.set(database="postgres").render_as_string(hide_password=False)
+        conn = psycopg.connect(maintenance, autocommit=True)
+    with conn:
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if found is None:
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):  # made concurrently
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+class PrefectServer(Child):
+    """``prefect server start`` on a free local port (UI included unless ``ui=False``), on
+    ``database_url`` (``postgresql+asyncpg://...``) when given, else SQLite in ``prefect_home``."""
+
+    def __init__(
+        self,
+        prefect_home: Path,
+        *,
+        port: int | None = None,
+        ui: bool = True,
+        database_url: str | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.api_url = f"http://127.0.0.1:{self.port}/api"
         self.ui_url = f"http://127.0.0.1:{self.port}"
+        self.database_url = database_url
         prefect_home.mkdir(parents=True, exist_ok=True)
         env = prefect_env(prefect_home)
         env["PREFECT_UI_ENABLED"] = "true" if ui else "false"
+        # The UI's API URL defaults to PREFECT_API_URL or PREFECT_SERVER_API_HOST:PORT (4200),
+        # never to --port: name the real one, or the UI cannot reach its own server.
+        env["PREFECT_SERVER_API_HOST"] = "127.0.0.1"
+        env["PREFECT_SERVER_API_PORT"] = str(self.port)
+        env["PREFECT_UI_API_URL"] = self.api_url
+        env["PREFECT_UI_URL"] = self.ui_url
         env["PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS"] = SCHEDULER_LOOP_SECONDS
+        if database_url:
+            env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
         argv = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1"]
         argv += ["--port", str(self.port)]
         super().__init__("prefect server", argv, env, prefect_home / "server.log")

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from dsl.ir import PipelineIR
 from flows.artifacts import KeyPlan
 from flows.execute import sandbox_record
-from flows.record import utc_now
+from flows.record import run_name, utc_now
 from flows.results import RunResults, write_results
 from flows.settings import CoreSettings
 from flows.spec import NodeRecord, RunRecord, RunStatus
@@ -46,7 +46,7 @@ def open_tracker(
     tracker = MlflowTracker.start(
         tracking_uri=settings.mlflow_uri,
         experiment=ir.name,
-        run_name=run_id,
+        run_name=run_name(ir.title, ir.name, run_id),
         tags={
             "alphaforge.run_id": run_id,
             "alphaforge.ir_hash": ir.content_hash(),

@@ -309,10 +309,9 @@ class LocalExecutor:
 
     @contextmanager
     def capture_log(self, path: Path) -> Iterator[logging.Handler]:
-        from flows.runlog import RUN_LOG_FORMAT, TaggingFormatter
+        from flows.runlog import RunLogHandler
 
-        handler = logging.FileHandler(path, encoding="utf-8")
-        handler.setFormatter(TaggingFormatter(RUN_LOG_FORMAT))
+        handler = RunLogHandler(path)
         base = self.logger if isinstance(self.logger, logging.Logger) else self.logger.logger
         base.addHandler(handler)
         try:

@@ -45,6 +45,7 @@ from prefect.context import get_run_context
 
 from dsl.ir import InputBinding, NodeIR
 from flows.customnodes import kill_run_containers
+from flows.tracebacks import LAB_POINTER, scrub_entries, unexpected
 from nodes.base import PortType
 from runners.base import NodeResult
 from runners.custom import CustomNodeManifest, ManifestCatalog
@@ -260,7 +261,7 @@ def test_run(
         "status": "completed" if result.ok else "failed",
         "error_kind": result.error_kind,
         "error": result.error,
-        "logs": list(result.logs),
+        "logs": _user_logs(result.logs),
         "wall_s": round(time.perf_counter() - t0, 4),
         "inputs": {port: preview(v, types[port]) for port, v in inputs.items()},
         "outputs": {port: preview(v, types[port]) for port, v in outputs.items()},
@@ -336,7 +337,16 @@ def lab_outcome(work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         return {"ok": False, "error_kind": "SANDBOX_UNAVAILABLE", "error": str(exc)}
     except Exception as exc:
         log.error("the node lab failed:\n%s", "".join(traceback.format_exception(exc)))
-        return {"ok": False, "error_kind": "LAB_ERROR", "error": f"{type(exc).__name__}: {exc}"}
+        error = unexpected("the node lab", exc, "in the worker's log")
+        return {"ok": False, "error_kind": "LAB_ERROR", "error": error}
+
+
+def _user_logs(lines: list[str]) -> list[str]:
+    """A test run's log lines without Python tracebacks (those go to the worker's log)."""
+    shown, hidden = scrub_entries(lines, LAB_POINTER)
+    if hidden:
+        log.info("a node lab test run's traceback:\n%s", "\n".join(hidden))
+    return shown
 
 
 def _result_path(store_url: str, key: str) -> tuple[Any, str]:

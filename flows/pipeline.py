@@ -10,6 +10,8 @@ serves the CLI (called in-process), the web app and schedules (deployments run i
 
 - a spec without ``run_id`` (a schedule's fixed parameters) gets one from the flow run
   (:func:`run_id_for`), which the API can compute too;
+- the flow run is named ``<pipeline title slug>/<run id>`` (:func:`flows.record.run_name`, the
+  MLflow run's name too), whoever created it: the API, the CLI or Prefect's scheduler;
 - the modules named in ``ALPHAFORGE_EXTRA_NODE_MODULES`` are imported first, so an operator (or
   a test) can make extra node types available in a worker's flow-run processes;
 - a cancellation kills the run's sandbox containers (``on_cancellation`` hook, and on the
@@ -32,7 +34,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.context import get_run_context
+from prefect.context import FlowRunContext, get_run_context
 from prefect.exceptions import TerminationSignal
 from prefect.futures import PrefectFuture, wait
 from prefect.states import Failed, State
@@ -40,7 +42,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.execute import NodeJob, execute_job
 from flows.graph import MAX_PARALLEL_NODES, NodeFuture, NodeOutcome, kill_sandboxes, run_graph
-from flows.record import run_id_for
+from flows.record import run_id_for, run_name
 from flows.runlog import run_log
 from flows.settings import current_settings
 from flows.spec import RunSpec
@@ -68,7 +70,9 @@ def run_node(job: NodeJob) -> dict[str, Any] | State:
     logger = get_run_logger()
     result = execute_job(job, lambda level, msg: logger.log(logging.getLevelName(level), msg))
     if not result.ok:
-        return Failed(message=result.error or f"node {job.node.id!r} failed", data=result.to_json())
+        # without the logs (logged above): Prefect logs this state's repr, data included
+        data = result.to_json() | {"logs": []}
+        return Failed(message=result.error or f"node {job.node.id!r} failed", data=data)
     return result.to_json()
 
 
@@ -147,8 +151,26 @@ def _on_cancellation(flow: Any, flow_run: Any, state: State) -> None:
         kill_sandboxes(str(run_id))
 
 
+def _flow_run_name() -> str:
+    """Prefect's ``flow_run_name``: ``<title slug>/<run id>`` from the ``spec`` parameter (the
+    flow run's own name when that cannot be read: a bad spec fails later, with its reason)."""
+    ctx = FlowRunContext.get()
+    flow_run = ctx.flow_run if ctx is not None else None
+    fallback = flow_run.name if flow_run is not None else FLOW_NAME
+    try:
+        raw = (ctx.parameters or {}).get("spec") if ctx is not None else None
+        spec = raw if isinstance(raw, RunSpec) else RunSpec.from_json(raw or {})
+        run_id = spec.run_id
+        if not run_id and flow_run is not None and flow_run.expected_start_time is not None:
+            run_id = run_id_for(flow_run.id, flow_run.expected_start_time)
+        return run_name(spec.ir.title, spec.ir.name, run_id) if run_id else fallback
+    except Exception:  # a name is never worth failing a run for
+        return fallback
+
+
 @flow(
     name=FLOW_NAME,
+    flow_run_name=_flow_run_name,
     task_runner=ThreadPoolTaskRunner(max_workers=MAX_PARALLEL_NODES),  # type: ignore[arg-type]
     persist_result=False,
     validate_parameters=True,

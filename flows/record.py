@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import sys
 import tempfile
+import unicodedata
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -26,6 +28,8 @@ __all__ = [
     "new_run_id",
     "package_versions",
     "run_id_for",
+    "run_name",
+    "slugify",
     "utc_now",
     "write_json",
 ]
@@ -44,6 +48,25 @@ def run_id_for(flow_run_id: UUID | str, expected_start: datetime) -> str:
     hex_id = UUID(str(flow_run_id)).hex
     ms = expected_start.microsecond // 1000
     return expected_start.strftime("%Y%m%d-%H%M%S-") + f"{ms:03d}-{hex_id[:6]}"
+
+
+MAX_SLUG_CHARS = 60
+
+
+def slugify(text: str, max_chars: int = MAX_SLUG_CHARS) -> str:
+    """``"Moving Average Crossover (Sample)"`` -> ``"moving-average-crossover-sample"``: ASCII
+    lower case, digits and single dashes, at most ``max_chars`` ("pipeline" when nothing is
+    left)."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    return slug[:max_chars].rstrip("-") or "pipeline"
+
+
+def run_name(title: str | None, name: str, run_id: str) -> str:
+    """The name a run has in Prefect (flow run) and MLflow (run): ``<title slug>/<run id>``,
+    e.g. ``moving-average-crossover-sample/20261121-100000-123-1a2b3c`` (the pipeline's name
+    when it has no title)."""
+    return f"{slugify(title or name)}/{run_id}"
 
 
 def utc_now() -> str:

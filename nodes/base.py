@@ -224,6 +224,34 @@ class NodeContext:
                 raise NodeError(f"path {str(path)!r} is outside the data folder; name a file in it")
         return resolved
 
+    def missing_file(self, path: str | Path, *, limit: int = 8) -> str:
+        """Why ``path`` cannot be read and what to type instead: where runs look for files
+        (the data folder of web runs, the .af file's folder otherwise), the files that are
+        there (a close match first) and, in the web app, the uploaded datasets."""
+        root = self.base_dir.resolve()
+        files = sorted(
+            f.relative_to(root).as_posix()
+            for f in root.rglob("*")
+            if f.is_file() and not f.name.startswith(".")
+        )[:200]
+        name = Path(path).name
+        close = [f for f in files if Path(f).name == name] or [
+            f for f in files if name and name.lower() in f.lower()
+        ]
+        hint = f' Did you mean path="{close[0]}"?' if close else ""
+        shown = ", ".join(files[:limit]) + (" ..." if len(files) > limit else "")
+        if self.confine_paths:
+            where = "web runs read files from their data folder"
+            extra = (
+                " For your own data, upload a CSV on the Datasets page and read it with "
+                'dataset_ohlcv(name="...").'
+            )
+        else:
+            where = f"relative paths are read from {root}"
+            extra = ""
+        there = f" ({shown})" if files else " (it is empty)"
+        return f"no such file: {where}{there}.{hint}{extra}"
+
 
 class Params(BaseModel):
     """Base of every params model: frozen, unknown keys refused."""

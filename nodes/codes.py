@@ -263,6 +263,13 @@ _TABLE: tuple[Code, ...] = (
         "runners",
         raised_by=("runners.caps.SandboxSettingsError",),
     ),
+    Code(
+        "AF790",
+        "an unexpected error (a bug): users get a sentence, operators the traceback",
+        "flows",
+        raised_by=("flows.tracebacks.UnexpectedError",),
+        detail="the traceback is in the run's `operator-details.log` or the worker's log",
+    ),
     # -- command line ------------------------------------------------------------------------
     Code(
         "AF801",
@@ -291,6 +298,13 @@ _TABLE: tuple[Code, ...] = (
         "a web API error with an HTTP status",
         "api",
         raised_by=("api.errors.ApiError",),
+    ),
+    Code(
+        "AF990",
+        "an unexpected server error (500): the answer has an incident id, the server log the "
+        "traceback",
+        "api",
+        raised_by=("api.errors.ServerError",),
     ),
 )
 

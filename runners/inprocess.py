@@ -91,7 +91,11 @@ class InProcessRunner:
         except Exception as exc:  # a bug in a node: keep the traceback in the log only
             log("".join(traceback.format_exception(exc)).rstrip())
             where = f"node {node_ir.id!r} ({node_ir.type})"
-            msg = f"internal error in {where}: {type(exc).__name__}: {exc}"
+            msg = (
+                f"internal error in {where}: {type(exc).__name__}: {exc} (a bug in the node, "
+                "not in your pipeline: tell your operator, who finds the traceback in the run's "
+                "operator-details.log)"
+            )
             return self._failed(node_ir, msg, "InternalError", logs, wall0, cpu0)
         usage = _usage(wall0, cpu0)
         return NodeResult(status="completed", output_paths=outputs, logs=logs, usage=usage)

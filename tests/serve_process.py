@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,16 +55,26 @@ def children(pid: int) -> set[int]:
 
 
 @contextlib.contextmanager
-def serve(workdir: Path, password: str, *args: str, timeout_s: float = 180.0) -> Iterator[Served]:
+def serve(
+    workdir: Path,
+    password: str,
+    *args: str,
+    timeout_s: float = 180.0,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[Served]:
     """Run ``alphaforge serve`` on a free port with a fresh data dir until healthy; kill on exit.
 
-    The caller may stop it itself (SIGTERM) to test shutdown; whatever is left is killed.
+    ``env``: extra environment (say, ``ALPHAFORGE_DATABASE_URL``; by default the app uses
+    SQLite in the data dir). The caller may stop it itself (SIGTERM) to test shutdown; whatever
+    is left is killed.
     """
     port = free_port()
+    extra = dict(env or {})
     env = {**os.environ, "ALPHAFORGE_DATA_DIR": str(workdir / "data")}
     env["ALPHAFORGE_ADMIN_PASSWORD"] = password
     for var in ("ALPHAFORGE_PREFECT_API_URL", "PREFECT_API_URL", "ALPHAFORGE_DATABASE_URL"):
         env.pop(var, None)
+    env.update(extra)
     out = workdir / "serve.out"
     with out.open("w") as sink:
         proc = subprocess.Popen(

@@ -32,6 +32,7 @@ from api.settings import ApiSettings
 from deployments.deploy import ensure_nodelab_deployments
 from flows.customnodes import AdminCaps, CustomNodeManifest, operator_caps
 from flows.nodelab import read_result
+from flows.tracebacks import user_text
 from nodes.errors import AlphaForgeError
 
 __all__ = [
@@ -135,7 +136,7 @@ def run_lab(
     if not state.is_completed():
         raise LabFailed(
             f"the {what} ended {state.type.value.lower()} on the worker: "
-            f"{state.message or 'no message'} (flow run {flow_run.id})"
+            f"{user_text(state.message or 'no message')} (flow run {flow_run.id})"
         )
     outcome = read_result(store_url, key)
     if outcome is None:

@@ -25,6 +25,7 @@ from prefect.states import Cancelled, Cancelling
 from api.errors import ApiError
 from api.settings import ApiSettings
 from deployments.deploy import ensure_web_deployment
+from flows.tracebacks import user_text
 
 __all__ = [
     "PrefectError",
@@ -90,9 +91,17 @@ def prefect_client(settings: ApiSettings) -> Iterator[SyncPrefectClient]:
     except ApiError:
         raise
     except (OSError, RuntimeError, httpx.TransportError) as exc:
-        raise PrefectUnavailable(f"the Prefect server at {url} is unreachable: {exc}") from exc
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise PrefectUnavailable(
+            f"the Prefect server at {url} is unreachable ({reason}): runs and schedules wait "
+            "for it; start it (`alphaforge serve` does) or set ALPHAFORGE_PREFECT_API_URL to a "
+            "running one, then try again"
+        ) from exc
     except (httpx.HTTPStatusError, PrefectException) as exc:
-        raise PrefectError(f"Prefect refused the request: {_prefect_detail(exc)}") from exc
+        raise PrefectError(
+            f"Prefect refused the request: {user_text(_prefect_detail(exc))}; try again, and if "
+            "it keeps refusing, the operators find why in the Prefect server's log"
+        ) from exc
 
 
 def _web_deployment_id(
@@ -105,21 +114,29 @@ def _web_deployment_id(
 
 
 def create_web_flow_run(
-    settings: ApiSettings, parameters: dict[str, Any], *, idempotency_key: str, tags: list[str]
+    settings: ApiSettings,
+    parameters: dict[str, Any],
+    *,
+    idempotency_key: str,
+    tags: list[str],
+    name: str | None = None,
 ) -> FlowRun:
-    """A flow run of the ``web`` deployment (Prefect de-duplicates on ``idempotency_key``)."""
+    """A flow run of the ``web`` deployment named ``name`` (Prefect de-duplicates on
+    ``idempotency_key``)."""
+    options: dict[str, Any] = {
+        "parameters": parameters,
+        "idempotency_key": idempotency_key,
+        "tags": tags,
+        "name": name,
+    }
     with prefect_client(settings) as client:
         url = _api_url(settings)
         deployment_id = _web_deployment_id(client, url, settings.work_pool)
         try:
-            return client.create_flow_run_from_deployment(
-                deployment_id, parameters=parameters, idempotency_key=idempotency_key, tags=tags
-            )
+            return client.create_flow_run_from_deployment(deployment_id, **options)
         except ObjectNotFound:  # the server was reset: recreate the deployment once
             deployment_id = _web_deployment_id(client, url, settings.work_pool, refresh=True)
-            return client.create_flow_run_from_deployment(
-                deployment_id, parameters=parameters, idempotency_key=idempotency_key, tags=tags
-            )
+            return client.create_flow_run_from_deployment(deployment_id, **options)
 
 
 def read_flow_runs(client: SyncPrefectClient, ids: list[str]) -> dict[str, FlowRun]:

@@ -33,6 +33,7 @@ from api.services import run_files
 from api.services.prefect_client import prefect_client, read_flow_runs
 from api.settings import ApiSettings
 from flows.spec import RunRecord
+from flows.tracebacks import user_text
 
 __all__ = ["Outcome", "SyncLeader", "decide", "run_sync_loop", "sync_once", "sync_run"]
 
@@ -73,7 +74,8 @@ def decide(run: Run, flow_run: FlowRun | None, record: RunRecord | None, now: da
     if kind == StateType.COMPLETED:
         return Outcome(RunStatus.COMPLETED)
     if kind == StateType.FAILED:
-        return Outcome(RunStatus.FAILED, recorded_error or state.message or "the flow run failed")
+        message = recorded_error or state.message or "the flow run failed"
+        return Outcome(RunStatus.FAILED, user_text(message))
     if kind == StateType.CRASHED:
         if run.cancel_requested_at is not None:
             # Stopping the process was what we asked for: a SIGTERM that Prefect could not tie
@@ -83,7 +85,7 @@ def decide(run: Run, flow_run: FlowRun | None, record: RunRecord | None, now: da
             return Outcome(
                 RunStatus.CANCELLED, f"cancelled; Prefect reported the stopped process as: {reason}"
             )
-        return Outcome(RunStatus.FAILED, f"the flow run crashed: {state.message or 'no reason'}")
+        return Outcome(RunStatus.FAILED, _crashed(state.message))
     if kind == StateType.CANCELLED:
         return Outcome(RunStatus.CANCELLED, state.message or "cancelled")
     if kind == StateType.CANCELLING:
@@ -100,6 +102,16 @@ def decide(run: Run, flow_run: FlowRun | None, record: RunRecord | None, now: da
             )
         return Outcome(RunStatus.PENDING)
     return Outcome(RunStatus.RUNNING)
+
+
+def _crashed(message: str | None) -> str:
+    """The error of a run whose flow-run process died (Prefect's state says Crashed)."""
+    reason = user_text(message or "no reason given").rstrip(".")
+    return (
+        f"the run's process crashed on the worker before the run finished (Prefect reported: "
+        f"{reason}). Run it again; if it crashes again, the operators find the cause in the "
+        "worker's log."
+    )
 
 
 def _preview(metrics: dict[str, Any]) -> str | None:

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from api.models.run import EquityPoint, LogLine, RunResults
 from dsl.ir import PipelineIR
 from flows.spec import RunRecord, read_run_record
+from flows.tracebacks import has_traceback, user_text
 
 __all__ = [
     "MAX_CHART_POINTS",
@@ -133,13 +134,13 @@ class LogTail:
             line = self._record(raw)
             if line is not None:
                 if self._pending is not None:
-                    out.append(self._pending)
+                    out.append(_for_users(self._pending))
                 self._pending = line
             elif self._pending is not None and raw:
                 message = f"{self._pending.message}\n{raw}"
                 self._pending = self._pending.model_copy(update={"message": message})
         if final and at_end and self._pending is not None:
-            out.append(self._pending)
+            out.append(_for_users(self._pending))
             self._pending = None
         self.drained = final and at_end
         return out
@@ -211,7 +212,15 @@ def parse_log_text(text: str, after: int = 0) -> list[LogLine]:
                 out[-1] = last.model_copy(update={"message": f"{last.message}\n{raw}"})
             continue
         out.append(line)
-    return [line for line in out if line.seq > after]
+    return [_for_users(line) for line in out if line.seq > after]
+
+
+def _for_users(line: LogLine) -> LogLine:
+    """The line with any Python traceback replaced by a pointer to the operators' copy (runs
+    since issue 9 write none to ``run.log``; older runs' logs did)."""
+    if not has_traceback(line.message):
+        return line
+    return line.model_copy(update={"message": user_text(line.message)})
 
 
 def _ts(stamp: str) -> datetime | None:

@@ -41,8 +41,9 @@ from api.services.run_files import read_record
 from api.settings import ApiSettings
 from deployments.deploy import flow_run_url
 from dsl.ir import PipelineIR
-from flows.record import new_run_id
-from flows.spec import RunSpec, SpecError, Trigger
+from flows.record import new_run_id, run_name
+from flows.spec import RunRecord, RunSpec, SpecError, Trigger
+from flows.tracebacks import unexpected, user_text
 
 __all__ = [
     "SAMPLE_DATA_DIR",
@@ -52,6 +53,7 @@ __all__ = [
     "flow_parameters",
     "get_run",
     "list_runs",
+    "mlflow_run_url",
     "public",
     "run_spec",
     "spec_of",
@@ -131,30 +133,33 @@ def summary(run: Run) -> RunSummary:
     return RunSummary.of(run, pipeline.name, pipeline.title)
 
 
-def _mlflow_url(settings: ApiSettings, run: Run) -> str | None:
-    if not settings.mlflow_ui_url or not run.mlflow_run_id:
+def mlflow_run_url(ui_url: str | None, experiment_id: str | None, run_id: str | None) -> str | None:
+    """The MLflow UI page of one run (None without a UI, or before the run was tracked)."""
+    if not ui_url or not experiment_id or not run_id:
         return None
-    return f"{settings.mlflow_ui_url.rstrip('/')}/#/runs/{run.mlflow_run_id}"
+    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
 def public(settings: ApiSettings, run: Run) -> RunPublic:
-    """The run with node states, error and links."""
+    """The run with node states, error and links (each link None when its UI is not running:
+    the MLflow run's experiment comes from ``run.json``)."""
+    record = read_record(settings.runs_dir / run.run_key)
+    experiment = record.mlflow_experiment_id if record else None
     return RunPublic(
         **summary(run).model_dump(),
         node_states=json.loads(run.node_states_json),
-        error=run.error,
+        error=user_text(run.error) if run.error else None,
         mlflow_run_id=run.mlflow_run_id,
-        mlflow_url=_mlflow_url(settings, run),
+        mlflow_url=mlflow_run_url(settings.mlflow_ui_url, experiment, run.mlflow_run_id),
         prefect_flow_run_id=run.prefect_flow_run_id,
         prefect_url=flow_run_url(settings.derived_prefect_ui_url, run.prefect_flow_run_id),
         ir_hash=run.ir_hash,
-        sandbox=_sandbox(settings, run),
+        sandbox=_sandbox(run, record),
     )
 
 
-def _sandbox(settings: ApiSettings, run: Run) -> RunSandbox | None:
+def _sandbox(run: Run, record: RunRecord | None) -> RunSandbox | None:
     """``run.json``'s ``sandbox`` (runner and image digests), None when no user code ran."""
-    record = read_record(settings.runs_dir / run.run_key)
     sandbox = record.sandbox if record else None
     if not isinstance(sandbox, dict):
         return None
@@ -264,14 +269,20 @@ def _submit(session: Session, settings: ApiSettings, run: Run, ir_json: str) -> 
             params,
             idempotency_key=f"alphaforge-run-{run.run_key}",
             tags=[f"pipeline:{run.pipeline_id}", f"af-version:{run.version}", f"run:{run.id}"],
+            name=run_name(spec.ir.title, spec.ir.name, run.run_key),
         )
     except Exception as exc:
-        run.status, run.error, run.finished_at = "failed", f"could not start: {exc}", utcnow()
+        if isinstance(exc, ApiError):
+            reason = str(exc.detail)
+        else:
+            log.error("run %s: could not create its flow run", run.id, exc_info=exc)
+            reason = unexpected("starting the run", exc, "in the server's log")
+        run.status, run.error, run.finished_at = "failed", f"could not start: {reason}", utcnow()
         session.add(run)
         session.commit()
         if isinstance(exc, ApiError):
             raise
-        raise PrefectUnavailable(f"could not start the run: {exc}") from exc
+        raise PrefectUnavailable(f"could not start the run: {reason}") from exc
     run.prefect_flow_run_id = str(flow_run.id)
     session.add(run)
     session.commit()

@@ -351,5 +351,9 @@ def _scheduled_run(flow_run: FlowRun, schedules: list[Schedule]) -> Run:
         run_key=run_id_for(flow_run.id, flow_run.expected_start_time),
         prefect_flow_run_id=str(flow_run.id),
         ir_hash=ir_hash,
-        created_at=flow_run.created or utcnow(),
+        # When the schedule made it due, not when Prefect's scheduler created the flow run: that
+        # is hours or days ahead (it keeps several runs scheduled), which showed a scheduled run
+        # as started long before it did.
+        created_at=flow_run.expected_start_time,
+        started_at=flow_run.start_time,
     )

@@ -97,9 +97,17 @@ class _FileLoader(Node):
     def _path(self, params: FileOhlcvParams) -> Path:
         return self.ctx.resolve_path(params.path)
 
+    def _existing(self, params: FileOhlcvParams) -> Path:
+        path = self._path(params)
+        if not path.is_file():
+            raise DataError(
+                "FILE_NOT_FOUND", self.ctx.missing_file(params.path), source=params.path
+            )
+        return path
+
     def run(self, inputs: Mapping[str, Any], params: FileOhlcvParams) -> dict[str, Any]:
         """Read, validate, select the symbol and the date range."""
-        bars = self._read(self._path(params), params.path, params.timezone)
+        bars = self._read(self._existing(params), params.path, params.timezone)
         bars = select_symbol(bars, params.symbol, params.path)
         bars = filter_range(
             bars, params.start, params.end, timezone=params.timezone, source=params.path
@@ -109,10 +117,7 @@ class _FileLoader(Node):
 
     def fingerprint(self, params: FileOhlcvParams) -> str:
         """sha256 of the file's bytes."""
-        path = self._path(params)
-        if not path.is_file():
-            raise DataError("FILE_NOT_FOUND", "no such file", source=params.path)
-        return file_sha256(path)
+        return file_sha256(self._existing(params))
 
 
 @register

@@ -80,6 +80,8 @@ def test_test_run_nan_is_null_and_failures_are_reported(docker_engine: Any) -> N
     assert bad["status"] == "failed"
     assert bad["error_kind"] == "USER_ERROR"
     assert "nope" in "\n".join(bad["logs"])
+    # the user's traceback is the operators' (worker log): users get the summary line
+    assert not any("Traceback" in line or 'File "' in line for line in bad["logs"])
     assert bad["outputs"] == {}
     assert bad["inputs"]["x"]["rows"] == 300
 

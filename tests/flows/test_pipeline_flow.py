@@ -136,7 +136,12 @@ def test_a_failing_node_fails_the_run_and_skips_its_downstream(settings, tmp_pat
     assert calls(tmp_path, "t_backtest") == 0
     record = json.loads((result.run_dir / "run.json").read_text())
     assert record["nodes"]["broken"]["error_kind"] == "NodeError"
-    assert "Traceback" in (result.run_dir / "run.log").read_text()
+    # the traceback is for operators: beside the log users read, not in it
+    run_log = (result.run_dir / "run.log").read_text()
+    assert "Traceback" not in run_log and 'File "' not in run_log
+    assert "operator-details.log" in run_log and "the oracle is closed" in run_log
+    details = (result.run_dir / "operator-details.log").read_text()
+    assert "Traceback (most recent call last)" in details and "the oracle is closed" in details
     assert flow_run(result.flow_run_id).state.is_failed()
     states = {r.name: r.state for r in task_runs(result.flow_run_id, expected=6)}
     assert states["broken"].is_failed() and not states["result"].is_completed()

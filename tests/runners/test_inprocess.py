@@ -63,7 +63,8 @@ def test_a_crashing_node_is_reported_as_an_internal_error(runner, tmp_path) -> N
     ir = node("bad", "t_fail", {"crash": True, "message": "x"}, series=ref("data", "bars", "close"))
     result = runner.run(ir, {"series": bars["bars"]}, output_dir=tmp_path / "bad")
     assert result.status == "failed" and result.error_kind == "InternalError"
-    assert result.error == "internal error in node 'bad' (t_fail): ValueError: x"
+    assert result.error.startswith("internal error in node 'bad' (t_fail): ValueError: x (")
+    assert "tell your operator" in result.error
 
 
 def test_an_unknown_column_is_named_with_the_columns_there_are(runner, tmp_path) -> None:

@@ -1,0 +1,39 @@
+"""Issue 9 in Chromium (tests/e2e/links.mjs) against its own ``alphaforge serve
+--with-prefect-ui --with-mlflow-ui`` (the shared fixture starts neither UI): a new user creates a
+pipeline from the template and runs it to Completed; the run page's Prefect and MLflow links open
+pages that show this run — its name ``<title slug>/<run id>`` and its Prefect / MLflow id — and
+never "Can't connect to Server API". Screenshots land in tests/e2e/screenshots/links-*.png.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.driver import HERE, PASSWORD, prerequisites, run_script
+from tests.serve_process import serve
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("browser")]
+
+
+def test_a_template_pipeline_runs_to_completed_and_its_prefect_and_mlflow_links_show_it(
+    tmp_path: Path,
+) -> None:
+    prerequisites()
+    shots = HERE / "screenshots"
+    for old in shots.glob("links-*.png"):
+        old.unlink()
+    with serve(tmp_path, PASSWORD, "--with-prefect-ui", "--with-mlflow-ui") as served:
+        printed = served.output()
+        prefect_ui = re.search(r"Prefect UI:\s+(\S+)", printed)
+        assert prefect_ui, printed
+        # the UI's own settings name the server it is served from (not Prefect's default 4200)
+        ui_settings = httpx.get(f"{prefect_ui.group(1)}/ui-settings", timeout=10).json()
+        assert ui_settings["api_url"] == f"{prefect_ui.group(1)}/api"
+        run_script("links.mjs", served.base, timeout=900)
+    taken = {p.stem for p in shots.glob("links-*.png")}
+    for name in ("links-02-run-completed", "links-04-prefect-flow-run", "links-05-mlflow-run"):
+        assert name in taken, sorted(taken)
