@@ -146,6 +146,9 @@ class RunPublic(RunSummary):
 
     node_states: dict[str, NodeState]
     error: str | None
+    run_name: str | None = Field(
+        None, description="The run's name in Prefect and MLflow: ``<title slug>/<run id>``."
+    )
     mlflow_run_id: str | None
     mlflow_url: str | None
     prefect_flow_run_id: str | None

@@ -149,6 +149,7 @@ def public(settings: ApiSettings, run: Run) -> RunPublic:
         **summary(run).model_dump(),
         node_states=json.loads(run.node_states_json),
         error=user_text(run.error) if run.error else None,
+        run_name=run_name(record.title, record.pipeline, run.run_key) if record else None,
         mlflow_run_id=run.mlflow_run_id,
         mlflow_url=mlflow_run_url(settings.mlflow_ui_url, experiment, run.mlflow_run_id),
         prefect_flow_run_id=run.prefect_flow_run_id,

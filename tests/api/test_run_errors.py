@@ -107,7 +107,7 @@ def test_the_new_pipeline_template_runs_as_created_and_is_named_everywhere(
 
     run_dir, flow_run_name = _run_dir(api_settings, run["prefect_flow_run_id"], prefect_stack)
     record = json.loads((run_dir / "run.json").read_text())
-    assert flow_run_name == f"my-first-strategy/{record['run_id']}"
+    assert flow_run_name == f"my-first-strategy/{record['run_id']}" == run["run_name"]
 
     # (the MLflow run's name is checked where the tracking store outlives the flow run: the
     # worker of this stack tracks into its flow-run process's temporary directory; see

@@ -2332,6 +2332,11 @@ export interface components {
             };
             /** Error */
             error: string | null;
+            /**
+             * Run Name
+             * @description The run's name in Prefect and MLflow: ``<title slug>/<run id>``.
+             */
+            run_name?: string | null;
             /** Mlflow Run Id */
             mlflow_run_id: string | null;
             /** Mlflow Url */
