@@ -20,7 +20,8 @@ def validate(
 ) -> ValidateResponse:
     """Diagnostics, outline and (when it compiles) the IR; always 200. ``use`` pins resolve
     over the caller's custom nodes."""
-    return compile_for(session, body.source, user.id or 0, settings).to_response()
+    compiled = compile_for(session, body.source, user.id or 0, settings, dataset_severity="error")
+    return compiled.to_response()
 
 
 @router.post(
@@ -32,7 +33,8 @@ def compile_pipeline(
     body: SourceRequest, user: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> PipelineIR:
     """The IR, or 422 with diagnostics (``use`` pins over the caller's custom nodes)."""
-    return require_ir(compile_for(session, body.source, user.id or 0, settings))
+    compiled = compile_for(session, body.source, user.id or 0, settings, dataset_severity="error")
+    return require_ir(compiled)
 
 
 @router.get("/nodes", response_model=list[NodeSpec])
