@@ -160,7 +160,7 @@ export interface paths {
         head?: never;
         /**
          * Rename Pipeline
-         * @description Rename the pipeline.
+         * @description Rename the pipeline; a new ``title`` is saved as a version whose header carries it.
          */
         patch: operations["rename_pipeline_api_pipelines__pipeline_id__patch"];
         trace?: never;
@@ -501,6 +501,8 @@ export interface paths {
         /**
          * Upload Dataset
          * @description Validate a CSV of bars and store it as Parquet (naive timestamps are in ``timezone``).
+         *
+         *     Volume is optional: without a volume column the dataset says so in ``notes``.
          */
         post: operations["upload_dataset_api_datasets_post"];
         delete?: never;
@@ -863,7 +865,10 @@ export interface components {
         };
         /** Body_upload_dataset_api_datasets_post */
         Body_upload_dataset_api_datasets_post: {
-            /** Name */
+            /**
+             * Name
+             * @description letters, digits, '_' and '-'; starts with a letter
+             */
             name: string;
             /**
              * File
@@ -1005,6 +1010,11 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+            /**
+             * Notes
+             * @default []
+             */
+            notes?: string[];
         };
         /**
          * DiagnosticOut
@@ -1647,7 +1657,10 @@ export interface components {
          * @description ``POST /api/pipelines``: a name and the first version's source.
          */
         PipelineCreate: {
-            /** Name */
+            /**
+             * Name
+             * @description Pipeline names are identifiers: letters, digits and '_', not starting with a digit, at most 100 characters, e.g. sma_crossover
+             */
             name: string;
             /** Source */
             source: string;
@@ -1656,11 +1669,20 @@ export interface components {
         };
         /**
          * PipelineFork
-         * @description ``POST /api/pipelines/{id}/fork``: the copy's name.
+         * @description ``POST /api/pipelines/{id}/fork``: the copy's name and title; left out, they are the
+         *     original's with ``_copy`` / `` (copy)`` (then ``_copy_2`` / `` (copy 2)``...).
          */
         PipelineFork: {
-            /** Name */
-            name: string;
+            /**
+             * Name
+             * @description Pipeline names are identifiers: letters, digits and '_', not starting with a digit, at most 100 characters, e.g. sma_crossover
+             */
+            name?: string | null;
+            /**
+             * Title
+             * @description at most 120 characters
+             */
+            title?: string | null;
         };
         /**
          * PipelineIR
@@ -1716,11 +1738,20 @@ export interface components {
         };
         /**
          * PipelineRename
-         * @description ``PATCH /api/pipelines/{id}``.
+         * @description ``PATCH /api/pipelines/{id}``: a new name and, optionally, a new title (saved as a new
+         *     version whose `pipeline` header carries it).
          */
         PipelineRename: {
-            /** Name */
+            /**
+             * Name
+             * @description Pipeline names are identifiers: letters, digits and '_', not starting with a digit, at most 100 characters, e.g. sma_crossover
+             */
             name: string;
+            /**
+             * Title
+             * @description at most 120 characters
+             */
+            title?: string | null;
         };
         /**
          * PipelineSummary
@@ -2899,13 +2930,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the source has errors */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["DslErrorResponse"];
                 };
             };
         };
