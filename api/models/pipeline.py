@@ -19,23 +19,30 @@ from api.models.common import NO_NUL_PATTERN, timestamp_field
 from api.models.run import RunSummary
 
 NAME_PATTERN = r"^[^\x00-\x1f\x7f]+$"
-# New names (create, rename, fork) are identifiers, as in the `pipeline NAME` header
+# Names the UI gives new pipelines are identifiers (as in the `pipeline NAME` header); the API
+# also keeps older free-text names (the seeded sample's), so it asks for one line of text only.
 IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 NAME_MAX = 100
 TITLE_MAX = 120  # the title in the `pipeline NAME "Title"` header (dsl.compiler.MAX_TITLE_CHARS)
 NAME_RULE = (
-    "Pipeline names are identifiers: letters, digits and '_', not starting with a digit, at "
-    f"most {NAME_MAX} characters, e.g. sma_crossover"
+    "Pipeline names are one line of text, at most "
+    f"{NAME_MAX} characters; the app suggests identifiers such as sma_crossover"
 )
 
 
-def check_identifier(value: str) -> str:
-    """``value`` if it is a valid new pipeline name, else ValueError with the rule."""
-    if not value:
-        raise ValueError(f"The name is empty. {NAME_RULE}")
-    if len(value) > NAME_MAX or not re.fullmatch(IDENTIFIER_PATTERN, value):
-        shown = value if len(value) <= 40 else value[:40] + "…"
-        raise ValueError(f"{shown!r} is not a valid pipeline name. {NAME_RULE}")
+def check_name(value: str) -> str:
+    """``value`` if it is a valid pipeline name, else ValueError saying what to type."""
+    if not value.strip():
+        raise ValueError("The name is empty: type a name such as sma_crossover.")
+    if len(value) > NAME_MAX:
+        raise ValueError(
+            f"The name is {len(value)} characters long; the limit is {NAME_MAX}. Shorten it."
+        )
+    if re.search(r"[\x00-\x1f\x7f]", value):
+        raise ValueError(
+            "The name must be one line of text without tabs or control characters, "
+            "e.g. sma_crossover."
+        )
     return value
 
 
@@ -59,14 +66,14 @@ class PipelineBase(SQLModel):
 
 
 class _NewName(SQLModel):
-    """A name chosen now (create, rename, fork): an identifier."""
+    """A name chosen now (create, rename, fork)."""
 
     name: str = PydanticField(description=NAME_RULE)
 
     @field_validator("name")
     @classmethod
-    def _identifier(cls, value: str) -> str:
-        return check_identifier(value)
+    def _name(cls, value: str) -> str:
+        return check_name(value)
 
 
 class PipelineCreate(_NewName):
@@ -108,8 +115,8 @@ class PipelineFork(BaseModel):
 
     @field_validator("name")
     @classmethod
-    def _identifier(cls, value: str | None) -> str | None:
-        return None if value is None else check_identifier(value)
+    def _name(cls, value: str | None) -> str | None:
+        return None if value is None else check_name(value)
 
     @field_validator("title")
     @classmethod

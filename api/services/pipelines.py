@@ -17,6 +17,7 @@ from sqlmodel import Session, col, func, select
 from api.errors import Conflict, NotFound, Unprocessable
 from api.models.common import Page, as_utc, utcnow
 from api.models.pipeline import (
+    IDENTIFIER_PATTERN,
     NAME_MAX,
     TITLE_MAX,
     DiffResponse,
@@ -308,8 +309,10 @@ def _live_names_and_titles(session: Session, owner_id: int) -> tuple[set[str], s
 
 
 def copy_name(name: str, taken: set[str]) -> str:
-    """``name_copy``, else ``name_copy_2``, ``name_copy_3``... (the first not in ``taken``),
-    kept within the name length limit."""
+    """An identifier's copy is ``name_copy``, then ``name_copy_2``...; other names get
+    `` (copy)``, then `` (copy 2)``... (the first not in ``taken``, within the length limit)."""
+    if not re.fullmatch(IDENTIFIER_PATTERN, name):
+        return _copy_of(name, taken, NAME_MAX)
     base = re.sub(r"_copy(_\d+)?$", "", name)
     n = 1
     while True:
@@ -320,17 +323,21 @@ def copy_name(name: str, taken: set[str]) -> str:
         n += 1
 
 
-def copy_title(title: str, taken: set[str]) -> str:
-    """``title (copy)``, else ``title (copy 2)``... (the first not in ``taken``), kept within
-    the title length limit."""
-    base = re.sub(r" \(copy(?: \d+)?\)$", "", title)
+def _copy_of(text: str, taken: set[str], limit: int) -> str:
+    base = re.sub(r" \(copy(?: \d+)?\)$", "", text)
     n = 1
     while True:
         suffix = " (copy)" if n == 1 else f" (copy {n})"
-        candidate = base[: TITLE_MAX - len(suffix)] + suffix
+        candidate = base[: limit - len(suffix)] + suffix
         if candidate not in taken:
             return candidate
         n += 1
+
+
+def copy_title(title: str, taken: set[str]) -> str:
+    """``title (copy)``, else ``title (copy 2)``... (the first not in ``taken``), kept within
+    the title length limit."""
+    return _copy_of(title, taken, TITLE_MAX)
 
 
 def delete(session: Session, user: User, pipeline_id: int) -> None:

@@ -35,6 +35,9 @@ FORBIDDEN = re.compile(
 )
 
 
+SAMPLE_SRC = SMA.replace('dataset_ohlcv(name="btc")', 'csv_ohlcv(path="data/sample_ohlcv.csv")')
+
+
 def source_reading(dataset: str, title: str = "Uses a dataset") -> str:
     return SMA.replace('dataset_ohlcv(name="btc")', f'dataset_ohlcv(name="{dataset}")').replace(
         '"SMA Crossover"', json.dumps(title)
@@ -164,30 +167,37 @@ def test_titles_are_limited_to_120_characters(client: TestClient, alice: Account
 def test_rename_and_create_follow_the_same_rules_and_titles_stay_text(
     client: TestClient, alice: Account
 ) -> None:
-    rule = (
-        "Pipeline names are identifiers: letters, digits and '_', not starting with a digit, at "
-        "most 100 characters, e.g. sma_crossover"
-    )
-    src = source_reading("btc").replace(
-        'dataset_ohlcv(name="btc")', 'csv_ohlcv(path="data/sample_ohlcv.csv")'
-    )
-    bad = client.post(
-        "/api/pipelines", json={"name": "<b>x</b>", "source": src}, headers=alice.headers
-    )
-    assert bad.status_code == 422
-    assert bad.json()["detail"]["message"] == f"'<b>x</b>' is not a valid pipeline name. {rule}."
+    src = SAMPLE_SRC
+    for bad, message in (
+        (
+            "a\nb",
+            "The name must be one line of text without tabs or control characters, e.g. "
+            "sma_crossover.",
+        ),
+        ("x" * 101, "The name is 101 characters long; the limit is 100. Shorten it."),
+        ("   ", "The name is empty: type a name such as sma_crossover."),
+    ):
+        created = client.post(
+            "/api/pipelines", json={"name": bad, "source": src}, headers=alice.headers
+        )
+        assert created.status_code == 422
+        assert created.json()["detail"]["message"] == message
     pid = client.post(
         "/api/pipelines", json={"name": "mine", "source": src}, headers=alice.headers
     ).json()["id"]
     url = f"/api/pipelines/{pid}"
-    again = client.patch(url, json={"name": "<b>x</b>"}, headers=alice.headers)
-    assert again.status_code == 422
-    assert again.json()["detail"]["message"] == bad.json()["detail"]["message"]
+    for bad in ("a\nb", "x" * 101):
+        renamed = client.patch(url, json={"name": bad}, headers=alice.headers)
+        assert renamed.status_code == 422
+        created = client.post(
+            "/api/pipelines", json={"name": bad, "source": src}, headers=alice.headers
+        )
+        assert renamed.json()["detail"]["message"] == created.json()["detail"]["message"]
     title = 'My "best" <b>idea</b> \\ ok'
     r = client.patch(url, json={"name": "renamed", "title": title}, headers=alice.headers)
     assert r.status_code == 200, r.text
     got = r.json()
-    assert (got["name"], got["title"]) == ("renamed", title)
+    assert (got["name"], got["title"]) == ("renamed", title)  # text, stored as typed
     assert got["version"]["message"] == "Rename title"
     header = got["version"]["source"].splitlines()[1]
     assert header == f"pipeline sma_crossover {json.dumps(title)}"
@@ -195,6 +205,9 @@ def test_rename_and_create_follow_the_same_rules_and_titles_stay_text(
     before = src.splitlines()
     after = got["version"]["source"].splitlines()
     assert [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b] == [1]
+    # the same title again adds no version
+    same = client.patch(url, json={"name": "renamed", "title": title}, headers=alice.headers)
+    assert same.json()["version"]["number"] == got["version"]["number"]
 
 
 def test_duplicate_titles_the_copy_copy_then_copy_2(client: TestClient, alice: Account) -> None:
@@ -263,9 +276,9 @@ def _bad_requests(pid: int) -> list[tuple[str, str, dict[str, Any]]]:
             {"content": b"{not json", "headers": {"Content-Type": "application/json"}},
         ),
         ("PUT", f"/api/pipelines/{pid}", {"json": {"source": None}}),
-        ("PATCH", f"/api/pipelines/{pid}", {"json": {"name": "bad name!"}}),
+        ("PATCH", f"/api/pipelines/{pid}", {"json": {"name": "tab\there"}}),
         ("PATCH", f"/api/pipelines/{pid}", {"json": {"name": "ok", "title": "a\nb"}}),
-        ("POST", f"/api/pipelines/{pid}/fork", {"json": {"name": "1x"}}),
+        ("POST", f"/api/pipelines/{pid}/fork", {"json": {"name": "x" * 101}}),
         ("GET", "/api/pipelines/abc", {}),
         ("GET", "/api/pipelines?limit=-1", {}),
         ("GET", f"/api/pipelines/{pid}/versions/0", {}),

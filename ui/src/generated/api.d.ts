@@ -1659,7 +1659,7 @@ export interface components {
         PipelineCreate: {
             /**
              * Name
-             * @description Pipeline names are identifiers: letters, digits and '_', not starting with a digit, at most 100 characters, e.g. sma_crossover
+             * @description Pipeline names are one line of text, at most 100 characters; the app suggests identifiers such as sma_crossover
              */
             name: string;
             /** Source */
@@ -1675,7 +1675,7 @@ export interface components {
         PipelineFork: {
             /**
              * Name
-             * @description Pipeline names are identifiers: letters, digits and '_', not starting with a digit, at most 100 characters, e.g. sma_crossover
+             * @description Pipeline names are one line of text, at most 100 characters; the app suggests identifiers such as sma_crossover
              */
             name?: string | null;
             /**
@@ -1744,7 +1744,7 @@ export interface components {
         PipelineRename: {
             /**
              * Name
-             * @description Pipeline names are identifiers: letters, digits and '_', not starting with a digit, at most 100 characters, e.g. sma_crossover
+             * @description Pipeline names are one line of text, at most 100 characters; the app suggests identifiers such as sma_crossover
              */
             name: string;
             /**

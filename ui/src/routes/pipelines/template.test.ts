@@ -37,5 +37,6 @@ describe('copies', () => {
     expect(copyTitle('SMA (copy)', ['SMA (copy)', 'SMA (copy 2)'])).toBe('SMA (copy 3)');
     expect(copyTitle('t'.repeat(120), []).length).toBe(120);
     expect(copyName('sma', ['sma_copy'])).toBe('sma_copy_2');
+    expect(copyName('Moving Average (Sample)', [])).toBe('Moving Average (Sample) (copy)');
   });
 });

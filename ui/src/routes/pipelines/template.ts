@@ -35,8 +35,12 @@ export function titleProblem(title: string): string | null {
   return null;
 }
 
-/** `name_copy`, else `name_copy_2`, ... : the first not in `taken` (as the API's default). */
+/**
+ * An identifier's copy is `name_copy`, then `name_copy_2`...; an older free-text name gets
+ * " (copy)", " (copy 2)"...: the first not in `taken` (as the API's default).
+ */
 export function copyName(name: string, taken: Iterable<string>): string {
+  if (!NAME_RE.test(name)) return copyOf(name, taken, NAME_MAX);
   const used = new Set(taken);
   const base = name.replace(/_copy(_\d+)?$/, '');
   for (let n = 1; ; n++) {
@@ -48,11 +52,15 @@ export function copyName(name: string, taken: Iterable<string>): string {
 
 /** `title (copy)`, else `title (copy 2)`, ... : the first not in `taken` (as the API's default). */
 export function copyTitle(title: string, taken: Iterable<string>): string {
+  return copyOf(title, taken, TITLE_MAX);
+}
+
+function copyOf(text: string, taken: Iterable<string>, limit: number): string {
   const used = new Set(taken);
-  const base = title.replace(/ \(copy(?: \d+)?\)$/, '');
+  const base = text.replace(/ \(copy(?: \d+)?\)$/, '');
   for (let n = 1; ; n++) {
     const suffix = n === 1 ? ' (copy)' : ` (copy ${n})`;
-    const candidate = base.slice(0, TITLE_MAX - suffix.length) + suffix;
+    const candidate = base.slice(0, limit - suffix.length) + suffix;
     if (!used.has(candidate)) return candidate;
   }
 }
