@@ -166,7 +166,7 @@ describe('broken lines (issue 9, item 4): never edit text that did not parse', (
 
   it('a missing `)` ends the call at its line, with the problem, not at the end of the file', () => {
     const fast = findStep(BROKEN, 'fast')!;
-    expect(fast.problem).toMatch(/`\)` is missing/);
+    expect(fast.problem).toMatch(/“\)” is missing/);
     expect([fast.line, fast.endLine]).toEqual([5, 5]);
     expect(fast.args.map((a) => [a.key, a.valueText])).toEqual([
       [null, 'data.close'],

@@ -131,7 +131,7 @@ function lastSignificantEnd(toks: Token[], next: number, fallback: number): numb
 
 const PAIRS: Record<string, string> = { ')': '(', ']': '[', '}': '{' };
 
-const MISSING_CLOSE = 'the call is not closed: a `)` is missing';
+const MISSING_CLOSE = 'the call is not closed: a “)” is missing';
 
 /**
  * The arguments of a call from just after its `(`. Stops at the matching `)`; an unclosed call
@@ -167,14 +167,14 @@ function parseArgs(
     else if (t.kind === 'punct' && CLOSERS.has(t.text)) {
       if (stack.length === 0) {
         if (t.text !== ')') {
-          problem = `\`${t.text}\` closes nothing here: a \`)\` is missing`;
+          problem = `“${t.text}” closes nothing here: a “)” is missing`;
           break;
         }
         finish(-1);
         return { args, close: t.start, next: i + 1, problem: argProblem(args) };
       }
       if (stack.pop() !== PAIRS[t.text]) {
-        problem = `the brackets do not match at \`${t.text}\``;
+        problem = `the brackets do not match at “${t.text}”`;
         i++;
         break;
       }
@@ -196,7 +196,7 @@ function argProblem(args: CallArg[]): string | null {
     for (const t of inner) {
       if (t.kind === 'punct' && OPENERS.has(t.text)) depth++;
       else if (t.kind === 'punct' && CLOSERS.has(t.text)) depth--;
-      else if (depth === 0 && t.kind === 'punct' && t.text === '=') return `the argument \`${a.valueText.trim()}\` is not one value`;
+      else if (depth === 0 && t.kind === 'punct' && t.text === '=') return `the argument “${a.valueText.trim()}” is not one value`;
     }
   }
   return null;
