@@ -245,7 +245,8 @@ def test_a_bad_cron_says_what_is_wrong_and_gives_an_example(
         "0 25 * * *": "Cron expression '0 25 * * *' is not valid: hour must be 0–23 (got '25'). "
         "Example: '0 9 * * 1-5' (09:00 on weekdays).",
         "0 9 * * mon-fri/0": "Cron expression '0 9 * * mon-fri/0' is not valid: the step '0' of "
-        "the day of week must be a whole number from 1. Example: '0 9 * * 1-5' (09:00 on weekdays).",
+        "the day of week must be a whole number from 1. "
+        "Example: '0 9 * * 1-5' (09:00 on weekdays).",
     }
     for cron, message in cases.items():
         r = client.post(url, json={"cron": cron}, headers=alice.headers)
@@ -377,7 +378,10 @@ def test_code_with_a_syntax_error_is_not_saved(
     # the same node with its code fixed is saved
     fixed = {
         "python": "def run(inputs, params):\n    x = inputs['x']\n    return {'ema': x}\n",
-        "javascript": "function run(inputs, params) {\n  const x = inputs.x;\n  return { ema: x };\n}\nmodule.exports = { run };\n",
+        "javascript": (
+            "function run(inputs, params) {\n  const x = inputs.x;\n  return { ema: x };\n}\n"
+            "module.exports = { run };\n"
+        ),
     }
     if language in fixed:
         ok = client.post(
