@@ -172,6 +172,49 @@ await step('config-panel-broken-line', async () => {
   await s.shot('ed-06-config-panel-other-step');
 });
 
+await step('completion', async () => {
+  // the user's custom node is offered after `use `, and `data.` offers only what validates
+  const code = 'def run(inputs, params):\n    return {"ema": inputs["x"]}\n';
+  const made = await apiCall(page, 'POST', '/api/custom-nodes', {
+    name: `myind_${sfx}`,
+    language: 'python',
+    summary: 'the input, unchanged',
+    inputs: [{ name: 'x', type: 'series' }],
+    outputs: [{ name: 'ema', type: 'series' }],
+    params_schema: { type: 'object', properties: {} },
+    code,
+  });
+  if (made.status !== 201) fail(`custom node: ${made.status} ${made.text}`);
+  await openPipeline(`compl_${sfx}`, pipelineSource(`compl_${sfx}`, 'Completion', SAMPLE));
+  await page.click('.monaco-editor .view-lines');
+  await page.keyboard.press('Control+Home');
+  await page.keyboard.press('ArrowDown');
+  await page.keyboard.press('ArrowDown'); // the empty line 3
+  await page.keyboard.type('use myind', { delay: 30 });
+  const suggest = page.locator('.monaco-editor .suggest-widget.visible');
+  await suggest.waitFor({ timeout: 10000 });
+  await page.waitForFunction((n) => document.querySelector('.monaco-editor .suggest-widget.visible')?.textContent?.includes(n), `myind_${sfx}`, { timeout: 10000 });
+  await s.shot('ed-13-use-completion');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(
+    (n) => (document.querySelector('[data-testid=editor] .view-lines')?.textContent ?? '').replace(/\u00a0/g, ' ').includes(`use ${n}@1.0`),
+    `myind_${sfx}`,
+    { timeout: 5000 },
+  );
+  // `data.` inside a call: the bars port and its columns, not csv_ohlcv's params
+  await page.keyboard.press('End');
+  await page.keyboard.press('Enter');
+  await page.keyboard.type('x = sma(data.', { delay: 30 });
+  await suggest.waitFor({ timeout: 10000 });
+  await page.waitForTimeout(300);
+  const labels = await page.$$eval('.monaco-editor .suggest-widget.visible .monaco-list-row', (rows) => rows.map((r) => r.getAttribute('aria-label') ?? r.textContent ?? ''));
+  const text = labels.join(' | ');
+  for (const want of ['close', 'volume', 'bars']) if (!text.includes(want)) fail(`data. does not offer ${want}: ${text}`);
+  for (const not of ['path', 'timezone', 'symbol']) if (labels.some((l) => l.startsWith(not))) fail(`data. offers ${not}: ${text}`);
+  await s.shot('ed-14-member-completion');
+  await page.keyboard.press('Escape');
+});
+
 const created = `ed_new_${sfx}`;
 await step('create-and-rename-dialog', async () => {
   await page.goto('/');

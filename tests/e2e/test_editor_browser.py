@@ -1,7 +1,8 @@
 """The editor and a new user's first minutes in the browser (tests/e2e/editor.mjs, issue 9 items
 3-6 and 8 in part), against the shared ``alphaforge serve``: upload names, a CSV without volume,
 the config panel on a broken line, an unknown dataset's squiggle with did-you-mean, the in-app
-Create/Rename dialog, Duplicate "(copy)", a Python node with an IndentationError not saved.
+Create/Rename dialog, Duplicate "(copy)", a Python node with an IndentationError not saved,
+completion after `use ` (the user's custom node) and after `data.` (what validates).
 Screenshots land in tests/e2e/screenshots/ed-*.png.
 """
 
@@ -24,6 +25,8 @@ SHOTS = (
     "ed-09-long-title-truncated",
     "ed-10-duplicate-dialog",
     "ed-12-node-indentation-error",
+    "ed-13-use-completion",
+    "ed-14-member-completion",
 )
 
 
