@@ -1360,6 +1360,7 @@ export interface components {
             language: "python" | "javascript" | "wasm";
             /**
              * Summary
+             * @description one line, at most 300 characters
              * @default
              */
             summary?: string;
