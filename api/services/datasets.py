@@ -204,9 +204,7 @@ def dataset_paths(session: Session, settings: ApiSettings, owner_id: int) -> dic
     return {d.name: storage_path(settings, d) for d in rows}
 
 
-def dataset_names(session: Session, owner_id: int) -> set[str]:
-    """The names of one owner's live datasets (what ``dataset_ohlcv(name=...)`` may use)."""
-    rows = session.exec(
-        select(Dataset.name).where(Dataset.owner_id == owner_id, col(Dataset.deleted_at).is_(None))
-    ).all()
-    return set(rows)
+def dataset_names(session: Session, settings: ApiSettings, owner_id: int) -> set[str]:
+    """The names ``dataset_ohlcv(name=...)`` may use in ``owner_id``'s pipelines: exactly those
+    a run of theirs resolves (:func:`dataset_paths`), so validation and runs agree."""
+    return set(dataset_paths(session, settings, owner_id))

@@ -56,7 +56,7 @@ def compile_for(
         source,
         settings,
         OwnerNodeResolver(session, owner_id),
-        datasets=datasets.dataset_names(session, owner_id),
+        datasets=datasets.dataset_names(session, settings, owner_id),
         dataset_severity=dataset_severity,
     )
 
