@@ -400,3 +400,30 @@ def test_a_new_version_with_broken_code_keeps_the_saved_one(
     r = client.put(url, json=manifest(code=PY_INDENT), headers=alice.headers)
     assert r.status_code == 422
     assert client.get(url, headers=alice.headers).json()["version"]["version"] == "1.0.0"
+
+
+def test_validation_of_a_pipeline_uses_its_owners_datasets(
+    client: TestClient, alice: Account, bob: Account, admin: Account
+) -> None:
+    """An admin looking at alice's pipeline sees what a run of it resolves (alice's datasets);
+    someone who may not see the pipeline gets 404, as for the pipeline itself."""
+    assert upload(client, alice, "goog_daily", bars(3)).status_code == 201
+    src = source_reading("goog_daily")
+    pid = client.post(
+        "/api/pipelines", json={"name": "p", "source": src}, headers=alice.headers
+    ).json()["id"]
+
+    def errors(who: Account, **extra: Any) -> Any:
+        r = client.post("/api/validate", json={"source": src, **extra}, headers=who.headers)
+        if r.status_code != 200:
+            return r.status_code
+        return [d["code"] for d in r.json()["diagnostics"] if d["severity"] == "error"]
+
+    assert errors(admin) == ["AF209"]  # the admin has no dataset of that name
+    assert errors(admin, pipeline_id=pid) == []
+    assert errors(alice, pipeline_id=pid) == []
+    assert errors(bob, pipeline_id=pid) == 404
+    compiled = client.post(
+        "/api/compile", json={"source": src, "pipeline_id": pid}, headers=admin.headers
+    )
+    assert compiled.status_code == 200, compiled.text

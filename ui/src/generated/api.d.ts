@@ -2157,6 +2157,11 @@ export interface components {
         SourceRequest: {
             /** Source */
             source: string;
+            /**
+             * Pipeline Id
+             * @description check it as this pipeline's owner would run it (their datasets and custom nodes) rather than the caller's; 404 if the caller may not see that pipeline
+             */
+            pipeline_id?: number | null;
         };
         /**
          * SourceSpan
