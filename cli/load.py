@@ -7,6 +7,7 @@ CLI turns into exit code 2 after printing the diagnostics gcc-style.
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,10 +42,13 @@ class Loaded:
         return self.path.resolve().parent
 
 
-def load_pipeline(path: Path, resolver: Any = None) -> Loaded:
+def load_pipeline(
+    path: Path, resolver: Any = None, datasets: Collection[str] | None = None
+) -> Loaded:
     """Compile ``path`` (``.af``) or read it as IR (``.json``); never raises for diagnostics.
 
-    ``resolver`` (a ``dsl.nodespec.NodeResolver``) resolves ``use`` pins of custom nodes.
+    ``resolver`` (a ``dsl.nodespec.NodeResolver``) resolves ``use`` pins of custom nodes;
+    ``datasets``: the dataset names ``dataset_ohlcv`` may use (None: not checked).
     """
     if not path.exists():
         raise InputError(f"{path}: no such file")
@@ -64,7 +68,7 @@ def load_pipeline(path: Path, resolver: Any = None) -> Loaded:
         return Loaded(path, ir, compile_s=time.perf_counter() - t0)
     from dsl import compile_source
 
-    result = compile_source(text, filename=str(path), resolver=resolver)
+    result = compile_source(text, filename=str(path), resolver=resolver, datasets=datasets)
     loaded = Loaded(
         path,
         result.ir if result.ok else None,

@@ -75,9 +75,49 @@ def _resolver(path: Path, nodes: Path | None) -> Any:
     return _DefaultFolderResolver(folder) if folder.is_dir() else None
 
 
-def _load_or_exit(path: Path, nodes: Path | None = None) -> Loaded:
+def _store_datasets(path: Path, owner: str | None) -> Any:
+    """The web app's datasets when ``path`` reads one (``dataset_ohlcv``), else None."""
     try:
-        loaded = load_pipeline(path, _resolver(path, nodes))
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None  # load_pipeline says what is wrong with the file
+    from cli.datasets import store_datasets, uses_datasets
+
+    if not uses_datasets(text):
+        return None
+    found = store_datasets(owner)
+    if found.problem:
+        click.echo(f"{path}: note: dataset names not checked: {found.problem}", err=True)
+        return None
+    return found
+
+
+def _dataset_refs(ir: Any, datasets: Any, settings: Any) -> dict[str, str]:
+    """``name -> store: reference`` of the web-app datasets the pipeline reads."""
+    if datasets is None:
+        return {}
+    from dsl.compiler import dataset_names
+
+    used = dataset_names(ir)
+    ambiguous = datasets.ambiguous(used)
+    if ambiguous:
+        name, owners = next(iter(sorted(ambiguous.items())))
+        msg = f"several users have a dataset called {name!r} ({', '.join(owners)}); pass --owner"
+        raise _fail(msg, EXIT_INVALID)
+    paths = datasets.paths()
+    refs: dict[str, str] = {}
+    for name in sorted(used & set(paths)):
+        try:
+            refs[name] = settings.store_ref(paths[name])
+        except ValueError:  # --data-dir names another store: the file by its own path
+            refs[name] = str(paths[name])
+    return refs
+
+
+def _load_or_exit(path: Path, nodes: Path | None = None, datasets: Any = None) -> Loaded:
+    try:
+        names = datasets.names() if datasets is not None else None
+        loaded = load_pipeline(path, _resolver(path, nodes), names)
     except AlphaForgeError as exc:
         raise _fail(str(exc), EXIT_INVALID) from None
     for line in loaded.diagnostics:
@@ -119,6 +159,12 @@ def cli() -> None:
     """Alpha Forge: write a pipeline in .af, validate it, run it, inspect the results."""
 
 
+_OWNER_OPTION = click.option(
+    "--owner",
+    help="Check dataset names against this web-app user's datasets [default: every user's].",
+)
+
+
 @cli.command()
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option(
@@ -126,9 +172,12 @@ def cli() -> None:
     type=click.Path(path_type=Path),
     help="Folder of custom-node manifests (*.json) for `use` lines [default: FILE's nodes/].",
 )
-def validate(file: Path, nodes: Path | None) -> None:
-    """Check FILE and print diagnostics (file:line:col: severity CODE: message)."""
-    loaded = _load_or_exit(file, nodes)
+@_OWNER_OPTION
+def validate(file: Path, nodes: Path | None, owner: str | None) -> None:
+    """Check FILE and print diagnostics (file:line:col: severity CODE: message).
+
+    Dataset names in ``dataset_ohlcv(name=...)`` are checked against the web app's datasets."""
+    loaded = _load_or_exit(file, nodes, _store_datasets(file, owner))
     ir = loaded.ir
     assert ir is not None
     warn = f", {loaded.warnings} warning(s)" if loaded.warnings else ""
@@ -159,8 +208,14 @@ def compile_cmd(file: Path, nodes: Path | None) -> None:
     type=click.Path(path_type=Path),
     help="Folder of custom-node manifests (*.json) for `use` lines [default: FILE's nodes/].",
 )
+@_OWNER_OPTION
 def run(
-    file: Path, as_json: bool, data_dir: Path | None, no_cache: bool, nodes: Path | None
+    file: Path,
+    as_json: bool,
+    data_dir: Path | None,
+    no_cache: bool,
+    nodes: Path | None,
+    owner: str | None,
 ) -> None:
     """Run FILE (a .af pipeline or its IR JSON) as a Prefect flow, tracked in MLflow."""
     from flows.settings import CoreSettings, get_settings
@@ -168,9 +223,11 @@ def run(
     settings = CoreSettings(data_dir=data_dir) if data_dir else get_settings()
     settings.apply_prefect_env()  # before anything imports prefect
     _quiet_orchestrator_console()
-    loaded = _load_or_exit(file, nodes)
+    datasets = _store_datasets(file, owner)
+    loaded = _load_or_exit(file, nodes, datasets)
     ir = loaded.ir
     assert ir is not None
+    dataset_refs = _dataset_refs(ir, datasets, settings)
     if loaded.resolver is not None:  # the flow finds custom nodes' code in the store, by hash
         from runners.nodestore import ManifestStore
 
@@ -189,6 +246,7 @@ def run(
         store_url=settings.store_location,
         use_cache=not no_cache,
         trigger="cli",
+        datasets=dataset_refs,
     )
     width = max(len(n.id) for n in ir.nodes)
     t0 = time.perf_counter()

@@ -9,14 +9,18 @@ syntax errors, and each reports every problem it finds rather than stopping at t
 from __future__ import annotations
 
 import hashlib
+import json
+import re
+from collections.abc import Collection
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from dsl import tree as t
 from dsl.binder import Binder, BoundStep
 from dsl.blocks import check_stream, check_walkforward
-from dsl.diagnostics import Diagnostic, did_you_mean, sort_key
+from dsl.diagnostics import Diagnostic, did_you_mean, nearest_by_edits, sort_key
 from dsl.graph import find_cycles, topological_order, unused_steps
 from dsl.ir import NodeIR, PipelineIR, StreamIR, SweepIR, UsePin, WalkForwardIR
 from dsl.lower import Lowerer
@@ -84,15 +88,59 @@ class DslError(AlphaForgeError):
         self.filename = filename
 
 
+MAX_TITLE_CHARS = 120
+DATASET_NODE = "dataset_ohlcv"
+DatasetSeverity = Literal["error", "warning"]
+
+
 def compile_source(
     text: str,
     *,
     filename: str = "<input>",
     registry: NodeRegistry | None = None,
     resolver: NodeResolver | None = None,
+    datasets: Collection[str] | None = None,
+    dataset_severity: DatasetSeverity = "error",
 ) -> CompileResult:
-    """Compile .af text. Never raises for problems in the text: they are diagnostics."""
-    return _Compilation(text, filename, registry, resolver).run()
+    """Compile .af text. Never raises for problems in the text: they are diagnostics.
+
+    ``datasets``: the dataset names ``dataset_ohlcv(name=...)`` may use (AF209 for any other,
+    at ``dataset_severity``, with the nearest names); None: names are not checked.
+    """
+    compilation = _Compilation(text, filename, registry, resolver)
+    compilation.datasets = datasets
+    compilation.dataset_severity = dataset_severity
+    return compilation.run()
+
+
+def dataset_names(ir: PipelineIR) -> set[str]:
+    """The dataset names a compiled pipeline reads (its ``dataset_ohlcv`` steps)."""
+    return {
+        str(n.params["name"]) for n in ir.nodes if n.type == DATASET_NODE and "name" in n.params
+    }
+
+
+_TITLE_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"')
+
+
+def with_title(text: str, title: str) -> str | None:
+    """``text`` with the ``pipeline`` header's title set to ``title`` (added when it has none);
+    nothing else changes. None when the text has no header that parses."""
+    src = SourceText(text, "<input>")
+    outcome = parse(src, Reporter(src))
+    if outcome.model is None:
+        return None
+    program = Lowerer(Reporter(src)).lower(outcome.model)
+    if not program.headers:
+        return None
+    span = program.headers[0].span
+    header = text[span.start : span.end]
+    literal = json.dumps(title, ensure_ascii=False)
+    found = _TITLE_STRING.search(header)
+    if found is None:
+        return text[: span.end] + " " + literal + text[span.end :]
+    start, end = span.start + found.start(), span.start + found.end()
+    return text[:start] + literal + text[end:]
 
 
 def compile_file(
@@ -138,6 +186,8 @@ class _Compilation:
         self._registry = reg
         self.resolver = resolver if resolver is not None else NoRegistryResolver()
         self.pins: dict[str, tuple[t.Use, UsePin | None, NodeSpec | None]] = {}
+        self.datasets: Collection[str] | None = None
+        self.dataset_severity: DatasetSeverity = "error"
 
     @property
     def registry(self) -> NodeRegistry:
@@ -181,6 +231,7 @@ class _Compilation:
         walkforward = self._walkforward(program)
         stream = self._stream(program, binder)
         self._not_executed(program)
+        self._datasets(program)
         order = self._graph(program, bound, sweep, stream, steps)
         self._unused_pins(program)
         if self.rep.has_errors or header is None or order is None:
@@ -209,6 +260,14 @@ class _Compilation:
             )
             return None
         first = program.headers[0]
+        if first.title is not None and len(first.title) > MAX_TITLE_CHARS:
+            self.rep.report(
+                "AF011",
+                f"the pipeline title is {len(first.title)} characters long; the limit is "
+                f"{MAX_TITLE_CHARS}",
+                first.span,
+                hint="shorten the title in the `pipeline` line",
+            )
         for extra in program.headers[1:]:
             self.rep.report(
                 "AF007", "one pipeline per file: a second `pipeline` header", extra.span
@@ -261,6 +320,33 @@ class _Compilation:
             language=node.language,
         )
         return pin, node.spec()
+
+    def _datasets(self, program: t.Program) -> None:
+        """AF209 for a ``dataset_ohlcv(name="...")`` naming no known dataset."""
+        if self.datasets is None:
+            return
+        known = sorted(self.datasets)
+        for step in program.steps:
+            if step.call.type != DATASET_NODE or step.call.type in self.pins:
+                continue
+            for arg in step.call.args:
+                value = arg.value
+                if arg.key != "name" or not isinstance(value, t.Lit) or value.kind != "str":
+                    continue
+                if value.value in self.datasets:
+                    continue
+                shown = ", ".join(known[:8]) + (", ..." if len(known) > 8 else "")
+                hint = (
+                    f"your datasets: {shown}" if known else "upload one on the Datasets page first"
+                )
+                self.rep.report(
+                    "AF209",
+                    f"no dataset named {json.dumps(value.value)}",
+                    value.span,
+                    severity=self.dataset_severity,
+                    hint=hint,
+                    suggestions=nearest_by_edits(str(value.value), known),
+                )
 
     def _unique_steps(self, program: t.Program) -> dict[str, t.Step]:
         steps: dict[str, t.Step] = {}

@@ -65,6 +65,28 @@ def did_you_mean(word: str, candidates: Iterable[str], n: int = 3) -> list[str]:
     return difflib.get_close_matches(word, sorted(set(candidates)), n=n, cutoff=0.6)
 
 
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions) between two words."""
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        previous = current
+    return previous[-1]
+
+
+def nearest_by_edits(word: str, candidates: Iterable[str], n: int = 3) -> list[str]:
+    """Up to ``n`` candidates within a few edits of ``word`` (at most 2, or a third of its
+    length for long words; case differences count as one edit), nearest first."""
+    limit = max(2, len(word) // 3)
+    scored = sorted(
+        (min(edit_distance(word, c), edit_distance(word.lower(), c.lower()) + 1), c)
+        for c in set(candidates)
+    )
+    return [c for d, c in scored if d <= limit][:n]
+
+
 def suggestion_text(suggestions: list[str]) -> str:
     """``"; did you mean `a` or `b`?"`` or the empty string."""
     if not suggestions:

@@ -15,11 +15,11 @@ from typing import Any
 from dsl import keywords
 from dsl.lower import DURATION_UNITS
 from dsl.sweeps import METHODS
-from nodes.base import registry
+from nodes.base import FRAME_LIKE, registry
 from nodes.codes import CODES
 
 #: Bumped when the document's shape changes (not its contents).
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def language_spec() -> dict[str, Any]:
@@ -34,6 +34,9 @@ def language_spec() -> dict[str, Any]:
         "keyword_docs": dict(keywords.KEYWORD_DOCS),
         "duration_units": list(DURATION_UNITS),
         "sweep_methods": list(METHODS),
+        # a reference `step.column` selects a column of the step's first output of these types
+        # (dsl.binder.Binder.resolve_ref): what completion after `step.` may offer
+        "frame_like_types": sorted(t.value for t in FRAME_LIKE),
         "nodes": registry().catalog(),
         "codes": {
             code: {

@@ -124,6 +124,7 @@ _TABLE: tuple[Code, ...] = (
         "dsl",
         raised_by=("dsl.convert.ConvertError",),
     ),
+    Code("AF011", "pipeline title too long", "dsl", E),
     # -- arguments and params ----------------------------------------------------------------
     Code(
         "AF101",
@@ -153,6 +154,14 @@ _TABLE: tuple[Code, ...] = (
         "dsl",
         ("error", "warning"),
         detail="warning: a `for` over an empty list expands to nothing",
+    ),
+    Code(
+        "AF209",
+        "unknown dataset name in `dataset_ohlcv(name=...)`",
+        "dsl",
+        ("error", "warning"),
+        detail="checked against the owner's datasets (the web app) or the store's (the CLI); a "
+        "warning where a pipeline is saved, so it can be written before its data is uploaded",
     ),
     # -- sweeps and walk-forward -------------------------------------------------------------
     Code("AF301", "sweep target names no step", "dsl", E),

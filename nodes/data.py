@@ -1,7 +1,9 @@
 """Reading and validating OHLCV bars into the canonical frame, at the door.
 
 The canonical frame: a ``DatetimeIndex`` named ``ts`` in UTC (nanoseconds), float64 columns
-``open, high, low, close, volume`` and, when the file has one, a string column ``symbol``. Rows
+``open, high, low, close, volume`` and, when the file has one, a string column ``symbol``. A file
+without a volume column (or with only blanks in it) is accepted: its ``volume`` is all NaN
+(:func:`volume_missing`); a volume column with some values must have all of them. Rows
 keep the file's order: nothing is dropped, reordered or repaired. Bad data raises
 :class:`~nodes.errors.DataError` with a stable ``kind``, the file and the row.
 
@@ -38,13 +40,16 @@ else:
 __all__ = [
     "PRICE_COLUMNS",
     "TIMESTAMP_ALIASES",
+    "VOLUME_MISSING_NOTE",
     "check_timezone",
     "file_sha256",
     "filter_range",
     "read_ohlcv_csv",
     "read_ohlcv_parquet",
+    "require_volume",
     "select_symbol",
     "validate_ohlcv",
+    "volume_missing",
 ]
 
 TIMESTAMP_ALIASES: tuple[str, ...] = ("ts", "timestamp", "date", "datetime", "time")
@@ -141,7 +146,8 @@ def validate_ohlcv(
     writes an unnamed index) or be a ``DatetimeIndex``. Other columns
     are not carried over. ``first_row`` is the number reported for the table's first row.
 
-    Checks, in this order, each reporting the first offending row: MISSING_COLUMNS /
+    ``volume`` may be absent (then all NaN). Checks, in this order, each reporting the first
+    offending row: MISSING_COLUMNS /
     AMBIGUOUS_COLUMNS, EMPTY, UNPARSEABLE_TIMESTAMP (incl. a mix of naive and offset-carrying
     timestamps, and local times that do not exist in ``timezone``), UNPARSEABLE_NUMBER,
     NAN_PRICE (missing or non-finite), NAN_VOLUME, MISSING_SYMBOL, NON_POSITIVE_PRICE,
@@ -154,7 +160,12 @@ def validate_ohlcv(
     if len(table) == 0:
         raise DataError("EMPTY", "no bars", source=source)
     ts = _parse_timestamps(table[cols["ts"]], tz, source, first_row)
-    values = {c: _parse_numbers(table[cols[c]], c, source, first_row) for c in OHLCV_COLUMNS}
+    values = {c: _parse_numbers(table[cols[c]], c, source, first_row) for c in PRICE_COLUMNS}
+    values["volume"] = (
+        _parse_numbers(table[cols["volume"]], "volume", source, first_row)
+        if "volume" in cols
+        else np.full(len(table), np.nan)
+    )
     symbol = None
     if "symbol" in cols:
         symbol = table[cols["symbol"]].astype("str").str.strip()
@@ -165,6 +176,27 @@ def validate_ohlcv(
     if symbol is not None:
         out["symbol"] = symbol.to_numpy()
     return out
+
+
+def volume_missing(bars: pd.DataFrame) -> bool:
+    """True when the bars carry no volume: the file had no volume column (or only blanks), so
+    the canonical frame's ``volume`` is all missing (NaN)."""
+    return "volume" not in bars.columns or bool(bars["volume"].isna().all())
+
+
+VOLUME_MISSING_NOTE = "no volume column: volume is missing"
+
+
+def require_volume(column: str | None, values: Any, where: str) -> None:
+    """Refuse to hand an all-missing ``volume`` column (``data.volume`` of bars without volume)
+    to a node: it would compute on NaN. Raises ``DataError`` (``MISSING_VOLUME``)."""
+    if column != "volume" or len(values) == 0 or not bool(pd.isna(values).all()):
+        return
+    msg = (
+        f"{where} uses volume, but these bars have no volume column (volume is missing); "
+        "upload the data with a volume column or use a price column such as close"
+    )
+    raise DataError("MISSING_VOLUME", msg)
 
 
 def select_symbol(df: pd.DataFrame, symbol: str | None, source: str) -> pd.DataFrame:
@@ -312,7 +344,7 @@ def _resolve_columns(df: pd.DataFrame, source: str) -> dict[str, Any]:
             raise DataError("AMBIGUOUS_COLUMNS", f"several {name!r} columns {cols}", source=source)
         if cols:
             found[name] = cols[0]
-    missing = [n for n in ("ts", *OHLCV_COLUMNS) if n not in found]
+    missing = [n for n in ("ts", *PRICE_COLUMNS) if n not in found]  # volume is optional
     if missing:
         need = ["ts (or timestamp/date/datetime/time)" if m == "ts" else m for m in missing]
         have = ", ".join(map(str, df.columns)) or "none"
@@ -411,7 +443,9 @@ def _check_values(values: dict[str, np.ndarray], source: str, first_row: int) ->
     for name in PRICE_COLUMNS:
         msg = f"{name} is missing or not finite"
         _fail_first(~np.isfinite(values[name]), "NAN_PRICE", msg, source, first_row)
-    _fail_first(~np.isfinite(v), "NAN_VOLUME", "volume is missing or not finite", source, first_row)
+    if not np.isnan(v).all():  # no volume at all is allowed (see volume_missing); gaps are not
+        msg = "volume is missing or not finite (leave the whole volume column out if there is none)"
+        _fail_first(~np.isfinite(v), "NAN_VOLUME", msg, source, first_row)
     for name in PRICE_COLUMNS:
         msg = f"{name} is zero or negative"
         _fail_first(values[name] <= 0, "NON_POSITIVE_PRICE", msg, source, first_row)

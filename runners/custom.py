@@ -118,7 +118,10 @@ class ManifestPort(_Frozen):
     @classmethod
     def _identifier(cls, v: str) -> str:
         if not _NAME.match(v):
-            raise ValueError(f"port name {v!r} must match {_NAME.pattern}")
+            raise ValueError(
+                f"port name {v!r} is not allowed: use lower-case letters, digits and '_', start "
+                "with a letter, at most 64 characters, e.g. close_ema"
+            )
         return v
 
 
@@ -224,14 +227,19 @@ class CustomNodeManifest(_Frozen):
     @classmethod
     def _name(cls, v: str) -> str:
         if not _NAME.match(v):
-            raise ValueError(f"node name {v!r} must match {_NAME.pattern}")
+            raise ValueError(
+                f"node name {v!r} is not allowed: use lower-case letters, digits and '_', start "
+                "with a letter, at most 64 characters, e.g. my_rsi"
+            )
         return v
 
     @field_validator("version")
     @classmethod
     def _semver(cls, v: str) -> str:
         if not _SEMVER.match(v):
-            raise ValueError(f"version {v!r} is not a semantic version (MAJOR.MINOR.PATCH)")
+            raise ValueError(
+                f"version {v!r} is not a semantic version: write MAJOR.MINOR.PATCH, e.g. 1.0.0"
+            )
         return v
 
     @field_validator("params_schema")

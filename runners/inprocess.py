@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from dsl.ir import InputBinding, NodeIR
 from nodes.base import Node, NodeContext, NodeRegistry, PortType, registry
+from nodes.data import require_volume
 from nodes.errors import AlphaForgeError, DataError
 from nodes.lazy import lazy_module
 from runners.base import InputPaths, NodeResult, RunnerError
@@ -183,6 +184,7 @@ def _select(value: Any, binding: InputBinding, node_id: str, port: str) -> Any:
             f"{binding.column!r} (columns: {cols})"
         )
     series = value[binding.column]
+    require_volume(binding.column, series, f"node {node_id!r} ({binding.node}.{binding.column})")
     return series.astype("float64") if pd.api.types.is_numeric_dtype(series.dtype) else series
 
 

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from dsl.ir import InputBinding, NodeIR
 from nodes.base import PortType, port_info
+from nodes.data import require_volume
 from nodes.lazy import lazy_module
 from runners.base import InputPaths, RunnerError
 from runners.custom import CustomNodeManifest, Limits
@@ -84,6 +85,9 @@ def _select(value: Any, binding: InputBinding, node_id: str, port: str) -> Any:
             f"node {node_id!r}: input {port!r}: {binding.node}.{binding.port} has no column "
             f"{binding.column!r}"
         )
+    require_volume(
+        binding.column, value[binding.column], f"node {node_id!r} ({binding.node}.{binding.column})"
+    )
     return value[binding.column].astype("float64")
 
 

@@ -130,7 +130,9 @@ class ManifestIn(BaseModel):
     name: str = PydanticField(description="`[a-z][a-z0-9_]{0,63}`, not a built-in node name")
     version: str | None = PydanticField(default=None, description="semver MAJOR.MINOR.PATCH")
     language: Language
-    summary: str = ""
+    summary: str = PydanticField(
+        default="", max_length=300, description="one line, at most 300 characters"
+    )
     inputs: list[PortIn] = PydanticField(default_factory=list)
     outputs: list[PortIn] = PydanticField(default_factory=list)
     params_schema: dict[str, Any] | None = None

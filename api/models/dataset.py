@@ -11,7 +11,13 @@ from sqlmodel import Field, SQLModel
 
 from api.models.common import timestamp_field
 
-DATASET_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
+# New datasets' names (older ones may also hold '.' or start with a digit: they keep them)
+DATASET_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
+DATASET_NAME_MAX = 64
+DATASET_NAME_RULE = (
+    "Dataset names use letters, digits, '_' and '-', start with a letter, at most "
+    f"{DATASET_NAME_MAX} characters, e.g. goog_daily"
+)
 
 
 class DatasetBase(SQLModel):
@@ -63,6 +69,7 @@ class DatasetPublic(BaseModel):
     owner: str = ""
     can_edit: bool = False  # the caller may delete it
     can_manage: bool = False  # the caller may also share it with teams
+    notes: list[str] = []  # e.g. "no volume column: volume is missing"
 
 
 class DatasetPreview(BaseModel):

@@ -13,6 +13,12 @@ class SourceRequest(BaseModel):
     """A pipeline source to check or compile."""
 
     source: str
+    pipeline_id: int | None = Field(
+        default=None,
+        ge=1,
+        description="check it as this pipeline's owner would run it (their datasets and custom "
+        "nodes) rather than the caller's; 404 if the caller may not see that pipeline",
+    )
 
 
 class DiagnosticOut(BaseModel):

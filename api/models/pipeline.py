@@ -7,9 +7,11 @@ stays (runs point at its versions) and its name becomes free again.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
+from pydantic import Field as PydanticField
 from sqlalchemy import Column, ForeignKey, Index, Integer, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
@@ -17,15 +19,64 @@ from api.models.common import NO_NUL_PATTERN, timestamp_field
 from api.models.run import RunSummary
 
 NAME_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+# Names the UI gives new pipelines are identifiers (as in the `pipeline NAME` header); the API
+# also keeps older free-text names (the seeded sample's), so it asks for one line of text only.
+IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+NAME_MAX = 100
+TITLE_MAX = 120  # the title in the `pipeline NAME "Title"` header (dsl.compiler.MAX_TITLE_CHARS)
+NAME_RULE = (
+    "Pipeline names are one line of text, at most "
+    f"{NAME_MAX} characters; the app suggests identifiers such as sma_crossover"
+)
+
+
+def check_name(value: str) -> str:
+    """``value`` if it is a valid pipeline name, else ValueError saying what to type."""
+    if not value.strip():
+        raise ValueError("The name is empty: type a name such as sma_crossover.")
+    if len(value) > NAME_MAX:
+        raise ValueError(
+            f"The name is {len(value)} characters long; the limit is {NAME_MAX}. Shorten it."
+        )
+    if re.search(r"[\x00-\x1f\x7f]", value):
+        raise ValueError(
+            "The name must be one line of text without tabs or control characters, "
+            "e.g. sma_crossover."
+        )
+    return value
+
+
+def check_title(value: str | None) -> str | None:
+    """A title: free text on one line, at most :data:`TITLE_MAX` characters."""
+    if value is None:
+        return None
+    if len(value) > TITLE_MAX:
+        raise ValueError(
+            f"The title is {len(value)} characters long; the limit is {TITLE_MAX}. Shorten it."
+        )
+    if re.search(r"[\x00-\x1f\x7f]", value):
+        raise ValueError("The title must be one line of text without tabs or control characters.")
+    return value
 
 
 class PipelineBase(SQLModel):
     """Fields every pipeline representation shares."""
 
-    name: str = Field(min_length=1, max_length=100, schema_extra={"pattern": NAME_PATTERN})
+    name: str = Field(min_length=1, max_length=NAME_MAX, schema_extra={"pattern": NAME_PATTERN})
 
 
-class PipelineCreate(PipelineBase):
+class _NewName(SQLModel):
+    """A name chosen now (create, rename, fork)."""
+
+    name: str = PydanticField(description=NAME_RULE)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return check_name(value)
+
+
+class PipelineCreate(_NewName):
     """``POST /api/pipelines``: a name and the first version's source."""
 
     source: str = Field(schema_extra={"pattern": NO_NUL_PATTERN})
@@ -43,12 +94,34 @@ class PipelineUpdate(BaseModel):
     )
 
 
-class PipelineRename(PipelineBase):
-    """``PATCH /api/pipelines/{id}``."""
+class PipelineRename(_NewName):
+    """``PATCH /api/pipelines/{id}``: a new name and, optionally, a new title (saved as a new
+    version whose `pipeline` header carries it)."""
+
+    title: str | None = PydanticField(default=None, description=f"at most {TITLE_MAX} characters")
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str | None) -> str | None:
+        return check_title(value)
 
 
-class PipelineFork(PipelineBase):
-    """``POST /api/pipelines/{id}/fork``: the copy's name."""
+class PipelineFork(BaseModel):
+    """``POST /api/pipelines/{id}/fork``: the copy's name and title; left out, they are the
+    original's with ``_copy`` / `` (copy)`` (then ``_copy_2`` / `` (copy 2)``...)."""
+
+    name: str | None = PydanticField(default=None, description=NAME_RULE)
+    title: str | None = PydanticField(default=None, description=f"at most {TITLE_MAX} characters")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        return None if value is None else check_name(value)
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str | None) -> str | None:
+        return check_title(value)
 
 
 class Pipeline(PipelineBase, table=True):

@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from api.deps import CurrentUser, ObjectId, PagingDep, SessionDep, SettingsDep, WriterUser
-from api.errors import Unprocessable
+from api.errors import Unprocessable, plain_message
 from api.models.common import Page, error_responses
 from api.models.custom_node import (
     CustomNodePublic,
@@ -58,7 +58,10 @@ class _ContractErrors(APIRoute):
                 return await handler(request)
             except RequestValidationError as exc:
                 errors = [
-                    (tuple(e["loc"][1:] if e["loc"][:1] == ("body",) else e["loc"]), e["msg"])
+                    (
+                        tuple(e["loc"][1:] if e["loc"][:1] == ("body",) else e["loc"]),
+                        plain_message(e),
+                    )
                     for e in exc.errors()
                 ]
                 raise Unprocessable(manifests.validation_detail(errors)) from None
@@ -99,7 +102,7 @@ def test_run(body: NodeTestRunIn, _user: WriterUser, settings: SettingsDep) -> N
     (the flow run is cancelled), 502 when its flow run failed."""
     data = body.manifest
     manifest = manifests.manifest_in_to_manifest(
-        data, data.version or "0.0.0", prefix=("manifest",)
+        data, data.version or "0.0.0", prefix=("manifest",), check_code=False
     )
     result = node_lab.test_run(settings, manifest, body.params, body.rows)
     return NodeTestRunResult.model_validate(result)

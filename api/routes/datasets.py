@@ -9,12 +9,7 @@ from pydantic import BaseModel
 
 from api.deps import CurrentUser, ObjectId, PagingDep, SessionDep, SettingsDep, WriterUser
 from api.models.common import Page, error_responses
-from api.models.dataset import (
-    DATASET_NAME_PATTERN,
-    DataErrorDetail,
-    DatasetPreview,
-    DatasetPublic,
-)
+from api.models.dataset import DataErrorDetail, DatasetPreview, DatasetPublic
 from api.services import datasets
 
 router = APIRouter(
@@ -38,14 +33,16 @@ class DataErrorResponse(BaseModel):
     },
 )
 def upload_dataset(
-    name: Annotated[str, Form(pattern=DATASET_NAME_PATTERN, max_length=100)],
+    name: Annotated[str, Form(description="letters, digits, '_' and '-'; starts with a letter")],
     file: Annotated[UploadFile, File(description="OHLCV bars as CSV")],
     user: WriterUser,
     session: SessionDep,
     settings: SettingsDep,
     timezone: Annotated[str, Form(max_length=64)] = "UTC",
 ) -> DatasetPublic:
-    """Validate a CSV of bars and store it as Parquet (naive timestamps are in ``timezone``)."""
+    """Validate a CSV of bars and store it as Parquet (naive timestamps are in ``timezone``).
+
+    Volume is optional: without a volume column the dataset says so in ``notes``."""
     return datasets.create(
         session,
         user,

@@ -8,7 +8,7 @@ from api.deps import CurrentUser, SessionDep, SettingsDep
 from api.models.language import DslErrorResponse, NodeSpec, SourceRequest, ValidateResponse
 from api.services import custom_nodes
 from api.services.language import node_catalog, require_ir
-from api.services.pipelines import compile_for
+from api.services.pipelines import compile_for, get_pipeline
 from dsl.ir import PipelineIR
 
 router = APIRouter(prefix="/api", tags=["language"])
@@ -20,7 +20,9 @@ def validate(
 ) -> ValidateResponse:
     """Diagnostics, outline and (when it compiles) the IR; always 200. ``use`` pins resolve
     over the caller's custom nodes."""
-    return compile_for(session, body.source, user.id or 0, settings).to_response()
+    owner = _owner(session, user, body)
+    compiled = compile_for(session, body.source, owner, settings, dataset_severity="error")
+    return compiled.to_response()
 
 
 @router.post(
@@ -32,7 +34,18 @@ def compile_pipeline(
     body: SourceRequest, user: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> PipelineIR:
     """The IR, or 422 with diagnostics (``use`` pins over the caller's custom nodes)."""
-    return require_ir(compile_for(session, body.source, user.id or 0, settings))
+    owner = _owner(session, user, body)
+    compiled = compile_for(session, body.source, owner, settings, dataset_severity="error")
+    return require_ir(compiled)
+
+
+def _owner(session: SessionDep, user: CurrentUser, body: SourceRequest) -> int:
+    """Whose datasets and custom nodes the source is checked against: the named pipeline's
+    owner (an admin viewing someone's pipeline sees what a run of it resolves), else the
+    caller's."""
+    if body.pipeline_id is None:
+        return user.id or 0
+    return get_pipeline(session, user, body.pipeline_id).owner_id
 
 
 @router.get("/nodes", response_model=list[NodeSpec])

@@ -77,12 +77,16 @@ def update_pipeline(
     return pipelines.update(session, user, pipeline_id, body.source, body.message, settings)
 
 
-@router.patch("/{pipeline_id}", response_model=PipelinePublic, responses=_409)
+@router.patch("/{pipeline_id}", response_model=PipelinePublic, responses={**_409, **_DSL_422})
 def rename_pipeline(
-    pipeline_id: ObjectId, body: PipelineRename, user: WriterUser, session: SessionDep
+    pipeline_id: ObjectId,
+    body: PipelineRename,
+    user: WriterUser,
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> PipelinePublic:
-    """Rename the pipeline."""
-    return pipelines.rename(session, user, pipeline_id, body.name)
+    """Rename the pipeline; a new ``title`` is saved as a version whose header carries it."""
+    return pipelines.rename(session, user, pipeline_id, body.name, settings, body.title)
 
 
 @router.delete("/{pipeline_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
@@ -148,4 +152,4 @@ def fork_pipeline(
     settings: SettingsDep,
 ) -> PipelinePublic:
     """Copy the latest version into a new pipeline owned by the caller."""
-    return pipelines.fork(session, user, pipeline_id, body.name, settings)
+    return pipelines.fork(session, user, pipeline_id, body.name, settings, body.title)

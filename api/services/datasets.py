@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import secrets
 from datetime import datetime
 from pathlib import Path
@@ -20,9 +21,15 @@ import pandas as pd
 import pyarrow.parquet as pq
 from sqlmodel import Session, col, func, select
 
-from api.errors import Conflict
+from api.errors import Conflict, Unprocessable
 from api.models.common import Page, as_utc, utcnow
-from api.models.dataset import Dataset, DatasetPreview, DatasetPublic
+from api.models.dataset import (
+    DATASET_NAME_PATTERN,
+    DATASET_NAME_RULE,
+    Dataset,
+    DatasetPreview,
+    DatasetPublic,
+)
 from api.models.user import User
 from api.services import audit
 from api.services.access import (
@@ -35,9 +42,24 @@ from api.services.access import (
     visible,
 )
 from api.settings import ApiSettings
-from nodes.data import read_ohlcv_csv
+from nodes.data import VOLUME_MISSING_NOTE, read_ohlcv_csv, volume_missing
 
 _CHUNK = 1 << 20
+
+
+def notes_of(columns: list[str]) -> list[str]:
+    """What a user should know about a dataset's columns (a stored dataset without volume lists
+    no ``volume`` column; its Parquet file holds it as all missing)."""
+    return [VOLUME_MISSING_NOTE] if "volume" not in columns else []
+
+
+def check_name(name: str) -> None:
+    """Refuse a name a new dataset may not have, in a sentence (422)."""
+    if not re.fullmatch(DATASET_NAME_PATTERN, name):
+        got = f"{name!r} is not a valid name" if name else "The name is empty"
+        raise Unprocessable(
+            {"message": f"{got}. {DATASET_NAME_RULE}.", "kind": "BAD_NAME", "row": None}
+        )
 
 
 def public(
@@ -45,6 +67,7 @@ def public(
 ) -> DatasetPublic:
     """The dataset as the API shows it (its owner and what ``user`` may do with it, when a
     session and user are given)."""
+    columns = json.loads(dataset.columns_json)
     caps = None
     if session is not None and user is not None:
         grant = bool(edit_granted(session, user, Dataset, [dataset.id or 0]))
@@ -55,12 +78,13 @@ def public(
         rows=dataset.rows,
         start=as_utc(dataset.start) if dataset.start else None,
         end=as_utc(dataset.end) if dataset.end else None,
-        columns=json.loads(dataset.columns_json),
+        columns=columns,
         sha256=dataset.sha256,
         created_at=as_utc(dataset.created_at),
         owner=username_of(session, dataset.owner_id) if session is not None else "",
         can_edit=caps.can_edit if caps else False,
         can_manage=caps.can_manage if caps else False,
+        notes=notes_of(columns),
     )
 
 
@@ -100,13 +124,21 @@ def create(
     filename: str | None,
     timezone: str = "UTC",
 ) -> DatasetPublic:
-    """Validate the CSV upload and store it (409 on a duplicate name, 422 on bad data)."""
+    """Validate the CSV upload and store it (409 on a duplicate name, 422 on bad data).
+
+    A file without a volume column is stored with volume missing (NaN) and lists no ``volume``
+    column; the dataset then carries the note :data:`nodes.data.VOLUME_MISSING_NOTE`.
+    """
+    check_name(name)
     if session.exec(
         select(Dataset.id).where(
             Dataset.owner_id == user.id, Dataset.name == name, col(Dataset.deleted_at).is_(None)
         )
     ).first():
-        raise Conflict(f"you already have a dataset called {name!r}")
+        raise Conflict(
+            f"You already have a dataset called {name!r}; choose another name or delete the "
+            "old dataset first."
+        )
     source = Path(filename or "upload.csv").name[:100] or "upload.csv"
     tmp, sha256 = _spool(upload, settings.datasets_dir)
     try:
@@ -126,7 +158,9 @@ def create(
         end=_stamp(frame.index.max()),
         sha256=sha256,
         storage_key=key,
-        columns_json=json.dumps(["ts", *map(str, frame.columns)]),
+        columns_json=json.dumps(
+            ["ts", *(str(c) for c in frame.columns if c != "volume" or not volume_missing(frame))]
+        ),
     )
     session.add(dataset)
     session.flush()
@@ -202,3 +236,9 @@ def dataset_paths(session: Session, settings: ApiSettings, owner_id: int) -> dic
         for d in shared:
             paths.setdefault(d.name, storage_path(settings, d))
     return paths
+
+
+def dataset_names(session: Session, settings: ApiSettings, owner_id: int) -> set[str]:
+    """The names ``dataset_ohlcv(name=...)`` may use in ``owner_id``'s pipelines: exactly those
+    a run of theirs resolves (:func:`dataset_paths`), so validation and runs agree."""
+    return set(dataset_paths(session, settings, owner_id))

@@ -7,6 +7,7 @@ response shapes so routes and services never see compiler internals.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -15,6 +16,7 @@ from api.errors import Unprocessable
 from api.models.language import DiagnosticOut, NodeSpec, OutlineItem, ValidateResponse
 from api.settings import ApiSettings
 from dsl import compile_source
+from dsl.compiler import DatasetSeverity
 from dsl.ir import PipelineIR
 from dsl.nodespec import NodeResolver
 from nodes.base import registry
@@ -67,16 +69,28 @@ def _dump(item: Any) -> dict[str, Any]:
 
 
 def compile_text(
-    source: str, settings: ApiSettings, resolver: NodeResolver | None = None
+    source: str,
+    settings: ApiSettings,
+    resolver: NodeResolver | None = None,
+    *,
+    datasets: Collection[str] | None = None,
+    dataset_severity: DatasetSeverity = "error",
 ) -> Compiled:
     """Compile ``source`` once; over-long sources are refused before parsing.
 
     ``resolver`` resolves ``use`` pins (the API passes the pipeline owner's custom nodes:
-    :class:`api.services.node_resolution.OwnerNodeResolver`); None: no registry.
+    :class:`api.services.node_resolution.OwnerNodeResolver`); None: no registry. ``datasets``:
+    the names ``dataset_ohlcv`` may use (AF209 at ``dataset_severity`` for others).
     """
     if len(source) > settings.max_dsl_chars:
         return _too_large(source, settings.max_dsl_chars)
-    result = compile_source(source, filename=FILENAME, resolver=resolver)
+    result = compile_source(
+        source,
+        filename=FILENAME,
+        resolver=resolver,
+        datasets=datasets,
+        dataset_severity=dataset_severity,
+    )
     diagnostics = [DiagnosticOut.model_validate(_dump(d)) for d in result.diagnostics]
     outline = [OutlineItem.model_validate(_dump(o)) for o in result.outline or []]
     ir = result.ir if result.ok else None

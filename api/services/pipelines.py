@@ -9,13 +9,17 @@ caller may not see is reported exactly like something that does not exist (404).
 from __future__ import annotations
 
 import difflib
+import re
 
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, func, select
 
-from api.errors import Conflict, NotFound
+from api.errors import Conflict, NotFound, Unprocessable
 from api.models.common import Page, as_utc, utcnow
 from api.models.pipeline import (
+    IDENTIFIER_PATTERN,
+    NAME_MAX,
+    TITLE_MAX,
     DiffResponse,
     Pipeline,
     PipelineCreate,
@@ -27,7 +31,7 @@ from api.models.pipeline import (
 )
 from api.models.run import Run, RunSummary
 from api.models.user import User
-from api.services import audit
+from api.services import audit, datasets
 from api.services.access import (
     Level,
     caps_for,
@@ -40,12 +44,29 @@ from api.services.access import (
 from api.services.language import Compiled, compile_text, require_ir
 from api.services.node_resolution import OwnerNodeResolver, record_uses
 from api.settings import ApiSettings
+from dsl.compiler import DatasetSeverity, with_title
 from dsl.ir import PipelineIR
 
 
-def compile_for(session: Session, source: str, owner_id: int, settings: ApiSettings) -> Compiled:
-    """Compile ``source`` with ``use`` pins resolved over ``owner_id``'s custom nodes."""
-    return compile_text(source, settings, OwnerNodeResolver(session, owner_id))
+def compile_for(
+    session: Session,
+    source: str,
+    owner_id: int,
+    settings: ApiSettings,
+    *,
+    dataset_severity: DatasetSeverity = "warning",
+) -> Compiled:
+    """Compile ``source`` with ``use`` pins resolved over ``owner_id``'s custom nodes and
+    dataset names checked against the owner's datasets: an unknown one is an error where the
+    editor validates (``dataset_severity="error"``) and a warning where a pipeline is saved, so
+    a pipeline can be written (and kept) before its data is uploaded."""
+    return compile_text(
+        source,
+        settings,
+        OwnerNodeResolver(session, owner_id),
+        datasets=datasets.dataset_names(session, settings, owner_id),
+        dataset_severity=dataset_severity,
+    )
 
 
 def get_pipeline(
@@ -269,16 +290,87 @@ def _re_resolved(
     return compiled.ir
 
 
-def rename(session: Session, user: User, pipeline_id: int, name: str) -> PipelinePublic:
-    """Give the pipeline a new name (409 if the owner has another one called that)."""
+def _retitled(text: str, title: str) -> str:
+    """``text`` with its `pipeline` header's title set to ``title`` (422 when it cannot be)."""
+    out = with_title(text, title)
+    if out is None:
+        raise Unprocessable(
+            "The title is written in the `pipeline` line of the source, which does not parse; "
+            "fix the source in the editor first."
+        )
+    return out
+
+
+def rename(
+    session: Session,
+    user: User,
+    pipeline_id: int,
+    name: str,
+    settings: ApiSettings,
+    title: str | None = None,
+) -> PipelinePublic:
+    """Give the pipeline a new name (409 if the owner has another one called that) and, when
+    ``title`` is given and differs, a new version whose `pipeline` header carries it."""
     pipeline = get_pipeline(session, user, pipeline_id, lock=True, level=Level.MANAGE)
+    changed = False
     if pipeline.name != name:
         _ensure_name_free(session, pipeline.owner_id, name, pipeline.id)
         old, pipeline.name, pipeline.updated_at = pipeline.name, name, utcnow()
         session.add(pipeline)
         audit.record(session, user, "pipeline.rename", "pipeline", pipeline.id, old=old, new=name)
+        changed = True
+    if title is not None and title != (pipeline.title or ""):
+        latest = version_of(session, pipeline.id, pipeline.latest_version)
+        source = _retitled(latest.source, title)
+        ir = require_ir(compile_for(session, source, pipeline.owner_id, settings))
+        _add_version(session, pipeline, user, source, "Rename title", ir)
+        changed = True
+    if changed:
         commit_or_conflict(session, f"a pipeline called {name!r} already exists")
+    else:
+        session.rollback()
     return public(session, pipeline, user)
+
+
+def _live_names_and_titles(session: Session, owner_id: int) -> tuple[set[str], set[str]]:
+    rows = session.exec(
+        select(Pipeline.name, Pipeline.title).where(
+            Pipeline.owner_id == owner_id, col(Pipeline.deleted_at).is_(None)
+        )
+    ).all()
+    return {n for n, _ in rows}, {t for _, t in rows if t}
+
+
+def copy_name(name: str, taken: set[str]) -> str:
+    """An identifier's copy is ``name_copy``, then ``name_copy_2``...; other names get
+    `` (copy)``, then `` (copy 2)``... (the first not in ``taken``, within the length limit)."""
+    if not re.fullmatch(IDENTIFIER_PATTERN, name):
+        return _copy_of(name, taken, NAME_MAX)
+    base = re.sub(r"_copy(_\d+)?$", "", name)
+    n = 1
+    while True:
+        suffix = "_copy" if n == 1 else f"_copy_{n}"
+        candidate = base[: NAME_MAX - len(suffix)] + suffix
+        if candidate not in taken:
+            return candidate
+        n += 1
+
+
+def _copy_of(text: str, taken: set[str], limit: int) -> str:
+    base = re.sub(r" \(copy(?: \d+)?\)$", "", text)
+    n = 1
+    while True:
+        suffix = " (copy)" if n == 1 else f" (copy {n})"
+        candidate = base[: limit - len(suffix)] + suffix
+        if candidate not in taken:
+            return candidate
+        n += 1
+
+
+def copy_title(title: str, taken: set[str]) -> str:
+    """``title (copy)``, else ``title (copy 2)``... (the first not in ``taken``), kept within
+    the title length limit."""
+    return _copy_of(title, taken, TITLE_MAX)
 
 
 def delete(session: Session, user: User, pipeline_id: int) -> None:
@@ -355,13 +447,24 @@ def restore(
 
 
 def fork(
-    session: Session, user: User, pipeline_id: int, name: str, settings: ApiSettings
+    session: Session,
+    user: User,
+    pipeline_id: int,
+    name: str | None,
+    settings: ApiSettings,
+    title: str | None = None,
 ) -> PipelinePublic:
-    """A copy of the latest version as a new pipeline owned by ``user``."""
+    """A copy of the latest version as a new pipeline owned by ``user``, titled ``title``
+    (default: the original's title + " (copy)", " (copy 2)"...) and named ``name`` (default:
+    the original's + "_copy", "_copy_2"...)."""
     origin = get_pipeline(session, user, pipeline_id)
     latest = version_of(session, origin.id, origin.latest_version)
+    names, titles = _live_names_and_titles(session, user.id or 0)
+    name = name or copy_name(origin.name, names)
+    title = title or copy_title(origin.title or origin.name, titles)
+    source = with_title(latest.source, title) or latest.source
     message = f"Fork of {origin.name} version {latest.number}"
-    copy = _new_pipeline(session, user, name, latest.source, message, settings, origin.id)
+    copy = _new_pipeline(session, user, name, source, message, settings, origin.id)
     audit.record(
         session, user, "pipeline.fork", "pipeline", copy.id,
         origin=origin.id, origin_version=latest.number,

@@ -32,7 +32,7 @@ from api.errors import NotFound, Unprocessable
 from api.models.common import utcnow
 from api.models.pipeline import Pipeline
 from api.models.run import Run
-from api.models.schedule import Schedule, ScheduleCreate, SchedulePublic
+from api.models.schedule import CRON_EXAMPLE, Schedule, ScheduleCreate, SchedulePublic
 from api.models.user import User
 from api.services import audit, pipelines, runs
 from api.services.access import Level
@@ -138,7 +138,9 @@ def create(
     try:
         to_prefect_schedule(spec)
     except ValueError as exc:
-        raise Unprocessable(f"invalid schedule: {_first_line(exc)}") from None
+        raise Unprocessable(
+            f"The schedule is not valid: {_first_line(exc)}. {CRON_EXAMPLE}"
+        ) from None
     schedule = Schedule(
         pipeline_id=pipeline.id or 0,
         owner_id=pipeline.owner_id,

@@ -127,10 +127,10 @@ def test_names_are_unique_per_owner_and_free_after_delete(
     ("change", "loc", "words"),
     [
         ({"name": "sma"}, ["name"], "built-in"),
-        ({"name": "Bad-Name"}, ["name"], "must match"),
+        ({"name": "Bad-Name"}, ["name"], "use lower-case letters, digits and '_'"),
         ({"version": "1.2"}, ["version"], "semantic version"),
         ({"inputs": [{"name": "x", "type": "trades"}]}, ["inputs", 0, "type"], "cannot take"),
-        ({"inputs": [{"name": "x", "type": "nonsense"}]}, ["inputs", 0, "type"], "Input should"),
+        ({"inputs": [{"name": "x", "type": "nonsense"}]}, ["inputs", 0, "type"], "must be one of"),
         ({"outputs": []}, ["outputs"], "at least one output"),
         ({"outputs": [{"name": "x", "type": "series"}]}, ["outputs", 0, "name"], "used twice"),
         ({"params_schema": {"type": "array"}}, ["params_schema"], '"type": "object"'),
@@ -146,8 +146,8 @@ def test_names_are_unique_per_owner_and_free_after_delete(
             "must be a number, integer or boolean",
         ),
         ({"language": "wasm", "code": "(module (func $f"}, ["code"], "does not assemble"),
-        ({"language": "ruby"}, ["language"], "Input should be"),
-        ({"extra": 1}, ["extra"], "Extra inputs"),
+        ({"language": "ruby"}, ["language"], "must be one of"),
+        ({"extra": 1}, ["extra"], "not an accepted field; remove it"),
     ],
 )
 def test_invalid_manifests_are_422_saying_what_and_where(

@@ -10,6 +10,13 @@ from dsl.ir import PipelineIR
 from dsl.parser import metamodel
 from tests.api.conftest import Account
 from tests.api.sources import BROKEN, SMA
+from tests.api.test_datasets import bars, upload
+
+
+@pytest.fixture(autouse=True)
+def _btc(client: TestClient, alice: Account) -> None:
+    """The sources read dataset "btc": alice has one (unknown names are AF209 errors)."""
+    assert upload(client, alice, "btc", bars()).status_code == 201
 
 
 @pytest.mark.sqlite_too
@@ -99,7 +106,9 @@ def test_blocks_not_executed_yet_are_af008_warnings(client: TestClient, alice: A
 
 
 def test_observers_may_use_the_language_services(client: TestClient, observer: Account) -> None:
-    assert client.post("/api/validate", json={"source": SMA}, headers=observer.headers).json()["ok"]
+    sample = SMA.replace('dataset_ohlcv(name="btc")', 'csv_ohlcv(path="data/sample_ohlcv.csv")')
+    ok = client.post("/api/validate", json={"source": sample}, headers=observer.headers).json()
+    assert ok["ok"], ok
     assert client.post("/api/compile", json={"source": SMA}).status_code == 401
 
 

@@ -185,7 +185,9 @@ def test_fork_copies_the_latest_version_into_a_new_pipeline(
     fork = r.json()
     assert fork["id"] != p["id"] and fork["name"] == "mine"
     assert fork["version"]["number"] == 1
-    assert fork["version"]["source"] == SMA_FASTER
+    # the copy's title says it is a copy (in its `pipeline` header, nothing else changed)
+    assert fork["version"]["source"] == SMA_FASTER.replace('"Faster SMA"', '"Faster SMA (copy)"')
+    assert fork["title"] == "Faster SMA (copy)"
     assert fork["version"]["message"] == "Fork of sma version 2"
     clash = client.post(
         f"/api/pipelines/{p['id']}/fork", json={"name": "sma"}, headers=alice.headers

@@ -436,7 +436,7 @@ await step('new-and-fork', async () => {
   await page.goto('/');
   await page.click('button:has-text("New pipeline")');
   const name = 'e2e_' + Date.now().toString(36);
-  await page.fill('[data-testid=new-name]', name);
+  await page.fill('dialog[open] [data-testid=new-name]', name);
   await page.click('dialog[open] button:has-text("Create")');
   await page.waitForSelector('[data-testid=pipeline-page]');
   await page.waitForSelector('.monaco-editor .view-lines');
@@ -454,9 +454,10 @@ await step('rename-delete', async () => {
   await page.goto('/');
   const row = page.locator('[data-testid=pipelines-table] tr', { hasText: name });
   await row.waitFor();
+  await row.locator('[data-testid=rename-pipeline]').click(); // the in-app rename dialog
+  await page.fill('dialog[open] [data-testid=new-name]', name + '_renamed');
+  await page.click('dialog[open] button:has-text("Rename")');
   page.removeAllListeners('dialog');
-  page.once('dialog', (d) => d.accept(name + '_renamed')); // the prompt asks for the new name
-  await row.locator('[data-testid=rename-pipeline]').click();
   const renamed = page.locator('[data-testid=pipelines-table] tr', { hasText: name + '_renamed' });
   await renamed.waitFor();
   const got = await apiCall(page, 'GET', `/api/pipelines/${r.json.id}`);

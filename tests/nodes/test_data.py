@@ -10,7 +10,13 @@ import pandas as pd
 import pytest
 
 from nodes.base import NodeContext, registry
-from nodes.data import read_ohlcv_csv, read_ohlcv_parquet, validate_ohlcv
+from nodes.data import (
+    read_ohlcv_csv,
+    read_ohlcv_parquet,
+    require_volume,
+    validate_ohlcv,
+    volume_missing,
+)
 from nodes.errors import DataError, NodeError
 
 HEADER = "ts,open,high,low,close,volume\n"
@@ -80,7 +86,7 @@ def test_csv_keeps_every_row_in_file_order_and_ignores_trailing_blank_lines(
 @pytest.mark.parametrize(
     ("lines", "header", "kind", "row"),
     [
-        (["2024-01-02,10,11,9,10.5"], "ts,open,high,low,close\n", "MISSING_COLUMNS", None),
+        (["2024-01-02,10,11,9,100"], "ts,open,high,low,volume\n", "MISSING_COLUMNS", None),
         ([], HEADER, "EMPTY", None),
         ([GOOD[0], "2024-13-45,1,2,0.5,1,1", GOOD[2]], HEADER, "UNPARSEABLE_TIMESTAMP", 3),
         ([GOOD[0], GOOD[1], ",1,2,0.5,1,1"], HEADER, "UNPARSEABLE_TIMESTAMP", 4),
@@ -110,6 +116,30 @@ def test_csv_error_kind_and_editor_line_number(
     assert (err.kind, err.row) == (kind, row)
     assert err.source is not None and err.source.endswith("bars.csv")
     assert kind in str(err) and (row is None or f"row {row}" in str(err))
+
+
+def test_csv_without_volume_reads_with_volume_missing(tmp_path: Path) -> None:
+    """No volume column (or only blanks in it): accepted, volume all NaN; a gap is not."""
+    rows = ["2024-01-02,10,11,9,10.5", "2024-01-03,10.5,12,10,11"]
+    bars = read_ohlcv_csv(_csv(tmp_path, rows, "ts,open,high,low,close\n"))
+    assert list(bars.columns) == ["open", "high", "low", "close", "volume"]
+    assert bars["volume"].isna().all() and volume_missing(bars)
+    assert bars["close"].tolist() == [10.5, 11.0]
+    blank = read_ohlcv_csv(_csv(tmp_path, [r + "," for r in rows], HEADER))
+    assert volume_missing(blank)
+    assert not volume_missing(read_ohlcv_csv(_csv(tmp_path, GOOD, HEADER)))
+    with pytest.raises(DataError) as gap:
+        read_ohlcv_csv(_csv(tmp_path, [rows[0] + ",5", rows[1] + ","], HEADER))
+    assert (gap.value.kind, gap.value.row) == ("NAN_VOLUME", 3)
+
+
+def test_require_volume_refuses_an_all_missing_volume_column() -> None:
+    missing = pd.Series([float("nan")] * 3)
+    with pytest.raises(DataError) as err:
+        require_volume("volume", missing, "node 'v' (data.volume)")
+    assert err.value.kind == "MISSING_VOLUME" and "volume is missing" in str(err.value)
+    require_volume("close", missing, "x")  # only volume is checked
+    require_volume("volume", pd.Series([1.0, float("nan")]), "x")  # some volume: node's business
 
 
 def test_csv_with_a_byte_order_mark_reads(tmp_path: Path) -> None:

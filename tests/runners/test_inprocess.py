@@ -146,3 +146,25 @@ def test_metrics_and_models_round_trip(tmp_path) -> None:
     assert read_value(tmp_path / "m.json") == {"sharpe": 1.5, "n": 3, "undefined": None}
     write_value({"weights": [1, 2]}, "model", tmp_path / "model.pkl")
     assert read_value(tmp_path / "model.pkl") == {"weights": [1, 2]}
+
+
+def test_volume_of_bars_without_volume_stops_the_node_with_a_clear_message(
+    runner, tmp_path
+) -> None:
+    """Bars from a file without a volume column carry volume as all NaN; a node fed
+    `data.volume` stops saying so instead of computing on NaN (issue 9, item 3)."""
+    bars = _bars(runner, tmp_path)
+    frame = read_value(bars["bars"])
+    no_volume = frame.assign(volume=float("nan"))
+    path = tmp_path / "novol" / file_name("bars", PortType.OHLCV)
+    path.parent.mkdir()
+    write_value(no_volume, PortType.OHLCV, path)
+    ir = node("v", "t_sleep", {"scale": 1.0}, series=ref("data", "bars", "volume"))
+    result = runner.run(ir, {"series": str(path)}, output_dir=tmp_path / "v")
+    assert result.status == "failed"
+    assert result.error_kind == "MISSING_VOLUME"
+    assert "node 'v' (data.volume) uses volume" in (result.error or "")
+    assert "no volume column (volume is missing)" in (result.error or "")
+    # the same bars' close is fine
+    ok = node("c", "t_sleep", {"scale": 1.0}, series=ref("data", "bars", "close"))
+    assert runner.run(ok, {"series": str(path)}, output_dir=tmp_path / "c").status == "completed"

@@ -336,7 +336,7 @@ export interface paths {
         head?: never;
         /**
          * Rename Pipeline
-         * @description Rename the pipeline.
+         * @description Rename the pipeline; a new ``title`` is saved as a version whose header carries it.
          */
         patch: operations["rename_pipeline_api_pipelines__pipeline_id__patch"];
         trace?: never;
@@ -677,6 +677,8 @@ export interface paths {
         /**
          * Upload Dataset
          * @description Validate a CSV of bars and store it as Parquet (naive timestamps are in ``timezone``).
+         *
+         *     Volume is optional: without a volume column the dataset says so in ``notes``.
          */
         post: operations["upload_dataset_api_datasets_post"];
         delete?: never;
@@ -1139,7 +1141,10 @@ export interface components {
         };
         /** Body_upload_dataset_api_datasets_post */
         Body_upload_dataset_api_datasets_post: {
-            /** Name */
+            /**
+             * Name
+             * @description letters, digits, '_' and '-'; starts with a letter
+             */
             name: string;
             /**
              * File
@@ -1316,6 +1321,11 @@ export interface components {
              * @default false
              */
             can_manage?: boolean;
+            /**
+             * Notes
+             * @default []
+             */
+            notes?: string[];
         };
         /**
          * DiagnosticOut
@@ -1691,6 +1701,7 @@ export interface components {
             language: "python" | "javascript" | "wasm";
             /**
              * Summary
+             * @description one line, at most 300 characters
              * @default
              */
             summary?: string;
@@ -2019,7 +2030,10 @@ export interface components {
          * @description ``POST /api/pipelines``: a name and the first version's source.
          */
         PipelineCreate: {
-            /** Name */
+            /**
+             * Name
+             * @description Pipeline names are one line of text, at most 100 characters; the app suggests identifiers such as sma_crossover
+             */
             name: string;
             /** Source */
             source: string;
@@ -2028,11 +2042,20 @@ export interface components {
         };
         /**
          * PipelineFork
-         * @description ``POST /api/pipelines/{id}/fork``: the copy's name.
+         * @description ``POST /api/pipelines/{id}/fork``: the copy's name and title; left out, they are the
+         *     original's with ``_copy`` / `` (copy)`` (then ``_copy_2`` / `` (copy 2)``...).
          */
         PipelineFork: {
-            /** Name */
-            name: string;
+            /**
+             * Name
+             * @description Pipeline names are one line of text, at most 100 characters; the app suggests identifiers such as sma_crossover
+             */
+            name?: string | null;
+            /**
+             * Title
+             * @description at most 120 characters
+             */
+            title?: string | null;
         };
         /**
          * PipelineIR
@@ -2098,11 +2121,20 @@ export interface components {
         };
         /**
          * PipelineRename
-         * @description ``PATCH /api/pipelines/{id}``.
+         * @description ``PATCH /api/pipelines/{id}``: a new name and, optionally, a new title (saved as a new
+         *     version whose `pipeline` header carries it).
          */
         PipelineRename: {
-            /** Name */
+            /**
+             * Name
+             * @description Pipeline names are one line of text, at most 100 characters; the app suggests identifiers such as sma_crossover
+             */
             name: string;
+            /**
+             * Title
+             * @description at most 120 characters
+             */
+            title?: string | null;
         };
         /**
          * PipelineSummary
@@ -2610,6 +2642,11 @@ export interface components {
         SourceRequest: {
             /** Source */
             source: string;
+            /**
+             * Pipeline Id
+             * @description check it as this pipeline's owner would run it (their datasets and custom nodes) rather than the caller's; 404 if the caller may not see that pipeline
+             */
+            pipeline_id?: number | null;
         };
         /**
          * SourceSpan
@@ -4140,13 +4177,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the source has errors */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["DslErrorResponse"];
                 };
             };
         };

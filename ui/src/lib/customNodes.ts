@@ -143,6 +143,9 @@ export interface FieldError {
   /** `params.2.default`, `outputs.0.columns`, `name` … */
   field: string;
   msg: string;
+  /** For `code`: where the syntax error is (1-based), as the API found it on save. */
+  line?: number;
+  col?: number;
 }
 
 const TABLE_KEYS = new Set(['type', 'default', 'minimum', 'maximum', 'description']);
@@ -377,9 +380,12 @@ export function apiFieldErrors(detail: unknown): FieldError[] {
       ? (detail as { errors: unknown[] }).errors
       : [];
   return list.map((e) => {
-    const { loc, msg } = (e ?? {}) as { loc?: unknown[]; msg?: unknown };
+    const { loc, msg, line, col } = (e ?? {}) as { loc?: unknown[]; msg?: unknown; line?: unknown; col?: unknown };
     const path = (Array.isArray(loc) ? loc : []).map(String).filter((p, i) => !(i <= 1 && (p === 'body' || p === 'manifest')));
-    return { field: path.join('.') || 'manifest', msg: String(msg ?? e) };
+    const out: FieldError = { field: path.join('.') || 'manifest', msg: String(msg ?? e) };
+    if (typeof line === 'number') out.line = line;
+    if (typeof col === 'number') out.col = col;
+    return out;
   });
 }
 

@@ -4,6 +4,8 @@ import { complete } from './completion';
 import { cursorContext } from './context';
 import { hoverAt } from './hover';
 import { cleanDoc, mdText } from './docs';
+import { BUILTIN_NODES } from './language';
+import type { NodeSpec } from '../types';
 
 /** Split `text` at the `|` marker: the source and the cursor offset. */
 function at(text: string): [string, number] {
@@ -40,8 +42,12 @@ describe('cursorContext', () => {
   });
 
   it('knows members after a dot, the line start and comments', () => {
-    expect(ctx('x = sma(data.|')).toEqual({ kind: 'member', prefix: '', step: 'data' });
-    expect(ctx('x = sma(data.cl|')).toEqual({ kind: 'member', prefix: 'cl', step: 'data' });
+    expect(ctx('x = sma(data.|')).toEqual({ kind: 'member', prefix: '', step: 'data', where: 'arg' });
+    expect(ctx('x = sma(data.cl|')).toEqual({ kind: 'member', prefix: 'cl', step: 'data', where: 'arg' });
+    expect(ctx('sweep grid {\n    fast.|')).toMatchObject({ kind: 'member', where: 'sweep' });
+    expect(ctx('use |')).toEqual({ kind: 'usePin', prefix: '' });
+    expect(ctx('pipeline p\nuse my|')).toEqual({ kind: 'usePin', prefix: 'my' });
+    expect(ctx('x = f(use |')).not.toMatchObject({ kind: 'usePin' });
     expect(ctx('pipeline p\n|')).toEqual({ kind: 'lineStart', prefix: '', block: null });
     expect(ctx('sweep grid {\n    fa|')).toEqual({ kind: 'lineStart', prefix: 'fa', block: 'sweep' });
     expect(ctx('# x = |')).toEqual({ kind: 'none' });
@@ -86,8 +92,38 @@ describe('complete', () => {
   it('offers ports, columns and metrics after step.', () => {
     expect(labels(HEAD + 'x = sma(data.|')).toEqual(expect.arrayContaining(['bars', 'close', 'open', 'volume']));
     const r = labels(HEAD + 'r = backtest(data, fast)\nsweep grid {\n    objective maximize r.|');
-    expect(r).toEqual(expect.arrayContaining(['equity', 'trades', 'sharpe', 'drawdown', 'cash']));
+    expect(r).toEqual(expect.arrayContaining(['equity', 'trades', 'sharpe', 'max_drawdown', 'cash']));
     expect(labels(HEAD + 'sweep grid {\n    fast.|')).toContain('window');
+  });
+
+  it('after `step.` in a call offers exactly what the validator accepts there (issue 9, item 5)', () => {
+    // the real catalog (src/generated/language.json), not the fixture: ports and the columns of
+    // the first frame-like output; never params or metrics, which the validator rejects (AF202)
+    const real = (text: string) => complete(...at(text), { catalog: [...BUILTIN_NODES] }).map((i) => i.label).sort();
+    const head = 'pipeline p\ndata = csv_ohlcv(path="x.csv")\nfast = sma(data.close)\nsig = crossover(fast, fast)\nr = backtest(data, sig)\n';
+    expect(real(head + 'x = sma(data.|')).toEqual(['bars', 'close', 'high', 'low', 'open', 'volume']);
+    const bt = BUILTIN_NODES.find((n) => n.name === 'backtest')!;
+    const offered = real(head + 'x = f(r.|');
+    // its four outputs, and the columns of the first frame-like one (equity)
+    expect(offered).toEqual(['cash', 'drawdown', 'equity', 'metrics', 'orders', 'position', 'trades']);
+    for (const m of bt.metric_keys) expect(offered).not.toContain(m);
+    for (const k of Object.keys(bt.params_schema.properties ?? {})) if (k !== 'cash') expect(offered).not.toContain(k);
+    expect(real(head + 'x = f(fast.|')).toEqual(['value']);
+    // metrics stay on offer where they are meant: a sweep objective
+    expect(real(head + 'sweep grid {\n    objective maximize r.|')).toEqual(expect.arrayContaining(bt.metric_keys));
+  });
+
+  it('offers the caller\'s custom nodes after `use ` (issue 9, item 5)', () => {
+    const custom: NodeSpec = { ...CATALOG[2], name: 'my_rsi', version: '1.4.2', custom: true, runtime: 'python', summary: 'my RSI', use: 'my_rsi@1.4.2' } as NodeSpec;
+    const other: NodeSpec = { ...custom, name: 'my_vol', version: '0.2.0', use: 'my_vol@0.2.0' } as NodeSpec;
+    const items = complete(...at('pipeline p\nuse my|'), { catalog: [...CATALOG, custom, other] });
+    expect(items.map((i) => [i.label, i.insertText])).toEqual([
+      ['my_rsi', 'my_rsi@1.4'],
+      ['my_vol', 'my_vol@0.2'],
+    ]);
+    // a node already pinned is not offered again; built-ins never are
+    const again = complete(...at('pipeline p\nuse my_rsi@1.4\nuse |'), { catalog: [...CATALOG, custom, other] });
+    expect(again.map((i) => i.label)).toEqual(['my_vol']);
   });
 
   it('offers keywords and snippets at the start of a line, steps inside a sweep', () => {

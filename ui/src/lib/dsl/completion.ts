@@ -10,7 +10,8 @@ import { parseSteps } from './rewrite';
 import { paramFields, type ParamField } from './schema';
 import { formatValue } from './values';
 import { nodeMarkdown, paramMarkdown } from './docs';
-import { useInsertion, type Insertion } from './uses';
+import { useInsertion, usedNames, type Insertion } from './uses';
+import { FRAME_LIKE_TYPES } from './language';
 import { majorMinor } from '../customNodes';
 
 export type ItemKind = 'node' | 'param' | 'port' | 'step' | 'column' | 'metric' | 'keyword' | 'value' | 'snippet';
@@ -141,10 +142,27 @@ export function itemsFor(ctx: CursorContext, source: string, env: CompletionEnv)
       }
       return [...out, ...stepItems('1')];
     }
+    case 'usePin': {
+      // the caller's custom nodes (the catalog lists them after the built-ins), pinned to their
+      // latest major.minor (a `^` range, as `use` reads it)
+      const pinned = usedNames(source);
+      return env.catalog
+        .filter((n) => n.custom && !pinned.has(n.name))
+        .map((n) => ({
+          label: n.name,
+          kind: 'node' as const,
+          insertText: `${n.name}@${majorMinor(n.version)}`,
+          snippet: false,
+          detail: `custom · ${n.runtime} · v${n.version}${n.summary ? ` · ${n.summary}` : ''}`,
+          documentation: nodeMarkdown(n),
+          sortText: '1' + n.name,
+        }));
+    }
     case 'member': {
       const step = steps.find((s) => s.name === ctx.step);
       const spec = step ? byName.get(step.type) : undefined;
       if (!spec) return [];
+      if (ctx.where === 'arg') return referenceMembers(spec);
       const out: Item[] = [];
       spec.outputs.forEach((p, i) =>
         out.push({
@@ -157,9 +175,7 @@ export function itemsFor(ctx: CursorContext, source: string, env: CompletionEnv)
           sortText: '2' + p.name,
         }),
       );
-      const cols = spec.outputs[0]?.columns ?? [];
-      for (const c of cols)
-        out.push({ label: c, kind: 'column', insertText: c, snippet: false, detail: `column of ${spec.outputs[0].name}`, documentation: '', sortText: '1' + c });
+      if (ctx.where === 'other') out.push(...referenceMembers(spec));
       for (const m of spec.metric_keys)
         out.push({ label: m, kind: 'metric', insertText: m, snippet: false, detail: 'metric', documentation: '', sortText: '4' + m });
       for (const f of paramFields(spec.params_schema))
@@ -172,6 +188,27 @@ export function itemsFor(ctx: CursorContext, source: string, env: CompletionEnv)
         ...CONSTANTS.map((c) => valueItem(c, 'constant', '3')),
       ];
   }
+}
+
+/**
+ * What `step.x` may name inside a call, exactly as the validator accepts it (dsl/binder.py
+ * `resolve_ref`): an output port, or a column of the step's first frame-like output (only when
+ * that output's columns are known: otherwise any column name is accepted and none is offered).
+ */
+export function referenceMembers(spec: NodeSpec): Item[] {
+  const out: Item[] = spec.outputs.map((p, i) => ({
+    label: p.name,
+    kind: 'port' as const,
+    insertText: p.name,
+    snippet: false,
+    detail: `output · ${p.type}${i === 0 ? ' (default)' : ''}`,
+    documentation: p.doc,
+    sortText: '2' + p.name,
+  }));
+  const frame = spec.outputs.find((p) => FRAME_LIKE_TYPES.includes(p.type));
+  for (const c of frame?.columns ?? [])
+    out.push({ label: c, kind: 'column', insertText: c, snippet: false, detail: `column of ${frame!.name}`, documentation: '', sortText: '1' + c });
+  return dedupe(out);
 }
 
 function paramItem(f: ParamField, spec: NodeSpec, sort: string): Item {

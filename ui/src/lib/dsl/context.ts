@@ -10,7 +10,10 @@ export type CursorContext =
   | { kind: 'nodeType'; prefix: string }
   | { kind: 'args'; prefix: string; callee: string; usedKeys: string[]; positional: number }
   | { kind: 'value'; prefix: string; callee: string; key: string; inString: boolean }
-  | { kind: 'member'; prefix: string; step: string }
+  /** `step.|`: `where` says what the validator accepts there (see completion.ts). */
+  | { kind: 'member'; prefix: string; step: string; where: 'arg' | 'sweep' | 'other' }
+  /** `use |`: a custom node's name (and version) is wanted. */
+  | { kind: 'usePin'; prefix: string }
   | { kind: 'reference'; prefix: string };
 
 interface Frame {
@@ -78,8 +81,9 @@ export function cursorContext(source: string, offset: number): CursorContext {
 
   if (prev?.kind === 'punct' && prev.text === '.' && !inString) {
     const owner = sig[sig.length - 2];
-    if (owner?.kind === 'ident') return { kind: 'member', prefix, step: owner.text };
-    return { kind: 'none' };
+    if (owner?.kind !== 'ident') return { kind: 'none' };
+    const where = top?.open === '(' && top.callee ? 'arg' : enclosingBlock(before, sig, frames) === 'sweep' ? 'sweep' : 'other';
+    return { kind: 'member', prefix, step: owner.text, where };
   }
 
   if (top?.open === '(' && top.callee) {
@@ -108,7 +112,10 @@ export function cursorContext(source: string, offset: number): CursorContext {
       return { kind: 'nodeType', prefix };
     }
   }
-  if (prev?.kind === 'ident' && prev.text === 'use') return { kind: 'none' };
+  if (prev?.kind === 'ident' && prev.text === 'use' && !inString) {
+    const first = firstOnLine(before, sig, sig.length - 1);
+    return first === sig.length - 1 ? { kind: 'usePin', prefix } : { kind: 'none' };
+  }
   return { kind: 'reference', prefix };
 }
 

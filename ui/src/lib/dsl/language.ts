@@ -29,6 +29,8 @@ export const KEYWORD_DOCS: Readonly<Record<string, string>> = spec.keyword_docs;
 /** Duration suffixes (`30d`, `6M`). */
 export const DURATION_UNITS: readonly string[] = spec.duration_units;
 export const SWEEP_METHODS: readonly string[] = spec.sweep_methods;
+/** Port types whose columns a reference `step.column` selects (the first such output's). */
+export const FRAME_LIKE_TYPES: readonly string[] = spec.frame_like_types;
 /** The built-in node catalog (what `GET /api/nodes` lists before the caller's custom nodes). */
 export const BUILTIN_NODES = spec.nodes as unknown as readonly NodeSpec[];
 export const BUILTIN_TYPES: readonly string[] = BUILTIN_NODES.map((n) => n.name);

@@ -161,6 +161,69 @@ describe('setArg', () => {
   });
 });
 
+describe('broken lines (issue 9, item 4): never edit text that did not parse', () => {
+  const BROKEN = SAMPLE.replace('window=10)', 'window=10');
+
+  it('a missing `)` ends the call at its line, with the problem, not at the end of the file', () => {
+    const fast = findStep(BROKEN, 'fast')!;
+    expect(fast.problem).toMatch(/“\)” is missing/);
+    expect([fast.line, fast.endLine]).toEqual([5, 5]);
+    expect(fast.args.map((a) => [a.key, a.valueText])).toEqual([
+      [null, 'data.close'],
+      ['window', '10'],
+    ]);
+    // the steps after it are still found, each on its own line, and they parse
+    expect(parseSteps(BROKEN).map((s) => [s.name, s.line, s.problem])).toEqual([
+      ['data', 4, null],
+      ['fast', 5, fast.problem],
+      ['slow', 6, null],
+      ['signal', 7, null],
+      ['result', 8, null],
+    ]);
+    expect(stepAtLine(BROKEN, 6)?.name).toBe('slow');
+  });
+
+  it('refuses every edit of the broken step and leaves the text as it was', () => {
+    for (const [key, value] of [['window', '12'], ['window', null], ['min_periods', '3']] as const) {
+      expect(() => setArg(BROKEN, 'fast', key, value)).toThrow(/does not parse.*fix it in the editor/);
+    }
+  });
+
+  it('edits of the other steps change only their own line', () => {
+    const out = setArg(BROKEN, 'slow', 'window', '40');
+    const before = BROKEN.split('\n');
+    const after = out.split('\n');
+    expect(after.length).toBe(before.length);
+    after.forEach((line, i) => {
+      if (i !== 5) expect(line).toBe(before[i]);
+    });
+    expect(after[5]).toBe('slow   = sma(data.close, window=40)   # the slow one');
+  });
+
+  it('a `)` on a later line does not make a broken call look closed', () => {
+    const src = 'fast = sma(data.close, window=10\nslow = sma(data.close)\nx = f(a)\n';
+    const fast = findStep(src, 'fast')!;
+    expect(fast.problem).not.toBeNull();
+    expect(fast.endLine).toBe(1);
+    expect(() => setArg(src, 'fast', 'window', '5')).toThrow(RewriteError);
+    expect(setArg(src, 'x', 'k', '1')).toBe('fast = sma(data.close, window=10\nslow = sma(data.close)\nx = f(a, k=1)\n');
+  });
+
+  it('brackets that do not match, or a stray closer, are problems', () => {
+    expect(findStep('x = f(a, ws=[1, 2)\ny = g()\n', 'x')!.problem).toMatch(/do not match/);
+    expect(findStep('x = f(a]\n', 'x')!.problem).toMatch(/closes nothing/);
+    expect(findStep('x = f(window=10 slow = 3)\n', 'x')!.problem).toMatch(/not one value/);
+  });
+
+  it('a well-formed multi-line call is not a problem', () => {
+    const src = 'x = f(\n    a,\n    k=1\n)\ny = g(\n  b\n  , c)\n';
+    expect(parseSteps(src).map((s) => [s.name, s.problem, s.endLine])).toEqual([
+      ['x', null, 4],
+      ['y', null, 7],
+    ]);
+  });
+});
+
 describe('minimalEdit', () => {
   it('finds the smallest single replacement', () => {
     expect(minimalEdit('window=10)', 'window=12)')).toEqual({ start: 8, end: 9, text: '2' });

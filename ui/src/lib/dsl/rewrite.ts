@@ -34,6 +34,13 @@ export interface StepCall {
   /** Offset of the matching `)`, or -1 when the call is not closed. */
   close: number;
   args: CallArg[];
+  /**
+   * Why the call's text cannot be edited safely (a missing `)`, brackets that do not match, an
+   * argument that runs into the next line), or null. The form never rewrites such a call.
+   */
+  problem: string | null;
+  /** Offset just after the call's last parsed character (its `)` when closed). */
+  end: number;
 }
 
 export class RewriteError extends Error {}
@@ -93,8 +100,8 @@ function matchStep(source: string, toks: Token[], i: number): { call: StepCall; 
   j = nextSignificant(toks, j + 1);
   if (toks[j]?.kind !== 'punct' || toks[j].text !== '(') return null;
   const open = toks[j].start;
-  const { args, close, next } = parseArgs(source, toks, j + 1);
-  const lastEnd = close >= 0 ? close : toks[next - 1]?.end ?? open;
+  const { args, close, next, problem } = parseArgs(source, toks, j + 1);
+  const lastEnd = close >= 0 ? close : lastSignificantEnd(toks, next, open);
   return {
     call: {
       name,
@@ -107,38 +114,92 @@ function matchStep(source: string, toks: Token[], i: number): { call: StepCall; 
       open,
       close,
       args,
+      problem,
+      end: close >= 0 ? close + 1 : lastEnd,
     },
     next,
   };
 }
 
-function parseArgs(source: string, toks: Token[], i: number): { args: CallArg[]; close: number; next: number } {
+function lastSignificantEnd(toks: Token[], next: number, fallback: number): number {
+  for (let k = next - 1; k >= 0; k--) {
+    const t = toks[k];
+    if (t.kind !== 'ws' && t.kind !== 'newline' && t.kind !== 'comment') return t.end;
+  }
+  return fallback;
+}
+
+const PAIRS: Record<string, string> = { ')': '(', ']': '[', '}': '{' };
+
+const MISSING_CLOSE = 'the call is not closed: a “)” is missing';
+
+/**
+ * The arguments of a call from just after its `(`. Stops at the matching `)`; an unclosed call
+ * stops where its text evidently ends (a line break after a complete argument that is not
+ * followed by `,` or `)`, a closer that does not match, the end of the file) and says why.
+ */
+function parseArgs(
+  source: string,
+  toks: Token[],
+  i: number,
+): { args: CallArg[]; close: number; next: number; problem: string | null } {
   const args: CallArg[] = [];
-  let depth = 0;
+  const stack: string[] = [];
   let current: Token[] = [];
+  let problem: string | null = null;
   const finish = (comma: number) => {
     if (current.length > 0) args.push(makeArg(source, current, comma));
     current = [];
   };
   for (; i < toks.length; i++) {
     const t = toks[i];
-    if (t.kind === 'ws' || t.kind === 'newline' || t.kind === 'comment') continue;
-    if (t.kind === 'punct' && OPENERS.has(t.text)) depth++;
-    else if (t.kind === 'punct' && CLOSERS.has(t.text)) {
-      if (depth === 0) {
-        if (t.text !== ')') break; // a stray closer ends the call, unclosed
-        finish(-1);
-        return { args, close: t.start, next: i + 1 };
+    if (t.kind === 'newline' && stack.length === 0 && current.length > 0) {
+      const k = nextSignificant(toks, i + 1, true);
+      const n = toks[k];
+      if (!(n?.kind === 'punct' && (n.text === ')' || n.text === ','))) {
+        problem = MISSING_CLOSE; // the next line is another statement
+        break;
       }
-      depth--;
-    } else if (depth === 0 && t.kind === 'punct' && t.text === ',') {
+      continue;
+    }
+    if (t.kind === 'ws' || t.kind === 'newline' || t.kind === 'comment') continue;
+    if (t.kind === 'punct' && OPENERS.has(t.text)) stack.push(t.text);
+    else if (t.kind === 'punct' && CLOSERS.has(t.text)) {
+      if (stack.length === 0) {
+        if (t.text !== ')') {
+          problem = `“${t.text}” closes nothing here: a “)” is missing`;
+          break;
+        }
+        finish(-1);
+        return { args, close: t.start, next: i + 1, problem: argProblem(args) };
+      }
+      if (stack.pop() !== PAIRS[t.text]) {
+        problem = `the brackets do not match at “${t.text}”`;
+        i++;
+        break;
+      }
+    } else if (stack.length === 0 && t.kind === 'punct' && t.text === ',') {
       finish(t.start);
       continue;
     }
     current.push(t);
   }
   finish(-1);
-  return { args, close: -1, next: i };
+  return { args, close: -1, next: i, problem: problem ?? MISSING_CLOSE };
+}
+
+/** An argument with a second top-level `=` (`window=10 slow = ...`) is not one argument. */
+function argProblem(args: CallArg[]): string | null {
+  for (const a of args) {
+    const inner = tokenize(a.valueText);
+    let depth = 0;
+    for (const t of inner) {
+      if (t.kind === 'punct' && OPENERS.has(t.text)) depth++;
+      else if (t.kind === 'punct' && CLOSERS.has(t.text)) depth--;
+      else if (depth === 0 && t.kind === 'punct' && t.text === '=') return `the argument “${a.valueText.trim()}” is not one value`;
+    }
+  }
+  return null;
 }
 
 function makeArg(source: string, toks: Token[], comma: number): CallArg {
@@ -182,14 +243,31 @@ function resolve(source: string, target: number | string): StepCall {
  */
 export function setArg(source: string, target: number | string, key: string, valueText: string | null): string {
   const step = resolve(source, target);
+  if (step.problem) throw new RewriteError(`step ${step.name} does not parse (${step.problem}): fix it in the editor`);
   const idx = step.args.findIndex((a) => a.key === key);
+  let out: string;
   if (idx >= 0) {
-    if (valueText === null) return removeArg(source, step, idx);
-    const a = step.args[idx];
-    return source.slice(0, a.valueStart) + valueText + source.slice(a.valueEnd);
-  }
-  if (valueText === null) return source;
-  return insertArg(source, step, `${key}=${valueText}`);
+    if (valueText === null) out = removeArg(source, step, idx);
+    else {
+      const a = step.args[idx];
+      out = source.slice(0, a.valueStart) + valueText + source.slice(a.valueEnd);
+    }
+  } else if (valueText === null) return source;
+  else out = insertArg(source, step, `${key}=${valueText}`);
+  return confined(source, out, step);
+}
+
+/**
+ * `out` if it differs from `source` only inside the step's call (from the start of its line to
+ * the end of the line of its `)`): a rewrite never touches text it did not parse.
+ */
+function confined(source: string, out: string, step: StepCall): string {
+  const from = lineStartOf(source, step.start);
+  const to = lineEndOf(source, step.end);
+  const tail = source.length - to;
+  const ok = out.slice(0, from) === source.slice(0, from) && out.length - tail >= from && out.slice(out.length - tail) === source.slice(to);
+  if (!ok) throw new RewriteError(`the edit would change text outside step ${step.name}`);
+  return out;
 }
 
 const lineStartOf = (src: string, off: number) => src.lastIndexOf('\n', off - 1) + 1;
