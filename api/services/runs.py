@@ -29,6 +29,7 @@ from api.models.run import Run, RunPublic, RunSandbox, RunStatus, RunSummary
 from api.models.user import Role, User
 from api.services import audit, datasets, pipelines
 from api.services.access import Level, granted_ids
+from api.services.language import require_ir
 from api.services.node_resolution import publish_manifests
 from api.services.prefect_client import (
     PrefectUnavailable,
@@ -40,6 +41,7 @@ from api.services.prefect_sync import sync_run
 from api.services.run_files import read_record
 from api.settings import ApiSettings
 from deployments.deploy import flow_run_url
+from dsl.compiler import DATASET_NODE
 from dsl.ir import PipelineIR
 from flows.record import new_run_id, run_name
 from flows.spec import RunRecord, RunSpec, SpecError, Trigger
@@ -226,12 +228,13 @@ def create(
 ) -> RunPublic:
     """Start a run of a version (default: the latest) through Prefect; 202 semantics."""
     pipeline = pipelines.get_pipeline(session, user, pipeline_id, level=Level.EDIT)
-    if not settings.prefect_api_url:
-        raise PrefectUnavailable("no Prefect server is configured: runs cannot start")
     if (found := _existing(session, user, idempotency_key)) is not None:
         return public(settings, found)
     number = version_number or pipeline.latest_version
     version = pipelines.version_of(session, pipeline.id, number)
+    _require_datasets(session, settings, pipeline.owner_id, version.source, version.ir_json)
+    if not settings.prefect_api_url:
+        raise PrefectUnavailable("no Prefect server is configured: runs cannot start")
     custom = publish_manifests(session, settings, pipeline.owner_id, version)  # worker reads
     run = Run(
         pipeline_id=pipeline.id or 0,
@@ -258,6 +261,25 @@ def create(
     )  # fmt: skip
     session.commit()
     return _submit(session, settings, run, version.ir_json)
+
+
+def _require_datasets(
+    session: Session, settings: ApiSettings, owner_id: int, source: str, ir_json: str
+) -> None:
+    """422 with the editor's AF209 diagnostics (line, column, nearest names) when the version
+    reads a dataset its owner does not have: a pipeline may be saved before its data is
+    uploaded, but it does not start a run that could only fail."""
+    known = datasets.dataset_names(session, settings, owner_id)
+    wanted = {
+        str(node.params.get("name"))
+        for node in PipelineIR.from_json(ir_json).nodes
+        if node.type == DATASET_NODE and node.runtime == "builtin"
+    }
+    if wanted <= known:
+        return
+    require_ir(
+        pipelines.compile_for(session, source, owner_id, settings, dataset_severity="error")
+    )
 
 
 def _submit(session: Session, settings: ApiSettings, run: Run, ir_json: str) -> RunPublic:

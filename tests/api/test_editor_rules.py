@@ -134,6 +134,15 @@ def test_a_pipeline_can_be_saved_before_its_dataset_exists(
     assert r.json()["version"]["source"] == src
     body = client.post("/api/validate", json={"source": src}, headers=alice.headers).json()
     assert [d["code"] for d in body["diagnostics"] if d["severity"] == "error"] == ["AF209"]
+    # Run refuses it up front, with the editor's diagnostic, and starts nothing
+    run = client.post(f"/api/pipelines/{r.json()['id']}/runs", json={}, headers=alice.headers)
+    assert run.status_code == 422, run.text
+    (diag,) = run.json()["detail"]["diagnostics"]
+    assert (diag["code"], diag["severity"]) == ("AF209", "error")
+    assert diag["line"] == src.splitlines().index('data   = dataset_ohlcv(name="goog_daily")') + 1
+    assert run.json()["detail"]["message"].startswith("the pipeline has 1 error(s); first at line")
+    runs = client.get(f"/api/pipelines/{r.json()['id']}/runs", headers=alice.headers).json()
+    assert runs["total"] == 0
 
 
 # -- names, titles, duplicate (item 6) ---------------------------------------------------------
