@@ -277,9 +277,7 @@ def _require_datasets(
     }
     if wanted <= known:
         return
-    require_ir(
-        pipelines.compile_for(session, source, owner_id, settings, dataset_severity="error")
-    )
+    require_ir(pipelines.compile_for(session, source, owner_id, settings, dataset_severity="error"))
 
 
 def _submit(session: Session, settings: ApiSettings, run: Run, ir_json: str) -> RunPublic:
