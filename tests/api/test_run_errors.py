@@ -47,8 +47,7 @@ def template_source(name: str, title: str) -> str:
     text = TEMPLATE_TS.read_text()
     body = re.search(r"return `(.*?)`;", text, re.DOTALL)
     assert body, "template.ts no longer returns a template literal"
-    clean_title = re.sub(r'["\\]', "", title or name)
-    filled = body.group(1).replace("${(title || name).replace(/[\"\\\\]/g, '')}", clean_title)
+    filled = body.group(1).replace("${JSON.stringify(title || name)}", json.dumps(title or name))
     filled = filled.replace("${title || name}", title or name).replace("${name}", name)
     assert "${" not in filled, filled
     return filled
