@@ -143,7 +143,9 @@ def test_equity_is_thinned_to_the_chart_limit_keeping_the_deepest_drawdown(
 
 
 def test_starting_a_run_without_a_prefect_server_is_503(client: TestClient, alice: Account) -> None:
-    pid = client.post("/api/pipelines", json={"name": "p", "source": SMA}, headers=alice.headers)
+    # (a source whose data exists: a missing dataset is a 422 before Prefect is asked)
+    source = SMA.replace('dataset_ohlcv(name="btc")', 'csv_ohlcv(path="data/sample_ohlcv.csv")')
+    pid = client.post("/api/pipelines", json={"name": "p", "source": source}, headers=alice.headers)
     resp = client.post(f"/api/pipelines/{pid.json()['id']}/runs", headers=alice.headers)
     assert resp.status_code == 503 and "Prefect" in resp.json()["detail"]
     runs = client.get(f"/api/pipelines/{pid.json()['id']}/runs", headers=alice.headers).json()

@@ -171,7 +171,8 @@ def test_no_sandbox_is_a_sandbox_unavailable_outcome(monkeypatch: pytest.MonkeyP
     assert outcome["ok"] is False and outcome["error_kind"] == "SANDBOX_UNAVAILABLE"
     assert "no engine here" in outcome["error"]
     broken = lab_outcome(lambda: {}["missing"])
-    assert broken == {"ok": False, "error_kind": "LAB_ERROR", "error": "KeyError: 'missing'"}
+    assert broken == {"ok": False, "error_kind": "LAB_ERROR", "error": broken["error"]}
+    assert broken["error"].startswith("AF790: the node lab stopped on an unexpected KeyError")
 
 
 def test_results_are_read_once_under_a_hex_key(tmp_path: Path) -> None:
