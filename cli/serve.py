@@ -6,8 +6,11 @@ missing) whenever the app's database is PostgreSQL, SQLite only when the app's i
 and its UI with ``--with-prefect-ui``, makes sure the process work pool, the ``web``
 deployment and the ``nodelab`` deployments (custom-node test runs, look-ahead checks) exist,
 starts a process worker, optionally the MLflow UI, bootstraps the admin and the sample
-pipeline, then serves the API and the built UI with uvicorn. On Ctrl-C or SIGTERM the API stops
-first, then the worker, the MLflow UI and the Prefect server.
+pipeline, then serves the API and the built UI with uvicorn. The children it started are
+supervised: one that exits (a killed worker) is started again, with back-off, and said so on
+the terminal (:mod:`deployments.supervise`). On Ctrl-C or SIGTERM the supervisor stops, then
+the API, the worker, the MLflow UI and the Prefect server; runs the stop cut short are ended as
+Crashed with the reason by the next start's status sync (:mod:`api.services.run_liveness`).
 """
 
 from __future__ import annotations
@@ -16,10 +19,14 @@ import os
 import signal
 from contextlib import ExitStack, suppress
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 
 from api.settings import ApiSettings
+
+if TYPE_CHECKING:
+    from deployments.stack import Child
 
 __all__ = ["serve_command"]
 
@@ -50,10 +57,13 @@ def serve_command(host: str, port: int, with_prefect_ui: bool, with_mlflow_ui: b
     settings.apply_prefect_env()
     _stop_on_sigterm()
     with ExitStack() as children:
-        settings = _start_services(settings, children, with_prefect_ui, with_mlflow_ui)
+        settings, watched = _start_services(settings, children, with_prefect_ui, with_mlflow_ui)
+        _supervise(watched, children)
         _bootstrap(settings)
         base = f"http://{host}:{port}"
         click.echo(f"Alpha Forge:   {base}")
+        if settings.prefect_api_url:
+            click.echo(f"Prefect API:   {settings.prefect_api_url}")
         if settings.derived_prefect_ui_url:
             click.echo(f"Prefect UI:    {settings.derived_prefect_ui_url}")
         if settings.mlflow_ui_url:
@@ -66,13 +76,23 @@ def serve_command(host: str, port: int, with_prefect_ui: bool, with_mlflow_ui: b
         click.echo("stopping...", err=True)
 
 
+def _supervise(watched: list[Child], children: ExitStack) -> None:
+    """Restart the children that exit (deployments.supervise); stopped before they are."""
+    from deployments.supervise import Supervisor
+
+    supervisor = Supervisor(watched, say=lambda line: click.echo(line, err=True))
+    supervisor.start()
+    children.callback(supervisor.stop)  # registered last: runs first on the way out
+
+
 def _start_services(
     settings: ApiSettings, children: ExitStack, with_prefect_ui: bool, with_mlflow_ui: bool
-) -> ApiSettings:
+) -> tuple[ApiSettings, list[Child]]:
     """Prefect server (if needed), pool + deployment, worker, MLflow UI; returns the settings
-    the API must use (the Prefect and MLflow URLs filled in)."""
+    the API must use (the Prefect and MLflow URLs filled in) and the children started."""
     from deployments.stack import MlflowUi, PrefectServer, Worker, prefect_database_url
 
+    started: list[Child] = []
     logs = settings.root / "logs"
     updates: dict[str, object] = {}
     api_url = settings.prefect_api_url
@@ -83,6 +103,7 @@ def _start_services(
         where = "PostgreSQL" if database else "SQLite"
         click.echo(f"starting the Prefect server on {where} (log: {server.log})...", err=True)
         server.wait_ready()
+        started.append(server)
         api_url = server.api_url
         updates["prefect_api_url"] = api_url
         updates["prefect_ui"] = with_prefect_ui
@@ -95,12 +116,14 @@ def _start_services(
     worker = Worker(api_url, settings.prefect_home, logs / "worker.log")
     children.callback(worker.stop)
     worker.wait_ready()
+    started.append(worker)
     if with_mlflow_ui and not settings.mlflow_ui_url:
         ui = MlflowUi(settings.mlflow_uri, settings.mlflow_artifacts_uri, logs / "mlflow.log")
         children.callback(ui.stop)
         ui.wait_ready()
+        started.append(ui)
         updates["mlflow_ui_url"] = ui.url
-    return settings.model_copy(update=updates)
+    return settings.model_copy(update=updates), started
 
 
 def _ensure_deployment(api_url: str) -> None:
@@ -122,7 +145,9 @@ def _bootstrap(settings: ApiSettings) -> None:
     from api.services.language import warm_up
     from api.services.runs import web_base_dir
     from api.services.samples import seed_sample_pipelines
+    from flows.pipeline import import_extra_node_modules
 
+    import_extra_node_modules()  # the node types the worker's runs have, known to validation
     password = ensure_admin(settings)
     if password is not None:
         click.echo(

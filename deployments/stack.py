@@ -13,7 +13,9 @@
 - :class:`MlflowUi`: ``mlflow server`` on the embedded tracking store (``--with-mlflow-ui``).
 
 Each child runs in its own process group, so stopping it (SIGTERM, then SIGKILL after a grace
-period) also stops what it started (flow-run processes, server workers).
+period) also stops what it started (flow-run processes, server workers). A child that exited
+can be started again (:meth:`Child.restart`, what :mod:`deployments.supervise` does), after
+what its group left behind is ended.
 """
 
 from __future__ import annotations
@@ -87,15 +89,22 @@ class Child:
         self.name = name
         self.argv = argv
         self.log = log
+        self.env = dict(env)
+        self.cwd = cwd
+        self.restarts = 0
+        self.stopping = False  # set by stop(): a supervisor must not bring it back
         log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                argv,
+        self.proc = self._spawn()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        with self.log.open("ab") as out:
+            return subprocess.Popen(
+                self.argv,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env=dict(env),
-                cwd=cwd,
+                env=self.env,
+                cwd=self.cwd,
                 start_new_session=True,
             )
 
@@ -122,8 +131,11 @@ class Child:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
 
     def stop(self, grace_s: float = 15.0) -> None:
-        """SIGTERM the process group, SIGKILL it after ``grace_s``."""
+        """SIGTERM the process group, SIGKILL it after ``grace_s``; what the group's leader
+        left behind when it already exited (flow-run processes of a dead worker) is killed."""
+        self.stopping = True
         if self.proc.poll() is not None:
+            self.end_leftovers(signal.SIGKILL)
             return
         self._signal(signal.SIGTERM)
         try:
@@ -131,6 +143,38 @@ class Child:
         except subprocess.TimeoutExpired:
             self._signal(signal.SIGKILL)
             self.proc.wait(timeout=10)
+        self.end_leftovers(signal.SIGKILL)
+
+    def end_leftovers(self, sig: int = signal.SIGTERM) -> bool:
+        """Signal what is left of the exited process's group (its children live on in it when
+        the leader dies: a SIGKILLed worker's flow-run processes); True when some were."""
+        if self.proc.poll() is None:
+            return False
+        try:
+            os.killpg(self.proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+
+    def restart(self, grace_s: float = 5.0) -> None:
+        """Start the process again after it exited: first its group's leftovers get SIGTERM,
+        and SIGKILL after ``grace_s`` (a new worker must not race the old one's runs)."""
+        if self.proc.poll() is None:
+            raise RuntimeError(f"{self.name} is still running (pid {self.proc.pid})")
+        if self.end_leftovers(signal.SIGTERM):
+            deadline = time.monotonic() + grace_s
+            while time.monotonic() < deadline and self._group_alive():
+                time.sleep(0.1)
+            self.end_leftovers(signal.SIGKILL)
+        self.proc = self._spawn()
+        self.restarts += 1
+
+    def _group_alive(self) -> bool:
+        try:
+            os.killpg(self.proc.pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
 
     def _signal(self, sig: int) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -231,6 +275,9 @@ class Worker(Child):
         env["PATH"] = os.pathsep.join([str(BIN), env.get("PATH", "")])
         env["PREFECT_WORKER_QUERY_SECONDS"] = WORKER_QUERY_SECONDS
         env["PREFECT_WORKER_PREFETCH_SECONDS"] = "5"
+        # a beat every 30 s (Prefect's minimum; default 180): a run whose process died with its
+        # worker on another machine is found within minutes (api.services.run_liveness)
+        env.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30")
         env.update(extra_env or {})
         worker_name = name or f"alphaforge-{socket.gethostname()}-{os.getpid()}"
         argv = [str(BIN / "prefect"), "worker", "start", "--pool", pool, "--type", "process"]

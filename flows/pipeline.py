@@ -12,6 +12,8 @@ serves the CLI (called in-process), the web app and schedules (deployments run i
   (:func:`run_id_for`), which the API can compute too;
 - the flow run is named ``<pipeline title slug>/<run id>`` (:func:`flows.record.run_name`, the
   MLflow run's name too), whoever created it: the API, the CLI or Prefect's scheduler;
+- the flow-run process leaves its marker in the run directory (:mod:`flows.liveness`), so the
+  API can end a run whose process died as Crashed, with the reason;
 - the modules named in ``ALPHAFORGE_EXTRA_NODE_MODULES`` are imported first, so an operator (or
   a test) can make extra node types available in a worker's flow-run processes;
 - a cancellation kills the run's sandbox containers (``on_cancellation`` hook, and on the
@@ -42,6 +44,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.execute import NodeJob, execute_job
 from flows.graph import MAX_PARALLEL_NODES, NodeFuture, NodeOutcome, kill_sandboxes, run_graph
+from flows.liveness import mark_process
 from flows.record import run_id_for, run_name
 from flows.runlog import run_log
 from flows.settings import current_settings
@@ -52,6 +55,7 @@ __all__ = [
     "EXTRA_NODE_MODULES_ENV",
     "FLOW_NAME",
     "MAX_PARALLEL_NODES",
+    "import_extra_node_modules",
     "kill_sandboxes",
     "pipeline_flow",
     "run_id_for",
@@ -133,7 +137,9 @@ def _exit_after_grace(code: int = 128 + signal.SIGTERM) -> None:
     timer.start()
 
 
-def _import_extra_node_modules() -> None:
+def import_extra_node_modules() -> None:
+    """Import the modules named in ``ALPHAFORGE_EXTRA_NODE_MODULES`` (comma-separated): extra node
+    types for this process (a worker's flow-run processes, or ``serve`` for validation)."""
     for name in filter(
         None, (m.strip() for m in os.environ.get(EXTRA_NODE_MODULES_ENV, "").split(","))
     ):
@@ -182,7 +188,7 @@ def pipeline_flow(spec: RunSpec) -> dict[str, Any] | State:
     # Prefect's own SIGTERM handler must stay installed: its control channel acknowledges the
     # worker's cancel intent only while it is, and without that acknowledgement the SIGTERM that
     # follows is reported as a crash ("Execution was aborted by a termination signal").
-    _import_extra_node_modules()
+    import_extra_node_modules()
     flow_run = getattr(get_run_context(), "flow_run", None)
     if flow_run is None:  # pipeline_flow is always a flow run; anything else is a bug
         raise RuntimeError("pipeline_flow must run as a Prefect flow run")
@@ -191,6 +197,9 @@ def pipeline_flow(spec: RunSpec) -> dict[str, Any] | State:
         assert flow_run.expected_start_time is not None
         run_id = run_id_for(flow_run.id, flow_run.expected_start_time)
     settings = current_settings().with_store(spec.store_url)
+    # which process runs it: the API tells a run whose process died (serve or its worker
+    # stopped or killed) from a slow one by this marker (flows.liveness)
+    mark_process(settings.runs_dir / run_id)
     try:
         record = run_graph(
             spec,

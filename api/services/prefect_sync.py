@@ -9,7 +9,10 @@ pipelines' deployments (:mod:`api.services.schedules`).
 
 Nothing stays "running" forever: a crashed flow run, one that vanished from Prefect, a run
 that was never handed to Prefect, a cancellation no worker confirms, and a run no worker picks
-up all end as failed or cancelled, with the reason in ``error``.
+up all end as failed or cancelled, with the reason in ``error``. A run whose process is gone
+while Prefect still says Running (``serve`` or its worker stopped or killed mid-run) is found by
+:mod:`api.services.run_liveness` and set Crashed in Prefect too — on the first pass after a
+restart, since the sync runs as soon as the API starts.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from api.models.common import as_utc, utcnow
 from api.models.run import ACTIVE_STATUSES, Run, RunStatus
 from api.services import run_files
 from api.services.prefect_client import prefect_client, read_flow_runs
+from api.services.run_liveness import end_gone_run, gone_reason
 from api.settings import ApiSettings
 from flows.spec import RunRecord
 from flows.tracebacks import user_text
@@ -106,11 +110,10 @@ def decide(run: Run, flow_run: FlowRun | None, record: RunRecord | None, now: da
 
 def _crashed(message: str | None) -> str:
     """The error of a run whose flow-run process died (Prefect's state says Crashed)."""
-    reason = user_text(message or "no reason given").rstrip(".")
+    reason = user_text(message or "its process crashed on the worker").rstrip(".")
     return (
-        f"the run's process crashed on the worker before the run finished (Prefect reported: "
-        f"{reason}). Run it again; if it crashes again, the operators find the cause in the "
-        "worker's log."
+        f"the run did not finish: {reason}. Run it again; if it happens again, the operators "
+        "find the cause in the worker's log."
     )
 
 
@@ -157,6 +160,9 @@ def _sync_runs(session: Session, client: SyncPrefectClient, settings: ApiSetting
     changed = 0
     for run in runs:
         flow_run = flow_runs.get(run.prefect_flow_run_id or "")
+        reason = gone_reason(client, flow_run, settings.runs_dir / run.run_key, now)
+        if reason is not None and flow_run is not None:
+            flow_run = end_gone_run(client, flow_run, reason)
         dirty, cancel = apply(run, flow_run, settings, now)
         if cancel and run.prefect_flow_run_id:
             from api.services.prefect_client import cancel_flow_run
