@@ -7,13 +7,16 @@ little): reading and validating the CSV and the Parquet file, the indicators and
 backtest (warm; the first call's numba compile or cache load is reported apart), writing the
 node outputs as artifacts (Parquet), the run's result files (equity.parquet, trades.csv) and
 what the API's results endpoint reads (the chart of at most 5,000 points and the first 10,000
-trades). Prefect and MLflow start-up are not in it (``bench_run.py`` measures the CLI cold).
+trades), the run page's analysis (price candles, buy and hold, monthly returns) and the whole
+equity.csv download. Prefect and MLflow start-up are not in it (``bench_run.py`` measures the
+CLI cold).
 
 ``--cli`` also runs ``alphaforge run`` on the CSV pipeline end to end in a subprocess (set
 ``ALPHAFORGE_PREFECT_API_URL`` to a running server, else Prefect's ephemeral one starts) and
 reports its wall time and its CPU time (user + system of the process tree).
 
-Target: <= 5 s of CPU from the CSV file to the results endpoint's payload.
+Target: <= 5 s of CPU from the CSV file to the results endpoint's payload (the analysis and the
+equity.csv are in the total since issue 9).
 
     .venv/bin/python bench/bench_real_size.py [--bars N] [--cli]
 """
@@ -42,7 +45,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_backtest import make_minute_bars  # noqa: E402
 
-from api.services import run_files  # noqa: E402
+from api.services import run_files, run_market  # noqa: E402
 from dsl.compiler import compile_or_raise  # noqa: E402
 from flows.results import write_results  # noqa: E402
 from flows.spec import RunRecord  # noqa: E402
@@ -169,17 +172,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         run_dir.mkdir()
         ir = compile_or_raise(PIPELINE)  # write_results finds the result's ports in it
         outputs = {
+            "data": {"bars": paths["bars"]},
             "result": {"equity": paths["equity"], "trades": paths["trades"]}
-            | {"metrics": paths["metrics"], "orders": paths["orders"]}
+            | {"metrics": paths["metrics"], "orders": paths["orders"]},
         }
         s.time(
-            "run results (equity.parquet, trades.csv)", lambda: write_results(ir, outputs, run_dir)
+            "run results (equity.parquet, trades.csv, prices)",
+            lambda: write_results(ir, outputs, run_dir),
         )
         payload = s.time(
             "API results payload (chart + trades)",
             lambda: run_files.results(
                 run_dir, RunRecord(run_id="bench", pipeline="bench", metrics=out["metrics"])
             ).model_dump_json(),
+        )
+        analysis = s.time(
+            "API run analysis (candles, buy and hold, monthly)",
+            lambda: run_market.analysis(run_dir).model_dump_json(),
+        )
+        csv_bytes = s.time(
+            "API equity.csv (all bars)",
+            lambda: sum(len(part) for part in run_market.equity_csv_chunks(run_dir)),
         )
 
     total_cpu = sum(cpu for _, cpu, _ in s.rows)
@@ -190,6 +203,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "backtest_first_s": first_s,
         "stages": [{"stage": k, "cpu_s": c, "wall_s": w} for k, c, w in s.rows],
         "payload_mb": len(payload) / 1e6,
+        "analysis_mb": len(analysis) / 1e6,
+        "equity_csv_mb": csv_bytes / 1e6,
         "figure": "CPU, CSV to results payload",
         "figure_s": total_cpu,
         "target_s": TARGET_S,
@@ -212,7 +227,10 @@ def _print(r: dict[str, Any]) -> None:
     for x in r["stages"]:
         print(f"  {x['stage']:<{width}}  cpu {x['cpu_s']:6.2f} s   wall {x['wall_s']:6.2f} s")
     print(f"  {'total CPU':<{width}}  cpu {r['figure_s']:6.2f} s   (target <= {r['target_s']} s)")
-    print(f"  results payload {r['payload_mb']:.1f} MB")
+    print(
+        f"  results payload {r['payload_mb']:.1f} MB, analysis {r['analysis_mb']:.1f} MB, "
+        f"equity.csv {r['equity_csv_mb']:.0f} MB"
+    )
     print(f"  first backtest (numba compile or cache load), wall: {r['backtest_first_s']:.2f} s")
     if "cli_wall_s" in r:
         print(f"  alphaforge run: wall {r['cli_wall_s']:.1f} s, CPU {r['cli_cpu_s']:.1f} s")

@@ -347,20 +347,20 @@ def copy_name(name: str, taken: set[str]) -> str:
     if not re.fullmatch(IDENTIFIER_PATTERN, name):
         return _copy_of(name, taken, NAME_MAX)
     base = re.sub(r"_copy(_\d+)?$", "", name)
-    n = 1
-    while True:
-        suffix = "_copy" if n == 1 else f"_copy_{n}"
-        candidate = base[: NAME_MAX - len(suffix)] + suffix
-        if candidate not in taken:
-            return candidate
-        n += 1
+    return _first_free(base, "_copy", "_copy_{n}", taken, NAME_MAX)
 
 
 def _copy_of(text: str, taken: set[str], limit: int) -> str:
     base = re.sub(r" \(copy(?: \d+)?\)$", "", text)
+    return _first_free(base, " (copy)", " (copy {n})", taken, limit)
+
+
+def _first_free(base: str, first: str, nth: str, taken: set[str], limit: int) -> str:
+    """``base + first``, else ``base + nth`` with n = 2, 3...: the first not in ``taken``,
+    ``base`` cut so that the whole fits in ``limit`` characters."""
     n = 1
     while True:
-        suffix = " (copy)" if n == 1 else f" (copy {n})"
+        suffix = first if n == 1 else nth.format(n=n)
         candidate = base[: limit - len(suffix)] + suffix
         if candidate not in taken:
             return candidate

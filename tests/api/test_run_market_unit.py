@@ -3,10 +3,14 @@ and buy and hold, with the expected numbers computed by hand."""
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
+
+import numpy as np
 import pandas as pd
 import pytest
 
-from api.services.run_market import _candles, benchmark_equity, monthly_returns
+from api.services.run_market import _candles, benchmark_equity, equity_csv_chunks, monthly_returns
 
 
 def test_monthly_returns_chain_month_ends_and_compound_the_year() -> None:
@@ -48,3 +52,33 @@ def test_candles_merge_runs_of_bars_when_there_are_too_many() -> None:
         (1, 1.0, 9.0, 0.1, 3.2),
         (4, 4.0, 5.5, 3.5, 5.2),
     ]
+
+
+def test_equity_csv_reads_back_bit_for_bit_with_sub_second_stamps_and_gaps(
+    tmp_path: Path,
+) -> None:
+    index = pd.DatetimeIndex(
+        ["2024-01-01 00:00:00.0015", "2024-01-01 00:00:01", "2024-01-01 00:00:02.25"], tz="UTC"
+    )
+    equity = pd.DataFrame(
+        {"equity": [0.1 + 0.2, 1e-300, 123456789012345678.0], "position": [1.0, np.nan, -2.5]}
+        | {"drawdown": [0.0, -0.5, 0.0]},
+        index=index.rename("ts"),
+    )
+    equity.to_parquet(tmp_path / "equity.parquet")
+    text = "".join(equity_csv_chunks(tmp_path))
+    lines = text.splitlines()
+    assert lines[0] == "ts,equity,position,drawdown"
+    assert lines[1] == "2024-01-01T00:00:00.001500000Z,0.30000000000000004,1,0"
+    assert lines[2] == "2024-01-01T00:00:01.000000000Z,1e-300,,-0.5"  # a gap is empty
+    back = pd.read_csv(io.StringIO(text), index_col="ts", parse_dates=["ts"])
+    assert back.index.equals(index.rename("ts"))
+    pd.testing.assert_frame_equal(back, equity, check_exact=True, check_index_type=False)
+
+
+def test_equity_csv_stamps_whole_seconds_without_a_fraction(tmp_path: Path) -> None:
+    index = pd.date_range("2024-03-01", periods=2, freq="min", tz="UTC", name="ts")
+    pd.DataFrame({"equity": [100.0, 101.5]}, index=index).to_parquet(tmp_path / "equity.parquet")
+    assert "".join(equity_csv_chunks(tmp_path)) == (
+        "ts,equity,drawdown\n2024-03-01T00:00:00Z,100,0\n2024-03-01T00:01:00Z,101.5,0\n"
+    )

@@ -1,5 +1,5 @@
-"""What both browser tests share: the prerequisites check and running one tour script of
-``tests/e2e`` against a served app."""
+"""What the browser tests share: the prerequisites check and running one tour script of
+``tests/e2e`` against a served app (:func:`run_tour`: with its screenshots checked)."""
 
 from __future__ import annotations
 
@@ -41,3 +41,16 @@ def run_script(script: str, base_url: str, timeout: float) -> None:
     report = proc.stdout + proc.stderr
     assert proc.returncode == 0, report
     assert "FAIL" not in proc.stdout, report
+
+
+def run_tour(script: str, base_url: str, prefix: str, expected: set[str], timeout: float) -> None:
+    """Run tour ``script`` (see :func:`run_script`) after removing its old screenshots
+    (``screenshots/<prefix>*.png``); assert it took every one of ``expected`` (stems) and no
+    ``<prefix>fail-*`` one (a tour's failure shot)."""
+    shots = HERE / "screenshots"
+    for old in shots.glob(f"{prefix}*.png"):
+        old.unlink()
+    run_script(script, base_url, timeout)
+    taken = {p.stem for p in shots.glob(f"{prefix}*.png")}
+    assert expected <= taken, sorted(expected - taken)
+    assert not any(name.startswith(f"{prefix}fail-") for name in taken), sorted(taken)
