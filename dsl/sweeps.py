@@ -270,7 +270,7 @@ class SweepChecker:
             )
             return None
         keys = [(p.node, p.param) for p in params]
-        checks = [_compile(w) for w in wheres]
+        checks = [compile_constraint(w) for w in wheres]
         count = 0
         try:
             for combo in itertools.product(*[d for d in domains if d is not None]):
@@ -351,15 +351,16 @@ class SweepChecker:
         return Objective(direction=o.direction, node=o.step, port=port.name, key=key)  # type: ignore[arg-type]
 
 
-def _compile(e: Expr) -> Callable[[dict[tuple[str, str], Any]], Any]:
-    """A closure evaluating a constraint over one combination."""
+def compile_constraint(e: Expr) -> Callable[[dict[tuple[str, str], Any]], Any]:
+    """A closure evaluating a constraint (a ``where`` line's :class:`Expr`) over one
+    combination ``{(node, param): value}`` (the compiler's count and the sweep's trials)."""
     if e.op == "const":
         value = e.value
         return lambda env: value
     if e.op == "param":
         key = (e.node or "", e.param or "")
         return lambda env: env[key]
-    args = [_compile(a) for a in e.args]
+    args = [compile_constraint(a) for a in e.args]
     if e.op == "not":
         return lambda env: not args[0](env)
     if e.op == "and":

@@ -112,13 +112,48 @@ class InProcessRunner:
                 f"warning: compiled against {node_ir.type} {node_ir.version}, "
                 f"running {node_type.version}"
             )
-        params = node_type.validated_params(node_ir.params)
         inputs = self._load_inputs(node_ir, node_type, input_paths)
+        values = self._run_node(node_ir, node_type, inputs, log)
+        return self._write_outputs(node_ir, node_type, values, output_dir)
+
+    def compute(
+        self,
+        node_ir: NodeIR,
+        upstream: Mapping[str, Mapping[str, Any]],
+        log: Any = None,
+    ) -> dict[str, Any]:
+        """Run one built-in node on in-memory inputs: ``upstream`` holds each bound node's
+        outputs (``{node id: {port: value}}``); the bindings' columns are selected, the params
+        validated and every declared output checked, as :meth:`run` does with files. Returns
+        the outputs; raises the node's own error (the sweep's trials run this way)."""
+        node_type = self.registry.get(node_ir.type)
+        inputs: dict[str, Any] = {}
+        for port, binding in node_ir.inputs.items():
+            if isinstance(binding, tuple):
+                inputs[port] = [
+                    _select(upstream[b.node][b.port], b, node_ir.id, port) for b in binding
+                ]
+            else:
+                value = upstream[binding.node][binding.port]
+                inputs[port] = _select(value, binding, node_ir.id, port)
+        values = self._run_node(node_ir, node_type, inputs, log or (lambda _m: None))
+        declared = node_ir.outputs or {p.name: p.type.value for p in node_type.outputs}
+        for port, type_name in declared.items():
+            where = f"output {port!r} of node {node_ir.id!r} ({node_ir.type})"
+            if port not in values:
+                raise RunnerError(f"{where} was not produced")
+            check_value(values[port], PortType(type_name), where)
+        return {port: values[port] for port in declared}
+
+    def _run_node(
+        self, node_ir: NodeIR, node_type: type[Node], inputs: dict[str, Any], log: Any
+    ) -> Mapping[str, Any]:
+        params = node_type.validated_params(node_ir.params)
         node = node_type(self.context(log))
         values = node.run(inputs, params)
         if not isinstance(values, Mapping):
             raise RunnerError(f"node {node_ir.id!r} returned {type(values).__name__}, not a dict")
-        return self._write_outputs(node_ir, node_type, values, output_dir)
+        return values
 
     def _load_inputs(
         self, node_ir: NodeIR, node_type: type[Node], input_paths: InputPaths

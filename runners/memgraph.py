@@ -1,0 +1,130 @@
+"""A pipeline evaluated in memory for many param variants: what a sweep's trials run on.
+
+A sweep's trials differ only in a few params. :class:`MemoryGraph` runs the built-in nodes of
+one IR in this process, without artifact files, and computes each distinct node evaluation —
+the node, its effective params and the evaluations it reads — once while it can be reused:
+
+- a node none of whose upstream (itself included) is swept is computed once for the whole
+  sweep (the data, an indicator on fixed params);
+- a node that depends on some swept nodes but not all is computed once per distinct value of
+  those (``sma(window=w)`` once per ``w``, however many trials share it);
+- a node that depends on every swept node is different in every trial: it is computed and
+  dropped, never kept (the memory of a sweep does not grow with its trials).
+
+:meth:`MemoryGraph.evaluate` returns the outputs of the nodes asked for; a failing node raises
+:class:`TrialError` naming it. Custom (sandboxed) nodes are not evaluated here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dsl.ir import NodeIR, PipelineIR
+from runners.inprocess import InProcessRunner
+
+__all__ = ["MemoryGraph", "MemoryStats", "TrialError"]
+
+
+class TrialError(Exception):
+    """A node failed in a trial: ``node`` names it, the message says why."""
+
+    def __init__(self, node: str, message: str) -> None:
+        super().__init__(f"node {node!r}: {message}")
+        self.node = node
+        self.reason = message
+
+
+@dataclass
+class MemoryStats:
+    """How many node evaluations were computed and how many were served from memory."""
+
+    computed: dict[str, int] = field(default_factory=dict)
+    reused: dict[str, int] = field(default_factory=dict)
+
+
+class MemoryGraph:
+    """The built-in nodes of ``ir`` evaluated in memory (see the module doc); ``swept`` names
+    the nodes whose params trials override."""
+
+    def __init__(self, ir: PipelineIR, runner: InProcessRunner, swept: Iterable[str]) -> None:
+        self.ir = ir
+        self.runner = runner
+        self.swept = frozenset(swept)
+        self._nodes = {n.id: n for n in ir.nodes}
+        custom = [n.id for n in ir.nodes if n.runtime != "builtin"]
+        if custom:
+            raise ValueError(
+                "a sweep's trials run built-in nodes in memory; "
+                f"{', '.join(repr(c) for c in custom)} run in a sandbox"
+            )
+        unknown = sorted(self.swept - set(self._nodes))
+        if unknown:
+            raise ValueError(f"swept node(s) not in the pipeline: {', '.join(unknown)}")
+        self._depends: dict[str, frozenset[str]] = {}
+        for node in ir.nodes:  # topological order
+            deps: set[str] = {node.id} & self.swept
+            for upstream in node.dependencies():
+                deps |= self._depends[upstream]
+            self._depends[node.id] = frozenset(deps)
+        self._memo: dict[str, dict[str, Any]] = {}
+        self.stats = MemoryStats()
+
+    def keeps(self, node_id: str) -> bool:
+        """Whether the node's evaluations are kept for reuse (it does not depend on every
+        swept node)."""
+        return not self.swept or self._depends[node_id] != self.swept
+
+    def evaluate(
+        self, overrides: Mapping[str, Mapping[str, Any]], wanted: Iterable[str]
+    ) -> dict[str, dict[str, Any]]:
+        """The outputs of the ``wanted`` nodes with ``overrides`` (``{node: {param: value}}``)
+        over the IR's params."""
+        wanted = list(wanted)
+        needed = self._upstream_of(wanted)
+        keys: dict[str, str] = {}
+        values: dict[str, dict[str, Any]] = {}
+        for node in self.ir.nodes:
+            if node.id not in needed:
+                continue
+            params = {**node.params, **overrides.get(node.id, {})}
+            key = _key(node, params, [keys[d] for d in node.dependencies()])
+            keys[node.id] = key
+            cached = self._memo.get(key)
+            if cached is not None:
+                values[node.id] = cached
+                self.stats.reused[node.id] = self.stats.reused.get(node.id, 0) + 1
+                continue
+            effective = (
+                node if not overrides.get(node.id) else node.model_copy(update={"params": params})
+            )
+            upstream = {d: values[d] for d in node.dependencies()}
+            try:
+                out = self.runner.compute(effective, upstream)
+            except Exception as exc:
+                raise TrialError(node.id, str(exc) or type(exc).__name__) from exc
+            self.stats.computed[node.id] = self.stats.computed.get(node.id, 0) + 1
+            if self.keeps(node.id):
+                self._memo[key] = out
+            values[node.id] = out
+        return {w: values[w] for w in wanted}
+
+    def _upstream_of(self, wanted: list[str]) -> set[str]:
+        todo, seen = list(wanted), set()
+        while todo:
+            node_id = todo.pop()
+            if node_id in seen:
+                continue
+            if node_id not in self._nodes:
+                raise ValueError(f"no node {node_id!r} in the pipeline")
+            seen.add(node_id)
+            todo.extend(self._nodes[node_id].dependencies())
+        return seen
+
+
+def _key(node: NodeIR, params: Mapping[str, Any], upstream: list[str]) -> str:
+    text = json.dumps([node.id, params, upstream], sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()

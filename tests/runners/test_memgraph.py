@@ -1,0 +1,77 @@
+"""The in-memory graph of a sweep's trials (runners.memgraph): each distinct node evaluation is
+computed once (data once, each indicator once per window, the per-trial tail every trial), and a
+trial's metrics equal those of the full run path (run_graph: artifact files, the same spec with
+the trial's overrides) for every trial of a grid."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from dsl.compiler import compile_or_raise
+from flows.graph import LocalExecutor, run_graph
+from flows.settings import CoreSettings
+from flows.spec import RunSpec
+from runners.inprocess import InProcessRunner
+from runners.memgraph import MemoryGraph, TrialError
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCE = (ROOT / "examples" / "sma_crossover.af").read_text()
+
+
+def _graph() -> MemoryGraph:
+    ir = compile_or_raise(SOURCE)
+    runner = InProcessRunner(base_dir=ROOT / "examples")
+    return MemoryGraph(ir, runner, swept={"fast", "slow"})
+
+
+def test_each_distinct_evaluation_is_computed_once_and_per_trial_nodes_are_not_kept() -> None:
+    graph = _graph()
+    nodes = [n.id for n in graph.ir.nodes]
+    tail = [n for n in nodes if n not in ("data", "fast", "slow")]
+    trials = list(itertools.product([5, 10, 20], [30, 50, 100]))
+    for fast, slow in trials:
+        graph.evaluate({"fast": {"window": fast}, "slow": {"window": slow}}, [nodes[-1]])
+    assert graph.stats.computed["data"] == 1 and graph.stats.reused["data"] == 8
+    assert graph.stats.computed["fast"] == 3 and graph.stats.computed["slow"] == 3
+    assert graph.stats.reused["fast"] == 6 and graph.stats.reused["slow"] == 6
+    for node in tail:  # depends on both swept windows: new in every trial, never kept
+        assert graph.stats.computed[node] == 9 and node not in graph.stats.reused
+        assert not graph.keeps(node)
+    assert graph.keeps("data") and graph.keeps("fast")
+
+
+@pytest.mark.slow
+def test_trial_metrics_equal_the_full_run_path(tmp_path: Path) -> None:
+    graph = _graph()
+    result = next(n.id for n in graph.ir.nodes if n.type == "backtest")
+    spec = RunSpec(ir=graph.ir, base_dir=str(ROOT / "examples"), track=False, use_cache=False)
+    settings = CoreSettings(data_dir=tmp_path)
+    for k, (fast, slow) in enumerate([(5, 30), (10, 50), (20, 100)]):
+        trial = {"fast": {"window": fast}, "slow": {"window": slow}}
+        mem = graph.evaluate(trial, [result])[result]["metrics"]
+        record = run_graph(
+            spec.with_overrides(trial),
+            executor=LocalExecutor(f"trial-{k}"),
+            settings=settings,
+            run_id=f"trial-{k}",
+        )
+        assert record.status == "completed", record.error
+        assert mem == record.metrics, (fast, slow)  # bit for bit: the same numbers
+        assert mem["num_trades"] > 0
+
+
+def test_a_failing_node_names_itself() -> None:
+    graph = _graph()
+    with pytest.raises(TrialError) as caught:
+        graph.evaluate({"fast": {"window": 0}}, ["fast"])
+    assert caught.value.node == "fast" and "window" in str(caught.value)
+
+
+def test_unknown_swept_nodes_are_refused() -> None:
+    ir = compile_or_raise(SOURCE)
+    runner = InProcessRunner(base_dir=ROOT / "examples")
+    with pytest.raises(ValueError, match="swept node"):
+        MemoryGraph(ir, runner, swept={"nope"})
