@@ -1,6 +1,7 @@
 """Benchmark: one sandboxed custom-node execution on a 10,000-row input, start to result.
 
-Targets: a fresh container <= 0.6 s; a warm-pool container (pre-started, single-use) <= 0.1 s.
+Targets: a fresh container <= 0.6 s; a warm-pool container (pre-started, single-use) <= 0.1 s;
+after all the pooled executions the pool holds exactly its cap (no container left beyond it).
 Measured through the whole runner path (job files, container, entrypoint, the node, host-side
 validation, artifact written) for the indicator template in each language. Run with
 ``python bench/bench_sandbox.py`` (needs Docker and the sandbox images:
@@ -24,6 +25,7 @@ import pandas as pd
 from dsl.ir import InputBinding, NodeIR
 from runners.custom import CustomNodeManifest, ManifestCatalog, template
 from runners.docker import DockerRunner
+from runners.docker.pool import close_process_pool
 from runners.io import write_value
 
 FRESH_TARGET_S = 0.6
@@ -84,7 +86,7 @@ def main(repeats: int = 11) -> dict[str, Any]:
         fresh = DockerRunner(catalog, work_root=tmp / "work", pool_size=0)
         pooled = DockerRunner(catalog, work_root=tmp / "work", pool_size=1)
         fresh.ensure_ready()
-        pooled.start_pool()
+        pool = pooled.start_pool()
         try:
             for lang, manifest in manifests.items():
                 _measure(fresh, manifest, path, tmp, 1)  # page cache, image layers
@@ -96,8 +98,15 @@ def main(repeats: int = 11) -> dict[str, Any]:
                     "pool_median_s": round(statistics.median(p), 4),
                     "pool_best_s": round(min(p), 4),
                 }
+            pool.wait_ready()
+            time.sleep(1.0)  # the executed containers are removed in the background
+            held = pooled.executor.client.api.containers(
+                all=True, filters={"label": f"alphaforge.pool_id={pool.pool_id}"}
+            )
+            out["pool_after"] = {"containers": len(held), "cap": pool.cap}
         finally:
             pooled.close()
+            close_process_pool()
     for lang in LANGUAGES:
         r = out[lang]
         fv = "OK" if r["fresh_median_s"] <= FRESH_TARGET_S else "SLOWER THAN TARGET"
@@ -108,7 +117,13 @@ def main(repeats: int = 11) -> dict[str, Any]:
             f"warm pool median {r['pool_median_s']:.3f} s (best {r['pool_best_s']:.3f}; "
             f"target <= {POOL_TARGET_S} s: {pv})"
         )
-    out["meets_target"] = all(
+    after = out["pool_after"]
+    verdict = "OK" if after["containers"] <= after["cap"] else "OVER THE CAP"
+    print(
+        f"sandbox pool after {len(LANGUAGES) * repeats} pooled executions: "
+        f"{after['containers']} containers (cap {after['cap']}: {verdict})"
+    )
+    out["meets_target"] = after["containers"] <= after["cap"] and all(
         out[lang]["fresh_median_s"] <= FRESH_TARGET_S
         and out[lang]["pool_median_s"] <= POOL_TARGET_S
         for lang in LANGUAGES

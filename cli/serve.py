@@ -113,6 +113,11 @@ def _start_services(
     # MLflow's embedded store there (gone with the flow run, never seen by the MLflow UI).
     os.environ["ALPHAFORGE_DATA_DIR"] = str(settings.root)
     _ensure_deployment(api_url)
+    # Sandbox containers of this server: leftovers swept now, deadlines on a timer, all removed
+    # at stop (registered before the worker: runs after the worker has stopped).
+    from runners.docker.sweeper import ServerSandboxes
+
+    children.callback(ServerSandboxes().start().stop)
     worker = Worker(api_url, settings.prefect_home, logs / "worker.log")
     children.callback(worker.stop)
     worker.wait_ready()

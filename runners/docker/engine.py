@@ -35,14 +35,29 @@ from runners.sandboxed import DONE_MARKER, ExecOutcome, ExecSpec, split_done
 if TYPE_CHECKING:
     from runners.docker.pool import WarmPool
 
-__all__ = ["DockerExecutor", "claim_name", "docker_client", "owner_label", "run_container_ids"]
+__all__ = [
+    "DockerExecutor",
+    "boot_id",
+    "claim_name",
+    "claimed_deadline",
+    "docker_client",
+    "owner_label",
+    "ownership_labels",
+    "run_container_ids",
+]
 
 POLL_S = 0.02
 # After the completion line: how long to watch the container's cgroup empty (its processes
 # exiting: ~10-40 ms for a Python process with pandas loaded) before killing it instead.
 EXIT_WATCH_S = 0.15
 EXIT_POLL_S = 0.001
-STALE_GRACE_S = 120
+# How long past its wall time (or, idle in the pool, its idle limit) a container may exist before
+# any sweeper removes it whatever its owner's state. Its executor kills it at the wall time and
+# removes it right after; the grace only covers an engine slow to do that.
+STALE_GRACE_S = float(os.environ.get("ALPHAFORGE_SANDBOX_GRACE_S", "30"))
+# The serving instance (``alphaforge serve``) whose worker this process runs under, if any: set by
+# ``serve`` for its worker, labelled on every container so its stop removes them all.
+SERVER_ENV = "ALPHAFORGE_SANDBOX_SERVER"
 
 
 def docker_client(timeout: int = 60) -> docker.DockerClient:
@@ -55,6 +70,24 @@ def owner_label() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def boot_id() -> str:
+    """This host's boot id (a pid of a previous boot says nothing about a process now)."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
+    except OSError:
+        return ""
+
+
+def ownership_labels() -> dict[str, str]:
+    """The labels that say whose a container is: ``owner`` (``host:pid``), ``boot`` and, under
+    ``alphaforge serve``, ``server`` (the serving process's ``host:pid``)."""
+    labels = {"alphaforge.owner": owner_label(), "alphaforge.boot": boot_id()}
+    server = os.environ.get(SERVER_ENV, "")
+    if server:
+        labels["alphaforge.server"] = server
+    return labels
+
+
 # A pooled container is started before its run is known, so its labels cannot name the run (labels
 # are fixed at create). Taking it renames it ``af-run.<run>.<node>.<random>`` instead: any process
 # finds a run's containers by label (fresh ones) or by that name (pooled ones).
@@ -62,10 +95,23 @@ _CLAIM_PREFIX = "af-run."
 _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
 
 
-def claim_name(run_id: str, node_id: str) -> str:
-    """The name a pooled container gets when it is taken for ``run_id``'s node ``node_id``."""
+def claim_name(run_id: str, node_id: str, deadline: float) -> str:
+    """The name a pooled container gets when it is taken for ``run_id``'s node ``node_id``:
+    ``af-run.<run>.<node>.<deadline>-<random>``, the execution's deadline (epoch seconds) that
+    its labels (fixed when the pool created it) cannot carry, for the sweepers."""
     run, node = _NAME_UNSAFE.sub("_", run_id), _NAME_UNSAFE.sub("_", node_id)
-    return f"{_CLAIM_PREFIX}{run}.{node}.{uuid.uuid4().hex[:8]}"
+    return f"{_CLAIM_PREFIX}{run}.{node}.{deadline:.0f}-{uuid.uuid4().hex[:8]}"
+
+
+def claimed_deadline(names: list[str] | tuple[str, ...]) -> float | None:
+    """The execution deadline a claimed pooled container's name carries (None: not claimed)."""
+    for name in names:
+        if name.lstrip("/").startswith(_CLAIM_PREFIX):
+            last = name.rsplit(".", 1)[-1]
+            stamp = last.split("-", 1)[0]
+            if stamp.isdigit():
+                return float(stamp)
+    return None
 
 
 def run_container_ids(
@@ -196,7 +242,7 @@ class DockerExecutor:
             "alphaforge.node_id": spec.node_id,
             "alphaforge.created_at": f"{now:.0f}",
             "alphaforge.deadline": f"{now + spec.limits.wall_s + STALE_GRACE_S:.0f}",
-            "alphaforge.owner": owner_label(),
+            **ownership_labels(),
         }
         return ContainerPlan(
             image=self.images.for_language(spec.language),
@@ -375,8 +421,9 @@ class DockerExecutor:
                     done.set()  # keep reading: stderr may still be in flight
 
     def _claim(self, container: Any, spec: ExecSpec) -> None:
+        deadline = time.time() + spec.limits.wall_s + STALE_GRACE_S
         with contextlib.suppress(DockerException):
-            container.rename(claim_name(spec.run_id, spec.node_id))
+            container.rename(claim_name(spec.run_id, spec.node_id, deadline))
 
     def _wait(self, container: Any, done: threading.Event) -> None:
         with contextlib.suppress(DockerException, OSError):

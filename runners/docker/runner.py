@@ -24,7 +24,7 @@ from runners.caps import operator_caps
 from runners.custom import AdminCaps, Limits, ManifestCatalog
 from runners.docker.engine import DockerExecutor, docker_client
 from runners.docker.images import SandboxImages
-from runners.docker.pool import WarmPool
+from runners.docker.pool import WarmPool, process_pool, register_client
 from runners.docker.selftest import (
     SelfTestReport,
     attestation_key,
@@ -33,7 +33,7 @@ from runners.docker.selftest import (
     save_attestation,
     self_test_line,
 )
-from runners.docker.sweeper import sweep
+from runners.docker.sweeper import process_sweeper, sweep
 from runners.process import process_runner, process_runner_enabled
 from runners.sandboxed import SandboxedRunner
 
@@ -114,6 +114,8 @@ class DockerRunner:
         if not report.passed:
             reasons = "; ".join(report.failures)
             return _unavailable(node_ir.id, f"the sandbox self-test failed: {reasons}")
+        register_client(self.executor.client)  # at exit, this process's containers go
+        process_sweeper(self.executor.client)  # deadlines enforced on a timer from now on
         if self.pool_size > 0 and self.executor.pool is None:
             self.start_pool()
         result = self.sandboxed.run(node_ir, input_paths, output_dir=output_dir)
@@ -123,18 +125,18 @@ class DockerRunner:
         return result
 
     def start_pool(self) -> WarmPool:
-        """Start the warm pool (``pool_size`` containers per image, default limits)."""
+        """Use this process's warm pool (``pool_size`` containers per image, default limits),
+        started if needed: every runner of a process shares one (:func:`process_pool`)."""
         limits = Limits.default(self.sandboxed.caps)
         root = self.sandboxed.work_root / "pool"
-        pool = WarmPool(self.executor, limits, size=max(1, self.pool_size), root=root)
-        self.executor.pool = pool.start()
+        pool = process_pool(self.executor, limits, size=max(1, self.pool_size), root=root)
+        self.executor.pool = pool
         return pool
 
     def close(self) -> None:
-        """Remove the pool's waiting containers (a worker calls this at shutdown)."""
-        if self.executor.pool is not None:
-            self.executor.pool.close()
-            self.executor.pool = None
+        """Stop using the pool (a run ended). The pool is the process's: it stays warm for the
+        next runner and is removed at exit (``close_process_pool`` removes it sooner)."""
+        self.executor.pool = None
 
     def cancel(self, run_id: str | None = None) -> int:
         """Kill the containers of ``run_id`` (default: this runner's run); returns how many."""
