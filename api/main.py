@@ -21,6 +21,7 @@ from api.routes import ROUTERS
 from api.services.language import warm_up
 from api.services.login_throttle import LoginThrottle
 from api.services.prefect_sync import run_sync_loop
+from api.services.sandbox_limits import SandboxLimits
 from api.settings import ApiSettings
 from api.spa import SPAStaticFiles
 
@@ -47,6 +48,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             sync.cancel()
             with suppress(asyncio.CancelledError):
                 await sync
+        app.state.sandbox_limits.close()
         engine.dispose()
 
     app = FastAPI(
@@ -60,6 +62,12 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.login_throttle = LoginThrottle(settings.login_max_failures, settings.login_window_s)
+    app.state.sandbox_limits = SandboxLimits(
+        settings.sandbox_per_user,
+        settings.sandbox_total,
+        settings.sandbox_queue,
+        settings.sandbox_queue_wait_s,
+    )
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
