@@ -147,8 +147,9 @@ def run_lab(
     outcome = read_result(store_url, key)
     if outcome is None:
         raise LabFailed(
-            f"the {what} finished on the worker but left no result in the artifact store at "
-            f"{store_url}: the worker and the API must share the store (flow run {flow_run.id})"
+            f"the {what} finished on the worker but the API found no result in the artifact "
+            "store: the worker and the API must share the store (ALPHAFORGE_ARTIFACT_STORE_URL "
+            f"or the data dir; flow run {flow_run.id})"
         )
     if outcome["ok"]:
         value: dict[str, Any] = outcome["value"]
