@@ -16,7 +16,12 @@ from starlette.concurrency import run_in_threadpool
 
 from api.db import make_engine, run_migrations
 from api.errors import install_error_handlers
-from api.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
+from api.middleware import (
+    BodyLimitMiddleware,
+    SecurityHeadersMiddleware,
+    default_message,
+    size_text,
+)
 from api.routes import ROUTERS
 from api.services.language import warm_up
 from api.services.login_throttle import LoginThrottle
@@ -77,7 +82,16 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             return settings.max_upload_bytes
         return settings.max_body_bytes
 
-    app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
+    def message_for(method: str, path: str, limit: int) -> str:
+        if (method, path.rstrip("/")) in UPLOAD_ROUTES:
+            return (
+                f"The upload is larger than the limit of {size_text(limit)} "
+                "(ALPHAFORGE_MAX_UPLOAD_BYTES): nothing was stored. Upload a smaller file "
+                "(split it by date) or ask your operator to raise the limit."
+            )
+        return default_message(method, path, limit)
+
+    app.add_middleware(BodyLimitMiddleware, limit_for=limit_for, message_for=message_for)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
