@@ -1,14 +1,12 @@
 """Benchmark the API's memory for a dataset upload: the peak resident memory a ``POST
-/api/datasets`` of an N MB CSV adds to the API process (target: bounded, ≤ 150 MB whatever the
-file's size, i.e. it does not grow with the upload).
+/api/datasets`` of an N MB CSV adds to the API process (target: ≤ 150 MB whatever the file's
+size, i.e. it does not grow with the upload).
 
-The upload goes through the real app (FastAPI's in-process test client: multipart parsing,
-auth, validation, Parquet) on SQLite, in a child process of its own, and the child measures
-itself: after start-up and a small warm-up upload it resets its high-water mark
-(``/proc/self/clear_refs``, Linux) and reads ``VmHWM`` after the big upload; the figure is that
-peak minus the resident memory just before the upload. The test client holds the request
-body in memory on the client side; that copy is measured too and subtracted (its size is
-known: the file's bytes), so the figure is the API's own work.
+The API runs as ``alphaforge serve`` runs it (``api.server.serve``: uvicorn, the real app) on
+SQLite in a child process; this process uploads the file streamed from disk (httpx) and reads
+the child's memory from ``/proc/<pid>/status`` (Linux): after start-up and a small warm-up
+upload it resets the child's high-water mark (``/proc/<pid>/clear_refs``) and reads ``VmHWM``
+after the big upload; the figure is that peak minus the child's resident memory just before.
 
 Run with ``python bench/bench_upload_memory.py [--mb 100] [--mb 30 ...]``.
 """
@@ -16,11 +14,12 @@ Run with ``python bench/bench_upload_memory.py [--mb 100] [--mb 30 ...]``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 TARGET_MB = 150.0
 SIZES_MB = (30, 100)
+PASSWORD = "bench-admin-password-1"
 
 
 def _bars_csv(path: Path, megabytes: float) -> int:
@@ -54,104 +54,85 @@ def _bars_csv(path: Path, megabytes: float) -> int:
     return path.stat().st_size
 
 
-def _child(csv: str, data_dir: str) -> dict[str, Any]:
-    """In the child: start the app, upload, report the memory figures (MB)."""
-    import secrets
-    from datetime import timedelta
-
-    from fastapi.testclient import TestClient
-    from sqlmodel import Session
-
-    from api.main import create_app
-    from api.models.user import Role, UserCreate
-    from api.security import create_access_token
-    from api.services.users import create_user
-    from api.settings import ApiSettings
-
-    settings = ApiSettings(
-        data_dir=Path(data_dir),
-        secret_key="bench-" + "k" * 40,
-        ui_dist_dir=Path(data_dir) / "no-ui",
-        max_upload_bytes=2 * 1024**3,
-    )
-    app = create_app(settings)
-    with TestClient(app) as client:
-        with Session(app.state.engine) as session:
-            user = create_user(
-                session,
-                None,
-                UserCreate(username="u", password="pw-" + "x" * 10, role=Role.DEVELOPER),
-            )
-            token = create_access_token(
-                user.id or 0,
-                settings.signing_key,
-                timedelta(hours=1),
-                password_hash=user.password_hash,
-            )
-        headers = {"Authorization": f"Bearer {token}"}
-        small = b"ts,open,high,low,close\n2024-01-01T00:00:00Z,1,2,0.5,1\n"
-        warm = client.post(
-            "/api/datasets",
-            data={"name": "warm"},
-            files={"file": ("w.csv", small)},
-            headers=headers,
-        )
-        assert warm.status_code == 201, warm.text
-        body = Path(csv).read_bytes()  # the client's copy: known, subtracted below
-        before = _rss_mb()
-        Path("/proc/self/clear_refs").write_text("5")
-        resp = client.post(
-            "/api/datasets",
-            data={"name": f"big_{secrets.token_hex(2)}"},
-            files={"file": ("bars.csv", body)},
-            headers=headers,
-        )
-        peak = _hwm_mb()
-        assert resp.status_code == 201, resp.text[:500]
-    return {
-        "file_mb": len(body) / 1e6,
-        "rows": resp.json()["rows"],
-        "before_mb": before,
-        "peak_mb": peak,
-        "client_copy_mb": len(body) / 2**20,
-    }
-
-
-def _status(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
+def _status(pid: int, field: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {field} in /proc/self/status")
+    raise RuntimeError(f"no {field} in /proc/{pid}/status")
 
 
-def _rss_mb() -> float:
-    return _status("VmRSS")
-
-
-def _hwm_mb() -> float:
-    return _status("VmHWM")
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def measure(megabytes: float) -> dict[str, Any]:
-    """One upload of ``megabytes`` in a fresh child process; the API's added peak (MB)."""
+    """One upload of ``megabytes`` to a fresh API process; its added peak (MB)."""
+    import httpx
+
     with tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp) / "bars.csv"
-        _bars_csv(csv, megabytes)
+        size = _bars_csv(csv, megabytes)
+        port = _free_port()
+        code = (
+            "from pathlib import Path; from api.server import serve; "
+            "from api.settings import ApiSettings; "
+            f"serve('127.0.0.1', {port}, ApiSettings(data_dir=Path({tmp!r}) / 'data', "
+            f"admin_password={PASSWORD!r}, ui_dist_dir=Path({tmp!r}) / 'no-ui', "
+            "max_upload_bytes=2 * 1024**3))"
+        )
         env = {k: v for k, v in os.environ.items() if not k.startswith("ALPHAFORGE_")}
         env["PYTHONPATH"] = str(ROOT)
-        out = subprocess.run(
-            [sys.executable, __file__, "--child", str(csv), str(Path(tmp) / "data")],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=1800,
-            check=False,
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
-        if out.returncode != 0:
-            raise RuntimeError(out.stderr[-3000:])
-        figures: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-    figures["api_added_mb"] = figures["peak_mb"] - figures["before_mb"] - figures["client_copy_mb"]
-    return figures
+        base = f"http://127.0.0.1:{port}"
+        try:
+            with httpx.Client(base_url=base, timeout=600) as client:
+                deadline = time.monotonic() + 120
+                while True:
+                    try:
+                        if client.get("/api/health").status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"the API did not start: {proc.stderr.read()!r}")  # type: ignore[union-attr]
+                    time.sleep(0.2)
+                login = {"username": "admin", "password": PASSWORD}
+                token = client.post("/api/auth/login", json=login).json()["access_token"]
+                headers = {"Authorization": f"Bearer {token}"}
+                small = b"ts,open,high,low,close\n2024-01-01T00:00:00Z,1,2,0.5,1\n"
+                warm = client.post(
+                    "/api/datasets",
+                    data={"name": "warm"},
+                    files={"file": ("w.csv", small)},
+                    headers=headers,
+                )
+                assert warm.status_code == 201, warm.text
+                before = _status(proc.pid, "VmRSS")
+                Path(f"/proc/{proc.pid}/clear_refs").write_text("5")
+                with csv.open("rb") as fh:
+                    resp = client.post(
+                        "/api/datasets",
+                        data={"name": "big"},
+                        files={"file": ("bars.csv", fh)},
+                        headers=headers,
+                    )
+                peak = _status(proc.pid, "VmHWM")
+                assert resp.status_code == 201, resp.text[:500]
+                rows = resp.json()["rows"]
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+    return {
+        "file_mb": size / 1e6,
+        "rows": rows,
+        "before_mb": before,
+        "peak_mb": peak,
+        "api_added_mb": peak - before,
+    }
 
 
 def main(sizes: tuple[float, ...] = SIZES_MB) -> dict[str, Any]:
@@ -165,15 +146,12 @@ def main(sizes: tuple[float, ...] = SIZES_MB) -> dict[str, Any]:
             f"{f['api_added_mb']:.0f} MB over {f['before_mb']:.0f} MB "
             f"(target ≤ {TARGET_MB:.0f} MB): {verdict}"
         )
-        results[f"upload_{size}mb_added_mb"] = round(f["api_added_mb"], 1)
+        results[f"upload_{size:g}mb_added_mb"] = round(f["api_added_mb"], 1)
     return results
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--child":
-        print(json.dumps(_child(sys.argv[2], sys.argv[3])))
-    else:
-        parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-        parser.add_argument("--mb", type=float, action="append", help="CSV size(s) in MB")
-        args = parser.parse_args()
-        main(tuple(args.mb) if args.mb else SIZES_MB)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--mb", type=float, action="append", help="CSV size(s) in MB")
+    args = parser.parse_args()
+    main(tuple(args.mb) if args.mb else SIZES_MB)
