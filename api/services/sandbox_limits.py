@@ -125,14 +125,16 @@ class SandboxLimits:
         has no room for it. Never blocks."""
         with self._cond:
             ticket = Ticket(self, user_id)
-            if not self._waiting and self._can_run(user_id):
-                self._take(ticket)
+            if self._first_runnable() is None and self._can_run(user_id):
+                self._take(ticket)  # nobody who could run is waiting ahead
                 return ticket
             mine = sum(1 for t in self._waiting if t.user_id == user_id)
-            if mine >= self.per_user:
+            running = self._running.get(user_id, 0)
+            at_limit = running >= self.per_user
+            if mine >= self.per_user or (at_limit and len(self._waiting) >= self.queue):
                 raise self._busy(
-                    f"you already have {self._running.get(user_id, 0)} test run(s) or look-ahead "
-                    f"check(s) running and {mine} waiting, the most one user may have"
+                    f"you already have {running} test run(s) or look-ahead check(s) running and "
+                    f"{mine} waiting, the most one user may have"
                 )
             if len(self._waiting) >= self.queue:
                 raise self._busy(
