@@ -33,6 +33,15 @@ from api.spa import SPAStaticFiles
 UPLOAD_ROUTES = {("POST", "/api/datasets")}
 
 
+def _sandbox_limits(settings: ApiSettings) -> SandboxLimits:
+    return SandboxLimits(
+        settings.sandbox_per_user,
+        settings.sandbox_total,
+        settings.sandbox_queue,
+        settings.sandbox_queue_wait_s,
+    )
+
+
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
     """A configured app. The database is migrated to the latest schema at start-up."""
     settings = settings or ApiSettings()
@@ -42,6 +51,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(run_migrations, engine)
         await run_in_threadpool(warm_up)
+        app.state.sandbox_limits = _sandbox_limits(settings)  # fresh threads for each start
         # Run status sync (only with a Prefect server: without one no run can start).
         sync = (
             asyncio.create_task(run_sync_loop(engine, settings))
@@ -67,12 +77,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.login_throttle = LoginThrottle(settings.login_max_failures, settings.login_window_s)
-    app.state.sandbox_limits = SandboxLimits(
-        settings.sandbox_per_user,
-        settings.sandbox_total,
-        settings.sandbox_queue,
-        settings.sandbox_queue_wait_s,
-    )
+    app.state.sandbox_limits = _sandbox_limits(settings)
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
