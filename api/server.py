@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import Any
 
 import uvicorn
@@ -41,7 +42,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000, settings: ApiSettings | Non
             "(shown once; you will be asked to choose a new one at first log-in)"
         )
     server = uvicorn.Server(server_config(create_app(settings), settings, host, port))
-    server.run()
+    with suppress(KeyboardInterrupt):  # as uvicorn.run
+        server.run()
     if not server.started:  # as uvicorn.run: a failed start-up is an exit status
         raise SystemExit(3)
 
