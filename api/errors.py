@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from flows.tracebacks import user_text
 from nodes.errors import AlphaForgeError, DataError
 
 log = logging.getLogger(__name__)
@@ -77,24 +78,51 @@ class Unprocessable(ApiError):
     status_code = 422
 
 
+# An absolute path of the server's file system: two or more components after a "/" that does
+# not continue a word, a URL ("http://host/...") or a relative path ("data/x.csv").
+_FILE_URL = re.compile(r"\bfile://(?=/)")
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])/(?:[\w.@+-]+/)+([\w.@+-]*)")
+
+
+def public_text(text: str) -> str:
+    """``text`` as a user may see it: every Python traceback replaced by a pointer to the
+    operators' copy, every absolute server path shortened to ``…/<its last part>`` (where
+    the server keeps things is the operator's business). Applied to every error body."""
+    text = _FILE_URL.sub("", user_text(text))
+    return _ABSOLUTE_PATH.sub(lambda m: "…/" + m.group(1), text)
+
+
+def public_detail(detail: Any) -> Any:
+    """An error ``detail`` with :func:`public_text` applied to every string in it."""
+    if isinstance(detail, str):
+        return public_text(detail)
+    if isinstance(detail, Mapping):
+        return {k: public_detail(v) for k, v in detail.items()}
+    if isinstance(detail, list | tuple):
+        return [public_detail(v) for v in detail]
+    return detail
+
+
 def _api_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
     headers = dict(exc.headers or {})
     if isinstance(exc, TooManyRequests):
         headers["Retry-After"] = str(exc.retry_after)
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+    return JSONResponse(
+        {"detail": public_detail(exc.detail)}, status_code=exc.status_code, headers=headers
+    )
 
 
 def _data_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DataError)
-    detail = {"message": exc.message, "kind": exc.kind, "row": exc.row}
+    detail = {"message": public_text(exc.message), "kind": exc.kind, "row": exc.row}
     return JSONResponse({"detail": detail}, status_code=422)
 
 
 def _alphaforge_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AlphaForgeError)
     log.warning("request failed: %s (%s)", exc.message, exc.code)
-    return JSONResponse({"detail": exc.message}, status_code=400)
+    return JSONResponse({"detail": public_text(exc.message)}, status_code=400)
 
 
 class ServerError(ApiError):

@@ -16,15 +16,30 @@ from starlette.concurrency import run_in_threadpool
 
 from api.db import make_engine, run_migrations
 from api.errors import install_error_handlers
-from api.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
+from api.middleware import (
+    BodyLimitMiddleware,
+    SecurityHeadersMiddleware,
+    default_message,
+    size_text,
+)
 from api.routes import ROUTERS
 from api.services.language import warm_up
 from api.services.login_throttle import LoginThrottle
 from api.services.prefect_sync import run_sync_loop
+from api.services.sandbox_limits import SandboxLimits
 from api.settings import ApiSettings
 from api.spa import SPAStaticFiles
 
 UPLOAD_ROUTES = {("POST", "/api/datasets")}
+
+
+def _sandbox_limits(settings: ApiSettings) -> SandboxLimits:
+    return SandboxLimits(
+        settings.sandbox_per_user,
+        settings.sandbox_total,
+        settings.sandbox_queue,
+        settings.sandbox_queue_wait_s,
+    )
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
@@ -36,6 +51,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(run_migrations, engine)
         await run_in_threadpool(warm_up)
+        app.state.sandbox_limits = _sandbox_limits(settings)  # fresh threads for each start
         # Run status sync (only with a Prefect server: without one no run can start).
         sync = (
             asyncio.create_task(run_sync_loop(engine, settings))
@@ -47,6 +63,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             sync.cancel()
             with suppress(asyncio.CancelledError):
                 await sync
+        app.state.sandbox_limits.close()
         engine.dispose()
 
     app = FastAPI(
@@ -60,6 +77,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.login_throttle = LoginThrottle(settings.login_max_failures, settings.login_window_s)
+    app.state.sandbox_limits = _sandbox_limits(settings)
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
@@ -69,7 +87,16 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             return settings.max_upload_bytes
         return settings.max_body_bytes
 
-    app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
+    def message_for(method: str, path: str, limit: int) -> str:
+        if (method, path.rstrip("/")) in UPLOAD_ROUTES:
+            return (
+                f"The upload is larger than the limit of {size_text(limit)} "
+                "(ALPHAFORGE_MAX_UPLOAD_BYTES): nothing was stored. Upload a smaller file "
+                "(split it by date) or ask your operator to raise the limit."
+            )
+        return default_message(method, path, limit)
+
+    app.add_middleware(BodyLimitMiddleware, limit_for=limit_for, message_for=message_for)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -81,21 +81,46 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, f"request body is larger than the limit of {limit} bytes")
 
 
-class BodyLimitMiddleware:
-    """Refuses request bodies over ``limit_for(method, path)`` bytes with 413."""
+def size_text(limit: int) -> str:
+    """A byte count as a person reads it: ``1 MB``, ``256 KB``, ``1.5 MB``."""
+    if limit >= 1 << 20:
+        mb = limit / (1 << 20)
+        return f"{mb:.0f} MB" if mb == int(mb) else f"{mb:.1f} MB"
+    return f"{limit // 1024} KB" if limit >= 1024 else f"{limit} bytes"
 
-    def __init__(self, app: ASGIApp, *, limit_for: Callable[[str, str], int]) -> None:
+
+def default_message(_method: str, _path: str, limit: int) -> str:
+    """The 413 sentence of a request body over its limit."""
+    return (
+        f"The request body is larger than the limit of {size_text(limit)} "
+        "(ALPHAFORGE_MAX_BODY_BYTES); send a smaller request."
+    )
+
+
+class BodyLimitMiddleware:
+    """Refuses request bodies over ``limit_for(method, path)`` bytes with 413 and the sentence
+    ``message_for(method, path, limit)``."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limit_for: Callable[[str, str], int],
+        message_for: Callable[[str, str, int], str] = default_message,
+    ) -> None:
         self.app = app
         self.limit_for = limit_for
+        self.message_for = message_for
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         limit = self.limit_for(scope["method"], scope["path"])
+        message = self.message_for(scope["method"], scope["path"], limit)
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            await _send_413(send, limit)
+            await _send_413(send, message)
             return
         received = 0
         started = False
@@ -120,7 +145,7 @@ class BodyLimitMiddleware:
         except BodyTooLarge:
             if started:
                 raise
-            await _send_413(send, limit)
+            await _send_413(send, message)
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -133,8 +158,8 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _send_413(send: Send, limit: int) -> None:
-    body = json.dumps({"detail": f"request body is larger than the limit of {limit} bytes"})
+async def _send_413(send: Send, message: str) -> None:
+    body = json.dumps({"detail": message})
     await send(
         {
             "type": "http.response.start",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
+from typing import Any
+
 import uvicorn
 from sqlmodel import Session
 
@@ -38,4 +41,23 @@ def serve(host: str = "127.0.0.1", port: int = 8000, settings: ApiSettings | Non
             f"Created user 'admin' with password: {password}\n"
             "(shown once; you will be asked to choose a new one at first log-in)"
         )
-    uvicorn.run(create_app(settings), host=host, port=port, proxy_headers=True)
+    server = uvicorn.Server(server_config(create_app(settings), settings, host, port))
+    with suppress(KeyboardInterrupt):  # as uvicorn.run
+        server.run()
+    if not server.started:  # as uvicorn.run: a failed start-up is an exit status
+        raise SystemExit(3)
+
+
+def server_config(app: Any, settings: ApiSettings, host: str, port: int) -> uvicorn.Config:
+    """uvicorn's configuration of the app: ``X-Forwarded-For`` / ``X-Forwarded-Proto`` are
+    believed only from ``settings.trusted_proxies`` (uvicorn's own default would trust any
+    client on 127.0.0.1, so anyone on the host could pose as any address to the log-in
+    throttle); with none configured the peer address is the client."""
+    trusted = [p.strip() for p in settings.trusted_proxies if p.strip()]
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or [],
+    )

@@ -8,14 +8,16 @@ survive restarts without anyone choosing a weak default.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import time
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode
 
 from flows.settings import CoreSettings
 
@@ -95,6 +97,36 @@ class ApiSettings(CoreSettings):
         "beyond the node's wall-time limit (starting the flow run); then 504 and it is cancelled.",
     )
 
+    sandbox_per_user: int = Field(
+        default=2,
+        ge=1,
+        description="Test runs and look-ahead checks one user may have running at once (as "
+        "many more may wait in the queue); beyond that 429 with Retry-After.",
+    )
+    sandbox_total: int = Field(
+        default_factory=lambda: max(2, os.cpu_count() or 2),
+        ge=1,
+        description="Test runs and look-ahead checks running at once in all (default: the "
+        "number of cores, at least 2).",
+    )
+    sandbox_queue: int = Field(
+        default=4,
+        ge=0,
+        description="Test runs and look-ahead checks that may wait for a free slot in all; "
+        "when the queue is full the next gets 429 with Retry-After.",
+    )
+    sandbox_queue_wait_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a queued test run or look-ahead check waits for a slot before 429.",
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Addresses (or networks, e.g. 10.0.0.0/8) of reverse proxies whose "
+        "X-Forwarded-For / X-Forwarded-Proto headers are believed; empty = none (the peer "
+        "address is the client, also for the log-in throttle).",
+    )
+
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> ApiSettings:
         if self.env != "production":
@@ -108,6 +140,17 @@ class ApiSettings(CoreSettings):
         if "*" in self.cors_origins:
             raise ValueError("ALPHAFORGE_CORS_ORIGINS may not be '*' in production")
         return self
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        """``ALPHAFORGE_TRUSTED_PROXIES=10.0.0.5,10.1.0.0/16`` (a JSON list works too)."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [p.strip() for p in text.split(",") if p.strip()]
+        return value
 
     @property
     def db_url(self) -> str:

@@ -21,6 +21,8 @@ import hashlib
 import io
 import re
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -44,6 +46,7 @@ __all__ = [
     "check_timezone",
     "file_sha256",
     "filter_range",
+    "iter_ohlcv_csv",
     "read_ohlcv_csv",
     "read_ohlcv_parquet",
     "require_volume",
@@ -117,6 +120,128 @@ def read_ohlcv_csv(
     except UnicodeDecodeError as exc:
         raise DataError("MALFORMED_CSV", f"not UTF-8 text ({exc.reason})", source=src) from None
     return validate_ohlcv(_trim_trailing_blank(raw), src, timezone=timezone, first_row=2)
+
+
+CSV_CHUNK_ROWS = 200_000
+
+
+def iter_ohlcv_csv(
+    path: str | Path,
+    *,
+    source: str | None = None,
+    timezone: str = "UTC",
+    chunk_rows: int | None = None,
+) -> Iterator[pd.DataFrame]:
+    """:func:`read_ohlcv_csv` of a file, as canonical frames of at most ``chunk_rows`` bars:
+    memory grows with ``chunk_rows``, not with the file (an upload of any size).
+
+    The same checks and row numbers: each chunk is validated with its first line's number;
+    the order across chunks is checked where they meet (per symbol); blank lines are allowed
+    only at the end. When a file has several errors, the one reported is the first in the
+    first chunk that has one (a single-chunk file reports exactly what
+    :func:`read_ohlcv_csv` does). ``chunk_rows`` defaults to :data:`CSV_CHUNK_ROWS`. Raises
+    :class:`DataError` while iterating.
+    """
+    src = _source_name(path, source)
+    _check_exists(path, src)
+    check_timezone(timezone)
+    with _csv_errors(path, src):
+        reader = pd.read_csv(
+            path,
+            dtype=_csv_dtypes(path),
+            skip_blank_lines=False,
+            index_col=False,
+            encoding="utf-8-sig",
+            chunksize=chunk_rows or CSV_CHUNK_ROWS,
+        )
+    last: dict[Any, tuple[int, int]] = {}  # symbol (None: no symbol column) -> (ts, row)
+    held: pd.DataFrame | None = None  # blank rows at a chunk's end: an error if bars follow
+    header: pd.DataFrame | None = None
+    first_row = 2  # the line number of the next chunk's first row
+    with reader:
+        while True:
+            raw = _next_chunk(reader, path, src)
+            if raw is None:
+                break
+            if header is None:
+                header = raw.iloc[:0]
+            if held is not None:
+                first_row -= len(held)
+                raw = pd.concat([held, raw], ignore_index=True)
+            trimmed = _trim_trailing_blank(raw)
+            held = raw.iloc[len(trimmed) :] if len(trimmed) < len(raw) else None
+            if len(trimmed) == 0:
+                first_row += len(raw)
+                continue
+            out = validate_ohlcv(trimmed, src, timezone=timezone, first_row=first_row)
+            _check_chunk_order(out, last, src, first_row)
+            first_row += len(raw)
+            yield out
+    if not last:  # no bar at all: the whole-file check says why (missing columns, empty)
+        validate_ohlcv(header if header is not None else pd.DataFrame(), src, timezone=timezone)
+
+
+def _next_chunk(reader: Any, path: str | Path, src: str) -> pd.DataFrame | None:
+    with _csv_errors(path, src):
+        try:
+            return next(reader)  # type: ignore[no-any-return]
+        except StopIteration:
+            return None
+
+
+@contextmanager
+def _csv_errors(path: str | Path, src: str) -> Iterator[None]:
+    """pandas' errors reading a CSV as :class:`DataError` (as :func:`read_ohlcv_csv` words
+    them)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            yield
+    except pd.errors.ParserWarning:
+        row = _first_long_row(path)
+        msg = "the row has more fields than the header"
+        raise DataError("MALFORMED_CSV", msg, source=src, row=row) from None
+    except pd.errors.EmptyDataError:
+        raise DataError("EMPTY", "the file is empty", source=src) from None
+    except pd.errors.ParserError as exc:
+        match = re.search(r"line (\d+)", str(exc))
+        row = int(match.group(1)) if match else None
+        msg = _first_line(str(exc)).removeprefix("Error tokenizing data. C error: ")
+        raise DataError("MALFORMED_CSV", msg, source=src, row=row) from None
+    except UnicodeDecodeError as exc:
+        raise DataError("MALFORMED_CSV", f"not UTF-8 text ({exc.reason})", source=src) from None
+
+
+def _check_chunk_order(
+    out: pd.DataFrame, last: dict[Any, tuple[int, int]], source: str, first_row: int
+) -> None:
+    """Each symbol's first bar in ``out`` comes after its last bar of the chunks before (as
+    :func:`_check_order` words it); then remember each symbol's last bar."""
+    ts = out.index.asi8
+    if "symbol" in out.columns:
+        keys = out["symbol"].to_numpy(dtype=object)
+        names, first = np.unique(keys, return_index=True)
+        _, from_end = np.unique(keys[::-1], return_index=True)
+        final = len(keys) - 1 - from_end
+    else:
+        names, first, final = np.array([None]), np.array([0]), np.array([len(ts) - 1])
+    bad = [
+        (int(pos), key)
+        for key, pos in zip(names, first, strict=True)
+        if key in last and ts[pos] <= last[key][0]
+    ]
+    if bad:
+        pos, key = min(bad, key=lambda b: b[0])
+        prev_ts, prev_row = last[key]
+        when = pd.Timestamp(int(ts[pos]), tz="UTC")
+        where = f" for symbol {key!r}" if key is not None else ""
+        if ts[pos] == prev_ts:
+            msg = f"{when} already appears on row {prev_row}{where}"
+            raise DataError("DUPLICATE_TIMESTAMP", msg, source=source, row=first_row + pos)
+        msg = f"{when} comes before the previous row's {pd.Timestamp(prev_ts, tz='UTC')}{where}"
+        raise DataError("UNSORTED", msg, source=source, row=first_row + pos)
+    for key, pos in zip(names, final, strict=True):
+        last[key] = (int(ts[pos]), first_row + int(pos))
 
 
 def read_ohlcv_parquet(

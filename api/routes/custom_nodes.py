@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import CurrentUser, ObjectId, PagingDep, SessionDep, SettingsDep, WriterUser
 from api.errors import Unprocessable, plain_message
@@ -94,17 +95,36 @@ def templates(_user: CurrentUser) -> list[NodeTemplate]:
 @router.post(
     "/test-run",
     response_model=NodeTestRunResult,
-    responses=error_responses(502, 503, 504),
+    responses=error_responses(429, 502, 503, 504),
 )
-def test_run(body: NodeTestRunIn, _user: WriterUser, settings: SettingsDep) -> NodeTestRunResult:
+async def test_run(
+    body: NodeTestRunIn,
+    user: WriterUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    request: Request,
+) -> NodeTestRunResult:
     """Run a manifest once in the sandbox, on a worker, on the last ``rows`` sample bars;
-    nothing is saved. 503 without a sandbox (or a worker), 504 when the worker took too long
-    (the flow run is cancelled), 502 when its flow run failed."""
+    nothing is saved. 429 with ``Retry-After`` when the caller (or everyone) already has as
+    many test runs and look-ahead checks running and waiting as allowed; 503 without a sandbox
+    (or a worker), 504 when the worker took too long (the flow run is cancelled), 502 when its
+    flow run failed. Audited (``custom_node.test_run``) with its outcome."""
     data = body.manifest
     manifest = manifests.manifest_in_to_manifest(
         data, data.version or "0.0.0", prefix=("manifest",), check_code=False
     )
-    result = node_lab.test_run(settings, manifest, body.params, body.rows)
+    # No database connection while the sandbox works: the session is closed here (the user's
+    # row stays readable) and a new one records the outcome.
+    await run_in_threadpool(session.close)
+    result = await node_lab.limited_test_run(
+        request.app.state.sandbox_limits,
+        request.app.state.engine,
+        settings,
+        user,
+        manifest,
+        body.params,
+        body.rows,
+    )
     return NodeTestRunResult.model_validate(result)
 
 
@@ -120,10 +140,15 @@ def list_nodes(
     "", response_model=CustomNodePublic, status_code=status.HTTP_201_CREATED, responses=_409
 )
 def create_node(
-    body: ManifestIn, user: WriterUser, session: SessionDep, settings: SettingsDep
+    body: ManifestIn,
+    user: WriterUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    request: Request,
 ) -> CustomNodePublic:
     """A new custom node with its first version (look-ahead checked on the way)."""
-    return custom_nodes.create(session, user, body, settings)
+    limits = request.app.state.sandbox_limits
+    return custom_nodes.create(session, user, body, settings, limits=limits)
 
 
 @router.get("/{node_id}", response_model=CustomNodePublic)
@@ -139,9 +164,11 @@ def save_node(
     user: WriterUser,
     session: SessionDep,
     settings: SettingsDep,
+    request: Request,
 ) -> CustomNodePublic:
     """Save a new version (nothing changes when the manifest is unchanged)."""
-    return custom_nodes.save(session, user, node_id, body, settings)
+    limits = request.app.state.sandbox_limits
+    return custom_nodes.save(session, user, node_id, body, settings, limits=limits)
 
 
 @router.delete(

@@ -53,6 +53,7 @@ from api.services.node_resolution import (
     manifest_store,
     users_of,
 )
+from api.services.sandbox_limits import SandboxBusy, SandboxLimits
 from api.settings import ApiSettings
 from dsl.semver import SemVer, bump_patch
 from flows.customnodes import CustomNodeManifest
@@ -77,12 +78,24 @@ log = logging.getLogger(__name__)
 _COMPARED = ("summary", "inputs", "outputs", "params_schema", "resources", "code_format")
 
 
-def lookahead_check(manifest: CustomNodeManifest, settings: ApiSettings) -> dict[str, Any]:
-    """The look-ahead verdict of ``manifest``, checked in the sandbox on a worker. Never raises:
-    no worker or no sandbox → ``skipped``, anything else going wrong (a timeout included) →
-    ``error``, each with the reason."""
+def lookahead_check(
+    manifest: CustomNodeManifest,
+    settings: ApiSettings,
+    limits: SandboxLimits | None = None,
+    user: User | None = None,
+) -> dict[str, Any]:
+    """The look-ahead verdict of ``manifest``, checked in the sandbox on a worker, in one of
+    ``user``'s sandbox slots when ``limits`` are given. Never raises: no worker or no sandbox →
+    ``skipped``, no free slot (after the queue's wait) → ``skipped`` with the limit's sentence,
+    anything else going wrong (a timeout included) → ``error``, each with the reason. Call it
+    without an open transaction: a worker takes seconds."""
     try:
-        return node_lab.lookahead(settings, manifest)
+        if limits is None:
+            return node_lab.lookahead(settings, manifest)
+        with limits.slot((user.id or 0) if user is not None else 0):
+            return node_lab.lookahead(settings, manifest)
+    except SandboxBusy as exc:
+        return {"status": "skipped", "message": f"the check did not run: {exc.detail}"}
     except node_lab.SandboxMissing as exc:
         reason = str(exc.detail).removeprefix("no sandbox is available to run user code: ")
         return {"status": "skipped", "message": f"no sandbox is available: {reason}"}
@@ -207,12 +220,20 @@ def _add_version(
 
 
 def create(
-    session: Session, user: User, data: ManifestIn, settings: ApiSettings
+    session: Session,
+    user: User,
+    data: ManifestIn,
+    settings: ApiSettings,
+    *,
+    limits: SandboxLimits | None = None,
 ) -> CustomNodePublic:
-    """A new node with its first version (default ``1.0.0``); 409 on a duplicate name."""
+    """A new node with its first version (default ``1.0.0``); 409 on a duplicate name. The
+    look-ahead check runs in a sandbox slot of ``limits`` (when given) with no transaction
+    open: no database connection is held while a worker runs the node."""
     manifest = manifest_in_to_manifest(data, data.version or "1.0.0", check_builtin=True)
     _ensure_name_free(session, user.id or 0, manifest.name)
-    verdict = lookahead_check(manifest, settings)
+    session.commit()  # ends the read-only transaction: its connection goes back to the pool
+    verdict = lookahead_check(manifest, settings, limits, user)
     node = CustomNode(
         owner_id=user.id or 0,
         name=manifest.name,
@@ -245,7 +266,13 @@ def _same_content(a: CustomNodeManifest, b: CustomNodeManifest) -> bool:
 
 
 def save(
-    session: Session, user: User, node_id: int, data: ManifestIn, settings: ApiSettings
+    session: Session,
+    user: User,
+    node_id: int,
+    data: ManifestIn,
+    settings: ApiSettings,
+    *,
+    limits: SandboxLimits | None = None,
 ) -> CustomNodePublic:
     """Save ``data`` as the node's next version; an unchanged manifest adds nothing.
 
@@ -266,7 +293,8 @@ def save(
             f"version {manifest.version} is not greater than {highest}, the highest version of "
             f"{node.name} so far; versions never change"
         )
-    verdict = lookahead_check(manifest, settings)  # slow (a worker): before the row lock
+    session.commit()  # ends the read-only transaction: no connection held during the check
+    verdict = lookahead_check(manifest, settings, limits, user)  # slow: before the row lock
     node = get_node(session, user, node_id, lock=True, level=Level.EDIT)
     if SemVer.parse(manifest.version) <= max(_all_versions(session, node)):
         raise Conflict("the node was changed concurrently; reload and retry")

@@ -13,11 +13,13 @@ import math
 import os
 import re
 import secrets
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlmodel import Session, col, func, select
 
@@ -42,7 +44,7 @@ from api.services.access import (
     visible,
 )
 from api.settings import ApiSettings
-from nodes.data import VOLUME_MISSING_NOTE, read_ohlcv_csv, volume_missing
+from nodes.data import VOLUME_MISSING_NOTE, iter_ohlcv_csv, volume_missing
 
 _CHUNK = 1 << 20
 
@@ -114,6 +116,47 @@ def _stamp(value: Any) -> datetime | None:
     return None if pd.isna(value) else pd.Timestamp(value).to_pydatetime()
 
 
+@dataclass
+class _Stored:
+    rows: int = 0
+    start: datetime | None = None
+    end: datetime | None = None
+    columns: list[str] = field(default_factory=list)
+
+
+def _store_parquet(csv: Path, final: Path, source: str, timezone: str) -> _Stored:
+    """Validate the spooled CSV chunk by chunk (:func:`nodes.data.iter_ohlcv_csv`) and write
+    each chunk to ``final``'s Parquet file as it comes: the API's memory follows the chunk
+    size, not the upload's. Nothing is left behind when a chunk fails validation."""
+    partial = final.with_suffix(".parquet.partial")
+    stored = _Stored()
+    writer: pq.ParquetWriter | None = None
+    volume = False
+    try:
+        for chunk in iter_ohlcv_csv(csv, source=source, timezone=timezone):
+            table = pa.Table.from_pandas(chunk)
+            if writer is None:
+                writer = pq.ParquetWriter(partial, table.schema)
+                stored.columns = ["ts", *(str(c) for c in chunk.columns)]
+            writer.write_table(table)
+            stored.rows += len(chunk)
+            low, high = _stamp(chunk.index.min()), _stamp(chunk.index.max())
+            stored.start = low if stored.start is None or low is None else min(stored.start, low)
+            stored.end = high if stored.end is None or high is None else max(stored.end, high)
+            volume = volume or not volume_missing(chunk)
+        if writer is not None:
+            writer.close()
+            writer = None
+        os.replace(partial, final)
+    finally:
+        if writer is not None:
+            writer.close()
+        partial.unlink(missing_ok=True)
+    if not volume:
+        stored.columns = [c for c in stored.columns if c != "volume"]
+    return stored
+
+
 def create(
     session: Session,
     user: User,
@@ -139,28 +182,24 @@ def create(
             f"You already have a dataset called {name!r}; choose another name or delete the "
             "old dataset first."
         )
+    session.commit()  # ends the read transaction: no connection held while the file is parsed
     source = Path(filename or "upload.csv").name[:100] or "upload.csv"
     tmp, sha256 = _spool(upload, settings.datasets_dir)
+    key = secrets.token_hex(16)
+    final = settings.datasets_dir / f"{key}.parquet"
     try:
-        frame = read_ohlcv_csv(tmp, source=source, timezone=timezone)
-        key = secrets.token_hex(16)
-        final = settings.datasets_dir / f"{key}.parquet"
-        partial = final.with_suffix(".parquet.partial")
-        frame.to_parquet(partial)
-        os.replace(partial, final)
+        summary = _store_parquet(tmp, final, source, timezone)
     finally:
         tmp.unlink(missing_ok=True)
     dataset = Dataset(
         name=name,
         owner_id=user.id or 0,
-        rows=len(frame),
-        start=_stamp(frame.index.min()),
-        end=_stamp(frame.index.max()),
+        rows=summary.rows,
+        start=summary.start,
+        end=summary.end,
         sha256=sha256,
         storage_key=key,
-        columns_json=json.dumps(
-            ["ts", *(str(c) for c in frame.columns if c != "volume" or not volume_missing(frame))]
-        ),
+        columns_json=json.dumps(summary.columns),
     )
     session.add(dataset)
     session.flush()

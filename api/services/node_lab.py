@@ -25,9 +25,14 @@ from uuid import UUID
 
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.exceptions import ObjectNotFound
+from sqlalchemy import Engine
+from sqlmodel import Session
 
 from api.errors import ApiError
+from api.models.user import User
+from api.services import audit
 from api.services.prefect_client import PrefectUnavailable, cancel_flow_run, prefect_client
+from api.services.sandbox_limits import SandboxLimits
 from api.settings import ApiSettings
 from deployments.deploy import ensure_nodelab_deployments
 from flows.customnodes import AdminCaps, CustomNodeManifest, operator_caps
@@ -39,6 +44,7 @@ __all__ = [
     "LabFailed",
     "LabTimeout",
     "SandboxMissing",
+    "limited_test_run",
     "lookahead",
     "run_lab",
     "test_run",
@@ -141,8 +147,9 @@ def run_lab(
     outcome = read_result(store_url, key)
     if outcome is None:
         raise LabFailed(
-            f"the {what} finished on the worker but left no result in the artifact store at "
-            f"{store_url}: the worker and the API must share the store (flow run {flow_run.id})"
+            f"the {what} finished on the worker but the API found no result in the artifact "
+            "store: the worker and the API must share the store (ALPHAFORGE_ARTIFACT_STORE_URL "
+            f"or the data dir; flow run {flow_run.id})"
         )
     if outcome["ok"]:
         value: dict[str, Any] = outcome["value"]
@@ -191,6 +198,67 @@ def test_run(
 
 
 test_run.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
+
+
+async def limited_test_run(
+    limits: SandboxLimits,
+    engine: Engine,
+    settings: ApiSettings,
+    user: User,
+    manifest: CustomNodeManifest,
+    params: dict[str, Any],
+    rows: int,
+) -> dict[str, Any]:
+    """:func:`test_run` in one of ``user``'s sandbox slots (429 :class:`SandboxBusy` at once
+    when there is no room), in the limiter's threads and without a database session; the
+    outcome (completed, failed, or the error that ended it) is then audited as
+    ``custom_node.test_run`` in a session of its own. Refused requests ran nothing and are not
+    audited."""
+
+    def work() -> dict[str, Any]:  # in the slot's thread: audited even if the client left
+        started = time.monotonic()
+        try:
+            result = test_run(settings, manifest, params, rows)
+        except ApiError as exc:
+            _audit_test_run(
+                engine, user, manifest, started,
+                outcome="error", status_code=exc.status_code, error=str(exc.detail)[:500],
+            )  # fmt: skip
+            raise
+        except Exception as exc:  # a bug: the 500 handler logs it; the audit says code ran
+            _audit_test_run(
+                engine, user, manifest, started,
+                outcome="error", status_code=500, error=type(exc).__name__,
+            )  # fmt: skip
+            raise
+        _audit_test_run(
+            engine, user, manifest, started,
+            outcome=str(result.get("status")), status_code=200,
+            error=str(result.get("error_kind") or "") or None,
+        )  # fmt: skip
+        return result
+
+    return await limits.run(user.id or 0, work)
+
+
+def _audit_test_run(
+    engine: Engine,
+    user: User,
+    manifest: CustomNodeManifest,
+    started: float,
+    *,
+    outcome: str,
+    status_code: int,
+    error: str | None,
+) -> None:
+    with Session(engine) as session:
+        audit.record(
+            session, user, "custom_node.test_run", "custom_node", None,
+            name=manifest.name, language=manifest.language, version=manifest.version,
+            code_hash=manifest.code_hash(), outcome=outcome, status_code=status_code,
+            error=error, seconds=round(time.monotonic() - started, 2),
+        )  # fmt: skip
+        session.commit()
 
 
 def lookahead(settings: ApiSettings, manifest: CustomNodeManifest) -> dict[str, Any]:

@@ -4,8 +4,9 @@ Starting a run stores a ``pending`` row, then creates a flow run of the ``web`` 
 with the version's IR, the run key, a base dir holding the bundled sample data and the
 owner's datasets, paths confined to the base dir. The request never runs the pipeline; a
 worker does, and the status sync (:mod:`api.services.prefect_sync`) mirrors its progress.
-An ``Idempotency-Key`` makes a repeated submission return the first run. Who may see a run:
-whoever may see its pipeline (owners, admins, observers); others get 404.
+An ``Idempotency-Key`` makes a repeated submission return the first run; the key is bound to
+its request (the user, the pipeline, the version asked for): reused for another, 422. Who may
+see a run: whoever may see its pipeline (owners, admins, observers); others get 404.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import object_session
 from sqlmodel import Session, col, func, or_, select
 
-from api.errors import ApiError, NotFound
+from api.errors import ApiError, NotFound, Unprocessable
 from api.models.common import Page, utcnow
 from api.models.pipeline import Pipeline
 from api.models.run import Run, RunPublic, RunSandbox, RunStatus, RunSummary
@@ -210,12 +211,26 @@ def list_runs(
     return Page(items=[summary(r) for r in rows], total=total)
 
 
-def _existing(session: Session, user: User, key: str | None) -> Run | None:
+def _existing(
+    session: Session, user: User, key: str | None, pipeline_id: int, version: int | None
+) -> Run | None:
+    """The run ``key`` already started for this user, when the request is the same one (same
+    pipeline; same version, or none asked for); 422 when the key was used for another request:
+    a key names one request, never a run to hand to another."""
     if key is None:
         return None
-    return session.exec(
+    found = session.exec(
         select(Run).where(Run.started_by_id == user.id, Run.idempotency_key == key)
     ).first()
+    if found is None:
+        return None
+    if found.pipeline_id != pipeline_id or (version is not None and version != found.version):
+        raise Unprocessable(
+            f"This Idempotency-Key was already used to start run {found.id} of another "
+            f"request (pipeline {found.pipeline_id}, version {found.version}); send a new key "
+            "for a different pipeline or version."
+        )
+    return found
 
 
 def create(
@@ -228,7 +243,9 @@ def create(
 ) -> RunPublic:
     """Start a run of a version (default: the latest) through Prefect; 202 semantics."""
     pipeline = pipelines.get_pipeline(session, user, pipeline_id, level=Level.EDIT)
-    if (found := _existing(session, user, idempotency_key)) is not None:
+    if (
+        found := _existing(session, user, idempotency_key, pipeline_id, version_number)
+    ) is not None:
         return public(settings, found)
     number = version_number or pipeline.latest_version
     version = pipelines.version_of(session, pipeline.id, number)
@@ -251,7 +268,8 @@ def create(
         session.flush()
     except IntegrityError:  # the same key, submitted concurrently: one run
         session.rollback()
-        if (found := _existing(session, user, idempotency_key)) is not None:
+        found = _existing(session, user, idempotency_key, pipeline_id, version_number)
+        if found is not None:
             return public(settings, found)
         raise
     audit.record(

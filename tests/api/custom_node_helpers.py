@@ -73,7 +73,7 @@ def verdicts(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, dict[str, An
     are about the registry, not the check; set ``verdicts[code] = {...}`` to change one."""
     table: dict[str, dict[str, Any]] = {}
 
-    def fake(m: Any, settings: Any) -> dict[str, Any]:
+    def fake(m: Any, *_args: Any) -> dict[str, Any]:
         return table.get(m.code, {"status": "pass", "message": "no look-ahead (fake)"})
 
     monkeypatch.setattr(custom_nodes, "lookahead_check", fake)

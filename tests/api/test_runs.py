@@ -273,6 +273,27 @@ def test_the_same_submission_twice_is_one_run(
     again = _start(client, alice, pid, **{"Idempotency-Key": "k-123"})
     other = _start(client, alice, pid, **{"Idempotency-Key": "k-456"})
     assert again["id"] == first["id"] and other["id"] != first["id"]
+    # the key names one request: on another pipeline, or another version, it is refused
+    pid2 = _pipeline(client, alice, "slow2", SLOW)
+    reused = client.post(
+        f"/api/pipelines/{pid2}/runs",
+        json={},
+        headers={**alice.headers, "Idempotency-Key": "k-123"},
+    )
+    assert reused.status_code == 422, reused.text
+    assert reused.json()["detail"] == (
+        f"This Idempotency-Key was already used to start run {first['id']} of another request "
+        f"(pipeline {pid}, version 1); send a new key for a different pipeline or version."
+    )
+    saved = client.put(f"/api/pipelines/{pid}", json={"source": SLOW + "\n"}, headers=alice.headers)
+    assert saved.status_code == 200, saved.text
+    assert saved.json()["version"]["number"] == 2
+    key = {**alice.headers, "Idempotency-Key": "k-123"}
+    v2 = client.post(f"/api/pipelines/{pid}/runs", json={"version": 2}, headers=key)
+    assert v2.status_code == 422 and "(pipeline" in v2.json()["detail"], v2.text
+    v1 = client.post(f"/api/pipelines/{pid}/runs", json={"version": 1}, headers=key)
+    assert v1.status_code == 202 and v1.json()["id"] == first["id"], v1.text
+    assert client.get(f"/api/pipelines/{pid2}/runs", headers=alice.headers).json()["total"] == 0
     listing = client.get(f"/api/pipelines/{pid}/runs", headers=alice.headers).json()
     assert listing["total"] == 2
     with SyncPrefectClient(api=prefect_stack.api_url) as prefect:

@@ -535,8 +535,10 @@ export interface paths {
         /**
          * Test Run
          * @description Run a manifest once in the sandbox, on a worker, on the last ``rows`` sample bars;
-         *     nothing is saved. 503 without a sandbox (or a worker), 504 when the worker took too long
-         *     (the flow run is cancelled), 502 when its flow run failed.
+         *     nothing is saved. 429 with ``Retry-After`` when the caller (or everyone) already has as
+         *     many test runs and look-ahead checks running and waiting as allowed; 503 without a sandbox
+         *     (or a worker), 504 when the worker took too long (the flow run is cancelled), 502 when its
+         *     flow run failed. Audited (``custom_node.test_run``) with its outcome.
          */
         post: operations["test_run_api_custom_nodes_test_run_post"];
         delete?: never;
@@ -4701,6 +4703,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ManifestErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description Bad Gateway */
