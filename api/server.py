@@ -48,11 +48,16 @@ def serve(host: str = "127.0.0.1", port: int = 8000, settings: ApiSettings | Non
         raise SystemExit(3)
 
 
+GRACEFUL_STOP_S = 5
+
+
 def server_config(app: Any, settings: ApiSettings, host: str, port: int) -> uvicorn.Config:
     """uvicorn's configuration of the app: ``X-Forwarded-For`` / ``X-Forwarded-Proto`` are
     believed only from ``settings.trusted_proxies`` (uvicorn's own default would trust any
     client on 127.0.0.1, so anyone on the host could pose as any address to the log-in
-    throttle); with none configured the peer address is the client."""
+    throttle); with none configured the peer address is the client. A stop waits at most
+    :data:`GRACEFUL_STOP_S` for open requests (a live log stream, a test run in a sandbox would
+    otherwise hold ``serve``'s Ctrl-C for minutes)."""
     trusted = [p.strip() for p in settings.trusted_proxies if p.strip()]
     return uvicorn.Config(
         app,
@@ -60,4 +65,5 @@ def server_config(app: Any, settings: ApiSettings, host: str, port: int) -> uvic
         port=port,
         proxy_headers=bool(trusted),
         forwarded_allow_ips=trusted or [],
+        timeout_graceful_shutdown=GRACEFUL_STOP_S,
     )

@@ -8,9 +8,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +45,17 @@ class App:
         found = re.search(r"Prefect API:\s+(\S+)", served.output())
         assert found, served.output()
         self.prefect_api = found.group(1)
+        self.streaming = threading.Event()
+
+    def watch_logs(self, run_id: int) -> None:
+        """Hold the run's live log stream open (as a run page does) until the server goes."""
+        url = f"{self.base}/api/runs/{run_id}/logs/stream"
+        with (
+            contextlib.suppress(httpx.HTTPError),
+            httpx.stream("GET", url, headers=self.headers, timeout=None) as resp,
+        ):
+            for _ in resp.iter_lines():
+                self.streaming.set()
 
     def get(self, path: str) -> Any:
         resp = httpx.get(f"{self.base}{path}", headers=self.headers, timeout=30)
@@ -101,8 +115,14 @@ def test_serve_stopped_mid_run_ends_the_run_and_the_next_start_runs(tmp_path: Pa
         app = App(served)
         run = app.start_slow_run()
         process = _flow_run_pid(app, run["prefect_flow_run_id"])
+        # a run page left open: its live log stream must not hold the stop
+        watching = threading.Thread(target=app.watch_logs, args=(run["id"],), daemon=True)
+        watching.start()
+        wait_for(lambda: app.streaming.is_set(), 30, what="the log stream to open")
+        stopped = time.monotonic()
         served.proc.send_signal(signal.SIGTERM)
         assert served.proc.wait(timeout=90) == 0
+        assert time.monotonic() - stopped < 45  # the API waits 5 s for open requests
         assert not pid_alive(process)
     with serve(tmp_path, PASSWORD, env=ENV) as served:
         app = App(served)
