@@ -248,6 +248,36 @@ _TABLE: tuple[Code, ...] = (
         raised_by=("runners.jobs.SandboxFailure",),
     ),
     Code(
+        "AF731",
+        "a node's output holds ±inf, or NaN where NaN is not allowed (a signal, a metric)",
+        "runners",
+        raised_by=("runners.outputcheck.NonFiniteOutput",),
+        detail="kind NON_FINITE_OUTPUT; the message names the node, output, column or metric, "
+        "and the first row with its timestamp",
+    ),
+    Code(
+        "AF732",
+        "a node's output holds an integer too large for a 64-bit float",
+        "runners",
+        raised_by=("runners.outputcheck.NumberTooLarge",),
+        detail="kind NUMBER_TOO_LARGE; integers of more than 308 digits",
+    ),
+    Code(
+        "AF733",
+        "a metrics output holds a value that is not a finite number (text, true/false, a list, "
+        "an object), or a name MLflow cannot record",
+        "runners",
+        raised_by=("runners.outputcheck.InvalidMetric",),
+        detail="kind INVALID_METRIC; a metric is an integer, a float or null (undefined)",
+    ),
+    Code(
+        "AF734",
+        "a node's output has too many metrics or columns, or a name that is too long",
+        "runners",
+        raised_by=("runners.outputcheck.OutputSizeLimit",),
+        detail="kind OUTPUT_LIMIT; at most 1,000 metrics, 1,000 columns, 250-character names",
+    ),
+    Code(
         "AF740",
         "the process runner is disabled by the operator",
         "runners",
