@@ -182,6 +182,14 @@ _TABLE: tuple[Code, ...] = (
     Code("AF311", "sweep needs an objective", "dsl", E),
     Code("AF312", "bad walk-forward settings", "dsl", E),
     Code("AF313", "constraints not checked exhaustively", "dsl", I),
+    Code(
+        "AF314",
+        "sweep too large: a grid of more than 10,000 combinations, or more than 10,000 trials",
+        "dsl",
+        E,
+        detail="counted from the spaces' sizes without listing them (`dsl.sweeps."
+        "MAX_GRID_COMBINATIONS`)",
+    ),
     # -- use pins ----------------------------------------------------------------------------
     Code(
         "AF401",
