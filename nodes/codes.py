@@ -163,6 +163,14 @@ _TABLE: tuple[Code, ...] = (
         detail="checked against the owner's datasets (the web app) or the store's (the CLI); a "
         "warning where a pipeline is saved, so it can be written before its data is uploaded",
     ),
+    Code(
+        "AF210",
+        "a step reads `.volume` of a dataset stored without a volume column",
+        "dsl",
+        W,
+        detail="datasets may be uploaded without volume (it is then missing); the run would fail "
+        "at that step",
+    ),
     # -- sweeps and walk-forward -------------------------------------------------------------
     Code("AF301", "sweep target names no step", "dsl", E),
     Code("AF302", "sweep target names no param of its step", "dsl", E),
