@@ -222,3 +222,27 @@ def test_checking_10000_rows_stays_fast(out: Path) -> None:
     t0 = time.perf_counter()
     collect_outputs(out, SER, idx, 1 << 24, "node7", out.parent / "dest")
     assert time.perf_counter() - t0 < 0.5
+
+
+@pytest.mark.parametrize(
+    ("metrics", "words"),
+    [
+        ({"sharpe": float("inf")}, "metric 'sharpe' is inf"),
+        ({"notes": ["ok", {"x": float("nan")}]}, "metric 'notes' is nan"),
+        ({"n": 10**4000}, "metric 'n' is an integer too large"),
+        ({"n": np.float64("-inf")}, "metric 'n' is -inf"),
+    ],
+)
+def test_built_in_metrics_are_checked_for_finite_numbers_at_any_depth(
+    metrics: dict[str, Any], words: str
+) -> None:
+    from runners.base import RunnerError
+    from runners.io import check_value
+
+    with pytest.raises(RunnerError, match=words):
+        check_value(metrics, "metrics", "output 'metrics' of node 'result'")
+    check_value(
+        {"sharpe": None, "start": "2024-01-01", "notes": ["a"], "bars": 3, "ok": True},
+        "metrics",
+        "output 'metrics' of node 'result'",
+    )
