@@ -117,6 +117,7 @@ function infinity(v) {
 const floats = (values) => Array.from(values, (v) => {
   if (Number.isFinite(v)) return v;
   if (typeof v === 'number' && Number.isNaN(v)) return null;
+  if (typeof v === 'bigint') return `\u0000af:int:${v.toString()}`;
   return v === Infinity || v === -Infinity ? infinity(v) : v;
 });
 

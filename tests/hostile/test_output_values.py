@@ -131,6 +131,13 @@ CASES = [
     ),
     (
         "javascript",
+        js(f"  const y = Array.from(x.values, () => 0); y[2] = {BIG_JS};\n  return {{ y }};"),
+        SERIES,
+        NumberTooLarge,
+        ["row 2", "4,001 digits"],
+    ),
+    (
+        "javascript",
         js("  return { m: { sharpe: Infinity } };"),
         METRICS,
         NonFiniteOutput,
