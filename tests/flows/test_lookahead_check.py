@@ -108,7 +108,7 @@ def test_a_seed_replays_the_same_plan_and_random_seeds_differ() -> None:
     for s in range(200):
         plan = lookahead_plan(400, s)
         assert len(plan.prefix_lengths) == PREFIX_CUTS
-        assert all(80 <= n < 380 for n in plan.prefix_lengths)
+        assert all(200 <= n < 380 for n in plan.prefix_lengths)
         assert 120 <= plan.changed_from <= 360 and 2.0 <= plan.factor <= 4.0
 
 
