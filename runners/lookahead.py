@@ -6,9 +6,9 @@ A node is run on the whole sample window and, to see whether any output row used
   :data:`PREFIX_BANDS`): a node that reads later bars, or behaves honestly only at some input
   lengths, changes rows the prefix run produced;
 - on the window with the bars **after a random cut changed** (:func:`changed_bars`: later bars
-  scaled up and down in turn, so the future holds both new highs and new lows): a node that normalises by ``x.max()``, ``x.min()``, the
-  mean or the spread of the whole series changes rows before the cut, even when the extreme it
-  uses lies in every prefix.
+  scaled up and down in turn, so the future holds both new highs and new lows): a node that
+  normalises by ``x.max()``, ``x.min()``, the mean or the spread of the whole series changes
+  rows before the cut, even when the extreme it uses lies in every prefix.
 
 The lengths, the cut and the factor come from one ``seed`` (:func:`lookahead_plan`), which the
 verdict reports: the same seed replays the same check. Rows are compared by
