@@ -189,10 +189,14 @@ def collect_outputs(
             check_value(value, port.type, f"output {port.name!r} of node {node_id!r}")
             path = dest / file_name(port.name, port.type)
             write_value(value, port.type, path)
-        except SandboxFailure:
-            raise
-        except (RunnerError, ValueError, TypeError, OverflowError, RecursionError) as exc:
+        except (SandboxFailure, OSError):
+            raise  # named already; or the host's disk, not the node's data
+        except RunnerError as exc:  # check_value's sentence names the node and the output
+            raise SandboxFailure("INVALID_OUTPUT", str(exc)) from None
+        except Exception as exc:
             # hostile data that got past the checks above: a named failure, never a 500
-            raise _bad(node_id, port.name, f"cannot be stored: {exc}") from None
+            raise _bad(
+                node_id, port.name, f"cannot be stored ({type(exc).__name__}: {exc})"
+            ) from None
         paths[port.name] = str(path)
     return paths
