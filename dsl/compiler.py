@@ -101,15 +101,19 @@ def compile_source(
     resolver: NodeResolver | None = None,
     datasets: Collection[str] | None = None,
     dataset_severity: DatasetSeverity = "error",
+    datasets_without_volume: Collection[str] = (),
 ) -> CompileResult:
     """Compile .af text. Never raises for problems in the text: they are diagnostics.
 
     ``datasets``: the dataset names ``dataset_ohlcv(name=...)`` may use (AF209 for any other,
     at ``dataset_severity``, with the nearest names); None: names are not checked.
+    ``datasets_without_volume``: those of them stored without a volume column (AF210, a
+    warning, where a step reads ``.volume`` of one).
     """
     compilation = _Compilation(text, filename, registry, resolver)
     compilation.datasets = datasets
     compilation.dataset_severity = dataset_severity
+    compilation.no_volume = datasets_without_volume
     return compilation.run()
 
 
@@ -188,6 +192,7 @@ class _Compilation:
         self.pins: dict[str, tuple[t.Use, UsePin | None, NodeSpec | None]] = {}
         self.datasets: Collection[str] | None = None
         self.dataset_severity: DatasetSeverity = "error"
+        self.no_volume: Collection[str] = ()
 
     @property
     def registry(self) -> NodeRegistry:
@@ -326,6 +331,7 @@ class _Compilation:
         if self.datasets is None:
             return
         known = sorted(self.datasets)
+        without_volume: dict[str, str] = {}  # step -> the dataset it loads, which has no volume
         for step in program.steps:
             if step.call.type != DATASET_NODE or step.call.type in self.pins:
                 continue
@@ -334,6 +340,8 @@ class _Compilation:
                 if arg.key != "name" or not isinstance(value, t.Lit) or value.kind != "str":
                     continue
                 if value.value in self.datasets:
+                    if value.value in self.no_volume:
+                        without_volume[step.name] = str(value.value)
                     continue
                 shown = ", ".join(known[:8]) + (", ..." if len(known) > 8 else "")
                 hint = (
@@ -347,6 +355,27 @@ class _Compilation:
                     hint=hint,
                     suggestions=nearest_by_edits(str(value.value), known),
                 )
+        self._volume_reads(program, without_volume)
+
+    def _volume_reads(self, program: t.Program, without_volume: dict[str, str]) -> None:
+        """AF210 (warning) where a step reads ``.volume`` of a dataset stored without volume:
+        the run would fail there (``nodes.data.require_volume``)."""
+        if not without_volume:
+            return
+        for step in program.steps:
+            for arg in step.call.args:
+                for ref in t.refs_in(arg.value):
+                    if ref.attr != "volume" or ref.step not in without_volume:
+                        continue
+                    name = json.dumps(without_volume[ref.step])
+                    self.rep.warn(
+                        "AF210",
+                        f"`{ref.text}`: the dataset {name} has no volume column (its volume is "
+                        "missing), so this step will fail when the pipeline runs",
+                        ref.span,
+                        hint="upload the data again with a volume column, or use a price "
+                        "column such as `" + ref.step + ".close`",
+                    )
 
     def _unique_steps(self, program: t.Program) -> dict[str, t.Step]:
         steps: dict[str, t.Step] = {}

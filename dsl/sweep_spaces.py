@@ -1,11 +1,13 @@
 """Search spaces of a sweep: ``[values]``, ``range(a, b, step)``, ``int(lo, hi, step=, log=)``,
 ``float(lo, hi, step=, log=)`` and ``choice([...])``.
 
-``range`` is Python's: the end is excluded. ``int`` and ``float`` include both bounds.
+``range`` is Python's: the end is excluded. ``int`` and ``float`` include both bounds. A range
+is kept as an :class:`~dsl.ir.IntSpace` (bounds and step), so its values are never listed.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from dsl import tree as t
@@ -44,18 +46,30 @@ def build_space(space: t.Space, rep: Reporter, *, grid: bool) -> Space | None:
     return _numeric(space, pos, kw, rep, grid=grid)
 
 
+def space_size(space: Space) -> int | None:
+    """How many values a space yields, computed without listing them (None: continuous)."""
+    if isinstance(space, ValuesSpace):
+        return len(space.values)
+    if isinstance(space, IntSpace):
+        return (space.high - space.low) // space.step + 1
+    if space.step is None:
+        return None
+    steps = (space.high - space.low) / space.step
+    if not math.isfinite(steps) or steps > 1e18:  # a step too small to count in a float
+        return 10**18
+    return int(steps + 1e-9) + 1
+
+
 def finite_values(space: Space) -> list[Any] | None:
     """Every value of a finite space (None for continuous or too-large ones)."""
     if isinstance(space, ValuesSpace):
         return list(space.values)
+    n = space_size(space)
+    if n is None or n > MAX_VALUES:
+        return None
     if isinstance(space, IntSpace):
-        n = (space.high - space.low) // space.step + 1
-        return list(range(space.low, space.high + 1, space.step)) if n <= MAX_VALUES else None
-    if space.step is None:
-        return None
-    n = int((space.high - space.low) / space.step + 1e-9) + 1
-    if n > MAX_VALUES:
-        return None
+        return list(range(space.low, space.high + 1, space.step))
+    assert space.step is not None
     return [round(space.low + i * space.step, 12) for i in range(n)]
 
 
@@ -97,7 +111,7 @@ def _num(v: t.Val, rep: Reporter, *, integer: bool) -> int | float | None:
 
 def _range(
     space: t.Space, pos: list[t.Val], kw: dict[str, t.Lit], rep: Reporter
-) -> ValuesSpace | None:
+) -> IntSpace | None:
     if kw or not 1 <= len(pos) <= 3:
         rep.report(
             "AF307",
@@ -121,12 +135,10 @@ def _range(
             "AF303", f"range({start}, {stop}, {step}) is empty (the end is excluded)", space.span
         )
         return None
-    if len(values) > MAX_VALUES:
-        rep.report(
-            "AF307", f"range yields {len(values):,} values; the limit is {MAX_VALUES:,}", space.span
-        )
-        return None
-    return ValuesSpace(values=tuple(values))
+    # as bounds and a step, never its values listed (the IR of range(10**9) stays small)
+    last = values[-1]
+    low, high = (start, last) if step > 0 else (last, start)
+    return IntSpace(low=low, high=high, step=abs(step))
 
 
 def _numeric(

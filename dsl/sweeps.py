@@ -18,10 +18,13 @@ from dsl.binder import Binder, BoundStep
 from dsl.diagnostics import did_you_mean
 from dsl.ir import Expr, FloatSpace, IntSpace, Objective, SweepIR, SweepParam, ValuesSpace
 from dsl.source import Reporter
-from dsl.sweep_spaces import build_space, finite_values
+from dsl.sweep_spaces import build_space, finite_values, space_size
 from nodes.base import PortType
 
 MAX_COMBINATIONS = 100_000
+#: The most combinations a ``sweep grid`` may have (before constraints), and the most trials a
+#: ``random`` or ``optuna`` sweep may ask for: every one is a backtest. Over it: AF314.
+MAX_GRID_COMBINATIONS = 10_000
 METHODS = ("grid", "random", "optuna")
 OPTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "grid": {},
@@ -81,7 +84,10 @@ class SweepChecker:
                 sweep.method_span,
             )
         grid_size = None
-        if len(params) == len(sweep.assigns) and len(wheres) == len(sweep.wheres):
+        complete = len(params) == len(sweep.assigns)
+        if complete and method == "grid" and not self._grid_within_cap(sweep, params):
+            complete = False
+        if complete and len(wheres) == len(sweep.wheres):
             grid_size = self._count(sweep, params, wheres, method)
         if sum(d.is_error for d in self.rep.diagnostics) > errors_before or method is None:
             return None
@@ -93,6 +99,26 @@ class SweepChecker:
             objective=objective,
             grid_size=grid_size if method == "grid" else None,
         )
+
+    def _grid_within_cap(self, sweep: t.Sweep, params: list[SweepParam]) -> bool:
+        """AF314 when the grid has more than :data:`MAX_GRID_COMBINATIONS` combinations,
+        counted from each space's size (nothing is listed)."""
+        sizes = [space_size(p.space) for p in params]
+        if any(n is None for n in sizes):
+            return True  # a continuous space: AF307 was reported for it
+        total = math.prod(n for n in sizes if n is not None)
+        if total <= MAX_GRID_COMBINATIONS:
+            return True
+        factors = " × ".join(f"{n:,}" for n in sizes if n is not None)
+        self.rep.report(
+            "AF314",
+            f"the grid has {total:,} combinations ({factors}); the limit is "
+            f"{MAX_GRID_COMBINATIONS:,}",
+            sweep.method_span,
+            hint="narrow the ranges or coarsen their steps, or sample the space with "
+            "`sweep random(trials=...)` or `sweep optuna(trials=...)`",
+        )
+        return False
 
     # -- header ------------------------------------------------------------------------------
 
@@ -131,6 +157,13 @@ class SweepChecker:
             assert isinstance(value, t.Lit)
             if key == "trials" and value.value < 1:
                 self.rep.report("AF306", "`trials` must be at least 1", value.span)
+                continue
+            if key == "trials" and value.value > MAX_GRID_COMBINATIONS:
+                self.rep.report(
+                    "AF314",
+                    f"{value.value:,} trials; the limit is {MAX_GRID_COMBINATIONS:,}",
+                    value.span,
+                )
                 continue
             out[key] = value.value
         needs_trials = method in ("random", "optuna") and "trials" not in out
@@ -254,11 +287,10 @@ class SweepChecker:
         self, sweep: t.Sweep, params: list[SweepParam], wheres: list[Expr], method: str | None
     ) -> int | None:
         """Trials left after constraints; reports AF304/AF310/AF313 as they apply."""
-        domains = [finite_values(p.space) for p in params]
-        if any(d is None for d in domains) or not params:
+        sizes = [space_size(p.space) for p in params]
+        if any(n is None for n in sizes) or not params:
             return None
-        sizes = [len(d) for d in domains if d is not None]
-        total = math.prod(sizes)
+        total = math.prod(n for n in sizes if n is not None)
         if not wheres:
             return total
         if total > MAX_COMBINATIONS:
@@ -269,6 +301,7 @@ class SweepChecker:
                 severity="info",
             )
             return None
+        domains = [finite_values(p.space) for p in params]
         keys = [(p.node, p.param) for p in params]
         checks = [compile_constraint(w) for w in wheres]
         count = 0

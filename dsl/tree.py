@@ -77,6 +77,15 @@ def is_invalid(v: Val) -> bool:
     return False
 
 
+def refs_in(v: Val) -> list[RefV]:
+    """Every reference inside a value (a list's items included), in order."""
+    if isinstance(v, RefV):
+        return [v]
+    if isinstance(v, ListV):
+        return [r for item in v.items for r in refs_in(item)]
+    return []
+
+
 def contains_ref(v: Val) -> RefV | None:
     """The first reference inside a value, if any."""
     if isinstance(v, RefV):

@@ -3,12 +3,15 @@
 The MLflow run is opened in a background thread at the start of the flow (:func:`open_tracker`:
 importing MLflow and initialising its store take seconds) so that cost overlaps the nodes;
 :func:`finish_run` waits for it only once the nodes are done, and records how long it waited.
-A tracking failure is recorded (``tracking_error``) and logged, never hidden.
+A tracking failure is recorded (``tracking_error``), logged, and fails the run: a run never
+says completed when its results did not reach MLflow.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
 import time
 from collections.abc import Mapping
 from concurrent.futures import Future
@@ -22,7 +25,7 @@ from flows.record import run_name, utc_now
 from flows.results import RunResults, write_results
 from flows.settings import CoreSettings
 from flows.spec import NodeRecord, RunRecord, RunStatus
-from flows.tracking import MlflowTracker, Tracker, flatten_params
+from flows.tracking import MlflowTracker, Tracker, TrackingError, flatten_params
 from runners.base import NodeResult
 from runners.process import WARNING as UNSANDBOXED_WARNING
 
@@ -82,6 +85,14 @@ def finish_run(
         results = write_results(ir, outputs, run_dir)
     timings["results_s"] = round(time.time() - t, 4)
     tracking = _track(tracker, ir, run_dir, status, results, timings, logger)
+    if status == "completed" and tracking.get("tracking_error"):
+        # a run whose results are not where its users look for them has not completed
+        status = "failed"
+        error = (
+            f"{TrackingError.code}: the run computed its results, but recording them in MLflow "
+            f"failed ({_no_paths(tracking['tracking_error'])}); check the MLflow server (the "
+            "run's files are kept) and run the pipeline again"
+        )
     timings["flow_body_s"] = round(time.time() - body_start, 4)
     sandbox = sandbox_record(
         [(ir.node(nid).runtime, o.result) for nid, o in node_outcomes.items() if o.result]
@@ -111,6 +122,11 @@ def finish_run(
     level = logging.INFO if status == "completed" else logging.ERROR
     logger.log(level, f"[flow] run {record.run_id} {status}" + (f": {error}" if error else ""))
     return final
+
+
+def _no_paths(text: str) -> str:
+    """``text`` without absolute server paths (an MLflow error may name its store's files)."""
+    return re.sub(r"(?:file://)?(?:/[\w.\-]+){2,}/?", "<path>", text)[:300]
 
 
 def _first_error(ir: PipelineIR, outcomes: Mapping[str, NodeOutcomeLike]) -> str | None:
@@ -156,6 +172,7 @@ def _track(
     if tracker_future is None:
         return {"mlflow_run_id": None}
     t = time.time()
+    tracker: Any = None
     try:
         tracker, open_s = tracker_future.result()
         timings["mlflow_open_s"] = round(open_s, 4)
@@ -163,8 +180,11 @@ def _track(
         t = time.time()
         _log_to(tracker, ir, run_dir, status, results)
         timings["mlflow_log_s"] = round(time.time() - t, 4)
-    except Exception as exc:  # recorded and logged: the run's own result stands
+    except Exception as exc:  # recorded and logged; the run ends failed (finish_run)
         logger.error(f"[flow] MLflow tracking failed: {type(exc).__name__}: {exc}")
+        if tracker is not None:
+            with contextlib.suppress(Exception):
+                tracker.end("failed")
         return {"mlflow_run_id": None, "tracking_error": f"{type(exc).__name__}: {exc}"}
     return {
         "mlflow_run_id": tracker.run_id,

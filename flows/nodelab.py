@@ -26,6 +26,7 @@ import logging
 import math
 import os
 import re
+import secrets
 import shutil
 import tempfile
 import threading
@@ -50,11 +51,16 @@ from nodes.base import PortType
 from runners.base import NodeResult
 from runners.custom import CustomNodeManifest, ManifestCatalog
 from runners.io import read_value, write_value
-from runners.lookahead import compare_outputs, lookahead_error, lookahead_skipped
+from runners.lookahead import (
+    changed_bars,
+    combine,
+    lookahead_error,
+    lookahead_plan,
+    lookahead_skipped,
+)
 
 __all__ = [
     "LOOKAHEAD_FLOW",
-    "LOOKAHEAD_PREFIX",
     "LOOKAHEAD_ROWS",
     "PREVIEW_ROWS",
     "TEST_RUN_FLOW",
@@ -77,7 +83,6 @@ SAMPLE_ENV = "ALPHAFORGE_SAMPLE_OHLCV"
 SAMPLE_RELATIVE = Path("examples") / "data" / "sample_ohlcv.csv"
 PREVIEW_ROWS = 10
 LOOKAHEAD_ROWS = 400
-LOOKAHEAD_PREFIX = 0.75
 SIGNAL_LOOKBACK = 5
 EQUITY_START = 10_000.0
 TEST_RUN_FLOW = "alphaforge-node-test-run"
@@ -119,13 +124,16 @@ def load_sample() -> pd.DataFrame:
     return _load(sample_path()).copy()
 
 
-def sample_inputs(manifest: CustomNodeManifest, start: int, stop: int) -> dict[str, Any]:
-    """The node's inputs (port → value) over sample bars ``[start, stop)``.
+def sample_inputs(
+    manifest: CustomNodeManifest, start: int, stop: int, bars: pd.DataFrame | None = None
+) -> dict[str, Any]:
+    """The node's inputs (port → value) over sample bars ``[start, stop)`` (of ``bars``, by
+    default the sample).
 
     Derived values are computed on the whole sample and then cut, so a prefix window's inputs
     are exactly the first rows of a longer window's (what the look-ahead check relies on).
     """
-    bars = load_sample()
+    bars = load_sample() if bars is None else bars
     close = bars["close"]
     window = slice(start, stop)
     out: dict[str, Any] = {}
@@ -277,49 +285,61 @@ def check_lookahead(
     params: dict[str, Any] | None = None,
     *,
     run_id: str | None = None,
+    seed: int | None = None,
 ) -> dict[str, Any]:
-    """The look-ahead verdict (``Lookahead``): the node on the last 400 sample bars and on their
-    first 75 %, outputs compared row by row (:func:`runners.lookahead.compare_outputs`).
+    """The look-ahead verdict (``Lookahead``) of the node on the last 400 sample bars: compared
+    with its runs on prefixes of random lengths and on the window with the bars after a random
+    row changed (:mod:`runners.lookahead`: the plan from ``seed``, random when None, and the
+    verdict, which reports the seed so that a failure can be replayed).
 
-    ``checked_rows`` is the whole run's row count, ``prefix_rows`` the prefix's. ``error`` when
-    the node failed on either input; ``skipped`` (without running) when it has no series,
-    signal or frame output. Both executions' containers are labelled ``run_id`` (default: a
-    fresh ``nodelab-…`` id). Raises :class:`SandboxUnavailable` (→ 503).
+    ``checked_rows`` is the whole run's row count, ``prefix_rows`` the failing prefix's (the
+    longest one on a pass). ``error`` when the node failed on any input; ``skipped`` (without
+    running) when it has no series, signal or frame output. 1 + 3 + 1 executions, two at a
+    time, their containers labelled ``run_id`` (default: a fresh ``nodelab-…`` id). Raises
+    :class:`SandboxUnavailable` (→ 503).
     """
     port_types = {p.name: p.type for p in manifest.outputs}
     if not any(
         t in (PortType.SERIES, PortType.SIGNAL, PortType.FRAME) for t in port_types.values()
     ):
         return lookahead_skipped()
-    total = len(load_sample())
+    bars = load_sample()
+    total = len(bars)
     whole_rows = min(LOOKAHEAD_ROWS, total)
-    prefix_rows = int(whole_rows * LOOKAHEAD_PREFIX)
     start = total - whole_rows
+    plan = lookahead_plan(whole_rows, secrets.randbelow(2**31) if seed is None else int(seed))
     args = dict(params or {})
     lab_id = _lab_run_id(run_id)
-    whole_in = sample_inputs(manifest, start, total)
-    prefix_in = sample_inputs(manifest, start, start + prefix_rows)
+    jobs = [("the whole input", whole_rows, sample_inputs(manifest, start, total, bars))]
+    jobs += [
+        (f"the first {n} bars", n, sample_inputs(manifest, start, start + n, bars))
+        for n in plan.prefix_lengths
+    ]
+    changed = changed_bars(bars, start + plan.changed_from, plan.factor)
+    jobs.append(
+        (
+            f"bars changed from row {plan.changed_from}",
+            whole_rows,
+            sample_inputs(manifest, start, total, changed),
+        )
+    )
     # Not ``with``: a termination (a cancelled flow run) must not wait for the threads, whose
     # containers its handler kills.
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lookahead")
     try:
-        whole_f = pool.submit(_execute, manifest, args, whole_in, lab_id)
-        prefix_f = pool.submit(_execute, manifest, args, prefix_in, lab_id)
-        whole, whole_out = whole_f.result()
-        prefix, prefix_out = prefix_f.result()
+        futures = [pool.submit(_execute, manifest, args, inputs, lab_id) for *_, inputs in jobs]
+        done = [f.result() for f in futures]
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
-    for label, res in (("whole", whole), ("prefix", prefix)):
+    for (label, n, _), (res, _) in zip(jobs, done, strict=True):
         if not res.ok:
-            n = whole_rows if label == "whole" else prefix_rows
             return lookahead_error(
-                f"the node failed on the {label} input ({n} bars): {res.error_kind}: {res.error}",
+                f"the node failed on {label} ({n} bars): {res.error_kind}: {res.error}",
                 whole_rows,
-                prefix_rows,
-            )
-    return compare_outputs(
-        whole_out, prefix_out, port_types, whole_rows=whole_rows, prefix_rows=prefix_rows
-    )
+                n,
+            ) | {"seed": plan.seed}
+    outputs = [out for _, out in done]
+    return combine(plan, port_types, outputs[0], outputs[1:-1], outputs[-1])
 
 
 # ---- on a worker: the flows of the ``nodelab`` deployments and their results ---------------
@@ -446,14 +466,15 @@ def lookahead_flow(
     params: dict[str, Any] | None = None,
     result_key: str | None = None,
     store_url: str | None = None,
+    seed: int | None = None,
 ) -> dict[str, Any]:
     """The look-ahead check of a manifest (its JSON, code included) on this worker's sample;
-    the outcome's ``value`` is :func:`check_lookahead`'s verdict. ``result_key`` and
-    ``store_url`` as for :func:`node_test_run_flow`."""
+    the outcome's ``value`` is :func:`check_lookahead`'s verdict (``seed``: replay a check).
+    ``result_key`` and ``store_url`` as for :func:`node_test_run_flow`."""
     manifest = CustomNodeManifest.model_validate_json(manifest_json)
     return _run_lab(
         f"look-ahead check of {manifest.name}@{manifest.version}",
-        lambda lab_id: check_lookahead(manifest, params, run_id=lab_id),
+        lambda lab_id: check_lookahead(manifest, params, run_id=lab_id, seed=seed),
         result_key,
         store_url,
     )

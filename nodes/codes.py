@@ -163,6 +163,14 @@ _TABLE: tuple[Code, ...] = (
         detail="checked against the owner's datasets (the web app) or the store's (the CLI); a "
         "warning where a pipeline is saved, so it can be written before its data is uploaded",
     ),
+    Code(
+        "AF210",
+        "a step reads `.volume` of a dataset stored without a volume column",
+        "dsl",
+        W,
+        detail="datasets may be uploaded without volume (it is then missing); the run would fail "
+        "at that step",
+    ),
     # -- sweeps and walk-forward -------------------------------------------------------------
     Code("AF301", "sweep target names no step", "dsl", E),
     Code("AF302", "sweep target names no param of its step", "dsl", E),
@@ -182,6 +190,14 @@ _TABLE: tuple[Code, ...] = (
     Code("AF311", "sweep needs an objective", "dsl", E),
     Code("AF312", "bad walk-forward settings", "dsl", E),
     Code("AF313", "constraints not checked exhaustively", "dsl", I),
+    Code(
+        "AF314",
+        "sweep too large: a grid of more than 10,000 combinations, or more than 10,000 trials",
+        "dsl",
+        E,
+        detail="counted from the spaces' sizes without listing them (`dsl.sweeps."
+        "MAX_GRID_COMBINATIONS`)",
+    ),
     # -- use pins ----------------------------------------------------------------------------
     Code(
         "AF401",
@@ -246,6 +262,36 @@ _TABLE: tuple[Code, ...] = (
         "a sandboxed execution failed (timeout, output limit, ...)",
         "runners",
         raised_by=("runners.jobs.SandboxFailure",),
+    ),
+    Code(
+        "AF731",
+        "a node's output holds ±inf, or NaN where NaN is not allowed (a signal, a metric)",
+        "runners",
+        raised_by=("runners.outputcheck.NonFiniteOutput",),
+        detail="kind NON_FINITE_OUTPUT; the message names the node, output, column or metric, "
+        "and the first row with its timestamp",
+    ),
+    Code(
+        "AF732",
+        "a node's output holds an integer too large for a 64-bit float",
+        "runners",
+        raised_by=("runners.outputcheck.NumberTooLarge",),
+        detail="kind NUMBER_TOO_LARGE; integers of more than 308 digits",
+    ),
+    Code(
+        "AF733",
+        "a metrics output holds a value that is not a finite number (text, true/false, a list, "
+        "an object), or a name MLflow cannot record",
+        "runners",
+        raised_by=("runners.outputcheck.InvalidMetric",),
+        detail="kind INVALID_METRIC; a metric is an integer, a float or null (undefined)",
+    ),
+    Code(
+        "AF734",
+        "a node's output has too many metrics or columns, or a name that is too long",
+        "runners",
+        raised_by=("runners.outputcheck.OutputSizeLimit",),
+        detail="kind OUTPUT_LIMIT; at most 1,000 metrics, 1,000 columns, 250-character names",
     ),
     Code(
         "AF740",

@@ -127,8 +127,28 @@ def _check_metrics(value: Any, where: str) -> None:
     for key, v in value.items():
         if not isinstance(key, str):
             raise RunnerError(f"{where}: metric names must be strings, got {key!r}")
-        if isinstance(v, float | np.floating) and not math.isfinite(float(v)):
-            raise RunnerError(f"{where}: metric {key!r} is {v}; use None for undefined")
+        _check_metric_value(v, f"{where}: metric {key!r}", 0)
+
+
+def _check_metric_value(v: Any, where: str, depth: int) -> None:
+    """Numbers anywhere in a metric (built-in metrics also hold text and lists of notes) are
+    finite and fit a 64-bit float: what JSON, the run record and MLflow can hold."""
+    if depth > 8:
+        raise RunnerError(f"{where} is nested too deeply")
+    if isinstance(v, bool | str) or v is None:
+        return
+    if isinstance(v, int | np.integer):
+        if abs(int(v)) >= 10**308:
+            raise RunnerError(f"{where} is an integer too large for a 64-bit float")
+    elif isinstance(v, float | np.floating):
+        if not math.isfinite(float(v)):
+            raise RunnerError(f"{where} is {v}; use None for undefined")
+    elif isinstance(v, list | tuple):
+        for item in v:
+            _check_metric_value(item, where, depth + 1)
+    elif isinstance(v, dict):
+        for item in v.values():
+            _check_metric_value(item, where, depth + 1)
 
 
 def _json_scalar(value: Any) -> Any:

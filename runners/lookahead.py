@@ -1,21 +1,32 @@
-"""The look-ahead check's comparison (BACKTEST.md, docs/custom-nodes.md "Look-ahead check").
+"""The look-ahead check: its plan and its comparisons (BACKTEST.md, docs/custom-nodes.md).
 
-A node is run on the whole sample input and on its first 75 %; if any output row the prefix run
-produced differs from the same row of the whole run, the node used bars it could not have seen.
-This module only compares outputs (no sandbox): series/signal values and frame columns row by
-row over the overlapping rows, NaN equal to NaN, ``abs(a - b) <= 1e-9 * max(1, |a|)`` with ``a``
-the whole run's value; metrics outputs are not compared.
+A node is run on the whole sample window and, to see whether any output row used bars after it:
 
-The verdict is the contract's ``Lookahead`` object::
+- on **prefixes** of the window at :data:`PREFIX_CUTS` random lengths (one in each band of
+  :data:`PREFIX_BANDS`): a node that reads later bars, or behaves honestly only at some input
+  lengths, changes rows the prefix run produced;
+- on the window with the bars **after a random cut changed** (:func:`changed_bars`: later bars
+  scaled up and down in turn, so the future holds both new highs and new lows): a node that
+  normalises by ``x.max()``, ``x.min()``, the mean or the spread of the whole series changes
+  rows before the cut, even when the extreme it uses lies in every prefix.
+
+The lengths, the cut and the factor come from one ``seed`` (:func:`lookahead_plan`), which the
+verdict reports: the same seed replays the same check. Rows are compared by
+:func:`compare_outputs`: series/signal values and frame columns row by row over the rows both
+runs share, NaN equal to NaN, ``abs(a - b) <= 1e-9 * max(1, |a|)`` with ``a`` the whole run's
+value; metrics outputs are not compared. :func:`combine` turns the comparisons into the verdict,
+the contract's ``Lookahead`` object::
 
     {status: "pass"|"fail"|"error"|"skipped", message, checked_rows, prefix_rows,
-     first_difference: {port, row, ts, whole, prefix} | None}
+     first_difference: {port, row, ts, whole, prefix} | None, seed, prefix_lengths, changed_from}
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,18 +36,79 @@ from nodes.base import PORT_TYPES, PortForm, PortType
 
 __all__ = [
     "COMPARED_TYPES",
+    "PREFIX_BANDS",
+    "PREFIX_CUTS",
     "REL_TOL",
+    "LookaheadPlan",
+    "changed_bars",
+    "combine",
     "compare_outputs",
     "lookahead_error",
+    "lookahead_plan",
     "lookahead_skipped",
     "values_equal",
 ]
 
 REL_TOL = 1e-9
+#: Prefix lengths as fractions of the window: one random length in each band (from half the
+#: window: a node may rightly refuse an input shorter than its warm-up; the changed-future run
+#: reaches early rows). With that run the check costs 1 + PREFIX_CUTS + 1 executions (two at a
+#: time).
+PREFIX_BANDS: tuple[tuple[float, float], ...] = ((0.5, 0.65), (0.65, 0.8), (0.8, 0.95))
+PREFIX_CUTS = len(PREFIX_BANDS)
+#: Where the future may be changed (fraction of the window) and by how much.
+CHANGE_BAND = (0.3, 0.9)
+CHANGE_FACTOR = (2.0, 4.0)
 # Custom-node outputs with rows over time (everything a sandbox returns but metrics).
 COMPARED_TYPES = frozenset(
     t for t, info in PORT_TYPES.items() if info.sandbox_output and info.form != PortForm.METRICS
 )
+
+
+@dataclass(frozen=True)
+class LookaheadPlan:
+    """What one check runs: prefix lengths, the row the future is changed from, the factor."""
+
+    seed: int
+    whole_rows: int
+    prefix_lengths: tuple[int, ...]
+    changed_from: int
+    factor: float
+
+
+def lookahead_plan(whole_rows: int, seed: int) -> LookaheadPlan:
+    """The check's random lengths for a window of ``whole_rows`` bars, from ``seed``."""
+    rng = random.Random(seed)
+    lengths: set[int] = set()
+    for lo, hi in PREFIX_BANDS:
+        a, b = max(1, int(whole_rows * lo)), max(1, int(whole_rows * hi) - 1)
+        lengths.add(rng.randint(min(a, b), max(a, b)))
+    lo, hi = CHANGE_BAND
+    changed_from = rng.randint(max(1, int(whole_rows * lo)), max(1, int(whole_rows * hi)))
+    factor = round(rng.uniform(*CHANGE_FACTOR), 3)
+    lengths.discard(whole_rows)
+    return LookaheadPlan(seed, whole_rows, tuple(sorted(lengths)), changed_from, factor)
+
+
+def changed_bars(bars: pd.DataFrame, start: int, factor: float) -> pd.DataFrame:
+    """``bars`` with every bar from row ``start`` on scaled up and down in turn, far enough that
+    the changed future holds prices above every earlier high and below every earlier low (by
+    ``factor``): a node that looks at the whole series' extremes, mean or spread sees them
+    change. Each bar stays a valid bar (positive, high >= low); rows before ``start`` are
+    unchanged."""
+    out = bars.copy()
+    n = len(out) - start
+    if n <= 0:
+        return out
+    cols = [c for c in ("open", "high", "low", "close", "volume") if c in out.columns]
+    prices = out[[c for c in ("open", "high", "low", "close") if c in out.columns]]
+    top, bottom = float(prices.max().max()), float(prices.min().min())
+    later = prices.iloc[start:]
+    up = factor * top / float(later.min().min())
+    down = bottom / (factor * float(later.max().max()))
+    scale = np.where(np.arange(n) % 2 == 0, up, down)
+    out.iloc[start:, [out.columns.get_loc(c) for c in cols]] *= scale[:, None]
+    return out
 
 
 def values_equal(a: float, b: float) -> bool:
@@ -134,6 +206,7 @@ def compare_outputs(
     *,
     whole_rows: int,
     prefix_rows: int,
+    change: str = "later bars are added",
 ) -> dict[str, Any]:
     """The verdict for two runs' outputs (port → value; series, signal, frame or metrics).
 
@@ -178,7 +251,55 @@ def compare_outputs(
             prefix_rows,
         )
     first = min(diffs, key=lambda d: (d[0], compared.index(d[1])))
-    message = "the node's output changes when later bars are added (look-ahead): " + "; ".join(
+    message = f"the node's output changes when {change} (look-ahead): " + "; ".join(
         d[3] for d in diffs
     )
     return _verdict("fail", message, whole_rows, prefix_rows, first[2])
+
+
+def combine(
+    plan: LookaheadPlan,
+    port_types: Mapping[str, PortType | str],
+    whole: Mapping[str, Any],
+    prefixes: Sequence[Mapping[str, Any]],
+    changed: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The verdict of a whole check: each prefix run (in ``plan.prefix_lengths`` order) and the
+    changed-future run compared with the whole run; the first failure, else a pass. The
+    verdict carries ``seed``, ``prefix_lengths`` and ``changed_from`` (the message the seed)."""
+    n = plan.whole_rows
+    lengths = ", ".join(map(str, plan.prefix_lengths))
+    how = (
+        f"prefixes of {lengths} bars and bars changed from row {plan.changed_from} "
+        f"(seed {plan.seed})"
+    )
+    extra = {
+        "seed": plan.seed,
+        "prefix_lengths": list(plan.prefix_lengths),
+        "changed_from": plan.changed_from,
+    }
+    for rows, outputs in zip(plan.prefix_lengths, prefixes, strict=True):
+        verdict = compare_outputs(whole, outputs, port_types, whole_rows=n, prefix_rows=rows)
+        if verdict["status"] == "fail":
+            verdict["message"] += f"; checked with {how}"
+            return verdict | extra
+        if verdict["status"] == "skipped":
+            return verdict | extra
+    verdict = compare_outputs(
+        whole,
+        changed,
+        port_types,
+        whole_rows=n,
+        prefix_rows=plan.changed_from,
+        change=f"the bars from row {plan.changed_from} on are changed",
+    )
+    if verdict["status"] == "fail":
+        verdict["message"] += f"; checked with {how}"
+        return verdict | extra
+    compared = [p for p, t in port_types.items() if PortType(t) in COMPARED_TYPES]
+    longest = max(plan.prefix_lengths, default=plan.changed_from)
+    message = (
+        f"no row of {', '.join(map(repr, compared))} changes when later bars are added or "
+        f"changed: checked the {n}-bar window against {how}"
+    )
+    return _verdict("pass", message, n, longest) | extra

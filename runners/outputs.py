@@ -4,28 +4,38 @@ The directory is untrusted: an entry that is not a regular file with one link (a
 hardlink, a FIFO, a device, a directory) is a ``SANDBOX_VIOLATION``; too many entries or bytes is
 an ``OUTPUT_LIMIT``. Files are opened with ``O_NOFOLLOW`` and read up to the cap. Each declared
 output is then parsed from JSON columnar, checked against its port type (series/signal length
-and index equal to the first input's, a signal in [-1, 1], a frame's declared columns, finite
-numbers) and written as a normal artifact with :func:`runners.io.write_value`.
+and index equal to the first input's, a signal in [-1, 1], a frame's declared columns; finite
+numbers, sizes and metrics by :mod:`runners.outputcheck`) and written as a normal artifact
+with :func:`runners.io.write_value`.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nodes.base import PortForm, port_info
+from nodes.base import PortForm, PortType, port_info
 from nodes.lazy import lazy_module
+from runners.base import RunnerError
 from runners.custom import CustomNodeManifest, ManifestPort
 from runners.io import check_value, file_name, write_value
 from runners.jobs import SandboxFailure
+from runners.outputcheck import (
+    Where,
+    check_column_names,
+    check_finite,
+    check_metrics,
+    load_json,
+    to_floats,
+)
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 else:
+    np = lazy_module("numpy", globals(), "np")
     pd = lazy_module("pandas", globals(), "pd")
 
 __all__ = ["MAX_OUTPUT_ENTRIES", "collect_outputs", "scan_output_dir"]
@@ -97,32 +107,10 @@ def _bad(node_id: str, port: str, message: str) -> SandboxFailure:
     return SandboxFailure("INVALID_OUTPUT", f"node {node_id!r}, output {port!r}: {message}")
 
 
-def _no_infinity(token: str) -> float:
-    if token == "NaN":
-        return math.nan
-    raise ValueError(f"{token} is not allowed; use null for a missing value")
-
-
-_NUMBER_TYPES = frozenset({int, float})
-
-
-def _numbers(values: Any, node_id: str, port: str, what: str) -> list[float]:
+def _numbers(values: Any, where: Where, what: str) -> np.ndarray:
     if not isinstance(values, list):
-        raise _bad(node_id, port, f"{what} must be a list of numbers")
-    kinds = set(map(type, values))  # exact types: bool (an int subclass) is not a number here
-    if kinds <= _NUMBER_TYPES:
-        return [float(v) for v in values] if int in kinds else values
-    if kinds <= _NUMBER_TYPES | {type(None)}:
-        return [math.nan if v is None else float(v) for v in values]
-    out: list[float] = []
-    for v in values:
-        if v is None:
-            out.append(math.nan)
-        elif isinstance(v, int | float) and not isinstance(v, bool):
-            out.append(float(v))
-        else:
-            raise _bad(node_id, port, f"{what} holds {type(v).__name__}, not a number or null")
-    return out
+        raise SandboxFailure("INVALID_OUTPUT", f"{where}: {what} must be a list of numbers")
+    return to_floats(values, where)
 
 
 def _index(
@@ -138,7 +126,7 @@ def _index(
         raise _bad(node_id, port, "index must be a list of ISO timestamps, one per row")
     try:
         index = pd.DatetimeIndex(pd.to_datetime(raw, utc=True, format="ISO8601"), name="ts")
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OverflowError) as exc:
         raise _bad(node_id, port, f"index is not ISO timestamps: {exc}") from None
     if exact and reference is not None and not index.equals(pd.DatetimeIndex(reference)):
         raise _bad(node_id, port, "index differs from the input's index")
@@ -148,20 +136,22 @@ def _index(
 def _to_value(data: Any, port: ManifestPort, reference: pd.Index | None, node_id: str) -> Any:
     if not isinstance(data, dict):
         raise _bad(node_id, port.name, "is not a JSON object")
+    where = Where(node_id, port.name)
     form = port_info(port.type).form
     if form == PortForm.METRICS:
-        values = data.get("values")
-        if not isinstance(values, dict):
-            raise _bad(node_id, port.name, "metrics must be an object of numbers")
-        return values
+        return check_metrics(data.get("values"), where)
     if form == PortForm.SERIES:
-        values = _numbers(data.get("values"), node_id, port.name, "values")
+        values = _numbers(data.get("values"), where, "values")
         index = _index(data.get("index"), len(values), reference, node_id, port.name, True)
+        check_finite(values, where, index, allow_nan=port.type != PortType.SIGNAL)
         return pd.Series(values, index=index, name=port.name, dtype="float64")
     columns = data.get("columns")
     if not isinstance(columns, dict) or not columns:
         raise _bad(node_id, port.name, "a frame needs a non-empty 'columns' object")
-    cols = {str(k): _numbers(v, node_id, port.name, f"column {k!r}") for k, v in columns.items()}
+    check_column_names(list(columns), where)
+    cols = {
+        str(k): _numbers(v, where.at(f"column {k!r}"), f"column {k!r}") for k, v in columns.items()
+    }
     lengths = {len(v) for v in cols.values()}
     if len(lengths) != 1:
         raise _bad(node_id, port.name, "columns have different lengths")
@@ -169,6 +159,8 @@ def _to_value(data: Any, port: ManifestPort, reference: pd.Index | None, node_id
     if missing:
         raise _bad(node_id, port.name, f"lacks the declared columns {missing}")
     index = _index(data.get("index"), lengths.pop(), reference, node_id, port.name, False)
+    for name, values in cols.items():
+        check_finite(values, where.at(f"column {name!r}"), index, allow_nan=True)
     return pd.DataFrame(cols, index=index)
 
 
@@ -189,16 +181,22 @@ def collect_outputs(
         if raw is None:
             raise _bad(node_id, port.name, "was not produced")
         try:
-            data = json.loads(raw, parse_constant=_no_infinity)
-        except (ValueError, RecursionError) as exc:
+            data = load_json(raw)
+        except ValueError as exc:
             raise _bad(node_id, port.name, f"is not valid JSON: {exc}") from None
-        value = _to_value(data, port, reference, node_id)
-        where = f"output {port.name!r} of node {node_id!r}"
         try:
-            check_value(value, port.type, where)
-        except Exception as exc:
+            value = _to_value(data, port, reference, node_id)
+            check_value(value, port.type, f"output {port.name!r} of node {node_id!r}")
+            path = dest / file_name(port.name, port.type)
+            write_value(value, port.type, path)
+        except (SandboxFailure, OSError):
+            raise  # named already; or the host's disk, not the node's data
+        except RunnerError as exc:  # check_value's sentence names the node and the output
             raise SandboxFailure("INVALID_OUTPUT", str(exc)) from None
-        path = dest / file_name(port.name, port.type)
-        write_value(value, port.type, path)
+        except Exception as exc:
+            # hostile data that got past the checks above: a named failure, never a 500
+            raise _bad(
+                node_id, port.name, f"cannot be stored ({type(exc).__name__}: {exc})"
+            ) from None
         paths[port.name] = str(path)
     return paths

@@ -175,6 +175,11 @@ class Lookahead(BaseModel):
     checked_rows: int | None = None
     prefix_rows: int | None = None
     first_difference: FirstDifference | None = None
+    #: what the check ran (runners/lookahead.py): the seed replays it, the prefix lengths and
+    #: the row the future was changed from are drawn from it
+    seed: int | None = None
+    prefix_lengths: list[int] | None = None
+    changed_from: int | None = None
 
 
 class InUse(BaseModel):

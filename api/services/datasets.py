@@ -257,10 +257,22 @@ def dataset_paths(session: Session, settings: ApiSettings, owner_id: int) -> dic
     """``dataset name -> Parquet path`` for one owner (the runner's ``NodeContext.datasets``):
     their own live datasets, and those shared with a team of theirs under names they do not
     use themselves (the oldest such dataset for a name two teams share)."""
+    return {
+        name: storage_path(settings, d) for name, d in visible_datasets(session, owner_id).items()
+    }
+
+
+def has_volume(dataset: Dataset) -> bool:
+    """False for a dataset stored without a volume column (its volume is missing)."""
+    return "volume" in json.loads(dataset.columns_json)
+
+
+def visible_datasets(session: Session, owner_id: int) -> dict[str, Dataset]:
+    """``dataset name -> Dataset`` a run of ``owner_id``'s resolves (:func:`dataset_paths`)."""
     rows = session.exec(
         select(Dataset).where(Dataset.owner_id == owner_id, col(Dataset.deleted_at).is_(None))
     ).all()
-    paths = {d.name: storage_path(settings, d) for d in rows}
+    found = {d.name: d for d in rows}
     owner = session.get(User, owner_id)
     if owner is not None:
         shared = session.exec(
@@ -273,8 +285,8 @@ def dataset_paths(session: Session, settings: ApiSettings, owner_id: int) -> dic
             .order_by(col(Dataset.id))
         ).all()
         for d in shared:
-            paths.setdefault(d.name, storage_path(settings, d))
-    return paths
+            found.setdefault(d.name, d)
+    return found
 
 
 def dataset_names(session: Session, settings: ApiSettings, owner_id: int) -> set[str]:

@@ -75,12 +75,14 @@ def compile_text(
     *,
     datasets: Collection[str] | None = None,
     dataset_severity: DatasetSeverity = "error",
+    datasets_without_volume: Collection[str] = (),
 ) -> Compiled:
     """Compile ``source`` once; over-long sources are refused before parsing.
 
     ``resolver`` resolves ``use`` pins (the API passes the pipeline owner's custom nodes:
     :class:`api.services.node_resolution.OwnerNodeResolver`); None: no registry. ``datasets``:
-    the names ``dataset_ohlcv`` may use (AF209 at ``dataset_severity`` for others).
+    the names ``dataset_ohlcv`` may use (AF209 at ``dataset_severity`` for others);
+    ``datasets_without_volume``: those stored without volume (AF210 where ``.volume`` is read).
     """
     if len(source) > settings.max_dsl_chars:
         return _too_large(source, settings.max_dsl_chars)
@@ -90,6 +92,7 @@ def compile_text(
         resolver=resolver,
         datasets=datasets,
         dataset_severity=dataset_severity,
+        datasets_without_volume=datasets_without_volume,
     )
     diagnostics = [DiagnosticOut.model_validate(_dump(d)) for d in result.diagnostics]
     outline = [OutlineItem.model_validate(_dump(o)) for o in result.outline or []]

@@ -59,13 +59,16 @@ def compile_for(
     """Compile ``source`` with ``use`` pins resolved over ``owner_id``'s custom nodes and
     dataset names checked against the owner's datasets: an unknown one is an error where the
     editor validates (``dataset_severity="error"``) and a warning where a pipeline is saved, so
-    a pipeline can be written (and kept) before its data is uploaded."""
+    a pipeline can be written (and kept) before its data is uploaded. A step reading
+    ``.volume`` of a dataset stored without volume is warned about (AF210)."""
+    visible = datasets.visible_datasets(session, owner_id)
     return compile_text(
         source,
         settings,
         OwnerNodeResolver(session, owner_id),
-        datasets=datasets.dataset_names(session, settings, owner_id),
+        datasets=set(visible),
         dataset_severity=dataset_severity,
+        datasets_without_volume={n for n, d in visible.items() if not datasets.has_volume(d)},
     )
 
 

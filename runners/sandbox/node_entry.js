@@ -105,7 +105,42 @@ function loadUserModule(file) {
   return m.exports;
 }
 
-const floats = (values) => Array.from(values, (v) => (Number.isFinite(v) ? v : null));
+// Numbers go to the host as they are, for it to check (it names the row and refuses what is not
+// finite): NaN is a missing value (null), +-Infinity is written as Python's json does
+// (Infinity, -Infinity) instead of JSON.stringify's silent null. Placeholders stand for what
+// JSON cannot spell and are swapped for the tokens in the text afterwards.
+const TOKENS = { '\u0000af:+inf': 'Infinity', '\u0000af:-inf': '-Infinity', '\u0000af:nan': 'NaN' };
+function infinity(v) {
+  return v > 0 ? '\u0000af:+inf' : '\u0000af:-inf';
+}
+
+const floats = (values) => Array.from(values, (v) => {
+  if (Number.isFinite(v)) return v;
+  if (typeof v === 'number' && Number.isNaN(v)) return null;
+  if (typeof v === 'bigint') return `\u0000af:int:${v.toString()}`;
+  return v === Infinity || v === -Infinity ? infinity(v) : v;
+});
+
+// Metrics: every value as written, NaN included (a metric may be null, never NaN); a BigInt as
+// its digits (the host refuses one too large for a float).
+function metricValue(key, v) {
+  if (typeof v === 'bigint') {
+    return `\u0000af:int:${v.toString()}`;
+  }
+  if (typeof v !== 'number' || Number.isFinite(v)) return v;
+  if (Number.isNaN(v)) {
+    return '\u0000af:nan';
+  }
+  return infinity(v);
+}
+
+function serialise(data, isMetrics) {
+  const text = JSON.stringify(data, isMetrics ? metricValue : undefined);
+  if (!text.includes('"\\u0000af:')) return text;
+  return text
+    .replace(/"\\u0000af:int:(-?\d+)"/g, '$1')
+    .replace(/"\\u0000af:[-+a-z]+"/g, (m) => TOKENS[JSON.parse(m)] || m);
+}
 
 function toColumnar(value, port) {
   if (port.type === 'metrics') return { kind: 'metrics', values: value };
@@ -138,7 +173,13 @@ async function main() {
     } catch (err) {
       fail(2, `output '${port.name}': ${err}`);
     }
-    fs.writeFileSync(path.join(outDir, `${port.name}.json`), JSON.stringify(data));
+    let text;
+    try {
+      text = serialise(data, port.type === 'metrics');
+    } catch (err) {
+      fail(2, `output '${port.name}': ${err}`);
+    }
+    fs.writeFileSync(path.join(outDir, `${port.name}.json`), text);
   }
   finish(0);
 }

@@ -139,14 +139,19 @@ def test_test_runs_checks_and_cancels_work_through_the_worker(
     assert created.status_code == 201, created.text
     verdict = created.json()["version"]["lookahead"]
     assert verdict["status"] == "pass", verdict
-    assert (verdict["checked_rows"], verdict["prefix_rows"]) == (400, 300)
+    assert verdict["checked_rows"] == 400 and verdict["prefix_rows"] == max(
+        verdict["prefix_lengths"]
+    )
+    assert isinstance(verdict["seed"], int)
     peek = api.call("POST", "/api/custom-nodes", json=manifest(name="peek", code=PEEK_CODE))
     assert peek.status_code == 201, peek.text
-    first = peek.json()["version"]["lookahead"]["first_difference"]
-    assert peek.json()["version"]["lookahead"]["status"] == "fail"
-    assert first["port"] == "ema" and first["row"] == 299
+    peeked = peek.json()["version"]["lookahead"]
+    first = peeked["first_difference"]
+    n = peeked["prefix_rows"]  # the shortest prefix: its last row saw the next bar
+    assert peeked["status"] == "fail" and n == peeked["prefix_lengths"][0]
+    assert first["port"] == "ema" and first["row"] == n - 1
     close = load_sample()["close"].iloc[-400:]
-    assert first["whole"] == pytest.approx(close.iloc[300])  # the peeking EMA's row 299 = x[300]
+    assert first["whole"] == pytest.approx(close.iloc[n])  # the peeking EMA's row n-1 = x[n]
     saved = api.call(
         "PUT",
         f"/api/custom-nodes/{created.json()['id']}",
@@ -154,7 +159,8 @@ def test_test_runs_checks_and_cancels_work_through_the_worker(
     )
     assert saved.status_code == 200, saved.text
     assert saved.json()["version"]["version"] == "1.0.1"
-    assert saved.json()["version"]["lookahead"]["first_difference"]["row"] == 298
+    again = saved.json()["version"]["lookahead"]  # reads two bars ahead: row n-2 saw the future
+    assert again["first_difference"]["row"] == again["prefix_lengths"][0] - 2
 
     # a test run on the worker's sample: the numbers are pandas' EMA over the same bars
     body = {"manifest": manifest(), "params": {"span": 3}, "rows": 50}

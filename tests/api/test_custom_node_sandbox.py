@@ -50,7 +50,10 @@ def no_docker_on_the_worker(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_an_honest_node_passes_the_look_ahead_check(client: TestClient, alice: Account) -> None:
     verdict = create_node(client, alice)["version"]["lookahead"]
     assert verdict["status"] == "pass", verdict
-    assert verdict["checked_rows"] == 400 and verdict["prefix_rows"] == 300
+    assert verdict["checked_rows"] == 400 and verdict["prefix_rows"] == max(
+        verdict["prefix_lengths"]
+    )
+    assert isinstance(verdict["seed"], int) and f"(seed {verdict['seed']})" in verdict["message"]
     assert verdict["first_difference"] is None
 
 
@@ -61,7 +64,9 @@ def test_a_node_reading_the_next_bar_fails_the_check_and_warns_in_pipelines(
     verdict = node["version"]["lookahead"]
     assert verdict["status"] == "fail", verdict
     first = verdict["first_difference"]
-    assert first["port"] == "ema" and first["row"] == 299  # the prefix's last row saw the future
+    # the shortest prefix's last row saw the future
+    assert first["port"] == "ema" and first["row"] == verdict["prefix_rows"] - 1
+    assert verdict["prefix_rows"] == verdict["prefix_lengths"][0]
     assert first["ts"] and first["whole"] != first["prefix"]
     source = (
         "pipeline peeking\n\nuse peek@1\n\n"

@@ -80,3 +80,19 @@ def test_member_references_completion_offers_are_what_the_validator_accepts() ->
     for step, m in (("data", "path"), ("r", "sharpe"), ("r", "fee_bps"), ("fast", "window")):
         codes = {d.code for d in compile_source(base + f"x = sma({step}.{m})\n").errors}
         assert "AF202" in codes, (step, m)
+
+
+def test_reading_volume_of_a_dataset_without_volume_is_af210() -> None:
+    src = (
+        HEAD
+        + 'data = dataset_ohlcv(name="fx")\nother = dataset_ohlcv(name="btc")\n'
+        + "v = sma(data.volume, window=2)\nw = sma(other.volume, window=2)\n"
+        + STEPS
+    )
+    result = compile_source(src, datasets={"fx", "btc"}, datasets_without_volume={"fx"})
+    assert result.ok, result.format()
+    (d,) = [d for d in result.diagnostics if d.code == "AF210"]
+    assert (d.severity, d.line, d.col, d.end_col) == ("warning", 5, 9, 20)
+    assert '"fx" has no volume column' in d.message
+    # without the datasets' columns nothing is known: no warning
+    assert not [d for d in compile_source(src).diagnostics if d.code == "AF210"]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytest
 
 from dsl import CompileResult
 from dsl.ir import FloatSpace, IntSpace, ValuesSpace
-from dsl.sweeps import MAX_COMBINATIONS
+from dsl.sweeps import MAX_COMBINATIONS, MAX_GRID_COMBINATIONS
 
 Compile = Callable[..., CompileResult]
 
@@ -76,8 +77,9 @@ def test_unknown_targets(compile_: Compile) -> None:
     ("target", "space", "expected"),
     [
         ("fast.window", "[1, 2]", ValuesSpace(values=(1, 2))),
-        ("result.fee_bps", "range(5)", ValuesSpace(values=(0, 1, 2, 3, 4))),
-        ("fast.window", "range(2, 8, 3)", ValuesSpace(values=(2, 5))),
+        ("result.fee_bps", "range(5)", IntSpace(low=0, high=4)),
+        ("fast.window", "range(2, 8, 3)", IntSpace(low=2, high=5, step=3)),
+        ("fast.window", "range(10, 0, -3)", IntSpace(low=1, high=10, step=3)),
         ("fast.window", "int(5, 50)", IntSpace(low=5, high=50)),
         ("fast.window", "int(5, 50, step=5)", IntSpace(low=5, high=50, step=5)),
         ("fast.window", "int(5, 500, log=true)", IntSpace(low=5, high=500, log=True)),
@@ -132,12 +134,12 @@ def test_space_values_are_validated_by_the_params_model(compile_: Compile) -> No
     assert d.code == "AF105" and "sweep value 0" in d.message
 
 
-def test_huge_grid_is_not_enumerated(compile_: Compile) -> None:
+def test_huge_space_constraints_are_not_enumerated(compile_: Compile) -> None:
     n = int(MAX_COMBINATIONS**0.5) + 10
     result = _sweep(
         compile_,
-        f"sweep grid {{\n fast.window = int(1, {n})\n slow.window = int(1, {n})\n"
-        " where fast.window < slow.window\n}\n",
+        f"sweep random(trials=50) {{\n fast.window = int(1, {n})\n slow.window = int(1, {n})\n"
+        " where fast.window < slow.window\n objective maximize result.sharpe\n}\n",
     )
     assert result.ir is not None and result.ir.sweep is not None
     assert result.ir.sweep.grid_size is None
@@ -145,6 +147,52 @@ def test_huge_grid_is_not_enumerated(compile_: Compile) -> None:
         ("AF008", "warning"),
         ("AF313", "info"),
     ]
+
+
+def test_a_grid_over_the_cap_is_an_error_at_the_sweep_line(compile_: Compile) -> None:
+    # 10^10 combinations: counted from the ranges' sizes, never listed, never in the IR
+    assigns = "".join(f" p{i}.window = range(2, 12)\n" for i in range(10))
+    steps = "".join(f"p{i} = sma(data.close, window=5)\n" for i in range(10))
+    source = BASE + steps + "sweep grid {\n" + assigns + "}\n"
+    t0 = time.perf_counter()
+    result = compile_(source)
+    assert time.perf_counter() - t0 < 5
+    (err,) = result.errors
+    assert err.code == "AF314" and (err.line, err.col) == (17, 7), result.format()
+    assert "10,000,000,000 combinations" in err.message
+    assert f"the limit is {MAX_GRID_COMBINATIONS:,}" in err.message and err.hint
+
+
+def test_a_grid_at_the_cap_compiles_and_ranges_stay_bounds_in_the_ir(compile_: Compile) -> None:
+    result = _sweep(
+        compile_,
+        "sweep grid {\n fast.window = range(1, 101)\n slow.window = int(1, 100)\n}\n",
+    )
+    assert result.ir is not None and result.ir.sweep is not None, result.format()
+    assert result.ir.sweep.grid_size == MAX_GRID_COMBINATIONS
+    assert result.ir.sweep.params[0].space == IntSpace(low=1, high=100)
+    result = _sweep(
+        compile_,
+        "sweep grid {\n fast.window = range(1, 1000000)\n slow.window = range(1, 100)\n}\n",
+    )
+    assert [d.code for d in result.errors] == ["AF314"], result.format()
+    result = _sweep(
+        compile_,
+        "sweep random(trials=20) {\n fast.window = range(1, 1000000)\n"
+        " objective maximize result.sharpe\n}\n",
+    )
+    assert result.ir is not None and result.ir.sweep is not None, result.format()
+    assert result.ir.sweep.params[0].space == IntSpace(low=1, high=999_999)
+
+
+def test_a_sampled_sweep_over_the_trial_cap_is_an_error(compile_: Compile) -> None:
+    result = _sweep(
+        compile_,
+        "sweep random(trials=1000000) {\n fast.window = int(2, 50)\n"
+        " objective maximize result.sharpe\n}\n",
+    )
+    (err,) = result.errors
+    assert err.code == "AF314" and err.line == 7 and "1,000,000 trials" in err.message
 
 
 def test_constraint_that_cannot_be_evaluated(compile_: Compile) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -114,10 +115,12 @@ def test_every_input_type_gets_its_sample(docker_engine: Any) -> None:
 
 @pytest.mark.parametrize("language", ["python", "javascript"])
 def test_lookahead_template_passes(docker_engine: Any, language: str) -> None:
-    verdict = check_lookahead(template(language, "indicator"))
-    assert verdict["status"] == "pass", verdict
-    assert (verdict["checked_rows"], verdict["prefix_rows"]) == (400, 300)
-    assert verdict["first_difference"] is None
+    for seed in (1, 2):
+        verdict = check_lookahead(template(language, "indicator"), seed=seed)
+        assert verdict["status"] == "pass", verdict
+        assert verdict["checked_rows"] == 400 and verdict["seed"] == seed
+        assert verdict["prefix_rows"] == max(verdict["prefix_lengths"])
+        assert verdict["first_difference"] is None
 
 
 @pytest.mark.parametrize(("language", "code"), [("python", PEEK_PY), ("javascript", PEEK_JS)])
@@ -128,11 +131,54 @@ def test_lookahead_catches_reading_the_next_bar(
     assert verdict["status"] == "fail", verdict
     diff = verdict["first_difference"]
     close = load_sample()["close"].iloc[-400:]
+    n = verdict["prefix_rows"]  # the shortest prefix: its last row saw the next bar
+    assert n == verdict["prefix_lengths"][0] and f"(seed {verdict['seed']})" in verdict["message"]
     assert diff["port"] == "y"
-    assert diff["row"] == 299
-    assert diff["ts"] == close.index[299].isoformat()
-    assert diff["whole"] == pytest.approx(close.iloc[300])
+    assert diff["row"] == n - 1
+    assert diff["ts"] == close.index[n - 1].isoformat()
+    assert diff["whole"] == pytest.approx(close.iloc[n])
     assert diff["prefix"] is None
+
+
+MAX_NORMALISER = {
+    "python": "def run(inputs, params):\n    x = inputs['x']\n    return {'y': x / x.max()}\n",
+    "javascript": (
+        "function run(inputs, params) {\n"
+        "  const x = inputs.x.values;\n"
+        "  const top = Math.max(...x);\n"
+        "  return { y: Array.from(x, (v) => v / top) };\n"
+        "}\n"
+    ),
+}
+# honest only at the old check's two lengths (400 and 300 bars), reads the next bar otherwise
+TWO_LENGTHS = (
+    "def run(inputs, params):\n"
+    "    x = inputs['x']\n"
+    "    if len(x) in (400, 300):\n"
+    "        return {'y': x.ewm(span=10).mean()}\n"
+    "    return {'y': x.shift(-1).fillna(x)}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("language", "code"),
+    [
+        ("python", MAX_NORMALISER["python"]),
+        ("javascript", MAX_NORMALISER["javascript"]),
+        ("python", TWO_LENGTHS),
+    ],
+    ids=["max-python", "max-javascript", "two-lengths-python"],
+)
+def test_lookahead_catches_the_issues_two_cheats(
+    docker_engine: Any, language: str, code: str
+) -> None:
+    t0 = time.perf_counter()
+    verdict = check_lookahead(_node(language, code), seed=11)
+    elapsed = time.perf_counter() - t0
+    assert verdict["status"] == "fail", verdict
+    assert verdict["seed"] == 11 and "(seed 11)" in verdict["message"]
+    assert check_lookahead(_node(language, code), seed=11)["message"] == verdict["message"]
+    assert elapsed < 30  # five executions, two at a time
 
 
 def test_lookahead_error_and_skipped(docker_engine: Any) -> None:
@@ -144,7 +190,7 @@ def test_lookahead_error_and_skipped(docker_engine: Any) -> None:
     )
     verdict = check_lookahead(_node("python", code))
     assert verdict["status"] == "error"
-    assert "prefix" in verdict["message"] and "USER_ERROR" in verdict["message"]
+    assert "the first" in verdict["message"] and "USER_ERROR" in verdict["message"]
     metrics_only = _node("python", "x", outputs=[{"name": "m", "type": "metrics"}])
     assert check_lookahead(metrics_only)["status"] == "skipped"
 
@@ -210,7 +256,10 @@ def test_the_lab_flows_deliver_their_outcome_through_the_store(
 
     key = uuid.uuid4().hex
     peek = _node("python", PEEK_PY)
-    verdict = lookahead_flow(manifest_json=peek.model_dump_json(), result_key=key, store_url=store)
+    verdict = lookahead_flow(
+        manifest_json=peek.model_dump_json(), result_key=key, store_url=store, seed=5
+    )
     assert verdict == read_result(store, key)
-    assert verdict["value"]["status"] == "fail"
-    assert verdict["value"]["first_difference"]["row"] == 299
+    assert verdict["value"]["status"] == "fail" and verdict["value"]["seed"] == 5
+    first_prefix = verdict["value"]["prefix_lengths"][0]
+    assert verdict["value"]["first_difference"]["row"] == first_prefix - 1

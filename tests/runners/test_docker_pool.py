@@ -24,7 +24,7 @@ import os
 def run(inputs, params):
     seen = os.path.exists('/tmp/pool-marker')
     open('/tmp/pool-marker', 'w').write('x')
-    return {'report': {'seen': int(seen), 'host': os.uname().nodename}}
+    return {'report': {'seen': int(seen), 'host': int(os.uname().nodename, 16)}}
 """
 
 

@@ -1603,6 +1603,12 @@ export interface components {
             /** Prefix Rows */
             prefix_rows?: number | null;
             first_difference?: components["schemas"]["FirstDifference"] | null;
+            /** Seed */
+            seed?: number | null;
+            /** Prefix Lengths */
+            prefix_lengths?: number[] | null;
+            /** Changed From */
+            changed_from?: number | null;
         };
         /**
          * Manifest
