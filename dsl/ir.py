@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -143,6 +144,42 @@ class Expr(_Frozen):
     value: JsonValue = None
     node: str | None = None
     param: str | None = None
+
+
+# what a constraint's operators do (the compiler's grid count and the sweep's trials agree)
+CONSTRAINT_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "+": lambda a, b: a + b,
+    "-": lambda a, b: a - b,
+    "*": lambda a, b: a * b,
+    "/": lambda a, b: a / b,
+}
+
+
+def compile_constraint(e: Expr) -> Callable[[dict[tuple[str, str], Any]], Any]:
+    """A closure evaluating a constraint (a ``where`` line's :class:`Expr`) over one
+    combination ``{(node, param): value}`` (the compiler's count and the sweep's trials)."""
+    if e.op == "const":
+        value = e.value
+        return lambda env: value
+    if e.op == "param":
+        key = (e.node or "", e.param or "")
+        return lambda env: env[key]
+    args = [compile_constraint(a) for a in e.args]
+    if e.op == "not":
+        return lambda env: not args[0](env)
+    if e.op == "and":
+        return lambda env: all(a(env) for a in args)
+    if e.op == "or":
+        return lambda env: any(a(env) for a in args)
+    fn = CONSTRAINT_OPS[e.op]
+    left, right = args
+    return lambda env: fn(left(env), right(env))
 
 
 class Objective(_Frozen):

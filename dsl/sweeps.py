@@ -10,13 +10,21 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
 from typing import Any
 
 from dsl import tree as t
 from dsl.binder import Binder, BoundStep
 from dsl.diagnostics import did_you_mean
-from dsl.ir import Expr, FloatSpace, IntSpace, Objective, SweepIR, SweepParam, ValuesSpace
+from dsl.ir import (
+    Expr,
+    FloatSpace,
+    IntSpace,
+    Objective,
+    SweepIR,
+    SweepParam,
+    ValuesSpace,
+    compile_constraint,
+)
 from dsl.source import Reporter
 from dsl.sweep_spaces import build_space, finite_values, space_size
 from nodes.base import PortType
@@ -30,18 +38,6 @@ OPTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "grid": {},
     "random": {"trials": int, "seed": int},
     "optuna": {"trials": int, "seed": int, "sampler": str, "timeout": (int, float)},
-}
-_OPS: dict[str, Callable[[Any, Any], Any]] = {
-    "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b,
-    ">": lambda a, b: a > b,
-    ">=": lambda a, b: a >= b,
-    "==": lambda a, b: a == b,
-    "!=": lambda a, b: a != b,
-    "+": lambda a, b: a + b,
-    "-": lambda a, b: a - b,
-    "*": lambda a, b: a * b,
-    "/": lambda a, b: a / b,
 }
 Space = ValuesSpace | IntSpace | FloatSpace
 
@@ -382,24 +378,3 @@ class SweepChecker:
             )
             return None
         return Objective(direction=o.direction, node=o.step, port=port.name, key=key)  # type: ignore[arg-type]
-
-
-def compile_constraint(e: Expr) -> Callable[[dict[tuple[str, str], Any]], Any]:
-    """A closure evaluating a constraint (a ``where`` line's :class:`Expr`) over one
-    combination ``{(node, param): value}`` (the compiler's count and the sweep's trials)."""
-    if e.op == "const":
-        value = e.value
-        return lambda env: value
-    if e.op == "param":
-        key = (e.node or "", e.param or "")
-        return lambda env: env[key]
-    args = [compile_constraint(a) for a in e.args]
-    if e.op == "not":
-        return lambda env: not args[0](env)
-    if e.op == "and":
-        return lambda env: all(a(env) for a in args)
-    if e.op == "or":
-        return lambda env: any(a(env) for a in args)
-    fn = _OPS[e.op]
-    left, right = args
-    return lambda env: fn(left(env), right(env))

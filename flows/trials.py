@@ -22,8 +22,7 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
-from dsl.ir import FloatSpace, IntSpace, SweepIR, SweepParam, ValuesSpace
-from dsl.sweeps import compile_constraint
+from dsl.ir import FloatSpace, IntSpace, SweepIR, SweepParam, ValuesSpace, compile_constraint
 
 __all__ = ["DEFAULT_RANDOM_TRIALS", "Trial", "grid_trials", "random_trials", "trials_of"]
 

@@ -39,7 +39,7 @@ def test_a_grid_yields_every_allowed_combination_in_order() -> None:
 
 
 def test_a_big_range_is_generated_lazily() -> None:
-    sweep = _sweep("sweep grid {\n  fast.window = range(2, 100000)\n}\n")
+    sweep = _sweep("sweep grid {\n  fast.window = range(2, 10001)\n}\n")
     first = next(iter(grid_trials(sweep)))
     assert first == {"fast": {"window": 2}}
 
