@@ -33,7 +33,7 @@ from runners.docker.selftest import (
     save_attestation,
     self_test_line,
 )
-from runners.docker.sweeper import process_sweeper, sweep
+from runners.docker.sweeper import ORPHAN_MIN_AGE_S, process_sweeper, sweep
 from runners.process import process_runner, process_runner_enabled
 from runners.sandboxed import SandboxedRunner
 
@@ -95,7 +95,7 @@ class DockerRunner:
             if key in _SELF_TESTS:
                 return _SELF_TESTS[key], False
             client = self.executor.client
-            sweep(client)
+            sweep(client, orphan_min_age_s=ORPHAN_MIN_AGE_S)
             work_root = self.sandboxed.work_root
             attest = attestation_key(str(client.info().get("ID", "")), key)
             report = load_attestation(work_root, attest)

@@ -32,6 +32,7 @@ from docker.errors import APIError, NotFound
 from runners.docker.engine import SERVER_ENV, boot_id, claimed_deadline, owner_label
 
 __all__ = [
+    "ORPHAN_MIN_AGE_S",
     "ServerSandboxes",
     "Sweeper",
     "process_sweeper",
@@ -78,8 +79,16 @@ def _deadline(labels: dict[str, str], names: list[str]) -> float:
     return deadline if claimed is None else min(deadline, claimed)
 
 
-def sweep(client: docker.DockerClient, *, now: float | None = None) -> list[str]:
-    """Remove overdue and orphaned sandbox containers; returns the ids removed."""
+ORPHAN_MIN_AGE_S = 15.0
+
+
+def sweep(
+    client: docker.DockerClient, *, now: float | None = None, orphan_min_age_s: float = 0.0
+) -> list[str]:
+    """Remove overdue and orphaned sandbox containers; returns the ids removed. An orphan
+    younger than ``orphan_min_age_s`` (by its ``created_at`` label) is left for a later sweep:
+    the timers pass :data:`ORPHAN_MIN_AGE_S`, so no sweeper removes a container between its
+    creation and its start (a start-up sweep passes 0)."""
     now = time.time() if now is None else now
     removed: list[str] = []
     # the low-level list: no per-container inspect racing with a worker's own removals
@@ -92,6 +101,12 @@ def sweep(client: docker.DockerClient, *, now: float | None = None) -> list[str]
         orphaned = _process_gone(labels.get("alphaforge.owner", ""), boot)
         server = labels.get("alphaforge.server", "")
         orphaned = orphaned or (bool(server) and _process_gone(server, boot))
+        if orphaned and not stale and orphan_min_age_s > 0:
+            try:
+                age = now - float(labels.get("alphaforge.created_at", "0"))
+            except ValueError:
+                age = float("inf")
+            orphaned = age >= orphan_min_age_s
         if stale or orphaned:
             with contextlib.suppress(NotFound, APIError):
                 client.api.remove_container(c["Id"], force=True)
@@ -146,7 +161,7 @@ class Sweeper:
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
             with contextlib.suppress(Exception):  # an engine hiccup must not kill the worker
-                sweep(self.client)
+                sweep(self.client, orphan_min_age_s=ORPHAN_MIN_AGE_S)
             for hook in list(self.also):
                 with contextlib.suppress(Exception):
                     hook()

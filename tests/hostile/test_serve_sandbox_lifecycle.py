@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from runners.docker.sweeper import ORPHAN_MIN_AGE_S
 from tests.api.custom_node_helpers import manifest, pipeline_using
 from tests.deployments.fixtures import wait_for
 from tests.serve_process import Served, serve
@@ -139,7 +140,8 @@ def test_a_busy_loop_is_gone_within_its_deadline_plus_the_sweep(server: Server) 
 
 def test_a_busy_loop_whose_process_was_killed_is_swept_on_the_timer(server: Server) -> None:
     """SIGKILL to the flow-run process watching a busy loop (no handler, no atexit): its
-    containers (the node's and its pool's) are orphans, swept within the interval."""
+    containers (the node's and its pool's) are orphans, swept within the interval once they
+    are ORPHAN_MIN_AGE_S old (no timer takes a container between its creation and start)."""
     thread = server.in_background(manifest(code=BUSY, resources={"wall_s": 120}))
     node = server.running_node()
     owner = node["Labels"]["alphaforge.owner"]
@@ -149,11 +151,11 @@ def test_a_busy_loop_whose_process_was_killed_is_swept_on_the_timer(server: Serv
     killed = time.monotonic()
     wait_for(
         lambda: server.containers(f"alphaforge.owner={owner}") == [],
-        SWEEP_S + 15,
+        SWEEP_S + ORPHAN_MIN_AGE_S + 15,
         interval_s=0.2,
         what="the killed process's containers to be swept",
     )
-    assert time.monotonic() - killed < SWEEP_S + 15
+    assert time.monotonic() - killed < SWEEP_S + ORPHAN_MIN_AGE_S + 15
     thread.join(0)
 
 
