@@ -13,6 +13,7 @@ import re
 import secrets
 import sys
 import tempfile
+import time
 import unicodedata
 from datetime import UTC, datetime
 from importlib import metadata
@@ -25,8 +26,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "list_runs",
+    "mark",
     "new_run_id",
     "package_versions",
+    "process_marks",
     "run_id_for",
     "run_name",
     "slugify",
@@ -110,3 +113,32 @@ def list_runs(runs_dir: Path, limit: int | None = None) -> list[RunRecord]:
             if limit is not None and len(out) >= limit:
                 break
     return out
+
+
+def process_marks(submitted_at: float | None, body_start: float) -> dict[str, float]:
+    """The first timing marks of a run, in seconds since the spec was submitted (the web app's
+    click, a schedule's creation): ``at_process_s`` (the flow-run process started: the
+    launcher, see ``deployments.warm_launcher``), ``at_forked_s`` (a warm process was forked
+    for it), ``at_flow_s`` = ``prefect_start_s`` (the flow body started). Marks that cannot be
+    known (no submission time, a run in the caller's process) are left out."""
+    timings: dict[str, float] = {}
+    if submitted_at is None:
+        return timings
+    for name, env in (
+        ("process", "ALPHAFORGE_PROCESS_STARTED_AT"),
+        ("forked", "ALPHAFORGE_WARM_FORKED_AT"),
+    ):
+        try:
+            when = float(os.environ.get(env, ""))
+        except ValueError:
+            continue
+        if when >= submitted_at - 1:  # an environment inherited from an older process
+            timings[f"at_{name}_s"] = round(when - submitted_at, 4)
+    timings["prefect_start_s"] = timings["at_flow_s"] = round(body_start - submitted_at, 4)
+    return timings
+
+
+def mark(timings: dict[str, float], name: str, body_start: float) -> None:
+    """Record ``at_<name>_s``: now, in seconds since submission (needs ``at_flow_s``)."""
+    if "at_flow_s" in timings:
+        timings[f"at_{name}_s"] = round(timings["at_flow_s"] + time.time() - body_start, 4)
