@@ -35,6 +35,7 @@ import socket
 import sys
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,7 @@ from deployments.warm_launcher import HEADER, SOCKET_ENV, STARTED_ENV
 __all__ = ["PRELOAD", "SOCKET_ENV", "STARTED_ENV", "WARM_ENV", "ChildJob", "serve", "warm_enabled"]
 
 WARM_ENV = "ALPHAFORGE_WARM_WORKER"
+DEBUG_ENV = "ALPHAFORGE_WARM_DEBUG"
 # What a flow-run process imports anyway, in the order the engine needs it. Imported once by
 # the server; a module missing here is merely imported by the child (slower, never wrong).
 PRELOAD = (
@@ -76,7 +78,20 @@ PRELOAD = (
     "mlflow.store.db.utils",
     "mlflow.store.artifact.local_artifact_repo",
     "alembic",
+    "alembic.command",
+    "alembic.config",
     "alembic.runtime.migration",
+    "graphviz",
+    "prefect.utilities.visualization",
+    "mlflow.store.tracking.sqlalchemy_workspace_store",
+    "mlflow.store.workspace_aware_mixin",
+    "mlflow.store.workspace.utils",
+    "sqlalchemy.dialects.sqlite",
+    "sqlalchemy.dialects.sqlite.pysqlite",
+    "pyarrow.dataset",
+    "pyarrow.pandas_compat",
+    "pandas.core.arrays.arrow.extension_types",
+    "rich._emoji_codes",
     "flows.pipeline",
     "flows.nodelab",
     "flows.finish",
@@ -85,6 +100,12 @@ PRELOAD = (
     "runners.inprocess",
     "runners.registry",
     "nodes",
+    "nodes.builtin",
+    "nodes.builtin.backtest",
+    "nodes.builtin.indicators",
+    "nodes.builtin.loaders",
+    "nodes.builtin.metrics",
+    "nodes.builtin.signals",
 )
 ACCEPT_TICK_S = 1.0
 
@@ -115,6 +136,52 @@ def preload(modules: tuple[str, ...] = PRELOAD) -> list[str]:
     return failed
 
 
+def _warm_code_fingerprints() -> None:
+    """Fingerprint the built-in nodes' code (parsing their modules' sources: ~1 s) once here:
+    the forks inherit the hashes of the very code they run (it was imported here too)."""
+    try:
+        from dsl.ir import NodeIR
+        from nodes.base import registry
+        from runners.registry import code_fingerprint
+
+        for name in sorted(registry().names()):
+            node_type = registry().get(name)
+            code_fingerprint(
+                NodeIR(id="warm", type=name, version=node_type.version, runtime="builtin")
+            )
+    except Exception as exc:  # the forks compute what is missing
+        _say(f"could not pre-compute the nodes' code fingerprints: {exc}")
+
+
+def _warm_tracking_store(timeout_s: float = 300.0) -> None:
+    """Open the MLflow store once, in a throwaway fork: the first run after a start otherwise
+    waits seconds for MLflow to create (or migrate) its tables. A fork, so that this server
+    keeps no connection, thread or cached setting of its own."""
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            from mlflow import MlflowClient
+
+            from flows.settings import get_settings
+
+            MlflowClient(tracking_uri=get_settings().mlflow_uri).search_experiments(max_results=1)
+        except BaseException as exc:  # reported by the server; the runs retry on their own
+            print(f"warm processes: MLflow store not opened: {exc}", file=sys.stderr)
+            code = 1
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        done, _status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return
+        time.sleep(0.05)
+    _say("the MLflow store took too long to open; going on without waiting")
+
+
 @dataclass
 class ChildJob:
     """What a forked child runs: one launcher's flow run."""
@@ -139,15 +206,43 @@ class ChildJob:
         with contextlib.suppress(OSError):
             os.chdir(self.cwd)
         _watch_launcher(self.conn)
+        if os.environ.get(DEBUG_ENV):
+            _report_late_imports(set(sys.modules))
         _fresh_state()
         import runpy
 
         sys.argv = ["prefect.engine", *self.argv]
+        profile = None
+        if os.environ.get(DEBUG_ENV) == "profile":
+            import cProfile
+
+            profile = cProfile.Profile()
+            profile.enable()
         try:
-            runpy.run_module("prefect.engine", run_name="__main__", alter_sys=True)
+            with warnings.catch_warnings():
+                # runpy warns that the module it runs as __main__ was imported already: here,
+                # on purpose (that is what makes the process warm)
+                warnings.filterwarnings("ignore", r".*found in sys\.modules", RuntimeWarning)
+                runpy.run_module("prefect.engine", run_name="__main__", alter_sys=True)
         except SystemExit as exc:
             return _exit_code(exc.code)
+        finally:
+            if profile is not None:
+                profile.disable()
+                profile.dump_stats(f"/tmp/af-warm-profile-{os.getpid()}.prof")
         return 0
+
+
+def _report_late_imports(preloaded: set[str]) -> None:
+    """At exit, print the top-level packages this child imported that the server had not
+    (``ALPHAFORGE_WARM_DEBUG=1``): candidates for :data:`PRELOAD`."""
+    import atexit
+
+    def report() -> None:
+        late = sorted(set(sys.modules) - preloaded)
+        print(f"warm processes: imported after the fork: {late}", file=sys.stderr)
+
+    atexit.register(report)
 
 
 def _exit_code(code: object) -> int:
@@ -247,6 +342,8 @@ def serve(path: Path, *, ready: Path | None = None) -> ChildJob | None:
     child (which the caller runs, then exits: see :func:`main`).
     """
     failed = preload()
+    _warm_code_fingerprints()
+    _warm_tracking_store()
     stray = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
     if stray:  # a fork only copies the forking thread: say so rather than deadlock quietly
         _say(f"threads running after the imports: {stray}")
