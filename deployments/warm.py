@@ -36,6 +36,7 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -153,6 +154,16 @@ def _warm_code_fingerprints() -> None:
         _say(f"could not pre-compute the nodes' code fingerprints: {exc}")
 
 
+def _warm_package_versions() -> None:
+    """The package versions every run records (read from the installed metadata: slow)."""
+    try:
+        from flows.record import package_versions
+
+        package_versions()
+    except Exception as exc:  # the forks read them
+        _say(f"could not read the package versions: {exc}")
+
+
 def _warm_tracking_store(timeout_s: float = 300.0) -> None:
     """Open the MLflow store once, in a throwaway fork: the first run after a start otherwise
     waits seconds for MLflow to create (or migrate) its tables. A fork, so that this server
@@ -191,6 +202,7 @@ class ChildJob:
     argv: list[str]
     cwd: str
     env: dict[str, str]
+    server_env: dict[str, str]
     forked_at: float = field(default_factory=time.time)
 
     def run(self) -> int:
@@ -208,7 +220,7 @@ class ChildJob:
         _watch_launcher(self.conn)
         if os.environ.get(DEBUG_ENV):
             _report_late_imports(set(sys.modules))
-        _fresh_state()
+        _fresh_state(self.server_env)
         import runpy
 
         sys.argv = ["prefect.engine", *self.argv]
@@ -268,14 +280,42 @@ def _watch_launcher(conn: socket.socket) -> None:
     threading.Thread(target=watch, name="warm-launcher-watch", daemon=True).start()
 
 
-def _fresh_state() -> None:
-    """Settings re-read from this run's environment (the server's were read at its start)."""
-    import prefect.context
+def _prefect_settings_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The environment variables Prefect's settings read (``PREFECT_*``; the ``PREFECT__*``
+    ones are per flow run and read from the environment when needed)."""
+    return {k: v for k, v in env.items() if k.startswith("PREFECT_") and "PREFECT__" not in k}
 
-    prefect.context.refresh_global_settings_context()
-    from prefect.logging.configuration import setup_logging
 
-    setup_logging()
+def _settings_as_the_worker_passes_them() -> dict[str, str]:
+    """This server's environment as a worker's flow-run environment would carry it: Prefect's
+    starter adds the current settings as ``PREFECT_*`` variables (in their canonical text), so
+    the same settings compare equal."""
+    env = dict(os.environ)
+    try:
+        from prefect.settings import get_current_settings
+
+        exported = get_current_settings().to_environment_variables(exclude_unset=True)
+        env.update({k: str(v) for k, v in exported.items() if v is not None})
+    except Exception as exc:  # then every fork re-reads its settings: slower, still right
+        _say(f"could not export Prefect's settings: {exc}")
+    return env
+
+
+def _fresh_state(server_env: Mapping[str, str]) -> None:
+    """Settings from this run's environment: Prefect's are re-read (and its logging set up
+    again) when the run's ``PREFECT_*`` variables differ from the server's (~0.2-0.4 s, so
+    only then); ours are always read afresh (the server never read them)."""
+    mine, theirs = _prefect_settings_env(os.environ), _prefect_settings_env(server_env)
+    if mine != theirs:
+        if os.environ.get(DEBUG_ENV):
+            differ = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+            print(f"warm processes: Prefect settings re-read for {differ}", file=sys.stderr)
+        import prefect.context
+
+        prefect.context.refresh_global_settings_context()
+        from prefect.logging.configuration import setup_logging
+
+        setup_logging()
     from flows.settings import get_settings
 
     get_settings.cache_clear()
@@ -343,6 +383,7 @@ def serve(path: Path, *, ready: Path | None = None) -> ChildJob | None:
     """
     failed = preload()
     _warm_code_fingerprints()
+    _warm_package_versions()
     _warm_tracking_store()
     stray = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
     if stray:  # a fork only copies the forking thread: say so rather than deadlock quietly
@@ -368,6 +409,7 @@ def serve(path: Path, *, ready: Path | None = None) -> ChildJob | None:
     signal.set_wakeup_fd(wake_w)
     children: dict[int, socket.socket] = {}
     server_pid = os.getpid()
+    server_env = _settings_as_the_worker_passes_them()
     if ready is not None:
         ready.write_text(json.dumps({"pid": server_pid, "failed": failed}))
     _say(f"ready on {path} (pid {server_pid}, {len(sys.modules)} modules)")
@@ -402,7 +444,12 @@ def serve(path: Path, *, ready: Path | None = None) -> ChildJob | None:
                     other.close()
                 conn.settimeout(None)
                 return ChildJob(
-                    conn=conn, fds=request.fds, argv=request.argv, cwd=request.cwd, env=request.env
+                    conn=conn,
+                    fds=request.fds,
+                    argv=request.argv,
+                    cwd=request.cwd,
+                    env=request.env,
+                    server_env=server_env,
                 )
             for fd in request.fds:
                 os.close(fd)

@@ -16,6 +16,7 @@ import tempfile
 import time
 import unicodedata
 from datetime import UTC, datetime
+from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -78,14 +79,21 @@ def utc_now() -> str:
 
 
 def package_versions() -> dict[str, str | None]:
-    """Versions of the packages that shape a result (None when not installed)."""
+    """Versions of the packages that shape a result (None when not installed): read once per
+    process (the code a process runs does not change under it; warm flow-run processes inherit
+    them from ``deployments.warm``)."""
+    return dict(_package_versions())
+
+
+@lru_cache(maxsize=1)
+def _package_versions() -> tuple[tuple[str, str | None], ...]:
     out: dict[str, str | None] = {"python": sys.version.split()[0]}
     for name in _PACKAGES:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out[name] = None
-    return out
+    return tuple(out.items())
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -12,6 +12,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,24 +31,29 @@ PROBE_LINE = re.compile(r"probe pid=(\d+) ppid=(\d+) runs=(\d+)")
 
 
 def _node(node_id: str, t: Any, params: dict[str, Any], **inputs: InputBinding) -> NodeIR:
+    bindings: dict[str, InputBinding | tuple[InputBinding, ...]] = dict(inputs)
     return NodeIR(
         id=node_id,
         type=t.name,
         version=t.version,
         params=params,
-        inputs=inputs,
+        inputs=bindings,
         outputs={p.name: p.type.value for p in t.outputs},
     )
+
+
+def _gone(pid: int) -> bool:
+    return not pid_alive(pid)
 
 
 def _probe_ir(nap_s: float = 0.0) -> PipelineIR:
     """bars → probe (logs its process) → nap."""
     close = InputBinding(node="data", port="bars", column="close")
-    nodes = [
+    nodes = (
         _node("data", TBars, {"n": 50}),
         _node("probe", TProbe, {}, series=close),
         _node("nap", TSleep, {"seconds": nap_s}, series=InputBinding(node="probe", port="value")),
-    ]
+    )
     return PipelineIR(name="warm_probe", title="Warm probe", nodes=nodes)
 
 
@@ -95,13 +101,13 @@ class Pool:
         from prefect.client.orchestration import SyncPrefectClient
 
         with SyncPrefectClient(api=self.api_url) as client:
-            return client.read_flow_run(flow_run_id)
+            return client.read_flow_run(uuid.UUID(flow_run_id))
 
     def states(self, flow_run_id: str) -> list[str]:
         from prefect.client.orchestration import SyncPrefectClient
 
         with SyncPrefectClient(api=self.api_url) as client:
-            return [s.type.value for s in client.read_flow_run_states(flow_run_id)]
+            return [s.type.value for s in client.read_flow_run_states(uuid.UUID(flow_run_id))]
 
     def wait_final(self, flow_run_id: str, timeout_s: float = 120.0) -> Any:
         def final() -> Any:
@@ -174,7 +180,7 @@ def test_each_warm_flow_run_gets_a_fresh_fork_of_the_preloaded_server(warm_pool:
         # the worker knows the launcher (its infrastructure pid), which relayed the exit
         launcher = int(str(flow_run.infrastructure_pid).rsplit(":", 1)[-1])
         assert launcher not in (pid, server_pid)
-        wait_for(lambda p=pid: not pid_alive(p), 30, what="the flow-run process to exit")
+        wait_for(partial(_gone, pid), 30, what="the flow-run process to exit")
         timings = record["timings"]
         assert 0 <= timings["at_process_s"] <= timings["at_forked_s"] <= timings["at_flow_s"]
         assert timings["at_flow_s"] <= timings["at_nodes_done_s"] <= timings["at_results_s"]
