@@ -135,6 +135,16 @@ def _events(
     return {"events": {k: round(v, 4) for k, v in events.items()}, "cached_nodes": cached}
 
 
+def _keep_logs(logs: Path) -> None:
+    """The services' logs of this measurement, kept in bench/results/web_run_logs/."""
+    import shutil
+
+    target = ROOT / "bench" / "results" / "web_run_logs"
+    shutil.rmtree(target, ignore_errors=True)
+    if logs.is_dir():
+        shutil.copytree(logs, target)
+
+
 def _print_breakdown(label: str, events: dict[str, float]) -> None:
     print(f"  {label}: seconds since the click (step duration in brackets)")
     previous = 0.0
@@ -178,6 +188,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             )
         report = json.loads(proc.stdout.strip().splitlines()[-1])
         runs = report["runs"]
+        _keep_logs(Path(tmp) / "data" / "logs")
         for run in runs:
             run.update(
                 _events(
