@@ -276,9 +276,11 @@ async def _events(
                 return
         if await request.is_disconnected():
             return
-        await asyncio.sleep(STREAM_WATCH_S)
-        since_sync += STREAM_WATCH_S
-        idle += STREAM_WATCH_S
+        # once run.json is final only Prefect's Completed is missing: look twice as often
+        tick = STREAM_WATCH_S / 2 if recorded_final else STREAM_WATCH_S
+        await asyncio.sleep(tick)
+        since_sync += tick
+        idle += tick
         if idle >= STREAM_HEARTBEAT_S:
             idle = 0.0
             yield ": keep-alive\n\n"
