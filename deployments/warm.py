@@ -460,8 +460,12 @@ def serve(path: Path, *, ready: Path | None = None) -> ChildJob | None:
     finally:
         if os.getpid() == server_pid:
             listener.close()
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+            for done in (path, ready):
+                if done is not None:
+                    with contextlib.suppress(FileNotFoundError):
+                        done.unlink()
+            with contextlib.suppress(OSError):  # the private directory, when it is empty now
+                path.parent.rmdir()
             for conn in children.values():
                 conn.close()
     return None
