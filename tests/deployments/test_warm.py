@@ -253,3 +253,83 @@ def test_the_launcher_without_a_server_becomes_prefects_engine(tmp_path: Path) -
     # prefect.engine's own complaint about the id: the launcher exec'd it
     assert proc.returncode == 1
     assert "Invalid flow run id" in proc.stderr, proc.stderr[-2000:]
+
+
+@pytest.fixture
+def fork_server(tmp_path: Path) -> Iterator[tuple[Path, Path, str]]:
+    """A warm server whose Prefect API never answers (a socket that accepts nothing): its
+    children wait in their first API call until a signal ends them. Yields (socket, log, API)."""
+    import socket as sockets
+
+    silent = sockets.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    api = f"http://127.0.0.1:{silent.getsockname()[1]}/api"
+    sock, ready, log = tmp_path / "w.sock", tmp_path / "ready.json", tmp_path / "warm.log"
+    env = {**os.environ, "PREFECT_API_URL": api, "PREFECT_HOME": str(tmp_path / "prefect")}
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "deployments.warm", "serve", str(sock), str(ready)],
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for(lambda: ready.exists() or server.poll() is not None, 180, what="warm server")
+        assert server.poll() is None, log.read_text()
+        yield sock, log, api
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(30)
+        silent.close()
+    assert not sock.exists() and not ready.exists()  # the server cleaned up after itself
+
+
+def _launch(sock: Path, api: str, tmp_path: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "ALPHAFORGE_WARM_SOCKET": str(sock),
+        "PREFECT_API_URL": api,
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+        "PREFECT__FLOW_RUN_ID": str(uuid.uuid4()),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "deployments.warm_launcher"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _child_of(log: Path, launcher: int) -> int:
+    pattern = re.compile(rf"flow-run process (\d+) for launcher {launcher}\b")
+
+    def found() -> int | None:
+        hit = pattern.search(log.read_text())
+        return int(hit[1]) if hit else None
+
+    return int(wait_for(found, 60, interval_s=0.1, what="the fork for the launcher"))
+
+
+def test_the_launcher_relays_signals_and_its_death_to_the_fork(
+    fork_server: tuple[Path, Path, str], tmp_path: Path
+) -> None:
+    sock, log, api = fork_server
+    # SIGTERM to the launcher (what the worker sends) reaches the fork, and the launcher ends
+    # the way the fork ended: killed by that signal
+    launcher = _launch(sock, api, tmp_path)
+    child = _child_of(log, launcher.pid)
+    assert child != launcher.pid and pid_alive(child)
+    time.sleep(0.5)
+    launcher.send_signal(15)
+    assert launcher.wait(30) == -15
+    wait_for(partial(_gone, child), 30, what="the fork to end after SIGTERM")
+    # a launcher killed outright (SIGKILL cannot be relayed) takes its fork with it
+    launcher = _launch(sock, api, tmp_path)
+    child = _child_of(log, launcher.pid)
+    launcher.kill()
+    launcher.wait(30)
+    wait_for(partial(_gone, child), 30, what="the fork to end after its launcher died")
