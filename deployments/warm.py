@@ -138,18 +138,12 @@ def preload(modules: tuple[str, ...] = PRELOAD) -> list[str]:
 
 
 def _warm_code_fingerprints() -> None:
-    """Fingerprint the built-in nodes' code (parsing their modules' sources: ~1 s) once here:
-    the forks inherit the hashes of the very code they run (it was imported here too)."""
+    """Fingerprint the built-in nodes' code (parsing their modules' sources) once here: the
+    forks inherit the hashes of the very code they run (it was imported here too)."""
     try:
-        from dsl.ir import NodeIR
-        from nodes.base import registry
-        from runners.registry import code_fingerprint
+        from flows.artifacts import warm_builtin_code_fingerprints
 
-        for name in sorted(registry().names()):
-            node_type = registry().get(name)
-            code_fingerprint(
-                NodeIR(id="warm", type=name, version=node_type.version, runtime="builtin")
-            )
+        warm_builtin_code_fingerprints()
     except Exception as exc:  # the forks compute what is missing
         _say(f"could not pre-compute the nodes' code fingerprints: {exc}")
 
