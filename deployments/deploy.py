@@ -25,6 +25,7 @@ from prefect.client.schemas.actions import DeploymentUpdate, WorkPoolCreate
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
 __all__ = [
+    "FLOW_RUN_COMMAND",
     "NODELAB_DEPLOYMENT",
     "NODELAB_FLOWS",
     "POOL_NAME",
@@ -47,6 +48,7 @@ NODELAB_FLOWS: dict[str, tuple[str, str]] = {
     "lookahead": ("flows.nodelab", "lookahead_flow"),
 }
 TAG = "alphaforge"
+FLOW_RUN_COMMAND = "python -m deployments.warm_launcher"
 
 
 def deployment_name_for(pipeline_id: int) -> str:
@@ -95,8 +97,10 @@ def _job_variables() -> dict[str, Any]:
     # An explicit command keeps the worker from "preparing a workspace" (uv, pyproject lookups).
     # It names no path of this host: each worker runs the `python` on its own PATH (the
     # platform's interpreter, see deployments.stack.Worker) in its own working directory, and
-    # the flow is imported from the installed package.
-    return {"command": "python -m prefect.engine"}
+    # the flow is imported from the installed package. The launcher runs the flow run in one
+    # of the worker's warm processes when it has them, else it becomes `python -m
+    # prefect.engine` (deployments.warm_launcher).
+    return {"command": FLOW_RUN_COMMAND}
 
 
 def upsert_deployment(

@@ -9,7 +9,9 @@
   database on PostgreSQL (``<appdb>_prefect``, created when missing): SQLite under concurrent
   runs answers "database is locked".
 - :class:`Worker`: ``prefect worker start`` on the process pool: one subprocess per flow run,
-  killed when the flow run is set to Cancelling.
+  killed when the flow run is set to Cancelling; with :class:`WarmProcesses` (the default,
+  ``ALPHAFORGE_WARM_WORKER``) each flow run starts in a pre-imported fork
+  (:mod:`deployments.warm`) instead of a fresh interpreter.
 - :class:`MlflowUi`: ``mlflow server`` on the embedded tracking store (``--with-mlflow-ui``).
 
 Each child runs in its own process group, so stopping it (SIGTERM, then SIGKILL after a grace
@@ -22,10 +24,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Mapping
@@ -33,11 +37,14 @@ from pathlib import Path
 from typing import Any
 
 from deployments.deploy import POOL_NAME
+from deployments.warm import warm_enabled
+from deployments.warm_launcher import SOCKET_ENV
 
 __all__ = [
     "Child",
     "MlflowUi",
     "PrefectServer",
+    "WarmProcesses",
     "Worker",
     "free_port",
     "prefect_database_url",
@@ -46,9 +53,11 @@ __all__ = [
 
 BIN = Path(sys.executable).parent
 START_TIMEOUT_S = 120.0
-# Quick pick-up of new flow runs, and schedules looked at every few seconds: the defaults
-# (10 s / 60 s) suit a cluster, not one machine where someone waits for a run to start.
-WORKER_QUERY_SECONDS = "1"
+# Quick pick-up of new flow runs (a poll every 0.5 s: one small query to the local server), and
+# schedules looked at every few seconds: the defaults (10 s / 60 s) suit a cluster, not one
+# machine where someone waits for a run to start.
+WORKER_QUERY_SECONDS = "0.5"
+WORKER_PREFETCH_SECONDS = "5"
 SCHEDULER_LOOP_SECONDS = "5"
 
 
@@ -256,8 +265,50 @@ class PrefectServer(Child):
         self.wait_http(f"{self.api_url}/health", timeout_s)
 
 
+class WarmProcesses(Child):
+    """The fork server of warm flow-run processes (:mod:`deployments.warm`): imports what a flow
+    run needs once, then forks a fresh child per flow run the worker starts. Its Unix socket
+    lives in a short private temporary directory (socket paths are limited to ~100 bytes)."""
+
+    def __init__(self, env: Mapping[str, str], log: Path, *, cwd: Path | None = None) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="af-warm-"))
+        self.socket = self.dir / "warm.sock"
+        self.ready_file = self.dir / "ready.json"
+        argv = [str(BIN / "python"), "-m", "deployments.warm", "serve"]
+        argv += [str(self.socket), str(self.ready_file)]
+        env = dict(env)
+        env.pop(SOCKET_ENV, None)
+        super().__init__("warm flow-run processes", argv, env, log, cwd=cwd)
+
+    def ready(self) -> bool:
+        """Whether the server finished its imports and listens."""
+        return self.ready_file.exists() and self.socket.exists()
+
+    def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Wait until the server listens (RuntimeError with its log's tail if it exits)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise RuntimeError(f"{self.name} exited early:\n{self.tail()}")
+            if self.ready():
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} not ready within {timeout_s:.0f}s:\n{self.tail()}")
+
+    def stop(self, grace_s: float = 15.0) -> None:
+        """Stop the server and its running flow-run processes; remove the socket directory."""
+        super().stop(grace_s)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 class Worker(Child):
-    """A process worker on ``pool``: runs each flow run as a subprocess of this machine."""
+    """A process worker on ``pool``: runs each flow run as a subprocess of this machine.
+
+    ``warm`` (default: ``ALPHAFORGE_WARM_WORKER``, on when unset) starts :class:`WarmProcesses`
+    beside it: the deployments' command (``python -m deployments.warm_launcher``) then runs
+    each flow run in a pre-imported fork instead of a fresh interpreter. Off, the launcher
+    execs ``python -m prefect.engine``: Prefect's plain process worker.
+    """
 
     def __init__(
         self,
@@ -269,31 +320,54 @@ class Worker(Child):
         name: str | None = None,
         extra_env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
+        warm: bool | None = None,
     ) -> None:
         env = prefect_env(prefect_home, api_url)
-        # The deployments' command is `python -m prefect.engine`: this interpreter comes first.
+        # The deployments' command is `python -m ...`: this interpreter comes first.
         env["PATH"] = os.pathsep.join([str(BIN), env.get("PATH", "")])
         env["PREFECT_WORKER_QUERY_SECONDS"] = WORKER_QUERY_SECONDS
-        env["PREFECT_WORKER_PREFETCH_SECONDS"] = "5"
+        env["PREFECT_WORKER_PREFETCH_SECONDS"] = WORKER_PREFETCH_SECONDS
         # a beat every 30 s (Prefect's minimum; default 180): a run whose process died with its
         # worker on another machine is found within minutes (api.services.run_liveness)
         env.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30")
         env.update(extra_env or {})
+        env.pop(SOCKET_ENV, None)
+        self.warm: WarmProcesses | None = None
+        if warm_enabled() if warm is None else warm:
+            self.warm = WarmProcesses(env, log.with_name(f"{log.stem}-warm.log"), cwd=cwd)
+            env[SOCKET_ENV] = str(self.warm.socket)
         worker_name = name or f"alphaforge-{socket.gethostname()}-{os.getpid()}"
         argv = [str(BIN / "prefect"), "worker", "start", "--pool", pool, "--type", "process"]
         argv += ["--name", worker_name]
-        super().__init__("prefect worker", argv, env, log, cwd=cwd)
+        try:
+            super().__init__("prefect worker", argv, env, log, cwd=cwd)
+        except BaseException:
+            if self.warm is not None:
+                self.warm.stop()
+            raise
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:
-        """Wait until the worker logged that it started (or fail if it exited)."""
+        """Wait until the worker logged that it started and its warm processes (if any)
+        listen (or fail if either exited)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if not self.alive():
                 raise RuntimeError(f"{self.name} exited early:\n{self.tail()}")
             if "started!" in self.tail(20_000) or "Worker '" in self.tail(20_000):
-                return
+                break
             time.sleep(0.2)
-        raise RuntimeError(f"{self.name} did not start within {timeout_s:.0f}s:\n{self.tail()}")
+        else:
+            raise RuntimeError(f"{self.name} did not start within {timeout_s:.0f}s:\n{self.tail()}")
+        if self.warm is not None:
+            self.warm.wait_ready(max(deadline - time.monotonic(), START_TIMEOUT_S))
+
+    def stop(self, grace_s: float = 15.0) -> None:
+        """Stop the worker (and its flow-run processes), then its warm processes."""
+        try:
+            super().stop(grace_s)
+        finally:
+            if self.warm is not None:
+                self.warm.stop(grace_s)
 
 
 class MlflowUi(Child):

@@ -30,7 +30,14 @@ from typing import Any
 from dsl.ir import NodeIR, PipelineIR
 from nodes.errors import AlphaForgeError
 
-__all__ = ["ArtifactStore", "KeyPlan", "StoreError", "compute_keys", "node_key"]
+__all__ = [
+    "ArtifactStore",
+    "KeyPlan",
+    "StoreError",
+    "compute_keys",
+    "node_key",
+    "warm_builtin_code_fingerprints",
+]
 
 # 2: the code fingerprint joined the key (every key of schema 1 is stale by construction).
 KEY_SCHEMA = 2
@@ -85,6 +92,22 @@ class KeyPlan:
     fingerprints: dict[str, str] = field(default_factory=dict)
     fingerprint_errors: dict[str, str] = field(default_factory=dict)
     code_fingerprints: dict[str, str] = field(default_factory=dict)
+
+
+def warm_builtin_code_fingerprints() -> int:
+    """Take the code fingerprint of every registered built-in node type now (parsing their
+    modules' sources, ~0.5 s), so :func:`compute_keys` finds them cached in this process and in
+    processes forked from it (``deployments.warm``). Returns how many were taken."""
+    from nodes.base import registry
+    from runners.registry import code_fingerprint
+
+    taken = 0
+    for name in sorted(registry().names()):
+        node_type = registry().get(name)
+        node = NodeIR(id="warm", type=name, version=node_type.version, runtime="builtin")
+        code_fingerprint(node)
+        taken += 1
+    return taken
 
 
 def compute_keys(

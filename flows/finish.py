@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from dsl.ir import PipelineIR
 from flows.artifacts import KeyPlan
 from flows.execute import sandbox_record
-from flows.record import run_name, utc_now
+from flows.record import mark, run_name, utc_now
 from flows.results import RunResults, write_results
 from flows.settings import CoreSettings
 from flows.spec import NodeRecord, RunRecord, RunStatus
@@ -84,7 +84,9 @@ def finish_run(
         }
         results = write_results(ir, outputs, run_dir)
     timings["results_s"] = round(time.time() - t, 4)
+    mark(timings, "results", body_start)
     tracking = _track(tracker, ir, run_dir, status, results, timings, logger)
+    mark(timings, "tracked", body_start)
     if status == "completed" and tracking.get("tracking_error"):
         # a run whose results are not where its users look for them has not completed
         status = "failed"
@@ -196,11 +198,10 @@ def _track(
 def _log_to(
     tracker: Tracker, ir: PipelineIR, run_dir: Path, status: str, results: RunResults
 ) -> None:
-    tracker.log_params(flatten_params(ir))
-    tracker.log_metrics(results.metrics)
-    tracker.set_tags({"alphaforge.status": status})
+    tags = {"alphaforge.status": status}
     if results.fingerprint:
-        tracker.set_tags({"alphaforge.result_fingerprint": results.fingerprint})
+        tags["alphaforge.result_fingerprint"] = results.fingerprint
+    tracker.log_all(flatten_params(ir), results.metrics, tags)
     for name in ("ir.json", "metrics.json"):
         if (run_dir / name).exists():
             tracker.log_artifact(run_dir / name)

@@ -24,7 +24,7 @@ from flows.artifacts import ArtifactStore, KeyPlan, compute_keys
 from flows.events import NodeEvent, publish
 from flows.execute import NodeJob, cancel_user_runners, execute_job, release_user_runners
 from flows.finish import finish_run, open_tracker
-from flows.record import package_versions, utc_now
+from flows.record import mark, package_versions, process_marks, utc_now
 from flows.settings import CoreSettings
 from flows.spec import NodeRecord, RunRecord, RunSpec
 from flows.tracking import import_shared_dependencies
@@ -113,9 +113,7 @@ def run_graph(
     record = _initial_record(spec, ir, run_id, flow_run_id)
     record.write(run_dir)
 
-    timings: dict[str, float] = {}
-    if spec.submitted_at is not None:
-        timings["prefect_start_s"] = round(body_start - spec.submitted_at, 4)
+    timings = process_marks(spec.submitted_at, body_start)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracker")
     tracker: Future[Any] | None = None
     if spec.track:
@@ -149,6 +147,7 @@ def run_graph(
                 kill_sandboxes(run_id)
                 raise
             timings["nodes_s"] = round(time.time() - t, 4)
+            mark(timings, "nodes_done", body_start)
             outcomes = _outcomes(ir, futures, run_id)
             record = finish_run(
                 record=record,

@@ -13,8 +13,10 @@ import re
 import secrets
 import sys
 import tempfile
+import time
 import unicodedata
 from datetime import UTC, datetime
+from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,8 +27,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "list_runs",
+    "mark",
     "new_run_id",
     "package_versions",
+    "process_marks",
     "run_id_for",
     "run_name",
     "slugify",
@@ -75,14 +79,21 @@ def utc_now() -> str:
 
 
 def package_versions() -> dict[str, str | None]:
-    """Versions of the packages that shape a result (None when not installed)."""
+    """Versions of the packages that shape a result (None when not installed): read once per
+    process (the code a process runs does not change under it; warm flow-run processes inherit
+    them from ``deployments.warm``)."""
+    return dict(_package_versions())
+
+
+@lru_cache(maxsize=1)
+def _package_versions() -> tuple[tuple[str, str | None], ...]:
     out: dict[str, str | None] = {"python": sys.version.split()[0]}
     for name in _PACKAGES:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out[name] = None
-    return out
+    return tuple(out.items())
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -110,3 +121,32 @@ def list_runs(runs_dir: Path, limit: int | None = None) -> list[RunRecord]:
             if limit is not None and len(out) >= limit:
                 break
     return out
+
+
+def process_marks(submitted_at: float | None, body_start: float) -> dict[str, float]:
+    """The first timing marks of a run, in seconds since the spec was submitted (the web app's
+    click, a schedule's creation): ``at_process_s`` (the flow-run process started: the
+    launcher, see ``deployments.warm_launcher``), ``at_forked_s`` (a warm process was forked
+    for it), ``at_flow_s`` = ``prefect_start_s`` (the flow body started). Marks that cannot be
+    known (no submission time, a run in the caller's process) are left out."""
+    timings: dict[str, float] = {}
+    if submitted_at is None:
+        return timings
+    for name, env in (
+        ("process", "ALPHAFORGE_PROCESS_STARTED_AT"),
+        ("forked", "ALPHAFORGE_WARM_FORKED_AT"),
+    ):
+        try:
+            when = float(os.environ.get(env, ""))
+        except ValueError:
+            continue
+        if when >= submitted_at - 1:  # an environment inherited from an older process
+            timings[f"at_{name}_s"] = round(when - submitted_at, 4)
+    timings["prefect_start_s"] = timings["at_flow_s"] = round(body_start - submitted_at, 4)
+    return timings
+
+
+def mark(timings: dict[str, float], name: str, body_start: float) -> None:
+    """Record ``at_<name>_s``: now, in seconds since submission (needs ``at_flow_s``)."""
+    if "at_flow_s" in timings:
+        timings[f"at_{name}_s"] = round(timings["at_flow_s"] + time.time() - body_start, 4)

@@ -31,6 +31,8 @@ __all__ = [
 ]
 
 _BATCH = 100  # MLflow's per-request limit for params and tags
+_METRICS_BATCH = 1000  # ... for metrics
+_ENTITIES = 1000  # ... for params + metrics + tags in one request
 
 
 class TrackingError(AlphaForgeError):
@@ -54,6 +56,12 @@ class Tracker(Protocol):
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         """Attach tags to the run."""
+        ...
+
+    def log_all(
+        self, params: Mapping[str, Any], metrics: Mapping[str, Any], tags: Mapping[str, str]
+    ) -> None:
+        """Params, metrics and tags together (one round trip where the backend allows)."""
         ...
 
     def log_artifact(self, path: Path) -> None:
@@ -123,6 +131,29 @@ _warming: dict[str, threading.Thread] = {}
 _warming_lock = threading.Lock()
 
 
+def _params(params: Mapping[str, Any]) -> list[Any]:
+    from mlflow.entities import Param
+
+    return [Param(k, str(v)[:6000]) for k, v in sorted(params.items())]
+
+
+def _metrics(metrics: Mapping[str, Any]) -> list[Any]:
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    return [
+        Metric(k, float(v), now, 0)
+        for k, v in sorted(metrics.items())
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    ]
+
+
+def _tags(tags: Mapping[str, str]) -> list[Any]:
+    from mlflow.entities import RunTag
+
+    return [RunTag(k, str(v)) for k, v in sorted(tags.items())]
+
+
 class MlflowTracker:
     """A :class:`Tracker` writing to one MLflow run through an explicit client."""
 
@@ -165,32 +196,34 @@ class MlflowTracker:
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Record params, in batches of MLflow's request limit."""
-        from mlflow.entities import Param
-
-        items = [Param(k, str(v)[:6000]) for k, v in sorted(params.items())]
+        items = _params(params)
         for i in range(0, len(items), _BATCH):
             self.client.log_batch(self.run_id, params=items[i : i + _BATCH])
 
     def log_metrics(self, metrics: Mapping[str, Any]) -> None:
         """Record finite numeric metrics (None, strings and NaN skipped)."""
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        items = [
-            Metric(k, float(v), now, 0)
-            for k, v in sorted(metrics.items())
-            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-        ]
-        for i in range(0, len(items), 1000):
-            self.client.log_batch(self.run_id, metrics=items[i : i + 1000])
+        items = _metrics(metrics)
+        for i in range(0, len(items), _METRICS_BATCH):
+            self.client.log_batch(self.run_id, metrics=items[i : i + _METRICS_BATCH])
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         """Attach tags."""
-        from mlflow.entities import RunTag
-
-        items = [RunTag(k, str(v)) for k, v in sorted(tags.items())]
+        items = _tags(tags)
         for i in range(0, len(items), _BATCH):
             self.client.log_batch(self.run_id, tags=items[i : i + _BATCH])
+
+    def log_all(
+        self, params: Mapping[str, Any], metrics: Mapping[str, Any], tags: Mapping[str, str]
+    ) -> None:
+        """Params, metrics and tags in one ``log_batch`` request (one store transaction) when
+        they fit MLflow's limits, else in batches as :meth:`log_params` & co. do."""
+        p, m, t = _params(params), _metrics(metrics), _tags(tags)
+        if len(p) <= _BATCH and len(t) <= _BATCH and len(p) + len(m) + len(t) <= _ENTITIES:
+            self.client.log_batch(self.run_id, metrics=m, params=p, tags=t)
+            return
+        self.log_params(params)
+        self.log_metrics(metrics)
+        self.set_tags(tags)
 
     def log_artifact(self, path: Path) -> None:
         """Upload one file to the run's artifact root."""

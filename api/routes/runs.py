@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from functools import partial
+from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Header, Request, Response, status
@@ -44,7 +45,8 @@ IdempotencyKey = Annotated[
     str | None,
     Header(alias="Idempotency-Key", max_length=128, description="Same key, same run."),
 ]
-STREAM_POLL_S = 0.5
+STREAM_WATCH_S = 0.1  # how often the live stream looks at the run directory
+STREAM_SYNC_S = 1.0  # and re-reads Prefect's state when no file changed
 STREAM_HEARTBEAT_S = 15.0
 
 
@@ -244,27 +246,63 @@ def _status_now(engine: Engine, settings: ApiSettings, user: User, run_id: int) 
 async def _events(
     request: Request, engine: Engine, settings: ApiSettings, user: User, run_id: int
 ) -> AsyncIterator[str]:
-    last_state, idle = "", 0.0
+    """The stream's body. The run directory is watched every ``STREAM_WATCH_S`` (file sizes and
+    modification times: cheap); the run is re-synced with Prefect and re-sent whenever a file
+    changed, every ``STREAM_SYNC_S`` regardless (a state only Prefect knows: picked up,
+    cancelling), and on every tick once ``run.json`` holds a final status until Prefect's flow
+    run says so too (the moment the run page shows the results)."""
+    last_state, idle, since_sync = "", 0.0, STREAM_SYNC_S
     run_dir = settings.runs_dir / (await run_in_threadpool(_run_key, engine, run_id))
     tail = run_files.LogTail(run_dir / "run.log")  # reads only what was appended since
+    seen: tuple[tuple[int, int], ...] | None = None
+    recorded_final = False
     while True:
-        current = await run_in_threadpool(_status_now, engine, settings, user, run_id)
-        ended = RunStatus(current.status).final
-        for line in await run_in_threadpool(partial(tail.read, final=ended)):
-            yield f"id: {line.seq}\ndata: {line.model_dump_json()}\n\n"
-        state = json.dumps([current.status, current.node_states], sort_keys=True)
-        if state != last_state:
-            last_state = state
-            yield f"event: status\ndata: {current.model_dump_json()}\n\n"
-        if ended and tail.drained:
-            return
+        now_seen = await run_in_threadpool(_watch_signature, run_dir)
+        changed = now_seen != seen
+        if changed:
+            seen = now_seen
+            recorded_final = await run_in_threadpool(_recorded_final, run_dir)
+        if changed or recorded_final or since_sync >= STREAM_SYNC_S:
+            since_sync = 0.0
+            current = await run_in_threadpool(_status_now, engine, settings, user, run_id)
+            ended = RunStatus(current.status).final
+            for line in await run_in_threadpool(partial(tail.read, final=ended)):
+                yield f"id: {line.seq}\ndata: {line.model_dump_json()}\n\n"
+            state = json.dumps([current.status, current.node_states], sort_keys=True)
+            if state != last_state:
+                last_state, idle = state, 0.0
+                yield f"event: status\ndata: {current.model_dump_json()}\n\n"
+            if ended and tail.drained:
+                return
         if await request.is_disconnected():
             return
-        await asyncio.sleep(STREAM_POLL_S)
-        idle += STREAM_POLL_S
+        # once run.json is final only Prefect's Completed is missing: look twice as often
+        tick = STREAM_WATCH_S / 2 if recorded_final else STREAM_WATCH_S
+        await asyncio.sleep(tick)
+        since_sync += tick
+        idle += tick
         if idle >= STREAM_HEARTBEAT_S:
             idle = 0.0
             yield ": keep-alive\n\n"
+
+
+def _watch_signature(run_dir: Path) -> tuple[tuple[int, int], ...]:
+    """(size, mtime) of what a running flow writes: the run directory (``run.json`` is replaced
+    atomically), ``run.log`` and ``nodes/`` (one file per node result)."""
+    out: list[tuple[int, int]] = []
+    for path in (run_dir, run_dir / "run.log", run_dir / "nodes"):
+        try:
+            st = path.stat()
+        except OSError:
+            out.append((-1, -1))
+            continue
+        out.append((st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
+def _recorded_final(run_dir: Path) -> bool:
+    record = run_files.read_record(run_dir)
+    return record is not None and record.ended
 
 
 def _run_key(engine: Engine, run_id: int) -> str:

@@ -1,12 +1,15 @@
 /**
- * Follow one run: its record (status, node states) and its log lines, live. Logs arrive over SSE
- * (fetch-based, so the bearer token goes along); the run record is re-read on every `status`
- * event and every couple of seconds while the run is active. Lines are de-duplicated by `seq`,
- * so reconnecting or back-filling from GET /logs is harmless.
+ * Follow one run: its record (status, node states) and its log lines, live. Both arrive over SSE
+ * (fetch-based, so the bearer token goes along): the API pushes a `status` event with the whole
+ * run as soon as the run directory or Prefect's state changes. Only while the stream is down
+ * (connecting, reconnecting, refused) is the run re-read every second. Lines are de-duplicated by
+ * `seq`, so reconnecting or back-filling from GET /logs is harmless.
  */
 import { api, authHeaders } from './api';
 import { readSse } from './sse';
 import type { LogLine, Run, RunStatus } from './types';
+
+const POLL_FALLBACK_MS = 1000;
 
 export const TERMINAL: RunStatus[] = ['completed', 'failed', 'cancelled'];
 export const isTerminal = (s: RunStatus | undefined | null) => !!s && TERMINAL.includes(s);
@@ -46,7 +49,10 @@ export class RunWatcher {
       return;
     }
     this.abort = new AbortController();
-    this.timer = setInterval(() => void this.refresh(id), 2000);
+    // polling only as the fallback: the stream pushes every change while it is up
+    this.timer = setInterval(() => {
+      if (!this.streaming) void this.refresh(id);
+    }, POLL_FALLBACK_MS);
     void this.stream(id, this.abort.signal);
   }
 
