@@ -122,6 +122,8 @@ def _start_services(
     children.callback(worker.stop)
     worker.wait_ready()
     started.append(worker)
+    if worker.warm is not None:
+        started.append(worker.warm)  # a dead fork server would make every later run cold
     if with_mlflow_ui and not settings.mlflow_ui_url:
         ui = MlflowUi(settings.mlflow_uri, settings.mlflow_artifacts_uri, logs / "mlflow.log")
         children.callback(ui.stop)

@@ -86,6 +86,10 @@ def prefect_env(prefect_home: Path, api_url: str | None = None) -> dict[str, str
 class Child:
     """A child process in its own process group, its output in a log file."""
 
+    # a restart first ends what the exited process left in its group (a dead worker's
+    # flow-run processes must not race the new worker's)
+    restart_ends_leftovers = True
+
     def __init__(
         self,
         name: str,
@@ -170,7 +174,7 @@ class Child:
         and SIGKILL after ``grace_s`` (a new worker must not race the old one's runs)."""
         if self.proc.poll() is None:
             raise RuntimeError(f"{self.name} is still running (pid {self.proc.pid})")
-        if self.end_leftovers(signal.SIGTERM):
+        if self.restart_ends_leftovers and self.end_leftovers(signal.SIGTERM):
             deadline = time.monotonic() + grace_s
             while time.monotonic() < deadline and self._group_alive():
                 time.sleep(0.1)
@@ -268,7 +272,11 @@ class PrefectServer(Child):
 class WarmProcesses(Child):
     """The fork server of warm flow-run processes (:mod:`deployments.warm`): imports what a flow
     run needs once, then forks a fresh child per flow run the worker starts. Its Unix socket
-    lives in a short private temporary directory (socket paths are limited to ~100 bytes)."""
+    lives in a short private temporary directory (socket paths are limited to ~100 bytes).
+    Restarted after an exit (``serve``'s supervisor), its running forks are left to finish:
+    each is a flow run its launcher still watches."""
+
+    restart_ends_leftovers = False
 
     def __init__(self, env: Mapping[str, str], log: Path, *, cwd: Path | None = None) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="af-warm-"))

@@ -4,6 +4,7 @@ a stopped child is never brought back."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -85,3 +86,21 @@ def test_a_stopped_child_is_not_restarted(tmp_path: Path) -> None:
         assert child.restarts == 0 and not child.alive()
     finally:
         sup.stop()
+
+
+def test_a_restarted_fork_server_leaves_its_running_forks_alone(tmp_path: Path) -> None:
+    class ForkServer(Child):
+        restart_ends_leftovers = False  # as WarmProcesses: its forks are runs in progress
+
+    child = ForkServer("forks", PARENT, dict(os.environ), tmp_path / "forks.log")
+    try:
+        grandchild = int(wait_for(lambda: child.log.read_text().strip(), 20, 0.1, "the pid"))
+        os.kill(child.proc.pid, signal.SIGKILL)
+        child.proc.wait(timeout=10)
+        Supervisor([child], say=lambda _: None).check()
+        assert child.restarts == 1 and child.alive()
+        assert pid_alive(grandchild)  # the run it was carrying goes on
+    finally:
+        child.stop(grace_s=5)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(grandchild, signal.SIGKILL)
