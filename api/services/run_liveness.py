@@ -3,8 +3,9 @@
 Prefect does not notice by itself when a flow-run process dies with its worker (``serve``
 stopped or killed mid-run, a worker SIGKILLed, a machine restarted): the flow run stays Running
 for ever. The status sync asks :func:`gone_reason` about every run Prefect says is Running or
-Cancelling, and :func:`end_gone_run` then sets the flow run Crashed (Cancelled when it was
-being cancelled) with the reason, so Prefect's UI and the app say the same.
+Cancelling, and :func:`end_gone_run` then sets the flow run Crashed with the reason (Cancelled
+when it was being cancelled: its process ending is what the cancel asked for), so Prefect's
+UI and the app say the same.
 
 Two ways to know, the exact one first:
 
@@ -108,7 +109,8 @@ def end_gone_run(client: SyncPrefectClient, flow_run: FlowRun, reason: str) -> F
     return it as Prefect has it now."""
     assert flow_run.state is not None
     if flow_run.state.type == StateType.CANCELLING:
-        state = Cancelled(message=f"cancelled: {reason}")
+        # the process ending is what a cancel does: the worker just has not said so yet
+        state = Cancelled(message="cancelled")
     else:
         state = Crashed(message=reason)
     try:

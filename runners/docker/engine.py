@@ -372,6 +372,10 @@ class DockerExecutor:
         state = self._state(container.id)
         outcome.exit_code = state.get("ExitCode")
         outcome.oom_killed = bool(state.get("OOMKilled"))
+        if not state and not outcome.killed:
+            # removed under us before it said it was done: only a cancel (kill_run_containers
+            # kills then removes) or an operator removes a running sandbox
+            outcome.killed = "CANCELLED"
         if outcome.exit_code == 137 and not outcome.oom_killed and not outcome.killed:
             # SIGKILL from outside (PID 1 cannot be killed from inside its namespace): another
             # process's cancel(run_id), or an operator.

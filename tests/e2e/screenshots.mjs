@@ -346,9 +346,14 @@ await step('share-links', async () => {
 });
 
 await step('cancel', async () => {
-  const probe = await apiCall(page, 'GET', `/api/pipelines/${pipelineId}/runs`);
-  if (probe.status === 404) throw new Error('runs routes are not implemented yet (skipped)');
-  await page.goto(`/pipelines/${pipelineId}`);
+  // a run that lasts: the sample now answers in ~2 s, before a click could cancel it
+  // (t_sleep: the test node types this tour's server imports, ALPHAFORGE_EXTRA_NODE_MODULES)
+  const slow = await apiCall(page, 'POST', '/api/pipelines', {
+    name: 'slow_cancel',
+    source: 'pipeline slow_cancel "Slow (cancel)"\n\ndata = t_bars(n=50)\nnap  = t_sleep(data.close, seconds=120)\n',
+  });
+  if (slow.status !== 201) throw new Error(`slow pipeline not created: HTTP ${slow.status}`);
+  await page.goto(`/pipelines/${slow.json.id}`);
   await page.waitForSelector('[data-testid=run]:not([disabled])', { timeout: 15000 });
   await page.click('[data-testid=run]');
   // cancel once the run is really running (a node has started)

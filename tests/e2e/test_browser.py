@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from deployments.flow import EXTRA_NODE_MODULES_ENV
 from tests.e2e.driver import HERE, PASSWORD, prerequisites, run_script
 from tests.serve_process import serve
 
@@ -23,7 +24,9 @@ def test_browser_tour_passes_every_step_against_alphaforge_serve(tmp_path: Path)
     shots = HERE / "screenshots"
     if shots.exists():
         shutil.rmtree(shots)
-    with serve(tmp_path, PASSWORD) as served:
+    # the test node types (t_sleep): the cancel step needs a run that lasts
+    env = {EXTRA_NODE_MODULES_ENV: "tests.deployments.slownodes"}
+    with serve(tmp_path, PASSWORD, env=env) as served:
         run_script("screenshots.mjs", served.base, timeout=900)
     taken = sorted(p.name for p in shots.glob("*.png"))
     # the main pages were photographed

@@ -18,10 +18,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api", "test_nod
 def test_a_run_whose_mlflow_logging_fails_ends_failed(
     settings: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def refuse(self: MlflowTracker, metrics: Any) -> None:
+    def refuse(self: MlflowTracker, *args: Any, **kwargs: Any) -> None:
         raise OverflowError(f"int too large to convert to float (store {tmp_path}/mlflow.db)")
 
-    monkeypatch.setattr(MlflowTracker, "log_metrics", refuse)
+    # the run logs params, metrics and tags in one batch (log_all); the single calls too
+    for method in ("log_all", "log_metrics"):
+        monkeypatch.setattr(MlflowTracker, method, refuse)
     result = run_ir(settings, crossover_ir(), tmp_path)
     assert result.status == "failed"
     assert result.node_states == dict.fromkeys(crossover_ir().node_ids(), "completed")
