@@ -136,11 +136,16 @@ def _start_services(
 def _ensure_deployment(api_url: str) -> None:
     from prefect.client.orchestration import SyncPrefectClient
 
-    from deployments.deploy import ensure_nodelab_deployments, ensure_web_deployment
+    from deployments.deploy import (
+        ensure_nodelab_deployments,
+        ensure_sweep_deployments,
+        ensure_web_deployment,
+    )
 
     with SyncPrefectClient(api=api_url) as client:
         ensure_web_deployment(client)
         ensure_nodelab_deployments(client)
+        ensure_sweep_deployments(client)
 
 
 def _bootstrap(settings: ApiSettings) -> None:

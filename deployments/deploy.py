@@ -29,10 +29,13 @@ __all__ = [
     "NODELAB_DEPLOYMENT",
     "NODELAB_FLOWS",
     "POOL_NAME",
+    "SWEEP_DEPLOYMENT",
+    "SWEEP_FLOWS",
     "WEB_DEPLOYMENT",
     "deployment_name_for",
     "ensure_nodelab_deployments",
     "ensure_pool",
+    "ensure_sweep_deployments",
     "ensure_web_deployment",
     "flow_run_url",
     "upsert_deployment",
@@ -46,6 +49,13 @@ NODELAB_DEPLOYMENT = "nodelab"
 NODELAB_FLOWS: dict[str, tuple[str, str]] = {
     "test_run": ("flows.nodelab", "node_test_run_flow"),
     "lookahead": ("flows.nodelab", "lookahead_flow"),
+}
+# A sweep's two flows (flows.sweep): the parent that plans, tracks and reports, and the chunk
+# flow a parent fans its trials out to (any worker of the pool takes a chunk).
+SWEEP_DEPLOYMENT = "sweep"
+SWEEP_FLOWS: dict[str, tuple[str, str]] = {
+    "sweep": ("flows.sweep", "sweep_flow"),
+    "chunk": ("flows.sweep", "sweep_chunk_flow"),
 }
 TAG = "alphaforge"
 FLOW_RUN_COMMAND = "python -m deployments.warm_launcher"
@@ -187,24 +197,63 @@ def ensure_nodelab_deployments(client: SyncPrefectClient, pool: str = POOL_NAME)
     """The pool and the ``nodelab`` deployment of each node-lab flow (a custom node's test
     run, its look-ahead check: parameters per flow run); returns their ids by kind
     (``test_run``, ``lookahead``)."""
+    return _ensure_flow_deployments(
+        client,
+        NODELAB_FLOWS,
+        NODELAB_DEPLOYMENT,
+        tag="nodelab",
+        describe=lambda kind: (
+            f"The node lab's {kind.replace('_', ' ')} (user code in the "
+            "sandbox, on the worker; the API waits on the result)."
+        ),
+        pool=pool,
+    )
+
+
+def ensure_sweep_deployments(client: SyncPrefectClient, pool: str = POOL_NAME) -> dict[str, UUID]:
+    """The pool and the ``sweep`` deployment of each sweep flow: ``sweep`` (the parent:
+    ``alphaforge-sweep/sweep``) and ``chunk`` (a chunk of trials:
+    ``alphaforge-sweep-chunk/sweep``); returns their ids by kind."""
+    return _ensure_flow_deployments(
+        client,
+        SWEEP_FLOWS,
+        SWEEP_DEPLOYMENT,
+        tag="sweep",
+        describe=lambda kind: (
+            "A sweep: plans the trials, fans chunks out, reports."
+            if kind == "sweep"
+            else "A chunk of a sweep's trials (started by a sweep flow run)."
+        ),
+        pool=pool,
+    )
+
+
+def _ensure_flow_deployments(
+    client: SyncPrefectClient,
+    flows: dict[str, tuple[str, str]],
+    name: str,
+    *,
+    tag: str,
+    describe: Any,
+    pool: str,
+) -> dict[str, UUID]:
     import importlib
 
     from prefect.utilities.callables import parameter_schema
 
     ensure_pool(client, pool)
     out: dict[str, UUID] = {}
-    for kind, (module, attr) in NODELAB_FLOWS.items():
-        lab_flow = getattr(importlib.import_module(module), attr)
+    for kind, (module, attr) in flows.items():
+        the_flow = getattr(importlib.import_module(module), attr)
         out[kind] = _upsert_flow_deployment(
             client,
-            lab_flow.name,
-            NODELAB_DEPLOYMENT,
+            the_flow.name,
+            name,
             entrypoint=f"{module}.{attr}",
-            schema=parameter_schema(lab_flow.fn).model_dump_for_openapi(),
+            schema=parameter_schema(the_flow.fn).model_dump_for_openapi(),
             parameters=None,
-            tags=["nodelab"],
-            description=f"The node lab's {kind.replace('_', ' ')} (user code in the sandbox, "
-            "on the worker; the API waits on the result).",
+            tags=[tag],
+            description=describe(kind),
             pool=pool,
         )
     return out
