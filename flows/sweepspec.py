@@ -102,7 +102,8 @@ class TrialRow(BaseModel):
     ``params`` are the swept values keyed ``"node.param"``; ``metrics`` the objective node's
     numeric metrics (``None`` where the metric is null); ``objective`` the objective's value
     (``None`` when the trial failed or the metric is null). ``fold`` is the walk-forward fold
-    whose training window the trial was searched on (None without walk-forward).
+    whose training window the trial was searched on (None without walk-forward). ``moments`` and
+    ``blocks`` feed the deflated Sharpe ratio and the PBO; an API leaves them out.
     """
 
     model_config = ConfigDict(extra="ignore")
@@ -115,6 +116,10 @@ class TrialRow(BaseModel):
     status: Literal["completed", "failed"] = "completed"
     error: str | None = None
     seconds: float = 0.0
+    # what the overfitting statistics need of the trial's per-bar returns (not for display):
+    # [n, mean, std, skew, kurtosis] and the CSCV block sums [[count, Σr, Σr²], ...]
+    moments: list[float] | None = None
+    blocks: list[list[float]] | None = None
 
 
 class FoldRow(BaseModel):

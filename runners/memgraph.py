@@ -79,11 +79,24 @@ class MemoryGraph:
         return not self.swept or self._depends[node_id] != self.swept
 
     def evaluate(
-        self, overrides: Mapping[str, Mapping[str, Any]], wanted: Iterable[str]
+        self,
+        overrides: Mapping[str, Mapping[str, Any]],
+        wanted: Iterable[str],
+        *,
+        until: Any = None,
+        window: tuple[Any, Any] | None = None,
+        windowed: Iterable[str] = (),
     ) -> dict[str, dict[str, Any]]:
         """The outputs of the ``wanted`` nodes with ``overrides`` (``{node: {param: value}}``)
-        over the IR's params."""
+        over the IR's params.
+
+        Walk-forward windows: ``until`` (a timestamp) cuts every source node's (a node with no
+        inputs: the data) time-indexed outputs to the bars before it, so nothing downstream can
+        see a later bar; ``window`` ``(begin, end)`` cuts the time-indexed inputs of the
+        ``windowed`` nodes (the backtest) to the bars in [begin, end): the indicators see the
+        whole history up to ``until``, the backtest trades only the window."""
         wanted = list(wanted)
+        windowed = frozenset(windowed)
         needed = self._upstream_of(wanted)
         keys: dict[str, str] = {}
         values: dict[str, dict[str, Any]] = {}
@@ -91,17 +104,33 @@ class MemoryGraph:
             if node.id not in needed:
                 continue
             params = {**node.params, **overrides.get(node.id, {})}
-            key = _key(node, params, [keys[d] for d in node.dependencies()])
+            deps = node.dependencies()
+            key = _key(node, params, [keys[d] for d in deps])
+            if window is not None and node.id in windowed:
+                key = _key(node, {"window": [str(window[0]), str(window[1])]}, [key])
+            cut_key = _key(node, {"until": str(until)}, [key]) if until is not None else None
+            if not deps and cut_key is not None and cut_key in self._memo:
+                keys[node.id] = cut_key
+                values[node.id] = self._memo[cut_key]
+                continue
             keys[node.id] = key
             cached = self._memo.get(key)
             if cached is not None:
+                if not deps and cut_key is not None:
+                    cached = self._cut(cached, until, cut_key)
+                    keys[node.id] = cut_key
                 values[node.id] = cached
                 self.stats.reused[node.id] = self.stats.reused.get(node.id, 0) + 1
                 continue
             effective = (
                 node if not overrides.get(node.id) else node.model_copy(update={"params": params})
             )
-            upstream = {d: values[d] for d in node.dependencies()}
+            upstream = {d: values[d] for d in deps}
+            if window is not None and node.id in windowed:
+                upstream = {
+                    d: {p: _between(v, window[0], window[1]) for p, v in out.items()}
+                    for d, out in upstream.items()
+                }
             try:
                 out = self.runner.compute(effective, upstream)
             except Exception as exc:
@@ -109,8 +138,16 @@ class MemoryGraph:
             self.stats.computed[node.id] = self.stats.computed.get(node.id, 0) + 1
             if self.keeps(node.id):
                 self._memo[key] = out
+            if not deps and cut_key is not None:
+                out = self._cut(out, until, cut_key)
+                keys[node.id] = cut_key
             values[node.id] = out
         return {w: values[w] for w in wanted}
+
+    def _cut(self, out: dict[str, Any], until: Any, key: str) -> dict[str, Any]:
+        cut = {p: _between(v, None, until) for p, v in out.items()}
+        self._memo[key] = cut
+        return cut
 
     def _upstream_of(self, wanted: list[str]) -> set[str]:
         todo, seen = list(wanted), set()
@@ -123,6 +160,21 @@ class MemoryGraph:
             seen.add(node_id)
             todo.extend(self._nodes[node_id].dependencies())
         return seen
+
+
+def _between(value: Any, begin: Any, end: Any) -> Any:
+    """A time-indexed frame or series cut to the bars in [begin, end) (either end open when
+    None); any other value unchanged."""
+    index = getattr(value, "index", None)
+    if index is None or not hasattr(index, "tz_localize") or not hasattr(value, "loc"):
+        return value
+    mask = None
+    if begin is not None:
+        mask = index >= begin
+    if end is not None:
+        below = index < end
+        mask = below if mask is None else mask & below
+    return value if mask is None else value[mask]
 
 
 def _key(node: NodeIR, params: Mapping[str, Any], upstream: list[str]) -> str:
