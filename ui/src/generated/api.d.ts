@@ -943,6 +943,190 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/pipelines/{pipeline_id}/sweeps": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start Sweep
+         * @description Start a sweep of a version's ``sweep`` block (default: the latest version): a flow run of
+         *     the sweep deployment whose chunks of trials go to the work pool; status pending.
+         */
+        post: operations["start_sweep_api_pipelines__pipeline_id__sweeps_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sweeps": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Sweeps
+         * @description The sweeps the caller may see (of one pipeline with ``pipeline_id``), newest first.
+         */
+        get: operations["list_sweeps_api_sweeps_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sweeps/{sweep_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Sweep
+         * @description The sweep: progress (done / total, ETA), the best trial, the overfitting statistics, the
+         *     walk-forward folds, links.
+         */
+        get: operations["get_sweep_api_sweeps__sweep_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sweeps/{sweep_id}/trials": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Trials
+         * @description Finished trials sorted by ``sort`` (``trial``, ``objective``, ``seconds``, a metric or a
+         *     swept ``node.param``; nulls last), one page; ``total`` counts them all.
+         */
+        get: operations["get_trials_api_sweeps__sweep_id__trials_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sweeps/{sweep_id}/heatmap": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Heatmap
+         * @description A grid over two swept params: per cell the best trial there and its ``metric`` (default:
+         *     the objective); null where no trial ran.
+         */
+        get: operations["get_heatmap_api_sweeps__sweep_id__heatmap_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sweeps/{sweep_id}/oos-equity": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Oos Equity
+         * @description Walk-forward: the out-of-sample segments stitched into one curve (at most 5,000 points).
+         */
+        get: operations["get_oos_equity_api_sweeps__sweep_id__oos_equity_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sweeps/{sweep_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel Sweep
+         * @description Cancel the sweep's flow run and its chunk flow runs; it ends cancelled.
+         */
+        post: operations["cancel_sweep_api_sweeps__sweep_id__cancel_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sweeps/{sweep_id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resume Sweep
+         * @description Finish a stopped sweep: a new flow run that runs only the trials not finished yet.
+         */
+        post: operations["resume_sweep_api_sweeps__sweep_id__resume_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sweeps/{sweep_id}/trials/{trial}/run": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run Trial
+         * @description Run the pipeline version with this trial's params (a normal run with its charts).
+         */
+        post: operations["run_trial_api_sweeps__sweep_id__trials__trial__run_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/pipelines/{pipeline_id}/schedules": {
         parameters: {
             query?: never;
@@ -1514,6 +1698,39 @@ export interface components {
             version: string;
         };
         /**
+         * Heatmap
+         * @description A grid over two swept params: ``cells[j][i]`` is (``x[i]``, ``y[j]``); null where no
+         *     trial ran. ``min``/``max`` span the values (for the colour scale).
+         */
+        Heatmap: {
+            /** X Param */
+            x_param: string;
+            /** Y Param */
+            y_param: string;
+            /** Metric */
+            metric: string;
+            /** X */
+            x: unknown[];
+            /** Y */
+            y: unknown[];
+            /** Cells */
+            cells: components["schemas"]["HeatmapCell"][][];
+            /** Min */
+            min: number | null;
+            /** Max */
+            max: number | null;
+        };
+        /**
+         * HeatmapCell
+         * @description One (x, y) of the heatmap: the best trial there (by the objective) and its metric.
+         */
+        HeatmapCell: {
+            /** Value */
+            value: number | null;
+            /** Trial */
+            trial: number | null;
+        };
+        /**
          * InUse
          * @description A live pipeline whose latest version resolves to this node version.
          */
@@ -1943,6 +2160,31 @@ export interface components {
             key: string;
         };
         /**
+         * OosEquity
+         * @description The stitched out-of-sample equity curve (at most 5,000 points, shape kept).
+         */
+        OosEquity: {
+            /** Points */
+            points: components["schemas"]["OosPoint"][];
+            /** Note */
+            note?: string | null;
+        };
+        /**
+         * OosPoint
+         * @description One point of the walk-forward out-of-sample curve.
+         */
+        OosPoint: {
+            /**
+             * Ts
+             * Format: date-time
+             */
+            ts: string;
+            /** Equity */
+            equity: number;
+            /** Fold */
+            fold?: number | null;
+        };
+        /**
          * OutlineItem
          * @description A step of the pipeline, for the editor's outline and graph.
          */
@@ -2005,6 +2247,13 @@ export interface components {
         Page_SharePublic_: {
             /** Items */
             items: components["schemas"]["SharePublic"][];
+            /** Total */
+            total: number;
+        };
+        /** Page[SweepSummary] */
+        Page_SweepSummary_: {
+            /** Items */
+            items: components["schemas"]["SweepSummary"][];
             /** Total */
             total: number;
         };
@@ -2700,6 +2949,14 @@ export interface components {
             sinks?: components["schemas"]["SinkIR"][];
         };
         /**
+         * SweepCreate
+         * @description ``POST /api/pipelines/{id}/sweeps``: which version (default: the latest).
+         */
+        SweepCreate: {
+            /** Version */
+            version?: number | null;
+        };
+        /**
          * SweepIR
          * @description A sweep block: ``grid``, ``random`` or ``optuna`` over params, with constraints.
          */
@@ -2735,6 +2992,127 @@ export interface components {
             param: string;
             /** Space */
             space: components["schemas"]["ValuesSpace"] | components["schemas"]["IntSpace"] | components["schemas"]["FloatSpace"];
+        };
+        /**
+         * SweepPublic
+         * @description A sweep with its record (``sweep.json``: progress, best, overfitting statistics, folds,
+         *     timings; None before the flow wrote it), the spec's summary and links.
+         */
+        SweepPublic: {
+            /** Id */
+            id: number;
+            /** Pipeline Id */
+            pipeline_id: number;
+            /** Pipeline Name */
+            pipeline_name?: string | null;
+            /** Pipeline Title */
+            pipeline_title?: string | null;
+            /** Version */
+            version: number;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "running" | "completed" | "failed" | "cancelled";
+            /** Method */
+            method: string;
+            /** Objective */
+            objective: string;
+            /** Walkforward */
+            walkforward: boolean;
+            /** N Trials */
+            n_trials: number;
+            /** Done */
+            done: number;
+            /** Failed */
+            failed: number;
+            /** Best Objective */
+            best_objective: number | null;
+            /** Best Trial */
+            best_trial: number | null;
+            /** Error */
+            error: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Finished At */
+            finished_at: string | null;
+            /** Sweep Key */
+            sweep_key: string;
+            /**
+             * Direction
+             * @default maximize
+             * @enum {string}
+             */
+            direction?: "maximize" | "minimize";
+            /** Params */
+            params: string[];
+            /** Record */
+            record: {
+                [key: string]: unknown;
+            } | null;
+            /** Executor */
+            executor: string;
+            /** Workers */
+            workers: number;
+            /** Eta S */
+            eta_s?: number | null;
+            /** Elapsed S */
+            elapsed_s?: number | null;
+            /** Prefect Flow Run Id */
+            prefect_flow_run_id: string | null;
+            /** Prefect Url */
+            prefect_url: string | null;
+            /** Mlflow Url */
+            mlflow_url: string | null;
+        };
+        /**
+         * SweepSummary
+         * @description A sweep in a list.
+         */
+        SweepSummary: {
+            /** Id */
+            id: number;
+            /** Pipeline Id */
+            pipeline_id: number;
+            /** Pipeline Name */
+            pipeline_name?: string | null;
+            /** Pipeline Title */
+            pipeline_title?: string | null;
+            /** Version */
+            version: number;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "running" | "completed" | "failed" | "cancelled";
+            /** Method */
+            method: string;
+            /** Objective */
+            objective: string;
+            /** Walkforward */
+            walkforward: boolean;
+            /** N Trials */
+            n_trials: number;
+            /** Done */
+            done: number;
+            /** Failed */
+            failed: number;
+            /** Best Objective */
+            best_objective: number | null;
+            /** Best Trial */
+            best_trial: number | null;
+            /** Error */
+            error: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Finished At */
+            finished_at: string | null;
         };
         /**
          * TeamCreate
@@ -2786,6 +3164,20 @@ export interface components {
              */
             token_type?: string;
             user: components["schemas"]["UserPublic"];
+        };
+        /**
+         * TrialPage
+         * @description A page of trials, sorted as asked; ``total`` counts every trial that matched.
+         */
+        TrialPage: {
+            /** Items */
+            items: {
+                [key: string]: unknown;
+            }[];
+            /** Total */
+            total: number;
+            /** Columns */
+            columns: string[];
         };
         /**
          * UsePin
@@ -6313,6 +6705,593 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    start_sweep_api_pipelines__pipeline_id__sweeps_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The object's id. */
+                pipeline_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["SweepCreate"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SweepPublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    list_sweeps_api_sweeps_get: {
+        parameters: {
+            query?: {
+                pipeline_id?: number | null;
+                offset?: number;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_SweepSummary_"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_sweep_api_sweeps__sweep_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The object's id. */
+                sweep_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SweepPublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_trials_api_sweeps__sweep_id__trials_get: {
+        parameters: {
+            query?: {
+                sort?: string;
+                order?: "asc" | "desc";
+                fold?: number | null;
+                offset?: number;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The object's id. */
+                sweep_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TrialPage"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_heatmap_api_sweeps__sweep_id__heatmap_get: {
+        parameters: {
+            query: {
+                /** @description A swept `node.param`. */
+                x: string;
+                /** @description A swept `node.param`. */
+                y: string;
+                metric?: string | null;
+                fold?: number | null;
+            };
+            header?: never;
+            path: {
+                /** @description The object's id. */
+                sweep_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Heatmap"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_oos_equity_api_sweeps__sweep_id__oos_equity_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The object's id. */
+                sweep_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OosEquity"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    cancel_sweep_api_sweeps__sweep_id__cancel_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The object's id. */
+                sweep_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SweepPublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    resume_sweep_api_sweeps__sweep_id__resume_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The object's id. */
+                sweep_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SweepPublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    run_trial_api_sweeps__sweep_id__trials__trial__run_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The object's id. */
+                sweep_id: number;
+                /** @description The trial's number. */
+                trial: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunPublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
         };
