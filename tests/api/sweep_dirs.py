@@ -56,7 +56,7 @@ def trial_rows(n_done: int | None = None, fold: int | None = None) -> list[Trial
                     status="failed",
                     error="the backtest had no bars",
                     seconds=0.1,
-                )  # fmt: skip
+                )
             )
             continue
         metrics = {
@@ -73,7 +73,7 @@ def trial_rows(n_done: int | None = None, fold: int | None = None) -> list[Trial
                 metrics=metrics,
                 objective=sharpe,
                 seconds=0.2 + i / 100,
-            )  # fmt: skip
+            )
         )
     return rows
 
@@ -114,7 +114,7 @@ def write_sweep(
             trial=best.trial, params=best.params, metrics=best.metrics, objective=best.objective
         )
         if best
-        else None,  # fmt: skip
+        else None,
         overfit=_overfit(len(rows), warning) if status == "completed" else None,
         folds=_folds() if walkforward else None,
         walkforward_efficiency=0.62 if walkforward else None,
@@ -170,7 +170,7 @@ def _folds() -> list[FoldRow]:
                 oos_metrics={"sharpe": 0.9 - i / 5},
                 is_objective=1.4 - i / 10,
                 oos_objective=0.9 - i / 5,
-            )  # fmt: skip
+            )
         )
     return out
 
