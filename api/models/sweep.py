@@ -16,6 +16,7 @@ from sqlalchemy import Column, Float, ForeignKey, Index, Integer, String, Text
 from sqlmodel import Field, SQLModel
 
 from api.models.common import timestamp_field
+from flows.sweepspec import SweepRecord, TrialRow
 
 SweepState = Literal["pending", "running", "completed", "failed", "cancelled"]
 ACTIVE_SWEEP_STATUSES = ("pending", "running")
@@ -90,7 +91,7 @@ class SweepPublic(SweepSummary):
     sweep_key: str
     direction: Literal["maximize", "minimize"] = "maximize"
     params: list[str]
-    record: dict[str, Any] | None
+    record: SweepRecord | None
     executor: str
     workers: int
     eta_s: float | None = None
@@ -103,7 +104,7 @@ class SweepPublic(SweepSummary):
 class TrialPage(BaseModel):
     """A page of trials, sorted as asked; ``total`` counts every trial that matched."""
 
-    items: list[dict[str, Any]]
+    items: list[TrialRow]
     total: int
     columns: list[str]
 

@@ -90,15 +90,8 @@ def trials_page(
         key=lambda r: (_sort_key(_column_value(r, sort)), r.trial), reverse=order == "desc"
     )
     ordered = present + sorted(absent, key=lambda r: r.trial)
-    items = [_trial_json(r) for r in ordered[offset : offset + limit]]
+    items = ordered[offset : offset + limit]
     return TrialPage(items=items, total=len(rows), columns=columns)
-
-
-def _trial_json(row: TrialRow) -> dict[str, Any]:
-    data = row.model_dump(mode="json")
-    data["metrics"] = {k: _json_number(v) for k, v in row.metrics.items()}
-    data["objective"] = _json_number(row.objective)
-    return data
 
 
 def _json_number(value: float | None) -> float | None:

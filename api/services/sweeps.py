@@ -148,9 +148,8 @@ def public(settings: ApiSettings, sweep: Sweep) -> SweepPublic:
     elapsed, eta = sweep_files.eta_seconds(record)
     if sweep.status not in ACTIVE_SWEEP_STATUSES:
         eta = None
-    data = record.model_dump(mode="json") if record else None
-    if data is not None and sweep.status != record.status:  # the row knows better (a crash)
-        data["status"] = sweep.status
+    if record is not None and sweep.status != record.status:  # the row knows better (a crash)
+        record = record.model_copy(update={"status": sweep.status, "error": sweep.error})
     head = summary(sweep).model_dump()
     if record is not None:  # the file is ahead of the row (it is what the flow writes)
         head.update(n_trials=record.n_trials or head["n_trials"], done=record.done,
@@ -162,7 +161,7 @@ def public(settings: ApiSettings, sweep: Sweep) -> SweepPublic:
         sweep_key=sweep.sweep_key,
         direction=record.direction if record else "maximize",
         params=list(record.params) if record else [],
-        record=_finite(data),
+        record=record,
         executor=spec.executor if spec else (record.executor if record else "pool"),
         workers=spec.workers if spec else (record.workers if record else 1),
         eta_s=eta,

@@ -26,6 +26,18 @@ from flows.sweepspec import (
     write_json_atomic,
 )
 
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = (ROOT / "examples" / "sma_crossover.af").read_text()
+SWEEP_BLOCK = """
+sweep grid {
+    fast.window = [5, 10, 20, 40]
+    slow.window = [30, 50, 100, 200]
+    where fast.window < slow.window
+    objective maximize result.sharpe
+}
+"""
+SWEPT = SAMPLE.replace("pipeline sma_crossover", "pipeline sma_sweep") + SWEEP_BLOCK
+
 FAST = [5, 10, 20, 40]
 SLOW = [30, 50, 100, 200]
 

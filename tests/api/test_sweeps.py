@@ -4,27 +4,14 @@ heatmap; the out-of-sample curve; a crashed sweep's status."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from api.models.sweep import Sweep
 from tests.api.conftest import Account
-from tests.api.sweep_dirs import grid, sharpe_of, write_sweep
+from tests.api.sweep_dirs import SAMPLE, SWEPT, grid, sharpe_of, write_sweep
 
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = (ROOT / "examples" / "sma_crossover.af").read_text()
-SWEEP_BLOCK = """
-sweep grid {
-    fast.window = [5, 10, 20, 40]
-    slow.window = [30, 50, 100, 200]
-    where fast.window < slow.window
-    objective maximize result.sharpe
-}
-"""
-SWEPT = SAMPLE.replace("pipeline sma_crossover", "pipeline sma_sweep") + SWEEP_BLOCK
 
 
 def _pipeline(client: TestClient, who: Account, name: str, source: str) -> int:

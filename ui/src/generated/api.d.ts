@@ -1325,6 +1325,24 @@ export interface components {
             /** Max Drawdown */
             max_drawdown: number | null;
         };
+        /**
+         * BestTrial
+         * @description The winning trial.
+         */
+        BestTrial: {
+            /** Trial */
+            trial: number;
+            /** Params */
+            params: {
+                [key: string]: unknown;
+            };
+            /** Metrics */
+            metrics?: {
+                [key: string]: number | null;
+            };
+            /** Objective */
+            objective?: number | null;
+        };
         /** Body_upload_dataset_api_datasets_post */
         Body_upload_dataset_api_datasets_post: {
             /**
@@ -1651,6 +1669,59 @@ export interface components {
              * @default false
              */
             log?: boolean;
+        };
+        /**
+         * FoldRow
+         * @description One walk-forward fold: its windows, the params its search chose, and how they did in
+         *     sample (the training window) and out of sample (the test window that follows).
+         */
+        FoldRow: {
+            /** Index */
+            index: number;
+            /** Train Begin */
+            train_begin: string;
+            /** Train End */
+            train_end: string;
+            /** Test Begin */
+            test_begin: string;
+            /** Test End */
+            test_end: string;
+            /** Train Bars */
+            train_bars: number;
+            /** Test Bars */
+            test_bars: number;
+            /**
+             * Partial
+             * @default false
+             */
+            partial?: boolean;
+            /**
+             * N Trials
+             * @default 0
+             */
+            n_trials?: number;
+            /** Best Trial */
+            best_trial?: number | null;
+            /** Best Params */
+            best_params?: {
+                [key: string]: unknown;
+            };
+            /** Is Metrics */
+            is_metrics?: {
+                [key: string]: number | null;
+            };
+            /** Oos Metrics */
+            oos_metrics?: {
+                [key: string]: number | null;
+            };
+            /** Is Objective */
+            is_objective?: number | null;
+            /** Oos Objective */
+            oos_objective?: number | null;
+            /** Deflated Sharpe */
+            deflated_sharpe?: number | null;
+            /** Pbo */
+            pbo?: number | null;
         };
         /**
          * GrantPublic
@@ -2207,6 +2278,35 @@ export interface components {
             params?: {
                 [key: string]: unknown;
             };
+        };
+        /**
+         * Overfit
+         * @description The honest statistics beside the best result (see :mod:`flows.overfitting`).
+         */
+        Overfit: {
+            /** N Trials */
+            n_trials: number;
+            /** Deflated Sharpe */
+            deflated_sharpe?: number | null;
+            /** Pbo */
+            pbo?: number | null;
+            /** Pbo Blocks */
+            pbo_blocks?: number | null;
+            /** Best Sharpe Per Bar */
+            best_sharpe_per_bar?: number | null;
+            /** Expected Max Sharpe Per Bar */
+            expected_max_sharpe_per_bar?: number | null;
+            /** Sharpe Variance */
+            sharpe_variance?: number | null;
+            /**
+             * Explanation
+             * @default
+             */
+            explanation?: string;
+            /** Warning */
+            warning?: string | null;
+            /** Notes */
+            notes?: string[];
         };
         /** Page[AuditEventPublic] */
         Page_AuditEventPublic_: {
@@ -3049,10 +3149,7 @@ export interface components {
             direction?: "maximize" | "minimize";
             /** Params */
             params: string[];
-            /** Record */
-            record: {
-                [key: string]: unknown;
-            } | null;
+            record: components["schemas"]["SweepRecord"] | null;
             /** Executor */
             executor: string;
             /** Workers */
@@ -3067,6 +3164,108 @@ export interface components {
             prefect_url: string | null;
             /** Mlflow Url */
             mlflow_url: string | null;
+        };
+        /**
+         * SweepRecord
+         * @description A sweep's state and results (``sweep.json``), rewritten as it goes.
+         *
+         *     ``n_trials`` is how many trials the sweep will run in all (every fold's, for a walk-forward);
+         *     ``done`` how many have finished (``failed`` of them failed). ``objective`` is written as in
+         *     the block (``maximize result.sharpe``); ``params`` lists the swept ``node.param`` names.
+         *     ``walkforward_efficiency`` is the mean out-of-sample objective over the mean in-sample one.
+         *     ``timings`` holds seconds (``trials_s``, ``tracking_s``, ``prefect_s``, ``total_s``).
+         */
+        SweepRecord: {
+            /** Sweep Id */
+            sweep_id: string;
+            /** Pipeline */
+            pipeline: string;
+            /** Title */
+            title?: string | null;
+            /** Ir Hash */
+            ir_hash: string;
+            /**
+             * Method
+             * @enum {string}
+             */
+            method: "grid" | "random" | "optuna";
+            /** Objective */
+            objective: string;
+            /**
+             * Direction
+             * @default maximize
+             * @enum {string}
+             */
+            direction?: "maximize" | "minimize";
+            /** Params */
+            params?: string[];
+            /**
+             * Status
+             * @default pending
+             * @enum {string}
+             */
+            status?: "pending" | "running" | "completed" | "failed" | "cancelled";
+            /**
+             * N Trials
+             * @default 0
+             */
+            n_trials?: number;
+            /**
+             * Done
+             * @default 0
+             */
+            done?: number;
+            /**
+             * Failed
+             * @default 0
+             */
+            failed?: number;
+            best?: components["schemas"]["BestTrial"] | null;
+            overfit?: components["schemas"]["Overfit"] | null;
+            /** Folds */
+            folds?: components["schemas"]["FoldRow"][] | null;
+            /** Walkforward Efficiency */
+            walkforward_efficiency?: number | null;
+            /**
+             * Executor
+             * @default local
+             * @enum {string}
+             */
+            executor?: "local" | "pool" | "dask";
+            /**
+             * Workers
+             * @default 1
+             */
+            workers?: number;
+            /** Chunk Size */
+            chunk_size?: number | null;
+            /**
+             * Chunks
+             * @default 0
+             */
+            chunks?: number;
+            /** Flow Run Id */
+            flow_run_id?: string | null;
+            /** Chunk Flow Run Ids */
+            chunk_flow_run_ids?: string[];
+            /** Mlflow Run Id */
+            mlflow_run_id?: string | null;
+            /** Mlflow Experiment Id */
+            mlflow_experiment_id?: string | null;
+            /** Error */
+            error?: string | null;
+            /** Notes */
+            notes?: string[];
+            /** Started At */
+            started_at?: number | null;
+            /** Ended At */
+            ended_at?: number | null;
+            /** Timings */
+            timings?: {
+                [key: string]: number;
+            };
+            /** Top Trials */
+            top_trials?: number[];
         };
         /**
          * SweepSummary
@@ -3171,13 +3370,49 @@ export interface components {
          */
         TrialPage: {
             /** Items */
-            items: {
-                [key: string]: unknown;
-            }[];
+            items: components["schemas"]["TrialRow"][];
             /** Total */
             total: number;
             /** Columns */
             columns: string[];
+        };
+        /**
+         * TrialRow
+         * @description One finished trial (a line of ``trials/*.jsonl``).
+         *
+         *     ``params`` are the swept values keyed ``"node.param"``; ``metrics`` the objective node's
+         *     numeric metrics (``None`` where the metric is null); ``objective`` the objective's value
+         *     (``None`` when the trial failed or the metric is null). ``fold`` is the walk-forward fold
+         *     whose training window the trial was searched on (None without walk-forward).
+         */
+        TrialRow: {
+            /** Trial */
+            trial: number;
+            /** Fold */
+            fold?: number | null;
+            /** Params */
+            params: {
+                [key: string]: unknown;
+            };
+            /** Metrics */
+            metrics?: {
+                [key: string]: number | null;
+            };
+            /** Objective */
+            objective?: number | null;
+            /**
+             * Status
+             * @default completed
+             * @enum {string}
+             */
+            status?: "completed" | "failed";
+            /** Error */
+            error?: string | null;
+            /**
+             * Seconds
+             * @default 0
+             */
+            seconds?: number;
         };
         /**
          * UsePin
