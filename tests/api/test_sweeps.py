@@ -13,7 +13,6 @@ from tests.api.conftest import Account
 from tests.api.sweep_dirs import SAMPLE, SWEPT, grid, sharpe_of, write_sweep
 
 
-
 def _pipeline(client: TestClient, who: Account, name: str, source: str) -> int:
     resp = client.post("/api/pipelines", json={"name": name, "source": source}, headers=who.headers)
     assert resp.status_code == 201, resp.text
