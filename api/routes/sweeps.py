@@ -148,6 +148,8 @@ def run_trial(
     user: WriterUser,
     session: SessionDep,
     settings: SettingsDep,
+    fold: Annotated[int | None, Query(ge=0, le=100_000, description="The trial's fold.")] = None,
 ) -> RunPublic:
-    """Run the pipeline version with this trial's params (a normal run with its charts)."""
-    return sweeps.run_trial(session, user, settings, sweep_id, trial)
+    """Run the pipeline version with this trial's params (a normal run with its charts);
+    ``fold`` picks the trial of a walk-forward fold when trial numbers repeat across folds."""
+    return sweeps.run_trial(session, user, settings, sweep_id, trial, fold)

@@ -98,9 +98,10 @@ def _json_number(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else value
 
 
-def trial_of(directory: Path, trial: int) -> TrialRow | None:
-    """The finished trial numbered ``trial`` (None when it has not run)."""
-    return next((r for r in read_trials(directory) if r.trial == trial), None)
+def trial_of(directory: Path, trial: int, fold: int | None = None) -> TrialRow | None:
+    """The finished trial numbered ``trial`` (of ``fold`` when given; None when it has not
+    run)."""
+    return next((r for r in read_trials(directory, fold=fold) if r.trial == trial), None)
 
 
 def overrides_of(params: dict[str, Any]) -> dict[str, dict[str, Any]]:

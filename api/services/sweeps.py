@@ -195,6 +195,17 @@ def _objective_text(ir: PipelineIR) -> str:
     return f"{o.direction} {o.node}.{o.key}"
 
 
+def _planned_trials(ir: PipelineIR) -> int:
+    """Trials the block asks for (the record says how many in all once the flow has planned:
+    a walk-forward runs them per fold); 0 when not known before."""
+    if ir.sweep is None or ir.walkforward is not None:
+        return 0
+    if ir.sweep.grid_size is not None:
+        return ir.sweep.grid_size
+    trials = ir.sweep.options.get("trials")
+    return trials if isinstance(trials, int) else 0
+
+
 def _optuna_storage(settings: ApiSettings) -> str | None:
     """Optuna's study storage: the platform's database when it is PostgreSQL (a study survives a
     restart and every worker reaches it), else the sweep's default (SQLite in the store)."""
@@ -230,7 +241,7 @@ def create(
         objective=_objective_text(ir),
         walkforward=ir.walkforward is not None,
         ir_hash=version.ir_hash,
-        n_trials=ir.sweep.grid_size or 0,
+        n_trials=_planned_trials(ir),
     )
     session.add(sweep)
     session.flush()
@@ -361,15 +372,22 @@ def resume(session: Session, user: User, settings: ApiSettings, sweep_id: int) -
 
 
 def run_trial(
-    session: Session, user: User, settings: ApiSettings, sweep_id: int, trial: int
+    session: Session,
+    user: User,
+    settings: ApiSettings,
+    sweep_id: int,
+    trial: int,
+    fold: int | None = None,
 ) -> RunPublic:
     """Open a trial as a normal web run: the sweep's pipeline version with the trial's params
-    as overrides; the run page then shows its charts."""
+    as overrides (over all the data, also for a walk-forward fold's trial); the run page then
+    shows its charts."""
     sweep = get_sweep(session, user, sweep_id)
     _require_edit(session, user, sweep)
-    row = sweep_files.trial_of(directory(settings, sweep), trial)
+    row = sweep_files.trial_of(directory(settings, sweep), trial, fold)
     if row is None:
-        raise NotFound(f"trial {trial} of this sweep has not run (yet)")
+        where = f" in fold {fold + 1}" if fold is not None else ""
+        raise NotFound(f"trial {trial} of this sweep has not run{where} (yet)")
     overrides = sweep_files.overrides_of(row.params)
     return runs.create(
         session, user, settings, sweep.pipeline_id, sweep.version, overrides=overrides

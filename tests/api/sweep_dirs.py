@@ -47,18 +47,24 @@ def sharpe_of(fast: int, slow: int) -> float:
     return round(1.5 - 0.02 * abs(fast - 10) - 0.004 * abs(slow - 50), 6)
 
 
-def grid() -> list[dict[str, Any]]:
-    """The grid's params, in trial order."""
-    return [{"fast.window": f, "slow.window": s} for f in FAST for s in SLOW if f < s]
+def grid(third: bool = False) -> list[dict[str, Any]]:
+    """The grid's params, in trial order (``third``: also ``result.fee_bps`` in 2, 5, 10)."""
+    pairs = [{"fast.window": f, "slow.window": s} for f in FAST for s in SLOW if f < s]
+    if not third:
+        return pairs
+    return [{**p, "result.fee_bps": fee} for p in pairs for fee in (2, 5, 10)]
 
 
-def trial_rows(n_done: int | None = None, fold: int | None = None) -> list[TrialRow]:
+def trial_rows(
+    n_done: int | None = None, fold: int | None = None, third: bool = False
+) -> list[TrialRow]:
     """The trials of the grid (the first ``n_done`` of them); trial 3 failed."""
     rows = []
-    for i, params in enumerate(grid()):
+    for i, params in enumerate(grid(third)):
         if n_done is not None and i >= n_done:
             break
         sharpe = sharpe_of(params["fast.window"], params["slow.window"])
+        sharpe = round(sharpe - 0.03 * params.get("result.fee_bps", 0) + 0.1 * (fold or 0), 6)
         if i == 3:
             rows.append(
                 TrialRow(
@@ -99,15 +105,21 @@ def write_sweep(
     walkforward: bool = False,
     flow_run_id: str | None = None,
     warning: bool = True,
+    third: bool = False,
 ) -> Path:
-    """Write the sweep directory ``sweeps/<sweep_key>``; returns it."""
+    """Write the sweep directory ``sweeps/<sweep_key>``; returns it. A walk-forward one has the
+    grid's trials once per fold (numbered from 0 in each), in a file per fold."""
     folder = sweep_dir(store_root, sweep_key)
     (folder / "trials").mkdir(parents=True, exist_ok=True)
-    rows = trial_rows(done)
-    total = len(grid())
-    with (folder / "trials" / "part-0000.jsonl").open("w") as fh:
-        for row in rows:
-            fh.write(row.model_dump_json() + "\n")
+    folds = [0, 1, 2] if walkforward else [None]
+    rows: list[TrialRow] = []
+    for fold in folds:
+        part = trial_rows(done, fold=fold, third=third)
+        with (folder / "trials" / f"part-{fold or 0:04d}.jsonl").open("w") as fh:
+            for row in part:
+                fh.write(row.model_dump_json() + "\n")
+        rows.extend(part)
+    total = len(grid(third)) * len(folds)
     ok = [r for r in rows if r.objective is not None]
     best = max(ok, key=lambda r: r.objective or -math.inf) if ok else None
     record = SweepRecord(
@@ -117,7 +129,7 @@ def write_sweep(
         ir_hash="0" * 64,
         method="grid",
         objective="maximize result.sharpe",
-        params=["fast.window", "slow.window"],
+        params=list(grid(third)[0]),
         status=status,  # type: ignore[arg-type]
         n_trials=total,
         done=len(rows),

@@ -187,6 +187,15 @@ def test_the_walkforward_sweep_has_folds_and_an_out_of_sample_curve(
     sid = _stored_sweep(client, alice, pid, "20261205-120000-000-bbbbbb", walkforward=True)
     body = client.get(f"/api/sweeps/{sid}", headers=alice.headers).json()
     assert len(body["record"]["folds"]) == 3 and body["record"]["walkforward_efficiency"] == 0.62
+    every = client.get(f"/api/sweeps/{sid}/trials", headers=alice.headers).json()
+    assert every["total"] == 3 * len(grid())
+    fold1 = client.get(f"/api/sweeps/{sid}/trials?fold=1&sort=objective&order=desc",
+                       headers=alice.headers).json()  # fmt: skip
+    assert fold1["total"] == len(grid()) and {t["fold"] for t in fold1["items"]} == {1}
+    assert fold1["items"][0]["objective"] == pytest.approx(sharpe_of(10, 50) + 0.1)
+    hm = client.get(f"/api/sweeps/{sid}/heatmap?x=fast.window&y=slow.window&fold=2",
+                    headers=alice.headers).json()  # fmt: skip
+    assert hm["max"] == pytest.approx(sharpe_of(10, 50) + 0.2)
     oos = client.get(f"/api/sweeps/{sid}/oos-equity", headers=alice.headers).json()
     assert len(oos["points"]) == 375 and {p["fold"] for p in oos["points"]} == {0, 1, 2}
 

@@ -1118,7 +1118,8 @@ export interface paths {
         put?: never;
         /**
          * Run Trial
-         * @description Run the pipeline version with this trial's params (a normal run with its charts).
+         * @description Run the pipeline version with this trial's params (a normal run with its charts);
+         *     ``fold`` picks the trial of a walk-forward fold when trial numbers repeat across folds.
          */
         post: operations["run_trial_api_sweeps__sweep_id__trials__trial__run_post"];
         delete?: never;
@@ -7463,7 +7464,10 @@ export interface operations {
     };
     run_trial_api_sweeps__sweep_id__trials__trial__run_post: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description The trial's fold. */
+                fold?: number | null;
+            };
             header?: never;
             path: {
                 /** @description The object's id. */
