@@ -114,6 +114,7 @@ class HeatmapCell(BaseModel):
 
     value: float | None
     trial: int | None
+    fold: int | None = None
 
 
 class Heatmap(BaseModel):

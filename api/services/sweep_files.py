@@ -163,7 +163,11 @@ def heatmap(
             value = _cell_value(row, metric) if row else None
             if value is not None:
                 values.append(value)
-            line.append(HeatmapCell(value=value, trial=row.trial if row else None))
+            line.append(
+                HeatmapCell(
+                    value=value, trial=row.trial if row else None, fold=row.fold if row else None
+                )
+            )
         cells.append(line)
     return Heatmap(
         x_param=x,

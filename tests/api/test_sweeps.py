@@ -172,8 +172,9 @@ def test_the_heatmap_has_a_cell_per_param_pair_and_nulls_where_no_trial_ran(
     assert hm["x"] == [5, 10, 20, 40] and hm["y"] == [30, 50, 100, 200]
     cell = hm["cells"][hm["y"].index(50)][hm["x"].index(10)]
     trial = next(i for i, p in enumerate(grid()) if p == {"fast.window": 10, "slow.window": 50})
-    assert cell == {"value": pytest.approx(sharpe_of(10, 50) / 10), "trial": trial}
-    assert hm["cells"][hm["y"].index(30)][hm["x"].index(40)] == {"value": None, "trial": None}
+    assert cell == {"value": pytest.approx(sharpe_of(10, 50) / 10), "trial": trial, "fold": None}
+    empty = {"value": None, "trial": None, "fold": None}
+    assert hm["cells"][hm["y"].index(30)][hm["x"].index(40)] == empty
     assert hm["max"] == pytest.approx(sharpe_of(10, 50) / 10)
     bad = client.get(f"/api/sweeps/{sid}/heatmap", params={"x": "fast.window", "y": "x.y"},
                      headers=alice.headers)  # fmt: skip

@@ -1801,6 +1801,8 @@ export interface components {
             value: number | null;
             /** Trial */
             trial: number | null;
+            /** Fold */
+            fold?: number | null;
         };
         /**
          * InUse
