@@ -29,4 +29,21 @@ await step('pipeline', async () => {
   await page.waitForTimeout(1500);
   await s.shot('sweepseed-pipeline');
 });
+// --observer NAME:PASSWORD (an observer whose password is already changed): their view
+if (opt.observer) {
+  const [name, pw] = String(opt.observer).split(':');
+  const o = await start({ baseUrl: opt['base-url'] ?? 'http://127.0.0.1:8000' });
+  await login(o.page, name, pw);
+  await o.page.goto(`/sweeps/${ids.grid}`);
+  await o.page.waitForSelector('[data-testid=trial-row]');
+  await o.page.hover('[data-testid=cap-denied]:has([data-testid=open-best])');
+  await o.page.waitForTimeout(500);
+  await o.shot('sweepseed-observer');
+  await o.page.goto(`/pipelines/${ids.pipeline}`);
+  await o.page.waitForSelector('[data-testid=sweep][disabled]');
+  await o.page.hover('[data-testid=cap-denied]:has([data-testid=sweep])');
+  await o.page.waitForTimeout(500);
+  await o.shot('sweepseed-observer-pipeline');
+  await o.close();
+}
 await finish();
