@@ -163,7 +163,7 @@ def public(settings: ApiSettings, sweep: Sweep) -> SweepPublic:
         params=list(record.params) if record else [],
         record=record,
         executor=spec.executor if spec else (record.executor if record else "pool"),
-        workers=spec.workers if spec else (record.workers if record else 1),
+        workers=spec.workers if spec else (record.workers if record else settings.sweep_workers),
         eta_s=eta,
         elapsed_s=elapsed,
         prefect_flow_run_id=sweep.prefect_flow_run_id,

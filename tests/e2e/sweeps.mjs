@@ -158,7 +158,7 @@ await step('observer-sees-but-cannot-act', async () => {
     if (!(await other.locator('[data-testid=open-best][disabled]').count())) throw new Error('an observer can open the best trial as a run');
     if (await other.locator('[data-testid=sweep-resume]:not([disabled]), [data-testid=sweep-cancel]:not([disabled])').count())
       throw new Error('an observer has an enabled cancel or resume');
-    await other.locator('[data-testid=heat-cell]:not([disabled])').first().click();
+    await other.locator('[data-testid=heat-cell]:not([disabled])').first().click({ force: true }); // aria-disabled: a click does nothing
     await other.waitForTimeout(500);
     if (!/\/sweeps\/\d+$/.test(new URL(other.url()).pathname)) throw new Error('an observer opened a trial as a run');
     await other.screenshot({ path: `${process.cwd()}/screenshots/sweep-05-observer.png` });
