@@ -19,7 +19,7 @@ from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.objects import FlowRun
 from sqlmodel import Session, col, select
 
-from api.models.common import utcnow
+from api.models.common import as_utc, utcnow
 from api.models.sweep import ACTIVE_SWEEP_STATUSES, Sweep
 from api.services.prefect_client import prefect_client, read_flow_runs
 from api.services.prefect_sync import decide
@@ -30,6 +30,7 @@ from flows.sweepspec import SweepRecord, read_sweep_record, sweep_dir, write_jso
 __all__ = ["apply", "sync_active", "sync_sweep"]
 
 log = logging.getLogger(__name__)
+RESUBMIT_SLACK_S = 2.0  # clocks of the API and the worker that wrote the record may differ
 
 
 def apply(sweep: Sweep, flow_run: FlowRun | None, settings: ApiSettings, now: datetime) -> bool:
@@ -42,7 +43,7 @@ def apply(sweep: Sweep, flow_run: FlowRun | None, settings: ApiSettings, now: da
         sweep.done, sweep.failed = record.done, record.failed
         if record.best is not None:
             sweep.best_objective, sweep.best_trial = record.best.objective, record.best.trial
-    if record is not None and record.ended:
+    if record is not None and record.ended and not _stale(sweep, record):
         status, error = record.status, record.error
     else:
         outcome = decide(sweep, flow_run, record, now)  # type: ignore[arg-type]
@@ -59,6 +60,16 @@ def apply(sweep: Sweep, flow_run: FlowRun | None, settings: ApiSettings, now: da
             flow_run.end_time if flow_run is not None and flow_run.end_time else now
         )
     return before != _state(sweep)
+
+
+def _stale(sweep: Sweep, record: SweepRecord) -> bool:
+    """Whether the record's end belongs to an earlier attempt (a resumed sweep whose new flow
+    run has not rewritten ``sweep.json`` yet): another flow run wrote it, or it ended before
+    this attempt was submitted."""
+    if record.flow_run_id and sweep.prefect_flow_run_id:
+        return record.flow_run_id != sweep.prefect_flow_run_id
+    submitted = as_utc(sweep.created_at).timestamp()
+    return record.ended_at is not None and record.ended_at < submitted - RESUBMIT_SLACK_S
 
 
 def _state(sweep: Sweep) -> tuple[object, ...]:
