@@ -122,3 +122,43 @@ def test_cancel_ends_the_flow_run_and_the_record_cancelled(
     assert record is not None and record.status == "cancelled"
     # a stopped sweep can be resumed only by those who may run it
     assert client.post(f"/api/sweeps/{sid}/resume", headers=observer.headers).status_code == 403
+
+
+SMALL = SWEPT.replace("[5, 10, 20, 40]", "[5, 10, 20]").replace("[30, 50, 100, 200]", "[30, 50]")
+
+
+def test_a_sweep_started_over_the_api_runs_on_the_worker_to_completion(
+    client: TestClient, alice: Account, observer: Account, api_settings: object
+) -> None:
+    """The grid fast.window in [5, 10, 20] × slow.window in [30, 50] (fast < slow: 6 trials)
+    on the bundled sample data, through the sweep deployment."""
+    resp = client.post("/api/pipelines", json={"name": "sma_small", "source": SMALL},
+                       headers=alice.headers)  # fmt: skip
+    pid = resp.json()["id"]
+    started = client.post(f"/api/pipelines/{pid}/sweeps", json={}, headers=alice.headers)
+    assert started.status_code == 202, started.text
+    sweep = started.json()
+    assert sweep["status"] in ("pending", "running") and sweep["prefect_flow_run_id"]
+    assert sweep["n_trials"] == 6 and sweep["executor"] == "pool"
+    sid = sweep["id"]
+
+    def final() -> dict | None:
+        body = client.get(f"/api/sweeps/{sid}", headers=observer.headers).json()
+        return body if body["status"] in ("completed", "failed", "cancelled") else None
+
+    body = wait_for(final, 300, what=f"sweep {sid} to end")
+    assert body["status"] == "completed", body
+    assert body["done"] == 6 and body["n_trials"] == 6
+    best = body["record"]["best"]
+    assert best["params"]["fast.window"] < best["params"]["slow.window"]
+    assert body["record"]["overfit"]["n_trials"] == 6
+    trials = client.get(f"/api/sweeps/{sid}/trials?sort=objective&order=desc",
+                        headers=alice.headers).json()  # fmt: skip
+    assert trials["total"] == 6
+    assert trials["items"][0]["objective"] == pytest.approx(best["objective"])
+    hm = client.get(f"/api/sweeps/{sid}/heatmap?x=fast.window&y=slow.window",
+                    headers=alice.headers).json()  # fmt: skip
+    assert hm["x"] == [5, 10, 20] and hm["y"] == [30, 50]
+    assert sum(c["trial"] is not None for row in hm["cells"] for c in row) == 6
+    listed = client.get(f"/api/sweeps?pipeline_id={pid}", headers=alice.headers).json()
+    assert listed["items"][0]["status"] == "completed" and listed["items"][0]["done"] == 6
