@@ -119,10 +119,13 @@ class HeatmapCell(BaseModel):
 
 class Heatmap(BaseModel):
     """A grid over two swept params: ``cells[j][i]`` is (``x[i]``, ``y[j]``); null where no
-    trial ran. ``min``/``max`` span the values (for the colour scale)."""
+    trial ran. ``min``/``max`` span the values (for the colour scale). ``x_binned``: ``x`` holds
+    the middles of equal-width bins (a search with many distinct values), not the values."""
 
     x_param: str
     y_param: str
+    x_binned: bool = False
+    y_binned: bool = False
     metric: str
     x: list[Any]
     y: list[Any]

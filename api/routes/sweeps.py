@@ -98,12 +98,13 @@ def get_heatmap(
     y: ParamName,
     metric: Annotated[str | None, Query(max_length=200)] = None,
     fold: Annotated[int | None, Query(ge=0, le=100_000)] = None,
+    bins: Annotated[int, Query(ge=2, le=50, description="Bins of a many-valued param.")] = 12,
 ) -> Heatmap:
     """A grid over two swept params: per cell the best trial there and its ``metric`` (default:
     the objective); null where no trial ran."""
     sweep = sweeps.get_sweep(session, user, sweep_id)
     folder = sweeps.directory(settings, sweep)
-    return sweep_files.heatmap(folder, sweeps.record_of(settings, sweep), x, y, metric, fold)
+    return sweep_files.heatmap(folder, sweeps.record_of(settings, sweep), x, y, metric, fold, bins)
 
 
 @router.get("/{sweep_id}/oos-equity", response_model=OosEquity)

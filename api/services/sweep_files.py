@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 BUILTIN_COLUMNS = ("trial", "fold", "objective", "status", "seconds")
+DEFAULT_BINS = 12
 Order = Literal["asc", "desc"]
 
 
@@ -132,9 +133,12 @@ def heatmap(
     y: str,
     metric: str | None = None,
     fold: int | None = None,
+    bins: int = DEFAULT_BINS,
 ) -> Heatmap:
     """The grid of two swept params: per cell the best trial there (by the sweep's objective and
-    direction) and its ``metric`` (default: the objective); cells no trial reached are null."""
+    direction) and its ``metric`` (default: the objective); cells no trial reached are null. A
+    numeric param with more than ``bins`` distinct values (an Optuna or random search) is cut
+    into ``bins`` equal-width bins, each labelled by its middle (``x_binned``/``y_binned``)."""
     swept = list(record.params) if record else []
     for name in (x, y):
         if swept and name not in swept:
@@ -145,11 +149,12 @@ def heatmap(
         raise Unprocessable("The heatmap needs two different parameters for its axes.")
     maximize = record is None or record.direction == "maximize"
     metric = metric or "objective"
+    rows = [r for r in read_trials(directory, fold=fold) if x in r.params and y in r.params]
+    to_x = _axis([r.params[x] for r in rows], bins)
+    to_y = _axis([r.params[y] for r in rows], bins)
     best: dict[tuple[Any, Any], TrialRow] = {}
-    for row in read_trials(directory, fold=fold):
-        if x not in row.params or y not in row.params:
-            continue
-        key = (_hashable(row.params[x]), _hashable(row.params[y]))
+    for row in rows:
+        key = (to_x(row.params[x]), to_y(row.params[y]))
         if key not in best or _better(row, best[key], maximize):
             best[key] = row
     xs = sorted({k[0] for k in best}, key=_sort_key)
@@ -172,6 +177,8 @@ def heatmap(
     return Heatmap(
         x_param=x,
         y_param=y,
+        x_binned=getattr(to_x, "binned", False),
+        y_binned=getattr(to_y, "binned", False),
         metric=metric,
         x=xs,
         y=ys,
@@ -183,6 +190,24 @@ def heatmap(
 
 def _hashable(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
+
+
+def _axis(values: list[Any], bins: int) -> Any:
+    """value -> the axis label it falls on: itself, or the middle of its bin when the values are
+    numbers with more than ``bins`` distinct ones."""
+    numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    distinct = set(map(_hashable, values))
+    if len(distinct) <= bins or len(numbers) != len(values):
+        return _hashable
+    low, high = min(numbers), max(numbers)
+    width = (high - low) / bins or 1.0
+
+    def to_bin(value: Any) -> float:
+        k = min(bins - 1, int((value - low) / width))
+        return float(f"{low + (k + 0.5) * width:.6g}")
+
+    to_bin.binned = True  # type: ignore[attr-defined]
+    return to_bin
 
 
 def _cell_value(row: TrialRow, metric: str) -> float | None:

@@ -1772,13 +1772,24 @@ export interface components {
         /**
          * Heatmap
          * @description A grid over two swept params: ``cells[j][i]`` is (``x[i]``, ``y[j]``); null where no
-         *     trial ran. ``min``/``max`` span the values (for the colour scale).
+         *     trial ran. ``min``/``max`` span the values (for the colour scale). ``x_binned``: ``x`` holds
+         *     the middles of equal-width bins (a search with many distinct values), not the values.
          */
         Heatmap: {
             /** X Param */
             x_param: string;
             /** Y Param */
             y_param: string;
+            /**
+             * X Binned
+             * @default false
+             */
+            x_binned?: boolean;
+            /**
+             * Y Binned
+             * @default false
+             */
+            y_binned?: boolean;
             /** Metric */
             metric: string;
             /** X */
@@ -7212,6 +7223,8 @@ export interface operations {
                 y: string;
                 metric?: string | null;
                 fold?: number | null;
+                /** @description Bins of a many-valued param. */
+                bins?: number;
             };
             header?: never;
             path: {
