@@ -19,6 +19,7 @@ describe('sweep helpers', () => {
 
   it('words time and progress', () => {
     expect(fmtSeconds(42.4)).toBe('42 s');
+    expect(fmtSeconds(2.46)).toBe('2.5 s');
     expect(fmtSeconds(185)).toBe('3 min 5 s');
     expect(fmtSeconds(3720)).toBe('1 h 2 min');
     expect(fmtSeconds(null)).toBe('—');

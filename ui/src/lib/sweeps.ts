@@ -23,7 +23,8 @@ export function heatColor(value: number | null, min: number | null, max: number 
 /** Seconds as "42 s", "3 min 5 s", "1 h 2 min". */
 export function fmtSeconds(s: number | null | undefined): string {
   if (s === null || s === undefined || !Number.isFinite(s)) return '—';
-  const n = Math.max(0, Math.round(s));
+  if (s < 10) return `${Math.max(0, s).toFixed(1)} s`;
+  const n = Math.round(s);
   if (n < 60) return `${n} s`;
   if (n < 3600) return `${Math.floor(n / 60)} min ${n % 60} s`;
   return `${Math.floor(n / 3600)} h ${Math.floor((n % 3600) / 60)} min`;
