@@ -17,7 +17,11 @@ from uuid import UUID
 
 import httpx
 from prefect.client.orchestration import SyncPrefectClient
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterId,
+    FlowRunFilterParentFlowRunId,
+)
 from prefect.client.schemas.objects import FlowRun
 from prefect.exceptions import ObjectNotFound, PrefectException
 from prefect.states import Cancelled, Cancelling
@@ -31,6 +35,7 @@ __all__ = [
     "PrefectError",
     "PrefectUnavailable",
     "cancel_flow_run",
+    "child_flow_run_ids",
     "create_sweep_flow_run",
     "create_web_flow_run",
     "prefect_client",
@@ -192,6 +197,18 @@ def read_flow_runs(client: SyncPrefectClient, ids: list[str]) -> dict[str, FlowR
         )
         out.update({str(r.id): r for r in runs})
     return out
+
+
+def child_flow_run_ids(client: SyncPrefectClient, parent_id: str) -> list[str]:
+    """The flow runs ``parent_id`` started (``run_deployment`` from inside it: a sweep's
+    chunks), whatever their state."""
+    runs = client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(
+            parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[UUID(parent_id)])
+        ),
+        limit=200,
+    )
+    return [str(r.id) for r in runs]
 
 
 def cancel_flow_run(client: SyncPrefectClient, flow_run_id: str) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.objects import FlowRun
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from api.models.common import as_utc, utcnow
@@ -48,7 +49,7 @@ def apply(sweep: Sweep, flow_run: FlowRun | None, settings: ApiSettings, now: da
     else:
         outcome = decide(sweep, flow_run, record, now)  # type: ignore[arg-type]
         status, error = outcome.status.value, outcome.error
-        if status in ("failed", "cancelled") and record is not None:
+        if status in ("failed", "cancelled") and record is not None and not _stale(sweep, record):
             _end_record(folder, record, status, error)
         if status == "completed" and (record is None or not record.ended):
             # the flow run ended well but never recorded an end: say so instead of guessing
@@ -120,9 +121,7 @@ def sync_sweep(session: Session, settings: ApiSettings | None, sweep: Sweep) -> 
         record = read_sweep_record(sweep_dir(settings.store_root, sweep.sweep_key))
         if record is None or not record.ended:
             return sweep  # without Prefect a missing flow run would read as "failed"
-    if apply(sweep, flow_run, settings, now):
-        session.add(sweep)
-        session.commit()
+    _save(session, sweep, flow_run, settings, now)
     return sweep
 
 
@@ -130,10 +129,30 @@ def sync_active(session: Session, client: SyncPrefectClient, settings: ApiSettin
     """One pass of the status loop over every unfinished sweep; returns rows changed."""
     rows = session.exec(select(Sweep).where(col(Sweep.status).in_(ACTIVE_SWEEP_STATUSES))).all()
     now = utcnow()
-    changed = 0
-    for sweep in rows:
-        if apply(sweep, _live(client, sweep, settings, now), settings, now):
-            session.add(sweep)
-            changed += 1
+    return sum(_save(session, s, _live(client, s, settings, now), settings, now) for s in rows)
+
+
+_SYNCED = ("status", "error", "n_trials", "done", "failed", "best_objective", "best_trial",
+           "finished_at")  # fmt: skip
+
+
+def _save(
+    session: Session, sweep: Sweep, flow_run: FlowRun | None, settings: ApiSettings, now: datetime
+) -> bool:
+    """Apply and store, unless the row changed since it was read (a cancel or a resume in
+    another request: theirs wins, this pass's view of it is stale); True when stored."""
+    seen = (sweep.status, sweep.prefect_flow_run_id)
+    if not apply(sweep, flow_run, settings, now):
+        return False
+    values = {name: getattr(sweep, name) for name in _SYNCED}
+    session.expire(sweep)  # the guarded UPDATE below writes them, never a plain flush
+    result = session.execute(
+        update(Sweep)
+        .where(col(Sweep.id) == sweep.id, col(Sweep.status) == seen[0],
+               col(Sweep.prefect_flow_run_id) == seen[1]
+               if seen[1] is not None else col(Sweep.prefect_flow_run_id).is_(None))
+        .values(**values)
+    )  # fmt: skip
     session.commit()
-    return changed
+    session.refresh(sweep)
+    return bool(result.rowcount)  # type: ignore[attr-defined]

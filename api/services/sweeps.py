@@ -31,6 +31,7 @@ from api.services.node_resolution import publish_manifests
 from api.services.prefect_client import (
     PrefectUnavailable,
     cancel_flow_run,
+    child_flow_run_ids,
     create_sweep_flow_run,
     prefect_client,
 )
@@ -330,6 +331,10 @@ def cancel(session: Session, user: User, settings: ApiSettings, sweep_id: int) -
     chunks = list(record.chunk_flow_run_ids) if record else []
     with prefect_client(settings) as client:
         cancel_flow_run(client, sweep.prefect_flow_run_id)
+        # the chunks the record lists, and any the parent started since it last wrote it
+        chunks += [
+            c for c in child_flow_run_ids(client, sweep.prefect_flow_run_id) if c not in chunks
+        ]
         for chunk in chunks:
             cancel_flow_run(client, chunk)
     deadline = time.monotonic() + CANCEL_WAIT_S

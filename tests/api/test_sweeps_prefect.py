@@ -16,7 +16,8 @@ from sqlmodel import Session
 
 from api.models.run import Run
 from api.models.sweep import Sweep
-from flows.sweepspec import read_sweep_record
+from api.services.prefect_client import child_flow_run_ids
+from flows.sweepspec import read_sweep_record, read_trials
 from tests.api.conftest import Account
 from tests.api.stack import api_settings
 from tests.api.sweep_dirs import SWEPT, grid, write_sweep
@@ -162,3 +163,63 @@ def test_a_sweep_started_over_the_api_runs_on_the_worker_to_completion(
     assert sum(c["trial"] is not None for row in hm["cells"] for c in row) == 6
     listed = client.get(f"/api/sweeps?pipeline_id={pid}", headers=alice.headers).json()
     assert listed["items"][0]["status"] == "completed" and listed["items"][0]["done"] == 6
+
+
+SLOW = """pipeline slow_sweep "Slow sweep"
+
+data   = csv_ohlcv(path="data/sample_ohlcv.csv")
+fast   = sma(data.close, window=10)
+nap    = t_sleep(fast, seconds=2)
+slow   = sma(data.close, window=30)
+signal = crossover(nap, slow)
+result = backtest(data, signal, cash=100_000, fee_bps=5, slippage_bps=2)
+
+sweep grid {
+    nap.seconds = [2.0, 2.1, 2.2, 2.3, 2.4, 2.5, 2.6, 2.7]
+    objective maximize result.sharpe
+}
+"""
+
+
+def test_a_running_sweep_cancels_with_its_chunks_and_resumes_only_the_missing_trials(
+    client: TestClient, alice: Account, prefect_stack: Stack, api_settings: object
+) -> None:
+    resp = client.post("/api/pipelines", json={"name": "slow_sweep", "source": SLOW},
+                       headers=alice.headers)  # fmt: skip
+    assert resp.status_code == 201, resp.text
+    pid = resp.json()["id"]
+    sid = client.post(f"/api/pipelines/{pid}/sweeps", json={}, headers=alice.headers).json()["id"]
+    wait_for(
+        lambda: (
+            client.get(f"/api/sweeps/{sid}", headers=alice.headers).json()["status"] == "running"
+        ),
+        120,
+        what=f"sweep {sid} to run",
+    )
+    cancelled = client.post(f"/api/sweeps/{sid}/cancel", headers=alice.headers)
+    assert cancelled.status_code == 200, cancelled.text
+
+    def ended() -> dict | None:
+        body = client.get(f"/api/sweeps/{sid}", headers=alice.headers).json()
+        return body if body["status"] not in ("pending", "running") else None
+
+    body = wait_for(ended, 90, what=f"sweep {sid} to stop")
+    assert body["status"] == "cancelled", body
+    assert body["done"] < 8
+    parent = body["prefect_flow_run_id"]
+    with SyncPrefectClient(api=prefect_stack.api_url) as pc:
+        state = pc.read_flow_run(parent).state
+        assert state is not None and state.is_final(), state
+        children = child_flow_run_ids(pc, parent)
+        for child in children:  # every chunk ended too (none left running on a worker)
+            wait_for(lambda c=child: pc.read_flow_run(c).state.is_final(), 60, what="a chunk")
+
+    resumed = client.post(f"/api/sweeps/{sid}/resume", headers=alice.headers)
+    assert resumed.status_code == 202, resumed.text
+    assert resumed.json()["prefect_flow_run_id"] != parent
+    body = wait_for(ended, 300, what=f"resumed sweep {sid} to end")
+    assert body["status"] == "completed", (body["error"], body["record"], body["prefect_flow_run_id"])
+    assert body["done"] == 8
+    settings = client.app.state.settings  # type: ignore[attr-defined]
+    rows = list(read_trials(settings.store_root / "sweeps" / body["sweep_key"]))
+    assert sorted(r.trial for r in rows) == list(range(8))  # finished trials were not rerun
