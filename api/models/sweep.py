@@ -16,7 +16,7 @@ from sqlalchemy import Column, Float, ForeignKey, Index, Integer, String, Text
 from sqlmodel import Field, SQLModel
 
 from api.models.common import timestamp_field
-from flows.sweepspec import SweepRecord, TrialRow
+from flows.sweepspec import SweepRecord
 
 SweepState = Literal["pending", "running", "completed", "failed", "cancelled"]
 ACTIVE_SWEEP_STATUSES = ("pending", "running")
@@ -101,10 +101,24 @@ class SweepPublic(SweepSummary):
     mlflow_url: str | None
 
 
+class TrialItem(BaseModel):
+    """One finished trial as the table shows it (a :class:`flows.sweepspec.TrialRow` without what
+    only the statistics need)."""
+
+    trial: int
+    fold: int | None = None
+    params: dict[str, Any]
+    metrics: dict[str, float | None] = Field(default_factory=dict)
+    objective: float | None = None
+    status: Literal["completed", "failed"] = "completed"
+    error: str | None = None
+    seconds: float = 0.0
+
+
 class TrialPage(BaseModel):
     """A page of trials, sorted as asked; ``total`` counts every trial that matched."""
 
-    items: list[TrialRow]
+    items: list[TrialItem]
     total: int
     columns: list[str]
 

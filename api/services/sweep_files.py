@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from api.errors import Unprocessable
-from api.models.sweep import Heatmap, HeatmapCell, OosEquity, OosPoint, TrialPage
+from api.models.sweep import Heatmap, HeatmapCell, OosEquity, OosPoint, TrialItem, TrialPage
 from api.services.run_files import MAX_CHART_POINTS, chart_indices
 from flows.sweepspec import SweepRecord, TrialRow, read_trials
 
@@ -91,7 +91,9 @@ def trials_page(
         key=lambda r: (_sort_key(_column_value(r, sort)), r.trial), reverse=order == "desc"
     )
     ordered = present + sorted(absent, key=lambda r: r.trial)
-    items = ordered[offset : offset + limit]
+    items = [
+        TrialItem.model_validate(r, from_attributes=True) for r in ordered[offset : offset + limit]
+    ]
     return TrialPage(items=items, total=len(rows), columns=columns)
 
 

@@ -46,6 +46,10 @@ def apply(sweep: Sweep, flow_run: FlowRun | None, settings: ApiSettings, now: da
             sweep.best_objective, sweep.best_trial = record.best.objective, record.best.trial
     if record is not None and record.ended and not _stale(sweep, record):
         status, error = record.status, record.error
+        if status == "failed" and _cancel_ended(sweep, flow_run):
+            # the cancel's kill interrupted the flow, which recorded that as a failure
+            status, error = "cancelled", "cancelled"
+            _end_record(folder, record, status, error)
     else:
         outcome = decide(sweep, flow_run, record, now)  # type: ignore[arg-type]
         status, error = outcome.status.value, outcome.error
@@ -61,6 +65,14 @@ def apply(sweep: Sweep, flow_run: FlowRun | None, settings: ApiSettings, now: da
             flow_run.end_time if flow_run is not None and flow_run.end_time else now
         )
     return before != _state(sweep)
+
+
+def _cancel_ended(sweep: Sweep, flow_run: FlowRun | None) -> bool:
+    """Whether a cancel was asked for and the parent flow run has ended (or is gone)."""
+    if sweep.cancel_requested_at is None:
+        return False
+    state = flow_run.state if flow_run is not None else None
+    return state is None or state.is_final()
 
 
 def _stale(sweep: Sweep, record: SweepRecord) -> bool:

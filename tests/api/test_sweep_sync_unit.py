@@ -81,3 +81,14 @@ def test_a_resumed_sweep_is_not_ended_by_its_previous_attempts_record(tmp_path: 
     sweep = _sweep(str(fresh.id), status="pending", age_s=0)
     apply(sweep, fresh, settings, datetime.now(UTC))
     assert sweep.status == "running"
+
+
+def test_a_cancel_the_flow_recorded_as_a_failure_reads_cancelled(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    fr = _flow_run(Cancelled())
+    write_sweep(settings.store_root, KEY, status="failed", done=3, flow_run_id=str(fr.id))
+    sweep = _sweep(str(fr.id))
+    sweep.cancel_requested_at = datetime.now(UTC)
+    apply(sweep, fr, settings, datetime.now(UTC))
+    assert sweep.status == "cancelled"
+    assert read_sweep_record(sweep_dir(settings.store_root, KEY)).status == "cancelled"  # type: ignore[union-attr]

@@ -3379,27 +3379,11 @@ export interface components {
             user: components["schemas"]["UserPublic"];
         };
         /**
-         * TrialPage
-         * @description A page of trials, sorted as asked; ``total`` counts every trial that matched.
+         * TrialItem
+         * @description One finished trial as the table shows it (a :class:`flows.sweepspec.TrialRow` without what
+         *     only the statistics need).
          */
-        TrialPage: {
-            /** Items */
-            items: components["schemas"]["TrialRow"][];
-            /** Total */
-            total: number;
-            /** Columns */
-            columns: string[];
-        };
-        /**
-         * TrialRow
-         * @description One finished trial (a line of ``trials/*.jsonl``).
-         *
-         *     ``params`` are the swept values keyed ``"node.param"``; ``metrics`` the objective node's
-         *     numeric metrics (``None`` where the metric is null); ``objective`` the objective's value
-         *     (``None`` when the trial failed or the metric is null). ``fold`` is the walk-forward fold
-         *     whose training window the trial was searched on (None without walk-forward).
-         */
-        TrialRow: {
+        TrialItem: {
             /** Trial */
             trial: number;
             /** Fold */
@@ -3427,6 +3411,18 @@ export interface components {
              * @default 0
              */
             seconds?: number;
+        };
+        /**
+         * TrialPage
+         * @description A page of trials, sorted as asked; ``total`` counts every trial that matched.
+         */
+        TrialPage: {
+            /** Items */
+            items: components["schemas"]["TrialItem"][];
+            /** Total */
+            total: number;
+            /** Columns */
+            columns: string[];
         };
         /**
          * UsePin

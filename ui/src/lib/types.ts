@@ -84,7 +84,7 @@ export interface SweepRecord extends Omit<Out<S['SweepRecord']>, 'best' | 'overf
 export interface Sweep extends Omit<Out<S['SweepPublic']>, 'record'> {
   record: SweepRecord | null;
 }
-export type TrialRow = Out<S['TrialRow']>;
+export type TrialRow = Out<S['TrialItem']>;
 export interface TrialPage extends Omit<Out<S['TrialPage']>, 'items'> {
   items: TrialRow[];
 }
