@@ -61,13 +61,17 @@ async function sweepFromPipelinePage(pipelineId) {
   return id;
 }
 
-async function waitCompleted(id, timeout = 300000) {
+async function waitCompleted(id, timeout = 300000, onRunning = null) {
   const seen = new Set();
   const deadline = Date.now() + timeout;
   while (Date.now() < deadline) {
     const status = await page.locator('[data-testid=sweep-page] [data-status]').first().getAttribute('data-status');
     const progress = await page.locator('[data-testid=sweep-progress-text]').textContent();
     seen.add(progress);
+    if (onRunning && status === 'running' && !progress.startsWith('0 /')) {
+      await onRunning(); // mid-sweep: some trials done, more to come
+      onRunning = null;
+    }
     if (status === 'completed') return seen;
     if (status === 'failed' || status === 'cancelled') {
       const err = await page.locator('[data-testid=sweep-error]').textContent().catch(() => '');
@@ -86,11 +90,15 @@ await step('login', async () => {
 
 await step('start-from-pipeline-page', async () => {
   sweepId = await sweepFromPipelinePage(gridPipeline);
-  await s.shot('sweep-01-running');
 });
 
 await step('progress-to-completion', async () => {
-  const seen = await waitCompleted(sweepId);
+  let shotRunning = false;
+  const seen = await waitCompleted(sweepId, 300000, async () => {
+    await s.shot('sweep-01-running');
+    shotRunning = true;
+  });
+  if (!shotRunning) await s.shot('sweep-01-running'); // it went too fast to see it mid-way
   const text = await page.locator('[data-testid=sweep-progress-text]').textContent();
   if (!text.startsWith('6 / 6 trials')) throw new Error(`progress at the end: ${text} (saw ${[...seen].join(' | ')})`);
   console.log(`progress seen: ${[...seen].join(' | ')}`);
