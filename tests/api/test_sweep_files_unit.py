@@ -68,3 +68,14 @@ def test_trial_params_become_run_overrides() -> None:
         "fast": {"window": 5, "kind": "ema"},
         "slow": {"window": 50},
     }
+
+
+def test_the_trial_table_leaves_out_what_only_the_statistics_need(tmp_path: Path) -> None:
+    from api.services.sweep_files import trials_page
+
+    (tmp_path / "trials").mkdir()
+    line = ('{"trial": 0, "params": {"a.x": 1}, "objective": 1.0, "metrics": {"sharpe": 1.0}, '
+            '"moments": [100, 0.1, 1, 0, 3], "blocks": [[10, 1.0, 2.0]]}\n')  # fmt: skip
+    (tmp_path / "trials" / "part-0.jsonl").write_text(line)
+    item = trials_page(tmp_path, None).items[0].model_dump()
+    assert "moments" not in item and "blocks" not in item and item["objective"] == 1.0
