@@ -90,6 +90,13 @@ class ApiSettings(CoreSettings):
         min_length=1,
         description="The Prefect work pool web runs go to (its workers must share the store).",
     )
+    sweep_workers: int = Field(
+        default=2,
+        ge=1,
+        le=256,
+        description="Workers a sweep started from the web app spreads its chunks over (the "
+        "chunks are flow runs on the work pool: any of its workers takes one).",
+    )
     node_lab_timeout_s: float = Field(
         default=60.0,
         gt=0,

@@ -7,6 +7,7 @@ from api.models.pipeline import Pipeline, PipelineVersion
 from api.models.run import Run
 from api.models.schedule import Schedule
 from api.models.share import Share
+from api.models.sweep import Sweep
 from api.models.team import Team, TeamGrant, TeamMember
 from api.models.user import Role, User
 
@@ -22,6 +23,7 @@ __all__ = [
     "Run",
     "Schedule",
     "Share",
+    "Sweep",
     "Team",
     "TeamGrant",
     "TeamMember",

@@ -11,6 +11,7 @@ from api.routes import (
     runs,
     schedules,
     shares,
+    sweeps,
     teams,
     users,
 )
@@ -27,6 +28,8 @@ ROUTERS = [
     datasets.router,
     runs.pipeline_runs,
     runs.router,
+    sweeps.pipeline_sweeps,
+    sweeps.router,
     schedules.pipeline_schedules,
     schedules.router,
     shares.router,

@@ -17,20 +17,26 @@ from uuid import UUID
 
 import httpx
 from prefect.client.orchestration import SyncPrefectClient
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterId,
+    FlowRunFilterParentFlowRunId,
+)
 from prefect.client.schemas.objects import FlowRun
 from prefect.exceptions import ObjectNotFound, PrefectException
 from prefect.states import Cancelled, Cancelling
 
 from api.errors import ApiError
 from api.settings import ApiSettings
-from deployments.deploy import ensure_web_deployment
+from deployments.deploy import ensure_sweep_deployments, ensure_web_deployment
 from flows.tracebacks import user_text
 
 __all__ = [
     "PrefectError",
     "PrefectUnavailable",
     "cancel_flow_run",
+    "child_flow_run_ids",
+    "create_sweep_flow_run",
     "create_web_flow_run",
     "prefect_client",
     "read_flow_runs",
@@ -38,6 +44,7 @@ __all__ = [
 
 _lock = threading.Lock()
 _web_deployments: dict[tuple[str, str], UUID] = {}
+_sweep_deployments: dict[tuple[str, str], UUID] = {}
 
 
 class PrefectUnavailable(ApiError):
@@ -139,6 +146,47 @@ def create_web_flow_run(
             return client.create_flow_run_from_deployment(deployment_id, **options)
 
 
+def _sweep_deployment_id(
+    client: SyncPrefectClient, url: str, pool: str, refresh: bool = False
+) -> UUID:
+    with _lock:
+        if refresh or (url, pool) not in _sweep_deployments:
+            try:
+                ids = ensure_sweep_deployments(client, pool)
+            except ImportError as exc:  # a platform without the sweep engine
+                raise PrefectUnavailable(
+                    f"this installation cannot run sweeps: the sweep flows do not load ({exc})"
+                ) from exc
+            _sweep_deployments[(url, pool)] = ids["sweep"]
+        return _sweep_deployments[(url, pool)]
+
+
+def create_sweep_flow_run(
+    settings: ApiSettings,
+    parameters: dict[str, Any],
+    *,
+    idempotency_key: str,
+    tags: list[str],
+    name: str | None = None,
+) -> FlowRun:
+    """A flow run of the ``sweep`` deployment (``alphaforge-sweep/sweep``: the parent flow that
+    plans the trials and fans chunks out to the pool), as :func:`create_web_flow_run` does."""
+    options: dict[str, Any] = {
+        "parameters": parameters,
+        "idempotency_key": idempotency_key,
+        "tags": tags,
+        "name": name,
+    }
+    with prefect_client(settings) as client:
+        url = _api_url(settings)
+        deployment_id = _sweep_deployment_id(client, url, settings.work_pool)
+        try:
+            return client.create_flow_run_from_deployment(deployment_id, **options)
+        except ObjectNotFound:
+            deployment_id = _sweep_deployment_id(client, url, settings.work_pool, refresh=True)
+            return client.create_flow_run_from_deployment(deployment_id, **options)
+
+
 def read_flow_runs(client: SyncPrefectClient, ids: list[str]) -> dict[str, FlowRun]:
     """The flow runs among ``ids`` that exist, by id (one request per 200 ids)."""
     out: dict[str, FlowRun] = {}
@@ -149,6 +197,18 @@ def read_flow_runs(client: SyncPrefectClient, ids: list[str]) -> dict[str, FlowR
         )
         out.update({str(r.id): r for r in runs})
     return out
+
+
+def child_flow_run_ids(client: SyncPrefectClient, parent_id: str) -> list[str]:
+    """The flow runs ``parent_id`` started (``run_deployment`` from inside it: a sweep's
+    chunks), whatever their state."""
+    runs = client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(
+            parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[UUID(parent_id)])
+        ),
+        limit=200,
+    )
+    return [str(r.id) for r in runs]
 
 
 def cancel_flow_run(client: SyncPrefectClient, flow_run_id: str) -> None:

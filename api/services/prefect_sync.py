@@ -176,13 +176,15 @@ def _sync_runs(session: Session, client: SyncPrefectClient, settings: ApiSetting
 
 
 def sync_once(engine: Engine, settings: ApiSettings) -> int:
-    """One pass: unfinished runs, scheduled runs, scheduled deployments. Returns rows changed."""
-    from api.services import schedules
+    """One pass: unfinished runs and sweeps, scheduled runs, scheduled deployments. Returns rows
+    changed."""
+    from api.services import schedules, sweep_sync
 
     with Session(engine, expire_on_commit=False) as session, prefect_client(settings) as client:
         schedules.reconcile_deployments(session, client, settings)
         schedules.discover_scheduled_runs(session, client, settings)
-        return _sync_runs(session, client, settings)
+        changed = _sync_runs(session, client, settings)
+        return changed + sweep_sync.sync_active(session, client, settings)
 
 
 def sync_run(session: Session, settings: ApiSettings, run: Run) -> Run:

@@ -58,6 +58,7 @@ __all__ = [
     "list_runs",
     "mlflow_run_url",
     "public",
+    "require_datasets",
     "run_spec",
     "spec_of",
     "summary",
@@ -98,13 +99,16 @@ def run_spec(
     run_key: str | None,
     *,
     trigger: Trigger = "web",
+    overrides: dict[str, dict[str, Any]] | None = None,
 ) -> RunSpec:
     """The run spec of a web run of ``ir_json`` owned by ``owner_id`` (``run_key`` None: the
     id is derived from the flow run, as for scheduled runs): paths confined to the web base
-    dir, the owner's datasets, tracked in MLflow."""
+    dir, the owner's datasets, tracked in MLflow; ``overrides`` (node -> param -> value) over
+    the IR's params (a sweep's trial opened as a run)."""
     return RunSpec(
         run_id=run_key,
         ir=PipelineIR.from_json(ir_json),
+        overrides=overrides or {},
         store_url=settings.store_location,
         base_dir=settings.store_ref(web_base_dir(settings)),
         datasets=datasets_for(session, settings, owner_id),
@@ -240,8 +244,10 @@ def create(
     pipeline_id: int,
     version_number: int | None,
     idempotency_key: str | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
 ) -> RunPublic:
-    """Start a run of a version (default: the latest) through Prefect; 202 semantics."""
+    """Start a run of a version (default: the latest) through Prefect; 202 semantics.
+    ``overrides`` (node -> param -> value) run it with other params (a sweep's trial)."""
     pipeline = pipelines.get_pipeline(session, user, pipeline_id, level=Level.EDIT)
     if (
         found := _existing(session, user, idempotency_key, pipeline_id, version_number)
@@ -249,7 +255,7 @@ def create(
         return public(settings, found)
     number = version_number or pipeline.latest_version
     version = pipelines.version_of(session, pipeline.id, number)
-    _require_datasets(session, settings, pipeline.owner_id, version.source, version.ir_json)
+    require_datasets(session, settings, pipeline.owner_id, version.source, version.ir_json)
     if not settings.prefect_api_url:
         raise PrefectUnavailable("no Prefect server is configured: runs cannot start")
     custom = publish_manifests(session, settings, pipeline.owner_id, version)  # worker reads
@@ -275,13 +281,13 @@ def create(
     audit.record(
         session, user, "run.create", "run", run.id,
         pipeline_id=pipeline.id, version=number, ir_hash=version.ir_hash, trigger="manual",
-        custom_nodes=custom,
+        custom_nodes=custom, overrides=overrides or None,
     )  # fmt: skip
     session.commit()
-    return _submit(session, settings, run, version.ir_json)
+    return _submit(session, settings, run, version.ir_json, overrides)
 
 
-def _require_datasets(
+def require_datasets(
     session: Session, settings: ApiSettings, owner_id: int, source: str, ir_json: str
 ) -> None:
     """422 with the editor's AF209 diagnostics (line, column, nearest names) when the version
@@ -298,9 +304,15 @@ def _require_datasets(
     require_ir(pipelines.compile_for(session, source, owner_id, settings, dataset_severity="error"))
 
 
-def _submit(session: Session, settings: ApiSettings, run: Run, ir_json: str) -> RunPublic:
+def _submit(
+    session: Session,
+    settings: ApiSettings,
+    run: Run,
+    ir_json: str,
+    overrides: dict[str, dict[str, Any]] | None = None,
+) -> RunPublic:
     """Create the flow run (Prefect de-duplicates by the run key); a failure fails the row."""
-    spec = run_spec(session, settings, run.owner_id, ir_json, run.run_key)
+    spec = run_spec(session, settings, run.owner_id, ir_json, run.run_key, overrides=overrides)
     params = flow_parameters(spec.model_copy(update={"submitted_at": time.time()}))
     try:
         flow_run = create_web_flow_run(

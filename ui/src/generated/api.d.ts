@@ -943,6 +943,191 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/pipelines/{pipeline_id}/sweeps": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start Sweep
+         * @description Start a sweep of a version's ``sweep`` block (default: the latest version): a flow run of
+         *     the sweep deployment whose chunks of trials go to the work pool; status pending.
+         */
+        post: operations["start_sweep_api_pipelines__pipeline_id__sweeps_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sweeps": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Sweeps
+         * @description The sweeps the caller may see (of one pipeline with ``pipeline_id``), newest first.
+         */
+        get: operations["list_sweeps_api_sweeps_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sweeps/{sweep_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Sweep
+         * @description The sweep: progress (done / total, ETA), the best trial, the overfitting statistics, the
+         *     walk-forward folds, links.
+         */
+        get: operations["get_sweep_api_sweeps__sweep_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sweeps/{sweep_id}/trials": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Trials
+         * @description Finished trials sorted by ``sort`` (``trial``, ``objective``, ``seconds``, a metric or a
+         *     swept ``node.param``; nulls last), one page; ``total`` counts them all.
+         */
+        get: operations["get_trials_api_sweeps__sweep_id__trials_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sweeps/{sweep_id}/heatmap": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Heatmap
+         * @description A grid over two swept params: per cell the best trial there and its ``metric`` (default:
+         *     the objective); null where no trial ran.
+         */
+        get: operations["get_heatmap_api_sweeps__sweep_id__heatmap_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sweeps/{sweep_id}/oos-equity": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Oos Equity
+         * @description Walk-forward: the out-of-sample segments stitched into one curve (at most 5,000 points).
+         */
+        get: operations["get_oos_equity_api_sweeps__sweep_id__oos_equity_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sweeps/{sweep_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel Sweep
+         * @description Cancel the sweep's flow run and its chunk flow runs; it ends cancelled.
+         */
+        post: operations["cancel_sweep_api_sweeps__sweep_id__cancel_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sweeps/{sweep_id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resume Sweep
+         * @description Finish a stopped sweep: a new flow run that runs only the trials not finished yet.
+         */
+        post: operations["resume_sweep_api_sweeps__sweep_id__resume_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sweeps/{sweep_id}/trials/{trial}/run": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run Trial
+         * @description Run the pipeline version with this trial's params (a normal run with its charts);
+         *     ``fold`` picks the trial of a walk-forward fold when trial numbers repeat across folds.
+         */
+        post: operations["run_trial_api_sweeps__sweep_id__trials__trial__run_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/pipelines/{pipeline_id}/schedules": {
         parameters: {
             query?: never;
@@ -1140,6 +1325,24 @@ export interface components {
             cagr: number | null;
             /** Max Drawdown */
             max_drawdown: number | null;
+        };
+        /**
+         * BestTrial
+         * @description The winning trial.
+         */
+        BestTrial: {
+            /** Trial */
+            trial: number;
+            /** Params */
+            params: {
+                [key: string]: unknown;
+            };
+            /** Metrics */
+            metrics?: {
+                [key: string]: number | null;
+            };
+            /** Objective */
+            objective?: number | null;
         };
         /** Body_upload_dataset_api_datasets_post */
         Body_upload_dataset_api_datasets_post: {
@@ -1469,6 +1672,59 @@ export interface components {
             log?: boolean;
         };
         /**
+         * FoldRow
+         * @description One walk-forward fold: its windows, the params its search chose, and how they did in
+         *     sample (the training window) and out of sample (the test window that follows).
+         */
+        FoldRow: {
+            /** Index */
+            index: number;
+            /** Train Begin */
+            train_begin: string;
+            /** Train End */
+            train_end: string;
+            /** Test Begin */
+            test_begin: string;
+            /** Test End */
+            test_end: string;
+            /** Train Bars */
+            train_bars: number;
+            /** Test Bars */
+            test_bars: number;
+            /**
+             * Partial
+             * @default false
+             */
+            partial?: boolean;
+            /**
+             * N Trials
+             * @default 0
+             */
+            n_trials?: number;
+            /** Best Trial */
+            best_trial?: number | null;
+            /** Best Params */
+            best_params?: {
+                [key: string]: unknown;
+            };
+            /** Is Metrics */
+            is_metrics?: {
+                [key: string]: number | null;
+            };
+            /** Oos Metrics */
+            oos_metrics?: {
+                [key: string]: number | null;
+            };
+            /** Is Objective */
+            is_objective?: number | null;
+            /** Oos Objective */
+            oos_objective?: number | null;
+            /** Deflated Sharpe */
+            deflated_sharpe?: number | null;
+            /** Pbo */
+            pbo?: number | null;
+        };
+        /**
          * GrantPublic
          * @description One team's access to an object.
          */
@@ -1512,6 +1768,52 @@ export interface components {
             status: string;
             /** Version */
             version: string;
+        };
+        /**
+         * Heatmap
+         * @description A grid over two swept params: ``cells[j][i]`` is (``x[i]``, ``y[j]``); null where no
+         *     trial ran. ``min``/``max`` span the values (for the colour scale). ``x_binned``: ``x`` holds
+         *     the middles of equal-width bins (a search with many distinct values), not the values.
+         */
+        Heatmap: {
+            /** X Param */
+            x_param: string;
+            /** Y Param */
+            y_param: string;
+            /**
+             * X Binned
+             * @default false
+             */
+            x_binned?: boolean;
+            /**
+             * Y Binned
+             * @default false
+             */
+            y_binned?: boolean;
+            /** Metric */
+            metric: string;
+            /** X */
+            x: unknown[];
+            /** Y */
+            y: unknown[];
+            /** Cells */
+            cells: components["schemas"]["HeatmapCell"][][];
+            /** Min */
+            min: number | null;
+            /** Max */
+            max: number | null;
+        };
+        /**
+         * HeatmapCell
+         * @description One (x, y) of the heatmap: the best trial there (by the objective) and its metric.
+         */
+        HeatmapCell: {
+            /** Value */
+            value: number | null;
+            /** Trial */
+            trial: number | null;
+            /** Fold */
+            fold?: number | null;
         };
         /**
          * InUse
@@ -1943,6 +2245,31 @@ export interface components {
             key: string;
         };
         /**
+         * OosEquity
+         * @description The stitched out-of-sample equity curve (at most 5,000 points, shape kept).
+         */
+        OosEquity: {
+            /** Points */
+            points: components["schemas"]["OosPoint"][];
+            /** Note */
+            note?: string | null;
+        };
+        /**
+         * OosPoint
+         * @description One point of the walk-forward out-of-sample curve.
+         */
+        OosPoint: {
+            /**
+             * Ts
+             * Format: date-time
+             */
+            ts: string;
+            /** Equity */
+            equity: number;
+            /** Fold */
+            fold?: number | null;
+        };
+        /**
          * OutlineItem
          * @description A step of the pipeline, for the editor's outline and graph.
          */
@@ -1965,6 +2292,35 @@ export interface components {
             params?: {
                 [key: string]: unknown;
             };
+        };
+        /**
+         * Overfit
+         * @description The honest statistics beside the best result (see :mod:`flows.overfitting`).
+         */
+        Overfit: {
+            /** N Trials */
+            n_trials: number;
+            /** Deflated Sharpe */
+            deflated_sharpe?: number | null;
+            /** Pbo */
+            pbo?: number | null;
+            /** Pbo Blocks */
+            pbo_blocks?: number | null;
+            /** Best Sharpe Per Bar */
+            best_sharpe_per_bar?: number | null;
+            /** Expected Max Sharpe Per Bar */
+            expected_max_sharpe_per_bar?: number | null;
+            /** Sharpe Variance */
+            sharpe_variance?: number | null;
+            /**
+             * Explanation
+             * @default
+             */
+            explanation?: string;
+            /** Warning */
+            warning?: string | null;
+            /** Notes */
+            notes?: string[];
         };
         /** Page[AuditEventPublic] */
         Page_AuditEventPublic_: {
@@ -2005,6 +2361,13 @@ export interface components {
         Page_SharePublic_: {
             /** Items */
             items: components["schemas"]["SharePublic"][];
+            /** Total */
+            total: number;
+        };
+        /** Page[SweepSummary] */
+        Page_SweepSummary_: {
+            /** Items */
+            items: components["schemas"]["SweepSummary"][];
             /** Total */
             total: number;
         };
@@ -2700,6 +3063,14 @@ export interface components {
             sinks?: components["schemas"]["SinkIR"][];
         };
         /**
+         * SweepCreate
+         * @description ``POST /api/pipelines/{id}/sweeps``: which version (default: the latest).
+         */
+        SweepCreate: {
+            /** Version */
+            version?: number | null;
+        };
+        /**
          * SweepIR
          * @description A sweep block: ``grid``, ``random`` or ``optuna`` over params, with constraints.
          */
@@ -2735,6 +3106,226 @@ export interface components {
             param: string;
             /** Space */
             space: components["schemas"]["ValuesSpace"] | components["schemas"]["IntSpace"] | components["schemas"]["FloatSpace"];
+        };
+        /**
+         * SweepPublic
+         * @description A sweep with its record (``sweep.json``: progress, best, overfitting statistics, folds,
+         *     timings; None before the flow wrote it), the spec's summary and links.
+         */
+        SweepPublic: {
+            /** Id */
+            id: number;
+            /** Pipeline Id */
+            pipeline_id: number;
+            /** Pipeline Name */
+            pipeline_name?: string | null;
+            /** Pipeline Title */
+            pipeline_title?: string | null;
+            /** Version */
+            version: number;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "running" | "completed" | "failed" | "cancelled";
+            /** Method */
+            method: string;
+            /** Objective */
+            objective: string;
+            /** Walkforward */
+            walkforward: boolean;
+            /** N Trials */
+            n_trials: number;
+            /** Done */
+            done: number;
+            /** Failed */
+            failed: number;
+            /** Best Objective */
+            best_objective: number | null;
+            /** Best Trial */
+            best_trial: number | null;
+            /** Error */
+            error: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Finished At */
+            finished_at: string | null;
+            /** Sweep Key */
+            sweep_key: string;
+            /**
+             * Direction
+             * @default maximize
+             * @enum {string}
+             */
+            direction?: "maximize" | "minimize";
+            /** Params */
+            params: string[];
+            record: components["schemas"]["SweepRecord"] | null;
+            /** Executor */
+            executor: string;
+            /** Workers */
+            workers: number;
+            /** Eta S */
+            eta_s?: number | null;
+            /** Elapsed S */
+            elapsed_s?: number | null;
+            /** Prefect Flow Run Id */
+            prefect_flow_run_id: string | null;
+            /** Prefect Url */
+            prefect_url: string | null;
+            /** Mlflow Url */
+            mlflow_url: string | null;
+        };
+        /**
+         * SweepRecord
+         * @description A sweep's state and results (``sweep.json``), rewritten as it goes.
+         *
+         *     ``n_trials`` is how many trials the sweep will run in all (every fold's, for a walk-forward);
+         *     ``done`` how many have finished (``failed`` of them failed). ``objective`` is written as in
+         *     the block (``maximize result.sharpe``); ``params`` lists the swept ``node.param`` names.
+         *     ``walkforward_efficiency`` is the mean out-of-sample objective over the mean in-sample one.
+         *     ``timings`` holds seconds (``trials_s``, ``tracking_s``, ``prefect_s``, ``total_s``).
+         */
+        SweepRecord: {
+            /** Sweep Id */
+            sweep_id: string;
+            /** Pipeline */
+            pipeline: string;
+            /** Title */
+            title?: string | null;
+            /** Ir Hash */
+            ir_hash: string;
+            /**
+             * Method
+             * @enum {string}
+             */
+            method: "grid" | "random" | "optuna";
+            /** Objective */
+            objective: string;
+            /**
+             * Direction
+             * @default maximize
+             * @enum {string}
+             */
+            direction?: "maximize" | "minimize";
+            /** Params */
+            params?: string[];
+            /**
+             * Status
+             * @default pending
+             * @enum {string}
+             */
+            status?: "pending" | "running" | "completed" | "failed" | "cancelled";
+            /**
+             * N Trials
+             * @default 0
+             */
+            n_trials?: number;
+            /**
+             * Done
+             * @default 0
+             */
+            done?: number;
+            /**
+             * Failed
+             * @default 0
+             */
+            failed?: number;
+            best?: components["schemas"]["BestTrial"] | null;
+            overfit?: components["schemas"]["Overfit"] | null;
+            /** Folds */
+            folds?: components["schemas"]["FoldRow"][] | null;
+            /** Walkforward Efficiency */
+            walkforward_efficiency?: number | null;
+            /**
+             * Executor
+             * @default local
+             * @enum {string}
+             */
+            executor?: "local" | "pool" | "dask";
+            /**
+             * Workers
+             * @default 1
+             */
+            workers?: number;
+            /** Chunk Size */
+            chunk_size?: number | null;
+            /**
+             * Chunks
+             * @default 0
+             */
+            chunks?: number;
+            /** Flow Run Id */
+            flow_run_id?: string | null;
+            /** Chunk Flow Run Ids */
+            chunk_flow_run_ids?: string[];
+            /** Mlflow Run Id */
+            mlflow_run_id?: string | null;
+            /** Mlflow Experiment Id */
+            mlflow_experiment_id?: string | null;
+            /** Error */
+            error?: string | null;
+            /** Notes */
+            notes?: string[];
+            /** Started At */
+            started_at?: number | null;
+            /** Ended At */
+            ended_at?: number | null;
+            /** Timings */
+            timings?: {
+                [key: string]: number;
+            };
+            /** Top Trials */
+            top_trials?: number[];
+        };
+        /**
+         * SweepSummary
+         * @description A sweep in a list.
+         */
+        SweepSummary: {
+            /** Id */
+            id: number;
+            /** Pipeline Id */
+            pipeline_id: number;
+            /** Pipeline Name */
+            pipeline_name?: string | null;
+            /** Pipeline Title */
+            pipeline_title?: string | null;
+            /** Version */
+            version: number;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "running" | "completed" | "failed" | "cancelled";
+            /** Method */
+            method: string;
+            /** Objective */
+            objective: string;
+            /** Walkforward */
+            walkforward: boolean;
+            /** N Trials */
+            n_trials: number;
+            /** Done */
+            done: number;
+            /** Failed */
+            failed: number;
+            /** Best Objective */
+            best_objective: number | null;
+            /** Best Trial */
+            best_trial: number | null;
+            /** Error */
+            error: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Finished At */
+            finished_at: string | null;
         };
         /**
          * TeamCreate
@@ -2786,6 +3377,52 @@ export interface components {
              */
             token_type?: string;
             user: components["schemas"]["UserPublic"];
+        };
+        /**
+         * TrialItem
+         * @description One finished trial as the table shows it (a :class:`flows.sweepspec.TrialRow` without what
+         *     only the statistics need).
+         */
+        TrialItem: {
+            /** Trial */
+            trial: number;
+            /** Fold */
+            fold?: number | null;
+            /** Params */
+            params: {
+                [key: string]: unknown;
+            };
+            /** Metrics */
+            metrics?: {
+                [key: string]: number | null;
+            };
+            /** Objective */
+            objective?: number | null;
+            /**
+             * Status
+             * @default completed
+             * @enum {string}
+             */
+            status?: "completed" | "failed";
+            /** Error */
+            error?: string | null;
+            /**
+             * Seconds
+             * @default 0
+             */
+            seconds?: number;
+        };
+        /**
+         * TrialPage
+         * @description A page of trials, sorted as asked; ``total`` counts every trial that matched.
+         */
+        TrialPage: {
+            /** Items */
+            items: components["schemas"]["TrialItem"][];
+            /** Total */
+            total: number;
+            /** Columns */
+            columns: string[];
         };
         /**
          * UsePin
@@ -6313,6 +6950,598 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    start_sweep_api_pipelines__pipeline_id__sweeps_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The object's id. */
+                pipeline_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["SweepCreate"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SweepPublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    list_sweeps_api_sweeps_get: {
+        parameters: {
+            query?: {
+                pipeline_id?: number | null;
+                offset?: number;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_SweepSummary_"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_sweep_api_sweeps__sweep_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The object's id. */
+                sweep_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SweepPublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_trials_api_sweeps__sweep_id__trials_get: {
+        parameters: {
+            query?: {
+                sort?: string;
+                order?: "asc" | "desc";
+                fold?: number | null;
+                offset?: number;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The object's id. */
+                sweep_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TrialPage"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_heatmap_api_sweeps__sweep_id__heatmap_get: {
+        parameters: {
+            query: {
+                /** @description A swept `node.param`. */
+                x: string;
+                /** @description A swept `node.param`. */
+                y: string;
+                metric?: string | null;
+                fold?: number | null;
+                /** @description Bins of a many-valued param. */
+                bins?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The object's id. */
+                sweep_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Heatmap"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_oos_equity_api_sweeps__sweep_id__oos_equity_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The object's id. */
+                sweep_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OosEquity"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    cancel_sweep_api_sweeps__sweep_id__cancel_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The object's id. */
+                sweep_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SweepPublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    resume_sweep_api_sweeps__sweep_id__resume_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The object's id. */
+                sweep_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SweepPublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    run_trial_api_sweeps__sweep_id__trials__trial__run_post: {
+        parameters: {
+            query?: {
+                /** @description The trial's fold. */
+                fold?: number | null;
+            };
+            header?: never;
+            path: {
+                /** @description The object's id. */
+                sweep_id: number;
+                /** @description The trial's number. */
+                trial: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunPublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
         };

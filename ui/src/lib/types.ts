@@ -70,3 +70,27 @@ export type Schedule = Out<S['SchedulePublic']>;
 export type Team = Out<S['TeamPublic']>;
 export type TeamGrant = Out<S['GrantPublic']>;
 export type GrantAccess = S['Access'];
+
+export type SweepStatus = S['SweepSummary']['status'];
+export type SweepSummary = Out<S['SweepSummary']>;
+export type FoldRow = Out<S['FoldRow']>;
+export type Overfit = Out<S['Overfit']>;
+export type BestTrial = Out<S['BestTrial']>;
+export interface SweepRecord extends Omit<Out<S['SweepRecord']>, 'best' | 'overfit' | 'folds'> {
+  best: BestTrial | null;
+  overfit: Overfit | null;
+  folds: FoldRow[] | null;
+}
+export interface Sweep extends Omit<Out<S['SweepPublic']>, 'record'> {
+  record: SweepRecord | null;
+}
+export type TrialRow = Out<S['TrialItem']>;
+export interface TrialPage extends Omit<Out<S['TrialPage']>, 'items'> {
+  items: TrialRow[];
+}
+export type HeatmapCell = Out<S['HeatmapCell']>;
+export type Heatmap = Out<S['Heatmap']>;
+export type OosPoint = Out<S['OosPoint']>;
+export interface OosEquity extends Omit<Out<S['OosEquity']>, 'points'> {
+  points: OosPoint[];
+}

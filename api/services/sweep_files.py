@@ -1,0 +1,262 @@
+"""What the sweep page reads from a sweep directory: trials sorted and paged, the heatmap of
+two swept params, the stitched out-of-sample equity curve, the progress's ETA.
+
+Pure reading of the files :mod:`flows.sweepspec` describes (no database, no Prefect), so every
+function here is tested on a directory written from the contract's models.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from api.errors import Unprocessable
+from api.models.sweep import Heatmap, HeatmapCell, OosEquity, OosPoint, TrialItem, TrialPage
+from api.services.run_files import MAX_CHART_POINTS, chart_indices
+from flows.sweepspec import SweepRecord, TrialRow, read_trials
+
+__all__ = [
+    "BUILTIN_COLUMNS",
+    "eta_seconds",
+    "heatmap",
+    "oos_equity",
+    "overrides_of",
+    "trial_of",
+    "trials_page",
+]
+
+BUILTIN_COLUMNS = ("trial", "fold", "objective", "status", "seconds")
+DEFAULT_BINS = 12
+Order = Literal["asc", "desc"]
+
+
+def _metric_names(rows: Iterable[TrialRow]) -> list[str]:
+    names: dict[str, None] = {}
+    for row in rows:
+        names.update(dict.fromkeys(row.metrics))
+    return list(names)
+
+
+def _column_value(row: TrialRow, column: str) -> Any:
+    if column in BUILTIN_COLUMNS:
+        return getattr(row, column)
+    if column in row.params:
+        return row.params[column]
+    return row.metrics.get(column)
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    """Numbers before text; nulls (and NaN) are placed by the caller."""
+    if isinstance(value, bool):
+        return (0, float(value))
+    if isinstance(value, int | float):
+        return (0, float(value))
+    return (1, str(value))
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def trials_page(
+    directory: Path,
+    record: SweepRecord | None,
+    *,
+    sort: str = "trial",
+    order: Order = "asc",
+    offset: int = 0,
+    limit: int = 50,
+    fold: int | None = None,
+) -> TrialPage:
+    """One page of the finished trials sorted by ``sort`` (``trial``, ``fold``, ``objective``,
+    ``status``, ``seconds``, a swept param ``node.param`` or a metric name); nulls last in
+    either order; 422 with a sentence for a column no trial has."""
+    rows = list(read_trials(directory, fold=fold))
+    params = list(record.params) if record else []
+    for row in rows:
+        params.extend(p for p in row.params if p not in params)
+    columns = [*BUILTIN_COLUMNS, *params, *_metric_names(rows)]
+    if sort not in columns:
+        known = ", ".join(columns)
+        raise Unprocessable(f"The trials cannot be sorted by {sort!r}: sort by one of {known}.")
+    present = [r for r in rows if not _missing(_column_value(r, sort))]
+    absent = [r for r in rows if _missing(_column_value(r, sort))]
+    present.sort(
+        key=lambda r: (_sort_key(_column_value(r, sort)), r.trial), reverse=order == "desc"
+    )
+    ordered = present + sorted(absent, key=lambda r: r.trial)
+    items = [
+        TrialItem.model_validate(r, from_attributes=True) for r in ordered[offset : offset + limit]
+    ]
+    return TrialPage(items=items, total=len(rows), columns=columns)
+
+
+def _json_number(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else value
+
+
+def trial_of(directory: Path, trial: int, fold: int | None = None) -> TrialRow | None:
+    """The finished trial numbered ``trial`` (of ``fold`` when given; None when it has not
+    run)."""
+    return next((r for r in read_trials(directory, fold=fold) if r.trial == trial), None)
+
+
+def overrides_of(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A trial's ``{"node.param": value}`` as a run spec's overrides ``{node: {param: v}}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, value in params.items():
+        node, _, param = name.partition(".")
+        if not node or not param:
+            raise Unprocessable(f"The trial's parameter {name!r} does not name a node's param.")
+        out.setdefault(node, {})[param] = value
+    return out
+
+
+def _better(a: TrialRow, b: TrialRow, maximize: bool) -> bool:
+    """Whether ``a`` beats ``b`` on the objective (a missing objective never wins)."""
+    if _missing(a.objective):
+        return False
+    if _missing(b.objective):
+        return True
+    assert a.objective is not None and b.objective is not None
+    return a.objective > b.objective if maximize else a.objective < b.objective
+
+
+def heatmap(
+    directory: Path,
+    record: SweepRecord | None,
+    x: str,
+    y: str,
+    metric: str | None = None,
+    fold: int | None = None,
+    bins: int = DEFAULT_BINS,
+) -> Heatmap:
+    """The grid of two swept params: per cell the best trial there (by the sweep's objective and
+    direction) and its ``metric`` (default: the objective); cells no trial reached are null. A
+    numeric param with more than ``bins`` distinct values (an Optuna or random search) is cut
+    into ``bins`` equal-width bins, each labelled by its middle (``x_binned``/``y_binned``)."""
+    swept = list(record.params) if record else []
+    for name in (x, y):
+        if swept and name not in swept:
+            raise Unprocessable(
+                f"{name!r} is not a swept parameter of this sweep: choose from {', '.join(swept)}."
+            )
+    if x == y:
+        raise Unprocessable("The heatmap needs two different parameters for its axes.")
+    maximize = record is None or record.direction == "maximize"
+    metric = metric or "objective"
+    rows = [r for r in read_trials(directory, fold=fold) if x in r.params and y in r.params]
+    to_x = _axis([r.params[x] for r in rows], bins)
+    to_y = _axis([r.params[y] for r in rows], bins)
+    best: dict[tuple[Any, Any], TrialRow] = {}
+    for row in rows:
+        key = (to_x(row.params[x]), to_y(row.params[y]))
+        if key not in best or _better(row, best[key], maximize):
+            best[key] = row
+    xs = sorted({k[0] for k in best}, key=_sort_key)
+    ys = sorted({k[1] for k in best}, key=_sort_key)
+    cells: list[list[HeatmapCell]] = []
+    values: list[float] = []
+    for yv in ys:
+        line: list[HeatmapCell] = []
+        for xv in xs:
+            row = best.get((xv, yv))
+            value = _cell_value(row, metric) if row else None
+            if value is not None:
+                values.append(value)
+            line.append(
+                HeatmapCell(
+                    value=value, trial=row.trial if row else None, fold=row.fold if row else None
+                )
+            )
+        cells.append(line)
+    return Heatmap(
+        x_param=x,
+        y_param=y,
+        x_binned=getattr(to_x, "binned", False),
+        y_binned=getattr(to_y, "binned", False),
+        metric=metric,
+        x=xs,
+        y=ys,
+        cells=cells,
+        min=min(values) if values else None,
+        max=max(values) if values else None,
+    )
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _axis(values: list[Any], bins: int) -> Any:
+    """value -> the axis label it falls on: itself, or the middle of its bin when the values are
+    numbers with more than ``bins`` distinct ones."""
+    numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    distinct = set(map(_hashable, values))
+    if len(distinct) <= bins or len(numbers) != len(values):
+        return _hashable
+    low, high = min(numbers), max(numbers)
+    width = (high - low) / bins or 1.0
+
+    def to_bin(value: Any) -> float:
+        k = min(bins - 1, int((value - low) / width))
+        return float(f"{low + (k + 0.5) * width:.6g}")
+
+    to_bin.binned = True  # type: ignore[attr-defined]
+    return to_bin
+
+
+def _cell_value(row: TrialRow, metric: str) -> float | None:
+    raw = row.objective if metric == "objective" else row.metrics.get(metric)
+    return _json_number(float(raw)) if isinstance(raw, int | float) else None
+
+
+def oos_equity(directory: Path, max_points: int = MAX_CHART_POINTS) -> OosEquity:
+    """The walk-forward's stitched out-of-sample curve (``oos_equity.parquet``: index ts,
+    ``equity``, ``fold``), at most ``max_points`` points keeping its shape as run charts do."""
+    path = directory / "oos_equity.parquet"
+    if not path.exists():
+        return OosEquity(points=[], note="No out-of-sample curve yet: it is written when the "
+                         "walk-forward's last fold has run.")  # fmt: skip
+    frame = pd.read_parquet(path)
+    equity = frame["equity"].to_numpy(dtype="float64")
+    if len(equity) == 0:
+        return OosEquity(points=[], note="The out-of-sample curve is empty.")
+    drawdown = equity / np.maximum.accumulate(np.nan_to_num(equity, nan=0.0) + 1e-300) - 1.0
+    idx = chart_indices(equity, drawdown, max_points)
+    stamps = pd.DatetimeIndex(frame.index)[idx].to_pydatetime()
+    folds = frame["fold"].to_numpy()[idx].tolist() if "fold" in frame.columns else [None] * len(idx)
+    return OosEquity(
+        points=[
+            OosPoint(ts=ts, equity=e if math.isfinite(e) else 0.0, fold=_int_or_none(f))
+            for ts, e, f in zip(stamps, equity[idx].tolist(), folds, strict=True)
+        ]
+    )
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return None if value is None or pd.isna(value) else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def eta_seconds(
+    record: SweepRecord | None, now: float | None = None
+) -> tuple[float | None, float | None]:
+    """(elapsed, estimated remaining) seconds of a running sweep from its pace so far; None
+    where it cannot be told (not started, nothing finished yet, or ended)."""
+    if record is None or record.started_at is None:
+        return None, None
+    end = record.ended_at if record.ended and record.ended_at else (now or time.time())
+    elapsed = max(0.0, end - record.started_at)
+    if record.ended or record.done <= 0 or record.n_trials <= 0:
+        return elapsed, None
+    remaining = max(0, record.n_trials - record.done)
+    return elapsed, elapsed / record.done * remaining

@@ -1,0 +1,179 @@
+// Issue 11 #7 in the browser: a sweep started from the pipeline page (▶ Sweep) runs on the
+// workers; its page shows the progress (trials done / total, best so far) until it completes,
+// then the best result beside the deflated Sharpe ratio and the PBO, the heatmap and the trials;
+// a click on a heatmap cell opens that trial as a normal run (the run page with its charts).
+// A walk-forward sweep shows its folds and the stitched out-of-sample curve. An observer sees
+// the sweep but every control that would start, cancel or run something is disabled.
+//   node sweeps.mjs --base-url http://127.0.0.1:8000 --user admin --password admin-e2e-password
+// Screenshots: screenshots/sweep-*.png.
+import { apiCall, args, login, start, stepper } from './harness.mjs';
+
+const opt = args();
+const baseUrl = opt['base-url'] ?? 'http://127.0.0.1:8000';
+const user = opt.user ?? 'admin';
+const password = opt.password ?? 'admin-e2e-password';
+const only = opt.only ? String(opt.only).split(',') : null;
+const sfx = Date.now().toString(36);
+
+const BASE = `data   = csv_ohlcv(path="data/sample_ohlcv.csv")
+fast   = sma(data.close, window=10)
+slow   = sma(data.close, window=30)
+signal = crossover(fast, slow)
+result = backtest(data, signal, cash=100_000, fee_bps=5, slippage_bps=2)
+`;
+const GRID = `sweep grid {
+    fast.window = [5, 10, 20]
+    slow.window = [30, 50]
+    where fast.window < slow.window
+    objective maximize result.sharpe
+}
+`;
+const GRID_SOURCE = `pipeline sma_grid_${sfx} "SMA grid ${sfx}"\n\n${BASE}\n${GRID}`;
+const WF_SOURCE = `pipeline sma_wf_${sfx} "SMA walk-forward ${sfx}"\n\n${BASE}\n${GRID}\nwalkforward(train=1y, test=6M, step=6M)\n`;
+
+const { step, finish } = stepper(() => s, { only, shotPrefix: 'sweep-fail-' });
+const s = await start({ baseUrl });
+const { page } = s;
+let gridPipeline = null;
+let wfPipeline = null;
+let sweepId = null;
+
+async function makePipeline(name, source) {
+  const r = await apiCall(page, 'POST', '/api/pipelines', { name, source });
+  if (r.status !== 201) throw new Error(`create ${name}: HTTP ${r.status} ${r.text}`);
+  return r.json.id;
+}
+
+/** Start the sweep with the pipeline page's ▶ Sweep button; returns the sweep page's id. */
+async function sweepFromPipelinePage(pipelineId) {
+  await page.goto(`/pipelines/${pipelineId}`);
+  await page.waitForSelector('[data-testid=problem-count]', { timeout: 60000 });
+  await page.waitForSelector('[data-testid=sweep]:not([disabled])', { timeout: 60000 });
+  const posted = page.waitForResponse(
+    (r) => r.request().method() === 'POST' && new URL(r.url()).pathname === `/api/pipelines/${pipelineId}/sweeps`,
+  );
+  await page.click('[data-testid=sweep]');
+  const response = await posted;
+  if (response.status() !== 202) throw new Error(`POST sweep: HTTP ${response.status()} ${await response.text()}`);
+  const id = (await response.json()).id;
+  await page.waitForURL(new RegExp(`/sweeps/${id}$`), { timeout: 15000 });
+  await page.waitForSelector('[data-testid=sweep-progress]', { timeout: 15000 });
+  return id;
+}
+
+async function waitCompleted(id, timeout = 300000, onRunning = null) {
+  const seen = new Set();
+  const deadline = Date.now() + timeout;
+  while (Date.now() < deadline) {
+    const status = await page.locator('[data-testid=sweep-page] [data-status]').first().getAttribute('data-status');
+    const progress = await page.locator('[data-testid=sweep-progress-text]').textContent();
+    seen.add(progress);
+    if (onRunning && status === 'running' && !progress.startsWith('0 /')) {
+      await onRunning(); // mid-sweep: some trials done, more to come
+      onRunning = null;
+    }
+    if (status === 'completed') return seen;
+    if (status === 'failed' || status === 'cancelled') {
+      const err = await page.locator('[data-testid=sweep-error]').textContent().catch(() => '');
+      throw new Error(`sweep ${id} ${status}: ${err}`);
+    }
+    await page.waitForTimeout(250);
+  }
+  throw new Error(`sweep ${id} did not complete in ${timeout / 1000} s (saw ${[...seen].join(' | ')})`);
+}
+
+await step('login', async () => {
+  await login(page, user, password);
+  gridPipeline = await makePipeline(`sma_grid_${sfx}`, GRID_SOURCE);
+  wfPipeline = await makePipeline(`sma_wf_${sfx}`, WF_SOURCE);
+});
+
+await step('start-from-pipeline-page', async () => {
+  sweepId = await sweepFromPipelinePage(gridPipeline);
+});
+
+await step('progress-to-completion', async () => {
+  let shotRunning = false;
+  const seen = await waitCompleted(sweepId, 300000, async () => {
+    await s.shot('sweep-01-running');
+    shotRunning = true;
+  });
+  if (!shotRunning) await s.shot('sweep-01-running'); // it went too fast to see it mid-way
+  const text = await page.locator('[data-testid=sweep-progress-text]').textContent();
+  if (!text.startsWith('6 / 6 trials')) throw new Error(`progress at the end: ${text} (saw ${[...seen].join(' | ')})`);
+  console.log(`progress seen: ${[...seen].join(' | ')}`);
+  await page.waitForSelector('[data-testid=sweep-best]');
+  await page.waitForSelector('[data-testid=heatmap] [data-testid=heat-cell]');
+  const dsr = await page.locator('[data-testid=dsr]').textContent();
+  if (!dsr.trim()) throw new Error('no deflated Sharpe ratio beside the best result');
+  const rows = await page.locator('[data-testid=trial-row]').count();
+  if (rows !== 6) throw new Error(`trial table rows: ${rows}`);
+  // sorting by a param reorders the table
+  await page.click('[data-testid=sort-slow\\.window]');
+  await page.waitForTimeout(500);
+  await s.shot('sweep-02-finished', { fullPage: true });
+});
+
+await step('heatmap-cell-opens-a-run', async () => {
+  const cell = page.locator('[data-testid=heat-cell]:not([disabled])').first();
+  const trial = await cell.getAttribute('data-trial');
+  const posted = page.waitForResponse((r) => r.request().method() === 'POST' && r.url().endsWith(`/trials/${trial}/run`));
+  await cell.click();
+  const response = await posted;
+  if (response.status() !== 202) throw new Error(`POST trial run: HTTP ${response.status()} ${await response.text()}`);
+  const runId = (await response.json()).id;
+  await page.waitForURL(new RegExp(`/runs/${runId}$`), { timeout: 15000 });
+  await page.waitForSelector('[data-testid=run-page]');
+  await page.waitForSelector('[data-testid=results]', { timeout: 180000 });
+  await page.waitForTimeout(800);
+  await s.shot('sweep-03-trial-run', { fullPage: true });
+  const run = await apiCall(page, 'GET', `/api/runs/${runId}`);
+  if (run.json?.status !== 'completed') throw new Error(`trial run ${runId} is ${run.json?.status}`);
+});
+
+await step('walkforward', async () => {
+  const id = await sweepFromPipelinePage(wfPipeline);
+  await waitCompleted(id);
+  await page.waitForSelector('[data-testid=fold-table]');
+  await page.waitForSelector('[data-testid=oos-equity]', { timeout: 15000 });
+  await page.waitForTimeout(800);
+  await s.shot('sweep-04-walkforward', { fullPage: true });
+});
+
+await step('observer-sees-but-cannot-act', async () => {
+  const name = `obs_${sfx}`;
+  const temp = `obs-temp-${sfx}-pw`;
+  const own = `obs-own-${sfx}-pw`;
+  const made = await apiCall(page, 'POST', '/api/users', { username: name, password: temp, role: 'observer' });
+  if (made.status !== 201) throw new Error(`create observer: HTTP ${made.status} ${made.text}`);
+  const tok = await (await fetch(`${baseUrl}/api/auth/login`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ username: name, password: temp }),
+  })).json();
+  const changed = await fetch(`${baseUrl}/api/auth/password`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${tok.access_token}` },
+    body: JSON.stringify({ current_password: temp, new_password: own }),
+  });
+  if (!changed.ok) throw new Error(`observer password: HTTP ${changed.status}`);
+  const ctx = await s.browser.newContext({ baseURL: baseUrl, viewport: { width: 1440, height: 900 }, colorScheme: 'dark' });
+  const other = await ctx.newPage();
+  try {
+    await login(other, name, own);
+    await other.goto(`/pipelines/${gridPipeline}`);
+    await other.waitForSelector('[data-testid=sweep][disabled]', { timeout: 30000 });
+    await other.goto(`/sweeps/${sweepId}`);
+    await other.waitForSelector('[data-testid=heatmap] [data-testid=heat-cell]', { timeout: 15000 });
+    if (!(await other.locator('[data-testid=open-best][disabled]').count())) throw new Error('an observer can open the best trial as a run');
+    if (await other.locator('[data-testid=sweep-resume]:not([disabled]), [data-testid=sweep-cancel]:not([disabled])').count())
+      throw new Error('an observer has an enabled cancel or resume');
+    await other.locator('[data-testid=heat-cell]:not([disabled])').first().click({ force: true }); // aria-disabled: a click does nothing
+    await other.waitForTimeout(500);
+    if (!/\/sweeps\/\d+$/.test(new URL(other.url()).pathname)) throw new Error('an observer opened a trial as a run');
+    await other.screenshot({ path: `${process.cwd()}/screenshots/sweep-05-observer.png` });
+    console.log('screenshot: screenshots/sweep-05-observer.png');
+  } finally {
+    await ctx.close();
+  }
+});
+
+await finish();
