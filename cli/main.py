@@ -234,7 +234,12 @@ def run(
         loaded.resolver.store_into(ManifestStore(settings.custom_nodes_dir))
     out = _console(stderr=as_json)
     out.print(f"[bold]{ir.name}[/] — {ir.title or ''} ({len(ir.nodes)} nodes)")
-    # A sweep / walkforward / stream block was reported above as warning AF008 (not executed).
+    # A stream block was reported above as warning AF008 (not executed by this version).
+    if ir.sweep is not None:
+        out.print(
+            "[dim]this run uses the params written in the steps; "
+            f"`alphaforge sweep {file}` runs the sweep block[/]"
+        )
 
     from cli.output import Progress
     from flows.run import run_pipeline

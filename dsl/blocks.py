@@ -10,11 +10,13 @@ from dsl.diagnostics import did_you_mean
 from dsl.ir import SinkIR, StreamIR, WalkForwardIR
 from dsl.source import Reporter, Span
 
-WALKFORWARD_ARGS = ("train", "test", "step", "anchored")
+WALKFORWARD_ARGS = ("train", "test", "step", "anchored", "embargo")
 
 
 def check_walkforward(wf: t.WalkForward, rep: Reporter) -> WalkForwardIR | None:
-    """``walkforward(train=2y, test=6M[, step=6M][, anchored=true])``; step defaults to test."""
+    """``walkforward(train=2y, test=6M[, step=6M][, anchored=true][, embargo=5d])``; step
+    defaults to test; the embargo (none by default) is a gap after each training window whose
+    bars neither train nor test."""
     durations: dict[str, t.Lit] = {}
     anchored = False
     ok = True
@@ -25,7 +27,7 @@ def check_walkforward(wf: t.WalkForward, rep: Reporter) -> WalkForwardIR | None:
         elif arg.key not in WALKFORWARD_ARGS:
             rep.report(
                 "AF312",
-                f"walkforward has no setting `{arg.key}` (train, test, step, anchored)",
+                f"walkforward has no setting `{arg.key}` (train, test, step, anchored, embargo)",
                 arg.key_span or arg.span,
                 suggestions=did_you_mean(arg.key, WALKFORWARD_ARGS),
             )
@@ -52,6 +54,7 @@ def check_walkforward(wf: t.WalkForward, rep: Reporter) -> WalkForwardIR | None:
         return None
     train, test = durations["train"], durations["test"]
     step = durations.get("step", test)
+    embargo = durations.get("embargo")
     return WalkForwardIR(
         train=train.text,
         test=test.text,
@@ -60,6 +63,8 @@ def check_walkforward(wf: t.WalkForward, rep: Reporter) -> WalkForwardIR | None:
         test_seconds=test.seconds or 0,
         step_seconds=step.seconds or 0,
         anchored=anchored,
+        embargo=embargo.text if embargo is not None else None,
+        embargo_seconds=(embargo.seconds or 0) if embargo is not None else 0,
     )
 
 

@@ -212,6 +212,8 @@ class WalkForwardIR(_Frozen):
     test_seconds: int
     step_seconds: int
     anchored: bool = False
+    embargo: str | None = None  # a gap between each training window and its test window
+    embargo_seconds: int = 0
 
 
 # ---- streaming -----------------------------------------------------------------------------

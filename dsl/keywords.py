@@ -45,12 +45,12 @@ KEYWORD_DOCS: dict[str, str] = {
     "pipeline": 'pipeline name "Title" — names the pipeline; one per file.',
     "use": "use node@range — pins a custom node from the registry (^range unless =exact).",
     "for": "for v in [..] { step_{v} = ... } — expands steps over a list of values.",
-    "sweep": "sweep grid { ... } / sweep optuna(trials=N) { ... } — parameter search "
-    "(checked, not executed by this version: AF008).",
+    "sweep": "sweep grid { ... } / sweep optuna(trials=N) { ... } — parameter search, run by "
+    "`alphaforge sweep` or the web app's Sweep (a plain run uses the written params).",
     "where": "where <condition> — a constraint on sweep parameters.",
     "objective": "objective maximize|minimize step.metric — what a sweep optimises.",
-    "walkforward": "walkforward(train=2y, test=6M, step=6M) — fit/evaluate per fold "
-    "(checked, not executed by this version: AF008).",
+    "walkforward": "walkforward(train=2y, test=6M, step=6M[, embargo=5d]) — the sweep searches "
+    "each fold's training window and tests the chosen params on the window after it.",
     "stream": "stream { ... } — live / replay signal generation "
     "(checked, not executed by this version: AF008).",
     "emit": "emit step.port to sink(...) — write stream outputs to a sink.",

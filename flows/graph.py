@@ -81,9 +81,9 @@ class GraphExecutor(Protocol):
 
 
 def not_executed_blocks(ir: PipelineIR) -> list[str]:
-    """The blocks of ``ir`` this version compiles but does not run (AF008)."""
-    present = {"sweep": ir.sweep, "walkforward": ir.walkforward, "stream": ir.stream}
-    return [keyword for keyword, block in present.items() if block is not None]
+    """The blocks of ``ir`` this version compiles but does not run (AF008): ``stream``. A
+    ``sweep`` (and its ``walkforward``) runs as a sweep, not as part of a run."""
+    return ["stream"] if ir.stream is not None else []
 
 
 def kill_sandboxes(run_id: str) -> int:
@@ -125,6 +125,12 @@ def run_graph(
             logger.info(f"[flow] run {run_id}: pipeline {ir.name!r}, {len(ir.nodes)} nodes")
             if spec.overrides:
                 logger.info(f"[flow] param overrides: {spec.overrides}")
+            if ir.sweep is not None and not spec.overrides:
+                logger.info(
+                    "[flow] this run executes the pipeline once, with the params written in its "
+                    "steps; the sweep block runs as a sweep (`alphaforge sweep`, or Sweep in the "
+                    "web app)"
+                )
             for keyword in not_executed_blocks(ir):  # AF008, as the compiler warned
                 logger.warning(
                     f"[flow] warning: AF008: this version does not execute `{keyword}` blocks "

@@ -648,7 +648,7 @@ def _walk_forward(sweep: _Sweep) -> None:
     assert wf is not None
     index = sweep.evaluator.index()
     try:
-        layout = folds(index, wf, getattr(wf, "embargo", None))
+        layout = folds(index, wf, wf.embargo)
     except ValueError as exc:
         raise SweepPlanError(str(exc)) from None
     per_fold = sweep.planned_per_fold()

@@ -108,9 +108,8 @@ _TABLE: tuple[Code, ...] = (
         "block not executed by this version: a run executes the pipeline once",
         "dsl",
         W,
-        detail="a `sweep`, `walkforward` or `stream` block compiles and is checked, but "
-        "`alphaforge run` and the web app's Run execute the pipeline once with its written "
-        "params and ignore the block",
+        detail="a `stream` block compiles and is checked, but `alphaforge run` and the web "
+        "app's Run execute the pipeline once with its written params and ignore the block",
     ),
     Code(
         "AF009",

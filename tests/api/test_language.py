@@ -81,24 +81,40 @@ SWEEP_BLOCKS = (
     + "sweep grid {\n  fast.window = [5, 10]\n  objective maximize result.sharpe\n}\n"
     + "walkforward(train=2y, test=6M, step=6M)\n"
 )
+STREAM_BLOCK = (
+    SMA
+    + "stream {\n"
+    + '    source = replay(dataset="btc_1h", speed=0)\n'
+    + "    warmup = 30d\n"
+    + "    every 1h after 2m\n"
+    + '    emit fast to csv_append(path="out.csv")\n'
+    + "}\n"
+)
 
 
-def test_blocks_not_executed_yet_are_af008_warnings(client: TestClient, alice: Account) -> None:
+def test_sweep_blocks_run_as_sweeps_and_a_stream_is_af008(
+    client: TestClient, alice: Account
+) -> None:
+    # sweep and walkforward blocks are executed by sweeps: no warning
     r = client.post("/api/validate", json={"source": SWEEP_BLOCKS}, headers=alice.headers)
     body = r.json()
     assert r.status_code == 200 and body["ok"] is True and body["ir"] is not None
+    assert body["diagnostics"] == []
+    # a stream block is checked but not executed by this version: AF008 at its keyword
+    r = client.post("/api/validate", json={"source": STREAM_BLOCK}, headers=alice.headers)
+    body = r.json()
     got = [
         (d["code"], d["severity"], d["line"], d["col"], d["end_col"]) for d in body["diagnostics"]
     ]
-    assert got == [("AF008", "warning", 9, 1, 6), ("AF008", "warning", 13, 1, 12)]
-    assert "does not execute `sweep` blocks yet" in body["diagnostics"][0]["message"]
+    assert got == [("AF008", "warning", 9, 1, 7)]
+    assert "does not execute `stream` blocks yet" in body["diagnostics"][0]["message"]
     assert "once" in body["diagnostics"][0]["message"]
     # /api/compile answers with the IR (warnings do not stop it); with an error, the 422 lists
     # every diagnostic, the AF008 warning included.
     assert client.post("/api/compile", json={"source": SWEEP_BLOCKS}, headers=alice.headers).json()[
         "sweep"
     ]
-    broken = SWEEP_BLOCKS.replace("crossover(fast, slow)", "crossover(fast, nope)")
+    broken = STREAM_BLOCK.replace("crossover(fast, slow)", "crossover(fast, nope)")
     r = client.post("/api/compile", json={"source": broken}, headers=alice.headers)
     assert r.status_code == 422
     codes = [d["code"] for d in r.json()["detail"]["diagnostics"]]

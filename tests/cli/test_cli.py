@@ -36,16 +36,21 @@ def test_validate_ok_prints_a_summary_and_exits_0(capsys) -> None:
     assert out.startswith("ok: ") and "sma_crossover" in out and "5 steps" in out
 
 
-def test_validate_warns_af008_for_each_block_it_will_not_run(tmp_path, capsys) -> None:
+def test_validate_accepts_sweep_blocks_and_refuses_a_lone_walkforward(tmp_path, capsys) -> None:
+    # sweep and walkforward blocks run as sweeps now: no AF008 "not executed" warning for them
     af = tmp_path / "blocks.af"
-    body = SMA.read_text().split("\nsweep")[0]  # the example's steps, without its own sweep
-    af.write_text(body + "\nwalkforward(train=2y, test=6M, step=6M)\n")
+    swept = (
+        (SMA.parent / "sma_sweep.af").read_text().replace("data/", str(SMA.parent / "data") + "/")
+    )
+    af.write_text(swept + "\nwalkforward(train=2y, test=6M, step=6M, embargo=5d)\n")
     assert main(["validate", str(af)]) == 0
     out, err = capsys.readouterr()
-    assert "1 warning(s)" in out
-    (line,) = [x for x in err.splitlines() if "AF008" in x]
-    assert line.startswith(f"{af}:") and "warning AF008: this version does not execute" in line
-    assert "`walkforward`" in line
+    assert out.startswith("ok: ") and "AF008" not in out + err
+    af.write_text(SMA.read_text() + "\nwalkforward(train=2y, test=6M, step=6M)\n")
+    assert main(["validate", str(af)]) != 0
+    out, err = capsys.readouterr()
+    (line,) = [x for x in (out + err).splitlines() if "AF312" in x]
+    assert "walkforward needs a sweep block" in line and f"{af}:" in line
 
 
 def test_validate_prints_gcc_style_diagnostics_and_exits_2(tmp_path, capsys) -> None:

@@ -219,14 +219,34 @@ def test_random_and_optuna_sweeps_with_options_and_objective(compile_: Compile) 
         assert sweep.grid_size is None
 
 
+SWEPT = (
+    "fast = sma(data.close, window=10)\n"
+    "signal = crossover(fast, data.close)\n"
+    "result = backtest(data, signal)\n"
+    "sweep grid {\n fast.window = [5, 10]\n objective maximize result.sharpe\n}\n"
+)
+
+
 def test_walkforward_with_defaults_and_anchoring(compile_: Compile) -> None:
-    ir = compile_(HEADER + "walkforward(train=2y, test=6M)\n").ir
+    ir = compile_(HEADER + SWEPT + "walkforward(train=2y, test=6M)\n").ir
     assert ir is not None and ir.walkforward is not None
     wf = ir.walkforward
     assert (wf.train, wf.test, wf.step, wf.anchored) == ("2y", "6M", "6M", False)
     assert wf.train_seconds == 2 * 365 * 86400 and wf.step_seconds == 180 * 86400
-    ir = compile_(HEADER + "walkforward(train=1y, test=3M, step=1M, anchored=true)\n").ir
+    assert (wf.embargo, wf.embargo_seconds) == (None, 0)
+    text = "walkforward(train=1y, test=3M, step=1M, anchored=true, embargo=5d)\n"
+    ir = compile_(HEADER + SWEPT + text).ir
     assert ir is not None and ir.walkforward is not None and ir.walkforward.anchored
+    assert (ir.walkforward.embargo, ir.walkforward.embargo_seconds) == ("5d", 5 * 86400)
+
+
+def test_walkforward_needs_a_sweep_and_a_positive_embargo(compile_: Compile) -> None:
+    result = compile_(HEADER + "walkforward(train=2y, test=6M)\n")
+    assert [(d.code, d.line, d.col) for d in result.errors] == [("AF312", 3, 1)]
+    assert "walkforward needs a sweep block" in result.errors[0].message
+    result = compile_(HEADER + SWEPT + "walkforward(train=2y, test=6M, embargo=3)\n")
+    assert [(d.code, d.line) for d in result.errors] == [("AF312", 10)]
+    assert "`embargo` takes a duration" in result.errors[0].message
 
 
 def test_stream_block(compile_: Compile) -> None:

@@ -409,14 +409,17 @@ await step('schedules', async () => {
 });
 
 await step('not-executed', async () => {
-  // A sweep and a walk-forward block: this version runs the pipeline once and says so before
-  // anyone presses Run — the AF008 warning at each keyword and the alert above the editor.
-  const name = 'e2e_sweep_' + Date.now().toString(36);
+  // A stream block: this version runs the pipeline once and says so before anyone presses Run —
+  // the AF008 warning at its keyword and the alert above the editor. (A sweep and a walkforward
+  // block run as sweeps: no warning for them.)
+  const name = 'e2e_stream_' + Date.now().toString(36);
   const source =
     sample.replace('sma_crossover', name).trimEnd() +
     '\n\nsweep grid {\n    fast.window = [5, 10, 20]\n    objective maximize result.sharpe\n}\n' +
-    'walkforward(train=2y, test=6M, step=6M)\n';
-  const r = await apiCall(page, 'POST', '/api/pipelines', { name, source, message: 'sweep' });
+    'walkforward(train=2y, test=6M, step=6M)\n' +
+    'stream {\n    source = replay(dataset="btc_1h", speed=0)\n    warmup = 30d\n    every 1h after 2m\n' +
+    '    emit fast to csv_append(path="out.csv")\n}\n';
+  const r = await apiCall(page, 'POST', '/api/pipelines', { name, source, message: 'stream' });
   if (r.status !== 201) throw new Error(`create pipeline: ${r.status} ${r.text}`);
   await page.goto(`/pipelines/${r.json.id}`);
   await page.waitForSelector('.monaco-editor .view-lines');
@@ -424,12 +427,12 @@ await step('not-executed', async () => {
   await alert.waitFor({ timeout: 15000 });
   const text = (await alert.textContent()) ?? '';
   const blocks = await alert.locator('code').allTextContents();
-  if (blocks.join(',') !== 'sweep,walkforward') throw new Error(`the alert names ${blocks}`);
-  for (const want of ['sweep', 'walkforward', 'once', 'AF008']) {
+  if (blocks.join(',') !== 'stream') throw new Error(`the alert names ${blocks}`);
+  for (const want of ['stream', 'once', 'AF008']) {
     if (!text.includes(want)) throw new Error(`the alert does not say ${want}: ${text}`);
   }
   const badge = await page.textContent('[data-testid=problem-count]');
-  if (!/2 warnings/.test(badge ?? '')) throw new Error(`expected 2 warnings, badge says ${badge}`);
+  if (!/1 warning\b/.test(badge ?? '')) throw new Error(`expected 1 warning, badge says ${badge}`);
   await page.waitForSelector('.monaco-editor .squiggly-warning');
   if (await page.locator('[data-testid=run]').isDisabled()) throw new Error('a warning must not disable Run');
   await page.click('[data-testid=problem-count]');

@@ -160,7 +160,7 @@ def test_local_executor_skips_what_follows_a_failed_node(tmp_path: Path) -> None
 
 
 @pytest.mark.slow
-def test_a_block_the_run_does_not_execute_is_said_in_the_run_log(tmp_path: Path) -> None:
+def test_a_run_of_a_swept_pipeline_says_it_uses_the_written_params(tmp_path: Path) -> None:
     from flows.graph import LocalExecutor, not_executed_blocks, run_graph
     from flows.settings import CoreSettings
 
@@ -168,8 +168,8 @@ def test_a_block_the_run_does_not_execute_is_said_in_the_run_log(tmp_path: Path)
         "\nsweep grid {\n fast.window = [5, 10]\n objective maximize result.sharpe\n}\n"
     )
     compiled = compile_source(text, filename="swept.af")
-    assert compiled.ir is not None and [d.code for d in compiled.diagnostics] == ["AF008"]
-    assert not_executed_blocks(compiled.ir) == ["sweep"]
+    assert compiled.ir is not None and [d.code for d in compiled.diagnostics] == []
+    assert not_executed_blocks(compiled.ir) == []  # a sweep runs as a sweep
     spec = RunSpec(ir=compiled.ir, base_dir=str(EXAMPLE.parent), track=False, trigger="test")
     record = run_graph(
         spec,
@@ -179,4 +179,6 @@ def test_a_block_the_run_does_not_execute_is_said_in_the_run_log(tmp_path: Path)
     )
     assert record.status == "completed"
     log = (tmp_path / "runs" / "local-3" / "run.log").read_text()
-    assert "WARNING [flow] warning: AF008: this version does not execute `sweep` blocks" in log
+    assert "AF008" not in log
+    assert "INFO    [flow] this run executes the pipeline once, with the params written" in log
+    assert "the sweep block runs as a sweep (`alphaforge sweep`" in log

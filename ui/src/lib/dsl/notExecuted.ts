@@ -1,7 +1,8 @@
 /**
- * Blocks a pipeline declares that this version does not execute (`sweep`, `walkforward`,
- * `stream`): the compiler flags each with the AF008 warning at its keyword; the pipeline page
- * shows them above the editor so nobody reads a single run as a sweep's result.
+ * Blocks a pipeline declares that this version does not execute (a `stream` block: the live
+ * side; `sweep` and `walkforward` run as sweeps): the compiler flags each with the AF008 warning
+ * at its keyword; the pipeline page shows them above the editor so nobody reads a single run as
+ * a live signal.
  */
 import type { Diagnostic } from '../types';
 import { NOT_EXECUTED_CODE } from './language';
