@@ -7,6 +7,7 @@ never NaN or infinity, so the result is always valid JSON; ``notes`` says why ea
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -153,7 +154,32 @@ def _stray_warning(week: _Week, tail: str) -> str:
     )
 
 
+_PPY_CACHE: dict[int, tuple[weakref.ref[pd.Index], float | None, str | None, PpyChoice]] = {}
+
+
 def resolve_ppy(
+    index: pd.Index, ppy: float | None = None, calendar: str | None = None
+) -> PpyChoice:
+    """:func:`_resolve_ppy`, remembered per index object while it lives: a sweep's trials
+    measure equity curves on the same bars, and the calendar inference reads every timestamp
+    (≈ 4 ms on 100,000 bars). An index is immutable, and an entry goes with its object (so a
+    new object at a reused address is never mistaken for it)."""
+    if ppy is not None or not isinstance(index, pd.DatetimeIndex):
+        return _resolve_ppy(index, ppy, calendar)
+    key = id(index)
+    hit = _PPY_CACHE.get(key)
+    if hit is not None and hit[0]() is index and hit[1:3] == (ppy, calendar):
+        return hit[3]
+    choice = _resolve_ppy(index, ppy, calendar)
+    try:
+        ref = weakref.ref(index, lambda _r, k=key: _PPY_CACHE.pop(k, None))
+    except TypeError:  # an index that cannot be weakly referenced: not remembered
+        return choice
+    _PPY_CACHE[key] = (ref, ppy, calendar, choice)
+    return choice
+
+
+def _resolve_ppy(
     index: pd.Index, ppy: float | None = None, calendar: str | None = None
 ) -> PpyChoice:
     """Periods per year: ``ppy`` when given, else from the declared ``calendar`` and the bar
