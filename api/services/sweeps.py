@@ -17,22 +17,28 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import object_session
-from sqlmodel import Session, col, func, or_, select
+from sqlmodel import Session, col, func, select
 
-from api.errors import ApiError, NotFound, Unprocessable
+from api.errors import NotFound, Unprocessable
 from api.models.common import Page, as_utc, utcnow
 from api.models.pipeline import Pipeline
 from api.models.run import RunPublic
 from api.models.sweep import ACTIVE_SWEEP_STATUSES, Sweep, SweepPublic, SweepSummary
-from api.models.user import Role, User
+from api.models.user import User
 from api.services import audit, pipelines, runs, sweep_files
-from api.services.access import Level, granted_ids
+from api.services.access import Level
+from api.services.flow_rows import (
+    flow_run_to_cancel,
+    start_flow_run,
+    visible_rows,
+    wait_until,
+)
 from api.services.node_resolution import publish_manifests
 from api.services.prefect_client import (
     PrefectUnavailable,
     cancel_flow_run,
     child_flow_run_ids,
-    create_sweep_flow_run,
+    create_flow_run,
     prefect_client,
 )
 from api.services.sweep_sync import sync_sweep
@@ -41,7 +47,7 @@ from deployments.deploy import flow_run_url
 from dsl.ir import PipelineIR
 from flows.record import new_run_id
 from flows.sweepspec import SweepRecord, SweepSpec, read_sweep_record, read_sweep_spec, sweep_dir
-from flows.tracebacks import unexpected, user_text
+from flows.tracebacks import user_text
 
 __all__ = [
     "cancel",
@@ -64,26 +70,13 @@ def directory(settings: ApiSettings, sweep: Sweep) -> Path:
     return sweep_dir(settings.store_root, sweep.sweep_key)
 
 
-def _visible(user: User) -> list[Any]:
-    """Sweeps of live pipelines the user may see (their own, or granted to a team of theirs)."""
-    where: list[Any] = [col(Pipeline.deleted_at).is_(None)]
-    if user.role not in (Role.ADMIN, Role.OBSERVER):
-        where.append(
-            or_(
-                Sweep.owner_id == user.id,
-                col(Sweep.pipeline_id).in_(granted_ids(user, "pipeline")),
-            )
-        )
-    return where
-
-
 def get_sweep(
     session: Session, user: User, sweep_id: int, settings: ApiSettings | None = None
 ) -> Sweep:
     """The sweep if ``user`` may see it (404 otherwise), brought up to date with its flow run
     and ``sweep.json`` when ``settings`` are given."""
     sweep = session.exec(
-        select(Sweep).join(Pipeline).where(Sweep.id == sweep_id, *_visible(user))
+        select(Sweep).join(Pipeline).where(Sweep.id == sweep_id, *visible_rows(Sweep, user))
     ).first()
     if sweep is None:
         raise NotFound("sweep not found")
@@ -101,7 +94,7 @@ def list_sweeps(
 ) -> Page[SweepSummary]:
     """The sweeps the user may see (of one pipeline when ``pipeline_id`` is given), newest
     first; unfinished ones are brought up to date first."""
-    where = _visible(user)
+    where = visible_rows(Sweep, user)
     if pipeline_id is not None:
         pipelines.get_pipeline(session, user, pipeline_id)
         where.append(Sweep.pipeline_id == pipeline_id)
@@ -270,9 +263,13 @@ def _submit(
 ) -> None:
     """Create the parent flow run; a failure fails the row (and says why)."""
     title = spec.run.ir.title or spec.run.ir.name
-    try:
-        flow_run = create_sweep_flow_run(
+    start_flow_run(
+        session,
+        sweep,
+        "sweep",
+        lambda: create_flow_run(
             settings,
+            "sweep",
             {"spec": spec.to_json()},
             idempotency_key=key,
             tags=[
@@ -281,26 +278,8 @@ def _submit(
                 f"sweep:{sweep.id}",
             ],
             name=f"sweep {title}/{sweep.id}",
-        )
-    except Exception as exc:
-        if isinstance(exc, ApiError):
-            reason = str(exc.detail)
-        else:
-            log.error("sweep %s: could not create its flow run", sweep.id, exc_info=exc)
-            reason = unexpected("starting the sweep", exc, "in the server's log")
-        sweep.status, sweep.error, sweep.finished_at = (
-            "failed",
-            f"could not start: {reason}",
-            utcnow(),
-        )
-        session.add(sweep)
-        session.commit()
-        if isinstance(exc, ApiError):
-            raise
-        raise PrefectUnavailable(f"could not start the sweep: {reason}") from exc
-    sweep.prefect_flow_run_id = str(flow_run.id)
-    session.add(sweep)
-    session.commit()
+        ),
+    )
 
 
 def _require_edit(session: Session, user: User, sweep: Sweep) -> None:
@@ -318,31 +297,22 @@ def cancel(session: Session, user: User, settings: ApiSettings, sweep_id: int) -
     session.add(sweep)
     audit.record(session, user, "sweep.cancel", "sweep", sweep.id, pipeline_id=sweep.pipeline_id)
     session.commit()
-    if sweep.prefect_flow_run_id is None:
-        sweep.status, sweep.error, sweep.finished_at = (
-            "cancelled",
-            "cancelled before it started",
-            utcnow(),
-        )
-        session.add(sweep)
-        session.commit()
+    flow_run_id = flow_run_to_cancel(session, sweep)
+    if flow_run_id is None:
         return public(settings, sweep)
     record = read_sweep_record(directory(settings, sweep))
     chunks = list(record.chunk_flow_run_ids) if record else []
     with prefect_client(settings) as client:
-        cancel_flow_run(client, sweep.prefect_flow_run_id)
+        cancel_flow_run(client, flow_run_id)
         # the chunks the record lists, and any the parent started since it last wrote it
-        chunks += [
-            c for c in child_flow_run_ids(client, sweep.prefect_flow_run_id) if c not in chunks
-        ]
+        chunks += [c for c in child_flow_run_ids(client, flow_run_id) if c not in chunks]
         for chunk in chunks:
             cancel_flow_run(client, chunk)
-    deadline = time.monotonic() + CANCEL_WAIT_S
-    while time.monotonic() < deadline:
-        sync_sweep(session, settings, sweep)
-        if sweep.status not in ACTIVE_SWEEP_STATUSES:
-            break
-        time.sleep(0.25)
+
+    def ended() -> bool:
+        return sync_sweep(session, settings, sweep).status not in ACTIVE_SWEEP_STATUSES
+
+    wait_until(ended, CANCEL_WAIT_S)
     return public(settings, sweep)
 
 
