@@ -137,7 +137,7 @@ def summary(sweep: Sweep) -> SweepSummary:
 def public(settings: ApiSettings, sweep: Sweep) -> SweepPublic:
     """The sweep with its record (progress, best, statistics, folds), spec summary and links."""
     folder = directory(settings, sweep)
-    record = read_sweep_record(folder)
+    record = sweep_files.with_progress(read_sweep_record(folder), folder)
     spec = read_sweep_spec(folder)
     elapsed, eta = sweep_files.eta_seconds(record)
     if sweep.status not in ACTIVE_SWEEP_STATUSES:
