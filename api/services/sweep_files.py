@@ -191,13 +191,15 @@ def heatmap(
     for yv in ys:
         line: list[HeatmapCell] = []
         for xv in xs:
-            row = best.get((xv, yv))
-            value = _cell_value(row, metric) if row else None
+            cell = best.get((xv, yv))
+            value = _cell_value(cell, metric) if cell else None
             if value is not None:
                 values.append(value)
             line.append(
                 HeatmapCell(
-                    value=value, trial=row.trial if row else None, fold=row.fold if row else None
+                    value=value,
+                    trial=cell.trial if cell else None,
+                    fold=cell.fold if cell else None,
                 )
             )
         cells.append(line)
