@@ -26,7 +26,7 @@ from sqlmodel import Session, col, func, select
 from api.errors import NotFound, Unprocessable
 from api.models.common import Page, utcnow
 from api.models.pipeline import Pipeline
-from api.models.run import Run, RunPublic, RunSandbox, RunStatus, RunSummary
+from api.models.run import Run, RunPublic, RunSandbox, RunStatus, RunSummary, SweepOrigin
 from api.models.user import User
 from api.services import audit, datasets, pipelines
 from api.services.access import Level
@@ -169,6 +169,11 @@ def public(settings: ApiSettings, run: Run) -> RunPublic:
         prefect_url=flow_run_url(settings.derived_prefect_ui_url, run.prefect_flow_run_id),
         ir_hash=run.ir_hash,
         sandbox=_sandbox(run, record),
+        sweep=(
+            SweepOrigin(sweep_id=run.sweep_id, trial=run.sweep_trial or 0, fold=run.sweep_fold)
+            if run.sweep_id is not None
+            else None
+        ),
     )
 
 
@@ -243,9 +248,11 @@ def create(
     version_number: int | None,
     idempotency_key: str | None = None,
     overrides: dict[str, dict[str, Any]] | None = None,
+    origin: SweepOrigin | None = None,
 ) -> RunPublic:
     """Start a run of a version (default: the latest) through Prefect; 202 semantics.
-    ``overrides`` (node -> param -> value) run it with other params (a sweep's trial)."""
+    ``overrides`` (node -> param -> value) run it with other params: a sweep's trial, which
+    ``origin`` names (the run keeps it, and its page links back to the sweep)."""
     pipeline = pipelines.get_pipeline(session, user, pipeline_id, level=Level.EDIT)
     if (
         found := _existing(session, user, idempotency_key, pipeline_id, version_number)
@@ -266,6 +273,9 @@ def create(
         run_key=new_run_id(),
         ir_hash=version.ir_hash,
         idempotency_key=idempotency_key,
+        sweep_id=origin.sweep_id if origin else None,
+        sweep_trial=origin.trial if origin else None,
+        sweep_fold=origin.fold if origin else None,
     )
     session.add(run)
     try:
@@ -280,6 +290,7 @@ def create(
         session, user, "run.create", "run", run.id,
         pipeline_id=pipeline.id, version=number, ir_hash=version.ir_hash, trigger="manual",
         custom_nodes=custom, overrides=overrides or None,
+        sweep=origin.model_dump() if origin else None,
     )  # fmt: skip
     session.commit()
     return _submit(session, settings, run, version.ir_json, overrides)

@@ -22,7 +22,7 @@ from sqlmodel import Session, col, func, select
 from api.errors import NotFound, Unprocessable
 from api.models.common import Page, as_utc, utcnow
 from api.models.pipeline import Pipeline
-from api.models.run import RunPublic
+from api.models.run import RunPublic, SweepOrigin
 from api.models.sweep import ACTIVE_SWEEP_STATUSES, Sweep, SweepPublic, SweepSummary
 from api.models.user import User
 from api.services import audit, pipelines, runs, sweep_files
@@ -355,8 +355,8 @@ def run_trial(
     fold: int | None = None,
 ) -> RunPublic:
     """Open a trial as a normal web run: the sweep's pipeline version with the trial's params
-    as overrides (over all the data, also for a walk-forward fold's trial); the run page then
-    shows its charts."""
+    as overrides (over all the data, also for a walk-forward fold's trial); the run records the
+    sweep, trial and fold it came from, and its page shows its charts and links back."""
     sweep = get_sweep(session, user, sweep_id)
     _require_edit(session, user, sweep)
     row = sweep_files.trial_of(directory(settings, sweep), trial, fold)
@@ -364,9 +364,11 @@ def run_trial(
         where = f" in fold {fold + 1}" if fold is not None else ""
         raise NotFound(f"trial {trial} of this sweep has not run{where} (yet)")
     overrides = sweep_files.overrides_of(row.params)
+    origin = SweepOrigin(sweep_id=sweep.id or 0, trial=trial, fold=row.fold)
     return runs.create(
-        session, user, settings, sweep.pipeline_id, sweep.version, overrides=overrides
-    )
+        session, user, settings, sweep.pipeline_id, sweep.version, overrides=overrides,
+        origin=origin,
+    )  # fmt: skip
 
 
 def record_of(settings: ApiSettings, sweep: Sweep) -> SweepRecord | None:

@@ -66,6 +66,7 @@ def test_a_trial_opens_as_a_run_with_the_trials_params(
     resp = client.post(f"/api/sweeps/{sid}/trials/{trial}/run", headers=alice.headers)
     assert resp.status_code == 202, resp.text
     run_id = resp.json()["id"]
+    assert resp.json()["sweep"] == {"sweep_id": sid, "trial": trial, "fold": None}
 
     def final() -> dict | None:
         run = client.get(f"/api/runs/{run_id}", headers=alice.headers).json()
@@ -73,6 +74,7 @@ def test_a_trial_opens_as_a_run_with_the_trials_params(
 
     run = wait_for(final, 120, what=f"run {run_id} to end")
     assert run["status"] == "completed", run
+    assert run["sweep"] == {"sweep_id": sid, "trial": trial, "fold": None}, "it names its sweep"
     with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
         key = session.get(Run, run_id).run_key  # type: ignore[union-attr]
     settings = client.app.state.settings  # type: ignore[attr-defined]
@@ -81,6 +83,25 @@ def test_a_trial_opens_as_a_run_with_the_trials_params(
     assert params["fast"]["window"] == 20 and params["slow"]["window"] == 100
     results = client.get(f"/api/runs/{run_id}/results", headers=alice.headers).json()
     assert results["equity"], "the trial's run has an equity curve to chart"
+
+
+def test_a_run_opened_from_a_walkforward_trial_names_its_sweep_trial_and_fold(
+    client: TestClient, alice: Account, api_settings: object
+) -> None:
+    pid = _pipeline(client, alice)
+    sid = _stored(client, alice, pid, "20261205-120000-000-t00002", None, walkforward=True)
+    resp = client.post(f"/api/sweeps/{sid}/trials/2/run?fold=1", headers=alice.headers)
+    assert resp.status_code == 202, resp.text
+    run_id = resp.json()["id"]
+    origin = {"sweep_id": sid, "trial": 2, "fold": 1}
+    assert client.get(f"/api/runs/{run_id}", headers=alice.headers).json()["sweep"] == origin
+    with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
+        run = session.get(Run, run_id)
+        assert run is not None and (run.sweep_id, run.sweep_trial, run.sweep_fold) == (sid, 2, 1)
+    # a plain run names no sweep
+    plain = client.post(f"/api/pipelines/{pid}/runs", headers=alice.headers)
+    assert plain.status_code == 202, plain.text
+    assert plain.json()["sweep"] is None
 
 
 def test_a_sweep_whose_flow_run_crashed_is_failed_with_the_reason(

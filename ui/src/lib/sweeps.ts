@@ -57,3 +57,9 @@ export function dsrConvincing(dsr: number | null | undefined): boolean | null {
   if (dsr === null || dsr === undefined) return null;
   return dsr >= 0.95;
 }
+
+/** Where a run opened from a sweep's trial came from: "trial 5 (fold 2)" (folds counted from 1,
+ * as the sweep page counts them). */
+export function trialOrigin(origin: { trial: number; fold?: number | null }): string {
+  return `trial ${origin.trial}${origin.fold === null || origin.fold === undefined ? '' : ` (fold ${origin.fold + 1})`}`;
+}
