@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import object_session
 from sqlmodel import Session, col, func, select
 
@@ -55,6 +56,7 @@ __all__ = [
     "directory",
     "get_sweep",
     "list_sweeps",
+    "optuna_storage",
     "public",
     "record_of",
     "resume",
@@ -200,11 +202,22 @@ def _planned_trials(ir: PipelineIR) -> int:
     return trials if isinstance(trials, int) else 0
 
 
-def _optuna_storage(settings: ApiSettings) -> str | None:
+OPTUNA_SCHEMA = "optuna"  # created by migration 0006
+
+
+def optuna_storage(settings: ApiSettings) -> str | None:
     """Optuna's study storage: the platform's database when it is PostgreSQL (a study survives a
-    restart and every worker reaches it), else the sweep's default (SQLite in the store)."""
-    url = settings.db_url
-    return url if url.startswith("postgresql") else None
+    restart and every worker reaches it), in its own ``optuna`` schema (the connection's
+    ``search_path``): Optuna keeps its own ``alembic_version``, which the app's would shadow
+    (``create_study`` then refuses the schema), and its ``studies`` / ``trials`` tables must not
+    sit where the app's migrations, autogenerate and table sweeps look. Else None: the sweep's
+    default (SQLite in the store)."""
+    url = make_url(settings.db_url)
+    if not url.drivername.startswith("postgresql"):
+        return None
+    options = str(url.query.get("options") or "")
+    options = f"{options} -csearch_path={OPTUNA_SCHEMA}".strip()
+    return url.update_query_dict({"options": options}).render_as_string(hide_password=False)
 
 
 def create(
@@ -251,7 +264,7 @@ def create(
         ),
         executor="pool",
         workers=settings.sweep_workers,
-        optuna_storage=_optuna_storage(settings),
+        optuna_storage=optuna_storage(settings),
         submitted_at=time.time(),
     )
     _submit(session, settings, sweep, spec, key=f"alphaforge-sweep-{sweep.sweep_key}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import optuna
 import pytest
 from fastapi.testclient import TestClient
 from prefect import flow
@@ -17,10 +18,12 @@ from sqlmodel import Session
 from api.models.run import Run
 from api.models.sweep import Sweep
 from api.services.prefect_client import child_flow_run_ids
+from api.services.sweeps import optuna_storage
+from api.settings import ApiSettings
 from flows.sweepspec import read_sweep_record, read_trials
 from tests.api.conftest import Account
 from tests.api.stack import api_settings
-from tests.api.sweep_dirs import SWEPT, grid, write_sweep
+from tests.api.sweep_dirs import SAMPLE, SWEPT, grid, write_sweep
 from tests.deployments.fixtures import STACK_GROUP, Stack, wait_for
 
 __all__ = ["api_settings"]
@@ -184,6 +187,43 @@ def test_a_sweep_started_over_the_api_runs_on_the_worker_to_completion(
     assert sum(c["trial"] is not None for row in hm["cells"] for c in row) == 6
     listed = client.get(f"/api/sweeps?pipeline_id={pid}", headers=alice.headers).json()
     assert listed["items"][0]["status"] == "completed" and listed["items"][0]["done"] == 6
+
+
+OPTUNA = (
+    SAMPLE.replace("pipeline sma_crossover", "pipeline sma_optuna")
+    + """
+sweep optuna(trials=4, seed=3) {
+    fast.window = int(3, 20)
+    objective maximize result.sharpe
+}
+"""
+)
+
+
+def test_an_optuna_sweep_keeps_its_study_in_the_platforms_postgresql(
+    client: TestClient, alice: Account, api_settings: ApiSettings
+) -> None:
+    """Optuna on the app's database (its own schema): the sweep completes on the worker and
+    its study is there, with every trial told."""
+    resp = client.post("/api/pipelines", json={"name": "sma_optuna", "source": OPTUNA},
+                       headers=alice.headers)  # fmt: skip
+    assert resp.status_code == 201, resp.text
+    started = client.post(f"/api/pipelines/{resp.json()['id']}/sweeps", headers=alice.headers)
+    assert started.status_code == 202, started.text
+    sid = started.json()["id"]
+
+    def final() -> dict | None:
+        body = client.get(f"/api/sweeps/{sid}", headers=alice.headers).json()
+        return body if body["status"] in ("completed", "failed", "cancelled") else None
+
+    body = wait_for(final, 300, what=f"sweep {sid} to end")
+    assert body["status"] == "completed", body
+    assert body["done"] == 4 and body["method"] == "optuna"
+    storage = optuna_storage(api_settings)
+    assert storage is not None and api_settings.db_url.startswith("postgresql")
+    study = optuna.load_study(study_name=body["sweep_key"], storage=storage)
+    told = [t for t in study.trials if t.state.is_finished()]
+    assert len(told) == 4 and study.best_value == pytest.approx(body["best_objective"])
 
 
 SLOW = """pipeline slow_sweep "Slow sweep"
