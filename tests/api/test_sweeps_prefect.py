@@ -5,7 +5,9 @@ failed with the reason; a cancel ends the flow run and the record."""
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
+from uuid import UUID
 
 import optuna
 import pytest
@@ -53,6 +55,11 @@ def _stored(client: TestClient, owner: Account, pid: int, key: str, flow_run_id:
         session.add(row)
         session.commit()
         return row.id or 0
+
+
+def _ended(client: SyncPrefectClient, flow_run_id: str) -> bool:
+    state = client.read_flow_run(UUID(flow_run_id)).state
+    return state is not None and state.is_final()
 
 
 def _flow_run(stack: Stack, state: object) -> str:
@@ -140,7 +147,7 @@ def test_cancel_ends_the_flow_run_and_the_record_cancelled(
     assert resp.status_code == 200, resp.text
     assert resp.json()["status"] == "cancelled"
     with SyncPrefectClient(api=prefect_stack.api_url) as pc:
-        state = pc.read_flow_run(flow_run_id).state
+        state = pc.read_flow_run(UUID(flow_run_id)).state
     assert state is not None and state.is_cancelled()
     settings = client.app.state.settings  # type: ignore[attr-defined]
     record = read_sweep_record(settings.store_root / "sweeps" / key)
@@ -273,7 +280,7 @@ def test_a_running_sweep_cancels_with_its_chunks_and_resumes_only_the_missing_tr
         assert state is not None and state.is_final(), state
         children = child_flow_run_ids(pc, parent)
         for child in children:  # every chunk ended too (none left running on a worker)
-            wait_for(lambda c=child: pc.read_flow_run(c).state.is_final(), 60, what="a chunk")
+            wait_for(partial(_ended, pc, child), 60, what="a chunk")
 
     resumed = client.post(f"/api/sweeps/{sid}/resume", headers=alice.headers)
     assert resumed.status_code == 202, resumed.text
