@@ -10,6 +10,7 @@ from uuid import uuid4
 
 from prefect.client.schemas.objects import FlowRun
 from prefect.states import Cancelled, Completed, Crashed, Running
+from pydantic import SecretStr
 
 from api.models.sweep import Sweep
 from api.services.sweep_files import trials_page
@@ -23,7 +24,9 @@ KEY = "20261205-120000-000-u00001"
 
 
 def _settings(tmp_path: Path) -> ApiSettings:
-    return ApiSettings(data_dir=tmp_path / "data", secret_key="k" * 40, ui_dist_dir=tmp_path / "x")
+    return ApiSettings(
+        data_dir=tmp_path / "data", secret_key=SecretStr("k" * 40), ui_dist_dir=tmp_path / "x"
+    )
 
 
 def _sweep(flow_run_id: str, status: str = "running", age_s: float = 5) -> Sweep:
