@@ -78,6 +78,13 @@ class Run(SQLModel, table=True):
     started_at: datetime | None = timestamp_field(nullable=True)
     finished_at: datetime | None = timestamp_field(nullable=True)
     cancel_requested_at: datetime | None = timestamp_field(nullable=True)
+    # a sweep's trial opened as a run: which sweep, trial and walk-forward fold
+    sweep_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("sweeps.id", ondelete="SET NULL"), nullable=True),
+    )
+    sweep_trial: int | None = None
+    sweep_fold: int | None = None
 
 
 class RunCreate(BaseModel):
@@ -141,8 +148,17 @@ class RunSandbox(BaseModel):
     images: dict[str, str]
 
 
+class SweepOrigin(BaseModel):
+    """The sweep trial a run was opened from (the sweep page's heatmap, scatter or table)."""
+
+    sweep_id: int
+    trial: int
+    fold: int | None = Field(None, description="The walk-forward fold (0-based), if any.")
+
+
 class RunPublic(RunSummary):
-    """A run with its node states, error, links and sandbox."""
+    """A run with its node states, error, links and sandbox; ``sweep``: the sweep trial it was
+    opened from."""
 
     node_states: dict[str, NodeState]
     error: str | None
@@ -155,6 +171,7 @@ class RunPublic(RunSummary):
     prefect_url: str | None
     ir_hash: str
     sandbox: RunSandbox | None = None
+    sweep: SweepOrigin | None = None
 
 
 class LogLine(BaseModel):

@@ -1,18 +1,18 @@
 """The API's window on Prefect: a client for the configured server, runs submitted and read.
 
-The API never runs a pipeline: it creates flow runs of the ``web`` deployment and reads their
-states. Without a Prefect server (``ALPHAFORGE_PREFECT_API_URL`` unset) runs cannot start:
-that is a 503 with a clear message, never a silent fallback to an in-process run; a Prefect
-server that answers with an error is a 502 with what it said (:func:`prefect_client`). All calls
-are blocking; routes run in the thread pool and the sync loop calls them from a thread.
+The API never runs a pipeline: it creates flow runs of the ``web`` and ``sweep`` deployments
+and reads their states. Without a Prefect server (``ALPHAFORGE_PREFECT_API_URL`` unset) runs
+cannot start: that is a 503 with a clear message, never a silent fallback to an in-process run;
+a Prefect server that answers with an error is a 502 with what it said (:func:`prefect_client`).
+All calls are blocking; routes run in the thread pool and the sync loop calls them from a thread.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 import httpx
@@ -36,15 +36,14 @@ __all__ = [
     "PrefectUnavailable",
     "cancel_flow_run",
     "child_flow_run_ids",
-    "create_sweep_flow_run",
-    "create_web_flow_run",
+    "create_flow_run",
     "prefect_client",
     "read_flow_runs",
 ]
 
+Deployment = Literal["web", "sweep"]
 _lock = threading.Lock()
-_web_deployments: dict[tuple[str, str], UUID] = {}
-_sweep_deployments: dict[tuple[str, str], UUID] = {}
+_deployments: dict[tuple[str, str, str], UUID] = {}  # (kind, server url, pool) -> id
 
 
 class PrefectUnavailable(ApiError):
@@ -111,25 +110,49 @@ def prefect_client(settings: ApiSettings) -> Iterator[SyncPrefectClient]:
         ) from exc
 
 
-def _web_deployment_id(
-    client: SyncPrefectClient, url: str, pool: str, refresh: bool = False
+def _ensure_web(client: SyncPrefectClient, pool: str) -> UUID:
+    return ensure_web_deployment(client, pool)
+
+
+def _ensure_sweep(client: SyncPrefectClient, pool: str) -> UUID:
+    try:
+        return ensure_sweep_deployments(client, pool)["sweep"]
+    except ImportError as exc:  # a platform without the sweep engine
+        raise PrefectUnavailable(
+            f"this installation cannot run sweeps: the sweep flows do not load ({exc})"
+        ) from exc
+
+
+# deployment kind -> how to register it on a server (once per server and pool)
+_ENSURE: dict[Deployment, Callable[[SyncPrefectClient, str], UUID]] = {
+    "web": _ensure_web,
+    "sweep": _ensure_sweep,
+}
+
+
+def _deployment_id(
+    client: SyncPrefectClient, url: str, pool: str, deployment: Deployment, refresh: bool = False
 ) -> UUID:
+    key = (deployment, url, pool)
     with _lock:
-        if refresh or (url, pool) not in _web_deployments:
-            _web_deployments[(url, pool)] = ensure_web_deployment(client, pool)
-        return _web_deployments[(url, pool)]
+        if refresh or key not in _deployments:
+            _deployments[key] = _ENSURE[deployment](client, pool)
+        return _deployments[key]
 
 
-def create_web_flow_run(
+def create_flow_run(
     settings: ApiSettings,
+    deployment: Deployment,
     parameters: dict[str, Any],
     *,
     idempotency_key: str,
     tags: list[str],
     name: str | None = None,
 ) -> FlowRun:
-    """A flow run of the ``web`` deployment named ``name`` (Prefect de-duplicates on
-    ``idempotency_key``)."""
+    """A flow run named ``name`` of the ``web`` deployment (one pipeline run) or the ``sweep``
+    one (``alphaforge-sweep/sweep``: the parent flow that plans a sweep's trials and fans chunks
+    out to the pool). Prefect de-duplicates on ``idempotency_key``; the deployment is registered
+    once per server and pool, again if the server forgot it."""
     options: dict[str, Any] = {
         "parameters": parameters,
         "idempotency_key": idempotency_key,
@@ -138,52 +161,11 @@ def create_web_flow_run(
     }
     with prefect_client(settings) as client:
         url = _api_url(settings)
-        deployment_id = _web_deployment_id(client, url, settings.work_pool)
+        deployment_id = _deployment_id(client, url, settings.work_pool, deployment)
         try:
             return client.create_flow_run_from_deployment(deployment_id, **options)
         except ObjectNotFound:  # the server was reset: recreate the deployment once
-            deployment_id = _web_deployment_id(client, url, settings.work_pool, refresh=True)
-            return client.create_flow_run_from_deployment(deployment_id, **options)
-
-
-def _sweep_deployment_id(
-    client: SyncPrefectClient, url: str, pool: str, refresh: bool = False
-) -> UUID:
-    with _lock:
-        if refresh or (url, pool) not in _sweep_deployments:
-            try:
-                ids = ensure_sweep_deployments(client, pool)
-            except ImportError as exc:  # a platform without the sweep engine
-                raise PrefectUnavailable(
-                    f"this installation cannot run sweeps: the sweep flows do not load ({exc})"
-                ) from exc
-            _sweep_deployments[(url, pool)] = ids["sweep"]
-        return _sweep_deployments[(url, pool)]
-
-
-def create_sweep_flow_run(
-    settings: ApiSettings,
-    parameters: dict[str, Any],
-    *,
-    idempotency_key: str,
-    tags: list[str],
-    name: str | None = None,
-) -> FlowRun:
-    """A flow run of the ``sweep`` deployment (``alphaforge-sweep/sweep``: the parent flow that
-    plans the trials and fans chunks out to the pool), as :func:`create_web_flow_run` does."""
-    options: dict[str, Any] = {
-        "parameters": parameters,
-        "idempotency_key": idempotency_key,
-        "tags": tags,
-        "name": name,
-    }
-    with prefect_client(settings) as client:
-        url = _api_url(settings)
-        deployment_id = _sweep_deployment_id(client, url, settings.work_pool)
-        try:
-            return client.create_flow_run_from_deployment(deployment_id, **options)
-        except ObjectNotFound:
-            deployment_id = _sweep_deployment_id(client, url, settings.work_pool, refresh=True)
+            deployment_id = _deployment_id(client, url, settings.work_pool, deployment, True)
             return client.create_flow_run_from_deployment(deployment_id, **options)
 
 

@@ -21,21 +21,27 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import object_session
-from sqlmodel import Session, col, func, or_, select
+from sqlmodel import Session, col, func, select
 
-from api.errors import ApiError, NotFound, Unprocessable
+from api.errors import NotFound, Unprocessable
 from api.models.common import Page, utcnow
 from api.models.pipeline import Pipeline
-from api.models.run import Run, RunPublic, RunSandbox, RunStatus, RunSummary
-from api.models.user import Role, User
+from api.models.run import Run, RunPublic, RunSandbox, RunStatus, RunSummary, SweepOrigin
+from api.models.user import User
 from api.services import audit, datasets, pipelines
-from api.services.access import Level, granted_ids
+from api.services.access import Level
+from api.services.flow_rows import (
+    flow_run_to_cancel,
+    start_flow_run,
+    visible_rows,
+    wait_until,
+)
 from api.services.language import require_ir
 from api.services.node_resolution import publish_manifests
 from api.services.prefect_client import (
     PrefectUnavailable,
     cancel_flow_run,
-    create_web_flow_run,
+    create_flow_run,
     prefect_client,
 )
 from api.services.prefect_sync import sync_run
@@ -46,7 +52,7 @@ from dsl.compiler import DATASET_NODE
 from dsl.ir import PipelineIR
 from flows.record import new_run_id, run_name
 from flows.spec import RunRecord, RunSpec, SpecError, Trigger
-from flows.tracebacks import unexpected, user_text
+from flows.tracebacks import user_text
 
 __all__ = [
     "SAMPLE_DATA_DIR",
@@ -163,6 +169,11 @@ def public(settings: ApiSettings, run: Run) -> RunPublic:
         prefect_url=flow_run_url(settings.derived_prefect_ui_url, run.prefect_flow_run_id),
         ir_hash=run.ir_hash,
         sandbox=_sandbox(run, record),
+        sweep=(
+            SweepOrigin(sweep_id=run.sweep_id, trial=run.sweep_trial or 0, fold=run.sweep_fold)
+            if run.sweep_id is not None
+            else None
+        ),
     )
 
 
@@ -178,20 +189,12 @@ def _sandbox(run: Run, record: RunRecord | None) -> RunSandbox | None:
         return None
 
 
-def _visible(user: User) -> list[Any]:
-    """Runs of live pipelines the user may see (their own, or granted to a team of theirs)."""
-    where: list[Any] = [col(Pipeline.deleted_at).is_(None)]
-    if user.role not in (Role.ADMIN, Role.OBSERVER):
-        where.append(
-            or_(Run.owner_id == user.id, col(Run.pipeline_id).in_(granted_ids(user, "pipeline")))
-        )
-    return where
-
-
 def get_run(session: Session, user: User, run_id: int, settings: ApiSettings | None = None) -> Run:
     """The run if ``user`` may see it (404 otherwise), brought up to date when ``settings``
     are given and it has not ended."""
-    run = session.exec(select(Run).join(Pipeline).where(Run.id == run_id, *_visible(user))).first()
+    run = session.exec(
+        select(Run).join(Pipeline).where(Run.id == run_id, *visible_rows(Run, user))
+    ).first()
     if run is None:
         raise NotFound("run not found")
     return sync_run(session, settings, run) if settings is not None else run
@@ -245,9 +248,11 @@ def create(
     version_number: int | None,
     idempotency_key: str | None = None,
     overrides: dict[str, dict[str, Any]] | None = None,
+    origin: SweepOrigin | None = None,
 ) -> RunPublic:
     """Start a run of a version (default: the latest) through Prefect; 202 semantics.
-    ``overrides`` (node -> param -> value) run it with other params (a sweep's trial)."""
+    ``overrides`` (node -> param -> value) run it with other params: a sweep's trial, which
+    ``origin`` names (the run keeps it, and its page links back to the sweep)."""
     pipeline = pipelines.get_pipeline(session, user, pipeline_id, level=Level.EDIT)
     if (
         found := _existing(session, user, idempotency_key, pipeline_id, version_number)
@@ -268,6 +273,9 @@ def create(
         run_key=new_run_id(),
         ir_hash=version.ir_hash,
         idempotency_key=idempotency_key,
+        sweep_id=origin.sweep_id if origin else None,
+        sweep_trial=origin.trial if origin else None,
+        sweep_fold=origin.fold if origin else None,
     )
     session.add(run)
     try:
@@ -282,6 +290,7 @@ def create(
         session, user, "run.create", "run", run.id,
         pipeline_id=pipeline.id, version=number, ir_hash=version.ir_hash, trigger="manual",
         custom_nodes=custom, overrides=overrides or None,
+        sweep=origin.model_dump() if origin else None,
     )  # fmt: skip
     session.commit()
     return _submit(session, settings, run, version.ir_json, overrides)
@@ -314,29 +323,19 @@ def _submit(
     """Create the flow run (Prefect de-duplicates by the run key); a failure fails the row."""
     spec = run_spec(session, settings, run.owner_id, ir_json, run.run_key, overrides=overrides)
     params = flow_parameters(spec.model_copy(update={"submitted_at": time.time()}))
-    try:
-        flow_run = create_web_flow_run(
+    start_flow_run(
+        session,
+        run,
+        "run",
+        lambda: create_flow_run(
             settings,
+            "web",
             params,
             idempotency_key=f"alphaforge-run-{run.run_key}",
             tags=[f"pipeline:{run.pipeline_id}", f"af-version:{run.version}", f"run:{run.id}"],
             name=run_name(spec.ir.title, spec.ir.name, run.run_key),
-        )
-    except Exception as exc:
-        if isinstance(exc, ApiError):
-            reason = str(exc.detail)
-        else:
-            log.error("run %s: could not create its flow run", run.id, exc_info=exc)
-            reason = unexpected("starting the run", exc, "in the server's log")
-        run.status, run.error, run.finished_at = "failed", f"could not start: {reason}", utcnow()
-        session.add(run)
-        session.commit()
-        if isinstance(exc, ApiError):
-            raise
-        raise PrefectUnavailable(f"could not start the run: {reason}") from exc
-    run.prefect_flow_run_id = str(flow_run.id)
-    session.add(run)
-    session.commit()
+        ),
+    )
     return public(settings, run)
 
 
@@ -351,21 +350,14 @@ def cancel(session: Session, user: User, settings: ApiSettings, run_id: int) -> 
     session.add(run)
     audit.record(session, user, "run.cancel", "run", run.id, pipeline_id=run.pipeline_id)
     session.commit()
-    if run.prefect_flow_run_id is None:
-        run.status, run.error, run.finished_at = (
-            "cancelled",
-            "cancelled before it started",
-            utcnow(),
-        )
-        session.add(run)
-        session.commit()
+    flow_run_id = flow_run_to_cancel(session, run)
+    if flow_run_id is None:
         return public(settings, run)
     with prefect_client(settings) as client:
-        cancel_flow_run(client, run.prefect_flow_run_id)
-    deadline = time.monotonic() + CANCEL_WAIT_S
-    while time.monotonic() < deadline:
-        sync_run(session, settings, run)
-        if RunStatus(run.status).final:
-            break
-        time.sleep(0.25)
+        cancel_flow_run(client, flow_run_id)
+
+    def ended() -> bool:
+        return RunStatus(sync_run(session, settings, run).status).final
+
+    wait_until(ended, CANCEL_WAIT_S)
     return public(settings, run)

@@ -24,11 +24,13 @@ from flows.sweepspec import SweepRecord, TrialRow, read_trials
 __all__ = [
     "BUILTIN_COLUMNS",
     "eta_seconds",
+    "finished_trials",
     "heatmap",
     "oos_equity",
     "overrides_of",
     "trial_of",
     "trials_page",
+    "with_progress",
 ]
 
 BUILTIN_COLUMNS = ("trial", "fold", "objective", "status", "seconds")
@@ -64,6 +66,29 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+def finished_trials(directory: Path, fold: int | None = None) -> list[TrialRow]:
+    """Every finished trial (of ``fold`` when given) once: the first row of a ``(fold, trial)``
+    wins, as the sweep flow counts them (a chunk retried after writing some rows)."""
+    rows: dict[tuple[int | None, int], TrialRow] = {}
+    for row in read_trials(directory, fold=fold):
+        rows.setdefault((row.fold, row.trial), row)
+    return list(rows.values())
+
+
+def with_progress(record: SweepRecord | None, directory: Path) -> SweepRecord | None:
+    """The record with ``done`` and ``failed`` counted from the trial files, the same rows the
+    trial table, the heatmap and the scatter read: the flow folds new trials into
+    ``sweep.json`` about once a second, so its counts trail the files by a trial or more while
+    the sweep runs, and the page's header would trail its own table."""
+    if record is None:
+        return None
+    rows = finished_trials(directory)
+    done, failed = len(rows), sum(r.status == "failed" for r in rows)
+    if (done, failed) == (record.done, record.failed):
+        return record
+    return record.model_copy(update={"done": done, "failed": failed})
+
+
 def trials_page(
     directory: Path,
     record: SweepRecord | None,
@@ -77,7 +102,7 @@ def trials_page(
     """One page of the finished trials sorted by ``sort`` (``trial``, ``fold``, ``objective``,
     ``status``, ``seconds``, a swept param ``node.param`` or a metric name); nulls last in
     either order; 422 with a sentence for a column no trial has."""
-    rows = list(read_trials(directory, fold=fold))
+    rows = finished_trials(directory, fold=fold)
     params = list(record.params) if record else []
     for row in rows:
         params.extend(p for p in row.params if p not in params)
@@ -104,7 +129,7 @@ def _json_number(value: float | None) -> float | None:
 def trial_of(directory: Path, trial: int, fold: int | None = None) -> TrialRow | None:
     """The finished trial numbered ``trial`` (of ``fold`` when given; None when it has not
     run)."""
-    return next((r for r in read_trials(directory, fold=fold) if r.trial == trial), None)
+    return next((r for r in finished_trials(directory, fold=fold) if r.trial == trial), None)
 
 
 def overrides_of(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -151,7 +176,7 @@ def heatmap(
         raise Unprocessable("The heatmap needs two different parameters for its axes.")
     maximize = record is None or record.direction == "maximize"
     metric = metric or "objective"
-    rows = [r for r in read_trials(directory, fold=fold) if x in r.params and y in r.params]
+    rows = [r for r in finished_trials(directory, fold) if x in r.params and y in r.params]
     to_x = _axis([r.params[x] for r in rows], bins)
     to_y = _axis([r.params[y] for r in rows], bins)
     best: dict[tuple[Any, Any], TrialRow] = {}
@@ -166,13 +191,15 @@ def heatmap(
     for yv in ys:
         line: list[HeatmapCell] = []
         for xv in xs:
-            row = best.get((xv, yv))
-            value = _cell_value(row, metric) if row else None
+            cell = best.get((xv, yv))
+            value = _cell_value(cell, metric) if cell else None
             if value is not None:
                 values.append(value)
             line.append(
                 HeatmapCell(
-                    value=value, trial=row.trial if row else None, fold=row.fold if row else None
+                    value=value,
+                    trial=cell.trial if cell else None,
+                    fold=cell.fold if cell else None,
                 )
             )
         cells.append(line)

@@ -25,6 +25,7 @@ from api.models.sweep import ACTIVE_SWEEP_STATUSES, Sweep
 from api.services.prefect_client import prefect_client, read_flow_runs
 from api.services.prefect_sync import decide
 from api.services.run_liveness import end_gone_run, gone_reason
+from api.services.sweep_files import with_progress
 from api.settings import ApiSettings
 from flows.sweepspec import SweepRecord, read_sweep_record, sweep_dir, write_json_atomic
 
@@ -37,7 +38,8 @@ RESUBMIT_SLACK_S = 2.0  # clocks of the API and the worker that wrote the record
 def apply(sweep: Sweep, flow_run: FlowRun | None, settings: ApiSettings, now: datetime) -> bool:
     """Update ``sweep`` in place from its record and flow run; True when the row changed."""
     folder = sweep_dir(settings.store_root, sweep.sweep_key)
-    record = read_sweep_record(folder)
+    # done / failed counted from the trial files, as the page's table reads them
+    record = with_progress(read_sweep_record(folder), folder)
     before = _state(sweep)
     if record is not None:
         sweep.n_trials = record.n_trials or sweep.n_trials

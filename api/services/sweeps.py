@@ -16,23 +16,30 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import object_session
-from sqlmodel import Session, col, func, or_, select
+from sqlmodel import Session, col, func, select
 
-from api.errors import ApiError, NotFound, Unprocessable
+from api.errors import NotFound, Unprocessable
 from api.models.common import Page, as_utc, utcnow
 from api.models.pipeline import Pipeline
-from api.models.run import RunPublic
+from api.models.run import RunPublic, SweepOrigin
 from api.models.sweep import ACTIVE_SWEEP_STATUSES, Sweep, SweepPublic, SweepSummary
-from api.models.user import Role, User
+from api.models.user import User
 from api.services import audit, pipelines, runs, sweep_files
-from api.services.access import Level, granted_ids
+from api.services.access import Level
+from api.services.flow_rows import (
+    flow_run_to_cancel,
+    start_flow_run,
+    visible_rows,
+    wait_until,
+)
 from api.services.node_resolution import publish_manifests
 from api.services.prefect_client import (
     PrefectUnavailable,
     cancel_flow_run,
     child_flow_run_ids,
-    create_sweep_flow_run,
+    create_flow_run,
     prefect_client,
 )
 from api.services.sweep_sync import sync_sweep
@@ -41,7 +48,7 @@ from deployments.deploy import flow_run_url
 from dsl.ir import PipelineIR
 from flows.record import new_run_id
 from flows.sweepspec import SweepRecord, SweepSpec, read_sweep_record, read_sweep_spec, sweep_dir
-from flows.tracebacks import unexpected, user_text
+from flows.tracebacks import user_text
 
 __all__ = [
     "cancel",
@@ -49,6 +56,7 @@ __all__ = [
     "directory",
     "get_sweep",
     "list_sweeps",
+    "optuna_storage",
     "public",
     "record_of",
     "resume",
@@ -64,26 +72,13 @@ def directory(settings: ApiSettings, sweep: Sweep) -> Path:
     return sweep_dir(settings.store_root, sweep.sweep_key)
 
 
-def _visible(user: User) -> list[Any]:
-    """Sweeps of live pipelines the user may see (their own, or granted to a team of theirs)."""
-    where: list[Any] = [col(Pipeline.deleted_at).is_(None)]
-    if user.role not in (Role.ADMIN, Role.OBSERVER):
-        where.append(
-            or_(
-                Sweep.owner_id == user.id,
-                col(Sweep.pipeline_id).in_(granted_ids(user, "pipeline")),
-            )
-        )
-    return where
-
-
 def get_sweep(
     session: Session, user: User, sweep_id: int, settings: ApiSettings | None = None
 ) -> Sweep:
     """The sweep if ``user`` may see it (404 otherwise), brought up to date with its flow run
     and ``sweep.json`` when ``settings`` are given."""
     sweep = session.exec(
-        select(Sweep).join(Pipeline).where(Sweep.id == sweep_id, *_visible(user))
+        select(Sweep).join(Pipeline).where(Sweep.id == sweep_id, *visible_rows(Sweep, user))
     ).first()
     if sweep is None:
         raise NotFound("sweep not found")
@@ -101,7 +96,7 @@ def list_sweeps(
 ) -> Page[SweepSummary]:
     """The sweeps the user may see (of one pipeline when ``pipeline_id`` is given), newest
     first; unfinished ones are brought up to date first."""
-    where = _visible(user)
+    where = visible_rows(Sweep, user)
     if pipeline_id is not None:
         pipelines.get_pipeline(session, user, pipeline_id)
         where.append(Sweep.pipeline_id == pipeline_id)
@@ -144,7 +139,7 @@ def summary(sweep: Sweep) -> SweepSummary:
 def public(settings: ApiSettings, sweep: Sweep) -> SweepPublic:
     """The sweep with its record (progress, best, statistics, folds), spec summary and links."""
     folder = directory(settings, sweep)
-    record = read_sweep_record(folder)
+    record = sweep_files.with_progress(read_sweep_record(folder), folder)
     spec = read_sweep_spec(folder)
     elapsed, eta = sweep_files.eta_seconds(record)
     if sweep.status not in ACTIVE_SWEEP_STATUSES:
@@ -207,11 +202,22 @@ def _planned_trials(ir: PipelineIR) -> int:
     return trials if isinstance(trials, int) else 0
 
 
-def _optuna_storage(settings: ApiSettings) -> str | None:
+OPTUNA_SCHEMA = "optuna"  # created by migration 0006
+
+
+def optuna_storage(settings: ApiSettings) -> str | None:
     """Optuna's study storage: the platform's database when it is PostgreSQL (a study survives a
-    restart and every worker reaches it), else the sweep's default (SQLite in the store)."""
-    url = settings.db_url
-    return url if url.startswith("postgresql") else None
+    restart and every worker reaches it), in its own ``optuna`` schema (the connection's
+    ``search_path``): Optuna keeps its own ``alembic_version``, which the app's would shadow
+    (``create_study`` then refuses the schema), and its ``studies`` / ``trials`` tables must not
+    sit where the app's migrations, autogenerate and table sweeps look. Else None: the sweep's
+    default (SQLite in the store)."""
+    url = make_url(settings.db_url)
+    if not url.drivername.startswith("postgresql"):
+        return None
+    options = str(url.query.get("options") or "")
+    options = f"{options} -csearch_path={OPTUNA_SCHEMA}".strip()
+    return url.update_query_dict({"options": options}).render_as_string(hide_password=False)
 
 
 def create(
@@ -258,7 +264,7 @@ def create(
         ),
         executor="pool",
         workers=settings.sweep_workers,
-        optuna_storage=_optuna_storage(settings),
+        optuna_storage=optuna_storage(settings),
         submitted_at=time.time(),
     )
     _submit(session, settings, sweep, spec, key=f"alphaforge-sweep-{sweep.sweep_key}")
@@ -270,9 +276,13 @@ def _submit(
 ) -> None:
     """Create the parent flow run; a failure fails the row (and says why)."""
     title = spec.run.ir.title or spec.run.ir.name
-    try:
-        flow_run = create_sweep_flow_run(
+    start_flow_run(
+        session,
+        sweep,
+        "sweep",
+        lambda: create_flow_run(
             settings,
+            "sweep",
             {"spec": spec.to_json()},
             idempotency_key=key,
             tags=[
@@ -281,26 +291,8 @@ def _submit(
                 f"sweep:{sweep.id}",
             ],
             name=f"sweep {title}/{sweep.id}",
-        )
-    except Exception as exc:
-        if isinstance(exc, ApiError):
-            reason = str(exc.detail)
-        else:
-            log.error("sweep %s: could not create its flow run", sweep.id, exc_info=exc)
-            reason = unexpected("starting the sweep", exc, "in the server's log")
-        sweep.status, sweep.error, sweep.finished_at = (
-            "failed",
-            f"could not start: {reason}",
-            utcnow(),
-        )
-        session.add(sweep)
-        session.commit()
-        if isinstance(exc, ApiError):
-            raise
-        raise PrefectUnavailable(f"could not start the sweep: {reason}") from exc
-    sweep.prefect_flow_run_id = str(flow_run.id)
-    session.add(sweep)
-    session.commit()
+        ),
+    )
 
 
 def _require_edit(session: Session, user: User, sweep: Sweep) -> None:
@@ -318,31 +310,22 @@ def cancel(session: Session, user: User, settings: ApiSettings, sweep_id: int) -
     session.add(sweep)
     audit.record(session, user, "sweep.cancel", "sweep", sweep.id, pipeline_id=sweep.pipeline_id)
     session.commit()
-    if sweep.prefect_flow_run_id is None:
-        sweep.status, sweep.error, sweep.finished_at = (
-            "cancelled",
-            "cancelled before it started",
-            utcnow(),
-        )
-        session.add(sweep)
-        session.commit()
+    flow_run_id = flow_run_to_cancel(session, sweep)
+    if flow_run_id is None:
         return public(settings, sweep)
     record = read_sweep_record(directory(settings, sweep))
     chunks = list(record.chunk_flow_run_ids) if record else []
     with prefect_client(settings) as client:
-        cancel_flow_run(client, sweep.prefect_flow_run_id)
+        cancel_flow_run(client, flow_run_id)
         # the chunks the record lists, and any the parent started since it last wrote it
-        chunks += [
-            c for c in child_flow_run_ids(client, sweep.prefect_flow_run_id) if c not in chunks
-        ]
+        chunks += [c for c in child_flow_run_ids(client, flow_run_id) if c not in chunks]
         for chunk in chunks:
             cancel_flow_run(client, chunk)
-    deadline = time.monotonic() + CANCEL_WAIT_S
-    while time.monotonic() < deadline:
-        sync_sweep(session, settings, sweep)
-        if sweep.status not in ACTIVE_SWEEP_STATUSES:
-            break
-        time.sleep(0.25)
+
+    def ended() -> bool:
+        return sync_sweep(session, settings, sweep).status not in ACTIVE_SWEEP_STATUSES
+
+    wait_until(ended, CANCEL_WAIT_S)
     return public(settings, sweep)
 
 
@@ -385,8 +368,8 @@ def run_trial(
     fold: int | None = None,
 ) -> RunPublic:
     """Open a trial as a normal web run: the sweep's pipeline version with the trial's params
-    as overrides (over all the data, also for a walk-forward fold's trial); the run page then
-    shows its charts."""
+    as overrides (over all the data, also for a walk-forward fold's trial); the run records the
+    sweep, trial and fold it came from, and its page shows its charts and links back."""
     sweep = get_sweep(session, user, sweep_id)
     _require_edit(session, user, sweep)
     row = sweep_files.trial_of(directory(settings, sweep), trial, fold)
@@ -394,9 +377,11 @@ def run_trial(
         where = f" in fold {fold + 1}" if fold is not None else ""
         raise NotFound(f"trial {trial} of this sweep has not run{where} (yet)")
     overrides = sweep_files.overrides_of(row.params)
+    origin = SweepOrigin(sweep_id=sweep.id or 0, trial=trial, fold=row.fold)
     return runs.create(
-        session, user, settings, sweep.pipeline_id, sweep.version, overrides=overrides
-    )
+        session, user, settings, sweep.pipeline_id, sweep.version, overrides=overrides,
+        origin=origin,
+    )  # fmt: skip
 
 
 def record_of(settings: ApiSettings, sweep: Sweep) -> SweepRecord | None:

@@ -168,7 +168,8 @@ def _overfit(n: int, warning: bool) -> Overfit:
             "the median out of sample (PBO)."
         ),
         warning=(
-            "The best result is probably luck: its deflated Sharpe ratio is below 0.95."
+            f"The best trial's deflated Sharpe ratio is {dsr:.2f}, below 0.95: after {n} trials "
+            "its result may well be luck."  # as flows.sweep words it
             if warning
             else None
         ),

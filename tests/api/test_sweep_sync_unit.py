@@ -1,5 +1,5 @@
 """The sweep status mirror without a database or a server: which end wins, the record's or
-Prefect's."""
+Prefect's; the progress the header shows is the table's."""
 
 from __future__ import annotations
 
@@ -10,18 +10,23 @@ from uuid import uuid4
 
 from prefect.client.schemas.objects import FlowRun
 from prefect.states import Cancelled, Completed, Crashed, Running
+from pydantic import SecretStr
 
 from api.models.sweep import Sweep
+from api.services.sweep_files import trials_page
 from api.services.sweep_sync import apply
+from api.services.sweeps import public
 from api.settings import ApiSettings
-from flows.sweepspec import read_sweep_record, sweep_dir
-from tests.api.sweep_dirs import write_sweep
+from flows.sweepspec import TrialRow, read_sweep_record, sweep_dir
+from tests.api.sweep_dirs import grid, trial_rows, write_sweep
 
 KEY = "20261205-120000-000-u00001"
 
 
 def _settings(tmp_path: Path) -> ApiSettings:
-    return ApiSettings(data_dir=tmp_path / "data", secret_key="k" * 40, ui_dist_dir=tmp_path / "x")
+    return ApiSettings(
+        data_dir=tmp_path / "data", secret_key=SecretStr("k" * 40), ui_dist_dir=tmp_path / "x"
+    )
 
 
 def _sweep(flow_run_id: str, status: str = "running", age_s: float = 5) -> Sweep:
@@ -92,3 +97,36 @@ def test_a_cancel_the_flow_recorded_as_a_failure_reads_cancelled(tmp_path: Path)
     apply(sweep, fr, settings, datetime.now(UTC))
     assert sweep.status == "cancelled"
     assert read_sweep_record(sweep_dir(settings.store_root, KEY)).status == "cancelled"  # type: ignore[union-attr]
+
+
+def _append_trial(folder: Path, row: TrialRow) -> None:
+    """A chunk writes a trial the parent flow has not folded into ``sweep.json`` yet."""
+    with (folder / "trials" / "part-0000.jsonl").open("a") as fh:
+        fh.write(row.model_dump_json() + "\n")
+
+
+def test_the_header_counts_the_trials_the_table_shows(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    fr = _flow_run(Running())
+    folder = write_sweep(settings.store_root, KEY, status="running", done=5, flow_run_id=str(fr.id))
+    _append_trial(folder, TrialRow(trial=5, params=grid()[5], status="failed", error="no bars"))
+    sweep = _sweep(str(fr.id))
+    apply(sweep, fr, settings, datetime.now(UTC))
+    table = trials_page(folder, read_sweep_record(folder))
+    assert read_sweep_record(folder).done == 5  # type: ignore[union-attr]  # the flow lags
+    assert sweep.done == table.total == 6 and sweep.failed == 2
+    page = public(settings, sweep)
+    assert (page.done, page.failed) == (6, 2)
+    assert page.record is not None and page.record.done == 6
+
+
+def test_a_trial_written_twice_counts_once_in_header_and_table(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    fr = _flow_run(Running())
+    folder = write_sweep(settings.store_root, KEY, status="running", done=5, flow_run_id=str(fr.id))
+    _append_trial(folder, trial_rows(5)[4])  # a retried chunk wrote trial 4 again
+    sweep = _sweep(str(fr.id))
+    apply(sweep, fr, settings, datetime.now(UTC))
+    table = trials_page(folder, read_sweep_record(folder), limit=100)
+    assert sweep.done == table.total == len(table.items) == 5
+    assert public(settings, sweep).done == 5

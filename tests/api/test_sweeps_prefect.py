@@ -5,8 +5,11 @@ failed with the reason; a cancel ends the flow run and the record."""
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
+from uuid import UUID
 
+import optuna
 import pytest
 from fastapi.testclient import TestClient
 from prefect import flow
@@ -17,10 +20,12 @@ from sqlmodel import Session
 from api.models.run import Run
 from api.models.sweep import Sweep
 from api.services.prefect_client import child_flow_run_ids
+from api.services.sweeps import optuna_storage
+from api.settings import ApiSettings
 from flows.sweepspec import read_sweep_record, read_trials
 from tests.api.conftest import Account
 from tests.api.stack import api_settings
-from tests.api.sweep_dirs import SWEPT, grid, write_sweep
+from tests.api.sweep_dirs import SAMPLE, SWEPT, grid, write_sweep
 from tests.deployments.fixtures import STACK_GROUP, Stack, wait_for
 
 __all__ = ["api_settings"]
@@ -52,6 +57,11 @@ def _stored(client: TestClient, owner: Account, pid: int, key: str, flow_run_id:
         return row.id or 0
 
 
+def _ended(client: SyncPrefectClient, flow_run_id: str) -> bool:
+    state = client.read_flow_run(UUID(flow_run_id)).state
+    return state is not None and state.is_final()
+
+
 def _flow_run(stack: Stack, state: object) -> str:
     with SyncPrefectClient(api=stack.api_url) as client:
         return str(client.create_flow_run(_stand_in, state=state).id)  # type: ignore[arg-type]
@@ -66,6 +76,7 @@ def test_a_trial_opens_as_a_run_with_the_trials_params(
     resp = client.post(f"/api/sweeps/{sid}/trials/{trial}/run", headers=alice.headers)
     assert resp.status_code == 202, resp.text
     run_id = resp.json()["id"]
+    assert resp.json()["sweep"] == {"sweep_id": sid, "trial": trial, "fold": None}
 
     def final() -> dict | None:
         run = client.get(f"/api/runs/{run_id}", headers=alice.headers).json()
@@ -73,6 +84,7 @@ def test_a_trial_opens_as_a_run_with_the_trials_params(
 
     run = wait_for(final, 120, what=f"run {run_id} to end")
     assert run["status"] == "completed", run
+    assert run["sweep"] == {"sweep_id": sid, "trial": trial, "fold": None}, "it names its sweep"
     with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
         key = session.get(Run, run_id).run_key  # type: ignore[union-attr]
     settings = client.app.state.settings  # type: ignore[attr-defined]
@@ -81,6 +93,25 @@ def test_a_trial_opens_as_a_run_with_the_trials_params(
     assert params["fast"]["window"] == 20 and params["slow"]["window"] == 100
     results = client.get(f"/api/runs/{run_id}/results", headers=alice.headers).json()
     assert results["equity"], "the trial's run has an equity curve to chart"
+
+
+def test_a_run_opened_from_a_walkforward_trial_names_its_sweep_trial_and_fold(
+    client: TestClient, alice: Account, api_settings: object
+) -> None:
+    pid = _pipeline(client, alice)
+    sid = _stored(client, alice, pid, "20261205-120000-000-t00002", None, walkforward=True)
+    resp = client.post(f"/api/sweeps/{sid}/trials/2/run?fold=1", headers=alice.headers)
+    assert resp.status_code == 202, resp.text
+    run_id = resp.json()["id"]
+    origin = {"sweep_id": sid, "trial": 2, "fold": 1}
+    assert client.get(f"/api/runs/{run_id}", headers=alice.headers).json()["sweep"] == origin
+    with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
+        run = session.get(Run, run_id)
+        assert run is not None and (run.sweep_id, run.sweep_trial, run.sweep_fold) == (sid, 2, 1)
+    # a plain run names no sweep
+    plain = client.post(f"/api/pipelines/{pid}/runs", headers=alice.headers)
+    assert plain.status_code == 202, plain.text
+    assert plain.json()["sweep"] is None
 
 
 def test_a_sweep_whose_flow_run_crashed_is_failed_with_the_reason(
@@ -116,7 +147,7 @@ def test_cancel_ends_the_flow_run_and_the_record_cancelled(
     assert resp.status_code == 200, resp.text
     assert resp.json()["status"] == "cancelled"
     with SyncPrefectClient(api=prefect_stack.api_url) as pc:
-        state = pc.read_flow_run(flow_run_id).state
+        state = pc.read_flow_run(UUID(flow_run_id)).state
     assert state is not None and state.is_cancelled()
     settings = client.app.state.settings  # type: ignore[attr-defined]
     record = read_sweep_record(settings.store_root / "sweeps" / key)
@@ -163,6 +194,43 @@ def test_a_sweep_started_over_the_api_runs_on_the_worker_to_completion(
     assert sum(c["trial"] is not None for row in hm["cells"] for c in row) == 6
     listed = client.get(f"/api/sweeps?pipeline_id={pid}", headers=alice.headers).json()
     assert listed["items"][0]["status"] == "completed" and listed["items"][0]["done"] == 6
+
+
+OPTUNA = (
+    SAMPLE.replace("pipeline sma_crossover", "pipeline sma_optuna")
+    + """
+sweep optuna(trials=4, seed=3) {
+    fast.window = int(3, 20)
+    objective maximize result.sharpe
+}
+"""
+)
+
+
+def test_an_optuna_sweep_keeps_its_study_in_the_platforms_postgresql(
+    client: TestClient, alice: Account, api_settings: ApiSettings
+) -> None:
+    """Optuna on the app's database (its own schema): the sweep completes on the worker and
+    its study is there, with every trial told."""
+    resp = client.post("/api/pipelines", json={"name": "sma_optuna", "source": OPTUNA},
+                       headers=alice.headers)  # fmt: skip
+    assert resp.status_code == 201, resp.text
+    started = client.post(f"/api/pipelines/{resp.json()['id']}/sweeps", headers=alice.headers)
+    assert started.status_code == 202, started.text
+    sid = started.json()["id"]
+
+    def final() -> dict | None:
+        body = client.get(f"/api/sweeps/{sid}", headers=alice.headers).json()
+        return body if body["status"] in ("completed", "failed", "cancelled") else None
+
+    body = wait_for(final, 300, what=f"sweep {sid} to end")
+    assert body["status"] == "completed", body
+    assert body["done"] == 4 and body["method"] == "optuna"
+    storage = optuna_storage(api_settings)
+    assert storage is not None and api_settings.db_url.startswith("postgresql")
+    study = optuna.load_study(study_name=body["sweep_key"], storage=storage)
+    told = [t for t in study.trials if t.state.is_finished()]
+    assert len(told) == 4 and study.best_value == pytest.approx(body["best_objective"])
 
 
 SLOW = """pipeline slow_sweep "Slow sweep"
@@ -212,7 +280,7 @@ def test_a_running_sweep_cancels_with_its_chunks_and_resumes_only_the_missing_tr
         assert state is not None and state.is_final(), state
         children = child_flow_run_ids(pc, parent)
         for child in children:  # every chunk ended too (none left running on a worker)
-            wait_for(lambda c=child: pc.read_flow_run(c).state.is_final(), 60, what="a chunk")
+            wait_for(partial(_ended, pc, child), 60, what="a chunk")
 
     resumed = client.post(f"/api/sweeps/{sid}/resume", headers=alice.headers)
     assert resumed.status_code == 202, resumed.text

@@ -3,7 +3,8 @@ for looking at the sweep pages: a running one, a finished grid, a walk-forward o
 
     ALPHAFORGE_DATA_DIR=<the app's> python tests/e2e/seed_sweeps.py --base-url URL --password PW
 
-Prints the sweeps' ids as JSON ({"running": id, "grid": id, "walkforward": id}).
+Prints the sweeps' ids as JSON ({"running": id, "starting": id (no trial yet), "grid": id,
+"walkforward": id, "three": id, "pipeline": id}).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 from api.db import make_engine  # noqa: E402
 from api.models.sweep import Sweep  # noqa: E402
 from api.settings import ApiSettings  # noqa: E402
+from flows.sweepspec import read_sweep_record  # noqa: E402
 from tests.api.sweep_dirs import SWEPT, write_sweep  # noqa: E402
 
 
@@ -49,6 +51,7 @@ def main() -> None:
     out: dict[str, int] = {}
     kinds = {
         "running": {"status": "running", "done": 6},
+        "starting": {"status": "running", "done": 0},
         "grid": {"status": "completed"},
         "walkforward": {"status": "completed", "walkforward": True, "warning": False},
         "three": {"status": "completed", "third": True},
@@ -57,13 +60,18 @@ def main() -> None:
 
     for name, kw in kinds.items():
         key = f"20261205-000000-000-{secrets.token_hex(3)}"
-        write_sweep(settings.store_root, key, **kw)  # type: ignore[arg-type]
-        with Session(engine) as session:
+        folder = write_sweep(settings.store_root, key, **kw)  # type: ignore[arg-type]
+        record = read_sweep_record(folder)
+        assert record is not None
+        best = record.best
+        with Session(engine) as session:  # the row as the status sync leaves it
             row = Sweep(sweep_key=key, pipeline_id=pid, version=1, owner_id=me["id"],
                         started_by_id=me["id"], status=kw["status"], method="grid",
                         objective="maximize result.sharpe",
                         walkforward=bool(kw.get("walkforward")), ir_hash="0" * 64,
-                        n_trials=0, done=kw.get("done", 0))  # fmt: skip
+                        n_trials=record.n_trials, done=record.done, failed=record.failed,
+                        best_objective=best.objective if best else None,
+                        best_trial=best.trial if best else None)  # fmt: skip
             session.add(row)
             session.commit()
             out[name] = row.id or 0

@@ -13,7 +13,8 @@ for (const [name, id] of Object.entries(ids)) {
   if (name === 'pipeline') continue;
   await step(`sweep-${name}`, async () => {
     await page.goto(`/sweeps/${id}`);
-    await page.waitForSelector('[data-testid=trial-row]', { timeout: 15000 });
+    // a sweep with no trial yet shows its empty states instead of rows
+    await page.waitForSelector(name === 'starting' ? '[data-testid=sweep-progress]' : '[data-testid=trial-row]', { timeout: 15000 });
     await page.waitForTimeout(800);
     await s.shot(`sweepseed-${name}`, { fullPage: true });
   });

@@ -129,6 +129,14 @@ await step('heatmap-cell-opens-a-run', async () => {
   await s.shot('sweep-03-trial-run', { fullPage: true });
   const run = await apiCall(page, 'GET', `/api/runs/${runId}`);
   if (run.json?.status !== 'completed') throw new Error(`trial run ${runId} is ${run.json?.status}`);
+  // the run names the sweep and trial it came from, and links back to the sweep
+  if (run.json?.sweep?.sweep_id !== sweepId || String(run.json?.sweep?.trial) !== trial)
+    throw new Error(`trial run ${runId} names ${JSON.stringify(run.json?.sweep)}, not sweep ${sweepId} trial ${trial}`);
+  const origin = (await page.locator('[data-testid=run-sweep-origin]').textContent()).replace(/\s+/g, ' ').trim();
+  if (origin !== `from sweep #${sweepId}, trial ${trial}`) throw new Error(`the run page says "${origin}"`);
+  await page.click('[data-testid=run-sweep-link]');
+  await page.waitForURL(new RegExp(`/sweeps/${sweepId}$`), { timeout: 15000 });
+  await page.waitForSelector('[data-testid=sweep-page] [data-testid=sweep-progress-text]');
 });
 
 await step('walkforward', async () => {

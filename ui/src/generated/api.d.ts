@@ -2694,7 +2694,8 @@ export interface components {
         };
         /**
          * RunPublic
-         * @description A run with its node states, error, links and sandbox.
+         * @description A run with its node states, error, links and sandbox; ``sweep``: the sweep trial it was
+         *     opened from.
          */
         RunPublic: {
             /** Id */
@@ -2751,6 +2752,7 @@ export interface components {
             /** Ir Hash */
             ir_hash: string;
             sandbox?: components["schemas"]["RunSandbox"] | null;
+            sweep?: components["schemas"]["SweepOrigin"] | null;
         };
         /**
          * RunResults
@@ -3094,6 +3096,21 @@ export interface components {
             objective?: components["schemas"]["Objective"] | null;
             /** Grid Size */
             grid_size?: number | null;
+        };
+        /**
+         * SweepOrigin
+         * @description The sweep trial a run was opened from (the sweep page's heatmap, scatter or table).
+         */
+        SweepOrigin: {
+            /** Sweep Id */
+            sweep_id: number;
+            /** Trial */
+            trial: number;
+            /**
+             * Fold
+             * @description The walk-forward fold (0-based), if any.
+             */
+            fold?: number | null;
         };
         /**
          * SweepParam

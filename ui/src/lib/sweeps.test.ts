@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { dsrConvincing, fmtSeconds, fmtValue, hasSweepBlock, heatColor, progressText, withDrawdown } from './sweeps';
+import { dsrConvincing, fmtObjective, fmtSeconds, fmtValue, hasSweepBlock, heatColor, objectiveMetric, progressText, trialOrigin, withDrawdown } from './sweeps';
 
 describe('sweep helpers', () => {
   it('finds a sweep block, not a comment or a word', () => {
@@ -44,5 +44,21 @@ describe('sweep helpers', () => {
     expect(dsrConvincing(0.97)).toBe(true);
     expect(dsrConvincing(0.4)).toBe(false);
     expect(dsrConvincing(null)).toBeNull();
+  });
+
+  it('names the trial a run came from, folds counted from 1', () => {
+    expect(trialOrigin({ trial: 5, fold: null })).toBe('trial 5');
+    expect(trialOrigin({ trial: 0, fold: 0 })).toBe('trial 0 (fold 1)');
+    expect(trialOrigin({ trial: 12, fold: 2 })).toBe('trial 12 (fold 3)');
+  });
+
+  it('formats the objective as its metric is formatted', () => {
+    expect(objectiveMetric('maximize result.sharpe')).toBe('sharpe');
+    expect(objectiveMetric('minimise result.max_drawdown')).toBe('max_drawdown');
+    expect(objectiveMetric('')).toBe('');
+    expect(fmtObjective('maximize result.sharpe', 1.5)).toBe('1.50');
+    expect(fmtObjective('maximize result.total_return', 0.15)).toBe('15.00%');
+    expect(fmtObjective('maximize result.total_return', null)).toBe('—');
+    expect(fmtObjective('maximize result.custom_score', 2.345)).toBe('2.35');
   });
 });

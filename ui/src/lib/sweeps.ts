@@ -2,6 +2,7 @@
  * Sweep page helpers: the heatmap's colour scale, progress and ETA wording, whether a source
  * declares a sweep, and the drawdown of the out-of-sample curve.
  */
+import { fmtMetric } from './format';
 import type { EquityPoint, OosPoint } from './types';
 
 /** Whether `.af` source declares a `sweep` block (a line starting with `sweep`, not a comment). */
@@ -56,4 +57,22 @@ export function fmtValue(v: unknown): string {
 export function dsrConvincing(dsr: number | null | undefined): boolean | null {
   if (dsr === null || dsr === undefined) return null;
   return dsr >= 0.95;
+}
+
+/** Where a run opened from a sweep's trial came from: "trial 5 (fold 2)" (folds counted from 1,
+ * as the sweep page counts them). */
+export function trialOrigin(origin: { trial: number; fold?: number | null }): string {
+  return `trial ${origin.trial}${origin.fold === null || origin.fold === undefined ? '' : ` (fold ${origin.fold + 1})`}`;
+}
+
+/** The metric a sweep's objective names: "maximize result.sharpe" → "sharpe". */
+export function objectiveMetric(objective: string | null | undefined): string {
+  const last = (objective ?? '').trim().split(/\s+/).pop() ?? '';
+  return last.slice(last.lastIndexOf('.') + 1);
+}
+
+/** An objective value as its metric is shown everywhere else (a return in %, a Sharpe ratio
+ * with two decimals), so the objective column and the metric's own column read alike. */
+export function fmtObjective(objective: string | null | undefined, v: number | null | undefined): string {
+  return fmtMetric(objectiveMetric(objective), v);
 }
