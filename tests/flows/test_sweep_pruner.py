@@ -117,6 +117,18 @@ def test_the_median_pruner_stops_bad_trials_after_fewer_stages(settings: Any) ->
     # the statistics: N counts the pruned trials, the variance and PBO only the completed ones
     assert record.overfit is not None and record.overfit.n_trials == TRIALS
     assert any("stopped early" in n for n in record.overfit.notes)
+    from flows.overfitting import ReturnMoments, deflated_sharpe, overfit_report
+
+    moments = [ReturnMoments(int(x[0]), *x[1:]) for r in completed if (x := r.moments)]
+    alone = overfit_report(moments)  # the completed trials only: their variance, their best
+    assert alone.n_trials == by_status["completed"] and alone.best is not None
+    top = moments[alone.best]
+    assert alone.best_sharpe is not None and alone.sharpe_variance is not None
+    dsr = deflated_sharpe(
+        alone.best_sharpe, top.n, top.skew, top.kurtosis, TRIALS, alone.sharpe_variance
+    )
+    assert dsr is not None and record.overfit.deflated_sharpe == pytest.approx(dsr, abs=1e-6)
+    assert record.overfit.sharpe_variance == pytest.approx(alone.sharpe_variance, rel=1e-5)
 
     # the study holds PRUNED states for exactly the pruned rows
     states = _study_states(settings, spec.sweep_id)
@@ -153,6 +165,16 @@ def test_without_a_pruner_nothing_is_staged_and_results_match_pruner_none(settin
         return sorted((r.trial, r.params, r.objective) for r in rows)
 
     assert key(plain) == key(none)
+    # the trials are the sampler's asks as before: a fresh study with the same seed asks them
+    import optuna
+
+    fresh = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    space: dict[str, optuna.distributions.BaseDistribution] = {
+        "fast.window": optuna.distributions.IntDistribution(2, 40),
+        "slow.window": optuna.distributions.IntDistribution(20, 200),
+    }
+    asked = [fresh.ask(space).params for _ in range(TRIALS)]
+    assert [r.params for r in sorted(plain, key=lambda r: r.trial)] == asked
     assert _study_states(settings, "sw-prune-off") == Counter({"COMPLETE": TRIALS})
 
 
@@ -189,3 +211,23 @@ def test_walk_forward_stages_cut_each_folds_training_window(settings: Any) -> No
         assert r.fold is not None
         assert r.metrics["bars"] == pytest.approx(train_bars[r.fold] * k / STEPS, abs=2)
     assert any(r.status == "pruned" for r in rows)
+
+
+def test_resume_settles_pruned_rows_as_pruned_and_reasks_unfinished_trials() -> None:
+    import optuna
+
+    from flows.sweep import _settle_interrupted
+
+    study = optuna.create_study(direction="maximize")
+    space: dict[str, optuna.distributions.BaseDistribution] = {
+        "fast.window": optuna.distributions.IntDistribution(2, 40)
+    }
+    asked = [study.ask(space) for _ in range(3)]  # a crash left all three RUNNING
+    rows = {
+        0: TrialRow(trial=0, params={}, status="pruned", pruned_stage=1, stage_objective=0.1),
+        1: TrialRow(trial=1, params={}, objective=0.5),
+    }  # trial 2 was between stages: no row
+    _settle_interrupted(study, rows)
+    states = [t.state.name for t in study.trials]
+    assert states == ["PRUNED", "COMPLETE", "FAIL"]
+    assert study.best_trial.number == asked[1].number
