@@ -745,7 +745,11 @@ def _pruner(name: str, steps: int) -> Any:
         # stop a trial whose value on a stage is worse than the median of the completed
         # trials' values on that stage (after 5 completed trials)
         "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0),
-        "successive_halving": lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=1),
+        # keep the better half of the trials that reached stage 1, 2, 4, 8
+        "successive_halving": lambda: optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=1, reduction_factor=2
+        ),
+        # brackets of successive halving (reduction factor 3) over stages 1 … steps
         "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=steps),
     }
     assert tuple(pruners) == OPTUNA_PRUNERS
