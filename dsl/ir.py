@@ -191,6 +191,17 @@ class Objective(_Frozen):
     key: str
 
 
+#: The Optuna samplers a ``sweep optuna(sampler=...)`` may name (``tpe`` is the default). CMA-ES
+#: is left out: it cannot sample categorical spaces (``choice``/lists) and needs ``cmaes``.
+OPTUNA_SAMPLERS = ("tpe", "random", "qmc")
+#: The Optuna pruners a ``sweep optuna(pruner=...)`` may name (``none`` is the default): a
+#: pruner evaluates each batch's trials in ``prune_steps`` stages on growing prefixes of the
+#: search window and stops the unpromising ones early (:mod:`flows.sweep`).
+OPTUNA_PRUNERS = ("none", "median", "successive_halving", "hyperband")
+#: ``prune_steps``: how many stages (the last is the whole window), its bounds and default.
+PRUNE_STEPS_MIN, PRUNE_STEPS_MAX, PRUNE_STEPS_DEFAULT = 2, 10, 4
+
+
 class SweepIR(_Frozen):
     """A sweep block: ``grid``, ``random`` or ``optuna`` over params, with constraints."""
 

@@ -16,6 +16,10 @@ from dsl import tree as t
 from dsl.binder import Binder, BoundStep
 from dsl.diagnostics import did_you_mean
 from dsl.ir import (
+    OPTUNA_PRUNERS,
+    OPTUNA_SAMPLERS,
+    PRUNE_STEPS_MAX,
+    PRUNE_STEPS_MIN,
     Expr,
     FloatSpace,
     IntSpace,
@@ -37,9 +41,31 @@ METHODS = ("grid", "random", "optuna")
 OPTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "grid": {},
     "random": {"trials": int, "seed": int},
-    "optuna": {"trials": int, "seed": int, "sampler": str, "timeout": (int, float)},
+    "optuna": {
+        "trials": int,
+        "seed": int,
+        "sampler": str,
+        "pruner": str,
+        "prune_steps": int,
+        "timeout": (int, float),
+    },
 }
+#: The names a string option may take (a wrong one: AF306 with a did-you-mean).
+CHOICES: dict[str, tuple[str, ...]] = {"sampler": OPTUNA_SAMPLERS, "pruner": OPTUNA_PRUNERS}
 Space = ValuesSpace | IntSpace | FloatSpace
+
+
+def _option_problem(key: str, value: Any) -> str | None:
+    """Why an option's value (of the right type) is not allowed, or None."""
+    if key in CHOICES and value not in CHOICES[key]:
+        return f"unknown Optuna {key} `{value}` ({', '.join(CHOICES[key])})"
+    if key == "seed" and value < 0:
+        return "`seed` must be 0 or more"
+    if key == "timeout" and not (math.isfinite(value) and value > 0):
+        return "`timeout` must be more than 0 seconds"
+    if key == "prune_steps" and not PRUNE_STEPS_MIN <= value <= PRUNE_STEPS_MAX:
+        return f"`prune_steps` must be from {PRUNE_STEPS_MIN} to {PRUNE_STEPS_MAX}"
+    return None
 
 
 class SweepChecker:
@@ -153,6 +179,15 @@ class SweepChecker:
             assert isinstance(value, t.Lit)
             if key == "trials" and value.value < 1:
                 self.rep.report("AF306", "`trials` must be at least 1", value.span)
+                continue
+            problem = _option_problem(key, value.value)
+            if problem is not None:
+                self.rep.report(
+                    "AF306",
+                    problem,
+                    value.span,
+                    suggestions=did_you_mean(str(value.value), CHOICES.get(key, ())),
+                )
                 continue
             if key == "trials" and value.value > MAX_GRID_COMBINATIONS:
                 self.rep.report(

@@ -43,8 +43,15 @@ from prefect.context import get_run_context
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, ConfigDict
 
+from dsl.ir import OPTUNA_PRUNERS, OPTUNA_SAMPLERS, PRUNE_STEPS_DEFAULT
 from flows.mlflow_batch import FinishedRun, log_finished_runs
-from flows.overfitting import DSR_THRESHOLD, ReturnMoments, overfit_report
+from flows.overfitting import (
+    DSR_THRESHOLD,
+    ReturnMoments,
+    deflated_sharpe,
+    expected_max_sharpe,
+    overfit_report,
+)
 from flows.settings import CoreSettings, current_settings
 from flows.sweepspec import (
     BestTrial,
@@ -88,12 +95,15 @@ OPTUNA_BATCH_PER_WORKER = 8
 MLFLOW_BATCH = 200
 POLL_S = 0.25
 Window = tuple[str, str]
+Stage = tuple[str, Window | None]  # a pruning stage's (until, window)
 
 
 class ChunkSpec(BaseModel):
     """A chunk of one sweep's trials: ``trials`` as (trial number, overrides) pairs, evaluated
     on the fold's window (``until`` cuts the data, ``window`` is what the backtest trades; both
-    ISO timestamps, None without walk-forward). ``part`` names its trials file."""
+    ISO timestamps, None without walk-forward). ``part`` names its trials file. ``stage``: an
+    Optuna pruning stage (see :meth:`_Sweep._staged`): the rows go to ``stages/<part>.jsonl``,
+    not to ``trials/``, and no equity curve is kept."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -104,6 +114,7 @@ class ChunkSpec(BaseModel):
     window: Window | None = None
     trials: list[tuple[int, dict[str, dict[str, Any]]]]
     keep_equity: int = 0
+    stage: int | None = None
 
 
 # ---- a chunk ---------------------------------------------------------------------------------
@@ -126,7 +137,7 @@ def run_chunk(chunk: ChunkSpec) -> dict[str, Any]:
     sign = 1.0 if evaluator.objective.direction == "maximize" else -1.0
     kept: list[tuple[float, int, pd.Series]] = []
     failed = 0
-    path = directory / "trials" / f"{chunk.part}.jsonl"
+    path = directory / ("trials" if chunk.stage is None else "stages") / f"{chunk.part}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as fh:
         for number, overrides in chunk.trials:
@@ -136,6 +147,7 @@ def run_chunk(chunk: ChunkSpec) -> dict[str, Any]:
             failed += outcome.row.status == "failed"
             if (
                 chunk.keep_equity
+                and chunk.stage is None
                 and outcome.equity is not None
                 and outcome.row.objective is not None
             ):
@@ -296,7 +308,8 @@ class _Sweep:
         for row in self.follower.poll():
             self.record.done += 1
             self.record.failed += row.status == "failed"
-            if row.objective is None or row.fold != self._fold:
+            self.record.pruned += row.status == "pruned"
+            if row.status != "completed" or row.objective is None or row.fold != self._fold:
                 continue
             best = self.record.best
             if best is None or self.sign * row.objective > self.sign * (best.objective or 0.0):
@@ -319,8 +332,10 @@ class _Sweep:
         until: str | None,
         window: Window | None,
         tag: str,
+        stage: int | None = None,
     ) -> None:
-        """Evaluate ``trials`` as chunks on the spec's executor and wait for all of them."""
+        """Evaluate ``trials`` as chunks on the spec's executor and wait for all of them
+        (``stage``: as an Optuna pruning stage, whose rows are not trials)."""
         if not trials:
             return
         size = self.chunk_size(len(trials))
@@ -332,14 +347,16 @@ class _Sweep:
                 until=until,
                 window=window,
                 trials=part,
-                keep_equity=self.spec.top_k,
+                keep_equity=self.spec.top_k if stage is None else 0,
+                stage=stage,
             )
             for i, part in enumerate(_split(trials, math.ceil(len(trials) / size)))
         ]
         self.record.chunks += len(chunks)
         self.record.chunk_size = size
         self.logger.info(
-            f"[sweep] {len(trials)} trial(s) in {len(chunks)} chunk(s) of ≤{size} on the "
+            f"[sweep] {'' if stage is None else f'stage {stage}: '}{len(trials)} trial(s) "
+            f"in {len(chunks)} chunk(s) of ≤{size} on the "
             f"{self.spec.executor} executor ({self.spec.workers} worker(s))"
         )
         if self.spec.executor == "pool":
@@ -478,10 +495,14 @@ class _Sweep:
         total = int(options.get("trials", DEFAULT_RANDOM_TRIALS))  # type: ignore[arg-type]
         seed = int(options.get("seed", 0))  # type: ignore[arg-type]
         timeout = options.get("timeout")
+        steps = int(options.get("prune_steps", PRUNE_STEPS_DEFAULT))  # type: ignore[arg-type]
+        pruner = _pruner(str(options.get("pruner", "none")), steps)
+        stages = self._stages(until, window, steps) if pruner is not None else []
         study = optuna.create_study(
             study_name=f"{self.spec.sweep_id}" + ("" if fold is None else f"-fold{fold}"),
             storage=self._optuna_storage(),
             sampler=_sampler(str(options.get("sampler", "tpe")), seed),
+            pruner=pruner,
             direction=self.objective.direction,
             load_if_exists=True,
         )
@@ -508,8 +529,11 @@ class _Sweep:
                 number = trial.number
                 trial.set_user_attr("af_trial", number)
                 asked.append((number, trial))
+            btag = f"{tag}-b{asked[0][0]:05d}"
+            if stages:
+                asked = self._staged(asked, stages, fold, btag)
             todo = [(n, overrides_of(t.params)) for n, t in asked]
-            self.run_trials(todo, fold, until, window, f"{tag}-b{asked[0][0]:05d}")
+            self.run_trials(todo, fold, until, window, btag)
             found = {r.trial: r for r in self.follower.of_fold(fold)}
             for number, trial in asked:
                 row = found.get(number)
@@ -519,6 +543,84 @@ class _Sweep:
                     study.tell(trial, row.objective)
             if any(found.get(n) is None for n, _ in asked):
                 break  # chunks that did not finish: stop here, `resume` continues
+
+    def _stages(self, until: str | None, window: Window | None, steps: int) -> list[Stage]:
+        """The (until, window) of pruning stages 1 … ``steps`` − 1: growing prefixes of the
+        search window (the fold's training window; without walk-forward, all the data); stage
+        ``steps`` is the window itself. Empty (no pruning, with a note) when the data has no
+        timestamps to cut it by."""
+        import pandas as pd
+
+        if window is not None:
+            begin, end = pd.Timestamp(window[0]), pd.Timestamp(window[1])
+        else:
+            try:
+                index = self.evaluator.index()
+            except SweepPlanError as exc:
+                self.record.notes.append(f"Optuna pruner not used: {exc}")
+                return []
+            begin, end = index[0], index[-1] + (index[-1] - index[0]) / max(1, len(index) - 1)
+        out: list[Stage] = []
+        for k in range(1, steps):
+            cut = str(begin + (end - begin) * k / steps)
+            out.append((cut, (str(begin), cut) if window is not None else None))
+        return out
+
+    def _staged(
+        self, asked: list[tuple[int, Any]], stages: list[Stage], fold: int | None, btag: str
+    ) -> list[tuple[int, Any]]:
+        """Evaluate a batch's trials on the pruning stages, each stage only on the trials
+        still alive: report each trial's objective on the stage's prefix as its intermediate
+        value, ask the pruner, and write a ``pruned`` row and tell Optuna ``PRUNED`` for each
+        trial it stops. Returns the survivors (they run on the whole window as usual). A
+        trial with no value on a stage (it failed there, or the metric is null on a short
+        prefix) is not reported for that stage and stays alive."""
+        import optuna
+
+        alive = dict(asked)
+        seconds: dict[int, float] = {}
+        pruned: list[tuple[Any, TrialRow]] = []
+        for k, (s_until, s_window) in enumerate(stages, start=1):
+            if not alive or self.stop.is_set():
+                break
+            part = f"{btag}-s{k}"
+            todo = [(n, overrides_of(t.params)) for n, t in alive.items()]
+            self.run_trials(todo, fold, s_until, s_window, part, stage=k)
+            found = _stage_rows(self.directory / "stages", part)
+            for number, trial in list(alive.items()):
+                row = found.get(number)
+                if row is None or row.objective is None:
+                    continue
+                seconds[number] = seconds.get(number, 0.0) + row.seconds
+                trial.report(row.objective, k)
+                if trial.should_prune():
+                    del alive[number]
+                    pruned.append(
+                        (
+                            trial,
+                            TrialRow(
+                                trial=number,
+                                fold=fold,
+                                params=dict(trial.params),
+                                status="pruned",
+                                seconds=round(seconds[number], 6),
+                                pruned_stage=k,
+                                stage_objective=row.objective,
+                            ),
+                        )
+                    )
+        if pruned:
+            # the parent's own trials file: a row first, then the tell (a crash in between is
+            # settled on resume from the row)
+            path = self.directory / "trials" / f"{btag}-pruned.jsonl"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a") as fh:
+                for _, row in pruned:
+                    fh.write(row.model_dump_json(exclude_none=True) + "\n")
+            for trial, _ in pruned:
+                trial.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            self.refresh()
+        return [(n, t) for n, t in asked if n in alive]
 
     def _optuna_storage(self) -> str:
         if self.spec.optuna_storage:
@@ -547,6 +649,13 @@ class _Sweep:
                 "equity curve",
             )
         report = overfit_report(moments, blocks)
+        # Pruned trials were tried (and rejected), so they count in the deflated Sharpe
+        # ratio's number of trials N: the conservative choice, as the search did look at them.
+        # They have no full-window returns, so they stay out of the variance of the Sharpe
+        # ratios and the PBO's matrix (a prefix's returns would not be comparable).
+        n_pruned = sum(r.status == "pruned" for r in rows)
+        if n_pruned and report.best is not None and report.best_sharpe is not None:
+            report = _with_pruned(report, moments[report.best], n_pruned)
         warning = None
         if report.deflated_sharpe is not None and report.deflated_sharpe < DSR_THRESHOLD:
             warning = (
@@ -567,7 +676,7 @@ class _Sweep:
         )
 
     def best_of(self, rows: list[TrialRow]) -> TrialRow | None:
-        scored = [r for r in rows if r.objective is not None]
+        scored = [r for r in rows if r.status == "completed" and r.objective is not None]
         if not scored:
             return None
         return max(scored, key=lambda r: (self.sign * (r.objective or 0.0), -r.trial))
@@ -627,11 +736,67 @@ def _sampler(name: str, seed: int) -> Any:
         "random": lambda: optuna.samplers.RandomSampler(seed=seed),
         "qmc": lambda: optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False),
     }
+    assert tuple(samplers) == OPTUNA_SAMPLERS
     if name not in samplers:
         raise SweepPlanError(
             f"unknown Optuna sampler {name!r}: use one of {', '.join(sorted(samplers))}"
         )
     return samplers[name]()
+
+
+def _with_pruned(report: Any, best: ReturnMoments, n_pruned: int) -> Any:
+    """``report`` with ``n_pruned`` more trials in its N (the DSR and SR₀ recomputed)."""
+    import dataclasses
+
+    n = report.n_trials + n_pruned
+    variance = report.sharpe_variance or 0.0
+    dsr = deflated_sharpe(report.best_sharpe, best.n, best.skew, best.kurtosis, n, variance)
+    notes = [
+        *report.notes,
+        f"N counts {n_pruned} trial(s) stopped early by the Optuna pruner (not in the variance "
+        "or the PBO)",
+    ]
+    return dataclasses.replace(
+        report,
+        n_trials=n,
+        deflated_sharpe=dsr,
+        expected_max_sharpe=expected_max_sharpe(n, variance),
+        notes=notes,
+    )
+
+
+def _pruner(name: str, steps: int) -> Any:
+    """The Optuna pruner ``name`` (one of :data:`~dsl.ir.OPTUNA_PRUNERS`) over ``steps``
+    stages; None for ``none`` (no staging, no extra cost)."""
+    import optuna
+
+    pruners = {
+        "none": lambda: None,
+        # stop a trial whose value on a stage is worse than the median of the completed
+        # trials' values on that stage (after 5 completed trials)
+        "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0),
+        # keep the better half of the trials that reached stage 1, 2, 4, 8
+        "successive_halving": lambda: optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=1, reduction_factor=2
+        ),
+        # brackets of successive halving (reduction factor 3) over stages 1 … steps
+        "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=steps),
+    }
+    assert tuple(pruners) == OPTUNA_PRUNERS
+    if name not in pruners:
+        raise SweepPlanError(f"unknown Optuna pruner {name!r}: use one of {', '.join(pruners)}")
+    return pruners[name]()
+
+
+def _stage_rows(folder: Path, part: str) -> dict[int, TrialRow]:
+    """The rows of one pruning stage (every chunk file of ``part``), by trial number."""
+    out: dict[int, TrialRow] = {}
+    for path in sorted(folder.glob(f"{part}-*.jsonl")):
+        for line in path.read_text().splitlines():
+            with contextlib.suppress(ValueError):
+                row = TrialRow.model_validate_json(line)
+                out[row.trial] = row
+    return out
 
 
 def _distribution(space: Any) -> Any:
@@ -652,7 +817,8 @@ def _distribution(space: Any) -> Any:
 
 def _settle_interrupted(study: Any, rows: Mapping[int, TrialRow]) -> None:
     """After a crash: tell the study the trials it asked for whose rows were written (their
-    chunk finished them) and fail the others (they are asked again)."""
+    chunk finished them, or the parent pruned them) and fail the others (they are asked
+    again; a trial stopped between pruning stages is among them)."""
     import optuna
 
     for frozen in study.trials:
@@ -660,7 +826,9 @@ def _settle_interrupted(study: Any, rows: Mapping[int, TrialRow]) -> None:
             continue
         row = rows.get(frozen.number)
         with contextlib.suppress(Exception):
-            if row is not None and row.objective is not None:
+            if row is not None and row.status == "pruned":
+                study.tell(frozen.number, state=optuna.trial.TrialState.PRUNED)
+            elif row is not None and row.objective is not None:
                 study.tell(frozen.number, row.objective)
             else:
                 study.tell(frozen.number, state=optuna.trial.TrialState.FAIL)
@@ -991,12 +1159,17 @@ class _SweepTracker:
         }
         if row.fold is not None:
             tags["alphaforge.fold"] = str(row.fold)
+        metrics = {k: v for k, v in row.metrics.items() if v is not None}
+        if row.status == "pruned":  # stopped early by design: KILLED, with where it stopped
+            metrics["pruned_stage"] = float(row.pruned_stage or 0)
+            if row.stage_objective is not None:
+                metrics["stage_objective"] = row.stage_objective
         return FinishedRun(
             name=name,
             tags=tags,
             params={k: str(v) for k, v in row.params.items()},
-            metrics={k: v for k, v in row.metrics.items() if v is not None},
-            status="FINISHED" if row.status == "completed" else "FAILED",
+            metrics=metrics,
+            status={"completed": "FINISHED", "pruned": "KILLED"}.get(row.status, "FAILED"),
         )
 
     def finish(self, *, failed: bool) -> None:
@@ -1006,6 +1179,8 @@ class _SweepTracker:
         record = self.sweep.record
         try:
             metrics: dict[str, Any] = {"n_trials": record.done, "failed_trials": record.failed}
+            if record.pruned:
+                metrics["pruned_trials"] = record.pruned
             if record.best is not None:
                 metrics.update({f"best.{k}": v for k, v in record.best.metrics.items()})
             if record.overfit is not None:

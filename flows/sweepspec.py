@@ -12,6 +12,8 @@ store, in ``sweeps/<sweep id>/``:
 - ``trials/<part>.jsonl`` — one :class:`TrialRow` per finished trial, one file per chunk (so
   chunks on different machines never write the same file); ``resume`` reads them to skip
   finished trials;
+- ``stages/<part>.jsonl`` — an Optuna sweep with a pruner: each trial's evaluations on the
+  prefixes of the window (its intermediate values), never read as trials;
 - ``trials/<part>.blocks.npy`` — each trial's per-block return sums (the PBO's input), in the
   same order as its jsonl;
 - ``equity/trial-<n>.parquet`` — the equity curves of the top K trials (``top_k``); any other
@@ -104,6 +106,13 @@ class TrialRow(BaseModel):
     (``None`` when the trial failed or the metric is null). ``fold`` is the walk-forward fold
     whose training window the trial was searched on (None without walk-forward). ``moments`` and
     ``blocks`` feed the deflated Sharpe ratio and the PBO; an API leaves them out.
+
+    ``status`` is ``pruned`` for an Optuna trial its pruner stopped early (``pruner=...``): it
+    was evaluated only on prefixes of the window, so it has no ``objective``, ``metrics``,
+    ``moments`` or ``blocks`` (it is never the best and stays out of the Sharpe variance and
+    the PBO; it counts as a trial tried in the deflated Sharpe ratio's N). ``pruned_stage`` is
+    the stage it was stopped at (of the block's ``prune_steps``) and ``stage_objective`` the
+    objective on that stage's prefix.
     """
 
     model_config = ConfigDict(extra="ignore")
@@ -113,13 +122,15 @@ class TrialRow(BaseModel):
     params: dict[str, Any]
     metrics: dict[str, float | None] = Field(default_factory=dict)
     objective: float | None = None
-    status: Literal["completed", "failed"] = "completed"
+    status: Literal["completed", "failed", "pruned"] = "completed"
     error: str | None = None
     seconds: float = 0.0
     # what the overfitting statistics need of the trial's per-bar returns (not for display):
     # [n, mean, std, skew, kurtosis] and the CSCV block sums [[count, Σr, Σr²], ...]
     moments: list[float] | None = None
     blocks: list[list[float]] | None = None
+    pruned_stage: int | None = None
+    stage_objective: float | None = None
 
 
 class FoldRow(BaseModel):
@@ -173,7 +184,8 @@ class SweepRecord(BaseModel):
     """A sweep's state and results (``sweep.json``), rewritten as it goes.
 
     ``n_trials`` is how many trials the sweep will run in all (every fold's, for a walk-forward);
-    ``done`` how many have finished (``failed`` of them failed). ``objective`` is written as in
+    ``done`` how many have finished (``failed`` of them failed, ``pruned`` of them were stopped
+    early by an Optuna pruner). ``objective`` is written as in
     the block (``maximize result.sharpe``); ``params`` lists the swept ``node.param`` names.
     ``walkforward_efficiency`` is the mean out-of-sample objective over the mean in-sample one.
     ``timings`` holds seconds (``trials_s``, ``tracking_s``, ``prefect_s``, ``total_s``).
@@ -193,6 +205,7 @@ class SweepRecord(BaseModel):
     n_trials: int = 0
     done: int = 0
     failed: int = 0
+    pruned: int = 0
     best: BestTrial | None = None
     overfit: Overfit | None = None
     folds: list[FoldRow] | None = None

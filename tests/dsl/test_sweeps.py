@@ -240,3 +240,62 @@ def test_objective_must_be_a_numeric_metric(compile_: Compile) -> None:
         compile_, "sweep grid {\n fast.window = [5, 10]\n objective maximize result.sharpe\n}\n"
     )
     assert not [d for d in ok.diagnostics if d.severity == "error"], ok.format()
+
+
+OPTUNA_BODY = " {\n fast.window = int(2, 9)\n objective maximize result.sharpe\n}\n"
+
+
+@pytest.mark.parametrize(
+    ("options", "value", "message", "suggestions"),
+    [
+        ('sampler="tpee"', '"tpee"', "unknown Optuna sampler `tpee`", ["tpe"]),
+        ('sampler="cmaes"', '"cmaes"', "unknown Optuna sampler `cmaes`", []),
+        ('pruner="medain"', '"medain"', "unknown Optuna pruner `medain`", ["median"]),
+        ('pruner="hyperbnd"', '"hyperbnd"', "unknown Optuna pruner `hyperbnd`", ["hyperband"]),
+        ("timeout=0", "0", "`timeout` must be more than 0", []),
+        ("timeout=-2.5", "-2.5", "`timeout` must be more than 0", []),
+        ("seed=-1", "-1", "`seed` must be 0 or more", []),
+        ('pruner="median", prune_steps=1', "1", "`prune_steps` must be from 2 to 10", []),
+        ('pruner="median", prune_steps=11', "11", "`prune_steps` must be from 2 to 10", []),
+    ],
+)
+def test_bad_optuna_option_values_are_af306_at_the_value(
+    compile_: Compile, options: str, value: str, message: str, suggestions: list[str]
+) -> None:
+    header = f"sweep optuna(trials=10, {options})"
+    result = _sweep(compile_, header + OPTUNA_BODY)
+    (d,) = result.errors
+    assert d.code == "AF306" and message in d.message, result.format()
+    assert (d.line, d.col) == (7, header.rindex(value) + 1)
+    assert d.suggestions == suggestions
+
+
+def test_good_optuna_options_compile_into_the_ir(compile_: Compile) -> None:
+    from dsl.ir import OPTUNA_PRUNERS, OPTUNA_SAMPLERS
+
+    for sampler in OPTUNA_SAMPLERS:
+        for pruner in OPTUNA_PRUNERS:
+            result = _sweep(
+                compile_,
+                f'sweep optuna(trials=10, seed=0, sampler="{sampler}", pruner="{pruner}", '
+                f"prune_steps=3, timeout=1.5)" + OPTUNA_BODY,
+            )
+            sweep = result.ir.sweep if result.ir else None
+            assert sweep is not None, result.format()
+            assert sweep.options == {
+                "trials": 10,
+                "seed": 0,
+                "sampler": sampler,
+                "pruner": pruner,
+                "prune_steps": 3,
+                "timeout": 1.5,
+            }
+    plain = _sweep(compile_, "sweep optuna(trials=10)" + OPTUNA_BODY)
+    assert plain.ir is not None and plain.ir.sweep is not None
+    assert plain.ir.sweep.options == {"trials": 10}
+
+
+def test_random_sweeps_take_no_pruner(compile_: Compile) -> None:
+    result = _sweep(compile_, 'sweep random(trials=5, pruner="median")' + OPTUNA_BODY)
+    (d,) = result.errors
+    assert d.code == "AF306" and "has no option `pruner`" in d.message
