@@ -329,6 +329,7 @@ class Worker(Child):
         extra_env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
         warm: bool | None = None,
+        limit: int | None = None,
     ) -> None:
         env = prefect_env(prefect_home, api_url)
         # The deployments' command is `python -m ...`: this interpreter comes first.
@@ -347,6 +348,8 @@ class Worker(Child):
         worker_name = name or f"alphaforge-{socket.gethostname()}-{os.getpid()}"
         argv = [str(BIN / "prefect"), "worker", "start", "--pool", pool, "--type", "process"]
         argv += ["--name", worker_name]
+        if limit is not None:  # at most this many flow runs at once on this worker
+            argv += ["--limit", str(limit)]
         try:
             super().__init__("prefect worker", argv, env, log, cwd=cwd)
         except BaseException:

@@ -148,6 +148,20 @@ def _warm_code_fingerprints() -> None:
         _say(f"could not pre-compute the nodes' code fingerprints: {exc}")
 
 
+def _warm_backtest_kernel() -> None:
+    """Load the numba-compiled backtest kernel here (its cache load costs ≈ 1–2 s a process):
+    the forks that backtest long series, a sweep's chunks above all, inherit the machine code."""
+    try:
+        import numpy as np
+
+        from nodes.builtin._kernel import compiled_simulate
+
+        bars = np.full(4, 100.0)
+        compiled_simulate()(bars, bars, np.array([0.0, 1.0, 0.0, 0.0]), 1e5, 0.0, 0.0, 0.0)
+    except Exception as exc:  # the forks compile or load it themselves
+        _say(f"could not load the backtest kernel: {exc}")
+
+
 def _warm_package_versions() -> None:
     """The package versions every run records (read from the installed metadata: slow)."""
     try:
@@ -378,6 +392,7 @@ def serve(path: Path, *, ready: Path | None = None) -> ChildJob | None:
     failed = preload()
     _warm_code_fingerprints()
     _warm_package_versions()
+    _warm_backtest_kernel()
     _warm_tracking_store()
     stray = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
     if stray:  # a fork only copies the forking thread: say so rather than deadlock quietly

@@ -188,7 +188,9 @@ def sweep_trials_task(chunk: ChunkSpec) -> dict[str, Any]:
     name=CHUNK_FLOW_NAME,
     persist_result=False,
     validate_parameters=True,
-    task_runner=ThreadPoolTaskRunner(max_workers=2),  # type: ignore[arg-type]
+    # one slice at a time: the trials are pandas work under one GIL, and two threads made each
+    # slower without making the chunk faster (more workers, not threads, add speed)
+    task_runner=ThreadPoolTaskRunner(max_workers=1),  # type: ignore[arg-type]
 )
 def sweep_chunk_flow(chunk: ChunkSpec) -> dict[str, Any]:
     """A chunk as a flow run of the chunk deployment (the ``pool`` executor): its trials are
@@ -321,9 +323,15 @@ class _Sweep:
     # -- dispatching chunks -------------------------------------------------------------
 
     def chunk_size(self, n: int) -> int:
+        """The spec's, else the trials over workers × :data:`CHUNKS_PER_WORKER` (a slow chunk
+        evens out) — on the ``pool`` executor over the workers alone: each chunk there is a new
+        flow-run process that loads the data again (trials stream to the store as they
+        finish, so a big chunk loses nothing when its worker dies). At most
+        :data:`MAX_CHUNK`."""
         if self.spec.chunk_size:
             return self.spec.chunk_size
-        return max(1, min(MAX_CHUNK, math.ceil(n / (self.spec.workers * CHUNKS_PER_WORKER))))
+        per_worker = 1 if self.spec.executor == "pool" else CHUNKS_PER_WORKER
+        return max(1, min(MAX_CHUNK, math.ceil(n / (self.spec.workers * per_worker))))
 
     def run_trials(
         self,
@@ -421,24 +429,32 @@ class _Sweep:
             self._wait(futures)
 
     def _run_on_pool(self, chunks: list[ChunkSpec]) -> None:
+        """Each chunk a flow run of the chunk deployment, at most ``workers`` of them in
+        flight: a process worker starts every flow run it finds at once, so a sweep that
+        scheduled all its chunks would run them all side by side on the first worker to poll
+        (each process loading the data, the trials sharing its cores) while the others
+        idle."""
         from prefect.client.orchestration import get_client
         from prefect.deployments import run_deployment
 
-        ids = []
-        for chunk in chunks:
-            flow_run: Any = run_deployment(
-                CHUNK_DEPLOYMENT,
-                parameters={"chunk": chunk.model_dump(mode="json")},
-                timeout=0,
-                as_subflow=True,
-            )
-            ids.append(flow_run.id)
-            self.record.chunk_flow_run_ids.append(str(flow_run.id))
-        self.save()
+        todo = list(chunks)
+        states: dict[Any, Any] = {}
+        pending: set[Any] = set()
         with get_client(sync_client=True) as client:
-            pending = set(ids)
-            states: dict[Any, Any] = {}
-            while pending:
+            while todo or pending:
+                while todo and len(pending) < self.spec.workers and not self.stop.is_set():
+                    chunk = todo.pop(0)
+                    flow_run: Any = run_deployment(
+                        CHUNK_DEPLOYMENT,
+                        parameters={"chunk": chunk.model_dump(mode="json")},
+                        timeout=0,
+                        as_subflow=True,
+                    )
+                    pending.add(flow_run.id)
+                    self.record.chunk_flow_run_ids.append(str(flow_run.id))
+                    self.save()
+                if self.stop.is_set():
+                    todo.clear()
                 self.refresh()
                 for flow_run_id in list(pending):
                     state = client.read_flow_run(flow_run_id).state
@@ -446,7 +462,7 @@ class _Sweep:
                         states[flow_run_id] = state
                         pending.discard(flow_run_id)
                 if pending:
-                    time.sleep(POLL_S * 2)
+                    time.sleep(POLL_S)
         bad = [s for s in states.values() if not s.is_completed()]
         if bad:
             self.logger.warning(

@@ -110,9 +110,11 @@ class TrialItem(BaseModel):
     params: dict[str, Any]
     metrics: dict[str, float | None] = Field(default_factory=dict)
     objective: float | None = None
-    status: Literal["completed", "failed"] = "completed"
+    status: Literal["completed", "failed", "pruned"] = "completed"
     error: str | None = None
     seconds: float = 0.0
+    pruned_stage: int | None = None  # a pruned trial: the stage its pruner stopped it after
+    stage_objective: float | None = None  # ... and its objective on that stage's data
 
 
 class TrialPage(BaseModel):

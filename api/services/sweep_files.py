@@ -84,9 +84,10 @@ def with_progress(record: SweepRecord | None, directory: Path) -> SweepRecord | 
         return None
     rows = finished_trials(directory)
     done, failed = len(rows), sum(r.status == "failed" for r in rows)
-    if (done, failed) == (record.done, record.failed):
+    pruned = sum(r.status == "pruned" for r in rows)
+    if (done, failed, pruned) == (record.done, record.failed, record.pruned):
         return record
-    return record.model_copy(update={"done": done, "failed": failed})
+    return record.model_copy(update={"done": done, "failed": failed, "pruned": pruned})
 
 
 def trials_page(

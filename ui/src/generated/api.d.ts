@@ -3201,7 +3201,8 @@ export interface components {
          * @description A sweep's state and results (``sweep.json``), rewritten as it goes.
          *
          *     ``n_trials`` is how many trials the sweep will run in all (every fold's, for a walk-forward);
-         *     ``done`` how many have finished (``failed`` of them failed). ``objective`` is written as in
+         *     ``done`` how many have finished (``failed`` of them failed, ``pruned`` of them were stopped
+         *     early by an Optuna pruner). ``objective`` is written as in
          *     the block (``maximize result.sharpe``); ``params`` lists the swept ``node.param`` names.
          *     ``walkforward_efficiency`` is the mean out-of-sample objective over the mean in-sample one.
          *     ``timings`` holds seconds (``trials_s``, ``tracking_s``, ``prefect_s``, ``total_s``).
@@ -3251,6 +3252,11 @@ export interface components {
              * @default 0
              */
             failed?: number;
+            /**
+             * Pruned
+             * @default 0
+             */
+            pruned?: number;
             best?: components["schemas"]["BestTrial"] | null;
             overfit?: components["schemas"]["Overfit"] | null;
             /** Folds */
@@ -3420,7 +3426,7 @@ export interface components {
              * @default completed
              * @enum {string}
              */
-            status?: "completed" | "failed";
+            status?: "completed" | "failed" | "pruned";
             /** Error */
             error?: string | null;
             /**
@@ -3428,6 +3434,10 @@ export interface components {
              * @default 0
              */
             seconds?: number;
+            /** Pruned Stage */
+            pruned_stage?: number | null;
+            /** Stage Objective */
+            stage_objective?: number | null;
         };
         /**
          * TrialPage
@@ -3613,6 +3623,13 @@ export interface components {
              * @default false
              */
             anchored?: boolean;
+            /** Embargo */
+            embargo?: string | null;
+            /**
+             * Embargo Seconds
+             * @default 0
+             */
+            embargo_seconds?: number;
         };
     };
     responses: never;
