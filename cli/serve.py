@@ -112,6 +112,13 @@ def _start_services(
     # The worker runs each flow run in a temporary directory: a relative data dir would put
     # MLflow's embedded store there (gone with the flow run, never seen by the MLflow UI).
     os.environ["ALPHAFORGE_DATA_DIR"] = str(settings.root)
+    # Optuna's study storage (the app's PostgreSQL): the worker reads it from its environment,
+    # so a password never travels in a sweep's flow-run parameters
+    from api.services.sweeps import OPTUNA_STORAGE_ENV, optuna_storage
+
+    storage = optuna_storage(settings)
+    if storage:
+        os.environ[OPTUNA_STORAGE_ENV] = storage
     _ensure_deployment(api_url)
     # Sandbox containers of this server: leftovers swept now, deadlines on a timer, all removed
     # at stop (registered before the worker: runs after the worker has stopped).

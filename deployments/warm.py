@@ -152,12 +152,9 @@ def _warm_backtest_kernel() -> None:
     """Load the numba-compiled backtest kernel here (its cache load costs ≈ 1–2 s a process):
     the forks that backtest long series, a sweep's chunks above all, inherit the machine code."""
     try:
-        import numpy as np
+        from flows.sweeptrial import warm_compiled_kernels
 
-        from nodes.builtin._kernel import compiled_simulate
-
-        bars = np.full(4, 100.0)
-        compiled_simulate()(bars, bars, np.array([0.0, 1.0, 0.0, 0.0]), 1e5, 0.0, 0.0, 0.0)
+        warm_compiled_kernels()
     except Exception as exc:  # the forks compile or load it themselves
         _say(f"could not load the backtest kernel: {exc}")
 

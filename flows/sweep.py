@@ -639,8 +639,21 @@ class _Sweep:
         return [(n, t) for n, t in asked if n in alive]
 
     def _optuna_storage(self) -> str:
-        if self.spec.optuna_storage:
-            return self.spec.optuna_storage
+        """The spec's storage URL; ``env:NAME`` names the variable of this process that holds
+        it (the web app's PostgreSQL URL carries a password, which must not travel in flow-run
+        parameters); else SQLite in the store."""
+        ref = self.spec.optuna_storage
+        if ref and ref.startswith("env:"):
+            found = os.environ.get(ref[4:])
+            if not found:
+                raise SweepPlanError(
+                    f"Optuna's study storage is in the environment variable {ref[4:]}, which "
+                    "this worker does not have: start the worker with it set (`alphaforge "
+                    "serve` sets it for its own worker)"
+                )
+            return found
+        if ref:
+            return ref
         path = self.settings.store_root / "sweeps" / "optuna.db"
         path.parent.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{path}"

@@ -30,7 +30,7 @@ from flows.settings import CoreSettings
 from flows.sweepspec import SweepSpec, TrialRow
 from nodes.base import PortType, registry
 from runners.inprocess import InProcessRunner
-from runners.memgraph import MemoryGraph, TrialError
+from runners.memgraph import MemoryGraph, TrialError, warm_compiled_kernels
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,6 +45,7 @@ __all__ = [
     "objective_text",
     "overrides_of",
     "params_of",
+    "warm_compiled_kernels",
 ]
 
 

@@ -180,3 +180,15 @@ def _between(value: Any, begin: Any, end: Any) -> Any:
 def _key(node: NodeIR, params: Mapping[str, Any], upstream: list[str]) -> str:
     text = json.dumps([node.id, params, upstream], sort_keys=True, default=str)
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def warm_compiled_kernels() -> None:
+    """Load the built-in nodes' numba-compiled kernels in this process (the backtest's cache
+    load costs ≈ 1–2 s a process): a fork server calls it so its forks inherit the machine
+    code. Raises what loading raises."""
+    import numpy as np
+
+    from nodes.builtin._kernel import compiled_simulate
+
+    bars = np.full(4, 100.0)
+    compiled_simulate()(bars, bars, np.array([0.0, 1.0, 0.0, 0.0]), 1e5, 0.0, 0.0, 0.0)

@@ -220,6 +220,20 @@ def optuna_storage(settings: ApiSettings) -> str | None:
     return url.update_query_dict({"options": options}).render_as_string(hide_password=False)
 
 
+OPTUNA_STORAGE_ENV = "ALPHAFORGE_OPTUNA_STORAGE"
+
+
+def optuna_storage_ref(settings: ApiSettings) -> str | None:
+    """What a sweep's spec carries for :func:`optuna_storage`: the URL itself when it holds no
+    password, else ``env:ALPHAFORGE_OPTUNA_STORAGE`` — the spec is a flow-run parameter, shown
+    in the Prefect UI and stored in ``spec.json``; the workers read the URL from their
+    environment (``alphaforge serve`` sets it for its own)."""
+    url = optuna_storage(settings)
+    if url is None or make_url(url).password is None:
+        return url
+    return f"env:{OPTUNA_STORAGE_ENV}"
+
+
 def create(
     session: Session, user: User, settings: ApiSettings, pipeline_id: int, number: int | None
 ) -> SweepPublic:
@@ -264,7 +278,7 @@ def create(
         ),
         executor="pool",
         workers=settings.sweep_workers,
-        optuna_storage=optuna_storage(settings),
+        optuna_storage=optuna_storage_ref(settings),
         submitted_at=time.time(),
     )
     _submit(session, settings, sweep, spec, key=f"alphaforge-sweep-{sweep.sweep_key}")

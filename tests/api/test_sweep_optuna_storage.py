@@ -74,3 +74,14 @@ def test_the_schema_joins_options_the_operator_set(tmp_path: Path) -> None:
 
     options = make_url(storage).query["options"]
     assert options == f"-cstatement_timeout=5000 -csearch_path={OPTUNA_SCHEMA}"
+
+
+def test_a_password_never_travels_in_the_sweeps_spec(tmp_path: Path) -> None:
+    from api.services.sweeps import OPTUNA_STORAGE_ENV, optuna_storage_ref
+
+    secret = "postgresql+psycopg://af:s%40cret@db:5432/af"
+    assert optuna_storage_ref(settings_for(secret, tmp_path)) == f"env:{OPTUNA_STORAGE_ENV}"
+    trusted = "postgresql+psycopg://root@/test"
+    ref = optuna_storage_ref(settings_for(trusted, tmp_path))
+    assert ref == optuna_storage(settings_for(trusted, tmp_path)) and ref and "search_path" in ref
+    assert optuna_storage_ref(settings_for(f"sqlite:///{tmp_path / 'a.db'}", tmp_path)) is None
