@@ -4,6 +4,7 @@ walk-forward, compile errors, resume of a finished, a trimmed and an interrupted
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -119,7 +120,7 @@ def test_walkforward_example_reports_its_folds_without_overlap(tmp_path) -> None
         assert pd.Timestamp(fold["train_end"]) <= tb < te
         assert fold["n_trials"] == 16 and fold["best_params"]
         assert fold["is_objective"] is not None and fold["oos_objective"] is not None
-    for a, b in zip(folds, folds[1:], strict=False):  # test windows follow one another
+    for a, b in itertools.pairwise(folds):  # test windows follow one another
         assert pd.Timestamp(a["test_end"]) <= pd.Timestamp(b["test_begin"])
     assert summary["n_trials"] == 16 * len(folds)
     assert summary["walkforward_efficiency"] is not None
@@ -220,7 +221,7 @@ def test_ctrl_c_cancels_the_sweep_and_resume_finishes_the_rest(tmp_path) -> None
         time.sleep(0.05)
     assert proc.poll() is None and 20 <= done < total, "the sweep ended before it was interrupted"
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=120)
     assert proc.returncode != 0
     (directory,) = [p for p in sweeps.iterdir() if p.name.startswith("sw-")]
     record = read_sweep_record(directory)
