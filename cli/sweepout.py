@@ -27,8 +27,8 @@ class SweepProgress:
         self.directory = directory
         self._progress = Progress(
             TextColumn("{task.description}"),
-            BarColumn(),
             MofNCompleteColumn(),
+            BarColumn(bar_width=20),
             TextColumn("{task.fields[failed]}"),
             TextColumn("{task.fields[eta]}"),
             TextColumn("{task.fields[best]}"),
@@ -54,12 +54,15 @@ class SweepProgress:
         if self._first is None and done:
             self._first = (now, done)
         label = "trials"
-        if record.folds is not None:
-            label = f"fold {len(record.folds) + (0 if record.ended else 1)}"
+        if total and done >= total:
+            label = "finishing"  # the statistics, the out-of-sample runs, MLflow
+        elif record.folds is not None:
+            label = f"fold {len(record.folds) + 1}"
         best = ""
         if record.best is not None and record.best.objective is not None:
             params = ", ".join(f"{k}={_short(v)}" for k, v in record.best.params.items())
             best = f"best {record.best.objective:.4f} ({params})"
+            best = best if len(best) <= 44 else best[:43] + "…"
         self._progress.update(
             self._task,
             description=label if not record.ended else record.status,
@@ -185,29 +188,38 @@ def print_summary(
 
 
 def _print_folds(out: Console, folds: list[FoldRow], objective: str) -> None:
+    from rich import box
     from rich.table import Table
 
     key = objective.split(".")[-1] if objective else "objective"
-    table = Table(title="walk-forward folds", header_style="bold")
-    for name in ("fold", "train", "test", "bars", "best params", f"IS {key}", f"OOS {key}"):
-        table.add_column(name, justify="right" if name.startswith(("IS", "OOS")) else "left")
+    title = f"walk-forward folds ({key}: IS in sample, OOS out of sample)"
+    table = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD)
+    table.add_column("fold", no_wrap=True)
+    table.add_column("windows", no_wrap=True)
+    table.add_column("bars", justify="right", no_wrap=True)
+    table.add_column("best params", min_width=14)
+    table.add_column("IS", justify="right", no_wrap=True)
+    table.add_column("OOS", justify="right", no_wrap=True)
     for f in folds:
-        test = f"{_day(f.test_begin)} → {_day(f.test_end)}" + (" (partial)" if f.partial else "")
+        windows = (
+            f"train {_day(f.train_begin)} → {_day(f.train_end)}\n"
+            f"test  {_day(f.test_begin)} → {_day(f.test_end)}" + (" *" if f.partial else "")
+        )
+        params = "\n".join(
+            f"{k.split('.')[-1] if _unique(k, f) else k}={_short(v)}"
+            for k, v in f.best_params.items()
+        )
         table.add_row(
             str(f.index + 1),
-            f"{_day(f.train_begin)} → {_day(f.train_end)}",
-            test,
-            f"{f.train_bars}/{f.test_bars}",
-            _escape(
-                ", ".join(
-                    f"{k.split('.')[-1] if _unique(k, f) else k}={_short(v)}"
-                    for k, v in f.best_params.items()
-                )
-            ),
+            windows,
+            f"{f.train_bars}\n{f.test_bars}",
+            _escape(params) or "—",
             _fmt(f.is_objective),
             _fmt(f.oos_objective),
         )
     out.print(table)
+    if any(f.partial for f in folds):
+        out.print("[dim]* the test window is cut short by the end of the data[/]")
 
 
 def _unique(key: str, fold: FoldRow) -> bool:
