@@ -190,8 +190,8 @@ slow   = sma(data.close, window=30)
 signal = crossover(fast, slow)
 result = backtest(data, signal, cash=100_000, fee_bps=5, slippage_bps=2)
 sweep grid {{
-    fast.window = range(2, 60, 1)
-    slow.window = range(20, 200, 10)
+    fast.window = range(2, 40, 1)
+    slow.window = range(20, 120, 10)
     where fast.window < slow.window
     objective maximize result.sharpe
 }}
@@ -201,7 +201,7 @@ sweep grid {{
 def test_ctrl_c_cancels_the_sweep_and_resume_finishes_the_rest(tmp_path) -> None:
     af = tmp_path / "big.af"
     af.write_text(BIG_GRID.format(csv=EXAMPLES / "data" / "sample_ohlcv.csv"))
-    total = sum(1 for f in range(2, 60) for s in range(20, 200, 10) if f < s)
+    total = sum(1 for f in range(2, 40) for s in range(20, 120, 10) if f < s)
     data = tmp_path / "data"
     proc = subprocess.Popen(
         [str(ALPHAFORGE), "sweep", str(af), "--chunk-size", "5", "--data-dir", str(data)],
