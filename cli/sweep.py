@@ -245,6 +245,8 @@ def _execute(spec: SweepSpec, settings: CoreSettings, as_json: bool) -> None:
     from flows.sweep import run_sweep
     from flows.sweepspec import read_sweep_record, sweep_dir
 
+    if spec.executor == "pool":
+        _require_pool(settings)
     directory = sweep_dir(settings.store_root, spec.sweep_id)
     err = _console(stderr=True)
     out = _console(stderr=as_json)
@@ -297,6 +299,34 @@ def _execute(spec: SweepSpec, settings: CoreSettings, as_json: bool) -> None:
         err.print(f"[red]sweep {record.status}:[/] {record.error or 'see sweep.json'}")
         err.print(f"the finished trials are kept; resume with: {resume}")
         raise _Exit(EXIT_FAILED)
+
+
+def _require_pool(settings: CoreSettings) -> None:
+    """``--executor pool`` hands chunks to workers of a Prefect server's work pool: say what is
+    missing before the sweep starts (else it fails on its first chunk)."""
+    import os
+
+    advice = (
+        "--executor pool runs chunks as flow runs of the sweep-chunk deployment on a Prefect "
+        "server's work pool: start one with `alphaforge serve` (or deploy to your server and "
+        "start workers) and set ALPHAFORGE_PREFECT_API_URL; or use --executor local|dask"
+    )
+    if not (settings.prefect_api_url or os.environ.get("PREFECT_API_URL")):
+        raise _fail(f"no Prefect server is configured: {advice}", EXIT_INVALID)
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    from flows.sweep import CHUNK_DEPLOYMENT
+
+    try:
+        with get_client(sync_client=True) as client:
+            client.read_deployment_by_name(CHUNK_DEPLOYMENT)
+    except ObjectNotFound:
+        msg = f"the server has no {CHUNK_DEPLOYMENT!r} deployment: {advice}"
+        raise _fail(msg, EXIT_INVALID) from None
+    except Exception as exc:
+        msg = f"the Prefect server cannot be reached ({exc}): {advice}"
+        raise _fail(msg, EXIT_FAILED) from None
 
 
 def _watch(progress: Any, stop: threading.Event) -> None:

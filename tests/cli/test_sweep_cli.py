@@ -236,3 +236,14 @@ def test_ctrl_c_cancels_the_sweep_and_resume_finishes_the_rest(tmp_path) -> None
     assert len(rows) == len({r.trial for r in rows}) == total
     assert f"{total} trial(s)" in resumed.stdout and "deflated Sharpe" in resumed.stdout
     assert "PBO" in resumed.stdout and directory.name in resumed.stdout
+
+
+def test_the_pool_executor_without_a_prefect_server_says_what_it_needs(
+    tmp_path, capsys, monkeypatch
+) -> None:
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    data = tmp_path / "d"
+    assert main(["sweep", str(SMA_SWEEP), "--executor", "pool", "--data-dir", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert "no Prefect server is configured" in err and "alphaforge serve" in err
+    assert not (data / "sweeps").exists()  # refused before anything started
