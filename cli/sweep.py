@@ -8,9 +8,13 @@ read from ``sweep.json`` while it runs, and a summary (or one JSON object) at th
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -261,19 +265,31 @@ def _execute(spec: SweepSpec, settings: CoreSettings, as_json: bool) -> None:
     watcher = threading.Thread(target=_watch, args=(progress, stop), daemon=True)
     progress.start()
     watcher.start()
+    interrupted = threading.Event()
     record: SweepRecord | None = None
-    try:
-        record = run_sweep(spec, settings=settings)
-    except KeyboardInterrupt:
+    cancelled_once = threading.Lock()
+
+    def cancelled() -> None:
+        if not cancelled_once.acquire(blocking=False):
+            return
         stop.set()
-        watcher.join()
         progress.stop()
+        _stop_children()
         _mark_cancelled(directory)
         err.print(
             f"[yellow]cancelled:[/] sweep {spec.sweep_id} stopped; the finished trials are kept.\n"
             f"resume it with: alphaforge sweep resume {spec.sweep_id}" + _data_dir_flag(settings)
         )
-        raise _Exit(130) from None
+
+    def stuck() -> None:  # the flow did not come back after Ctrl-C: leave without it
+        cancelled()
+        os._exit(130)
+
+    try:
+        with _noting_interrupts(interrupted, stuck):
+            record = run_sweep(spec, settings=settings)
+    except KeyboardInterrupt:
+        interrupted.set()
     except AlphaForgeError as exc:
         stop.set()
         progress.stop()
@@ -286,6 +302,10 @@ def _execute(spec: SweepSpec, settings: CoreSettings, as_json: bool) -> None:
         hint = prefect_startup_failure(exc, settings)
         msg = hint or f"the sweep could not be executed: {type(exc).__name__}: {exc}"
         raise _fail(msg, EXIT_FAILED) from None if hint else exc
+    if interrupted.is_set():  # Ctrl-C, however far the flow let the interrupt through
+        cancelled()
+        raise _Exit(130)
+    assert record is not None
     stop.set()
     watcher.join()
     progress.update(read_sweep_record(directory) or record)
@@ -304,7 +324,6 @@ def _execute(spec: SweepSpec, settings: CoreSettings, as_json: bool) -> None:
 def _require_pool(settings: CoreSettings) -> None:
     """``--executor pool`` hands chunks to workers of a Prefect server's work pool: say what is
     missing before the sweep starts (else it fails on its first chunk)."""
-    import os
 
     advice = (
         "--executor pool runs chunks as flow runs of the sweep-chunk deployment on a Prefect "
@@ -327,6 +346,50 @@ def _require_pool(settings: CoreSettings) -> None:
     except Exception as exc:
         msg = f"the Prefect server cannot be reached ({exc}): {advice}"
         raise _fail(msg, EXIT_FAILED) from None
+
+
+GRACE_S = 5.0
+
+
+@contextlib.contextmanager
+def _noting_interrupts(flag: threading.Event, on_stuck: Any) -> Iterator[None]:
+    """Ctrl-C sets ``flag``, ends the pool's workers and interrupts as usual: the flow may turn
+    the interrupt into a failed state and return, and the CLI still knows it was cancelled.
+    When the flow is still busy ``GRACE_S`` later (in a terminal, Ctrl-C also stops Prefect's
+    embedded server, and the engine retries reporting the state to it), ``on_stuck`` runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    timer: threading.Timer | None = None
+
+    def handler(signum: int, frame: Any) -> None:
+        nonlocal timer
+        flag.set()
+        _stop_children(wait=False)  # a pool waiting on its workers would hold the exit up
+        if timer is None:
+            timer = threading.Timer(GRACE_S, on_stuck)
+            timer.daemon = True
+            timer.start()
+        signal.default_int_handler(signum, frame)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if timer is not None:
+            timer.cancel()
+
+
+def _stop_children(wait: bool = True) -> None:
+    """End the process pool's workers this sweep started (they outlive an interrupted pool)."""
+    import multiprocessing
+
+    for child in multiprocessing.active_children():
+        child.terminate()
+    if wait:
+        for child in multiprocessing.active_children():
+            child.join(timeout=5)
 
 
 def _watch(progress: Any, stop: threading.Event) -> None:
