@@ -133,6 +133,7 @@ _LAZY_COMMANDS = {
     "nodes": ("cli.inspect", "nodes_group"),
     "serve": ("cli.serve", "serve_command"),
     "convert": ("cli.convert", "convert_command"),
+    "sweep": ("cli.sweep", "sweep_group"),
 }
 
 
