@@ -295,6 +295,8 @@ class _Sweep:
         self.evaluator: TrialEvaluator = evaluator_for(spec, settings)
         self._last_write = 0.0
         self.stop = threading.Event()
+        self._runners = contextlib.ExitStack()
+        self._runner: Any = None
 
     # -- the record ---------------------------------------------------------------------
 
@@ -370,12 +372,44 @@ class _Sweep:
         if self.spec.executor == "pool":
             self._run_on_pool(chunks)
         elif self.spec.executor == "dask":
-            with _api_url_for_children():
-                self._run_on_dask(chunks)
+            self._run_on_dask(chunks)
         else:
-            with _api_url_for_children():
-                self._run_locally(chunks)
+            self._run_locally(chunks)
         self.refresh()
+
+    def _task_runner(self) -> Any:
+        """The sweep's task runner (a process pool, or Dask), started on first use and kept
+        for every later batch, fold and stage: starting one costs seconds (processes that
+        import everything and load the data again). Closed by :meth:`close`."""
+        if self._runner is None:
+            self._runners.enter_context(_api_url_for_children())
+            if self.spec.executor == "dask":
+                from prefect_dask import DaskTaskRunner
+
+                if self.spec.dask_address:
+                    runner: Any = DaskTaskRunner(address=self.spec.dask_address)
+                else:
+                    runner = DaskTaskRunner(
+                        cluster_class="distributed.LocalCluster",
+                        cluster_kwargs={
+                            "n_workers": self.spec.workers,
+                            "threads_per_worker": 1,
+                            "processes": True,
+                            "dashboard_address": None,
+                        },
+                    )
+                self._runners.enter_context(_dask_worker_environ())
+            else:
+                from prefect.task_runners import ProcessPoolTaskRunner
+
+                runner = ProcessPoolTaskRunner(max_workers=self.spec.workers)
+            self._runner = self._runners.enter_context(runner)
+        return self._runner
+
+    def close(self) -> None:
+        """Stop the task runner (its processes or cluster), if one was started."""
+        self._runner = None
+        self._runners.close()
 
     def _wait(self, futures: list[Any]) -> list[Any]:
         while not all(f.state.is_final() for f in futures):
@@ -403,30 +437,12 @@ class _Sweep:
                 self._chunk_done(run_chunk(chunk))
                 self.refresh()
             return
-        from prefect.task_runners import ProcessPoolTaskRunner
-
-        with ProcessPoolTaskRunner(max_workers=self.spec.workers) as runner:
-            futures = [runner.submit(sweep_chunk_task, {"chunk": c}) for c in chunks]
-            self._wait(futures)
+        runner = self._task_runner()
+        self._wait([runner.submit(sweep_chunk_task, {"chunk": c}) for c in chunks])
 
     def _run_on_dask(self, chunks: list[ChunkSpec]) -> None:
-        from prefect_dask import DaskTaskRunner
-
-        if self.spec.dask_address:
-            runner = DaskTaskRunner(address=self.spec.dask_address)
-        else:
-            runner = DaskTaskRunner(
-                cluster_class="distributed.LocalCluster",
-                cluster_kwargs={
-                    "n_workers": self.spec.workers,
-                    "threads_per_worker": 1,
-                    "processes": True,
-                    "dashboard_address": None,
-                },
-            )
-        with _dask_worker_environ(), runner:
-            futures = [runner.submit(sweep_chunk_task, {"chunk": c}) for c in chunks]
-            self._wait(futures)
+        runner = self._task_runner()
+        self._wait([runner.submit(sweep_chunk_task, {"chunk": c}) for c in chunks])
 
     def _run_on_pool(self, chunks: list[ChunkSpec]) -> None:
         """Each chunk a flow run of the chunk deployment, at most ``workers`` of them in
@@ -1028,35 +1044,8 @@ def sweep_flow(spec: SweepSpec) -> dict[str, Any]:
     sweep.save()
     tracker = _SweepTracker.start(sweep) if spec.run.track else None
     try:
-        if sweep.ir.walkforward is not None:
-            _walk_forward(sweep)
-        else:
-            sweep.record.n_trials = sweep.planned_per_fold()
-            sweep.save()
-            rows = sweep.search(None, None, None)
-            best = sweep.best_of(rows)
-            sweep.record.best = (
-                BestTrial(
-                    trial=best.trial,
-                    params=best.params,
-                    metrics=best.metrics,
-                    objective=best.objective,
-                )
-                if best
-                else None
-            )
-            sweep.record.overfit = sweep.overfit(rows)
-        sweep.refresh()
-        missing = sweep.record.n_trials - len(sweep.follower.rows)
-        if missing > 0 and sweep.sweep.method != "optuna":
-            sweep.record.status = "failed"
-            sweep.record.error = (
-                f"{missing} of {sweep.record.n_trials} trial(s) did not finish (a chunk failed or "
-                "its worker stopped); `resume` runs only those"
-            )
-        else:
-            sweep.record.status = "completed"
-        _keep_top(sweep)
+        with contextlib.closing(sweep):
+            _search(sweep)
     except SweepPlanError as exc:
         sweep.record.status = "failed"
         sweep.record.error = str(exc)
@@ -1083,6 +1072,39 @@ def sweep_flow(spec: SweepSpec) -> dict[str, Any]:
 
         return Failed(message=sweep.record.error or "sweep failed")  # type: ignore[return-value]
     return sweep.record.model_dump(mode="json")
+
+
+def _search(sweep: _Sweep) -> None:
+    """The sweep's trials (every fold's, with walk-forward), its best and its statistics."""
+    if sweep.ir.walkforward is not None:
+        _walk_forward(sweep)
+    else:
+        sweep.record.n_trials = sweep.planned_per_fold()
+        sweep.save()
+        rows = sweep.search(None, None, None)
+        best = sweep.best_of(rows)
+        sweep.record.best = (
+            BestTrial(
+                trial=best.trial,
+                params=best.params,
+                metrics=best.metrics,
+                objective=best.objective,
+            )
+            if best
+            else None
+        )
+        sweep.record.overfit = sweep.overfit(rows)
+    sweep.refresh()
+    missing = sweep.record.n_trials - len(sweep.follower.rows)
+    if missing > 0 and sweep.sweep.method != "optuna":
+        sweep.record.status = "failed"
+        sweep.record.error = (
+            f"{missing} of {sweep.record.n_trials} trial(s) did not finish (a chunk failed or "
+            "its worker stopped); `resume` runs only those"
+        )
+    else:
+        sweep.record.status = "completed"
+    _keep_top(sweep)
 
 
 def _fail_early(spec: SweepSpec, directory: Path, message: str) -> Any:
@@ -1217,10 +1239,12 @@ class _SweepTracker:
                 metrics["pbo"] = record.overfit.pbo
             if record.walkforward_efficiency is not None:
                 metrics["walkforward_efficiency"] = record.walkforward_efficiency
-            params = {
-                f"best.{k}": v for k, v in (record.best.params if record.best else {}).items()
+            # the best params as tags: a resumed sweep reopens its parent run, and MLflow refuses
+            # to change a param's value, where the best may have changed
+            tags = {
+                f"best.{k}": str(v) for k, v in (record.best.params if record.best else {}).items()
             }
-            self.tracker.log_all(params=params, metrics=metrics, tags={})
+            self.tracker.log_all(params={}, metrics=metrics, tags=tags)
             self.tracker.log_artifact(self.sweep.directory / "spec.json")
             self.tracker.end("failed" if failed else "completed")
         except Exception as exc:
