@@ -270,6 +270,7 @@ def test_mlflow_has_a_parent_with_the_definition_and_one_child_per_trial(
         [record.mlflow_experiment_id],
         filter_string=f"tags.`mlflow.parentRunId` = '{record.mlflow_run_id}'",
     )
+    assert not [n for n in record.notes if n.startswith("MLflow")], record.notes
     assert len(children) == 8
     by_trial = {int(c.data.tags["alphaforge.trial"]): c for c in children}
     assert sorted(by_trial) == list(range(8))
