@@ -475,8 +475,13 @@ class _Sweep:
         started = time.monotonic()
         batch = max(1, self.spec.workers * OPTUNA_BATCH_PER_WORKER)
         while not self.stop.is_set():
-            counted = [
-                t for t in study.trials if t.state.is_finished() and "af_trial" in t.user_attrs
+            written = {r.trial for r in self.follower.of_fold(fold)}
+            counted = [  # a FAIL without a row was interrupted (its chunk died): asked again
+                t
+                for t in study.trials
+                if t.state.is_finished()
+                and "af_trial" in t.user_attrs
+                and (t.state != optuna.trial.TrialState.FAIL or t.number in written)
             ]
             left = total - len(counted)
             if left <= 0:
