@@ -326,16 +326,20 @@ def test_walk_forward_windows_never_overlap_or_look_ahead(
     # its out-of-sample run the bars before its test end; never a later bar
     bars = pd.read_csv(EXAMPLES / "data" / "sample_ohlcv.csv", parse_dates=["ts"])["ts"]
     bars = pd.DatetimeIndex(bars).tz_localize("UTC") if bars.dt.tz is None else pd.DatetimeIndex(bars)
-    allowed = set()
+    def last_before(end: str) -> pd.Timestamp:
+        return bars[bars < stamp(end)].max()
+
+    lines = [
+        (int(p), stamp(ts))
+        for p, ts in (line.split() for line in (base / ".peek-max").read_text().splitlines())
+    ]
+    assert len(lines) == len(set(lines))  # each (peek, window) computed once
+    want = set()
     for f in folds:
-        for end in (f.train_end, f.test_end):
-            allowed.add(bars[bars < stamp(end)].max())
-    seen = {
-        stamp(line.split()[1]) for line in (base / ".peek-max").read_text().splitlines()
-    }
-    last_test = {bars[bars < stamp(f.test_end)].max() for f in folds}
-    assert seen <= allowed and last_test <= seen
-    assert max(seen) <= bars[bars < stamp(folds[-1].test_end)].max()
+        want |= {(p, last_before(f.train_end)) for p in (0, 1, 3)}  # the fold's search
+        want.add((f.best_params["signal.peek"], last_before(f.test_end)))  # its OOS run
+    assert set(lines) == want  # nothing else: no evaluation ever got a later bar
+    assert last_before(folds[0].train_end) < bars.max()
     # the out-of-sample curve: each fold's segment inside its own test window
     oos = pd.read_parquet(sweep_dir(module_settings.store_root, record.sweep_id) / "oos_equity.parquet")
     for f in folds:
