@@ -34,7 +34,9 @@ signal = crossover(fast, slow)
 result = backtest(data, signal, cash=100_000, fee_bps=5, slippage_bps=2)
 """
 
-GRID = HEAD + """
+GRID = (
+    HEAD
+    + """
 sweep grid {
     fast.window = [5, 10, 20, 40]
     slow.window = [10, 30, 50]
@@ -42,6 +44,7 @@ sweep grid {
     objective maximize result.sharpe
 }
 """
+)
 
 
 def _spec(source: str, base: Path = EXAMPLES, **fields: Any) -> SweepSpec:
@@ -108,7 +111,9 @@ def test_a_grid_runs_exactly_the_allowed_combinations(
     assert record.best.objective == pytest.approx(best.objective)
 
 
-RANDOM = HEAD + """
+RANDOM = (
+    HEAD
+    + """
 sweep random(trials=6, seed=SEED) {
     fast.window = int(2, 60)
     slow.window = int(20, 200)
@@ -116,6 +121,7 @@ sweep random(trials=6, seed=SEED) {
     objective maximize result.sharpe
 }
 """
+)
 
 
 def test_random_sweeps_repeat_with_their_seed_and_differ_with_another(
@@ -137,13 +143,16 @@ def test_random_sweeps_repeat_with_their_seed_and_differ_with_another(
     assert got["c"][0] != got["a"][0]
 
 
-OPTUNA = HEAD + """
+OPTUNA = (
+    HEAD
+    + """
 sweep optuna(trials=6, seed=SEED, sampler=SAMPLER) {
     fast.window = int(2, 60)
     slow.window = int(20, 200)
     objective maximize result.sharpe
 }
 """
+)
 
 
 @pytest.mark.parametrize("sampler", ["tpe", "random"])
@@ -180,13 +189,19 @@ def test_optuna_sweeps_repeat_with_their_seed(
 def test_upstream_nodes_run_once_per_sweep_and_equal_params_once(
     prefect_api: str, module_settings: CoreSettings
 ) -> None:
-    source = HEAD.replace("slow   = sma(data.close, window=30)", "slow   = sma(data.close, window=30)\nnoise  = sma(data.close, window=7)") + """
+    source = (
+        HEAD.replace(
+            "slow   = sma(data.close, window=30)",
+            "slow   = sma(data.close, window=30)\nnoise  = sma(data.close, window=7)",
+        )
+        + """
 sweep grid {
     fast.window = [5, 10, 20]
     result.fee_bps = [1, 5, 10]
     objective maximize result.sharpe
 }
 """
+    )
     spec = _spec(source, executor="local", workers=1)
     record = run_sweep(spec, settings=module_settings)
     assert record.status == "completed" and record.done == 9
@@ -226,11 +241,15 @@ def test_the_dask_path_gives_the_local_paths_trials_and_best(
     grid_local: tuple[SweepSpec, SweepRecord], module_settings: CoreSettings
 ) -> None:
     _, local = grid_local
-    record = run_sweep(_spec(GRID, executor="dask", workers=2, chunk_size=4), settings=module_settings)
+    record = run_sweep(
+        _spec(GRID, executor="dask", workers=2, chunk_size=4), settings=module_settings
+    )
     assert record.status == "completed", record.error
     assert record.chunks == 2
     runs = [
-        r for r in task_runs(record.flow_run_id or "", expected=2) if r.name.startswith("sweep-chunk")
+        r
+        for r in task_runs(record.flow_run_id or "", expected=2)
+        if r.name.startswith("sweep-chunk")
     ]
     assert len(runs) == 2 and all(r.state is not None and r.state.is_completed() for r in runs)
     dask_rows = _rows(module_settings, record)
@@ -314,7 +333,7 @@ def test_walk_forward_windows_never_overlap_or_look_ahead(
 ) -> None:
     record, base = peek_sweep
     assert record.status == "completed", record.error
-    folds = record.folds
+    folds = record.folds or []
     assert len(folds) >= 3
     stamp = pd.Timestamp
     for f in folds:
@@ -325,7 +344,10 @@ def test_walk_forward_windows_never_overlap_or_look_ahead(
     # what the signal node was given: in a fold's search the bars before its train end, in
     # its out-of-sample run the bars before its test end; never a later bar
     bars = pd.read_csv(EXAMPLES / "data" / "sample_ohlcv.csv", parse_dates=["ts"])["ts"]
-    bars = pd.DatetimeIndex(bars).tz_localize("UTC") if bars.dt.tz is None else pd.DatetimeIndex(bars)
+    bars = (
+        pd.DatetimeIndex(bars).tz_localize("UTC") if bars.dt.tz is None else pd.DatetimeIndex(bars)
+    )
+
     def last_before(end: str) -> pd.Timestamp:
         return bars[bars < stamp(end)].max()
 
@@ -341,9 +363,10 @@ def test_walk_forward_windows_never_overlap_or_look_ahead(
     assert set(lines) == want  # nothing else: no evaluation ever got a later bar
     assert last_before(folds[0].train_end) < bars.max()
     # the out-of-sample curve: each fold's segment inside its own test window
-    oos = pd.read_parquet(sweep_dir(module_settings.store_root, record.sweep_id) / "oos_equity.parquet")
+    oos = pd.read_parquet(
+        sweep_dir(module_settings.store_root, record.sweep_id) / "oos_equity.parquet"
+    )
     for f in folds:
         seg = oos[oos["fold"] == f.index].index
         assert len(seg) == f.test_bars
         assert seg.min() >= stamp(f.test_begin) and seg.max() < stamp(f.test_end)
-

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 from prefect.client.orchestration import SyncPrefectClient
@@ -16,23 +16,26 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlo
 
 from flows.settings import CoreSettings
 from flows.sweep import CHUNK_FLOW_NAME, run_sweep
-from flows.sweepspec import SweepRecord, SweepSpec, read_trials, sweep_dir
+from flows.sweepspec import SweepRecord, read_trials, sweep_dir
 from tests.deployments.fixtures import STACK_GROUP, Stack
 from tests.flows.test_sweep_engine import HEAD, _pairs, _spec
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(STACK_GROUP)]
 
 # 12 trials, each with a short nap downstream of the swept window (so a chunk takes a moment)
-NAPPING = HEAD.replace(
-    "signal = crossover(fast, slow)",
-    "nap    = t_sleep(fast, seconds=0.3)\nsignal = crossover(nap, slow)",
-) + """
+NAPPING = (
+    HEAD.replace(
+        "signal = crossover(fast, slow)",
+        "nap    = t_sleep(fast, seconds=0.3)\nsignal = crossover(nap, slow)",
+    )
+    + """
 sweep grid {
     fast.window = [5, 10, 15, 20, 25, 30]
     slow.window = [40, 60]
     objective maximize result.sharpe
 }
 """
+)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +66,9 @@ def second_worker(prefect_stack: Stack, tmp_path_factory: pytest.TempPathFactory
 @pytest.fixture(scope="module")
 def pool_sweep(
     prefect_api: str,
-    prefect_stack: Stack, second_worker: str, tmp_path_factory: pytest.TempPathFactory
+    prefect_stack: Stack,
+    second_worker: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[SweepRecord, CoreSettings]]:
     from tests.flows.testnodes import install, uninstall
 
@@ -83,7 +88,7 @@ def _chunk_runs(api_url: str, parent: str) -> list[Any]:
     with SyncPrefectClient(api=api_url) as client:
         return client.read_flow_runs(
             flow_run_filter=FlowRunFilter(
-                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent])
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[UUID(parent)])
             ),
             limit=200,
         )

@@ -11,35 +11,40 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from flows.settings import CoreSettings
 from flows.sweep import run_sweep
-from flows.sweepspec import SweepRecord, SweepSpec, read_sweep_record, read_trials, sweep_dir
-from tests.flows.test_sweep_engine import HEAD, ROOT, _pairs, _spec
+from flows.sweepspec import SweepSpec, read_sweep_record, read_trials, sweep_dir
+from tests.flows.test_sweep_engine import HEAD, ROOT, _spec
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api", "test_nodes")]
 
 NAP = "nap    = t_sleep(fast, seconds=SECONDS)\nsignal = crossover(nap, slow)"
 
-GRID = HEAD.replace("signal = crossover(fast, slow)", NAP) + """
+GRID = (
+    HEAD.replace("signal = crossover(fast, slow)", NAP)
+    + """
 sweep grid {
     fast.window = [5, 10, 15, 20, 25, 30]
     slow.window = [40, 60]
     objective maximize result.sharpe
 }
 """
+)
 
-OPTUNA = HEAD.replace("signal = crossover(fast, slow)", NAP) + """
+OPTUNA = (
+    HEAD.replace("signal = crossover(fast, slow)", NAP)
+    + """
 sweep optuna(trials=10, seed=5, sampler="tpe") {
     fast.window = int(3, 40)
     slow.window = int(41, 120)
     objective maximize result.sharpe
 }
 """
+)
 
 CHILD = """
 import sys

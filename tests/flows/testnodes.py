@@ -171,11 +171,9 @@ class TPeek(Node):
         series = inputs["series"]
         with (Path(self.ctx.base_dir) / ".peek-max").open("a") as fh:
             fh.write(f"{params.peek} {series.index.max().isoformat()}\n")
-        if params.peek:
-            move = series.shift(-params.peek) - series
-        else:
-            move = series - series.shift(1)
+        move = series.shift(-params.peek) - series if params.peek else series - series.shift(1)
         return {"signal": np.sign(move.fillna(0.0)).astype(float)}
+
 
 def _count(base_dir: Path, name: str) -> None:
     """Append a line per execution: how tests see whether a node was recomputed."""
