@@ -5,6 +5,7 @@ never let a trial see past its window; the MLflow parent and its nested children
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 from collections.abc import Iterator
@@ -274,6 +275,8 @@ def test_mlflow_has_a_parent_with_the_definition_and_one_child_per_trial(
     parent = client.get_run(record.mlflow_run_id)
     assert parent.info.status == "FINISHED"
     assert parent.data.tags["alphaforge.ir_hash"] == spec.run.ir.content_hash()
+    data = (EXAMPLES / "data" / "sample_ohlcv.csv").read_bytes()
+    assert parent.data.tags["alphaforge.data.data"] == hashlib.sha256(data).hexdigest()
     assert parent.data.params["sweep.method"] == "grid"
     assert parent.data.metrics["n_trials"] == 8
     assert record.best is not None
