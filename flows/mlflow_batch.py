@@ -85,7 +85,7 @@ def _bulk(store: Any, experiment_id: str, runs: Sequence[FinishedRun]) -> list[s
     now = int(time.time() * 1000)
     user = _user()
     ids: list[str] = []
-    with store.ManagedSessionMaker(read_only=False) as session:  # a write (MLflow checks it)
+    with store.ManagedSessionMaker(read_only=False) as session:  # a write (replica-aware)
         for run in runs:
             run_id = uuid.uuid4().hex
             ids.append(run_id)

@@ -544,8 +544,13 @@ class _Sweep:
         started = time.monotonic()
         batch = max(1, self.spec.workers * OPTUNA_BATCH_PER_WORKER)
         while not self.stop.is_set():
-            counted = [
-                t for t in study.trials if t.state.is_finished() and "af_trial" in t.user_attrs
+            written = {r.trial for r in self.follower.of_fold(fold)}
+            counted = [  # a FAIL without a row was interrupted (its chunk died): asked again
+                t
+                for t in study.trials
+                if t.state.is_finished()
+                and "af_trial" in t.user_attrs
+                and (t.state != optuna.trial.TrialState.FAIL or t.number in written)
             ]
             left = total - len(counted)
             if left <= 0:
@@ -1289,6 +1294,7 @@ def _open_parent(sweep: _Sweep) -> tuple[Any, set[tuple[int | None, int]]]:
             "alphaforge.pipeline": sweep.ir.name,
             "alphaforge.kind": "sweep",
             "prefect.flow_run_id": record.flow_run_id or "",
+            **_data_fingerprints(sweep),
         },
         artifact_root=settings.mlflow_artifacts_uri if embedded else None,
     )
@@ -1303,6 +1309,20 @@ def _open_parent(sweep: _Sweep) -> tuple[Any, set[tuple[int | None, int]]]:
     }
     tracker.log_all(params=params, metrics={}, tags={})
     return tracker, set()
+
+
+def _data_fingerprints(sweep: _Sweep) -> dict[str, str]:
+    """``alphaforge.data.<node>``: the sha256 of what each source node reads (a data file),
+    so the parent run records which data the sweep's trials were measured on."""
+    out: dict[str, str] = {}
+    for node in sweep.ir.nodes:
+        if node.dependencies():
+            continue
+        with contextlib.suppress(Exception):  # a node without a file: nothing to record
+            fingerprint = sweep.evaluator.runner.fingerprint(node)
+            if fingerprint:
+                out[f"alphaforge.data.{node.id}"] = fingerprint
+    return out
 
 
 def top_equity(directory: Path, trial: int) -> pd.DataFrame | None:

@@ -152,6 +152,29 @@ class TBacktest(Node):
         return {"equity": eq, "trades": trades, "metrics": metrics}
 
 
+class PeekParams(Params):
+    peek: int = Field(default=0, ge=0)
+
+
+class TPeek(Node):
+    """A signal that cheats when asked: with ``peek`` = k it is long when the close k bars
+    later is higher (perfect foresight), without it plain momentum. Records the last
+    timestamp it was given (``.peek-max`` in the base dir): what a walk-forward window let it
+    see."""
+
+    name = "t_peek"
+    inputs = (Port("series", PortType.SERIES),)
+    outputs = (Port("signal", PortType.SIGNAL),)
+    params_model = PeekParams
+
+    def run(self, inputs: Mapping[str, Any], params: Any) -> dict[str, Any]:
+        series = inputs["series"]
+        with (Path(self.ctx.base_dir) / ".peek-max").open("a") as fh:
+            fh.write(f"{params.peek} {series.index.max().isoformat()}\n")
+        move = series.shift(-params.peek) - series if params.peek else series - series.shift(1)
+        return {"signal": np.sign(move.fillna(0.0)).astype(float)}
+
+
 def _count(base_dir: Path, name: str) -> None:
     """Append a line per execution: how tests see whether a node was recomputed."""
     with (Path(base_dir) / f".calls-{name}").open("a") as fh:
@@ -164,7 +187,7 @@ def calls(base_dir: Path, name: str) -> int:
     return len(p.read_text().splitlines()) if p.exists() else 0
 
 
-TEST_TYPES: tuple[type[Node], ...] = (TBars, TSleep, TFail, TSignal, TBacktest)
+TEST_TYPES: tuple[type[Node], ...] = (TBars, TSleep, TFail, TSignal, TBacktest, TPeek)
 
 
 def install(reg: NodeRegistry | None = None) -> NodeRegistry:
