@@ -280,7 +280,7 @@ def test_mlflow_has_a_parent_with_the_definition_and_one_child_per_trial(
     assert parent.data.params["sweep.method"] == "grid"
     assert parent.data.metrics["n_trials"] == 8
     assert record.best is not None
-    assert parent.data.params["best.fast.window"] == str(record.best.params["fast.window"])
+    assert parent.data.tags["best.fast.window"] == str(record.best.params["fast.window"])
     artifacts = {a.path for a in client.list_artifacts(record.mlflow_run_id)}
     assert "spec.json" in artifacts
     stored = json.loads(
