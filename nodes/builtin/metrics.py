@@ -171,8 +171,12 @@ def resolve_ppy(
     if hit is not None and hit[0]() is index and hit[1:3] == (ppy, calendar):
         return hit[3]
     choice = _resolve_ppy(index, ppy, calendar)
+
+    def forget(_ref: weakref.ref[pd.Index], k: int = key) -> None:
+        _PPY_CACHE.pop(k, None)
+
     try:
-        ref = weakref.ref(index, lambda _r, k=key: _PPY_CACHE.pop(k, None))
+        ref = weakref.ref(index, forget)
     except TypeError:  # an index that cannot be weakly referenced: not remembered
         return choice
     _PPY_CACHE[key] = (ref, ppy, calendar, choice)
