@@ -225,8 +225,7 @@ def _settings(data_dir: Path | None) -> CoreSettings:
 
 
 def _load_quietly(file: Path, nodes: Path | None, datasets: Any) -> Any:
-    """Compile like `run` (diagnostics on stderr with line:column, exit 2 on errors), without
-    the AF008 "not executed" warnings about the very blocks this command executes."""
+    """Compile like `run`: diagnostics on stderr with line:column, exit 2 on errors."""
     from cli.load import load_pipeline
     from cli.main import _resolver
 
@@ -236,8 +235,6 @@ def _load_quietly(file: Path, nodes: Path | None, datasets: Any) -> Any:
     except AlphaForgeError as exc:
         raise _fail(str(exc), EXIT_INVALID) from None
     for line in loaded.diagnostics:
-        if "AF008" in line and ("`sweep`" in line or "`walkforward`" in line):
-            continue
         click.echo(line, err=True)
     if loaded.ir is None:
         raise _Exit(EXIT_INVALID)

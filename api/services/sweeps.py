@@ -47,7 +47,14 @@ from api.settings import ApiSettings
 from deployments.deploy import flow_run_url
 from dsl.ir import PipelineIR
 from flows.record import new_run_id
-from flows.sweepspec import SweepRecord, SweepSpec, read_sweep_record, read_sweep_spec, sweep_dir
+from flows.sweepspec import (
+    SweepRecord,
+    SweepSpec,
+    read_sweep_record,
+    read_sweep_spec,
+    sweep_dir,
+    write_json_atomic,
+)
 from flows.tracebacks import user_text
 
 __all__ = [
@@ -361,6 +368,13 @@ def resume(session: Session, user: User, settings: ApiSettings, sweep_id: int) -
     if record is not None and record.status == "completed" and record.done >= record.n_trials:
         raise Unprocessable("This sweep has finished every trial: there is nothing to resume.")
     spec = spec.model_copy(update={"resume": True, "submitted_at": time.time()})
+    if record is not None and record.ended:  # the last attempt's end is not this one's
+        write_json_atomic(
+            folder / "sweep.json",
+            record.model_copy(
+                update={"status": "pending", "error": None, "ended_at": None}
+            ).model_dump(mode="json"),
+        )
     attempt = int(time.time() * 1000)
     sweep.status, sweep.error, sweep.finished_at, sweep.cancel_requested_at = (
         "pending", None, None, None,
