@@ -27,6 +27,7 @@ from cli.main import (
     _dataset_refs,
     _Exit,
     _fail,
+    _load_or_exit,
     _quiet_orchestrator_console,
     _store_datasets,
 )
@@ -124,7 +125,7 @@ def start_command(
     """Run FILE's sweep."""
     settings = _settings(data_dir)
     datasets = _store_datasets(file, owner)
-    loaded = _load_quietly(file, nodes, datasets)
+    loaded = _load_or_exit(file, nodes, datasets)
     ir = loaded.ir
     assert ir is not None
     if ir.sweep is None:
@@ -222,23 +223,6 @@ def _settings(data_dir: Path | None) -> CoreSettings:
     settings.apply_prefect_env()  # before anything imports prefect
     _quiet_orchestrator_console()
     return settings
-
-
-def _load_quietly(file: Path, nodes: Path | None, datasets: Any) -> Any:
-    """Compile like `run`: diagnostics on stderr with line:column, exit 2 on errors."""
-    from cli.load import load_pipeline
-    from cli.main import _resolver
-
-    try:
-        names = datasets.names() if datasets is not None else None
-        loaded = load_pipeline(file, _resolver(file, nodes), names)
-    except AlphaForgeError as exc:
-        raise _fail(str(exc), EXIT_INVALID) from None
-    for line in loaded.diagnostics:
-        click.echo(line, err=True)
-    if loaded.ir is None:
-        raise _Exit(EXIT_INVALID)
-    return loaded
 
 
 def _execute(spec: SweepSpec, settings: CoreSettings, as_json: bool) -> None:

@@ -102,7 +102,9 @@ def summary_json(record: SweepRecord, directory: Path, resume: str) -> dict[str,
     """The ``--json`` object: the keys the issue names, then the rest a script may want."""
     best = record.best
     overfit = record.overfit
-    return _finite(
+    from flows.sweepspec import finite_json
+
+    return finite_json(
         {
             "sweep_id": record.sweep_id,
             "status": record.status,
@@ -230,14 +232,3 @@ def _unique(key: str, fold: FoldRow) -> bool:
 
 def _day(stamp: str) -> str:
     return stamp[:10] if stamp[10:19] in ("", " 00:00:00", "T00:00:00") else stamp[:16]
-
-
-def _finite(data: Any) -> Any:
-    """JSON-safe: NaN and infinities become null."""
-    if isinstance(data, float):
-        return data if data == data and abs(data) != float("inf") else None
-    if isinstance(data, dict):
-        return {k: _finite(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_finite(v) for v in data]
-    return data

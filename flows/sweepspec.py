@@ -43,6 +43,7 @@ __all__ = [
     "SweepSpec",
     "SweepStatus",
     "TrialRow",
+    "finite_json",
     "read_sweep_record",
     "read_sweep_spec",
     "read_trials",
@@ -229,6 +230,18 @@ class SweepRecord(BaseModel):
     def ended(self) -> bool:
         """Whether the sweep has stopped (completed, failed or cancelled)."""
         return self.status in ("completed", "failed", "cancelled")
+
+
+def finite_json(data: Any) -> Any:
+    """``data`` made JSON-safe: NaN and infinities (a degenerate statistic) become null, in
+    nested dicts and lists too."""
+    if isinstance(data, float):
+        return data if data == data and abs(data) != float("inf") else None
+    if isinstance(data, dict):
+        return {k: finite_json(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [finite_json(v) for v in data]
+    return data
 
 
 def sweep_dir(store_root: Path, sweep_id: str) -> Path:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import object_session
@@ -50,6 +49,7 @@ from flows.record import new_run_id
 from flows.sweepspec import (
     SweepRecord,
     SweepSpec,
+    finite_json,
     read_sweep_record,
     read_sweep_spec,
     sweep_dir,
@@ -160,7 +160,7 @@ def public(settings: ApiSettings, sweep: Sweep) -> SweepPublic:
         if record.best is not None:
             head.update(best_objective=record.best.objective, best_trial=record.best.trial)
     return SweepPublic(
-        **_finite(head),
+        **finite_json(head),
         sweep_key=sweep.sweep_key,
         direction=record.direction if record else "maximize",
         params=list(record.params) if record else [],
@@ -177,17 +177,6 @@ def public(settings: ApiSettings, sweep: Sweep) -> SweepPublic:
             record.mlflow_run_id if record else None,
         ),
     )
-
-
-def _finite(data: Any) -> Any:
-    """JSON-safe: NaN and infinities (a degenerate statistic) become null."""
-    if isinstance(data, float):
-        return data if data == data and abs(data) != float("inf") else None
-    if isinstance(data, dict):
-        return {k: _finite(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_finite(v) for v in data]
-    return data
 
 
 def _objective_text(ir: PipelineIR) -> str:
