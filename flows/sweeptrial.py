@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from dsl.ir import Objective, PipelineIR
 from flows.overfitting import ReturnMoments, block_sums, cscv_blocks
 from flows.settings import CoreSettings
@@ -156,6 +158,11 @@ class TrialEvaluator:
         # base overrides of the spec (a re-run with changed params) apply to every trial
         self.base_overrides = {k: dict(v) for k, v in run.overrides.items()}
         self._wanted = [self.objective.node] + ([self.equity[0]] if self.equity else [])
+        # only the objective's and the equity curve's outputs are read (a backtest then skips
+        # building its trades and orders tables)
+        self._ports: dict[str, set[str]] = {self.objective.node: {self.objective.port}}
+        if self.equity:
+            self._ports.setdefault(self.equity[0], set()).add(self.equity[1])
 
     def index(self) -> pd.DatetimeIndex:
         """The bars' timestamps (the first time-indexed output of a source node): what
@@ -197,6 +204,7 @@ class TrialEvaluator:
                 until=until,
                 window=window,
                 windowed=[self.equity[0]] if self.equity and window else (),
+                ports=self._ports,
             )
         except TrialError as exc:
             row = TrialRow(
@@ -216,7 +224,9 @@ class TrialEvaluator:
         equity = self._equity_series(out)
         moments = blocks = None
         if equity is not None:
-            returns = equity.pct_change().to_numpy()[1:]
+            values = equity.to_numpy(dtype="float64")
+            with np.errstate(divide="ignore", invalid="ignore"):
+                returns = values[1:] / values[:-1] - 1.0
             m = ReturnMoments.of(returns)
             moments = [float(m.n), m.mean, m.std, m.skew, m.kurtosis]
             n_blocks = cscv_blocks(int(m.n))

@@ -203,12 +203,15 @@ class NodeContext:
     ``datasets`` maps a dataset name to its stored Parquet file (for ``dataset_ohlcv``).
     ``log`` receives the node's log lines (the runner tags them with the node id); a line
     starting ``warning: `` is a warning (the run log records it at WARNING level).
+    ``outputs`` names the outputs the caller will read (None: all of them); a node may skip
+    building the others (a sweep's trial reads a backtest's metrics and equity only).
     """
 
     base_dir: Path = field(default_factory=Path.cwd)
     datasets: Mapping[str, Path] = field(default_factory=dict)
     log: Callable[[str], None] = field(default=lambda _msg: None)
     confine_paths: bool = False
+    outputs: frozenset[str] | None = None
 
     def resolve_path(self, path: str | Path) -> Path:
         """An absolute path: relative ones are taken from ``base_dir``.

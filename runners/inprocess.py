@@ -57,13 +57,15 @@ class InProcessRunner:
             self._registry = registry()
         return self._registry
 
-    def context(self, log: Any = None) -> NodeContext:
-        """A node context for this run; ``log`` receives the node's log lines."""
+    def context(self, log: Any = None, outputs: frozenset[str] | None = None) -> NodeContext:
+        """A node context for this run; ``log`` receives the node's log lines, ``outputs``
+        names the outputs that will be read (None: all)."""
         return NodeContext(
             base_dir=self.base_dir,
             datasets=self.datasets,
             log=log if log is not None else (lambda _m: None),
             confine_paths=self.confine_paths,
+            outputs=outputs,
         )
 
     def fingerprint(self, node_ir: NodeIR) -> str | None:
@@ -121,11 +123,13 @@ class InProcessRunner:
         node_ir: NodeIR,
         upstream: Mapping[str, Mapping[str, Any]],
         log: Any = None,
+        outputs: frozenset[str] | None = None,
     ) -> dict[str, Any]:
         """Run one built-in node on in-memory inputs: ``upstream`` holds each bound node's
         outputs (``{node id: {port: value}}``); the bindings' columns are selected, the params
         validated and every declared output checked, as :meth:`run` does with files. Returns
-        the outputs; raises the node's own error (the sweep's trials run this way)."""
+        the outputs (only those named in ``outputs`` when given: the node may skip building
+        the others); raises the node's own error (the sweep's trials run this way)."""
         node_type = self.registry.get(node_ir.type)
         inputs: dict[str, Any] = {}
         for port, binding in node_ir.inputs.items():
@@ -136,8 +140,13 @@ class InProcessRunner:
             else:
                 value = upstream[binding.node][binding.port]
                 inputs[port] = _select(value, binding, node_ir.id, port)
-        values = self._run_node(node_ir, node_type, inputs, log or (lambda _m: None))
+        values = self._run_node(node_ir, node_type, inputs, log or (lambda _m: None), outputs)
         declared = node_ir.outputs or {p.name: p.type.value for p in node_type.outputs}
+        if outputs is not None:
+            unknown = sorted(outputs - set(declared))
+            if unknown:
+                raise RunnerError(f"node {node_ir.id!r} has no output {', '.join(unknown)}")
+            declared = {p: t for p, t in declared.items() if p in outputs}
         for port, type_name in declared.items():
             where = f"output {port!r} of node {node_ir.id!r} ({node_ir.type})"
             if port not in values:
@@ -146,10 +155,15 @@ class InProcessRunner:
         return {port: values[port] for port in declared}
 
     def _run_node(
-        self, node_ir: NodeIR, node_type: type[Node], inputs: dict[str, Any], log: Any
+        self,
+        node_ir: NodeIR,
+        node_type: type[Node],
+        inputs: dict[str, Any],
+        log: Any,
+        outputs: frozenset[str] | None = None,
     ) -> Mapping[str, Any]:
         params = node_type.validated_params(node_ir.params)
-        node = node_type(self.context(log))
+        node = node_type(self.context(log, outputs))
         values = node.run(inputs, params)
         if not isinstance(values, Mapping):
             raise RunnerError(f"node {node_ir.id!r} returned {type(values).__name__}, not a dict")

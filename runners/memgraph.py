@@ -86,6 +86,7 @@ class MemoryGraph:
         until: Any = None,
         window: tuple[Any, Any] | None = None,
         windowed: Iterable[str] = (),
+        ports: Mapping[str, Iterable[str]] | None = None,
     ) -> dict[str, dict[str, Any]]:
         """The outputs of the ``wanted`` nodes with ``overrides`` (``{node: {param: value}}``)
         over the IR's params.
@@ -94,10 +95,15 @@ class MemoryGraph:
         inputs: the data) time-indexed outputs to the bars before it, so nothing downstream can
         see a later bar; ``window`` ``(begin, end)`` cuts the time-indexed inputs of the
         ``windowed`` nodes (the backtest) to the bars in [begin, end): the indicators see the
-        whole history up to ``until``, the backtest trades only the window."""
+        whole history up to ``until``, the backtest trades only the window.
+
+        ``ports`` (``{node: [port, ...]}``) names the outputs read of some ``wanted`` nodes:
+        those nodes are told so and may skip building their other outputs (the backtest's
+        trades and orders tables), unless a node downstream reads them."""
         wanted = list(wanted)
         windowed = frozenset(windowed)
         needed = self._upstream_of(wanted)
+        read = self._ports_read(needed, wanted, ports or {})
         keys: dict[str, str] = {}
         values: dict[str, dict[str, Any]] = {}
         for node in self.ir.nodes:
@@ -106,6 +112,9 @@ class MemoryGraph:
             params = {**node.params, **overrides.get(node.id, {})}
             deps = node.dependencies()
             key = _key(node, params, [keys[d] for d in deps])
+            outputs = read.get(node.id)
+            if outputs is not None:
+                key = _key(node, {"outputs": sorted(outputs)}, [key])
             if window is not None and node.id in windowed:
                 key = _key(node, {"window": [str(window[0]), str(window[1])]}, [key])
             cut_key = _key(node, {"until": str(until)}, [key]) if until is not None else None
@@ -132,7 +141,7 @@ class MemoryGraph:
                     for d, out in upstream.items()
                 }
             try:
-                out = self.runner.compute(effective, upstream)
+                out = self.runner.compute(effective, upstream, outputs=outputs)
             except Exception as exc:
                 raise TrialError(node.id, str(exc) or type(exc).__name__) from exc
             self.stats.computed[node.id] = self.stats.computed.get(node.id, 0) + 1
@@ -148,6 +157,21 @@ class MemoryGraph:
         cut = {p: _between(v, None, until) for p, v in out.items()}
         self._memo[key] = cut
         return cut
+
+    def _ports_read(
+        self, needed: set[str], wanted: list[str], ports: Mapping[str, Iterable[str]]
+    ) -> dict[str, frozenset[str]]:
+        """The ``wanted`` nodes whose outputs are read only in part: ``{node: ports read}``
+        (the ports asked for and those a needed node downstream binds)."""
+        read = {w: set(ports[w]) for w in wanted if w in ports}
+        if not read:
+            return {}
+        for node_id in needed:
+            for binding in self._nodes[node_id].inputs.values():
+                for b in binding if isinstance(binding, tuple) else (binding,):
+                    if b.node in read:
+                        read[b.node].add(b.port)
+        return {n: frozenset(p) for n, p in read.items()}
 
     def _upstream_of(self, wanted: list[str]) -> set[str]:
         todo, seen = list(wanted), set()

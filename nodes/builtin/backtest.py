@@ -12,8 +12,10 @@ from nodes.builtin.metrics import (
     METRIC_KEYS,
     TEXT_METRIC_KEYS,
     AnnualisationParams,
-    compute_metrics,
+    OrderArrays,
+    TradeArrays,
     log_metric_notes,
+    metrics_of,
 )
 from nodes.errors import NodeError
 from nodes.lazy import lazy_module
@@ -128,8 +130,12 @@ def _check_data(data: Any) -> pd.DataFrame:
     return data
 
 
-def run_backtest(data: pd.DataFrame, signal: pd.Series, params: BacktestParams) -> dict[str, Any]:
-    """Equity, trades, orders and metrics of trading ``signal`` on ``data``."""
+def run_backtest(
+    data: pd.DataFrame, signal: pd.Series, params: BacktestParams, *, tables: bool = True
+) -> dict[str, Any]:
+    """Equity, trades, orders and metrics of trading ``signal`` on ``data``; without
+    ``tables``, equity and metrics only (the same metrics, computed from the simulation's
+    arrays without building the trades and orders tables: what a sweep's trial reads)."""
     from nodes.builtin._kernel import simulate_for
 
     data = _check_data(data)
@@ -148,20 +154,35 @@ def run_backtest(data: pd.DataFrame, signal: pd.Series, params: BacktestParams) 
         {"equity": equity, "cash": cash, "position": position, "drawdown": drawdown},
         index=index,
     )
-    orders = _orders_frame(index, *res[4:9])
-    trades = _trades_frame(index, *res[9:18])
-    metrics = compute_metrics(
-        equity_frame,
-        trades,
+    o_units, o_price, o_fee = res[5], res[6], res[7]
+    t_units, t_entry_px, t_exit_px, t_fees, t_pnl, t_open = res[12:18]
+    metrics = metrics_of(
+        equity,
+        index,
+        drawdown=drawdown,
+        position=position,
+        trades=TradeArrays(
+            pnl=t_pnl,
+            ret=t_pnl / (t_units * t_entry_px),
+            is_open=t_open.astype(bool),
+            units=t_units,
+            entry_price=t_entry_px,
+            exit_price=t_exit_px,
+            fees=t_fees,
+        ),
+        orders=OrderArrays(units=np.abs(o_units), price=o_price, fee=o_fee),
         ppy=params.ppy,
         risk_free=params.risk_free,
-        orders=orders,
         calendar=params.calendar,
     )
     skipped = _lot_warning(index, params.lot_size, *res[18:21])
     if skipped is not None:
         metrics["warnings"] = [skipped, *metrics["warnings"]]
-    return {"equity": equity_frame, "trades": trades, "metrics": metrics, "orders": orders}
+    out: dict[str, Any] = {"equity": equity_frame, "metrics": metrics}
+    if tables:
+        out["orders"] = _orders_frame(index, *res[4:9])
+        out["trades"] = _trades_frame(index, *res[9:18])
+    return out
 
 
 def _lot_warning(
@@ -295,6 +316,8 @@ class Backtest(Node):
 
     def run(self, inputs: Mapping[str, Any], params: BacktestParams) -> dict[str, Any]:
         """Simulate and report (how ppy was chosen, warnings and notes go to the node's log)."""
-        out = run_backtest(inputs["data"], inputs["signal"], params)
+        wanted = self.ctx.outputs
+        tables = wanted is None or not wanted.isdisjoint({"trades", "orders"})
+        out = run_backtest(inputs["data"], inputs["signal"], params, tables=tables)
         log_metric_notes(self.ctx.log, out["metrics"])
         return out

@@ -34,10 +34,13 @@ __all__ = [
     "AnnualisationParams",
     "MetricsNode",
     "MetricsParams",
+    "OrderArrays",
     "PpyChoice",
+    "TradeArrays",
     "compute_metrics",
     "infer_ppy",
     "log_metric_notes",
+    "metrics_of",
     "resolve_ppy",
 ]
 
@@ -299,6 +302,55 @@ def _ratio(num: float | None, den: float | None) -> float | None:
     return _num(num / den)
 
 
+@dataclass(frozen=True)
+class TradeArrays:
+    """The columns of a trades table the metrics read, as arrays (``is_open`` None: every
+    trade is closed). The notional columns may be None when orders give the turnover."""
+
+    pnl: np.ndarray
+    ret: np.ndarray
+    is_open: np.ndarray | None = None
+    units: np.ndarray | None = None
+    entry_price: np.ndarray | None = None
+    exit_price: np.ndarray | None = None
+    fees: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, trades: pd.DataFrame) -> TradeArrays:
+        """A trades table's columns."""
+
+        def column(name: str, dtype: str = "float64") -> np.ndarray | None:
+            return trades[name].to_numpy(dtype=dtype) if name in trades.columns else None
+
+        return cls(
+            pnl=trades["pnl"].to_numpy(dtype="float64"),
+            ret=trades["return"].to_numpy(dtype="float64"),
+            is_open=column("is_open", "bool"),
+            units=column("units"),
+            entry_price=column("entry_price"),
+            exit_price=column("exit_price"),
+            fees=column("fees"),
+        )
+
+
+@dataclass(frozen=True)
+class OrderArrays:
+    """The fills' absolute units, prices and fees (an orders table's columns)."""
+
+    units: np.ndarray
+    price: np.ndarray
+    fee: np.ndarray
+
+    @classmethod
+    def of(cls, orders: pd.DataFrame) -> OrderArrays:
+        """An orders table's columns."""
+        return cls(
+            units=orders["units"].to_numpy(dtype="float64"),
+            price=orders["price"].to_numpy(dtype="float64"),
+            fee=orders["fee"].to_numpy(dtype="float64"),
+        )
+
+
 def compute_metrics(
     equity_frame: pd.DataFrame,
     trades_frame: pd.DataFrame | None,
@@ -324,16 +376,48 @@ def compute_metrics(
     """
     if "equity" not in equity_frame.columns or len(equity_frame) == 0:
         raise NodeError("metrics: the equity input needs an 'equity' column and at least one bar")
-    eq = equity_frame["equity"].to_numpy(dtype="float64")
-    index = equity_frame.index
+    columns = equity_frame.columns
+    return metrics_of(
+        equity_frame["equity"].to_numpy(dtype="float64"),
+        equity_frame.index,
+        drawdown=(
+            equity_frame["drawdown"].to_numpy(dtype="float64") if "drawdown" in columns else None
+        ),
+        position=(
+            equity_frame["position"].to_numpy(dtype="float64") if "position" in columns else None
+        ),
+        trades=TradeArrays.of(trades_frame) if trades_frame is not None else None,
+        orders=OrderArrays.of(orders) if orders is not None else None,
+        ppy=ppy,
+        risk_free=risk_free,
+        calendar=calendar,
+    )
+
+
+def metrics_of(
+    eq: np.ndarray,
+    index: pd.Index,
+    *,
+    drawdown: np.ndarray | None = None,
+    position: np.ndarray | None = None,
+    trades: TradeArrays | None = None,
+    orders: OrderArrays | None = None,
+    ppy: float | None = None,
+    risk_free: float = 0.0,
+    calendar: str | None = None,
+) -> dict[str, Any]:
+    """:func:`compute_metrics` on arrays: the equity per bar, its timestamps, the backtest's
+    drawdown and position columns, the trades and the orders (what a sweep's trial computes
+    without building the tables)."""
+    if len(eq) == 0:
+        raise NodeError("metrics: the equity input needs an 'equity' column and at least one bar")
     choice = resolve_ppy(index, ppy, calendar)
     start_equity, final = float(eq[0]), float(eq[-1])
     out: dict[str, Any] = {k: None for k in METRIC_KEYS}
     notes: list[str] = []
-    drawdown = equity_frame["drawdown"] if "drawdown" in equity_frame.columns else None
     out.update(_curve_metrics(eq, index, choice.ppy, risk_free, drawdown, notes))
-    out.update(_trade_metrics(trades_frame, notes))
-    out.update(_activity_metrics(equity_frame, trades_frame, orders, eq))
+    out.update(_trade_metrics(trades, notes))
+    out.update(_activity_metrics(position, trades, orders, eq))
     out["ppy"] = _num(choice.ppy)
     out["ppy_source"] = choice.source
     out["bars"] = len(eq)
@@ -346,12 +430,18 @@ def compute_metrics(
     return out
 
 
+def _min_skipna(values: np.ndarray) -> float | None:
+    """The least non-NaN value (as pandas' ``min``), None when there is none."""
+    finite = values[~np.isnan(values)]
+    return _num(finite.min()) if len(finite) else None
+
+
 def _curve_metrics(
     eq: np.ndarray,
     index: pd.Index,
     ppy: float | None,
     risk_free: float,
-    drawdown: pd.Series | None,
+    drawdown: np.ndarray | None,
     notes: list[str],
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
@@ -359,7 +449,7 @@ def _curve_metrics(
         if eq[0] <= 0:
             out["max_drawdown"] = None
         elif drawdown is not None:  # the backtest's column: equity / running peak - 1
-            out["max_drawdown"] = _num(drawdown.min())
+            out["max_drawdown"] = _min_skipna(drawdown)
         else:
             out["max_drawdown"] = _num(np.min(eq / np.maximum.accumulate(eq) - 1.0))
         r = eq[1:] / eq[:-1] - 1.0
@@ -408,14 +498,13 @@ def _curve_metrics(
     return out
 
 
-def _trade_metrics(trades: pd.DataFrame | None, notes: list[str]) -> dict[str, Any]:
-    if trades is None or len(trades) == 0:
+def _trade_metrics(trades: TradeArrays | None, notes: list[str]) -> dict[str, Any]:
+    if trades is None or len(trades.pnl) == 0:
         notes.append("win_rate, profit_factor, avg_trade_return: null, no closed trades")
         return {"num_trades": 0}
-    pnl = trades["pnl"].to_numpy(dtype="float64")
-    ret = trades["return"].to_numpy(dtype="float64")
-    if "is_open" in trades.columns:
-        closed = ~trades["is_open"].to_numpy(dtype=bool)
+    pnl, ret = trades.pnl, trades.ret
+    if trades.is_open is not None:
+        closed = ~trades.is_open
         pnl, ret = pnl[closed], ret[closed]
     out: dict[str, Any] = {"num_trades": len(pnl)}
     if len(pnl) == 0:
@@ -431,17 +520,17 @@ def _trade_metrics(trades: pd.DataFrame | None, notes: list[str]) -> dict[str, A
 
 
 def _activity_metrics(
-    equity_frame: pd.DataFrame,
-    trades: pd.DataFrame | None,
-    orders: pd.DataFrame | None,
+    position: np.ndarray | None,
+    trades: TradeArrays | None,
+    orders: OrderArrays | None,
     eq: np.ndarray,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    if "position" in equity_frame.columns:
-        out["exposure"] = _num((equity_frame["position"].to_numpy(dtype="float64") != 0).mean())
+    if position is not None:
+        out["exposure"] = _num((position != 0).mean())
     if orders is not None:
-        notional = float((orders["units"] * orders["price"]).sum()) if len(orders) else 0.0
-        out["total_fees"] = _num(orders["fee"].sum()) if len(orders) else 0.0
+        notional = float(_nansum(orders.units * orders.price)) if len(orders.units) else 0.0
+        out["total_fees"] = _num(_nansum(orders.fee)) if len(orders.fee) else 0.0
     elif trades is not None:
         notional, out["total_fees"] = _notional_from_trades(trades)
     else:
@@ -450,15 +539,25 @@ def _activity_metrics(
     return out
 
 
-def _notional_from_trades(trades: pd.DataFrame) -> tuple[float, float]:
-    if len(trades) == 0:
+def _nansum(values: np.ndarray) -> float:
+    """The sum skipping NaN (as pandas' ``sum``)."""
+    return float(np.nansum(values))
+
+
+def _notional_from_trades(trades: TradeArrays) -> tuple[float, float]:
+    if len(trades.pnl) == 0:
         return 0.0, 0.0
-    units = trades["units"].to_numpy(dtype="float64")
-    entry = units * trades["entry_price"].to_numpy(dtype="float64")
-    exit_ = units * trades["exit_price"].to_numpy(dtype="float64")
-    if "is_open" in trades.columns:
-        exit_ = np.where(trades["is_open"].to_numpy(dtype=bool), 0.0, exit_)
-    return float(entry.sum() + exit_.sum()), float(trades["fees"].sum())
+    if trades.units is None or trades.entry_price is None or trades.exit_price is None:
+        raise NodeError(
+            "metrics: turnover needs the trades' units, entry_price and exit_price columns "
+            "(or the orders input)"
+        )
+    entry = trades.units * trades.entry_price
+    exit_ = trades.units * trades.exit_price
+    if trades.is_open is not None:
+        exit_ = np.where(trades.is_open, 0.0, exit_)
+    fees = _nansum(trades.fees) if trades.fees is not None else 0.0
+    return float(entry.sum() + exit_.sum()), fees
 
 
 PPY_DESCRIPTION = (

@@ -322,3 +322,57 @@ def test_backtest_equity_on_a_prefix_equals_the_full_equity(random_walk: pd.Seri
     full = run_node("backtest", {"data": bars, "signal": sig}, fee_bps=5.0)["equity"]
     part = run_node("backtest", {"data": bars.iloc[:200], "signal": sig.iloc[:200]}, fee_bps=5.0)
     pd.testing.assert_frame_equal(part["equity"], full.iloc[:200])
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"cash": 10_000.0},
+        {"cash": 10_000.0, "fee_bps": 7.0, "slippage_bps": 3.0},
+        {"cash": 10_000.0, "fee_bps": 5.0, "lot_size": 5.0},  # some changes give no order
+        {"cash": 10_000.0, "ppy": 252.0, "risk_free": 0.03},
+    ],
+)
+def test_backtest_metrics_without_the_tables_equal_those_of_the_tables(params: dict) -> None:
+    """A sweep's trial asks for metrics and equity only: the backtest then skips building the
+    trades and orders tables, and its metrics must be the ones the metrics node computes from
+    those tables, bit for bit (shorts, flips, partial targets, an open trade at the end)."""
+    from nodes.builtin.backtest import BacktestParams, run_backtest
+    from nodes.builtin.metrics import compute_metrics
+
+    rng = np.random.default_rng(11)
+    closes = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 400)))
+    bars = make_bars(closes * (1 + rng.normal(0, 0.002, 400)), closes)
+    levels = rng.choice([-1.0, -0.5, 0.0, 0.3, 1.0], 40)
+    levels[-1] = 1.0  # a trade still open at the end
+    signal = pd.Series(np.repeat(levels, 10), index=bars.index)
+    p = BacktestParams(**params)
+    full = run_backtest(bars, signal, p)
+    lean = run_backtest(bars, signal, p, tables=False)
+    assert set(lean) == {"equity", "metrics"} and set(full) >= {"trades", "orders"}
+    assert lean["metrics"] == full["metrics"]
+    pd.testing.assert_frame_equal(lean["equity"], full["equity"])
+    from_tables = compute_metrics(
+        full["equity"],
+        full["trades"],
+        ppy=p.ppy,
+        risk_free=p.risk_free,
+        orders=full["orders"],
+        calendar=p.calendar,
+    )
+    expected = {k: v for k, v in from_tables.items() if k != "warnings"}
+    assert {k: v for k, v in lean["metrics"].items() if k != "warnings"} == expected
+    assert full["metrics"]["num_trades"] > 5 and full["trades"]["is_open"].iloc[-1]
+
+
+def test_backtest_node_told_its_read_outputs_skips_the_tables() -> None:
+    bars = make_bars(OPENS, CLOSES)
+    sig = pd.Series([1.0, 0.0, -1.0, 0.0, 0.0], index=bars.index)
+    node_type = registry().get("backtest")
+    params = node_type.validated_params({"cash": 1000.0})
+    node = node_type(NodeContext(outputs=frozenset({"metrics"})))
+    out = node.run({"data": bars, "signal": sig}, params)
+    assert "trades" not in out and "orders" not in out
+    assert out["metrics"] == _bt([1.0, 0.0, -1.0, 0.0, 0.0])["metrics"]
+    told = node_type(NodeContext(outputs=frozenset({"metrics", "trades"})))
+    assert len(told.run({"data": bars, "signal": sig}, params)["trades"]) == 2

@@ -52,6 +52,9 @@ def test_trial_metrics_equal_the_full_run_path(tmp_path: Path) -> None:
     for k, (fast, slow) in enumerate([(5, 30), (10, 50), (20, 100)]):
         trial = {"fast": {"window": fast}, "slow": {"window": slow}}
         mem = graph.evaluate(trial, [result])[result]["metrics"]
+        # as a sweep's trial asks: metrics and equity only, without the trades and orders tables
+        lean = graph.evaluate(trial, [result], ports={result: ["metrics", "equity"]})[result]
+        assert set(lean) == {"metrics", "equity"}
         record = run_graph(
             spec.with_overrides(trial),
             executor=LocalExecutor(f"trial-{k}"),
@@ -60,7 +63,21 @@ def test_trial_metrics_equal_the_full_run_path(tmp_path: Path) -> None:
         )
         assert record.status == "completed", record.error
         assert mem == record.metrics, (fast, slow)  # bit for bit: the same numbers
+        assert lean["metrics"] == record.metrics, (fast, slow)
         assert mem["num_trades"] > 0
+
+
+def test_ports_read_by_a_downstream_node_are_still_built() -> None:
+    source = SOURCE + "stats  = metrics(result.equity, result.trades, result.orders)\n"
+    ir = compile_or_raise(source)
+    graph = MemoryGraph(ir, InProcessRunner(base_dir=ROOT / "examples"), swept={"fast", "slow"})
+    trial = {"fast": {"window": 5}, "slow": {"window": 30}}
+    lean = graph.evaluate(trial, ["result"], ports={"result": ["metrics"]})["result"]
+    assert set(lean) == {"metrics"}
+    both = graph.evaluate(trial, ["result", "stats"], ports={"result": ["metrics"]})
+    assert set(both["result"]) == {"metrics", "equity", "trades", "orders"}
+    assert both["stats"]["metrics"] == both["result"]["metrics"] == lean["metrics"]
+    assert lean["metrics"]["num_trades"] > 0
 
 
 def test_a_failing_node_names_itself() -> None:
