@@ -80,41 +80,66 @@ def _bulk(store: Any, experiment_id: str, runs: Sequence[FinishedRun]) -> list[s
     )
     from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME, MLFLOW_USER
     from mlflow.utils.uri import append_to_uri_path
+    from sqlalchemy import insert
 
     experiment = store.get_experiment(experiment_id)
     now = int(time.time() * 1000)
     user = _user()
     ids: list[str] = []
+    rows: list[dict[str, Any]] = []
+    tags: list[dict[str, Any]] = []
+    params: list[dict[str, Any]] = []
+    metrics: list[dict[str, Any]] = []
+    for run in runs:
+        run_id = uuid.uuid4().hex
+        ids.append(run_id)
+        rows.append(
+            {
+                "name": run.name,
+                "artifact_uri": append_to_uri_path(
+                    experiment.artifact_location, run_id, "artifacts"
+                ),
+                "run_uuid": run_id,
+                "experiment_id": int(experiment_id),
+                "source_type": SourceType.to_string(SourceType.UNKNOWN),
+                "source_name": "",
+                "entry_point_name": "",
+                "user_id": user,
+                "status": run.status,
+                "start_time": now,
+                "end_time": now,
+                "deleted_time": None,
+                "source_version": "",
+                "lifecycle_stage": LifecycleStage.ACTIVE,
+            }
+        )
+        run_tags = {**run.tags, MLFLOW_RUN_NAME: run.name, MLFLOW_USER: user}
+        tags.extend({"run_uuid": run_id, "key": k, "value": v} for k, v in run_tags.items())
+        params.extend({"run_uuid": run_id, "key": k, "value": v} for k, v in run.params.items())
+        metrics.extend(
+            {
+                "run_uuid": run_id,
+                "key": k,
+                "value": float(v),
+                "timestamp": now,
+                "step": 0,
+                "is_nan": False,
+            }
+            for k, v in run.metrics.items()
+            if math.isfinite(v)
+        )
+    # executemany inserts through the store's table models: one statement per table and batch
+    # (a run and its rows as ORM objects cost ≈ 4 ms of Python each)
     with store.ManagedSessionMaker(read_only=False) as session:  # a write (replica-aware)
-        for run in runs:
-            run_id = uuid.uuid4().hex
-            ids.append(run_id)
-            tags = {**run.tags, MLFLOW_RUN_NAME: run.name, MLFLOW_USER: user}
-            row = SqlRun(
-                name=run.name,
-                artifact_uri=append_to_uri_path(experiment.artifact_location, run_id, "artifacts"),
-                run_uuid=run_id,
-                experiment_id=int(experiment_id),
-                source_type=SourceType.to_string(SourceType.UNKNOWN),
-                source_name="",
-                entry_point_name="",
-                user_id=user,
-                status=run.status,
-                start_time=now,
-                end_time=now,
-                deleted_time=None,
-                source_version="",
-                lifecycle_stage=LifecycleStage.ACTIVE,
-            )
-            row.tags = [SqlTag(key=k, value=v) for k, v in tags.items()]
-            row.params = [SqlParam(key=k, value=v) for k, v in run.params.items()]
-            session.add(row)
-            for key, value in run.metrics.items():
-                if not math.isfinite(value):
-                    continue
-                fields = {"key": key, "value": float(value), "timestamp": now, "step": 0}
-                session.add(SqlMetric(run_uuid=run_id, is_nan=False, **fields))
-                session.add(SqlLatestMetric(run_uuid=run_id, is_nan=False, **fields))
+        session.execute(insert(SqlRun), rows)
+        for model, values in (
+            (SqlTag, tags),
+            (SqlParam, params),
+            (SqlMetric, metrics),
+            (SqlLatestMetric, metrics),
+        ):
+            if values:
+                session.execute(insert(model), values)
     return ids
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from flows import overfitting
 from flows.overfitting import (
     EULER_GAMMA,
     ReturnMoments,
@@ -109,7 +110,11 @@ def _direct_cscv(returns: np.ndarray, s: int) -> list[float]:
     return logits
 
 
-def test_pbo_from_block_sums_equals_cscv_on_the_returns_matrix() -> None:
+@pytest.mark.parametrize("batch_cells", [1 << 20, 12 * 7])  # one batch; splits 7 at a time
+def test_pbo_from_block_sums_equals_cscv_on_the_returns_matrix(
+    batch_cells: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(overfitting, "_PBO_BATCH_CELLS", batch_cells)
     rng = np.random.default_rng(11)
     returns = rng.normal(0.0002, 0.01, (403, 12))  # 403 bars: blocks of 51 and 50
     returns[:, 3] += 0.0008  # one trial with some skill
