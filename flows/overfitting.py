@@ -141,10 +141,9 @@ def block_sums(returns: np.ndarray | Sequence[float], n_blocks: int) -> np.ndarr
     return out
 
 
-def _sharpe_of_sums(sums: np.ndarray) -> np.ndarray:
-    """Per-bar Sharpe ratios from summed (count, Σr, Σr²) along the last axis (ddof=1); −inf
-    where the returns do not vary (such a trial is never 'best', and ranks last)."""
-    n, s1, s2 = sums[..., 0], sums[..., 1], sums[..., 2]
+def _sharpe_of(n: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> np.ndarray:
+    """Per-bar Sharpe ratios from the count, Σr and Σr² of returns (ddof=1); −inf where the
+    returns do not vary (such a trial is never 'best', and ranks last)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         mean = s1 / n
         var = (s2 - n * mean * mean) / (n - 1)
@@ -174,24 +173,46 @@ def pbo(blocks: np.ndarray, *, max_splits: int = MAX_CSCV_SPLITS, seed: int = 0)
     if n_trials < 2:
         raise ValueError("CSCV needs at least two trials")
     splits = _splits(s, max_splits, seed)
-    logits: list[float] = []
-    total = blocks.sum(axis=1)  # (N, 3)
-    by_block = np.ascontiguousarray(blocks.transpose(1, 0, 2))  # (S, N, 3)
+    # a split and its complement share their sums (one's in-sample is the other's out of
+    # sample): each pair is summed once, from the side holding block 0
+    everything = frozenset(range(s))
+    pairs: dict[tuple[int, ...], int] = {}
+    where: list[tuple[int, bool]] = []  # per split: its pair, and whether it is the complement
+    for split in splits:
+        flipped = 0 not in split
+        key = tuple(sorted(everything - set(split))) if flipped else tuple(split)
+        where.append((pairs.setdefault(key, len(pairs)), flipped))
+    by_block = [np.ascontiguousarray(blocks[:, :, k].T) for k in range(3)]  # 3 × (S, N)
+    total = [b.sum(axis=0) for b in by_block]
+    ahead = np.empty(len(pairs))  # λ with the pair's first side in sample
+    behind = np.empty(len(pairs))  # λ with its complement in sample
+    keys = list(pairs)
     batch = max(1, _PBO_BATCH_CELLS // max(1, n_trials))
-    for start in range(0, len(splits), batch):
-        chosen = np.asarray(splits[start : start + batch])  # (B, S/2) in-sample blocks
-        train = by_block[chosen[:, 0]].copy()  # (B, N, 3)
-        for j in range(1, chosen.shape[1]):
-            train += by_block[chosen[:, j]]
-        is_sr = _sharpe_of_sums(train)  # (B, N)
-        oos_sr = _sharpe_of_sums(total[None, :, :] - train)
-        best = np.argmax(is_sr, axis=1)  # the first on a tie
-        v = oos_sr[np.arange(len(chosen)), best][:, None]
-        rank = np.sum(oos_sr < v, axis=1) + (np.sum(oos_sr == v, axis=1) + 1) / 2
-        omega = rank / (n_trials + 1)
-        logits.extend(float(x) for x in np.log(omega / (1 - omega)))
+    for start in range(0, len(keys), batch):
+        chosen = np.asarray(keys[start : start + batch])  # (B, S/2)
+        sums = []
+        for k in range(3):
+            part = by_block[k][chosen[:, 0]]  # (B, N)
+            for j in range(1, chosen.shape[1]):
+                part += by_block[k][chosen[:, j]]
+            sums.append(part)
+        first = _sharpe_of(*sums)
+        second = _sharpe_of(*(t[None, :] - p for t, p in zip(total, sums, strict=True)))
+        ahead[start : start + len(chosen)] = _logits(first, second, n_trials)
+        behind[start : start + len(chosen)] = _logits(second, first, n_trials)
+    logits = [float(behind[i] if flipped else ahead[i]) for i, flipped in where]
     share = sum(1 for x in logits if x <= 0) / len(logits)
     return PboResult(pbo=share, logits=logits, n_blocks=s, n_splits=len(logits))
+
+
+def _logits(is_sr: np.ndarray, oos_sr: np.ndarray, n_trials: int) -> np.ndarray:
+    """Per split (row): λ = logit of the out-of-sample rank (ties averaged) of the trial with
+    the best in-sample Sharpe ratio (the first on a tie), over N + 1."""
+    best = np.argmax(is_sr, axis=1)
+    v = oos_sr[np.arange(len(oos_sr)), best][:, None]
+    rank = np.sum(oos_sr < v, axis=1) + (np.sum(oos_sr == v, axis=1) + 1) / 2
+    omega = rank / (n_trials + 1)
+    return np.log(omega / (1 - omega))
 
 
 #: How many (split, trial) cells :func:`pbo` evaluates at once (bounds its memory: ≈ 50 MB).

@@ -124,6 +124,19 @@ def test_pbo_from_block_sums_equals_cscv_on_the_returns_matrix(
     assert got.pbo == sum(x <= 0 for x in want) / len(want)
 
 
+def test_pbo_on_sampled_splits_equals_cscv_on_those_splits() -> None:
+    """More splits than ``max_splits``: the drawn ones (a split and its complement are both
+    possible) give the direct CSCV's λ of those very splits."""
+    rng = np.random.default_rng(4)
+    returns = rng.normal(0.0001, 0.01, (640, 9))
+    direct = dict(zip(itertools.combinations(range(10), 5), _direct_cscv(returns, 10), strict=True))
+    got = pbo(np.stack([block_sums(returns[:, k], 10) for k in range(9)]), max_splits=60)
+    drawn = overfitting._splits(10, 60, 0)
+    assert got.n_splits == 60 and len(set(drawn)) == 60
+    assert any(0 not in d for d in drawn) and any(0 in d for d in drawn)
+    assert got.logits == pytest.approx([direct[d] for d in drawn], rel=1e-9)
+
+
 def test_noise_trials_overfit_about_half_the_time_and_a_real_edge_does_not() -> None:
     rng = np.random.default_rng(3)
     noise = rng.normal(0, 0.01, (2000, 40))
