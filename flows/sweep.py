@@ -91,6 +91,10 @@ CHUNK_FLOW_NAME = "alphaforge-sweep-chunk"
 CHUNK_DEPLOYMENT = f"{CHUNK_FLOW_NAME}/sweep"
 CHUNKS_PER_WORKER = 4  # a chunk's size: the trials over workers × this (a slow chunk evens out)
 MAX_CHUNK = 500
+#: ``local`` with N > 1 workers: smaller chunks, taken one at a time by the flow's own process
+#: and kept :data:`POOL_QUEUE_DEPTH` deep per pool process, so no worker idles at the end.
+LOCAL_CHUNKS_PER_WORKER = 8
+POOL_QUEUE_DEPTH = 2
 OPTUNA_BATCH_PER_WORKER = 8
 MLFLOW_BATCH = 200
 POLL_S = 0.25
@@ -333,6 +337,8 @@ class _Sweep:
         if self.spec.chunk_size:
             return self.spec.chunk_size
         per_worker = 1 if self.spec.executor == "pool" else CHUNKS_PER_WORKER
+        if self.spec.executor == "local" and self.spec.workers > 1:
+            per_worker = LOCAL_CHUNKS_PER_WORKER  # dealt out one by one as workers free up
         return max(1, min(MAX_CHUNK, math.ceil(n / (self.spec.workers * per_worker))))
 
     def run_trials(
@@ -402,7 +408,8 @@ class _Sweep:
             else:
                 from prefect.task_runners import ProcessPoolTaskRunner
 
-                runner = ProcessPoolTaskRunner(max_workers=self.spec.workers)
+                # the flow's own process is the other worker (see _run_locally)
+                runner = ProcessPoolTaskRunner(max_workers=max(1, self.spec.workers - 1))
             self._runner = self._runners.enter_context(runner)
         return self._runner
 
@@ -432,13 +439,35 @@ class _Sweep:
         )
 
     def _run_locally(self, chunks: list[ChunkSpec]) -> None:
+        """The ``local`` executor: the flow's own process evaluates chunks itself (it holds
+        the data and the compiled kernels already) and, with N > 1 workers, Prefect's process
+        pool of N − 1 processes takes the others, each kept :data:`POOL_QUEUE_DEPTH` chunks
+        deep: a second worker adds a process, and the sweep never waits for the pool's
+        processes to start before trials run."""
+        todo = list(chunks)
         if self.spec.workers == 1:
-            for chunk in chunks:
+            for chunk in todo:
+                if self.stop.is_set():
+                    break
                 self._chunk_done(run_chunk(chunk))
                 self.refresh()
             return
         runner = self._task_runner()
-        self._wait([runner.submit(sweep_chunk_task, {"chunk": c}) for c in chunks])
+        depth = (self.spec.workers - 1) * POOL_QUEUE_DEPTH
+        inflight: list[Any] = []
+        while todo or inflight:
+            while todo and len(inflight) < depth and not self.stop.is_set():
+                inflight.append(runner.submit(sweep_chunk_task, {"chunk": todo.pop(0)}))
+            if todo and not self.stop.is_set():
+                self._chunk_done(run_chunk(todo.pop(0)))  # this process's own share
+            elif inflight:
+                time.sleep(POLL_S / 5)
+            if self.stop.is_set():
+                todo.clear()
+            for future in [f for f in inflight if f.state.is_final()]:
+                inflight.remove(future)
+                self._chunk_done(future.result())
+            self.refresh()
 
     def _run_on_dask(self, chunks: list[ChunkSpec]) -> None:
         runner = self._task_runner()
