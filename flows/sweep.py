@@ -71,6 +71,7 @@ from flows.sweeptrial import (
     objective_of,
     objective_text,
     overrides_of,
+    warm_compiled_kernels,
 )
 from flows.trials import DEFAULT_RANDOM_TRIALS, trials_of
 
@@ -176,9 +177,34 @@ def _write_equity(path: Path, equity: pd.Series) -> None:
     os.replace(tmp, path)
 
 
+def warm_up(spec: SweepSpec) -> dict[str, Any]:
+    """Make this process ready for the sweep's chunks: its evaluator (the data loaded) and the
+    compiled backtest kernel. A source the evaluator cannot lay out (no timestamps) is left to
+    the first trial, which reports it."""
+    from flows.pipeline import import_extra_node_modules
+
+    t0 = time.perf_counter()
+    import_extra_node_modules()
+    settings = current_settings().with_store(spec.run.store_url)
+    evaluator = evaluator_for(spec, settings)
+    with contextlib.suppress(SweepPlanError):
+        evaluator.index()
+    warm_compiled_kernels()
+    return {"seconds": round(time.perf_counter() - t0, 4), "pid": os.getpid()}
+
+
+@task(name="sweep-warm-up", persist_result=False)
+def sweep_warm_task(spec: SweepSpec) -> dict[str, Any]:
+    """A process of the ``local`` executor's pool made ready before it is given chunks."""
+    return warm_up(spec)
+
+
 @task(name="sweep-chunk", persist_result=False)
 def sweep_chunk_task(chunk: ChunkSpec) -> dict[str, Any]:
     """A chunk as one task (the ``local`` and ``dask`` executors)."""
+    from flows.pipeline import import_extra_node_modules
+
+    import_extra_node_modules()  # a pool or Dask process: the operator's extra node types
     return run_chunk(chunk)
 
 
@@ -299,6 +325,7 @@ class _Sweep:
         self.evaluator: TrialEvaluator = evaluator_for(spec, settings)
         self._last_write = 0.0
         self.stop = threading.Event()
+        self._warm: list[Any] = []  # the local pool's warm-up task runs (see prestart)
         self._runners = contextlib.ExitStack()
         self._runner: Any = None
 
@@ -438,12 +465,25 @@ class _Sweep:
             f"{summary.get('seconds')} s (process {summary.get('pid')})"
         )
 
+    def prestart(self) -> None:
+        """With the ``local`` executor on N > 1 workers: start Prefect's process pool now and
+        make its processes ready (:func:`warm_up`: imports, data, compiled kernel) while this
+        process opens the MLflow run and starts the trials itself."""
+        if self.spec.executor != "local" or self.spec.workers < 2 or self._warm:
+            return
+        runner = self._task_runner()
+        self._warm = [
+            runner.submit(sweep_warm_task, {"spec": self.spec})
+            for _ in range(self.spec.workers - 1)
+        ]
+
     def _run_locally(self, chunks: list[ChunkSpec]) -> None:
         """The ``local`` executor: the flow's own process evaluates chunks itself (it holds
         the data and the compiled kernels already) and, with N > 1 workers, Prefect's process
-        pool of N − 1 processes takes the others, each kept :data:`POOL_QUEUE_DEPTH` chunks
-        deep: a second worker adds a process, and the sweep never waits for the pool's
-        processes to start before trials run."""
+        pool of N − 1 processes takes chunks too once its processes are ready (see
+        :meth:`prestart`), each kept :data:`POOL_QUEUE_DEPTH` chunks deep. A second worker
+        therefore never makes a sweep wait for an interpreter to start: a sweep shorter than
+        that start runs in this process alone."""
         todo = list(chunks)
         if self.spec.workers == 1:
             for chunk in todo:
@@ -452,10 +492,12 @@ class _Sweep:
                 self._chunk_done(run_chunk(chunk))
                 self.refresh()
             return
+        self.prestart()
         runner = self._task_runner()
-        depth = (self.spec.workers - 1) * POOL_QUEUE_DEPTH
         inflight: list[Any] = []
         while todo or inflight:
+            ready = sum(1 for w in self._warm if w.state.is_completed())
+            depth = ready * POOL_QUEUE_DEPTH
             while todo and len(inflight) < depth and not self.stop.is_set():
                 inflight.append(runner.submit(sweep_chunk_task, {"chunk": todo.pop(0)}))
             if todo and not self.stop.is_set():
@@ -1076,6 +1118,7 @@ def sweep_flow(spec: SweepSpec) -> dict[str, Any]:
     except SweepPlanError as exc:
         return _fail_early(spec, directory, str(exc))
     sweep.save()
+    sweep.prestart()  # a local pool's processes start while MLflow opens the parent run
     tracker = _SweepTracker.start(sweep) if spec.run.track else None
     try:
         with contextlib.closing(sweep):

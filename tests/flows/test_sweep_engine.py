@@ -219,18 +219,11 @@ sweep grid {
 # ---- chunks are Prefect task runs ------------------------------------------------------------
 
 
-def test_local_chunks_are_task_runs_of_the_sweep_each_trial_in_one(
+def test_local_chunks_each_trial_in_one_of_them(
     grid_local: tuple[SweepSpec, SweepRecord], module_settings: CoreSettings
 ) -> None:
     spec, record = grid_local
     assert record.flow_run_id and record.chunks == 3 and record.chunk_size == 3
-    # two workers: the pool's one process is kept two chunks deep (two task runs), the flow's
-    # own process takes the third
-    runs = [
-        r for r in task_runs(record.flow_run_id, expected=2) if r.name.startswith("sweep-chunk")
-    ]
-    assert len(runs) == 2
-    assert all(r.state is not None and r.state.is_completed() for r in runs)
     folder = sweep_dir(module_settings.store_root, spec.sweep_id) / "trials"
     parts = sorted(folder.glob("*.jsonl"))
     assert len(parts) == 3
@@ -238,6 +231,47 @@ def test_local_chunks_are_task_runs_of_the_sweep_each_trial_in_one(
     for part in parts:
         seen += [json.loads(line)["trial"] for line in part.read_text().splitlines()]
     assert sorted(seen) == list(range(8))  # every trial in exactly one chunk
+
+
+NAPS = """pipeline naps "Slow trials"
+
+data   = csv_ohlcv(path="data/sample_ohlcv.csv")
+fast   = sma(data.close, window=10)
+slow   = sma(data.close, window=30)
+nap    = t_sleep(fast, seconds=0.4)
+signal = crossover(nap, slow)
+result = backtest(data, signal, cash=100_000)
+
+sweep grid {
+    nap.scale = [0.90, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99,
+                 1.01, 1.02, 1.03, 1.04, 1.05, 1.06, 1.07, 1.08, 1.09, 1.10]
+    objective maximize result.sharpe
+}
+"""
+
+
+def test_two_local_workers_share_the_chunks_with_prefects_process_pool(
+    prefect_api: str,
+    test_nodes: None,
+    module_settings: CoreSettings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """20 trials of 0.4 s, one a chunk, on 2 local workers: the flow's process starts on them
+    at once; the pool's process, once warm (a ``sweep-warm-up`` task run), takes chunks as
+    ``sweep-chunk`` task runs of the sweep's flow run. Every trial runs exactly once."""
+    monkeypatch.setenv("ALPHAFORGE_EXTRA_NODE_MODULES", "tests.flows.testnodes_installed")
+    spec = _spec(NAPS, executor="local", workers=2, chunk_size=1)
+    record = run_sweep(spec, settings=module_settings)
+    assert record.status == "completed", record.error
+    assert record.done == record.n_trials == 20 and record.chunks == 20
+    runs = task_runs(record.flow_run_id or "", expected=2)
+    warm = [r for r in runs if r.name.startswith("sweep-warm-up")]
+    pooled = [r for r in runs if r.name.startswith("sweep-chunk")]
+    assert len(warm) == 1 and warm[0].state is not None and warm[0].state.is_completed()
+    assert all(r.state is not None and r.state.is_completed() for r in pooled)
+    assert 1 <= len(pooled) < 20  # both processes took chunks
+    trials = sorted(r.trial for r in _rows(module_settings, record))
+    assert trials == list(range(20))
 
 
 def test_the_dask_path_gives_the_local_paths_trials_and_best(
