@@ -446,7 +446,7 @@ class _Sweep:
         self._runners.close()
 
     def _wait(self, futures: list[Any]) -> list[Any]:
-        while not all(f.state.is_final() for f in futures):
+        while not all(_finished(f) for f in futures):
             self.refresh()
             time.sleep(POLL_S)
         results = [f.result() for f in futures]
@@ -496,8 +496,7 @@ class _Sweep:
         runner = self._task_runner()
         inflight: list[Any] = []
         while todo or inflight:
-            ready = sum(1 for w in self._warm if w.state.is_completed())
-            depth = ready * POOL_QUEUE_DEPTH
+            depth = self._warm_ready() * POOL_QUEUE_DEPTH
             while todo and len(inflight) < depth and not self.stop.is_set():
                 inflight.append(runner.submit(sweep_chunk_task, {"chunk": todo.pop(0)}))
             if todo and not self.stop.is_set():
@@ -506,10 +505,17 @@ class _Sweep:
                 time.sleep(POLL_S / 5)
             if self.stop.is_set():
                 todo.clear()
-            for future in [f for f in inflight if f.state.is_final()]:
+            for future in [f for f in inflight if _finished(f)]:
                 inflight.remove(future)
                 self._chunk_done(future.result())
             self.refresh()
+
+    def _warm_ready(self) -> int:
+        """How many of the pool's processes finished warming up (each state read once)."""
+        for i, future in enumerate(self._warm):
+            if future is not None and not isinstance(future, bool) and _finished(future):
+                self._warm[i] = future.state.is_completed()
+        return sum(1 for w in self._warm if w is True)
 
     def _run_on_dask(self, chunks: list[ChunkSpec]) -> None:
         runner = self._task_runner()
@@ -837,6 +843,13 @@ def _dask_worker_environ() -> Iterator[None]:
     environ.pop("MALLOC_TRIM_THRESHOLD_", None)
     with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
         yield
+
+
+def _finished(future: Any) -> bool:
+    """Whether a task runner's future is done, without asking the API (a Prefect future's
+    ``state`` is an HTTP request until its result is read)."""
+    done = getattr(getattr(future, "wrapped_future", None), "done", None)
+    return bool(done()) if callable(done) else bool(future.state.is_final())
 
 
 def _stamp() -> str:
