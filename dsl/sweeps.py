@@ -55,6 +55,14 @@ CHOICES: dict[str, tuple[str, ...]] = {"sampler": OPTUNA_SAMPLERS, "pruner": OPT
 Space = ValuesSpace | IntSpace | FloatSpace
 
 
+def _type_words(kind: type | tuple[type, ...]) -> str:
+    """``int`` → "an integer"; ``str`` → "a quoted string"; ``(int, float)`` → "a number"."""
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if float in kinds:
+        return "a number"
+    return "an integer" if int in kinds else "a quoted string"
+
+
 def _option_problem(key: str, value: Any) -> str | None:
     """Why an option's value (of the right type) is not allowed, or None."""
     if key in CHOICES and value not in CHOICES[key]:
@@ -174,7 +182,18 @@ class SweepChecker:
             value = arg.value
             ok = isinstance(value, t.Lit) and isinstance(value.value, allowed[key])
             if not ok or isinstance(getattr(value, "value", None), bool):
-                self.rep.report("AF306", f"sweep option `{key}` has the wrong type", value.span)
+                choices = CHOICES.get(key, ())
+                bare = value.step if isinstance(value, t.RefV) and value.attr is None else None
+                if bare in choices:  # pruner=median: the name, unquoted
+                    choices = (bare, *(c for c in choices if c != bare))
+                self.rep.report(
+                    "AF306",
+                    f"sweep option `{key}` takes {_type_words(allowed[key])}",
+                    value.span,
+                    hint=(
+                        f'{key}="{choices[0]}" (one of {", ".join(choices)})' if choices else None
+                    ),
+                )
                 continue
             assert isinstance(value, t.Lit)
             if key == "trials" and value.value < 1:

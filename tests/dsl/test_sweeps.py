@@ -270,6 +270,29 @@ def test_bad_optuna_option_values_are_af306_at_the_value(
     assert d.suggestions == suggestions
 
 
+@pytest.mark.parametrize(
+    ("options", "value", "message", "hint"),
+    [
+        ("pruner=median", "median", "`pruner` takes a quoted string", 'pruner="median" (one of'),
+        ("sampler=7", "7", "`sampler` takes a quoted string", 'sampler="tpe" (one of'),
+        ('seed="7"', '"7"', "`seed` takes an integer", None),
+        ('timeout="10"', '"10"', "`timeout` takes a number", None),
+    ],
+)
+def test_an_optuna_option_of_the_wrong_type_says_what_it_takes(
+    compile_: Compile, options: str, value: str, message: str, hint: str | None
+) -> None:
+    header = f"sweep optuna(trials=10, {options})"
+    result = _sweep(compile_, header + OPTUNA_BODY)
+    (d,) = result.errors
+    assert d.code == "AF306" and message in d.message, result.format()
+    assert (d.line, d.col) == (7, header.rindex(value) + 1)
+    if hint is None:
+        assert not d.hint, d.hint
+    else:
+        assert hint in (d.hint or ""), d.hint
+
+
 def test_good_optuna_options_compile_into_the_ir(compile_: Compile) -> None:
     from dsl.ir import OPTUNA_PRUNERS, OPTUNA_SAMPLERS
 
