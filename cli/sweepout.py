@@ -125,6 +125,7 @@ def summary_json(record: SweepRecord, directory: Path, resume: str) -> dict[str,
             "stats_trials": overfit.n_trials if overfit else None,
             "folds": [f.model_dump(mode="json") for f in record.folds or []],
             "walkforward_efficiency": record.walkforward_efficiency,
+            "walkforward_efficiency_note": record.walkforward_efficiency_note,
             "mlflow_run_id": record.mlflow_run_id,
             "mlflow_experiment_id": record.mlflow_experiment_id,
             "flow_run_id": record.flow_run_id,
@@ -148,11 +149,7 @@ def print_summary(
     out.print(f"\n[bold]{record.method} sweep[/] {record.objective} — {head}")
     if record.folds:
         _print_folds(out, record.folds, record.objective)
-        eff = record.walkforward_efficiency
-        out.print(
-            f"[bold]walk-forward efficiency[/] {_fmt(eff)}  (mean out-of-sample objective / "
-            "mean in-sample objective: near 1 holds up out of sample, near 0 or below does not)"
-        )
+        out.print(f"[bold]walk-forward efficiency[/] {_efficiency_text(record)}")
         out.print("[dim]the best trial and the statistics below are the last fold's search[/]")
     best = record.best
     if best is None:
@@ -187,6 +184,20 @@ def print_summary(
     else:
         out.print("[bold]MLflow run[/]    [yellow]not recorded (see sweep.json)[/]")
     out.print(f"[bold]resume[/]        {resume}  [dim](runs only the trials not yet run)[/]")
+
+
+def _efficiency_text(record: SweepRecord) -> str:
+    """The efficiency with how to read it, or — where the ratio would mean nothing — the
+    reason in its place."""
+    eff = record.walkforward_efficiency
+    if eff is None:
+        return f"— ({_escape(record.walkforward_efficiency_note or 'not computed')})"
+    ratio = (
+        "mean in-sample objective / mean out-of-sample objective, the objective minimised"
+        if record.direction == "minimize"
+        else "mean out-of-sample objective / mean in-sample objective"
+    )
+    return f"{_fmt(eff)}  ({ratio}: near 1 holds up out of sample, near 0 or below does not)"
 
 
 def _print_folds(out: Console, folds: list[FoldRow], objective: str) -> None:

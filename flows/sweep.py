@@ -975,7 +975,7 @@ def _walk_forward(sweep: _Sweep) -> None:
     """One search per fold on its training window; the chosen params on its test window."""
     import pandas as pd
 
-    from flows.walkforward import folds
+    from flows.walkforward import efficiency, folds
 
     wf = sweep.ir.walkforward
     assert wf is not None
@@ -1042,12 +1042,12 @@ def _walk_forward(sweep: _Sweep) -> None:
         stitched = pd.concat(segments)
         stitched.index.name = "ts"
         stitched.to_parquet(sweep.directory / "oos_equity.parquet")
-    scored = [f for f in sweep.record.folds if f.is_objective is not None]
-    if scored and all(f.oos_objective is not None for f in scored):
-        is_mean = sum(f.is_objective or 0.0 for f in scored) / len(scored)
-        oos_mean = sum(f.oos_objective or 0.0 for f in scored) / len(scored)
-        if is_mean:
-            sweep.record.walkforward_efficiency = round(oos_mean / is_mean, 6)
+    pairs = [(f.is_objective, f.oos_objective) for f in sweep.record.folds]
+    sweep.record.walkforward_efficiency, sweep.record.walkforward_efficiency_note = (
+        efficiency(pairs, sweep.objective.direction)
+        if pairs
+        else (None, "no fold finished (the sweep stopped before the first fold's test)")
+    )
     if sweep.record.folds:
         last = sweep.record.folds[-1]
         rows = sweep.follower.of_fold(last.index)
@@ -1334,6 +1334,8 @@ class _SweepTracker:
             tags = {
                 f"best.{k}": str(v) for k, v in (record.best.params if record.best else {}).items()
             }
+            if record.walkforward_efficiency_note:
+                tags["walkforward_efficiency_note"] = record.walkforward_efficiency_note
             self.tracker.log_all(params={}, metrics=metrics, tags=tags)
             self.tracker.log_artifact(self.sweep.directory / "spec.json")
             self.tracker.end("failed" if failed else "completed")

@@ -188,7 +188,10 @@ class SweepRecord(BaseModel):
     ``done`` how many have finished (``failed`` of them failed, ``pruned`` of them were stopped
     early by an Optuna pruner). ``objective`` is written as in
     the block (``maximize result.sharpe``); ``params`` lists the swept ``node.param`` names.
-    ``walkforward_efficiency`` is the mean out-of-sample objective over the mean in-sample one.
+    ``walkforward_efficiency`` is the mean out-of-sample objective over the mean in-sample one
+    (minimised: in-sample over out-of-sample; :func:`flows.walkforward.efficiency`); when that
+    ratio would mean nothing (a mean in-sample objective not above 0, a fold without an
+    out-of-sample objective) it is None and ``walkforward_efficiency_note`` says why.
     ``timings`` holds seconds (``trials_s``, ``tracking_s``, ``prefect_s``, ``total_s``).
     """
 
@@ -211,6 +214,7 @@ class SweepRecord(BaseModel):
     overfit: Overfit | None = None
     folds: list[FoldRow] | None = None
     walkforward_efficiency: float | None = None
+    walkforward_efficiency_note: str | None = None
     executor: Executor = "local"
     workers: int = 1
     chunk_size: int | None = None

@@ -17,18 +17,23 @@ calendar months and years, not a fixed number of seconds):
 
 Windows are half-open [begin, end) and are returned as bar positions too (``train`` and
 ``test`` slices of the index). Pure pandas; no Prefect.
+
+:func:`efficiency` is the walk-forward efficiency of the folds' in-sample and out-of-sample
+objectives, or the reason it has no meaning.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import pandas as pd
 
 from dsl.ir import WalkForwardIR
 
-__all__ = ["Fold", "duration_offset", "folds"]
+__all__ = ["Fold", "duration_offset", "efficiency", "folds"]
 
 _DURATION = re.compile(r"(\d+)([smhdwMy])\Z")
 _UNITS = {
@@ -150,3 +155,42 @@ def _fold(
         test=test,
         partial=False,
     )
+
+
+def efficiency(
+    pairs: Sequence[tuple[float | None, float | None]],
+    direction: Literal["maximize", "minimize"],
+) -> tuple[float | None, str | None]:
+    """The walk-forward efficiency of the folds' (in-sample, out-of-sample) objectives, and
+    None with the reason when the ratio would mean nothing: ``(value, None)`` or
+    ``(None, reason)``.
+
+    A fold without a best trial (no in-sample objective) is left out. Maximised: mean OOS /
+    mean IS, only when the mean IS is above 0 (over a loss, -0.5 / -1.0 = 0.5 would look like
+    success). Minimised (a drawdown's size, a volatility): mean IS / mean OOS, only when both
+    are above 0, so that it reads the same way: 1 held up, 0.5 is twice as bad out of sample.
+    Rounded to 6 places.
+    """
+    scored = [(i, is_, oos) for i, (is_, oos) in enumerate(pairs) if is_ is not None]
+    if not scored:
+        return None, "no fold found a best trial in sample, so there is nothing to compare"
+    missing = [i + 1 for i, _, oos in scored if oos is None]
+    if missing:
+        which = ", ".join(str(i) for i in missing)
+        return None, f"the out-of-sample run of fold {which} gave no objective"
+    is_mean = sum(is_ for _, is_, _ in scored if is_ is not None) / len(scored)
+    oos_mean = sum(oos for _, _, oos in scored if oos is not None) / len(scored)
+    if direction == "maximize":
+        if is_mean <= 0:
+            return None, (
+                f"the mean in-sample objective is {is_mean:.4g}, not above 0: a ratio over it "
+                "means nothing (a loss out of sample over a loss in sample would look good)"
+            )
+        return round(oos_mean / is_mean, 6), None
+    if is_mean <= 0 or oos_mean <= 0:
+        return None, (
+            f"for a minimised objective the efficiency is mean in-sample / mean out-of-sample, "
+            f"which means something only when both are above 0 (here {is_mean:.4g} and "
+            f"{oos_mean:.4g})"
+        )
+    return round(is_mean / oos_mean, 6), None

@@ -1,17 +1,17 @@
-"""Sweeps: start, list, read, cancel, resume; trials (sorted, paged), heatmap, out-of-sample
+"""Sweeps: start, list, read, cancel, resume, delete; trials (sorted, paged), heatmap, out-of-sample
 equity; open a trial as a run."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Path, Query, status
+from fastapi import APIRouter, Body, Path, Query, Response, status
 
 from api.deps import CurrentUser, ObjectId, PagingDep, SessionDep, SettingsDep, WriterUser
 from api.models.common import Page, error_responses
 from api.models.run import RunPublic
 from api.models.sweep import Heatmap, OosEquity, SweepCreate, SweepPublic, SweepSummary, TrialPage
-from api.services import sweep_files, sweeps
+from api.services import sweep_delete, sweep_files, sweeps
 
 pipeline_sweeps = APIRouter(
     prefix="/api/pipelines", tags=["sweeps"], responses=error_responses(401, 403, 404)
@@ -135,6 +135,21 @@ def resume_sweep(
 ) -> SweepPublic:
     """Finish a stopped sweep: a new flow run that runs only the trials not finished yet."""
     return sweeps.resume(session, user, settings, sweep_id)
+
+
+@router.delete(
+    "/{sweep_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=error_responses(409, 503),
+)
+def delete_sweep(
+    sweep_id: ObjectId, user: WriterUser, session: SessionDep, settings: SettingsDep
+) -> Response:
+    """Delete a stopped sweep (its owner or an admin; 409 while pending or running): the row,
+    its files and Optuna studies; runs opened from its trials stay (no longer linked)."""
+    sweep_delete.delete(session, user, settings, sweep_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post(

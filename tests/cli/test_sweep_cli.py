@@ -123,7 +123,14 @@ def test_walkforward_example_reports_its_folds_without_overlap(tmp_path) -> None
     for a, b in itertools.pairwise(folds):  # test windows follow one another
         assert pd.Timestamp(a["test_end"]) <= pd.Timestamp(b["test_begin"])
     assert summary["n_trials"] == 16 * len(folds)
-    assert summary["walkforward_efficiency"] is not None
+    is_mean = sum(f["is_objective"] for f in folds) / len(folds)
+    oos_mean = sum(f["oos_objective"] for f in folds) / len(folds)
+    if is_mean > 0:  # the example maximises the Sharpe ratio: OOS / IS over a positive IS
+        assert summary["walkforward_efficiency"] == pytest.approx(oos_mean / is_mean, abs=1e-6)
+        assert summary["walkforward_efficiency_note"] is None
+    else:
+        assert summary["walkforward_efficiency"] is None
+        assert "not above 0" in summary["walkforward_efficiency_note"]
     assert summary["best_params"] == folds[-1]["best_params"]
     assert 0.0 <= summary["deflated_sharpe"] <= 1.0
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from dsl.ir import WalkForwardIR
-from flows.walkforward import duration_offset, folds
+from flows.walkforward import duration_offset, efficiency, folds
 
 
 def _wf(train: str, test: str, step: str | None = None, anchored: bool = False) -> WalkForwardIR:
@@ -113,3 +113,43 @@ def test_bad_layouts_are_refused_with_a_sentence() -> None:
         duration_offset("2 years")
     with pytest.raises(ValueError, match="no bars"):
         folds(index[:0], _wf("1M", "1M"))
+
+
+# ---- walk-forward efficiency ---------------------------------------------------------------
+
+
+def test_efficiency_of_a_maximised_objective_is_mean_oos_over_mean_is() -> None:
+    # IS 1.2, 0.8, 1.0 -> mean 1.0; OOS 0.6, 0.2, 0.4 -> mean 0.4; 0.4 / 1.0 = 0.4
+    assert efficiency([(1.2, 0.6), (0.8, 0.2), (1.0, 0.4)], "maximize") == (0.4, None)
+    # losing out of sample after winning in sample is a negative efficiency, and says so
+    assert efficiency([(1.0, -0.5), (1.0, -0.3)], "maximize") == (-0.4, None)
+
+
+def test_no_efficiency_over_an_in_sample_mean_that_is_not_positive() -> None:
+    # OOS -0.5 over IS -1.0 would be 0.5, a "good" number for a strategy that lost both times
+    value, note = efficiency([(-1.0, -0.5)], "maximize")
+    assert value is None and note is not None
+    assert note.startswith("the mean in-sample objective is -1, not above 0")
+    # a mean of exactly 0 (1.0 and -1.0): no ratio either (the old code divided only by != 0)
+    value, note = efficiency([(1.0, 0.3), (-1.0, 0.1)], "maximize")
+    assert value is None and note is not None and "is 0, not above 0" in note
+
+
+def test_efficiency_of_a_minimised_objective_is_mean_is_over_mean_oos() -> None:
+    # a drawdown's size: IS 0.10, 0.20 -> mean 0.15; OOS 0.25, 0.35 -> mean 0.30; 0.15 / 0.30
+    assert efficiency([(0.10, 0.25), (0.20, 0.35)], "minimize") == (0.5, None)
+    assert efficiency([(0.2, 0.2)], "minimize") == (1.0, None)
+    # a minimised quantity at or below 0 on either side: no ratio, with both means
+    value, note = efficiency([(-0.2, 0.1), (0.1, 0.3)], "minimize")
+    assert value is None and note is not None and "here -0.05 and 0.2" in note
+    value, note = efficiency([(0.2, 0.0)], "minimize")
+    assert value is None and note is not None and "here 0.2 and 0" in note
+
+
+def test_folds_without_a_best_trial_are_left_out_and_a_missing_oos_is_said() -> None:
+    # fold 2 found no best trial (neither number): IS mean 1.0, OOS mean 0.5
+    assert efficiency([(1.5, 0.5), (None, None), (0.5, 0.5)], "maximize") == (0.5, None)
+    value, note = efficiency([(1.0, 0.5), (1.0, None)], "maximize")
+    assert (value, note) == (None, "the out-of-sample run of fold 2 gave no objective")
+    value, note = efficiency([(None, None)], "maximize")
+    assert value is None and note is not None and "no fold found a best trial" in note

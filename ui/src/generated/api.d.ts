@@ -999,7 +999,12 @@ export interface paths {
         get: operations["get_sweep_api_sweeps__sweep_id__get"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Delete Sweep
+         * @description Delete a stopped sweep (its owner or an admin; 409 while pending or running): the row,
+         *     its files and Optuna studies; runs opened from its trials stay (no longer linked).
+         */
+        delete: operations["delete_sweep_api_sweeps__sweep_id__delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -3204,7 +3209,10 @@ export interface components {
          *     ``done`` how many have finished (``failed`` of them failed, ``pruned`` of them were stopped
          *     early by an Optuna pruner). ``objective`` is written as in
          *     the block (``maximize result.sharpe``); ``params`` lists the swept ``node.param`` names.
-         *     ``walkforward_efficiency`` is the mean out-of-sample objective over the mean in-sample one.
+         *     ``walkforward_efficiency`` is the mean out-of-sample objective over the mean in-sample one
+         *     (minimised: in-sample over out-of-sample; :func:`flows.walkforward.efficiency`); when that
+         *     ratio would mean nothing (a mean in-sample objective not above 0, a fold without an
+         *     out-of-sample objective) it is None and ``walkforward_efficiency_note`` says why.
          *     ``timings`` holds seconds (``trials_s``, ``tracking_s``, ``prefect_s``, ``total_s``).
          */
         SweepRecord: {
@@ -3263,6 +3271,8 @@ export interface components {
             folds?: components["schemas"]["FoldRow"][] | null;
             /** Walkforward Efficiency */
             walkforward_efficiency?: number | null;
+            /** Walkforward Efficiency Note */
+            walkforward_efficiency_note?: string | null;
             /**
              * Executor
              * @default local
@@ -7175,6 +7185,81 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_sweep_api_sweeps__sweep_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The object's id. */
+                sweep_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
         };
