@@ -11,6 +11,12 @@ the node, its effective params and the evaluations it reads — once while it ca
 - a node that depends on every swept node is different in every trial: it is computed and
   dropped, never kept (the memory of a sweep does not grow with its trials).
 
+What is kept is bounded: past ``max_bytes`` (:data:`DEFAULT_MEMO_BYTES`) the least recently
+used evaluations are dropped (and computed again if asked for: the same numbers), except a
+source node's own output (the data, which is the costliest to get again). An Optuna search
+over an indicator's window, in a walk-forward, would otherwise keep one series per window and
+fold.
+
 :meth:`MemoryGraph.evaluate` returns the outputs of the nodes asked for; a failing node raises
 :class:`TrialError` naming it. Custom (sandboxed) nodes are not evaluated here.
 """
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +33,10 @@ from typing import Any
 from dsl.ir import NodeIR, PipelineIR
 from runners.inprocess import InProcessRunner
 
-__all__ = ["MemoryGraph", "MemoryStats", "TrialError"]
+__all__ = ["DEFAULT_MEMO_BYTES", "MemoryGraph", "MemoryStats", "TrialError"]
+
+#: What a process keeps of a sweep's reusable node evaluations, at most (bytes).
+DEFAULT_MEMO_BYTES = 512 * 1024 * 1024
 
 
 class TrialError(Exception):
@@ -44,14 +54,22 @@ class MemoryStats:
 
     computed: dict[str, int] = field(default_factory=dict)
     reused: dict[str, int] = field(default_factory=dict)
+    evicted: int = 0
 
 
 class MemoryGraph:
     """The built-in nodes of ``ir`` evaluated in memory (see the module doc); ``swept`` names
     the nodes whose params trials override."""
 
-    def __init__(self, ir: PipelineIR, runner: InProcessRunner, swept: Iterable[str]) -> None:
+    def __init__(
+        self,
+        ir: PipelineIR,
+        runner: InProcessRunner,
+        swept: Iterable[str],
+        max_bytes: int = DEFAULT_MEMO_BYTES,
+    ) -> None:
         self.ir = ir
+        self.max_bytes = max_bytes
         self.runner = runner
         self.swept = frozenset(swept)
         self._nodes = {n.id: n for n in ir.nodes}
@@ -70,7 +88,10 @@ class MemoryGraph:
             for upstream in node.dependencies():
                 deps |= self._depends[upstream]
             self._depends[node.id] = frozenset(deps)
-        self._memo: dict[str, dict[str, Any]] = {}
+        self._memo: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._sizes: dict[str, int] = {}
+        self._pinned: set[str] = set()
+        self.kept_bytes = 0
         self.stats = MemoryStats()
 
     def keeps(self, node_id: str) -> bool:
@@ -120,10 +141,10 @@ class MemoryGraph:
             cut_key = _key(node, {"until": str(until)}, [key]) if until is not None else None
             if not deps and cut_key is not None and cut_key in self._memo:
                 keys[node.id] = cut_key
-                values[node.id] = self._memo[cut_key]
+                values[node.id] = self._recall(cut_key)
                 continue
             keys[node.id] = key
-            cached = self._memo.get(key)
+            cached = self._recall(key)
             if cached is not None:
                 if not deps and cut_key is not None:
                     cached = self._cut(cached, until, cut_key)
@@ -146,7 +167,7 @@ class MemoryGraph:
                 raise TrialError(node.id, str(exc) or type(exc).__name__) from exc
             self.stats.computed[node.id] = self.stats.computed.get(node.id, 0) + 1
             if self.keeps(node.id):
-                self._memo[key] = out
+                self._remember(key, out, pinned=not deps)
             if not deps and cut_key is not None:
                 out = self._cut(out, until, cut_key)
                 keys[node.id] = cut_key
@@ -155,8 +176,28 @@ class MemoryGraph:
 
     def _cut(self, out: dict[str, Any], until: Any, key: str) -> dict[str, Any]:
         cut = {p: _between(v, None, until) for p, v in out.items()}
-        self._memo[key] = cut
+        self._remember(key, cut)
         return cut
+
+    def _recall(self, key: str) -> dict[str, Any] | None:
+        found = self._memo.get(key)
+        if found is not None:
+            self._memo.move_to_end(key)
+        return found
+
+    def _remember(self, key: str, out: dict[str, Any], pinned: bool = False) -> None:
+        size = sum(_nbytes(v) for v in out.values())
+        self._memo[key] = out
+        self._sizes[key] = size
+        self.kept_bytes += size
+        if pinned:
+            self._pinned.add(key)
+        for old in [k for k in self._memo if k not in self._pinned]:
+            if self.kept_bytes <= self.max_bytes or old == key:
+                break
+            del self._memo[old]
+            self.kept_bytes -= self._sizes.pop(old)
+            self.stats.evicted += 1
 
     def _ports_read(
         self, needed: set[str], wanted: list[str], ports: Mapping[str, Iterable[str]]
@@ -199,6 +240,15 @@ def _between(value: Any, begin: Any, end: Any) -> Any:
         below = index < end
         mask = below if mask is None else mask & below
     return value if mask is None else value[mask]
+
+
+def _nbytes(value: Any) -> int:
+    """The bytes of a frame's or series' data and index (an array's), else 0."""
+    usage = getattr(value, "memory_usage", None)
+    if callable(usage):
+        total = usage(index=True, deep=False)
+        return int(total.sum()) if hasattr(total, "sum") else int(total)
+    return int(getattr(value, "nbytes", 0) or 0)
 
 
 def _key(node: NodeIR, params: Mapping[str, Any], upstream: list[str]) -> str:

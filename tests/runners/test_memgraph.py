@@ -92,3 +92,26 @@ def test_unknown_swept_nodes_are_refused() -> None:
     runner = InProcessRunner(base_dir=ROOT / "examples")
     with pytest.raises(ValueError, match="swept node"):
         MemoryGraph(ir, runner, swept={"nope"})
+
+
+def test_kept_evaluations_stay_under_the_byte_budget_and_give_the_same_numbers() -> None:
+    """An Optuna-like search (a new window every trial) keeps one series per window: past
+    ``max_bytes`` the least recently used go (the data stays) and come back computed again."""
+    ir = compile_or_raise(SOURCE)
+    runner = InProcessRunner(base_dir=ROOT / "examples")
+    free = MemoryGraph(ir, runner, swept={"fast", "slow"})
+    trials = [(f, s) for f in range(3, 23) for s in (40, 60)]
+    for fast, slow in trials:
+        free.evaluate({"fast": {"window": fast}, "slow": {"window": slow}}, ["result"])
+    data_bytes = free._sizes[next(iter(free._pinned))]
+    series_bytes = max(v for k, v in free._sizes.items() if k not in free._pinned)
+    budget = data_bytes + 6 * series_bytes
+    tight = MemoryGraph(ir, runner, swept={"fast", "slow"}, max_bytes=budget)
+    for fast, slow in trials + trials[:4]:  # the first windows again, after their eviction
+        got = tight.evaluate({"fast": {"window": fast}, "slow": {"window": slow}}, ["result"])
+        want = free.evaluate({"fast": {"window": fast}, "slow": {"window": slow}}, ["result"])
+        assert got["result"]["metrics"] == want["result"]["metrics"]
+        assert tight.kept_bytes <= budget
+    assert free.kept_bytes > budget and tight.stats.evicted > 0
+    assert tight.stats.computed["data"] == 1  # the data is never dropped
+    assert tight.stats.computed["fast"] > 20  # evicted windows were computed again
