@@ -75,16 +75,26 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def prefect_api(prefect_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """In-process Prefect talks to the session's server (PREFECT_API_URL). Yields the API URL."""
+    """In-process Prefect talks to the session's server (PREFECT_API_URL). Yields the API URL.
+
+    Prefect's global settings (made at import, before this fixture set the URL) are refreshed
+    too: threads Prefect starts without a context (a process pool's event forwarder) read
+    them, and would otherwise start an ephemeral server of their own."""
     url: str = prefect_server.api_url
     client_home = tmp_path_factory.mktemp("prefect-client")
     os.environ["PREFECT_API_URL"] = url
     os.environ["PREFECT_HOME"] = str(client_home)
+    import prefect.context
     from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
 
-    with temporary_settings(updates={PREFECT_API_URL: url, PREFECT_HOME: client_home}):
-        yield url
-        _drain_prefect_clients()
+    saved = prefect.context.GLOBAL_SETTINGS_CONTEXT
+    prefect.context.refresh_global_settings_context()
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: url, PREFECT_HOME: client_home}):
+            yield url
+            _drain_prefect_clients()
+    finally:
+        prefect.context.GLOBAL_SETTINGS_CONTEXT = saved
 
 
 @pytest.fixture(scope="session")

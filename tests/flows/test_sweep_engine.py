@@ -66,21 +66,6 @@ def _pairs(rows: list[TrialRow]) -> list[tuple[int, int]]:
     return [(r.params["fast.window"], r.params["slow.window"]) for r in rows]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _threads_see_the_session_server(prefect_api: str) -> Iterator[None]:
-    """Threads Prefect starts without a context (the process pool's event forwarder) read
-    Prefect's global settings, made at import before ``prefect_api`` set the URL: refresh
-    them, else such a thread starts an ephemeral server of its own."""
-    import prefect.context
-
-    saved = prefect.context.GLOBAL_SETTINGS_CONTEXT
-    prefect.context.refresh_global_settings_context()
-    try:
-        yield
-    finally:
-        prefect.context.GLOBAL_SETTINGS_CONTEXT = saved
-
-
 @pytest.fixture(scope="module")
 def module_settings(tmp_path_factory: pytest.TempPathFactory) -> CoreSettings:
     return CoreSettings(data_dir=tmp_path_factory.mktemp("sweep-engine") / "data")
