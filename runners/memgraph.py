@@ -139,9 +139,10 @@ class MemoryGraph:
             if window is not None and node.id in windowed:
                 key = _key(node, {"window": [str(window[0]), str(window[1])]}, [key])
             cut_key = _key(node, {"until": str(until)}, [key]) if until is not None else None
-            if not deps and cut_key is not None and cut_key in self._memo:
+            kept_cut = self._recall(cut_key) if not deps and cut_key is not None else None
+            if kept_cut is not None and cut_key is not None:
                 keys[node.id] = cut_key
-                values[node.id] = self._recall(cut_key)
+                values[node.id] = kept_cut
                 continue
             keys[node.id] = key
             cached = self._recall(key)
