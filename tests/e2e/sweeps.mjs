@@ -216,8 +216,13 @@ await step('delete', async () => {
   });
   await page.goto(`/sweeps/${wfId}`);
   await page.waitForSelector('[data-testid=sweep-delete][disabled]', { timeout: 15000 });
-  const why = await page.locator('[data-testid=cap-denied]:has([data-testid=sweep-delete])').getAttribute('data-tip');
+  const denied = page.locator('[data-testid=cap-denied]:has([data-testid=sweep-delete])');
+  await page.waitForFunction(() => !/Loading/.test(document.querySelector('[data-testid=cap-denied]:has([data-testid=sweep-delete])')?.dataset.tip ?? 'Loading'), null, { timeout: 15000 });
+  const why = await denied.getAttribute('data-tip');
   if (!/running/.test(why ?? '')) throw new Error(`the disabled Delete's tooltip: "${why}"`);
+  await denied.hover();
+  await page.waitForTimeout(300);
+  await s.shot('sweep-07-delete-disabled-running');
   await page.unroute(sweepPath);
   await page.goto(`/sweeps/${wfId}`);
   await page.waitForSelector('[data-testid=sweep-delete]:not([disabled])', { timeout: 15000 });

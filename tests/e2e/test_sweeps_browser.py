@@ -22,6 +22,7 @@ SHOTS = {
     "sweep-04-walkforward",
     "sweep-05-observer",
     "sweep-06-delete-dialog",
+    "sweep-07-delete-disabled-running",
 }
 
 
