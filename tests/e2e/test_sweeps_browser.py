@@ -2,7 +2,9 @@
 sweep started with ▶ Sweep on the pipeline page is followed to completion on its page, a
 heatmap cell opens that trial as a run (the run page with its results), a walk-forward sweep
 shows its folds and out-of-sample curve, and an observer sees it all with every control that
-would start something disabled."""
+would start something disabled. The heatmap has axis titles, a colour legend and a hover
+tooltip; Delete is disabled while the sweep runs, asks in a dialog, shows a 409 and goes to the
+pipeline's sweeps (DELETE answered by a page.route mock while the API does not serve it)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ SHOTS = {
     "sweep-03-trial-run",
     "sweep-04-walkforward",
     "sweep-05-observer",
+    "sweep-06-delete-dialog",
+    "sweep-07-delete-disabled-running",
 }
 
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { dsrConvincing, fmtObjective, fmtSeconds, fmtValue, hasSweepBlock, heatColor, objectiveMetric, progressText, trialOrigin, withDrawdown } from './sweeps';
+import { dsrConvincing, fmtObjective, fmtSeconds, fmtTick, fmtValue, hasSweepBlock, heatColor, heatInk, heatScale, objectiveMetric, tickEvery, progressText, trialOrigin, withDrawdown } from './sweeps';
 
 describe('sweep helpers', () => {
   it('finds a sweep block, not a comment or a word', () => {
@@ -60,5 +60,39 @@ describe('sweep helpers', () => {
     expect(fmtObjective('maximize result.total_return', 0.15)).toBe('15.00%');
     expect(fmtObjective('maximize result.total_return', null)).toBe('—');
     expect(fmtObjective('maximize result.custom_score', 2.345)).toBe('2.35');
+  });
+
+  it('spans the heatmap colours over the 5th to 95th percentile, not one outlier', () => {
+    // 99 values 0..98 and one outlier at -1000: the scale starts near 4.9, not at -1000
+    const values = [...Array.from({ length: 99 }, (_, i) => i), -1000, null];
+    const s = heatScale(values)!;
+    expect(s.lo).toBeCloseTo(3.95, 5);
+    expect(s.hi).toBeCloseTo(93.05, 5);
+    expect(s.clippedLo).toBe(true);
+    expect(s.clippedHi).toBe(true);
+    // few values: every one counts
+    expect(heatScale([3, 1, 2])).toEqual({ lo: 1, hi: 3, clippedLo: false, clippedHi: false });
+    expect(heatScale([null, Number.NaN])).toBeNull();
+  });
+
+  it('writes dark text on the light middle of the scale, white on its ends', () => {
+    expect(heatInk(0, 0, 10)).toBe('#ffffff');
+    expect(heatInk(5, 0, 10)).toBe('#111827');
+    expect(heatInk(10, 0, 10)).toBe('#ffffff');
+    expect(heatInk(null, 0, 10)).toBe('');
+  });
+
+  it('thins axis labels so they do not overlap, keeping the first and the last', () => {
+    const shown = (n: number, fit: number) => Array.from({ length: n }, (_, i) => i).filter(tickEvery(n, fit));
+    expect(shown(5, 10)).toEqual([0, 1, 2, 3, 4]);
+    expect(shown(50, 25)).toEqual([...Array.from({ length: 24 }, (_, i) => 2 * i), 49]);
+    expect(shown(50, 25)).not.toContain(48); // not next to the last
+  });
+
+  it('prints a bin middle with 3 significant digits, a value as it is', () => {
+    expect(fmtTick(9.916666, true)).toBe('≈9.92');
+    expect(fmtTick(240, true)).toBe('240');
+    expect(fmtTick(240, false)).toBe('240');
+    expect(fmtTick(0.125, false)).toBe('0.125');
   });
 });

@@ -21,6 +21,54 @@ export function heatColor(value: number | null, min: number | null, max: number 
   return `hsl(${hue} 70% 42%)`;
 }
 
+/** The colour scale of a heatmap: the 5th to the 95th percentile of its values, so one outlier
+ * (a window that never trades) does not paint every other cell the same colour. `clippedLo` /
+ * `clippedHi`: some values lie beyond that end (the legend says "≤" / "≥"). */
+export interface HeatScale {
+  lo: number;
+  hi: number;
+  clippedLo: boolean;
+  clippedHi: boolean;
+}
+
+export function heatScale(values: (number | null | undefined)[], lower = 0.05, upper = 0.95): HeatScale | null {
+  const v = values.filter((x): x is number => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
+  if (!v.length) return null;
+  const at = (q: number) => {
+    const pos = q * (v.length - 1);
+    const i = Math.floor(pos);
+    return i + 1 < v.length ? v[i] + (v[i + 1] - v[i]) * (pos - i) : v[i];
+  };
+  // fewer than 20 values: every one counts (a percentile would clip a real extreme)
+  const lo = v.length >= 20 ? at(lower) : v[0];
+  const hi = v.length >= 20 ? at(upper) : v[v.length - 1];
+  return { lo, hi, clippedLo: v[0] < lo, clippedHi: v[v.length - 1] > hi };
+}
+
+/** Text colour readable on `heatColor(value, min, max, higherIsBetter)`: dark on the light
+ * middle of the scale (amber, yellow-green), white on the saturated ends. */
+export function heatInk(value: number | null, min: number | null, max: number | null, higherIsBetter = true): string {
+  if (value === null || min === null || max === null || !Number.isFinite(value)) return '';
+  let t = max > min ? (value - min) / (max - min) : 1;
+  if (!higherIsBetter) t = 1 - t;
+  t = Math.min(1, Math.max(0, t));
+  return t > 0.22 && t < 0.72 ? '#111827' : '#ffffff';
+}
+
+/** Which of `n` axis labels to print so they do not overlap: every one up to `fit`, else every
+ * k-th (the first and the last always). */
+export function tickEvery(n: number, fit: number): (i: number) => boolean {
+  if (n <= fit || fit < 2) return () => true;
+  const k = Math.ceil(n / fit);
+  return (i) => i === n - 1 || (i % k === 0 && n - 1 - i >= k);
+}
+
+/** A heatmap axis value: exact for a param's values, 3 significant digits for a bin's middle. */
+export function fmtTick(v: unknown, binned: boolean): string {
+  if (binned && typeof v === 'number' && !Number.isInteger(v)) return `≈${Number(v.toPrecision(3))}`;
+  return fmtValue(v);
+}
+
 /** Seconds as "42 s", "3 min 5 s", "1 h 2 min". */
 export function fmtSeconds(s: number | null | undefined): string {
   if (s === null || s === undefined || !Number.isFinite(s)) return '—';
