@@ -211,8 +211,13 @@ await step('delete', async () => {
   // while the sweep runs the button is disabled and its tooltip says why (status mocked as running)
   await page.route(sweepPath, async (route) => {
     if (route.request().method() !== 'GET') return route.fallback();
-    const res = await route.fetch();
-    await route.fulfill({ response: res, json: { ...(await res.json()), status: 'running' } });
+    try {
+      const res = await route.fetch();
+      await route.fulfill({ response: res, json: { ...(await res.json()), status: 'running' } });
+    } catch {
+      // the page's poll was still in flight when the route was removed and the page left:
+      // Playwright has handled (aborted) that request already, nothing to answer
+    }
   });
   await page.goto(`/sweeps/${wfId}`);
   await page.waitForSelector('[data-testid=sweep-delete][disabled]', { timeout: 15000 });

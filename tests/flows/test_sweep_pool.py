@@ -1,10 +1,12 @@
-"""The ``pool`` executor on the session's real Prefect stack with a second process worker on the
-same work pool: each chunk is a flow run of the chunk deployment, a child of the sweep's flow
-run; the chunks cover every trial exactly once; both workers take chunks of one sweep."""
+"""The ``pool`` executor on the session's real Prefect stack with two process workers of the test
+on its work pool: each chunk is a flow run of the chunk deployment, a child of the sweep's flow
+run; the chunks cover every trial exactly once; two workers take chunks of one sweep."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -38,29 +40,44 @@ sweep grid {
 )
 
 
+WORKERS = ("alphaforge-test-worker-a", "alphaforge-test-worker-b")
+
+
 @pytest.fixture(scope="module")
 def second_worker(prefect_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The sweep deployments, and a second process worker on the stack's pool; yields both
-    workers' names."""
+    """The sweep deployments, and two process workers of the test on the stack's pool, each
+    taking at most one flow run at a time, while the session's worker is paused (SIGSTOP): with
+    two chunks in flight (``workers=2``) each test worker must take chunks, whatever the timing
+    of their polls. Yields the second worker's name."""
     from deployments.deploy import ensure_sweep_deployments
     from deployments.flow import EXTRA_NODE_MODULES_ENV
     from deployments.stack import Worker
 
     with SyncPrefectClient(api=prefect_stack.api_url) as client:
         ensure_sweep_deployments(client)
-    home = tmp_path_factory.mktemp("prefect-worker-2")
-    worker = Worker(
-        prefect_stack.api_url,
-        home,
-        home / "worker.log",
-        name="alphaforge-test-second-worker",
-        extra_env={EXTRA_NODE_MODULES_ENV: "tests.deployments.slownodes"},
-    )
+    started: list[Worker] = []
+    session_worker = prefect_stack.worker.proc.pid
+    os.kill(session_worker, signal.SIGSTOP)
     try:
-        worker.wait_ready()
-        yield "alphaforge-test-second-worker"
+        for name in WORKERS:
+            home = tmp_path_factory.mktemp(name)
+            started.append(
+                Worker(
+                    prefect_stack.api_url,
+                    home,
+                    home / "worker.log",
+                    name=name,
+                    extra_env={EXTRA_NODE_MODULES_ENV: "tests.deployments.slownodes"},
+                    limit=1,
+                )
+            )
+        for worker in started:
+            worker.wait_ready()
+        yield WORKERS[1]
     finally:
-        worker.stop()
+        for worker in started:
+            worker.stop()
+        os.kill(session_worker, signal.SIGCONT)
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +141,7 @@ def test_two_workers_on_the_pool_both_take_chunks_of_one_sweep(
     by_worker = Counter(r.labels.get("prefect.worker.name") for r in runs)
     assert sum(by_worker.values()) == 6
     assert None not in by_worker, by_worker
-    assert len(by_worker) == 2, by_worker
+    assert set(by_worker) == set(WORKERS), by_worker  # the session's worker was paused
     assert second_worker in by_worker
     with SyncPrefectClient(api=prefect_stack.api_url) as client:
         names = {client.read_flow(r.flow_id).name for r in runs}

@@ -28,7 +28,9 @@ def _plan(tmp_path: Path) -> ContainerPlan:
         job_dir=str(tmp_path / "job"),
         out_dir=str(tmp_path / "out"),
         limits=LIMITS,
-        labels={"alphaforge.sandbox": "1", "alphaforge.run_id": "policy-test"},
+        # not ``alphaforge.sandbox=1``: a sweeper of a test running beside this one would take
+        # this never-started, owner-less container for an orphan and remove it under us
+        labels={"alphaforge.policy-test": "1", "alphaforge.run_id": "policy-test"},
     )
 
 
