@@ -117,7 +117,7 @@ def align_signal(signal: Any, index: pd.DatetimeIndex) -> np.ndarray:
     if out_of_range.any():
         bad = int(np.argmax(out_of_range))
         raise NodeError(f"backtest: signal {values[bad]} at {index[bad]} is outside [-1, 1]")
-    return np.clip(values, -1.0, 1.0)
+    return np.clip(values, -1.0, 1.0, out=values)  # our own copy
 
 
 def _check_data(data: Any) -> pd.DataFrame:
