@@ -492,9 +492,11 @@ def _curve_metrics(
     mean = float(np.sum(r)) / n
     d = r - mean
     std = math.sqrt(float(np.sum(np.multiply(d, d, out=d))) / (n - 1))
-    excess = r - risk_free / ppy if risk_free != 0 else r
     if risk_free != 0:
+        excess = r - risk_free / ppy
         mean = float(np.mean(excess))
+    else:
+        excess = r  # r - 0.0, the same numbers
     out["volatility"] = _num(std * root)
     out["sharpe"] = _ratio(mean * root, std) if std > 0 else None
     if out["sharpe"] is None:
