@@ -73,7 +73,9 @@ class ReturnMoments:
     def of(cls, returns: np.ndarray | Sequence[float]) -> ReturnMoments:
         """The moments of ``returns`` (NaN dropped)."""
         r = np.asarray(returns, dtype="float64")
-        r = r[np.isfinite(r)]
+        finite = np.isfinite(r)
+        if not finite.all():
+            r = r[finite]
         n = len(r)
         if n < 2:
             return cls(n, float(r.mean()) if n else 0.0, 0.0, 0.0, 3.0)
@@ -135,9 +137,19 @@ def block_sums(returns: np.ndarray | Sequence[float], n_blocks: int) -> np.ndarr
     first ones one longer), the count, Σr and Σr² of its finite returns."""
     r = np.asarray(returns, dtype="float64")
     out = np.zeros((n_blocks, 3))
-    for i, part in enumerate(np.array_split(r, n_blocks)):
-        part = part[np.isfinite(part)]
-        out[i] = (len(part), part.sum(), (part * part).sum())
+    if not np.isfinite(r).all():
+        for i, part in enumerate(np.array_split(r, n_blocks)):
+            part = part[np.isfinite(part)]
+            out[i] = (len(part), part.sum(), (part * part).sum())
+        return out
+    # all finite (the usual case): the squares once, each block a slice of both (the same sums)
+    squares = r * r
+    size, longer = divmod(len(r), n_blocks)  # np.array_split's blocks: the first ones longer
+    start = 0
+    for i in range(n_blocks):
+        stop = start + size + (i < longer)
+        out[i] = (stop - start, r[start:stop].sum(), squares[start:stop].sum())
+        start = stop
     return out
 
 

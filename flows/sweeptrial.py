@@ -21,6 +21,7 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -124,7 +125,17 @@ class TrialOutcome:
     """A trial's row and, when it completed, its equity curve (kept only for the top K)."""
 
     row: TrialRow
-    equity: pd.Series | None
+    #: the equity output as the node gave it (a table with an ``equity`` column, or a series)
+    source: Any = None
+
+    @cached_property
+    def equity(self) -> pd.Series | None:
+        """The equity curve as a float64 series, built when first asked (most trials' never
+        are: only the top K are kept)."""
+        if self.source is None:
+            return None
+        series = self.source["equity"] if hasattr(self.source, "columns") else self.source
+        return series.astype("float64")
 
 
 def _number(value: Any) -> float | None:
@@ -221,10 +232,11 @@ class TrialEvaluator:
             str(k): _number(v) for k, v in raw.items() if v is None or _number(v) is not None
         }
         objective = _number(raw.get(self.objective.key))
-        equity = self._equity_series(out)
+        equity = self._equity_output(out)
         moments = blocks = None
         if equity is not None:
-            values = equity.to_numpy(dtype="float64")
+            column = equity["equity"] if hasattr(equity, "columns") else equity
+            values = column.to_numpy(dtype="float64")
             with np.errstate(divide="ignore", invalid="ignore"):
                 returns = values[1:] / values[:-1] - 1.0
             m = ReturnMoments.of(returns)
@@ -244,15 +256,11 @@ class TrialEvaluator:
         )
         return TrialOutcome(row, equity)
 
-    def _equity_series(self, out: Mapping[str, Mapping[str, Any]]) -> pd.Series | None:
+    def _equity_output(self, out: Mapping[str, Mapping[str, Any]]) -> Any:
         if self.equity is None:
             return None
         node, port = self.equity
-        value = out[node].get(port)
-        if value is None:
-            return None
-        series = value["equity"] if hasattr(value, "columns") else value
-        return series.astype("float64")
+        return out[node].get(port)
 
 
 _EVALUATORS: dict[tuple[str, str], TrialEvaluator] = {}

@@ -104,10 +104,19 @@ def _check_series(value: Any, pt: PortType, where: str) -> None:
     if not pd.api.types.is_numeric_dtype(value.dtype):
         raise RunnerError(f"{where}: a {pt.value} must be numeric, got dtype {value.dtype}")
     if pt == PortType.SIGNAL:
-        if value.isna().any():
-            raise RunnerError(f"{where}: a signal may not contain NaN")
-        if len(value) and (value.abs() > 1 + 1e-12).any():
-            raise RunnerError(f"{where}: signal values must lie in [-1, 1]")
+        _check_signal(value, where)
+
+
+def _check_signal(value: pd.Series, where: str) -> None:
+    if value.dtype == np.float64:  # on the array, no pandas objects: a sweep checks one a trial
+        values = value.to_numpy()
+        nan, outside = np.isnan(values).any(), (np.abs(values) > 1 + 1e-12).any()
+    else:
+        nan, outside = value.isna().any(), len(value) and (value.abs() > 1 + 1e-12).any()
+    if nan:
+        raise RunnerError(f"{where}: a signal may not contain NaN")
+    if outside:
+        raise RunnerError(f"{where}: signal values must lie in [-1, 1]")
 
 
 def _check_table(value: Any, pt: PortType, where: str) -> None:

@@ -61,16 +61,16 @@ def simulate(
     cash exactly, fee included, and a full short's notional plus its fee is the equity; without
     fee and slippage it is s x equity / open. With ``lot`` it is rounded toward zero.
 
-    Returns (equity, cash, position, drawdown) per bar, the orders (bar, signed units, price, fee,
-    target), the trades (entry bar, exit bar, side, units, entry price, exit price, fees, pnl,
-    is_open) and the target changes that gave no order because they were smaller than one lot
-    (bar, value of one lot at the fill, equity at the open), each trimmed to its count.
+    Returns the curve — equity, cash, position and drawdown per bar, as the rows of one
+    ``(4, n)`` array (the equity table is built on it without a copy) — the orders (bar, signed
+    units, price, fee, target), the trades (entry bar, exit bar, side, units, entry price, exit
+    price, fees, pnl, is_open) and the target changes that gave no order because they were
+    smaller than one lot (bar, value of one lot at the fill, equity at the open), each trimmed
+    to its count.
     """
     n = open_.shape[0]
-    equity = np.empty(n)
-    cash_out = np.empty(n)
-    position = np.empty(n)
-    drawdown = np.empty(n)
+    curve = np.empty((4, n))
+    equity, cash_out, position, drawdown = curve[0], curve[1], curve[2], curve[3]
     o_bar = np.empty(n, np.int64)
     o_units = np.empty(n)
     o_price = np.empty(n)
@@ -219,10 +219,7 @@ def simulate(
         t_open[n_trades] = True
         n_trades += 1
     return (
-        equity,
-        cash_out,
-        position,
-        drawdown,
+        curve,
         o_bar[:n_orders],
         o_units[:n_orders],
         o_price[:n_orders],

@@ -117,7 +117,7 @@ def align_signal(signal: Any, index: pd.DatetimeIndex) -> np.ndarray:
     if out_of_range.any():
         bad = int(np.argmax(out_of_range))
         raise NodeError(f"backtest: signal {values[bad]} at {index[bad]} is outside [-1, 1]")
-    return np.clip(values, -1.0, 1.0)
+    return np.clip(values, -1.0, 1.0, out=values)  # our own copy
 
 
 def _check_data(data: Any) -> pd.DataFrame:
@@ -149,13 +149,12 @@ def run_backtest(
     res = simulate_for(len(open_))(
         open_, close, target, params.cash, params.fee_bps / 1e4, params.slippage_bps / 1e4, lot
     )
-    equity, cash, position, drawdown = res[0], res[1], res[2], res[3]
-    equity_frame = pd.DataFrame(
-        {"equity": equity, "cash": cash, "position": position, "drawdown": drawdown},
-        index=index,
-    )
-    o_units, o_price, o_fee = res[5], res[6], res[7]
-    t_units, t_entry_px, t_exit_px, t_fees, t_pnl, t_open = res[12:18]
+    curve = res[0]
+    equity, position, drawdown = curve[0], curve[2], curve[3]
+    # one float block on the kernel's (4, n) array: no copy (the table is read, never written)
+    equity_frame = pd.DataFrame(curve.T, index=index, columns=_equity_columns(), copy=False)
+    o_units, o_price, o_fee = res[2], res[3], res[4]
+    t_units, t_entry_px, t_exit_px, t_fees, t_pnl, t_open = res[9:15]
     metrics = metrics_of(
         equity,
         index,
@@ -175,14 +174,25 @@ def run_backtest(
         risk_free=params.risk_free,
         calendar=params.calendar,
     )
-    skipped = _lot_warning(index, params.lot_size, *res[18:21])
+    skipped = _lot_warning(index, params.lot_size, *res[15:18])
     if skipped is not None:
         metrics["warnings"] = [skipped, *metrics["warnings"]]
     out: dict[str, Any] = {"equity": equity_frame, "metrics": metrics}
     if tables:
-        out["orders"] = _orders_frame(index, *res[4:9])
-        out["trades"] = _trades_frame(index, *res[9:18])
+        out["orders"] = _orders_frame(index, *res[1:6])
+        out["trades"] = _trades_frame(index, *res[6:15])
     return out
+
+
+_EQUITY_INDEX: list[pd.Index] = []
+
+
+def _equity_columns() -> pd.Index:
+    """The equity table's column labels, built once: a string index is an Arrow array, and
+    building one per backtest is a measurable share of a sweep trial."""
+    if not _EQUITY_INDEX:
+        _EQUITY_INDEX.append(pd.Index(EQUITY_COLUMNS))
+    return _EQUITY_INDEX[0]
 
 
 def _lot_warning(

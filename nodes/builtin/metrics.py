@@ -432,6 +432,9 @@ def metrics_of(
 
 def _min_skipna(values: np.ndarray) -> float | None:
     """The least non-NaN value (as pandas' ``min``), None when there is none."""
+    least = values.min() if len(values) else math.nan
+    if not math.isnan(least):  # no NaN at all (min propagates them): one pass
+        return _num(least)
     finite = values[~np.isnan(values)]
     return _num(finite.min()) if len(finite) else None
 
@@ -484,9 +487,16 @@ def _curve_metrics(
         notes.append("volatility, sharpe, sortino: null, the equity touched zero")
         return out
     root = math.sqrt(ppy)
-    std = float(np.std(r, ddof=1))
-    excess = r - risk_free / ppy
-    mean = float(np.mean(excess))
+    # np.std(r, ddof=1) and np.mean(r - rf) as numpy computes them, sharing the mean when rf = 0
+    n = len(r)
+    mean = float(np.sum(r)) / n
+    d = r - mean
+    std = math.sqrt(float(np.sum(np.multiply(d, d, out=d))) / (n - 1))
+    if risk_free != 0:
+        excess = r - risk_free / ppy
+        mean = float(np.mean(excess))
+    else:
+        excess = r  # r - 0.0, the same numbers
     out["volatility"] = _num(std * root)
     out["sharpe"] = _ratio(mean * root, std) if std > 0 else None
     if out["sharpe"] is None:

@@ -52,7 +52,36 @@ def _check_signal(s: pd.Series, what: str) -> np.ndarray:
 
 def _hold(values: np.ndarray, index: pd.Index) -> pd.Series:
     """Forward-fill NaN ("hold the previous value"), 0 before the first value."""
-    return pd.Series(values, index=index, name="signal").ffill().fillna(0.0)
+    return _signal(_fill_forward(values, np.isnan(values)), index)
+
+
+def _fill_forward(values: np.ndarray, undefined: np.ndarray) -> np.ndarray:
+    """``values`` (changed in place) where ``undefined`` holds the last defined value before,
+    0 before the first. Works on the undefined positions only (a signal has few)."""
+    where = np.flatnonzero(undefined)
+    if len(where):
+        # each undefined position's run of consecutive undefined ones starts at ``start``; the
+        # value before the run is defined (or there is none: 0)
+        new_run = np.empty(len(where), dtype=bool)
+        new_run[0] = True
+        np.not_equal(np.diff(where), 1, out=new_run[1:])
+        start = np.maximum.accumulate(np.where(new_run, where, 0))
+        fill = values[np.maximum(start - 1, 0)]
+        fill[start == 0] = 0.0
+        values[where] = fill
+    return values
+
+
+def _signal(values: np.ndarray, index: pd.Index) -> pd.Series:
+    # the node's own array: no copy
+    return pd.Series(values, index=index, name="signal", copy=False)
+
+
+def _float_values(value: Any, what: str) -> np.ndarray:
+    """A float64 series' values, read only (else :func:`as_float_series`'s checks and cast)."""
+    if isinstance(value, pd.Series) and value.dtype == np.float64:
+        return value.to_numpy()
+    return as_float_series(value, what).to_numpy()
 
 
 class CrossoverParams(Params):
@@ -83,13 +112,15 @@ class Crossover(Node):
 
     def run(self, inputs: Mapping[str, Any], params: CrossoverParams) -> dict[str, Any]:
         """1 / -1 (or 0) by which series is above."""
-        fast = as_float_series(inputs["fast"], "crossover: fast")
-        slow = as_float_series(inputs["slow"], "crossover: slow")
+        f = _float_values(inputs["fast"], "crossover: fast")
+        s = _float_values(inputs["slow"], "crossover: slow")
+        fast, slow = inputs["fast"], inputs["slow"]
         _same_index([("fast", fast), ("slow", slow)], "crossover")
-        f, s = fast.to_numpy(), slow.to_numpy()
-        below = -1.0 if params.mode == "long_short" else 0.0
-        raw = np.where(f > s, 1.0, np.where(f < s, below, np.nan))  # NaN compares False
-        return {"signal": _hold(raw, fast.index)}
+        above, below = f > s, f < s  # NaN compares False
+        out = above.astype(np.float64)
+        if params.mode == "long_short":
+            out -= below
+        return {"signal": _signal(_fill_forward(out, ~(above | below)), fast.index)}
 
 
 class ThresholdParams(Params):
