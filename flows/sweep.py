@@ -1140,8 +1140,13 @@ def sweep_flow(spec: SweepSpec) -> dict[str, Any]:
         sweep.record.status = "failed"
         sweep.record.error = str(exc)
     except BaseException as exc:
-        sweep.record.status = "failed"
-        sweep.record.error = f"the sweep stopped: {type(exc).__name__}: {exc}"
+        # SIGTERM from the worker (a cancel): the same end as the on-cancellation hook writes,
+        # whichever of the two writes the record last
+        terminated = type(exc).__name__ == "TerminationSignal"
+        sweep.record.status = "cancelled" if terminated else "failed"
+        sweep.record.error = (
+            None if terminated else f"the sweep stopped: {type(exc).__name__}: {exc}"
+        )
         sweep.record.ended_at = time.time()
         sweep.save()
         if tracker is not None:
