@@ -134,8 +134,12 @@ class TrialOutcome:
         are: only the top K are kept)."""
         if self.source is None:
             return None
-        series = self.source["equity"] if hasattr(self.source, "columns") else self.source
-        return series.astype("float64")
+        return _equity_column(self.source).astype("float64")
+
+
+def _equity_column(value: Any) -> Any:
+    """The equity curve of an equity output: its ``equity`` column, or the series itself."""
+    return value["equity"] if hasattr(value, "columns") else value
 
 
 def _number(value: Any) -> float | None:
@@ -235,8 +239,7 @@ class TrialEvaluator:
         equity = self._equity_output(out)
         moments = blocks = None
         if equity is not None:
-            column = equity["equity"] if hasattr(equity, "columns") else equity
-            values = column.to_numpy(dtype="float64")
+            values = _equity_column(equity).to_numpy(dtype="float64")
             with np.errstate(divide="ignore", invalid="ignore"):
                 returns = values[1:] / values[:-1] - 1.0
             m = ReturnMoments.of(returns)
