@@ -9,8 +9,8 @@
    database so it survives a restart;
 3. trials go out in **chunks** (:class:`ChunkSpec`), by the spec's executor:
 
-   - ``local``: chunk tasks on a Prefect ``ProcessPoolTaskRunner`` of ``workers`` processes
-     (one process: in the flow's own process);
+   - ``local``: in the flow's own process (one worker), or in ``workers`` processes forked
+     from it once it is warm (:mod:`flows.sweeplocal`);
    - ``pool``: each chunk a flow run of the chunk deployment (:func:`sweep_chunk_flow`,
      ``run_deployment`` on the work pool), so any worker polling the pool takes one; inside,
      the chunk's trials are mapped over tasks;
@@ -53,6 +53,7 @@ from flows.overfitting import (
     overfit_report,
 )
 from flows.settings import CoreSettings, current_settings
+from flows.sweeplocal import ForkedWorkers, inherited_spec
 from flows.sweepspec import (
     BestTrial,
     FoldRow,
@@ -92,10 +93,9 @@ CHUNK_FLOW_NAME = "alphaforge-sweep-chunk"
 CHUNK_DEPLOYMENT = f"{CHUNK_FLOW_NAME}/sweep"
 CHUNKS_PER_WORKER = 4  # a chunk's size: the trials over workers × this (a slow chunk evens out)
 MAX_CHUNK = 500
-#: ``local`` with N > 1 workers: smaller chunks, taken one at a time by the flow's own process
-#: and kept :data:`POOL_QUEUE_DEPTH` deep per pool process, so no worker idles at the end.
+#: ``local`` with N > 1 workers: smaller chunks, kept two deep on each forked worker, so no
+#: worker idles at the end.
 LOCAL_CHUNKS_PER_WORKER = 8
-POOL_QUEUE_DEPTH = 2
 OPTUNA_BATCH_PER_WORKER = 8
 MLFLOW_BATCH = 200
 POLL_S = 0.25
@@ -108,7 +108,7 @@ class ChunkSpec(BaseModel):
     on the fold's window (``until`` cuts the data, ``window`` is what the backtest trades; both
     ISO timestamps, None without walk-forward). ``part`` names its trials file. ``stage``: an
     Optuna pruning stage (see :meth:`_Sweep._staged`): the rows go to ``stages/<part>.jsonl``,
-    not to ``trials/``, and no equity curve is kept."""
+    not to ``trials/``."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -118,7 +118,6 @@ class ChunkSpec(BaseModel):
     until: str | None = None
     window: Window | None = None
     trials: list[tuple[int, dict[str, dict[str, Any]]]]
-    keep_equity: int = 0
     stage: int | None = None
 
 
@@ -127,8 +126,10 @@ class ChunkSpec(BaseModel):
 
 def run_chunk(chunk: ChunkSpec) -> dict[str, Any]:
     """Evaluate the chunk's trials in this process, appending each row to
-    ``trials/<part>.jsonl`` as it finishes; the chunk's best ``keep_equity`` curves go to
-    ``equity/``. Returns a small summary (rows, failed, seconds, pid)."""
+    ``trials/<part>.jsonl`` as it finishes. Returns a small summary (rows, failed, seconds,
+    pid). No equity curve is written here: the parent evaluates the sweep's top K trials again
+    at the end (:func:`_keep_top`), milliseconds each, where every chunk writing its own best
+    K curves cost seconds."""
     import pandas as pd
 
     t0 = time.perf_counter()
@@ -139,8 +140,6 @@ def run_chunk(chunk: ChunkSpec) -> dict[str, Any]:
     window = (
         (pd.Timestamp(chunk.window[0]), pd.Timestamp(chunk.window[1])) if chunk.window else None
     )
-    sign = 1.0 if evaluator.objective.direction == "maximize" else -1.0
-    kept: list[tuple[float, int, pd.Series]] = []
     failed = 0
     path = directory / ("trials" if chunk.stage is None else "stages") / f"{chunk.part}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -150,17 +149,6 @@ def run_chunk(chunk: ChunkSpec) -> dict[str, Any]:
             fh.write(outcome.row.model_dump_json(exclude_none=True) + "\n")
             fh.flush()
             failed += outcome.row.status == "failed"
-            if (
-                chunk.keep_equity
-                and chunk.stage is None
-                and outcome.equity is not None
-                and outcome.row.objective is not None
-            ):
-                kept.append((sign * outcome.row.objective, number, outcome.equity))
-                kept.sort(key=lambda x: -x[0])
-                del kept[chunk.keep_equity :]
-    for _, number, equity in kept:
-        _write_equity(directory / "equity" / f"trial-{number}.parquet", equity)
     return {
         "part": chunk.part,
         "rows": len(chunk.trials),
@@ -193,19 +181,19 @@ def warm_up(spec: SweepSpec) -> dict[str, Any]:
     return {"seconds": round(time.perf_counter() - t0, 4), "pid": os.getpid()}
 
 
-@task(name="sweep-warm-up", persist_result=False)
-def sweep_warm_task(spec: SweepSpec) -> dict[str, Any]:
-    """A process of the ``local`` executor's pool made ready before it is given chunks."""
-    return warm_up(spec)
-
-
 @task(name="sweep-chunk", persist_result=False)
 def sweep_chunk_task(chunk: ChunkSpec) -> dict[str, Any]:
-    """A chunk as one task (the ``local`` and ``dask`` executors)."""
+    """A chunk as one task (the ``dask`` executor)."""
     from flows.pipeline import import_extra_node_modules
 
-    import_extra_node_modules()  # a pool or Dask process: the operator's extra node types
+    import_extra_node_modules()  # a Dask process: the operator's extra node types
     return run_chunk(chunk)
+
+
+def run_forked_chunk(fields: dict[str, Any]) -> dict[str, Any]:
+    """A chunk sent to a forked worker of the ``local`` executor: its fields, and the spec the
+    worker inherited from the flow's process."""
+    return run_chunk(ChunkSpec(spec=inherited_spec(), **fields))
 
 
 @task(name="sweep-trials", persist_result=False)
@@ -325,7 +313,7 @@ class _Sweep:
         self.evaluator: TrialEvaluator = evaluator_for(spec, settings)
         self._last_write = 0.0
         self.stop = threading.Event()
-        self._warm: list[Any] = []  # the local pool's warm-up task runs (see prestart)
+        self._forks: ForkedWorkers | None = None  # the local executor's workers (prestart)
         self._runners = contextlib.ExitStack()
         self._runner: Any = None
 
@@ -390,7 +378,6 @@ class _Sweep:
                 until=until,
                 window=window,
                 trials=part,
-                keep_equity=self.spec.top_k if stage is None else 0,
                 stage=stage,
             )
             for i, part in enumerate(_split(trials, math.ceil(len(trials) / size)))
@@ -411,37 +398,30 @@ class _Sweep:
         self.refresh()
 
     def _task_runner(self) -> Any:
-        """The sweep's task runner (a process pool, or Dask), started on first use and kept
-        for every later batch, fold and stage: starting one costs seconds (processes that
-        import everything and load the data again). Closed by :meth:`close`."""
+        """The Dask executor's task runner, started on first use and kept for every later
+        batch, fold and stage (starting a cluster costs seconds). Closed by :meth:`close`."""
         if self._runner is None:
+            from prefect_dask import DaskTaskRunner
+
             self._runners.enter_context(_api_url_for_children())
-            if self.spec.executor == "dask":
-                from prefect_dask import DaskTaskRunner
-
-                if self.spec.dask_address:
-                    runner: Any = DaskTaskRunner(address=self.spec.dask_address)
-                else:
-                    runner = DaskTaskRunner(
-                        cluster_class="distributed.LocalCluster",
-                        cluster_kwargs={
-                            "n_workers": self.spec.workers,
-                            "threads_per_worker": 1,
-                            "processes": True,
-                            "dashboard_address": None,
-                        },
-                    )
-                self._runners.enter_context(_dask_worker_environ())
+            if self.spec.dask_address:
+                runner: Any = DaskTaskRunner(address=self.spec.dask_address)
             else:
-                from prefect.task_runners import ProcessPoolTaskRunner
-
-                # the flow's own process is the other worker (see _run_locally)
-                runner = ProcessPoolTaskRunner(max_workers=max(1, self.spec.workers - 1))
+                runner = DaskTaskRunner(
+                    cluster_class="distributed.LocalCluster",
+                    cluster_kwargs={
+                        "n_workers": self.spec.workers,
+                        "threads_per_worker": 1,
+                        "processes": True,
+                        "dashboard_address": None,
+                    },
+                )
+            self._runners.enter_context(_dask_worker_environ())
             self._runner = self._runners.enter_context(runner)
         return self._runner
 
     def close(self) -> None:
-        """Stop the task runner (its processes or cluster), if one was started."""
+        """Stop the forked workers or the Dask cluster, if any were started."""
         self._runner = None
         self._runners.close()
 
@@ -455,67 +435,62 @@ class _Sweep:
         return results
 
     def _chunk_done(self, summary: Mapping[str, Any]) -> None:
-        """Note a chunk's summary: the time its process spent in it (trials, and the first
-        chunk's imports and data load) adds to ``timings['chunks_s']``."""
+        """Note a chunk's summary: the time its process spent in it adds to
+        ``timings['chunks_s']``, the chunk to its process's count in ``chunk_pids``."""
         self.record.timings["chunks_s"] = round(
             self.record.timings.get("chunks_s", 0.0) + float(summary.get("seconds", 0.0)), 4
         )
+        pid = str(summary.get("pid"))
+        self.record.chunk_pids[pid] = self.record.chunk_pids.get(pid, 0) + 1
         self.logger.info(
             f"[sweep] chunk {summary.get('part')}: {summary.get('rows')} trial(s) in "
             f"{summary.get('seconds')} s (process {summary.get('pid')})"
         )
 
     def prestart(self) -> None:
-        """With the ``local`` executor on N > 1 workers: start Prefect's process pool now and
-        make its processes ready (:func:`warm_up`: imports, data, compiled kernel) while this
-        process opens the MLflow run and starts the trials itself."""
-        if self.spec.executor != "local" or self.spec.workers < 2 or self._warm:
+        """With the ``local`` executor on N > 1 workers: warm this process up (the data, the
+        compiled kernel; :func:`warm_up`) and fork the N workers from it, before any thread
+        of MLflow's starts here (see :mod:`flows.sweeplocal`)."""
+        if self.spec.executor != "local" or self.spec.workers < 2 or self._forks is not None:
             return
-        runner = self._task_runner()
-        self._warm = [
-            runner.submit(sweep_warm_task, {"spec": self.spec})
-            for _ in range(self.spec.workers - 1)
-        ]
+        t0 = time.perf_counter()
+        warm_up(self.spec)
+        self._forks = ForkedWorkers(self.spec.workers, self.spec, run_forked_chunk)
+        self._runners.callback(self._forks.close)
+        self.record.timings["warm_up_s"] = round(time.perf_counter() - t0, 4)
+        self.logger.info(
+            f"[sweep] {self.spec.workers} worker processes forked from this one "
+            f"(pids {', '.join(map(str, self._forks.pids))})"
+        )
 
     def _run_locally(self, chunks: list[ChunkSpec]) -> None:
-        """The ``local`` executor: the flow's own process evaluates chunks itself (it holds
-        the data and the compiled kernels already) and, with N > 1 workers, Prefect's process
-        pool of N − 1 processes takes chunks too once its processes are ready (see
-        :meth:`prestart`), each kept :data:`POOL_QUEUE_DEPTH` chunks deep. A second worker
-        therefore never makes a sweep wait for an interpreter to start: a sweep shorter than
-        that start runs in this process alone."""
+        """The ``local`` executor: one worker evaluates the chunks in this process; N > 1
+        evaluate them in the processes forked by :meth:`prestart`, each kept
+        :data:`~flows.sweeplocal.QUEUE_DEPTH` chunks deep, while this one follows the trials
+        (and MLflow writes them). A chunk whose worker was lost leaves its missing trials to
+        ``resume``; with no worker left, the rest run here."""
         todo = list(chunks)
-        if self.spec.workers == 1:
-            for chunk in todo:
-                if self.stop.is_set():
-                    break
-                self._chunk_done(run_chunk(chunk))
-                self.refresh()
-            return
         self.prestart()
-        runner = self._task_runner()
-        inflight: list[Any] = []
-        while todo or inflight:
-            depth = self._warm_ready() * POOL_QUEUE_DEPTH
-            while todo and len(inflight) < depth and not self.stop.is_set():
-                inflight.append(runner.submit(sweep_chunk_task, {"chunk": todo.pop(0)}))
-            if todo and not self.stop.is_set():
-                self._chunk_done(run_chunk(todo.pop(0)))  # this process's own share
-            elif inflight:
-                time.sleep(POLL_S / 5)
+        forks = self._forks
+        while todo or (forks is not None and forks.busy):
             if self.stop.is_set():
-                todo.clear()
-            for future in [f for f in inflight if _finished(f)]:
-                inflight.remove(future)
-                self._chunk_done(future.result())
+                break  # a chunk still on a worker is killed with it (close)
+            worker = forks.free() if forks is not None else None
+            while todo and worker is not None:
+                chunk = todo.pop(0)
+                forks.send(worker, chunk.part, chunk.model_dump(exclude={"spec"}))  # type: ignore[union-attr]
+                worker = forks.free()  # type: ignore[union-attr]
+            if todo and (forks is None or not forks.workers):
+                self._chunk_done(run_chunk(todo.pop(0)))  # no forked worker: in this process
+            elif forks is not None and forks.busy:
+                time.sleep(POLL_S / 10)
+            for part, status, payload in forks.collect() if forks is not None else []:
+                if status == "ok":
+                    self._chunk_done(payload)
+                else:
+                    self.logger.warning(f"[sweep] chunk {part} failed: {payload}")
+                    self.record.notes.append(f"chunk {part}: {payload}")
             self.refresh()
-
-    def _warm_ready(self) -> int:
-        """How many of the pool's processes finished warming up (each state read once)."""
-        for i, future in enumerate(self._warm):
-            if future is not None and not isinstance(future, bool) and _finished(future):
-                self._warm[i] = future.state.is_completed()
-        return sum(1 for w in self._warm if w is True)
 
     def _run_on_dask(self, chunks: list[ChunkSpec]) -> None:
         runner = self._task_runner()
@@ -1131,8 +1106,9 @@ def sweep_flow(spec: SweepSpec) -> dict[str, Any]:
     except SweepPlanError as exc:
         return _fail_early(spec, directory, str(exc))
     sweep.save()
-    sweep.prestart()  # a local pool's processes start while MLflow opens the parent run
-    tracker = _SweepTracker.start(sweep) if spec.run.track else None
+    sweep.prestart()  # the local executor's workers fork before MLflow's threads start here
+    # MLflow opens the parent run in a thread while the first trials run
+    opening = _TrackerOpening(sweep) if spec.run.track else None
     try:
         with contextlib.closing(sweep):
             _search(sweep)
@@ -1149,10 +1125,12 @@ def sweep_flow(spec: SweepSpec) -> dict[str, Any]:
         )
         sweep.record.ended_at = time.time()
         sweep.save()
+        tracker = opening.tracker() if opening is not None else None
         if tracker is not None:
             tracker.finish(failed=True)
         raise
     sweep.record.timings["search_s"] = round(time.perf_counter() - t0, 4)
+    tracker = opening.tracker() if opening is not None else None
     if tracker is not None:
         tracker.finish(failed=sweep.record.status != "completed")
     sweep.record.timings["total_s"] = round(time.perf_counter() - t0, 4)
@@ -1223,21 +1201,68 @@ def _fail_early(spec: SweepSpec, directory: Path, message: str) -> Any:
 
 
 def _keep_top(sweep: _Sweep) -> None:
-    """Keep the equity curves of the top K trials of the reported search only."""
+    """The equity curves of the top K trials of the reported search (the last fold's, with
+    walk-forward), evaluated again here — the same params on the same data and window give the
+    same curve — and no other."""
     folder = sweep.directory / "equity"
-    fold = sweep.record.folds[-1].index if sweep.record.folds else None
-    rows = [r for r in sweep.follower.of_fold(fold) if r.objective is not None]
+    last = sweep.record.folds[-1] if sweep.record.folds else None
+    rows = [
+        r
+        for r in sweep.follower.of_fold(last.index if last else None)
+        if r.objective is not None and r.status == "completed"
+    ]
     rows.sort(key=lambda r: (-sweep.sign * (r.objective or 0.0), r.trial))
-    keep = {r.trial for r in rows[: sweep.spec.top_k]}
+    top = rows[: sweep.spec.top_k]
+    until = window = None
+    if last is not None:
+        import pandas as pd
+
+        until = pd.Timestamp(last.train_end)
+        window = (pd.Timestamp(last.train_begin), until)
     if folder.is_dir():
+        keep = {f"trial-{r.trial}.parquet" for r in top}
         for path in folder.glob("trial-*.parquet"):
-            number = int(path.stem.removeprefix("trial-"))
-            if number not in keep:
+            if path.name not in keep:
                 path.unlink(missing_ok=True)
-    sweep.record.top_trials = sorted(n for n in keep if (folder / f"trial-{n}.parquet").exists())
+    kept: list[int] = []
+    for row in top:
+        outcome = sweep.evaluator.run(
+            row.trial, overrides_of(row.params), fold=row.fold, until=until, window=window
+        )
+        if outcome.equity is not None and outcome.row.objective == row.objective:
+            _write_equity(folder / f"trial-{row.trial}.parquet", outcome.equity)
+            kept.append(row.trial)
+        elif outcome.equity is not None:  # never store a curve that is not the trial's
+            sweep.record.notes.append(
+                f"trial {row.trial} gave {outcome.row.objective} when evaluated again for its "
+                f"equity curve, not {row.objective}: its curve is not kept"
+            )
+    sweep.record.top_trials = sorted(kept)
 
 
 # ---- MLflow ----------------------------------------------------------------------------------
+
+
+class _TrackerOpening:
+    """:meth:`_SweepTracker.start` in a thread of its own (the parent run, then the child-run
+    writer), so the trials need not wait for MLflow."""
+
+    def __init__(self, sweep: _Sweep) -> None:
+        self._sweep = sweep
+        self._tracker: _SweepTracker | None = None
+        self._thread = threading.Thread(target=self._open, name="sweep-mlflow-open", daemon=True)
+        self._thread.start()
+
+    def _open(self) -> None:
+        self._tracker = _SweepTracker.start(self._sweep)
+
+    def tracker(self) -> _SweepTracker | None:
+        """The tracker once the parent run is open (None when MLflow could not be reached);
+        the time waited for it is ``timings['mlflow_open_wait_s']``."""
+        t0 = time.perf_counter()
+        self._thread.join()
+        self._sweep.record.timings["mlflow_open_wait_s"] = round(time.perf_counter() - t0, 4)
+        return self._tracker
 
 
 class _SweepTracker:
@@ -1269,7 +1294,6 @@ class _SweepTracker:
         sweep.record.mlflow_run_id = tracker.run_id
         sweep.record.mlflow_experiment_id = tracker.experiment_id
         sweep.record.timings["mlflow_open_s"] = round(time.perf_counter() - t0, 4)
-        sweep.save()
         out = cls(sweep, tracker, logged)
         return out
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -221,6 +222,7 @@ class SweepRecord(BaseModel):
     chunks: int = 0
     flow_run_id: str | None = None
     chunk_flow_run_ids: list[str] = Field(default_factory=list)
+    chunk_pids: dict[str, int] = Field(default_factory=dict)  # chunks evaluated, by process id
     mlflow_run_id: str | None = None
     mlflow_experiment_id: str | None = None
     error: str | None = None
@@ -258,7 +260,7 @@ def sweep_dir(store_root: Path, sweep_id: str) -> Path:
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to ``path`` through a temporary file and a rename (readers never see half)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_text(json.dumps(data, indent=1, default=str, allow_nan=False))
     os.replace(tmp, path)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -197,8 +198,11 @@ sweep grid {
     assert stats.computed["data"] == 1 and stats.computed["slow"] == 1
     assert "noise" not in stats.computed
     assert stats.computed["fast"] == 3
-    assert stats.computed["result"] == 9
-    assert stats.reused["fast"] == 6
+    # each trial once in the search, and the top K (all 9 here) once more for their kept
+    # equity curves, after the search
+    assert record.top_trials == list(range(9))
+    assert stats.computed["result"] == 9 + 9
+    assert stats.reused["fast"] == 6 + 9
 
 
 # ---- chunks are Prefect task runs ------------------------------------------------------------
@@ -235,28 +239,57 @@ sweep grid {
 """
 
 
-def test_two_local_workers_share_the_chunks_with_prefects_process_pool(
+def test_two_local_workers_are_forked_from_the_flow_and_share_the_chunks(
     prefect_api: str,
     test_nodes: None,
     module_settings: CoreSettings,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """20 trials of 0.4 s, one a chunk, on 2 local workers: the flow's process starts on them
-    at once; the pool's process, once warm (a ``sweep-warm-up`` task run), takes chunks as
-    ``sweep-chunk`` task runs of the sweep's flow run. Every trial runs exactly once."""
+    """20 trials of 0.4 s, one a chunk, on 2 local workers: two processes forked from the flow's
+    process take the chunks (each some, neither the flow's own process); every trial runs
+    exactly once; the workers are gone when the sweep ends."""
     monkeypatch.setenv("ALPHAFORGE_EXTRA_NODE_MODULES", "tests.flows.testnodes_installed")
     spec = _spec(NAPS, executor="local", workers=2, chunk_size=1)
     record = run_sweep(spec, settings=module_settings)
     assert record.status == "completed", record.error
     assert record.done == record.n_trials == 20 and record.chunks == 20
-    runs = task_runs(record.flow_run_id or "", expected=2)
-    warm = [r for r in runs if r.name.startswith("sweep-warm-up")]
-    pooled = [r for r in runs if r.name.startswith("sweep-chunk")]
-    assert len(warm) == 1 and warm[0].state is not None and warm[0].state.is_completed()
-    assert all(r.state is not None and r.state.is_completed() for r in pooled)
-    assert 1 <= len(pooled) < 20  # both processes took chunks
+    assert sum(record.chunk_pids.values()) == 20
+    assert len(record.chunk_pids) == 2 and min(record.chunk_pids.values()) >= 1, record.chunk_pids
+    assert str(os.getpid()) not in record.chunk_pids  # the flow ran here: the chunks did not
+    for pid in record.chunk_pids:
+        assert not Path(f"/proc/{pid}").exists() or _zombie(int(pid))
     trials = sorted(r.trial for r in _rows(module_settings, record))
     assert trials == list(range(20))
+
+
+def _zombie(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
+
+
+def test_the_top_k_trials_keep_their_equity_curves_and_no_other(
+    prefect_api: str, module_settings: CoreSettings
+) -> None:
+    """top_k=3 of the 8-trial grid: the three best trials by the objective (ties by number)
+    have a curve, evaluated again after the search; each curve's final value is the trial's
+    own final equity (the row its chunk wrote) and its total return agrees with it."""
+    record = run_sweep(
+        _spec(GRID, executor="local", workers=2, chunk_size=3, top_k=3),
+        settings=module_settings,
+    )
+    assert record.status == "completed", record.error
+    rows = [r for r in _rows(module_settings, record) if r.objective is not None]
+    best3 = sorted(rows, key=lambda r: (-(r.objective or 0.0), r.trial))[:3]
+    assert record.top_trials == sorted(r.trial for r in best3)
+    folder = sweep_dir(module_settings.store_root, record.sweep_id) / "equity"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        f"trial-{r.trial}.parquet" for r in best3
+    )
+    for row in best3:
+        curve = pd.read_parquet(folder / f"trial-{row.trial}.parquet")["equity"]
+        assert curve.iloc[-1] == pytest.approx(row.metrics["final_equity"], rel=1e-12)
+        assert curve.iloc[-1] / curve.iloc[0] - 1 == pytest.approx(
+            row.metrics["total_return"], rel=1e-9
+        )
 
 
 def test_the_dask_path_gives_the_local_paths_trials_and_best(
@@ -379,7 +412,10 @@ def test_walk_forward_windows_never_overlap_or_look_ahead(
         (int(p), stamp(ts))
         for p, ts in (line.split() for line in (base / ".peek-max").read_text().splitlines())
     ]
-    assert len(lines) == len(set(lines))  # each (peek, window) computed once
+    # each (peek, window) computed once, but for the last fold's top trials, computed again on
+    # the same window after the search for their kept equity curves
+    assert record.top_trials
+    assert len(lines) == len(set(lines)) + len(record.top_trials)
     want = set()
     for f in folds:
         want |= {(p, last_before(f.train_end)) for p in (0, 1, 3)}  # the fold's search
