@@ -81,8 +81,8 @@ _WORKERS = click.option(
 _EXECUTOR = click.option(
     "--executor",
     type=click.Choice(["local", "pool", "dask"]),
-    help="local: a process pool here; pool: chunks as flow runs on the work pool; dask: a "
-    "Dask cluster (--dask-address, else a LocalCluster).",
+    help="local: this process (1 worker) or workers forked from it; pool: chunks as flow runs "
+    "on the work pool; dask: a Dask cluster (--dask-address, else a LocalCluster).",
 )
 
 

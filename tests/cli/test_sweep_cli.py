@@ -236,7 +236,7 @@ def test_ctrl_c_cancels_the_sweep_and_resume_finishes_the_rest(tmp_path) -> None
     assert f"alphaforge sweep resume {directory.name}" in err
     kept = len(list(read_trials(directory)))
     assert 20 <= kept < total
-    # resumed on the process pool of two workers (the console script, re-imported by spawn)
+    # resumed on two workers forked from the CLI process
     resumed = _cli("sweep", "resume", directory.name, "--workers", "2", "--data-dir", str(data))
     assert resumed.returncode == 0, resumed.stderr
     rows = list(read_trials(directory))
