@@ -177,11 +177,10 @@ def _warm_tracking_store(timeout_s: float = 300.0) -> None:
     if pid == 0:
         code = 0
         try:
-            from mlflow import MlflowClient
-
             from flows.settings import get_settings
+            from flows.tracking import mlflow_client
 
-            MlflowClient(tracking_uri=get_settings().mlflow_uri).search_experiments(max_results=1)
+            mlflow_client(get_settings().mlflow_uri).search_experiments(max_results=1)
         except BaseException as exc:  # reported by the server; the runs retry on their own
             print(f"warm processes: MLflow store not opened: {exc}", file=sys.stderr)
             code = 1

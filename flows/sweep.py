@@ -312,6 +312,7 @@ class _Sweep:
         )
         self.evaluator: TrialEvaluator = evaluator_for(spec, settings)
         self._last_write = 0.0
+        self._save_lock = threading.Lock()
         self.stop = threading.Event()
         self._forks: ForkedWorkers | None = None  # the local executor's workers (prestart)
         self._runners = contextlib.ExitStack()
@@ -324,7 +325,12 @@ class _Sweep:
         if not force and now - self._last_write < 0.5:
             return
         self._last_write = now
-        write_json_atomic(self.directory / "sweep.json", self.record.model_dump(mode="json"))
+        # The MLflow opening thread saves too (the run id must be on disk before any trial
+        # ends, so a killed sweep's resume finds its parent run); one writer at a time keeps
+        # an older dump from landing after a newer one.
+        with self._save_lock:
+            data = self.record.model_dump(mode="json")
+            write_json_atomic(self.directory / "sweep.json", data)
 
     def refresh(self) -> None:
         """Fold the newly written trials into the record (progress, best so far)."""
@@ -1294,6 +1300,7 @@ class _SweepTracker:
         sweep.record.mlflow_run_id = tracker.run_id
         sweep.record.mlflow_experiment_id = tracker.experiment_id
         sweep.record.timings["mlflow_open_s"] = round(time.perf_counter() - t0, 4)
+        sweep.save()
         out = cls(sweep, tracker, logged)
         return out
 
@@ -1377,14 +1384,15 @@ class _SweepTracker:
 
 
 def _open_parent(sweep: _Sweep) -> tuple[Any, set[tuple[int | None, int]]]:
-    from flows.tracking import MlflowTracker, flatten_params
+    from flows.tracking import MlflowTracker, mlflow_client
 
     settings = sweep.settings
     record = sweep.record
+    found = None if record.mlflow_run_id else _orphan_parent(sweep)
+    if found is not None:  # killed before the run id reached sweep.json: adopt that run
+        record.mlflow_run_id, record.mlflow_experiment_id = found
     if record.mlflow_run_id and record.mlflow_experiment_id:  # resumed: the same parent run
-        from mlflow import MlflowClient
-
-        client = MlflowClient(tracking_uri=settings.mlflow_uri)
+        client = mlflow_client(settings.mlflow_uri)
         client.update_run(record.mlflow_run_id, status="RUNNING")
         tracker = MlflowTracker(
             client, record.mlflow_run_id, record.mlflow_experiment_id, settings.mlflow_uri
@@ -1398,6 +1406,8 @@ def _open_parent(sweep: _Sweep) -> tuple[Any, set[tuple[int | None, int]]]:
         for child in children:
             fold = child.data.tags.get("alphaforge.fold")
             logged.add((int(fold) if fold else None, int(child.data.tags["alphaforge.trial"])))
+        if found is not None and not client.get_run(record.mlflow_run_id).data.params:
+            tracker.log_all(params=_parent_params(sweep), metrics={}, tags={})  # killed early
         return tracker, logged
     embedded = not settings.mlflow_tracking_uri
     tracker = MlflowTracker.start(
@@ -1414,7 +1424,15 @@ def _open_parent(sweep: _Sweep) -> tuple[Any, set[tuple[int | None, int]]]:
         },
         artifact_root=settings.mlflow_artifacts_uri if embedded else None,
     )
-    params = {
+    tracker.log_all(params=_parent_params(sweep), metrics={}, tags={})
+    return tracker, set()
+
+
+def _parent_params(sweep: _Sweep) -> dict[str, Any]:
+    from flows.tracking import flatten_params
+
+    record = sweep.record
+    return {
         "sweep.method": record.method,
         "sweep.objective": record.objective,
         "sweep.params": ", ".join(record.params),
@@ -1423,8 +1441,30 @@ def _open_parent(sweep: _Sweep) -> tuple[Any, set[tuple[int | None, int]]]:
         **{f"sweep.option.{k}": v for k, v in sweep.sweep.options.items()},
         **flatten_params(sweep.ir),
     }
-    tracker.log_all(params=params, metrics={}, tags={})
-    return tracker, set()
+
+
+def _orphan_parent(sweep: _Sweep) -> tuple[str, str] | None:
+    """A resumed sweep's parent run found by its ``alphaforge.sweep_id`` tag, for a sweep
+    killed after MLflow created the run but before its id was saved (the parent opens in a
+    thread beside the first trials); None for a fresh sweep or when there is none."""
+    if not sweep.spec.resume:
+        return None
+    from flows.tracking import mlflow_client
+
+    client = mlflow_client(sweep.settings.mlflow_uri)
+    exp = client.get_experiment_by_name(sweep.ir.name)
+    if exp is None:
+        return None
+    runs = client.search_runs(
+        [exp.experiment_id],
+        filter_string=(
+            "tags.`alphaforge.kind` = 'sweep' and "
+            f"tags.`alphaforge.sweep_id` = '{sweep.spec.sweep_id}'"
+        ),
+        order_by=["attributes.start_time ASC"],
+        max_results=1,
+    )
+    return (runs[0].info.run_id, exp.experiment_id) if runs else None
 
 
 def _data_fingerprints(sweep: _Sweep) -> dict[str, str]:

@@ -27,6 +27,7 @@ __all__ = [
     "TrackingError",
     "flatten_params",
     "import_shared_dependencies",
+    "mlflow_client",
     "prewarm_mlflow",
 ]
 
@@ -95,6 +96,51 @@ def import_shared_dependencies() -> None:
         import prefect.server.api.server  # noqa: F401
 
 
+def mlflow_client(tracking_uri: str) -> Any:
+    """An ``MlflowClient`` for ``tracking_uri`` whose store exists whole.
+
+    MLflow creates an embedded SQLite store in place, table by table and migration by
+    migration (seconds); a process killed meanwhile leaves a file every later open fails on
+    (``table _alembic_tmp_experiments already exists``). A missing store is therefore built in
+    a file of its own beside it and linked into place only when complete; of two processes
+    doing it at once, the first link wins and the other's copy is dropped.
+    """
+    from mlflow import MlflowClient
+
+    path = _sqlite_path(tracking_uri)
+    if path is not None and not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        building = path.with_name(f".{path.name}.building-{os.getpid()}-{threading.get_ident()}")
+        _drop_dead_builds(path)
+        try:
+            MlflowClient(tracking_uri=f"sqlite:///{building}").search_experiments(max_results=1)
+            with contextlib.suppress(FileExistsError):
+                os.link(building, path)
+        finally:
+            building.unlink(missing_ok=True)
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
+def _drop_dead_builds(path: Path) -> None:
+    """Remove the half-built copies of processes that died building (their pid is gone)."""
+    for stale in path.parent.glob(f".{path.name}.building-*"):
+        try:
+            pid = int(stale.name.rsplit(".building-", 1)[1].split("-", 1)[0])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            stale.unlink(missing_ok=True)
+        except (ValueError, PermissionError):  # not ours to judge: leave it
+            continue
+
+
+def _sqlite_path(tracking_uri: str) -> Path | None:
+    """The file of a ``sqlite:///`` URI (None for other stores and in-memory SQLite)."""
+    prefix = "sqlite:///"
+    if not tracking_uri.startswith(prefix) or tracking_uri == prefix + ":memory:":
+        return None
+    return Path(tracking_uri[len(prefix) :].split("?", 1)[0])
+
+
 def prewarm_mlflow(tracking_uri: str) -> threading.Thread:
     """Import MLflow and open its store in a daemon thread, ahead of the run that tracks.
 
@@ -108,9 +154,7 @@ def prewarm_mlflow(tracking_uri: str) -> threading.Thread:
         # Only a head start: a failure here (say, an import race) is not the user's problem;
         # MlflowTracker.start does the same work again in its own thread and reports errors.
         with contextlib.suppress(Exception):
-            from mlflow import MlflowClient
-
-            MlflowClient(tracking_uri=tracking_uri).search_experiments(max_results=1)
+            mlflow_client(tracking_uri).search_experiments(max_results=1)
 
     thread = threading.Thread(target=_warm, name="mlflow-prewarm", daemon=True)
     with _warming_lock:
@@ -175,10 +219,9 @@ class MlflowTracker:
     ) -> MlflowTracker:
         """Open a new run in ``experiment`` (created, with artifacts under ``artifact_root``)."""
         _wait_for_prewarm(tracking_uri)
-        from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
 
-        client = MlflowClient(tracking_uri=tracking_uri)
+        client = mlflow_client(tracking_uri)
         exp = client.get_experiment_by_name(experiment)
         if exp is None:
             location = f"{artifact_root.rstrip('/')}/{experiment}" if artifact_root else None

@@ -104,7 +104,9 @@ def test_a_killed_grid_sweep_resumes_only_its_missing_trials(
     directory = sweep_dir(settings.store_root, spec.sweep_id)
     first = {r.trial: r for r in read_trials(directory)}
     stopped = read_sweep_record(directory)
-    assert stopped is not None and stopped.status == "running" and stopped.mlflow_run_id
+    # The parent run opens in a thread beside the first trials: its id may not have reached
+    # sweep.json before the kill; the resume then adopts the run by its sweep-id tag.
+    assert stopped is not None and stopped.status == "running"
 
     record = run_sweep(spec.model_copy(update={"resume": True}), settings=settings)
     assert record.status == "completed", record.error
@@ -123,7 +125,8 @@ def test_a_killed_grid_sweep_resumes_only_its_missing_trials(
     assert record.best.objective == pytest.approx(whole.best.objective)
 
     # MLflow: the same parent, one child per trial
-    assert record.mlflow_run_id == stopped.mlflow_run_id
+    assert record.mlflow_run_id, record.notes
+    assert stopped.mlflow_run_id in (None, record.mlflow_run_id)
     client = MlflowClient(tracking_uri=settings.mlflow_uri)
     parents = client.search_runs(
         [record.mlflow_experiment_id or ""], filter_string="tags.`alphaforge.kind` = 'sweep'"

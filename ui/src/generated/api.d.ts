@@ -3295,6 +3295,10 @@ export interface components {
             flow_run_id?: string | null;
             /** Chunk Flow Run Ids */
             chunk_flow_run_ids?: string[];
+            /** Chunk Pids */
+            chunk_pids?: {
+                [key: string]: number;
+            };
             /** Mlflow Run Id */
             mlflow_run_id?: string | null;
             /** Mlflow Experiment Id */
