@@ -276,8 +276,11 @@ def test_a_running_sweep_cancels_with_its_chunks_and_resumes_only_the_missing_tr
     assert body["done"] < 8
     parent = body["prefect_flow_run_id"]
     with SyncPrefectClient(api=prefect_stack.api_url) as pc:
-        state = pc.read_flow_run(parent).state
-        assert state is not None and state.is_final(), state
+        # The flow writes "cancelled" as it stops; Prefect marks the run Cancelled once the
+        # worker sees its process gone, a moment later.
+        wait_for(partial(_ended, pc, parent), 60, what="the parent flow run")
+        state = pc.read_flow_run(UUID(parent)).state
+        assert state is not None and state.is_cancelled(), state
         children = child_flow_run_ids(pc, parent)
         for child in children:  # every chunk ended too (none left running on a worker)
             wait_for(partial(_ended, pc, child), 60, what="a chunk")
