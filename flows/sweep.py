@@ -58,6 +58,7 @@ from flows.sweepspec import (
     BestTrial,
     FoldRow,
     Overfit,
+    PaceMark,
     SweepRecord,
     SweepSpec,
     TrialRow,
@@ -291,6 +292,8 @@ class _Sweep:
         self.objective = objective_of(self.ir)
         self.sign = 1.0 if self.objective.direction == "maximize" else -1.0
         self.follower = TrialFollower(self.directory)
+        # rows a resumed sweep finds already written (the pace of the ETA starts after them)
+        self._done_at_start = len(TrialFollower(self.directory).poll()) if spec.resume else 0
         self.logger = get_run_logger()
         previous = read_sweep_record(self.directory) if spec.resume else None
         self.record = SweepRecord(
@@ -345,6 +348,8 @@ class _Sweep:
                 self.record.best = BestTrial(
                     trial=row.trial, params=row.params, metrics=row.metrics, objective=row.objective
                 )
+        if self.record.pace is None and self.record.done > self._done_at_start:
+            self.record.pace = PaceMark(at=time.time(), done=self.record.done)
         self.save(force=False)
 
     # -- dispatching chunks -------------------------------------------------------------

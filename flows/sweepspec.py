@@ -182,6 +182,15 @@ class BestTrial(BaseModel):
     objective: float | None = None
 
 
+class PaceMark(BaseModel):
+    """When the flow first saw a trial of this (re)start finish, and the trials done then: the
+    ETA's pace counts from here, so the start-up (imports, compiling, MLflow) does not
+    stretch the first estimates."""
+
+    at: float
+    done: int
+
+
 class SweepRecord(BaseModel):
     """A sweep's state and results (``sweep.json``), rewritten as it goes.
 
@@ -230,6 +239,7 @@ class SweepRecord(BaseModel):
     started_at: float | None = None
     ended_at: float | None = None
     timings: dict[str, float] = Field(default_factory=dict)
+    pace: PaceMark | None = None
     top_trials: list[int] = Field(default_factory=list)  # those with a stored equity curve
 
     @property

@@ -69,6 +69,15 @@ def _grid_values(p: SweepParam) -> range | list[Any]:
     return [round(space.low + i * space.step, 12) for i in range(n)]
 
 
+def space_values(p: SweepParam) -> list[Any] | None:
+    """Every value a finite space holds (listed values, stepped ints or floats), in order; None
+    for a continuous float range."""
+    space = p.space
+    if isinstance(space, FloatSpace) and space.step is None:
+        return None
+    return list(_grid_values(p))
+
+
 def grid_trials(sweep: SweepIR) -> Iterator[Trial]:
     """Every combination that passes the constraints, lazily."""
     keys = _keys(sweep)

@@ -104,7 +104,10 @@ def get_heatmap(
     the objective); null where no trial ran."""
     sweep = sweeps.get_sweep(session, user, sweep_id)
     folder = sweeps.directory(settings, sweep)
-    return sweep_files.heatmap(folder, sweeps.record_of(settings, sweep), x, y, metric, fold, bins)
+    domains = sweep_files.sweep_domains(sweeps.read_sweep_spec(folder))
+    return sweep_files.heatmap(
+        folder, sweeps.record_of(settings, sweep), x, y, metric, fold, bins, domains
+    )
 
 
 @router.get("/{sweep_id}/oos-equity", response_model=OosEquity)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,15 +20,19 @@ import pandas as pd
 from api.errors import Unprocessable
 from api.models.sweep import Heatmap, HeatmapCell, OosEquity, OosPoint, TrialItem, TrialPage
 from api.services.run_files import MAX_CHART_POINTS, chart_indices
-from flows.sweepspec import SweepRecord, TrialRow, read_trials
+from dsl.ir import ValuesSpace
+from flows.sweepspec import BestTrial, SweepRecord, SweepSpec, TrialRow, read_trials
+from flows.trials import space_values
 
 __all__ = [
     "BUILTIN_COLUMNS",
+    "Domain",
     "eta_seconds",
     "finished_trials",
     "heatmap",
     "oos_equity",
     "overrides_of",
+    "sweep_domains",
     "trial_of",
     "trials_page",
     "with_progress",
@@ -77,17 +82,49 @@ def finished_trials(directory: Path, fold: int | None = None) -> list[TrialRow]:
 
 def with_progress(record: SweepRecord | None, directory: Path) -> SweepRecord | None:
     """The record with ``done`` and ``failed`` counted from the trial files, the same rows the
-    trial table, the heatmap and the scatter read: the flow folds new trials into
-    ``sweep.json`` about once a second, so its counts trail the files by a trial or more while
-    the sweep runs, and the page's header would trail its own table."""
+    trial table, the heatmap and the scatter read, and (while it runs) the best trial among
+    them: the flow folds new trials into ``sweep.json`` about twice a second, so its counts
+    and best trail the files while the sweep runs, and the page's header would trail its own
+    table."""
     if record is None:
         return None
     rows = finished_trials(directory)
     done, failed = len(rows), sum(r.status == "failed" for r in rows)
     pruned = sum(r.status == "pruned" for r in rows)
-    if (done, failed, pruned) == (record.done, record.failed, record.pruned):
-        return record
-    return record.model_copy(update={"done": done, "failed": failed, "pruned": pruned})
+    update: dict[str, Any] = {}
+    if (done, failed, pruned) != (record.done, record.failed, record.pruned):
+        update.update(done=done, failed=failed, pruned=pruned)
+    if not record.ended:
+        best = _best_row(rows, record)
+        sign = 1.0 if record.direction == "maximize" else -1.0
+        if (
+            best is not None
+            and best.objective is not None
+            and (
+                record.best is None
+                or record.best.objective is None
+                or sign * best.objective > sign * record.best.objective
+            )
+        ):
+            update["best"] = BestTrial(
+                trial=best.trial, params=best.params, metrics=best.metrics, objective=best.objective
+            )
+    return record.model_copy(update=update) if update else record
+
+
+def _best_row(rows: list[TrialRow], record: SweepRecord) -> TrialRow | None:
+    """The best completed trial of the fold being searched (the latest; no fold without
+    walk-forward), as the flow picks it."""
+    folds = [r.fold for r in rows if r.fold is not None]
+    fold = max(folds) if folds else None
+    scored = [
+        r for r in rows if r.status == "completed" and r.objective is not None and r.fold == fold
+    ]
+    if not scored:
+        return None
+    if record.direction == "maximize":
+        return max(scored, key=lambda r: (r.objective, -r.trial))
+    return min(scored, key=lambda r: (r.objective, r.trial))
 
 
 def trials_page(
@@ -154,6 +191,41 @@ def _better(a: TrialRow, b: TrialRow, maximize: bool) -> bool:
     return a.objective > b.objective if maximize else a.objective < b.objective
 
 
+@dataclass(frozen=True)
+class Domain:
+    """What a swept param can take, from the sweep's definition: its ``values`` when finite,
+    else the range ``low``..``high`` (``log``: log-uniform)."""
+
+    values: tuple[Any, ...] | None = None
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+
+
+def sweep_domains(spec: SweepSpec | None) -> dict[str, Domain]:
+    """``node.param`` -> its :class:`Domain`, from the sweep block of ``spec`` (empty without)."""
+    sweep = spec.run.ir.sweep if spec is not None else None
+    if sweep is None:
+        return {}
+    out: dict[str, Domain] = {}
+    for p in sweep.params:
+        values = space_values(p) if not _huge(p.space) else None
+        if values is not None:
+            out[f"{p.node}.{p.param}"] = Domain(values=tuple(values))
+        elif not isinstance(p.space, ValuesSpace):
+            out[f"{p.node}.{p.param}"] = Domain(
+                low=float(p.space.low), high=float(p.space.high), log=p.space.log
+            )
+    return out
+
+
+def _huge(space: Any) -> bool:
+    """A stepped range too long to list (it is binned over its range all the same)."""
+    if isinstance(space, ValuesSpace) or getattr(space, "step", None) is None:
+        return False
+    return (space.high - space.low) / space.step > 100_000
+
+
 def heatmap(
     directory: Path,
     record: SweepRecord | None,
@@ -162,11 +234,15 @@ def heatmap(
     metric: str | None = None,
     fold: int | None = None,
     bins: int = DEFAULT_BINS,
+    domains: Mapping[str, Domain] | None = None,
 ) -> Heatmap:
     """The grid of two swept params: per cell the best trial there (by the sweep's objective and
     direction) and its ``metric`` (default: the objective); cells no trial reached are null. A
-    numeric param with more than ``bins`` distinct values (an Optuna or random search) is cut
-    into ``bins`` equal-width bins, each labelled by its middle (``x_binned``/``y_binned``)."""
+    numeric param with more than ``bins`` values is cut into ``bins`` equal-width bins (on a
+    log scale for a log-uniform space), each labelled by its middle (``x_binned``/
+    ``y_binned``). With the sweep's ``domains`` the axes span every value the param can take,
+    so a running sweep's heatmap keeps its shape and fills in; without, they span the values
+    the trials so far took."""
     swept = list(record.params) if record else []
     for name in (x, y):
         if swept and name not in swept:
@@ -177,16 +253,17 @@ def heatmap(
         raise Unprocessable("The heatmap needs two different parameters for its axes.")
     maximize = record is None or record.direction == "maximize"
     metric = metric or "objective"
+    domains = domains or {}
     rows = [r for r in finished_trials(directory, fold) if x in r.params and y in r.params]
-    to_x = _axis([r.params[x] for r in rows], bins)
-    to_y = _axis([r.params[y] for r in rows], bins)
+    to_x = _axis([r.params[x] for r in rows], bins, domains.get(x))
+    to_y = _axis([r.params[y] for r in rows], bins, domains.get(y))
     best: dict[tuple[Any, Any], TrialRow] = {}
     for row in rows:
         key = (to_x(row.params[x]), to_y(row.params[y]))
         if key not in best or _better(row, best[key], maximize):
             best[key] = row
-    xs = sorted({k[0] for k in best}, key=_sort_key)
-    ys = sorted({k[1] for k in best}, key=_sort_key)
+    xs = sorted({k[0] for k in best} | set(to_x.labels), key=_sort_key)
+    ys = sorted({k[1] for k in best} | set(to_y.labels), key=_sort_key)
     cells: list[list[HeatmapCell]] = []
     values: list[float] = []
     for yv in ys:
@@ -207,8 +284,8 @@ def heatmap(
     return Heatmap(
         x_param=x,
         y_param=y,
-        x_binned=getattr(to_x, "binned", False),
-        y_binned=getattr(to_y, "binned", False),
+        x_binned=to_x.binned,
+        y_binned=to_y.binned,
         metric=metric,
         x=xs,
         y=ys,
@@ -222,22 +299,62 @@ def _hashable(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
-def _axis(values: list[Any], bins: int) -> Any:
-    """value -> the axis label it falls on: itself, or the middle of its bin when the values are
-    numbers with more than ``bins`` distinct ones."""
-    numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+class _Axis:
+    """value -> the axis label it falls on: itself, or the middle of its bin. ``labels`` are
+    the labels the axis shows even with no trial on them (the domain's)."""
+
+    def __init__(
+        self, labels: Sequence[Any] = (), bins: tuple[float, float, int, bool] | None = None
+    ):
+        self.labels = list(labels)
+        self._bins = bins
+        self.binned = bins is not None
+
+    def __call__(self, value: Any) -> Any:
+        if self._bins is None or not _number(value):
+            return _hashable(value)
+        low, high, n, log = self._bins
+        if log:
+            low, high, value = math.log(low), math.log(high), math.log(max(value, 1e-300))
+        width = (high - low) / n or 1.0
+        k = max(0, min(n - 1, int((value - low) / width)))
+        return self._label(low + (k + 0.5) * width)
+
+    def _label(self, middle: float) -> float:
+        return float(f"{math.exp(middle) if self._bins and self._bins[3] else middle:.6g}")
+
+    @classmethod
+    def binning(cls, low: float, high: float, n: int, log: bool) -> _Axis:
+        axis = cls(bins=(low, high, n, log))
+        lo, hi = (math.log(low), math.log(high)) if log else (low, high)
+        width = (hi - lo) / n or 1.0
+        axis.labels = list(dict.fromkeys(axis._label(lo + (k + 0.5) * width) for k in range(n)))
+        return axis
+
+
+def _axis(values: list[Any], bins: int, domain: Domain | None = None) -> _Axis:
+    """The axis of a param: its domain's values when they are few, bins over its domain's
+    range when they are many or continuous; without a domain, from the values the trials took
+    (binned when more than ``bins`` distinct numbers)."""
+    if domain is not None and domain.values is not None:
+        listed = [_hashable(v) for v in domain.values]
+        distinct = list(dict.fromkeys(listed))
+        numbers = [v for v in distinct if _number(v)]
+        if len(distinct) <= bins or len(numbers) != len(distinct):
+            return _Axis(labels=distinct)
+        return _Axis.binning(float(min(numbers)), float(max(numbers)), bins, log=False)
+    if domain is not None and domain.low is not None and domain.high is not None:
+        log = domain.log and domain.low > 0
+        return _Axis.binning(domain.low, domain.high, bins, log)
+    numbers = [v for v in values if _number(v)]
     distinct = set(map(_hashable, values))
     if len(distinct) <= bins or len(numbers) != len(values):
-        return _hashable
-    low, high = min(numbers), max(numbers)
-    width = (high - low) / bins or 1.0
-
-    def to_bin(value: Any) -> float:
-        k = min(bins - 1, int((value - low) / width))
-        return float(f"{low + (k + 0.5) * width:.6g}")
-
-    to_bin.binned = True  # type: ignore[attr-defined]
-    return to_bin
+        return _Axis()
+    return _Axis.binning(float(min(numbers)), float(max(numbers)), bins, log=False)
 
 
 def _cell_value(row: TrialRow, metric: str) -> float | None:
@@ -278,13 +395,19 @@ def _int_or_none(value: Any) -> int | None:
 def eta_seconds(
     record: SweepRecord | None, now: float | None = None
 ) -> tuple[float | None, float | None]:
-    """(elapsed, estimated remaining) seconds of a running sweep from its pace so far; None
-    where it cannot be told (not started, nothing finished yet, or ended)."""
+    """(elapsed, estimated remaining) seconds of a running sweep; None where it cannot be told
+    (not started, no pace yet, or ended). The pace counts from the first trial this (re)start
+    finished (``record.pace``), so the start-up and a resumed sweep's earlier trials do not
+    skew it; the estimate waits for a second trial after that mark."""
     if record is None or record.started_at is None:
         return None, None
     end = record.ended_at if record.ended and record.ended_at else (now or time.time())
     elapsed = max(0.0, end - record.started_at)
-    if record.ended or record.done <= 0 or record.n_trials <= 0:
+    pace = record.pace
+    if record.ended or record.n_trials <= 0 or pace is None or record.done <= pace.done:
+        return elapsed, None
+    since = end - pace.at
+    if since <= 0:
         return elapsed, None
     remaining = max(0, record.n_trials - record.done)
-    return elapsed, elapsed / record.done * remaining
+    return elapsed, since / (record.done - pace.done) * remaining

@@ -2327,6 +2327,18 @@ export interface components {
             /** Notes */
             notes?: string[];
         };
+        /**
+         * PaceMark
+         * @description When the flow first saw a trial of this (re)start finish, and the trials done then: the
+         *     ETA's pace counts from here, so the start-up (imports, compiling, MLflow) does not
+         *     stretch the first estimates.
+         */
+        PaceMark: {
+            /** At */
+            at: number;
+            /** Done */
+            done: number;
+        };
         /** Page[AuditEventPublic] */
         Page_AuditEventPublic_: {
             /** Items */
@@ -3315,6 +3327,7 @@ export interface components {
             timings?: {
                 [key: string]: number;
             };
+            pace?: components["schemas"]["PaceMark"] | null;
             /** Top Trials */
             top_trials?: number[];
         };
