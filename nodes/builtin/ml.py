@@ -327,10 +327,14 @@ class TrainTestSplit(Node):
         keep = np.zeros(n, dtype=bool)
         keep[: max(gap - (params.purge or 0), 0)] = True
         if has_end:
-            ends = frame["label_end"]
-            with np.errstate(invalid="ignore"):
-                reaches = ~(ends < frame.index[gap]).to_numpy(dtype=bool)
-            keep &= ~reaches
+            try:  # NaT (an unknown end) compares False: such a row is dropped
+                before = (frame["label_end"] < frame.index[gap]).to_numpy(dtype=bool)
+            except TypeError as exc:
+                raise NodeError(
+                    f"{node}: label_end ({frame['label_end'].dtype}) must hold values of the "
+                    f"rows' index ({frame.index.dtype}): the index of each label's last bar"
+                ) from exc
+            keep &= before
         train = frame.iloc[np.flatnonzero(keep)]
         if train.empty:
             raise NodeError(

@@ -212,6 +212,15 @@ def test_split_without_label_end_needs_purge() -> None:
         run_node("train_test_split", {"data": plain})
     parts = run_node("train_test_split", {"data": plain}, test=0.25, purge=0)
     assert len(parts["train"]) == 12 and len(parts["test"]) == 5
+    # a label_end that is not a timestamp of the rows is refused, not compared
+    odd = plain.assign(label_end=np.arange(len(plain), dtype="float64"))
+    with pytest.raises(NodeError, match="label_end"):
+        run_node("train_test_split", {"data": odd})
+    # an unknown end (NaT) drops the row: its horizon cannot be checked
+    unknown = _labelled()
+    unknown.loc[unknown.index[0], "label_end"] = pd.NaT
+    train = run_node("train_test_split", {"data": unknown}, test=0.25)["train"]
+    assert list(train.index) == list(unknown.index[1:9])
 
 
 def test_split_from_a_date() -> None:
