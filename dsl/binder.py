@@ -126,8 +126,94 @@ class Binder:
                         f"`{spec.name}` needs input `{port.name}` ({port.type.value})",
                         step.call.type_span,
                     )
-        self._bind_params(step, spec, param_args, out)
+        derived = self._port_names(spec, port_args, param_args, out)
+        self._bind_params(step, spec, param_args, out, derived)
         return out
+
+    # -- names of the values of a variadic port (``Port.names_param``) ------------------------
+
+    def _port_names(
+        self,
+        spec: NodeSpec | None,
+        port_args: dict[str, list[t.Arg]],
+        param_args: dict[str, t.Arg],
+        out: BoundStep,
+    ) -> dict[str, Any]:
+        """The ``names_param`` values the step leaves out, named after its references; AF211
+        where two names are the same or one is a column the frame bound before it has, and
+        AF105 where a given list has not one name per value."""
+        derived: dict[str, Any] = {}
+        if spec is None:
+            return derived
+        for port in spec.inputs:
+            if port.names_param is None or port.name not in port_args:
+                continue
+            refs = [
+                v
+                for arg in port_args[port.name]
+                for v in (arg.value.items if isinstance(arg.value, t.ListV) else (arg.value,))
+                if isinstance(v, t.RefV)
+            ]
+            given = param_args.get(port.names_param)
+            named: list[tuple[str, Span]] = []
+            if given is None:
+                named = [(_ref_name(r), r.span) for r in refs]
+                derived[port.names_param] = [n for n, _ in named]
+            elif isinstance(given.value, t.ListV):
+                items = given.value.items
+                if not all(isinstance(v, t.Lit) and isinstance(v.value, str) for v in items):
+                    continue  # the params' validation reports it
+                if len(items) != len(refs):
+                    out.ok = False
+                    self.rep.report(
+                        "AF105",
+                        f"param `{port.names_param}` of `{spec.name}` has {len(items)} name(s) "
+                        f"for {len(refs)} value(s) of `{port.name}`; give one per value",
+                        given.value.span,
+                    )
+                    continue
+                named = [(str(t.to_json(v)), v.span) for v in items]
+            self._check_names(spec, port, named, out)
+        return derived
+
+    def _check_names(
+        self, spec: NodeSpec, port: Port, named: list[tuple[str, Span]], out: BoundStep
+    ) -> None:
+        taken = self._frame_columns(spec, out)
+        seen: set[str] = set()
+        hint = f"name the columns with {port.names_param}=[...]"
+        for name, span in named:
+            if name in seen:
+                out.ok = False
+                self.rep.report(
+                    "AF211",
+                    f"`{spec.name}`: another value of `{port.name}` is already column `{name}`",
+                    span,
+                    hint=hint,
+                )
+            elif name in taken:
+                out.ok = False
+                self.rep.report(
+                    "AF211",
+                    f"`{spec.name}`: column `{name}` is already a column of the frame "
+                    f"({', '.join(taken)})",
+                    span,
+                    hint=hint,
+                )
+            seen.add(name)
+
+    def _frame_columns(self, spec: NodeSpec, out: BoundStep) -> tuple[str, ...]:
+        """The known columns of what the step's first frame-like input is bound to (if any)."""
+        for port in spec.inputs:
+            binding = out.inputs.get(port.name)
+            if port.type in FRAME_LIKE and isinstance(binding, InputBinding):
+                if binding.column is not None:
+                    return ()
+                src = self.spec_of(binding.node)
+                src_port = src.output_port(binding.port) if src is not None else None
+                columns = src_port.known_columns() if src_port is not None else None
+                return columns or ()
+        return ()
 
     def _sort_args(
         self,
@@ -244,9 +330,14 @@ class Binder:
         )
 
     def _bind_params(
-        self, step: t.Step, spec: NodeSpec | None, param_args: dict[str, t.Arg], out: BoundStep
+        self,
+        step: t.Step,
+        spec: NodeSpec | None,
+        param_args: dict[str, t.Arg],
+        out: BoundStep,
+        derived: dict[str, Any] | None = None,
     ) -> None:
-        raw: dict[str, Any] = {}
+        raw: dict[str, Any] = dict(derived or {})
         misspelled: set[str] = set()  # params an unknown key probably meant: no AF103 for them
         for key, arg in param_args.items():
             if t.is_invalid(arg.value):  # already reported where the literal was read
@@ -325,6 +416,11 @@ class Binder:
                 )
         if out.ok:
             out.params = params
+
+
+def _ref_name(ref: t.RefV) -> str:
+    """The name a reference gives a column: the step, or ``step_attr`` for ``step.attr``."""
+    return ref.step if ref.attr is None else f"{ref.step}_{ref.attr}"
 
 
 def _pick(value: t.Val, path: tuple[int | str, ...]) -> t.Val:

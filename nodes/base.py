@@ -165,6 +165,9 @@ class Port:
     """A typed input or output of a node.
 
     ``variadic`` (inputs only, last port only) takes one or more values as a list.
+    ``names_param`` (variadic inputs only) names a list param holding one name per value bound
+    to the port; when a step does not give it, the compiler fills it from the references
+    (``rsi_6`` → ``"rsi_6"``, ``macd.signal`` → ``"macd_signal"``) and reports clashes (AF211).
     ``columns`` lists the columns a frame-like output is known to have (for static checks of
     ``step.column`` references); ``None`` means any column may be asked for.
     """
@@ -175,6 +178,7 @@ class Port:
     optional: bool = False
     variadic: bool = False
     columns: tuple[str, ...] | None = None
+    names_param: str | None = None
 
     def known_columns(self) -> tuple[str, ...] | None:
         """Columns a reference may select on this (output) port, or None if not checkable."""
@@ -421,6 +425,12 @@ def _check_ports(node_type: type[Node]) -> None:
     for i, port in enumerate(node_type.inputs):
         if port.variadic and i != len(node_type.inputs) - 1:
             raise NodeError(f"{node_type.name}: only the last input port may be variadic")
+        if port.names_param is not None and (
+            not port.variadic or port.names_param not in node_type.params_model.model_fields
+        ):
+            raise NodeError(
+                f"{node_type.name}: names_param of `{port.name}` must be a param of a variadic port"
+            )
     names = [p.name for p in node_type.inputs] + [p.name for p in node_type.outputs]
     if len(set(p.name for p in node_type.inputs)) != len(node_type.inputs):
         raise NodeError(f"{node_type.name}: duplicate input port names {names}")

@@ -170,6 +170,13 @@ _TABLE: tuple[Code, ...] = (
         detail="datasets may be uploaded without volume (it is then missing); the run would fail "
         "at that step",
     ),
+    Code(
+        "AF211",
+        "two columns a step adds would have the same name, or one its frame already has",
+        "dsl",
+        E,
+        detail="`features`: each feature's column is named after its reference or by `names`",
+    ),
     # -- sweeps and walk-forward -------------------------------------------------------------
     Code("AF301", "sweep target names no step", "dsl", E),
     Code("AF302", "sweep target names no param of its step", "dsl", E),

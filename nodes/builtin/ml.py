@@ -16,9 +16,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from nodes.base import Node, Params, Port, PortType, register
 from nodes.builtin.indicators import as_float_series
@@ -33,7 +33,7 @@ else:
     np = lazy_module("numpy", globals(), "np")
     pd = lazy_module("pandas", globals(), "pd")
 
-__all__ = ["Gate", "LabelForwardReturn", "LabelTripleBarrier", "TrainTestSplit"]
+__all__ = ["Features", "Gate", "LabelForwardReturn", "LabelTripleBarrier", "TrainTestSplit"]
 
 #: The columns a labelling node adds.
 LABEL_COLUMNS: tuple[str, ...] = ("label", "label_return", "label_end")
@@ -48,6 +48,9 @@ _LABELS_OUT = (
         "the input's rows with a full horizon, plus label (-1/0/1), label_return and label_end",
     ),
 )
+
+#: A feature column's name: what a reference ``feats.<name>`` can select.
+FeatureName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
 
 # the largest horizon and the bars of one block of the triple-barrier scan
 _MAX_BARS = 100_000
@@ -451,3 +454,130 @@ def _cooldown(wanted: np.ndarray, bars: int) -> np.ndarray:
             position, last_change = w, t
         out[t] = position
     return out
+
+
+# ---- features --------------------------------------------------------------------------------
+
+
+class FeaturesParams(Params):
+    """Column names and what to do with the rows where a feature is missing."""
+
+    names: list[FeatureName] | None = Field(
+        None,
+        min_length=1,
+        max_length=1000,
+        description="The columns' names, one per feature in order. Left out, the compiler names "
+        "each after its reference: rsi_6 → rsi_6, macd.signal → macd_signal.",
+    )
+    dropna: Literal["warmup", "any", "none"] = Field(
+        "warmup",
+        description="warmup: drop the leading rows where a feature is not yet defined (its "
+        "warm-up); a missing value after them is an error. any: drop every row with a missing "
+        "feature. none: keep every row.",
+    )
+
+
+@register
+class Features(Node):
+    """The frame ``data`` with one column added per feature (a series computed from the same
+    data, e.g. the steps of a ``for`` loop), matched by timestamp: every feature must have
+    exactly the frame's index, else an error names it.
+
+    Columns are named by ``names``; the compiler fills it from the references when the step does
+    not give it (``rsi_6`` → column ``rsi_6``, ``macd.signal`` → ``macd_signal``). A name given
+    twice, or one the frame already has (``close``), is an error (AF211 where the compiler can
+    see it, at the reference; otherwise when the step runs).
+
+    ``dropna="warmup"`` (the default) drops the leading rows where some feature is not yet
+    defined, the indicators' warm-up, and refuses a missing value after them (dropping a row
+    inside the series would make a later label's horizon of h rows span more than h bars);
+    ``"any"`` drops every row with a missing feature; ``"none"`` keeps every row. Rows keep their
+    timestamps, so labels computed from the result line up with the features by time.
+    """
+
+    name = "features"
+    category = "ml"
+    summary = "Add indicator columns to a frame (feature matrix for training)"
+    inputs = (
+        Port("data", PortType.FRAME, "bars or a frame, rows in time order"),
+        Port(
+            "features",
+            PortType.SERIES,
+            "the feature series, each with the frame's timestamps",
+            variadic=True,
+            names_param="names",
+        ),
+    )
+    outputs = (
+        Port("features", PortType.FRAME, "the frame's rows (warm-up dropped) with the features"),
+    )
+    params_model = FeaturesParams
+
+    def run(self, inputs: Mapping[str, Any], params: FeaturesParams) -> dict[str, Any]:
+        """Check names and timestamps, add the columns, drop the rows ``dropna`` says."""
+        node = self.name
+        frame = _frame(inputs["data"], node)
+        given = inputs["features"]
+        series = list(given) if isinstance(given, list | tuple) else [given]
+        if not series:
+            raise NodeError(f"{node}: needs at least one feature")
+        names = _feature_names(series, params.names, node)
+        out = frame.copy()
+        for name, s in zip(names, series, strict=True):
+            if name in frame.columns:
+                raise NodeError(
+                    f"{node}: feature {name!r} would replace the frame's column {name!r}; "
+                    "name it otherwise with names=[...]"
+                )
+            values = as_float_series(s, f"{node}: feature {name!r}")
+            if not values.index.equals(frame.index):
+                raise NodeError(
+                    f"{node}: feature {name!r} does not have the frame's timestamps "
+                    f"({_index_difference(values.index, frame.index)}); compute it from the "
+                    "same data"
+                )
+            out[name] = values.to_numpy()
+        missing = out[names].isna().to_numpy().any(axis=1)
+        if params.dropna == "none":
+            keep = np.ones(len(out), dtype=bool)
+        elif params.dropna == "any":
+            keep = ~missing
+        else:
+            first = int(np.argmin(missing)) if not missing.all() else len(out)
+            later = np.flatnonzero(missing[first:])
+            if len(later):
+                i = first + int(later[0])
+                bad = [n for n in names if pd.isna(out[n].iloc[i])]
+                raise NodeError(
+                    f"{node}: feature {bad[0]!r} is missing at {out.index[i]}, after the warm-up; "
+                    'use dropna="any" to drop such rows or dropna="none" to keep them'
+                )
+            keep = np.arange(len(out)) >= first
+        result = out[keep]
+        if result.empty:
+            raise NodeError(f"{node}: no row has every feature defined ({len(out)} rows)")
+        dropped = len(out) - len(result)
+        self.ctx.log(f"{len(names)} features, {len(result)} rows ({dropped} dropped)")
+        return {"features": result}
+
+
+def _feature_names(series: list[Any], names: list[str] | None, node: str) -> list[str]:
+    if names is None:  # an IR written without the compiler: the series' own names
+        names = [
+            s.name if isinstance(s.name, str) else f"feature_{i + 1}" for i, s in enumerate(series)
+        ]
+    if len(names) != len(series):
+        raise NodeError(f"{node}: {len(names)} names for {len(series)} features")
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise NodeError(f"{node}: two features are named {name!r}; give each its own name")
+        seen.add(name)
+    return list(names)
+
+
+def _index_difference(got: pd.Index, want: pd.Index) -> str:
+    if len(got) != len(want):
+        return f"{len(got)} rows vs {len(want)}"
+    i = int(np.argmax(got != want))
+    return f"row {i}: {got[i]} vs {want[i]}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from dsl import compile_source
 from nodes.base import NodeRegistry
@@ -56,3 +57,84 @@ def test_the_ml_blocks_compile_and_run_on_the_sample_data(reg: NodeRegistry) -> 
     assert (recent_train["label_end"] < out["recent"]["test"].index[0]).all()
     metrics = out["result"]["metrics"]
     assert metrics["num_trades"] > 0
+
+
+FEATURES = """
+pipeline ml_features "for-expanded indicators as features, labelled and split"
+data  = csv_ohlcv(path="data/sample_ohlcv.csv")
+for w in [6, 12, 24] {
+    rsi_{w} = rsi(data.close, window=w)
+}
+m     = macd(data.close)
+feats = features(data, rsi_6, rsi_12, rsi_24, m.hist)
+named = features(data, [rsi_6, m], names=["fast", "trend"], dropna="none")
+fwd   = label_forward_return(feats, horizon=5)
+parts = train_test_split(fwd, test=0.25, embargo=5)
+"""
+
+
+def test_features_from_a_for_loop_are_labelled_split_and_aligned_by_time(
+    reg: NodeRegistry,
+) -> None:
+    result = compile_source(FEATURES, registry=reg)
+    assert result.ok, result.format("ml_features.af")
+    assert {d.code for d in result.diagnostics} <= {"AF206"}
+    assert result.ir is not None
+    node = result.ir.node("feats")
+    # the compiler named the columns after the references, in order
+    assert node.params["names"] == ["rsi_6", "rsi_12", "rsi_24", "m_hist"]
+    assert [b.node for b in node.inputs["features"]] == ["rsi_6", "rsi_12", "rsi_24", "m"]  # type: ignore[union-attr]
+    assert result.ir.node("named").params["names"] == ["fast", "trend"]
+
+    graph = MemoryGraph(result.ir, InProcessRunner(base_dir=EXAMPLES), swept=())
+    wanted = ["data", "rsi_6", "rsi_12", "rsi_24", "m", "feats", "named", "fwd", "parts"]
+    out = graph.evaluate({}, wanted)
+    bars = out["data"]["bars"]
+    feats = out["feats"]["features"]
+    assert list(feats.columns) == [*bars.columns, "rsi_6", "rsi_12", "rsi_24", "m_hist"]
+    # the warm-up is dropped: the first row is the first where every feature is defined
+    steps = {f"rsi_{w}": out[f"rsi_{w}"]["value"] for w in (6, 12, 24)}
+    steps["m_hist"] = out["m"]["hist"]
+    defined = pd.concat(steps, axis=1).notna().all(axis=1)
+    assert feats.index[0] == defined.idxmax()
+    assert feats.index.equals(bars.index[defined.to_numpy()])
+    assert not feats[list(steps)].isna().any().any()
+    for name, series in steps.items():  # the values of the steps, at the same timestamps
+        pd.testing.assert_series_equal(
+            feats[name], series.loc[feats.index], check_names=False, check_freq=False
+        )
+    pd.testing.assert_frame_equal(
+        feats[list(bars.columns)], bars.loc[feats.index], check_freq=False
+    )
+    named = out["named"]["features"]
+    assert named.index.equals(bars.index)  # dropna="none" keeps the warm-up
+    assert named["trend"].equals(out["m"]["macd"].rename("trend"))
+
+    # labels line up with the features by timestamp: close[t+5] / close[t] - 1 of the bars
+    fwd = out["fwd"]["labels"]
+    assert fwd.index.equals(feats.index[:-5])
+    t = fwd.index[10]
+    later = bars.index[bars.index.get_loc(t) + 5]
+    assert fwd.loc[t, "label_return"] == pytest.approx(
+        bars.loc[later, "close"] / bars.loc[t, "close"] - 1
+    )
+    assert fwd.loc[t, "label_end"] == later
+    assert fwd.loc[t, "rsi_12"] == steps["rsi_12"].loc[t]
+    train, test = out["parts"]["train"], out["parts"]["test"]
+    assert {"rsi_6", "rsi_12", "rsi_24", "m_hist", "label"} <= set(train.columns)
+    assert (train["label_end"] < fwd.index[fwd.index.get_loc(test.index[0]) - 5]).all()
+
+
+def test_a_clash_the_compiler_cannot_see_fails_the_run_naming_the_column(
+    reg: NodeRegistry,
+) -> None:
+    source = (
+        'pipeline again\ndata = csv_ohlcv(path="data/sample_ohlcv.csv")\n'
+        "rsi_6 = rsi(data.close, window=6)\nfeats = features(data, rsi_6)\n"
+        "twice = features(feats, rsi_6)\n"
+    )
+    result = compile_source(source, registry=reg)
+    assert result.ir is not None, result.format("again.af")  # feats' columns are not known
+    graph = MemoryGraph(result.ir, InProcessRunner(base_dir=EXAMPLES), swept=())
+    with pytest.raises(Exception, match="feature 'rsi_6' would replace the frame's column"):
+        graph.evaluate({}, ["twice"])
