@@ -50,12 +50,12 @@ NODELAB_FLOWS: dict[str, tuple[str, str]] = {
     "test_run": ("flows.nodelab", "node_test_run_flow"),
     "lookahead": ("flows.nodelab", "lookahead_flow"),
 }
-# A sweep's two flows (flows.sweep): the parent that plans, tracks and reports, and the chunk
-# flow a parent fans its trials out to (any worker of the pool takes a chunk).
+# A sweep's two flows: the parent that plans, tracks and reports (flows.sweep), and the chunk
+# flow a parent fans its trials out to (flows.sweepchunk; any worker of the pool takes a chunk).
 SWEEP_DEPLOYMENT = "sweep"
 SWEEP_FLOWS: dict[str, tuple[str, str]] = {
     "sweep": ("flows.sweep", "sweep_flow"),
-    "chunk": ("flows.sweep", "sweep_chunk_flow"),
+    "chunk": ("flows.sweepchunk", "sweep_chunk_flow"),
 }
 TAG = "alphaforge"
 FLOW_RUN_COMMAND = "python -m deployments.warm_launcher"

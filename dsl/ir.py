@@ -196,7 +196,7 @@ class Objective(_Frozen):
 OPTUNA_SAMPLERS = ("tpe", "random", "qmc")
 #: The Optuna pruners a ``sweep optuna(pruner=...)`` may name (``none`` is the default): a
 #: pruner evaluates each batch's trials in ``prune_steps`` stages on growing prefixes of the
-#: search window and stops the unpromising ones early (:mod:`flows.sweep`).
+#: search window and stops the unpromising ones early (:mod:`flows.sweepoptuna`).
 OPTUNA_PRUNERS = ("none", "median", "successive_halving", "hyperband")
 #: ``prune_steps``: how many stages (the last is the whole window), its bounds and default.
 PRUNE_STEPS_MIN, PRUNE_STEPS_MAX, PRUNE_STEPS_DEFAULT = 2, 10, 4

@@ -6,24 +6,31 @@
 2. per walk-forward fold (or once, without walk-forward) it searches the training window:
    grid and random trials come from :mod:`flows.trials`; Optuna's come from its sampler in
    batches (ask a batch, evaluate it as chunks, tell), its study kept in the platform's
-   database so it survives a restart;
-3. trials go out in **chunks** (:class:`ChunkSpec`), by the spec's executor:
+   database so it survives a restart (:mod:`flows.sweepoptuna`);
+3. trials go out in **chunks** (:class:`~flows.sweepchunk.ChunkSpec`), by the spec's executor:
 
    - ``local``: in the flow's own process (one worker), or in ``workers`` processes forked
      from it once it is warm (:mod:`flows.sweeplocal`);
-   - ``pool``: each chunk a flow run of the chunk deployment (:func:`sweep_chunk_flow`,
-     ``run_deployment`` on the work pool), so any worker polling the pool takes one; inside,
-     the chunk's trials are mapped over tasks;
+   - ``pool``: each chunk a flow run of the chunk deployment
+     (:func:`~flows.sweepchunk.sweep_chunk_flow`, ``run_deployment`` on the work pool), so any
+     worker polling the pool takes one; inside, the chunk's trials are mapped over tasks;
    - ``dask``: chunk tasks on prefect-dask's ``DaskTaskRunner`` (a running scheduler at
      ``dask_address``, or a ``LocalCluster`` of ``workers`` processes);
 
-   each chunk appends its trials to its own ``trials/<part>.jsonl``; the parent follows those
-   files for progress and the best-so-far, and a resumed sweep skips every trial found there;
+   each chunk appends its trials to its own ``trials/<part>.jsonl`` (:mod:`flows.sweepchunk`);
+   the parent follows those files for progress and the best-so-far, and a resumed sweep skips
+   every trial found there;
 4. with walk-forward, the chosen params run on the fold's test window; the out-of-sample
-   segments are stitched into ``oos_equity.parquet``;
+   segments are stitched into ``oos_equity.parquet`` (:mod:`flows.sweepwalk`);
 5. it computes the deflated Sharpe ratio and the PBO (:mod:`flows.overfitting`), keeps the
    equity curves of the top K trials, logs the sweep to MLflow (a parent run, a nested child
-   run per trial, written in batches by a background thread) and finishes ``sweep.json``.
+   run per trial, written in batches by a background thread: :mod:`flows.sweeptrack`) and
+   finishes ``sweep.json``.
+
+This module owns the parent: its state (:class:`_Sweep`: the record, the dispatch of chunks to
+the executors), the flow and its cancellation hook, the top-K curves, and :func:`run_sweep` (the
+flow in this process, for the CLI and the tests). It re-exports the chunk side's names that the
+CLI, the deployments and the tests import from here.
 """
 
 from __future__ import annotations
@@ -33,18 +40,14 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 from prefect.context import get_run_context
-from prefect.task_runners import ThreadPoolTaskRunner
-from pydantic import BaseModel, ConfigDict
 
-from dsl.ir import OPTUNA_PRUNERS, OPTUNA_SAMPLERS, PRUNE_STEPS_DEFAULT
-from flows.mlflow_batch import FinishedRun, log_finished_runs
 from flows.overfitting import (
     DSR_THRESHOLD,
     ReturnMoments,
@@ -53,10 +56,24 @@ from flows.overfitting import (
     overfit_report,
 )
 from flows.settings import CoreSettings, current_settings
-from flows.sweeplocal import ForkedWorkers, inherited_spec
+from flows.sweepchunk import (
+    CHUNK_DEPLOYMENT,
+    CHUNK_FLOW_NAME,
+    ChunkSpec,
+    TrialFollower,
+    Window,
+    run_chunk,
+    run_forked_chunk,
+    split_evenly,
+    sweep_chunk_flow,
+    sweep_chunk_task,
+    warm_up,
+)
+from flows.sweeplocal import ForkedWorkers
+from flows.sweepoptuna import _settle_interrupted as _settle_interrupted  # re-exported
+from flows.sweepoptuna import optuna_search
 from flows.sweepspec import (
     BestTrial,
-    FoldRow,
     Overfit,
     PaceMark,
     SweepRecord,
@@ -66,6 +83,7 @@ from flows.sweepspec import (
     sweep_dir,
     write_json_atomic,
 )
+from flows.sweeptrack import TrackerOpening
 from flows.sweeptrial import (
     SweepPlanError,
     TrialEvaluator,
@@ -73,14 +91,17 @@ from flows.sweeptrial import (
     objective_of,
     objective_text,
     overrides_of,
-    warm_compiled_kernels,
 )
+from flows.sweepwalk import walk_forward
 from flows.trials import DEFAULT_RANDOM_TRIALS, trials_of
 
 if TYPE_CHECKING:
     import pandas as pd
 
+# The chunk side (flows.sweepchunk) is re-exported: the CLI, the deployments and the tests
+# import it from here.
 __all__ = [
+    "CHUNK_DEPLOYMENT",
     "CHUNK_FLOW_NAME",
     "SWEEP_FLOW_NAME",
     "ChunkSpec",
@@ -90,190 +111,12 @@ __all__ = [
 ]
 
 SWEEP_FLOW_NAME = "alphaforge-sweep"
-CHUNK_FLOW_NAME = "alphaforge-sweep-chunk"
-CHUNK_DEPLOYMENT = f"{CHUNK_FLOW_NAME}/sweep"
 CHUNKS_PER_WORKER = 4  # a chunk's size: the trials over workers × this (a slow chunk evens out)
 MAX_CHUNK = 500
 #: ``local`` with N > 1 workers: smaller chunks, kept two deep on each forked worker, so no
 #: worker idles at the end.
 LOCAL_CHUNKS_PER_WORKER = 8
-OPTUNA_BATCH_PER_WORKER = 8
-MLFLOW_BATCH = 200
 POLL_S = 0.25
-Window = tuple[str, str]
-Stage = tuple[str, Window | None]  # a pruning stage's (until, window)
-
-
-class ChunkSpec(BaseModel):
-    """A chunk of one sweep's trials: ``trials`` as (trial number, overrides) pairs, evaluated
-    on the fold's window (``until`` cuts the data, ``window`` is what the backtest trades; both
-    ISO timestamps, None without walk-forward). ``part`` names its trials file. ``stage``: an
-    Optuna pruning stage (see :meth:`_Sweep._staged`): the rows go to ``stages/<part>.jsonl``,
-    not to ``trials/``."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    spec: SweepSpec
-    part: str
-    fold: int | None = None
-    until: str | None = None
-    window: Window | None = None
-    trials: list[tuple[int, dict[str, dict[str, Any]]]]
-    stage: int | None = None
-
-
-# ---- a chunk ---------------------------------------------------------------------------------
-
-
-def run_chunk(chunk: ChunkSpec) -> dict[str, Any]:
-    """Evaluate the chunk's trials in this process, appending each row to
-    ``trials/<part>.jsonl`` as it finishes. Returns a small summary (rows, failed, seconds,
-    pid). No equity curve is written here: the parent evaluates the sweep's top K trials again
-    at the end (:func:`_keep_top`), milliseconds each, where every chunk writing its own best
-    K curves cost seconds."""
-    import pandas as pd
-
-    t0 = time.perf_counter()
-    settings = current_settings().with_store(chunk.spec.run.store_url)
-    directory = sweep_dir(settings.store_root, chunk.spec.sweep_id)
-    evaluator = evaluator_for(chunk.spec, settings)
-    until = pd.Timestamp(chunk.until) if chunk.until else None
-    window = (
-        (pd.Timestamp(chunk.window[0]), pd.Timestamp(chunk.window[1])) if chunk.window else None
-    )
-    failed = 0
-    path = directory / ("trials" if chunk.stage is None else "stages") / f"{chunk.part}.jsonl"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as fh:
-        for number, overrides in chunk.trials:
-            outcome = evaluator.run(number, overrides, fold=chunk.fold, until=until, window=window)
-            fh.write(outcome.row.model_dump_json(exclude_none=True) + "\n")
-            fh.flush()
-            failed += outcome.row.status == "failed"
-    return {
-        "part": chunk.part,
-        "rows": len(chunk.trials),
-        "failed": failed,
-        "seconds": round(time.perf_counter() - t0, 4),
-        "pid": os.getpid(),
-    }
-
-
-def _write_equity(path: Path, equity: pd.Series) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    equity.rename("equity").to_frame().to_parquet(tmp)
-    os.replace(tmp, path)
-
-
-def warm_up(spec: SweepSpec) -> dict[str, Any]:
-    """Make this process ready for the sweep's chunks: its evaluator (the data loaded) and the
-    compiled backtest kernel. A source the evaluator cannot lay out (no timestamps) is left to
-    the first trial, which reports it."""
-    from flows.pipeline import import_extra_node_modules
-
-    t0 = time.perf_counter()
-    import_extra_node_modules()
-    settings = current_settings().with_store(spec.run.store_url)
-    evaluator = evaluator_for(spec, settings)
-    with contextlib.suppress(SweepPlanError):
-        evaluator.index()
-    warm_compiled_kernels()
-    return {"seconds": round(time.perf_counter() - t0, 4), "pid": os.getpid()}
-
-
-@task(name="sweep-chunk", persist_result=False)
-def sweep_chunk_task(chunk: ChunkSpec) -> dict[str, Any]:
-    """A chunk as one task (the ``dask`` executor)."""
-    from flows.pipeline import import_extra_node_modules
-
-    import_extra_node_modules()  # a Dask process: the operator's extra node types
-    return run_chunk(chunk)
-
-
-def run_forked_chunk(fields: dict[str, Any]) -> dict[str, Any]:
-    """A chunk sent to a forked worker of the ``local`` executor: its fields, and the spec the
-    worker inherited from the flow's process."""
-    return run_chunk(ChunkSpec(spec=inherited_spec(), **fields))
-
-
-@task(name="sweep-trials", persist_result=False)
-def sweep_trials_task(chunk: ChunkSpec) -> dict[str, Any]:
-    """Part of a chunk flow's trials (mapped inside :func:`sweep_chunk_flow`)."""
-    return run_chunk(chunk)
-
-
-@flow(
-    name=CHUNK_FLOW_NAME,
-    persist_result=False,
-    validate_parameters=True,
-    # one slice at a time: the trials are pandas work under one GIL, and two threads made each
-    # slower without making the chunk faster (more workers, not threads, add speed)
-    task_runner=ThreadPoolTaskRunner(max_workers=1),  # type: ignore[arg-type]
-)
-def sweep_chunk_flow(chunk: ChunkSpec) -> dict[str, Any]:
-    """A chunk as a flow run of the chunk deployment (the ``pool`` executor): its trials are
-    mapped over tasks in slices that share this process's memory of upstream nodes."""
-    t0 = time.perf_counter()
-    slices = _split(chunk.trials, max(1, min(4, len(chunk.trials) // 25)))
-    parts = [
-        chunk.model_copy(update={"trials": s, "part": f"{chunk.part}-{i}"})
-        for i, s in enumerate(slices)
-    ]
-    results = sweep_trials_task.map(parts).result()
-    return {
-        "part": chunk.part,
-        "rows": sum(r["rows"] for r in results),
-        "failed": sum(r["failed"] for r in results),
-        "seconds": round(time.perf_counter() - t0, 4),
-        "pid": os.getpid(),
-    }
-
-
-def _split(items: Sequence[Any], n: int) -> list[list[Any]]:
-    size = math.ceil(len(items) / n) if items else 1
-    return [list(items[i : i + size]) for i in range(0, len(items), size)]
-
-
-# ---- following the trials files ----------------------------------------------------------------
-
-
-class TrialFollower:
-    """Reads new rows from ``trials/*.jsonl`` as chunks append them (progress, best so far)."""
-
-    def __init__(self, directory: Path) -> None:
-        self.folder = directory / "trials"
-        self._offsets: dict[Path, int] = {}
-        self.rows: dict[tuple[int | None, int], TrialRow] = {}
-
-    def poll(self) -> list[TrialRow]:
-        """The rows written since the last poll."""
-        new: list[TrialRow] = []
-        if not self.folder.is_dir():
-            return new
-        for path in sorted(self.folder.glob("*.jsonl")):
-            offset = self._offsets.get(path, 0)
-            with path.open("rb") as fh:
-                fh.seek(offset)
-                data = fh.read()
-            end = data.rfind(b"\n") + 1
-            if not end:
-                continue
-            self._offsets[path] = offset + end
-            for line in data[:end].splitlines():
-                try:
-                    row = TrialRow.model_validate_json(line)
-                except ValueError:
-                    continue
-                key = (row.fold, row.trial)
-                if key not in self.rows:
-                    self.rows[key] = row
-                    new.append(row)
-        return new
-
-    def of_fold(self, fold: int | None) -> list[TrialRow]:
-        """The fold's rows, by trial number."""
-        return sorted((r for r in self.rows.values() if r.fold == fold), key=lambda r: r.trial)
 
 
 # ---- the parent ------------------------------------------------------------------------------
@@ -391,7 +234,7 @@ class _Sweep:
                 trials=part,
                 stage=stage,
             )
-            for i, part in enumerate(_split(trials, math.ceil(len(trials) / size)))
+            for i, part in enumerate(split_evenly(trials, math.ceil(len(trials) / size)))
         ]
         self.record.chunks += len(chunks)
         self.record.chunk_size = size
@@ -561,7 +404,7 @@ class _Sweep:
         self.refresh()
         tag = "all" if fold is None else f"f{fold:02d}"
         if self.sweep.method == "optuna":
-            self._optuna(fold, until, window, tag)
+            optuna_search(self, fold, until, window, tag)
         else:
             done = {r.trial for r in self.follower.of_fold(fold)}
             todo = [
@@ -581,166 +424,6 @@ class _Sweep:
         if self.sweep.method == "random":
             return len(list(trials_of(self.sweep)))
         return int(trials)  # type: ignore[arg-type]
-
-    def _optuna(self, fold: int | None, until: str | None, window: Window | None, tag: str) -> None:
-        import optuna
-
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        options = self.sweep.options
-        total = int(options.get("trials", DEFAULT_RANDOM_TRIALS))  # type: ignore[arg-type]
-        seed = int(options.get("seed", 0))  # type: ignore[arg-type]
-        timeout = options.get("timeout")
-        steps = int(options.get("prune_steps", PRUNE_STEPS_DEFAULT))  # type: ignore[arg-type]
-        pruner = _pruner(str(options.get("pruner", "none")), steps)
-        stages = self._stages(until, window, steps) if pruner is not None else []
-        study = optuna.create_study(
-            study_name=f"{self.spec.sweep_id}" + ("" if fold is None else f"-fold{fold}"),
-            storage=self._optuna_storage(),
-            sampler=_sampler(str(options.get("sampler", "tpe")), seed),
-            pruner=pruner,
-            direction=self.objective.direction,
-            load_if_exists=True,
-        )
-        distributions = {f"{p.node}.{p.param}": _distribution(p.space) for p in self.sweep.params}
-        rows = {r.trial: r for r in self.follower.of_fold(fold)}
-        _settle_interrupted(study, rows)
-        started = time.monotonic()
-        batch = max(1, self.spec.workers * OPTUNA_BATCH_PER_WORKER)
-        while not self.stop.is_set():
-            written = {r.trial for r in self.follower.of_fold(fold)}
-            counted = [  # a FAIL without a row was interrupted (its chunk died): asked again
-                t
-                for t in study.trials
-                if t.state.is_finished()
-                and "af_trial" in t.user_attrs
-                and (t.state != optuna.trial.TrialState.FAIL or t.number in written)
-            ]
-            left = total - len(counted)
-            if left <= 0:
-                break
-            if timeout is not None and time.monotonic() - started > float(timeout):  # type: ignore[arg-type]
-                self.record.notes.append(
-                    f"Optuna stopped at its timeout of {timeout} s after {len(counted)} trial(s)"
-                )
-                break
-            asked = []
-            for _ in range(min(batch, left)):
-                trial = study.ask(distributions)
-                number = trial.number
-                trial.set_user_attr("af_trial", number)
-                asked.append((number, trial))
-            btag = f"{tag}-b{asked[0][0]:05d}"
-            if stages:
-                asked = self._staged(asked, stages, fold, btag)
-            todo = [(n, overrides_of(t.params)) for n, t in asked]
-            self.run_trials(todo, fold, until, window, btag)
-            found = {r.trial: r for r in self.follower.of_fold(fold)}
-            for number, trial in asked:
-                row = found.get(number)
-                if row is None or row.objective is None:
-                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                else:
-                    study.tell(trial, row.objective)
-            if any(found.get(n) is None for n, _ in asked):
-                break  # chunks that did not finish: stop here, `resume` continues
-
-    def _stages(self, until: str | None, window: Window | None, steps: int) -> list[Stage]:
-        """The (until, window) of pruning stages 1 … ``steps`` − 1: growing prefixes of the
-        search window (the fold's training window; without walk-forward, all the data); stage
-        ``steps`` is the window itself. Empty (no pruning, with a note) when the data has no
-        timestamps to cut it by."""
-        import pandas as pd
-
-        if window is not None:
-            begin, end = pd.Timestamp(window[0]), pd.Timestamp(window[1])
-        else:
-            try:
-                index = self.evaluator.index()
-            except SweepPlanError as exc:
-                self.record.notes.append(f"Optuna pruner not used: {exc}")
-                return []
-            begin, end = index[0], index[-1] + (index[-1] - index[0]) / max(1, len(index) - 1)
-        out: list[Stage] = []
-        for k in range(1, steps):
-            cut = str(begin + (end - begin) * k / steps)
-            out.append((cut, (str(begin), cut) if window is not None else None))
-        return out
-
-    def _staged(
-        self, asked: list[tuple[int, Any]], stages: list[Stage], fold: int | None, btag: str
-    ) -> list[tuple[int, Any]]:
-        """Evaluate a batch's trials on the pruning stages, each stage only on the trials
-        still alive: report each trial's objective on the stage's prefix as its intermediate
-        value, ask the pruner, and write a ``pruned`` row and tell Optuna ``PRUNED`` for each
-        trial it stops. Returns the survivors (they run on the whole window as usual). A
-        trial with no value on a stage (it failed there, or the metric is null on a short
-        prefix) is not reported for that stage and stays alive."""
-        import optuna
-
-        alive = dict(asked)
-        seconds: dict[int, float] = {}
-        pruned: list[tuple[Any, TrialRow]] = []
-        for k, (s_until, s_window) in enumerate(stages, start=1):
-            if not alive or self.stop.is_set():
-                break
-            part = f"{btag}-s{k}"
-            todo = [(n, overrides_of(t.params)) for n, t in alive.items()]
-            self.run_trials(todo, fold, s_until, s_window, part, stage=k)
-            found = _stage_rows(self.directory / "stages", part)
-            for number, trial in list(alive.items()):
-                row = found.get(number)
-                if row is None or row.objective is None:
-                    continue
-                seconds[number] = seconds.get(number, 0.0) + row.seconds
-                trial.report(row.objective, k)
-                if trial.should_prune():
-                    del alive[number]
-                    pruned.append(
-                        (
-                            trial,
-                            TrialRow(
-                                trial=number,
-                                fold=fold,
-                                params=dict(trial.params),
-                                status="pruned",
-                                seconds=round(seconds[number], 6),
-                                pruned_stage=k,
-                                stage_objective=row.objective,
-                            ),
-                        )
-                    )
-        if pruned:
-            # the parent's own trials file: a row first, then the tell (a crash in between is
-            # settled on resume from the row)
-            path = self.directory / "trials" / f"{btag}-pruned.jsonl"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("a") as fh:
-                for _, row in pruned:
-                    fh.write(row.model_dump_json(exclude_none=True) + "\n")
-            for trial, _ in pruned:
-                trial.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-            self.refresh()
-        return [(n, t) for n, t in asked if n in alive]
-
-    def _optuna_storage(self) -> str:
-        """The spec's storage URL; ``env:NAME`` names the variable of this process that holds
-        it (the web app's PostgreSQL URL carries a password, which must not travel in flow-run
-        parameters); else SQLite in the store."""
-        ref = self.spec.optuna_storage
-        if ref and ref.startswith("env:"):
-            found = os.environ.get(ref[4:])
-            if not found:
-                raise SweepPlanError(
-                    f"Optuna's study storage is in the environment variable {ref[4:]}, which "
-                    "this worker does not have: start the worker with it set (`alphaforge "
-                    "serve` sets it for its own worker)"
-                )
-            return found
-        if ref:
-            return ref
-        path = self.settings.store_root / "sweeps" / "optuna.db"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{path}"
 
     # -- statistics -----------------------------------------------------------------------
 
@@ -848,22 +531,6 @@ def _round(value: float | None, digits: int = 6) -> float | None:
     return round(value, digits)
 
 
-def _sampler(name: str, seed: int) -> Any:
-    import optuna
-
-    samplers = {
-        "tpe": lambda: optuna.samplers.TPESampler(seed=seed, constant_liar=True),
-        "random": lambda: optuna.samplers.RandomSampler(seed=seed),
-        "qmc": lambda: optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False),
-    }
-    assert tuple(samplers) == OPTUNA_SAMPLERS
-    if name not in samplers:
-        raise SweepPlanError(
-            f"unknown Optuna sampler {name!r}: use one of {', '.join(sorted(samplers))}"
-        )
-    return samplers[name]()
-
-
 def _with_pruned(report: Any, best: ReturnMoments, n_pruned: int) -> Any:
     """``report`` with ``n_pruned`` more trials in its N (the DSR and SR₀ recomputed)."""
     import dataclasses
@@ -883,169 +550,6 @@ def _with_pruned(report: Any, best: ReturnMoments, n_pruned: int) -> Any:
         expected_max_sharpe=expected_max_sharpe(n, variance),
         notes=notes,
     )
-
-
-def _pruner(name: str, steps: int) -> Any:
-    """The Optuna pruner ``name`` (one of :data:`~dsl.ir.OPTUNA_PRUNERS`) over ``steps``
-    stages; None for ``none`` (no staging, no extra cost)."""
-    import optuna
-
-    pruners = {
-        "none": lambda: None,
-        # stop a trial whose value on a stage is worse than the median of the completed
-        # trials' values on that stage (after 5 completed trials)
-        "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0),
-        # keep the better half of the trials that reached stage 1, 2, 4, 8
-        "successive_halving": lambda: optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=1, reduction_factor=2
-        ),
-        # brackets of successive halving (reduction factor 3) over stages 1 … steps
-        "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=steps),
-    }
-    assert tuple(pruners) == OPTUNA_PRUNERS
-    if name not in pruners:
-        raise SweepPlanError(f"unknown Optuna pruner {name!r}: use one of {', '.join(pruners)}")
-    return pruners[name]()
-
-
-def _stage_rows(folder: Path, part: str) -> dict[int, TrialRow]:
-    """The rows of one pruning stage (every chunk file of ``part``), by trial number."""
-    out: dict[int, TrialRow] = {}
-    for path in sorted(folder.glob(f"{part}-*.jsonl")):
-        for line in path.read_text().splitlines():
-            with contextlib.suppress(ValueError):
-                row = TrialRow.model_validate_json(line)
-                out[row.trial] = row
-    return out
-
-
-def _distribution(space: Any) -> Any:
-    from optuna.distributions import (
-        CategoricalDistribution,
-        FloatDistribution,
-        IntDistribution,
-    )
-
-    kind = space.kind
-    if kind == "values":
-        return CategoricalDistribution(list(space.values))
-    if kind == "int":
-        return IntDistribution(space.low, space.high, step=space.step, log=space.log)
-    step = space.step if not space.log else None
-    return FloatDistribution(space.low, space.high, step=step, log=space.log)
-
-
-def _settle_interrupted(study: Any, rows: Mapping[int, TrialRow]) -> None:
-    """After a crash: tell the study the trials it asked for whose rows were written (their
-    chunk finished them, or the parent pruned them) and fail the others (they are asked
-    again; a trial stopped between pruning stages is among them)."""
-    import optuna
-
-    for frozen in study.trials:
-        if frozen.state != optuna.trial.TrialState.RUNNING:
-            continue
-        row = rows.get(frozen.number)
-        with contextlib.suppress(Exception):
-            if row is not None and row.status == "pruned":
-                study.tell(frozen.number, state=optuna.trial.TrialState.PRUNED)
-            elif row is not None and row.objective is not None:
-                study.tell(frozen.number, row.objective)
-            else:
-                study.tell(frozen.number, state=optuna.trial.TrialState.FAIL)
-
-
-# ---- walk-forward ------------------------------------------------------------------------------
-
-
-def _walk_forward(sweep: _Sweep) -> None:
-    """One search per fold on its training window; the chosen params on its test window."""
-    import pandas as pd
-
-    from flows.walkforward import efficiency, folds
-
-    wf = sweep.ir.walkforward
-    assert wf is not None
-    index = sweep.evaluator.index()
-    try:
-        layout = folds(index, wf, wf.embargo)
-    except ValueError as exc:
-        raise SweepPlanError(str(exc)) from None
-    per_fold = sweep.planned_per_fold()
-    sweep.record.n_trials = per_fold * len(layout)
-    sweep.record.folds = []
-    segments: list[pd.DataFrame] = []
-    level = 1.0
-    for fold in layout:
-        if sweep.stop.is_set():
-            break
-        train = (str(fold.train_begin), str(fold.train_end))
-        rows = sweep.search(fold.index, str(fold.train_end), train)
-        best = sweep.best_of(rows)
-        stats = sweep.overfit(rows)
-        entry = FoldRow(
-            index=fold.index,
-            train_begin=str(fold.train_begin),
-            train_end=str(fold.train_end),
-            test_begin=str(fold.test_begin),
-            test_end=str(fold.test_end),
-            train_bars=fold.train_bars,
-            test_bars=fold.test_bars,
-            partial=fold.partial,
-            n_trials=len(rows),
-            deflated_sharpe=stats.deflated_sharpe,
-            pbo=stats.pbo,
-        )
-        if best is not None:
-            test = (fold.test_begin, fold.test_end)
-            oos = sweep.evaluator.run(
-                best.trial,
-                overrides_of(best.params),
-                fold=fold.index,
-                until=fold.test_end,
-                window=test,
-            )
-            entry = entry.model_copy(
-                update={
-                    "best_trial": best.trial,
-                    "best_params": best.params,
-                    "is_metrics": best.metrics,
-                    "is_objective": best.objective,
-                    "oos_metrics": oos.row.metrics,
-                    "oos_objective": oos.row.objective,
-                }
-            )
-            if oos.equity is not None and len(oos.equity):
-                curve = oos.equity / float(oos.equity.iloc[0]) * level
-                level = float(curve.iloc[-1])
-                segments.append(pd.DataFrame({"equity": curve, "fold": fold.index}))
-        sweep.record.folds.append(entry)
-        sweep.logger.info(
-            f"[sweep] fold {fold.index}: best {best.params if best else None}, in sample "
-            f"{entry.is_objective}, out of sample {entry.oos_objective}"
-        )
-        sweep.save()
-    if segments:
-        stitched = pd.concat(segments)
-        stitched.index.name = "ts"
-        stitched.to_parquet(sweep.directory / "oos_equity.parquet")
-    pairs = [(f.is_objective, f.oos_objective) for f in sweep.record.folds]
-    sweep.record.walkforward_efficiency, sweep.record.walkforward_efficiency_note = (
-        efficiency(pairs, sweep.objective.direction)
-        if pairs
-        else (None, "no fold finished (the sweep stopped before the first fold's test)")
-    )
-    if sweep.record.folds:
-        last = sweep.record.folds[-1]
-        rows = sweep.follower.of_fold(last.index)
-        sweep.record.overfit = sweep.overfit(rows)
-        best = sweep.best_of(rows)
-        sweep.record.best = (
-            BestTrial(
-                trial=best.trial, params=best.params, metrics=best.metrics, objective=best.objective
-            )
-            if best
-            else None
-        )
 
 
 # ---- the flow --------------------------------------------------------------------------------
@@ -1119,7 +623,7 @@ def sweep_flow(spec: SweepSpec) -> dict[str, Any]:
     sweep.save()
     sweep.prestart()  # the local executor's workers fork before MLflow's threads start here
     # MLflow opens the parent run in a thread while the first trials run
-    opening = _TrackerOpening(sweep) if spec.run.track else None
+    opening = TrackerOpening(sweep) if spec.run.track else None
     try:
         with contextlib.closing(sweep):
             _search(sweep)
@@ -1161,7 +665,7 @@ def sweep_flow(spec: SweepSpec) -> dict[str, Any]:
 def _search(sweep: _Sweep) -> None:
     """The sweep's trials (every fold's, with walk-forward), its best and its statistics."""
     if sweep.ir.walkforward is not None:
-        _walk_forward(sweep)
+        walk_forward(sweep)
     else:
         sweep.record.n_trials = sweep.planned_per_fold()
         sweep.save()
@@ -1251,239 +755,14 @@ def _keep_top(sweep: _Sweep) -> None:
     sweep.record.top_trials = sorted(kept)
 
 
-# ---- MLflow ----------------------------------------------------------------------------------
+def _write_equity(path: Path, equity: pd.Series) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    equity.rename("equity").to_frame().to_parquet(tmp)
+    os.replace(tmp, path)
 
 
-class _TrackerOpening:
-    """:meth:`_SweepTracker.start` in a thread of its own (the parent run, then the child-run
-    writer), so the trials need not wait for MLflow."""
-
-    def __init__(self, sweep: _Sweep) -> None:
-        self._sweep = sweep
-        self._tracker: _SweepTracker | None = None
-        self._thread = threading.Thread(target=self._open, name="sweep-mlflow-open", daemon=True)
-        self._thread.start()
-
-    def _open(self) -> None:
-        self._tracker = _SweepTracker.start(self._sweep)
-
-    def tracker(self) -> _SweepTracker | None:
-        """The tracker once the parent run is open (None when MLflow could not be reached);
-        the time waited for it is ``timings['mlflow_open_wait_s']``."""
-        t0 = time.perf_counter()
-        self._thread.join()
-        self._sweep.record.timings["mlflow_open_wait_s"] = round(time.perf_counter() - t0, 4)
-        return self._tracker
-
-
-class _SweepTracker:
-    """The sweep in MLflow: a parent run (the sweep's definition, the best result, the
-    statistics) and a nested child run per trial, written by a background thread in batches
-    while the trials run, so MLflow never holds the trials up."""
-
-    def __init__(self, sweep: _Sweep, tracker: Any, logged: set[tuple[int | None, int]]) -> None:
-        self.sweep = sweep
-        self.tracker = tracker
-        self.client = tracker.client
-        self.logged = logged
-        self._thread = threading.Thread(target=self._loop, name="sweep-mlflow", daemon=True)
-        self._done = threading.Event()
-        self.error: str | None = None
-        self.busy_s = 0.0  # time spent writing child runs (the benchmark's MLflow share)
-        self._thread.start()
-
-    @classmethod
-    def start(cls, sweep: _Sweep) -> _SweepTracker | None:
-        """The parent run (a resumed sweep's own, reopened), or None with a note when MLflow
-        cannot be reached (tracking never loses a sweep)."""
-        t0 = time.perf_counter()
-        try:
-            tracker, logged = _open_parent(sweep)
-        except Exception as exc:
-            sweep.record.notes.append(f"MLflow: the sweep is not tracked ({exc})")
-            return None
-        sweep.record.mlflow_run_id = tracker.run_id
-        sweep.record.mlflow_experiment_id = tracker.experiment_id
-        sweep.record.timings["mlflow_open_s"] = round(time.perf_counter() - t0, 4)
-        sweep.save()
-        out = cls(sweep, tracker, logged)
-        return out
-
-    def _loop(self) -> None:
-        while not self._done.wait(1.0):
-            self._log_new()
-        self._log_new()
-
-    def _log_new(self) -> None:
-        """The rows not logged yet, as child runs, :data:`MLFLOW_BATCH` in one transaction."""
-        rows = [r for k, r in list(self.sweep.follower.rows.items()) if k not in self.logged]
-        for start in range(0, len(rows), MLFLOW_BATCH):
-            batch = rows[start : start + MLFLOW_BATCH]
-            t0 = time.perf_counter()
-            try:
-                log_finished_runs(
-                    self.client, self.tracker.experiment_id, [self._child(r) for r in batch]
-                )
-            except Exception as exc:
-                self.error = f"{type(exc).__name__}: {exc}"
-                return
-            finally:
-                self.busy_s += time.perf_counter() - t0
-            self.logged.update((row.fold, row.trial) for row in batch)
-
-    def _child(self, row: TrialRow) -> FinishedRun:
-        name = f"trial-{row.trial}" if row.fold is None else f"fold-{row.fold}-trial-{row.trial}"
-        tags = {
-            "mlflow.parentRunId": self.tracker.run_id,
-            "alphaforge.sweep_id": self.sweep.spec.sweep_id,
-            "alphaforge.trial": str(row.trial),
-            "alphaforge.status": row.status,
-        }
-        if row.fold is not None:
-            tags["alphaforge.fold"] = str(row.fold)
-        metrics = {k: v for k, v in row.metrics.items() if v is not None}
-        if row.status == "pruned":  # stopped early by design: KILLED, with where it stopped
-            metrics["pruned_stage"] = float(row.pruned_stage or 0)
-            if row.stage_objective is not None:
-                metrics["stage_objective"] = row.stage_objective
-        return FinishedRun(
-            name=name,
-            tags=tags,
-            params={k: str(v) for k, v in row.params.items()},
-            metrics=metrics,
-            status={"completed": "FINISHED", "pruned": "KILLED"}.get(row.status, "FAILED"),
-        )
-
-    def finish(self, *, failed: bool) -> None:
-        t0 = time.perf_counter()
-        self._done.set()
-        self._thread.join()
-        record = self.sweep.record
-        try:
-            metrics: dict[str, Any] = {"n_trials": record.done, "failed_trials": record.failed}
-            if record.pruned:
-                metrics["pruned_trials"] = record.pruned
-            if record.best is not None:
-                metrics.update({f"best.{k}": v for k, v in record.best.metrics.items()})
-            if record.overfit is not None:
-                metrics["deflated_sharpe"] = record.overfit.deflated_sharpe
-                metrics["pbo"] = record.overfit.pbo
-            if record.walkforward_efficiency is not None:
-                metrics["walkforward_efficiency"] = record.walkforward_efficiency
-            # the best params as tags: a resumed sweep reopens its parent run, and MLflow refuses
-            # to change a param's value, where the best may have changed
-            tags = {
-                f"best.{k}": str(v) for k, v in (record.best.params if record.best else {}).items()
-            }
-            if record.walkforward_efficiency_note:
-                tags["walkforward_efficiency_note"] = record.walkforward_efficiency_note
-            self.tracker.log_all(params={}, metrics=metrics, tags=tags)
-            self.tracker.log_artifact(self.sweep.directory / "spec.json")
-            self.tracker.end("failed" if failed else "completed")
-        except Exception as exc:
-            self.error = self.error or f"{type(exc).__name__}: {exc}"
-        if self.error:
-            record.notes.append(f"MLflow: some of the sweep was not logged ({self.error})")
-        record.timings["tracking_finish_s"] = round(time.perf_counter() - t0, 4)
-        record.timings["mlflow_children_s"] = round(self.busy_s, 4)
-
-
-def _open_parent(sweep: _Sweep) -> tuple[Any, set[tuple[int | None, int]]]:
-    from flows.tracking import MlflowTracker, mlflow_client
-
-    settings = sweep.settings
-    record = sweep.record
-    found = None if record.mlflow_run_id else _orphan_parent(sweep)
-    if found is not None:  # killed before the run id reached sweep.json: adopt that run
-        record.mlflow_run_id, record.mlflow_experiment_id = found
-    if record.mlflow_run_id and record.mlflow_experiment_id:  # resumed: the same parent run
-        client = mlflow_client(settings.mlflow_uri)
-        client.update_run(record.mlflow_run_id, status="RUNNING")
-        tracker = MlflowTracker(
-            client, record.mlflow_run_id, record.mlflow_experiment_id, settings.mlflow_uri
-        )
-        logged: set[tuple[int | None, int]] = set()
-        children = client.search_runs(
-            [record.mlflow_experiment_id],
-            filter_string=f"tags.`mlflow.parentRunId` = '{record.mlflow_run_id}'",
-            max_results=50_000,
-        )
-        for child in children:
-            fold = child.data.tags.get("alphaforge.fold")
-            logged.add((int(fold) if fold else None, int(child.data.tags["alphaforge.trial"])))
-        if found is not None and not client.get_run(record.mlflow_run_id).data.params:
-            tracker.log_all(params=_parent_params(sweep), metrics={}, tags={})  # killed early
-        return tracker, logged
-    embedded = not settings.mlflow_tracking_uri
-    tracker = MlflowTracker.start(
-        tracking_uri=settings.mlflow_uri,
-        experiment=sweep.ir.name,
-        run_name=f"sweep {sweep.ir.title or sweep.ir.name} ({sweep.spec.sweep_id})",
-        tags={
-            "alphaforge.sweep_id": sweep.spec.sweep_id,
-            "alphaforge.ir_hash": record.ir_hash,
-            "alphaforge.pipeline": sweep.ir.name,
-            "alphaforge.kind": "sweep",
-            "prefect.flow_run_id": record.flow_run_id or "",
-            **_data_fingerprints(sweep),
-        },
-        artifact_root=settings.mlflow_artifacts_uri if embedded else None,
-    )
-    tracker.log_all(params=_parent_params(sweep), metrics={}, tags={})
-    return tracker, set()
-
-
-def _parent_params(sweep: _Sweep) -> dict[str, Any]:
-    from flows.tracking import flatten_params
-
-    record = sweep.record
-    return {
-        "sweep.method": record.method,
-        "sweep.objective": record.objective,
-        "sweep.params": ", ".join(record.params),
-        "sweep.executor": record.executor,
-        "sweep.workers": record.workers,
-        **{f"sweep.option.{k}": v for k, v in sweep.sweep.options.items()},
-        **flatten_params(sweep.ir),
-    }
-
-
-def _orphan_parent(sweep: _Sweep) -> tuple[str, str] | None:
-    """A resumed sweep's parent run found by its ``alphaforge.sweep_id`` tag, for a sweep
-    killed after MLflow created the run but before its id was saved (the parent opens in a
-    thread beside the first trials); None for a fresh sweep or when there is none."""
-    if not sweep.spec.resume:
-        return None
-    from flows.tracking import mlflow_client
-
-    client = mlflow_client(sweep.settings.mlflow_uri)
-    exp = client.get_experiment_by_name(sweep.ir.name)
-    if exp is None:
-        return None
-    runs = client.search_runs(
-        [exp.experiment_id],
-        filter_string=(
-            "tags.`alphaforge.kind` = 'sweep' and "
-            f"tags.`alphaforge.sweep_id` = '{sweep.spec.sweep_id}'"
-        ),
-        order_by=["attributes.start_time ASC"],
-        max_results=1,
-    )
-    return (runs[0].info.run_id, exp.experiment_id) if runs else None
-
-
-def _data_fingerprints(sweep: _Sweep) -> dict[str, str]:
-    """``alphaforge.data.<node>``: the sha256 of what each source node reads (a data file),
-    so the parent run records which data the sweep's trials were measured on."""
-    out: dict[str, str] = {}
-    for node in sweep.ir.nodes:
-        if node.dependencies():
-            continue
-        with contextlib.suppress(Exception):  # a node without a file: nothing to record
-            fingerprint = sweep.evaluator.runner.fingerprint(node)
-            if fingerprint:
-                out[f"alphaforge.data.{node.id}"] = fingerprint
-    return out
+# ---- in this process --------------------------------------------------------------------------
 
 
 def top_equity(directory: Path, trial: int) -> pd.DataFrame | None:

@@ -1,10 +1,10 @@
 """The ``local`` sweep executor on N > 1 workers: processes forked from the flow's own process.
 
 The flow's process warms up first (imports done, the data loaded, the compiled backtest kernel
-in memory; :func:`warm_up`), then forks N workers. A forked worker is ready in milliseconds and
-shares the data's pages with its parent, where a fresh interpreter (Prefect's process-pool task
-runner) spends seconds importing, loading the data and the kernel again — on a 2-core machine
-that start cost more than a second worker saved. The parent keeps every worker
+in memory; :func:`~flows.sweepchunk.warm_up`), then forks N workers. A forked worker is ready in
+milliseconds and shares the data's pages with its parent, where a fresh interpreter (Prefect's
+process-pool task runner) spends seconds importing, loading the data and the kernel again — on
+a 2-core machine that start cost more than a second worker saved. The parent keeps every worker
 :data:`QUEUE_DEPTH` chunks deep and follows the trials files meanwhile; the MLflow thread writes
 the child runs beside them.
 

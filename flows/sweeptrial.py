@@ -12,7 +12,7 @@ sweep (and an indicator with the same params once), never once per trial. A tria
    moments (the DSR) and their CSCV block sums (the PBO), so nothing of the size of the data is
    kept per trial.
 
-No Prefect here: the chunk flows and tasks of :mod:`flows.sweep` call it.
+No Prefect here: the chunk flows and tasks of :mod:`flows.sweepchunk` call it.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from flows.sweep import _Sweep
+from flows.sweepoptuna import optuna_storage
 from flows.sweeptrial import SweepPlanError
 
 
@@ -15,7 +15,7 @@ def _storage(ref: str | None, tmp_path: Path) -> str:
     fake = SimpleNamespace(
         spec=SimpleNamespace(optuna_storage=ref), settings=SimpleNamespace(store_root=tmp_path)
     )
-    return _Sweep._optuna_storage(fake)  # type: ignore[arg-type]
+    return optuna_storage(fake)  # type: ignore[arg-type]
 
 
 def test_an_env_reference_is_read_from_the_environment(
