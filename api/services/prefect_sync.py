@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -108,9 +109,30 @@ def decide(run: Run, flow_run: FlowRun | None, record: RunRecord | None, now: da
     return Outcome(RunStatus.RUNNING)
 
 
+# Prefect's words for a flow-run process that exited with a code: "Flow run infrastructure
+# exited with non-zero status code 143. …" (a worker), "… exited with status code: -15" (a runner)
+_EXIT_CODE = re.compile(r"exited with (?:non-zero )?status code:? *(-?\d+)")
+_STOPPED_CODES = {143: "SIGTERM", -15: "SIGTERM", 130: "SIGINT", -2: "SIGINT"}
+_KILLED_CODES = {137, -9}
+
+
 def _crashed(message: str | None) -> str:
-    """The error of a run whose flow-run process died (Prefect's state says Crashed)."""
+    """The error of a run whose flow-run process died (Prefect's state says Crashed). A process
+    stopped by a signal is said in the platform's words, as the liveness check says it when
+    it finds the process gone first (which of the two notices first is a race)."""
     reason = user_text(message or "its process crashed on the worker").rstrip(".")
+    found = _EXIT_CODE.search(message or "")
+    code = int(found.group(1)) if found else None
+    if code in _STOPPED_CODES:
+        reason = (
+            "its process stopped before the run finished (the server or its worker was stopped "
+            f"or killed while the run was running: {_STOPPED_CODES[code]}, exit code {code})"
+        )
+    elif code in _KILLED_CODES:
+        reason = (
+            f"its process was killed (SIGKILL, exit code {code}): out of memory, or stopped by "
+            "an operator or a supervisor"
+        )
     return (
         f"the run did not finish: {reason}. Run it again; if it happens again, the operators "
         "find the cause in the worker's log."

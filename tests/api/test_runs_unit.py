@@ -65,6 +65,22 @@ def test_a_crashed_flow_run_fails_the_run_with_its_reason() -> None:
     )
 
 
+def test_a_flow_run_process_stopped_by_a_signal_is_said_in_plain_words() -> None:
+    worker = "Flow run infrastructure exited with non-zero status code 143. Process was terminated."
+    out = decide(_run(), _flow(StateType.CRASHED, worker), None, NOW)  # type: ignore[arg-type]
+    assert out.status == RunStatus.FAILED and out.error is not None
+    assert "stopped before the run finished (the server or its worker was stopped" in out.error
+    assert "SIGTERM, exit code 143" in out.error and out.error.endswith("in the worker's log.")
+    runner = "Process for flow run 'x' exited with status code: -9"
+    killed = decide(_run(), _flow(StateType.CRASHED, runner), None, NOW)  # type: ignore[arg-type]
+    assert (
+        killed.error is not None and "killed (SIGKILL, exit code -9): out of memory" in killed.error
+    )
+    other = "Flow run infrastructure exited with non-zero status code 1."
+    plain = decide(_run(), _flow(StateType.CRASHED, other), None, NOW)  # type: ignore[arg-type]
+    assert plain.error is not None and "status code 1" in plain.error  # Prefect's own words
+
+
 def test_a_flow_run_crashed_after_a_cancel_request_is_a_cancelled_run() -> None:
     asked = _run(cancel_requested_at=NOW - timedelta(seconds=2))
     crashed = _flow(StateType.CRASHED, "Execution was aborted by a termination signal.")

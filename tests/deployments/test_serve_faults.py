@@ -136,7 +136,9 @@ def test_serve_stopped_mid_run_ends_the_run_and_the_next_start_runs(tmp_path: Pa
         assert gone in final["error"]
         assert final["node_states"]["nap"] != "running"
         state = app.prefect_state(run["prefect_flow_run_id"])
-        assert state.is_crashed() and gone in state.message, state  # Prefect says the same
+        # Prefect says the same, or (when its worker saw the process exit first) the exit code
+        assert state.is_crashed(), state
+        assert gone in state.message or "status code 143" in state.message, state
         app.sample_completes()
 
 
