@@ -91,6 +91,7 @@ from flows.sweeptrial import (
     objective_of,
     objective_text,
     overrides_of,
+    prepare_evaluator,
 )
 from flows.sweepwalk import walk_forward
 from flows.trials import DEFAULT_RANDOM_TRIALS, trials_of
@@ -788,6 +789,13 @@ def run_sweep(spec: SweepSpec, *, settings: CoreSettings | None = None) -> Sweep
     if run.track:
         import_shared_dependencies()
         prewarm_mlflow(settings.mlflow_uri)
+    if spec.executor == "local" and run.ir.sweep is not None:
+        # the trials run in this process (or in forks of it): load the data and the kernel
+        # while Prefect creates and starts the flow run
+        from flows.pipeline import import_extra_node_modules
+
+        import_extra_node_modules()
+        prepare_evaluator(spec, settings.with_store(run.store_url))
     directory = sweep_dir(settings.with_store(run.store_url).store_root, spec.sweep_id)
     with using_settings(settings):
         state = sweep_flow(spec=spec, return_state=True)

@@ -17,7 +17,9 @@ No Prefect here: the chunk flows and tasks of :mod:`flows.sweepchunk` call it.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -48,6 +50,7 @@ __all__ = [
     "objective_text",
     "overrides_of",
     "params_of",
+    "prepare_evaluator",
     "warm_compiled_kernels",
 ]
 
@@ -267,12 +270,49 @@ class TrialEvaluator:
 
 
 _EVALUATORS: dict[tuple[str, str], TrialEvaluator] = {}
+_PREPARING: dict[tuple[str, str], threading.Thread] = {}
+_PREPARING_LOCK = threading.Lock()
+
+
+def _key(spec: SweepSpec) -> tuple[str, str]:
+    return (spec.sweep_id, spec.run.ir.content_hash())
+
+
+def prepare_evaluator(spec: SweepSpec, settings: CoreSettings) -> None:
+    """Start building this process's evaluator of ``spec`` in a daemon thread — the data
+    loaded, the compiled backtest kernel in memory — while the caller starts the flow run
+    (mostly waiting on Prefect's server); :func:`evaluator_for` waits for it. Only a head
+    start: a failure here is left for :func:`evaluator_for` to meet and report."""
+    key = _key(spec)
+
+    def _build() -> None:
+        with contextlib.suppress(Exception):
+            evaluator = _evaluator(spec, settings, key)
+            with contextlib.suppress(SweepPlanError):
+                evaluator.index()
+            warm_compiled_kernels()
+
+    thread = threading.Thread(target=_build, name="sweep-prepare", daemon=True)
+    with _PREPARING_LOCK:
+        if key in _PREPARING or key in _EVALUATORS:
+            return
+        _PREPARING[key] = thread
+    thread.start()
 
 
 def evaluator_for(spec: SweepSpec, settings: CoreSettings) -> TrialEvaluator:
     """This process's evaluator of ``spec`` (one per sweep and IR: chunks that land on the same
-    process share its memory of upstream nodes). Holds the last two sweeps only."""
-    key = (spec.sweep_id, spec.run.ir.content_hash())
+    process share its memory of upstream nodes). Holds the last two sweeps only. Waits for a
+    :func:`prepare_evaluator` of the same sweep still at work."""
+    key = _key(spec)
+    with _PREPARING_LOCK:
+        preparing = _PREPARING.pop(key, None)
+    if preparing is not None and preparing is not threading.current_thread():
+        preparing.join()
+    return _evaluator(spec, settings, key)
+
+
+def _evaluator(spec: SweepSpec, settings: CoreSettings, key: tuple[str, str]) -> TrialEvaluator:
     found = _EVALUATORS.get(key)
     if found is None:
         while len(_EVALUATORS) >= 2:
