@@ -53,7 +53,32 @@ def simulate(
     slip_rate: float,
     lot: float,
 ) -> tuple:
-    """Run the backtest. ``lot`` <= 0 means fractional units.
+    """:func:`simulate_stops` without stop-loss or take-profit (high and low are not read): the
+    18 arrays described there, without the trades' exit reasons."""
+    r = simulate_stops(
+        open_, close, close, close, target, cash0, fee_rate, slip_rate, lot, 0.0, 0.0
+    )
+    return (
+        r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8],
+        r[9], r[10], r[11], r[12], r[13], r[14], r[15], r[16], r[17],
+    )  # fmt: skip
+
+
+def simulate_stops(
+    open_: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    target: np.ndarray,
+    cash0: float,
+    fee_rate: float,
+    slip_rate: float,
+    lot: float,
+    sl_rate: float,
+    tp_rate: float,
+) -> tuple:
+    """Run the backtest. ``lot`` <= 0 means fractional units; ``sl_rate`` / ``tp_rate`` <= 0
+    mean no stop-loss / take-profit (then ``high`` and ``low`` are not read).
 
     Sizing: at a target change to s, the fill is the open moved by the slippage against the
     order; the new position is sized so that its value at the fill is |s| times the equity left
@@ -66,7 +91,16 @@ def simulate(
     units, price, fee, target), the trades (entry bar, exit bar, side, units, entry price, exit
     price, fees, pnl, is_open) and the target changes that gave no order because they were
     smaller than one lot (bar, value of one lot at the fill, equity at the open), each trimmed
-    to its count.
+    to its count, then the trades' exit reasons (0 signal, 1 stop-loss, 2 take-profit; 0 for
+    the open one).
+
+    Stops: from the bar after a trade's entry fill, a long trade whose entry price (its
+    volume-weighted fill, slippage included) is E exits within the bar whose low reaches
+    E x (1 - sl) at that price, or at the bar's open if the open is already at or below it;
+    else within the bar whose high reaches E x (1 + tp), at that price or the open if higher. A
+    bar reaching both exits at the stop. Shorts mirror it. The exit is a fill like any other
+    (slippage against it, fee); afterwards the target's side counts as 0 until the target
+    leaves it (0 or the other side), so re-entry needs a new signal.
     """
     n = open_.shape[0]
     curve = np.empty((4, n))
@@ -85,6 +119,7 @@ def simulate(
     t_fees = np.empty(n)
     t_pnl = np.empty(n)
     t_open = np.zeros(n, np.bool_)
+    t_reason = np.zeros(n, np.int8)
     s_bar = np.empty(n, np.int64)
     s_lot_value = np.empty(n)
     s_equity = np.empty(n)
@@ -106,9 +141,18 @@ def simulate(
     units = 0.0
     prev = 0.0
     peak = -np.inf
+    stops = sl_rate > 0.0 or tp_rate > 0.0
+    blocked = 0  # after a stop exit: the side not re-entered until the target leaves it
     for i in range(n):
-        if i > 0 and target[i - 1] != prev:
+        s = prev
+        if i > 0:
             s = target[i - 1]
+            if blocked != 0:
+                if (blocked > 0 and s > 0.0) or (blocked < 0 and s < 0.0):
+                    s = 0.0
+                else:
+                    blocked = 0
+        if s != prev:
             prev = s
             px = open_[i]
             wealth = cash + units * px
@@ -198,6 +242,53 @@ def simulate(
                         out_value = 0.0
                         out_px = 0.0
                         fees = fee
+        if stops and side != 0 and entry_bar < i:
+            reason = 0
+            level = 0.0
+            if side > 0:
+                if sl_rate > 0.0 and low[i] <= in_px * (1.0 - sl_rate):
+                    reason = 1
+                    level = min(open_[i], in_px * (1.0 - sl_rate))
+                elif tp_rate > 0.0 and high[i] >= in_px * (1.0 + tp_rate):
+                    reason = 2
+                    level = max(open_[i], in_px * (1.0 + tp_rate))
+            else:
+                if sl_rate > 0.0 and high[i] >= in_px * (1.0 + sl_rate):
+                    reason = 1
+                    level = max(open_[i], in_px * (1.0 + sl_rate))
+                elif tp_rate > 0.0 and low[i] <= in_px * (1.0 - tp_rate):
+                    reason = 2
+                    level = min(open_[i], in_px * (1.0 - tp_rate))
+            if reason != 0:
+                fill = level * (1.0 - slip_rate) if side > 0 else level * (1.0 + slip_rate)
+                traded = -units
+                fee = fee_rate * abs(traded * fill)
+                cash -= traded * fill + fee
+                o_bar[n_orders] = i
+                o_units[n_orders] = traded
+                o_price[n_orders] = fill
+                o_fee[n_orders] = fee
+                o_target[n_orders] = 0.0
+                n_orders += 1
+                closing = abs(units)
+                out_px = _vwap(out_px, out_units, fill, closing)
+                out_units += closing
+                out_value += closing * fill
+                fees += fee
+                t_entry[n_trades] = entry_bar
+                t_exit[n_trades] = i
+                t_side[n_trades] = side
+                t_units[n_trades] = in_units
+                t_entry_px[n_trades] = in_px
+                t_exit_px[n_trades] = out_px
+                t_fees[n_trades] = fees
+                t_pnl[n_trades] = side * (out_value - in_value) - fees
+                t_reason[n_trades] = reason
+                n_trades += 1
+                blocked = side
+                side = 0
+                units = 0.0
+                prev = 0.0
         cash_out[i] = cash
         position[i] = units
         wealth_close = cash + units * close[i]
@@ -237,31 +328,50 @@ def simulate(
         s_bar[:n_skipped],
         s_lot_value[:n_skipped],
         s_equity[:n_skipped],
+        t_reason[:n_trades],
     )
 
 
-_compiled: Callable[..., tuple] | None = None
+_compiled: dict[str, Callable[..., tuple]] = {}
 
 
-def compiled_simulate() -> Callable[..., tuple]:
-    """:func:`simulate` compiled by numba (``cache=True``), built on first use."""
-    global _compiled
-    if _compiled is None:
+def _compile() -> dict[str, Callable[..., tuple]]:
+    """:func:`simulate_stops` and :func:`simulate` compiled by numba (``cache=True``), built on
+    first use."""
+    if not _compiled:
         from numba import njit
 
         # numba reads the globals when it compiles (on the first call, for simulate and the
         # helpers alike) and cannot type the lazy ``np`` stand-in: bind the real modules first.
         resolve_lazy(globals())
-        # A copy of simulate whose globals see the compiled helpers; the plain one is untouched.
+        # Copies whose globals see the compiled helpers; the plain functions are untouched.
         namespace: dict[str, Any] = dict(globals())
         namespace["_round_lot"] = njit(cache=True)(_round_lot)
         namespace["_vwap"] = njit(cache=True)(_vwap)
+        core = types.FunctionType(simulate_stops.__code__, namespace, "simulate_stops")
+        core.__qualname__ = "simulate_stops_jit"
+        namespace["simulate_stops"] = _compiled["simulate_stops"] = njit(cache=True)(core)
         twin = types.FunctionType(simulate.__code__, namespace, "simulate")
         twin.__qualname__ = "simulate_jit"
-        _compiled = njit(cache=True)(twin)
+        _compiled["simulate"] = njit(cache=True)(twin)
     return _compiled
+
+
+def compiled_simulate() -> Callable[..., tuple]:
+    """:func:`simulate` compiled by numba (``cache=True``), built on first use."""
+    return _compile()["simulate"]
+
+
+def compiled_simulate_stops() -> Callable[..., tuple]:
+    """:func:`simulate_stops` compiled by numba (``cache=True``), built on first use."""
+    return _compile()["simulate_stops"]
 
 
 def simulate_for(n_bars: int) -> Callable[..., tuple]:
     """The kernel to use for ``n_bars`` bars: interpreted when short, compiled when long."""
     return simulate if n_bars < JIT_MIN_BARS else compiled_simulate()
+
+
+def simulate_stops_for(n_bars: int) -> Callable[..., tuple]:
+    """:func:`simulate_for` for :func:`simulate_stops`."""
+    return simulate_stops if n_bars < JIT_MIN_BARS else compiled_simulate_stops()

@@ -31,6 +31,7 @@ else:
 
 __all__ = [
     "EQUITY_COLUMNS",
+    "EXIT_REASONS",
     "ORDER_COLUMNS",
     "TRADE_COLUMNS",
     "Backtest",
@@ -54,6 +55,8 @@ TRADE_COLUMNS = (
     "is_open",
 )
 ORDER_COLUMNS = ("ts", "side", "units", "price", "fee", "target")
+#: the trades' ``exit_reason`` (a column only when stops are set), by the kernel's code
+EXIT_REASONS = ("signal", "stop_loss", "take_profit", "open")
 
 
 class BacktestParams(AnnualisationParams):
@@ -78,6 +81,21 @@ class BacktestParams(AnnualisationParams):
     )
     risk_free: float = Field(
         0.0, ge=-1, le=1, description="Annual risk-free rate for Sharpe and Sortino."
+    )
+    stop_loss_bps: float | None = Field(
+        None,
+        gt=0,
+        le=10_000,
+        description="Close a trade within the first later bar whose low (long) / high (short) "
+        "reaches this far past its entry price, in basis points; needs high and low.",
+    )
+    take_profit_bps: float | None = Field(
+        None,
+        gt=0,
+        le=1_000_000,
+        description="Close a trade within the first later bar whose high (long) / low (short) "
+        "reaches this far in its favour from its entry price, in basis points; needs high and "
+        "low.",
     )
 
 
@@ -136,7 +154,7 @@ def run_backtest(
     """Equity, trades, orders and metrics of trading ``signal`` on ``data``; without
     ``tables``, equity and metrics only (the same metrics, computed from the simulation's
     arrays without building the trades and orders tables: what a sweep's trial reads)."""
-    from nodes.builtin._kernel import simulate_for
+    from nodes.builtin._kernel import simulate_for, simulate_stops_for
 
     data = _check_data(data)
     index = data.index
@@ -146,9 +164,17 @@ def run_backtest(
     if not (np.isfinite(open_).all() and np.isfinite(close).all()):
         raise NodeError("backtest: open and close must be finite (load data with a loader node)")
     lot = params.lot_size if params.lot_size is not None else 0.0
-    res = simulate_for(len(open_))(
-        open_, close, target, params.cash, params.fee_bps / 1e4, params.slippage_bps / 1e4, lot
-    )
+    fee, slip = params.fee_bps / 1e4, params.slippage_bps / 1e4
+    stops = params.stop_loss_bps is not None or params.take_profit_bps is not None
+    if stops:
+        high, low = _high_low(data)
+        sl = (params.stop_loss_bps or 0.0) / 1e4
+        tp = (params.take_profit_bps or 0.0) / 1e4
+        res = simulate_stops_for(len(open_))(
+            open_, high, low, close, target, params.cash, fee, slip, lot, sl, tp
+        )
+    else:
+        res = simulate_for(len(open_))(open_, close, target, params.cash, fee, slip, lot)
     curve = res[0]
     equity, position, drawdown = curve[0], curve[2], curve[3]
     # one float block on the kernel's (4, n) array: no copy (the table is read, never written)
@@ -181,7 +207,21 @@ def run_backtest(
     if tables:
         out["orders"] = _orders_frame(index, *res[1:6])
         out["trades"] = _trades_frame(index, *res[6:15])
+        if stops:
+            reason = np.where(res[14], 3, res[18]).astype(np.int8)
+            names = np.array(EXIT_REASONS, dtype=object)[reason]
+            out["trades"]["exit_reason"] = pd.array(names, dtype="str")
     return out
+
+
+def _high_low(data: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    if not {"high", "low"} <= set(data.columns):
+        raise NodeError("backtest: stop_loss_bps / take_profit_bps need high and low columns")
+    high = data["high"].to_numpy(dtype="float64")
+    low = data["low"].to_numpy(dtype="float64")
+    if not (np.isfinite(high).all() and np.isfinite(low).all()):
+        raise NodeError("backtest: high and low must be finite for stop_loss_bps / take_profit_bps")
+    return high, low
 
 
 _EQUITY_INDEX: list[pd.Index] = []
@@ -299,6 +339,13 @@ class Backtest(Node):
       position stays in the trade (volume-weighted prices). A position still open at the end is
       a trade with ``is_open`` true, marked at the last close, and is left out of the trade
       metrics (num_trades, win_rate, profit_factor, avg_trade_return).
+    - Optional ``stop_loss_bps`` / ``take_profit_bps`` (need high and low): from the bar after
+      a trade's entry fill, a long exits within the first bar whose low reaches entry ×
+      (1 − stop) at that price, or at the open if the bar opens below it; else within the first
+      bar whose high reaches entry × (1 + take) (at the open if it opens above). A bar reaching
+      both exits at the stop. Shorts mirror this. Slippage and fee apply as on every fill; then
+      the position stays flat until the signal leaves that side (0 or the other side). The
+      trades get an ``exit_reason`` column (signal, stop_loss, take_profit, open).
 
     Outputs: ``equity`` (equity, cash, position in units, drawdown per bar), ``trades``,
     ``metrics`` (as the ``metrics`` node: periods per year from ``ppy``, else ``calendar``, else

@@ -22,6 +22,7 @@ from pydantic import Field, StringConstraints, model_validator
 
 from nodes.base import Node, Params, Port, PortType, register
 from nodes.builtin.indicators import as_float_series
+from nodes.builtin.metrics import CALENDAR_DESCRIPTION, CalendarName, resolve_ppy
 from nodes.builtin.signals import _fill_forward, _same_index
 from nodes.errors import NodeError
 from nodes.lazy import lazy_module
@@ -581,3 +582,103 @@ def _index_difference(got: pd.Index, want: pd.Index) -> str:
         return f"{len(got)} rows vs {len(want)}"
     i = int(np.argmax(got != want))
     return f"row {i}: {got[i]} vs {want[i]}"
+
+
+class RiskSizeParams(Params):
+    """Fraction of equity, volatility target and leverage cap of a position."""
+
+    fraction: float = Field(
+        1.0, gt=0, le=1, description="Fraction of equity per unit of signal (1 = all equity)."
+    )
+    vol_target: float | None = Field(
+        None,
+        gt=0,
+        le=10,
+        description="Annualised volatility to aim for: the fraction is scaled by vol_target / "
+        "the realised volatility of the data's closes.",
+    )
+    vol_window: int = Field(
+        20, ge=2, le=_MAX_BARS, description="Returns in the realised volatility."
+    )
+    max_leverage: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Largest absolute exposure, as a fraction of equity (the backtest does not "
+        "model leverage, so at most 1).",
+    )
+    ppy: float | None = Field(
+        None,
+        gt=0,
+        le=1e8,
+        description="Periods per year for annualising the volatility; wins over calendar. When "
+        "both are absent, inferred from the timestamps (the node's log says how).",
+    )
+    calendar: CalendarName | None = Field(None, description=CALENDAR_DESCRIPTION)
+
+    @model_validator(mode="after")
+    def _ppy_or_calendar(self) -> RiskSizeParams:
+        if self.ppy is not None and self.calendar is not None:
+            raise ValueError("give ppy or calendar, not both (ppy is the number calendar implies)")
+        return self
+
+
+@register
+class RiskSize(Node):
+    """Turn a signal (e.g. the gate's {−1, 0, 1}) into a target exposure for ``backtest``.
+
+    exposure[t] = clip(signal[t] × fraction × scale[t], −max_leverage, max_leverage), where
+    scale is 1 without ``vol_target`` and else vol_target / vol[t]; vol[t] is the std (ddof=1)
+    of the last ``vol_window`` simple close-to-close returns up to and including bar t,
+    × √ppy. Exposure is 0 where the signal is NaN and during the volatility's warm-up; where
+    vol is 0 later (prices that stop moving) the last defined scale holds. ppy is ``ppy``, else
+    from ``calendar``, else inferred from the timestamps' spacing (as the metrics do). The
+    backtest executes exposure[t] at the open of t+1; stop-loss and take-profit are the
+    backtest's ``stop_loss_bps`` / ``take_profit_bps``.
+    """
+
+    name = "risk_size"
+    category = "ml"
+    summary = "Target exposure from a signal: fraction of equity, volatility target, cap"
+    inputs = (
+        Port("signal", PortType.SIGNAL, "a position in [-1, 1] per bar (the direction)"),
+        Port("data", PortType.OHLCV, "the bars traded: closes for the realised volatility"),
+    )
+    outputs = (Port("signal", PortType.SIGNAL, "target exposure in [-max_leverage, max_leverage]"),)
+    params_model = RiskSizeParams
+
+    def run(self, inputs: Mapping[str, Any], params: RiskSizeParams) -> dict[str, Any]:
+        """Scale, cap, and zero the warm-up."""
+        data = _frame(inputs["data"], "risk_size")
+        close = pd.Series(_column(data, "close", "risk_size"), index=data.index)
+        signal = as_float_series(inputs["signal"], "risk_size: signal")
+        extra = signal.index.difference(data.index)
+        if len(extra):
+            raise NodeError(
+                f"risk_size: the signal has {len(extra)} timestamp(s) not in the data, first "
+                f"{extra[0]}; compute it from the same bars"
+            )
+        values = signal.reindex(data.index).to_numpy(dtype="float64", copy=True)
+        values[np.isnan(values)] = 0.0
+        big = np.abs(values) > 1.0 + 1e-9
+        if big.any():
+            i = int(np.argmax(big))
+            raise NodeError(
+                f"risk_size: signal {values[i]} at {data.index[i]} is not a position in [-1, 1]"
+            )
+        values *= params.fraction
+        if params.vol_target is not None:
+            choice = resolve_ppy(data.index, params.ppy, params.calendar)
+            if choice.ppy is None:
+                raise NodeError("risk_size: cannot infer ppy from fewer than 2 bars; give ppy")
+            self.ctx.log(f"ppy {choice.ppy:g}: {choice.source}")
+            for warning in choice.warnings:
+                self.ctx.log(f"warning: {warning}")
+            returns = close.pct_change(fill_method=None)
+            vol = returns.rolling(params.vol_window, min_periods=params.vol_window).std(ddof=1)
+            vol_a = vol.to_numpy() * math.sqrt(choice.ppy)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                scale = np.where(vol_a > 0, params.vol_target / vol_a, np.nan)
+            values *= pd.Series(scale).ffill().fillna(0.0).to_numpy()
+        out = np.clip(values, -params.max_leverage, params.max_leverage) + 0.0
+        return {"signal": pd.Series(out, index=data.index, name="signal")}

@@ -138,3 +138,28 @@ def test_a_clash_the_compiler_cannot_see_fails_the_run_naming_the_column(
     graph = MemoryGraph(result.ir, InProcessRunner(base_dir=EXAMPLES), swept=())
     with pytest.raises(Exception, match="feature 'rsi_6' would replace the frame's column"):
         graph.evaluate({}, ["twice"])
+
+
+SIZED = """
+pipeline ml_sized "gate -> risk_size -> backtest with a stop-loss and a take-profit"
+data   = csv_ohlcv(path="data/sample_ohlcv.csv")
+score  = zscore(data.close, window=20)
+signal = gate(score, neutral_zone=0.5, cooldown_bars=5)
+sized  = risk_size(signal, data, fraction=0.5, vol_target=0.2, vol_window=20, max_leverage=0.8)
+result = backtest(data, sized, fee_bps=5, stop_loss_bps=150, take_profit_bps=300)
+"""
+
+
+def test_gate_risk_size_and_stops_compile_and_run_on_the_sample_data(reg: NodeRegistry) -> None:
+    result = compile_source(SIZED, registry=reg)
+    assert result.ok, result.format("ml_sized.af")
+    assert not [d for d in result.diagnostics if d.is_error]
+    assert result.ir is not None
+    graph = MemoryGraph(result.ir, InProcessRunner(base_dir=EXAMPLES), swept=())
+    out = graph.evaluate({}, ["sized", "result"])
+    sized = out["sized"]["signal"]
+    assert sized.abs().max() <= 0.8 and (sized.iloc[:20] == 0).all()  # cap; vol warm-up
+    assert sized[sized != 0].abs().min() < 0.5  # scaled, not only the fraction
+    trades = out["result"]["trades"]
+    assert {"stop_loss", "take_profit"} <= set(trades["exit_reason"])
+    assert out["result"]["metrics"]["num_trades"] == int((~trades["is_open"]).sum())

@@ -27,7 +27,7 @@ def _product_types() -> list[type[Node]]:
 
 def test_every_documented_node_is_registered_and_nothing_else() -> None:
     documented = _documented_names()
-    assert len(documented) == 23
+    assert len(documented) == 24
     assert {t.name for t in _product_types()} == documented
 
 
@@ -70,6 +70,8 @@ def test_documented_ports_and_params_of_key_nodes() -> None:
         "ppy",
         "calendar",
         "risk_free",
+        "stop_loss_bps",
+        "take_profit_bps",
     }
     assert [p.name for p in reg.get("macd").outputs] == ["macd", "signal", "hist"]
     assert [p.name for p in reg.get("bollinger").outputs] == [
