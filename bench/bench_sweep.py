@@ -42,6 +42,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 TARGET_S = 5.0
+# The issue states the target beside the peer's time on its reference machine: ≤ 5 s where
+# vectorbt's grid takes ≈ 20 s. On a slower or busier machine the fair reading is the ratio,
+# measured in the same run: ours ≤ 0.25 × vectorbt's.
+PEER_REFERENCE_S = 20.0
+TARGET_RATIO = TARGET_S / PEER_REFERENCE_S
 RSS_TARGET_MB = 1024
 BARS = 100_000
 CONFIGS = ("local:1", "local:2", "dask:2", "pool:1", "pool:2")
@@ -398,6 +403,7 @@ def _summary(
         "figure_s": a["wall_s"] if a else None,
         "target_s": TARGET_S,
         "meets_target": bool(a and a["wall_s"] <= TARGET_S and a["peak_pss_mb"] <= RSS_TARGET_MB),
+        "target_ratio": TARGET_RATIO,
     }
     if a:
         out["trials_per_s"] = a["trials"] / a["wall_s"]
@@ -406,6 +412,11 @@ def _summary(
     if peers:
         out["vectorbt_s"] = min(p["grid_s"] for p in peers)
         out["vectorbt_rss_mb"] = max(p["peak_rss_mb"] for p in peers)
+        if a:
+            out["ratio_to_vectorbt"] = a["wall_s"] / out["vectorbt_s"]
+            out["meets_target_relative"] = bool(
+                out["ratio_to_vectorbt"] <= TARGET_RATIO and a["peak_pss_mb"] <= RSS_TARGET_MB
+            )
     for fast, base in (("local:2", "local:1"), ("dask:2", "local:1"), ("pool:2", "pool:1")):
         if fast in results and base in results:
             out[f"speedup_{fast}"] = results[base]["wall_s"] / results[fast]["wall_s"]
@@ -459,7 +470,13 @@ def _print(summary: dict[str, Any], results: dict[str, dict[str, Any]], peers: l
             f"(target ≤ {RSS_TARGET_MB} MB); summed RSS {summary['peak_rss_mb']:.0f} MB counts "
             "the pages forked workers share with the flow once per process"
         )
-    print(f"  meets targets: {summary['meets_target']}")
+    print(f"  meets targets: {summary['meets_target']} (absolute: ≤ {TARGET_S:.0f} s, memory)")
+    if "meets_target_relative" in summary:
+        print(
+            f"  meets targets relative to the peer: {summary['meets_target_relative']} "
+            f"(ours / vectorbt {summary['ratio_to_vectorbt']:.2f} ≤ {TARGET_RATIO:.2f}, the "
+            f"issue's {TARGET_S:.0f} s against vectorbt's ≈ {PEER_REFERENCE_S:.0f} s there)"
+        )
 
 
 if __name__ == "__main__":
