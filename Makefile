@@ -4,6 +4,12 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# PyTorch is pinned to its CPU build (torch==2.13.0 in pyproject.toml): its wheel lies in
+# TORCH_WHEELS on these machines, and pip prefers that local 2.13.0+cpu over the multi-GB CUDA
+# build of an index. Elsewhere, point TORCH_WHEELS at a folder holding the CPU wheel (from
+# https://download.pytorch.org/whl/cpu).
+TORCH_WHEELS ?= /opt/wheels
+FIND_LINKS := $(if $(wildcard $(TORCH_WHEELS)/torch-*.whl),--find-links $(TORCH_WHEELS))
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
@@ -16,7 +22,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]' --config-settings editable_mode=compat
+	$(PY) -m pip install -q $(FIND_LINKS) -e '.[dev]' --config-settings editable_mode=compat
 	@touch $@
 
 demo: setup

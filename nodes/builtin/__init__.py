@@ -1,5 +1,5 @@
 """The built-in node types. Importing this package registers them (see docs/builtin-nodes.md)."""
 
-from nodes.builtin import backtest, indicators, loaders, metrics, ml, signals
+from nodes.builtin import backtest, indicators, loaders, metrics, ml, signals, torchml
 
-__all__ = ["backtest", "indicators", "loaders", "metrics", "ml", "signals"]
+__all__ = ["backtest", "indicators", "loaders", "metrics", "ml", "signals", "torchml"]

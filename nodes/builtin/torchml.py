@@ -1,0 +1,519 @@
+"""Training and inference with PyTorch: ``train_torch`` (a labelled frame → a ``model``) and
+``predict`` (a model and a frame → predictions by timestamp).
+
+torch is imported only when one of these nodes runs (:mod:`nodes.builtin._torchnets`), so the
+CLI and the API start without it. The ``model`` output is a :class:`TorchModel`: plain Python
+and numpy (the weights as numpy arrays, the scaler, the feature list, the per-epoch losses and
+the training metadata), so it pickles into the artifact store, is cached by code and data hash
+like every output, and unpickles without importing torch.
+
+**Determinism.** Training seeds torch (``seed``), turns on
+``torch.use_deterministic_algorithms`` and runs with a fixed number of CPU threads (``threads``,
+default 1) for the time of the node, then restores the process's settings. On the same
+machine, torch version and thread count, two trainings give bit-identical weights and
+predictions. On a GPU the kernels (cuBLAS, cuDNN) sum in another order than the CPU's: results
+differ from the CPU's in the last bits and then by more as training amplifies them; they repeat
+run to run on the same GPU model, driver and torch only under the deterministic settings
+(``CUBLAS_WORKSPACE_CONFIG`` is set for that), and an operation without a deterministic CUDA
+implementation fails the node instead of running nondeterministically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field
+
+from nodes.base import Node, Params, Port, PortType, register
+from nodes.builtin.ml import LABEL_COLUMNS, FeatureName, _frame
+from nodes.errors import NodeError
+from nodes.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+else:
+    np = lazy_module("numpy", globals(), "np")
+    pd = lazy_module("pandas", globals(), "pd")
+
+__all__ = ["CLASSES", "Predict", "TorchModel", "TrainTorch"]
+
+#: The label values, in the order of the networks' outputs (class 0 is −1).
+CLASSES: tuple[int, int, int] = (-1, 0, 1)
+
+_MAX_WINDOW = 512
+
+# torch's deterministic flag and thread count are process-wide: one torch node at a time sets them
+_TORCH_LOCK = threading.RLock()
+
+
+@dataclass
+class TorchModel:
+    """A trained network with everything ``predict`` needs and a later MLflow step logs.
+
+    ``state`` holds the network's weights (``state_dict``) as numpy arrays; ``mean`` / ``std``
+    the standardisation fitted on the training rows; ``history`` one dict per epoch
+    (``epoch``, ``train_loss``, ``val_loss``); ``seen_until`` the last timestamp whose bar the
+    training used (a training row, or the end of its label's horizon): ``predict`` leaves the
+    rows up to it NaN unless told otherwise.
+    """
+
+    arch: str
+    window: int
+    hidden: int
+    layers: int
+    features: list[str]
+    mean: np.ndarray
+    std: np.ndarray
+    state: dict[str, np.ndarray]
+    history: list[dict[str, float]]
+    best_epoch: int
+    stopped_epoch: int
+    seen_until: Any
+    threads: int
+    params: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready params and final metrics (what an MLflow run logs)."""
+        best = self.history[self.best_epoch - 1] if self.history else {}
+        return {
+            "arch": self.arch,
+            "window": self.window,
+            "hidden": self.hidden,
+            "layers": self.layers,
+            "features": list(self.features),
+            "best_epoch": self.best_epoch,
+            "stopped_epoch": self.stopped_epoch,
+            "best_val_loss": best.get("val_loss"),
+            "train_loss_at_best": best.get("train_loss"),
+            "params": dict(self.params),
+            **self.meta,
+        }
+
+
+class TrainTorchParams(Params):
+    """The network, its training and its early stopping."""
+
+    features: list[FeatureName] | None = Field(
+        None,
+        min_length=1,
+        max_length=1000,
+        description="Feature columns, in order. Left out: every numeric column except the "
+        "label columns (label, label_return, label_end).",
+    )
+    label: FeatureName = Field("label", description="The target column, values -1, 0 or 1.")
+    model: Literal["mlp", "lstm", "tcn"] = Field(
+        "mlp",
+        description="mlp: the window flattened into dense layers; lstm: a recurrent network "
+        "over the window; tcn: causal dilated convolutions over the window.",
+    )
+    window: int = Field(
+        16, ge=1, le=_MAX_WINDOW, description="Rows per sample: the row t and the window-1 before."
+    )
+    hidden: int = Field(32, ge=1, le=1024, description="Units per hidden layer (channels of tcn).")
+    layers: int = Field(
+        2, ge=1, le=8, description="Hidden layers (mlp), stacked LSTMs (lstm), conv levels (tcn)."
+    )
+    epochs: int = Field(30, ge=1, le=10_000, description="Most passes over the training rows.")
+    batch_size: int = Field(64, ge=1, le=65_536, description="Samples per gradient step.")
+    lr: float = Field(1e-3, gt=0, le=1, description="Adam's learning rate.")
+    val: float = Field(
+        0.2,
+        gt=0,
+        lt=1,
+        description="The last fraction of the rows (by time, never shuffled) for validation.",
+    )
+    patience: int | None = Field(
+        5,
+        ge=1,
+        le=10_000,
+        description="Stop after this many epochs without a lower validation loss and keep the "
+        "best epoch's weights. None: train every epoch (and still keep the best).",
+    )
+    class_weights: bool = Field(
+        True, description="Weigh each class by the inverse of its frequency in the training rows."
+    )
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="Seeds the weights and the batches.")
+    threads: int = Field(
+        1, ge=1, le=256, description="CPU threads (results are identical only for equal counts)."
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="auto: CUDA when available, else the CPU."
+    )
+
+
+@register
+class TrainTorch(Node):
+    """Train a small classifier of the label (−1, 0, 1) on windows of feature rows.
+
+    A sample is the window of ``window`` consecutive rows ending at row t (features only), its
+    target row t's label. The rows are split by time: the last ``val`` fraction validates, the
+    rest trains (never shuffled across that boundary; the training samples are shuffled among
+    themselves with the seed). Training rows whose ``label_end`` reaches the first validation
+    row are dropped (purged) so the validation loss is out of sample. **Standardisation** (mean
+    and std of each feature) is fitted on the training rows only, without the validation rows,
+    and stored in the model. Cross-entropy loss (class-weighted with ``class_weights``), Adam;
+    after each epoch the validation loss, and with ``patience`` the training stops once that
+    many epochs passed without a lower one; the weights of the best epoch are kept.
+
+    Outputs the ``model`` (weights, scaler, features, per-epoch losses, metadata) and its
+    ``history`` (one row per epoch). Uses CUDA when available (``device``), else the CPU; the
+    log names the device. Deterministic for a seed on a given machine (see the module doc).
+    """
+
+    name = "train_torch"
+    category = "ml"
+    summary = "Train an MLP, LSTM or TCN classifier of -1/0/1 labels (PyTorch)"
+    inputs = (Port("train", PortType.FRAME, "labelled training rows in time order (features)"),)
+    outputs = (
+        Port("model", PortType.MODEL, "the trained network with its scaler and features"),
+        Port(
+            "history",
+            PortType.FRAME,
+            "per epoch: train_loss, val_loss",
+            columns=("train_loss", "val_loss"),
+        ),
+    )
+    params_model = TrainTorchParams
+
+    def run(self, inputs: Mapping[str, Any], params: TrainTorchParams) -> dict[str, Any]:
+        """Check, standardise, window, train with early stopping."""
+        node = self.name
+        frame = _frame(inputs["train"], node)
+        features = _feature_list(frame, params.features, params.label, node)
+        x = _matrix(frame, features, node)
+        bad = ~np.isfinite(x)
+        if bad.any():
+            row, col = (int(v[0]) for v in np.nonzero(bad))
+            raise NodeError(
+                f"{node}: feature {features[col]!r} is {x[row, col]} at {frame.index[row]}; "
+                "drop such rows first (features(..., dropna=...))"
+            )
+        y = _labels(frame, params.label, node)
+        n, w = len(frame), params.window
+        n_fit = math.floor(n * (1.0 - params.val))
+        ends = np.arange(w - 1, n)  # the last row of each sample
+        fit_ends, val_ends = ends[ends < n_fit], ends[ends >= n_fit]
+        purged = 0
+        if "label_end" in frame.columns and len(val_ends):
+            try:
+                early = (frame["label_end"].to_numpy()[fit_ends] < frame.index[n_fit]).astype(bool)
+            except TypeError as exc:
+                raise NodeError(f"{node}: label_end must hold the rows' timestamps") from exc
+            purged = int((~early).sum())
+            fit_ends = fit_ends[early]
+        if len(fit_ends) == 0 or len(val_ends) == 0:
+            raise NodeError(
+                f"{node}: {n} rows with window {w} and val {params.val} leave "
+                f"{len(fit_ends)} training and {len(val_ends)} validation samples; "
+                "give more rows, a smaller window or another val"
+            )
+        mean = x[:n_fit].mean(axis=0)  # the training rows only, never the validation rows
+        std = x[:n_fit].std(axis=0)
+        flat = [features[i] for i in np.flatnonzero(~(std > 0))]
+        if flat:
+            self.ctx.log(f"warning: features constant on the training rows: {flat}")
+        std = np.where(std > 0, std, 1.0)
+        z = ((x - mean) / std).astype(np.float32)
+        seen_until = frame.index[n - 1]
+        if "label_end" in frame.columns:
+            with contextlib.suppress(TypeError, ValueError):
+                seen_until = max(seen_until, frame["label_end"].max())
+        with _torch_settings(params.seed, params.threads, params.device) as (torch, device):
+            from nodes.builtin import _torchnets
+
+            self.ctx.log(
+                f"device {device} (torch {torch.__version__}, {params.threads} CPU thread(s)); "
+                f"{params.model}: {len(fit_ends)} training samples, {len(val_ends)} validation "
+                f"samples, {len(features)} features × window {w}"
+                + (f"; {purged} purged (label_end in the validation rows)" if purged else "")
+            )
+            net = _torchnets.build(params.model, len(features), w, params.hidden, params.layers)
+            net = net.to(device)
+            result = _fit(torch, net, z, y, fit_ends, val_ends, params, device)
+        history, best_epoch, state = result
+        stopped = len(history)
+        self.ctx.log(
+            f"stopped after epoch {stopped}, best epoch {best_epoch} "
+            f"(val loss {history[best_epoch - 1]['val_loss']:.6g})"
+        )
+        counts = np.bincount(y[fit_ends], minlength=3)
+        model = TorchModel(
+            arch=params.model,
+            window=w,
+            hidden=params.hidden,
+            layers=params.layers,
+            features=features,
+            mean=mean,
+            std=std,
+            state=state,
+            history=history,
+            best_epoch=best_epoch,
+            stopped_epoch=stopped,
+            seen_until=seen_until,
+            threads=params.threads,
+            params=params.model_dump(mode="json"),
+            meta={
+                "device": str(device),
+                "torch_version": str(torch.__version__),
+                "train_samples": len(fit_ends),
+                "val_samples": len(val_ends),
+                "purged": purged,
+                "train_start": str(frame.index[0]),
+                "val_start": str(frame.index[n_fit]),
+                "train_end": str(frame.index[n - 1]),
+                "class_counts": {str(c): int(k) for c, k in zip(CLASSES, counts, strict=True)},
+            },
+        )
+        table = pd.DataFrame(history).set_index("epoch")
+        return {"model": model, "history": table}
+
+
+def _feature_list(frame: pd.DataFrame, given: list[str] | None, label: str, node: str) -> list[str]:
+    if label not in frame.columns:
+        raise NodeError(f"{node}: the frame has no label column {label!r} (label it first)")
+    if given is not None:
+        missing = [c for c in given if c not in frame.columns]
+        if missing:
+            raise NodeError(
+                f"{node}: the frame has no feature column {missing[0]!r} "
+                f"(columns: {list(frame.columns)})"
+            )
+        leaking = [c for c in given if c in (*LABEL_COLUMNS, label)]
+        if leaking:
+            raise NodeError(f"{node}: {leaking[0]!r} is a label column, not a feature")
+        if len(set(given)) != len(given):
+            raise NodeError(f"{node}: a feature is named twice in {given}")
+        return list(given)
+    skip = {*LABEL_COLUMNS, label}
+    chosen = [
+        str(c)
+        for c in frame.columns
+        if c not in skip
+        and pd.api.types.is_numeric_dtype(frame[c].dtype)
+        and not pd.api.types.is_bool_dtype(frame[c].dtype)
+    ]
+    if not chosen:
+        raise NodeError(f"{node}: the frame has no numeric feature column besides the labels")
+    return chosen
+
+
+def _matrix(frame: pd.DataFrame, features: list[str], node: str) -> np.ndarray:
+    for name in features:
+        dtype = frame[name].dtype
+        if not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+            raise NodeError(f"{node}: feature {name!r} is not numeric ({dtype})")
+    return frame[features].to_numpy(dtype=np.float64)
+
+
+def _labels(frame: pd.DataFrame, label: str, node: str) -> np.ndarray:
+    values = pd.to_numeric(frame[label], errors="coerce").to_numpy(dtype=np.float64)
+    ok = np.isin(values, CLASSES)
+    if not ok.all():
+        i = int(np.argmin(ok))
+        raise NodeError(
+            f"{node}: label {values[i]} at {frame.index[i]}; labels must be -1, 0 or 1 "
+            "(label_forward_return, label_triple_barrier)"
+        )
+    return (values + 1).astype(np.int64)  # class index 0, 1, 2
+
+
+@contextlib.contextmanager
+def _torch_settings(seed: int | None, threads: int, device: str) -> Iterator[tuple[Any, Any]]:
+    """Import torch; seed it, turn on its deterministic algorithms and fix the CPU threads for
+    the block, then put the process's settings back."""
+    import torch
+
+    with _TORCH_LOCK:
+        yield from _settings(torch, seed, threads, device)
+
+
+def _settings(torch: Any, seed: int | None, threads: int, device: str) -> Iterator[tuple[Any, Any]]:
+    if device == "cuda" and not torch.cuda.is_available():
+        raise NodeError("train_torch: device='cuda' but CUDA is not available here")
+    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    if use_cuda:  # cuBLAS is deterministic only with a fixed workspace
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    was_threads = torch.get_num_threads()
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(threads)
+    try:
+        if seed is not None:
+            torch.manual_seed(seed)
+        yield torch, torch.device("cuda" if use_cuda else "cpu")
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic)
+        torch.set_num_threads(was_threads)
+
+
+def _fit(
+    torch: Any,
+    net: Any,
+    z: np.ndarray,
+    y: np.ndarray,
+    fit_ends: np.ndarray,
+    val_ends: np.ndarray,
+    params: TrainTorchParams,
+    device: Any,
+) -> tuple[list[dict[str, float]], int, dict[str, np.ndarray]]:
+    """Adam on the training samples, validation loss per epoch, early stopping; returns the
+    history, the best epoch (1-based) and its weights as numpy arrays."""
+    w = params.window
+    windows = np.lib.stride_tricks.sliding_window_view(z, w, axis=0)  # (n-w+1, f, w)
+    xs = torch.from_numpy(np.ascontiguousarray(windows.transpose(0, 2, 1))).to(device)
+    ys = torch.from_numpy(y).to(device)
+    x_fit, y_fit = xs[fit_ends - (w - 1)], ys[fit_ends]
+    x_val, y_val = xs[val_ends - (w - 1)], ys[val_ends]
+    weight = None
+    if params.class_weights:
+        counts = np.bincount(y[fit_ends], minlength=3).astype(np.float64)
+        inverse = np.where(counts > 0, counts.sum() / (3.0 * np.maximum(counts, 1)), 0.0)
+        weight = torch.tensor(inverse, dtype=torch.float32, device=device)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
+    opt = torch.optim.Adam(net.parameters(), lr=params.lr)
+    gen = torch.Generator().manual_seed(params.seed)
+    history: list[dict[str, float]] = []
+    best_loss, best_epoch, best_state = math.inf, 0, None
+    waited = 0
+    n_fit = len(x_fit)
+    for epoch in range(1, params.epochs + 1):
+        net.train()
+        order = torch.randperm(n_fit, generator=gen).to(device)
+        total = 0.0
+        for a in range(0, n_fit, params.batch_size):
+            idx = order[a : a + params.batch_size]
+            opt.zero_grad()
+            loss = loss_fn(net(x_fit[idx]), y_fit[idx])
+            loss.backward()
+            opt.step()
+            total += float(loss.item()) * len(idx)
+        net.eval()
+        with torch.no_grad():
+            val_loss = float(loss_fn(_logits(torch, net, x_val), y_val).item())
+        history.append({"epoch": epoch, "train_loss": total / n_fit, "val_loss": val_loss})
+        if val_loss < best_loss:
+            best_loss, best_epoch, waited = val_loss, epoch, 0
+            best_state = {k: v.detach().cpu().numpy().copy() for k, v in net.state_dict().items()}
+        else:
+            waited += 1
+            if params.patience is not None and waited >= params.patience:
+                break
+    if best_state is None:  # every validation loss was NaN: keep the last weights
+        best_epoch = len(history)
+        best_state = {k: v.detach().cpu().numpy().copy() for k, v in net.state_dict().items()}
+    return history, best_epoch, best_state
+
+
+def _logits(torch: Any, net: Any, x: Any, chunk: int = 8192) -> Any:
+    return torch.cat([net(x[a : a + chunk]) for a in range(0, len(x), chunk)])
+
+
+class PredictParams(Params):
+    """Which rows get a prediction."""
+
+    in_sample: bool = Field(
+        False,
+        description="Also predict the rows up to the last bar the training used (in-sample, "
+        "optimistic). False: those rows are NaN.",
+    )
+
+
+@register
+class Predict(Node):
+    """Apply a ``train_torch`` model to a frame: one prediction per row, by timestamp.
+
+    The frame needs the model's feature columns (any others are ignored); they are standardised
+    with the scaler stored in the model. Row t's prediction uses rows t−window+1 … t of the
+    frame: rows without a full window before them, or with a missing feature in it, are NaN;
+    so are the rows up to the last bar the training used (``in_sample=false``), so feeding the
+    whole feature frame gives out-of-sample predictions only. ``prediction`` = p(up) − p(down)
+    in [−1, 1] (for ``gate`` with center 0), ``confidence`` = the most likely class's
+    probability (``gate``'s confidence input), ``proba`` the three probabilities.
+    """
+
+    name = "predict"
+    category = "ml"
+    summary = "Predictions of a trained model on a frame: p(up) - p(down), confidence"
+    inputs = (
+        Port("model", PortType.MODEL, "a train_torch model"),
+        Port("data", PortType.FRAME, "a frame with the model's feature columns, in time order"),
+    )
+    outputs = (
+        Port("prediction", PortType.SERIES, "p(up) - p(down) per row, NaN without a window"),
+        Port("confidence", PortType.SERIES, "the most likely class's probability per row"),
+        Port(
+            "proba",
+            PortType.FRAME,
+            "class probabilities per row",
+            columns=("p_down", "p_flat", "p_up"),
+        ),
+    )
+    params_model = PredictParams
+
+    def run(self, inputs: Mapping[str, Any], params: PredictParams) -> dict[str, Any]:
+        """Standardise, window, run the network in eval mode."""
+        node = self.name
+        model = inputs["model"]
+        if not isinstance(model, TorchModel):
+            raise NodeError(f"{node}: model must come from train_torch, got {type(model).__name__}")
+        frame = _frame(inputs["data"], node)
+        missing = [c for c in model.features if c not in frame.columns]
+        if missing:
+            raise NodeError(
+                f"{node}: the frame lacks the model's feature column {missing[0]!r} "
+                f"(the model uses {model.features})"
+            )
+        x = _matrix(frame, model.features, node)
+        z = ((x - model.mean) / model.std).astype(np.float32)
+        n, w = len(frame), model.window
+        proba = np.full((n, 3), np.nan)
+        if n >= w:
+            finite = np.isfinite(z).all(axis=1)
+            ok_window = np.lib.stride_tricks.sliding_window_view(finite, w).all(axis=1)
+            ends = np.flatnonzero(ok_window) + (w - 1)
+            if not params.in_sample:
+                ends = ends[_after(frame.index, model.seen_until, node)[ends]]
+            if len(ends):
+                proba[ends] = _probabilities(model, z, ends)
+        masked = "" if params.in_sample else f", rows up to {model.seen_until} left NaN"
+        self.ctx.log(f"{int(np.isfinite(proba[:, 0]).sum())} of {n} rows predicted{masked}")
+        index = frame.index
+        return {
+            "prediction": pd.Series(proba[:, 2] - proba[:, 0], index=index, name="prediction"),
+            "confidence": pd.Series(proba.max(axis=1), index=index, name="confidence"),
+            "proba": pd.DataFrame(proba, index=index, columns=["p_down", "p_flat", "p_up"]),
+        }
+
+
+def _after(index: pd.Index, seen_until: Any, node: str) -> np.ndarray:
+    try:
+        return np.asarray(index > seen_until, dtype=bool)
+    except TypeError as exc:
+        raise NodeError(
+            f"{node}: the frame's index ({index.dtype}) is not comparable with the model's "
+            f"training times ({seen_until!r}); give in_sample=true or a frame by timestamp"
+        ) from exc
+
+
+def _probabilities(model: TorchModel, z: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    with _torch_settings(None, model.threads, "cpu") as (torch, _device):
+        from nodes.builtin import _torchnets
+
+        net = _torchnets.build(
+            model.arch, len(model.features), model.window, model.hidden, model.layers
+        )
+        net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in model.state.items()})
+        net.eval()
+        windows = np.lib.stride_tricks.sliding_window_view(z, model.window, axis=0)
+        xs = torch.from_numpy(np.ascontiguousarray(windows[ends - (model.window - 1)]))
+        with torch.no_grad():
+            logits = _logits(torch, net, xs.transpose(1, 2))
+            return torch.softmax(logits, dim=1).double().numpy()  # type: ignore[no-any-return]
