@@ -48,21 +48,26 @@ await step('run-shows-metrics-without-reload-or-polling', async () => {
   await page.evaluate(() => {
     window.__afSamePage = true; // gone if the page reloads
   });
-  const isPost = (r) => r.request().method() === 'POST' && new URL(r.url()).pathname === `/api/pipelines/${pipelineId}/runs`;
-  let posted = page.waitForResponse(isPost, { timeout: 15000 });
+  // the run's POST, caught whenever it is sent (a click Playwright had to retry — something
+  // over the button — may send it late)
+  let postRequest = null;
+  page.on('request', (req) => {
+    if (req.method() === 'POST' && new URL(req.url()).pathname === `/api/pipelines/${pipelineId}/runs`) postRequest ??= req;
+  });
+  const sent = async (ms) => {
+    for (let waited = 0; !postRequest && waited < ms; waited += 100) await page.waitForTimeout(100);
+    return postRequest !== null;
+  };
   await page.click('[data-testid=run]');
-  let response;
-  try {
-    response = await posted;
-  } catch {
-    // Seen once in CI: the first click right after the page settled sent nothing (no request
-    // reached the server). This test is about the run's stream, not the click: click once more
-    // and say so in the output.
-    console.log('note: the first click on Run sent no request; clicked again');
-    posted = page.waitForResponse(isPost, { timeout: 30000 });
+  if (!(await sent(10000))) {
+    // Seen once in CI: the first click on Run sent no request (none reached the server). This
+    // test is about the run's stream, not the click: click once more and say so.
+    console.log('note: the first click on Run sent no request in 10 s; clicked again');
     await page.click('[data-testid=run]');
-    response = await posted;
+    if (!(await sent(30000))) throw new Error('clicking Run twice sent no POST of the run');
   }
+  const response = await postRequest.response();
+  if (!response) throw new Error('the POST of the run got no response');
   if (response.status() !== 202) throw new Error(`POST run: HTTP ${response.status()}`);
   runId = (await response.json()).id;
   await page.waitForFunction(
