@@ -276,6 +276,10 @@ def run(
             "mlflow_run_id": record.mlflow_run_id,
             "flow_run_id": record.flow_run_id,
             "node_states": record.node_states,
+            "models": {
+                key: {k: v for k, v in m.items() if k != "history"}
+                for key, m in record.models.items()
+            },
             "error": record.error,
             # the record's timings plus what only this process saw (not stored in run.json)
             "timings": _client_timings(record.timings, time.perf_counter() - t0, loaded),
@@ -308,6 +312,16 @@ def _report(out: Console, result: Any, run_dir: Path, settings: Any) -> None:
         out.print(f"[bold]MLflow run[/]    {result.mlflow_run_id}  ({settings.mlflow_uri})")
     else:
         out.print("[bold]MLflow run[/]    [yellow]not recorded (see run.json)[/]")
+    for key, model in (getattr(result, "models", None) or {}).items():
+        history = model.get("history") or []
+        best = (model.get("summary") or {}).get("best_val_loss")
+        trained = f"{len(history)} epochs" + (f", best val loss {best:.4g}" if best else "")
+        if model.get("registered_name"):
+            alias = f" @{model['alias']}" if model.get("alias") else ""
+            where = f"registered {model['registered_name']} v{model['registered_version']}{alias}"
+        else:
+            where = "not registered"
+        out.print(f"[bold]model[/]         {key}: {trained}; {where}; {run_dir / model['file']}")
     url = prefect_ui_url(result.flow_run_id)
     suffix = f"  ({url})" if url else ""
     out.print(f"[bold]Prefect run[/]   {result.flow_run_id}{suffix}")

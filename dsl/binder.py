@@ -126,9 +126,39 @@ class Binder:
                         f"`{spec.name}` needs input `{port.name}` ({port.type.value})",
                         step.call.type_span,
                     )
+                elif port.or_param is not None:
+                    self._either(step, spec, port, port_args, param_args, out)
         derived = self._port_names(spec, port_args, param_args, out)
         self._bind_params(step, spec, param_args, out, derived)
         return out
+
+    def _either(
+        self,
+        step: t.Step,
+        spec: NodeSpec,
+        port: Port,
+        port_args: dict[str, list[t.Arg]],
+        param_args: dict[str, t.Arg],
+        out: BoundStep,
+    ) -> None:
+        """An input that a param can replace (``Port.or_param``): exactly one of the two."""
+        has_port, has_param = port.name in port_args, port.or_param in param_args
+        if has_port and has_param:
+            out.ok = False
+            arg = param_args[str(port.or_param)]
+            self.rep.report(
+                "AF108",
+                f"`{spec.name}` takes input `{port.name}` or param `{port.or_param}`, not both",
+                arg.span,
+            )
+        elif not has_port and not has_param:
+            out.ok = False
+            self.rep.report(
+                "AF103",
+                f"`{spec.name}` needs input `{port.name}` ({port.type.value}) or param "
+                f"`{port.or_param}`",
+                step.call.type_span,
+            )
 
     # -- names of the values of a variadic port (``Port.names_param``) ------------------------
 
@@ -224,6 +254,9 @@ class Binder:
         param_args: dict[str, t.Arg],
     ) -> None:
         inputs = spec.inputs if spec is not None else ()
+        # an input the step replaces by its param (Port.or_param) takes no positional value
+        named = {a.key for a in step.call.args if a.key is not None}
+        inputs = tuple(p for p in inputs if p.or_param is None or p.or_param not in named)
         positional = 0
         seen_kw = False
         for arg in step.call.args:

@@ -64,6 +64,8 @@ class NodeJob(BaseModel):
     code_fingerprint: str | None = None
     # The spec's runner choice for this node's runtime: auto | docker | process.
     runner_choice: str = "auto"
+    # the run's MLflow store, where predict finds registered models
+    mlflow_uri: str | None = None
 
     def code(self) -> str | None:
         """The fingerprint of the node's code (the one its key was computed with), or None
@@ -90,6 +92,7 @@ class NodeJob(BaseModel):
             confine_paths=self.confine_paths,
             custom_nodes_dir=Path(self.custom_nodes_dir) if self.custom_nodes_dir else None,
             runner_choice=self.runner_choice,
+            mlflow_uri=self.mlflow_uri,
         )
         return runner_for(ctx, self.node)
 

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from dsl.ir import PipelineIR
 from flows.artifacts import KeyPlan
 from flows.execute import sandbox_record
+from flows.models import TrainedModel, collect_models, log_models
 from flows.record import mark, run_name, utc_now
 from flows.results import RunResults, write_results
 from flows.settings import CoreSettings
@@ -78,14 +79,18 @@ def finish_run(
     error = _first_error(ir, node_outcomes)
     status: RunStatus = "failed" if error else "completed"
     results = RunResults()
+    models: list[TrainedModel] = []
     if status == "completed":
         outputs = {
             nid: o.result.output_paths for nid, o in node_outcomes.items() if o.result is not None
         }
         results = write_results(ir, outputs, run_dir)
+        models = collect_models(ir, outputs, run_dir)
     timings["results_s"] = round(time.time() - t, 4)
     mark(timings, "results", body_start)
-    tracking = _track(tracker, ir, run_dir, status, results, timings, logger)
+    tracking = _track(tracker, ir, run_dir, status, results, timings, logger, models)
+    if "models" not in tracking:
+        tracking["models"] = {m.key: m.record() for m in models}
     mark(timings, "tracked", body_start)
     if status == "completed" and tracking.get("tracking_error"):
         # a run whose results are not where its users look for them has not completed
@@ -169,8 +174,10 @@ def _track(
     results: RunResults,
     timings: dict[str, float],
     logger: Any,
+    models: list[TrainedModel],
 ) -> dict[str, Any]:
-    """Log the run to the tracker; returns the record fields about tracking."""
+    """Log the run to the tracker; returns the record fields about tracking (and the
+    models' records once they are logged and registered)."""
     if tracker_future is None:
         return {"mlflow_run_id": None}
     t = time.time()
@@ -180,8 +187,15 @@ def _track(
         timings["mlflow_open_s"] = round(open_s, 4)
         timings["mlflow_wait_s"] = round(time.time() - t, 4)
         t = time.time()
-        _log_to(tracker, ir, run_dir, status, results)
+        logged = _log_to(tracker, ir, run_dir, status, results, models)
         timings["mlflow_log_s"] = round(time.time() - t, 4)
+        for rec in logged.values():
+            if rec["registered_name"]:
+                logger.info(
+                    f"[flow] model of step {rec['node']} registered as "
+                    f"{rec['registered_name']} version {rec['registered_version']}"
+                    + (f" (alias {rec['alias']})" if rec["alias"] else "")
+                )
     except Exception as exc:  # recorded and logged; the run ends failed (finish_run)
         logger.error(f"[flow] MLflow tracking failed: {type(exc).__name__}: {exc}")
         if tracker is not None:
@@ -192,12 +206,19 @@ def _track(
         "mlflow_run_id": tracker.run_id,
         "mlflow_experiment_id": tracker.experiment_id,
         "mlflow_tracking_uri": tracker.tracking_uri,
+        "models": logged,
     }
 
 
 def _log_to(
-    tracker: Tracker, ir: PipelineIR, run_dir: Path, status: str, results: RunResults
-) -> None:
+    tracker: Tracker,
+    ir: PipelineIR,
+    run_dir: Path,
+    status: str,
+    results: RunResults,
+    models: list[TrainedModel],
+) -> dict[str, dict[str, Any]]:
+    logged = log_models(tracker, ir, models, run_dir.name) if models else {}
     tags = {"alphaforge.status": status}
     if results.fingerprint:
         tags["alphaforge.result_fingerprint"] = results.fingerprint
@@ -208,3 +229,4 @@ def _log_to(
     for path in results.files():
         tracker.log_artifact(path)
     tracker.end(status)
+    return logged

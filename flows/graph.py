@@ -138,7 +138,10 @@ def run_graph(
                 )
             base_dir, datasets = _data_paths(spec, settings)
             runner = InProcessRunner(
-                base_dir=Path(base_dir), datasets=datasets, confine_paths=spec.confine_paths
+                base_dir=Path(base_dir),
+                datasets=datasets,
+                confine_paths=spec.confine_paths,
+                mlflow_uri=settings.mlflow_uri,
             )
             t = time.time()
             plan = compute_keys(ir, _fingerprint(runner), salt=run_id)
@@ -207,6 +210,7 @@ def _submit_all(
             custom_nodes_dir=str(settings.custom_nodes_dir),
             code_fingerprint=plan.code_fingerprints.get(node.id),
             runner_choice=spec.runner_for(node.runtime) if node.runtime != "builtin" else "auto",
+            mlflow_uri=settings.mlflow_uri,
         )
         upstream = [futures[d] for d in node.dependencies()]
         futures[node.id] = executor.submit(job, upstream)

@@ -222,6 +222,9 @@ class RunRecord(BaseModel):
     mlflow_experiment_id: str | None = None
     mlflow_tracking_uri: str | None = None
     tracking_error: str | None = None
+    # step (or step.port) -> the model it trained: file, per-epoch losses, registry version
+    # (flows.models)
+    models: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @property
     def run_dir(self) -> Path | None:

@@ -165,7 +165,10 @@ class TrialEvaluator:
         base = str(settings.resolve_ref(run.base_dir)) if run.base_dir else "."
         datasets = {k: settings.resolve_ref(v) for k, v in run.datasets.items()}
         self.runner = InProcessRunner(
-            base_dir=Path(base), datasets=datasets, confine_paths=run.confine_paths
+            base_dir=Path(base),
+            datasets=datasets,
+            confine_paths=run.confine_paths,
+            mlflow_uri=settings.mlflow_uri,
         )
         self.objective = objective_of(ir)
         self.equity = equity_source(ir, self.objective)

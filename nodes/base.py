@@ -84,7 +84,7 @@ class PortForm(StrEnum):
     TABLE = "table"  # pd.DataFrame; Parquet; Arrow IPC / f64 columns in a sandbox
     SERIES = "series"  # pd.Series of float64; Parquet (one column); one f64 column
     METRICS = "metrics"  # dict of JSON numbers; JSON
-    OBJECT = "object"  # any picklable object; pickle (never sent to a sandbox)
+    OBJECT = "object"  # a model; a model file (nodes.modelfile: JSON + arrays, never a pickle)
 
 
 @dataclass(frozen=True)
@@ -170,6 +170,8 @@ class Port:
     (``rsi_6`` → ``"rsi_6"``, ``macd.signal`` → ``"macd_signal"``) and reports clashes (AF211).
     ``columns`` lists the columns a frame-like output is known to have (for static checks of
     ``step.column`` references); ``None`` means any column may be asked for.
+    ``or_param`` (optional inputs only) names a param that replaces the input: a step gives
+    exactly one of the two, and the compiler says so (AF103 neither, AF108 both).
     """
 
     name: str
@@ -179,6 +181,7 @@ class Port:
     variadic: bool = False
     columns: tuple[str, ...] | None = None
     names_param: str | None = None
+    or_param: str | None = None
 
     def known_columns(self) -> tuple[str, ...] | None:
         """Columns a reference may select on this (output) port, or None if not checkable."""
@@ -196,6 +199,7 @@ class Port:
             "optional": self.optional,
             "variadic": self.variadic,
             "columns": list(columns) if columns else None,
+            "or_param": self.or_param,
         }
 
 
@@ -209,6 +213,8 @@ class NodeContext:
     starting ``warning: `` is a warning (the run log records it at WARNING level).
     ``outputs`` names the outputs the caller will read (None: all of them); a node may skip
     building the others (a sweep's trial reads a backtest's metrics and equity only).
+    ``mlflow_uri`` is the run's MLflow tracking (and model registry) store, where ``predict``
+    finds registered models; None where there is none.
     """
 
     base_dir: Path = field(default_factory=Path.cwd)
@@ -216,6 +222,7 @@ class NodeContext:
     log: Callable[[str], None] = field(default=lambda _msg: None)
     confine_paths: bool = False
     outputs: frozenset[str] | None = None
+    mlflow_uri: str | None = None
 
     def resolve_path(self, path: str | Path) -> Path:
         """An absolute path: relative ones are taken from ``base_dir``.

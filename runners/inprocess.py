@@ -44,8 +44,10 @@ class InProcessRunner:
         datasets: Mapping[str, Path] | None = None,
         confine_paths: bool = False,
         node_registry: NodeRegistry | None = None,
+        mlflow_uri: str | None = None,
     ) -> None:
         self.base_dir = Path(base_dir)
+        self.mlflow_uri = mlflow_uri
         self.datasets = dict(datasets or {})
         self.confine_paths = confine_paths
         self._registry = node_registry
@@ -66,6 +68,7 @@ class InProcessRunner:
             log=log if log is not None else (lambda _m: None),
             confine_paths=self.confine_paths,
             outputs=outputs,
+            mlflow_uri=self.mlflow_uri,
         )
 
     def fingerprint(self, node_ir: NodeIR) -> str | None:

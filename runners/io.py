@@ -3,17 +3,18 @@
 Tables (``ohlcv``, ``frame``, ``equity``, ``orders``, ``trades``) and series (``series``,
 ``signal``) are Parquet, keeping the ``ts`` index; a series is stored as a one-column table with a
 marker in the schema metadata so it reads back as a series with its name. ``metrics`` are JSON
-(NaN and infinity refused); a ``model`` is a pickle.
+(NaN and infinity refused); a ``model`` is a model file (:mod:`nodes.modelfile`: JSON and
+numpy arrays in a zip, never a pickle).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nodes import modelfile
 from nodes.base import PortForm, PortType, port_info, types_of_form
 from nodes.lazy import lazy_module
 from runners.base import RunnerError
@@ -31,20 +32,21 @@ else:
 
 __all__ = ["check_value", "file_name", "read_value", "write_value"]
 
-# Storage by form (nodes.base.PORT_TYPES): tables and series Parquet, metrics JSON, objects pickle.
+# Storage by form (nodes.base.PORT_TYPES): tables and series Parquet, metrics JSON, models a
+# model file.
 _SERIES_TYPES = types_of_form(PortForm.SERIES)
 _TABLE_TYPES = types_of_form(PortForm.TABLE)
 _SUFFIX = {
     PortForm.TABLE: "parquet",
     PortForm.SERIES: "parquet",
     PortForm.METRICS: "json",
-    PortForm.OBJECT: "pkl",
+    PortForm.OBJECT: "afmodel",
 }
 _META_KEY = b"alphaforge"
 
 
 def file_name(port: str, port_type: PortType | str) -> str:
-    """The file an output port is stored in: ``<port>.<parquet|json|pkl>``."""
+    """The file an output port is stored in: ``<port>.<parquet|json|afmodel>``."""
     return f"{port}.{_SUFFIX[port_info(port_type).form]}"
 
 
@@ -54,8 +56,7 @@ def write_value(value: Any, port_type: PortType | str, path: Path) -> None:
     if form == PortForm.METRICS:
         path.write_text(json.dumps(value, sort_keys=True, allow_nan=False, default=_json_scalar))
     elif form == PortForm.OBJECT:
-        with path.open("wb") as fh:
-            pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        modelfile.save(value, path)
     elif form == PortForm.SERIES:
         name = value.name
         frame = value.rename("value").to_frame()
@@ -74,9 +75,8 @@ def read_value(path: str | Path) -> Any:
         raise RunnerError(f"artifact {p} does not exist")
     if p.suffix == ".json":
         return json.loads(p.read_text())
-    if p.suffix == ".pkl":
-        with p.open("rb") as fh:
-            return pickle.load(fh)
+    if p.suffix == ".afmodel":
+        return modelfile.load(p)
     table = pq.read_table(p)
     frame = table.to_pandas()
     raw = (table.schema.metadata or {}).get(_META_KEY)
@@ -96,6 +96,8 @@ def check_value(value: Any, port_type: PortType | str, where: str) -> None:
         _check_table(value, pt, where)
     elif port_info(pt).form == PortForm.METRICS:
         _check_metrics(value, where)
+    elif not hasattr(value, "to_parts"):
+        raise RunnerError(f"{where}: expected a model (train_torch's), got {_kind(value)}")
 
 
 def _check_series(value: Any, pt: PortType, where: str) -> None:

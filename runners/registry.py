@@ -55,6 +55,8 @@ class RunnerContext:
     custom_nodes_dir: Path | None = None
     # the run spec's choice for user code: auto | docker | process (flows.spec.RunnerChoice)
     runner_choice: str = "auto"
+    # the run's MLflow tracking / model registry store (predict's registered models)
+    mlflow_uri: str | None = None
 
 
 RunnerFactory = Callable[[RunnerContext, NodeIR], Runner]
@@ -147,7 +149,10 @@ def _make_inprocess(ctx: RunnerContext, node: NodeIR) -> Runner:
     from runners.inprocess import InProcessRunner
 
     return InProcessRunner(
-        base_dir=ctx.base_dir, datasets=ctx.datasets, confine_paths=ctx.confine_paths
+        base_dir=ctx.base_dir,
+        datasets=ctx.datasets,
+        confine_paths=ctx.confine_paths,
+        mlflow_uri=ctx.mlflow_uri,
     )
 
 

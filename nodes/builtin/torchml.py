@@ -4,8 +4,8 @@
 torch is imported only when one of these nodes runs (:mod:`nodes.builtin._torchnets`), so the
 CLI and the API start without it. The ``model`` output is a :class:`TorchModel`: plain Python
 and numpy (the weights as numpy arrays, the scaler, the feature list, the per-epoch losses and
-the training metadata), so it pickles into the artifact store, is cached by code and data hash
-like every output, and unpickles without importing torch.
+the training metadata), stored as a model file (:mod:`nodes.modelfile`: JSON and numpy arrays,
+never a pickle), cached by code and data hash like every output, and read without torch.
 
 **Determinism.** Training seeds torch (``seed``), turns on
 ``torch.use_deterministic_algorithms`` and runs with a fixed number of CPU threads (``threads``,
@@ -26,9 +26,10 @@ import os
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from nodes.base import Node, Params, Port, PortType, register
 from nodes.builtin.ml import LABEL_COLUMNS, FeatureName, _frame
@@ -79,6 +80,97 @@ class TorchModel:
     threads: int
     params: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+
+    kind: ClassVar[str] = "torch_classifier"
+
+    def to_parts(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The model file's JSON description and arrays (:mod:`nodes.modelfile`)."""
+        description = {
+            "arch": self.arch,
+            "window": self.window,
+            "hidden": self.hidden,
+            "layers": self.layers,
+            "features": list(self.features),
+            "history": [dict(h) for h in self.history],
+            "best_epoch": self.best_epoch,
+            "stopped_epoch": self.stopped_epoch,
+            "seen_until": _encode_time(self.seen_until),
+            "threads": self.threads,
+            "params": self.params,
+            "meta": self.meta,
+            "state_keys": list(self.state),
+        }
+        arrays = {"mean": self.mean, "std": self.std}
+        arrays.update({f"state.{i}": v for i, v in enumerate(self.state.values())})
+        return description, arrays
+
+    @classmethod
+    def from_parts(cls, d: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> TorchModel:
+        """The model from a model file's parts; a malformed description is refused."""
+        from nodes.modelfile import ModelFileError
+
+        try:
+            arch, window = str(d["arch"]), int(d["window"])
+            features = [str(f) for f in d["features"]]
+            keys = [str(k) for k in d["state_keys"]]
+            mean, std = np.asarray(arrays["mean"], float), np.asarray(arrays["std"], float)
+            state = {k: np.asarray(arrays[f"state.{i}"]) for i, k in enumerate(keys)}
+            model = cls(
+                arch=arch,
+                window=window,
+                hidden=int(d["hidden"]),
+                layers=int(d["layers"]),
+                features=features,
+                mean=mean,
+                std=std,
+                state=state,
+                history=[{k: float(v) for k, v in h.items()} for h in d["history"]],
+                best_epoch=int(d["best_epoch"]),
+                stopped_epoch=int(d["stopped_epoch"]),
+                seen_until=_decode_time(d["seen_until"]),
+                threads=int(d["threads"]),
+                params=dict(d.get("params") or {}),
+                meta=dict(d.get("meta") or {}),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFileError(f"the model description is malformed: {exc!r}") from exc
+        if arch not in ("mlp", "lstm", "tcn") or not 1 <= window <= _MAX_WINDOW:
+            raise ModelFileError(f"the model file names arch {arch!r}, window {window}")
+        if mean.shape != (len(features),) or std.shape != (len(features),):
+            raise ModelFileError("the model file's scaler does not match its features")
+        return model
+
+    def network(self, torch: Any) -> Any:
+        """The torch module with the trained weights, in eval mode (call under torch)."""
+        from nodes.builtin import _torchnets
+
+        net = _torchnets.build(self.arch, len(self.features), self.window, self.hidden, self.layers)
+        net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in self.state.items()})
+        net.eval()
+        return net
+
+    def save_mlflow(self, path: Path) -> None:
+        """The network in MLflow's pytorch flavour at ``path`` (a new folder): ``pt2``
+        (torch.export, no pickle), with a signature and an input example. Its input is a
+        batch of standardised windows, shape (n, window, features) in float32; its output
+        the logits of −1, 0, 1. The model file (scaler and all) goes beside it (the caller)."""
+        import mlflow.pytorch
+        from mlflow.models import infer_signature
+
+        with _torch_settings(None, self.threads, "cpu") as (torch, _device):
+            net = self.network(torch)
+            example = np.zeros((2, self.window, len(self.features)), dtype=np.float32)
+            with torch.no_grad():
+                logits = net(torch.from_numpy(example)).numpy()
+            mlflow.pytorch.save_model(
+                net,
+                str(path),
+                signature=infer_signature(example, logits),
+                input_example=example,
+                serialization_format="pt2",
+                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+                metadata={"alphaforge": {"features": list(self.features), "classes": CLASSES}},
+            )
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready params and final metrics (what an MLflow run logs)."""
@@ -147,6 +239,36 @@ class TrainTorchParams(Params):
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="auto: CUDA when available, else the CPU."
     )
+    register_model: bool = Field(
+        True,
+        description="Register the model in the MLflow Model Registry when a tracked run ends "
+        "(a new version, unless the latest identical one is reused).",
+    )
+    registry_name: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
+        description="The registered model's name. Left out: <pipeline>.<step>.",
+    )
+    alias: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9_\-]+$",
+        description="An alias the registered version gets (e.g. champion); predict can load it "
+        "by alias.",
+    )
+
+    @field_validator("alias")
+    @classmethod
+    def _not_latest(cls, alias: str | None) -> str | None:
+        if alias is not None and alias.lower() == "latest":
+            raise ValueError(
+                "'latest' is reserved by MLflow (predict without version or alias takes the "
+                "latest version); choose another alias, e.g. champion"
+            )
+        return alias
 
 
 @register
@@ -417,13 +539,47 @@ def _logits(torch: Any, net: Any, x: Any, chunk: int = 8192) -> Any:
 
 
 class PredictParams(Params):
-    """Which rows get a prediction."""
+    """Which model and which rows get a prediction."""
 
     in_sample: bool = Field(
         False,
         description="Also predict the rows up to the last bar the training used (in-sample, "
         "optimistic). False: those rows are NaN.",
     )
+    registered: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
+        description="A model of the MLflow Model Registry, by name, instead of the model input "
+        "(a model an earlier run trained and registered).",
+    )
+    version: int | None = Field(
+        None, ge=1, description="The registered model's version (left out: the latest)."
+    )
+    alias: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9_\-]+$",
+        description="The registered model's alias (e.g. champion), instead of a version.",
+    )
+
+    @model_validator(mode="after")
+    def _one_version(self) -> PredictParams:
+        if self.version is not None and self.alias is not None:
+            raise ValueError("give version or alias, not both")
+        if self.registered is None and (self.version is not None or self.alias is not None):
+            raise ValueError("version and alias choose a version of the registered model")
+        return self
+
+    def model_ref(self) -> Any:
+        """The registered version these params name (None: the model input)."""
+        if self.registered is None:
+            return None
+        from nodes.modelregistry import ModelRef
+
+        return ModelRef(self.registered, self.version, self.alias)
 
 
 @register
@@ -443,7 +599,13 @@ class Predict(Node):
     category = "ml"
     summary = "Predictions of a trained model on a frame: p(up) - p(down), confidence"
     inputs = (
-        Port("model", PortType.MODEL, "a train_torch model"),
+        Port(
+            "model",
+            PortType.MODEL,
+            "a train_torch model (or give registered=...)",
+            optional=True,
+            or_param="registered",
+        ),
         Port("data", PortType.FRAME, "a frame with the model's feature columns, in time order"),
     )
     outputs = (
@@ -458,10 +620,38 @@ class Predict(Node):
     )
     params_model = PredictParams
 
+    def fingerprint(self, params: PredictParams) -> str | None:
+        """The registered version's identity and file hash (an alias that moved is a new
+        key); None for a model input (its own key covers it)."""
+        ref = params.model_ref()
+        if ref is None:
+            return None
+        from nodes import modelregistry
+
+        return modelregistry.resolve(self.ctx.mlflow_uri, ref, node=self.name).fingerprint
+
+    def _model(self, inputs: Mapping[str, Any], params: PredictParams) -> Any:
+        ref = params.model_ref()
+        given = inputs.get("model")
+        if ref is None:
+            if given is None:
+                raise NodeError(f"{self.name}: give a model input or registered=<name>")
+            return given
+        if given is not None:
+            raise NodeError(f"{self.name}: give a model input or registered=..., not both")
+        from nodes import modelfile, modelregistry
+
+        found = modelregistry.resolve(self.ctx.mlflow_uri, ref, node=self.name)
+        self.ctx.log(
+            f"registered model {found.name} version {found.version} (from {ref}; training run "
+            f"{found.run_id}, sha256 {found.sha256[:12]})"
+        )
+        return modelfile.load(found.path)
+
     def run(self, inputs: Mapping[str, Any], params: PredictParams) -> dict[str, Any]:
         """Standardise, window, run the network in eval mode."""
         node = self.name
-        model = inputs["model"]
+        model = self._model(inputs, params)
         if not isinstance(model, TorchModel):
             raise NodeError(f"{node}: model must come from train_torch, got {type(model).__name__}")
         frame = _frame(inputs["data"], node)
@@ -493,6 +683,28 @@ class Predict(Node):
         }
 
 
+def _encode_time(value: Any) -> dict[str, Any]:
+    """A training time (a timestamp, a number, text) as JSON that decodes to the same value."""
+    if isinstance(value, pd.Timestamp):
+        return {"timestamp": value.isoformat()}
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return {"text": str(value)}
+    return {"value": value}
+
+
+def _decode_time(raw: Any) -> Any:
+    if not isinstance(raw, dict) or len(raw) != 1:
+        raise ValueError(f"seen_until {raw!r}")
+    ((kind, value),) = raw.items()
+    if kind == "timestamp":
+        return pd.Timestamp(value)
+    if kind in ("value", "text"):
+        return value
+    raise ValueError(f"seen_until kind {kind!r}")
+
+
 def _after(index: pd.Index, seen_until: Any, node: str) -> np.ndarray:
     try:
         return np.asarray(index > seen_until, dtype=bool)
@@ -505,13 +717,7 @@ def _after(index: pd.Index, seen_until: Any, node: str) -> np.ndarray:
 
 def _probabilities(model: TorchModel, z: np.ndarray, ends: np.ndarray) -> np.ndarray:
     with _torch_settings(None, model.threads, "cpu") as (torch, _device):
-        from nodes.builtin import _torchnets
-
-        net = _torchnets.build(
-            model.arch, len(model.features), model.window, model.hidden, model.layers
-        )
-        net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in model.state.items()})
-        net.eval()
+        net = model.network(torch)
         windows = np.lib.stride_tricks.sliding_window_view(z, model.window, axis=0)
         xs = torch.from_numpy(np.ascontiguousarray(windows[ends - (model.window - 1)]))
         with torch.no_grad():

@@ -212,7 +212,7 @@ def test_the_model_goes_through_the_artifact_files_and_predicts_the_same(tmp_pat
     result = runner.run(ir, {"train": str(train_path)}, output_dir=tmp_path / "net")
     assert result.status == "completed", result.error
     assert any("device cpu" in line for line in result.logs)
-    assert result.output_paths["model"].endswith("model.pkl")
+    assert result.output_paths["model"].endswith("model.afmodel")
     stored = read_value(result.output_paths["model"])
     assert isinstance(stored, TorchModel)
     assert _same_weights(stored, _train(frame, **params)["model"])

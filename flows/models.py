@@ -1,0 +1,184 @@
+"""The models a run trained: kept in its directory, logged to MLflow, registered.
+
+At the end of a completed run, every ``model`` output is copied to the run directory
+(``models/<step>.afmodel``: what the web app offers for download) and described in the run
+record (``RunRecord.models``: per-epoch losses, training summary, registry name and version).
+In a tracked run each model also goes to MLflow:
+
+- its per-epoch ``train_loss`` / ``val_loss`` as metrics ``<step>.train_loss`` with the epoch
+  as the step, its training summary as params ``<step>.model.*``;
+- the network in MLflow's pytorch flavour (``pt2``, with signature and input example) and the
+  model file beside it, under the artifacts' ``models/<step>/``;
+- a version of a registered model (the step's ``registry_name``, else ``<pipeline>.<step>``),
+  tagged with the run, the IR hash and the model file's sha256. A run whose model is the very
+  one the latest version already holds (a cached training) reuses that version instead of
+  adding an identical one. An ``alias`` param points that alias at the version.
+
+``predict(registered=...)`` reads the model file back (:mod:`nodes.modelregistry`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dsl.ir import PipelineIR
+from runners.io import read_value
+
+__all__ = ["MODEL_FILE", "TrainedModel", "collect_models", "log_models"]
+
+#: The model file's name in a registered version's folder (nodes.modelregistry.MODEL_FILE).
+MODEL_FILE = "alphaforge.afmodel"
+_ARTIFACT_PATH_TAG = "alphaforge.artifact_path"
+_SHA_TAG = "alphaforge.model_sha256"
+
+
+@dataclass
+class TrainedModel:
+    """One ``model`` output of the run, copied into the run directory."""
+
+    key: str  # the step id, or ``step.port`` for a second model port
+    node: str
+    node_type: str
+    path: Path
+    sha256: str
+    model: Any
+    register: bool
+    registry_name: str
+    alias: str | None
+
+    def record(self) -> dict[str, Any]:
+        """The run record's description of the model (before registration)."""
+        history = [dict(h) for h in getattr(self.model, "history", [])]
+        summary = self.model.summary() if hasattr(self.model, "summary") else {}
+        return {
+            "node": self.node,
+            "type": self.node_type,
+            "kind": getattr(self.model, "kind", None),
+            "file": f"models/{self.path.name}",
+            "bytes": self.path.stat().st_size,
+            "sha256": self.sha256,
+            "history": history,
+            "summary": summary,
+            "registered_name": None,
+            "registered_version": None,
+            "alias": None,
+            "artifact_path": None,
+        }
+
+
+def collect_models(
+    ir: PipelineIR, outputs: Mapping[str, Mapping[str, str]], run_dir: Path
+) -> list[TrainedModel]:
+    """Copy every ``model`` output into ``run_dir/models`` and read it."""
+    found: list[TrainedModel] = []
+    for node in ir.nodes:
+        ports = [
+            p for p, t in node.outputs.items() if t == "model" and p in outputs.get(node.id, {})
+        ]
+        for port in ports:
+            key = node.id if port == "model" or len(ports) == 1 else f"{node.id}.{port}"
+            target = run_dir / "models" / f"{key}.afmodel"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(outputs[node.id][port], target)
+            params = node.params
+            found.append(
+                TrainedModel(
+                    key=key,
+                    node=node.id,
+                    node_type=node.type,
+                    path=target,
+                    sha256=hashlib.sha256(target.read_bytes()).hexdigest(),
+                    model=read_value(target),
+                    register=bool(params.get("register_model", True)),
+                    registry_name=str(params.get("registry_name") or f"{ir.name}.{key}"),
+                    alias=params.get("alias"),
+                )
+            )
+    return found
+
+
+def log_models(
+    tracker: Any, ir: PipelineIR, models: list[TrainedModel], run_id: str
+) -> dict[str, dict[str, Any]]:
+    """Log each model to the tracker's MLflow run and register it; returns the records."""
+    records: dict[str, dict[str, Any]] = {}
+    client = tracker.client
+    artifact_uri = client.get_run(tracker.run_id).info.artifact_uri
+    for m in models:
+        rec = m.record()
+        _log_history(tracker, m.key, rec["history"])
+        folder = f"models/{m.key}"
+        with tempfile.TemporaryDirectory() as tmp:
+            flavour = Path(tmp) / "model"
+            if hasattr(m.model, "save_mlflow"):
+                m.model.save_mlflow(flavour)
+            else:
+                flavour.mkdir()
+            shutil.copyfile(m.path, flavour / MODEL_FILE)
+            client.log_artifacts(tracker.run_id, str(flavour), folder)
+        rec["artifact_path"] = folder
+        if m.register:
+            version = _register(client, ir, m, run_id, tracker.run_id, f"{artifact_uri}/{folder}")
+            rec["registered_name"], rec["registered_version"] = m.registry_name, version
+            if m.alias:
+                client.set_registered_model_alias(m.registry_name, m.alias, str(version))
+                rec["alias"] = m.alias
+        records[m.key] = rec
+    return records
+
+
+def _log_history(tracker: Any, key: str, history: list[dict[str, Any]]) -> None:
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    metrics = [
+        Metric(f"{key}.{name}", float(h[name]), now, int(h["epoch"]))
+        for h in history
+        for name in ("train_loss", "val_loss")
+        if isinstance(h.get(name), int | float) and h[name] == h[name]  # NaN skipped
+    ]
+    for i in range(0, len(metrics), 1000):
+        tracker.client.log_batch(tracker.run_id, metrics=metrics[i : i + 1000])
+
+
+def _register(
+    client: Any, ir: PipelineIR, m: TrainedModel, run_id: str, mlflow_run_id: str, source: str
+) -> int:
+    """The version holding ``m``: the latest one if it holds the same file, else a new one."""
+    from mlflow.exceptions import MlflowException
+
+    name = m.registry_name
+    with contextlib.suppress(MlflowException):  # it exists already
+        client.create_registered_model(
+            name,
+            tags={"alphaforge.pipeline": ir.name},
+            description=f"Trained by step {m.node} ({m.node_type}) of pipeline {ir.name}.",
+        )
+    versions = client.search_model_versions(f"name='{name}'")
+    if versions:
+        latest = max(versions, key=lambda v: int(v.version))
+        if (latest.tags or {}).get(_SHA_TAG) == m.sha256:
+            return int(latest.version)
+    version = client.create_model_version(
+        name,
+        source=source,
+        run_id=mlflow_run_id,
+        tags={
+            "alphaforge.run_id": run_id,
+            "alphaforge.ir_hash": ir.content_hash(),
+            "alphaforge.pipeline": ir.name,
+            "alphaforge.node": m.node,
+            _ARTIFACT_PATH_TAG: f"models/{m.key}",
+            _SHA_TAG: m.sha256,
+        },
+        description=f"Run {run_id} of pipeline {ir.name}, step {m.node}.",
+    )
+    return int(version.version)
