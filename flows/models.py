@@ -14,7 +14,7 @@ In a tracked run each model also goes to MLflow:
   one the latest version already holds (a cached training) reuses that version instead of
   adding an identical one. An ``alias`` param points that alias at the version.
 
-``predict(registered=...)`` reads the model file back (:mod:`nodes.modelregistry`).
+``predict(registered=...)`` reads the model file back (:mod:`runners.modelregistry`).
 """
 
 from __future__ import annotations
@@ -31,12 +31,11 @@ from typing import Any
 
 from dsl.ir import PipelineIR
 from runners.io import read_value
+from runners.modelregistry import ARTIFACT_PATH_TAG as _ARTIFACT_PATH_TAG
+from runners.modelregistry import MODEL_FILE
 
 __all__ = ["MODEL_FILE", "TrainedModel", "collect_models", "log_models"]
 
-#: The model file's name in a registered version's folder (nodes.modelregistry.MODEL_FILE).
-MODEL_FILE = "alphaforge.afmodel"
-_ARTIFACT_PATH_TAG = "alphaforge.artifact_path"
 _SHA_TAG = "alphaforge.model_sha256"
 
 
@@ -118,8 +117,8 @@ def log_models(
         folder = f"models/{m.key}"
         with tempfile.TemporaryDirectory() as tmp:
             flavour = Path(tmp) / "model"
-            if hasattr(m.model, "save_mlflow"):
-                m.model.save_mlflow(flavour)
+            if hasattr(m.model, "network"):
+                _save_pytorch_flavour(m.model, flavour)
             else:
                 flavour.mkdir()
             shutil.copyfile(m.path, flavour / MODEL_FILE)
@@ -133,6 +132,31 @@ def log_models(
                 rec["alias"] = m.alias
         records[m.key] = rec
     return records
+
+
+def _save_pytorch_flavour(model: Any, path: Path) -> None:
+    """The network in MLflow's pytorch flavour at ``path`` (a new folder): ``pt2``
+    (torch.export, no pickle), with a signature and an input example. Its input is a batch of
+    standardised windows, shape (n, window, features) in float32; its output the logits of the
+    classes (−1, 0, 1). The model file (scaler and all) goes beside it (the caller)."""
+    import mlflow.pytorch
+    import numpy as np
+    import torch
+    from mlflow.models import infer_signature
+
+    net = model.network(torch)
+    example = np.zeros((2, int(model.window), len(model.features)), dtype=np.float32)
+    with torch.no_grad():
+        logits = net(torch.from_numpy(example)).numpy()
+    mlflow.pytorch.save_model(
+        net,
+        str(path),
+        signature=infer_signature(example, logits),
+        input_example=example,
+        serialization_format="pt2",
+        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+        metadata={"alphaforge": {"features": list(model.features), "classes": [-1, 0, 1]}},
+    )
 
 
 def _log_history(tracker: Any, key: str, history: list[dict[str, Any]]) -> None:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -199,8 +199,47 @@ class Port:
             "optional": self.optional,
             "variadic": self.variadic,
             "columns": list(columns) if columns else None,
-            "or_param": self.or_param,
-        }
+        } | ({"or_param": self.or_param} if self.or_param else {})
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A registered model's version: ``version`` or ``alias``; neither means the latest."""
+
+    name: str
+    version: int | None = None
+    alias: str | None = None
+
+    def __str__(self) -> str:
+        if self.version is not None:
+            return f"{self.name} version {self.version}"
+        if self.alias is not None:
+            return f"{self.name}@{self.alias}"
+        return f"{self.name} (latest version)"
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A registered version resolved to its model file on this machine."""
+
+    name: str
+    version: int
+    run_id: str | None
+    path: Path
+    sha256: str
+
+    @property
+    def fingerprint(self) -> str:
+        """What decides the predictions: name, version, training run and the file's bytes."""
+        return f"mlflow-model:{self.name}/{self.version}:{self.run_id}:{self.sha256}"
+
+
+class ModelSource(Protocol):
+    """Where registered models come from (the MLflow Model Registry: runners.modelregistry)."""
+
+    def resolve(self, ref: ModelRef, *, node: str) -> ResolvedModel:
+        """The version ``ref`` names, downloaded; a NodeError saying what exists otherwise."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -213,8 +252,8 @@ class NodeContext:
     starting ``warning: `` is a warning (the run log records it at WARNING level).
     ``outputs`` names the outputs the caller will read (None: all of them); a node may skip
     building the others (a sweep's trial reads a backtest's metrics and equity only).
-    ``mlflow_uri`` is the run's MLflow tracking (and model registry) store, where ``predict``
-    finds registered models; None where there is none.
+    ``models`` is where ``predict`` finds registered models (the run's MLflow Model
+    Registry); None where there is none.
     """
 
     base_dir: Path = field(default_factory=Path.cwd)
@@ -222,7 +261,7 @@ class NodeContext:
     log: Callable[[str], None] = field(default=lambda _msg: None)
     confine_paths: bool = False
     outputs: frozenset[str] | None = None
-    mlflow_uri: str | None = None
+    models: ModelSource | None = None
 
     def resolve_path(self, path: str | Path) -> Path:
         """An absolute path: relative ones are taken from ``base_dir``.

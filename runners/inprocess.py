@@ -20,6 +20,7 @@ from nodes.errors import AlphaForgeError, DataError
 from nodes.lazy import lazy_module
 from runners.base import InputPaths, NodeResult, RunnerError
 from runners.io import check_value, file_name, read_value, write_value
+from runners.modelregistry import MlflowModelSource
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -68,7 +69,7 @@ class InProcessRunner:
             log=log if log is not None else (lambda _m: None),
             confine_paths=self.confine_paths,
             outputs=outputs,
-            mlflow_uri=self.mlflow_uri,
+            models=MlflowModelSource(self.mlflow_uri) if self.mlflow_uri else None,
         )
 
     def fingerprint(self, node_ir: NodeIR) -> str | None:

@@ -26,12 +26,11 @@ import os
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from nodes.base import Node, Params, Port, PortType, register
+from nodes.base import ModelRef, Node, Params, Port, PortType, ResolvedModel, register
 from nodes.builtin.ml import LABEL_COLUMNS, FeatureName, _frame
 from nodes.errors import NodeError
 from nodes.lazy import lazy_module
@@ -148,29 +147,6 @@ class TorchModel:
         net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in self.state.items()})
         net.eval()
         return net
-
-    def save_mlflow(self, path: Path) -> None:
-        """The network in MLflow's pytorch flavour at ``path`` (a new folder): ``pt2``
-        (torch.export, no pickle), with a signature and an input example. Its input is a
-        batch of standardised windows, shape (n, window, features) in float32; its output
-        the logits of −1, 0, 1. The model file (scaler and all) goes beside it (the caller)."""
-        import mlflow.pytorch
-        from mlflow.models import infer_signature
-
-        with _torch_settings(None, self.threads, "cpu") as (torch, _device):
-            net = self.network(torch)
-            example = np.zeros((2, self.window, len(self.features)), dtype=np.float32)
-            with torch.no_grad():
-                logits = net(torch.from_numpy(example)).numpy()
-            mlflow.pytorch.save_model(
-                net,
-                str(path),
-                signature=infer_signature(example, logits),
-                input_example=example,
-                serialization_format="pt2",
-                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-                metadata={"alphaforge": {"features": list(self.features), "classes": CLASSES}},
-            )
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready params and final metrics (what an MLflow run logs)."""
@@ -573,12 +549,10 @@ class PredictParams(Params):
             raise ValueError("version and alias choose a version of the registered model")
         return self
 
-    def model_ref(self) -> Any:
+    def model_ref(self) -> ModelRef | None:
         """The registered version these params name (None: the model input)."""
         if self.registered is None:
             return None
-        from nodes.modelregistry import ModelRef
-
         return ModelRef(self.registered, self.version, self.alias)
 
 
@@ -626,9 +600,15 @@ class Predict(Node):
         ref = params.model_ref()
         if ref is None:
             return None
-        from nodes import modelregistry
+        return self._resolve(ref).fingerprint
 
-        return modelregistry.resolve(self.ctx.mlflow_uri, ref, node=self.name).fingerprint
+    def _resolve(self, ref: ModelRef) -> ResolvedModel:
+        if self.ctx.models is None:
+            raise NodeError(
+                f"{self.name}: registered={ref.name!r} needs a model registry, and none is "
+                "configured for this run (run it through Prefect/MLflow: alphaforge run)"
+            )
+        return self.ctx.models.resolve(ref, node=self.name)
 
     def _model(self, inputs: Mapping[str, Any], params: PredictParams) -> Any:
         ref = params.model_ref()
@@ -639,9 +619,9 @@ class Predict(Node):
             return given
         if given is not None:
             raise NodeError(f"{self.name}: give a model input or registered=..., not both")
-        from nodes import modelfile, modelregistry
+        from nodes import modelfile
 
-        found = modelregistry.resolve(self.ctx.mlflow_uri, ref, node=self.name)
+        found = self._resolve(ref)
         self.ctx.log(
             f"registered model {found.name} version {found.version} (from {ref}; training run "
             f"{found.run_id}, sha256 {found.sha256[:12]})"

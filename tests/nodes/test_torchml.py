@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from dsl.ir import InputBinding, NodeIR
-from nodes.base import registry
+from nodes.base import ModelRef, NodeContext, ResolvedModel, registry
 from nodes.builtin.torchml import TorchModel
 from nodes.errors import NodeError
 from runners.inprocess import InProcessRunner
@@ -250,3 +250,43 @@ def test_the_code_fingerprint_covers_the_networks_and_the_cli_does_not_load_torc
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
     )
     assert out.stdout.strip() == "False"
+
+
+class _OneModel:
+    """A model source holding one registered version (what runners.modelregistry does)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.asked = path, []
+
+    def resolve(self, ref: ModelRef, *, node: str) -> ResolvedModel:
+        self.asked.append(ref)
+        if ref.name != "m" or ref.alias not in (None, "champion"):
+            raise NodeError(f"{node}: no such model {ref}")
+        return ResolvedModel("m", 3, "run-1", self.path, "ab" * 32)
+
+
+def test_predict_by_registered_name_goes_through_the_contexts_model_source(tmp_path: Path) -> None:
+    from nodes import modelfile
+
+    frame = _labelled(n=200)
+    model = _train(frame, epochs=2)["model"]
+    path = tmp_path / "m.afmodel"
+    path.write_bytes(modelfile.dumps(model))
+    node_type = registry().get("predict")
+    params = node_type.validated_params({"registered": "m", "alias": "champion", "in_sample": True})
+    lines: list[str] = []
+    source = _OneModel(path)
+    node = node_type(NodeContext(models=source, log=lines.append))
+    assert node.fingerprint(params) == f"mlflow-model:m/3:run-1:{'ab' * 32}"
+    got = node.run({"data": frame}, params)["prediction"]
+    direct = run_node("predict", {"model": model, "data": frame}, in_sample=True)["prediction"]
+    np.testing.assert_array_equal(got.to_numpy(), direct.to_numpy())
+    assert source.asked[-1] == ModelRef("m", None, "champion")
+    assert any("registered model m version 3" in line and "run-1" in line for line in lines)
+    # no registry in the context: said, not a crash
+    bare = node_type(NodeContext())
+    with pytest.raises(NodeError, match="needs a model registry, and none is configured"):
+        bare.run({"data": frame}, params)
+    # a model input and a registered name: one or the other
+    with pytest.raises(NodeError, match="not both"):
+        node.run({"model": model, "data": frame}, params)

@@ -11,8 +11,10 @@ import pytest
 
 from dsl.ir import NodeIR
 from nodes.base import Node, NodeRegistry, Port, PortType
+from nodes.modelfile import ModelFileError
+from runners.base import RunnerError
 from runners.inprocess import InProcessRunner
-from runners.io import file_name, read_value, write_value
+from runners.io import check_value, file_name, read_value, write_value
 from tests.flows.testnodes import install, node, ref
 
 
@@ -144,8 +146,11 @@ def test_series_round_trip_keeps_name_index_and_values(tmp_path, port_type) -> N
 def test_metrics_and_models_round_trip(tmp_path) -> None:
     write_value({"sharpe": 1.5, "n": 3, "undefined": None}, "metrics", tmp_path / "m.json")
     assert read_value(tmp_path / "m.json") == {"sharpe": 1.5, "n": 3, "undefined": None}
-    write_value({"weights": [1, 2]}, "model", tmp_path / "model.pkl")
-    assert read_value(tmp_path / "model.pkl") == {"weights": [1, 2]}
+    # a model is stored as a model file, never a pickle: an arbitrary object is refused
+    with pytest.raises(ModelFileError, match="got dict"):
+        write_value({"weights": [1, 2]}, "model", tmp_path / "model.afmodel")
+    with pytest.raises(RunnerError, match="expected a model"):
+        check_value({"weights": [1, 2]}, "model", "node 'm' output 'model'")
 
 
 def test_volume_of_bars_without_volume_stops_the_node_with_a_clear_message(

@@ -215,7 +215,7 @@ def test_the_sandbox_types_and_the_artifact_files_come_from_the_table() -> None:
     assert {t for t, i in PORT_TYPES.items() if i.sandbox_output} == OUTPUT_TYPES
     suffix = {PortForm.TABLE: "parquet", PortForm.SERIES: "parquet", PortForm.METRICS: "json"}
     for t, info in PORT_TYPES.items():
-        assert file_name("p", t) == f"p.{suffix.get(info.form, 'pkl')}"
+        assert file_name("p", t) == f"p.{suffix.get(info.form, 'afmodel')}"
 
 
 def test_a_table_change_is_seen_by_every_consumer(

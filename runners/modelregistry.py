@@ -3,10 +3,10 @@
 A run that trains a model registers it (``flows.models``): a new version of a registered model,
 whose files sit in the training run's artifacts under ``models/<node>/``, with the model file
 (``alphaforge.afmodel``, :mod:`nodes.modelfile`) beside MLflow's own ``MLmodel``. The version is
-tagged ``alphaforge.artifact_path`` with that folder. :func:`resolve` turns a name and a version
-or alias (or neither: the latest version) into that version's identity and a local copy of its
-model file; only the model file is read, never MLflow's pickled flavour, so a model anyone
-registered is data, not code.
+tagged ``alphaforge.artifact_path`` with that folder. :meth:`MlflowModelSource.resolve` turns
+a name and a version or alias (or neither: the latest version) into that version's identity and
+a local copy of its model file; only the model file is read, never MLflow's pickled flavour, so a
+model anyone registered is data, not code.
 
 Versions are immutable in MLflow, so a downloaded version is kept on disk (by tracking store,
 name and version) and fetched once; aliases move, so an alias is looked up on every call.
@@ -18,13 +18,13 @@ import hashlib
 import re
 import tempfile
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nodes.base import ModelRef, ResolvedModel
 from nodes.errors import NodeError
 
-__all__ = ["MODEL_FILE", "ModelRef", "RegisteredModel", "resolve", "valid_name"]
+__all__ = ["MODEL_FILE", "MlflowModelSource", "valid_name"]
 
 #: The model file's name inside a registered version's folder.
 MODEL_FILE = "alphaforge.afmodel"
@@ -40,61 +40,35 @@ def valid_name(name: str) -> bool:
     return bool(_NAME.match(name))
 
 
-@dataclass(frozen=True)
-class ModelRef:
-    """Which registered version: ``version`` or ``alias``; neither means the latest."""
+class MlflowModelSource:
+    """The registered models of one MLflow tracking store (a :class:`nodes.base.ModelSource`)."""
 
-    name: str
-    version: int | None = None
-    alias: str | None = None
+    def __init__(self, tracking_uri: str) -> None:
+        self.tracking_uri = tracking_uri
 
-    def __str__(self) -> str:
-        if self.version is not None:
-            return f"{self.name} version {self.version}"
-        if self.alias is not None:
-            return f"{self.name}@{self.alias}"
-        return f"{self.name} (latest version)"
+    def resolve(self, ref: ModelRef, *, node: str) -> ResolvedModel:
+        """The registered version ``ref`` names, downloaded; a clear NodeError otherwise."""
+        tracking_uri = self.tracking_uri
+        _no_store_yet(tracking_uri, ref, node)
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
 
-
-@dataclass(frozen=True)
-class RegisteredModel:
-    """One resolved version and its model file on this machine."""
-
-    name: str
-    version: int
-    run_id: str | None
-    path: Path
-    sha256: str
-
-    @property
-    def fingerprint(self) -> str:
-        """What decides the predictions: name, version, training run and the file's bytes."""
-        return f"mlflow-model:{self.name}/{self.version}:{self.run_id}:{self.sha256}"
-
-
-def resolve(tracking_uri: str | None, ref: ModelRef, *, node: str = "predict") -> RegisteredModel:
-    """The registered version ``ref`` names, downloaded; a clear :class:`NodeError` otherwise."""
-    if not tracking_uri:
-        raise NodeError(f"{node}: no MLflow tracking store is configured for this run")
-    _no_store_yet(tracking_uri, ref, node)
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    try:
-        version = _version(client, ref)
-    except MlflowException as exc:
-        raise NodeError(f"{node}: {_missing(client, ref, exc)}") from exc
-    tags = dict(version.tags or {})
-    folder = tags.get(ARTIFACT_PATH_TAG)
-    if not folder or not version.run_id:
-        raise NodeError(
-            f"{node}: {ref.name} version {version.version} was not registered by an Alpha Forge "
-            "training run (it has no model file); register a model with train_torch"
-        )
-    path = _download(client, tracking_uri, ref.name, int(version.version), version.run_id, folder)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return RegisteredModel(ref.name, int(version.version), version.run_id, path, digest)
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        try:
+            version = _version(client, ref)
+        except MlflowException as exc:
+            raise NodeError(f"{node}: {_missing(client, ref, exc)}") from exc
+        tags = dict(version.tags or {})
+        folder = tags.get(ARTIFACT_PATH_TAG)
+        if not folder or not version.run_id:
+            raise NodeError(
+                f"{node}: {ref.name} version {version.version} was not registered by an Alpha "
+                "Forge training run (it has no model file); register a model with train_torch"
+            )
+        number = int(version.version)
+        path = _download(client, tracking_uri, ref.name, number, version.run_id, folder)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        return ResolvedModel(ref.name, number, version.run_id, path, digest)
 
 
 def _no_store_yet(tracking_uri: str, ref: ModelRef, node: str) -> None:
