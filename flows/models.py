@@ -30,11 +30,20 @@ from pathlib import Path
 from typing import Any
 
 from dsl.ir import PipelineIR
+from flows.tracking import sqlite_path
 from runners.io import read_value
 from runners.modelregistry import ARTIFACT_PATH_TAG as _ARTIFACT_PATH_TAG
 from runners.modelregistry import MODEL_FILE
 
-__all__ = ["MODEL_FILE", "TrainedModel", "collect_models", "log_models"]
+__all__ = [
+    "MODEL_FILE",
+    "RegisteredModelInfo",
+    "RegisteredVersion",
+    "TrainedModel",
+    "collect_models",
+    "list_registered",
+    "log_models",
+]
 
 _SHA_TAG = "alphaforge.model_sha256"
 
@@ -206,3 +215,72 @@ def _register(
         description=f"Run {run_id} of pipeline {ir.name}, step {m.node}.",
     )
     return int(version.version)
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    """One version of a registered model, as the models page lists it."""
+
+    version: int
+    created_ms: int | None
+    aliases: tuple[str, ...]
+    mlflow_run_id: str | None
+    run_id: str | None  # the Alpha Forge run that trained it (its tag)
+    pipeline: str | None
+    node: str | None
+    ir_hash: str | None
+    sha256: str | None
+
+
+@dataclass(frozen=True)
+class RegisteredModelInfo:
+    """A registered model and its versions, newest first."""
+
+    name: str
+    description: str | None
+    updated_ms: int | None
+    versions: tuple[RegisteredVersion, ...]
+
+
+def list_registered(tracking_uri: str, *, limit: int = 200) -> list[RegisteredModelInfo]:
+    """The registered models of the store (at most ``limit``), by name; none when the store
+    does not exist yet (nothing was ever tracked)."""
+    path = sqlite_path(tracking_uri)
+    if path is not None and not path.exists():
+        return []
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    found: list[RegisteredModelInfo] = []
+    for model in client.search_registered_models(max_results=limit, order_by=["name ASC"]):
+        aliases: dict[str, list[str]] = {}
+        for alias, version in (getattr(model, "aliases", None) or {}).items():
+            aliases.setdefault(str(version), []).append(alias)
+        versions = sorted(
+            client.search_model_versions(f"name='{model.name}'"),
+            key=lambda v: -int(v.version),
+        )
+        found.append(
+            RegisteredModelInfo(
+                name=model.name,
+                description=model.description or None,
+                updated_ms=model.last_updated_timestamp,
+                versions=tuple(_version_info(v, aliases) for v in versions),
+            )
+        )
+    return found
+
+
+def _version_info(v: Any, aliases: Mapping[str, list[str]]) -> RegisteredVersion:
+    tags = dict(v.tags or {})
+    return RegisteredVersion(
+        version=int(v.version),
+        created_ms=v.creation_timestamp,
+        aliases=tuple(sorted(aliases.get(str(v.version), []))),
+        mlflow_run_id=v.run_id or None,
+        run_id=tags.get("alphaforge.run_id"),
+        pipeline=tags.get("alphaforge.pipeline"),
+        node=tags.get("alphaforge.node"),
+        ir_hash=tags.get("alphaforge.ir_hash"),
+        sha256=tags.get(_SHA_TAG),
+    )

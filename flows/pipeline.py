@@ -196,7 +196,7 @@ def pipeline_flow(spec: RunSpec) -> dict[str, Any] | State:
     if not run_id:
         assert flow_run.expected_start_time is not None
         run_id = run_id_for(flow_run.id, flow_run.expected_start_time)
-    settings = current_settings().with_store(spec.store_url)
+    settings = current_settings().with_store(spec.store_url, spec.tracking_uri)
     # which process runs it: the API tells a run whose process died (serve or its worker
     # stopped or killed) from a slow one by this marker (flows.liveness)
     mark_process(settings.runs_dir / run_id)

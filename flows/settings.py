@@ -117,11 +117,14 @@ class CoreSettings(BaseSettings):
             raise ValueError(f"store reference {ref!r} must stay inside the store")
         return self.store_root / rel
 
-    def with_store(self, store_url: str | None) -> CoreSettings:
-        """These settings with another store (None: unchanged)."""
-        if not store_url or store_url == self.store_url:
-            return self
-        return self.model_copy(update={"store_url": store_url})
+    def with_store(self, store_url: str | None, tracking_uri: str | None = None) -> CoreSettings:
+        """These settings with another store and MLflow tracking URI (None: unchanged)."""
+        update: dict[str, str] = {}
+        if store_url and store_url != self.store_url:
+            update["store_url"] = store_url
+        if tracking_uri and tracking_uri != self.mlflow_uri:
+            update["mlflow_tracking_uri"] = tracking_uri
+        return self.model_copy(update=update) if update else self
 
     @property
     def prefect_home(self) -> Path:

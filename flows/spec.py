@@ -54,6 +54,9 @@ class RunSpec(BaseModel):
     - ``overrides``: node id -> param -> value applied over the IR's params (a sweep trial).
     - ``store_url``: the shared store the run reads and writes (run directory, artifacts,
       custom-node code; see :mod:`flows.settings`); None: the executing process's own.
+    - ``tracking_uri``: the MLflow tracking store and model registry the run logs to and
+      ``predict(registered=...)`` reads (the web app's, so that its models page and the runs
+      agree); None: the executing process's own.
     - ``base_dir`` / ``datasets`` / ``confine_paths``: how data references resolve (relative
       paths from ``base_dir``; dataset names to stored Parquet; reads kept inside ``base_dir``).
       Each is a ``store:<path>`` reference (web and scheduled runs: what any worker resolves
@@ -72,6 +75,7 @@ class RunSpec(BaseModel):
     ir: PipelineIR
     overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
     store_url: str | None = None
+    tracking_uri: str | None = None
     base_dir: str | None = None
     datasets: dict[str, str] = Field(default_factory=dict)
     confine_paths: bool = False

@@ -575,7 +575,7 @@ def _on_cancellation(flow: Any, flow_run: Any, state: Any) -> None:
         spec = SweepSpec.from_json(params.get("spec") or {})
     except Exception:
         return
-    settings = current_settings().with_store(spec.run.store_url)
+    settings = current_settings().with_store(spec.run.store_url, spec.run.tracking_uri)
     directory = sweep_dir(settings.store_root, spec.sweep_id)
     record = read_sweep_record(directory)
     if record is None:
@@ -611,7 +611,7 @@ def sweep_flow(spec: SweepSpec) -> dict[str, Any]:
     from flows.pipeline import import_extra_node_modules
 
     import_extra_node_modules()
-    settings = current_settings().with_store(spec.run.store_url)
+    settings = current_settings().with_store(spec.run.store_url, spec.run.tracking_uri)
     flow_run = getattr(get_run_context(), "flow_run", None)
     t0 = time.perf_counter()
     directory = sweep_dir(settings.store_root, spec.sweep_id)
@@ -795,8 +795,9 @@ def run_sweep(spec: SweepSpec, *, settings: CoreSettings | None = None) -> Sweep
         from flows.pipeline import import_extra_node_modules
 
         import_extra_node_modules()
-        prepare_evaluator(spec, settings.with_store(run.store_url))
-    directory = sweep_dir(settings.with_store(run.store_url).store_root, spec.sweep_id)
+        prepare_evaluator(spec, settings.with_store(run.store_url, run.tracking_uri))
+    store_root = settings.with_store(run.store_url, run.tracking_uri).store_root
+    directory = sweep_dir(store_root, spec.sweep_id)
     with using_settings(settings):
         state = sweep_flow(spec=spec, return_state=True)
     record = read_sweep_record(directory)

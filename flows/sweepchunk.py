@@ -77,7 +77,7 @@ def run_chunk(chunk: ChunkSpec) -> dict[str, Any]:
     import pandas as pd
 
     t0 = time.perf_counter()
-    settings = current_settings().with_store(chunk.spec.run.store_url)
+    settings = current_settings().with_store(chunk.spec.run.store_url, chunk.spec.run.tracking_uri)
     directory = sweep_dir(settings.store_root, chunk.spec.sweep_id)
     evaluator = evaluator_for(chunk.spec, settings)
     until = pd.Timestamp(chunk.until) if chunk.until else None
@@ -110,7 +110,7 @@ def warm_up(spec: SweepSpec) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     import_extra_node_modules()
-    settings = current_settings().with_store(spec.run.store_url)
+    settings = current_settings().with_store(spec.run.store_url, spec.run.tracking_uri)
     evaluator = evaluator_for(spec, settings)
     with contextlib.suppress(SweepPlanError):
         evaluator.index()

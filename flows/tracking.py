@@ -29,6 +29,7 @@ __all__ = [
     "import_shared_dependencies",
     "mlflow_client",
     "prewarm_mlflow",
+    "sqlite_path",
 ]
 
 _BATCH = 100  # MLflow's per-request limit for params and tags
@@ -107,7 +108,7 @@ def mlflow_client(tracking_uri: str) -> Any:
     """
     from mlflow import MlflowClient
 
-    path = _sqlite_path(tracking_uri)
+    path = sqlite_path(tracking_uri)
     if path is not None and not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         building = path.with_name(f".{path.name}.building-{os.getpid()}-{threading.get_ident()}")
@@ -133,7 +134,7 @@ def _drop_dead_builds(path: Path) -> None:
             continue
 
 
-def _sqlite_path(tracking_uri: str) -> Path | None:
+def sqlite_path(tracking_uri: str) -> Path | None:
     """The file of a ``sqlite:///`` URI (None for other stores and in-memory SQLite)."""
     prefix = "sqlite:///"
     if not tracking_uri.startswith(prefix) or tracking_uri == prefix + ":memory:":

@@ -64,11 +64,22 @@ class StoredModel(Protocol):
         ...
 
 
-def _kinds() -> dict[str, Any]:
-    """kind -> a class with ``from_parts(description, arrays)`` (imported when needed)."""
-    from nodes.builtin.torchml import TorchModel
+#: kind -> the module defining the class (its ``kind`` attribute) that reads it back
+_KIND_MODULES = {"torch_classifier": ("nodes.builtin.torchml", "TorchModel")}
 
-    return {TorchModel.kind: TorchModel}
+
+def _kinds() -> dict[str, Any]:
+    """kind -> a class with ``from_parts(description, arrays)``, imported when first needed.
+
+    By name, not an import statement: the code fingerprint of the runners' file I/O (which
+    reads model files) must not take in every built-in node module through this one; the nodes
+    that use a model (``predict``) have that module in their own fingerprint."""
+    import importlib
+
+    return {
+        kind: getattr(importlib.import_module(module), cls)
+        for kind, (module, cls) in _KIND_MODULES.items()
+    }
 
 
 def dumps(model: StoredModel) -> bytes:

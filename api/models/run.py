@@ -156,6 +156,38 @@ class SweepOrigin(BaseModel):
     fold: int | None = Field(None, description="The walk-forward fold (0-based), if any.")
 
 
+class ModelEpoch(BaseModel):
+    """One training epoch: the mean training loss and the validation loss (None without a
+    validation split)."""
+
+    epoch: int
+    train_loss: float | None
+    val_loss: float | None
+
+
+class RunModel(BaseModel):
+    """A model the run trained: its training curve and summary, its file, its registry entry."""
+
+    key: str = Field(description="The step id (``step.port`` for a second model output).")
+    node: str
+    type: str = Field(description="The node type that trained it (``train_torch``).")
+    kind: str | None = Field(None, description="The model file's kind (``torch_classifier``).")
+    bytes: int = Field(description="The model file's size.")
+    sha256: str
+    history: list[ModelEpoch]
+    summary: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Architecture, window, best and last epoch, best validation loss, params.",
+    )
+    registered_name: str | None = None
+    registered_version: int | None = None
+    alias: str | None = None
+    registry_url: str | None = Field(
+        None, description="The version's page in the MLflow UI (None when it is not running)."
+    )
+    download_url: str = Field(description="The model file (``.afmodel``) of this run.")
+
+
 class RunPublic(RunSummary):
     """A run with its node states, error, links and sandbox; ``sweep``: the sweep trial it was
     opened from."""
@@ -172,6 +204,9 @@ class RunPublic(RunSummary):
     ir_hash: str
     sandbox: RunSandbox | None = None
     sweep: SweepOrigin | None = None
+    models: list[RunModel] = Field(
+        default_factory=list, description="The models the run trained (once it completed)."
+    )
 
 
 class LogLine(BaseModel):

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Header, Request, Response, status
-from fastapi.responses import HTMLResponse, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, StreamingResponse
 from sqlalchemy import Engine
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
@@ -179,6 +179,29 @@ def _file_stem(run: Run) -> str:
     """``<pipeline name>-run-<id>``: a download's name says what it is (names are
     identifiers, so the name is safe in a header)."""
     return f"{runs.summary(run).pipeline_name or 'pipeline'}-run-{run.id}"
+
+
+@router.get(
+    "/{run_id}/models/{key}",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "content": {"application/zip": {}},
+            "description": "The model file: model.json and arrays.npz in a zip, no pickle",
+        }
+    },
+)
+def model_file(
+    run_id: ObjectId, key: str, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> FileResponse:
+    """A model the run trained, as its ``.afmodel`` file (``predict`` and
+    ``nodes.modelfile.load`` read it back; it holds JSON and numpy arrays only)."""
+    run = runs.get_run(session, user, run_id, settings)
+    path = runs.model_file(settings, run, key)
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in key)
+    return FileResponse(
+        path, media_type="application/zip", filename=f"{_file_stem(run)}-{safe}.afmodel"
+    )
 
 
 _EXPORT_TYPES = {

@@ -17,6 +17,7 @@ import shutil
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
@@ -26,7 +27,15 @@ from sqlmodel import Session, col, func, select
 from api.errors import NotFound, Unprocessable
 from api.models.common import Page, utcnow
 from api.models.pipeline import Pipeline
-from api.models.run import Run, RunPublic, RunSandbox, RunStatus, RunSummary, SweepOrigin
+from api.models.run import (
+    Run,
+    RunModel,
+    RunPublic,
+    RunSandbox,
+    RunStatus,
+    RunSummary,
+    SweepOrigin,
+)
 from api.models.user import User
 from api.services import audit, datasets, pipelines
 from api.services.access import Level
@@ -116,6 +125,7 @@ def run_spec(
         ir=PipelineIR.from_json(ir_json),
         overrides=overrides or {},
         store_url=settings.store_location,
+        tracking_uri=settings.mlflow_uri,
         base_dir=settings.store_ref(web_base_dir(settings)),
         datasets=datasets_for(session, settings, owner_id),
         confine_paths=True,
@@ -174,7 +184,52 @@ def public(settings: ApiSettings, run: Run) -> RunPublic:
             if run.sweep_id is not None
             else None
         ),
+        models=_models(settings, run, record),
     )
+
+
+def mlflow_model_url(ui_url: str | None, name: str | None, version: int | None) -> str | None:
+    """The MLflow UI page of one registered model version (None without a UI)."""
+    if not ui_url or not name or version is None:
+        return None
+    return f"{ui_url.rstrip('/')}/#/models/{quote(name, safe='')}/versions/{version}"
+
+
+def _models(settings: ApiSettings, run: Run, record: RunRecord | None) -> list[RunModel]:
+    """``run.json``'s models: what the run trained, with links to the file and the registry."""
+    found: list[RunModel] = []
+    for key, rec in (record.models if record else {}).items():
+        try:
+            model = RunModel.model_validate(
+                {
+                    **rec,
+                    "key": key,
+                    "registry_url": mlflow_model_url(
+                        settings.mlflow_ui_url,
+                        rec.get("registered_name"),
+                        rec.get("registered_version"),
+                    ),
+                    "download_url": f"/api/runs/{run.id}/models/{quote(key, safe='')}",
+                }
+            )
+        except ValidationError:  # a record this API does not understand: left out, not 500
+            log.warning("run %s: unreadable model record %r", run.run_key, key)
+            continue
+        found.append(model)
+    return found
+
+
+def model_file(settings: ApiSettings, run: Run, key: str) -> Path:
+    """The model file of ``key`` in the run's directory (404 when the run trained no such
+    model, or its file is gone)."""
+    record = read_record(settings.runs_dir / run.run_key)
+    rec = (record.models if record else {}).get(key)
+    if rec is None:
+        raise NotFound(f"run {run.id} trained no model {key!r}")
+    path = settings.runs_dir / run.run_key / "models" / Path(str(rec.get("file", ""))).name
+    if not path.is_file():
+        raise NotFound(f"the model file of {key!r} is no longer in run {run.id}'s directory")
+    return path
 
 
 def _sandbox(run: Run, record: RunRecord | None) -> RunSandbox | None:

@@ -25,6 +25,7 @@ ALPHAFORGE = Path(sys.executable).with_name("alphaforge")
 EXAMPLES = ROOT / "examples"
 SMA_SWEEP = EXAMPLES / "sma_sweep.af"
 RSI_WF = EXAMPLES / "rsi_optuna_walkforward.af"
+ML_WF = EXAMPLES / "ml_mlp_walkforward.af"
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -133,6 +134,42 @@ def test_walkforward_example_reports_its_folds_without_overlap(tmp_path) -> None
         assert "not above 0" in summary["walkforward_efficiency_note"]
     assert summary["best_params"] == folds[-1]["best_params"]
     assert 0.0 <= summary["deflated_sharpe"] <= 1.0
+
+
+def test_the_ml_walkforward_example_retrains_per_fold_and_trades_each_test_window(
+    tmp_path,
+) -> None:
+    """examples/ml_mlp_walkforward.af: the same folds as the RSI example; in each, the 6 gate
+    settings are tried on the fold's data (the MLP trained on it) and the chosen one traded on
+    the test window with the model trained on the data up to that window's end, which predict
+    leaves flat up to its last training bar."""
+    data = tmp_path / "data"
+    proc = _cli("sweep", str(ML_WF), "--json", "--workers", "1", "--data-dir", str(data))
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    folds = summary["folds"]
+    expected = _expected_folds()
+    assert len(folds) == len(expected)
+    for fold, (test_begin, test_end) in zip(folds, expected, strict=True):
+        assert (pd.Timestamp(fold["test_begin"]), pd.Timestamp(fold["test_end"])) == (
+            test_begin,
+            test_end,
+        )
+        assert fold["n_trials"] == 6 and set(fold["best_params"]) == {
+            "signal.threshold",
+            "signal.cooldown_bars",
+        }
+        oos = fold["oos_metrics"]
+        # the out-of-sample run traded the test window only: its bars are the window's
+        window_bars = _bars_between(test_begin, test_end)
+        assert oos["bars"] == window_bars, (oos, window_bars)
+    rows = _rows(data, summary["sweep_id"])
+    assert {r.status for r in rows} == {"completed"} and len(rows) == 6 * len(folds)
+
+
+def _bars_between(begin: pd.Timestamp, end: pd.Timestamp) -> int:
+    ts = pd.to_datetime(pd.read_csv(EXAMPLES / "data" / "sample_ohlcv.csv")["ts"], utc=True)
+    return int(((ts >= begin) & (ts < end)).sum())
 
 
 def test_a_compile_error_shows_line_and_column_and_exits_2(tmp_path, capsys) -> None:

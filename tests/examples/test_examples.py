@@ -13,6 +13,9 @@ from tests.flows.support import check_mlflow_record, task_runs
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.af"))
+# Trained then traded again from the model registry: run as a pair, in one MLflow store
+ML_PAIR = ("ml_lstm_pipeline", "ml_registered_predict")
+ALONE = [p for p in EXAMPLES if p.stem not in ML_PAIR]
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api")]
 
@@ -46,14 +49,53 @@ def test_sma_crossover_is_the_language_guide_sample() -> None:
     assert "result = backtest(data, signal, cash=100_000, fee_bps=5, slippage_bps=2)" in text
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+@pytest.mark.parametrize("path", ALONE, ids=[p.stem for p in ALONE])
 def test_example_runs_and_is_recorded_in_mlflow(path: Path, settings) -> None:
     from tests.flows.support import run_ir
 
     ir = _compile(path.read_text(), str(path), settings)
     result = run_ir(settings, ir, path.parent)
+    _check_example_run(settings, result, ir)
+
+
+def test_the_ml_examples_train_register_and_trade_the_registered_model_again(settings) -> None:
+    """ml_lstm_pipeline trains an LSTM and registers it (alias champion); ml_registered_predict
+    loads that version from the registry instead of training: the same predictions, so the
+    same trades and metrics, and each run says which model it made or used."""
+    from tests.flows.support import run_ir
+
+    train_path, predict_path = (ROOT / "examples" / f"{n}.af" for n in ML_PAIR)
+    assert {train_path, predict_path} <= set(EXAMPLES)
+    ir = _compile(train_path.read_text(), str(train_path), settings)
+    trained = run_ir(settings, ir, train_path.parent)
+    _check_example_run(settings, trained, ir)
+    record = json.loads((trained.run_dir / "run.json").read_text())
+    model = record["models"]["model"]
+    assert model["registered_name"] == "ml_lstm_pipeline.model"
+    assert model["registered_version"] == 1 and model["alias"] == "champion"
+    assert (trained.run_dir / model["file"]).stat().st_size == model["bytes"]
+    assert len(model["history"]) == model["summary"]["stopped_epoch"] >= 1
+
+    ir2 = _compile(predict_path.read_text(), str(predict_path), settings)
+    assert "train_torch" not in {n.type for n in ir2.nodes}
+    again = run_ir(settings, ir2, predict_path.parent)
+    _check_example_run(settings, again, ir2, fresh=False)  # the features: cached
+    assert again.node_states["pred"] == "completed"
+    log = (again.run_dir / "run.log").read_text()
+    assert "registered model ml_lstm_pipeline.model version 1" in log
+    assert again.metrics == trained.metrics
+    a = pd.read_csv(trained.run_dir / "trades.csv")
+    b = pd.read_csv(again.run_dir / "trades.csv")
+    pd.testing.assert_frame_equal(a, b)
+
+
+def _check_example_run(settings, result, ir, *, fresh: bool = True) -> None:  # type: ignore[no-untyped-def]
+    """What every example's run shows: all steps done (computed, unless ``fresh`` is False:
+    then some may come from the cache), trades over the 900 sample bars, the MLflow record, the
+    sandbox record, the Prefect task runs, the trades and equity files."""
     assert result.status == "completed", result.error
-    assert set(result.node_states.values()) == {"completed"}
+    states = set(result.node_states.values())
+    assert states == {"completed"} if fresh else states <= {"completed", "cached"}
     assert result.metrics["num_trades"] > 0
     assert result.metrics["bars"] == 900
     check_mlflow_record(settings.mlflow_uri, result, ir)

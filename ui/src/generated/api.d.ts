@@ -902,6 +902,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/runs/{run_id}/models/{key}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Model File
+         * @description A model the run trained, as its ``.afmodel`` file (``predict`` and
+         *     ``nodes.modelfile.load`` read it back; it holds JSON and numpy arrays only).
+         */
+        get: operations["model_file_api_runs__run_id__models__key__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/runs/{run_id}/export/{name}": {
         parameters: {
             query?: never;
@@ -935,6 +956,27 @@ export interface paths {
          *     whenever its status or node states change; the stream ends when the run does.
          */
         get: operations["stream_logs_api_runs__run_id__logs_stream_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Models
+         * @description Registered models with the versions the user may see (source run, aliases, IR hash,
+         *     file hash, MLflow link), by name; versions newest first.
+         */
+        get: operations["list_models_api_models_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2051,6 +2093,19 @@ export interface components {
             num_trades?: number | null;
         };
         /**
+         * ModelEpoch
+         * @description One training epoch: the mean training loss and the validation loss (None without a
+         *     validation split).
+         */
+        ModelEpoch: {
+            /** Epoch */
+            epoch: number;
+            /** Train Loss */
+            train_loss: number | null;
+            /** Val Loss */
+            val_loss: number | null;
+        };
+        /**
          * MonthlyReturns
          * @description One year of the monthly returns table: ``months[0]`` is January; None where the equity
          *     curve has no bar in that month. ``total`` compounds the year's months.
@@ -2652,6 +2707,68 @@ export interface components {
             close: number;
         };
         /**
+         * RegisteredModelPublic
+         * @description A registered model and the versions the user may see, newest first.
+         */
+        RegisteredModelPublic: {
+            /** Name */
+            name: string;
+            /** Description */
+            description: string | null;
+            /** Updated At */
+            updated_at: string | null;
+            /** Latest Version */
+            latest_version: number;
+            /** Versions */
+            versions: components["schemas"]["RegisteredVersionPublic"][];
+            /**
+             * Mlflow Url
+             * @description The model's page in the MLflow UI.
+             */
+            mlflow_url?: string | null;
+        };
+        /**
+         * RegisteredVersionPublic
+         * @description One version of a registered model.
+         */
+        RegisteredVersionPublic: {
+            /** Version */
+            version: number;
+            /** Created At */
+            created_at: string | null;
+            /** Aliases */
+            aliases: string[];
+            /**
+             * Pipeline
+             * @description The pipeline that trained it (its name).
+             */
+            pipeline?: string | null;
+            /**
+             * Node
+             * @description The step that trained it.
+             */
+            node?: string | null;
+            /** Ir Hash */
+            ir_hash: string | null;
+            /**
+             * Sha256
+             * @description The model file's sha256.
+             */
+            sha256?: string | null;
+            /** @description The source run, when it ran in this app and the user may see it. */
+            run?: components["schemas"]["SourceRun"] | null;
+            /**
+             * Run Key
+             * @description The source run's id in run directories.
+             */
+            run_key?: string | null;
+            /**
+             * Mlflow Url
+             * @description The version's page in the MLflow UI.
+             */
+            mlflow_url?: string | null;
+        };
+        /**
          * ResourcesIn
          * @description Resource requests, clamped to the operator's caps when the node runs.
          */
@@ -2708,6 +2825,61 @@ export interface components {
         RunCreate: {
             /** Version */
             version?: number | null;
+        };
+        /**
+         * RunModel
+         * @description A model the run trained: its training curve and summary, its file, its registry entry.
+         */
+        RunModel: {
+            /**
+             * Key
+             * @description The step id (``step.port`` for a second model output).
+             */
+            key: string;
+            /** Node */
+            node: string;
+            /**
+             * Type
+             * @description The node type that trained it (``train_torch``).
+             */
+            type: string;
+            /**
+             * Kind
+             * @description The model file's kind (``torch_classifier``).
+             */
+            kind?: string | null;
+            /**
+             * Bytes
+             * @description The model file's size.
+             */
+            bytes: number;
+            /** Sha256 */
+            sha256: string;
+            /** History */
+            history: components["schemas"]["ModelEpoch"][];
+            /**
+             * Summary
+             * @description Architecture, window, best and last epoch, best validation loss, params.
+             */
+            summary?: {
+                [key: string]: unknown;
+            };
+            /** Registered Name */
+            registered_name?: string | null;
+            /** Registered Version */
+            registered_version?: number | null;
+            /** Alias */
+            alias?: string | null;
+            /**
+             * Registry Url
+             * @description The version's page in the MLflow UI (None when it is not running).
+             */
+            registry_url?: string | null;
+            /**
+             * Download Url
+             * @description The model file (``.afmodel``) of this run.
+             */
+            download_url: string;
         };
         /**
          * RunPublic
@@ -2770,6 +2942,11 @@ export interface components {
             ir_hash: string;
             sandbox?: components["schemas"]["RunSandbox"] | null;
             sweep?: components["schemas"]["SweepOrigin"] | null;
+            /**
+             * Models
+             * @description The models the run trained (once it completed).
+             */
+            models?: components["schemas"]["RunModel"][];
         };
         /**
          * RunResults
@@ -3037,6 +3214,20 @@ export interface components {
              * @description check it as this pipeline's owner would run it (their datasets and custom nodes) rather than the caller's; 404 if the caller may not see that pipeline
              */
             pipeline_id?: number | null;
+        };
+        /**
+         * SourceRun
+         * @description The run of this app that trained a version.
+         */
+        SourceRun: {
+            /** Id */
+            id: number;
+            /** Pipeline Id */
+            pipeline_id: number;
+            /** Pipeline Name */
+            pipeline_name: string | null;
+            /** Status */
+            status: string;
         };
         /**
          * SourceSpan
@@ -6895,6 +7086,66 @@ export interface operations {
             };
         };
     };
+    model_file_api_runs__run_id__models__key__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The object's id. */
+                run_id: number;
+                key: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The model file: model.json and arrays.npz in a zip, no pickle */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/zip": unknown;
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     export_api_runs__run_id__export__name__get: {
         parameters: {
             query?: never;
@@ -7011,6 +7262,35 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_models_api_models_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RegisteredModelPublic"][];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
         };

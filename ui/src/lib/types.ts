@@ -37,7 +37,10 @@ export type RunStatus = S['RunStatus'];
 export type NodeState = S['RunPublic']['node_states'][string];
 export type RunMetricsPreview = Out<S['MetricsPreview']>;
 export type RunSummary = Out<S['RunSummary']>;
-export type Run = Out<S['RunPublic']>;
+/** A run; `models`: what it trained (each model's fields all present). */
+export interface Run extends Omit<Out<S['RunPublic']>, 'models'> {
+  models: RunModel[];
+}
 export type LogLine = Out<S['LogLine']>;
 export type EquityPoint = Out<S['EquityPoint']>;
 export type Trade = S['RunResults']['trades'][number];
@@ -46,6 +49,10 @@ export type PriceBar = Out<S['PriceBar']>;
 export type Benchmark = Out<S['Benchmark']>;
 export type MonthlyRow = Out<S['MonthlyReturns']>;
 export type RunAnalysis = Out<S['RunAnalysis']>;
+export type RunModel = Out<S['RunModel']>;
+export type ModelEpoch = Out<S['ModelEpoch']>;
+export type RegisteredModel = Out<S['RegisteredModelPublic']>;
+export type RegisteredVersion = Out<S['RegisteredVersionPublic']>;
 
 export type VersionSummary = Out<S['VersionSummary']>;
 export type Version = Out<S['VersionPublic']>;
