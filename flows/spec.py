@@ -55,8 +55,8 @@ class RunSpec(BaseModel):
     - ``store_url``: the shared store the run reads and writes (run directory, artifacts,
       custom-node code; see :mod:`flows.settings`); None: the executing process's own.
     - ``tracking_uri``: the MLflow tracking store and model registry the run logs to and
-      ``predict(registered=...)`` reads (the web app's, so that its models page and the runs
-      agree); None: the executing process's own.
+      ``predict(registered=...)`` reads (the web app's configured one, so that its models page
+      and the runs agree); None: the executing process's own.
     - ``base_dir`` / ``datasets`` / ``confine_paths``: how data references resolve (relative
       paths from ``base_dir``; dataset names to stored Parquet; reads kept inside ``base_dir``).
       Each is a ``store:<path>`` reference (web and scheduled runs: what any worker resolves

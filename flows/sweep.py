@@ -580,6 +580,10 @@ def _on_cancellation(flow: Any, flow_run: Any, state: Any) -> None:
     record = read_sweep_record(directory)
     if record is None:
         return
+    if record.flow_run_id and record.flow_run_id != str(flow_run.id):
+        # a resumed attempt owns the record now (this hook can run late, on a loaded worker,
+        # after the resume started): its chunks and its status are not this attempt's to end
+        return
     _cancel_chunks(record.chunk_flow_run_ids)
     record.status = "cancelled"
     record.ended_at = time.time()

@@ -125,7 +125,9 @@ def run_spec(
         ir=PipelineIR.from_json(ir_json),
         overrides=overrides or {},
         store_url=settings.store_location,
-        tracking_uri=settings.mlflow_uri,
+        # a configured (shared) MLflow store: the workers log and read models there too; the
+        # default one is a file under the data dir, which a remote worker does not have
+        tracking_uri=settings.mlflow_tracking_uri,
         base_dir=settings.store_ref(web_base_dir(settings)),
         datasets=datasets_for(session, settings, owner_id),
         confine_paths=True,

@@ -54,7 +54,12 @@ def api_settings(
 ) -> ApiSettings:
     """The stack's settings with an MLflow UI to link to (nothing needs to answer there)."""
     return settings_for(
-        db_url, tmp_path, prefect_api_url=prefect_stack.api_url, mlflow_ui_url=MLFLOW_UI
+        db_url,
+        tmp_path,
+        prefect_api_url=prefect_stack.api_url,
+        mlflow_ui_url=MLFLOW_UI,
+        # the stack's worker has a data dir of its own: a configured store is what both use
+        mlflow_tracking_uri=f"sqlite:///{tmp_path / 'shared-mlflow.db'}",
     )
 
 
