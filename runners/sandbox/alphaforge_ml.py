@@ -66,12 +66,14 @@ def _integer(value, what, where):
 
 def _array(value, what, where):
     """A tensor (any device) or array-like as a numpy array of floating-point numbers."""
-    if hasattr(value, "detach"):  # a torch tensor
-        value = value.detach().cpu().numpy()
     try:
+        if hasattr(value, "detach"):  # a torch tensor, on any device
+            value = value.detach().cpu().numpy()
         arr = np.asarray(value)
-    except Exception as exc:
-        raise ModelOutputError(f"{where}: {what} is not an array ({exc})") from None
+    except Exception as exc:  # e.g. bfloat16, which numpy has no type for
+        raise ModelOutputError(
+            f"{where}: {what} cannot be read as an array of numbers ({exc}); use float32"
+        ) from None
     if arr.dtype.kind not in "fiu":
         raise ModelOutputError(f"{where}: {what} must hold numbers, got dtype {arr.dtype}")
     if arr.dtype.kind != "f":

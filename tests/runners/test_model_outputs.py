@@ -174,6 +174,13 @@ def test_seen_until_defaults_to_the_first_inputs_last_timestamp(ml: Any, tmp_pat
         (lambda v: v.update(seen_until=3), "seen_until must be a timestamp"),
         (lambda v: v.update(meta={"x": object()}), "meta must be plain JSON"),
         (lambda v: v.update(history=[{"epoch": 1, "loss": "low"}]), r"history\[0\]\['loss'\]"),
+        (
+            lambda v: v["state_dict"].update(
+                {"net.0.bias": v["state_dict"]["net.0.bias"].bfloat16()}
+            ),
+            r"state_dict\['net\.0\.bias'\] cannot be read as an array of numbers .*use float32",
+        ),
+        (lambda v: v.update(mean=["x", "y", "z"]), "mean must hold numbers, got dtype <U1"),
     ],
 )
 def test_the_sandbox_helper_names_what_is_wrong(ml: Any, change: Any, message: str) -> None:
