@@ -165,10 +165,30 @@ def _json_scalar(v: Any) -> Any:
     return v
 
 
+def _model_rows(model: Any) -> dict[str, Any]:
+    """A trained model as a preview's rows (ten: the preview's head): the architecture, the
+    features (JSON text), the number of weights, the epochs trained and the best one's losses."""
+    summary = model.summary()
+    return {
+        "arch": summary.get("arch"),
+        "window": summary.get("window"),
+        "hidden": summary.get("hidden"),
+        "layers": summary.get("layers"),
+        "features": json.dumps(summary.get("features")),
+        "weights": int(sum(np.asarray(a).size for a in getattr(model, "state", {}).values())),
+        "epochs": len(getattr(model, "history", [])),
+        "best_epoch": summary.get("best_epoch"),
+        "best_val_loss": summary.get("best_val_loss"),
+        "train_loss_at_best": summary.get("train_loss_at_best"),
+    }
+
+
 def preview(value: Any, port_type: PortType | str) -> dict[str, Any]:
     """``{type, rows, columns, head, tail}``: the first and last 10 rows, ISO timestamps in a
     ``ts`` column, NaN/inf → null. Metrics are rows of ``[metric, value]``."""
     pt = PortType(port_type)
+    if hasattr(value, "summary") and not isinstance(value, pd.Series | pd.DataFrame):
+        value = _model_rows(value)  # a model: its summary as rows of [field, value]
     if isinstance(value, dict):
         items = [[str(k), _json_scalar(v)] for k, v in value.items()]
         return {

@@ -3,9 +3,14 @@
 # from this machine's runtimes, imported as a single-layer image.
 #
 #   alphaforge/sandbox-python:latest   CPython 3.11 (the pyenv build) + numpy, pandas,
-#                                      python-dateutil, six, tzdata, wasmtime, and the entrypoints
-#                                      (no pyarrow: runners/sandbox/arrow_ipc.py reads the inputs)
+#                                      python-dateutil, six, tzdata, wasmtime, torch (CPU) with
+#                                      its runtime dependencies, and the entrypoints (no pyarrow:
+#                                      runners/sandbox/arrow_ipc.py reads the inputs)
 #   alphaforge/sandbox-node:latest     Node.js 20 (/usr/bin/node) and node_entry.js
+#
+# ALPHAFORGE_SANDBOX_TAG (default latest) is the tag pointed at the images built here, the one
+# the runner uses (runners/docker/images.py): two checkouts sharing one engine set their own
+# and do not move each other's images.
 #
 # Each image holds only the interpreter, the shared libraries it loads (found with ldd), an
 # /etc/passwd with the sandbox user (uid 10001) and /opt/alphaforge. No shell, no package manager.
@@ -19,7 +24,15 @@ SITE=${ALPHAFORGE_SANDBOX_SITE:-$ROOT/.venv/lib/python3.11/site-packages}
 NODE_BIN=${ALPHAFORGE_SANDBOX_NODE:-/usr/bin/node}
 STATE=${ALPHAFORGE_DATA_DIR:-$ROOT/.alphaforge}
 ENTRY=$ROOT/runners/sandbox
-PACKAGES=(numpy numpy.libs pandas dateutil six.py tzdata wasmtime)
+TAG=${ALPHAFORGE_SANDBOX_TAG:-latest}
+# torch (the CPU build pinned in pyproject.toml) and what it imports at run time (its declared
+# dependencies but setuptools, which only torch.utils.cpp_extension needs): training nodes.
+# Nodes that do not import torch never load it (see infra/README.md for start-up times).
+TORCH_PACKAGES=(torch torchgen functorch typing_extensions.py sympy mpmath networkx jinja2
+  markupsafe fsspec filelock)
+PACKAGES=(numpy numpy.libs pandas dateutil six.py tzdata wasmtime "${TORCH_PACKAGES[@]}")
+# What the entrypoints use: alphaforge_ml.py's torchnets.py is nodes/builtin/_torchnets.py
+ENTRY_FILES=(python_entry.py wasm_entry.py arrow_ipc.py alphaforge_ml.py torchnets.py)
 SANDBOX_UID=10001
 
 # A Python image without its packages would pass the build and fail every custom node at run
@@ -31,6 +44,11 @@ for p in "${PACKAGES[@]}"; do
     exit 2
   fi
 done
+
+if ! [[ $TAG =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]]; then
+  echo "build_sandbox_images: ALPHAFORGE_SANDBOX_TAG=$TAG is not a Docker tag" >&2
+  exit 2
+fi
 
 bash "$ROOT/scripts/ensure_docker.sh"
 mkdir -p "$STATE"
@@ -46,8 +64,12 @@ copy_libs() {
     xargs -0 file -N | grep -E 'ELF .* (shared object|executable)' | cut -d: -f1 |
     xargs -r ldd 2>/dev/null | awk '/=> \//{print $3}' | sort -u |
     while read -r lib; do
-      # libraries that already ship inside the tree (numpy.libs) stay where they are
-      case $lib in "$PY_PREFIX"/lib/libpython*) ;; "$SITE"/*) continue ;; esac
+      # libraries that already ship inside the tree (numpy.libs, torch/lib: found through
+      # their RPATH) stay where they are, never a second copy (libtorch_cpu.so is ~430 MB)
+      case $lib in
+        "$PY_PREFIX"/lib/libpython*) ;;
+        "$SITE"/* | "$rootfs"/*) continue ;;
+      esac
       cp -L "$lib" "$libdir/"
     done
   cp -L /lib64/ld-linux-x86-64.so.2 "$rootfs/lib64/"
@@ -71,11 +93,15 @@ python_fs() {
     --exclude tkinter --exclude turtledemo --exclude ensurepip --exclude lib2to3 \
     --exclude 'config-3.11-*' "$PY_PREFIX/lib/python3.11/" "$lib/"
   for p in "${PACKAGES[@]}"; do
-    rsync -a --exclude tests --exclude '*.pxd' --exclude include "$SITE/$p" "$lib/site-packages/"
+    # torch: no C++ headers (include), CMake files (share), C++ test binaries (test, bin/test_*)
+    rsync -a --exclude tests --exclude '*.pxd' --exclude include \
+      --exclude /torch/test --exclude /torch/share --exclude '/torch/bin/*Test' \
+      --exclude '/torch/bin/test_*' --exclude '/torch/bin/protoc*' \
+      "$SITE/$p" "$lib/site-packages/"
   done
   mkdir -p "$rootfs/lib/x86_64-linux-gnu"
   cp -L "$PY_PREFIX/lib/libpython3.11.so.1.0" "$rootfs/lib/x86_64-linux-gnu/"
-  cp "$ENTRY/python_entry.py" "$ENTRY/wasm_entry.py" "$ENTRY/arrow_ipc.py" "$rootfs/opt/alphaforge/"
+  for f in "${ENTRY_FILES[@]}"; do cp -L "$ENTRY/$f" "$rootfs/opt/alphaforge/"; done
   # System time-zone data (from the tzdata package, so the same on every build machine): without
   # it zoneinfo and dateutil fall back to package resources and slow `import pandas` by ~0.15 s.
   mkdir -p "$rootfs/usr/share"
@@ -98,10 +124,11 @@ node_fs() {
 source_hash() {
   local lang=$1
   {
-    cat "$0" "$ENTRY"/python_entry.py "$ENTRY"/wasm_entry.py "$ENTRY"/arrow_ipc.py "$ENTRY"/node_entry.js
+    cat "$0" "${ENTRY_FILES[@]/#/$ENTRY/}" "$ENTRY"/node_entry.js
     if [ "$lang" = python ]; then
       "$PY_PREFIX/bin/python3.11" --version
       ls "$SITE" | grep -E "^(numpy|pandas|python_dateutil|six|tzdata|wasmtime)-.*dist-info$"
+      ls "$SITE" | grep -iE "^(torch|sympy|mpmath|networkx|jinja2|markupsafe|fsspec|filelock|typing_extensions)-.*dist-info$"
     else
       "$NODE_BIN" --version
     fi
@@ -123,13 +150,13 @@ build() {
         - "$image:$hash" >/dev/null
     echo "built $image:$hash" >&2
   fi
-  docker tag "$image:$hash" "$image:latest"
+  docker tag "$image:$hash" "$image:$TAG"
   docker image inspect --format '{{.Id}}' "$image:$hash"
 }
 
 py_id=$(build python)
 node_id=$(build node)
 cat >"$STATE/sandbox-images.json" <<JSON
-{"alphaforge/sandbox-python:latest": "$py_id", "alphaforge/sandbox-node:latest": "$node_id"}
+{"alphaforge/sandbox-python:$TAG": "$py_id", "alphaforge/sandbox-node:$TAG": "$node_id"}
 JSON
 echo "sandbox images: python $py_id, node $node_id" >&2

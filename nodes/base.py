@@ -13,7 +13,8 @@ In-process value representations, by port type:
 - ``frame`` / ``equity`` / ``orders`` / ``trades``: ``pd.DataFrame`` (``equity`` indexed by ts).
 - ``metrics``: ``dict[str, Any]`` of numbers or None (never NaN or infinity), plus a few
   strings (``start``, ``ppy_source``) and lists of strings (``notes``, ``warnings``).
-- ``model``: any picklable object.
+- ``model``: a trained model a model file can hold (:mod:`nodes.modelfile`; ``train_torch``'s
+  ``TorchModel``, also what a Python custom node's ``model`` output becomes on the host).
 """
 
 from __future__ import annotations
@@ -130,7 +131,8 @@ PORT_TYPES: dict[PortType, PortTypeInfo] = {
     PortType.TRADES: PortTypeInfo(PortForm.TABLE),
     PortType.EQUITY: PortTypeInfo(PortForm.TABLE, time_indexed=True, sandbox_input=True),
     PortType.METRICS: PortTypeInfo(PortForm.METRICS, sandbox_output=True),
-    PortType.MODEL: PortTypeInfo(PortForm.OBJECT),
+    # a Python custom node may output a model (trained with torch in the sandbox): runners.outputs
+    PortType.MODEL: PortTypeInfo(PortForm.OBJECT, sandbox_output=True),
 }
 
 # The type of one column selected from a table (``data.close``).

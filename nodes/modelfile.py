@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -115,25 +116,32 @@ def load(path: str | Path) -> Any:
     return loads(p.read_bytes(), name=p.name)
 
 
-def loads(data: bytes, *, name: str = "model file") -> Any:
-    """The model in ``data``; raises :class:`ModelFileError` saying what is wrong with it."""
+def loads(data: bytes, *, name: str = "model file", max_bytes: int = MAX_MODEL_BYTES) -> Any:
+    """The model in ``data``; raises :class:`ModelFileError` saying what is wrong with it.
+
+    ``max_bytes`` caps what the archive may unpack to (its members' declared sizes, checked
+    before anything is decompressed; a member is never read past its declared size): a
+    sandbox's model output is held to the node's output cap."""
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as exc:
+    except Exception as exc:  # BadZipFile, or whatever else a crafted directory raises
         raise ModelFileError(f"{name} is not a model file (not a zip archive)") from exc
     with zf:
         infos = {i.filename: i for i in zf.infolist()}
-        if sorted(infos) != sorted(_MEMBERS):
+        if sorted(infos) != sorted(_MEMBERS) or len(zf.infolist()) != len(_MEMBERS):
             raise ModelFileError(
                 f"{name} is not a model file: it holds {sorted(infos)[:5]}, not {list(_MEMBERS)}"
             )
         total = sum(i.file_size for i in infos.values())
-        if total > MAX_MODEL_BYTES or infos["model.json"].file_size > _MAX_JSON:
-            raise ModelFileError(f"{name} unpacks to {total} bytes, more than allowed")
+        most = min(max_bytes, MAX_MODEL_BYTES)
+        if total > most or infos["model.json"].file_size > _MAX_JSON:
+            raise ModelFileError(
+                f"{name} unpacks to {total} bytes, more than the {most} bytes allowed"
+            )
         try:
             head = json.loads(zf.read("model.json"))
             arrays = _arrays(zf.read("arrays.npz"))
-        except (ValueError, zipfile.BadZipFile, OSError) as exc:
+        except Exception as exc:  # bad JSON, compression, CRC, npy header, a pickled array
             raise ModelFileError(f"{name} is damaged: {exc}") from exc
     if not isinstance(head, dict) or head.get("format") != FORMAT:
         raise ModelFileError(f"{name} is not an Alpha Forge model file (no {FORMAT!r} marker)")
@@ -152,5 +160,26 @@ def loads(data: bytes, *, name: str = "model file") -> Any:
 
 
 def _arrays(raw: bytes) -> Mapping[str, np.ndarray]:
+    """The arrays of ``arrays.npz``. Each member's ``.npy`` header is read first: an array
+    whose header claims more bytes than its member holds is refused before numpy allocates
+    it (``np.load`` would allocate the claimed size up front)."""
+    with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+        for info in zf.infolist():
+            if not info.filename.endswith(".npy"):
+                raise ValueError(f"arrays.npz holds {info.filename[:80]!r}, not a .npy array")
+            with zf.open(info) as fh:
+                version = np.lib.format.read_magic(fh)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+                elif version == (2, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+                else:
+                    raise ValueError(f"array {info.filename[:80]!r} is .npy format {version}")
+            claimed = math.prod(shape) * dtype.itemsize
+            if not dtype.hasobject and claimed > info.file_size:
+                raise ValueError(
+                    f"array {info.filename[:80]!r} claims {claimed} bytes, its member holds "
+                    f"{info.file_size}"
+                )
     with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
         return {k: npz[k] for k in npz.files}

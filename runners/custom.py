@@ -1,9 +1,10 @@
 """Custom nodes: the manifest a user submits (name, version, language, ports, params, code).
 
 A :class:`CustomNodeManifest` is frozen and validated at the door: a semantic version, port
-types a sandbox can exchange (tables and series in, series/signal/frame/metrics out), a params
-JSON Schema, code within a size cap, and optional resource requests that
-:meth:`CustomNodeManifest.limits` clamps to the operator's :class:`AdminCaps`.
+types a sandbox can exchange (tables and series in, series/signal/frame/metrics out, and a
+``model`` out of a Python node: :mod:`runners.outputs`), a params JSON Schema, code within a
+size cap, and optional resource requests that :meth:`CustomNodeManifest.limits` clamps to the
+operator's :class:`AdminCaps` (a training node asks for more time and memory this way).
 ``code_hash`` is what the IR's ``NodeIR.code_hash`` pins; a runner refuses a manifest whose hash
 differs from the one the pipeline was compiled against.
 
@@ -163,11 +164,16 @@ class Limits:
         return ResourceRequest().clamp(caps or AdminCaps())
 
 
+def _number(v: Any) -> Any:
+    """A whole float as an int (``120`` rather than ``120.0`` in a note)."""
+    return int(v) if isinstance(v, float) and v.is_integer() else v
+
+
 def _clamp(name: str, asked: Any, default: Any, cap: Any, notes: list[str]) -> Any:
     if asked is None:
         return default
     if asked > cap:
-        notes.append(f"requested {name} {asked} clamped to the admin cap {cap}")
+        notes.append(f"requested {name} {_number(asked)} clamped to the admin cap {_number(cap)}")
         return cap
     return asked
 
@@ -281,6 +287,15 @@ class CustomNodeManifest(_Frozen):
             if p.type not in OUTPUT_TYPES:
                 msg = f"output {p.name!r}: a sandbox cannot produce a {p.type.value}"
                 out.append((("outputs", i, "type"), msg))
+            elif p.type == PortType.MODEL and self.language != "python":
+                msg = (
+                    f"output {p.name!r}: only a Python node can output a model (it trains with "
+                    f"torch in the sandbox); a {self.language} node cannot"
+                )
+                out.append((("outputs", i, "type"), msg))
+            elif p.type == PortType.MODEL and p.columns is not None:
+                msg = f"output {p.name!r}: a model output has no columns"
+                out.append((("outputs", i, "columns"), msg))
         out += self._code_format_problems()
         return out
 

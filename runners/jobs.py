@@ -233,6 +233,7 @@ def prepare_job(
         "limits": {
             "wasm_fuel": limits.wasm_fuel,
             "wasm_memory_bytes": limits.memory_mb * (1 << 20) // 2,
+            "output_bytes": limits.output_bytes,
         },
     }
     (job_dir / "job.json").write_text(json.dumps(job))

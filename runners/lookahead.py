@@ -59,9 +59,11 @@ PREFIX_CUTS = len(PREFIX_BANDS)
 #: Where the future may be changed (fraction of the window) and by how much.
 CHANGE_BAND = (0.3, 0.9)
 CHANGE_FACTOR = (2.0, 4.0)
-# Custom-node outputs with rows over time (everything a sandbox returns but metrics).
+# Custom-node outputs with rows over time (everything a sandbox returns but metrics and models).
 COMPARED_TYPES = frozenset(
-    t for t, info in PORT_TYPES.items() if info.sandbox_output and info.form != PortForm.METRICS
+    t
+    for t, info in PORT_TYPES.items()
+    if info.sandbox_output and info.form in (PortForm.SERIES, PortForm.TABLE)
 )
 
 

@@ -7,6 +7,12 @@ output is then parsed from JSON columnar, checked against its port type (series/
 and index equal to the first input's, a signal in [-1, 1], a frame's declared columns; finite
 numbers, sizes and metrics by :mod:`runners.outputcheck`) and written as a normal artifact
 with :func:`runners.io.write_value`.
+
+A ``model`` output (Python nodes only) is the model file ``<port>.afmodel`` the entrypoint wrote
+(``sandbox/alphaforge_ml.py``): read only through :mod:`nodes.modelfile` (never a pickle), held
+to the output cap unpacked, checked against the architecture it names (``TorchModel.verify``)
+and stored like a ``train_torch`` model, so ``predict`` and the run's MLflow logging and
+registration (``flows/models.py``) take it as they take a built-in one.
 """
 
 from __future__ import annotations
@@ -16,8 +22,10 @@ import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nodes import modelfile
 from nodes.base import PortForm, PortType, port_info
 from nodes.lazy import lazy_module
+from nodes.modelfile import ModelFileError
 from runners.base import RunnerError
 from runners.custom import CustomNodeManifest, ManifestPort
 from runners.io import check_value, file_name, write_value
@@ -164,6 +172,30 @@ def _to_value(data: Any, port: ManifestPort, reference: pd.Index | None, node_id
     return pd.DataFrame(cols, index=index)
 
 
+def _parsed(raw: bytes, port: ManifestPort, node_id: str) -> Any:
+    try:
+        return load_json(raw)
+    except ValueError as exc:
+        raise _bad(node_id, port.name, f"is not valid JSON: {exc}") from None
+
+
+def _to_model(raw: bytes, port: ManifestPort, max_bytes: int, node_id: str) -> Any:
+    """A ``model`` output: the sandbox's model file, read only through :mod:`nodes.modelfile`
+    (JSON and numpy arrays, ``allow_pickle=False``; at most ``max_bytes`` unpacked), then
+    checked through and through (``TorchModel.verify``: the architecture, the weights' names,
+    shapes and values against the network ``predict`` rebuilds, the scaler, the history). The
+    artifact is then written by the host (:func:`runners.io.write_value`), never the
+    sandbox's bytes."""
+    try:
+        model = modelfile.loads(
+            raw, name=f"its model file {port.name}.afmodel", max_bytes=max_bytes
+        )
+        model.verify()
+    except ModelFileError as exc:
+        raise _bad(node_id, port.name, str(exc)) from None
+    return model
+
+
 def collect_outputs(
     out_dir: Path,
     manifest: CustomNodeManifest,
@@ -177,15 +209,15 @@ def collect_outputs(
     dest.mkdir(parents=True, exist_ok=True)
     paths: dict[str, str] = {}
     for port in manifest.outputs:
-        raw = files.get(f"{port.name}.json")
+        is_model = port_info(port.type).form == PortForm.OBJECT
+        raw = files.get(f"{port.name}.{'afmodel' if is_model else 'json'}")
         if raw is None:
             raise _bad(node_id, port.name, "was not produced")
         try:
-            data = load_json(raw)
-        except ValueError as exc:
-            raise _bad(node_id, port.name, f"is not valid JSON: {exc}") from None
-        try:
-            value = _to_value(data, port, reference, node_id)
+            if is_model:
+                value = _to_model(raw, port, max_bytes, node_id)
+            else:
+                value = _to_value(_parsed(raw, port, node_id), port, reference, node_id)
             check_value(value, port.type, f"output {port.name!r} of node {node_id!r}")
             path = dest / file_name(port.name, port.type)
             write_value(value, port.type, path)

@@ -162,7 +162,9 @@ def _make_inprocess(ctx: RunnerContext, node: NodeIR) -> Runner:
 # entrypoints the sandbox images are built from (and the process runner runs).
 _SANDBOX_HOST_MODULES = ("runners.sandboxed", "runners.jobs", "runners.outputs")
 _SANDBOX_FILES: dict[str, tuple[str, ...]] = {
-    "python": ("python_entry.py", "arrow_ipc.py"),
+    # alphaforge_ml.py writes a model output's file; its torchnets.py is a link to
+    # nodes/builtin/_torchnets.py, which the host modules' closure covers already
+    "python": ("python_entry.py", "arrow_ipc.py", "alphaforge_ml.py"),
     "wasm": ("python_entry.py", "wasm_entry.py"),
     "javascript": ("node_entry.js",),
 }

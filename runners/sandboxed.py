@@ -28,7 +28,7 @@ from runners.outputs import collect_outputs
 
 __all__ = ["ExecOutcome", "ExecSpec", "Executor", "SandboxedRunner", "classify"]
 
-EXIT_USER, EXIT_OUTPUT, EXIT_FUEL, EXIT_MEMORY = 1, 2, 3, 4
+EXIT_USER, EXIT_OUTPUT, EXIT_FUEL, EXIT_MEMORY, EXIT_OUTPUT_LIMIT = 1, 2, 3, 4, 5
 # The entrypoints' last stdout line, "@@alphaforge-done@@ <exit code>" (see split_done).
 DONE_MARKER = b"@@alphaforge-done@@"
 # what the entrypoints prefix their own messages with (the last one says why a node failed)
@@ -122,6 +122,10 @@ def classify(outcome: ExecOutcome, limits: Limits, node_id: str) -> SandboxFailu
     if "File too large" in tail or "EFBIG" in tail:  # RLIMIT_FSIZE: the output file cap
         return SandboxFailure(
             "OUTPUT_LIMIT", f"node {nid} wrote a file over the cap of {limits.output_bytes} bytes"
+        )
+    if outcome.exit_code == EXIT_OUTPUT_LIMIT:  # the entrypoint's own check (a model file)
+        return SandboxFailure(
+            "OUTPUT_LIMIT", f"node {nid} exceeded its output cap: {error_summary(outcome.lines)}"
         )
     if outcome.pids_limit_hit:  # first: a fork bomb often runs out of memory too
         return SandboxFailure(

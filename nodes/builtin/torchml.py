@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -48,6 +49,14 @@ __all__ = ["CLASSES", "Predict", "TorchModel", "TrainTorch"]
 CLASSES: tuple[int, int, int] = (-1, 0, 1)
 
 _MAX_WINDOW = 512
+_MAX_HIDDEN = 1024
+_MAX_LAYERS = 8
+_MAX_FEATURES = 1000
+_MAX_THREADS = 256
+_MAX_EPOCHS = 10_000
+_ARCH_NAMES = ("mlp", "lstm", "tcn")
+_FEATURE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_HISTORY_KEY = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 
 # torch's deterministic flag and thread count are process-wide: one torch node at a time sets them
 _TORCH_LOCK = threading.RLock()
@@ -131,13 +140,117 @@ class TorchModel:
                 params=dict(d.get("params") or {}),
                 meta=dict(d.get("meta") or {}),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ModelFileError(f"the model description is malformed: {exc!r}") from exc
-        if arch not in ("mlp", "lstm", "tcn") or not 1 <= window <= _MAX_WINDOW:
+        if arch not in _ARCH_NAMES or not 1 <= window <= _MAX_WINDOW:
             raise ModelFileError(f"the model file names arch {arch!r}, window {window}")
         if mean.shape != (len(features),) or std.shape != (len(features),):
             raise ModelFileError("the model file's scaler does not match its features")
         return model
+
+    def verify(self) -> None:
+        """Check a model from an untrusted source (a sandbox's ``model`` output) through and
+        through, before it is stored: the architecture within ``train_torch``'s bounds; a
+        feature list ``predict`` can look up (names of columns, no label column, no repeats);
+        a finite scaler with positive spreads; finite floating-point weights whose names and
+        shapes are exactly those of the network ``predict`` rebuilds (built on torch's meta
+        device: no memory for its weights, whatever the sizes say); a history of numbers with
+        epochs 1, 2, …; ``best_epoch`` and ``stopped_epoch`` within it; ``seen_until`` a
+        timestamp with a time zone; JSON ``params`` and ``meta`` (no ``meta`` key that would
+        hide one of :meth:`summary`'s). Raises :class:`~nodes.modelfile.ModelFileError` saying
+        what is wrong and where."""
+        from nodes.modelfile import ModelFileError
+
+        problem = self._problem()
+        if problem:
+            raise ModelFileError(problem)
+
+    def _problem(self) -> str | None:
+        bounds = (
+            ("window", self.window, _MAX_WINDOW),
+            ("hidden", self.hidden, _MAX_HIDDEN),
+            ("layers", self.layers, _MAX_LAYERS),
+            ("threads", self.threads, _MAX_THREADS),
+        )
+        if self.arch not in _ARCH_NAMES:
+            return f"unknown arch {self.arch!r} (one of {', '.join(_ARCH_NAMES)})"
+        for name, value, most in bounds:
+            if not 1 <= value <= most:
+                return f"{name} is {value}; it must lie in 1..{most}"
+        n = len(self.features)
+        if not 1 <= n <= _MAX_FEATURES:
+            return f"{n} features; a model has 1..{_MAX_FEATURES}"
+        for f in self.features:
+            if not _FEATURE.match(f) or len(f) > 64:
+                return f"feature {f[:80]!r} is not a column name (letters, digits, _)"
+            if f in LABEL_COLUMNS:
+                return f"feature {f!r} is a label column, not a feature"
+        if len(set(self.features)) != n:
+            return "a feature is named twice"
+        for name, arr in (("mean", self.mean), ("std", self.std)):
+            if arr.shape != (n,) or not np.isfinite(arr).all():
+                return f"{name} must be {n} finite numbers, one per feature"
+        if not (self.std > 0).all():
+            return f"std must be positive (a feature's spread), got {self.std.min()}"
+        return self._state_problem() or self._history_problem() or self._meta_problem()
+
+    def _state_problem(self) -> str | None:
+        import torch
+
+        from nodes.builtin import _torchnets
+
+        n = len(self.features)
+        with torch.device("meta"):  # shapes only: nothing allocated, no random draws
+            net = _torchnets.build(self.arch, n, self.window, self.hidden, self.layers)
+        expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+        where = f"{self.arch}(features={n}, window={self.window}, hidden={self.hidden}, "
+        where += f"layers={self.layers})"
+        missing = [k for k in expected if k not in self.state]
+        if missing:
+            return f"the weights lack {missing[0]!r}, which {where} has"
+        extra = [k for k in self.state if k not in expected]
+        if extra:
+            return f"the weights hold {extra[0][:80]!r}, which {where} does not have"
+        for key, shape in expected.items():
+            arr = self.state[key]
+            if arr.dtype.kind != "f":
+                return f"weight {key!r} is {arr.dtype}, not floating-point numbers"
+            if tuple(arr.shape) != shape:
+                return f"weight {key!r} has shape {tuple(arr.shape)}; {where} needs {shape}"
+            if not np.isfinite(arr).all():
+                return f"weight {key!r} holds NaN or infinity"
+        return None
+
+    def _history_problem(self) -> str | None:
+        if len(self.history) > _MAX_EPOCHS:
+            return f"the history has {len(self.history)} epochs, more than {_MAX_EPOCHS}"
+        for i, entry in enumerate(self.history):
+            if entry.get("epoch") != i + 1:
+                return f"history[{i}] must have epoch {i + 1}, got {entry.get('epoch')!r}"
+            if len(entry) > 16:
+                return f"history[{i}] has {len(entry)} values, more than 16"
+            for key, value in entry.items():
+                if not _HISTORY_KEY.match(key):
+                    return f"history[{i}] has a value named {key[:80]!r} (letters, digits, _)"
+                if math.isinf(value):
+                    return f"history[{i}][{key!r}] is {value}"
+        last = len(self.history)
+        low = 1 if last else 0
+        for name, epoch in (("best_epoch", self.best_epoch), ("stopped_epoch", self.stopped_epoch)):
+            if not low <= epoch <= last:
+                return (
+                    f"{name} is {epoch}; with {last} epochs in the history it is in {low}..{last}"
+                )
+        return None
+
+    def _meta_problem(self) -> str | None:
+        ts = self.seen_until
+        if not isinstance(ts, pd.Timestamp) or ts is pd.NaT or ts.tz is None:
+            return f"seen_until must be a timestamp with a time zone, got {ts!r}"
+        hidden = sorted(set(self.meta) & set(self.summary(with_meta=False)))
+        if hidden:
+            return f"meta may not hold {hidden[0]!r} (a field of the model's summary)"
+        return None
 
     def network(self, torch: Any) -> Any:
         """The torch module with the trained weights, in eval mode (call under torch)."""
@@ -148,10 +261,10 @@ class TorchModel:
         net.eval()
         return net
 
-    def summary(self) -> dict[str, Any]:
-        """JSON-ready params and final metrics (what an MLflow run logs)."""
+    def summary(self, *, with_meta: bool = True) -> dict[str, Any]:
+        """JSON-ready params and final metrics (what an MLflow run logs), and ``meta``."""
         best = self.history[self.best_epoch - 1] if self.history else {}
-        return {
+        own = {
             "arch": self.arch,
             "window": self.window,
             "hidden": self.hidden,
@@ -162,8 +275,8 @@ class TorchModel:
             "best_val_loss": best.get("val_loss"),
             "train_loss_at_best": best.get("train_loss"),
             "params": dict(self.params),
-            **self.meta,
         }
+        return {**own, **self.meta} if with_meta else own
 
 
 class TrainTorchParams(Params):
@@ -185,9 +298,14 @@ class TrainTorchParams(Params):
     window: int = Field(
         16, ge=1, le=_MAX_WINDOW, description="Rows per sample: the row t and the window-1 before."
     )
-    hidden: int = Field(32, ge=1, le=1024, description="Units per hidden layer (channels of tcn).")
+    hidden: int = Field(
+        32, ge=1, le=_MAX_HIDDEN, description="Units per hidden layer (channels of tcn)."
+    )
     layers: int = Field(
-        2, ge=1, le=8, description="Hidden layers (mlp), stacked LSTMs (lstm), conv levels (tcn)."
+        2,
+        ge=1,
+        le=_MAX_LAYERS,
+        description="Hidden layers (mlp), stacked LSTMs (lstm), conv levels (tcn).",
     )
     epochs: int = Field(30, ge=1, le=10_000, description="Most passes over the training rows.")
     batch_size: int = Field(64, ge=1, le=65_536, description="Samples per gradient step.")

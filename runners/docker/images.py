@@ -1,9 +1,11 @@
 """Which sandbox image runs which language, and its digest for the run record.
 
-Defaults are the images ``infra/build_sandbox_images.sh`` builds offline; production points the
+Defaults are the images ``infra/build_sandbox_images.sh`` builds offline, at the tag
+``ALPHAFORGE_SANDBOX_TAG`` (default ``latest``; the build points the same tag at what it built, so
+two checkouts on one engine each use their own); production points the
 ``ALPHAFORGE_SANDBOX_IMAGE_PYTHON`` / ``..._NODE`` variables at images built from
 ``infra/Dockerfile.sandbox-python`` / ``-node``. WebAssembly runs under wasmtime in the Python
-image.
+image, and so does torch for Python nodes that train a model.
 """
 
 from __future__ import annotations
@@ -19,8 +21,12 @@ from runners.base import RunnerError
 __all__ = ["SandboxImages", "image_digest"]
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name) or default
+TAG_ENV = "ALPHAFORGE_SANDBOX_TAG"
+
+
+def _image(name: str, repository: str) -> str:
+    """``name``'s value, else the offline build's image at ``ALPHAFORGE_SANDBOX_TAG``."""
+    return os.environ.get(name) or f"{repository}:{os.environ.get(TAG_ENV) or 'latest'}"
 
 
 @dataclass(frozen=True)
@@ -28,14 +34,12 @@ class SandboxImages:
     """Image names by runtime."""
 
     python: str = field(
-        default_factory=lambda: _env(
-            "ALPHAFORGE_SANDBOX_IMAGE_PYTHON", "alphaforge/sandbox-python:latest"
+        default_factory=lambda: _image(
+            "ALPHAFORGE_SANDBOX_IMAGE_PYTHON", "alphaforge/sandbox-python"
         )
     )
     node: str = field(
-        default_factory=lambda: _env(
-            "ALPHAFORGE_SANDBOX_IMAGE_NODE", "alphaforge/sandbox-node:latest"
-        )
+        default_factory=lambda: _image("ALPHAFORGE_SANDBOX_IMAGE_NODE", "alphaforge/sandbox-node")
     )
 
     def for_language(self, language: str) -> str:

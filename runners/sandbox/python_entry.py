@@ -3,10 +3,12 @@
 Usage: ``python3 python_entry.py [--wait] JOB_DIR OUT_DIR`` (``--wait``: a pooled container).
 Reads ``job.json``, ``params.json``, the inputs (Arrow IPC, as pandas objects) and the user's
 code from JOB_DIR (read-only), calls the user's ``run(inputs, params)`` and writes each output
-as JSON columnar to OUT_DIR/<port>.json.
+as JSON columnar to OUT_DIR/<port>.json, a ``model`` output as a model file OUT_DIR/<port>.afmodel
+(alphaforge_ml.py; torch, in the image, is imported only by code that uses it).
 Everything here is untrusted once user code runs: the host validates the files afterwards.
 
-Exit codes: 0 ok, 1 the user's code failed, 2 bad outputs, 3 out of fuel (wasm), 4 out of memory.
+Exit codes: 0 ok, 1 the user's code failed, 2 bad outputs, 3 out of fuel (wasm), 4 out of memory,
+5 an output over the output cap (a model file: said before it is written, naming the output).
 Standalone: imports nothing from Alpha Forge (the image has only the runtime).
 """
 
@@ -19,7 +21,7 @@ import os
 import sys
 import traceback
 
-EXIT_OK, EXIT_USER, EXIT_OUTPUT, EXIT_FUEL, EXIT_MEMORY = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_USER, EXIT_OUTPUT, EXIT_FUEL, EXIT_MEMORY, EXIT_OUTPUT_LIMIT = 0, 1, 2, 3, 4, 5
 # The last line on stdout: lets the host finish without waiting for the engine to notice the
 # exit (~0.1 s). Untrusted like everything here: it can only report what an exit code could.
 DONE = "@@alphaforge-done@@"
@@ -171,11 +173,41 @@ def run_python(job_dir, job, params):
     return outputs, reference
 
 
-def write_outputs(out_dir, job, outputs, convert):
-    """Write each declared output as OUT_DIR/<port>.json; a missing one is an error."""
+def model_file(value, port, reference, cap=None):
+    """A ``model`` output (the dict describing a trained network) as a model file's bytes:
+    JSON and numpy arrays, never a pickle (alphaforge_ml.py; imported only for such an
+    output). The training saw the inputs up to the first input's last timestamp: that is its
+    ``seen_until`` unless the dict says otherwise. A file over ``cap`` (the node's output cap)
+    is refused before it is written, naming the output (the host checks again)."""
+    import alphaforge_ml
+
+    last = reference[-1] if reference is not None and len(reference) else None
+    try:
+        data = alphaforge_ml.model_file(value, port["name"], default_seen_until=last)
+    except alphaforge_ml.ModelOutputError as exc:  # names the output and what is wrong
+        fail(EXIT_OUTPUT, str(exc))
+    if cap is not None and len(data) > cap:
+        fail(
+            EXIT_OUTPUT_LIMIT,
+            f"output {port['name']!r}: its model file is {len(data)} bytes, over the output "
+            f"cap of {cap} bytes; a node asks for more with resources.output_mb (up to the "
+            "operator's cap)",
+        )
+    return data
+
+
+def write_outputs(out_dir, job, outputs, convert, reference=None):
+    """Write each declared output as OUT_DIR/<port>.json (a model as OUT_DIR/<port>.afmodel);
+    a missing one is an error."""
     for port in job["outputs"]:
         if port["name"] not in outputs:
             fail(EXIT_OUTPUT, f"output {port['name']!r} was not produced")
+        if port["type"] == "model":
+            cap = job.get("limits", {}).get("output_bytes")
+            data = model_file(outputs[port["name"]], port, reference, cap)
+            with open(os.path.join(out_dir, port["name"] + ".afmodel"), "wb") as fh:
+                fh.write(data)
+            continue
         data = convert(outputs[port["name"]], port)
         # dumps, not dump: only the one-shot encoder is the C one (~5x faster on 10k values)
         text = json.dumps(data, allow_nan=True)
@@ -243,7 +275,9 @@ def main(argv):
         return wasm_entry.main(job_dir, out_dir, job, params)
     try:
         outputs, reference = run_python(job_dir, job, params)
-        write_outputs(out_dir, job, outputs, lambda v, port: to_columnar(v, port, reference))
+        write_outputs(
+            out_dir, job, outputs, lambda v, port: to_columnar(v, port, reference), reference
+        )
     except MemoryError:
         fail(EXIT_MEMORY, "MemoryError: the node ran out of memory")
     except Exception as exc:

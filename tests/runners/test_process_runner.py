@@ -94,3 +94,42 @@ def test_without_docker_user_code_is_refused_unless_process_runner_enabled(
     monkeypatch.setenv(ALLOW_ENV, "1")
     runner = user_code_runner(ManifestCatalog())
     assert isinstance(runner, SandboxedRunner) and runner.executor.name == "process"
+
+
+def test_a_model_output_from_the_process_runner(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, series: Any
+) -> None:
+    """The development runner finds the model helper and train_torch's networks beside its
+    entrypoint (``runners/sandbox``) and stores a model output as the sandbox does."""
+    monkeypatch.setenv(ALLOW_ENV, "1")
+    path, x = series
+    code = (
+        "import torch\n"
+        "from alphaforge_ml import build_network\n"
+        "def run(inputs, params):\n"
+        "    torch.manual_seed(0)\n"
+        "    net = build_network('tcn', 1, 6, 4, 2)\n"
+        "    return {'model': {'arch': 'tcn', 'window': 6, 'hidden': 4, 'layers': 2,\n"
+        "                      'features': ['x'], 'state_dict': net.state_dict(),\n"
+        "                      'mean': [1.5], 'std': [0.3]}}\n"
+    )
+    manifest = CustomNodeManifest(
+        name="dev_trainer",
+        version="1.0.0",
+        language="python",
+        inputs=[{"name": "x", "type": "series"}],
+        outputs=[{"name": "model", "type": "model"}],
+        code=code,
+    )
+    result = run(manifest, path, tmp_path / "o")
+    assert result.ok, (result.error, result.logs[-20:])
+    model = read_value(result.output_paths["model"])
+    assert (model.arch, model.features, model.history) == ("tcn", ["x"], [])
+    assert model.seen_until == x.index[-1]  # the input's last timestamp, when not given
+    import torch
+
+    from nodes.builtin import _torchnets
+
+    torch.manual_seed(0)
+    expected = _torchnets.build("tcn", 1, 6, 4, 2).state_dict()
+    assert all(model.state[k].tobytes() == v.numpy().tobytes() for k, v in expected.items())

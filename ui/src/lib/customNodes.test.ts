@@ -137,6 +137,19 @@ describe('manifest form', () => {
     expect(errorAt(errors, 'outputs.0.columns')).toMatch(/columns/);
   });
 
+  it('takes a model output from a Python node only', () => {
+    const form = formFromManifest(TEMPLATE);
+    form.language = 'python';
+    form.code_format = 'source';
+    form.outputs.push({ name: 'model', type: 'model', columns: '', doc: '' });
+    expect(buildManifest(form).errors).toEqual([]);
+    expect(buildManifest(form).manifest.outputs[1]).toEqual({ name: 'model', type: 'model' });
+    form.language = 'javascript';
+    const { errors } = buildManifest(form);
+    expect(errors.map((e) => e.field)).toEqual(['outputs.1.type']);
+    expect(errorAt(errors, 'outputs.1.type')).toMatch(/only a Python node/);
+  });
+
   it('refuses duplicate port names and a node without outputs', () => {
     const form = formFromManifest(TEMPLATE);
     form.inputs[0].name = 'features';

@@ -18,7 +18,8 @@ export const LANGUAGES: { id: Language; label: string }[] = [
   { id: 'wasm', label: 'WebAssembly' },
 ];
 export const INPUT_TYPES = ['ohlcv', 'series', 'signal', 'frame', 'equity'] as const;
-export const OUTPUT_TYPES = ['series', 'signal', 'frame', 'metrics'] as const;
+/** `model`: a network trained with torch in the sandbox (Python nodes only). */
+export const OUTPUT_TYPES = ['series', 'signal', 'frame', 'metrics', 'model'] as const;
 export const PARAM_TYPES = ['number', 'integer', 'boolean', 'string'] as const;
 export type ParamType = (typeof PARAM_TYPES)[number];
 
@@ -333,6 +334,11 @@ export function buildManifest(f: ManifestForm, message?: string): { manifest: Ma
   const inputs = portsOf(f.inputs, 'inputs', INPUT_TYPES, errors);
   const outputs = portsOf(f.outputs, 'outputs', OUTPUT_TYPES, errors);
   if (!outputs.length) errors.push({ field: 'outputs', msg: 'a node needs at least one output' });
+  outputs.forEach((p, i) => {
+    if (p.type === 'model' && f.language !== 'python') {
+      errors.push({ field: `outputs.${i}.type`, msg: 'only a Python node can output a model (it trains with torch in the sandbox)' });
+    }
+  });
   const names = [...inputs, ...outputs].map((p) => p.name).filter(Boolean);
   const dup = names.find((n, i) => names.indexOf(n) !== i);
   if (dup) errors.push({ field: 'outputs', msg: `port name "${dup}" is used twice` });

@@ -1,0 +1,1 @@
+../../nodes/builtin/_torchnets.py
