@@ -6,10 +6,11 @@ in-process runner (the files a run writes); then, timed alone:
 - ``train_torch`` on the example's training split, as the example sets it (LSTM, window 12,
   hidden 16, early stopping), ``--repeats`` times (median): target ≤ 60 s ("trains in under a
   minute on CPU"); each repeat must give bit-identical weights (the seed's promise);
-- ``predict`` with that model on the sample's 900 feature rows and on ``--rows`` rows (the
-  feature frame repeated on later timestamps, every row predicted: ``in_sample=true``), in rows
-  per second: target ≥ 50,000 rows/s (a live signal needs a few rows per bar; a research
-  re-scoring of years of minute bars needs this order).
+  The first repeat includes importing torch (printed apart: what a fresh run process pays);
+- ``predict`` with that model on the sample's feature rows and on ``--rows`` rows (the feature
+  rows repeated on one-minute stamps, every row predicted: ``in_sample=true``), in rows per
+  second: target ≥ 50,000 rows/s (a live signal needs a few rows per bar; re-scoring years of
+  minute bars for research needs this order).
 
 Run with ``python bench/bench_ml.py [--repeats N] [--rows N] [--threads N]``; :func:`main`
 returns the numbers as a dict.
@@ -69,17 +70,17 @@ def _prepare(work: Path) -> tuple[Any, Any, Any]:
 
 
 def _tiled(frame: Any, rows: int) -> Any:
-    """``frame`` repeated on later timestamps (same bar spacing) to ``rows`` rows."""
+    """``frame``'s rows repeated to ``rows`` rows on one-minute timestamps (predict reads the
+    rows in order; daily stamps for 200,000 rows would pass pandas' last date)."""
+    import numpy as np
     import pandas as pd
 
-    step = frame.index[1] - frame.index[0]
-    parts, start = [], frame.index[0]
-    while sum(len(p) for p in parts) < rows:
-        part = frame.copy()
-        part.index = pd.date_range(start, periods=len(frame), freq=step, name=frame.index.name)
-        parts.append(part)
-        start = part.index[-1] + step
-    return pd.concat(parts).iloc[:rows]
+    reps = -(-rows // len(frame))
+    out = pd.DataFrame(
+        {c: np.tile(frame[c].to_numpy(), reps)[:rows] for c in frame.columns},
+        index=pd.date_range(frame.index[0], periods=rows, freq="min", name=frame.index.name),
+    )
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -139,10 +140,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         rates[label] = len(frame) / best
         print(f"  predict {len(frame):,} rows: {best:.3f} s = {rates[label]:,.0f} rows/s")
     train_s = statistics.median(times)
-    meets = train_s <= TARGET_TRAIN_S and rates["tiled"] >= TARGET_ROWS_PER_S and same
+    meets = max(times) <= TARGET_TRAIN_S and rates["tiled"] >= TARGET_ROWS_PER_S and same
     print(
-        f"train_torch (median of {args.repeats}): {train_s:.2f} s (target ≤ {TARGET_TRAIN_S:.0f} "
-        f"s); identical weights every repeat: {same}; predict {rates['tiled']:,.0f} rows/s "
+        f"train_torch (median of {args.repeats}): {train_s:.2f} s, the first (with torch's "
+        f"import) {times[0]:.2f} s (target ≤ {TARGET_TRAIN_S:.0f} s); identical weights every "
+        f"repeat: {same}; predict {rates['tiled']:,.0f} rows/s "
         f"(target ≥ {TARGET_ROWS_PER_S:,.0f}): {'meets' if meets else 'MISSES'}"
     )
     return {
@@ -150,6 +152,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "median_s": train_s,
         "target_s": TARGET_TRAIN_S,
         "train_runs_s": times,
+        "first_train_s": times[0],
         "epochs": model.stopped_epoch,
         "deterministic": same,
         "predict_rows_per_s": rates["tiled"],
