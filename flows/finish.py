@@ -46,7 +46,6 @@ def open_tracker(
 ) -> tuple[MlflowTracker, float]:
     """Start the MLflow run for this pipeline run; returns it and the seconds it took."""
     t0 = time.perf_counter()
-    embedded = not settings.mlflow_tracking_uri
     tracker = MlflowTracker.start(
         tracking_uri=settings.mlflow_uri,
         experiment=ir.name,
@@ -57,7 +56,7 @@ def open_tracker(
             "alphaforge.pipeline": ir.name,
             "prefect.flow_run_id": flow_run_id,
         },
-        artifact_root=settings.mlflow_artifacts_uri if embedded else None,
+        artifact_root=settings.mlflow_artifact_root,
     )
     return tracker, time.perf_counter() - t0
 

@@ -140,8 +140,23 @@ class CoreSettings(BaseSettings):
 
     @property
     def mlflow_artifacts_uri(self) -> str:
-        """Where MLflow stores run artifacts when it uses the embedded store."""
+        """Where MLflow stores run artifacts with a SQLite store: ``mlartifacts/`` beside the
+        database (the embedded one under the data dir, or a configured ``sqlite:///`` file).
+        Never MLflow's own default, ``./mlruns`` of whichever process creates the experiment:
+        Prefect runs each flow run in a working directory of its own, so a later run (a
+        ``predict`` of a registered model) would look for the files somewhere else."""
+        prefix = "sqlite:///"
+        uri = self.mlflow_uri
+        if uri.startswith(prefix) and not uri.endswith(":memory:"):
+            database = Path(uri[len(prefix) :].split("?", 1)[0]).resolve()
+            return (database.parent / "mlartifacts").as_uri()
         return (self.root / "mlartifacts").as_uri()
+
+    @property
+    def mlflow_artifact_root(self) -> str | None:
+        """The artifact root new experiments get: :attr:`mlflow_artifacts_uri` for a SQLite
+        store; None for a tracking server (it decides where its artifacts go)."""
+        return self.mlflow_artifacts_uri if self.mlflow_uri.startswith("sqlite:///") else None
 
     def apply_prefect_env(self) -> None:
         """Point Prefect at the configured server (or the embedded one), telemetry off.

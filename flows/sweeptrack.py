@@ -186,7 +186,6 @@ def _open_parent(sweep: _Sweep) -> tuple[Any, set[tuple[int | None, int]]]:
         if found is not None and not client.get_run(record.mlflow_run_id).data.params:
             tracker.log_all(params=_parent_params(sweep), metrics={}, tags={})  # killed early
         return tracker, logged
-    embedded = not settings.mlflow_tracking_uri
     tracker = MlflowTracker.start(
         tracking_uri=settings.mlflow_uri,
         experiment=sweep.ir.name,
@@ -199,7 +198,7 @@ def _open_parent(sweep: _Sweep) -> tuple[Any, set[tuple[int | None, int]]]:
             "prefect.flow_run_id": record.flow_run_id or "",
             **_data_fingerprints(sweep),
         },
-        artifact_root=settings.mlflow_artifacts_uri if embedded else None,
+        artifact_root=settings.mlflow_artifact_root,
     )
     tracker.log_all(params=_parent_params(sweep), metrics={}, tags={})
     return tracker, set()

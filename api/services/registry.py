@@ -12,14 +12,21 @@ from urllib.parse import quote
 
 from sqlmodel import Session, col, select
 
+from api.errors import Unprocessable
 from api.models.pipeline import Pipeline
 from api.models.registry import RegisteredModelPublic, RegisteredVersionPublic, SourceRun
 from api.models.run import Run
 from api.models.user import Role, User
 from api.services.flow_rows import visible_rows
-from api.services.runs import mlflow_model_url
 from api.settings import ApiSettings
 from flows.models import RegisteredModelInfo, list_registered
+
+
+def mlflow_model_url(ui_url: str | None, name: str | None, version: int | None) -> str | None:
+    """The MLflow UI page of one registered model version (None without a UI)."""
+    if not ui_url or not name or version is None:
+        return None
+    return f"{ui_url.rstrip('/')}/#/models/{quote(name, safe='')}/versions/{version}"
 
 
 def registered_models(
@@ -85,3 +92,56 @@ def _visible_runs(session: Session, user: User, keys: set[str]) -> dict[str, Sou
 
 def _time(ms: int | None) -> datetime | None:
     return datetime.fromtimestamp(ms / 1000, tz=UTC) if ms else None
+
+
+def require_model_access(
+    session: Session, settings: ApiSettings, owner: User, ir_json: str
+) -> None:
+    """422 naming the step when a run of ``ir_json`` as ``owner`` would read or write a
+    registered model of runs the owner may not see.
+
+    Registered model names are one namespace for everyone (the MLflow registry): a
+    ``predict(registered=...)`` must name a model with a version the owner may see (the models
+    page's rule), and a ``train_torch`` that registers may not add versions to (or move an alias
+    of) a model whose versions came from runs the owner may not see — else one user could swap
+    the model another user's pipeline trades. Admins may do both."""
+    from dsl.ir import PipelineIR
+
+    if owner.role == Role.ADMIN:
+        return
+    ir = PipelineIR.from_json(ir_json)
+    reads = [(n.id, str(n.params["registered"])) for n in ir.nodes
+             if n.type == "predict" and n.params.get("registered")]  # fmt: skip
+    writes = [
+        (n.id, str(n.params.get("registry_name") or f"{ir.name}.{n.id}"))
+        for n in ir.nodes
+        if n.type == "train_torch" and n.params.get("register_model", True)
+    ]
+    if not reads and not writes:
+        return
+    models = {m.name: m for m in list_registered(settings.mlflow_uri)}
+    keys = {v.run_id for m in models.values() for v in m.versions if v.run_id}
+    mine = _visible_runs(session, owner, keys)
+    for step, name in reads:
+        model = models.get(name)
+        if model is None or not any(v.run_id in mine for v in model.versions):
+            usable = sorted(
+                m.name for m in models.values() if any(v.run_id in mine for v in m.versions)
+            )
+            hint = (
+                f"registered models you may use: {', '.join(usable[:10])}"
+                if usable
+                else ("none is registered by runs you may see: train one with train_torch first")
+            )
+            raise Unprocessable(
+                f"step {step!r} (predict) reads registered model {name!r}, which no run you may "
+                f"see registered ({hint})"
+            )
+    for step, name in writes:
+        model = models.get(name)
+        if model is not None and any(v.run_id not in mine for v in model.versions):
+            raise Unprocessable(
+                f"step {step!r} (train_torch) would register its model as {name!r}, a registered "
+                "model with versions from runs you may not see: give the step another "
+                "registry_name (or register_model=false)"
+            )

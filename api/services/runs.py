@@ -37,7 +37,7 @@ from api.models.run import (
     SweepOrigin,
 )
 from api.models.user import User
-from api.services import audit, datasets, pipelines
+from api.services import audit, datasets, pipelines, registry
 from api.services.access import Level
 from api.services.flow_rows import (
     flow_run_to_cancel,
@@ -72,6 +72,7 @@ __all__ = [
     "get_run",
     "list_runs",
     "mlflow_run_url",
+    "owner_of",
     "public",
     "require_datasets",
     "run_spec",
@@ -190,13 +191,6 @@ def public(settings: ApiSettings, run: Run) -> RunPublic:
     )
 
 
-def mlflow_model_url(ui_url: str | None, name: str | None, version: int | None) -> str | None:
-    """The MLflow UI page of one registered model version (None without a UI)."""
-    if not ui_url or not name or version is None:
-        return None
-    return f"{ui_url.rstrip('/')}/#/models/{quote(name, safe='')}/versions/{version}"
-
-
 def _models(settings: ApiSettings, run: Run, record: RunRecord | None) -> list[RunModel]:
     """``run.json``'s models: what the run trained, with links to the file and the registry."""
     found: list[RunModel] = []
@@ -206,7 +200,7 @@ def _models(settings: ApiSettings, run: Run, record: RunRecord | None) -> list[R
                 {
                     **rec,
                     "key": key,
-                    "registry_url": mlflow_model_url(
+                    "registry_url": registry.mlflow_model_url(
                         settings.mlflow_ui_url,
                         rec.get("registered_name"),
                         rec.get("registered_version"),
@@ -318,6 +312,7 @@ def create(
     number = version_number or pipeline.latest_version
     version = pipelines.version_of(session, pipeline.id, number)
     require_datasets(session, settings, pipeline.owner_id, version.source, version.ir_json)
+    registry.require_model_access(session, settings, owner_of(session, pipeline), version.ir_json)
     if not settings.prefect_api_url:
         raise PrefectUnavailable("no Prefect server is configured: runs cannot start")
     custom = publish_manifests(session, settings, pipeline.owner_id, version)  # worker reads
@@ -351,6 +346,14 @@ def create(
     )  # fmt: skip
     session.commit()
     return _submit(session, settings, run, version.ir_json, overrides)
+
+
+def owner_of(session: Session, pipeline: Pipeline) -> User:
+    """The pipeline's owner (its runs run as them)."""
+    owner = session.get(User, pipeline.owner_id)
+    if owner is None:  # an owner row is never deleted while its pipelines exist
+        raise NotFound("the pipeline's owner no longer exists")
+    return owner
 
 
 def require_datasets(

@@ -25,7 +25,7 @@ from api.models.pipeline import Pipeline
 from api.models.run import RunPublic, SweepOrigin
 from api.models.sweep import ACTIVE_SWEEP_STATUSES, Sweep, SweepPublic, SweepSummary
 from api.models.user import User
-from api.services import audit, pipelines, runs, sweep_files
+from api.services import audit, pipelines, registry, runs, sweep_files
 from api.services.access import Level
 from api.services.flow_rows import (
     flow_run_to_cancel,
@@ -245,6 +245,9 @@ def create(
             "result.sharpe }`), save, and start the sweep again."
         )
     runs.require_datasets(session, settings, pipeline.owner_id, version.source, version.ir_json)
+    registry.require_model_access(
+        session, settings, runs.owner_of(session, pipeline), version.ir_json
+    )
     if not settings.prefect_api_url:
         raise PrefectUnavailable("no Prefect server is configured: sweeps cannot start")
     custom = publish_manifests(session, settings, pipeline.owner_id, version)

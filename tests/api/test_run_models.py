@@ -63,10 +63,14 @@ def api_settings(
     )
 
 
-def _run(client: TestClient, who: Account, name: str, source: str) -> dict:
+def _start(client: TestClient, who: Account, name: str, source: str):  # type: ignore[no-untyped-def]
     resp = client.post("/api/pipelines", json={"name": name, "source": source}, headers=who.headers)
     assert resp.status_code == 201, resp.text
-    started = client.post(f"/api/pipelines/{resp.json()['id']}/runs", json={}, headers=who.headers)
+    return client.post(f"/api/pipelines/{resp.json()['id']}/runs", json={}, headers=who.headers)
+
+
+def _run(client: TestClient, who: Account, name: str, source: str) -> dict:
+    started = _start(client, who, name, source)
     assert started.status_code == 202, started.text
 
     def final() -> dict | None:
@@ -124,6 +128,18 @@ def test_a_web_run_shows_downloads_and_registers_its_model_and_a_second_pipeline
     assert client.get("/api/models", headers=bob.headers).json() == []  # not his run
     [seen] = client.get("/api/models", headers=admin.headers).json()
     assert seen["versions"][0]["run"]["id"] == run["id"]
+
+    # registered names are one namespace: bob may neither trade alice's model nor add to it
+    refused = _start(client, bob, "bob_reuse", REUSE)
+    assert refused.status_code == 422, refused.text
+    assert "'pred' (predict) reads registered model 'ml_web.net'" in refused.json()["detail"]
+    hijack = TRAIN.replace("pipeline ml_web ", "pipeline bob_ml ").replace(
+        'alias="staging"', 'alias="staging", registry_name="ml_web.net"'
+    )
+    refused = _start(client, bob, "bob_ml", hijack)
+    assert refused.status_code == 422, refused.text
+    assert "would register its model as 'ml_web.net'" in refused.json()["detail"]
+    assert client.get("/api/models", headers=admin.headers).json()[0]["latest_version"] == 1
 
     # a second pipeline trades the registered version without training: the same trades
     again = _run(client, alice, "ml_web_reuse", REUSE)

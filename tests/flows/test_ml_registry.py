@@ -145,3 +145,28 @@ def test_a_missing_registered_model_fails_with_what_there_is(settings) -> None:
     assert "ml_reg.model has no version 9 (versions [1], aliases ['champion'])" in wrong.error
     alias, _ = _run(settings, _use('registered="ml_reg.model", alias="prod"'))
     assert "ml_reg.model has no alias 'prod'" in alias.error
+
+
+def test_a_configured_sqlite_store_keeps_artifacts_beside_it_whatever_the_working_dir(
+    settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ALPHAFORGE_MLFLOW_TRACKING_URI a ``sqlite:///`` file, MLflow's own default would put
+    the artifacts in ``./mlruns`` of the process that made the experiment; Prefect gives each
+    flow run a working directory of its own, so a later run could not find the model."""
+    db = tmp_path / "shared" / "mlflow.db"
+    configured = settings.model_copy(update={"mlflow_tracking_uri": f"sqlite:///{db}"})
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", configured.mlflow_uri)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", configured.mlflow_uri)
+    first, second = tmp_path / "cwd-1", tmp_path / "cwd-2"
+    first.mkdir()
+    second.mkdir()
+    monkeypatch.chdir(first)
+    trained, _ = _run(configured, _train(seed=5))
+    assert trained.status == "completed", trained.error
+    experiment = _client(configured).get_experiment(trained.mlflow_experiment_id)
+    assert experiment.artifact_location == (db.parent / "mlartifacts" / "ml_reg").as_uri()
+    assert not (first / "mlruns").exists()
+    monkeypatch.chdir(second)
+    used, _ = _run(configured, _use('registered="ml_reg.model", alias="champion"'))
+    assert used.status == "completed", used.error
+    assert used.node_states["pred"] == "completed"
