@@ -34,7 +34,7 @@ from api.models.pipeline import Pipeline
 from api.models.run import Run
 from api.models.schedule import CRON_EXAMPLE, Schedule, ScheduleCreate, SchedulePublic
 from api.models.user import User
-from api.services import audit, pipelines, runs
+from api.services import audit, pipelines, registry, runs
 from api.services.access import Level
 from api.services.node_resolution import publish_manifests
 from api.services.prefect_client import prefect_client
@@ -141,6 +141,9 @@ def create(
         raise Unprocessable(
             f"The schedule is not valid: {_first_line(exc)}. {CRON_EXAMPLE}"
         ) from None
+    latest = pipelines.version_of(session, pipeline.id, pipeline.latest_version)
+    owner = runs.owner_of(session, pipeline)
+    registry.require_model_access(session, settings, owner, latest.ir_json)
     schedule = Schedule(
         pipeline_id=pipeline.id or 0,
         owner_id=pipeline.owner_id,

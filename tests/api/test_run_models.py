@@ -133,6 +133,20 @@ def test_a_web_run_shows_downloads_and_registers_its_model_and_a_second_pipeline
     refused = _start(client, bob, "bob_reuse", REUSE)
     assert refused.status_code == 422, refused.text
     assert "'pred' (predict) reads registered model 'ml_web.net'" in refused.json()["detail"]
+    swept = REUSE.replace("pipeline ml_web_reuse ", "pipeline bob_sweep ") + (
+        "\nsweep grid {\n    signal.threshold = [0.01, 0.02]\n"
+        "    objective maximize result.sharpe\n}\n"
+    )
+    made = client.post("/api/pipelines", json={"name": "bob_sweep", "source": swept},
+                       headers=bob.headers)  # fmt: skip
+    assert made.status_code == 201, made.text
+    pid = made.json()["id"]
+    for path, body in ((f"/api/pipelines/{pid}/sweeps", {}),
+                       (f"/api/pipelines/{pid}/schedules", {"cron": "0 * * * *"})):  # fmt: skip
+        refused = client.post(path, json=body, headers=bob.headers)
+        assert refused.status_code == 422, (path, refused.text)
+        assert "reads registered model 'ml_web.net'" in refused.json()["detail"], path
+    assert client.get(f"/api/pipelines/{pid}/schedules", headers=bob.headers).json() == []
     hijack = TRAIN.replace("pipeline ml_web ", "pipeline bob_ml ").replace(
         'alias="staging"', 'alias="staging", registry_name="ml_web.net"'
     )
