@@ -6,7 +6,10 @@ record (``RunRecord.models``: per-epoch losses, training summary, registry name 
 In a tracked run each model also goes to MLflow:
 
 - its per-epoch ``train_loss`` / ``val_loss`` as metrics ``<step>.train_loss`` with the epoch
-  as the step, its training summary as params ``<step>.model.*``;
+  as the step; its final figures as metrics (``<step>.best_val_loss``,
+  ``<step>.train_loss_at_best``, ``<step>.best_epoch``, ``<step>.stopped_epoch``) and what it is
+  as params ``<step>.model.*`` (architecture, window, features, device, torch version, sample
+  counts);
 - the network in MLflow's pytorch flavour (``pt2``, with signature and input example) and the
   model file beside it, under the artifacts' ``models/<step>/``;
 - a version of a registered model (the step's ``registry_name``, else ``<pipeline>.<step>``),
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import shutil
 import tempfile
 import time
@@ -123,6 +127,7 @@ def log_models(
     for m in models:
         rec = m.record()
         _log_history(tracker, m.key, rec["history"])
+        _log_summary(tracker, m.key, rec["summary"])
         folder = f"models/{m.key}"
         with tempfile.TemporaryDirectory() as tmp:
             flavour = Path(tmp) / "model"
@@ -166,6 +171,41 @@ def _save_pytorch_flavour(model: Any, path: Path) -> None:
         pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
         metadata={"alphaforge": {"features": list(model.features), "classes": [-1, 0, 1]}},
     )
+
+
+#: the training summary's final figures, logged as metrics ``<step>.<name>``
+_FINAL_METRICS = ("best_val_loss", "train_loss_at_best", "best_epoch", "stopped_epoch")
+
+
+def _log_summary(tracker: Any, key: str, summary: Mapping[str, Any]) -> None:
+    """The model's final figures as metrics (``<step>.best_val_loss`` ...) and what it is as
+    params (``<step>.model.arch``, ``window``, ``features``, the device, torch version and
+    sample counts): the node's own params are logged with every step's already."""
+    from mlflow.entities import Metric, Param
+
+    now = int(time.time() * 1000)
+    metrics = [
+        Metric(f"{key}.{name}", float(summary[name]), now, 0)
+        for name in _FINAL_METRICS
+        if isinstance(summary.get(name), int | float) and summary[name] == summary[name]
+    ]
+    described = {
+        name: value
+        for name, value in summary.items()
+        if name not in _FINAL_METRICS and name != "params" and value is not None
+    }
+    params = [
+        Param(f"{key}.model.{name}", _text(value)[:6000]) for name, value in described.items()
+    ]
+    tracker.client.log_batch(tracker.run_id, metrics=metrics, params=params)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return ",".join(value)
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 def _log_history(tracker: Any, key: str, history: list[dict[str, Any]]) -> None:

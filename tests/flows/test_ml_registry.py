@@ -89,6 +89,17 @@ def test_a_trained_model_is_registered_and_reused_by_name_version_and_alias(
         hist = client.get_metric_history(first.mlflow_run_id, f"model.{name}")
         got = sorted((m.step, m.value) for m in hist)
         assert got == [(h["epoch"], pytest.approx(h[name])) for h in model.history]
+    # the final figures as metrics, what the model is as params
+    run = client.get_run(first.mlflow_run_id)
+    summary = model.summary()
+    assert run.data.metrics["model.best_val_loss"] == pytest.approx(summary["best_val_loss"])
+    assert run.data.metrics["model.best_epoch"] == model.best_epoch
+    assert run.data.metrics["model.stopped_epoch"] == model.stopped_epoch == len(model.history)
+    params = run.data.params
+    assert params["model.model.arch"] == "mlp" and params["model.model.window"] == "4"
+    assert params["model.model.features"] == "r6,r14,m_hist"
+    assert params["model.model.device"] == "cpu" and params["model.model.torch_version"]
+    assert params["model.seed"] == "1"  # the node's own params, as for every step
     # MLflow's pytorch flavour (pt2) holds the same network: same logits on the same windows
     import mlflow
     import mlflow.pytorch
