@@ -270,6 +270,16 @@ class Binder:
                     port_args.setdefault(f"#{positional}", []).append(arg)
                 elif positional < len(inputs):
                     port_args.setdefault(inputs[positional].name, []).append(arg)
+                elif self._positional_param(spec, arg, positional - len(inputs), named):
+                    param_args[spec.positional_param or ""] = arg
+                elif spec.positional_param in named and positional == len(inputs):
+                    out.ok = False
+                    self.rep.report(
+                        "AF107",
+                        f"`{spec.positional_param}` is given twice: as the first argument and "
+                        "by name",
+                        arg.span,
+                    )
                 elif inputs and inputs[-1].variadic:
                     port_args[inputs[-1].name].append(arg)
                 else:
@@ -298,6 +308,17 @@ class Binder:
                 port_args[arg.key] = [arg]
             else:
                 param_args[arg.key] = arg
+
+    @staticmethod
+    def _positional_param(spec: NodeSpec, arg: t.Arg, after_inputs: int, named: set[str]) -> bool:
+        """Whether ``arg`` (positional, past the inputs) is the spec's positional param: the
+        first one after the inputs, a literal, the param not also given by name."""
+        return (
+            spec.positional_param is not None
+            and after_inputs == 0
+            and t.contains_ref(arg.value) is None
+            and spec.positional_param not in named
+        )
 
     def _bind_port(
         self,

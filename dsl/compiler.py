@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from dsl import tree as t
 from dsl.binder import Binder, BoundStep
 from dsl.blocks import check_stream, check_walkforward
+from dsl.catalogref import DatasetResolver, resolve_catalog_steps
 from dsl.diagnostics import Diagnostic, did_you_mean, nearest_by_edits, sort_key
 from dsl.graph import find_cycles, topological_order, unused_steps
 from dsl.ir import NodeIR, PipelineIR, StreamIR, SweepIR, UsePin, WalkForwardIR
@@ -102,6 +103,7 @@ def compile_source(
     datasets: Collection[str] | None = None,
     dataset_severity: DatasetSeverity = "error",
     datasets_without_volume: Collection[str] = (),
+    catalog: DatasetResolver | None = None,
 ) -> CompileResult:
     """Compile .af text. Never raises for problems in the text: they are diagnostics.
 
@@ -109,8 +111,11 @@ def compile_source(
     at ``dataset_severity``, with the nearest names); None: names are not checked.
     ``datasets_without_volume``: those of them stored without a volume column (AF210, a
     warning, where a step reads ``.volume`` of one).
+    ``catalog``: resolves ``dataset("name@version")`` steps to exact versions (AF212, at
+    ``dataset_severity``, where it cannot); None: the run resolves them (the latest version).
     """
     compilation = _Compilation(text, filename, registry, resolver)
+    compilation.catalog = catalog
     compilation.datasets = datasets
     compilation.dataset_severity = dataset_severity
     compilation.no_volume = datasets_without_volume
@@ -193,6 +198,7 @@ class _Compilation:
         self.datasets: Collection[str] | None = None
         self.dataset_severity: DatasetSeverity = "error"
         self.no_volume: Collection[str] = ()
+        self.catalog: DatasetResolver | None = None
 
     @property
     def registry(self) -> NodeRegistry:
@@ -237,6 +243,8 @@ class _Compilation:
         stream = self._stream(program, binder)
         self._not_executed(program)
         self._datasets(program)
+        if self.catalog is not None:
+            resolve_catalog_steps(bound.values(), self.catalog, self.rep, self.dataset_severity)
         order = self._graph(program, bound, sweep, stream, steps)
         self._unused_pins(program)
         if self.rep.has_errors or header is None or order is None:

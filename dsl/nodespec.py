@@ -63,6 +63,7 @@ class NodeSpec:
     text_metric_keys: tuple[str, ...] = ()
     runtime: str = "builtin"
     code_hash: str | None = None
+    positional_param: str | None = None  # Node.positional_param
 
     def input_port(self, name: str) -> Port | None:
         """The input port called ``name``, or None."""
@@ -84,6 +85,7 @@ class NodeSpec:
             validate=lambda raw: _validate_pydantic(node_type.parse_params, raw),
             metric_keys=tuple(node_type.metric_keys),
             text_metric_keys=tuple(node_type.text_metric_keys),
+            positional_param=node_type.positional_param,
         )
 
 

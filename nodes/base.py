@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ __all__ = [
     "FRAME_LIKE",
     "OHLCV_COLUMNS",
     "PORT_TYPES",
+    "DatasetSource",
     "NoParams",
     "Node",
     "NodeContext",
@@ -58,6 +60,7 @@ __all__ = [
     "runtime",
     "runtime_for_language",
     "runtimes",
+    "split_dataset_reference",
     "types_of_form",
 ]
 
@@ -236,6 +239,47 @@ class ResolvedModel:
         return f"mlflow-model:{self.name}/{self.version}:{self.run_id}:{self.sha256}"
 
 
+_DATASET_REFERENCE = re.compile(
+    r"^(?P<name>[A-Za-z][A-Za-z0-9_-]{0,63})(?:@(?P<version>[0-9a-f]{6,64}))?$"
+)
+
+
+def split_dataset_reference(reference: str) -> tuple[str, str | None]:
+    """A catalog reference split: ``"name@3f2a9c"`` -> ``("name", "3f2a9c")``, ``"name"`` ->
+    ``("name", None)``. Raises ValueError, in a sentence, for anything else."""
+    match = _DATASET_REFERENCE.match(reference)
+    if match is None:
+        raise ValueError(
+            f"{reference!r} is not a dataset reference: write a name (letters, digits, '_', '-', "
+            "starting with a letter), optionally followed by @ and a version (6 to 64 "
+            'lower-case hex digits), e.g. "us_equities_daily@3f2a9c"'
+        )
+    return match.group("name"), match.group("version")
+
+
+class DatasetSource(Protocol):
+    """Where ``dataset(...)`` steps read catalog versions (the run's dataset catalog:
+    runners.catalogsource). Versions are content hashes: the same version is the same bytes."""
+
+    def resolve(self, name: str, version: str | None = None) -> str:
+        """The full version hash ``name`` (at ``version``, a unique prefix; None: the latest)
+        names; a NodeError saying what exists otherwise."""
+        ...
+
+    def read(
+        self,
+        version: str,
+        *,
+        symbols: list[str] | None = None,
+        columns: list[str] | None = None,
+        start: Any = None,
+        end: Any = None,
+    ) -> Any:
+        """The version's bars as the canonical long frame, pruned to the symbols, columns
+        and time range asked for."""
+        ...
+
+
 class ModelSource(Protocol):
     """Where registered models come from (the MLflow Model Registry: runners.modelregistry)."""
 
@@ -256,6 +300,7 @@ class NodeContext:
     building the others (a sweep's trial reads a backtest's metrics and equity only).
     ``models`` is where ``predict`` finds registered models (the run's MLflow Model
     Registry); None where there is none.
+    ``catalog`` is where ``dataset`` finds catalog versions; None where no catalog is set up.
     """
 
     base_dir: Path = field(default_factory=Path.cwd)
@@ -264,6 +309,7 @@ class NodeContext:
     confine_paths: bool = False
     outputs: frozenset[str] | None = None
     models: ModelSource | None = None
+    catalog: DatasetSource | None = None
 
     def resolve_path(self, path: str | Path) -> Path:
         """An absolute path: relative ones are taken from ``base_dir``.
@@ -335,6 +381,9 @@ class Node(ABC):
     params_model: ClassVar[type[Params]] = NoParams
     metric_keys: ClassVar[tuple[str, ...]] = ()
     text_metric_keys: ClassVar[tuple[str, ...]] = ()
+    # A param a step may give as its first positional argument, after its inputs (a literal,
+    # never a reference): `dataset("us_equities_daily")` means name="us_equities_daily".
+    positional_param: ClassVar[str | None] = None
 
     def __init__(self, ctx: NodeContext | None = None) -> None:
         self.ctx = ctx if ctx is not None else NodeContext()
@@ -412,7 +461,7 @@ class Node(ABC):
             "metric_keys": list(cls.metric_keys),
             "text_metric_keys": list(cls.text_metric_keys),
             "runtime": "builtin",
-        }
+        } | ({"positional_param": cls.positional_param} if cls.positional_param else {})
 
 
 N = TypeVar("N", bound=type[Node])

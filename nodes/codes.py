@@ -177,6 +177,15 @@ _TABLE: tuple[Code, ...] = (
         E,
         detail="`features`: each feature's column is named after its reference or by `names`",
     ),
+    Code(
+        "AF212",
+        "`dataset(...)` names no catalog dataset or version",
+        "dsl",
+        ("error", "warning"),
+        detail="the compiler resolves a catalog reference to its exact version hash (the IR's "
+        "`version`); an unknown name or version, or an ambiguous version prefix, is refused "
+        "with what exists (a warning where a pipeline is saved)",
+    ),
     # -- sweeps and walk-forward -------------------------------------------------------------
     Code("AF301", "sweep target names no step", "dsl", E),
     Code("AF302", "sweep target names no param of its step", "dsl", E),

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dsl.ir import InputBinding, NodeIR
-from nodes.base import Node, NodeContext, NodeRegistry, PortType, registry
+from nodes.base import DatasetSource, Node, NodeContext, NodeRegistry, PortType, registry
 from nodes.data import require_volume
 from nodes.errors import AlphaForgeError, DataError
 from nodes.lazy import lazy_module
@@ -35,7 +35,8 @@ class InProcessRunner:
 
     ``base_dir`` resolves relative data paths (the .af file's folder for a CLI run);
     ``datasets`` maps web-app dataset names to Parquet files; ``confine_paths`` refuses paths
-    outside ``base_dir`` (runs started from the web app).
+    outside ``base_dir`` (runs started from the web app); ``catalog`` is where ``dataset``
+    steps read (runners.catalogsource).
     """
 
     def __init__(
@@ -46,8 +47,10 @@ class InProcessRunner:
         confine_paths: bool = False,
         node_registry: NodeRegistry | None = None,
         mlflow_uri: str | None = None,
+        catalog: DatasetSource | None = None,
     ) -> None:
         self.base_dir = Path(base_dir)
+        self.catalog = catalog
         self.mlflow_uri = mlflow_uri
         self.datasets = dict(datasets or {})
         self.confine_paths = confine_paths
@@ -70,6 +73,7 @@ class InProcessRunner:
             confine_paths=self.confine_paths,
             outputs=outputs,
             models=MlflowModelSource(self.mlflow_uri) if self.mlflow_uri else None,
+            catalog=self.catalog,
         )
 
     def fingerprint(self, node_ir: NodeIR) -> str | None:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from dsl.ir import NodeIR
 from nodes import codehash
-from nodes.base import BUILTIN_RUNTIME, registry, runtime
+from nodes.base import BUILTIN_RUNTIME, DatasetSource, registry, runtime
 from runners.base import Runner, RunnerError
 
 __all__ = [
@@ -57,6 +57,8 @@ class RunnerContext:
     runner_choice: str = "auto"
     # the run's MLflow tracking / model registry store (predict's registered models)
     mlflow_uri: str | None = None
+    # the run's dataset catalog (dataset steps' versions), opened by the flow
+    catalog: DatasetSource | None = None
 
 
 RunnerFactory = Callable[[RunnerContext, NodeIR], Runner]
@@ -153,6 +155,7 @@ def _make_inprocess(ctx: RunnerContext, node: NodeIR) -> Runner:
         datasets=ctx.datasets,
         confine_paths=ctx.confine_paths,
         mlflow_uri=ctx.mlflow_uri,
+        catalog=ctx.catalog,
     )
 
 

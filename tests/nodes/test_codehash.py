@@ -109,7 +109,7 @@ def test_every_source_node_fingerprints_what_it_reads(tmp_path: Path) -> None:
     fingerprint must follow the bytes (else a changed file is served from the cache)."""
     reg = registry()
     sources = [t for t in reg if not t.inputs]
-    assert {t.name for t in sources} == {"csv_ohlcv", "parquet_ohlcv", "dataset_ohlcv"}
+    assert {t.name for t in sources} == {"csv_ohlcv", "parquet_ohlcv", "dataset_ohlcv", "dataset"}
     for t in sources:
         assert t.fingerprint is not Node.fingerprint, t.name
     idx = pd.date_range("2024-01-01", periods=5, freq="D", tz="UTC", name="ts")
@@ -118,15 +118,28 @@ def test_every_source_node_fingerprints_what_it_reads(tmp_path: Path) -> None:
     )
     bars.to_csv(tmp_path / "a.csv")
     bars.to_parquet(tmp_path / "a.parquet")
-    ctx = NodeContext(base_dir=tmp_path, datasets={"d": tmp_path / "a.parquet"})
+    latest = {"d": "1" * 64}
+
+    class Catalog:  # the catalog's latest version of "d" (a new import changes it)
+        def resolve(self, name: str, version: str | None = None) -> str:
+            return latest[name]
+
+        def read(self, version: str, **_: object) -> pd.DataFrame:
+            raise AssertionError("fingerprint must not read the data")
+
+    ctx = NodeContext(
+        base_dir=tmp_path, datasets={"d": tmp_path / "a.parquet"}, catalog=Catalog()
+    )
     params = {
         "csv_ohlcv": {"path": "a.csv"},
         "parquet_ohlcv": {"path": "a.parquet"},
         "dataset_ohlcv": {"name": "d"},
+        "dataset": {"name": "d"},
     }
     before = {t.name: t(ctx).fingerprint(t.validated_params(params[t.name])) for t in sources}
     bars.assign(close=1.25).to_csv(tmp_path / "a.csv")
     bars.assign(close=1.25).to_parquet(tmp_path / "a.parquet")
+    latest["d"] = "2" * 64
     for t in sources:
         after = t(ctx).fingerprint(t.validated_params(params[t.name]))
         assert after != before[t.name], t.name

@@ -1,0 +1,90 @@
+"""Catalog references in pipelines: ``dataset("name@version")`` resolved to an exact version.
+
+The compiler does not read the catalog itself (dsl imports no storage code): whoever compiles
+passes a :class:`DatasetResolver` — the CLI one over its catalog, the web app one over the
+datasets its user may read. Each ``dataset`` step's reference becomes the version's full hash in
+the IR's params (``version``), so the IR hash, the run record and a re-run all name the same
+bytes. Without a resolver, references are left for the run to resolve (the latest version then).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Protocol
+
+from dsl import tree as t
+from nodes.base import split_dataset_reference
+
+if TYPE_CHECKING:
+    from dsl.binder import BoundStep
+    from dsl.diagnostics import Severity
+    from dsl.source import Reporter
+
+__all__ = ["CATALOG_NODE", "DatasetLookupError", "DatasetResolver", "resolve_catalog_steps"]
+
+CATALOG_NODE = "dataset"
+
+
+class DatasetLookupError(LookupError):
+    """A reference that names no dataset or version: ``message`` says what exists;
+    ``suggestions`` are names close to the one written."""
+
+    def __init__(self, message: str, suggestions: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.suggestions = list(suggestions)
+
+
+class DatasetResolver(Protocol):
+    """Turns ``name`` (and a version or unique prefix, None for the latest) into the full
+    version hash; raises :class:`DatasetLookupError`."""
+
+    def resolve(self, name: str, version: str | None) -> str: ...
+
+
+def resolve_catalog_steps(
+    bound: Iterable[BoundStep],
+    resolver: DatasetResolver,
+    rep: Reporter,
+    severity: Severity = "error",
+) -> None:
+    """Write each ``dataset`` step's full version into its params (AF212 where it cannot)."""
+    for b in bound:
+        if b.spec is None or b.spec.name != CATALOG_NODE or b.spec.runtime != "builtin":
+            continue
+        if b.params is None or "name" not in b.params:
+            continue
+        arg = _name_arg(b.step)
+        span = arg.value.span if arg is not None else b.step.name_span
+        name, prefix = split_dataset_reference(str(b.params["name"]))
+        pinned = b.params.get("version")
+        try:
+            version = resolver.resolve(name, pinned or prefix)
+        except DatasetLookupError as exc:
+            rep.report(
+                "AF212",
+                exc.message,
+                span,
+                severity=severity,
+                suggestions=[json.dumps(s) for s in exc.suggestions],
+            )
+            continue
+        if pinned is not None and prefix is not None and not version.startswith(prefix):
+            rep.report(
+                "AF212",
+                f"the name's version @{prefix} and version={pinned[:12]}... disagree",
+                span,
+                severity=severity,
+            )
+            continue
+        b.params["name"] = name
+        b.params["version"] = version
+
+
+def _name_arg(step: t.Step) -> t.Arg | None:
+    """The argument that gave ``name`` (by keyword, or the first positional one)."""
+    for arg in step.call.args:
+        if arg.key == "name":
+            return arg
+    return next((a for a in step.call.args if a.key is None), None)

@@ -1,0 +1,53 @@
+"""The dataset catalog as ``dataset`` steps see it (``NodeContext.catalog``).
+
+Wraps a :class:`catalog.Catalog` and a namespace (whose names a run resolves): catalog errors
+become node errors, and reads are pruned as the step asks. Nodes never import the catalog
+itself (nodes sit below it); they get this object through their context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from catalog import Catalog, CatalogError
+from nodes.errors import DataError, NodeError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["CatalogSource"]
+
+
+class CatalogSource:
+    """Resolves names in ``namespace`` and reads versions of ``catalog`` (any namespace's
+    version: a version hash is the data's identity, and the compiler only writes versions the
+    run's owner may read)."""
+
+    def __init__(self, catalog: Catalog, namespace: str) -> None:
+        self.catalog = catalog
+        self.namespace = namespace
+
+    def resolve(self, name: str, version: str | None = None) -> str:
+        """The full version hash; a NodeError saying what exists otherwise."""
+        try:
+            return self.catalog.resolve(self.namespace, name, version).version
+        except CatalogError as exc:
+            raise NodeError(str(exc)) from None
+
+    def read(
+        self,
+        version: str,
+        *,
+        symbols: Sequence[str] | None = None,
+        columns: Sequence[str] | None = None,
+        start: Any = None,
+        end: Any = None,
+    ) -> pd.DataFrame:
+        """The version's bars, pruned; a DataError naming the version when it cannot be read."""
+        try:
+            return self.catalog.read(
+                version, symbols=symbols, columns=columns, start=start, end=end
+            )
+        except CatalogError as exc:
+            raise DataError("CATALOG_READ", str(exc), source=f"version {version[:12]}") from None
