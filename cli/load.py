@@ -43,12 +43,17 @@ class Loaded:
 
 
 def load_pipeline(
-    path: Path, resolver: Any = None, datasets: Collection[str] | None = None
+    path: Path,
+    resolver: Any = None,
+    datasets: Collection[str] | None = None,
+    catalog: Any = None,
 ) -> Loaded:
     """Compile ``path`` (``.af``) or read it as IR (``.json``); never raises for diagnostics.
 
     ``resolver`` (a ``dsl.nodespec.NodeResolver``) resolves ``use`` pins of custom nodes;
     ``datasets``: the dataset names ``dataset_ohlcv`` may use (None: not checked).
+    ``catalog`` (a ``dsl.catalogref.DatasetResolver``) resolves ``dataset(...)`` steps to
+    exact versions (None: the run resolves them).
     """
     if not path.exists():
         raise InputError(f"{path}: no such file")
@@ -68,7 +73,9 @@ def load_pipeline(
         return Loaded(path, ir, compile_s=time.perf_counter() - t0)
     from dsl import compile_source
 
-    result = compile_source(text, filename=str(path), resolver=resolver, datasets=datasets)
+    result = compile_source(
+        text, filename=str(path), resolver=resolver, datasets=datasets, catalog=catalog
+    )
     loaded = Loaded(
         path,
         result.ir if result.ok else None,

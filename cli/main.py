@@ -114,10 +114,25 @@ def _dataset_refs(ir: Any, datasets: Any, settings: Any) -> dict[str, str]:
     return refs
 
 
-def _load_or_exit(path: Path, nodes: Path | None = None, datasets: Any = None) -> Loaded:
+def _catalog(path: Path, settings: Any, namespace: str | None) -> Any:
+    """The catalog resolver when ``path`` has a ``dataset(...)`` step, else None."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None  # load_pipeline says what is wrong with the file
+    from cli.catalogrefs import CliDatasetResolver, default_namespace, uses_catalog
+
+    if not uses_catalog(text):
+        return None
+    return CliDatasetResolver(settings, default_namespace(namespace))
+
+
+def _load_or_exit(
+    path: Path, nodes: Path | None = None, datasets: Any = None, catalog: Any = None
+) -> Loaded:
     try:
         names = datasets.names() if datasets is not None else None
-        loaded = load_pipeline(path, _resolver(path, nodes), names)
+        loaded = load_pipeline(path, _resolver(path, nodes), names, catalog)
     except AlphaForgeError as exc:
         raise _fail(str(exc), EXIT_INVALID) from None
     for line in loaded.diagnostics:
@@ -164,6 +179,11 @@ _OWNER_OPTION = click.option(
     "--owner",
     help="Check dataset names against this web-app user's datasets [default: every user's].",
 )
+_NAMESPACE_OPTION = click.option(
+    "--namespace",
+    help="Catalog namespace whose names dataset(...) steps read [default: "
+    "$ALPHAFORGE_NAMESPACE, else local].",
+)
 
 
 @cli.command()
@@ -174,11 +194,16 @@ _OWNER_OPTION = click.option(
     help="Folder of custom-node manifests (*.json) for `use` lines [default: FILE's nodes/].",
 )
 @_OWNER_OPTION
-def validate(file: Path, nodes: Path | None, owner: str | None) -> None:
+@_NAMESPACE_OPTION
+def validate(file: Path, nodes: Path | None, owner: str | None, namespace: str | None) -> None:
     """Check FILE and print diagnostics (file:line:col: severity CODE: message).
 
-    Dataset names in ``dataset_ohlcv(name=...)`` are checked against the web app's datasets."""
-    loaded = _load_or_exit(file, nodes, _store_datasets(file, owner))
+    Dataset names in ``dataset_ohlcv(name=...)`` are checked against the web app's datasets,
+    ``dataset("name@version")`` references against the catalog."""
+    from flows.settings import get_settings
+
+    catalog = _catalog(file, get_settings(), namespace)
+    loaded = _load_or_exit(file, nodes, _store_datasets(file, owner), catalog)
     ir = loaded.ir
     assert ir is not None
     warn = f", {loaded.warnings} warning(s)" if loaded.warnings else ""
@@ -210,6 +235,7 @@ def compile_cmd(file: Path, nodes: Path | None) -> None:
     help="Folder of custom-node manifests (*.json) for `use` lines [default: FILE's nodes/].",
 )
 @_OWNER_OPTION
+@_NAMESPACE_OPTION
 def run(
     file: Path,
     as_json: bool,
@@ -217,6 +243,7 @@ def run(
     no_cache: bool,
     nodes: Path | None,
     owner: str | None,
+    namespace: str | None,
 ) -> None:
     """Run FILE (a .af pipeline or its IR JSON) as a Prefect flow, tracked in MLflow."""
     from flows.settings import CoreSettings, get_settings
@@ -225,7 +252,8 @@ def run(
     settings.apply_prefect_env()  # before anything imports prefect
     _quiet_orchestrator_console()
     datasets = _store_datasets(file, owner)
-    loaded = _load_or_exit(file, nodes, datasets)
+    catalog = _catalog(file, settings, namespace)
+    loaded = _load_or_exit(file, nodes, datasets, catalog)
     ir = loaded.ir
     assert ir is not None
     dataset_refs = _dataset_refs(ir, datasets, settings)
@@ -253,6 +281,7 @@ def run(
         use_cache=not no_cache,
         trigger="cli",
         datasets=dataset_refs,
+        catalog_namespace=catalog.namespace if catalog is not None else None,
     )
     width = max(len(n.id) for n in ir.nodes)
     t0 = time.perf_counter()

@@ -4,14 +4,16 @@ The compiler does not read the catalog itself (dsl imports no storage code): who
 passes a :class:`DatasetResolver` — the CLI one over its catalog, the web app one over the
 datasets its user may read. Each ``dataset`` step's reference becomes the version's full hash in
 the IR's params (``version``), so the IR hash, the run record and a re-run all name the same
-bytes. Without a resolver, references are left for the run to resolve (the latest version then).
+bytes. The name stays as written: ``"x"`` follows the latest version (a web run resolves it
+again when it starts: :func:`floating_steps`), ``"x@3f2a9c"`` is pinned. Without a resolver,
+references are left for the run to resolve (the latest version then).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dsl import tree as t
 from nodes.base import split_dataset_reference
@@ -21,7 +23,13 @@ if TYPE_CHECKING:
     from dsl.diagnostics import Severity
     from dsl.source import Reporter
 
-__all__ = ["CATALOG_NODE", "DatasetLookupError", "DatasetResolver", "resolve_catalog_steps"]
+__all__ = [
+    "CATALOG_NODE",
+    "DatasetLookupError",
+    "DatasetResolver",
+    "floating_steps",
+    "resolve_catalog_steps",
+]
 
 CATALOG_NODE = "dataset"
 
@@ -78,8 +86,25 @@ def resolve_catalog_steps(
                 severity=severity,
             )
             continue
-        b.params["name"] = name
+        # the name says whether the step floats ("x": the latest when a run starts) or is
+        # pinned ("x@v", or a version given by hand, which the name then carries too)
+        if pinned is not None and prefix is None:
+            b.params["name"] = f"{name}@{version}"
         b.params["version"] = version
+
+
+def floating_steps(nodes: Iterable[Any]) -> list[Any]:
+    """The IR's built-in ``dataset`` nodes whose reference names no version (``"x"``, not
+    ``"x@v"``; a version given by hand is in the name too): they read the latest version when
+    a run starts."""
+    out = []
+    for node in nodes:
+        if node.type != CATALOG_NODE or node.runtime != "builtin":
+            continue
+        name = str(node.params.get("name", ""))
+        if "@" not in name:
+            out.append(node)
+    return out
 
 
 def _name_arg(step: t.Step) -> t.Arg | None:

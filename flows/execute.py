@@ -17,8 +17,10 @@ from pydantic import BaseModel, ConfigDict
 
 from dsl.ir import NodeIR
 from flows.artifacts import ArtifactStore
+from flows.datasets import catalog_source
 from flows.events import NodeEvent, publish
 from flows.record import utc_now, write_json
+from flows.settings import current_settings
 from nodes.errors import AlphaForgeError
 from runners.base import NodeResult, Runner
 from runners.docker.runner import SandboxUnavailable
@@ -66,6 +68,9 @@ class NodeJob(BaseModel):
     runner_choice: str = "auto"
     # the run's MLflow store, where predict finds registered models
     mlflow_uri: str | None = None
+    # the run's dataset catalog and namespace (RunSpec.catalog_url / catalog_namespace)
+    catalog_url: str | None = None
+    catalog_namespace: str | None = None
 
     def code(self) -> str | None:
         """The fingerprint of the node's code (the one its key was computed with), or None
@@ -93,6 +98,7 @@ class NodeJob(BaseModel):
             custom_nodes_dir=Path(self.custom_nodes_dir) if self.custom_nodes_dir else None,
             runner_choice=self.runner_choice,
             mlflow_uri=self.mlflow_uri,
+            catalog=catalog_source(current_settings(), self.catalog_url, self.catalog_namespace),
         )
         return runner_for(ctx, self.node)
 

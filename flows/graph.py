@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from dsl.ir import NodeIR, PipelineIR
 from flows.artifacts import ArtifactStore, KeyPlan, compute_keys
+from flows.datasets import catalog_source
 from flows.events import NodeEvent, publish
 from flows.execute import NodeJob, cancel_user_runners, execute_job, release_user_runners
 from flows.finish import finish_run, open_tracker
@@ -142,6 +143,7 @@ def run_graph(
                 datasets=datasets,
                 confine_paths=spec.confine_paths,
                 mlflow_uri=settings.mlflow_uri,
+                catalog=catalog_source(settings, spec.catalog_url, spec.catalog_namespace),
             )
             t = time.time()
             plan = compute_keys(ir, _fingerprint(runner), salt=run_id)
@@ -211,6 +213,8 @@ def _submit_all(
             code_fingerprint=plan.code_fingerprints.get(node.id),
             runner_choice=spec.runner_for(node.runtime) if node.runtime != "builtin" else "auto",
             mlflow_uri=settings.mlflow_uri,
+            catalog_url=spec.catalog_url,
+            catalog_namespace=spec.catalog_namespace,
         )
         upstream = [futures[d] for d in node.dependencies()]
         futures[node.id] = executor.submit(job, upstream)

@@ -61,6 +61,9 @@ class RunSpec(BaseModel):
       paths from ``base_dir``; dataset names to stored Parquet; reads kept inside ``base_dir``).
       Each is a ``store:<path>`` reference (web and scheduled runs: what any worker resolves
       against the store) or a local path (a run the CLI executes in its own process).
+    - ``catalog_url`` / ``catalog_namespace``: the dataset catalog ``dataset`` steps read
+      (None: the executing process's configured one) and the namespace whose names a step
+      without a version in the IR resolves (None: ``local``, the CLI's).
     - ``seed``: the run's seed for nodes that draw random numbers (None: each node's own).
     - ``runners``: user-code runtime -> runner choice (see ``RunnerChoice``).
     - ``use_cache`` / ``track``: read the artifact cache; log to MLflow.
@@ -79,6 +82,8 @@ class RunSpec(BaseModel):
     base_dir: str | None = None
     datasets: dict[str, str] = Field(default_factory=dict)
     confine_paths: bool = False
+    catalog_url: str | None = None
+    catalog_namespace: str | None = None
     seed: int | None = None
     runners: dict[str, RunnerChoice] = Field(default_factory=dict)
     use_cache: bool = True

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dsl.ir import Objective, PipelineIR
+from flows.datasets import catalog_source
 from flows.overfitting import ReturnMoments, block_sums, cscv_blocks
 from flows.settings import CoreSettings
 from flows.sweepspec import SweepSpec, TrialRow
@@ -169,6 +170,7 @@ class TrialEvaluator:
             datasets=datasets,
             confine_paths=run.confine_paths,
             mlflow_uri=settings.mlflow_uri,
+            catalog=catalog_source(settings, run.catalog_url, run.catalog_namespace),
         )
         self.objective = objective_of(ir)
         self.equity = equity_source(ir, self.objective)

@@ -7,10 +7,11 @@ itself (nodes sit below it); they get this object through their context.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from catalog import Catalog, CatalogError
+
 from nodes.errors import DataError, NodeError
 
 if TYPE_CHECKING:
@@ -22,11 +23,19 @@ __all__ = ["CatalogSource"]
 class CatalogSource:
     """Resolves names in ``namespace`` and reads versions of ``catalog`` (any namespace's
     version: a version hash is the data's identity, and the compiler only writes versions the
-    run's owner may read)."""
+    run's owner may read). ``catalog`` may be an opener, called on first use: a run without
+    ``dataset`` steps never touches the catalog's storage."""
 
-    def __init__(self, catalog: Catalog, namespace: str) -> None:
-        self.catalog = catalog
+    def __init__(self, catalog: Catalog | Callable[[], Catalog], namespace: str) -> None:
+        self._catalog = catalog
         self.namespace = namespace
+
+    @property
+    def catalog(self) -> Catalog:
+        """The catalog (opened on first use when given as an opener)."""
+        if not isinstance(self._catalog, Catalog):
+            self._catalog = self._catalog()
+        return self._catalog
 
     def resolve(self, name: str, version: str | None = None) -> str:
         """The full version hash; a NodeError saying what exists otherwise."""

@@ -49,8 +49,12 @@ class Dataset(DatasetBase, table=True):
     owner_id: int = Field(
         sa_column=Column(Integer, ForeignKey("users.id"), nullable=False, index=True)
     )
+    # the Parquet file dataset_ohlcv reads (``datasets/<key>.parquet``); a dataset imported
+    # into the catalog only (``alphaforge data import --owner``) has a ``catalog-`` key, no file
     storage_key: str = Field(max_length=64, unique=True)
     columns_json: str = Field(sa_type=Text)
+    # its latest catalog version (``dataset("name")`` reads it); None: uploaded before the catalog
+    catalog_version: str | None = Field(default=None, max_length=64)
     created_at: datetime = timestamp_field()
     deleted_at: datetime | None = timestamp_field(nullable=True)
 
@@ -70,6 +74,55 @@ class DatasetPublic(BaseModel):
     can_edit: bool = False  # the caller may delete it
     can_manage: bool = False  # the caller may also share it with teams
     notes: list[str] = []  # e.g. "no volume column: volume is missing"
+    version: str | None = None  # the latest catalog version (None: not in the catalog)
+    symbols: list[str] = []  # of the latest version
+    versions: int = 0  # how many catalog versions the name has
+
+
+class SymbolRange(BaseModel):
+    """One symbol of a catalog version: its bars' count and time range."""
+
+    symbol: str
+    rows: int
+    start: datetime
+    end: datetime
+
+
+class DatasetVersionPublic(BaseModel):
+    """A catalog version of a dataset: immutable, named by the hash of its content."""
+
+    version: str
+    short: str
+    created_at: datetime
+    message: str
+    rows: int
+    bytes: int
+    columns: list[str]
+    start: datetime | None
+    end: datetime | None
+    symbols: list[SymbolRange]
+    sources: list[dict[str, Any]]
+    latest: bool = False
+
+
+class DatasetVersionDetail(DatasetVersionPublic):
+    """A version with the validation report written when it was imported."""
+
+    report: dict[str, Any]
+
+
+class Candles(BaseModel):
+    """Bars of one symbol of a version, for a chart: parallel arrays, times in epoch seconds."""
+
+    symbol: str
+    version: str
+    t: list[int]
+    open: list[float]
+    high: list[float]
+    low: list[float]
+    close: list[float]
+    volume: list[float | None]
+    truncated: bool  # more bars exist in the range than were sent (the last ``limit`` are)
 
 
 class DatasetPreview(BaseModel):

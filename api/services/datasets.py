@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlmodel import Session, col, func, select
 
-from api.errors import Conflict, Unprocessable
+from api.errors import ApiError, Conflict, Unprocessable
 from api.models.common import Page, as_utc, utcnow
 from api.models.dataset import (
     DATASET_NAME_PATTERN,
@@ -87,6 +87,7 @@ def public(
         can_edit=caps.can_edit if caps else False,
         can_manage=caps.can_manage if caps else False,
         notes=notes_of(columns),
+        version=dataset.catalog_version,
     )
 
 
@@ -166,8 +167,12 @@ def create(
     upload: IO[bytes],
     filename: str | None,
     timezone: str = "UTC",
+    symbol: str | None = None,
 ) -> DatasetPublic:
-    """Validate the CSV upload and store it (409 on a duplicate name, 422 on bad data).
+    """Validate the CSV upload and store it (409 on a duplicate name, 422 on bad data): as the
+    Parquet file ``dataset_ohlcv`` reads and as the first catalog version of ``name`` in the
+    owner's namespace, which ``dataset("name")`` reads. Bars without a symbol column are
+    labelled ``symbol`` (default: the dataset's name).
 
     A file without a volume column is stored with volume missing (NaN) and lists no ``volume``
     column; the dataset then carries the note :data:`nodes.data.VOLUME_MISSING_NOTE`.
@@ -179,38 +184,132 @@ def create(
         )
     ).first():
         raise Conflict(
-            f"You already have a dataset called {name!r}; choose another name or delete the "
-            "old dataset first."
+            f"You already have a dataset called {name!r}; add a version to it, choose another "
+            "name or delete the old dataset first."
         )
     session.commit()  # ends the read transaction: no connection held while the file is parsed
+    stored = _ingest(settings, user.id or 0, name, upload, filename, timezone, symbol or name)
+    dataset = Dataset(
+        name=name,
+        owner_id=user.id or 0,
+        rows=stored.summary.rows,
+        start=stored.summary.start,
+        end=stored.summary.end,
+        sha256=stored.sha256,
+        storage_key=stored.key,
+        columns_json=json.dumps(stored.summary.columns),
+        catalog_version=stored.version,
+    )
+    session.add(dataset)
+    session.flush()
+    audit.record(
+        session, user, "dataset.create", "dataset", dataset.id, name=name, sha256=stored.sha256,
+        version=stored.version,
+    )  # fmt: skip
+    _commit_or_drop(session, stored.final)
+    return public(dataset, session, user)
+
+
+def add_version(
+    session: Session,
+    user: User,
+    settings: ApiSettings,
+    dataset_id: int,
+    *,
+    upload: IO[bytes],
+    filename: str | None,
+    timezone: str = "UTC",
+    symbol: str | None = None,
+    message: str = "",
+) -> DatasetPublic:
+    """A new catalog version of a dataset from a new file (the same file again gives the same
+    version). Runs that read an older version keep pointing at it; ``dataset("name")`` reads
+    the new one from now on."""
+    dataset = get_owned(session, user, Dataset, dataset_id, "dataset", level=Level.EDIT)
+    owner_id, name = dataset.owner_id, dataset.name
+    session.commit()
+    stored = _ingest(
+        settings, owner_id, name, upload, filename, timezone, symbol or name, message=message
+    )
+    dataset = get_owned(session, user, Dataset, dataset_id, "dataset", level=Level.EDIT)
+    old_version = dataset.catalog_version
+    dataset.rows = stored.summary.rows
+    dataset.start = stored.summary.start
+    dataset.end = stored.summary.end
+    dataset.sha256 = stored.sha256
+    dataset.storage_key = stored.key
+    dataset.columns_json = json.dumps(stored.summary.columns)
+    dataset.catalog_version = stored.version
+    session.add(dataset)
+    audit.record(
+        session, user, "dataset.version", "dataset", dataset.id, name=name,
+        version=stored.version, previous=old_version,
+    )  # fmt: skip
+    _commit_or_drop(session, stored.final)
+    return public(dataset, session, user)
+
+
+@dataclass
+class _Ingested:
+    summary: _Stored
+    sha256: str
+    key: str
+    final: Path
+    version: str
+
+
+def _ingest(
+    settings: ApiSettings,
+    owner_id: int,
+    name: str,
+    upload: IO[bytes],
+    filename: str | None,
+    timezone: str,
+    symbol: str,
+    message: str = "",
+) -> _Ingested:
+    """Spool, validate and store the upload: its Parquet file, then a catalog version. Nothing
+    is left behind when either fails (bad data: the DataError; the catalog's storage: 503)."""
+    from catalog import CatalogError
+
+    from api.services.catalog import catalog_of, namespace_of
+
     source = Path(filename or "upload.csv").name[:100] or "upload.csv"
     tmp, sha256 = _spool(upload, settings.datasets_dir)
     key = secrets.token_hex(16)
     final = settings.datasets_dir / f"{key}.parquet"
     try:
         summary = _store_parquet(tmp, final, source, timezone)
+        try:
+            info = catalog_of(settings).import_files(
+                namespace_of(owner_id),
+                name,
+                [tmp],
+                symbol=symbol,
+                timezone=timezone,
+                message=message or f"uploaded {source}",
+                source_names=[source],
+            )
+        except CatalogError as exc:
+            final.unlink(missing_ok=True)
+            raise ApiError(f"the dataset catalog failed: {exc}", status_code=503) from None
+        except BaseException:
+            final.unlink(missing_ok=True)
+            raise
     finally:
         tmp.unlink(missing_ok=True)
-    dataset = Dataset(
-        name=name,
-        owner_id=user.id or 0,
-        rows=summary.rows,
-        start=summary.start,
-        end=summary.end,
-        sha256=sha256,
-        storage_key=key,
-        columns_json=json.dumps(summary.columns),
-    )
-    session.add(dataset)
-    session.flush()
-    audit.record(session, user, "dataset.create", "dataset", dataset.id, name=name, sha256=sha256)
+    return _Ingested(summary, sha256, key, final, info.version)
+
+
+def _commit_or_drop(session: Session, final: Path) -> None:
+    """Commit; on failure the new Parquet file goes (the catalog version stays: immutable,
+    and importing the same file again finds it)."""
     try:
         session.commit()
     except Exception:
         session.rollback()
         final.unlink(missing_ok=True)
         raise
-    return public(dataset, session, user)
 
 
 def list_datasets(session: Session, user: User, *, offset: int, limit: int) -> Page[DatasetPublic]:
@@ -232,7 +331,10 @@ def _json_cell(value: Any) -> Any:
 
 
 def preview(settings: ApiSettings, dataset: Dataset, limit: int) -> DatasetPreview:
-    """The first ``limit`` rows, read without loading the whole file."""
+    """The first ``limit`` rows, read without loading the whole file (of a catalog-only
+    dataset: its latest version's first symbol)."""
+    if not has_file(dataset):
+        return _catalog_preview(settings, dataset, limit)
     parquet = pq.ParquetFile(storage_path(settings, dataset))
     batch = next(parquet.iter_batches(batch_size=limit), None)
     columns = json.loads(dataset.columns_json)
@@ -240,6 +342,21 @@ def preview(settings: ApiSettings, dataset: Dataset, limit: int) -> DatasetPrevi
         return DatasetPreview(columns=columns, rows=[])
     table = batch.to_pydict()
     rows = [[_json_cell(table[c][i]) for c in columns] for i in range(batch.num_rows)]
+    return DatasetPreview(columns=columns, rows=rows)
+
+
+def _catalog_preview(settings: ApiSettings, dataset: Dataset, limit: int) -> DatasetPreview:
+    from api.services.catalog import catalog_of, require_catalog
+
+    catalog = catalog_of(settings)
+    info = catalog.info(require_catalog(dataset))
+    first = info.symbols[0].symbol if info.symbols else None
+    frame = catalog.read(info.version, symbols=[first] if first else None).head(limit)
+    columns = ["ts", *(str(c) for c in frame.columns)]
+    rows = [
+        [_json_cell(ts.to_pydatetime()), *(_json_cell(v) for v in values)]
+        for ts, values in zip(frame.index, frame.itertuples(index=False), strict=True)
+    ]
     return DatasetPreview(columns=columns, rows=rows)
 
 
@@ -258,8 +375,15 @@ def dataset_paths(session: Session, settings: ApiSettings, owner_id: int) -> dic
     their own live datasets, and those shared with a team of theirs under names they do not
     use themselves (the oldest such dataset for a name two teams share)."""
     return {
-        name: storage_path(settings, d) for name, d in visible_datasets(session, owner_id).items()
+        name: storage_path(settings, d)
+        for name, d in visible_datasets(session, owner_id).items()
+        if has_file(d)
     }
+
+
+def has_file(dataset: Dataset) -> bool:
+    """False for a dataset imported into the catalog only (no file ``dataset_ohlcv`` reads)."""
+    return not dataset.storage_key.startswith("catalog-")
 
 
 def has_volume(dataset: Dataset) -> bool:

@@ -16,6 +16,7 @@ from api.errors import Unprocessable
 from api.models.language import DiagnosticOut, NodeSpec, OutlineItem, ValidateResponse
 from api.settings import ApiSettings
 from dsl import compile_source
+from dsl.catalogref import DatasetResolver
 from dsl.compiler import DatasetSeverity
 from dsl.ir import PipelineIR
 from dsl.nodespec import NodeResolver
@@ -76,6 +77,7 @@ def compile_text(
     datasets: Collection[str] | None = None,
     dataset_severity: DatasetSeverity = "error",
     datasets_without_volume: Collection[str] = (),
+    catalog: DatasetResolver | None = None,
 ) -> Compiled:
     """Compile ``source`` once; over-long sources are refused before parsing.
 
@@ -83,6 +85,7 @@ def compile_text(
     :class:`api.services.node_resolution.OwnerNodeResolver`); None: no registry. ``datasets``:
     the names ``dataset_ohlcv`` may use (AF209 at ``dataset_severity`` for others);
     ``datasets_without_volume``: those stored without volume (AF210 where ``.volume`` is read).
+    ``catalog``: resolves ``dataset(...)`` steps to exact versions (AF212 where it cannot).
     """
     if len(source) > settings.max_dsl_chars:
         return _too_large(source, settings.max_dsl_chars)
@@ -93,6 +96,7 @@ def compile_text(
         datasets=datasets,
         dataset_severity=dataset_severity,
         datasets_without_volume=datasets_without_volume,
+        catalog=catalog,
     )
     diagnostics = [DiagnosticOut.model_validate(_dump(d)) for d in result.diagnostics]
     outline = [OutlineItem.model_validate(_dump(o)) for o in result.outline or []]

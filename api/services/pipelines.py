@@ -41,6 +41,7 @@ from api.services.access import (
     username_of,
     visible,
 )
+from api.services.catalog import OwnerDatasetResolver
 from api.services.language import Compiled, compile_text, require_ir
 from api.services.node_resolution import OwnerNodeResolver, record_uses
 from api.settings import ApiSettings
@@ -60,15 +61,17 @@ def compile_for(
     dataset names checked against the owner's datasets: an unknown one is an error where the
     editor validates (``dataset_severity="error"``) and a warning where a pipeline is saved, so
     a pipeline can be written (and kept) before its data is uploaded. A step reading
-    ``.volume`` of a dataset stored without volume is warned about (AF210)."""
+    ``.volume`` of a dataset stored without volume is warned about (AF210). ``dataset(...)``
+    references resolve to exact versions of the datasets the owner may read (AF212)."""
     visible = datasets.visible_datasets(session, owner_id)
     return compile_text(
         source,
         settings,
         OwnerNodeResolver(session, owner_id),
-        datasets=set(visible),
+        datasets={n for n, d in visible.items() if datasets.has_file(d)},
         dataset_severity=dataset_severity,
         datasets_without_volume={n for n, d in visible.items() if not datasets.has_volume(d)},
+        catalog=OwnerDatasetResolver(settings, visible),
     )
 
 

@@ -37,7 +37,7 @@ from api.models.run import (
     SweepOrigin,
 )
 from api.models.user import User
-from api.services import audit, datasets, pipelines, registry
+from api.services import audit, catalog, datasets, pipelines, registry
 from api.services.access import Level
 from api.services.flow_rows import (
     flow_run_to_cancel,
@@ -120,10 +120,16 @@ def run_spec(
     """The run spec of a web run of ``ir_json`` owned by ``owner_id`` (``run_key`` None: the
     id is derived from the flow run, as for scheduled runs): paths confined to the web base
     dir, the owner's datasets, tracked in MLflow; ``overrides`` (node -> param -> value) over
-    the IR's params (a sweep's trial opened as a run)."""
+    the IR's params (a sweep's trial opened as a run). Catalog steps are checked against the
+    datasets the owner may read now, and ``dataset("x")`` moves to x's latest version (422
+    where a dataset or version is gone): the spec's IR names the exact data the run reads."""
+    ir = catalog.pin_catalog_versions(
+        PipelineIR.from_json(ir_json),
+        catalog.OwnerDatasetResolver(settings, datasets.visible_datasets(session, owner_id)),
+    )
     return RunSpec(
         run_id=run_key,
-        ir=PipelineIR.from_json(ir_json),
+        ir=ir,
         overrides=overrides or {},
         store_url=settings.store_location,
         # a configured (shared) MLflow store: the workers log and read models there too; the
@@ -132,6 +138,8 @@ def run_spec(
         base_dir=settings.store_ref(web_base_dir(settings)),
         datasets=datasets_for(session, settings, owner_id),
         confine_paths=True,
+        catalog_url=settings.catalog_location,
+        catalog_namespace=catalog.namespace_of(owner_id),
         track=True,
         trigger=trigger,
     )

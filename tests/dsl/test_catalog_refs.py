@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dsl.catalogref import DatasetLookupError
+from dsl.catalogref import DatasetLookupError, floating_steps
 from dsl.compiler import compile_source
 
 V1 = "a1" * 32
@@ -30,7 +30,7 @@ class FakeCatalog:
 
 
 def _src(call: str) -> str:
-    return f'pipeline p\ndata = {call}\nfast = sma(data.close, window=3)\n'
+    return f"pipeline p\ndata = {call}\nfast = sma(data.close, window=3)\n"
 
 
 def test_name_resolves_to_latest_full_version_in_ir() -> None:
@@ -39,6 +39,7 @@ def test_name_resolves_to_latest_full_version_in_ir() -> None:
     assert result.ok, result.diagnostics
     params = result.ir.node("data").params
     assert params["name"] == "eq" and params["version"] == V2
+    assert [n.id for n in floating_steps(result.ir.nodes)] == ["data"]
     assert cat.asked == [("eq", None)]
 
 
@@ -47,12 +48,15 @@ def test_version_prefix_resolves_and_changes_the_ir_hash() -> None:
     old = compile_source(_src('dataset("eq@a1a1a1")'), catalog=cat).ir
     new = compile_source(_src('dataset("eq")'), catalog=cat).ir
     assert old.node("data").params["version"] == V1
+    assert old.node("data").params["name"] == "eq@a1a1a1" and floating_steps(old.nodes) == []
     assert old.content_hash() != new.content_hash()
 
 
 def test_keyword_name_and_pinned_version_are_checked() -> None:
     result = compile_source(_src(f'dataset(name="eq", version="{V1}")'), catalog=FakeCatalog())
     assert result.ok and result.ir.node("data").params["version"] == V1
+    assert result.ir.node("data").params["name"] == f"eq@{V1}"  # pinned, so it never floats
+    assert floating_steps(result.ir.nodes) == []
     bad = compile_source(_src(f'dataset(name="eq@b2b2b2", version="{V1}")'), catalog=FakeCatalog())
     assert [d.code for d in bad.diagnostics] == ["AF212"]
     assert "disagree" in bad.diagnostics[0].message

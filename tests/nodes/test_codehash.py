@@ -127,9 +127,7 @@ def test_every_source_node_fingerprints_what_it_reads(tmp_path: Path) -> None:
         def read(self, version: str, **_: object) -> pd.DataFrame:
             raise AssertionError("fingerprint must not read the data")
 
-    ctx = NodeContext(
-        base_dir=tmp_path, datasets={"d": tmp_path / "a.parquet"}, catalog=Catalog()
-    )
+    ctx = NodeContext(base_dir=tmp_path, datasets={"d": tmp_path / "a.parquet"}, catalog=Catalog())
     params = {
         "csv_ohlcv": {"path": "a.csv"},
         "parquet_ohlcv": {"path": "a.parquet"},

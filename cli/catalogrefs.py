@@ -1,0 +1,59 @@
+"""``dataset("name@version")`` steps as the command line resolves them: over a catalog
+namespace (``--namespace``, else ``ALPHAFORGE_NAMESPACE``, else ``local``).
+
+Opened only when the pipeline's text has a ``dataset(`` call: other runs never touch the
+catalog's storage.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from dsl.catalogref import DatasetLookupError
+
+__all__ = ["CliDatasetResolver", "default_namespace", "uses_catalog"]
+
+_CALL = re.compile(r"\bdataset\s*\(")
+
+
+def uses_catalog(text: str) -> bool:
+    """Whether a pipeline's text may have a ``dataset(...)`` step (a cheap test)."""
+    return bool(_CALL.search(text))
+
+
+def default_namespace(namespace: str | None = None) -> str:
+    """The namespace in force: the option, the environment, else ``local``."""
+    return namespace or os.environ.get("ALPHAFORGE_NAMESPACE") or "local"
+
+
+class CliDatasetResolver:
+    """Resolves names over one namespace of the configured catalog."""
+
+    def __init__(self, settings: Any, namespace: str) -> None:
+        self.settings = settings
+        self.namespace = namespace
+
+    def resolve(self, name: str, version: str | None) -> str:
+        """The full version hash, or :class:`DatasetLookupError` saying what exists."""
+        import difflib
+
+        from catalog import CatalogError
+
+        from flows.datasets import open_catalog
+
+        catalog = open_catalog(self.settings)
+        try:
+            return catalog.resolve(self.namespace, name, version).version
+        except CatalogError as exc:
+            try:
+                names = catalog.names(self.namespace)
+            except CatalogError:
+                names = []
+            hint = (
+                "" if names else f"; import data with `alphaforge data import PATH --name {name}`"
+            )
+            raise DatasetLookupError(
+                f"{exc}{hint}", difflib.get_close_matches(name, names, n=3)
+            ) from None
