@@ -18,7 +18,18 @@ from nodes.errors import AlphaForgeError
 
 ROOT = Path(__file__).parents[2]
 #: Folders whose text is ours (generated UI files included: they must agree too).
-SOURCE_DIRS = ("api", "catalog", "cli", "deployments", "docs", "dsl", "flows", "nodes", "runners", "ui/src")
+SOURCE_DIRS = (
+    "api",
+    "catalog",
+    "cli",
+    "deployments",
+    "docs",
+    "dsl",
+    "flows",
+    "nodes",
+    "runners",
+    "ui/src",
+)
 SUFFIXES = {".py", ".md", ".ts", ".svelte", ".json", ".tx", ".af", ".sh", ".mjs"}
 LITERAL = re.compile(r"\bAF\d{3}\b")
 THIS = Path(__file__).resolve()
