@@ -111,10 +111,12 @@ def read_chunks(
     symbol_col: str | None,
     symbol: str | None,
     timezone: str,
-    chunk_rows: int = CHUNK_ROWS,
+    chunk_rows: int | None = None,
 ) -> Iterator[Chunk]:
-    """Validated chunks of one file, each with a ``symbol`` column (see the module doc)."""
+    """Validated chunks of one file (of :data:`CHUNK_ROWS` bars unless ``chunk_rows``), each
+    with a ``symbol`` column (see the module doc)."""
     rename = _rename(src, symbol_col)
+    chunk_rows = chunk_rows or CHUNK_ROWS
     if src.kind == "csv":
         chunks = _csv_chunks(src, rename, timezone, chunk_rows)
     else:

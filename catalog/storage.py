@@ -101,9 +101,11 @@ class Storage:
             if self.local:
                 Path(self.path(dst)).parent.mkdir(parents=True, exist_ok=True)
                 os.replace(self.path(src), self.path(dst))
-            else:
-                self.fs.copy(self.path(src), self.path(dst), recursive=True)
-                self.fs.rm(self.path(src), recursive=True)
+            else:  # the files one by one: S3 has no folders to copy
+                files = sorted(self.fs.find(self.path(src)))
+                start = len(self.path(src))
+                self.fs.copy(files, [self.path(dst) + f[start:] for f in files])
+                self.fs.rm(files)
 
     def remove_tree(self, rel: str) -> None:
         """Delete folder or file ``rel`` if it exists."""
