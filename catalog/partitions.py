@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -105,14 +106,12 @@ class Spool:
             bars.reset_index(), schema=self.schema, preserve_index=False
         ).replace_schema_metadata(None)
         order = np.lexsort((years, symbols))  # stable: time order kept within a key
-        keys = list(zip(symbols[order], years[order], strict=True))
-        start = 0
-        for i in range(1, len(keys) + 1):
-            if i == len(keys) or keys[i] != keys[start]:
-                key = (str(keys[start][0]), int(keys[start][1]))
-                piece = table.take(pa.array(order[start:i]))
-                self._buffers.setdefault(key, []).append(piece)
-                start = i
+        sym, year = symbols[order], years[order]
+        change = (sym[1:] != sym[:-1]) | (year[1:] != year[:-1])
+        bounds = [0, *(np.flatnonzero(change) + 1).tolist(), len(order)]
+        for lo, hi in pairwise(bounds):
+            piece = table.take(pa.array(order[lo:hi])) if len(bounds) > 2 else table
+            self._buffers.setdefault((str(sym[lo]), int(year[lo])), []).append(piece)
         self._buffered += len(bars)
         if self._buffered >= SPOOL_ROWS:
             self._spill()

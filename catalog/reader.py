@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -55,19 +56,54 @@ def read_version(
     if not files:
         table = schema.empty_table()
     else:
+        files.sort(key=lambda f: (f["symbol"], f["year"]))  # rows grouped by symbol, in order
         paths = [storage.path(f"objects/{version}/{f['path']}") for f in files]
         with storage.io(f"reading version {version[:12]}"):
+            as_read = full.set(full.get_field_index("symbol"), _SYMBOL_AS_READ)
             dataset = ds.dataset(
-                paths, schema=full, format="parquet", filesystem=storage.arrow_filesystem()
+                paths, schema=as_read, format=_FORMAT, filesystem=storage.arrow_filesystem()
             )
             table = dataset.to_table(columns=names, filter=_filter(lo, hi), use_threads=True)
-    if len(files) > 1:
-        indices = pc.sort_indices(table, sort_keys=[("ts", "ascending"), ("symbol", "ascending")])
-        table = table.take(indices)
-    frame = table.to_pandas().set_index("ts")
+        table = _by_time_then_symbol(table)
+    frame = table.to_pandas(split_blocks=True).set_index("ts")
     # the loaders' column order: the OHLCV columns, symbol, then the extra columns
     ohlcv = [c for c in cols if c in OHLCV_COLUMNS]
     return frame[[*ohlcv, "symbol", *(c for c in cols if c not in OHLCV_COLUMNS)]]
+
+
+# symbol read as a dictionary: sorting and reordering move small integers, not strings
+_FORMAT = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=["symbol"]))
+_SYMBOL_AS_READ = pa.field("symbol", pa.dictionary(pa.int32(), pa.string()))
+
+
+def _by_time_then_symbol(table: pa.Table) -> pa.Table:
+    """The rows sorted by (ts, symbol), symbol as plain strings.
+
+    Files are sorted in time and read grouped by symbol in symbol order, so a stable sort on
+    time alone gives the order (numpy's stable sort merges the runs); if the reader did not keep
+    the files' order, a two-key sort does it."""
+    ts = table.column("ts").cast(pa.int64()).to_numpy()
+    ranks = _symbol_ranks(table.column("symbol"))
+    grouped = bool(np.all(ranks[1:] >= ranks[:-1]))
+    order = np.argsort(ts, kind="stable") if grouped else np.lexsort((ranks, ts))
+    if not np.array_equal(order, np.arange(len(order))):
+        table = table.take(pa.array(order))
+    index = table.schema.get_field_index("symbol")
+    return table.set_column(index, "symbol", pc.cast(table.column("symbol"), pa.string()))
+
+
+def _symbol_ranks(column: pa.ChunkedArray) -> np.ndarray:
+    """Each row's symbol as its rank among the symbols (per-chunk dictionaries unified)."""
+    chunks = [c for c in column.chunks if len(c)]
+    names = sorted({s for c in chunks for s in c.dictionary.to_pylist()})
+    rank = {s: i for i, s in enumerate(names)}
+    parts = [
+        np.array([rank[s] for s in c.dictionary.to_pylist()], dtype=np.int64)[
+            c.indices.to_numpy(zero_copy_only=False)
+        ]
+        for c in chunks
+    ]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
 def _check_symbols(
