@@ -139,7 +139,7 @@ def _publish(
         raise CatalogError("nothing to import: the files hold no bars")
     staging = f"staging/{uuid.uuid4().hex}"
     obj: str | None = None
-    created = False
+    created = wrote_manifest = False
     try:
         files, gaps = _write_partitions(storage, staging, spool)
         now = datetime.now(UTC)
@@ -158,15 +158,27 @@ def _publish(
             report = _report(manifest, reported, gaps, timezone)
             storage.write_bytes(f"{obj}/report.json", dumps(report))
             storage.write_bytes(f"{obj}/manifest.json", dumps(manifest))
+            wrote_manifest = True
         entry = _add_to_name(storage, namespace, name, manifest["version"], now, message)
     except BaseException:
         if created and obj is not None:
-            storage.remove_quietly(f"{obj}/manifest.json")
-            storage.remove_quietly(obj)
+            _undo(storage, obj, wrote_manifest)
         raise
     finally:
         storage.remove_quietly(staging)
     return {"manifest": manifest, "entry": entry}
+
+
+def _undo(storage: Storage, obj: str, wrote_manifest: bool) -> None:
+    """Remove the version folder this import was creating, unless another import of the same
+    data published it meanwhile (its manifest is there and this import did not write it)."""
+    try:
+        published = not wrote_manifest and storage.exists(f"{obj}/manifest.json")
+    except CatalogError:
+        published = False  # the storage does not answer: try the clean-up anyway
+    if not published:
+        storage.remove_quietly(f"{obj}/manifest.json")
+        storage.remove_quietly(obj)
 
 
 def _write_partitions(
