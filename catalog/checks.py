@@ -39,8 +39,9 @@ CHECKS: list[str] = [
     "UNSORTED",
     "DUPLICATE_TIMESTAMP",
     "BAD_SYMBOL",
+    "SYMBOL_CONFLICT",
     "ORDER_ACROSS_FILES",
-    "SAME_COLUMNS",
+    "COLUMNS_DIFFER",
 ]
 
 

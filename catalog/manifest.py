@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -90,4 +90,4 @@ def version_info(manifest: dict[str, Any], entry: dict[str, Any] | None = None) 
 
 
 def _time(text: Any) -> datetime:
-    return parse_time(str(text)) if text else datetime.fromtimestamp(0).astimezone()
+    return parse_time(str(text)) if text else datetime.fromtimestamp(0, UTC)
