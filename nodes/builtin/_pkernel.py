@@ -344,7 +344,8 @@ def compiled_simulate() -> Callable[..., tuple]:
         # numba reads the globals when it compiles and cannot type the lazy ``np`` stand-in
         resolve_lazy(globals())
         namespace: dict[str, Any] = dict(globals())
-        helpers = {"_round_lot": _round_lot, "_vwap": _vwap, "_grow": _grow}
+        helpers: dict[str, Callable[..., Any]] = {"_round_lot": _round_lot, "_vwap": _vwap}
+        helpers["_grow"] = _grow
         for name, fn in helpers.items():
             namespace[name] = njit(cache=True)(_rebind(fn, namespace, f"p{name}"))
         callers: tuple[Callable[..., Any], ...] = (_close_trade, _book_fill)

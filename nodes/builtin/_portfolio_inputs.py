@@ -233,7 +233,8 @@ def panel_inputs(bars: Any, weights: Any) -> Panel:
     """
     bars = _bars_shape(bars)
     layout = _layout(bars)
-    single = {0: "asset", 1: layout.names[0]}.get(len(layout.names))
+    names = layout.names
+    single = names[0] if len(names) == 1 else (None if names else "asset")
     frame = _weights_frame(weights, single)
     symbols = [str(c) for c in frame.columns]
     frame.columns = symbols
