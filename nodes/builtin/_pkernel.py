@@ -250,6 +250,8 @@ def simulate(
                 keep = 1.0
                 if not leverage and cost > cash:
                     keep = cash / cost if cash > 0.0 else 0.0
+                    if keep < 1e-9:  # float dust left by an earlier full investment
+                        keep = 0.0
                     if keep < 1.0 - 1e-9:  # not mere float noise in a full investment
                         if n_scaled == 0:
                             first_scaled = i
