@@ -131,9 +131,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     panel, weights, peer_arrays = make_panel(args.symbols, args.bars)
     node_type = registry().get("portfolio_backtest")
-    params = node_type.validated_params(
-        {"cash": 1_000_000.0, "fee_bps": 5.0, "slippage_bps": 2.0}
-    )
+    params = node_type.validated_params({"cash": 1_000_000.0, "fee_bps": 5.0, "slippage_bps": 2.0})
     node = node_type()
     inputs = {"bars": panel, "weights": weights}
     t0 = time.perf_counter()
