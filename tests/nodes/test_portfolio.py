@@ -3,7 +3,8 @@ symbols and a few bars: every expected number is worked out by hand in the test.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -322,16 +323,12 @@ def test_portfolio_on_one_symbol_without_fees_matches_the_single_asset_backtest(
         (lambda b: pd.Series([0.5] * 3, index=b.index.unique()), "one series on several symbols"),
     ],
 )
-def test_portfolio_refuses_weights_that_do_not_fit_the_bars(w, message: str) -> None:
+def test_portfolio_refuses_weights_that_do_not_fit_the_bars(
+    w: Callable[[pd.DataFrame], object], message: str
+) -> None:
     bars = panel({"A": [10, 10, 10], "B": [10, 10, 10]})
-    with pytest.raises(NodeError, match=re_escape(message)):
+    with pytest.raises(NodeError, match=re.escape(message)):
         run(bars, w(bars))
-
-
-def re_escape(text: str) -> str:
-    import re
-
-    return re.escape(text)
 
 
 def test_portfolio_refuses_two_bars_of_one_symbol_at_one_time_and_unsorted_bars() -> None:
