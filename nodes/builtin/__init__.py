@@ -1,5 +1,25 @@
 """The built-in node types. Importing this package registers them (see docs/builtin-nodes.md)."""
 
-from nodes.builtin import backtest, indicators, loaders, metrics, ml, signals, torchml
+from nodes.builtin import (
+    backtest,
+    bars,
+    indicators,
+    loaders,
+    metrics,
+    ml,
+    signals,
+    torchml,
+    xsection,
+)
 
-__all__ = ["backtest", "indicators", "loaders", "metrics", "ml", "signals", "torchml"]
+__all__ = [
+    "backtest",
+    "bars",
+    "indicators",
+    "loaders",
+    "metrics",
+    "ml",
+    "signals",
+    "torchml",
+    "xsection",
+]
