@@ -81,7 +81,8 @@ def test_indicators_per_symbol_equal_single_symbol_runs(name, params, port, bars
 
 def test_atr_takes_each_symbols_own_bars(bars, parts) -> None:
     out = run("atr", {"bars": bars}, window=5)["value"]
-    _same_as_alone(out, {s: single("atr", {"bars": f}, window=5)["value"] for s, f in parts.items()})
+    alone = {s: single("atr", {"bars": f}, window=5)["value"] for s, f in parts.items()}
+    _same_as_alone(out, alone)
 
 
 def test_a_chain_sees_warm_up_and_undefined_bars_as_bars() -> None:
@@ -122,22 +123,24 @@ def test_changing_one_symbols_data_never_changes_anothers_indicator(parts) -> No
 
 def test_signals_take_a_panel_series_beside_a_panel_of_bars(bars, parts) -> None:
     close = panel.wide(bars, "close")
-    sig = run("threshold", {"series": run("rsi", {"series": close}, window=5)["value"]},
-              lower=30.0, upper=70.0)["signal"]
+    sig = run(
+        "threshold",
+        {"series": run("rsi", {"series": close}, window=5)["value"]},
+        lower=30.0,
+        upper=70.0,
+    )["signal"]
     sized = run("risk_size", {"signal": sig, "data": bars}, vol_target=0.2, ppy=252.0)["signal"]
     want = {}
     for s, f in parts.items():
         r = single("rsi", {"series": f["close"]}, window=5)["value"]
         t = single("threshold", {"series": r}, lower=30.0, upper=70.0)["signal"]
-        want[s] = single("risk_size", {"signal": t, "data": f}, vol_target=0.2, ppy=252.0)[
-            "signal"
-        ]
+        want[s] = single("risk_size", {"signal": t, "data": f}, vol_target=0.2, ppy=252.0)["signal"]
     _same_as_alone(sized, want)
 
 
 def test_frame_outputs_come_back_long_sorted_by_time_then_symbol(bars, parts) -> None:
     out = run("label_forward_return", {"data": bars}, horizon=3)["labels"]
-    assert list(out.columns[-1:]) == ["symbol"] or "symbol" in out.columns
+    assert out["symbol"].nunique() == 3
     order = list(zip(out.index, out["symbol"], strict=True))
     assert order == sorted(order)
     for s, f in parts.items():
@@ -183,7 +186,7 @@ def test_a_single_symbols_series_beside_a_panel_is_refused(bars, parts) -> None:
 
 def test_inputs_with_different_symbols_are_refused(bars) -> None:
     close = panel.wide(bars, "close")
-    with pytest.raises(NodeError, match="hold different symbols .*CCC"):
+    with pytest.raises(NodeError, match=r"hold different symbols .*CCC"):
         run("crossover", {"fast": close, "slow": close[["AAA", "BBB"]]})
 
 
@@ -192,7 +195,7 @@ def test_a_symbols_error_names_the_symbol(bars) -> None:
     flat = panel.set_bars((close * 0.0).fillna(0.0), panel.bars(close))
     broken = panel.set_bars(flat.copy(), panel.bars(close))
     broken.loc[DAYS[30], "BBB"] = 2.0  # not a position
-    with pytest.raises(NodeError, match="^combine on symbol 'BBB': .*2.0 at 2024-01-31"):
+    with pytest.raises(NodeError, match=r"^combine on symbol 'BBB': .*2\.0 at 2024-01-31"):
         run("combine", {"signals": [broken, flat]})
 
 
@@ -210,14 +213,16 @@ def test_per_symbol_log_lines_are_written_once_with_their_symbols(bars) -> None:
     assert len(lines) == 3, lines
     assert lines[0].startswith("ppy 365: ") and "9 weeks" in lines[0]
     assert lines[0].endswith(" (AAA, CCC)")
-    assert lines[1].startswith("ppy 365: ") and lines[1].endswith("in 7 weeks) (BBB)")
+    assert lines[1].startswith("ppy 365: ") and "7 weeks" in lines[1]
+    assert lines[1].endswith(" (BBB)")
     assert lines[2].startswith("warning: ") and lines[2].endswith(" (CCC)")
 
 
 def test_a_node_without_panels_runs_as_before(parts) -> None:
     frame = parts["AAA"]
     out = run("sma", {"series": frame["close"]}, window=5)["value"]
-    pd.testing.assert_series_equal(out, single("sma", {"series": frame["close"]}, window=5)["value"])
+    alone = single("sma", {"series": frame["close"]}, window=5)["value"]
+    pd.testing.assert_series_equal(out, alone)
 
 
 def test_wide_of_five_hundred_symbols_puts_each_value_in_its_cell() -> None:
@@ -232,7 +237,7 @@ def test_wide_of_five_hundred_symbols_puts_each_value_in_its_cell() -> None:
     long = pd.concat(frames).sort_index(kind="stable")
     w = panel.wide(long, "close")
     assert w.shape == (30, 500) and int(w.notna().sum().sum()) == 500 * 20
-    for frame in frames[:: 97]:
+    for frame in frames[::97]:
         s = frame["symbol"].iloc[0]
         pd.testing.assert_series_equal(
             w[s].dropna(), frame["close"], check_names=False, check_freq=False
