@@ -101,6 +101,7 @@ def _write_wide(value: pd.DataFrame, path: Path) -> None:
     that is not simply the non-NaN cells) in the marker."""
     symbols = [str(c) for c in value.columns]
     frame = value.set_axis([f"c{i}" for i in range(len(symbols))], axis=1)
+    frame.attrs = {}  # what the marker keeps; pyarrow would try to put attrs in JSON
     table = pa.Table.from_pandas(frame, preserve_index=True)
     cells = panel.bars(value)
     marker: dict[str, Any] = {"kind": "wide", "symbols": symbols}

@@ -11,7 +11,8 @@ import pandas as pd
 from nodes.base import registry
 
 N_BARS = 60
-DAYS = pd.date_range("2024-01-01", periods=N_BARS, freq="D", tz="UTC", name="ts")
+# nanoseconds, as the loaders give them
+DAYS = pd.date_range("2024-01-01", periods=N_BARS, freq="D", tz="UTC", name="ts").as_unit("ns")
 
 
 def symbol_bars(seed: int, stamps: pd.DatetimeIndex, symbol: str) -> pd.DataFrame:
