@@ -172,7 +172,10 @@ def _check_wide(value: pd.DataFrame, pt: PortType, where: str) -> None:
     what = f"a {pt.value} of several symbols"
     index = value.index
     if not isinstance(index, pd.DatetimeIndex):
-        raise RunnerError(f"{where}: {what} must be indexed by timestamps")
+        raise RunnerError(
+            f"{where}: expected a {pt.value} (pandas Series), got DataFrame (a table is {what} "
+            "only when indexed by timestamps, one column per symbol)"
+        )
     if not (index.is_monotonic_increasing and index.is_unique):
         raise RunnerError(f"{where}: {what} needs unique timestamps in ascending order")
     names = list(value.columns)
