@@ -28,6 +28,7 @@ refuse a panel with a NodeError saying what to use.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -103,11 +104,28 @@ class BarMask:
 
 
 def is_panel(frame: Any) -> bool:
-    """True for a long frame whose ``symbol`` column holds two or more symbols."""
+    """True for a long frame whose ``symbol`` column holds two or more symbols.
+
+    The answer is remembered for the frame object (values are not changed once made: nodes are
+    pure), since a sweep asks it of the same bars in every trial and a scan of a million
+    symbols costs ~10 ms."""
     if not isinstance(frame, pd.DataFrame) or SYMBOL not in frame.columns or len(frame) < 2:
         return False
     col = frame[SYMBOL]
-    return bool((col != col.iloc[0]).any())  # vectorised on Arrow strings: no Python objects
+    first, last = col.iloc[0], col.iloc[-1]
+    if first != last:
+        return True
+    key, shape = id(frame), (len(frame), first)
+    seen = _SEEN.get(key)
+    if seen is not None and seen[1] == shape and seen[0]() is frame:
+        return seen[2]
+    answer = bool((col != first).any())  # vectorised on Arrow strings: no Python objects
+    _SEEN[key] = (weakref.ref(frame, lambda _r: _SEEN.pop(key, None)), shape, answer)
+    return answer
+
+
+# is_panel's answers: id(frame) -> (the frame, weakly; (rows, first symbol); answer)
+_SEEN: dict[int, tuple[weakref.ref[pd.DataFrame], tuple[int, Any], bool]] = {}
 
 
 def symbols_of(value: pd.DataFrame) -> list[str]:
