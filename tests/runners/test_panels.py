@@ -186,3 +186,25 @@ def test_a_custom_node_given_a_panel_is_refused_with_its_id(tmp_path: Path, bars
     )
     with pytest.raises(RunnerError, match="custom nodes take one symbol"):
         prepare_job(ir2, manifest, {"x": str(wide_file)}, {}, Limits.default(), tmp_path / "j2")
+
+
+def test_compute_selects_a_panel_column_as_a_wide_frame(tmp_path: Path, bars) -> None:
+    ir = NodeIR.model_validate(
+        {
+            "id": "fast",
+            "type": "sma",
+            "version": "1.0.0",
+            "params": {"window": 2},
+            "inputs": {"series": {"node": "data", "port": "bars", "column": "close"}},
+            "outputs": {"value": "series"},
+        }
+    )
+    out = InProcessRunner(base_dir=tmp_path).compute(ir, {"data": {"bars": bars}})["value"]
+    close = panel.wide(bars, "close")
+    assert list(out.columns) == ["AAA", "BBB", "CCC"] and out.index.equals(close.index)
+    assert close["BBB"].iloc[:20].isna().all() and close["CCC"].iloc[[10, 11, 12, 40]].isna().all()
+    for s, f in three_symbols().items():
+        want = f["close"].rolling(2).mean()
+        pd.testing.assert_series_equal(
+            out[s].loc[f.index], want, check_names=False, check_freq=False
+        )
