@@ -226,6 +226,15 @@ class Catalog:
         self._manifests[version] = manifest
         return manifest
 
+    def delete_name(self, namespace: str, name: str) -> None:
+        """Forget a name: it no longer lists or resolves. Its versions stay (immutable: run
+        records and IRs that name them still read them); importing under the name again starts
+        a new list. CatalogError for an unknown name."""
+        self._listing(namespace, name)
+        self.storage.remove_quietly(name_path(namespace, name))
+        if self.storage.exists(name_path(namespace, name)):
+            raise CatalogError(f"could not remove {self.path_of(namespace, name)}")
+
     def path_of(self, namespace: str, name: str) -> str:
         """Where a name's list lives (for messages)."""
         return self.storage.path(name_path(namespace, name))

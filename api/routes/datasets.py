@@ -172,7 +172,10 @@ def preview_dataset(
 
 
 @router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-def delete_dataset(dataset_id: ObjectId, user: WriterUser, session: SessionDep) -> Response:
-    """Remove the dataset from lists and name resolution."""
-    datasets.delete(session, user, dataset_id)
+def delete_dataset(
+    dataset_id: ObjectId, user: WriterUser, session: SessionDep, settings: SettingsDep
+) -> Response:
+    """Remove the dataset from lists and name resolution (its catalog versions stay: runs
+    that read them keep their record)."""
+    datasets.delete(session, settings, user, dataset_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

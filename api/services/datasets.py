@@ -383,10 +383,20 @@ def _catalog_preview(settings: ApiSettings, dataset: Dataset, limit: int) -> Dat
     return DatasetPreview(columns=columns, rows=rows)
 
 
-def delete(session: Session, user: User, dataset_id: int) -> None:
-    """Soft delete: gone from lists and from name resolution; the file stays (immutable, and
-    run records may name its version)."""
+def delete(session: Session, settings: ApiSettings, user: User, dataset_id: int) -> None:
+    """Soft delete: gone from lists and from name resolution (the catalog forgets the name);
+    the files and catalog versions stay (immutable, and run records name their versions)."""
+    from api.services.catalog import catalog_of, namespace_of
+    from catalog import CatalogError
+
     dataset = get_owned(session, user, Dataset, dataset_id, "dataset", level=Level.EDIT)
+    if dataset.catalog_version is not None:
+        catalog = catalog_of(settings)
+        try:
+            if dataset.name in catalog.names(namespace_of(dataset.owner_id)):
+                catalog.delete_name(namespace_of(dataset.owner_id), dataset.name)
+        except CatalogError as exc:
+            raise ApiError(f"the dataset catalog failed: {exc}", status_code=503) from None
     dataset.deleted_at = utcnow()
     session.add(dataset)
     audit.record(session, user, "dataset.delete", "dataset", dataset.id, name=dataset.name)
