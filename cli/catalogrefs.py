@@ -31,22 +31,16 @@ class CliDatasetResolver:
 
     def resolve(self, name: str, version: str | None) -> str:
         """The full version hash, or :class:`DatasetLookupError` saying what exists."""
-        import difflib
-
         from catalog import CatalogError
         from flows.catalog import open_catalog
 
         catalog = open_catalog(self.settings)
         try:
             return catalog.resolve(self.namespace, name, version).version
-        except CatalogError as exc:
+        except CatalogError as exc:  # its message names the close names and the versions
             try:
-                names = catalog.names(self.namespace)
+                empty = not catalog.names(self.namespace)
             except CatalogError:
-                names = []
-            hint = (
-                "" if names else f"; import data with `alphaforge data import PATH --name {name}`"
-            )
-            raise DatasetLookupError(
-                f"{exc}{hint}", difflib.get_close_matches(name, names, n=3)
-            ) from None
+                empty = True
+            how = f"; import data with `alphaforge data import PATH --name {name}`"
+            raise DatasetLookupError(f"{exc}{how if empty else ''}") from None

@@ -79,3 +79,39 @@ def test_bad_data_and_unknown_names_exit_2_with_the_message(
     assert "no dataset local/nothing" in capsys.readouterr().err
     assert main(["data", "import", str(src), "--name", "no/slash", *cat]) == 2
     assert "invalid dataset name" in capsys.readouterr().err
+
+
+def test_validate_resolves_dataset_references_over_the_namespace(
+    tmp_path: Path,
+    folder: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`alphaforge validate` checks dataset("name@version") against the catalog: a known name
+    compiles, an unknown name or version is AF212 (exit 2) saying what exists."""
+    cat = tmp_path / "cat"
+    monkeypatch.setenv("ALPHAFORGE_CATALOG_URL", str(cat))
+    from flows.settings import get_settings
+
+    get_settings.cache_clear()
+    try:
+        assert main(["data", "import", str(folder), "--name", "daily", "--namespace", "team"]) == 0
+        capsys.readouterr()
+        af = tmp_path / "p.af"
+
+        def check(ref: str, *extra: str) -> tuple[int, str]:
+            af.write_text(f'pipeline p\nd = dataset("{ref}")\nx = sma(d.close, window=2)\n')
+            code = main(["validate", str(af), *extra])
+            out = capsys.readouterr()
+            return code, out.out + out.err
+
+        assert check("daily", "--namespace", "team")[0] == 0
+        code, text = check("daily")  # the default namespace, local, has no such name
+        assert code == 2 and "AF212" in text and "local/daily" in text
+        assert "alphaforge data import" in text
+        code, text = check("daly", "--namespace", "team")
+        assert code == 2 and "did you mean 'daily'" in text and ":2:" in text
+        code, text = check("daily@ffffff", "--namespace", "team")
+        assert code == 2 and "is not one of the versions of team/daily" in text
+    finally:
+        get_settings.cache_clear()
