@@ -1,8 +1,9 @@
 """`alphaforge data ...`: import files into the dataset catalog and look at what it holds.
 
 The catalog is ``--catalog URL``, else ``ALPHAFORGE_CATALOG_URL``, else ``catalog/`` in the
-store; S3 settings come from ``ALPHAFORGE_S3_*``. The namespace is ``--namespace``, else
-``ALPHAFORGE_NAMESPACE``, else ``local``. Errors (bad data with file and row, unknown names)
+store; S3 settings come from ``ALPHAFORGE_S3_*``. The namespace is ``--namespace``, or
+``--owner USER`` (that web-app user's, ``u<id>``: the import shows on their Datasets page),
+else ``ALPHAFORGE_NAMESPACE``, else ``local``. Errors (bad data with file and row, unknown names)
 leave with exit code 2, through the CLI's handling of AlphaForgeError.
 """
 
@@ -22,7 +23,25 @@ __all__ = ["data_group"]
 _CATALOG = click.option(
     "--catalog", "catalog_url", help="Catalog URL (directory, file:// or s3://bucket/prefix)."
 )
-_NAMESPACE = click.option("--namespace", help="Catalog namespace [default: local].")
+
+
+def _remember_owner(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value:
+        ctx.meta["alphaforge_owner"] = value
+
+
+def _NAMESPACE(fn: Any) -> Any:
+    """``--namespace NS`` or ``--owner USER`` (a web-app user's namespace, ``u<id>``)."""
+    fn = click.option(
+        "--owner",
+        expose_value=False,
+        callback=_remember_owner,
+        help="A web-app user: their datasets' namespace (so the import shows on their "
+        "Datasets page).",
+    )(fn)
+    return click.option("--namespace", help="Catalog namespace [default: local].")(fn)
+
+
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 
 
@@ -31,6 +50,13 @@ def _open(catalog_url: str | None, namespace: str | None) -> tuple[Catalog, str]
     from flows.settings import get_settings
 
     settings = get_settings()
+    owner = click.get_current_context().meta.get("alphaforge_owner")
+    if owner is not None:
+        if namespace is not None:
+            raise click.UsageError("give --namespace or --owner, not both")
+        from cli.datasets import web_namespace
+
+        namespace = web_namespace(owner)
     return open_catalog(settings, catalog_url), namespace or settings.namespace
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["StoreDatasets", "store_datasets", "uses_datasets"]
+__all__ = ["StoreDatasets", "store_datasets", "uses_datasets", "web_namespace"]
 
 
 @dataclass
@@ -74,3 +74,32 @@ def store_datasets(owner: str | None = None) -> StoreDatasets:
             path = settings.datasets_dir / f"{key}.parquet"
             out.by_name.setdefault(str(name), {})[str(username)] = path
     return out
+
+
+def web_namespace(username: str) -> str:
+    """The catalog namespace of web-app user ``username`` (``u<id>``, as the web app names
+    it); a usage error when the web app's database has no such user."""
+    import click
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from api.settings import ApiSettings
+
+    url = ApiSettings().db_url
+    if url.startswith("sqlite") and not Path(url.split("///", 1)[-1]).exists():
+        raise click.UsageError(f"--owner {username}: no web app has run with this data dir")
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(
+                text("SELECT id FROM users WHERE username = :u"), {"u": username}
+            ).first()
+    except SQLAlchemyError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        msg = f"--owner {username}: cannot read the web app's users: {first}"
+        raise click.UsageError(msg) from None
+    finally:
+        engine.dispose()
+    if row is None:
+        raise click.UsageError(f"--owner {username}: the web app has no user {username!r}")
+    return f"u{row[0]}"

@@ -114,8 +114,9 @@ def _dataset_refs(ir: Any, datasets: Any, settings: Any) -> dict[str, str]:
     return refs
 
 
-def _catalog(path: Path, settings: Any, namespace: str | None) -> Any:
-    """The catalog resolver when ``path`` has a ``dataset(...)`` step, else None."""
+def _catalog(path: Path, settings: Any, namespace: str | None, owner: str | None = None) -> Any:
+    """The catalog resolver when ``path`` has a ``dataset(...)`` step, else None: over
+    ``namespace``, else web user ``owner``'s, else the settings' namespace."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
@@ -124,6 +125,10 @@ def _catalog(path: Path, settings: Any, namespace: str | None) -> Any:
 
     if not uses_catalog(text):
         return None
+    if namespace is None and owner is not None:
+        from cli.datasets import web_namespace
+
+        namespace = web_namespace(owner)
     return CliDatasetResolver(settings, namespace or settings.namespace)
 
 
@@ -178,7 +183,8 @@ def cli() -> None:
 
 _OWNER_OPTION = click.option(
     "--owner",
-    help="Check dataset names against this web-app user's datasets [default: every user's].",
+    help="Check dataset names against this web-app user's datasets [default: every user's]; "
+    "dataset(...) steps read their catalog namespace unless --namespace says.",
 )
 _NAMESPACE_OPTION = click.option(
     "--namespace",
@@ -203,7 +209,7 @@ def validate(file: Path, nodes: Path | None, owner: str | None, namespace: str |
     ``dataset("name@version")`` references against the catalog."""
     from flows.settings import get_settings
 
-    catalog = _catalog(file, get_settings(), namespace)
+    catalog = _catalog(file, get_settings(), namespace, owner)
     loaded = _load_or_exit(file, nodes, _store_datasets(file, owner), catalog)
     ir = loaded.ir
     assert ir is not None
@@ -253,7 +259,7 @@ def run(
     settings.apply_prefect_env()  # before anything imports prefect
     _quiet_orchestrator_console()
     datasets = _store_datasets(file, owner)
-    catalog = _catalog(file, settings, namespace)
+    catalog = _catalog(file, settings, namespace, owner)
     loaded = _load_or_exit(file, nodes, datasets, catalog)
     ir = loaded.ir
     assert ir is not None

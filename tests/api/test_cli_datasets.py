@@ -102,3 +102,41 @@ def test_cli_runs_read_the_datasets_they_name(
         _dataset_refs(ambiguous, store_datasets(None), core)
     assert type(exc.value).__name__ == "_Exit"
     assert _dataset_refs(ambiguous, store_datasets("bob"), core)["shared_name"].startswith("store:")
+
+
+@pytest.mark.sqlite_too
+def test_data_import_for_a_web_user_shows_on_their_page_and_their_runs_resolve_it(
+    client: TestClient,
+    alice: Account,
+    app_env: ApiSettings,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`alphaforge data import --owner alice` imports into alice's namespace: the dataset is on
+    her Datasets page, and `validate --owner alice` resolves dataset("...") there."""
+    from flows.settings import get_settings
+
+    get_settings.cache_clear()
+    try:
+        folder = tmp_path / "src"
+        folder.mkdir()
+        (folder / "AAA.csv").write_text(bars(3))
+        (folder / "BBB.csv").write_text(bars(4))
+        args = ["data", "import", str(folder), "--name", "pair", "--owner", "alice", "--json"]
+        assert main(args) == 0
+        import json
+
+        info = json.loads(capsys.readouterr().out)
+        assert info["namespace"] == f"u{alice.id}"
+        listed = client.get("/api/datasets", headers=alice.headers).json()["items"]
+        assert [(d["name"], d["version"], d["symbols"]) for d in listed] == [
+            ("pair", info["version"], ["AAA", "BBB"])
+        ]
+        af = tmp_path / "p.af"
+        af.write_text('pipeline p\nd = dataset("pair")\nx = sma(d.close, window=2)\n')
+        assert main(["validate", str(af), "--owner", "alice"]) == 0
+        assert main(["validate", str(af)]) == 2  # the local namespace has no "pair"
+        assert main(["data", "ls", "--owner", "nobody"]) == 2
+        assert "the web app has no user 'nobody'" in capsys.readouterr().err
+    finally:
+        get_settings.cache_clear()
