@@ -188,6 +188,18 @@ class RunModel(BaseModel):
     download_url: str = Field(description="The model file (``.afmodel``) of this run.")
 
 
+class RunData(BaseModel):
+    """What one data step of the run read: a catalog dataset at its exact version, or a file
+    (by the sha256 of its bytes)."""
+
+    node: str
+    type: str
+    dataset: str | None = Field(None, description="The dataset's name (catalog and uploads).")
+    version: str | None = Field(None, description="The catalog version's full hash.")
+    sha256: str | None = Field(None, description="A file's or an upload's sha256.")
+    symbols: list[str] | None = Field(None, description="The symbols the step asked for.")
+
+
 class RunPublic(RunSummary):
     """A run with its node states, error, links and sandbox; ``sweep``: the sweep trial it was
     opened from."""
@@ -206,6 +218,11 @@ class RunPublic(RunSummary):
     sweep: SweepOrigin | None = None
     models: list[RunModel] = Field(
         default_factory=list, description="The models the run trained (once it completed)."
+    )
+    data: list[RunData] = Field(
+        default_factory=list,
+        description="The data each data step read (once the run ended): re-running the run's "
+        "IR reads the same versions.",
     )
 
 

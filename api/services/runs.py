@@ -29,6 +29,7 @@ from api.models.common import Page, utcnow
 from api.models.pipeline import Pipeline
 from api.models.run import (
     Run,
+    RunData,
     RunModel,
     RunPublic,
     RunSandbox,
@@ -196,7 +197,31 @@ def public(settings: ApiSettings, run: Run) -> RunPublic:
             else None
         ),
         models=_models(settings, run, record),
+        data=data_read(record),
     )
+
+
+def data_read(record: RunRecord | None) -> list[RunData]:
+    """``run.json``'s datasets: each data step's dataset and version (or file hash)."""
+    out: list[RunData] = []
+    for node, rec in sorted((record.datasets if record else {}).items()):
+        fingerprint = str(rec.get("fingerprint") or "")
+        params = rec.get("params") or {}
+        name = params.get("name")
+        version = (
+            fingerprint.removeprefix("catalog:") if fingerprint.startswith("catalog:") else None
+        )
+        out.append(
+            RunData(
+                node=node,
+                type=str(rec.get("type", "")),
+                dataset=str(name).split("@", 1)[0] if name else None,
+                version=version,
+                sha256=None if version else (fingerprint or None),
+                symbols=params.get("symbols"),
+            )
+        )
+    return out
 
 
 def _models(settings: ApiSettings, run: Run, record: RunRecord | None) -> list[RunModel]:
@@ -369,11 +394,16 @@ def require_datasets(
 ) -> None:
     """422 with the editor's AF209 diagnostics (line, column, nearest names) when the version
     reads a dataset its owner does not have: a pipeline may be saved before its data is
-    uploaded, but it does not start a run that could only fail."""
+    uploaded, but it does not start a run that could only fail. Catalog steps: 422 naming the
+    step when their dataset or version is not one the owner may read now."""
+    ir = PipelineIR.from_json(ir_json)
+    catalog.pin_catalog_versions(  # 422 when a catalog dataset or version is not readable now
+        ir, catalog.OwnerDatasetResolver(settings, datasets.visible_datasets(session, owner_id))
+    )
     known = datasets.dataset_names(session, settings, owner_id)
     wanted = {
         str(node.params.get("name"))
-        for node in PipelineIR.from_json(ir_json).nodes
+        for node in ir.nodes
         if node.type == DATASET_NODE and node.runtime == "builtin"
     }
     if wanted <= known:
@@ -390,6 +420,11 @@ def _submit(
 ) -> RunPublic:
     """Create the flow run (Prefect de-duplicates by the run key); a failure fails the row."""
     spec = run_spec(session, settings, run.owner_id, ir_json, run.run_key, overrides=overrides)
+    executed = spec.ir.content_hash()
+    if executed != run.ir_hash:  # catalog steps moved to the versions the run reads
+        run.ir_hash = executed
+        session.add(run)
+        session.commit()
     params = flow_parameters(spec.model_copy(update={"submitted_at": time.time()}))
     start_flow_run(
         session,
