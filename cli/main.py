@@ -149,6 +149,7 @@ _LAZY_COMMANDS = {
     "serve": ("cli.serve", "serve_command"),
     "convert": ("cli.convert", "convert_command"),
     "sweep": ("cli.sweep", "sweep_group"),
+    "data": ("cli.data", "data_group"),
 }
 
 

@@ -63,6 +63,20 @@ class CoreSettings(BaseSettings):
         description="The store shared by the API and workers (a directory or file:// URL); "
         "unset = the data dir.",
     )
+    catalog_url: str | None = Field(
+        default=None,
+        description="The dataset catalog: a directory, file:// or s3://bucket/prefix URL; "
+        "unset = <store>/catalog.",
+    )
+    namespace: str = Field(
+        default="local", description="The catalog namespace the CLI imports into and reads."
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="An S3-compatible server's URL (unset = AWS)."
+    )
+    s3_key: str | None = Field(default=None, description="S3 access key id.")
+    s3_secret: str | None = Field(default=None, description="S3 secret access key.", repr=False)
+    s3_region: str | None = Field(default=None, description="S3 region name.")
 
     @property
     def root(self) -> Path:
@@ -82,6 +96,12 @@ class CoreSettings(BaseSettings):
                 "ALPHAFORGE_ARTIFACT_STORE_URL)"
             )
         return Path(url).expanduser().resolve()
+
+    @property
+    def catalog_location(self) -> str:
+        """The catalog's URL: ``catalog_url``, else ``catalog/`` in the store (the data dir
+        unless ``store_url`` says), which every worker mounts."""
+        return self.catalog_url or str(self.store_root / "catalog")
 
     @property
     def store_location(self) -> str:

@@ -38,6 +38,7 @@ LAYERS: dict[str, str] = {
     "nodes": "node execution and input data",
     "runners": "runners and sandboxes",
     "flows": "the run flow: artifact store, tracking",
+    "catalog": "the dataset catalog: versions, imports, storage",
     "cli": "the `alphaforge` command line",
     "api": "the web API",
 }
@@ -332,6 +333,13 @@ _TABLE: tuple[Code, ...] = (
         "an operator's sandbox setting (ALPHAFORGE_SANDBOX_*) is outside the allowed ceilings",
         "runners",
         raised_by=("runners.caps.SandboxSettingsError",),
+    ),
+    Code(
+        "AF780",
+        "the dataset catalog cannot find, read or write a dataset (name, version, storage)",
+        "catalog",
+        raised_by=("catalog.errors.CatalogError",),
+        detail="the message says what failed and where (the catalog URL, the name or version)",
     ),
     Code(
         "AF790",

@@ -131,6 +131,8 @@ def iter_ohlcv_csv(
     source: str | None = None,
     timezone: str = "UTC",
     chunk_rows: int | None = None,
+    rename: dict[str, str] | None = None,
+    keep_extra: bool = False,
 ) -> Iterator[pd.DataFrame]:
     """:func:`read_ohlcv_csv` of a file, as canonical frames of at most ``chunk_rows`` bars:
     memory grows with ``chunk_rows``, not with the file (an upload of any size).
@@ -139,8 +141,9 @@ def iter_ohlcv_csv(
     the order across chunks is checked where they meet (per symbol); blank lines are allowed
     only at the end. When a file has several errors, the one reported is the first in the
     first chunk that has one (a single-chunk file reports exactly what
-    :func:`read_ohlcv_csv` does). ``chunk_rows`` defaults to :data:`CSV_CHUNK_ROWS`. Raises
-    :class:`DataError` while iterating.
+    :func:`read_ohlcv_csv` does). ``chunk_rows`` defaults to :data:`CSV_CHUNK_ROWS`.
+    ``rename`` renames the file's columns before the checks (the catalog's ``--symbol-col``);
+    ``keep_extra`` is :func:`validate_ohlcv`'s. Raises :class:`DataError` while iterating.
     """
     src = _source_name(path, source)
     _check_exists(path, src)
@@ -163,6 +166,8 @@ def iter_ohlcv_csv(
             raw = _next_chunk(reader, path, src)
             if raw is None:
                 break
+            if rename:
+                raw = raw.rename(columns=rename)
             if header is None:
                 header = raw.iloc[:0]
             if held is not None:
@@ -173,7 +178,9 @@ def iter_ohlcv_csv(
             if len(trimmed) == 0:
                 first_row += len(raw)
                 continue
-            out = validate_ohlcv(trimmed, src, timezone=timezone, first_row=first_row)
+            out = validate_ohlcv(
+                trimmed, src, timezone=timezone, first_row=first_row, keep_extra=keep_extra
+            )
             _check_chunk_order(out, last, src, first_row)
             first_row += len(raw)
             yield out
@@ -262,14 +269,21 @@ def read_ohlcv_parquet(
 
 
 def validate_ohlcv(
-    df: pd.DataFrame, source: str, *, timezone: str = "UTC", first_row: int = 1
+    df: pd.DataFrame,
+    source: str,
+    *,
+    timezone: str = "UTC",
+    first_row: int = 1,
+    keep_extra: bool = False,
 ) -> pd.DataFrame:
     """Validate a raw table of bars and return the canonical frame (a new frame).
 
     Column names are matched case-insensitively; the timestamp column may be called ``ts``,
     ``timestamp``, ``date``, ``datetime`` or ``time``, be a nameless first column (as pandas
-    writes an unnamed index) or be a ``DatetimeIndex``. Other columns
-    are not carried over. ``first_row`` is the number reported for the table's first row.
+    writes an unnamed index) or be a ``DatetimeIndex``. Other columns are not carried over,
+    unless ``keep_extra`` (the catalog keeps them): then they follow, unchecked and as read,
+    named as in the file (stripped). ``first_row`` is the number reported for the table's first
+    row.
 
     ``volume`` may be absent (then all NaN). Checks, in this order, each reporting the first
     offending row: MISSING_COLUMNS /
@@ -300,6 +314,11 @@ def validate_ohlcv(
     out = pd.DataFrame(values, index=pd.DatetimeIndex(ts, name="ts").tz_localize("UTC"))
     if symbol is not None:
         out["symbol"] = symbol.to_numpy()
+    if keep_extra:
+        used = set(cols.values())
+        for col in table.columns:
+            if col not in used and str(col).strip() not in out.columns:
+                out[str(col).strip()] = table[col].to_numpy()
     return out
 
 

@@ -11,6 +11,7 @@ import them: a fixture function imported into a module is a new fixture of that 
 - ``prefect_stack``: the same server plus the web deployment and a process worker, for the run
   and schedule tests (in ``xdist_group(STACK_GROUP)``, so one xdist worker starts the worker).
 - ``docker_engine``: the Docker engine with the sandbox images built.
+- ``s3_server``: moto's S3 server (real HTTP) behind a proxy that can answer HTTP 500.
 
 MLflow gets a real SQLite store in each test's data dir (the settings' default).
 """
@@ -151,6 +152,19 @@ def docker_engine() -> Any:
     client = docker_client()
     client.ping()
     return client
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[Any]:
+    """This worker's S3-compatible server (moto's, as a real HTTP server) behind a proxy that
+    can fail chosen requests (:class:`tests.s3server.S3Server`); a bucket per test."""
+    from tests.s3server import start_s3_server
+
+    server = start_s3_server()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

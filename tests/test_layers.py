@@ -12,14 +12,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ["nodes", "dsl", "runners", "flows", "deployments", "api", "cli"]
+PACKAGES = ["nodes", "dsl", "catalog", "runners", "flows", "deployments", "api", "cli"]
 
 # What each package may import from the project (besides itself).
 ALLOWED: dict[str, set[str]] = {
     "nodes": set(),
     "dsl": {"nodes.base", "nodes.errors", "nodes.codes"},
-    "runners": {"nodes", "dsl.ir"},
-    "flows": {"dsl.ir", "runners", "nodes.base", "nodes.errors", "nodes.codes"},
+    "catalog": {"nodes"},
+    "runners": {"nodes", "dsl.ir", "catalog"},
+    "flows": {"dsl.ir", "runners", "catalog", "nodes.base", "nodes.errors", "nodes.codes"},
     "deployments": {"flows", "dsl.ir", "nodes.errors"},
     "api": {
         "dsl",
@@ -29,11 +30,13 @@ ALLOWED: dict[str, set[str]] = {
         "nodes.errors",
         "nodes.codes",
         "nodes.data",
+        "catalog",
     },
-    "cli": {"nodes", "dsl", "runners", "flows", "deployments", "api"},
+    "cli": {"nodes", "dsl", "catalog", "runners", "flows", "deployments", "api"},
 }
 FORBIDDEN_THIRD_PARTY: dict[str, set[str]] = {
     "nodes": {"prefect", "fastapi", "mlflow", "textx", "sqlmodel"},
+    "catalog": {"prefect", "fastapi", "mlflow", "textx", "sqlmodel"},
     "dsl": {"prefect", "fastapi", "mlflow", "sqlmodel"},
     "runners": {"prefect", "fastapi", "sqlmodel"},
     # The API never talks to Docker: sandboxes run on workers (issue 8, item 4).

@@ -55,6 +55,8 @@ class Dataset(DatasetBase, table=True):
     columns_json: str = Field(sa_type=Text)
     # its latest catalog version (``dataset("name")`` reads it); None: uploaded before the catalog
     catalog_version: str | None = Field(default=None, max_length=64)
+    symbols_json: str | None = Field(default=None, sa_type=Text)  # the latest version's symbols
+    version_count: int = 0
     created_at: datetime = timestamp_field()
     deleted_at: datetime | None = timestamp_field(nullable=True)
 

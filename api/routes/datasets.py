@@ -154,18 +154,9 @@ def list_datasets(
 
 
 @router.get("/{dataset_id}", response_model=DatasetPublic)
-def get_dataset(
-    dataset_id: ObjectId, user: CurrentUser, session: SessionDep, settings: SettingsDep
-) -> DatasetPublic:
+def get_dataset(dataset_id: ObjectId, user: CurrentUser, session: SessionDep) -> DatasetPublic:
     """One dataset (with its latest version's symbols and how many versions it has)."""
-    dataset = datasets.get_dataset(session, user, dataset_id)
-    out = datasets.public(dataset, session, user)
-    found = catalog.versions(settings, dataset)
-    if found:
-        latest = next((v for v in found if v.latest), found[0])
-        out.symbols = [s.symbol for s in latest.symbols]
-        out.versions = len(found)
-    return out
+    return datasets.public(datasets.get_dataset(session, user, dataset_id), session, user)
 
 
 @router.get("/{dataset_id}/preview", response_model=DatasetPreview)

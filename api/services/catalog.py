@@ -172,9 +172,11 @@ def candles(
     )
 
 
-def record_version(dataset: Dataset, info: VersionInfo) -> None:
-    """Point the row at its latest version and show that version's summary."""
+def record_version(dataset: Dataset, info: VersionInfo, count: int) -> None:
+    """Point the row at its latest version (of ``count``) and show that version's summary."""
     dataset.catalog_version = info.version
+    dataset.symbols_json = json.dumps([s.symbol for s in info.symbols])
+    dataset.version_count = count
     dataset.rows = info.rows
     dataset.start = info.start
     dataset.end = info.end
@@ -196,7 +198,8 @@ def sync_namespace(session: Session, settings: ApiSettings, user: User) -> None:
     }
     changed = False
     for name in sorted(names):
-        latest = catalog_of(settings).versions(namespace_of(user.id or 0), name)[-1]
+        found = catalog_of(settings).versions(namespace_of(user.id or 0), name)
+        latest, count = found[-1], len(found)
         row = rows.get(name)
         if row is None:
             row = Dataset(
@@ -207,7 +210,7 @@ def sync_namespace(session: Session, settings: ApiSettings, user: User) -> None:
                 storage_key=f"catalog-{secrets.token_hex(16)}",
                 columns_json="[]",
             )
-            record_version(row, latest)
+            record_version(row, latest, count)
             session.add(row)
             session.flush()
             audit.record(
@@ -215,8 +218,8 @@ def sync_namespace(session: Session, settings: ApiSettings, user: User) -> None:
                 version=latest.version,
             )  # fmt: skip
             changed = True
-        elif row.catalog_version is not None and row.catalog_version != latest.version:
-            record_version(row, latest)
+        elif row.catalog_version != latest.version or row.version_count != count:
+            record_version(row, latest, count)
             session.add(row)
             changed = True
     if changed:

@@ -88,6 +88,8 @@ def public(
         can_manage=caps.can_manage if caps else False,
         notes=notes_of(columns),
         version=dataset.catalog_version,
+        symbols=json.loads(dataset.symbols_json) if dataset.symbols_json else [],
+        versions=dataset.version_count,
     )
 
 
@@ -199,6 +201,8 @@ def create(
         storage_key=stored.key,
         columns_json=json.dumps(stored.summary.columns),
         catalog_version=stored.version,
+        symbols_json=json.dumps(stored.symbols),
+        version_count=stored.version_count,
     )
     session.add(dataset)
     session.flush()
@@ -240,6 +244,8 @@ def add_version(
     dataset.storage_key = stored.key
     dataset.columns_json = json.dumps(stored.summary.columns)
     dataset.catalog_version = stored.version
+    dataset.symbols_json = json.dumps(stored.symbols)
+    dataset.version_count = stored.version_count
     session.add(dataset)
     audit.record(
         session, user, "dataset.version", "dataset", dataset.id, name=name,
@@ -256,6 +262,8 @@ class _Ingested:
     key: str
     final: Path
     version: str
+    symbols: list[str]
+    version_count: int
 
 
 def _ingest(
@@ -298,7 +306,10 @@ def _ingest(
             raise
     finally:
         tmp.unlink(missing_ok=True)
-    return _Ingested(summary, sha256, key, final, info.version)
+    count = len(catalog_of(settings).versions(namespace_of(owner_id), name))
+    return _Ingested(
+        summary, sha256, key, final, info.version, [x.symbol for x in info.symbols], count
+    )
 
 
 def _commit_or_drop(session: Session, final: Path) -> None:

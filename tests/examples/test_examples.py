@@ -15,7 +15,9 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.af"))
 # Trained then traded again from the model registry: run as a pair, in one MLflow store
 ML_PAIR = ("ml_lstm_pipeline", "ml_registered_predict")
-ALONE = [p for p in EXAMPLES if p.stem not in ML_PAIR]
+# Reads the catalog (its data is imported first): tests/examples/test_momentum_rotation.py
+CATALOG = ("momentum_rotation",)
+ALONE = [p for p in EXAMPLES if p.stem not in ML_PAIR + CATALOG]
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api")]
 

@@ -18,7 +18,18 @@ from nodes.errors import AlphaForgeError
 
 ROOT = Path(__file__).parents[2]
 #: Folders whose text is ours (generated UI files included: they must agree too).
-SOURCE_DIRS = ("api", "cli", "deployments", "docs", "dsl", "flows", "nodes", "runners", "ui/src")
+SOURCE_DIRS = (
+    "api",
+    "catalog",
+    "cli",
+    "deployments",
+    "docs",
+    "dsl",
+    "flows",
+    "nodes",
+    "runners",
+    "ui/src",
+)
 SUFFIXES = {".py", ".md", ".ts", ".svelte", ".json", ".tx", ".af", ".sh", ".mjs"}
 LITERAL = re.compile(r"\bAF\d{3}\b")
 THIS = Path(__file__).resolve()
@@ -65,7 +76,7 @@ def test_every_af_literal_in_the_source_tree_is_registered() -> None:
 
 def test_every_registered_code_is_used_outside_the_registry_and_the_docs() -> None:
     used: set[str] = set()
-    for p in _files(("api", "cli", "dsl", "flows", "nodes", "runners")):
+    for p in _files(("api", "catalog", "cli", "dsl", "flows", "nodes", "runners")):
         if p.suffix == ".py" and p != ROOT / "nodes" / "codes.py":
             used |= set(LITERAL.findall(p.read_text(encoding="utf-8")))
     assert sorted(set(CODES) - used) == []
@@ -74,7 +85,7 @@ def test_every_registered_code_is_used_outside_the_registry_and_the_docs() -> No
 def _class_codes() -> dict[str, str]:
     """``module.Class`` -> the ``code`` its body sets, for every class in our packages."""
     out: dict[str, str] = {}
-    for p in _files(("api", "cli", "deployments", "dsl", "flows", "nodes", "runners")):
+    for p in _files(("api", "catalog", "cli", "deployments", "dsl", "flows", "nodes", "runners")):
         if p.suffix != ".py":
             continue
         module = ".".join(p.relative_to(ROOT).with_suffix("").parts)
