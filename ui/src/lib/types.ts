@@ -66,7 +66,8 @@ export interface DatasetVersion extends Omit<Out<S['DatasetVersionPublic']>, 'sy
   symbols: SymbolRange[];
 }
 /** A version with its validation report (see `lib/catalog.ts` for the report's shape). */
-export interface DatasetVersionDetail extends DatasetVersion {
+export interface DatasetVersionDetail extends Omit<Out<S['DatasetVersionDetail']>, 'symbols' | 'report'> {
+  symbols: SymbolRange[];
   report: Record<string, unknown>;
 }
 /** One symbol's bars of a version, parallel arrays (`t` in epoch seconds). */
