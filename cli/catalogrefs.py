@@ -1,5 +1,5 @@
 """``dataset("name@version")`` steps as the command line resolves them: over a catalog
-namespace (``--namespace``, else ``ALPHAFORGE_NAMESPACE``, else ``local``).
+namespace (``--namespace``, else the settings' ``ALPHAFORGE_NAMESPACE``, else ``local``).
 
 Opened only when the pipeline's text has a ``dataset(`` call: other runs never touch the
 catalog's storage.
@@ -7,13 +7,12 @@ catalog's storage.
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Any
 
 from dsl.catalogref import DatasetLookupError
 
-__all__ = ["CliDatasetResolver", "default_namespace", "uses_catalog"]
+__all__ = ["CliDatasetResolver", "uses_catalog"]
 
 _CALL = re.compile(r"\bdataset\s*\(")
 
@@ -21,11 +20,6 @@ _CALL = re.compile(r"\bdataset\s*\(")
 def uses_catalog(text: str) -> bool:
     """Whether a pipeline's text may have a ``dataset(...)`` step (a cheap test)."""
     return bool(_CALL.search(text))
-
-
-def default_namespace(namespace: str | None = None) -> str:
-    """The namespace in force: the option, the environment, else ``local``."""
-    return namespace or os.environ.get("ALPHAFORGE_NAMESPACE") or "local"
 
 
 class CliDatasetResolver:
@@ -40,8 +34,7 @@ class CliDatasetResolver:
         import difflib
 
         from catalog import CatalogError
-
-        from flows.datasets import open_catalog
+        from flows.catalog import open_catalog
 
         catalog = open_catalog(self.settings)
         try:

@@ -120,11 +120,11 @@ def _catalog(path: Path, settings: Any, namespace: str | None) -> Any:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return None  # load_pipeline says what is wrong with the file
-    from cli.catalogrefs import CliDatasetResolver, default_namespace, uses_catalog
+    from cli.catalogrefs import CliDatasetResolver, uses_catalog
 
     if not uses_catalog(text):
         return None
-    return CliDatasetResolver(settings, default_namespace(namespace))
+    return CliDatasetResolver(settings, namespace or settings.namespace)
 
 
 def _load_or_exit(

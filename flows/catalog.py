@@ -1,11 +1,18 @@
-"""The dataset catalog the settings name (``ALPHAFORGE_CATALOG_URL`` and the S3 settings)."""
+"""The dataset catalog the settings name (``ALPHAFORGE_CATALOG_URL`` and the S3 settings), and
+the catalog a run's ``dataset`` steps read (``NodeContext.catalog``).
+
+A run spec names the catalog (``catalog_url``, else this process's configured one) and the
+namespace whose names a step without a version resolves; S3 credentials come from this
+process's settings, never from the spec (flow parameters are visible in Prefect's UI).
+"""
 
 from __future__ import annotations
 
 from catalog import Catalog
 from flows.settings import CoreSettings
+from runners.catalogsource import CatalogSource
 
-__all__ = ["open_catalog"]
+__all__ = ["catalog_source", "open_catalog"]
 
 
 def open_catalog(settings: CoreSettings, url: str | None = None) -> Catalog:
@@ -18,3 +25,10 @@ def open_catalog(settings: CoreSettings, url: str | None = None) -> Catalog:
         secret=settings.s3_secret,
         region=settings.s3_region,
     )
+
+
+def catalog_source(settings: CoreSettings, url: str | None, namespace: str | None) -> CatalogSource:
+    """What a run's nodes read catalog versions through: opened on first use (a run without
+    ``dataset`` steps never touches the catalog's storage); names resolve in ``namespace``
+    (default: the settings' namespace, ``local`` unless set)."""
+    return CatalogSource(lambda: open_catalog(settings, url), namespace or settings.namespace)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from dsl.ir import NodeIR
 from flows.artifacts import ArtifactStore
-from flows.datasets import catalog_source
+from flows.catalog import catalog_source
 from flows.events import NodeEvent, publish
 from flows.record import utc_now, write_json
 from flows.settings import current_settings

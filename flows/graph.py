@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from dsl.ir import NodeIR, PipelineIR
 from flows.artifacts import ArtifactStore, KeyPlan, compute_keys
-from flows.datasets import catalog_source
+from flows.catalog import catalog_source
 from flows.events import NodeEvent, publish
 from flows.execute import NodeJob, cancel_user_runners, execute_job, release_user_runners
 from flows.finish import finish_run, open_tracker

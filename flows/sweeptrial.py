@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dsl.ir import Objective, PipelineIR
-from flows.datasets import catalog_source
+from flows.catalog import catalog_source
 from flows.overfitting import ReturnMoments, block_sums, cscv_blocks
 from flows.settings import CoreSettings
 from flows.sweepspec import SweepSpec, TrialRow

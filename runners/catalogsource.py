@@ -11,7 +11,6 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from catalog import Catalog, CatalogError
-
 from nodes.errors import DataError, NodeError
 
 if TYPE_CHECKING:

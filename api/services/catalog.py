@@ -17,7 +17,6 @@ import json
 import secrets
 from datetime import UTC, datetime
 
-from catalog import Catalog, CatalogError, VersionInfo
 from sqlmodel import Session, col, select
 
 from api.errors import NotFound, Unprocessable
@@ -31,9 +30,10 @@ from api.models.dataset import (
 from api.models.user import User
 from api.services import audit
 from api.settings import ApiSettings
+from catalog import Catalog, CatalogError, VersionInfo
 from dsl.catalogref import CATALOG_NODE, DatasetLookupError, floating_steps
 from dsl.ir import PipelineIR
-from flows.datasets import open_catalog
+from flows.catalog import open_catalog
 from nodes.base import split_dataset_reference
 
 __all__ = [

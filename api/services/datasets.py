@@ -190,7 +190,7 @@ def create(
             "name or delete the old dataset first."
         )
     session.commit()  # ends the read transaction: no connection held while the file is parsed
-    stored = _ingest(settings, user.id or 0, name, upload, filename, timezone, symbol or name)
+    stored = _ingest(settings, user.id or 0, name, upload, filename, timezone, symbol)
     dataset = Dataset(
         name=name,
         owner_id=user.id or 0,
@@ -233,7 +233,7 @@ def add_version(
     owner_id, name = dataset.owner_id, dataset.name
     session.commit()
     stored = _ingest(
-        settings, owner_id, name, upload, filename, timezone, symbol or name, message=message
+        settings, owner_id, name, upload, filename, timezone, symbol, message=message
     )
     dataset = get_owned(session, user, Dataset, dataset_id, "dataset", level=Level.EDIT)
     old_version = dataset.catalog_version
@@ -273,30 +273,35 @@ def _ingest(
     upload: IO[bytes],
     filename: str | None,
     timezone: str,
-    symbol: str,
+    symbol: str | None,
     message: str = "",
 ) -> _Ingested:
     """Spool, validate and store the upload: its Parquet file, then a catalog version. Nothing
     is left behind when either fails (bad data: the DataError; the catalog's storage: 503)."""
-    from catalog import CatalogError
-
     from api.services.catalog import catalog_of, namespace_of
+    from catalog import CatalogError
 
     source = Path(filename or "upload.csv").name[:100] or "upload.csv"
     tmp, sha256 = _spool(upload, settings.datasets_dir)
     key = secrets.token_hex(16)
     final = settings.datasets_dir / f"{key}.parquet"
+    # the catalog's report names the file as the user did: the spooled copy, renamed so, in a
+    # folder of its own
+    named = tmp.parent / f".import-{secrets.token_hex(16)}" / _csv_name(source)
     try:
         summary = _store_parquet(tmp, final, source, timezone)
+        named.parent.mkdir()
+        os.replace(tmp, named)
         try:
             info = catalog_of(settings).import_files(
                 namespace_of(owner_id),
                 name,
-                [tmp],
-                symbol=symbol,
+                [named],
+                # the file's own symbols when it has a symbol column (a symbol given too is
+                # refused, SYMBOL_CONFLICT), else the one given or the dataset's name
+                symbol=symbol or (None if "symbol" in summary.columns else name),
                 timezone=timezone,
                 message=message or f"uploaded {source}",
-                source_names=[source],
             )
         except CatalogError as exc:
             final.unlink(missing_ok=True)
@@ -306,10 +311,19 @@ def _ingest(
             raise
     finally:
         tmp.unlink(missing_ok=True)
+        named.unlink(missing_ok=True)
+        if named.parent.is_dir():
+            named.parent.rmdir()
     count = len(catalog_of(settings).versions(namespace_of(owner_id), name))
     return _Ingested(
         summary, sha256, key, final, info.version, [x.symbol for x in info.symbols], count
     )
+
+
+def _csv_name(source: str) -> str:
+    """A file name for the spooled upload: the user's, as a ``.csv`` (it is read as CSV)."""
+    stem = re.sub(r"[^\w.\-]", "_", source)[:100] or "upload"
+    return stem if stem.lower().endswith(".csv") else f"{stem}.csv"
 
 
 def _commit_or_drop(session: Session, final: Path) -> None:

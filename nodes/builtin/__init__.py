@@ -1,6 +1,16 @@
 """The built-in node types. Importing this package registers them (see docs/builtin-nodes.md)."""
 
-from nodes.builtin import backtest, catalogdata, indicators, loaders, metrics, ml, signals, torchml
+from nodes.builtin import (
+    backtest,
+    catalogdata,
+    indicators,
+    loaders,
+    metrics,
+    ml,
+    portfolio,
+    signals,
+    torchml,
+)
 
 __all__ = [
     "backtest",
@@ -9,6 +19,7 @@ __all__ = [
     "loaders",
     "metrics",
     "ml",
+    "portfolio",
     "signals",
     "torchml",
 ]

@@ -106,7 +106,9 @@ def test_bad_data_adds_no_version(client: TestClient, alice: Account) -> None:
 def test_candles_of_one_symbol_read_pruned_and_cut_to_the_last_bars(
     client: TestClient, alice: Account
 ) -> None:
-    ds = upload(client, alice, "pair", panel_csv()).json()
+    r = upload(client, alice, "pair", panel_csv())
+    assert r.status_code == 201, r.text
+    ds = r.json()
     assert ds["symbols"] == ["AAA", "BBB"]
     r = client.get(
         f"/api/datasets/{ds['id']}/candles?symbol=BBB&limit=2", headers=alice.headers

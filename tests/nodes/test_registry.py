@@ -27,7 +27,7 @@ def _product_types() -> list[type[Node]]:
 
 def test_every_documented_node_is_registered_and_nothing_else() -> None:
     documented = _documented_names()
-    assert len(documented) == 26
+    assert len(documented) == 27
     assert {t.name for t in _product_types()} == documented
 
 
@@ -51,7 +51,7 @@ def test_catalog_is_json_with_schemas_and_typed_ports() -> None:
             assert prop.get("description"), (spec["name"], name)
 
 
-@pytest.mark.parametrize("name", ["backtest", "metrics"])
+@pytest.mark.parametrize("name", ["backtest", "metrics", "portfolio_backtest"])
 def test_metric_nodes_declare_their_metric_keys(name: str) -> None:
     keys = registry().get(name).metric_keys
     assert {"sharpe", "total_return", "max_drawdown", "num_trades", "final_equity"} <= set(keys)
