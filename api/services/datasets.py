@@ -232,9 +232,7 @@ def add_version(
     dataset = get_owned(session, user, Dataset, dataset_id, "dataset", level=Level.EDIT)
     owner_id, name = dataset.owner_id, dataset.name
     session.commit()
-    stored = _ingest(
-        settings, owner_id, name, upload, filename, timezone, symbol, message=message
-    )
+    stored = _ingest(settings, owner_id, name, upload, filename, timezone, symbol, message=message)
     dataset = get_owned(session, user, Dataset, dataset_id, "dataset", level=Level.EDIT)
     old_version = dataset.catalog_version
     dataset.rows = stored.summary.rows
