@@ -10,6 +10,10 @@ In-process value representations, by port type:
   ``open, high, low, close, volume`` (and an optional string column ``symbol``).
 - ``series`` / ``signal``: ``pd.Series`` of float64 with the same kind of index. A signal is a
   target position in [-1, 1]. A column of a frame (``data.close``) is a ``series``.
+- several symbols (a "panel", :mod:`nodes.panel`): ``ohlcv`` in long form (a row per
+  (ts, symbol), a ``symbol`` column with 2 or more symbols); ``series`` / ``signal`` wide (a
+  ``pd.DataFrame`` by ts, one float64 column per symbol, NaN where a symbol has no bar; a
+  signal holds target weights). :attr:`Node.panel` says how a node takes them.
 - ``frame`` / ``equity`` / ``orders`` / ``trades``: ``pd.DataFrame`` (``equity`` indexed by ts).
 - ``metrics``: ``dict[str, Any]`` of numbers or None (never NaN or infinity), plus a few
   strings (``start``, ``ppy_source``) and lists of strings (``notes``, ``warnings``).
@@ -370,6 +374,13 @@ class Node(ABC):
     ``metric_keys`` names the keys of a ``metrics`` output, so that ``result.sharpe`` can be
     checked by the compiler; ``text_metric_keys`` are those of them that are not numbers (dates,
     sentences, lists), which a sweep cannot optimise.
+
+    ``panel`` says what the node does with several symbols (:mod:`nodes.panel`): ``"none"``
+    (the default) refuses a panel input with a NodeError naming the node and ``panel_hint``
+    (what to use instead); ``"per_symbol"`` nodes are run once per symbol on that symbol's own
+    bars (exactly a single-symbol run) and their outputs assembled (series wide, tables long);
+    ``"native"`` nodes take panels themselves (loaders, cross-sectional nodes). Runners call
+    :meth:`execute`, which applies this, never :meth:`run` directly.
     """
 
     name: ClassVar[str]
@@ -384,6 +395,8 @@ class Node(ABC):
     # A param a step may give as its first positional argument, after its inputs (a literal,
     # never a reference): `dataset("us_equities_daily")` means name="us_equities_daily".
     positional_param: ClassVar[str | None] = None
+    panel: ClassVar[str] = "none"
+    panel_hint: ClassVar[str] = ""
 
     def __init__(self, ctx: NodeContext | None = None) -> None:
         self.ctx = ctx if ctx is not None else NodeContext()
@@ -391,6 +404,13 @@ class Node(ABC):
     @abstractmethod
     def run(self, inputs: Mapping[str, Any], params: Any) -> dict[str, Any]:
         """Compute the outputs (port name -> value) from inputs (port name -> value)."""
+
+    def execute(self, inputs: Mapping[str, Any], params: Any) -> dict[str, Any]:
+        """Run the node as its ``panel`` kind says: :meth:`run` on one symbol's data, once per
+        symbol on a panel (``per_symbol``), or a NodeError for a panel it cannot take."""
+        from nodes import panel
+
+        return panel.run_node(self, inputs, params)
 
     @classmethod
     def code_fingerprint(cls) -> str:
@@ -461,6 +481,7 @@ class Node(ABC):
             "metric_keys": list(cls.metric_keys),
             "text_metric_keys": list(cls.text_metric_keys),
             "runtime": "builtin",
+            "panel": cls.panel,
         } | ({"positional_param": cls.positional_param} if cls.positional_param else {})
 
 

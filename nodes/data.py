@@ -344,26 +344,36 @@ def require_volume(column: str | None, values: Any, where: str) -> None:
 
 
 def select_symbol(df: pd.DataFrame, symbol: str | None, source: str) -> pd.DataFrame:
-    """One symbol's bars: the rows of ``symbol`` (or label all rows with it if none has one).
+    """One symbol's bars (the rows of ``symbol``, or all rows labelled with it if the data has
+    no symbol column), or, without ``symbol``, every symbol's: a data set of several symbols
+    then becomes a long panel (:mod:`nodes.panel`), its rows sorted by (ts, symbol).
 
-    Without ``symbol``, a frame holding several symbols raises ``MULTIPLE_SYMBOLS``: a single
-    series of bars must have one timestamp per bar.
+    Raises ``UNKNOWN_SYMBOL`` for a ``symbol`` the data does not hold.
     """
     if "symbol" not in df.columns:
         if symbol is None:
             return df
         return df.assign(symbol=pd.Series(symbol, index=df.index, dtype="str"))
-    present = sorted(df["symbol"].unique().tolist())
     if symbol is None:
-        if len(present) > 1:
-            shown = ", ".join(present[:10]) + (", ..." if len(present) > 10 else "")
-            msg = f"the data holds {len(present)} symbols ({shown}); choose one with symbol=..."
-            raise DataError("MULTIPLE_SYMBOLS", msg, source=source)
-        return df
-    if symbol not in present:
+        return _panel_order(df)
+    keep = df["symbol"].to_numpy() == symbol
+    if not keep.any():
+        present = sorted(df["symbol"].unique().tolist())
         shown = ", ".join(present[:10]) + (", ..." if len(present) > 10 else "")
         raise DataError("UNKNOWN_SYMBOL", f"no bars for {symbol!r} (has: {shown})", source=source)
-    return df[df["symbol"].to_numpy() == symbol]
+    return df[keep]
+
+
+def _panel_order(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows sorted by (ts, symbol) (as they are when already so: no copy)."""
+    if len(df) < 2:
+        return df
+    codes, _ = pd.factorize(df["symbol"], sort=True)
+    ts = df.index.asi8
+    ordered = (ts[1:] > ts[:-1]) | ((ts[1:] == ts[:-1]) & (codes[1:] > codes[:-1]))
+    if ordered.all():
+        return df
+    return df.take(np.lexsort((codes, ts)))
 
 
 def filter_range(

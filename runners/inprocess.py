@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dsl.ir import InputBinding, NodeIR
+from nodes import panel
 from nodes.base import DatasetSource, Node, NodeContext, NodeRegistry, PortType, registry
 from nodes.data import require_volume
 from nodes.errors import AlphaForgeError, DataError
@@ -172,7 +173,7 @@ class InProcessRunner:
     ) -> Mapping[str, Any]:
         params = node_type.validated_params(node_ir.params)
         node = node_type(self.context(log, outputs))
-        values = node.run(inputs, params)
+        values = node.execute(inputs, params)
         if not isinstance(values, Mapping):
             raise RunnerError(f"node {node_ir.id!r} returned {type(values).__name__}, not a dict")
         return values
@@ -226,7 +227,8 @@ class InProcessRunner:
 
 
 def _select(value: Any, binding: InputBinding, node_id: str, port: str) -> Any:
-    """Apply a binding's column selection (``data.close``) to a loaded value."""
+    """Apply a binding's column selection (``data.close``) to a loaded value; a column of a
+    panel is a wide frame (ts × symbol, NaN where a symbol has no bar)."""
     if binding.column is None:
         return value
     if not isinstance(value, pd.DataFrame):
@@ -242,6 +244,8 @@ def _select(value: Any, binding: InputBinding, node_id: str, port: str) -> Any:
         )
     series = value[binding.column]
     require_volume(binding.column, series, f"node {node_id!r} ({binding.node}.{binding.column})")
+    if panel.is_panel(value):  # a column of several symbols: wide, ts × symbol
+        return panel.wide(value, binding.column)
     return series.astype("float64") if pd.api.types.is_numeric_dtype(series.dtype) else series
 
 

@@ -2,19 +2,22 @@
 
 Tables (``ohlcv``, ``frame``, ``equity``, ``orders``, ``trades``) and series (``series``,
 ``signal``) are Parquet, keeping the ``ts`` index; a series is stored as a one-column table with a
-marker in the schema metadata so it reads back as a series with its name. ``metrics`` are JSON
-(NaN and infinity refused); a ``model`` is a model file (:mod:`nodes.modelfile`: JSON and
-numpy arrays in a zip, never a pickle).
+marker in the schema metadata so it reads back as a series with its name. A series of several
+symbols (a wide frame, :mod:`nodes.panel`) is stored as a table with a ``wide`` marker naming
+its symbols (and its bars, where they are not its non-NaN cells) and reads back equal.
+``metrics`` are JSON (NaN and infinity refused); a ``model`` is a model file
+(:mod:`nodes.modelfile`: JSON and numpy arrays in a zip, never a pickle).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nodes import modelfile
+from nodes import modelfile, panel
 from nodes.base import PortForm, PortType, port_info, types_of_form
 from nodes.lazy import lazy_module
 from runners.base import RunnerError
@@ -57,6 +60,8 @@ def write_value(value: Any, port_type: PortType | str, path: Path) -> None:
         path.write_text(json.dumps(value, sort_keys=True, allow_nan=False, default=_json_scalar))
     elif form == PortForm.OBJECT:
         modelfile.save(value, path)
+    elif form == PortForm.SERIES and isinstance(value, pd.DataFrame):
+        _write_wide(value, path)
     elif form == PortForm.SERIES:
         name = value.name
         frame = value.rename("value").to_frame()
@@ -80,11 +85,46 @@ def read_value(path: str | Path) -> Any:
     table = pq.read_table(p)
     frame = table.to_pandas()
     raw = (table.schema.metadata or {}).get(_META_KEY)
-    if raw is not None and json.loads(raw).get("kind") == "series":
+    marker = json.loads(raw) if raw is not None else {}
+    if marker.get("kind") == "series":
         series = frame["value"]
-        series.name = json.loads(raw).get("name")
+        series.name = marker.get("name")
         return series
+    if marker.get("kind") == "wide":
+        return _read_wide(frame, marker)
     return frame
+
+
+def _write_wide(value: pd.DataFrame, path: Path) -> None:
+    """A wide series (ts × symbol, :mod:`nodes.panel`): the columns stored by position (a
+    symbol may be called anything, ``ts`` too), their names and which cells are bars (when
+    that is not simply the non-NaN cells) in the marker."""
+    symbols = [str(c) for c in value.columns]
+    frame = value.set_axis([f"c{i}" for i in range(len(symbols))], axis=1)
+    frame.attrs = {}  # what the marker keeps; pyarrow would try to put attrs in JSON
+    table = pa.Table.from_pandas(frame, preserve_index=True)
+    cells = panel.bars(value)
+    marker: dict[str, Any] = {"kind": "wide", "symbols": symbols}
+    name = value.attrs.get(panel.NAME_ATTR)
+    if name is not None:
+        marker["name"] = str(name)
+    if not np.array_equal(cells, value.notna().to_numpy()):
+        marker["bars"] = base64.b64encode(np.packbits(cells, axis=None).tobytes()).decode()
+    meta = dict(table.schema.metadata or {})
+    meta[_META_KEY] = json.dumps(marker).encode()
+    pq.write_table(table.replace_schema_metadata(meta), path)
+
+
+def _read_wide(frame: pd.DataFrame, marker: dict[str, Any]) -> pd.DataFrame:
+    out = frame.set_axis(pd.Index([str(s) for s in marker["symbols"]]), axis=1)
+    if "name" in marker:
+        out.attrs[panel.NAME_ATTR] = marker["name"]
+    if "bars" in marker:
+        packed = np.frombuffer(base64.b64decode(marker["bars"]), dtype=np.uint8)
+        cells = np.unpackbits(packed, count=out.size).astype(bool).reshape(out.shape)
+    else:
+        cells = out.notna().to_numpy()
+    return panel.set_bars(out, cells)  # always: says the frame is a wide series
 
 
 def check_value(value: Any, port_type: PortType | str, where: str) -> None:
@@ -101,6 +141,9 @@ def check_value(value: Any, port_type: PortType | str, where: str) -> None:
 
 
 def _check_series(value: Any, pt: PortType, where: str) -> None:
+    if isinstance(value, pd.DataFrame):
+        _check_wide(value, pt, where)
+        return
     if not isinstance(value, pd.Series):
         raise RunnerError(f"{where}: expected a {pt.value} (pandas Series), got {_kind(value)}")
     if not pd.api.types.is_numeric_dtype(value.dtype):
@@ -119,6 +162,34 @@ def _check_signal(value: pd.Series, where: str) -> None:
         raise RunnerError(f"{where}: a signal may not contain NaN")
     if outside:
         raise RunnerError(f"{where}: signal values must lie in [-1, 1]")
+
+
+def _check_wide(value: pd.DataFrame, pt: PortType, where: str) -> None:
+    """A series or signal of several symbols (:mod:`nodes.panel`): by unique ascending
+    timestamps, one numeric column per symbol (names unique, sorted). A wide signal holds
+    target weights: NaN (no bar, no new target) is allowed, ±inf is not; its size is the
+    portfolio's business (a weight of 2 is leverage), not checked here."""
+    what = f"a {pt.value} of several symbols"
+    index = value.index
+    if not isinstance(index, pd.DatetimeIndex):
+        raise RunnerError(
+            f"{where}: expected a {pt.value} (pandas Series), got DataFrame (a table is {what} "
+            "only when indexed by timestamps, one column per symbol)"
+        )
+    if not (index.is_monotonic_increasing and index.is_unique):
+        raise RunnerError(f"{where}: {what} needs unique timestamps in ascending order")
+    names = list(value.columns)
+    if not all(isinstance(c, str) for c in names) or names != sorted(set(names)):
+        raise RunnerError(f"{where}: {what} needs one column per symbol, named, unique, sorted")
+    for name in names:
+        if not pd.api.types.is_numeric_dtype(value[name].dtype):
+            raise RunnerError(
+                f"{where}: {what}: column {name!r} must be numeric, got {value[name].dtype}"
+            )
+    if pt == PortType.SIGNAL:
+        values = value.to_numpy(dtype="float64", na_value=np.nan)
+        if np.isinf(values).any():
+            raise RunnerError(f"{where}: a signal's weights must be finite")
 
 
 def _check_table(value: Any, pt: PortType, where: str) -> None:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dsl.ir import InputBinding, NodeIR
+from nodes import panel
 from nodes.base import PortType, port_info
 from nodes.data import require_volume
 from nodes.lazy import lazy_module
@@ -195,8 +196,26 @@ def _load_inputs(
             if len(path) != 1:
                 raise RunnerError(f"node {node_ir.id!r}: input {port.name!r} takes one artifact")
             path = path[0]
-        values[port.name] = _select(read_value(path), binding, node_ir.id, port.name)
+        value = read_value(path)
+        _refuse_panel(value, node_ir.id, port.name)
+        values[port.name] = _select(value, binding, node_ir.id, port.name)
     return values
+
+
+def _refuse_panel(value: Any, node_id: str, port: str) -> None:
+    """Custom nodes take one symbol: a panel (long bars of several symbols) or a series of
+    several symbols (a wide frame where a series was stored) is refused, naming the node."""
+    multi = panel.is_panel(value)
+    if not multi and isinstance(value, pd.DataFrame):
+        multi = value.attrs.get(panel.BARS_ATTR) is not None  # read_value's wide frames
+    if multi:
+        symbols = panel.symbols_of(value)
+        shown = ", ".join(symbols[:5]) + (", ..." if len(symbols) > 5 else "")
+        raise RunnerError(
+            f"node {node_id!r}: custom nodes take one symbol; input {port!r} holds "
+            f"{len(symbols)} symbols ({shown}). Keep one symbol in the loader "
+            '(symbol="...") for this node'
+        )
 
 
 def prepare_job(

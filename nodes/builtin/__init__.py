@@ -2,6 +2,7 @@
 
 from nodes.builtin import (
     backtest,
+    bars,
     catalogdata,
     indicators,
     loaders,
@@ -10,10 +11,12 @@ from nodes.builtin import (
     portfolio,
     signals,
     torchml,
+    xsection,
 )
 
 __all__ = [
     "backtest",
+    "bars",
     "catalogdata",
     "indicators",
     "loaders",
@@ -22,4 +25,5 @@ __all__ = [
     "portfolio",
     "signals",
     "torchml",
+    "xsection",
 ]

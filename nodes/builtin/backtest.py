@@ -356,6 +356,7 @@ class Backtest(Node):
 
     name = "backtest"
     category = "backtest"
+    panel_hint = "for several symbols with shared capital use portfolio_backtest(data, weights)"
     summary = "Bar backtest of a target-position signal"
     inputs = (
         Port("data", PortType.OHLCV, "the bars traded (open for fills, close for marking)"),

@@ -87,6 +87,7 @@ class Sma(Node):
 
     name = "sma"
     category = "indicators"
+    panel = "per_symbol"
     summary = "Simple moving average"
     inputs = _IN
     outputs = _OUT
@@ -108,6 +109,7 @@ class Ema(Node):
 
     name = "ema"
     category = "indicators"
+    panel = "per_symbol"
     summary = "Exponential moving average"
     inputs = _IN
     outputs = _OUT
@@ -140,6 +142,7 @@ class Rsi(Node):
 
     name = "rsi"
     category = "indicators"
+    panel = "per_symbol"
     summary = "Relative strength index (Wilder)"
     inputs = _IN
     outputs = _OUT
@@ -185,6 +188,7 @@ class Macd(Node):
 
     name = "macd"
     category = "indicators"
+    panel = "per_symbol"
     summary = "MACD line, signal line and histogram"
     inputs = _IN
     outputs = (
@@ -222,6 +226,7 @@ class Bollinger(Node):
 
     name = "bollinger"
     category = "indicators"
+    panel = "per_symbol"
     summary = "Bollinger bands and %b"
     inputs = _IN
     outputs = (
@@ -269,6 +274,7 @@ class Atr(Node):
 
     name = "atr"
     category = "indicators"
+    panel = "per_symbol"
     summary = "Average true range (Wilder)"
     inputs = (Port("bars", PortType.OHLCV, "bars with high, low and close"),)
     outputs = _OUT
@@ -298,6 +304,7 @@ class Momentum(Node):
 
     name = "momentum"
     category = "indicators"
+    panel = "per_symbol"
     summary = "Change over a lag"
     inputs = _IN
     outputs = _OUT
@@ -325,6 +332,7 @@ class Returns(Node):
 
     name = "returns"
     category = "indicators"
+    panel = "per_symbol"
     summary = "Simple or log returns"
     inputs = _IN
     outputs = _OUT
@@ -354,6 +362,7 @@ class Zscore(Node):
 
     name = "zscore"
     category = "indicators"
+    panel = "per_symbol"
     summary = "Rolling z-score"
     inputs = _IN
     outputs = _OUT

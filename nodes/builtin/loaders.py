@@ -21,6 +21,7 @@ from nodes.data import (
 )
 from nodes.errors import DataError
 from nodes.lazy import lazy_module
+from nodes.panel import is_panel
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,6 +52,14 @@ class _RangeParams(Params):
         return self
 
 
+def _describe(bars: pd.DataFrame) -> str:
+    """What a loader read, for its log: bars, dates and, for a panel, the symbols."""
+    what = f"{len(bars)} bars from {bars.index[0]} to {bars.index[-1]}"
+    if is_panel(bars):
+        what += f" for {bars['symbol'].nunique()} symbols (a panel)"
+    return what
+
+
 def _wall_clock(when: date | datetime) -> pd.Timestamp:
     stamp = pd.Timestamp(when)
     return stamp.tz_localize(None) if stamp.tzinfo is not None else stamp
@@ -64,7 +73,8 @@ class FileOhlcvParams(_RangeParams):
     )
     symbol: str | None = Field(
         None,
-        description="Keep this symbol's rows (files with a symbol column) or label the bars.",
+        description="Keep this symbol's rows (files with a symbol column) or label the bars. "
+        "Left out, a file of several symbols gives them all, as a panel.",
     )
     timezone: str = Field(
         "UTC", description="IANA time zone of timestamps written without a UTC offset."
@@ -88,6 +98,7 @@ class DatasetParams(_RangeParams):
 
 class _FileLoader(Node):
     category = "data"
+    panel = "native"
     outputs = (_BARS,)
     params_model = FileOhlcvParams
 
@@ -112,7 +123,7 @@ class _FileLoader(Node):
         bars = filter_range(
             bars, params.start, params.end, timezone=params.timezone, source=params.path
         )
-        self.ctx.log(f"{params.path}: {len(bars)} bars from {bars.index[0]} to {bars.index[-1]}")
+        self.ctx.log(f"{params.path}: {_describe(bars)}")
         return {"bars": bars}
 
     def fingerprint(self, params: FileOhlcvParams) -> str:
@@ -132,6 +143,11 @@ class CsvOhlcv(_FileLoader):
     NON_POSITIVE_PRICE, NEGATIVE_VOLUME, HIGH_BELOW_LOW, PRICE_OUTSIDE_RANGE, UNSORTED,
     DUPLICATE_TIMESTAMP. Nothing is silently dropped, reordered or repaired. ``start``/``end``
     keep a date range (inclusive).
+
+    A file with a ``symbol`` column holding several symbols gives one of them with
+    ``symbol="..."``, else all of them as a panel (rows sorted by time, then symbol; each
+    symbol's bars are checked for order and repeats on their own): indicators then run per
+    symbol, cross-sectional nodes (``rank``, ``top_n``) across them.
     """
 
     name = "csv_ohlcv"
@@ -159,11 +175,13 @@ class ParquetOhlcv(_FileLoader):
 class DatasetOhlcv(Node):
     """OHLCV bars of a dataset uploaded to the web app, by name, optionally cut to a date range.
 
-    Datasets are validated when uploaded and checked again when read.
+    Datasets are validated when uploaded and checked again when read. A dataset of several
+    symbols is read as a panel (as ``csv_ohlcv`` reads such a file without ``symbol``).
     """
 
     name = "dataset_ohlcv"
     category = "data"
+    panel = "native"
     summary = "OHLCV bars of a stored dataset"
     outputs = (_BARS,)
     params_model = DatasetParams
@@ -182,7 +200,7 @@ class DatasetOhlcv(Node):
         bars = read_ohlcv_parquet(self._path(params), source=source)
         bars = select_symbol(bars, None, source)
         bars = filter_range(bars, params.start, params.end, source=source)
-        self.ctx.log(f"{source}: {len(bars)} bars from {bars.index[0]} to {bars.index[-1]}")
+        self.ctx.log(f"{source}: {_describe(bars)}")
         return {"bars": bars}
 
     def fingerprint(self, params: DatasetParams) -> str:

@@ -127,6 +127,7 @@ class LabelForwardReturn(Node):
 
     name = "label_forward_return"
     category = "ml"
+    panel = "per_symbol"
     summary = "Label bars -1/0/1 by their return over the next h bars (training targets)"
     inputs = _DATA_IN
     outputs = _LABELS_OUT
@@ -201,6 +202,7 @@ class LabelTripleBarrier(Node):
 
     name = "label_triple_barrier"
     category = "ml"
+    panel = "per_symbol"
     summary = "Label bars by the first of an upper, lower or time barrier touched (targets)"
     inputs = _DATA_IN
     outputs = _LABELS_OUT
@@ -305,6 +307,10 @@ class TrainTestSplit(Node):
 
     name = "train_test_split"
     category = "ml"
+    panel_hint = (
+        "splitting several symbols by time is not supported yet: keep one symbol in the "
+        'loader (symbol="...")'
+    )
     summary = "Split by time with purging and an embargo gap"
     inputs = (Port("data", PortType.FRAME, "a labelled frame, rows in time order"),)
     outputs = (
@@ -409,6 +415,7 @@ class Gate(Node):
 
     name = "gate"
     category = "ml"
+    panel = "per_symbol"
     summary = "Signal from predictions: confidence threshold, neutral zone, cooldown"
     inputs = (
         Port(
@@ -498,6 +505,7 @@ class Features(Node):
 
     name = "features"
     category = "ml"
+    panel = "per_symbol"
     summary = "Add indicator columns to a frame (feature matrix for training)"
     inputs = (
         Port("data", PortType.FRAME, "bars or a frame, rows in time order"),
@@ -639,6 +647,7 @@ class RiskSize(Node):
 
     name = "risk_size"
     category = "ml"
+    panel = "per_symbol"
     summary = "Target exposure from a signal: fraction of equity, volatility target, cap"
     inputs = (
         Port("signal", PortType.SIGNAL, "a position in [-1, 1] per bar (the direction)"),

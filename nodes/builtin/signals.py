@@ -102,6 +102,7 @@ class Crossover(Node):
 
     name = "crossover"
     category = "signals"
+    panel = "per_symbol"
     summary = "Position from two series crossing"
     inputs = (
         Port("fast", PortType.SERIES, "the faster series"),
@@ -154,6 +155,7 @@ class Threshold(Node):
 
     name = "threshold"
     category = "signals"
+    panel = "per_symbol"
     summary = "Position from level crossings"
     inputs = (Port("series", PortType.SERIES, "the series compared with the levels"),)
     outputs = _OUT
@@ -192,6 +194,7 @@ class Combine(Node):
 
     name = "combine"
     category = "signals"
+    panel = "per_symbol"
     summary = "Combine signals (and / or / mean)"
     inputs = (Port("signals", PortType.SIGNAL, "the signals to combine", variadic=True),)
     outputs = _OUT
@@ -258,6 +261,7 @@ class PositionSizer(Node):
 
     name = "position_sizer"
     category = "signals"
+    panel = "per_symbol"
     summary = "Scale a signal by a fraction or to a target volatility"
     inputs = (
         Port("signal", PortType.SIGNAL, "the signal to scale"),

@@ -365,6 +365,11 @@ class TrainTorchParams(Params):
         return alias
 
 
+_PANEL_HINT = (
+    'models are trained and applied on one symbol for now: keep one in the loader (symbol="...")'
+)
+
+
 @register
 class TrainTorch(Node):
     """Train a small classifier of the label (−1, 0, 1) on windows of feature rows.
@@ -386,6 +391,7 @@ class TrainTorch(Node):
 
     name = "train_torch"
     category = "ml"
+    panel_hint = _PANEL_HINT
     summary = "Train an MLP, LSTM or TCN classifier of -1/0/1 labels (PyTorch)"
     inputs = (Port("train", PortType.FRAME, "labelled training rows in time order (features)"),)
     outputs = (
@@ -689,6 +695,7 @@ class Predict(Node):
 
     name = "predict"
     category = "ml"
+    panel_hint = _PANEL_HINT
     summary = "Predictions of a trained model on a frame: p(up) - p(down), confidence"
     inputs = (
         Port(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import shutil
 import sys
 from collections.abc import Iterator
@@ -40,7 +41,8 @@ def test_the_fingerprint_is_the_hash_of_those_sources() -> None:
     names = codehash.module_closure("nodes.builtin.indicators")
     h = hashlib.sha256()
     for name in sorted(names):
-        source = Path(sys.modules[name].__file__ or "").read_bytes()
+        # import_module: a module the node imports lazily (nodes.persymbol) may not be loaded
+        source = Path(importlib.import_module(name).__file__ or "").read_bytes()
         h.update(f"{name}\0{hashlib.sha256(source).hexdigest()}\n".encode())
     assert registry().get("sma").code_fingerprint() == h.hexdigest()
     assert registry().get("ema").code_fingerprint() == h.hexdigest()  # same module

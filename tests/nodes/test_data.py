@@ -248,15 +248,23 @@ def test_csv_node_params_refuse_unknown_timezone_and_reversed_range() -> None:
         _params("csv_ohlcv", path="x.csv", start="2024-02-01", end="2024-01-01")
 
 
-def test_csv_node_selects_or_requires_a_symbol(tmp_path: Path) -> None:
+def test_csv_node_selects_a_symbol_or_gives_the_panel_sorted_by_time_then_symbol(
+    tmp_path: Path,
+) -> None:
     header = "ts,symbol,open,high,low,close,volume\n"
-    lines = ["2024-01-02,AAA,10,11,9,10,1", "2024-01-02,BBB,20,21,19,20,1"]
+    lines = [
+        "2024-01-02,BBB,20,21,19,20,1",
+        "2024-01-03,BBB,21,22,20,21,1",
+        "2024-01-02,AAA,10,11,9,10,1",
+    ]
     _csv(tmp_path, lines, header)
     node = _loader("csv_ohlcv", tmp_path)
     bars = node.run({}, _params("csv_ohlcv", path="bars.csv", symbol="BBB"))["bars"]
-    assert bars["close"].tolist() == [20.0]
-    with pytest.raises(DataError, match="MULTIPLE_SYMBOLS"):
-        node.run({}, _params("csv_ohlcv", path="bars.csv"))
+    assert bars["close"].tolist() == [20.0, 21.0]
+    both = node.run({}, _params("csv_ohlcv", path="bars.csv"))["bars"]
+    assert both["symbol"].tolist() == ["AAA", "BBB", "BBB"]
+    assert both["close"].tolist() == [10.0, 20.0, 21.0]
+    assert [str(t.date()) for t in both.index] == ["2024-01-02", "2024-01-02", "2024-01-03"]
     with pytest.raises(DataError, match="UNKNOWN_SYMBOL"):
         node.run({}, _params("csv_ohlcv", path="bars.csv", symbol="CCC"))
 
