@@ -170,7 +170,7 @@ await step('pre-catalog-note', async () => {
 
 await step('portfolio-run', async () => {
   if (runId) return; // given: an existing portfolio run
-  const created = await apiCall(page, 'POST', '/api/pipelines', { name: `rotation_${suffix}`, source: PORTFOLIO(NAME) });
+  const created = await apiCall(page, 'POST', '/api/pipelines', { name: `rotation_${suffix}`, source: PORTFOLIO(`${NAME}@${firstVersion}`) }); // the daily version: 4 symbols
   if (created.status !== 201) throw new Error(`create: ${created.status} ${created.text}`);
   const started = await apiCall(page, 'POST', `/api/pipelines/${created.json.id}/runs`, {});
   if (started.status !== 202) throw new Error(`run: ${started.status} ${started.text}`);
