@@ -302,3 +302,33 @@ class RunAnalysis(BaseModel):
     benchmark_note: str | None = None
     monthly: list[MonthlyReturns]
     monthly_note: str | None = None
+
+
+class RunOutput(BaseModel):
+    """One output port of a node that ran (its value is in the artifact store)."""
+
+    node: str
+    node_type: str
+    port: str
+    type: str = Field(description="The port's type (ohlcv, frame, equity, trades, ...).")
+    primary: bool = Field(
+        False, description="The node is the run's primary result (its metrics are the run's)."
+    )
+
+
+class OutputFrame(BaseModel):
+    """A table or series a node produced, for a chart: column-major, at most ``max_rows`` rows.
+
+    When the stored frame has more rows, runs of ``step`` consecutive rows are merged into one:
+    numeric columns by their mean (NaN skipped), other columns by the run's last value, the
+    index by the run's first value. NaN and infinities are null."""
+
+    node: str
+    port: str
+    type: str
+    index_name: str | None
+    index: list[Any] = Field(description="ISO 8601 UTC timestamps for a time index.")
+    columns: list[str]
+    data: list[list[Any]] = Field(description="One list per column, ``len(index)`` values each.")
+    rows: int = Field(ge=0, description="Rows of the stored frame.")
+    step: int = Field(1, ge=1, description="Stored rows merged into each row sent.")

@@ -37,6 +37,7 @@ __all__ = [
     "equity_csv_chunks",
     "load_market",
     "monthly_returns",
+    "panel_symbols",
     "read_equity",
 ]
 
@@ -49,6 +50,11 @@ BENCHMARK_NOTE = (
     "the second bar (where a signal set on the first bar is executed), paying this run's fee "
     "({fee} bps) and slippage ({slip} bps) once; never sold, marked at every close."
 )
+PANEL_PRICES = (
+    "A multi-symbol run ({n} symbols): no single price chart; the weights and the contribution "
+    "per symbol are below, and the Datasets page previews any symbol's bars."
+)
+PANEL_BENCHMARK = "No benchmark: buy and hold is drawn for single-symbol runs only."
 _DAY_S = 86_400.0
 _CSV_CHUNK = 50_000
 
@@ -184,6 +190,11 @@ def analysis(run_dir: Path, max_points: int = MAX_CHART_POINTS) -> RunAnalysis:
         out.monthly_note = "No equity curve in this run, so no monthly returns."
     else:
         out.monthly = monthly_returns(equity["equity"])
+    symbols = panel_symbols(run_dir)
+    if symbols > 1:
+        out.prices_note = PANEL_PRICES.format(n=symbols)
+        out.benchmark_note = PANEL_BENCHMARK
+        return out
     if market is None:
         out.prices_note = NO_PRICES
         out.benchmark_note = "No benchmark: " + NO_PRICES[0].lower() + NO_PRICES[1:]
@@ -192,6 +203,15 @@ def analysis(run_dir: Path, max_points: int = MAX_CHART_POINTS) -> RunAnalysis:
     out.prices, out.bars_per_candle = _candles(market.prices, max_points)
     out.benchmark, out.benchmark_note = _benchmark(market, equity, max_points)
     return out
+
+
+def panel_symbols(run_dir: Path) -> int:
+    """How many symbols the run's stored bars hold (0 or 1: a single-symbol run)."""
+    path = run_dir / "prices.parquet"
+    if not path.exists() or "symbol" not in pq.read_schema(path).names:
+        return 0
+    symbols = pq.read_table(path, columns=["symbol"]).column("symbol")
+    return len(pc.unique(symbols))
 
 
 def _benchmark(

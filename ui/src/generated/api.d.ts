@@ -672,17 +672,88 @@ export interface paths {
         };
         /**
          * List Datasets
-         * @description Datasets the caller may see, newest first.
+         * @description Datasets the caller may see, newest first (names the caller imported into the catalog
+         *     from the command line included).
          */
         get: operations["list_datasets_api_datasets_get"];
         put?: never;
         /**
          * Upload Dataset
-         * @description Validate a CSV of bars and store it as Parquet (naive timestamps are in ``timezone``).
+         * @description Validate a CSV of bars and store it as Parquet and as the dataset's first catalog
+         *     version (naive timestamps are in ``timezone``; bars without a symbol column are labelled
+         *     ``symbol``, default the dataset's name).
          *
          *     Volume is optional: without a volume column the dataset says so in ``notes``.
          */
         post: operations["upload_dataset_api_datasets_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/datasets/{dataset_id}/versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Versions
+         * @description The dataset's catalog versions, newest first (empty for a dataset uploaded before the
+         *     catalog).
+         */
+        get: operations["list_versions_api_datasets__dataset_id__versions_get"];
+        put?: never;
+        /**
+         * Add Version
+         * @description A new version of the dataset from a new file. Versions are immutable and named by
+         *     their content's hash: the same file again gives the same version, and runs that read an
+         *     older version keep pointing at it.
+         */
+        post: operations["add_version_api_datasets__dataset_id__versions_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/datasets/{dataset_id}/versions/{version}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Version
+         * @description One version (a unique prefix of its hash will do) with its validation report.
+         */
+        get: operations["get_version_api_datasets__dataset_id__versions__version__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/datasets/{dataset_id}/candles": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Candles
+         * @description One symbol's bars of a version (default: the latest) for a candlestick chart: the last
+         *     ``limit`` bars between ``start`` and ``end``, read pruned to that symbol and range.
+         */
+        get: operations["get_candles_api_datasets__dataset_id__candles_get"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -698,7 +769,7 @@ export interface paths {
         };
         /**
          * Get Dataset
-         * @description One dataset.
+         * @description One dataset (with its latest version's symbols and how many versions it has).
          */
         get: operations["get_dataset_api_datasets__dataset_id__get"];
         put?: never;
@@ -956,6 +1027,49 @@ export interface paths {
          *     whenever its status or node states change; the stream ends when the run does.
          */
         get: operations["stream_logs_api_runs__run_id__logs_stream_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/runs/{run_id}/outputs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Outputs
+         * @description The output ports of the steps that completed, in pipeline order; ``primary`` marks the
+         *     step whose metrics are the run's (e.g. a ``portfolio_backtest``).
+         */
+        get: operations["list_outputs_api_runs__run_id__outputs_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/runs/{run_id}/outputs/{node}/{port}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Output
+         * @description One table or series a step produced (e.g. a portfolio's ``weights``, ts × symbol), at
+         *     most ``max_rows`` rows and 250,000 values: longer frames have runs of rows merged (numeric
+         *     columns averaged; ``step`` says how many rows each one merges).
+         */
+        get: operations["get_output_api_runs__run_id__outputs__node___port__get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1391,6 +1505,26 @@ export interface components {
             /** Objective */
             objective?: number | null;
         };
+        /** Body_add_version_api_datasets__dataset_id__versions_post */
+        Body_add_version_api_datasets__dataset_id__versions_post: {
+            /**
+             * File
+             * @description OHLCV bars as CSV
+             */
+            file: string;
+            /**
+             * Timezone
+             * @default UTC
+             */
+            timezone?: string;
+            /** Symbol */
+            symbol?: string | null;
+            /**
+             * Message
+             * @default
+             */
+            message?: string;
+        };
         /** Body_upload_dataset_api_datasets_post */
         Body_upload_dataset_api_datasets_post: {
             /**
@@ -1408,6 +1542,32 @@ export interface components {
              * @default UTC
              */
             timezone?: string;
+            /** Symbol */
+            symbol?: string | null;
+        };
+        /**
+         * Candles
+         * @description Bars of one symbol of a version, for a chart: parallel arrays, times in epoch seconds.
+         */
+        Candles: {
+            /** Symbol */
+            symbol: string;
+            /** Version */
+            version: string;
+            /** T */
+            t: number[];
+            /** Open */
+            open: number[];
+            /** High */
+            high: number[];
+            /** Low */
+            low: number[];
+            /** Close */
+            close: number[];
+            /** Volume */
+            volume: (number | null)[];
+            /** Truncated */
+            truncated: boolean;
         };
         /**
          * ClientConfig
@@ -1578,6 +1738,98 @@ export interface components {
              * @default []
              */
             notes?: string[];
+            /** Version */
+            version?: string | null;
+            /**
+             * Symbols
+             * @default []
+             */
+            symbols?: string[];
+            /**
+             * Versions
+             * @default 0
+             */
+            versions?: number;
+        };
+        /**
+         * DatasetVersionDetail
+         * @description A version with the validation report written when it was imported.
+         */
+        DatasetVersionDetail: {
+            /** Version */
+            version: string;
+            /** Short */
+            short: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Message */
+            message: string;
+            /** Rows */
+            rows: number;
+            /** Bytes */
+            bytes: number;
+            /** Columns */
+            columns: string[];
+            /** Start */
+            start: string | null;
+            /** End */
+            end: string | null;
+            /** Symbols */
+            symbols: components["schemas"]["SymbolRange"][];
+            /** Sources */
+            sources: {
+                [key: string]: unknown;
+            }[];
+            /**
+             * Latest
+             * @default false
+             */
+            latest?: boolean;
+            /** Report */
+            report: {
+                [key: string]: unknown;
+            };
+        };
+        /**
+         * DatasetVersionPublic
+         * @description A catalog version of a dataset: immutable, named by the hash of its content.
+         */
+        DatasetVersionPublic: {
+            /** Version */
+            version: string;
+            /** Short */
+            short: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Message */
+            message: string;
+            /** Rows */
+            rows: number;
+            /** Bytes */
+            bytes: number;
+            /** Columns */
+            columns: string[];
+            /** Start */
+            start: string | null;
+            /** End */
+            end: string | null;
+            /** Symbols */
+            symbols: components["schemas"]["SymbolRange"][];
+            /** Sources */
+            sources: {
+                [key: string]: unknown;
+            }[];
+            /**
+             * Latest
+             * @default false
+             */
+            latest?: boolean;
         };
         /**
          * DiagnosticOut
@@ -2354,6 +2606,47 @@ export interface components {
             };
         };
         /**
+         * OutputFrame
+         * @description A table or series a node produced, for a chart: column-major, at most ``max_rows`` rows.
+         *
+         *     When the stored frame has more rows, runs of ``step`` consecutive rows are merged into one:
+         *     numeric columns by their mean (NaN skipped), other columns by the run's last value, the
+         *     index by the run's first value. NaN and infinities are null.
+         */
+        OutputFrame: {
+            /** Node */
+            node: string;
+            /** Port */
+            port: string;
+            /** Type */
+            type: string;
+            /** Index Name */
+            index_name: string | null;
+            /**
+             * Index
+             * @description ISO 8601 UTC timestamps for a time index.
+             */
+            index: unknown[];
+            /** Columns */
+            columns: string[];
+            /**
+             * Data
+             * @description One list per column, ``len(index)`` values each.
+             */
+            data: unknown[][];
+            /**
+             * Rows
+             * @description Rows of the stored frame.
+             */
+            rows: number;
+            /**
+             * Step
+             * @description Stored rows merged into each row sent.
+             * @default 1
+             */
+            step?: number;
+        };
+        /**
          * Overfit
          * @description The honest statistics beside the best result (see :mod:`flows.overfitting`).
          */
@@ -2880,6 +3173,29 @@ export interface components {
              * @description The model file (``.afmodel``) of this run.
              */
             download_url: string;
+        };
+        /**
+         * RunOutput
+         * @description One output port of a node that ran (its value is in the artifact store).
+         */
+        RunOutput: {
+            /** Node */
+            node: string;
+            /** Node Type */
+            node_type: string;
+            /** Port */
+            port: string;
+            /**
+             * Type
+             * @description The port's type (ohlcv, frame, equity, trades, ...).
+             */
+            type: string;
+            /**
+             * Primary
+             * @description The node is the run's primary result (its metrics are the run's).
+             * @default false
+             */
+            primary?: boolean;
         };
         /**
          * RunPublic
@@ -3567,6 +3883,26 @@ export interface components {
             created_at: string;
             /** Finished At */
             finished_at: string | null;
+        };
+        /**
+         * SymbolRange
+         * @description One symbol of a catalog version: its bars' count and time range.
+         */
+        SymbolRange: {
+            /** Symbol */
+            symbol: string;
+            /** Rows */
+            rows: number;
+            /**
+             * Start
+             * Format: date-time
+             */
+            start: string;
+            /**
+             * End
+             * Format: date-time
+             */
+            end: string;
         };
         /**
          * TeamCreate
@@ -6350,6 +6686,271 @@ export interface operations {
             };
         };
     };
+    list_versions_api_datasets__dataset_id__versions_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The object's id. */
+                dataset_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DatasetVersionPublic"][];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    add_version_api_datasets__dataset_id__versions_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The object's id. */
+                dataset_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["Body_add_version_api_datasets__dataset_id__versions_post"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DatasetPublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the file failed validation */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DataErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_version_api_datasets__dataset_id__versions__version__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The object's id. */
+                dataset_id: number;
+                version: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DatasetVersionDetail"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_candles_api_datasets__dataset_id__candles_get: {
+        parameters: {
+            query: {
+                symbol: string;
+                version?: string | null;
+                start?: string | null;
+                end?: string | null;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The object's id. */
+                dataset_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Candles"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     get_dataset_api_datasets__dataset_id__get: {
         parameters: {
             query?: never;
@@ -7262,6 +7863,128 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_outputs_api_runs__run_id__outputs_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The object's id. */
+                run_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunOutput"][];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_output_api_runs__run_id__outputs__node___port__get: {
+        parameters: {
+            query?: {
+                max_rows?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The object's id. */
+                run_id: number;
+                node: string;
+                port: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OutputFrame"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
         };

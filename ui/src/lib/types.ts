@@ -59,6 +59,23 @@ export type Version = Out<S['VersionPublic']>;
 export type PipelineSummary = Out<S['PipelineSummary']>;
 export type Pipeline = Out<S['PipelinePublic']>;
 export type Dataset = Out<S['DatasetPublic']>;
+/** One symbol of a catalog version: bars and time range. */
+export type SymbolRange = Out<S['SymbolRange']>;
+/** A catalog version of a dataset (immutable, named by its content hash). */
+export interface DatasetVersion extends Omit<Out<S['DatasetVersionPublic']>, 'symbols'> {
+  symbols: SymbolRange[];
+}
+/** A version with its validation report (see `lib/catalog.ts` for the report's shape). */
+export interface DatasetVersionDetail extends Omit<Out<S['DatasetVersionDetail']>, 'symbols' | 'report'> {
+  symbols: SymbolRange[];
+  report: Record<string, unknown>;
+}
+/** One symbol's bars of a version, parallel arrays (`t` in epoch seconds). */
+export type Candles = Out<S['Candles']>;
+/** An output port of a step that ran; `primary`: the step whose metrics are the run's. */
+export type RunOutput = Out<S['RunOutput']>;
+/** A table or series a step produced, column-major (`data[i]` is `columns[i]`). */
+export type OutputFrame = Out<S['OutputFrame']>;
 
 /** What a share link shows, named by the API (`run_id` for a run link). */
 export type ShareTarget = Out<S['ShareTarget']>;

@@ -1,0 +1,49 @@
+"""A run's node outputs: which tables and series it produced, and one of them for a chart."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from api.deps import CurrentUser, ObjectId, SessionDep, SettingsDep
+from api.models.common import error_responses
+from api.models.run import OutputFrame, RunOutput
+from api.services import run_outputs, runs
+from flows.graph import store_for
+
+router = APIRouter(prefix="/api/runs", tags=["runs"], responses=error_responses(401, 403, 404))
+
+_NAME = "^[A-Za-z_][A-Za-z0-9_]{0,99}$"
+
+
+@router.get("/{run_id}/outputs", response_model=list[RunOutput])
+def list_outputs(
+    run_id: ObjectId, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> list[RunOutput]:
+    """The output ports of the steps that completed, in pipeline order; ``primary`` marks the
+    step whose metrics are the run's (e.g. a ``portfolio_backtest``)."""
+    run = runs.get_run(session, user, run_id, settings)
+    return run_outputs.outputs(settings.runs_dir / run.run_key)
+
+
+@router.get(
+    "/{run_id}/outputs/{node}/{port}",
+    response_model=OutputFrame,
+    responses=error_responses(422),
+)
+def get_output(
+    run_id: ObjectId,
+    node: Annotated[str, Path(pattern=_NAME)],
+    port: Annotated[str, Path(pattern=_NAME)],
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    max_rows: Annotated[int, Query(ge=1, le=run_outputs.MAX_OUTPUT_ROWS)] = 1000,
+) -> OutputFrame:
+    """One table or series a step produced (e.g. a portfolio's ``weights``, ts × symbol), at
+    most ``max_rows`` rows and 250,000 values: longer frames have runs of rows merged (numeric
+    columns averaged; ``step`` says how many rows each one merges)."""
+    run = runs.get_run(session, user, run_id, settings)
+    run_dir = settings.runs_dir / run.run_key
+    return run_outputs.output_frame(run_dir, store_for(settings), node, port, max_rows)
