@@ -71,6 +71,7 @@ class Catalog:
         timezone: str = "UTC",
         message: str = "",
         progress: Callable[[int, int], None] | None = None,
+        label: str | None = None,
     ) -> VersionInfo:
         """Validate and import CSV / Parquet files, folders and http(s) URLs as the next
         version of ``namespace/name``; the same data as an existing version gives that version
@@ -87,6 +88,7 @@ class Catalog:
             timezone=timezone,
             message=message,
             progress=progress,
+            label=label,
         )
         return self._done(done)
 

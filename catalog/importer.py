@@ -23,6 +23,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -78,9 +79,12 @@ def import_files(
     timezone: str = "UTC",
     message: str = "",
     progress: Progress | None = None,
+    label: str | None = None,
 ) -> dict[str, Any]:
     """Import files, folders and URLs as a new version of ``namespace/name``; returns the
-    manifest and the name's list entry (``{"manifest", "entry"}``)."""
+    manifest and the name's list entry (``{"manifest", "entry"}``). ``label`` names a single
+    file in messages and the report (an upload's name as the user gave it, not the server's
+    spool path)."""
     check_name("namespace", namespace)
     check_name("dataset name", name)
     check_timezone(timezone)
@@ -88,6 +92,10 @@ def import_files(
         downloads = Path(tmp) / "download"
         downloads.mkdir()
         files = expand_sources(sources, downloads)
+        if label is not None:
+            if len(files) != 1:
+                raise CatalogError("a label names one file: give exactly one file to import")
+            files = [replace(files[0], label=label)]
         sizes = [os.path.getsize(f.path) for f in files]
         total, done = sum(sizes), 0
         collector = _Collector(Path(tmp))

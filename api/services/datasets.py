@@ -283,8 +283,8 @@ def _ingest(
     tmp, sha256 = _spool(upload, settings.datasets_dir)
     key = secrets.token_hex(16)
     final = settings.datasets_dir / f"{key}.parquet"
-    # the catalog's report names the file as the user did: the spooled copy, renamed so, in a
-    # folder of its own
+    # the spooled copy, named as the user's file (its stem is the symbol when none is given);
+    # the catalog's report and messages name it by the user's name (``label``), not this path
     named = tmp.parent / f".import-{secrets.token_hex(16)}" / _csv_name(source)
     try:
         summary = _store_parquet(tmp, final, source, timezone)
@@ -300,6 +300,7 @@ def _ingest(
                 symbol=symbol or (None if "symbol" in summary.columns else name),
                 timezone=timezone,
                 message=message or f"uploaded {source}",
+                label=source,
             )
         except CatalogError as exc:
             final.unlink(missing_ok=True)

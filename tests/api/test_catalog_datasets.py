@@ -76,6 +76,8 @@ def test_an_upload_is_a_catalog_version_with_its_symbol_and_report(
         f"/api/datasets/{ds['id']}/versions/{ds['version'][:8]}", headers=alice.headers
     ).json()
     assert detail["version"] == ds["version"] and detail["report"]
+    # the report names the file as the user did, never the server's spool path
+    assert "datasets" not in json.dumps(detail["report"]) and "bars.csv" in json.dumps(detail)
 
 
 def test_a_new_file_is_a_new_version_the_same_file_is_the_same(

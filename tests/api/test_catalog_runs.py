@@ -65,9 +65,7 @@ def test_a_web_run_reads_the_catalog_and_records_the_version(
     assert PipelineIR.from_json(ir).content_hash() == first["ir_hash"]
 
     # a new version: the floating pipeline's next run reads it, a pinned one keeps the old
-    pinned = _pipeline(
-        client, alice, "pinned", ROTATION.format(ref=f"trio@{ds['version'][:8]}")
-    )
+    pinned = _pipeline(client, alice, "pinned", ROTATION.format(ref=f"trio@{ds['version'][:8]}"))
     newer = client.post(
         f"/api/datasets/{ds['id']}/versions",
         files={"file": ("trio.csv", _panel_csv(25, bump=1.0).encode(), "text/csv")},

@@ -776,7 +776,8 @@ export interface paths {
         post?: never;
         /**
          * Delete Dataset
-         * @description Remove the dataset from lists and name resolution.
+         * @description Remove the dataset from lists and name resolution (its catalog versions stay: runs
+         *     that read them keep their record).
          */
         delete: operations["delete_dataset_api_datasets__dataset_id__delete"];
         options?: never;
@@ -3120,6 +3121,37 @@ export interface components {
             version?: number | null;
         };
         /**
+         * RunData
+         * @description What one data step of the run read: a catalog dataset at its exact version, or a file
+         *     (by the sha256 of its bytes).
+         */
+        RunData: {
+            /** Node */
+            node: string;
+            /** Type */
+            type: string;
+            /**
+             * Dataset
+             * @description The dataset's name (catalog and uploads).
+             */
+            dataset?: string | null;
+            /**
+             * Version
+             * @description The catalog version's full hash.
+             */
+            version?: string | null;
+            /**
+             * Sha256
+             * @description A file's or an upload's sha256.
+             */
+            sha256?: string | null;
+            /**
+             * Symbols
+             * @description The symbols the step asked for.
+             */
+            symbols?: string[] | null;
+        };
+        /**
          * RunModel
          * @description A model the run trained: its training curve and summary, its file, its registry entry.
          */
@@ -3263,6 +3295,11 @@ export interface components {
              * @description The models the run trained (once it completed).
              */
             models?: components["schemas"]["RunModel"][];
+            /**
+             * Data
+             * @description The data each data step read (once the run ended): re-running the run's IR reads the same versions.
+             */
+            data?: components["schemas"]["RunData"][];
         };
         /**
          * RunResults
