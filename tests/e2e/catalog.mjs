@@ -190,6 +190,10 @@ await step('portfolio-results', async () => {
   await page.waitForSelector('[data-testid=equity-chart] canvas', { timeout: 30000 });
   await page.waitForSelector('[data-testid=weights-strip] canvas', { timeout: 30000 });
   await page.waitForSelector('[data-testid=contribution-table] tbody tr');
+  if (firstVersion) { // the run names the exact version it read
+    const data = await text('[data-testid=run-data]');
+    if (!data.includes(`${NAME}@${firstVersion.slice(0, 12)}`)) throw new Error(`run data: ${data}`);
+  }
   const outs = (await apiCall(page, 'GET', `/api/runs/${runId}/outputs`)).json;
   const primary = outs.find((o) => o.primary);
   if (primary?.node_type !== 'portfolio_backtest') throw new Error(`primary: ${JSON.stringify(primary)}`);
