@@ -201,3 +201,15 @@ def test_shared_datasets_resolve_for_team_members_and_observers_cannot_add_versi
     )
     assert add_version(client, bob, ds["id"], bars(6)).status_code == 403
     assert add_version(client, observer, ds["id"], bars(6)).status_code == 403
+
+
+def test_a_symbol_for_a_file_with_a_symbol_column_is_refused_and_nothing_is_kept(
+    client: TestClient, alice: Account, api_settings: ApiSettings
+) -> None:
+    r = upload(client, alice, "pair", panel_csv(), symbol="XYZ")
+    assert r.status_code == 422
+    assert r.json()["detail"]["kind"] == "SYMBOL_CONFLICT"
+    assert "bars.csv" in r.json()["detail"]["message"]
+    assert client.get("/api/datasets", headers=alice.headers).json()["total"] == 0
+    assert not [p for p in api_settings.datasets_dir.iterdir() if not p.name.startswith(".")]
+    assert not any(api_settings.datasets_dir.glob(".import-*"))
