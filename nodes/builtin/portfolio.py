@@ -189,10 +189,15 @@ def _kernel_warnings(
     out: list[str] = []
     n_scaled, first_scaled, n_lot, first_lot = (int(x) for x in counts)
     if n_scaled:
+        kept = (
+            "at least one had no cash left to buy with"
+            if extra[0] < 0.0005
+            else f"each kept at least {extra[0]:.1%} of its buys"
+        )
         out.append(
             f"leverage=false: the buys of {n_scaled} rebalance(s) were scaled down to the cash "
-            f"left after the sells (first at {panel.index[first_scaled].isoformat()}; at least "
-            f"{extra[0]:.1%} of them kept); set leverage=true to borrow"
+            f"left after the sells (first at {panel.index[first_scaled].isoformat()}; {kept}); "
+            "set leverage=true to borrow"
         )
     if n_lot:
         out.append(

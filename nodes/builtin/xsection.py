@@ -55,6 +55,29 @@ def _like(x: pd.DataFrame, values: np.ndarray, cells: np.ndarray) -> pd.DataFram
     return panel.set_bars(out, cells)
 
 
+def _listed(cells: np.ndarray) -> np.ndarray:
+    """Cells between each symbol's first and last bar (inclusive)."""
+    seen = np.maximum.accumulate(cells, axis=0)
+    ahead = np.maximum.accumulate(cells[::-1], axis=0)[::-1]
+    return seen & ahead
+
+
+def _last_known(values: np.ndarray, cells: np.ndarray, listed: np.ndarray) -> np.ndarray:
+    """``values`` where a symbol has a bar; in its gaps, the value of its last bar; NaN before
+    its first bar and after its last one."""
+    filled = pd.DataFrame(np.where(cells, values, np.nan)).ffill().to_numpy()
+    # a NaN score on a real bar stays NaN (not the previous bar's): ffill only into gaps
+    gap_fill = np.where(cells, values, filled)
+    return np.where(listed, gap_fill, np.nan)
+
+
+def _targets(x: pd.DataFrame, values: np.ndarray, cells: np.ndarray) -> pd.DataFrame:
+    """Explicit target weights on every cell (0 outside each symbol's listed span), with
+    ``x``'s bars recorded."""
+    out = pd.DataFrame(values, index=x.index, columns=x.columns)
+    return panel.set_bars(out, cells)
+
+
 class RankParams(Params):
     """Order and scale of the rank."""
 
@@ -167,9 +190,11 @@ class TopN(Node):
     deterministic. The weights of a side sum to ``gross`` (long only) or ``gross / 2`` (both
     sides: dollar-neutral); the others get 0. With ``weighting="score"`` a chosen long is
     weighted by its score and a short by minus its score, only where that is positive (a side
-    whose scores are all ≤ 0 holds nothing). A symbol without a bar at t gets NaN (no new
-    target). Rebalanced at every timestamp; the portfolio backtest executes the weights of t at
-    the next bar's open.
+    whose scores are all ≤ 0 holds nothing). A symbol without a bar at t (a halt, a missing day)
+    is ranked by the score of its last bar, so every row's weights sum to ``gross`` and the
+    symbol gets an explicit target (executed at its next bar); before its first bar and after
+    its last one it gets 0. Rebalanced at every timestamp; the portfolio backtest executes the
+    weights of t at the next bar's open.
     """
 
     name = "top_n"
@@ -183,7 +208,9 @@ class TopN(Node):
     def run(self, inputs: Mapping[str, Any], params: TopNParams) -> dict[str, Any]:
         """Choose per row, then weight."""
         x = _wide(inputs["x"], self.name)
-        v = x.to_numpy()
+        cells = panel.bars(x)
+        listed = _listed(cells)
+        v = _last_known(x.to_numpy(), cells, listed)
         valid = ~np.isnan(v)
         count = valid.sum(axis=1, keepdims=True)
         n_long = np.minimum(params.n, count)
@@ -197,7 +224,7 @@ class TopN(Node):
         side = params.gross / 2 if params.bottom > 0 and params.n > 0 else params.gross
         weights = _side_weights(v, is_long, 1.0, params.weighting) * side
         weights -= _side_weights(v, is_short, -1.0, params.weighting) * side
-        return {"weights": _like(x, weights + 0.0, panel.bars(x))}
+        return {"weights": _targets(x, weights + 0.0, cells)}
 
 
 def _stable_ranks(keys: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -241,7 +268,8 @@ class Weights(Node):
     (with ``long_only``, the negative scores count as 0 first).
 
     A timestamp where every score is NaN or 0 holds nothing (all weights 0). NaN scores weigh 0;
-    a symbol without a bar gets NaN (no new target). Use it to turn a hand-made score (e.g. a
+    a symbol without a bar at t weighs by the score of its last bar (0 before its first bar and
+    after its last one), so each row sums to ``gross``. Use it to turn a hand-made score (e.g. a
     ``rank`` minus 0.5, long-short) into weights for ``portfolio_backtest``.
     """
 
@@ -256,7 +284,9 @@ class Weights(Node):
     def run(self, inputs: Mapping[str, Any], params: WeightsParams) -> dict[str, Any]:
         """Normalise each row."""
         x = _wide(inputs["x"], self.name)
-        v = np.nan_to_num(x.to_numpy(), nan=0.0, posinf=np.nan, neginf=np.nan)
+        cells = panel.bars(x)
+        raw = _last_known(x.to_numpy(), cells, _listed(cells))
+        v = np.nan_to_num(raw, nan=0.0, posinf=np.nan, neginf=np.nan)
         if np.isnan(v).any():
             raise NodeError(f"{self.name}: x holds an infinite score; scores must be finite")
         if params.long_only:
@@ -264,4 +294,4 @@ class Weights(Node):
         total = np.abs(v).sum(axis=1, keepdims=True)
         with np.errstate(invalid="ignore", divide="ignore"):
             w = np.where(total > 0, v / total, 0.0) * params.gross
-        return {"weights": _like(x, w + 0.0, panel.bars(x))}
+        return {"weights": _targets(x, w + 0.0, cells)}

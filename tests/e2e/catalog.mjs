@@ -194,6 +194,8 @@ await step('portfolio-results', async () => {
     const data = await text('[data-testid=run-data]');
     if (!data.includes(`${NAME}@${firstVersion.slice(0, 12)}`)) throw new Error(`run data: ${data}`);
   }
+  await page.locator('[data-testid=run-title]').scrollIntoViewIfNeeded();
+  await s.shot('catalog-05b-run-top');
   const outs = (await apiCall(page, 'GET', `/api/runs/${runId}/outputs`)).json;
   const primary = outs.find((o) => o.primary);
   if (primary?.node_type !== 'portfolio_backtest') throw new Error(`primary: ${JSON.stringify(primary)}`);

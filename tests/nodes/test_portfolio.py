@@ -179,7 +179,7 @@ def test_portfolio_without_leverage_scales_the_buys_to_the_cash_left() -> None:
     warning = out["metrics"]["warnings"][0]
     assert "long target weights sum above 1" in warning
     assert "scaled down to the cash" in out["metrics"]["warnings"][1]
-    assert "61.9% of them kept" in out["metrics"]["warnings"][1]
+    assert "each kept at least 61.9% of its buys" in out["metrics"]["warnings"][1]
 
 
 def test_portfolio_with_leverage_borrows_cash_and_reports_the_leverage() -> None:

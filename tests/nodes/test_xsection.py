@@ -80,9 +80,26 @@ def test_zscore_xs_population_std_and_a_flat_row(x) -> None:
     assert run("zscore_xs", {"x": flat})["value"].isna().all().all()
 
 
-def test_top_n_holds_the_best_equally_and_nan_where_no_bar(x) -> None:
+def test_top_n_holds_the_best_equally_and_nothing_outside_a_symbols_bars(x) -> None:
     got = run("top_n", {"x": x}, n=2)["weights"]
-    _same(got, [[0.0, 0.5, 0.5, NAN], [0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 1.0, NAN]])
+    # D: no bar before t1 and none after it: target 0 (every row sums to the gross)
+    _same(got, [[0.0, 0.5, 0.5, 0.0], [0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]])
+    assert panel.bars(got).tolist() == panel.bars(x).tolist()
+
+
+def test_top_n_ranks_a_symbol_in_a_gap_by_its_last_bars_score() -> None:
+    """B has no bar at t1 (a halt): it keeps its t0 score (9), stays chosen, and every row's
+    weights sum to 1; the portfolio executes B's target at its next bar."""
+    frame = pd.DataFrame(
+        {"A": [1.0, 2.0, 3.0], "B": [9.0, NAN, 0.5], "C": [2.0, 3.0, 4.0]}, index=STAMPS
+    )
+    cells = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=bool)
+    got = run("top_n", {"x": panel.set_bars(frame, cells)}, n=2)["weights"]
+    _same(got, [[0.0, 0.5, 0.5], [0.0, 0.5, 0.5], [0.5, 0.0, 0.5]])
+    np.testing.assert_allclose(got.sum(axis=1).to_numpy(), 1.0)
+    # a NaN score on a real bar (warm-up) is not filled from earlier bars
+    warm = panel.set_bars(frame.assign(B=[9.0, NAN, NAN]), np.ones((3, 3), dtype=bool))
+    assert run("top_n", {"x": warm}, n=2)["weights"].loc[STAMPS[1], "B"] == 0.0
 
 
 def test_top_n_breaks_ties_by_symbol_name(x) -> None:
@@ -95,7 +112,7 @@ def test_top_n_breaks_ties_by_symbol_name(x) -> None:
 def test_top_n_long_short_is_dollar_neutral_and_scales_to_gross(x) -> None:
     got = run("top_n", {"x": x}, n=1, bottom=1, gross=2.0)["weights"]
     # t0: long B (3), short A (1); t1: long A (tie with B), short C (1); t2: only C: long
-    _same(got, [[-1.0, 1.0, 0.0, NAN], [1.0, 0.0, -1.0, 0.0], [0.0, 0.0, 1.0, NAN]])
+    _same(got, [[-1.0, 1.0, 0.0, 0.0], [1.0, 0.0, -1.0, 0.0], [0.0, 0.0, 1.0, 0.0]])
 
 
 def test_top_n_score_weighting_is_proportional_and_skips_non_positive_scores(x) -> None:
@@ -111,7 +128,7 @@ def test_top_n_score_weighting_is_proportional_and_skips_non_positive_scores(x) 
 
 def test_weights_normalise_scores_to_the_gross(x) -> None:
     got = run("weights", {"x": x})["weights"]
-    _same(got, [[1 / 6, 0.5, 1 / 3, NAN], [5 / 13, 5 / 13, 1 / 13, 2 / 13], [0.0, 0.0, 1.0, NAN]])
+    _same(got, [[1 / 6, 0.5, 1 / 3, 0.0], [5 / 13, 5 / 13, 1 / 13, 2 / 13], [0.0, 0.0, 1.0, 0.0]])
     centred = panel.set_bars(x - 2.0, panel.bars(x))
     ls = run("weights", {"x": centred}, long_only=False, gross=1.0)["weights"]
     assert ls.loc[STAMPS[0]].tolist()[:3] == pytest.approx([-0.5, 0.5, 0.0])

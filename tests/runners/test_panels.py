@@ -120,7 +120,7 @@ w    = top_n(mom, n=1)
         {s: f["close"] / f["close"].shift(5) - 1.0 for s, f in three_symbols().items()}
     )
     assert list(weights.columns) == ["AAA", "BBB", "CCC"] and weights.index.equals(close.index)
-    assert weights["BBB"].iloc[:20].isna().all()  # no bar: no target
+    assert (weights["BBB"].iloc[:20] == 0).all()  # before its first bar: target 0
     chosen = weights.fillna(0.0)
     for day in close.index[6:]:
         best = mom.loc[day].idxmax()  # NaN (warm-up, no bar) never chosen
