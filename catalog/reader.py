@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from catalog.errors import CatalogError
@@ -53,22 +52,82 @@ def read_version(
     full = arrow_schema([(n, t) for n, t in manifest["schema"]])
     names = ["ts", "symbol", *cols]
     schema = pa.schema([full.field(n) for n in names])
-    if not files:
-        table = schema.empty_table()
-    else:
-        files.sort(key=lambda f: (f["symbol"], f["year"]))  # rows grouped by symbol, in order
-        paths = [storage.path(f"objects/{version}/{f['path']}") for f in files]
-        with storage.io(f"reading version {version[:12]}"):
-            as_read = full.set(full.get_field_index("symbol"), _SYMBOL_AS_READ)
-            dataset = ds.dataset(
-                paths, schema=as_read, format=_FORMAT, filesystem=storage.arrow_filesystem()
-            )
-            table = dataset.to_table(columns=names, filter=_filter(lo, hi), use_threads=True)
-        table = _by_time_then_symbol(table)
-    frame = table.to_pandas(split_blocks=True).set_index("ts")
     # the loaders' column order: the OHLCV columns, symbol, then the extra columns
     ohlcv = [c for c in cols if c in OHLCV_COLUMNS]
-    return frame[[*ohlcv, "symbol", *(c for c in cols if c not in OHLCV_COLUMNS)]]
+    order = [*ohlcv, "symbol", *(c for c in cols if c not in OHLCV_COLUMNS)]
+    if not files:
+        return schema.empty_table().to_pandas().set_index("ts")[order]
+    files.sort(key=lambda f: (f["symbol"], f["year"]))  # rows grouped by symbol, in order
+    paths = [storage.path(f"objects/{version}/{f['path']}") for f in files]
+    with storage.io(f"reading version {version[:12]}"):
+        as_read = full.set(full.get_field_index("symbol"), _SYMBOL_AS_READ)
+        dataset = ds.dataset(
+            paths, schema=as_read, format=_FORMAT, filesystem=storage.arrow_filesystem()
+        )
+        table = dataset.to_table(columns=names, filter=_filter(lo, hi), use_threads=True)
+    return _frame(table, order)
+
+
+def _frame(table: pa.Table, columns: list[str]) -> pd.DataFrame:
+    """The table as the canonical frame, rows by (ts, symbol), ``columns`` in that order.
+
+    Files are read grouped by symbol (in symbol order), each in time order, so the rows'
+    order is a merge of sorted runs: a transposition when every symbol has the same bars
+    (an aligned panel), else a stable sort on time. Numbers are gathered with numpy (far
+    cheaper than Arrow's take over many chunks); text moves as Arrow."""
+    ts = table.column("ts").cast(pa.int64()).to_numpy()
+    ranks, names = _symbol_ranks(table.column("symbol"))
+    order = _row_order(ts, ranks, len(names))
+    numeric = [
+        c for c in columns if c != "symbol" and (pa.types.is_floating(table.schema.field(c).type))
+    ]
+    # the float columns gathered straight into one block (pandas keeps it as is: no copy)
+    block = np.empty((len(numeric), len(ts)), dtype=np.float64)
+    for i, name in enumerate(numeric):
+        values = table.column(name).to_numpy()
+        if order is None:
+            block[i] = values
+        else:
+            np.take(values, order, out=block[i])
+    stamps = ts if order is None else ts[order]
+    index = _pandas_array(pa.array(stamps).cast(table.schema.field("ts").type))
+    frame = pd.DataFrame(block.T, index=pd.Index(index, name="ts"), columns=numeric, copy=False)
+    for name in columns:
+        if name in numeric:
+            continue
+        if name == "symbol":
+            codes = ranks if order is None else ranks[order]
+            values = pa.DictionaryArray.from_arrays(
+                pa.array(codes.astype(np.int32)), pa.array(names, pa.string())
+            ).cast(pa.string())
+        else:
+            column = table.column(name)
+            values = column if order is None else column.take(pa.array(order))
+        frame[name] = _pandas_array(values)
+    return frame[columns]
+
+
+def _pandas_array(values: pa.Array | pa.ChunkedArray) -> Any:
+    """An Arrow column as the array pandas makes of it in a table (the same dtype a
+    ``to_pandas()`` of the whole table gives), without an index to align on."""
+    return pa.table({"v": values}).to_pandas()["v"].array
+
+
+def _row_order(ts: np.ndarray, ranks: np.ndarray, symbols: int) -> np.ndarray | None:
+    """The permutation that puts rows grouped by symbol into (ts, symbol) order; None when
+    they already are."""
+    n = len(ts)
+    if n == 0 or symbols <= 1:
+        return None
+    grouped = bool(np.all(ranks[1:] >= ranks[:-1]))
+    if not grouped:  # the reader did not keep the files' order: a two-key sort does it
+        return np.lexsort((ranks, ts))
+    counts = np.bincount(ranks, minlength=symbols)
+    if np.all(counts == counts[0]):
+        grid = ts.reshape(symbols, counts[0])
+        if np.array_equal(grid, np.broadcast_to(grid[0], grid.shape)):  # aligned: transpose
+            return np.arange(n).reshape(symbols, counts[0]).T.ravel()
+    return np.argsort(ts, kind="stable")  # numpy's stable sort merges the sorted runs
 
 
 # symbol read as a dictionary: sorting and reordering move small integers, not strings
@@ -76,24 +135,9 @@ _FORMAT = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_col
 _SYMBOL_AS_READ = pa.field("symbol", pa.dictionary(pa.int32(), pa.string()))
 
 
-def _by_time_then_symbol(table: pa.Table) -> pa.Table:
-    """The rows sorted by (ts, symbol), symbol as plain strings.
-
-    Files are sorted in time and read grouped by symbol in symbol order, so a stable sort on
-    time alone gives the order (numpy's stable sort merges the runs); if the reader did not keep
-    the files' order, a two-key sort does it."""
-    ts = table.column("ts").cast(pa.int64()).to_numpy()
-    ranks = _symbol_ranks(table.column("symbol"))
-    grouped = bool(np.all(ranks[1:] >= ranks[:-1]))
-    order = np.argsort(ts, kind="stable") if grouped else np.lexsort((ranks, ts))
-    if not np.array_equal(order, np.arange(len(order))):
-        table = table.take(pa.array(order))
-    index = table.schema.get_field_index("symbol")
-    return table.set_column(index, "symbol", pc.cast(table.column("symbol"), pa.string()))
-
-
-def _symbol_ranks(column: pa.ChunkedArray) -> np.ndarray:
-    """Each row's symbol as its rank among the symbols (per-chunk dictionaries unified)."""
+def _symbol_ranks(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
+    """Each row's symbol as its rank among the symbols (per-chunk dictionaries unified), and
+    the symbols in rank order."""
     chunks = [c for c in column.chunks if len(c)]
     names = sorted({s for c in chunks for s in c.dictionary.to_pylist()})
     rank = {s: i for i, s in enumerate(names)}
@@ -103,7 +147,7 @@ def _symbol_ranks(column: pa.ChunkedArray) -> np.ndarray:
         ]
         for c in chunks
     ]
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    return (np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)), names
 
 
 def _check_symbols(
