@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from dsl.ir import NodeIR, PipelineIR
 from flows.artifacts import ArtifactStore, KeyPlan, compute_keys
-from flows.catalog import catalog_source
+from flows.catalog import catalog_source, follow_latest
 from flows.events import NodeEvent, publish
 from flows.execute import NodeJob, cancel_user_runners, execute_job, release_user_runners
 from flows.finish import finish_run, open_tracker
@@ -107,7 +107,9 @@ def run_graph(
     to ``run.json``). Never raises for a failing node; a termination signal propagates after
     the run's sandbox containers are killed."""
     body_start = time.time()
-    ir = spec.effective_ir()
+    ir, followed = follow_latest(
+        spec.effective_ir(), spec.catalog_follow, settings, spec.catalog_url
+    )
     run_dir = settings.runs_dir / run_id
     (run_dir / "nodes").mkdir(parents=True, exist_ok=True)
     (run_dir / "ir.json").write_text(ir.to_json())
@@ -126,6 +128,8 @@ def run_graph(
             logger.info(f"[flow] run {run_id}: pipeline {ir.name!r}, {len(ir.nodes)} nodes")
             if spec.overrides:
                 logger.info(f"[flow] param overrides: {spec.overrides}")
+            for line in followed:
+                (logger.warning if "warning:" in line else logger.info)(line)
             if ir.sweep is not None and not spec.overrides:
                 logger.info(
                     "[flow] this run executes the pipeline once, with the params written in its "

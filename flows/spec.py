@@ -63,7 +63,9 @@ class RunSpec(BaseModel):
       against the store) or a local path (a run the CLI executes in its own process).
     - ``catalog_url`` / ``catalog_namespace``: the dataset catalog ``dataset`` steps read
       (None: the executing process's configured one) and the namespace whose names a step
-      without a version in the IR resolves (None: ``local``, the CLI's).
+      without a version in the IR resolves (None: ``local``, the CLI's); ``catalog_follow``:
+      step id -> ``namespace/name`` of floating ``dataset("x")`` steps the run moves to x's
+      latest version when it starts (scheduled runs, whose spec is made with the schedule).
     - ``seed``: the run's seed for nodes that draw random numbers (None: each node's own).
     - ``runners``: user-code runtime -> runner choice (see ``RunnerChoice``).
     - ``use_cache`` / ``track``: read the artifact cache; log to MLflow.
@@ -84,6 +86,7 @@ class RunSpec(BaseModel):
     confine_paths: bool = False
     catalog_url: str | None = None
     catalog_namespace: str | None = None
+    catalog_follow: dict[str, str] = Field(default_factory=dict)
     seed: int | None = None
     runners: dict[str, RunnerChoice] = Field(default_factory=dict)
     use_cache: bool = True

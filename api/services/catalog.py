@@ -40,6 +40,7 @@ __all__ = [
     "OwnerDatasetResolver",
     "candles",
     "catalog_of",
+    "follow_map",
     "namespace_of",
     "pin_catalog_versions",
     "sync_namespace",
@@ -277,3 +278,15 @@ def pin_catalog_versions(ir: PipelineIR, resolver: OwnerDatasetResolver) -> Pipe
             changed = True
         nodes.append(node)
     return ir.model_copy(update={"nodes": tuple(nodes)}) if changed else ir
+
+
+def follow_map(ir: PipelineIR, resolver: OwnerDatasetResolver) -> dict[str, str]:
+    """Step id -> ``namespace/name`` of the IR's floating ``dataset("x")`` steps (the
+    dataset the name resolves to for the owner now): a scheduled run moves each to the latest
+    version of that dataset when it starts."""
+    out: dict[str, str] = {}
+    for node in floating_steps(ir.nodes):
+        dataset = resolver.visible.get(str(node.params.get("name", "")))
+        if dataset is not None and dataset.catalog_version is not None:
+            out[node.id] = "/".join(_catalog_name(dataset))
+    return out

@@ -124,10 +124,8 @@ def run_spec(
     the IR's params (a sweep's trial opened as a run). Catalog steps are checked against the
     datasets the owner may read now, and ``dataset("x")`` moves to x's latest version (422
     where a dataset or version is gone): the spec's IR names the exact data the run reads."""
-    ir = catalog.pin_catalog_versions(
-        PipelineIR.from_json(ir_json),
-        catalog.OwnerDatasetResolver(settings, datasets.visible_datasets(session, owner_id)),
-    )
+    resolver = catalog.OwnerDatasetResolver(settings, datasets.visible_datasets(session, owner_id))
+    ir = catalog.pin_catalog_versions(PipelineIR.from_json(ir_json), resolver)
     return RunSpec(
         run_id=run_key,
         ir=ir,
@@ -141,6 +139,8 @@ def run_spec(
         confine_paths=True,
         catalog_url=settings.catalog_location,
         catalog_namespace=catalog.namespace_of(owner_id),
+        # a schedule's spec is made once: its runs move floating steps to the latest then
+        catalog_follow=catalog.follow_map(ir, resolver) if trigger == "schedule" else {},
         track=True,
         trigger=trigger,
     )

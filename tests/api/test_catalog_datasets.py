@@ -163,6 +163,13 @@ def test_a_run_spec_pins_floating_names_to_the_latest_and_keeps_pinned_ones(
     assert spec.ir.node("new").params["version"] == newer["version"]
     assert spec.catalog_namespace == f"u{alice.id}"
     assert spec.catalog_url == api_settings.catalog_location
+    assert spec.catalog_follow == {}  # a web run: pinned now, executed right away
+    with Session(make_engine(api_settings.db_url)) as session:
+        scheduled = run_service.run_spec(
+            session, api_settings, alice.id, ir_json, None, trigger="schedule"
+        )
+    # a schedule's spec is made once: its runs move the floating step to the latest then
+    assert scheduled.catalog_follow == {"new": f"u{alice.id}/goog"}
 
 
 @pytest.mark.sqlite_too
