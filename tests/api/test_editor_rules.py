@@ -89,8 +89,8 @@ def test_a_taken_dataset_name_says_what_to_do(client: TestClient, alice: Account
     r = upload(client, alice, "btc", bars(3))
     assert r.status_code == 409
     assert r.json()["detail"] == (
-        "You already have a dataset called 'btc'; choose another name or delete the old dataset "
-        "first."
+        "You already have a dataset called 'btc'; add a version to it, choose another name or "
+        "delete the old dataset first."
     )
 
 

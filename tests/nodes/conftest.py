@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,3 +49,46 @@ def random_walk() -> pd.Series:
     values = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.02, 500)))
     index = pd.date_range("2020-01-01", periods=500, freq="D", tz="UTC", name="ts")
     return pd.Series(values, index=index, name="close")
+
+
+ROOT = Path(__file__).resolve().parents[2]
+PEER_VENV = ROOT / ".bench-venvs" / "vectorbt"
+#: the version the vectorbt comparison was written against (its fill and fee formulas were read
+#: there): tests/nodes/test_portfolio_vectorbt.py
+VECTORBT = "vectorbt==1.2.0"
+
+
+@pytest.fixture(scope="session")
+def vectorbt_python() -> Path:
+    """vectorbt's interpreter in its own venv, created on first use (a failure says why).
+
+    Every pytest worker asks for it: a file lock lets one create it while the others wait,
+    and a marker written last says it is complete (a half-made venv is made again)."""
+    import fcntl
+    import subprocess
+    import sys
+
+    python = PEER_VENV / "bin" / "python"
+    done = PEER_VENV / ".alphaforge-installed"
+    PEER_VENV.parent.mkdir(parents=True, exist_ok=True)
+    with (PEER_VENV.parent / "vectorbt.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            steps = (
+                [sys.executable, "-m", "venv", "--clear", str(PEER_VENV)],
+                [str(python), "-m", "pip", "install", "-q", VECTORBT],
+            )
+            for step in steps:
+                proc = subprocess.run(step, capture_output=True, text=True, timeout=1800)
+                if proc.returncode != 0:
+                    pytest.fail(
+                        f"cannot create the vectorbt venv at {PEER_VENV} "
+                        f"({' '.join(step[2:4])}): {(proc.stderr or proc.stdout)[-2000:]}"
+                    )
+            done.write_text(VECTORBT)
+    check = subprocess.run(
+        [str(python), "-c", "import vectorbt"], capture_output=True, text=True, timeout=600
+    )
+    if check.returncode != 0:
+        pytest.fail(f"vectorbt does not import in {PEER_VENV}: {check.stderr[-2000:]}")
+    return python

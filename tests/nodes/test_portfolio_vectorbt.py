@@ -17,7 +17,6 @@ The test fails — never skips — when that venv cannot be made: it is part of 
 from __future__ import annotations
 
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -26,11 +25,6 @@ import pandas as pd
 import pytest
 
 from tests.nodes.conftest import run_node
-
-ROOT = Path(__file__).resolve().parents[2]
-PEER_VENV = ROOT / ".bench-venvs" / "vectorbt"
-#: the version this comparison was written against (its fill and fee formulas were read there)
-VECTORBT = "vectorbt==1.2.0"
 
 _PEER = textwrap.dedent(
     """
@@ -50,30 +44,6 @@ _PEER = textwrap.dedent(
              side=r["side"])
     """
 )
-
-
-@pytest.fixture(scope="session")
-def vectorbt_python() -> Path:
-    """vectorbt's interpreter, its venv created on first use (a failure says why)."""
-    python = PEER_VENV / "bin" / "python"
-    if not python.exists():
-        steps = (
-            [sys.executable, "-m", "venv", str(PEER_VENV)],
-            [str(python), "-m", "pip", "install", "-q", VECTORBT],
-        )
-        for step in steps:
-            proc = subprocess.run(step, capture_output=True, text=True, timeout=1800)
-            if proc.returncode != 0:
-                pytest.fail(
-                    f"cannot create the vectorbt venv at {PEER_VENV} ({' '.join(step[2:4])}): "
-                    f"{(proc.stderr or proc.stdout)[-2000:]}"
-                )
-    check = subprocess.run(
-        [str(python), "-c", "import vectorbt"], capture_output=True, text=True, timeout=600
-    )
-    if check.returncode != 0:
-        pytest.fail(f"vectorbt does not import in {PEER_VENV}: {check.stderr[-2000:]}")
-    return python
 
 
 def _panel(n: int, symbols: list[str], seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
