@@ -10,7 +10,9 @@ def task_runs(flow_run_id: str, expected: int, timeout_s: float = 30.0) -> list[
     """The task runs of a flow run, from the Prefect API in force.
 
     Prefect 3 records client-side task runs from events, asynchronously: poll until
-    ``expected`` task runs are there, all in a final state (or the time is up).
+    ``expected`` task runs are there, all in a final state and named (a run is named after its
+    node id by a later event: until then it has the task's default name, ``node:<type>-<hex>``,
+    and node ids never hold a ':'), or the time is up.
     """
     from prefect import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
@@ -21,7 +23,10 @@ def task_runs(flow_run_id: str, expected: int, timeout_s: float = 30.0) -> list[
             runs = client.read_task_runs(
                 flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
             )
-            settled = all(r.state and not r.state.is_running() for r in runs)
+            settled = all(
+                r.state and not r.state.is_running() and not r.name.startswith("node:")
+                for r in runs
+            )
             if (len(runs) >= expected and settled) or time.monotonic() > deadline:
                 return runs
             time.sleep(0.25)
