@@ -368,9 +368,13 @@ def resume(session: Session, user: User, settings: ApiSettings, sweep_id: int) -
             ).model_dump(mode="json"),
         )
     attempt = int(time.time() * 1000)
+    # The row forgets the last attempt's flow run in the same commit that makes it pending
+    # again: the status sync, running between this commit and the new flow run's, would
+    # otherwise read that ended (cancelled, failed) flow run as this attempt's end.
     sweep.status, sweep.error, sweep.finished_at, sweep.cancel_requested_at = (
         "pending", None, None, None,
     )  # fmt: skip
+    sweep.prefect_flow_run_id = None
     sweep.created_at = utcnow()  # the pickup and submit timeouts count from the resume
     audit.record(session, user, "sweep.resume", "sweep", sweep.id, pipeline_id=sweep.pipeline_id)
     session.add(sweep)

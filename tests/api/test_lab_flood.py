@@ -106,8 +106,13 @@ def test_a_flood_of_test_runs_is_limited_and_leaves_other_users_fast(
 
     assert len(bob_calls) >= 30, bob_calls
     assert all(status == 200 for _, status, _ in bob_calls), bob_calls
-    slowest = max(seconds for _, _, seconds in bob_calls)
-    assert slowest < 1.0, sorted(bob_calls, key=lambda c: -c[2])[:5]
+    # A request stuck behind the flood would wait for a test run (seconds each). On a loaded
+    # 2-core CI machine one plain request took 1.3 s once, so: nearly all under a second, and
+    # none near a test run's length.
+    times = sorted(seconds for _, _, seconds in bob_calls)
+    slowest = sorted(bob_calls, key=lambda c: -c[2])[:5]
+    assert times[int(len(times) * 0.95) - 1] < 1.0, slowest
+    assert times[-1] < 2.5, slowest
     # no connection was held while a test run slept in its sandbox (each took seconds)
     assert held and max(held) < 2.0, sorted(held)[-5:]
 

@@ -4,6 +4,8 @@ heatmap; the out-of-sample curve; a crashed sweep's status."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
@@ -219,3 +221,63 @@ def test_a_trial_that_did_not_run_cannot_be_opened(
     _, sid = swept
     resp = client.post(f"/api/sweeps/{sid}/trials/999/run", headers=alice.headers)
     assert resp.status_code == 404 and "trial 999" in resp.json()["detail"]
+
+
+def test_a_resume_is_not_ended_by_the_status_sync_reading_the_last_attempts_flow_run(
+    client: TestClient, alice: Account, swept: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The status sync may pass between the resume's commit (the row pending again) and the
+    new flow run's: it must not read the cancelled last attempt's flow run as the new one's
+    end (a CI run once saw a resumed sweep end "cancelled" at once while its flow ran on)."""
+    from uuid import uuid4
+
+    from prefect.client.schemas.objects import FlowRun
+    from prefect.states import Cancelled
+
+    from api.services import sweep_sync, sweeps
+    from dsl.compiler import compile_or_raise
+    from flows.spec import RunSpec
+    from flows.sweepspec import SweepSpec, sweep_dir
+
+    pid, _ = swept
+    ended = Cancelled(message="Flow run was cancelled successfully.")
+    old = FlowRun(id=uuid4(), flow_id=uuid4(), state=ended)
+    key = "20261205-120000-000-dddddd"
+    sid = _stored_sweep(client, alice, pid, key, status="cancelled", done=4,
+                        flow_run_id=str(old.id))  # fmt: skip
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    settings = client.app.state.settings  # type: ignore[attr-defined]
+    run = RunSpec(ir=compile_or_raise(SWEPT), base_dir=".", trigger="sweep")
+    spec = SweepSpec(sweep_id=key, run=run, executor="pool", workers=1)
+    (sweep_dir(settings.store_root, key) / "spec.json").write_text(json.dumps(spec.to_json()))
+    with Session(engine) as session:
+        row = session.get(Sweep, sid)
+        assert row is not None
+        row.prefect_flow_run_id = str(old.id)
+        session.add(row)
+        session.commit()
+
+    def read_live(_client: object, sweep: Sweep, _settings: object, _now: object) -> object:
+        return old if sweep.prefect_flow_run_id == str(old.id) else None
+
+    seen: list[tuple[str, str | None]] = []
+    new = FlowRun(id=uuid4(), flow_id=uuid4())
+
+    def create(*_args: object, **_kw: object) -> FlowRun:
+        with Session(engine) as other:  # the status loop, in between the two commits
+            sweep_sync.sync_active(other, None, settings)  # type: ignore[arg-type]
+            row = other.get(Sweep, sid)
+            assert row is not None
+            seen.append((row.status, row.error))
+        return new
+
+    monkeypatch.setattr(sweep_sync, "_live", read_live)
+    monkeypatch.setattr(sweeps, "create_flow_run", create)
+
+    resumed = client.post(f"/api/sweeps/{sid}/resume", headers=alice.headers)
+    assert resumed.status_code == 202, resumed.text
+    assert seen == [("pending", None)], seen
+    with Session(engine) as session:
+        row = session.get(Sweep, sid)
+        assert row is not None
+        assert (row.status, row.prefect_flow_run_id) == ("pending", str(new.id))
