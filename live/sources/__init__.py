@@ -1,0 +1,1 @@
+"""Where live bars come from: a replay of recorded bars, an exchange's WebSocket."""
