@@ -18,6 +18,8 @@ Requests (host → sandbox) and replies (sandbox → host), one line each:
   (``{"op": "cancel", "client_id"}``). In observe mode ``context.place_order`` raises
   ``ModeError``; the attempt comes back as an intent with ``"refused": "<the error's text>"``
   and the reply has ``"mode_error"`` set when the error escaped ``on_tick``.
+- ``{"op": "mode", "mode": "observe"|"active"}`` → ``{"ok": true}``: the context's capability
+  switched in place (the strategy's state is kept; a mode change is never a reload).
 - ``{"op": "render"}`` → ``{"ok": true, "widgets": [...]}`` (``render()``'s widgets).
 - ``{"op": "stop"}`` → the process exits.
 
@@ -80,6 +82,10 @@ class StrategyHost(Protocol):
         ...
 
     def tick(self, tick: dict[str, Any], account: dict[str, Any]) -> TickReply: ...
+
+    def set_mode(self, mode: str) -> None:
+        """Switch the context's capability (``observe`` / ``active``) in place."""
+        ...
 
     def render(self) -> list[dict[str, Any]]: ...
 
