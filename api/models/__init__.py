@@ -10,6 +10,15 @@ from api.models.share import Share
 from api.models.sweep import Sweep
 from api.models.team import Team, TeamGrant, TeamMember
 from api.models.user import Role, User
+from live.tables import (
+    InstanceChange,
+    LiveEvent,
+    LiveOrder,
+    LivePosition,
+    Strategy,
+    StrategyInstance,
+    StrategyVersion,
+)
 
 __all__ = [
     "AuditEvent",
@@ -17,12 +26,19 @@ __all__ = [
     "CustomNodeUse",
     "CustomNodeVersion",
     "Dataset",
+    "InstanceChange",
+    "LiveEvent",
+    "LiveOrder",
+    "LivePosition",
     "Pipeline",
     "PipelineVersion",
     "Role",
     "Run",
     "Schedule",
     "Share",
+    "Strategy",
+    "StrategyInstance",
+    "StrategyVersion",
     "Sweep",
     "Team",
     "TeamGrant",
