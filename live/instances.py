@@ -176,10 +176,11 @@ def create_instance(
             raise LiveInputError(field, "1 to 64 letters, digits or _ . / : -")
     if mode not in MODES:
         raise LiveInputError("mode", f"must be one of {', '.join(MODES)}, not {mode!r}")
-    for field, value, lo in (("initial_cash", initial_cash, 1e-9), ("fee_bps", fee_bps, 0.0),
-                             ("slippage_bps", slippage_bps, 0.0)):  # fmt: skip
-        if not isinstance(value, int | float) or not value >= lo or value > 1e15:
-            raise LiveInputError(field, f"must be a number ≥ {lo:g}, not {value!r}")
+    amounts = (("initial_cash", initial_cash, 1e-9), ("fee_bps", fee_bps, 0.0),
+               ("slippage_bps", slippage_bps, 0.0))  # fmt: skip
+    for name, amount, lo in amounts:
+        if not isinstance(amount, int | float) or not amount >= lo or amount > 1e15:
+            raise LiveInputError(name, f"must be a number ≥ {lo:g}, not {amount!r}")
     checked = _config(schema_of(pinned), config or {})
     instance = StrategyInstance(
         id=f"si_{secrets.token_hex(6)}",
