@@ -6,6 +6,7 @@ from api.routes import (
     custom_nodes,
     datasets,
     language,
+    live,
     meta,
     models,
     pipelines,
@@ -39,6 +40,8 @@ ROUTERS = [
     shares.router,
     shares.public_router,
     audit.router,
+    live.strategies,
+    live.instances,
 ]
 
 __all__ = ["ROUTERS"]

@@ -1,0 +1,61 @@
+"""The engine as a service: the store, the sandbox hosts and the feeds of an installation.
+
+:func:`build_engine` wires :class:`live.engine.Engine` to a database URL (the app's database,
+``ALPHAFORGE_DATABASE_URL``), the sandbox (:func:`runners.strategyhost.strategy_host`: Docker,
+or the process runner only where the operator enabled it) and the feeds
+(:func:`live.feeds.source_factory`). :func:`run_engine` runs it until ``stop``: what
+``alphaforge engine`` and the ``alphaforge-engine`` Prefect deployment call.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine as SqlEngine
+from sqlmodel import create_engine
+
+from live.engine import Engine
+from live.feeds import DatasetReader, source_factory
+from live.store import Desired, LiveStore, engine_id_for
+from runners.strategyhost import StrategyHost
+
+__all__ = ["build_engine", "run_engine", "sql_engine"]
+
+
+def sql_engine(database_url: str) -> SqlEngine:
+    """An SQLAlchemy engine for the app's database (SQLite gets a busy timeout)."""
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if database_url.startswith("sqlite"):
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+    return create_engine(database_url, **kwargs)
+
+
+def build_engine(
+    database_url: str,
+    base_dir: Path,
+    *,
+    runner: str = "auto",
+    confine: bool = False,
+    datasets: DatasetReader | None = None,
+    name: str = "engine",
+    tick_timeout_s: float = 10.0,
+    binance: dict[str, Any] | None = None,
+) -> Engine:
+    """An engine on ``database_url`` whose instances run in the sandbox (see the module doc)."""
+    from runners.strategyhost import strategy_host
+
+    def host(want: Desired) -> StrategyHost:
+        return strategy_host(  # type: ignore[no-any-return]
+            want.code, instance_id=want.id, choice=runner, tick_timeout_s=tick_timeout_s
+        )
+
+    store = LiveStore(sql_engine(database_url))
+    sources = source_factory(base_dir, confine=confine, datasets=datasets, binance=binance)
+    return Engine(store, host, sources, engine_id=engine_id_for(name))
+
+
+def run_engine(engine: Engine, stop: threading.Event, cycle_s: float = 1.0) -> None:
+    """Reconcile until ``stop`` is set, then unload every instance."""
+    engine.run(stop, cycle_s)
