@@ -20,7 +20,7 @@ from tests.live.fakes import HostLedger, ScriptedHost
 
 ROOT = Path(__file__).resolve().parents[2]
 
-CODE = '''from alphaforge_strategy import Strategy
+CODE = """from alphaforge_strategy import Strategy
 
 
 class SmaCross(Strategy):
@@ -37,7 +37,7 @@ class SmaCross(Strategy):
 
     def on_tick(self, tick):
         pass
-'''
+"""
 FEED = {"kind": "replay", "path": "data/sample_ohlcv.csv", "speed": 40, "warmup": 0}
 
 
@@ -79,8 +79,8 @@ def test_a_strategy_module_is_read_without_running_it_and_versioned(
                            headers=alice.headers)  # fmt: skip
         assert resp.status_code == 422 and words in resp.json()["detail"], (name, resp.text)
     # nothing of the refused modules was stored
-    names = [s["name"] for s in client.get("/api/strategies", headers=alice.headers).json()["items"]]
-    assert names == ["sma_cross"]
+    listed = client.get("/api/strategies", headers=alice.headers).json()["items"]
+    assert [s["name"] for s in listed] == ["sma_cross"]
 
 
 def test_instances_validate_their_config_and_record_every_change(
