@@ -155,6 +155,9 @@ _LAZY_COMMANDS = {
     "convert": ("cli.convert", "convert_command"),
     "sweep": ("cli.sweep", "sweep_group"),
     "data": ("cli.data", "data_group"),
+    "engine": ("cli.live", "engine_command"),
+    "strategy": ("cli.live", "strategy_group"),
+    "instance": ("cli.live", "instance_group"),
 }
 
 
