@@ -144,6 +144,7 @@ def _ensure_deployment(api_url: str) -> None:
     from prefect.client.orchestration import SyncPrefectClient
 
     from deployments.deploy import (
+        ensure_engine_deployment,
         ensure_nodelab_deployments,
         ensure_sweep_deployments,
         ensure_web_deployment,
@@ -153,6 +154,7 @@ def _ensure_deployment(api_url: str) -> None:
         ensure_web_deployment(client)
         ensure_nodelab_deployments(client)
         ensure_sweep_deployments(client)
+        ensure_engine_deployment(client)
 
 
 def _bootstrap(settings: ApiSettings) -> None:

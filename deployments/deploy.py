@@ -33,6 +33,7 @@ __all__ = [
     "SWEEP_FLOWS",
     "WEB_DEPLOYMENT",
     "deployment_name_for",
+    "ensure_engine_deployment",
     "ensure_nodelab_deployments",
     "ensure_pool",
     "ensure_sweep_deployments",
@@ -57,6 +58,9 @@ SWEEP_FLOWS: dict[str, tuple[str, str]] = {
     "sweep": ("flows.sweep", "sweep_flow"),
     "chunk": ("flows.sweepchunk", "sweep_chunk_flow"),
 }
+# The strategy engine: one long-running flow run reconciles instances with the database.
+ENGINE_DEPLOYMENT = "engine"
+ENGINE_FLOWS: dict[str, tuple[str, str]] = {"engine": ("live.engineflow", "engine_flow")}
 TAG = "alphaforge"
 FLOW_RUN_COMMAND = "python -m deployments.warm_launcher"
 
@@ -226,6 +230,22 @@ def ensure_sweep_deployments(client: SyncPrefectClient, pool: str = POOL_NAME) -
         ),
         pool=pool,
     )
+
+
+def ensure_engine_deployment(client: SyncPrefectClient, pool: str = POOL_NAME) -> UUID:
+    """The pool and the ``alphaforge-engine/engine`` deployment (the strategy engine's
+    reconciler, live/engineflow.py: run it once; it runs until cancelled)."""
+    return _ensure_flow_deployments(
+        client,
+        ENGINE_FLOWS,
+        ENGINE_DEPLOYMENT,
+        tag="engine",
+        describe=lambda _kind: (
+            "The strategy engine: loads, reloads and unloads strategy instances as the "
+            "database says, until cancelled."
+        ),
+        pool=pool,
+    )["engine"]
 
 
 def _ensure_flow_deployments(
