@@ -32,3 +32,17 @@ describe('caps', () => {
     expect(canCreate(null, 'dataset').ok).toBe(false);
   });
 });
+
+describe('caps of the live side', () => {
+  it('observers see strategies and instances but change nothing', () => {
+    expect(canCreate(observer, 'strategy').why).toBe('Observers can read but not change strategies.');
+    expect(canEdit(observer, { can_edit: true }, 'instance').why).toBe('Observers can read but not change strategy instances.');
+  });
+  it('someone else’s instance: only its owner or an admin changes it (no team grants)', () => {
+    expect(canEdit(dev, { owner: 'alice', can_edit: false }, 'instance')).toEqual({
+      ok: false,
+      why: 'Only the owner of this instance (alice) or an admin can change it.',
+    });
+    expect(canEdit(admin, { owner: 'alice', can_edit: true }, 'strategy').ok).toBe(true);
+  });
+});

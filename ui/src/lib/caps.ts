@@ -6,7 +6,7 @@
  */
 import type { User } from './types';
 
-export type Kind = 'pipeline' | 'dataset' | 'custom_node';
+export type Kind = 'pipeline' | 'dataset' | 'custom_node' | 'strategy' | 'instance';
 
 /** `ok` false: the control is disabled and `why` is its tooltip. */
 export interface Cap {
@@ -14,8 +14,16 @@ export interface Cap {
   why: string;
 }
 
-const PLURAL: Record<Kind, string> = { pipeline: 'pipelines', dataset: 'datasets', custom_node: 'custom nodes' };
-const SINGULAR: Record<Kind, string> = { pipeline: 'pipeline', dataset: 'dataset', custom_node: 'node' };
+const PLURAL: Record<Kind, string> = {
+  pipeline: 'pipelines',
+  dataset: 'datasets',
+  custom_node: 'custom nodes',
+  strategy: 'strategies',
+  instance: 'strategy instances',
+};
+const SINGULAR: Record<Kind, string> = { pipeline: 'pipeline', dataset: 'dataset', custom_node: 'node', strategy: 'strategy', instance: 'instance' };
+/** Strategies and instances have no team grants: only their owner and admins change them. */
+const OWNER_ONLY = new Set<Kind>(['strategy', 'instance']);
 
 const YES: Cap = { ok: true, why: '' };
 
@@ -43,6 +51,7 @@ export function canEdit(user: Pick<User, 'role'> | null, obj: Guarded, kind: Kin
   if (blocked) return blocked;
   if (obj.can_edit === false) {
     const owner = obj.owner ? ` (${obj.owner})` : '';
+    if (OWNER_ONLY.has(kind)) return { ok: false, why: `Only the owner of this ${SINGULAR[kind]}${owner} or an admin can change it.` };
     return { ok: false, why: `You can read this ${SINGULAR[kind]} through a team but not change it: ask its owner${owner} for edit access.` };
   }
   return YES;

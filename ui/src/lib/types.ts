@@ -118,3 +118,26 @@ export type OosPoint = Out<S['OosPoint']>;
 export interface OosEquity extends Omit<Out<S['OosEquity']>, 'points'> {
   points: OosPoint[];
 }
+
+// The live side (`/api/strategies`, `/api/instances`; lib/live.ts has the dashboard's logic).
+export type LiveMode = S['InstancePublic']['mode'];
+export type StrategySummary = Out<S['StrategySummary']>;
+export type StrategyVersion = Out<S['StrategyVersionPublic']>;
+export interface Strategy extends Omit<Out<S['StrategyPublic']>, 'latest'> {
+  latest: StrategyVersion;
+}
+export type LivePosition = Out<S['PositionPublic']>;
+export interface Instance extends Omit<Out<S['InstancePublic']>, 'positions'> {
+  positions: LivePosition[];
+}
+export type InstanceCreate = S['InstanceCreate'];
+export type InstancePatch = S['InstancePatch'];
+export type InstanceEvent = Out<S['InstanceEventPublic']>;
+export interface InstanceEventPage {
+  items: InstanceEvent[];
+  total: number;
+}
+export type InstanceOrder = Out<S['InstanceOrderPublic']>;
+export type InstanceChange = Out<S['InstanceChangePublic']>;
+/** `POST /api/instances/{id}/widgets`: `widgets` are render()'s dicts (lib/live.ts reads them). */
+export type WidgetsReply = Out<S['WidgetsPublic']>;
