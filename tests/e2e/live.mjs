@@ -18,6 +18,7 @@ const only = opt.only ? String(opt.only).split(',') : null;
 const sfx = opt.suffix ?? Date.now().toString(36).slice(-4);
 const NAME = `sma_cross_${sfx}`;
 const OBSERVER = `watcher_${sfx}`;
+const TICKS = 'Ticks (with warm-up)'; // the template's metric
 
 const { step, finish } = stepper(() => s, { only, shotPrefix: 'live-fail-' });
 
@@ -148,22 +149,22 @@ await step('new-instance-dialog', async () => {
 await step('running-with-widgets', async () => {
   await page.waitForSelector('[data-testid=instance-status][data-status=running]', { timeout: 120000 });
   if ((await page.getAttribute('[data-testid=instance-mode]', 'data-mode')) !== 'observe') throw new Error('not in observe mode');
-  const first = await until('the Bars seen metric', () => metricValue('Bars seen'), 60000);
+  const first = await until('the ticks metric', () => metricValue(TICKS), 60000);
   const polls = Number(await page.getAttribute('[data-testid=widgets-panel]', 'data-polls'));
   // the next polls (every 2 s) bring a fresh rendering: the number moved
-  const second = await until('Bars seen to change', async () => {
-    const v = await metricValue('Bars seen');
+  const second = await until('the ticks metric to change', async () => {
+    const v = await metricValue(TICKS);
     return v !== null && v !== first ? v : null;
   }, 30000);
   const later = Number(await page.getAttribute('[data-testid=widgets-panel]', 'data-polls'));
   if (!(later > polls)) throw new Error(`no new poll (${polls} → ${later})`);
-  if (Number(second.replace(/,/g, '')) <= Number(first.replace(/,/g, ''))) throw new Error(`Bars seen went ${first} → ${second}`);
+  if (Number(second.replace(/,/g, '')) <= Number(first.replace(/,/g, ''))) throw new Error(`${TICKS} went ${first} → ${second}`);
   const points = Number(await page.getAttribute('[data-testid=widget-line-chart]', 'data-points'));
   if (!(points > 10)) throw new Error(`the line chart has ${points} points`);
   await page.waitForSelector('[data-testid=widget-table]');
   const ago = await page.textContent('[data-testid=rendered-ago]');
   if (!/rendered \d+ s ago/.test(ago)) throw new Error(`rendered-ago: ${ago}`);
-  console.log(`Bars seen ${first} → ${second}; ${points} chart points; ${ago.trim()}`);
+  console.log(`${TICKS} ${first} → ${second}; ${points} chart points; ${ago.trim()}`);
 });
 
 await step('observe-records-intents-not-placed', async () => {
@@ -256,7 +257,7 @@ await step('observer-sees-but-cannot-act', async () => {
   await page.waitForSelector('[data-testid=instance-page]');
   for (const sel of ['[data-testid=mode-observe]', '[data-testid=mode-off]', '[data-testid=save-config]', '[data-testid=delete-instance]']) await assertDenied(sel, why);
   if (!(await page.isDisabled('[data-testid=instance-config] [data-testid=config-qty]'))) throw new Error('the config form is editable for an observer');
-  await until('the widgets, for an observer too', () => metricValue('Bars seen'), 30000);
+  await until('the widgets, for an observer too', () => metricValue(TICKS), 30000);
   await page.hover('[data-testid=cap-denied]:has([data-testid=mode-observe])');
   await page.waitForTimeout(300);
   await s.shot('live-10-observer-detail');

@@ -89,7 +89,7 @@ def test_the_template_runs_in_the_strategy_host(
         host.stop()
     kinds = [w["type"] for w in widgets]
     assert kinds == ["metric", "metric", "line_chart", "table", "log"]
-    assert widgets[0] == {"type": "metric", "label": "Bars seen", "value": 200}
+    assert widgets[0] == {"type": "metric", "label": "Ticks (with warm-up)", "value": 200}
     assert len(widgets[2]["points"]) == 200
     outcomes = {row[-1] for row in widgets[3]["rows"]}
     assert outcomes == ({"observed"} if mode == "observe" else {"placed"})

@@ -135,6 +135,8 @@ describe('widgets', () => {
     expect(fmtCell(101.123456)).toBe('101.1235');
     expect(fmtCell(null)).toBe('—');
     expect(fmtCell('x')).toBe('x');
+    expect(fmtCell('2021-06-28T00:00:00+00:00')).toBe('2021-06-28');
+    expect(fmtCell('2021-06-28T13:05:00+00:00')).toBe('2021-06-28 13:05:00Z');
   });
 });
 

@@ -6,6 +6,7 @@
  * strategy's output), a line chart's geometry, and the labels and tones of modes, statuses,
  * feeds and amounts. No DOM, no fetch.
  */
+import { fmtTimestamp } from './format';
 import type { Instance, LiveMode } from './types';
 
 // -- the config form -----------------------------------------------------------------------
@@ -296,9 +297,11 @@ export function readWidgets(raw: unknown): Widget[] {
   });
 }
 
-/** A metric's value as shown: numbers with up to 4 significant decimals, text as is. */
+/** A cell or metric as shown: numbers with a few decimals, ISO times short (the date alone at
+ * midnight UTC), other text as is. */
 export function fmtCell(v: Cell): string {
   if (v === null) return '—';
+  if (typeof v === 'string' && /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}/.test(v)) return fmtTimestamp(v);
   if (typeof v === 'number') {
     if (Number.isInteger(v)) return v.toLocaleString('en-US');
     const abs = Math.abs(v);

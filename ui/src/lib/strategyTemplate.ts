@@ -49,11 +49,11 @@ class SmaCross(Strategy):
     def init(self):
         if self.config["fast"] >= self.config["slow"]:
             raise ValueError("fast must be shorter than slow")
-        return {"closes": [], "bars": 0, "above": None, "orders": [], "notes": []}
+        return {"closes": [], "ticks": 0, "above": None, "orders": [], "notes": []}
 
     def on_tick(self, tick):
         s, cfg = self.state, self.config
-        s["bars"] += 1
+        s["ticks"] += 1
         s["closes"].append([tick["ts"], tick["close"]])
         del s["closes"][:-200]  # the chart shows the last 200 closes
         closes = [c for _, c in s["closes"]]
@@ -77,7 +77,8 @@ class SmaCross(Strategy):
             outcome = "observed"  # observe mode: recorded, not placed
         s["orders"].append([tick["ts"], side, qty, round(tick["close"], 4), outcome])
         del s["orders"][:-50]
-        s["notes"].append(f"{tick['ts']}: {side} {qty:g} at {tick['close']:.2f} ({outcome})")
+        when = str(tick["ts"])[:19].replace("T", " ")
+        s["notes"].append(f"{when}: {side} {qty:g} at {tick['close']:.2f} ({outcome})")
         del s["notes"][:-20]
         self.context.log(f"{side} {qty:g} at {tick['close']:.2f} ({outcome})")
 
@@ -86,7 +87,7 @@ class SmaCross(Strategy):
         last = s["closes"][-1][1] if s["closes"] else None
         return {
             "widgets": [
-                metric("Bars seen", s["bars"]),
+                metric("Ticks (with warm-up)", s["ticks"]),
                 metric("Last close", last),
                 line_chart("Recent closes", s["closes"]),
                 table(["time", "side", "qty", "price", "outcome"], s["orders"][::-1], label="Orders"),
