@@ -86,8 +86,8 @@ await step('strategy-from-template', async () => {
   await page.click('[data-testid=new-strategy]');
   await page.waitForSelector('[data-testid=strategy-editor] [data-testid=code-editor][data-language=python] .monaco-editor .view-lines');
   await page.waitForTimeout(500);
-  const text = await editorText();
-  for (const want of ['CONFIG_SCHEMA', 'class SmaCross(Strategy)', 'self.context.get_position()', 'place_order', 'line_chart(']) {
+  const text = await editorText(); // the lines on screen (Monaco draws only those)
+  for (const want of ['from alphaforge_strategy import', 'class SmaCross(Strategy)', 'CONFIG_SCHEMA']) {
     if (!text.includes(want)) throw new Error(`the template lacks ${want}`);
   }
   await page.fill('[data-testid=strategy-name]', NAME);
@@ -108,6 +108,10 @@ await step('strategy-from-template', async () => {
   strategyId = Number(page.url().split('/').pop());
   await page.waitForSelector('[data-testid=strategy-title]');
   if ((await page.textContent('[data-testid=strategy-title]')).trim() !== NAME) throw new Error('not the saved strategy');
+  const saved = (await apiCall(page, 'GET', `/api/strategies/${strategyId}`)).json;
+  for (const want of ['self.context.get_position()', 'self.context.place_order(', 'def render(self)', 'line_chart(', 'table(']) {
+    if (!saved.latest.code.includes(want)) throw new Error(`the saved template lacks ${want}`);
+  }
   // the parsed CONFIG_SCHEMA as a form, checked as the schema says
   await page.waitForSelector('[data-testid=config-preview] [data-testid=config-fast]');
   for (const f of ['fast', 'slow', 'qty']) if (!(await page.locator(`[data-testid=config-preview] [data-testid=config-${f}]`).count())) throw new Error(`no ${f} field`);
@@ -188,8 +192,9 @@ await step('observe-records-intents-not-placed', async () => {
 await step('active-places-orders', async () => {
   const pnlBefore = Number(await page.getAttribute('[data-testid=account-pnl]', 'data-pnl'));
   await page.click('[data-testid=mode-active]');
-  const confirm = page.locator('[data-testid=confirm-active]');
+  const confirm = page.locator('dialog[open] [data-testid=confirm-active]');
   await confirm.waitFor({ timeout: 5000 });
+  await page.waitForTimeout(400); // the modal fades in
   if (!(await confirm.textContent()).includes('Orders will be placed on the paper venue')) throw new Error('the confirm does not warn');
   await s.shot('live-06-confirm-active');
   await page.click('[data-testid=confirm-active-yes]');

@@ -77,7 +77,7 @@ class SmaCross(Strategy):
             outcome = "observed"  # observe mode: recorded, not placed
         s["orders"].append([tick["ts"], side, qty, round(tick["close"], 4), outcome])
         del s["orders"][:-50]
-        when = str(tick["ts"])[:19].replace("T", " ")
+        when = str(tick["ts"])[:19].replace("T", " ").removesuffix(" 00:00:00")
         s["notes"].append(f"{when}: {side} {qty:g} at {tick['close']:.2f} ({outcome})")
         del s["notes"][:-20]
         self.context.log(f"{side} {qty:g} at {tick['close']:.2f} ({outcome})")
