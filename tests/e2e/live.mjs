@@ -150,8 +150,20 @@ await step('new-instance-dialog', async () => {
   await page.waitForSelector('[data-testid=instance-page]');
 });
 
+/** The instance ran (a step after a failed start fails at once instead of timing out). */
+let ran = false;
+function needsRun() {
+  if (!ran) throw new Error('not tried: the instance never ran (see the earlier failure)');
+}
+
 await step('running-with-widgets', async () => {
-  await page.waitForSelector('[data-testid=instance-status][data-status=running]', { timeout: 120000 });
+  if (!instanceId) throw new Error('not tried: no instance was created');
+  // running, or crashed: a crash fails here with its reason (the sandbox missing, a bad module …)
+  const badge = await page.waitForSelector('[data-testid=instance-status][data-status=running], [data-testid=instance-status][data-status=crashed]', { timeout: 120000 });
+  if ((await badge.getAttribute('data-status')) === 'crashed') {
+    throw new Error(`the instance crashed: ${await page.getAttribute('[data-testid=instance-status]', 'title')}`);
+  }
+  ran = true;
   if ((await page.getAttribute('[data-testid=instance-mode]', 'data-mode')) !== 'observe') throw new Error('not in observe mode');
   const first = await until('the ticks metric', () => metricValue(TICKS), 60000);
   const polls = Number(await page.getAttribute('[data-testid=widgets-panel]', 'data-polls'));
@@ -172,6 +184,7 @@ await step('running-with-widgets', async () => {
 });
 
 await step('observe-records-intents-not-placed', async () => {
+  needsRun();
   await page.click('[data-testid=events-kind-intent]');
   const msg = await until('an intent "not placed"', async () => {
     const rows = page.locator('[data-testid=event-row][data-kind=intent] [data-testid=event-message]');
@@ -190,6 +203,7 @@ await step('observe-records-intents-not-placed', async () => {
 });
 
 await step('active-places-orders', async () => {
+  needsRun();
   const pnlBefore = Number(await page.getAttribute('[data-testid=account-pnl]', 'data-pnl'));
   await page.click('[data-testid=mode-active]');
   const confirm = page.locator('dialog[open] [data-testid=confirm-active]');
@@ -214,6 +228,7 @@ await step('active-places-orders', async () => {
 });
 
 await step('config-saved-as-a-new-version', async () => {
+  needsRun();
   await page.fill('[data-testid=instance-config] [data-testid=config-qty]', '0');
   await page.waitForSelector('[data-testid=instance-config] [data-testid=config-error][data-field=qty]');
   if (!(await page.isDisabled('[data-testid=save-config]'))) throw new Error('Save config enabled with qty=0');
@@ -226,6 +241,7 @@ await step('config-saved-as-a-new-version', async () => {
 });
 
 await step('instances-list', async () => {
+  needsRun();
   await page.click('[data-testid=sidebar] [data-testid=nav-instances]');
   const row = page.locator(`[data-testid=instance-row][data-id=${instanceId}]`);
   await row.waitFor();
@@ -242,6 +258,7 @@ await step('instances-list', async () => {
 });
 
 await step('observer-sees-but-cannot-act', async () => {
+  needsRun();
   const temp = `watch-${sfx}-temporary`;
   const made = await apiCall(page, 'POST', '/api/users', { username: OBSERVER, role: 'observer', password: temp });
   if (made.status !== 201) throw new Error(`observer: ${made.status} ${made.text}`);
