@@ -133,9 +133,8 @@ export interface Instance extends Omit<Out<S['InstancePublic']>, 'positions'> {
 export type InstanceCreate = S['InstanceCreate'];
 export type InstancePatch = S['InstancePatch'];
 export type InstanceEvent = Out<S['InstanceEventPublic']>;
-export interface InstanceEventPage {
+export interface InstanceEventPage extends Omit<Out<S['Page_InstanceEventPublic_']>, 'items'> {
   items: InstanceEvent[];
-  total: number;
 }
 export type InstanceOrder = Out<S['InstanceOrderPublic']>;
 export type InstanceChange = Out<S['InstanceChangePublic']>;
