@@ -39,6 +39,7 @@ LAYERS: dict[str, str] = {
     "runners": "runners and sandboxes",
     "flows": "the run flow: artifact store, tracking",
     "catalog": "the dataset catalog: versions, imports, storage",
+    "live": "the live side: bar sources, stream pipelines, strategies",
     "cli": "the `alphaforge` command line",
     "api": "the web API",
 }
@@ -247,6 +248,14 @@ _TABLE: tuple[Code, ...] = (
     Code("AF504", "stream schedule: `after` must be shorter than `every`", "dsl", E),
     Code("AF505", "stream source or sink argument is not a literal", "dsl", E),
     Code("AF506", "stream block emits nothing", "dsl", W),
+    Code(
+        "AF520",
+        "a live bar source cannot deliver bars: the exchange refused the request, answered "
+        "with an error or stayed unreachable",
+        "live",
+        raised_by=("live.sources.errors.SourceError",),
+        detail="the message names the URL and the symbol(s)",
+    ),
     # -- data ---------------------------------------------------------------------------------
     Code(
         "AF600",
