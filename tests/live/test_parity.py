@@ -100,8 +100,8 @@ def test_the_paper_run_equals_the_backtest_bar_by_bar(live_db: Engine, restart: 
         fills = s.exec(select(LiveOrder).where(col(LiveOrder.status) == "filled")
                        .order_by(col(LiveOrder.id))).all()  # fmt: skip
     assert len(bars) == len(SAMPLE)  # every bar once: none skipped, none twice
-    live_eq = pd.Series([b.equity for b in bars],
-                        index=pd.DatetimeIndex([b.bar_ts for b in bars]).tz_convert("UTC"))  # fmt: skip
+    index = pd.DatetimeIndex([b.bar_ts for b in bars]).tz_convert("UTC")
+    live_eq = pd.Series([b.equity for b in bars], index=index)
     pd.testing.assert_series_equal(live_eq, equity["equity"], check_names=False,
                                    check_freq=False, rtol=1e-12)  # fmt: skip
     assert [(pd.Timestamp(f.filled_bar_ts), f.side, f.qty) for f in fills] == [
