@@ -218,8 +218,8 @@ def strategy_backtest(
 
     out = Console()
     print_metrics(out, result.metrics, title=f"{module.class_name} on {data_path.name}")
-    out.print(f"fills {len(result.orders)}, rejected {len(result.rejections)}, "
-              f"trades {int((~result.trades['is_open']).sum()) if len(result.trades) else 0}")  # fmt: skip
+    closed = int((~result.trades["is_open"].astype(bool)).sum()) if len(result.trades) else 0
+    out.print(f"fills {len(result.orders)}, rejected {len(result.rejections)}, trades {closed}")
 
 
 @strategy_group.command(name="ls")
