@@ -1423,6 +1423,214 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/strategies": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Strategies
+         * @description Strategy modules the caller may see, latest change first.
+         */
+        get: operations["list_strategies_api_strategies_get"];
+        put?: never;
+        /**
+         * Save Strategy
+         * @description Save a module (a new version of the caller's module of that name when the code
+         *     changed; the same code again adds nothing). 422 names the line of a bad module or schema.
+         */
+        post: operations["save_strategy_api_strategies_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/strategies/{strategy_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Strategy */
+        get: operations["get_strategy_api_strategies__strategy_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/strategies/{strategy_id}/versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Add Version */
+        post: operations["add_version_api_strategies__strategy_id__versions_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/strategies/{strategy_id}/versions/{version}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Version */
+        get: operations["get_version_api_strategies__strategy_id__versions__version__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/instances": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Instances
+         * @description Instances the caller may see (id, strategy, market, account, mode, status, PnL ...).
+         */
+        get: operations["list_instances_api_instances_get"];
+        put?: never;
+        /**
+         * Create Instance
+         * @description A new instance of one of the caller's strategies: identity fixed for good, config
+         *     validated against the pinned version's CONFIG_SCHEMA, mode off, observe or active.
+         */
+        post: operations["create_instance_api_instances_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/instances/{instance_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Instance */
+        get: operations["get_instance_api_instances__instance_id__get"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete Instance
+         * @description Delete the instance (the engine unloads it; its orders and events stay readable).
+         */
+        delete: operations["delete_instance_api_instances__instance_id__delete"];
+        options?: never;
+        head?: never;
+        /**
+         * Update Instance
+         * @description Change the config (versioned), the mode (switched in place by the engine) or the
+         *     strategy version (the engine reloads the instance).
+         */
+        patch: operations["update_instance_api_instances__instance_id__patch"];
+        trace?: never;
+    };
+    "/api/instances/{instance_id}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Instance Events
+         * @description What the instance did and said, newest first (``kind``: e.g. ``log,error``).
+         */
+        get: operations["instance_events_api_instances__instance_id__events_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/instances/{instance_id}/orders": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Instance Orders
+         * @description The instance's paper orders, newest first.
+         */
+        get: operations["instance_orders_api_instances__instance_id__orders_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/instances/{instance_id}/changes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Instance Changes
+         * @description Every change of the instance's config and mode, newest first, with who made it.
+         */
+        get: operations["instance_changes_api_instances__instance_id__changes_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/instances/{instance_id}/widgets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Instance Widgets
+         * @description Ask for a fresh rendering of the runtime widgets (on demand: nothing renders while
+         *     nobody looks) and get the last one; poll while the view is open.
+         */
+        post: operations["instance_widgets_api_instances__instance_id__widgets_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -2137,6 +2345,221 @@ export interface components {
             /** Column */
             column?: string | null;
         };
+        /** InstanceChangePublic */
+        InstanceChangePublic: {
+            /** Kind */
+            kind: string;
+            /** Config Version */
+            config_version: number;
+            /** Config */
+            config: {
+                [key: string]: unknown;
+            };
+            /** Mode */
+            mode: string;
+            /** User */
+            user: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+        };
+        /**
+         * InstanceCreate
+         * @description ``POST /api/instances``: the identity (fixed for good), the config and the mode.
+         *
+         *     ``feed``: ``{"kind": "replay", "dataset": "name"}`` (one of the caller's datasets) or
+         *     ``{"kind": "replay", "path": "<file under the engine's data folder>"}``, with
+         *     ``interval``, ``speed``, ``start``, ``warmup``; or ``{"kind": "binance", "interval": "1m"}``.
+         */
+        InstanceCreate: {
+            /** Strategy Id */
+            strategy_id: number;
+            /** Version */
+            version?: number | null;
+            /**
+             * Account
+             * @default paper
+             */
+            account?: string;
+            /** Market */
+            market: string;
+            /** Feed */
+            feed: {
+                [key: string]: unknown;
+            };
+            /** Config */
+            config?: {
+                [key: string]: unknown;
+            };
+            /**
+             * Mode
+             * @default off
+             * @enum {string}
+             */
+            mode?: "off" | "observe" | "active";
+            /**
+             * Initial Cash
+             * @default 100000
+             */
+            initial_cash?: number;
+            /**
+             * Fee Bps
+             * @default 0
+             */
+            fee_bps?: number;
+            /**
+             * Slippage Bps
+             * @default 0
+             */
+            slippage_bps?: number;
+        };
+        /** InstanceEventPublic */
+        InstanceEventPublic: {
+            /** Id */
+            id: number;
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Bar Ts */
+            bar_ts: string | null;
+            /** Kind */
+            kind: string;
+            /** Message */
+            message: string;
+            /** Data */
+            data: {
+                [key: string]: unknown;
+            } | null;
+        };
+        /** InstanceOrderPublic */
+        InstanceOrderPublic: {
+            /** Client Id */
+            client_id: string;
+            /** Symbol */
+            symbol: string;
+            /** Side */
+            side: string;
+            /** Qty */
+            qty: number;
+            /** Type */
+            type: string;
+            /** Limit Price */
+            limit_price: number | null;
+            /** Status */
+            status: string;
+            /** Reason */
+            reason: string | null;
+            /**
+             * Placed Bar Ts
+             * Format: date-time
+             */
+            placed_bar_ts: string;
+            /** Filled Bar Ts */
+            filled_bar_ts: string | null;
+            /** Fill Price */
+            fill_price: number | null;
+            /** Fee */
+            fee: number | null;
+        };
+        /**
+         * InstancePatch
+         * @description ``PATCH /api/instances/{id}``: a new config, mode or strategy version (any of them).
+         */
+        InstancePatch: {
+            /** Config */
+            config?: {
+                [key: string]: unknown;
+            } | null;
+            /** Mode */
+            mode?: ("off" | "observe" | "active") | null;
+            /** Version */
+            version?: number | null;
+        };
+        /**
+         * InstancePublic
+         * @description An instance: identity, desired state, the engine's view of it, and its account.
+         */
+        InstancePublic: {
+            /** Id */
+            id: string;
+            /** Owner */
+            owner: string;
+            /** Strategy Id */
+            strategy_id: number;
+            /** Strategy */
+            strategy: string;
+            /** Strategy Version */
+            strategy_version: number;
+            /** Latest Version */
+            latest_version: number;
+            /** Account */
+            account: string;
+            /** Market */
+            market: string;
+            /** Feed */
+            feed: {
+                [key: string]: unknown;
+            };
+            /** Initial Cash */
+            initial_cash: number;
+            /** Fee Bps */
+            fee_bps: number;
+            /** Slippage Bps */
+            slippage_bps: number;
+            /**
+             * Mode
+             * @enum {string}
+             */
+            mode: "off" | "observe" | "active";
+            /** Config */
+            config: {
+                [key: string]: unknown;
+            };
+            /** Config Version */
+            config_version: number;
+            /** Config Schema */
+            config_schema: {
+                [key: string]: unknown;
+            };
+            /** Status */
+            status: string;
+            /** Status Reason */
+            status_reason: string | null;
+            /** Status At */
+            status_at: string | null;
+            /** Engine */
+            engine: string | null;
+            /** Restarts */
+            restarts: number;
+            /** Last Bar Ts */
+            last_bar_ts: string | null;
+            /** Bars Seen */
+            bars_seen: number;
+            /** Cash */
+            cash: number;
+            /** Equity */
+            equity: number;
+            /** Pnl */
+            pnl: number;
+            /** Positions */
+            positions: components["schemas"]["PositionPublic"][];
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /** Can Edit */
+            can_edit: boolean;
+        };
         /**
          * IntSpace
          * @description Integers in [low, high] (inclusive), optionally log-uniform, optional step.
@@ -2709,6 +3132,20 @@ export interface components {
             /** Total */
             total: number;
         };
+        /** Page[InstanceEventPublic] */
+        Page_InstanceEventPublic_: {
+            /** Items */
+            items: components["schemas"]["InstanceEventPublic"][];
+            /** Total */
+            total: number;
+        };
+        /** Page[InstancePublic] */
+        Page_InstancePublic_: {
+            /** Items */
+            items: components["schemas"]["InstancePublic"][];
+            /** Total */
+            total: number;
+        };
         /** Page[PipelineSummary] */
         Page_PipelineSummary_: {
             /** Items */
@@ -2727,6 +3164,13 @@ export interface components {
         Page_SharePublic_: {
             /** Items */
             items: components["schemas"]["SharePublic"][];
+            /** Total */
+            total: number;
+        };
+        /** Page[StrategySummary] */
+        Page_StrategySummary_: {
+            /** Items */
+            items: components["schemas"]["StrategySummary"][];
             /** Total */
             total: number;
         };
@@ -2964,6 +3408,21 @@ export interface components {
             variadic?: boolean;
             /** Columns */
             columns?: string[] | null;
+        };
+        /** PositionPublic */
+        PositionPublic: {
+            /** Symbol */
+            symbol: string;
+            /** Qty */
+            qty: number;
+            /** Avg Price */
+            avg_price: number;
+            /** Realized Pnl */
+            realized_pnl: number;
+            /** Fees */
+            fees: number;
+            /** Last Price */
+            last_price: number | null;
         };
         /**
          * Preview
@@ -3597,6 +4056,107 @@ export interface components {
             end_col: number;
         };
         /**
+         * StrategyIn
+         * @description ``POST /api/strategies``: a new module, or a new version of the caller's module of that
+         *     name when the code changed.
+         */
+        StrategyIn: {
+            /** Name */
+            name: string;
+            /** Code */
+            code: string;
+            /**
+             * Message
+             * @default
+             */
+            message?: string;
+        };
+        /**
+         * StrategyPublic
+         * @description A strategy module with its latest version and the list of its versions.
+         */
+        StrategyPublic: {
+            /** Id */
+            id: number;
+            /** Name */
+            name: string;
+            /** Owner */
+            owner: string;
+            /** Latest Version */
+            latest_version: number;
+            /** Instances */
+            instances: number;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /** Can Edit */
+            can_edit: boolean;
+            latest: components["schemas"]["StrategyVersionPublic"];
+            /** Versions */
+            versions: number[];
+        };
+        /**
+         * StrategySummary
+         * @description A strategy module in a list.
+         */
+        StrategySummary: {
+            /** Id */
+            id: number;
+            /** Name */
+            name: string;
+            /** Owner */
+            owner: string;
+            /** Latest Version */
+            latest_version: number;
+            /** Instances */
+            instances: number;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /** Can Edit */
+            can_edit: boolean;
+        };
+        /**
+         * StrategyVersionIn
+         * @description ``POST /api/strategies/{id}/versions``.
+         */
+        StrategyVersionIn: {
+            /** Code */
+            code: string;
+            /**
+             * Message
+             * @default
+             */
+            message?: string;
+        };
+        /**
+         * StrategyVersionPublic
+         * @description One saved version: the code, its hash and the ``CONFIG_SCHEMA`` read from it.
+         */
+        StrategyVersionPublic: {
+            /** Version */
+            version: number;
+            /** Code */
+            code: string;
+            /** Code Hash */
+            code_hash: string;
+            /** Config Schema */
+            config_schema: {
+                [key: string]: unknown;
+            };
+            /** Message */
+            message: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+        };
+        /**
          * StreamIR
          * @description A ``stream`` block: source, warm-up, schedule and sinks.
          */
@@ -4221,6 +4781,23 @@ export interface components {
              * @default 0
              */
             embargo_seconds?: number;
+        };
+        /**
+         * WidgetsPublic
+         * @description What ``render()`` returned when last asked (widgets are rendered on demand only: this
+         *     request asks the engine for a fresh rendering, which the next poll returns).
+         */
+        WidgetsPublic: {
+            /** Widgets */
+            widgets: {
+                [key: string]: unknown;
+            }[];
+            /** Error */
+            error: string | null;
+            /** Rendered At */
+            rendered_at: string | null;
+            /** Requested At */
+            requested_at: string | null;
         };
     };
     responses: never;
@@ -9227,6 +9804,848 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_strategies_api_strategies_get: {
+        parameters: {
+            query?: {
+                offset?: number;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_StrategySummary_"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    save_strategy_api_strategies_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StrategyIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StrategyPublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_strategy_api_strategies__strategy_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The object's id. */
+                strategy_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StrategyPublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    add_version_api_strategies__strategy_id__versions_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The object's id. */
+                strategy_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StrategyVersionIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StrategyPublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_version_api_strategies__strategy_id__versions__version__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The object's id. */
+                strategy_id: number;
+                /** @description A version number. */
+                version: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StrategyVersionPublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    list_instances_api_instances_get: {
+        parameters: {
+            query?: {
+                offset?: number;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_InstancePublic_"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    create_instance_api_instances_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["InstanceCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InstancePublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_instance_api_instances__instance_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description An instance. */
+                instance_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InstancePublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    delete_instance_api_instances__instance_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description An instance. */
+                instance_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    update_instance_api_instances__instance_id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description An instance. */
+                instance_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["InstancePatch"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InstancePublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    instance_events_api_instances__instance_id__events_get: {
+        parameters: {
+            query?: {
+                kind?: string | null;
+                offset?: number;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description An instance. */
+                instance_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_InstanceEventPublic_"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    instance_orders_api_instances__instance_id__orders_get: {
+        parameters: {
+            query?: {
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description An instance. */
+                instance_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InstanceOrderPublic"][];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    instance_changes_api_instances__instance_id__changes_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description An instance. */
+                instance_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InstanceChangePublic"][];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    instance_widgets_api_instances__instance_id__widgets_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description An instance. */
+                instance_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WidgetsPublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
         };
