@@ -202,7 +202,7 @@ SOURCES: dict[str, Spec] = {
         aliases={"universe": "symbols"},
     ),
     "events": Spec(
-        "The events other stream pipelines send with `trigger(pipeline=...)`: each one is a "
+        "The events other stream pipelines send with `trigger(target=...)`: each one is a "
         "bar whose open, high, low and close are the event's value."
     ),
 }
@@ -244,7 +244,7 @@ SINKS: dict[str, Spec] = {
     "trigger": Spec(
         "Feeds each event to another stream pipeline (whose source is events()), one chain "
         "level deeper; past the depth limit the event is dropped and the error recorded.",
-        {"pipeline": ParamSpec(_pipeline, "The stream pipeline to trigger.", required=True)},
+        {"target": ParamSpec(_pipeline, "The stream pipeline to trigger.", required=True)},
     ),
 }
 

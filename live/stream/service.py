@@ -29,7 +29,7 @@ again; a restarted replay resumes after the earliest of those. Sinks de-duplicat
 they get by key as well (live.stream.sinks), so a crash between a delivery and the state's
 write does not deliver twice either.
 
-**Chaining.** ``emit x to trigger(pipeline="other")`` hands each event to ``other`` (a
+**Chaining.** ``emit x to trigger(target="other")`` hands each event to ``other`` (a
 pipeline whose source is ``events()``), one level deeper: an event computed on bars has depth
 0, what ``other`` computes from it depth 1, and so on. An event that would go deeper than
 ``max_depth`` (:data:`MAX_CHAIN_DEPTH` by default) is dropped and the error recorded in the
@@ -132,7 +132,8 @@ class StreamPipeline:
     with the settings' MLflow and catalog); ``source`` replaces the block's source (a test's
     or a deployment's own); ``keep`` bounds the frame (bars a symbol, default
     :func:`default_keep`); ``sink_retries`` / ``sink_backoff_s`` are the sinks' retry policy
-    (a webhook's ``retries=`` wins); ``on_event`` sees every event the pipeline emits.
+    (a webhook's ``retries=`` wins); ``on_event`` sees every event the pipeline emits (once,
+    however many sinks it goes to).
     """
 
     def __init__(
@@ -202,7 +203,7 @@ class StreamPipeline:
             name = _sink_name(sink)
             self._sinks.append((name, sink))
             if sink.sink == "trigger":
-                self.triggers[name] = str(sink.params["pipeline"])
+                self.triggers[name] = str(sink.params["target"])
                 continue
             retries = int(sink.params.get("retries", sink_retries))  # type: ignore[arg-type]
             self.workers[name] = SinkWorker(
@@ -524,6 +525,7 @@ class StreamPipeline:
             return
         with self._lock:
             self._stats["evaluations"] += 1
+        shown: set[tuple[str, str, str | None, str]] = set()
         for name, sink in self._sinks:
             stamp, pipe = ts.isoformat(), self.name
             events = [
@@ -532,10 +534,12 @@ class StreamPipeline:
             ]
             if not events:
                 continue
-            with self._lock:
-                self._stats["events"] += len(events)
+            new = [e for e in events if (e.node, e.port, e.column, e.symbol) not in shown]
+            shown.update((e.node, e.port, e.column, e.symbol) for e in new)
+            with self._lock:  # an event sent to several sinks is one event
+                self._stats["events"] += len(new)
             if self.on_event is not None:
-                for e in events:
+                for e in new:
                     self.on_event(e)
             if name in self.triggers:
                 assert self._service is not None
@@ -631,13 +635,13 @@ class StreamService:
                 other = self.pipelines.get(target)
                 if other is None:
                     raise StreamError(
-                        f"{p.name}: trigger(pipeline={target!r}): no stream pipeline of that "
+                        f"{p.name}: trigger(target={target!r}): no stream pipeline of that "
                         f"name runs here (the pipelines: {', '.join(self.pipelines)}); run both "
                         "in one service (alphaforge stream A.af B.af)"
                     )
                 if not other.events_mode:
                     raise StreamError(
-                        f"{p.name}: trigger(pipeline={target!r}): {target} reads "
+                        f"{p.name}: trigger(target={target!r}): {target} reads "
                         f"{other.stream.source}(...) bars; a triggered pipeline's source is "
                         "events()"
                     )
