@@ -107,7 +107,7 @@ _TABLE: tuple[Code, ...] = (
     ),
     Code(
         "AF008",
-        "block not executed by this version: a run executes the pipeline once",
+        "block a run does not execute: a run executes the pipeline once",
         "dsl",
         W,
         detail="a `stream` block compiles and is checked, but `alphaforge run` and the web "
