@@ -133,7 +133,8 @@ class StreamPipeline:
     or a deployment's own); ``keep`` bounds the frame (bars a symbol, default
     :func:`default_keep`); ``sink_retries`` / ``sink_backoff_s`` are the sinks' retry policy
     (a webhook's ``retries=`` wins); ``on_event`` sees every event the pipeline emits (once,
-    however many sinks it goes to).
+    however many sinks it goes to); ``clock`` is the wall clock (epoch seconds) a live group's
+    ``after`` and ``straggler_s`` (:data:`STRAGGLER_S`) are measured on.
     """
 
     def __init__(
@@ -150,6 +151,7 @@ class StreamPipeline:
         sink_backoff_s: float = BACKOFF_S,
         on_event: Callable[[StreamEvent], None] | None = None,
         clock: Callable[[], float] = time.time,
+        straggler_s: float = STRAGGLER_S,
     ) -> None:
         if ir.stream is None:
             raise StreamError(f"{ir.name}: the pipeline has no stream block")
@@ -161,6 +163,7 @@ class StreamPipeline:
         self.settings = settings
         self.on_event = on_event
         self.clock = clock
+        self.straggler_s = straggler_s
         self.plan = source_params(self.stream, self.name)
         self.events_mode = self.plan.kind == "events"
         self.runner = runner or _default_runner(self.base_dir, settings)
@@ -421,7 +424,11 @@ class StreamPipeline:
             item = self._next(bars, timeout)
             if item is _END:
                 break
-        for ts in sorted(pending):
+        for ts in sorted(pending):  # a live source that ended: still `after` its close
+            if not recorded:
+                self._stop.wait(
+                    max(0.0, self._due(ts, pending[ts], expected, interval_s) - self.clock())
+                )
             self._evaluate(ts, pending.pop(ts), interval_s)
 
     def _next(self, bars: queue.Queue[Any], timeout: float | None) -> Any:
@@ -447,7 +454,7 @@ class StreamPipeline:
         close = ts.timestamp() + interval_s
         if self.stream.after_seconds is not None:
             return close + self.stream.after_seconds
-        return close if expected <= set(group) else close + STRAGGLER_S
+        return close if expected <= set(group) else close + self.straggler_s
 
     def _warm_up(self, source: BarSource, first: Bar) -> None:
         history = source.history(first.ts, self.warmup) if self.warmup > 0 else None
