@@ -349,6 +349,7 @@ class SinkWorker:
         self._closing = False
         self._abandon = threading.Event()
         self._busy = 0
+        self._inflight: list[StreamEvent] = []
         self._thread: threading.Thread | None = None
         self.stats: dict[str, Any] = {
             "kind": sink.kind,
@@ -377,19 +378,25 @@ class SinkWorker:
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """Deliver what is queued for up to ``timeout_s``, then keep the rest in the pending
-        file and end the thread."""
+        file and end the thread. A delivery still hanging then (a receiver that does not
+        answer) is left to its thread, and its events are kept as pending too: the next start
+        sends them again unless the delivery recorded their keys meanwhile."""
         with self._lock:
             self._closing = True
             self._lock.notify_all()
+        hanging: list[StreamEvent] = []
         if self._thread is not None:
             self._thread.join(timeout_s)
             if self._thread.is_alive():
                 self._abandon.set()
                 with self._lock:
                     self._lock.notify_all()
-                self._thread.join(BACKOFF_MAX_S + 60)
+                self._thread.join(5.0)
+                if self._thread.is_alive():
+                    with self._lock:
+                        hanging = list(self._inflight)
         with self._lock:
-            left = list(self._queue)
+            left = hanging + list(self._queue)
             self._queue.clear()
             self._queued.clear()
         if left:
@@ -447,6 +454,7 @@ class SinkWorker:
                 size = BATCH_MAX if self.sink.batched else 1
                 batch = [self._queue.popleft() for _ in range(min(size, len(self._queue)))]
                 self._busy = len(batch)
+                self._inflight = batch
             try:
                 self._deliver(batch)
             finally:
@@ -454,6 +462,7 @@ class SinkWorker:
                     for e in batch:
                         self._queued.discard(e.key(self.sink.dedup_key))
                     self._busy = 0
+                    self._inflight = []
                     self._lock.notify_all()
 
     def _deliver(self, batch: list[StreamEvent]) -> None:
