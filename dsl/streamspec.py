@@ -188,7 +188,7 @@ SOURCES: dict[str, Spec] = {
             ),
             "symbol": ParamSpec(_string, "Keep this symbol only (or name a file without one)."),
             "interval": ParamSpec(_interval, "The bars' interval (default: `every`, else found)."),
-            "limit": ParamSpec(_integer(1), "Replay at most this many bars."),
+            "limit": ParamSpec(_integer(1), "Replay at most this many rows (symbol x ts)."),
             "calendar": ParamSpec(_calendar, _CALENDAR_DOC),
         },
         exclusive=(("dataset", "path"),),
