@@ -88,6 +88,7 @@ __all__ = [
 
 #: How deep a chain of triggers may go (docs/stream.md).
 MAX_CHAIN_DEPTH = 8
+LAST_EVENTS = 20  # the events a health snapshot (status.json, the dashboard) keeps
 #: A live group missing a symbol's bar is evaluated at most this long after its close.
 STRAGGLER_S = 30.0
 #: Messages kept in the health's ``errors`` and ``gaps`` lists.
@@ -197,6 +198,7 @@ class StreamPipeline:
             "evaluations": 0,
             "events": 0,
             "chain_dropped": 0,
+            "last_events": [],
             "gaps": [],
             "errors": [],
             "started_at": None,
@@ -545,6 +547,8 @@ class StreamPipeline:
             shown.update((e.node, e.port, e.column, e.symbol) for e in new)
             with self._lock:  # an event sent to several sinks is one event
                 self._stats["events"] += len(new)
+                recent = self._stats["last_events"] + [e.to_json() for e in new]
+                self._stats["last_events"] = recent[-LAST_EVENTS:]
             if self.on_event is not None:
                 for e in new:
                     self.on_event(e)

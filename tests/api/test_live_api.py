@@ -206,3 +206,47 @@ def test_the_engine_runs_what_the_api_wrote_and_the_api_shows_what_it_did(
     finally:
         engine.shutdown()
     assert get()["status"] == "stopped" and get()["engine"] is None
+
+
+def test_stream_pipelines_show_their_state_last_events_and_sink_health(
+    client: TestClient, alice: Account, tmp_path: Path
+) -> None:
+    """A stream pipeline run with the app's data dir is listed with its counts, its last
+    events (the newest the stream emitted) and each sink's health; a status file left by a
+    process that stopped writing reads as not reporting."""
+    import json
+
+    from live.stream import StreamPipeline, StreamService
+    from tests.live.stream_support import compiled, read_csv_events, workdir, write_af
+
+    assert client.get("/api/streams", headers=alice.headers).json() == []
+    settings = client.app.state.settings  # type: ignore[attr-defined]
+    folder = workdir(tmp_path)
+    text = (
+        "pipeline dash\n"
+        'data = csv_ohlcv(path="data/sample_ohlcv.csv")\n'
+        "fast = sma(data.close, window=5)\n"
+        "stream {\n"
+        "    source = replay(start=100, limit=30)\n"
+        '    emit fast.value to csv_append(path="out/fast.csv")\n'
+        "}\n"
+    )
+    ir = compiled(write_af(folder, "dash", text))
+    root = settings.root / "stream"
+    pipeline = StreamPipeline(ir, base_dir=folder, state_dir=root / ir.name)
+    StreamService([pipeline]).run_until_end(timeout_s=120)
+    listed = client.get("/api/streams", headers=alice.headers).json()
+    assert [s["pipeline"] for s in listed] == ["dash"]
+    dash = listed[0]
+    written = read_csv_events(folder / "out" / "fast.csv")
+    assert dash["state"] == "ended" and dash["bars"] == 30 and dash["events"] == len(written) == 30
+    assert [e["value"] for e in dash["last_events"]] == list(written["value"].tail(20))
+    (sink,) = dash["sinks"].values()
+    assert sink["failures"] == 0 and sink["delivered"] == 30, sink
+    # a "running" pipeline whose process stopped writing its status: not reporting
+    status = root / "gone" / "status.json"
+    status.parent.mkdir(parents=True)
+    status.write_text(json.dumps({"pipeline": "gone", "state": "running",
+                                  "written_at": "2026-01-01T00:00:00+00:00"}))  # fmt: skip
+    gone = {s["pipeline"]: s for s in client.get("/api/streams", headers=alice.headers).json()}
+    assert gone["gone"]["reporting"] is False and gone["dash"]["reporting"] is True
