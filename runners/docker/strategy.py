@@ -181,7 +181,10 @@ class Lease:
                 log.warning("could not renew the lease of %s: %s", self.container_id[:12], exc)
 
     def stop(self) -> None:
+        """Stop renewing (a renewal under way finishes first)."""
         self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=15)
 
 
 def exit_reason(client: docker.DockerClient, container_id: str, memory_mb: int, tail: str) -> str:
