@@ -327,7 +327,9 @@ class _SandboxHost:
                 return
             try:
                 self._launch()
-            except BaseException:
+            except BaseException as exc:
+                # a host launches once: what failed is what every later call says
+                self._dead = exc.reason if isinstance(exc, StrategyCrashed) else repr(exc)
                 self._release()
                 raise
             self._launched = True

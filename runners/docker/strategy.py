@@ -39,6 +39,7 @@ from docker.errors import DockerException, ImageNotFound, NotFound
 from docker.types import Mount
 from docker.utils.socket import frames_iter
 
+from runners.base import RunnerError
 from runners.custom import Limits
 from runners.docker.engine import claim_name, docker_client, ownership_labels
 from runners.docker.images import SandboxImages
@@ -298,6 +299,10 @@ class StrategyContainer:
             raise SandboxFailure(
                 "SANDBOX_UNAVAILABLE", f"the Docker sandbox failed: {exc}"
             ) from None
+        except SandboxFailure:
+            raise
+        except RunnerError as exc:  # the self-test's: a missing image, the caps
+            raise SandboxFailure("SANDBOX_UNAVAILABLE", str(exc)) from None
 
     def send(self, data: bytes) -> None:
         """Write to the entrypoint's stdin (OSError once the connection is gone)."""

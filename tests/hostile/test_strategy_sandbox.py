@@ -289,3 +289,15 @@ def test_a_lease_not_renewed_retires_the_container(hosts: Any, docker_engine: An
     assert gone(docker_engine, cid)
     with pytest.raises(StrategyCrashed):
         host.tick(bar(0, 1.0), ACCOUNT)
+
+
+def test_a_missing_image_is_a_clear_crash_and_a_dead_host(
+    hosts: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ALPHAFORGE_SANDBOX_IMAGE_PYTHON", "alphaforge/sandbox-python:no-such-tag")
+    host = hosts(SMA)
+    with pytest.raises(StrategyCrashed, match=r"no-such-tag' is missing; build it with infra/"):
+        host.start({"id": host.instance_id}, {}, "active")
+    assert not host.alive
+    with pytest.raises(StrategyCrashed, match="is missing"):
+        host.tick(bar(0, 1.0), ACCOUNT)

@@ -539,3 +539,9 @@ def test_the_process_host_refuses_unless_the_operator_enabled_it(
     monkeypatch.delenv(ALLOW_ENV)
     with pytest.raises(ProcessRunnerDisabled, match=ALLOW_ENV):
         strategy_host(SMA, instance_id="i", choice="process")
+
+
+def test_the_guide_shows_the_example_file_as_it_is() -> None:
+    guide = (ROOT / "docs" / "strategies.md").read_text()
+    shown = guide.split("```python\n", 1)[1].split("```", 1)[0]
+    assert shown == SMA[SMA.index("from alphaforge_strategy") :]
