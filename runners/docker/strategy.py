@@ -161,12 +161,10 @@ class Lease:
     def __init__(
         self, client: docker.DockerClient, container: Any, plan: ContainerPlan, lease_s: float
     ) -> None:
-        self.client, self.container_id, self.plan, self.lease_s = (
-            client,
-            container.id,
-            plan,
-            lease_s,
-        )
+        self.client = client
+        self.container_id: str = container.id
+        self.plan = plan
+        self.lease_s = lease_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="strategy-lease")
         self._thread.start()

@@ -116,6 +116,7 @@ class Session:
         self.cls = None
         self.strategy = None
         self.context = None
+        self.pending_intents = None  # a tick's intents, also when on_tick raised
 
     def load(self):
         """Import strategy.py once; its one Strategy subclass (TypeError for none or several)."""

@@ -545,3 +545,14 @@ def test_the_guide_shows_the_example_file_as_it_is() -> None:
     guide = (ROOT / "docs" / "strategies.md").read_text()
     shown = guide.split("```python\n", 1)[1].split("```", 1)[0]
     assert shown == SMA[SMA.index("from alphaforge_strategy") :]
+
+
+def test_both_image_builds_carry_the_strategy_files() -> None:
+    """The offline build (its content hash covers ENTRY_FILES: a change rebuilds the image) and
+    the production Dockerfile both put the entrypoint and the SDK in /opt/alphaforge."""
+    build = (ROOT / "infra" / "build_sandbox_images.sh").read_text()
+    entry_files = build.split("ENTRY_FILES=(", 1)[1].split(")", 1)[0].split()
+    dockerfile = (ROOT / "infra" / "Dockerfile.sandbox-python").read_text()
+    for name in ("strategy_entry.py", "alphaforge_strategy.py"):
+        assert name in entry_files
+        assert f"runners/sandbox/{name}" in dockerfile
