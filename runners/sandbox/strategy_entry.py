@@ -28,7 +28,7 @@ MODULE_NAME = "strategy"
 MAX_REPLY_BYTES = 1 << 20  # runners/strategyhost.py MAX_REPLY_BYTES
 MAX_LOG_LINES = 200  # per reply
 MAX_LOG_LINE = 2000  # characters
-MAX_CAPTURE = 256 * 1024  # characters captured per call
+MAX_CAPTURE = 128 * 1024  # characters captured per call (≤ 6 bytes each as JSON)
 MAX_TRACEBACK = 16 * 1024
 EXIT_OK, EXIT_PROTOCOL, EXIT_MEMORY = 0, 2, 4
 
@@ -230,21 +230,30 @@ def handle(session, request):
     return reply
 
 
+def _dumps(value):
+    return json.dumps(value, allow_nan=True, default=_jsonable, separators=(",", ":"))
+
+
 def encode(reply, seq):
-    """The reply as one line of at most MAX_REPLY_BYTES (else an error reply saying so)."""
+    """The reply as one line under MAX_REPLY_BYTES: over it, its logs go first (a tick's
+    intents and outcome must arrive), then the rest becomes an error saying so."""
     reply["seq"] = seq
+    what = "render()'s widgets" if "widgets" in reply else "the reply"
     try:
-        data = json.dumps(reply, allow_nan=True, default=_jsonable, separators=(",", ":"))
+        data = _dumps(reply)
     except (TypeError, ValueError) as exc:
-        data = json.dumps({"ok": False, "error": f"the reply is not JSON: {exc}", "seq": seq})
-    if len(data) + 1 > MAX_REPLY_BYTES:
-        what = "render()'s widgets" if "widgets" in reply else "the reply"
-        data = json.dumps(
+        reply = {"ok": False, "error": f"{what}: {exc}", "logs": reply.get("logs"), "seq": seq}
+        data = _dumps(reply)
+    if len(data) >= MAX_REPLY_BYTES and reply.get("logs"):
+        dropped = len(reply["logs"])
+        reply["logs"] = [f"[... {dropped} log lines not kept: the reply was over its cap]"]
+        data = _dumps(reply)
+    if len(data) >= MAX_REPLY_BYTES:
+        data = _dumps(
             {
                 "ok": False,
                 "error": f"{what} came to {len(data)} bytes, over the reply cap of "
                 f"{MAX_REPLY_BYTES} bytes: show less",
-                "logs": reply.get("logs", [])[:20],
                 "seq": seq,
             }
         )

@@ -6,7 +6,9 @@ The same in the real sandbox: tests/hostile/test_strategy_sandbox.py."""
 
 from __future__ import annotations
 
+import json
 import math
+import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +19,9 @@ import pytest
 
 from runners.custom import AdminCaps, Limits
 from runners.process import ALLOW_ENV, ProcessRunnerDisabled
+from runners.sandbox import ENTRY_DIR
 from runners.strategyhost import (
+    MAX_REPLY_BYTES,
     ProcessStrategyHost,
     StrategyCrashed,
     StrategyError,
@@ -424,6 +428,7 @@ def test_widget_helpers_build_what_the_host_accepts(hosts: Any) -> None:
          r"widget 0 \(table\): row 0 must be a list of 1 cells, got 2"),
         ('[metric("m", 1)] * 51', r"widgets has 51 entries, over 50"),
         ('[log_widget(["x" * 1000] * 2000)]', r"over the reply cap of 1048576 bytes"),
+        ('[{"type": "metric", "label": "m", "value": {1, 2}}]', r"render\(\)'s widgets: a set is not JSON"),
     ],
 )  # fmt: skip
 def test_bad_widgets_are_refused_with_where(hosts: Any, widgets: str, message: str) -> None:
@@ -556,3 +561,18 @@ def test_both_image_builds_carry_the_strategy_files() -> None:
     for name in ("strategy_entry.py", "alphaforge_strategy.py"):
         assert name in entry_files
         assert f"runners/sandbox/{name}" in dockerfile
+
+
+def test_an_oversized_reply_drops_its_logs_before_its_intents() -> None:
+    sys.path.insert(0, str(ENTRY_DIR))
+    try:
+        import strategy_entry
+    finally:
+        sys.path.remove(str(ENTRY_DIR))
+    intents = [{"op": "cancel", "client_id": f"c{i}"} for i in range(100)]
+    reply = {"ok": True, "intents": intents, "logs": ["\x01" * 1000] * 200, "mode_error": None}
+    line = strategy_entry.encode(reply, 7)
+    assert len(line) < MAX_REPLY_BYTES and line.endswith(b"\n")
+    got = json.loads(line)
+    assert got["intents"] == intents and got["seq"] == 7 and got["ok"] is True
+    assert got["logs"] == ["[... 200 log lines not kept: the reply was over its cap]"]
