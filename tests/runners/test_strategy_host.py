@@ -428,7 +428,8 @@ def test_widget_helpers_build_what_the_host_accepts(hosts: Any) -> None:
          r"widget 0 \(table\): row 0 must be a list of 1 cells, got 2"),
         ('[metric("m", 1)] * 51', r"widgets has 51 entries, over 50"),
         ('[log_widget(["x" * 1000] * 2000)]', r"over the reply cap of 1048576 bytes"),
-        ('[{"type": "metric", "label": "m", "value": {1, 2}}]', r"render\(\)'s widgets: a set is not JSON"),
+        ('[{"type": "metric", "label": "m", "value": {1, 2}}]',
+         r"render\(\)'s widgets: a set is not JSON"),
     ],
 )  # fmt: skip
 def test_bad_widgets_are_refused_with_where(hosts: Any, widgets: str, message: str) -> None:
