@@ -287,9 +287,12 @@ def _label(label):
 
 
 def _cell(value):
-    """A table cell or metric value: text, a finite number, a bool, or None (NaN shows empty)."""
+    """A table cell or metric value: text (times as ISO text), a finite number, a bool, or None
+    (NaN shows empty)."""
     if value is None or isinstance(value, (str, bool, int)):
         return value
+    if callable(getattr(value, "isoformat", None)):
+        return value.isoformat()  # a datetime or Timestamp
     try:
         number = float(value)
     except (TypeError, ValueError):

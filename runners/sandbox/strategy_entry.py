@@ -97,10 +97,13 @@ def user_error(exc):
 
 
 def _jsonable(value):
-    """numpy scalars and arrays as plain values; anything else is an error saying its type."""
+    """numpy scalars and arrays as plain values, times as ISO text; anything else is an error
+    saying its type."""
     item = getattr(value, "tolist", None) or getattr(value, "item", None)
     if callable(item):
         return item()
+    if callable(getattr(value, "isoformat", None)):
+        return value.isoformat()
     raise TypeError(f"a {type(value).__name__} is not JSON (use numbers, text, lists, dicts)")
 
 
@@ -173,7 +176,7 @@ class Session:
         self.context._begin(request.get("tick"), request.get("account"))
         reply = {"mode_error": None}
         try:
-            strategy.on_tick(self.context._tick)
+            strategy.on_tick(dict(self.context._tick))  # theirs to change
         except self.sdk.ModeError as exc:
             reply["mode_error"] = str(exc)[:1000]
         finally:

@@ -398,7 +398,7 @@ def test_widget_helpers_build_what_the_host_accepts(hosts: Any) -> None:
                 return {"widgets": [
                     metric("PnL", 12.5), metric("warming", math.nan), metric("n", 3),
                     line_chart("close", s), line_chart("xy", [(1, 2), (2, None)]),
-                    table(["a", "b"], [[1, "x"], [math.inf, None]], label="t"),
+                    table(["a", "b"], [[1, "x"], [math.inf, s.index[0]]], label="t"),
                     log_widget(["one", 2]),
                 ]}
         """))  # fmt: skip
@@ -410,7 +410,8 @@ def test_widget_helpers_build_what_the_host_accepts(hosts: Any) -> None:
         {"type": "line_chart", "label": "close",
          "points": [["2024-01-01T00:00:00+00:00", 1.0], ["2024-01-03T00:00:00+00:00", 3.0]]},
         {"type": "line_chart", "label": "xy", "points": [[1, 2.0]]},
-        {"type": "table", "columns": ["a", "b"], "rows": [[1, "x"], [None, None]], "label": "t"},
+        {"type": "table", "columns": ["a", "b"],
+         "rows": [[1, "x"], [None, "2024-01-01T00:00:00+00:00"]], "label": "t"},
         {"type": "log", "lines": ["one", "2"]},
     ]  # fmt: skip
 
