@@ -174,12 +174,11 @@ class StrategyProcess:
         self._readers: list[threading.Thread] = []
         self._sink: Any = None
 
-    def launch(self, code: str, work_root: Path, sink: Any) -> None:
-        """Start the entrypoint on ``code``; stdout to ``sink.out``, stderr to ``sink.err``."""
-        import tempfile
-
+    def launch(self, code: str, slot: Path, sink: Any) -> None:
+        """Start the entrypoint on ``code`` (written into ``slot``); stdout to ``sink.out``,
+        stderr to ``sink.err``."""
         self._sink = sink
-        self._slot = Path(tempfile.mkdtemp(prefix="strategy-", dir=work_root))
+        self._slot = slot
         (self._slot / "strategy.py").write_text(code, encoding="utf-8")
         env = {k: os.environ[k] for k in ENV_ALLOW_LIST if k in os.environ}
         env["HOME"] = str(self._slot)

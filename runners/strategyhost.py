@@ -46,7 +46,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import queue
+import shutil
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -123,11 +125,31 @@ MODES = ("observe", "active")
 _STDERR_TAIL = 8192
 
 
-def _work_root(work_root: Path | None) -> Path:
-    """Where job directories go (the node runner's default root: tempdir/alphaforge-sandbox)."""
+def new_slot(work_root: Path | None = None) -> Path:
+    """A fresh job directory ``strategy-<pid>-<random>`` under the work root (default: the node
+    runner's, ``$TMPDIR/alphaforge-sandbox``); the directories a dead process of this host left
+    there go first (its sandbox is the sweeper's, its files are ours)."""
     root = Path(work_root or Path(tempfile.gettempdir()) / "alphaforge-sandbox")
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return root
+    remove_leftover_slots(root)
+    return Path(tempfile.mkdtemp(prefix=f"strategy-{os.getpid()}-", dir=root))
+
+
+def remove_leftover_slots(root: Path) -> list[Path]:
+    """Remove the ``strategy-<pid>-*`` directories under ``root`` whose process is gone."""
+    removed = []
+    for path in root.glob("strategy-*-*"):
+        pid = path.name.split("-")[1]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        except PermissionError:
+            pass  # another user's live process
+    return removed
 
 
 def _check_mode(mode: str) -> None:
@@ -180,11 +202,12 @@ class _Replies:
 
 class Box(Protocol):
     """A sandbox as the host drives it (runners/docker/strategy.py ``StrategyContainer``,
-    runners/process.py ``StrategyProcess``): launch the entrypoint on ``code`` with its output
+    runners/process.py ``StrategyProcess``): launch the entrypoint on ``code`` (written into
+    ``slot``, a fresh directory that is the box's from then on) with its output
     going to ``sink`` (``out``, ``err``, ``eof``, ``stderr_tail``), write its stdin, kill it, say
     why it ended (once its output ended), remove it and its files."""
 
-    def launch(self, code: str, work_root: Path, sink: Any) -> None: ...
+    def launch(self, code: str, slot: Path, sink: Any) -> None: ...
 
     def send(self, data: bytes) -> None: ...
 
@@ -412,7 +435,7 @@ class _SandboxHost:
         from runners.jobs import SandboxFailure
 
         try:
-            self.box.launch(self.code, _work_root(self.work_root), self._replies)
+            self.box.launch(self.code, new_slot(self.work_root), self._replies)
         except SandboxFailure as exc:
             raise StrategyCrashed(str(exc)) from None
 

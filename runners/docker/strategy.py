@@ -27,7 +27,6 @@ import logging
 import os
 import shutil
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -260,20 +259,21 @@ class StrategyContainer:
         self._reader: threading.Thread | None = None
         self._sink: Sink | None = None
 
-    def launch(self, code: str, work_root: Path, sink: Sink) -> None:
-        """Start the sandbox with ``code`` as /job/strategy.py; its output goes to ``sink``."""
+    def launch(self, code: str, slot: Path, sink: Sink) -> None:
+        """Start the sandbox with ``code`` as /job/strategy.py (under ``slot``, a fresh
+        directory); its output goes to ``sink``."""
         self._sink = sink
+        self._slot = slot
         try:
             client = self.client = self.client or docker_client()
             _self_test(client)
             register_client(client)  # at exit, this process's containers go
             process_sweeper(client)  # dead owners' containers and expired leases, on a timer
-            self._slot = Path(tempfile.mkdtemp(prefix="strategy-", dir=work_root))
-            job, out = self._slot / "job", self._slot / "out"
+            job, out = slot / "job", slot / "out"
             job.mkdir()
             out.mkdir()
             (job / "strategy.py").write_text(code, encoding="utf-8")
-            for path in (self._slot, job, out):
+            for path in (slot, job, out):
                 path.chmod(0o755)  # the sandbox user (not this process's uid) reads the code
             (job / "strategy.py").chmod(0o644)
             image = SandboxImages().python

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import uuid
@@ -26,7 +27,7 @@ from docker.errors import NotFound
 from runners.custom import AdminCaps, Limits
 from runners.docker.engine import claimed_deadline, owner_label
 from runners.docker.sweeper import sweep
-from runners.strategyhost import DockerStrategyHost, StrategyCrashed
+from runners.strategyhost import DockerStrategyHost, StrategyCrashed, remove_leftover_slots
 from tests.deployments.fixtures import wait_for
 from tests.hostile.conftest import ROOT
 
@@ -258,6 +259,10 @@ def test_an_instance_whose_owner_died_stops_and_is_swept(
         )
         sweep(docker_engine)
         assert containers(docker_engine, instance_id) == []
+        # and its job directory goes with the next host's launch (here: the same clean-up)
+        root = Path(tempfile.gettempdir()) / "alphaforge-sandbox"
+        [slot] = root.glob(f"strategy-{proc.pid}-*")
+        assert slot in remove_leftover_slots(root) and not slot.exists()
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -25,6 +27,7 @@ from runners.strategyhost import (
     ProcessStrategyHost,
     StrategyCrashed,
     StrategyError,
+    new_slot,
     strategy_host,
 )
 
@@ -578,3 +581,16 @@ def test_an_oversized_reply_drops_its_logs_before_its_intents() -> None:
     got = json.loads(line)
     assert got["intents"] == intents and got["seq"] == 7 and got["ok"] is True
     assert got["logs"] == ["[... 200 log lines not kept: the reply was over its cap]"]
+
+
+def test_job_directories_of_dead_processes_are_removed(tmp_path: Path) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    left = tmp_path / f"strategy-{int(dead.stdout)}-abc"
+    live = tmp_path / f"strategy-{os.getpid()}-def"
+    other = tmp_path / "exec-123"
+    for path in (left, live, other):
+        (path / "job").mkdir(parents=True)
+    slot = new_slot(tmp_path)
+    assert slot.name.startswith(f"strategy-{os.getpid()}-") and slot.is_dir()
+    assert not left.exists() and live.exists() and other.exists()
