@@ -106,6 +106,13 @@ def engine_command(cycle_s: float, runner: str, feeds_dir: Path, once: bool) -> 
     engine = build_engine(
         settings.db_url, feeds_dir, runner=runner, confine=True, datasets=datasets
     )
+    import logging
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    for name in ("live.engine", "live.sources.binance"):
+        logging.getLogger(name).addHandler(handler)
+        logging.getLogger(name).setLevel(logging.INFO)
     click.echo(f"engine {engine.engine_id}: database {_safe_url(settings.db_url)}")
     if once:
         report = engine.reconcile()
@@ -354,12 +361,16 @@ def instance_ls(as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("id", "strategy", "market", "account", "mode", "status", "bars", "PnL")
+    table = Table("strategy", "market", "account", "mode", "status", "bars", "PnL")
+    table.add_column("id", no_wrap=True)
+    table.columns.insert(0, table.columns.pop())
     for it in items:
         table.add_row(it["id"], f"{it['strategy']} v{it['version']}", it["market"],
                       it["account"], it["mode"], it["status"], str(it["bars_seen"]),
                       f"{it['pnl']:+,.2f}")  # fmt: skip
-    Console().print(table)
+    import sys
+
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
 def _row(i: Any, s: Any) -> dict[str, Any]:

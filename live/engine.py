@@ -82,6 +82,16 @@ class ReconcileReport:
     def changed(self) -> bool:
         return bool(self.loaded or self.reloaded or self.unloaded or self.switched or self.lost)
 
+    def __str__(self) -> str:
+        parts = [
+            f"{what} {', '.join(ids)}"
+            for what, ids in (("loaded", self.loaded), ("reloaded", self.reloaded),
+                              ("unloaded", self.unloaded), ("switched", self.switched),
+                              ("lost", self.lost), ("held elsewhere", self.busy))
+            if ids
+        ]  # fmt: skip
+        return "; ".join(parts) or "nothing to do"
+
 
 class Engine:
     """Reconciles the running instances with the database (see the module doc)."""
