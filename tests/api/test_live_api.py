@@ -5,8 +5,6 @@ demand) with the reconciler running scripted hosts on the same database."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +14,7 @@ from live.engine import Engine
 from live.sources.replay import ReplaySource
 from live.store import Desired, LiveStore
 from tests.api.conftest import Account
+from tests.deployments.fixtures import wait_for
 from tests.live.fakes import HostLedger, ScriptedHost
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -150,15 +149,6 @@ def test_who_sees_and_changes_instances(
     assert client.get(f"/api/instances/{iid}", headers=alice.headers).status_code == 404
 
 
-def _wait(check: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_the_engine_runs_what_the_api_wrote_and_the_api_shows_what_it_did(
     client: TestClient, alice: Account
 ) -> None:
@@ -182,7 +172,9 @@ def test_the_engine_runs_what_the_api_wrote_and_the_api_shows_what_it_did(
 
     try:
         engine.reconcile()
-        _wait(lambda: get()["status"] == "running" and get()["bars_seen"] > 20, 60, "running")
+        wait_for(
+            lambda: get()["status"] == "running" and get()["bars_seen"] > 20, 60, what="running"
+        )
         intents = client.get(f"/api/instances/{iid}/events?kind=intent", headers=alice.headers)
         assert intents.json()["total"] > 0
         assert client.get(f"/api/instances/{iid}/orders", headers=alice.headers).json() == []
@@ -199,7 +191,7 @@ def test_the_engine_runs_what_the_api_wrote_and_the_api_shows_what_it_did(
             orders = client.get(f"/api/instances/{iid}/orders", headers=alice.headers).json()
             return sum(o["status"] == "filled" for o in orders) >= 2
 
-        _wait(filled, 60, "fills")
+        wait_for(filled, 60, what="fills")
         body = get()
         assert body["pnl"] == body["equity"] - 100_000 and body["cash"] != 100_000
         assert ledger.starts[iid] == 1  # the mode switched in place

@@ -8,8 +8,6 @@ are real HTTP servers on free ports, in threads of the test process.
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import shutil
 import threading
 from collections.abc import Iterator
@@ -27,27 +25,18 @@ from dsl import compile_source
 from dsl.ir import PipelineIR
 from runners.inprocess import InProcessRunner
 from runners.memgraph import MemoryGraph
+from tests.pgdb import scratch_database
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "examples" / "data" / "sample_ohlcv.csv"
 UNIVERSE = ROOT / "examples" / "data" / "universe"
-PG_ADMIN_DSN = os.environ.get(
-    "AF_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
-)
-PG_URL_BASE = os.environ.get("AF_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432")
 
 
 @pytest.fixture(scope="module")
 def stream_db() -> Iterator[str]:
     """An empty PostgreSQL database of this module; dropped afterwards."""
-    name = f"af_stream_{secrets.token_hex(4)}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{PG_URL_BASE}/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database("af_stream") as url:
+        yield url
 
 
 def pg_rows(url: str, sql: str) -> list[tuple[Any, ...]]:

@@ -5,8 +5,6 @@ stops it (no container left); an engine started afterwards takes the instance ba
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -21,21 +19,12 @@ from deployments.deploy import ensure_engine_deployment
 from live.instances import create_instance, save_strategy
 from live.service import build_engine
 from live.tables import LiveBar, StrategyInstance
-from tests.deployments.fixtures import STACK_GROUP, Stack
+from tests.deployments.fixtures import STACK_GROUP, Stack, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.xdist_group(STACK_GROUP)]
 
 ROOT = Path(__file__).resolve().parents[2]
 CODE = (ROOT / "examples" / "strategies" / "sma_cross.py").read_text()
-
-
-def _wait(check: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_the_engine_deployment_runs_until_cancelled_and_a_new_engine_resumes(
@@ -67,8 +56,8 @@ def test_the_engine_deployment_runs_until_cancelled_and_a_new_engine_resumes(
             job_variables={"env": {"ALPHAFORGE_DATABASE_URL": live_db_url}},
         )
         try:
-            _wait(lambda: row().status == "running" and row().bars_seen > 20, 180,
-                  "the deployment's engine trading")  # fmt: skip
+            wait_for(lambda: row().status == "running" and row().bars_seen > 20, 180,
+                  what="the deployment's engine trading")  # fmt: skip
             assert "engine-flow@" in (row().engine_id or "")
         finally:
             from prefect.states import Cancelling
@@ -79,7 +68,7 @@ def test_the_engine_deployment_runs_until_cancelled_and_a_new_engine_resumes(
             state = client.read_flow_run(UUID(str(flow_run.id))).state
             return state is not None and state.is_final()
 
-        _wait(ended, 120, "the engine's flow run to end")
+        wait_for(ended, 120, what="the engine's flow run to end")
     stopped_at = row().bars_seen
     assert 20 < stopped_at < len(bars)
 
@@ -87,13 +76,13 @@ def test_the_engine_deployment_runs_until_cancelled_and_a_new_engine_resumes(
         found = docker_engine.containers.list(all=True, filters={"label": "alphaforge.sandbox=1"})
         return not [c for c in found if iid in str(c.labels) or iid in c.name]
 
-    _wait(no_container, 60, "the instance's sandbox container to go")
+    wait_for(no_container, 60, what="the instance's sandbox container to go")
 
     engine = build_engine(live_db_url, tmp_path, runner="docker", confine=True)
     try:
         report = engine.reconcile()
         assert report.loaded == [iid]  # at once: the holder's process is gone
-        _wait(lambda: row().status == "ended", 120, "the rest of the replay")
+        wait_for(lambda: row().status == "ended", 120, what="the rest of the replay")
     finally:
         engine.shutdown()
     with Session(live_db) as s:

@@ -7,8 +7,6 @@ engine leaves no container behind."""
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,21 +22,13 @@ from live.instances import create_instance, save_strategy
 from live.store import Desired, LiveStore
 from live.tables import LiveBar, LiveEvent, LiveOrder, StrategyInstance
 from runners.strategyhost import strategy_host
+from tests.deployments.fixtures import wait_for
 
 pytestmark = pytest.mark.docker
 
 ROOT = Path(__file__).resolve().parents[2]
 CODE = (ROOT / "examples" / "strategies" / "sma_cross.py").read_text()
 CONFIG = {"fast": 5, "slow": 20, "qty": 10}
-
-
-def _wait(check: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_observe_and_active_instances_in_the_sandbox_match_the_backtest(
@@ -75,7 +65,7 @@ def test_observe_and_active_instances_in_the_sandbox_match_the_backtest(
 
     try:
         engine.reconcile()
-        _wait(lambda: seen(active) > 40, 120, "the active instance running")
+        wait_for(lambda: seen(active) > 40, 120, what="the active instance running")
         with Session(live_db) as s:  # the dashboard asks for the widgets
             row = s.get(StrategyInstance, active)
             assert row is not None
@@ -87,8 +77,8 @@ def test_observe_and_active_instances_in_the_sandbox_match_the_backtest(
             widgets = json.loads((s.get(StrategyInstance, active) or row).widgets_json or "{}")
         assert [w["label"] for w in widgets["widgets"][:3]] == ["Fast SMA", "Slow SMA", "Trades"]
         assert isinstance(widgets["widgets"][0]["value"], float)
-        _wait(lambda: status(observing) == "ended" and status(active) == "ended", 180,
-              "both replays to end")  # fmt: skip
+        wait_for(lambda: status(observing) == "ended" and status(active) == "ended", 180,
+              what="both replays to end")  # fmt: skip
         containers = docker_engine.containers.list(filters={"label": "alphaforge.sandbox=1"})
         ours = [c for c in containers if observing in c.name or active in c.name
                 or observing in str(c.labels) or active in str(c.labels)]  # fmt: skip

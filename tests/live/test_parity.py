@@ -6,7 +6,6 @@ venue's accounting are checked against sums worked here by hand."""
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,21 +21,13 @@ from live.instances import create_instance, save_strategy
 from live.store import Desired, LiveStore
 from live.tables import LiveBar, LiveOrder, StrategyInstance
 from live.venue import Order
+from tests.deployments.fixtures import wait_for
 from tests.live.fakes import HostLedger, ScriptedHost
 from tests.live.test_engine import CODE
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = pd.read_csv(ROOT / "examples" / "data" / "sample_ohlcv.csv")
 CONFIG = {"fast": 3, "slow": 8}
-
-
-def _wait(check: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _backtest(ledger: HostLedger) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -82,14 +73,14 @@ def test_the_paper_run_equals_the_backtest_bar_by_bar(live_db: Engine, restart: 
     try:
         first.reconcile()
         if restart:
-            _wait(lambda: row().bars_seen > 300, 60, "300 bars")
+            wait_for(lambda: row().bars_seen > 300, 60, what="300 bars")
             for worker in list(first.workers.values()):  # the engine process "dies"
                 worker.shutdown()
             first.workers.clear()
             assert row().bars_seen < len(SAMPLE)
             live_engine = engine(sources)
             live_engine.reconcile()
-        _wait(lambda: row().status == "ended", 120, "the end of the replay")
+        wait_for(lambda: row().status == "ended", 120, what="the end of the replay")
     finally:
         first.shutdown()
         live_engine.shutdown()
