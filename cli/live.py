@@ -106,6 +106,13 @@ def engine_command(cycle_s: float, runner: str, feeds_dir: Path, once: bool) -> 
     engine = build_engine(
         settings.db_url, feeds_dir, runner=runner, confine=True, datasets=datasets
     )
+    import logging
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    for name in ("live.engine", "live.sources.binance"):
+        logging.getLogger(name).addHandler(handler)
+        logging.getLogger(name).setLevel(logging.INFO)
     click.echo(f"engine {engine.engine_id}: database {_safe_url(settings.db_url)}")
     if once:
         report = engine.reconcile()
@@ -157,6 +164,69 @@ def strategy_save(name: str, file: Path, owner: str, message: str) -> None:
             raise _fail_input(exc) from None
         fields = ", ".join(sorted(schema_of(version).get("properties") or {})) or "none"
         click.echo(f"{strategy.name} v{version.version} (id {strategy.id}); config: {fields}")
+
+
+@strategy_group.command(name="backtest")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--data",
+    "data_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Bars (CSV or Parquet: ts, open, high, low, close, volume[, symbol]).",
+)
+@click.option("--symbol", default=None, help="The symbol to trade [default: the only one].")
+@click.option("--interval", default="1d", show_default=True)
+@click.option("--config", "config_text", help="The config as JSON (defaults from its schema).")
+@click.option("--cash", type=float, default=100_000.0, show_default=True)
+@click.option("--fee-bps", type=float, default=0.0, show_default=True)
+@click.option("--slippage-bps", type=float, default=0.0, show_default=True)
+@click.option(
+    "--runner", type=click.Choice(["auto", "docker", "process"]), default="auto", show_default=True
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+def strategy_backtest(
+    file: Path, data_path: Path, symbol: str | None, interval: str, config_text: str | None,
+    cash: float, fee_bps: float, slippage_bps: float, runner: str, as_json: bool,
+) -> None:  # fmt: skip
+    """Backtest strategy FILE on recorded bars: the engine's own step, in the sandbox."""
+    import pandas as pd
+
+    from live.backtest import backtest_strategy
+    from live.strategies import ConfigError, StrategyCodeError, read_module, validate_config
+    from runners.strategyhost import strategy_host
+
+    code = file.read_text()
+    try:
+        module = read_module(code)
+        config = validate_config(module.config_schema, _config(config_text) or {})
+    except (StrategyCodeError, ConfigError) as exc:
+        raise click.ClickException(f"{file}: {exc}") from None
+    bars = pd.read_parquet(data_path) if data_path.suffix == ".parquet" else pd.read_csv(data_path)
+    if "symbol" in bars.columns:
+        symbols = sorted(bars["symbol"].astype(str).unique())
+        chosen = symbol or (symbols[0] if len(symbols) == 1 else None)
+        if chosen not in symbols:
+            raise click.UsageError(f"--symbol: one of {', '.join(symbols)}")
+        bars = bars[bars["symbol"].astype(str) == chosen]
+        symbol = chosen
+    host = strategy_host(code, instance_id="backtest", choice=runner)
+    result = backtest_strategy(
+        host, bars, config=config, symbol=symbol or "ASSET", interval=interval, cash=cash,
+        fee_bps=fee_bps, slippage_bps=slippage_bps,
+    )  # fmt: skip
+    if as_json:
+        click.echo(json.dumps({"metrics": result.metrics, "orders": len(result.orders),
+                               "rejected": len(result.rejections)}, default=str))  # fmt: skip
+        return
+    from rich.console import Console
+
+    from cli.output import print_metrics
+
+    out = Console()
+    print_metrics(out, result.metrics, title=f"{module.class_name} on {data_path.name}")
+    closed = int((~result.trades["is_open"].astype(bool)).sum()) if len(result.trades) else 0
+    out.print(f"fills {len(result.orders)}, rejected {len(result.rejections)}, trades {closed}")
 
 
 @strategy_group.command(name="ls")
@@ -291,12 +361,16 @@ def instance_ls(as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("id", "strategy", "market", "account", "mode", "status", "bars", "PnL")
+    table = Table("strategy", "market", "account", "mode", "status", "bars", "PnL")
+    table.add_column("id", no_wrap=True)
+    table.columns.insert(0, table.columns.pop())
     for it in items:
         table.add_row(it["id"], f"{it['strategy']} v{it['version']}", it["market"],
                       it["account"], it["mode"], it["status"], str(it["bars_seen"]),
                       f"{it['pnl']:+,.2f}")  # fmt: skip
-    Console().print(table)
+    import sys
+
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
 def _row(i: Any, s: Any) -> dict[str, Any]:

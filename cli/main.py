@@ -158,6 +158,7 @@ _LAZY_COMMANDS = {
     "engine": ("cli.live", "engine_command"),
     "strategy": ("cli.live", "strategy_group"),
     "instance": ("cli.live", "instance_group"),
+    "stream": ("cli.stream", "stream_command"),
 }
 
 
@@ -273,7 +274,7 @@ def run(
         loaded.resolver.store_into(ManifestStore(settings.custom_nodes_dir))
     out = _console(stderr=as_json)
     out.print(f"[bold]{ir.name}[/] — {ir.title or ''} ({len(ir.nodes)} nodes)")
-    # A stream block was reported above as warning AF008 (not executed by this version).
+    # A stream block was reported above as warning AF008 (`alphaforge stream` runs it).
     if ir.sweep is not None:
         out.print(
             "[dim]this run uses the params written in the steps; "

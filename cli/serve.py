@@ -5,8 +5,9 @@ with PREFECT_HOME under the data dir — on PostgreSQL (``<app database>_prefect
 missing) whenever the app's database is PostgreSQL, SQLite only when the app's is SQLite too —
 and its UI with ``--with-prefect-ui``, makes sure the process work pool, the ``web``
 deployment and the ``nodelab`` deployments (custom-node test runs, look-ahead checks) exist,
-starts a process worker, optionally the MLflow UI, bootstraps the admin and the sample
-pipeline, then serves the API and the built UI with uvicorn. The children it started are
+starts a process worker, the strategy engine (``alphaforge engine`` in its own process, unless
+``--no-engine``: the dashboard's instances run there), optionally the MLflow UI, bootstraps the
+admin and the sample pipeline, then serves the API and the built UI with uvicorn. The children it started are
 supervised: one that exits (a killed worker) is started again, with back-off, and said so on
 the terminal (:mod:`deployments.supervise`). On Ctrl-C or SIGTERM the supervisor stops, then
 the API, the worker, the MLflow UI and the Prefect server; runs the stop cut short are ended as
@@ -51,13 +52,23 @@ def _stop_on_sigterm() -> None:
 @click.option(
     "--with-mlflow-ui", is_flag=True, help="Start the MLflow UI on the run store; link runs to it."
 )
-def serve_command(host: str, port: int, with_prefect_ui: bool, with_mlflow_ui: bool) -> None:
-    """Run Alpha Forge: Prefect server and worker, the API and the web UI."""
+@click.option(
+    "--engine/--no-engine",
+    default=True,
+    show_default=True,
+    help="Run the strategy engine (alphaforge engine) beside the worker, supervised.",
+)
+def serve_command(
+    host: str, port: int, with_prefect_ui: bool, with_mlflow_ui: bool, engine: bool
+) -> None:
+    """Run Alpha Forge: Prefect server and worker, the strategy engine, the API and the web UI."""
     settings = ApiSettings()
     settings.apply_prefect_env()
     _stop_on_sigterm()
     with ExitStack() as children:
         settings, watched = _start_services(settings, children, with_prefect_ui, with_mlflow_ui)
+        if engine:
+            watched.append(_start_engine(settings, children))
         _supervise(watched, children)
         _bootstrap(settings)
         base = f"http://{host}:{port}"
@@ -74,6 +85,21 @@ def serve_command(host: str, port: int, with_prefect_ui: bool, with_mlflow_ui: b
         with suppress(KeyboardInterrupt):
             serve(host=host, port=port, settings=settings)
         click.echo("stopping...", err=True)
+
+
+def _start_engine(settings: ApiSettings, children: ExitStack) -> Child:
+    """The strategy engine as a supervised child (after the migrations: it reads the tables)."""
+    from api.db import make_engine, run_migrations
+    from cli.live import DEFAULT_FEEDS_DIR
+    from deployments.stack import EngineProcess
+
+    db = make_engine(settings.db_url)
+    run_migrations(db)
+    db.dispose()
+    proc = EngineProcess(settings.root / "logs" / "engine.log", DEFAULT_FEEDS_DIR)
+    children.callback(proc.stop)
+    click.echo(f"strategy engine started (log: {proc.log})", err=True)
+    return proc
 
 
 def _supervise(watched: list[Child], children: ExitStack) -> None:

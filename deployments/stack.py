@@ -42,6 +42,7 @@ from deployments.warm_launcher import SOCKET_ENV
 
 __all__ = [
     "Child",
+    "EngineProcess",
     "MlflowUi",
     "PrefectServer",
     "WarmProcesses",
@@ -379,6 +380,19 @@ class Worker(Child):
         finally:
             if self.warm is not None:
                 self.warm.stop(grace_s)
+
+
+class EngineProcess(Child):
+    """``alphaforge engine``: the strategy engine reconciling instances with the app's database
+    (live/engine.py), in its own process — never in the API's — with the environment ``serve``
+    set up (data dir, database, Prefect). Replay feeds resolve under ``feeds_dir``."""
+
+    restart_ends_leftovers = True
+
+    def __init__(self, log: Path, feeds_dir: Path, *, runner: str = "auto") -> None:
+        argv = [sys.executable, "-m", "cli.main", "engine", "--feeds-dir", str(feeds_dir)]
+        argv += ["--runner", runner]
+        super().__init__("engine", argv, dict(os.environ), log)
 
 
 class MlflowUi(Child):

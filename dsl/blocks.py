@@ -9,6 +9,7 @@ from dsl.binder import Binder
 from dsl.diagnostics import did_you_mean
 from dsl.ir import SinkIR, StreamIR, WalkForwardIR
 from dsl.source import Reporter, Span
+from dsl.streamspec import SINKS, SOURCES, Spec, check_params, interval_text
 
 WALKFORWARD_ARGS = ("train", "test", "step", "anchored", "embargo")
 
@@ -113,6 +114,8 @@ def check_stream(stream: t.Stream, rep: Reporter, binder: Binder) -> StreamIR | 
             hint='source = replay(dataset="btc_1h", speed=0)',
         )
     source_params = _literal_params(source.call, rep, "source") if source and source.call else None
+    if source is not None and source.call is not None and source_params is not None:
+        _check_call(source.call, source_params, SOURCES, "source", rep)
     warmup = _duration(first["warmup"].value, rep, "warmup") if "warmup" in first else None
     every = after = None
     if "every" in first:
@@ -128,6 +131,8 @@ def check_stream(stream: t.Stream, rep: Reporter, binder: Binder) -> StreamIR | 
     for emit in stream.emits:
         resolved = binder.resolve_ref(emit.ref)
         params = _literal_params(emit.sink, rep, "sink")
+        if params is not None:
+            _check_call(emit.sink, params, SINKS, "sink", rep)
         if resolved is None or params is None:
             continue
         b = resolved.binding
@@ -141,6 +146,8 @@ def check_stream(stream: t.Stream, rep: Reporter, binder: Binder) -> StreamIR | 
             Span(stream.span.start, stream.span.start + 6),
             hint="emit step.port to csv_append(path=...)",
         )
+    if every is not None and source is not None and source.call is not None and source_params:
+        _check_interval(source.call, source_params, every, rep)
     if sum(d.is_error for d in rep.diagnostics) > errors_before or source is None:
         return None
     assert source.call is not None
@@ -155,3 +162,51 @@ def check_stream(stream: t.Stream, rep: Reporter, binder: Binder) -> StreamIR | 
         after_seconds=after.seconds if after else None,
         sinks=tuple(sinks),
     )
+
+
+def _check_call(
+    call: t.Call, params: dict[str, Any], table: dict[str, Spec], what: str, rep: Reporter
+) -> None:
+    """AF507 for a source or sink the live side does not know, AF508 for its params."""
+    spec = table.get(call.type)
+    if spec is None:
+        rep.report(
+            "AF507",
+            f"unknown stream {what} `{call.type}` (the {what}s: {', '.join(table)})",
+            call.type_span,
+            suggestions=did_you_mean(call.type, table),
+        )
+        return
+    args = {a.key: a for a in call.args if a.key is not None}
+    for key, message in check_params(spec, params, f"{what} `{call.type}`"):
+        arg = args.get(key) if key is not None else None
+        if key is None or arg is None:
+            rep.report("AF508", message, call.span)
+            continue
+        known = sorted({*spec.params, *spec.aliases})
+        unknown = key not in known
+        rep.report(
+            "AF508",
+            message,
+            (arg.key_span or arg.span) if unknown else arg.value.span,
+            suggestions=did_you_mean(key, known) if unknown else None,
+        )
+
+
+def _check_interval(call: t.Call, params: dict[str, Any], every: t.Lit, rep: Reporter) -> None:
+    """AF509 when the block's ``every`` is not a whole multiple of the source's ``interval=``
+    (a stream evaluates on the source's bars that close on an ``every`` boundary)."""
+    given = interval_text(params.get("interval"))
+    if given is None or every.seconds is None:
+        return
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    seconds = int(given[:-1]) * units[given[-1]]
+    if every.seconds % seconds != 0:
+        arg = next(a for a in call.args if a.key == "interval")
+        rep.report(
+            "AF509",
+            f"`every {every.text}` is not a whole multiple of the source's {given} bars: a "
+            "stream evaluates on the bars that close on an `every` boundary",
+            arg.value.span,
+            hint=f"every {given}",
+        )

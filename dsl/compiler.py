@@ -444,19 +444,20 @@ class _Compilation:
         return check_stream(program.streams[0], self.rep, binder)
 
     def _not_executed(self, program: t.Program) -> None:
-        """AF008 at the keyword of each block this version does not execute yet (``stream``:
-        the live side). ``sweep`` and ``walkforward`` run as sweeps (``alphaforge sweep``, the
-        web app's Sweep), so they are not flagged."""
+        """AF008 at the keyword of each block a run does not execute (``stream``: the live
+        side runs it, ``alphaforge stream``). ``sweep`` and ``walkforward`` run as sweeps
+        (``alphaforge sweep``, the web app's Sweep), so they are not flagged."""
         blocks: list[tuple[str, Span]] = [
             *(("stream", b.span) for b in program.streams[:1]),
         ]
         for keyword, span in blocks:
             self.rep.warn(
                 "AF008",
-                f"this version does not execute `{keyword}` blocks yet: a run executes the "
+                f"a run does not execute `{keyword}` blocks yet: a run executes the "
                 "pipeline once, with the params written in its steps",
                 Span(span.start, span.start + len(keyword)),
-                hint=f"the `{keyword}` block is checked but ignored when the pipeline runs",
+                hint=f"the `{keyword}` block is checked but ignored when the pipeline runs; "
+                "`alphaforge stream FILE` runs it as a service",
             )
 
     def _graph(

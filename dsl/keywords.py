@@ -51,8 +51,9 @@ KEYWORD_DOCS: dict[str, str] = {
     "objective": "objective maximize|minimize step.metric — what a sweep optimises.",
     "walkforward": "walkforward(train=2y, test=6M, step=6M[, embargo=5d]) — the sweep searches "
     "each fold's training window and tests the chosen params on the window after it.",
-    "stream": "stream { ... } — live / replay signal generation "
-    "(checked, not executed by this version: AF008).",
-    "emit": "emit step.port to sink(...) — write stream outputs to a sink.",
-    "every": "every 1h after 2m — stream schedule.",
+    "stream": "stream { source = ...; warmup = 30d; every 1h after 2m; emit ... } — live / "
+    "replay signal generation, run by `alphaforge stream` (a plain run ignores it: AF008).",
+    "emit": "emit step.port to sink(...) — each bar's new value to csv_append, postgres, "
+    "webhook, prefect_event or trigger(target=...).",
+    "every": "every 1h after 2m — evaluate on the bars closing every 1h, 2m after the close.",
 }

@@ -5,7 +5,8 @@
 #   alphaforge/sandbox-python:latest   CPython 3.11 (the pyenv build) + numpy, pandas,
 #                                      python-dateutil, six, tzdata, wasmtime, torch (CPU) with
 #                                      its runtime dependencies, and the entrypoints (no pyarrow:
-#                                      runners/sandbox/arrow_ipc.py reads the inputs)
+#                                      runners/sandbox/arrow_ipc.py reads the inputs; strategy
+#                                      modules: strategy_entry.py + alphaforge_strategy.py)
 #   alphaforge/sandbox-node:latest     Node.js 20 (/usr/bin/node) and node_entry.js
 #
 # ALPHAFORGE_SANDBOX_TAG (default latest) is the tag pointed at the images built here, the one
@@ -31,8 +32,10 @@ TAG=${ALPHAFORGE_SANDBOX_TAG:-latest}
 TORCH_PACKAGES=(torch torchgen functorch typing_extensions.py sympy mpmath networkx jinja2
   markupsafe fsspec filelock)
 PACKAGES=(numpy numpy.libs pandas dateutil six.py tzdata wasmtime "${TORCH_PACKAGES[@]}")
-# What the entrypoints use: alphaforge_ml.py's torchnets.py is nodes/builtin/_torchnets.py
-ENTRY_FILES=(python_entry.py wasm_entry.py arrow_ipc.py alphaforge_ml.py torchnets.py)
+# What the entrypoints use: alphaforge_ml.py's torchnets.py is nodes/builtin/_torchnets.py;
+# strategy_entry.py and its SDK alphaforge_strategy.py run strategy modules (issue 14)
+ENTRY_FILES=(python_entry.py wasm_entry.py arrow_ipc.py alphaforge_ml.py torchnets.py
+  strategy_entry.py alphaforge_strategy.py)
 SANDBOX_UID=10001
 
 # A Python image without its packages would pass the build and fail every custom node at run

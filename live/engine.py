@@ -41,10 +41,11 @@ from typing import Any
 import pandas as pd
 
 from live.bars import Bar, BarSource
-from live.store import BarWrite, Desired, LiveStore, engine_id_for
+from live.step import step
+from live.store import Desired, LiveStore, engine_id_for
 from live.tables import utcnow
-from live.venue import Order, PaperVenue, VenueError
-from runners.strategyhost import StrategyCrashed, StrategyError, StrategyHost, TickReply
+from live.venue import PaperVenue
+from runners.strategyhost import StrategyCrashed, StrategyError, StrategyHost
 
 __all__ = [
     "DEFAULT_WARMUP_BARS",
@@ -80,6 +81,16 @@ class ReconcileReport:
 
     def changed(self) -> bool:
         return bool(self.loaded or self.reloaded or self.unloaded or self.switched or self.lost)
+
+    def __str__(self) -> str:
+        parts = [
+            f"{what} {', '.join(ids)}"
+            for what, ids in (("loaded", self.loaded), ("reloaded", self.reloaded),
+                              ("unloaded", self.unloaded), ("switched", self.switched),
+                              ("lost", self.lost), ("held elsewhere", self.busy))
+            if ids
+        ]  # fmt: skip
+        return "; ".join(parts) or "nothing to do"
 
 
 class Engine:
@@ -340,55 +351,13 @@ class InstanceWorker:
             self._event("status", f"warmed up on {n} bar(s) of history (observe mode)")
 
     def _process(self, bar: Bar) -> None:
-        """One live bar: fills, on_tick, intents → orders or records; one transaction."""
+        """One live bar (:func:`live.step.step`), stored in one transaction."""
         assert self.venue is not None and self.host is not None
-        venue = self.venue
-        write = BarWrite(bar_ts=bar.ts.to_pydatetime())
-        for order in venue.on_bar(bar):
-            write.orders.append(order)
-            write.events.append(_fill_event(order))
-        with self.call_lock:
-            reply = self.host.tick(bar.tick(), venue.account(bar))
-        self._intents(reply, bar, write)
-        write.positions = list(venue.positions.values())
-        write.cash, write.equity = venue.cash, venue.equity()
+        write = step(self.venue, self.host, bar, self.mode, self.call_lock)
         if not self.store.save_bar(self.iid, self.engine.engine_id, write):
             self.stop.set()  # the lease is gone: another engine has the instance now
             return
         self.last_bar_ts = write.bar_ts
-
-    def _intents(self, reply: TickReply, bar: Bar, write: BarWrite) -> None:
-        assert self.venue is not None
-        events = write.events
-        events.extend(("log", line, None) for line in reply.logs)
-        for intent in reply.intents:
-            what = _describe(intent)
-            if intent.get("refused"):
-                events.append(("intent", f"{what}: not placed ({intent['refused']})", intent))
-                continue
-            if self.mode != "active":
-                # the sandbox's context should have refused it; the engine enforces the mode
-                events.append(("intent", f"{what}: not placed (mode {self.mode})", intent))
-                continue
-            try:
-                if intent.get("op") == "cancel":
-                    cancelled = self.venue.cancel(str(intent.get("client_id")))
-                    if cancelled is not None:
-                        write.orders.append(cancelled)
-                        events.append(("order", f"cancelled {cancelled.client_id}", None))
-                    else:
-                        events.append(("rejected", f"{what}: no such open order", intent))
-                    continue
-                order = self.venue.place(intent, bar)
-            except VenueError as exc:
-                events.append(("rejected", f"{what}: {exc}", intent))
-                continue
-            write.orders.append(order)
-            events.append(("order", f"placed {what}", order.to_json()))
-        if reply.mode_error:
-            events.append(("refused", reply.mode_error, None))
-        if reply.error:
-            events.append(("error", reply.error, {"traceback": reply.traceback}))
 
     # -- small helpers --------------------------------------------------------------------
 
@@ -429,26 +398,6 @@ def _dedup(bars: Iterator[Bar], after: datetime | None) -> Iterator[Bar]:
 def _chain(first: Bar, rest: Iterator[Bar]) -> Iterator[Bar]:
     yield first
     yield from rest
-
-
-def _describe(intent: dict[str, Any]) -> str:
-    if intent.get("op") == "cancel":
-        return f"cancel {intent.get('client_id')}"
-    kind = intent.get("type") or "market"
-    limit = f" @ {intent.get('limit_price')}" if kind == "limit" else ""
-    return f"{intent.get('side')} {intent.get('qty')} {intent.get('symbol') or ''} {kind}{limit}"
-
-
-def _fill_event(order: Order) -> tuple[str, str, dict[str, Any]]:
-    if order.status == "filled":
-        return (
-            "fill",
-            f"{order.side} {order.qty:g} {order.symbol} filled at {order.fill_price:.6g} "
-            f"(fee {order.fee:.2f})",
-            order.to_json(),
-        )
-    return ("rejected", f"{order.side} {order.qty:g} {order.symbol}: {order.reason}",
-            order.to_json())  # fmt: skip
 
 
 def _reason(exc: BaseException) -> str:

@@ -29,6 +29,7 @@ from sqlalchemy import Engine, delete, or_, update
 from sqlmodel import Session, col, select
 
 from live.tables import (
+    LiveBar,
     LiveEvent,
     LiveOrder,
     LivePosition,
@@ -88,6 +89,8 @@ class BarWrite:
     """What one processed bar changed."""
 
     bar_ts: datetime
+    close: float = 0.0
+    position: float = 0.0
     orders: list[Order] = field(default_factory=list)
     positions: list[Position] = field(default_factory=list)
     cash: float = 0.0
@@ -330,6 +333,16 @@ class LiveStore:
                 row.fees, row.last_price = pos.fees, pos.last_price
                 session.add(row)
             self._events(session, instance_id, write.events, write.bar_ts)
+            session.add(
+                LiveBar(
+                    instance_id=instance_id,
+                    bar_ts=write.bar_ts,
+                    close=write.close,
+                    equity=write.equity,
+                    cash=write.cash,
+                    position=write.position,
+                )
+            )
             session.commit()
             return True
 

@@ -9,7 +9,8 @@
   The engine writes the runtime columns: status and reason, the lease (which engine has it
   loaded, until when), restarts, the last bar it processed, the paper account's cash, and the
   widgets it rendered when asked (``render_requested_at``).
-- :class:`LiveOrder`, :class:`LivePosition`: the paper venue's book, per instance.
+- :class:`LiveOrder`, :class:`LivePosition`: the paper venue's book, per instance;
+  :class:`LiveBar`: the account at each processed bar's close (the equity curve).
 - :class:`LiveEvent`: what an instance did and said (logs, intents, refusals, fills, errors,
   status changes), newest last; bounded per instance by the engine.
 
@@ -26,6 +27,7 @@ from sqlmodel import Field, SQLModel
 
 __all__ = [
     "InstanceChange",
+    "LiveBar",
     "LiveEvent",
     "LiveOrder",
     "LivePosition",
@@ -200,6 +202,21 @@ class LivePosition(SQLModel, table=True):
     realized_pnl: float = 0.0
     fees: float = 0.0
     last_price: float | None = None
+
+
+class LiveBar(SQLModel, table=True):
+    """An instance's account at the close of each bar it processed (its equity curve)."""
+
+    __tablename__ = "live_bars"
+
+    instance_id: str = Field(
+        sa_column=Column(String(32), ForeignKey("strategy_instances.id"), primary_key=True)
+    )
+    bar_ts: datetime = Field(sa_column=Column(DateTime(timezone=True), primary_key=True))
+    close: float
+    equity: float
+    cash: float
+    position: float
 
 
 class LiveEvent(SQLModel, table=True):

@@ -237,17 +237,22 @@ class PaperVenue:
         )
 
     def account(self, bar: Bar) -> dict[str, Any]:
-        """What the strategy's context answers from on ``bar``."""
+        """What the strategy's context answers from on ``bar`` (the SDK reads ``cash``,
+        ``positions``, ``prices`` and ``open_orders``; ``position`` and ``price`` are the
+        bar's symbol's, for convenience)."""
         pos = self.position(bar.symbol)
+        prices = {s: p.last_price for s, p in self.positions.items() if p.last_price is not None}
+        prices[bar.symbol] = bar.close
         return {
             "symbol": bar.symbol,
             "price": bar.close,
+            "prices": prices,
             "cash": self.cash,
             "equity": self.equity(),
             "position": pos.qty,
             "avg_price": pos.avg_price,
             "positions": {s: p.qty for s, p in self.positions.items() if p.qty},
-            "orders": [o.to_json() for o in self.open_orders()],
+            "open_orders": [o.to_json() for o in self.open_orders()],
         }
 
 

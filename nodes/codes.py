@@ -39,6 +39,7 @@ LAYERS: dict[str, str] = {
     "runners": "runners and sandboxes",
     "flows": "the run flow: artifact store, tracking",
     "catalog": "the dataset catalog: versions, imports, storage",
+    "live": "the live side: sources, stream pipelines (`alphaforge stream`), sinks, strategies",
     "cli": "the `alphaforge` command line",
     "api": "the web API",
 }
@@ -106,11 +107,12 @@ _TABLE: tuple[Code, ...] = (
     ),
     Code(
         "AF008",
-        "block not executed by this version: a run executes the pipeline once",
+        "block a run does not execute: a run executes the pipeline once",
         "dsl",
         W,
         detail="a `stream` block compiles and is checked, but `alphaforge run` and the web "
-        "app's Run execute the pipeline once with its written params and ignore the block",
+        "app's Run execute the pipeline once with its written params and ignore the block; "
+        "`alphaforge stream FILE` runs it (docs/stream.md)",
     ),
     Code(
         "AF009",
@@ -247,6 +249,42 @@ _TABLE: tuple[Code, ...] = (
     Code("AF504", "stream schedule: `after` must be shorter than `every`", "dsl", E),
     Code("AF505", "stream source or sink argument is not a literal", "dsl", E),
     Code("AF506", "stream block emits nothing", "dsl", W),
+    Code(
+        "AF507",
+        "unknown stream source or sink",
+        "dsl",
+        E,
+        detail="sources: replay, binance, binance_futures, events; sinks: csv_append, "
+        "postgres, webhook, prefect_event, trigger (docs/stream.md)",
+    ),
+    Code(
+        "AF508",
+        "stream source or sink param unknown, missing, of the wrong kind or out of range",
+        "dsl",
+        E,
+    ),
+    Code(
+        "AF509",
+        "stream schedule: `every` is not a whole multiple of the source's interval",
+        "dsl",
+        E,
+    ),
+    Code(
+        "AF510",
+        "a stream pipeline could not start or run (its source, warm-up, graph or a sink)",
+        "live",
+        raised_by=("live.stream.errors.StreamError",),
+        detail="the message says what and where: the source that cannot be built, a gap at "
+        "the warm-up's seam, a port that is not per bar, a trigger naming no running pipeline",
+    ),
+    Code(
+        "AF520",
+        "a live bar source cannot deliver bars: the exchange refused the request, answered "
+        "with an error or stayed unreachable",
+        "live",
+        raised_by=("live.sources.errors.SourceError",),
+        detail="the message names the URL and the symbol(s)",
+    ),
     # -- data ---------------------------------------------------------------------------------
     Code(
         "AF600",

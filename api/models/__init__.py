@@ -12,6 +12,7 @@ from api.models.team import Team, TeamGrant, TeamMember
 from api.models.user import Role, User
 from live.tables import (
     InstanceChange,
+    LiveBar,
     LiveEvent,
     LiveOrder,
     LivePosition,
@@ -27,6 +28,7 @@ __all__ = [
     "CustomNodeVersion",
     "Dataset",
     "InstanceChange",
+    "LiveBar",
     "LiveEvent",
     "LiveOrder",
     "LivePosition",

@@ -183,3 +183,34 @@ class WidgetsPublic(BaseModel):
     error: str | None
     rendered_at: datetime | None
     requested_at: datetime | None
+
+
+class StreamSinkHealth(BaseModel):
+    """One sink of a stream pipeline, as its worker last reported it."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class StreamPublic(BaseModel):
+    """A stream pipeline's last health snapshot (``alphaforge stream`` writes it every second
+    under the data dir's ``stream/<pipeline>/status.json``). ``reporting`` is False when a
+    pipeline that says it runs has not written for :data:`api.services.live.STALE_S` seconds
+    (its process is gone)."""
+
+    pipeline: str
+    state: str
+    reporting: bool
+    source: str | None
+    interval: str | None
+    bars: int
+    events: int
+    duplicates: int
+    last_bar: str | None
+    started_at: str | None
+    ended_at: str | None
+    written_at: str | None
+    failure: str | None
+    errors: list[Any]
+    gaps: list[Any]
+    sinks: dict[str, dict[str, Any]]
+    last_events: list[dict[str, Any]]

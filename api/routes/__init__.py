@@ -42,6 +42,7 @@ ROUTERS = [
     audit.router,
     live.strategies,
     live.instances,
+    live.streams,
 ]
 
 __all__ = ["ROUTERS"]

@@ -7,7 +7,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from api.deps import CurrentUser, ObjectId, PagingDep, SessionDep, VersionNumber, WriterUser
+from api.deps import (
+    CurrentUser,
+    ObjectId,
+    PagingDep,
+    SessionDep,
+    SettingsDep,
+    VersionNumber,
+    WriterUser,
+)
 from api.models.common import Page, error_responses
 from api.models.live import (
     InstanceChangePublic,
@@ -21,6 +29,7 @@ from api.models.live import (
     StrategySummary,
     StrategyVersionIn,
     StrategyVersionPublic,
+    StreamPublic,
     WidgetsPublic,
 )
 from api.services import live
@@ -32,6 +41,7 @@ InstanceId = Annotated[
 strategies = APIRouter(
     prefix="/api/strategies", tags=["live"], responses=error_responses(401, 403, 404, 422)
 )
+streams = APIRouter(prefix="/api/streams", tags=["live"], responses=error_responses(401))
 instances = APIRouter(
     prefix="/api/instances", tags=["live"], responses=error_responses(401, 403, 404, 422)
 )
@@ -149,3 +159,10 @@ def instance_widgets(
     """Ask for a fresh rendering of the runtime widgets (on demand: nothing renders while
     nobody looks) and get the last one; poll while the view is open."""
     return live.widgets(session, user, instance_id)
+
+
+@streams.get("", response_model=list[StreamPublic])
+def list_streams(_user: CurrentUser, settings: SettingsDep) -> list[StreamPublic]:
+    """Stream pipelines (``alphaforge stream``) of this data dir: state, counts, the last
+    events and each sink's health, as each last reported it (``reporting`` false: gone)."""
+    return live.streams(settings)

@@ -15,7 +15,7 @@ under the engine's data folder (``path``, relative, never ``..``).
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -35,11 +35,13 @@ from api.models.live import (
     StrategyPublic,
     StrategySummary,
     StrategyVersionPublic,
+    StreamPublic,
     WidgetsPublic,
 )
 from api.models.user import User
 from api.services import audit
 from api.services.access import Level, caps_for, get_owned, username_of, visible
+from api.settings import ApiSettings
 from live.instances import (
     LiveInputError,
     create_instance,
@@ -69,6 +71,7 @@ __all__ = [
     "list_strategies",
     "orders",
     "save",
+    "streams",
     "update",
     "widgets",
 ]
@@ -354,6 +357,69 @@ def widgets(session: Session, user: User, iid: str) -> WidgetsPublic:
         rendered_at=_utc(instance.rendered_at),
         requested_at=_utc(instance.render_requested_at),
     )
+
+
+# -- stream pipelines ----------------------------------------------------------------------
+
+STALE_S = 30.0
+
+
+def streams(settings: ApiSettings) -> list[StreamPublic]:
+    """Every stream pipeline that ran with this data dir, from its ``status.json``."""
+    root = settings.root / "stream"
+    out: list[StreamPublic] = []
+    for path in sorted(root.glob("*/status.json")) if root.is_dir() else []:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # being rewritten (atomically) or not a status: the next poll reads it
+        if not isinstance(data, dict):
+            continue
+        out.append(_stream(path.parent.name, data))
+    return out
+
+
+def _stream(name: str, data: dict[str, Any]) -> StreamPublic:
+    state = str(data.get("state") or "unknown")
+    written = data.get("written_at")
+    reporting = True
+    if state in ("starting", "warming up", "running") and isinstance(written, str | int | float):
+        try:
+            stamp = (
+                datetime.fromtimestamp(float(written), UTC)
+                if isinstance(written, int | float)
+                else datetime.fromisoformat(written)
+            )
+            reporting = (utcnow() - as_utc(stamp)).total_seconds() < STALE_S
+        except ValueError:
+            reporting = False
+    return StreamPublic(
+        pipeline=str(data.get("pipeline") or name),
+        state=state,
+        reporting=reporting,
+        source=data.get("source"),
+        interval=data.get("interval"),
+        bars=int(data.get("bars") or 0),
+        events=int(data.get("events") or 0),
+        duplicates=int(data.get("duplicates") or 0),
+        last_bar=data.get("last_bar"),
+        started_at=_text(data.get("started_at")),
+        ended_at=_text(data.get("ended_at")),
+        written_at=_text(written),
+        failure=data.get("failure"),
+        errors=list(data.get("errors") or [])[-10:],
+        gaps=list(data.get("gaps") or [])[-10:],
+        sinks={k: v for k, v in (data.get("sinks") or {}).items() if isinstance(v, dict)},
+        last_events=[e for e in (data.get("last_events") or []) if isinstance(e, dict)][-20:],
+    )
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(float(value), UTC).isoformat()
+    return str(value)
 
 
 def public(session: Session, user: User, i: StrategyInstance) -> InstancePublic:

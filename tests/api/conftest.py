@@ -7,30 +7,25 @@ migrated once, emptied before each test and dropped at the end of the session. T
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import inspect, text
 from sqlmodel import Session
 
-from api.db import make_engine, run_migrations
+from api.db import make_engine
 from api.main import create_app
 from api.models.user import Role, UserCreate
 from api.security import create_access_token
 from api.services.users import create_user
 from api.settings import ApiSettings
+from tests.pgdb import PG_ADMIN_DSN, PG_URL_BASE, scratch_database  # noqa: F401 (re-exported)
 
-PG_ADMIN_DSN = os.environ.get(
-    "AF_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
-)
-PG_URL_BASE = os.environ.get("AF_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432")
 SECRET = "test-secret-" + "k" * 40
 TABLES = ("shares", "pipeline_versions", "pipelines", "datasets", "audit_events", "users")
 
@@ -48,18 +43,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture(scope="session")
 def pg_url(worker_id: str) -> Iterator[str]:
     """A migrated PostgreSQL database of this worker; dropped afterwards."""
-    name = f"af_test_{worker_id}_{secrets.token_hex(4)}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = f"{PG_URL_BASE}/{name}"
-    engine = make_engine(url)
-    run_migrations(engine)
-    engine.dispose()
-    try:
+    with scratch_database(f"af_test_{worker_id}", migrate=True) as url:
         yield url
-    finally:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

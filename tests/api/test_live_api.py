@@ -5,8 +5,6 @@ demand) with the reconciler running scripted hosts on the same database."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +14,7 @@ from live.engine import Engine
 from live.sources.replay import ReplaySource
 from live.store import Desired, LiveStore
 from tests.api.conftest import Account
+from tests.deployments.fixtures import wait_for
 from tests.live.fakes import HostLedger, ScriptedHost
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -150,15 +149,6 @@ def test_who_sees_and_changes_instances(
     assert client.get(f"/api/instances/{iid}", headers=alice.headers).status_code == 404
 
 
-def _wait(check: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_the_engine_runs_what_the_api_wrote_and_the_api_shows_what_it_did(
     client: TestClient, alice: Account
 ) -> None:
@@ -182,7 +172,9 @@ def test_the_engine_runs_what_the_api_wrote_and_the_api_shows_what_it_did(
 
     try:
         engine.reconcile()
-        _wait(lambda: get()["status"] == "running" and get()["bars_seen"] > 20, 60, "running")
+        wait_for(
+            lambda: get()["status"] == "running" and get()["bars_seen"] > 20, 60, what="running"
+        )
         intents = client.get(f"/api/instances/{iid}/events?kind=intent", headers=alice.headers)
         assert intents.json()["total"] > 0
         assert client.get(f"/api/instances/{iid}/orders", headers=alice.headers).json() == []
@@ -199,10 +191,54 @@ def test_the_engine_runs_what_the_api_wrote_and_the_api_shows_what_it_did(
             orders = client.get(f"/api/instances/{iid}/orders", headers=alice.headers).json()
             return sum(o["status"] == "filled" for o in orders) >= 2
 
-        _wait(filled, 60, "fills")
+        wait_for(filled, 60, what="fills")
         body = get()
         assert body["pnl"] == body["equity"] - 100_000 and body["cash"] != 100_000
         assert ledger.starts[iid] == 1  # the mode switched in place
     finally:
         engine.shutdown()
     assert get()["status"] == "stopped" and get()["engine"] is None
+
+
+def test_stream_pipelines_show_their_state_last_events_and_sink_health(
+    client: TestClient, alice: Account, tmp_path: Path
+) -> None:
+    """A stream pipeline run with the app's data dir is listed with its counts, its last
+    events (the newest the stream emitted) and each sink's health; a status file left by a
+    process that stopped writing reads as not reporting."""
+    import json
+
+    from live.stream import StreamPipeline, StreamService
+    from tests.live.stream_support import compiled, read_csv_events, workdir, write_af
+
+    assert client.get("/api/streams", headers=alice.headers).json() == []
+    settings = client.app.state.settings  # type: ignore[attr-defined]
+    folder = workdir(tmp_path)
+    text = (
+        "pipeline dash\n"
+        'data = csv_ohlcv(path="data/sample_ohlcv.csv")\n'
+        "fast = sma(data.close, window=5)\n"
+        "stream {\n"
+        "    source = replay(start=100, limit=30)\n"
+        '    emit fast.value to csv_append(path="out/fast.csv")\n'
+        "}\n"
+    )
+    ir = compiled(write_af(folder, "dash", text))
+    root = settings.root / "stream"
+    pipeline = StreamPipeline(ir, base_dir=folder, state_dir=root / ir.name)
+    StreamService([pipeline]).run_until_end(timeout_s=120)
+    listed = client.get("/api/streams", headers=alice.headers).json()
+    assert [s["pipeline"] for s in listed] == ["dash"]
+    dash = listed[0]
+    written = read_csv_events(folder / "out" / "fast.csv")
+    assert dash["state"] == "ended" and dash["bars"] == 30 and dash["events"] == len(written) == 30
+    assert [e["value"] for e in dash["last_events"]] == list(written["value"].tail(20))
+    (sink,) = dash["sinks"].values()
+    assert sink["failures"] == 0 and sink["delivered"] == 30, sink
+    # a "running" pipeline whose process stopped writing its status: not reporting
+    status = root / "gone" / "status.json"
+    status.parent.mkdir(parents=True)
+    status.write_text(json.dumps({"pipeline": "gone", "state": "running",
+                                  "written_at": "2026-01-01T00:00:00+00:00"}))  # fmt: skip
+    gone = {s["pipeline"]: s for s in client.get("/api/streams", headers=alice.headers).json()}
+    assert gone["gone"]["reporting"] is False and gone["dash"]["reporting"] is True

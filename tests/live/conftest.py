@@ -3,31 +3,20 @@ each test) and a user to own instances."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 from sqlalchemy import Engine, inspect, text
 
-from api.db import make_engine, run_migrations
-from tests.api.conftest import PG_ADMIN_DSN, PG_URL_BASE
+from api.db import make_engine
+from tests.pgdb import scratch_database
 
 
 @pytest.fixture(scope="session")
 def live_db_url(worker_id: str) -> Iterator[str]:
-    name = f"af_live_{worker_id}_{secrets.token_hex(4)}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = f"{PG_URL_BASE}/{name}"
-    engine = make_engine(url)
-    run_migrations(engine)
-    engine.dispose()
-    try:
+    """A migrated database of this xdist worker's live tests."""
+    with scratch_database(f"af_live_{worker_id}", migrate=True) as url:
         yield url
-    finally:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

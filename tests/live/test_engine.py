@@ -12,7 +12,6 @@ from __future__ import annotations
 import random
 import socket
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -25,6 +24,7 @@ from live.instances import create_instance, delete_instance, save_strategy, upda
 from live.sources.replay import ReplaySource
 from live.store import Desired, LiveStore
 from live.tables import LiveEvent, LiveOrder, Strategy, StrategyInstance
+from tests.deployments.fixtures import wait_for
 from tests.live.fakes import HostLedger, ScriptedHost
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,15 +65,6 @@ def _engine(store: LiveStore, ledger: HostLedger, speed: float, name: str) -> Li
 def _gone_engine_id(n: int) -> str:
     """An engine id of this host whose process does not exist (pid above the kernel's max)."""
     return f"engine@{socket.gethostname()}:{4_194_305 + n}:0"
-
-
-def _wait(check: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _wanted(db: Engine) -> dict[str, StrategyInstance]:
@@ -165,7 +156,7 @@ def test_random_changes_crashes_and_restarts_converge_without_double_loads(
                 rows = [s.get(StrategyInstance, i) for i in wanted]
                 return all(r is not None and r.status == "running" for r in rows)
 
-        _wait(all_running, 60, f"every instance running (seed {seed}, {ops})")
+        wait_for(all_running, 60, what=f"every instance running (seed {seed}, {ops})")
         _check(engine, live_db, ledger, seed, ops)
     finally:
         engine.shutdown()
@@ -195,7 +186,7 @@ def test_observe_records_intents_then_active_trades_on_the_paper_venue(live_db: 
 
     try:
         engine.reconcile()
-        _wait(lambda: len(events("intent")) >= 3, 60, "intents in observe mode")
+        wait_for(lambda: len(events("intent")) >= 3, 60, what="intents in observe mode")
         with Session(live_db) as s:
             assert s.exec(select(LiveOrder)).all() == []
             row = s.get(StrategyInstance, iid)
@@ -203,7 +194,7 @@ def test_observe_records_intents_then_active_trades_on_the_paper_venue(live_db: 
             update_instance(s, row, mode="active")
         report = engine.reconcile()
         assert report.switched == [iid] and not report.reloaded
-        _wait(lambda: len(events("fill")) >= 4, 60, "fills in active mode")
+        wait_for(lambda: len(events("fill")) >= 4, 60, what="fills in active mode")
         engine.shutdown()
     finally:
         engine.shutdown()
@@ -243,14 +234,16 @@ def test_a_failing_instance_never_takes_the_others_down(live_db: Engine) -> None
         ]  # fmt: skip
     try:
         engine.reconcile()
-        _wait(lambda: all(len(ledger.ticks[i]) > 3 for i in ids), 60, "ticks on every instance")
+        wait_for(
+            lambda: all(len(ledger.ticks[i]) > 3 for i in ids), 60, what="ticks on every instance"
+        )
         for _ in range(3):
             ledger.crash_next.add(ids[0])
             time.sleep(0.3)
-        _wait(lambda: ledger.starts[ids[0]] >= 3, 60, "the crashing instance's restarts")
+        wait_for(lambda: ledger.starts[ids[0]] >= 3, 60, what="the crashing instance's restarts")
         before = {i: len(ledger.ticks[i]) for i in ids[1:]}
-        _wait(lambda: all(len(ledger.ticks[i]) > before[i] + 5 for i in ids[1:]), 60,
-              "the other instances going on")  # fmt: skip
+        wait_for(lambda: all(len(ledger.ticks[i]) > before[i] + 5 for i in ids[1:]), 60,
+              what="the other instances going on")  # fmt: skip
         assert all(ledger.starts[i] == 1 for i in ids[1:])  # never reloaded
         row = store.instance(ids[0])
         assert row is not None and row.restarts >= 2

@@ -26,6 +26,7 @@ SOURCE_DIRS = (
     "docs",
     "dsl",
     "flows",
+    "live",
     "nodes",
     "runners",
     "ui/src",
@@ -76,7 +77,7 @@ def test_every_af_literal_in_the_source_tree_is_registered() -> None:
 
 def test_every_registered_code_is_used_outside_the_registry_and_the_docs() -> None:
     used: set[str] = set()
-    for p in _files(("api", "catalog", "cli", "dsl", "flows", "nodes", "runners")):
+    for p in _files(("api", "catalog", "cli", "dsl", "flows", "live", "nodes", "runners")):
         if p.suffix == ".py" and p != ROOT / "nodes" / "codes.py":
             used |= set(LITERAL.findall(p.read_text(encoding="utf-8")))
     assert sorted(set(CODES) - used) == []
@@ -85,7 +86,9 @@ def test_every_registered_code_is_used_outside_the_registry_and_the_docs() -> No
 def _class_codes() -> dict[str, str]:
     """``module.Class`` -> the ``code`` its body sets, for every class in our packages."""
     out: dict[str, str] = {}
-    for p in _files(("api", "catalog", "cli", "deployments", "dsl", "flows", "nodes", "runners")):
+    for p in _files(
+        ("api", "catalog", "cli", "deployments", "dsl", "flows", "live", "nodes", "runners")
+    ):
         if p.suffix != ".py":
             continue
         module = ".".join(p.relative_to(ROOT).with_suffix("").parts)

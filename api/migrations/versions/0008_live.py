@@ -125,6 +125,20 @@ def upgrade() -> None:
         "uq_strategy_version", "strategy_versions", ["strategy_id", "version"], unique=True
     )
     op.create_table(
+        "live_bars",
+        sa.Column("instance_id", sa.String(length=32), nullable=False),
+        sa.Column("bar_ts", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("close", sa.Float(), nullable=False),
+        sa.Column("equity", sa.Float(), nullable=False),
+        sa.Column("cash", sa.Float(), nullable=False),
+        sa.Column("position", sa.Float(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["instance_id"],
+            ["strategy_instances.id"],
+        ),
+        sa.PrimaryKeyConstraint("instance_id", "bar_ts"),
+    )
+    op.create_table(
         "live_events",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("instance_id", sa.String(length=32), nullable=False),
@@ -226,6 +240,7 @@ def downgrade() -> None:
     op.drop_table("live_orders")
     op.drop_index(op.f("ix_live_events_instance_id"), table_name="live_events")
     op.drop_table("live_events")
+    op.drop_table("live_bars")
     op.drop_index("uq_strategy_version", table_name="strategy_versions")
     op.drop_index(op.f("ix_strategy_versions_strategy_id"), table_name="strategy_versions")
     op.drop_table("strategy_versions")

@@ -1631,6 +1631,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/streams": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Streams
+         * @description Stream pipelines (``alphaforge stream``) of this data dir: state, counts, the last
+         *     events and each sink's health, as each last reported it (``reporting`` false: gone).
+         */
+        get: operations["list_streams_api_streams_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -4184,6 +4205,55 @@ export interface components {
              * @default []
              */
             sinks?: components["schemas"]["SinkIR"][];
+        };
+        /**
+         * StreamPublic
+         * @description A stream pipeline's last health snapshot (``alphaforge stream`` writes it every second
+         *     under the data dir's ``stream/<pipeline>/status.json``). ``reporting`` is False when a
+         *     pipeline that says it runs has not written for :data:`api.services.live.STALE_S` seconds
+         *     (its process is gone).
+         */
+        StreamPublic: {
+            /** Pipeline */
+            pipeline: string;
+            /** State */
+            state: string;
+            /** Reporting */
+            reporting: boolean;
+            /** Source */
+            source: string | null;
+            /** Interval */
+            interval: string | null;
+            /** Bars */
+            bars: number;
+            /** Events */
+            events: number;
+            /** Duplicates */
+            duplicates: number;
+            /** Last Bar */
+            last_bar: string | null;
+            /** Started At */
+            started_at: string | null;
+            /** Ended At */
+            ended_at: string | null;
+            /** Written At */
+            written_at: string | null;
+            /** Failure */
+            failure: string | null;
+            /** Errors */
+            errors: unknown[];
+            /** Gaps */
+            gaps: unknown[];
+            /** Sinks */
+            sinks: {
+                [key: string]: {
+                    [key: string]: unknown;
+                };
+            };
+            /** Last Events */
+            last_events: {
+                [key: string]: unknown;
+            }[];
         };
         /**
          * SweepCreate
@@ -10641,6 +10711,35 @@ export interface operations {
             };
             /** @description Unprocessable Entity */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    list_streams_api_streams_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StreamPublic"][];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
