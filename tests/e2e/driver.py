@@ -28,11 +28,11 @@ def prerequisites(*, docker: bool = False) -> None:
     assert not missing, "browser tests need: " + ", ".join(missing)
 
 
-def run_script(script: str, base_url: str, timeout: float) -> None:
-    """Run ``node <script>`` as admin against ``base_url``; assert it passed every step (the
-    assertion message is its whole output)."""
+def run_script(script: str, base_url: str, timeout: float, extra: tuple[str, ...] = ()) -> None:
+    """Run ``node <script>`` as admin against ``base_url`` (with ``extra`` arguments); assert it
+    passed every step (the assertion message is its whole output)."""
     proc = subprocess.run(
-        ["node", script, "--base-url", base_url, "--user", "admin", "--password", PASSWORD],
+        ["node", script, "--base-url", base_url, "--user", "admin", "--password", PASSWORD, *extra],
         cwd=HERE,
         capture_output=True,
         text=True,
@@ -43,14 +43,21 @@ def run_script(script: str, base_url: str, timeout: float) -> None:
     assert "FAIL" not in proc.stdout, report
 
 
-def run_tour(script: str, base_url: str, prefix: str, expected: set[str], timeout: float) -> None:
+def run_tour(
+    script: str,
+    base_url: str,
+    prefix: str,
+    expected: set[str],
+    timeout: float,
+    extra: tuple[str, ...] = (),
+) -> None:
     """Run tour ``script`` (see :func:`run_script`) after removing its old screenshots
     (``screenshots/<prefix>*.png``); assert it took every one of ``expected`` (stems) and no
     ``<prefix>fail-*`` one (a tour's failure shot)."""
     shots = HERE / "screenshots"
     for old in shots.glob(f"{prefix}*.png"):
         old.unlink()
-    run_script(script, base_url, timeout)
+    run_script(script, base_url, timeout, extra)
     taken = {p.stem for p in shots.glob(f"{prefix}*.png")}
     assert expected <= taken, sorted(expected - taken)
     assert not any(name.startswith(f"{prefix}fail-") for name in taken), sorted(taken)

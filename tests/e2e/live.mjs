@@ -4,7 +4,9 @@
 // the replay feed (data/sample_ohlcv.csv, 20 bars a second) whose status becomes running, whose
 // widgets appear and change between two polls, whose events show intents "not placed"; switched
 // to active (after the confirm), its orders fill and its PnL moves; a config saved as version 2;
-// an observer sees it all with every control disabled and the reason as the tooltip.
+// the stream pipeline `--stream NAME` (run before with the app's data dir) listed as ended with
+// its events delivered by a healthy sink; an observer sees it all with every control disabled
+// and the reason as the tooltip.
 // Screenshots to tests/e2e/screenshots/live-*.png; exits non-zero on a failed step or a page
 // problem (uncaught error, CSP violation, failed request, HTTP 5xx).
 //   node live.mjs --base-url http://127.0.0.1:8000 --user admin --password admin-e2e-password
@@ -16,6 +18,7 @@ const user = opt.user ?? 'admin';
 const password = opt.password ?? process.env.ALPHAFORGE_ADMIN_PASSWORD ?? 'admin-e2e-password';
 const only = opt.only ? String(opt.only).split(',') : null;
 const sfx = opt.suffix ?? Date.now().toString(36).slice(-4);
+const STREAM = opt.stream ?? null; // a stream pipeline that ran with the app's data dir
 const NAME = `sma_cross_${sfx}`;
 const OBSERVER = `watcher_${sfx}`;
 const TICKS = 'Ticks (with warm-up)'; // the template's metric
@@ -248,9 +251,23 @@ await step('instances-list', async () => {
   if ((await row.locator('[data-testid=instance-mode]').getAttribute('data-mode')) !== 'active') throw new Error('the list does not say active');
   const pnl = await row.locator('[data-testid=instance-pnl]').textContent();
   if (!/^[+-]/.test(pnl.trim())) throw new Error(`the list's PnL is ${pnl}`);
-  const note = await page.textContent('[data-testid=stream-pipelines-note]');
-  if (!note.includes('alphaforge stream FILE.af') || !note.includes('does not show stream pipelines yet')) throw new Error(`stream note: ${note}`);
-  await s.shot('live-08-instances-list');
+  if (STREAM) {
+    // the stream pipeline that ran: ended, its events, a healthy sink that delivered them
+    const p = page.locator(`[data-testid=stream-pipeline][data-pipeline=${STREAM}]`);
+    await p.waitFor({ timeout: 15000 });
+    if ((await p.getAttribute('data-state')) !== 'ended') throw new Error(`stream state: ${await p.getAttribute('data-state')}`);
+    const events = Number((await p.locator('[data-testid=stream-events]').textContent()).replace(/,/g, ''));
+    if (!(events > 0)) throw new Error(`stream events: ${events}`);
+    const sink = p.locator('[data-testid=stream-sink]').first();
+    if ((await sink.getAttribute('data-health')) !== 'ok') throw new Error(`sink health: ${await sink.getAttribute('data-health')}`);
+    const delivered = Number((await sink.locator('[data-testid=sink-delivered]').textContent()).replace(/,/g, ''));
+    if (delivered !== events) throw new Error(`the sink delivered ${delivered} of ${events} events`);
+    if (!(await p.locator('[data-testid=stream-event]').count())) throw new Error('no last events shown');
+  } else {
+    const note = await page.textContent('[data-testid=stream-pipelines-note]');
+    if (!note.includes('alphaforge stream FILE.af')) throw new Error(`stream note: ${note}`);
+  }
+  await s.shot('live-08-instances-list', { fullPage: true });
   await page.click('[data-testid=sidebar] [data-testid=nav-strategies]');
   const srow = page.locator(`[data-testid=strategy-row][data-name=${NAME}]`);
   await srow.waitFor();

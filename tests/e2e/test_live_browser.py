@@ -2,7 +2,8 @@
 strategy engine, both on one fresh PostgreSQL database: a strategy written from the template in
 Monaco, an instance of it run by ``alphaforge engine`` on the replay feed in observe mode (status,
 widgets that change between polls, intents not placed), then active (orders fill, PnL moves),
-its config saved as a new version, and an observer's read-only view. Screenshots land in
+its config saved as a new version, a stream pipeline (run first with ``alphaforge stream``) with
+its last events and a healthy sink, and an observer's read-only view. Screenshots land in
 tests/e2e/screenshots/live-*.png.
 
 The engine runs strategies in the Docker sandbox when this tree has the Docker strategy host
@@ -16,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
-import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,15 +26,30 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 
 from deployments.stack import free_port
-from tests.api.conftest import PG_ADMIN_DSN, PG_URL_BASE
 from tests.e2e.driver import PASSWORD, prerequisites, run_tour
+from tests.pgdb import scratch_database
 from tests.serve_process import ROOT, children
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("browser")]
+
+STREAM = "live_tour_signals"
+STREAM_AF = f"""pipeline {STREAM} "SMA crossover signals for the live tour"
+
+data   = csv_ohlcv(path="data/sample_ohlcv.csv")
+fast   = sma(data.close, window=5)
+slow   = sma(data.close, window=20)
+signal = crossover(fast, slow)
+
+stream {{
+    source = replay(speed=0, start=800)
+    warmup = 40d
+    every 1d
+    emit signal to csv_append(path="out/signals.csv")
+}}
+"""
 
 EXPECTED = {
     "live-01-editor-template",
@@ -55,18 +71,6 @@ def _runner() -> str:
         assert chosen in ("docker", "process"), f"AF_E2E_STRATEGY_RUNNER={chosen}: docker/process"
         return chosen
     return "docker" if importlib.util.find_spec("runners.docker.strategy") else "process"
-
-
-@contextlib.contextmanager
-def _database() -> Iterator[str]:
-    name = f"af_e2e_live_{secrets.token_hex(4)}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{PG_URL_BASE}/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @contextlib.contextmanager
@@ -109,7 +113,7 @@ def test_a_strategy_is_written_deployed_watched_and_switched_to_active_in_the_br
 ) -> None:
     runner = _runner()
     prerequisites(docker=runner == "docker")
-    with _database() as db_url:
+    with scratch_database("af_e2e_live") as db_url:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ALPHAFORGE_", "PREFECT_"))}
         env |= {
             "ALPHAFORGE_DATA_DIR": str(tmp_path / "data"),
@@ -129,11 +133,22 @@ def test_a_strategy_is_written_deployed_watched_and_switched_to_active_in_the_br
         engine = [sys.executable, "-m", "cli.main", "engine", "--feeds-dir", "examples",
                   "--runner", runner, "--cycle-s", "1"]  # fmt: skip
         api_out, engine_out = tmp_path / "api.out", tmp_path / "engine.out"
+        # a stream pipeline that ran to its end with this data dir: the dashboard lists it
+        work = tmp_path / "stream"
+        (work / "data").mkdir(parents=True)
+        shutil.copy(ROOT / "examples" / "data" / "sample_ohlcv.csv", work / "data")
+        (work / f"{STREAM}.af").write_text(STREAM_AF)
+        ran = subprocess.run(
+            [sys.executable, "-m", "cli.main", "stream", str(work / f"{STREAM}.af"), "--until-end",
+             "--quiet"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        assert (work / "out" / "signals.csv").is_file(), ran.stdout
         with _process(api, env, api_out) as api_proc:
             _wait_healthy(base, api_proc, api_out, 120)
             with _process(engine, engine_env, engine_out) as engine_proc:
                 try:
-                    run_tour("live.mjs", base, "live-", EXPECTED, timeout=900)
+                    run_tour("live.mjs", base, "live-", EXPECTED, 900, ("--stream", STREAM))
                 except AssertionError as exc:
                     raise AssertionError(
                         f"{exc}\n--- engine ({runner}) ---\n{engine_out.read_text()[-6000:]}"

@@ -15,6 +15,9 @@ import {
   readWidgets,
   sameConfig,
   secondsAgo,
+  sinkHealth,
+  streamEventRow,
+  streamStateBadge,
 } from './live';
 
 const SCHEMA = {
@@ -186,5 +189,35 @@ describe('labels', () => {
     expect(secondsAgo('2026-01-01T00:00:58Z', now)).toBe('2 s ago');
     expect(secondsAgo('2026-01-01T00:00:00Z', now)).toBe('1 min ago');
     expect(secondsAgo(null, now)).toBe('');
+  });
+});
+
+describe('stream pipelines', () => {
+  it('judge each sink: failing after a later error, backlog while events wait, ok once delivering', () => {
+    const sinks = sinkHealth({
+      csv: { kind: 'csv_append', target: 'out/a.csv', delivered: 12, pending: 0, failures: 0, dead_letters: 0, last_ok: '2026-01-01T00:00:05Z', last_error: null },
+      hook: { kind: 'webhook', target: 'http://x', delivered: 3, pending: 2, failures: 4, dead_letters: 1, last_ok: '2026-01-01T00:00:01Z', last_error: 'HTTP 500', last_error_at: '2026-01-01T00:00:04Z' },
+      pg: { kind: 'postgres', target: 't', delivered: 5, pending: 1, last_ok: '2026-01-01T00:00:09Z', last_error: 'timeout', last_error_at: '2026-01-01T00:00:04Z' },
+      never: { kind: 'csv_append', target: 'b.csv' },
+    });
+    expect(sinks.map((s) => [s.name, s.health])).toEqual([
+      ['csv', 'ok'],
+      ['hook', 'failing'],
+      ['pg', 'backlog'],
+      ['never', 'idle'],
+    ]);
+    expect(sinks[1]).toMatchObject({ deadLetters: 1, failures: 4, lastError: 'HTTP 500' });
+    expect(sinkHealth(null)).toEqual([]);
+  });
+  it('show events and states', () => {
+    expect(streamEventRow({ ts: '2023-06-01T00:00:00+00:00', symbol: 'ASSET', node: 'signal', port: 'out', column: null, value: 0.5 })).toEqual({
+      ts: '2023-06-01T00:00:00+00:00',
+      symbol: 'ASSET',
+      where: 'signal.out',
+      value: '0.5',
+    });
+    expect(streamStateBadge('running', true)).toBe('badge-success');
+    expect(streamStateBadge('running', false)).toBe('badge-warning');
+    expect(streamStateBadge('failed', true)).toBe('badge-error');
   });
 });

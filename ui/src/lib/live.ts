@@ -460,3 +460,75 @@ export function secondsAgo(iso: string | null | undefined, now = Date.now()): st
 export function strategyLabel(i: Pick<Instance, 'strategy' | 'strategy_version' | 'latest_version'>): string {
   return `${i.strategy} v${i.strategy_version}`;
 }
+
+// -- stream pipelines ------------------------------------------------------------------------
+
+/** One sink of a stream pipeline as its worker last reported it (docs/stream.md). */
+export interface SinkHealth {
+  name: string;
+  kind: string;
+  target: string;
+  delivered: number;
+  pending: number;
+  failures: number;
+  duplicates: number;
+  deadLetters: number;
+  lastOk: string | null;
+  lastError: string | null;
+  lastErrorAt: string | null;
+  /** ok (delivering), failing (its last attempt failed), backlog (events waiting) */
+  health: 'ok' | 'failing' | 'backlog' | 'idle';
+}
+
+const count = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+const textOr = (v: unknown): string | null => (v === null || v === undefined || v === '' ? null : String(v));
+
+/** The `sinks` of `GET /api/streams`, by name, with a verdict each: failing when the last
+ * error came after the last success (or nothing ever succeeded), backlog when events wait. */
+export function sinkHealth(sinks: Record<string, Record<string, unknown>> | null | undefined): SinkHealth[] {
+  return Object.entries(sinks ?? {}).map(([name, s]) => {
+    const lastOk = textOr(s.last_ok);
+    const lastError = textOr(s.last_error);
+    const lastErrorAt = textOr(s.last_error_at);
+    const pending = count(s.pending);
+    const failing = lastError !== null && (lastOk === null || (lastErrorAt !== null && Date.parse(lastErrorAt) > Date.parse(lastOk)));
+    return {
+      name,
+      kind: String(s.kind ?? '?'),
+      target: String(s.target ?? ''),
+      delivered: count(s.delivered),
+      pending,
+      failures: count(s.failures),
+      duplicates: count(s.duplicates),
+      deadLetters: count(s.dead_letters),
+      lastOk,
+      lastError,
+      lastErrorAt,
+      health: failing ? 'failing' : pending > 0 ? 'backlog' : count(s.delivered) > 0 ? 'ok' : 'idle',
+    };
+  });
+}
+
+export function streamStateBadge(state: string, reporting: boolean): string {
+  if (!reporting) return 'badge-warning';
+  return (
+    (
+      {
+        running: 'badge-success',
+        'warming up': 'badge-info',
+        starting: 'badge-info',
+        ended: 'badge-neutral',
+        stopped: 'badge-ghost',
+        failed: 'badge-error',
+      } as Record<string, string>
+    )[state] ?? 'badge-ghost'
+  );
+}
+
+/** A stream event (`StreamEvent.to_json`) in a row: when, symbol, where (node.port[column]), value. */
+export function streamEventRow(e: Record<string, unknown>): { ts: string; symbol: string; where: string; value: string } {
+  const where = [e.node, e.column ?? e.port].filter((x) => x !== null && x !== undefined && x !== '').join('.');
+  const v = e.value;
+  const value = typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean' || v === null ? fmtCell(v as Cell) : JSON.stringify(v);
+  return { ts: String(e.ts ?? ''), symbol: String(e.symbol ?? ''), where, value };
+}

@@ -140,3 +140,5 @@ export type InstanceOrder = Out<S['InstanceOrderPublic']>;
 export type InstanceChange = Out<S['InstanceChangePublic']>;
 /** `POST /api/instances/{id}/widgets`: `widgets` are render()'s dicts (lib/live.ts reads them). */
 export type WidgetsReply = Out<S['WidgetsPublic']>;
+/** `GET /api/streams`: a stream pipeline's last health snapshot (lib/live.ts reads its sinks). */
+export type StreamPipeline = Out<S['StreamPublic']>;
