@@ -3,15 +3,16 @@
 Starts (unless ``ALPHAFORGE_PREFECT_API_URL`` names a real server) a long-lived Prefect server
 with PREFECT_HOME under the data dir — on PostgreSQL (``<app database>_prefect``, created when
 missing) whenever the app's database is PostgreSQL, SQLite only when the app's is SQLite too —
-and its UI with ``--with-prefect-ui``, makes sure the process work pool, the ``web``
-deployment and the ``nodelab`` deployments (custom-node test runs, look-ahead checks) exist,
-starts a process worker, the strategy engine (``alphaforge engine`` in its own process, unless
+and its UI with ``--with-prefect-ui``, makes sure the process work pool, the ``web`` deployment
+and the ``nodelab`` deployments (custom-node test runs, look-ahead checks) exist, starts a
+process worker, the strategy engine (``alphaforge engine`` in its own process, unless
 ``--no-engine``: the dashboard's instances run there), optionally the MLflow UI, bootstraps the
 admin and the sample pipeline, then serves the API and the built UI with uvicorn. The children
-it started are supervised: one that exits (a killed worker) is started again, with back-off,
-and said so on the terminal (:mod:`deployments.supervise`). On Ctrl-C or SIGTERM the supervisor stops, then
-the API, the worker, the MLflow UI and the Prefect server; runs the stop cut short are ended as
-Crashed with the reason by the next start's status sync (:mod:`api.services.run_liveness`).
+it started are supervised: one that exits (a killed worker) is started again, with back-off, and
+said so on the terminal (:mod:`deployments.supervise`). On Ctrl-C or SIGTERM the supervisor
+stops, then the API, the worker, the MLflow UI and the Prefect server; runs the stop cut short
+are ended as Crashed with the reason by the next start's status sync
+(:mod:`api.services.run_liveness`).
 """
 
 from __future__ import annotations
