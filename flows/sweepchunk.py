@@ -150,6 +150,9 @@ def sweep_trials_task(chunk: ChunkSpec) -> dict[str, Any]:
 def sweep_chunk_flow(chunk: ChunkSpec) -> dict[str, Any]:
     """A chunk as a flow run of the chunk deployment (the ``pool`` executor): its trials are
     mapped over tasks in slices that share this process's memory of upstream nodes."""
+    from flows.pipeline import import_extra_node_modules
+
+    import_extra_node_modules()  # the operator's extra node types, in this flow-run process too
     t0 = time.perf_counter()
     slices = split_evenly(chunk.trials, max(1, min(4, len(chunk.trials) // 25)))
     parts = [

@@ -99,9 +99,13 @@ await step('add-version', async () => {
   if (!older.includes(firstVersion) || !older.includes(`dataset("${NAME}@${firstVersion}")`)) throw new Error(`older row: ${older}`);
   const versions = (await apiCall(page, 'GET', `/api/datasets/${datasetId}/versions`)).json;
   if (!newest.includes(`dataset("${NAME}@${versions[0].short}")`)) throw new Error('the new version\'s reference is not shown');
-  // the list shows the new latest version
-  const listed = await page.locator('[data-testid=dataset-row]', { hasText: NAME }).locator('[data-testid=dataset-version]').textContent();
-  if (listed.trim() !== versions[0].short) throw new Error(`list still shows ${listed}`);
+  // the list shows the new latest version (it reloads after the upload: wait for it)
+  const listedVersion = page.locator('[data-testid=dataset-row]', { hasText: NAME }).locator('[data-testid=dataset-version]');
+  try {
+    await listedVersion.filter({ hasText: versions[0].short }).waitFor({ timeout: 15000 });
+  } catch {
+    throw new Error(`list still shows ${await listedVersion.textContent()}`);
+  }
   // the same file again gives the same version: no third row
   await page.setInputFiles('[data-testid=version-file]', { name: 'again.csv', mimeType: 'text/csv', buffer: Buffer.from(V2) });
   await page.click('[data-testid=version-submit]');
