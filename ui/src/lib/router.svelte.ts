@@ -20,6 +20,23 @@ export function setNavigationGuard(fn: (() => boolean) | null): void {
   guard = fn;
 }
 
+/** Guard unsaved work while a page is mounted: the browser asks before the tab closes or
+ * reloads, and in-app navigation confirms ``Leave this <what>? ...``. Returns the undo (for
+ * ``onMount``'s cleanup). */
+export function guardUnsaved(isDirty: () => boolean, what: string): () => void {
+  const onLeave = (e: BeforeUnloadEvent) => {
+    if (isDirty()) e.preventDefault();
+  };
+  window.addEventListener('beforeunload', onLeave);
+  setNavigationGuard(
+    () => !isDirty() || confirm(`Leave this ${what}? Your unsaved changes will be lost.`),
+  );
+  return () => {
+    setNavigationGuard(null);
+    window.removeEventListener('beforeunload', onLeave);
+  };
+}
+
 export function navigate(to: string, replace = false): void {
   const url = new URL(to, location.href);
   if (guard && !guard()) return;
