@@ -40,11 +40,11 @@ from typing import Any
 
 import pandas as pd
 
-from live.bars import Bar, BarSource
-from live.step import step
 from live.store import Desired, LiveStore, engine_id_for
 from live.tables import utcnow
-from live.venue import PaperVenue
+from runners.papertrade.bars import Bar, BarSource
+from runners.papertrade.step import step
+from runners.papertrade.venue import PaperVenue
 from runners.strategyhost import StrategyCrashed, StrategyError, StrategyHost
 
 __all__ = [
@@ -351,7 +351,7 @@ class InstanceWorker:
             self._event("status", f"warmed up on {n} bar(s) of history (observe mode)")
 
     def _process(self, bar: Bar) -> None:
-        """One live bar (:func:`live.step.step`), stored in one transaction."""
+        """One live bar (:func:`runners.papertrade.step.step`), stored in one transaction."""
         assert self.venue is not None and self.host is not None
         write = step(self.venue, self.host, bar, self.mode, self.call_lock)
         if not self.store.save_bar(self.iid, self.engine.engine_id, write):

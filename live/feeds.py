@@ -4,7 +4,8 @@ A feed is the JSON an instance was created with (:func:`live.instances.check_fee
 
 - ``{"kind": "replay", "path": "data/btc_1h.csv"}`` or ``{"kind": "replay", "dataset":
   "name[@version]"}``: recorded bars (CSV or Parquet file, or a catalog dataset of the owner's
-  namespace) replayed by :class:`~live.sources.replay.ReplaySource` at ``speed`` (bar intervals
+  namespace) replayed by :class:`~runners.papertrade.replay.ReplaySource` at
+  ``speed`` (bar intervals
   per second; 0 = as fast as they are taken), the live part starting at ``start`` (bars held
   back as history for the warm-up; default the feed's ``warmup``, itself 100 by default),
   resumed after the last bar the instance processed;
@@ -23,10 +24,10 @@ from typing import Any
 
 import pandas as pd
 
-from live.bars import BarSource
 from live.engine import DEFAULT_WARMUP_BARS
-from live.sources.replay import ReplaySource
 from live.store import Desired
+from runners.papertrade.bars import BarSource
+from runners.papertrade.replay import ReplaySource
 
 __all__ = ["FeedError", "source_factory"]
 

@@ -24,7 +24,6 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from live.bars import interval_seconds
 from live.strategies import (
     ConfigError,
     StrategyCodeError,
@@ -39,6 +38,7 @@ from live.tables import (
     StrategyVersion,
     utcnow,
 )
+from runners.papertrade.bars import interval_seconds
 
 __all__ = [
     "FEED_KINDS",

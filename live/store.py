@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -38,7 +38,8 @@ from live.tables import (
     StrategyVersion,
     utcnow,
 )
-from live.venue import Order, Position
+from runners.papertrade.step import BarWrite
+from runners.papertrade.venue import Order, Position
 
 __all__ = ["Desired", "LiveStore", "engine_id_for", "holder_gone"]
 
@@ -82,20 +83,6 @@ class Desired:
             "account": self.account,
             "market": self.market,
         }
-
-
-@dataclass
-class BarWrite:
-    """What one processed bar changed."""
-
-    bar_ts: datetime
-    close: float = 0.0
-    position: float = 0.0
-    orders: list[Order] = field(default_factory=list)
-    positions: list[Position] = field(default_factory=list)
-    cash: float = 0.0
-    equity: float = 0.0
-    events: list[tuple[str, str, dict[str, Any] | None]] = field(default_factory=list)
 
 
 def engine_id_for(name: str = "engine") -> str:

@@ -1,11 +1,12 @@
 """Binance's public kline stream as a bar source: closed klines, reconnecting, gap-filled.
 
-:class:`BinanceKlineSource` implements :class:`~live.bars.BarSource` on Binance's public market
-data (no API keys). ``bars`` reads the combined stream
+:class:`BinanceKlineSource` implements :class:`~runners.papertrade.bars.BarSource` on
+Binance's public market data (no API keys). ``bars`` reads the combined stream
 ``<ws_url>/stream?streams=btcusdt@kline_1m/ethusdt@kline_1m`` whose messages are
 ``{"stream": "btcusdt@kline_1m", "data": {"e": "kline", "E": <event ms>, "s": "BTCUSDT",
 "k": {"t": <open ms>, "T": <close ms>, "s": "BTCUSDT", "i": "1m", "o": "..", "h": "..",
-"l": "..", "c": "..", "v": "..", "x": <closed?>, ...}}}`` and yields a :class:`~live.bars.Bar`
+"l": "..", "c": "..", "v": "..", "x": <closed?>, ...}}}`` and yields a
+:class:`~runners.papertrade.bars.Bar`
 (``ts`` = the open time ``t``, UTC) only for a closed kline (``x`` true); the updates of the
 kline still forming are read and dropped.
 
@@ -58,9 +59,9 @@ from websockets.sync.client import ClientConnection, connect
 from websockets.sync.connection import Connection
 from websockets.uri import parse_uri
 
-from live.bars import Bar, interval_seconds
 from live.sources.binance_rest import MAX_LIMIT, KlinesRest
 from live.sources.errors import SourceError, SourceUnavailable
+from runners.papertrade.bars import Bar, interval_seconds
 
 __all__ = ["INTERVALS", "BinanceKlineSource", "backoff_delay"]
 

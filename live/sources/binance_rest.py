@@ -26,8 +26,8 @@ from typing import Any
 import httpx
 import pandas as pd
 
-from live.bars import Bar
 from live.sources.errors import SourceError, SourceUnavailable
+from runners.papertrade.bars import Bar
 
 __all__ = ["MAX_LIMIT", "KlinesRest", "bar_from_row"]
 

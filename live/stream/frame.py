@@ -15,7 +15,7 @@ from collections import deque
 
 import pandas as pd
 
-from live.bars import Bar
+from runners.papertrade.bars import Bar
 
 __all__ = ["LiveFrame"]
 

@@ -59,7 +59,6 @@ import pandas as pd
 
 from dsl.ir import PipelineIR, SinkIR
 from dsl.streamspec import DEFAULT_DEDUP_KEY
-from live.bars import Bar, BarSource, interval_seconds
 from live.stream.errors import StreamError
 from live.stream.events import StreamEvent
 from live.stream.frame import LiveFrame
@@ -76,6 +75,7 @@ from live.stream.sinks import (
 from live.stream.sources import build_source, is_recorded, source_params
 from live.stream.warmup import default_calendar, missing_bars, warmup_bars
 from runners.inprocess import InProcessRunner
+from runners.papertrade.bars import Bar, BarSource, interval_seconds
 
 __all__ = [
     "MAX_CHAIN_DEPTH",

@@ -1,7 +1,7 @@
 """The bar source a stream block names, built (``source = replay(...)``, ``binance(...)``).
 
 - ``replay(dataset=..., path=..., speed=0, start=N|date, symbol=..., interval=..., limit=...)``
-  is a :class:`live.sources.replay.ReplaySource` over a catalog dataset (``"name"`` or
+  is a :class:`runners.papertrade.replay.ReplaySource` over a catalog dataset (``"name"`` or
   ``"name@version"``, in the settings' namespace), a CSV or Parquet file (relative paths from
   the ``.af`` file's folder, read and checked as ``csv_ohlcv`` / ``parquet_ohlcv`` read them),
   or, with neither, what the pipeline's own data step loads. ``start`` defaults to the warm-up
@@ -27,9 +27,9 @@ import pandas as pd
 
 from dsl.ir import StreamIR
 from dsl.streamspec import SOURCES, canonical, check_params, interval_text
-from live.bars import BarSource, interval_seconds
-from live.sources.replay import ReplaySource
 from live.stream.errors import StreamError
+from runners.papertrade.bars import BarSource, interval_seconds
+from runners.papertrade.replay import ReplaySource
 
 __all__ = [
     "BINANCE_FUTURES_REST",

@@ -2,7 +2,8 @@
 
 A strategy module defines exactly one :class:`Strategy` subclass: ``CONFIG_SCHEMA`` (a JSON
 Schema object; its top-level ``default`` values fill the config), ``init()`` (the runtime
-state), ``on_tick(tick)`` (one closed bar, see live/bars.py ``Bar.tick``) and ``render()``
+state), ``on_tick(tick)`` (one closed bar, see runners/papertrade/bars.py ``Bar.tick``) and
+``render()``
 (``{"widgets": [...]}``, built with :func:`metric`, :func:`line_chart`, :func:`table` and
 :func:`log_widget`). It sees the world only through ``self.context`` (:class:`Context`).
 

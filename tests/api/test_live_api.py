@@ -11,8 +11,8 @@ import pandas as pd
 from fastapi.testclient import TestClient
 
 from live.engine import Engine
-from live.sources.replay import ReplaySource
 from live.store import Desired, LiveStore
+from runners.papertrade.replay import ReplaySource
 from tests.api.conftest import Account
 from tests.deployments.fixtures import wait_for
 from tests.live.fakes import HostLedger, ScriptedHost

@@ -17,9 +17,9 @@ import httpx
 import pandas as pd
 import pytest
 
-from live.bars import Bar
 from live.sources.binance import BinanceKlineSource, backoff_delay
 from live.sources.errors import SourceError
+from runners.papertrade.bars import Bar
 from tests.live.binance_server import BinanceReplay, Session, recording
 
 MINUTE = 60_000

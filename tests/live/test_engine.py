@@ -21,9 +21,9 @@ from sqlmodel import Session, col, select
 
 from live.engine import Engine as LiveEngine
 from live.instances import create_instance, delete_instance, save_strategy, update_instance
-from live.sources.replay import ReplaySource
 from live.store import Desired, LiveStore
 from live.tables import LiveEvent, LiveOrder, Strategy, StrategyInstance
+from runners.papertrade.replay import ReplaySource
 from tests.deployments.fixtures import wait_for
 from tests.live.fakes import HostLedger, ScriptedHost
 

@@ -15,12 +15,12 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from live.backtest import backtest_strategy
 from live.engine import Engine as LiveEngine
 from live.feeds import source_factory
 from live.instances import create_instance, save_strategy
 from live.store import Desired, LiveStore
 from live.tables import LiveBar, LiveEvent, LiveOrder, StrategyInstance
+from runners.papertrade.backtest import backtest_strategy
 from runners.strategyhost import strategy_host
 from tests.deployments.fixtures import wait_for
 

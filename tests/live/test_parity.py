@@ -14,13 +14,13 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from live.backtest import backtest_strategy, round_trips
 from live.engine import Engine as LiveEngine
 from live.feeds import source_factory
 from live.instances import create_instance, save_strategy
 from live.store import Desired, LiveStore
 from live.tables import LiveBar, LiveOrder, StrategyInstance
-from live.venue import Order
+from runners.papertrade.backtest import backtest_strategy, round_trips
+from runners.papertrade.venue import Order
 from tests.deployments.fixtures import wait_for
 from tests.live.fakes import HostLedger, ScriptedHost
 from tests.live.test_engine import CODE

@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from live.bars import Bar
 from live.stream import StreamEvent, StreamPipeline, StreamService
+from runners.papertrade.bars import Bar
 from tests.live.stream_support import compiled, workdir, write_af
 
 PIPELINE = """pipeline clock

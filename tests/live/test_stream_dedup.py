@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from live.bars import Bar
-from live.sources.replay import ReplaySource
 from live.stream import StreamPipeline, StreamService
+from runners.papertrade.bars import Bar
+from runners.papertrade.replay import ReplaySource
 from tests.live.stream_support import (
     batch_values,
     compiled,

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from live.backtest import backtest_strategy
 from live.store import Desired
+from runners.papertrade.backtest import backtest_strategy
 from tests.live.fakes import HostLedger, ScriptedHost
 
 ROOT = Path(__file__).resolve().parents[2]

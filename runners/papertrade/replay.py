@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import pandas as pd
 
-from live.bars import Bar, interval_seconds
+from runners.papertrade.bars import Bar, interval_seconds
 
 __all__ = ["ReplaySource"]
 

@@ -5,21 +5,36 @@ backtest cannot drift apart: the venue fills the orders of earlier bars on this 
 (before the strategy sees it: fills at ``t+1``'s open, BACKTEST.md), then ``on_tick`` runs with
 the account as it is now, and each intent it returns becomes an order (active), a recorded intent
 (any other mode: the mode is enforced here too, whatever the sandbox says) or a rejection (a
-malformed order). What changed comes back as a :class:`~live.store.BarWrite`.
+malformed order). What changed comes back as a :class:`BarWrite`.
 """
 
 from __future__ import annotations
 
 import threading
 from contextlib import nullcontext
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from live.bars import Bar
-from live.store import BarWrite
-from live.venue import Order, PaperVenue, VenueError
+from runners.papertrade.bars import Bar
+from runners.papertrade.venue import Order, PaperVenue, Position, VenueError
 from runners.strategyhost import StrategyHost, TickReply
 
-__all__ = ["describe_intent", "step"]
+__all__ = ["BarWrite", "describe_intent", "step"]
+
+
+@dataclass
+class BarWrite:
+    """What one processed bar changed."""
+
+    bar_ts: datetime
+    close: float = 0.0
+    position: float = 0.0
+    orders: list[Order] = field(default_factory=list)
+    positions: list[Position] = field(default_factory=list)
+    cash: float = 0.0
+    equity: float = 0.0
+    events: list[tuple[str, str, dict[str, Any] | None]] = field(default_factory=list)
 
 
 def step(

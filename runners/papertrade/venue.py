@@ -25,7 +25,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from live.bars import Bar
+from runners.papertrade.bars import Bar
 
 __all__ = ["Fill", "Order", "PaperVenue", "Position", "Venue", "VenueError"]
 

@@ -1,10 +1,11 @@
 """A strategy module backtested: recorded bars through ``on_tick`` with the paper venue's fills.
 
-:func:`backtest_strategy` runs the same per-bar step as the engine (:func:`live.step.step`) over
-a frame of bars, in active mode from the first bar, in one sandbox (the host the caller gives:
-the Docker sandbox in production). A strategy's backtest and its paper run on the same bars
-therefore place the same orders and fill them at the same prices; the engine's tests check it
-bar by bar. The results have the bar backtester's shapes (BACKTEST.md):
+:func:`backtest_strategy` runs the same per-bar step as the engine
+(:func:`runners.papertrade.step.step`) over a frame of bars, in active mode from the first bar,
+in one sandbox (the host the caller gives: the Docker sandbox in production). A strategy's
+backtest and its paper run on the same bars therefore place the same orders and fill them at
+the same prices; the engine's tests check it bar by bar.
+The results have the bar backtester's shapes (BACKTEST.md):
 
 - ``equity``: per bar (ts index) ``equity`` (cash + position at the close), ``cash``,
   ``position``, ``drawdown`` (equity / running peak − 1), ``returns``;
@@ -25,10 +26,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from live.sources.replay import ReplaySource
-from live.step import step
-from live.venue import Order, PaperVenue
 from nodes.builtin.metrics import compute_metrics
+from runners.papertrade.replay import ReplaySource
+from runners.papertrade.step import step
+from runners.papertrade.venue import Order, PaperVenue
 from runners.strategyhost import StrategyHost
 
 __all__ = ["StrategyBacktest", "backtest_strategy", "round_trips"]
