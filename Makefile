@@ -10,6 +10,11 @@ STAMP := $(VENV)/.installed
 # https://download.pytorch.org/whl/cpu).
 TORCH_WHEELS ?= /opt/wheels
 FIND_LINKS := $(if $(wildcard $(TORCH_WHEELS)/torch-*.whl),--find-links $(TORCH_WHEELS))
+# hftbacktest (tick-level simulation, issue 15) pins numpy<2.3 and numba~=0.61 in its metadata;
+# its compiled core and numba code run on our numpy 2.4 and numba 0.68 (tests/nodes run it), and
+# the plotting and data-conversion helpers that need polars / holoviews are not used, so it is
+# installed without its dependencies rather than downgrading numpy for everything else.
+HFTBACKTEST := hftbacktest==2.4.4
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
@@ -23,6 +28,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(FIND_LINKS) -e '.[dev]' --config-settings editable_mode=compat
+	$(PY) -m pip install -q --no-deps $(HFTBACKTEST)
 	@touch $@
 
 demo: setup
