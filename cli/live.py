@@ -192,7 +192,7 @@ def strategy_backtest(
     """Backtest strategy FILE on recorded bars: the engine's own step, in the sandbox."""
     import pandas as pd
 
-    from live.strategies import ConfigError, StrategyCodeError, read_module, validate_config
+    from nodes.strategycode import ConfigError, StrategyCodeError, read_module, validate_config
     from runners.papertrade.backtest import backtest_strategy
     from runners.strategyhost import strategy_host
 

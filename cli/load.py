@@ -53,7 +53,8 @@ def load_pipeline(
     ``resolver`` (a ``dsl.nodespec.NodeResolver``) resolves ``use`` pins of custom nodes;
     ``datasets``: the dataset names ``dataset_ohlcv`` may use (None: not checked).
     ``catalog`` (a ``dsl.catalogref.DatasetResolver``) resolves ``dataset(...)`` steps to
-    exact versions (None: the run resolves them).
+    exact versions (None: the run resolves them). ``strategy_backtest`` steps resolve their
+    ``strategy`` with :func:`strategy_resolver`.
     """
     if not path.exists():
         raise InputError(f"{path}: no such file")
@@ -74,7 +75,12 @@ def load_pipeline(
     from dsl import compile_source
 
     result = compile_source(
-        text, filename=str(path), resolver=resolver, datasets=datasets, catalog=catalog
+        text,
+        filename=str(path),
+        resolver=resolver,
+        datasets=datasets,
+        catalog=catalog,
+        strategies=strategy_resolver(path) if "strategy_backtest" in text else None,
     )
     loaded = Loaded(
         path,
@@ -96,3 +102,33 @@ def load_pipeline(
 def _severity(d: Any) -> str:
     value = getattr(d, "severity", "error")
     return str(getattr(value, "value", value))
+
+
+def strategy_resolver(path: Path) -> Any:
+    """How the command line resolves ``strategy_backtest``'s ``strategy``: a ``.py`` file next
+    to ``path``, else a module stored in the web app's database (every live one; the same
+    name under two owners is refused as ambiguous)."""
+    from live.strategyrefs import FileStrategyResolver, StoreStrategyResolver
+
+    def stored() -> Any:
+        from api.db import make_engine, run_migrations
+        from api.settings import ApiSettings
+
+        engine = make_engine(ApiSettings().db_url)
+        run_migrations(engine)
+        return StoreStrategyResolver(engine)
+
+    return FileStrategyResolver(path.parent, _Lazy(stored))
+
+
+class _Lazy:
+    """A resolver built at its first use (the database is opened only for a stored name)."""
+
+    def __init__(self, make: Any) -> None:
+        self.make = make
+        self.made: Any = None
+
+    def resolve(self, ref: str) -> Any:
+        if self.made is None:
+            self.made = self.make()
+        return self.made.resolve(ref)

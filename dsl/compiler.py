@@ -35,6 +35,7 @@ from dsl.nodespec import (
 from dsl.outline import OutlineItem, outline_of_bound, outline_of_step
 from dsl.parser import check_limits, parse
 from dsl.source import Reporter, SourceText, Span
+from dsl.strategyref import STRATEGY_NODE, StrategyResolver, strategy_spec
 from dsl.sweeps import SweepChecker
 from nodes.base import (
     Node,
@@ -104,6 +105,7 @@ def compile_source(
     dataset_severity: DatasetSeverity = "error",
     datasets_without_volume: Collection[str] = (),
     catalog: DatasetResolver | None = None,
+    strategies: StrategyResolver | None = None,
 ) -> CompileResult:
     """Compile .af text. Never raises for problems in the text: they are diagnostics.
 
@@ -113,9 +115,12 @@ def compile_source(
     warning, where a step reads ``.volume`` of one).
     ``catalog``: resolves ``dataset("name@version")`` steps to exact versions (AF212, at
     ``dataset_severity``, where it cannot); None: the run resolves them (the latest version).
+    ``strategies``: resolves ``strategy_backtest``'s ``strategy`` to a module's code and config
+    schema (dsl.strategyref; AF220 where it cannot, and always without one).
     """
     compilation = _Compilation(text, filename, registry, resolver)
     compilation.catalog = catalog
+    compilation.strategies = strategies
     compilation.datasets = datasets
     compilation.dataset_severity = dataset_severity
     compilation.no_volume = datasets_without_volume
@@ -157,11 +162,16 @@ def compile_file(
     *,
     registry: NodeRegistry | None = None,
     resolver: NodeResolver | None = None,
+    strategies: StrategyResolver | None = None,
 ) -> CompileResult:
     """Compile a .af file (diagnostics carry its name in :meth:`CompileResult.format`)."""
     p = Path(path)
     return compile_source(
-        p.read_text(encoding="utf-8"), filename=str(p), registry=registry, resolver=resolver
+        p.read_text(encoding="utf-8"),
+        filename=str(p),
+        registry=registry,
+        resolver=resolver,
+        strategies=strategies,
     )
 
 
@@ -199,6 +209,7 @@ class _Compilation:
         self.dataset_severity: DatasetSeverity = "error"
         self.no_volume: Collection[str] = ()
         self.catalog: DatasetResolver | None = None
+        self.strategies: StrategyResolver | None = None
 
     @property
     def registry(self) -> NodeRegistry:
@@ -403,7 +414,10 @@ class _Compilation:
         if name in self.pins:
             return self.pins[name][2]
         if name in self.registry:
-            return _builtin_spec(self.registry, name)
+            spec = _builtin_spec(self.registry, name)
+            if name == STRATEGY_NODE:
+                return strategy_spec(spec, step, self.strategies, self.rep)
+            return spec
         candidates = list(self.registry.names()) + list(self.pins)
         self.rep.report(
             "AF101",

@@ -5,7 +5,7 @@ change what the engine should run. Every function validates before it writes and
 :class:`LiveInputError` (a sentence naming the field) on bad input; nothing is half-written.
 
 - :func:`save_strategy`: a new module, or a new version of one (``CONFIG_SCHEMA`` read from the
-  code without running it, :mod:`live.strategies`); saving the same code again adds nothing.
+  code without running it, :mod:`nodes.strategycode`); saving the same code again adds nothing.
 - :func:`create_instance`: an instance's identity (strategy and pinned version, account, market,
   feed, initial cash, fees) is fixed here, for good; its config is validated against the
   version's schema (defaults filled in) and its mode is off, observe or active.
@@ -24,12 +24,6 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from live.strategies import (
-    ConfigError,
-    StrategyCodeError,
-    read_module,
-    validate_config,
-)
 from live.tables import (
     MODES,
     InstanceChange,
@@ -37,6 +31,12 @@ from live.tables import (
     StrategyInstance,
     StrategyVersion,
     utcnow,
+)
+from nodes.strategycode import (
+    ConfigError,
+    StrategyCodeError,
+    read_module,
+    validate_config,
 )
 from runners.papertrade.bars import interval_seconds
 

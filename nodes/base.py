@@ -54,6 +54,7 @@ __all__ = [
     "PortType",
     "PortTypeInfo",
     "RuntimeInfo",
+    "StrategyBacktester",
     "UnknownRuntimeError",
     "is_assignable",
     "languages",
@@ -292,6 +293,31 @@ class ModelSource(Protocol):
         ...
 
 
+class StrategyBacktester(Protocol):
+    """Where ``strategy_backtest`` runs a strategy module (user code: in the sandbox the run's
+    runner provides, runners.papertrade.service)."""
+
+    def backtest(
+        self,
+        code: str,
+        bars: Any,
+        *,
+        config: dict[str, Any],
+        symbol: str,
+        interval: str,
+        cash: float,
+        fee_bps: float,
+        slippage_bps: float,
+        allow_short: bool,
+        node: str,
+        log: Callable[[str], None],
+    ) -> dict[str, Any]:
+        """``bars`` (one symbol's ohlcv table) through the module's ``on_tick`` with the paper
+        venue's fills: ``equity``, ``orders``, ``trades`` and ``metrics`` (the bar backtest's
+        shapes); a NodeError saying why when the strategy fails."""
+        ...
+
+
 @dataclass(frozen=True)
 class NodeContext:
     """What a node may know about the world beyond its inputs and params.
@@ -305,6 +331,8 @@ class NodeContext:
     ``models`` is where ``predict`` finds registered models (the run's MLflow Model
     Registry); None where there is none.
     ``catalog`` is where ``dataset`` finds catalog versions; None where no catalog is set up.
+    ``strategies`` runs ``strategy_backtest``'s strategy modules (in the sandbox); None where
+    this process runs no user code.
     """
 
     base_dir: Path = field(default_factory=Path.cwd)
@@ -314,6 +342,7 @@ class NodeContext:
     outputs: frozenset[str] | None = None
     models: ModelSource | None = None
     catalog: DatasetSource | None = None
+    strategies: StrategyBacktester | None = None
 
     def resolve_path(self, path: str | Path) -> Path:
         """An absolute path: relative ones are taken from ``base_dir``.

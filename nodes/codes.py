@@ -189,6 +189,24 @@ _TABLE: tuple[Code, ...] = (
         "`version`); an unknown name or version, or an ambiguous version prefix, is refused "
         "with what exists (a warning where a pipeline is saved)",
     ),
+    Code(
+        "AF220",
+        "`strategy_backtest`'s `strategy` names no strategy module or version",
+        "dsl",
+        E,
+        detail="the compiler resolves the module to its exact version and writes its code into "
+        "the IR; the message lists the modules that exist (on the command line a `.py` file "
+        "next to the pipeline also resolves)",
+    ),
+    Code(
+        "AF221",
+        "a strategy's config key is also one of `strategy_backtest`'s own params",
+        "dsl",
+        E,
+        detail="config keys are given as the step's keyword arguments, so they must differ from "
+        "the node's params (strategy, symbol, interval, cash, fee_bps, slippage_bps, "
+        "allow_short); rename the key in the module's CONFIG_SCHEMA",
+    ),
     # -- sweeps and walk-forward -------------------------------------------------------------
     Code("AF301", "sweep target names no step", "dsl", E),
     Code("AF302", "sweep target names no param of its step", "dsl", E),

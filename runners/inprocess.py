@@ -7,6 +7,7 @@ check every declared output is there with its declared type, and write the outpu
 
 from __future__ import annotations
 
+import importlib
 import time
 import traceback
 from collections.abc import Mapping, Sequence
@@ -15,7 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 from dsl.ir import InputBinding, NodeIR
 from nodes import panel
-from nodes.base import DatasetSource, Node, NodeContext, NodeRegistry, PortType, registry
+from nodes.base import (
+    DatasetSource,
+    Node,
+    NodeContext,
+    NodeRegistry,
+    PortType,
+    StrategyBacktester,
+    registry,
+)
 from nodes.data import require_volume
 from nodes.errors import AlphaForgeError, DataError
 from nodes.lazy import lazy_module
@@ -37,7 +46,8 @@ class InProcessRunner:
     ``base_dir`` resolves relative data paths (the .af file's folder for a CLI run);
     ``datasets`` maps web-app dataset names to Parquet files; ``confine_paths`` refuses paths
     outside ``base_dir`` (runs started from the web app); ``catalog`` is where ``dataset``
-    steps read (runners.catalogsource).
+    steps read (runners.catalogsource); ``strategies`` runs ``strategy_backtest``'s modules
+    (default: the sandbox, runners.papertrade.service).
     """
 
     def __init__(
@@ -49,9 +59,11 @@ class InProcessRunner:
         node_registry: NodeRegistry | None = None,
         mlflow_uri: str | None = None,
         catalog: DatasetSource | None = None,
+        strategies: StrategyBacktester | None = None,
     ) -> None:
         self.base_dir = Path(base_dir)
         self.catalog = catalog
+        self.strategies = strategies
         self.mlflow_uri = mlflow_uri
         self.datasets = dict(datasets or {})
         self.confine_paths = confine_paths
@@ -75,6 +87,7 @@ class InProcessRunner:
             outputs=outputs,
             models=MlflowModelSource(self.mlflow_uri) if self.mlflow_uri else None,
             catalog=self.catalog,
+            strategies=self.strategies if self.strategies is not None else _sandbox_strategies(),
         )
 
     def fingerprint(self, node_ir: NodeIR) -> str | None:
@@ -260,3 +273,12 @@ def _usage(wall0: float, cpu0: float) -> dict[str, Any]:
         "wall_s": round(time.perf_counter() - wall0, 6),
         "cpu_s": round(time.thread_time() - cpu0, 6),
     }
+
+
+def _sandbox_strategies() -> StrategyBacktester:
+    """The default ``NodeContext.strategies``: strategy modules in the sandbox. Imported by
+    name, when a context is built, so that the sandbox host's modules are not in every
+    built-in node's code fingerprint: ``runners.registry`` adds them to ``strategy_backtest``'s
+    alone (``NODE_RUNTIME_MODULES``)."""
+    service = importlib.import_module("runners.papertrade.service")
+    return service.SandboxStrategyBacktester()  # type: ignore[no-any-return]

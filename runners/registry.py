@@ -139,11 +139,27 @@ _INPROCESS_MODULES = ("runners.inprocess",)
 _RUNNER_PACKAGES = ("nodes", "runners")
 
 
+#: built-in nodes that reach past ``runners.inprocess`` at run time (through the context):
+#: what computes them there is part of their fingerprint, and of no other node's
+NODE_RUNTIME_MODULES: dict[str, tuple[str, ...]] = {
+    "strategy_backtest": ("runners.papertrade.service",),
+}
+#: ... and the sandbox entrypoints such a node's user code runs under
+NODE_SANDBOX_FILES: dict[str, tuple[str, ...]] = {
+    "strategy_backtest": ("strategy_entry.py", "alphaforge_strategy.py"),
+}
+
+
 def _inprocess_code(node: NodeIR) -> str:
     node_type = registry().get(node.type)
+    modules = (*_INPROCESS_MODULES, *NODE_RUNTIME_MODULES.get(node.type, ()))
     runtime_code = codehash.modules_fingerprint(
-        m for name in _INPROCESS_MODULES for m in codehash.module_closure(name, _RUNNER_PACKAGES)
+        m for name in modules for m in codehash.module_closure(name, _RUNNER_PACKAGES)
     )
+    files = NODE_SANDBOX_FILES.get(node.type)
+    if files:
+        entry = codehash.files_fingerprint([SANDBOX_DIR / f for f in files], root=SANDBOX_DIR)
+        runtime_code = _combine(runtime_code, entry)
     return _combine(BUILTIN_RUNTIME, node_type.code_fingerprint(), runtime_code)
 
 

@@ -20,6 +20,7 @@ from dsl.catalogref import DatasetResolver
 from dsl.compiler import DatasetSeverity
 from dsl.ir import PipelineIR
 from dsl.nodespec import NodeResolver
+from dsl.strategyref import StrategyResolver
 from nodes.base import registry
 
 FILENAME = "pipeline.af"
@@ -78,6 +79,7 @@ def compile_text(
     dataset_severity: DatasetSeverity = "error",
     datasets_without_volume: Collection[str] = (),
     catalog: DatasetResolver | None = None,
+    strategies: StrategyResolver | None = None,
 ) -> Compiled:
     """Compile ``source`` once; over-long sources are refused before parsing.
 
@@ -86,6 +88,7 @@ def compile_text(
     the names ``dataset_ohlcv`` may use (AF209 at ``dataset_severity`` for others);
     ``datasets_without_volume``: those stored without volume (AF210 where ``.volume`` is read).
     ``catalog``: resolves ``dataset(...)`` steps to exact versions (AF212 where it cannot).
+    ``strategies``: resolves ``strategy_backtest``'s modules (AF220 where it cannot).
     """
     if len(source) > settings.max_dsl_chars:
         return _too_large(source, settings.max_dsl_chars)
@@ -97,6 +100,7 @@ def compile_text(
         dataset_severity=dataset_severity,
         datasets_without_volume=datasets_without_volume,
         catalog=catalog,
+        strategies=strategies,
     )
     diagnostics = [DiagnosticOut.model_validate(_dump(d)) for d in result.diagnostics]
     outline = [OutlineItem.model_validate(_dump(o)) for o in result.outline or []]

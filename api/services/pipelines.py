@@ -47,6 +47,8 @@ from api.services.node_resolution import OwnerNodeResolver, record_uses
 from api.settings import ApiSettings
 from dsl.compiler import DatasetSeverity, with_title
 from dsl.ir import PipelineIR
+from live.strategyrefs import StoreStrategyResolver
+from live.tables import Strategy
 
 
 def compile_for(
@@ -62,7 +64,8 @@ def compile_for(
     editor validates (``dataset_severity="error"``) and a warning where a pipeline is saved, so
     a pipeline can be written (and kept) before its data is uploaded. A step reading
     ``.volume`` of a dataset stored without volume is warned about (AF210). ``dataset(...)``
-    references resolve to exact versions of the datasets the owner may read (AF212)."""
+    references resolve to exact versions of the datasets the owner may read (AF212), and
+    ``strategy_backtest``'s ``strategy`` to a module the owner may read (AF220)."""
     visible = datasets.visible_datasets(session, owner_id)
     return compile_text(
         source,
@@ -72,7 +75,20 @@ def compile_for(
         dataset_severity=dataset_severity,
         datasets_without_volume={n for n, d in visible.items() if not datasets.has_volume(d)},
         catalog=OwnerDatasetResolver(settings, visible),
+        strategies=owner_strategies(session, owner_id) if "strategy_backtest" in source else None,
     )
+
+
+def owner_strategies(session: Session, owner_id: int) -> StoreStrategyResolver:
+    """``strategy_backtest``'s modules as ``owner_id`` may read them (their own of a name
+    first, then the one other they can see)."""
+    user = session.get(User, owner_id)
+    where = (
+        visible(Strategy, user)
+        if user is not None
+        else [col(Strategy.deleted_at).is_(None), col(Strategy.owner_id) == owner_id]
+    )
+    return StoreStrategyResolver(session, owner_id, where)
 
 
 def get_pipeline(

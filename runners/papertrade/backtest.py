@@ -78,7 +78,11 @@ def backtest_strategy(
                     fills.append(order)
                 elif order.status == "rejected":
                     rejected.append(order.to_json())
-            events.extend((kind, message) for kind, message, _ in write.events)
+            stamp = bar.ts.isoformat()
+            for kind, message, data in write.events:
+                events.append((kind, f"{stamp} {message}"))
+                if kind == "error" and data and data.get("traceback"):
+                    events.append(("traceback", str(data["traceback"])))
             pos = venue.position(bar.symbol).qty
             rows.append((bar.ts, venue.equity(), venue.cash, pos))
     finally:

@@ -242,3 +242,60 @@ def test_stream_pipelines_show_their_state_last_events_and_sink_health(
                                   "written_at": "2026-01-01T00:00:00+00:00"}))  # fmt: skip
     gone = {s["pipeline"]: s for s in client.get("/api/streams", headers=alice.headers).json()}
     assert gone["gone"]["reporting"] is False and gone["dash"]["reporting"] is True
+
+
+def _pipeline(strategy: str, config: str = "fast=4") -> str:
+    return (
+        "pipeline bt\n"
+        'data = csv_ohlcv(path="data/sample_ohlcv.csv")\n'
+        f'result = strategy_backtest(data, strategy="{strategy}", {config}, fee_bps=5)\n'
+    )
+
+
+def test_pipelines_backtest_the_stored_modules_their_owner_may_read(
+    client: TestClient, alice: Account, bob: Account
+) -> None:
+    """``strategy_backtest``'s ``strategy`` resolves over the modules the pipeline's owner may
+    read: the latest version or a pinned one, whose code (and config, defaults filled) the IR
+    carries; another developer's module is not found, with the owner's names listed."""
+    _strategy(client, alice)
+    changed = CODE.replace('"default": 8', '"default": 9')
+    resp = client.post("/api/strategies", json={"name": "sma_cross", "code": changed},
+                       headers=alice.headers)  # fmt: skip
+    assert resp.status_code == 201 and resp.json()["latest_version"] == 2
+
+    body = client.post("/api/validate", json={"source": _pipeline("sma_cross")},
+                       headers=alice.headers).json()  # fmt: skip
+    assert body["ok"], body["diagnostics"]
+    node = next(n for n in body["ir"]["nodes"] if n["id"] == "result")
+    assert node["params"]["strategy"] == "sma_cross@2"
+    assert node["params"]["code"] == changed
+    assert (node["params"]["fast"], node["params"]["slow"]) == (4, 9)
+
+    body = client.post("/api/validate", json={"source": _pipeline("sma_cross@1")},
+                       headers=alice.headers).json()  # fmt: skip
+    node = next(n for n in body["ir"]["nodes"] if n["id"] == "result")
+    assert (node["params"]["code"], node["params"]["slow"]) == (CODE, 8)
+
+    bad = client.post("/api/validate", json={"source": _pipeline("sma_cross@7")},
+                      headers=alice.headers).json()  # fmt: skip
+    assert [(d["code"], d["line"], d["message"]) for d in bad["diagnostics"]] == [
+        ("AF220", 3, "strategy 'sma_cross' has no version 7 (versions 1 to 2)")
+    ]
+    # the config is checked against that module's schema (additionalProperties: false)
+    bad = client.post("/api/validate", json={"source": _pipeline("sma_cross", "fast=0")},
+                      headers=alice.headers).json()  # fmt: skip
+    assert [d["code"] for d in bad["diagnostics"]] == ["AF105"]
+
+    _strategy(client, bob, name="bobs_momentum")
+    theirs = client.post("/api/validate", json={"source": _pipeline("sma_cross")},
+                         headers=bob.headers).json()  # fmt: skip
+    assert [d["code"] for d in theirs["diagnostics"]] == ["AF220"]
+    assert (
+        "no strategy module 'sma_cross' (modules: bobs_momentum)"
+        in (theirs["diagnostics"][0]["message"])
+    )
+    # a file is the command line's, never the web app's
+    path = client.post("/api/validate", json={"source": _pipeline("strategies/sma_cross.py")},
+                       headers=alice.headers).json()  # fmt: skip
+    assert [d["code"] for d in path["diagnostics"]] == ["AF220"]

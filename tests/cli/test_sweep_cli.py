@@ -291,3 +291,41 @@ def test_the_pool_executor_without_a_prefect_server_says_what_it_needs(
     err = capsys.readouterr().err
     assert "no Prefect server is configured" in err and "alphaforge serve" in err
     assert not (data / "sweeps").exists()  # refused before anything started
+
+
+def test_a_sweep_varies_a_strategy_modules_config_and_each_trial_is_that_backtest(
+    tmp_path: Path,
+) -> None:
+    """examples/strategy_sweep.af: fast x slow of examples/strategies/sma_cross.py, each trial
+    a sandboxed backtest with those config values; the trials' numbers are those of the same
+    module backtested on its own with each pair."""
+    from dsl import compile_source
+    from live.strategyrefs import FileStrategyResolver
+    from runners.inprocess import InProcessRunner
+
+    path = EXAMPLES / "strategy_sweep.af"
+    proc = _cli("sweep", str(path), "--json", "--data-dir", str(tmp_path / "data"))
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["n_trials"] == 4 and summary["failed_trials"] == 0
+    rows = _rows(tmp_path / "data", summary["sweep_id"])
+    got = {(r.params["result.fast"], r.params["result.slow"]): r.metrics for r in rows}
+    assert sorted(got) == [(5, 20), (5, 40), (10, 20), (10, 40)]
+    finals = {k: m["final_equity"] for k, m in got.items()}
+    assert len(set(finals.values())) == 4  # the config reached the module
+
+    ir = compile_source(
+        path.read_text(), strategies=FileStrategyResolver(EXAMPLES), filename=str(path)
+    ).ir
+    assert ir is not None
+    node = ir.node("result")
+    bars = pd.read_csv(EXAMPLES / "data" / "sample_ohlcv.csv")
+    bars = bars.set_index(pd.DatetimeIndex(pd.to_datetime(bars.pop("ts"), utc=True), name="ts"))
+    runner = InProcessRunner(base_dir=EXAMPLES)
+    for fast, slow in [(5, 40), (10, 20)]:
+        trial = node.model_copy(update={"params": {**node.params, "fast": fast, "slow": slow}})
+        alone = runner.compute(trial, {"data": {node.inputs["data"].port: bars}})["metrics"]
+        assert got[(fast, slow)]["final_equity"] == pytest.approx(alone["final_equity"], rel=1e-12)
+        assert got[(fast, slow)]["num_trades"] == alone["num_trades"]
+    best = max(got, key=lambda k: got[k]["sharpe"])
+    assert summary["best_params"] == {"result.fast": best[0], "result.slow": best[1]}

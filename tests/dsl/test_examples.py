@@ -109,10 +109,13 @@ EXAMPLE_FILES = sorted((Path(__file__).parents[2] / "examples").glob("*.af"))
 
 @pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.stem)
 def test_repository_examples_compile_with_the_default_registry(path: Path) -> None:
-    """Built-ins from the default registry; `use` pins from examples/nodes (as the CLI does)."""
+    """Built-ins from the default registry; `use` pins from examples/nodes and strategy modules
+    from files next to the pipeline (as the CLI does)."""
     from cli.nodes_dir import LocalNodeResolver
+    from live.strategyrefs import FileStrategyResolver
 
     resolver = LocalNodeResolver.from_dir(path.parent / "nodes")
-    result = compile_file(path, resolver=resolver)
+    strategies = FileStrategyResolver(path.parent)
+    result = compile_file(path, resolver=resolver, strategies=strategies)
     assert result.ok, result.format(str(path))
     assert {n.runtime for n in result.ir.nodes} <= {"builtin", "python"}

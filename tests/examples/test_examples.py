@@ -23,14 +23,17 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api")]
 
 
 def _compile(text: str, filename: str, settings=None):  # type: ignore[no-untyped-def]
-    """Compile as `alphaforge run` does: `use` lines resolve from examples/nodes, and the
-    resolved manifests go to the settings' store, where the flow finds the code."""
+    """Compile as `alphaforge run` does: `use` lines resolve from examples/nodes (strategy
+    modules from files next to the pipeline), and the resolved manifests go to the settings'
+    store, where the flow finds the code."""
     from cli.nodes_dir import LocalNodeResolver
     from dsl import compile_source
+    from live.strategyrefs import FileStrategyResolver
     from runners.nodestore import ManifestStore
 
     resolver = LocalNodeResolver.from_dir(ROOT / "examples" / "nodes")
-    result = compile_source(text, filename=filename, resolver=resolver)
+    strategies = FileStrategyResolver(Path(filename).parent)  # strategy_backtest's modules
+    result = compile_source(text, filename=filename, resolver=resolver, strategies=strategies)
     assert result.ok, "\n".join(d.format(filename) for d in result.diagnostics)
     if settings is not None:
         resolver.store_into(ManifestStore(settings.root / "custom-nodes"))

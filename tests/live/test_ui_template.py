@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 import runners.strategyhost as strategyhost
-from live.strategies import ConfigError, read_module, validate_config
+from nodes.strategycode import ConfigError, read_module, validate_config
 
 ROOT = Path(__file__).resolve().parents[2]
 

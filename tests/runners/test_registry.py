@@ -156,6 +156,30 @@ def test_a_custom_nodes_code_fingerprint_follows_its_code_hash_and_the_sandbox_c
     assert code_fingerprint(a) != before[0] and code_fingerprint(js) == before[1]
 
 
+def test_strategy_backtests_fingerprint_covers_the_strategy_sandbox_and_no_other_nodes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """strategy_backtest reaches the strategy sandbox through its context: the host's modules
+    and the strategy entrypoints are in its fingerprint (an edit re-runs it), not in sma's."""
+    from nodes import codehash
+
+    bt = NodeIR(id="b", type="strategy_backtest", version="1.0.0")
+    sma = NodeIR(id="s", type="sma", version="1.0.0")
+    modules = {*codehash.module_closure("runners.inprocess", ("nodes", "runners"))}
+    assert "runners.papertrade.service" not in modules and "runners.strategyhost" not in modules
+    before = (code_fingerprint(bt), code_fingerprint(sma))
+    edited = tmp_path / "sandbox"
+    edited.mkdir()
+    for f in runners_registry.SANDBOX_DIR.iterdir():
+        if f.is_file():
+            (edited / f.name).write_bytes(f.read_bytes())
+    with (edited / "strategy_entry.py").open("a") as fh:
+        fh.write("\n# a fix\n")
+    monkeypatch.setattr(runners_registry, "SANDBOX_DIR", edited)
+    codehash.clear_cache()
+    assert code_fingerprint(bt) != before[0] and code_fingerprint(sma) == before[1]
+
+
 # ---- the compiler checks languages against the registry -------------------------------------
 
 

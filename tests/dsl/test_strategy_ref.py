@@ -1,0 +1,140 @@
+"""``strategy_backtest(data, strategy=..., <config>)`` in the compiler: the module resolved to
+its code (in the IR), its CONFIG_SCHEMA keys as the step's params (checked at their values, with
+defaults filled), AF220 / AF221 where the module cannot be used, and sweeps over config keys."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from dsl import compile_source
+from dsl.strategyref import StrategyLookupError
+from live.strategyrefs import FileStrategyResolver, resolved_module
+
+ROOT = Path(__file__).resolve().parents[2]
+SMA = ROOT / "examples" / "strategies" / "sma_cross.py"
+
+HEAD = 'pipeline p\ndata = csv_ohlcv(path="data.csv")\n'
+
+
+def _compile(body: str, resolver: object = None) -> object:
+    strategies = resolver if resolver is not None else FileStrategyResolver(SMA.parent)
+    return compile_source(HEAD + body, filename="p.af", strategies=strategies)  # type: ignore[arg-type]
+
+
+def _errors(result: object) -> list[tuple[str, int, int, str]]:
+    return [
+        (d.code, d.line, d.col, d.message)
+        for d in result.diagnostics  # type: ignore[attr-defined]
+        if d.severity == "error"
+    ]
+
+
+def test_the_module_and_its_config_are_written_into_the_ir() -> None:
+    result = _compile('bt = strategy_backtest(data, strategy="sma_cross.py", fast=7, fee_bps=5)\n')
+    assert _errors(result) == []
+    node = result.ir.node("bt")  # type: ignore[attr-defined]
+    code = SMA.read_text()
+    assert node.params["code"] == code
+    assert node.params["code_hash"] == hashlib.sha256(code.encode()).hexdigest()
+    assert node.params["strategy"] == "sma_cross.py"
+    # the config, with the schema's defaults filled in, beside the node's own params
+    assert (node.params["fast"], node.params["slow"], node.params["qty"]) == (7, 20, 0.01)
+    assert node.params["fee_bps"] == 5 and node.params["cash"] == 100_000
+
+
+def test_a_changed_module_changes_the_ir_hash(tmp_path: Path) -> None:
+    (tmp_path / "s.py").write_text(SMA.read_text())
+    step = 'bt = strategy_backtest(data, strategy="s.py")\n'
+    first = _compile(step, FileStrategyResolver(tmp_path)).ir.content_hash()  # type: ignore[attr-defined]
+    (tmp_path / "s.py").write_text(SMA.read_text().replace("Buy `qty`", "Buy qty"))
+    second = _compile(step, FileStrategyResolver(tmp_path)).ir.content_hash()  # type: ignore[attr-defined]
+    assert first != second
+
+
+def test_config_values_are_checked_at_their_place() -> None:
+    body = 'bt = strategy_backtest(data, strategy="sma_cross.py", fst=3, slow="x", qty=-1)\n'
+    errors = _errors(_compile(body))
+    line = 3
+    col = body.index
+    assert ("AF102", line, col("fst") + 1) == errors[0][:3]
+    assert errors[1][:3] == ("AF104", line, col('"x"') + 1)
+    assert "'x' is not of type 'integer'" in errors[1][3]
+    assert errors[2][:3] == ("AF105", line, col("-1") + 1)
+    assert len(errors) == 3
+
+
+def test_a_misspelt_config_key_gets_the_right_name_suggested() -> None:
+    result = _compile('bt = strategy_backtest(data, strategy="sma_cross.py", fst=3)\n')
+    diag = next(d for d in result.diagnostics if d.code == "AF102")  # type: ignore[attr-defined]
+    assert diag.suggestions == ["fast"]
+
+
+def test_a_required_config_key_without_default_is_missing(tmp_path: Path) -> None:
+    code = SMA.read_text().replace('"default": 5, ', "")
+    (tmp_path / "s.py").write_text(code)
+    errors = _errors(_compile('bt = strategy_backtest(data, strategy="s.py")\n',
+                              FileStrategyResolver(tmp_path)))  # fmt: skip
+    assert [(c, m) for c, _, _, m in errors] == [
+        ("AF103", "`strategy_backtest` needs param `fast`")
+    ]
+
+
+def test_an_unknown_module_is_af220_at_the_reference_with_the_nearest_file() -> None:
+    body = 'bt = strategy_backtest(data, strategy="sma_cros.py", fast=3)\n'
+    errors = _errors(_compile(body))
+    assert len(errors) == 1  # no error per config key on top
+    code, line, col, message = errors[0]
+    assert (code, line, col) == ("AF220", 3, body.index('"sma_cros') + 1)
+    assert "no such file" in message and "did you mean sma_cross.py?" in message
+
+
+def test_without_a_strategy_store_the_step_cannot_compile() -> None:
+    result = compile_source(HEAD + 'bt = strategy_backtest(data, strategy="x", fast=3)\n')
+    assert [(c, m) for c, _, _, m in _errors(result)] == [
+        ("AF220", "cannot resolve strategy 'x': no strategy store is configured here")
+    ]
+
+
+def test_a_config_key_that_is_a_node_param_is_af221(tmp_path: Path) -> None:
+    code = SMA.read_text().replace('"qty": {', '"cash": {"type": "number"}, "qty": {')
+    (tmp_path / "s.py").write_text(code)
+    errors = _errors(_compile('bt = strategy_backtest(data, strategy="s.py")\n',
+                              FileStrategyResolver(tmp_path)))  # fmt: skip
+    assert [c for c, *_ in errors] == ["AF221"]
+    assert "cash" in errors[0][3]
+
+
+def test_a_file_that_is_no_strategy_module_is_af220(tmp_path: Path) -> None:
+    (tmp_path / "s.py").write_text("x = 1\n")
+    errors = _errors(_compile('bt = strategy_backtest(data, strategy="s.py")\n',
+                              FileStrategyResolver(tmp_path)))  # fmt: skip
+    assert [c for c, *_ in errors] == ["AF220"]
+    assert "no strategy class" in errors[0][3]
+
+
+def test_the_code_param_is_written_by_the_compiler_not_typed() -> None:
+    errors = _errors(_compile('bt = strategy_backtest(data, strategy="sma_cross.py", code="x")\n'))
+    assert [c for c, *_ in errors] == ["AF102"]
+
+
+def test_a_sweep_varies_a_config_key_and_its_values_are_checked() -> None:
+    ok = _compile(
+        'bt = strategy_backtest(data, strategy="sma_cross.py")\n'
+        "sweep grid {\n  bt.fast = [3, 5]\n  objective maximize bt.sharpe\n}\n"
+    )
+    assert _errors(ok) == []
+    sweep = ok.ir.sweep  # type: ignore[attr-defined]
+    assert [(p.node, p.param) for p in sweep.params] == [("bt", "fast")]
+    bad = _compile(
+        'bt = strategy_backtest(data, strategy="sma_cross.py")\n'
+        "sweep grid {\n  bt.fast = [0, 5]\n  objective maximize bt.sharpe\n}\n"
+    )
+    assert [(c, line) for c, line, _, _ in _errors(bad)] == [("AF105", 5)]
+
+
+def test_resolved_module_refuses_a_broken_module() -> None:
+    with pytest.raises(StrategyLookupError, match="line 1: syntax error"):
+        resolved_module("x", "def (:\n")
