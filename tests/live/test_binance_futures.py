@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,11 @@ from live.instances import check_feed
 from live.sources.binance import BinanceKlineSource
 from live.sources.errors import SourceError
 from live.store import Desired
+from live.stream import StreamPipeline, StreamService
 from live.stream.errors import StreamError
 from live.stream.sources import build_source, source_params
 from tests.live.binance_server import BinanceReplay, Session
+from tests.live.stream_support import compiled, read_csv_events, workdir, write_af
 from tests.live.test_binance_source import (
     MINUTE,
     PAIR,
@@ -213,3 +216,48 @@ def test_an_instance_feed_of_kind_binance_futures_reads_the_futures_market(
     assert futures.sessions[0].path == "/market/stream?streams=ethusdt@kline_1m"
     with pytest.raises(FeedError, match=r"binance_futures feed of ETHUSDT: .*spot only"):
         make(_desired({"kind": "binance_futures", "interval": "1s"}))
+
+
+FUTURES_PIPELINE = """pipeline fut
+
+data = csv_ohlcv(path="data/sample_ohlcv.csv")
+fast = sma(data.close, window=3)
+
+stream {{
+    source = binance_futures(universe=["BTCUSDT", "ETHUSDT"], interval=1m, ws_url="{ws}",
+                             rest_url="{rest}")
+    warmup = 10m
+    every 1m
+    emit fast to csv_append(path="out/fast.csv")
+}}
+"""
+
+
+@pytest.mark.parametrize("futures", [{}], indirect=True)
+def test_a_stream_pipeline_on_binance_futures_warms_up_from_fapi_and_runs_live(
+    futures: BinanceReplay, tmp_path: Path
+) -> None:
+    folder = workdir(tmp_path)
+    text = FUTURES_PIPELINE.format(ws=f"{futures.ws_url}/market", rest=futures.rest_url)
+    ir = compiled(write_af(folder, "fut", text))
+    pipeline = StreamPipeline(ir, base_dir=folder, state_dir=folder / "s", straggler_s=0.2)
+    service = StreamService([pipeline])
+    service.start()
+    try:
+        deadline = time.monotonic() + 60
+        while pipeline.health()["evaluations"] < 20 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        service.drain_sinks(30)
+    finally:
+        service.stop()
+    health = pipeline.health()
+    assert health["evaluations"] >= 20 and not health["errors"], health
+    assert health["first_live"] == pd.Timestamp(LIVE, unit="ms", tz="UTC").isoformat()
+    events = read_csv_events(folder / "out" / "fast.csv")
+    closes = {(k["s"], k["t"]): float(k["c"]) for k in futures.closed()}
+    for row in events.head(20).itertuples():
+        t = int(row.ts.value // 1_000_000)
+        expected = sum(closes[(row.symbol, t - i * MINUTE)] for i in range(3)) / 3
+        assert row.value == pytest.approx(expected, rel=1e-12), row  # warm-up bars included
+    assert set(futures.rest_paths) == {"/fapi/v1/time", "/fapi/v1/klines"}
+    assert all(s.path.startswith("/market/stream?") for s in futures.sessions)
