@@ -9,8 +9,13 @@ A feed is the JSON an instance was created with (:func:`live.instances.check_fee
   per second; 0 = as fast as they are taken), the live part starting at ``start`` (bars held
   back as history for the warm-up; default the feed's ``warmup``, itself 100 by default),
   resumed after the last bar the instance processed;
-- ``{"kind": "binance", "interval": "1m"}``: Binance's public kline stream for the instance's
-  market (:class:`~live.sources.binance.BinanceKlineSource`).
+- ``{"kind": "binance", "interval": "1m"}``: Binance's public spot kline stream for the
+  instance's market (:class:`~live.sources.binance.BinanceKlineSource`);
+- ``{"kind": "binance_futures", "interval": "1m"}``: the same on Binance USD-M futures (the
+  instance's market a perpetual such as ``BTCUSDT`` or a delivery contract ``BTCUSDT_261225``).
+
+``binance`` / ``binance_futures`` are extra keyword arguments of those sources (other
+endpoints, back-off), e.g. a local replay server's URLs in tests.
 
 Relative paths resolve against ``base_dir``; with ``confine`` a path outside it is refused (the
 web app's instances read only what the operator put there, or their datasets).
@@ -44,6 +49,7 @@ def source_factory(
     confine: bool = False,
     datasets: DatasetReader | None = None,
     binance: dict[str, Any] | None = None,
+    binance_futures: dict[str, Any] | None = None,
 ) -> Callable[[Desired], BarSource]:
     """The engine's source factory for feeds of this installation."""
 
@@ -68,11 +74,18 @@ def source_factory(
                 start=int(start) if isinstance(start, int | float) else pd.Timestamp(start),
                 after=after,
             )
-        if kind == "binance":
+        if kind in ("binance", "binance_futures"):
             from live.sources.binance import BinanceKlineSource
 
-            return BinanceKlineSource([want.market], interval, **(binance or {}))
-        raise FeedError(f"unknown feed kind {kind!r} (replay or binance)")
+            futures = kind == "binance_futures"
+            options = (binance_futures if futures else binance) or {}
+            try:
+                return BinanceKlineSource(
+                    [want.market], interval, market="usdm" if futures else "spot", **options
+                )
+            except ValueError as exc:
+                raise FeedError(f"the {kind} feed of {want.market}: {exc}") from None
+        raise FeedError(f"unknown feed kind {kind!r} (replay, binance or binance_futures)")
 
     return make
 

@@ -50,7 +50,7 @@ __all__ = [
     "update_instance",
 ]
 
-FEED_KINDS = ("replay", "binance")
+FEED_KINDS = ("replay", "binance", "binance_futures")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./:-]{0,63}$")
 
@@ -129,10 +129,12 @@ def schema_of(version: StrategyVersion) -> dict[str, Any]:
 
 def check_feed(feed: Any) -> dict[str, Any]:
     """A feed (where the instance's bars come from), checked: ``{"kind": "replay", "path" or
-    "dataset", "interval", "speed", "start", "warmup"}`` or ``{"kind": "binance", "interval",
-    "warmup"}``."""
+    "dataset", "interval", "speed", "start", "warmup"}`` or ``{"kind": "binance" (spot) or
+    "binance_futures" (USD-M futures), "interval", "warmup"}``."""
     if not isinstance(feed, dict):
-        raise LiveInputError("feed", "a feed is an object with a kind (replay or binance)")
+        raise LiveInputError(
+            "feed", "a feed is an object with a kind (" + ", ".join(FEED_KINDS) + ")"
+        )
     kind = feed.get("kind")
     if kind not in FEED_KINDS:
         raise LiveInputError("feed.kind", f"must be one of {', '.join(FEED_KINDS)}, not {kind!r}")

@@ -42,6 +42,7 @@ def build_engine(
     name: str = "engine",
     tick_timeout_s: float = 10.0,
     binance: dict[str, Any] | None = None,
+    binance_futures: dict[str, Any] | None = None,
 ) -> Engine:
     """An engine on ``database_url`` whose instances run in the sandbox (see the module doc)."""
     from runners.strategyhost import strategy_host
@@ -52,7 +53,10 @@ def build_engine(
         )
 
     store = LiveStore(sql_engine(database_url))
-    sources = source_factory(base_dir, confine=confine, datasets=datasets, binance=binance)
+    sources = source_factory(
+        base_dir, confine=confine, datasets=datasets, binance=binance,
+        binance_futures=binance_futures,
+    )  # fmt: skip
     return Engine(store, host, sources, engine_id=engine_id_for(name))
 
 

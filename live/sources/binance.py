@@ -1,12 +1,13 @@
 """Binance's public kline stream as a bar source: closed klines, reconnecting, gap-filled.
 
 :class:`BinanceKlineSource` implements :class:`~runners.papertrade.bars.BarSource` on
-Binance's public market data (no API keys). ``bars`` reads the combined stream
-``<ws_url>/stream?streams=btcusdt@kline_1m/ethusdt@kline_1m`` whose messages are
-``{"stream": "btcusdt@kline_1m", "data": {"e": "kline", "E": <event ms>, "s": "BTCUSDT",
+Binance's public market data (no API keys), spot or USD-M futures (``market="spot"`` or
+``"usdm"``: the endpoints and limits of :mod:`live.sources.binance_markets`). ``bars`` reads the
+combined stream ``<ws_url>/stream?streams=btcusdt@kline_1m/ethusdt@kline_1m`` whose messages
+are ``{"stream": "btcusdt@kline_1m", "data": {"e": "kline", "E": <event ms>, "s": "BTCUSDT",
 "k": {"t": <open ms>, "T": <close ms>, "s": "BTCUSDT", "i": "1m", "o": "..", "h": "..",
-"l": "..", "c": "..", "v": "..", "x": <closed?>, ...}}}`` and yields a
-:class:`~runners.papertrade.bars.Bar`
+"l": "..", "c": "..", "v": "..", "x": <closed?>, ...}}}`` (the same in both markets) and yields
+a :class:`~runners.papertrade.bars.Bar`
 (``ts`` = the open time ``t``, UTC) only for a closed kline (``x`` true); the updates of the
 kline still forming are read and dropped.
 
@@ -36,8 +37,9 @@ The contract of ``bars``:
   (``code``/``msg``) raise :class:`~live.sources.errors.SourceError` naming the URL and the
   symbols. Bad settings are ``ValueError`` at construction.
 
-``history(end, count)`` is the warm-up from ``GET /api/v3/klines`` (paged, ``page_limit`` per
-request; see :mod:`live.sources.binance_rest`). Counters for tests and the dashboard:
+``history(end, count)`` is the warm-up from ``GET /api/v3/klines`` (futures:
+``/fapi/v1/klines``; paged, ``page_limit`` per request, by default the market's most: 1000 on
+spot, 1500 on futures; see :mod:`live.sources.binance_rest`). Counters for tests and the dashboard:
 ``connects``, ``reconnects``, ``failures``, ``gap_filled``, ``duplicates``, ``last_error``
 (:meth:`BinanceKlineSource.stats`); reconnects and gap-fills are logged on
 ``live.sources.binance``.
@@ -47,7 +49,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -59,7 +60,8 @@ from websockets.sync.client import ClientConnection, connect
 from websockets.sync.connection import Connection
 from websockets.uri import parse_uri
 
-from live.sources.binance_rest import MAX_LIMIT, KlinesRest
+from live.sources.binance_markets import MARKETS, SPOT, SPOT_INTERVALS, Market
+from live.sources.binance_rest import KlinesRest
 from live.sources.errors import SourceError, SourceUnavailable
 from runners.papertrade.bars import Bar, interval_seconds
 
@@ -67,13 +69,10 @@ __all__ = ["INTERVALS", "BinanceKlineSource", "backoff_delay"]
 
 log = logging.getLogger("live.sources.binance")
 
-#: Binance's kline intervals with a fixed length (``1M``, the calendar month, has none).
-INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d",
-             "3d", "1w")  # fmt: skip
-#: Binance spot symbols: upper-case letters and digits (``BTCUSDT``), no separator.
-_SYMBOL = re.compile(r"^[A-Z0-9]{2,30}$")
-#: Binance's limit of streams on one connection.
-MAX_STREAMS = 1024
+#: Binance spot's kline intervals with a fixed length (futures: the same but ``1s``).
+INTERVALS = SPOT_INTERVALS
+#: Binance spot's limit of streams on one connection (futures: 200).
+MAX_STREAMS = SPOT.max_streams
 _POLL = 0.25
 _TRANSIENT_STATUS = {418, 429, 500, 502, 503, 504}
 
@@ -94,15 +93,17 @@ class _State:
 
 
 class BinanceKlineSource:
-    """Closed klines of ``symbols`` at ``interval`` from Binance's public streams."""
+    """Closed klines of ``symbols`` at ``interval`` from Binance's public streams of
+    ``market`` (``"spot"`` or ``"usdm"``); ``ws_url`` / ``rest_url`` default to the market's."""
 
     def __init__(
         self,
         symbols: Sequence[str],
         interval: str = "1m",
         *,
-        ws_url: str = "wss://stream.binance.com:9443",
-        rest_url: str = "https://api.binance.com",
+        market: str | Market = "spot",
+        ws_url: str | None = None,
+        rest_url: str | None = None,
         after: pd.Timestamp | str | None = None,
         backoff_initial: float = 1.0,
         backoff_factor: float = 2.0,
@@ -114,15 +115,11 @@ class BinanceKlineSource:
         close_timeout: float = 1.0,
         rest_timeout: float = 10.0,
         rest_retries: int = 2,
-        page_limit: int = MAX_LIMIT,
+        page_limit: int | None = None,
     ) -> None:
-        self.symbols = _check_symbols(symbols)
-        if interval not in INTERVALS:
-            month = " (1M, the calendar month, is not: its bars differ in length)"
-            raise ValueError(
-                f"{interval!r} is not a Binance kline interval this source supports; use one of "
-                f"{', '.join(INTERVALS)}{month if interval == '1M' else ''}"
-            )
+        self.market = _market(market)
+        self.symbols = self.market.check_symbols(symbols)
+        self.market.check_interval(interval)
         if not (backoff_initial > 0 and backoff_factor >= 1 and backoff_max >= backoff_initial):
             raise ValueError(
                 "reconnect back-off needs backoff_initial > 0, backoff_factor >= 1 and "
@@ -131,10 +128,8 @@ class BinanceKlineSource:
             )
         if max_failures is not None and max_failures < 1:
             raise ValueError(f"max_failures must be at least 1 or None, not {max_failures}")
-        if not 1 <= page_limit <= MAX_LIMIT:
-            raise ValueError(
-                f"page_limit must be 1..{MAX_LIMIT} (Binance's most), not {page_limit}"
-            )
+        ws_url = self.market.ws_url if ws_url is None else ws_url
+        rest_url = self.market.rest_url if rest_url is None else rest_url
         _check_url(ws_url, ("ws://", "wss://"), "ws_url")
         _check_url(rest_url, ("http://", "https://"), "rest_url")
         self.interval = interval
@@ -154,8 +149,8 @@ class BinanceKlineSource:
             "ping_timeout": ping_timeout,
             "close_timeout": close_timeout,
         }
-        self.rest = KlinesRest(rest_url, interval, self.interval_ms, page_limit=page_limit,
-                               timeout=rest_timeout)  # fmt: skip
+        self.rest = KlinesRest(rest_url, interval, self.interval_ms, market=self.market,
+                               page_limit=page_limit, timeout=rest_timeout)  # fmt: skip
         self.rest_retries = rest_retries
         self.connects = 0
         self.reconnects = 0
@@ -200,7 +195,7 @@ class BinanceKlineSource:
                 if status not in _TRANSIENT_STATUS:
                     body = bytes(exc.response.body or b"").decode("utf-8", "replace")[:200]
                     raise SourceError(
-                        f"Binance stream {self.stream_url} refused the connection for "
+                        f"{self.market.title} stream {self.stream_url} refused the connection for "
                         f"{self._names()}: HTTP {status} {body!r}"
                     ) from None
                 problem = exc
@@ -211,13 +206,13 @@ class BinanceKlineSource:
             self.last_error = f"{type(problem).__name__}: {problem}"
             if self.max_failures is not None and consecutive >= self.max_failures:
                 raise SourceError(
-                    f"Binance stream {self.stream_url} for {self._names()} failed "
+                    f"{self.market.title} stream {self.stream_url} for {self._names()} failed "
                     f"{consecutive} times in a row; the last: {self.last_error}"
                 ) from problem
             delay = backoff_delay(consecutive, *self.backoff)
             log.warning(
-                "Binance stream %s lost (%s); reconnecting in %.2f s (attempt %d)",
-                self.stream_url, self.last_error, delay, consecutive,
+                "%s stream %s lost (%s); reconnecting in %.2f s (attempt %d)",
+                self.market.title, self.stream_url, self.last_error, delay, consecutive,
                 extra={"delay": delay, "attempt": consecutive},
             )  # fmt: skip
             if stop.wait(delay):
@@ -303,14 +298,14 @@ class BinanceKlineSource:
             msg = json.loads(raw)
         except ValueError:
             raise SourceError(
-                f"Binance stream {self.stream_url} sent something that is not JSON: "
+                f"{self.market.title} stream {self.stream_url} sent something that is not JSON: "
                 f"{str(raw)[:200]!r}"
             ) from None
         if isinstance(msg, dict) and ("msg" in msg or isinstance(msg.get("error"), dict)):
             err: dict[str, Any] = msg["error"] if isinstance(msg.get("error"), dict) else msg
             raise SourceError(
-                f"Binance stream {self.stream_url} answered with an error for {self._names()}: "
-                f"code {err.get('code')}: {err.get('msg')}"
+                f"{self.market.title} stream {self.stream_url} answered with an error for "
+                f"{self._names()}: code {err.get('code')}: {err.get('msg')}"
             )
         if isinstance(msg, dict) and "result" in msg and "id" in msg:
             return None  # the answer to a method call (we send none)
@@ -329,8 +324,8 @@ class BinanceKlineSource:
             return bar, k["x"] is True
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise SourceError(
-                f"Binance stream {self.stream_url} sent a message that is not a kline event "
-                f"(missing or malformed {exc}): {str(raw)[:200]!r}"
+                f"{self.market.title} stream {self.stream_url} sent a message that is not a "
+                f"kline event (missing or malformed {exc}): {str(raw)[:200]!r}"
             ) from None
 
     def _names(self) -> str:
@@ -345,7 +340,7 @@ class BinanceKlineSource:
         if count < 0:
             raise ValueError(f"history count must be 0 or more, not {count}")
         end_ms = _ms(end)
-        rest = KlinesRest(self.rest.base, self.interval, self.interval_ms,
+        rest = KlinesRest(self.rest.base, self.interval, self.interval_ms, market=self.market,
                           page_limit=self.rest.page_limit, timeout=self.rest.timeout,
                           retries=self.rest_retries)  # fmt: skip
         rows: list[dict[str, Any]] = []
@@ -362,25 +357,12 @@ class BinanceKlineSource:
         return frame.sort_values(["ts", "symbol"], kind="stable").reset_index(drop=True)
 
 
-def _check_symbols(symbols: Sequence[str]) -> tuple[str, ...]:
-    if isinstance(symbols, str):
-        symbols = [symbols]
-    if not symbols:
-        raise ValueError("a Binance source needs at least one symbol (e.g. BTCUSDT)")
-    out: list[str] = []
-    for raw in symbols:
-        symbol = str(raw).strip().upper()
-        if not _SYMBOL.match(symbol):
-            raise ValueError(
-                f"{raw!r} is not a Binance symbol: letters and digits without a separator "
-                "(BTCUSDT, not BTC/USDT)"
-            )
-        if symbol in out:
-            raise ValueError(f"symbol {symbol} is listed twice")
-        out.append(symbol)
-    if len(out) > MAX_STREAMS:
-        raise ValueError(f"Binance serves at most {MAX_STREAMS} streams on one connection")
-    return tuple(out)
+def _market(market: str | Market) -> Market:
+    if isinstance(market, Market):
+        return market
+    if market not in MARKETS:
+        raise ValueError(f"market {market!r} is not one of {', '.join(MARKETS)}")
+    return MARKETS[market]
 
 
 def _check_url(url: str, schemes: tuple[str, ...], name: str) -> None:

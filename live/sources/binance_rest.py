@@ -1,17 +1,21 @@
 """Binance's public REST market data, the part the kline source needs: closed klines and the
-server's clock.
+server's clock, on spot (``/api/v3``) or USD-M futures (``/fapi/v1``; see
+:mod:`live.sources.binance_markets`).
 
 ``GET <rest_url>/api/v3/klines?symbol=&interval=&startTime=&endTime=&limit=`` answers an array
 of klines (open time ascending), each the documented array ``[open time, open, high, low,
 close, volume, close time, quote volume, trades, taker base volume, taker quote volume,
 ignore]``, prices and volumes as strings; ``startTime`` / ``endTime`` bound the *open* time
-(inclusive), ``limit`` is at most 1000. The answer may end with the kline still forming, so a
-kline counts as closed only when its close time is before the server's time
-(``GET /api/v3/time`` → ``{"serverTime": ms}``). Errors come as HTTP 4xx/5xx with Binance's
+(inclusive), ``limit`` is at most 1000 (``/fapi/v1/klines``: the same, at most 1500). The
+answer may end with the kline still forming, so a kline counts as closed only when its close
+time is before the server's time (``GET /api/v3/time`` or ``/fapi/v1/time`` →
+``{"serverTime": ms}``). Errors come as HTTP 4xx/5xx with Binance's
 ``{"code": -1121, "msg": "Invalid symbol."}``.
 
-:class:`KlinesRest` pages both ways in windows ``limit`` intervals long, so a window never holds
-more klines than one request returns: :meth:`~KlinesRest.closed_since` forward (a gap-fill),
+:class:`KlinesRest` pages both ways in windows ``page_limit`` intervals long, so a window never
+holds more klines than one request returns; each request asks for no more than its window can
+hold (futures weigh a request by its ``limit``: a short gap-fill costs 1, not 10):
+:meth:`~KlinesRest.closed_since` forward (a gap-fill),
 :meth:`~KlinesRest.closed_before` backward (the warm-up history). HTTP 429/418/5xx and network
 failures raise :class:`~live.sources.errors.SourceUnavailable` after ``retries`` more attempts
 (``Retry-After`` honoured, capped); anything else the server refuses raises
@@ -26,13 +30,14 @@ from typing import Any
 import httpx
 import pandas as pd
 
+from live.sources.binance_markets import SPOT, Market
 from live.sources.errors import SourceError, SourceUnavailable
 from runners.papertrade.bars import Bar
 
 __all__ = ["MAX_LIMIT", "KlinesRest", "bar_from_row"]
 
-#: The most klines one ``/api/v3/klines`` request returns (Binance's documented maximum).
-MAX_LIMIT = 1000
+#: The most klines one spot ``/api/v3/klines`` request returns (a market's own: ``max_limit``).
+MAX_LIMIT = SPOT.max_limit
 _TRANSIENT = {418, 429, 500, 502, 503, 504}
 
 
@@ -56,7 +61,8 @@ def bar_from_row(symbol: str, interval: str, row: Any) -> Bar:
 
 
 class KlinesRest:
-    """Closed klines of one interval from ``rest_url``; ``page_limit`` klines per request."""
+    """Closed klines of one interval from ``rest_url`` (``market``'s paths); at most
+    ``page_limit`` klines per request (default: the market's most)."""
 
     def __init__(
         self,
@@ -64,11 +70,19 @@ class KlinesRest:
         interval: str,
         interval_ms: int,
         *,
-        page_limit: int = MAX_LIMIT,
+        market: Market = SPOT,
+        page_limit: int | None = None,
         timeout: float = 10.0,
         retries: int = 0,
         retry_pause: float = 0.5,
     ) -> None:
+        page_limit = market.max_limit if page_limit is None else page_limit
+        if not 1 <= page_limit <= market.max_limit:
+            raise ValueError(
+                f"page_limit must be 1..{market.max_limit} ({market.title}'s most), "
+                f"not {page_limit}"
+            )
+        self.market = market
         self.base = rest_url.rstrip("/")
         self.interval = interval
         self.interval_ms = interval_ms
@@ -82,9 +96,10 @@ class KlinesRest:
 
     def server_time(self, client: httpx.Client, stop: threading.Event | None = None) -> int:
         """The exchange's clock in epoch milliseconds."""
-        answer = self._get(client, "/api/v3/time", {}, "", stop)
+        path = self.market.time_path
+        answer = self._get(client, path, {}, "", stop)
         if not isinstance(answer, dict) or not isinstance(answer.get("serverTime"), int):
-            raise SourceError(f"Binance REST {self.base}/api/v3/time answered {answer!r}")
+            raise SourceError(f"Binance REST {self.base}{path} answered {answer!r}")
         return int(answer["serverTime"])
 
     def client(self) -> httpx.Client:
@@ -137,17 +152,19 @@ class KlinesRest:
         self, client: httpx.Client, symbol: str, lo: int, hi: int, stop: threading.Event | None
     ) -> list[tuple[Bar, int]]:
         """One request: the klines with open time in ``[lo, hi]`` and their close times."""
+        fits = -(-(hi - lo + 1) // self.interval_ms)  # open times a window this long can hold
         params = {
             "symbol": symbol,
             "interval": self.interval,
             "startTime": lo,
             "endTime": hi,
-            "limit": self.page_limit,
+            "limit": max(1, min(self.page_limit, fits)),
         }
-        rows = self._get(client, "/api/v3/klines", params, symbol, stop)
+        path = self.market.klines_path
+        rows = self._get(client, path, params, symbol, stop)
         if not isinstance(rows, list):
             raise SourceError(
-                f"Binance REST {self.base}/api/v3/klines answered {str(rows)[:200]!r} for "
+                f"Binance REST {self.base}{path} answered {str(rows)[:200]!r} for "
                 f"{symbol}, not an array of klines"
             )
         out = []

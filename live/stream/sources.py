@@ -8,7 +8,10 @@
   (that many bars a symbol are history, the rest is replayed as live); the interval is
   ``interval=``, else the block's ``every``, else the recording's most common step.
 - ``binance(symbols=[...], interval=...)`` is a ``live.sources.binance.BinanceKlineSource``
-  (imported when used); ``binance_futures`` the same on Binance's USD-M futures endpoints.
+  (imported when used) on Binance spot; ``binance_futures`` the same source on Binance's USD-M
+  futures (``market="usdm"``: stream ``wss://fstream.binance.com/market``, REST
+  ``https://fapi.binance.com`` ``/fapi/v1/klines``). ``ws_url`` / ``rest_url`` override the
+  market's endpoints (a proxy, a local replay).
 - ``events()`` is no bar source: the pipeline is fed by other pipelines' ``trigger`` sinks
   (``live.stream.service``).
 
@@ -27,6 +30,7 @@ import pandas as pd
 
 from dsl.ir import StreamIR
 from dsl.streamspec import SOURCES, canonical, check_params, interval_text
+from live.sources.binance_markets import USDM
 from live.stream.errors import StreamError
 from runners.papertrade.bars import BarSource, interval_seconds
 from runners.papertrade.replay import ReplaySource
@@ -41,9 +45,11 @@ __all__ = [
     "source_params",
 ]
 
-#: Binance USD-M futures endpoints (``binance_futures``).
-BINANCE_FUTURES_WS = "wss://fstream.binance.com"
-BINANCE_FUTURES_REST = "https://fapi.binance.com"
+#: Binance USD-M futures endpoints (``binance_futures``; the source's defaults for ``usdm``).
+BINANCE_FUTURES_WS = USDM.ws_url
+BINANCE_FUTURES_REST = USDM.rest_url
+#: The market each Binance source name reads.
+_BINANCE_MARKETS = {"binance": "spot", "binance_futures": "usdm"}
 
 
 @dataclass
@@ -132,7 +138,7 @@ def build_source(
         except ValueError as exc:
             raise StreamError(f"{where}: replay: {exc}") from None
         return source, interval
-    if plan.kind in ("binance", "binance_futures"):
+    if plan.kind in _BINANCE_MARKETS:
         try:
             from live.sources.binance import BinanceKlineSource
         except ImportError as exc:
@@ -140,17 +146,18 @@ def build_source(
                 f"{where}: the binance source is not available in this build ({exc})"
             ) from None
         assert plan.interval is not None
-        if plan.kind == "binance_futures":
-            # futures klines come from /fapi/v1/klines, which the source does not speak yet
-            raise StreamError(
-                f"{where}: binance_futures is not supported yet (its REST gap-fill differs from "
-                "the spot API's); use binance(symbols=[...], interval=...)"
+        market = _BINANCE_MARKETS[plan.kind]
+        ws_url, rest_url = params.get("ws_url"), params.get("rest_url")
+        try:
+            binance = BinanceKlineSource(
+                list(params["symbols"]),
+                plan.interval,
+                market=market,
+                ws_url=None if ws_url is None else str(ws_url),
+                rest_url=None if rest_url is None else str(rest_url),
             )
-        ws_url = str(params.get("ws_url", "wss://stream.binance.com:9443"))
-        rest_url = str(params.get("rest_url", "https://api.binance.com"))
-        binance = BinanceKlineSource(
-            list(params["symbols"]), plan.interval, ws_url=ws_url, rest_url=rest_url
-        )
+        except ValueError as exc:
+            raise StreamError(f"{where}: source `{plan.kind}`: {exc}") from None
         return binance, plan.interval
     raise StreamError(f"{where}: source `{plan.kind}` has no bars to build")
 

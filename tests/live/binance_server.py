@@ -23,7 +23,8 @@ Binance's 24-hour cut), ``skip`` messages while the client is away (so the clien
 from REST), and re-send each stream's last closed kline when a session starts. A stream the
 recording does not have is answered with ``{"code": -1121, "msg": "Invalid symbol: ..."}`` and
 a close (our choice: what Binance does with an unknown stream name could not be checked here).
-``sessions`` and ``rest_requests`` record what happened, for the assertions.
+``sessions``, ``rest_requests`` (the klines queries) and ``rest_paths`` (every REST path asked
+for) record what happened, for the assertions.
 """
 
 from __future__ import annotations
@@ -42,7 +43,22 @@ from websockets.http11 import Request, Response
 from websockets.sync.server import Server, ServerConnection, serve
 
 RECORDING = Path(__file__).parent / "data" / "binance_klines_1m.jsonl"
-MAX_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where one market serves its stream and REST answers, and its most klines a request."""
+
+    stream: str
+    time: str
+    klines: str
+    max_limit: int
+
+
+MARKETS = {
+    "spot": Paths("/stream", "/api/v3/time", "/api/v3/klines", 1000),
+    "usdm": Paths("/market/stream", "/fapi/v1/time", "/fapi/v1/klines", 1500),
+}
 
 
 @dataclass(frozen=True)
@@ -75,10 +91,13 @@ class BinanceReplay:
     start_ms: int | None = None
     plan: list[Session] = field(default_factory=list)
     rest_failures: int = 0
+    market: Literal["spot", "usdm"] = "spot"
     sessions: list[_Log] = field(default_factory=list)
     rest_requests: list[dict[str, str]] = field(default_factory=list)
+    rest_paths: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.paths = MARKETS[self.market]
         self.messages = [json.loads(line) for line in self.lines]
         self.interval = self.messages[0]["data"]["k"]["i"]
         self.streams = {m["stream"] for m in self.messages}
@@ -142,8 +161,9 @@ class BinanceReplay:
         if log.plan.refuse is not None:
             return conn.respond(log.plan.refuse, "Service Unavailable\n")
         url = urlsplit(request.path)
-        if url.path != "/stream" or not parse_qs(url.query).get("streams"):
-            return conn.respond(400, '{"code":-1100,"msg":"Use /stream?streams=<a>/<b>"}\n')
+        if url.path != self.paths.stream or not parse_qs(url.query).get("streams"):
+            hint = f"Use {self.paths.stream}?streams=<a>/<b>"
+            return conn.respond(400, json.dumps({"code": -1100, "msg": hint}) + "\n")
         self._pending[id(conn)] = log
         return None
 
@@ -206,7 +226,7 @@ class BinanceReplay:
     # -- REST -------------------------------------------------------------------------------
 
     def klines(self, query: dict[str, str]) -> tuple[int, Any]:
-        """The answer (status, JSON) to ``GET /api/v3/klines?<query>``."""
+        """The answer (status, JSON) to ``GET /api/v3/klines?<query>`` (or ``/fapi/v1/klines``)."""
         with self.lock:
             self.rest_requests.append(query)
             if self.rest_failures > 0:
@@ -220,7 +240,7 @@ class BinanceReplay:
         if query.get("interval") != self.interval:
             return 400, {"code": -1120, "msg": "Invalid interval."}
         limit = int(query.get("limit", "500"))
-        if not 1 <= limit <= MAX_LIMIT:
+        if not 1 <= limit <= self.paths.max_limit:
             return 400, {"code": -1130, "msg": "Data sent for parameter 'limit' is not valid."}
         ks = [m["data"]["k"] for m in self.messages if m["data"]["s"] == symbol]
         rows = [_row(k) for k in ks if k["x"] and k["T"] < now]
@@ -246,9 +266,11 @@ def _rest_handler(replay: BinanceReplay) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             url = urlsplit(self.path)
             query = {k: v[-1] for k, v in parse_qs(url.query).items()}
-            if url.path == "/api/v3/time":
+            with replay.lock:
+                replay.rest_paths.append(url.path)
+            if url.path == replay.paths.time:
                 status, body = 200, {"serverTime": replay.now_ms()}
-            elif url.path == "/api/v3/klines":
+            elif url.path == replay.paths.klines:
                 status, body = replay.klines(query)
             else:
                 status, body = 404, {"code": -1, "msg": f"no such endpoint {url.path}"}

@@ -306,9 +306,9 @@ def test_stop_ends_bars_during_a_long_back_off(replay: BinanceReplay) -> None:
     ("args", "kwargs", "match"),
     [
         ([], {}, "at least one symbol"),
-        (["BTC/USDT"], {}, "not a Binance symbol.*BTCUSDT, not BTC/USDT"),
+        (["BTC/USDT"], {}, "not a Binance spot symbol.*BTCUSDT, not BTC/USDT"),
         (["btcusdt", "BTCUSDT"], {}, "BTCUSDT is listed twice"),
-        (["BTCUSDT"], {"interval": "7m"}, "'7m' is not a Binance kline interval.*1m, 3m"),
+        (["BTCUSDT"], {"interval": "7m"}, "'7m' is not a Binance spot kline interval.*1m, 3m"),
         (["BTCUSDT"], {"interval": "1M"}, "calendar month"),
         (["BTCUSDT"], {"page_limit": 1001}, "page_limit must be 1..1000"),
         (["BTCUSDT"], {"backoff_initial": 0}, "backoff_initial > 0"),
