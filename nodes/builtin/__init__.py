@@ -11,6 +11,7 @@ from nodes.builtin import (
     portfolio,
     signals,
     strategy_backtest,
+    ticksources,
     torchml,
     xsection,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "portfolio",
     "signals",
     "strategy_backtest",
+    "ticksources",
     "torchml",
     "xsection",
 ]
