@@ -33,12 +33,31 @@ if TYPE_CHECKING:
 else:
     pd = lazy_module("pandas", globals(), "pd")
 
-__all__ = ["CatalogDataset", "CatalogParams"]
+__all__ = ["CatalogDataset", "CatalogParams", "CatalogRefParams"]
 
 _FULL_VERSION = re.compile(r"^[0-9a-f]{64}$")
 
 
-class CatalogParams(_RangeParams):
+class CatalogRefParams(_RangeParams):
+    """What every catalog-reading node's params share: a ``name`` reference
+    (``"name[@version]"``, checked) and the exact ``version`` the compiler pins (64 hex digits).
+    Subclasses declare the two fields with their own descriptions."""
+
+    @field_validator("name", check_fields=False)
+    @classmethod
+    def _reference(cls, value: str) -> str:
+        split_dataset_reference(value)
+        return value
+
+    @field_validator("version", check_fields=False)
+    @classmethod
+    def _full_hash(cls, value: str | None) -> str | None:
+        if value is not None and not _FULL_VERSION.match(value):
+            raise ValueError("version must be a full version hash: 64 lower-case hex digits")
+        return value
+
+
+class CatalogParams(CatalogRefParams):
     """Params of ``dataset``."""
 
     name: str = Field(
@@ -60,19 +79,6 @@ class CatalogParams(_RangeParams):
         description="Extra columns to read besides ts, symbol and open/high/low/close/volume "
         "(default: every column the dataset has).",
     )
-
-    @field_validator("name")
-    @classmethod
-    def _reference(cls, value: str) -> str:
-        split_dataset_reference(value)
-        return value
-
-    @field_validator("version")
-    @classmethod
-    def _full_hash(cls, value: str | None) -> str | None:
-        if value is not None and not _FULL_VERSION.match(value):
-            raise ValueError("version must be a full version hash: 64 lower-case hex digits")
-        return value
 
 
 @register

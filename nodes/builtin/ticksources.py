@@ -7,18 +7,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from nodes.base import Node, Params, Port, PortType, register, split_dataset_reference
-from nodes.builtin.catalogdata import _FULL_VERSION, _utc_bound
-from nodes.builtin.loaders import _RangeParams
+from nodes.builtin.catalogdata import CatalogRefParams, _utc_bound
 from nodes.errors import DataError, NodeError
 from nodes.synthbook import DEFAULT_START_NS, BookSpec, generate
 
 __all__ = ["SyntheticBook", "SyntheticBookParams", "TickData", "TickDataParams"]
 
 
-class TickDataParams(_RangeParams):
+class TickDataParams(CatalogRefParams):
     """Params of ``tick_data``."""
 
     name: str = Field(
@@ -36,19 +35,6 @@ class TickDataParams(_RangeParams):
         description="The symbol (asset) to read; may be left out when the "
         "dataset holds one symbol.",
     )
-
-    @field_validator("name")
-    @classmethod
-    def _reference(cls, value: str) -> str:
-        split_dataset_reference(value)
-        return value
-
-    @field_validator("version")
-    @classmethod
-    def _full_hash(cls, value: str | None) -> str | None:
-        if value is not None and not _FULL_VERSION.match(value):
-            raise ValueError("version must be a full version hash: 64 lower-case hex digits")
-        return value
 
 
 @register
