@@ -296,6 +296,12 @@ class InstanceWorker:
         """Load, warm up and feed bars until stopped (False) or the feed ends (True)."""
         want = self.desired
         self._status("loading", None, loaded_key=want.load_key)
+        # where the database says the instance is, not the snapshot it was loaded from: a
+        # reload's snapshot is read before the worker it replaces stopped, and that worker may
+        # have stored more bars since (doing one again would store it twice)
+        stored = self.store.last_bar_ts(self.iid)
+        if stored is not None and (self.last_bar_ts is None or stored > self.last_bar_ts):
+            self.last_bar_ts = stored
         cash, orders, positions = self.store.load_book(self.iid)
         self.venue = PaperVenue.restore(
             want.initial_cash if cash is None else cash,

@@ -142,6 +142,11 @@ class LiveStore:
         with Session(self.engine) as session:
             return session.get(StrategyInstance, instance_id)
 
+    def last_bar_ts(self, instance_id: str) -> datetime | None:
+        """The last bar the instance stored (UTC), or None."""
+        row = self.instance(instance_id)
+        return _aware(row.last_bar_ts) if row is not None and row.last_bar_ts else None
+
     # -- leases ---------------------------------------------------------------------------
 
     def claim(self, instance_id: str, engine_id: str, lease_s: float) -> bool:

@@ -128,6 +128,25 @@ await step('strategy-from-template', async () => {
   await page.waitForSelector('[data-testid=strategy-version][data-version="1"]');
 });
 
+await step('backtest-in-a-pipeline', async () => {
+  // the saved module, backtested in a new pipeline with the preview's config
+  await page.click('[data-testid=tab-config]');
+  await page.fill('[data-testid=config-preview] [data-testid=config-fast]', '7');
+  await page.click('[data-testid=strategy-backtest]');
+  await page.waitForURL(/\/pipelines\/\d+/, { timeout: 15000 });
+  const pid = Number(/\/pipelines\/(\d+)/.exec(page.url())[1]);
+  const pipeline = (await apiCall(page, 'GET', `/api/pipelines/${pid}`)).json;
+  const source = pipeline.version?.source ?? '';
+  if (!source.includes(`strategy_backtest(data, strategy="${NAME}@1", fast=7, slow=20`)) throw new Error(`the pipeline's source: ${source}`);
+  const checked = (await apiCall(page, 'POST', '/api/validate', { source })).json;
+  if (!checked.ok) throw new Error(`the backtest pipeline does not compile: ${JSON.stringify(checked.diagnostics)}`);
+  const node = checked.ir.nodes.find((n) => n.type === 'strategy_backtest');
+  if (!node.params.code.includes('class SmaCross(Strategy)') || node.params.fast !== 7) throw new Error('the IR lacks the module or its config');
+  await page.waitForSelector('[data-testid=editor] .monaco-editor .view-lines');
+  await page.waitForTimeout(1500); // the editor's own validation
+  await s.shot('live-11-strategy-backtest-pipeline');
+});
+
 await step('new-instance-dialog', async () => {
   await page.click('[data-testid=sidebar] [data-testid=nav-instances]');
   await page.waitForSelector('[data-testid=instances-page]');

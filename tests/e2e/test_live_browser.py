@@ -62,6 +62,7 @@ EXPECTED = {
     "live-08-instances-list",
     "live-09-strategies-list",
     "live-10-observer-detail",
+    "live-11-strategy-backtest-pipeline",
 }
 
 

@@ -22,7 +22,7 @@ from sqlmodel import Session, col, select
 from live.engine import Engine as LiveEngine
 from live.instances import create_instance, delete_instance, save_strategy, update_instance
 from live.store import Desired, LiveStore
-from live.tables import LiveEvent, LiveOrder, Strategy, StrategyInstance
+from live.tables import LiveBar, LiveEvent, LiveOrder, Strategy, StrategyInstance
 from runners.papertrade.replay import ReplaySource
 from tests.deployments.fixtures import wait_for
 from tests.live.fakes import HostLedger, ScriptedHost
@@ -255,3 +255,46 @@ def test_a_failing_instance_never_takes_the_others_down(live_db: Engine) -> None
         assert crashes and "code 137" in crashes[0].message
     finally:
         engine.shutdown()
+
+
+def test_a_reload_from_a_snapshot_read_before_the_old_worker_stopped_does_no_bar_twice(
+    live_db: Engine,
+) -> None:
+    """A reconcile reads the desired state, then stops the old worker and loads the new one
+    from that snapshot; bars the old worker stored in between must not be done again (they
+    were: the new worker stored a bar twice and crashed on the bars' primary key)."""
+    store = LiveStore(live_db)
+    ledger = HostLedger()
+    engine = _engine(store, ledger, speed=40.0, name=_gone_engine_id(7))
+    with Session(live_db) as s:
+        strategy, _ = save_strategy(s, 1, "sma_cross", CODE)
+        inst = create_instance(s, 1, strategy, account="paper", market="ASSET",
+                               feed={"kind": "replay", "path": "x.csv", "warmup": 0},
+                               mode="observe")  # fmt: skip
+        iid = inst.id
+
+    def stored() -> list[object]:
+        with Session(live_db) as s:
+            return list(s.exec(select(LiveBar.bar_ts).where(col(LiveBar.instance_id) == iid)))
+
+    try:
+        engine.reconcile()
+        wait_for(lambda: len(stored()) >= 3, 60, what="the first bars")
+        snapshot = next(d for d in store.desired() if d.id == iid)  # read now ...
+        seen = len(stored())
+        wait_for(lambda: len(stored()) >= seen + 4, 60, what="more bars after the snapshot")
+        engine._unload(iid, status=None)  # ... used after the old worker did more bars
+        engine._load(snapshot)
+        wait_for(lambda: len(stored()) >= seen + 12, 60, what="bars after the reload")
+        crashes = [e for e in _events(live_db, "crash")]
+        assert crashes == [], [e.message for e in crashes]
+    finally:
+        engine.shutdown()
+    bars = stored()
+    assert len(bars) == len(set(bars))
+    assert ledger.starts[iid] == 2
+
+
+def _events(db: Engine, kind: str) -> list[LiveEvent]:
+    with Session(db) as s:
+        return list(s.exec(select(LiveEvent).where(col(LiveEvent.kind) == kind)).all())

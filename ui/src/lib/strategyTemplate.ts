@@ -95,3 +95,54 @@ class SmaCross(Strategy):
             ]
         }
 `;
+
+/** A config value as an `.af` literal, or null when the language has none for it (an object). */
+export function dslLiteral(value: unknown): string | null {
+  if (value === null || value === undefined) return 'none';
+  if (typeof value === 'boolean') return value ? 'true' : 'false';
+  if (typeof value === 'number') return Number.isFinite(value) ? String(value) : null;
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (Array.isArray(value)) {
+    const items = value.map(dslLiteral);
+    return items.every((i) => i !== null) ? `[${items.join(', ')}]` : null;
+  }
+  return null;
+}
+
+/**
+ * A pipeline that backtests strategy `name` at `version` on the sample data with `config`
+ * (docs/live.md, "Backtesting the same code"): each config key is a keyword argument of the
+ * `strategy_backtest` step; a value the language cannot write (an object) is left to the
+ * module's default, and the source says so.
+ */
+export function strategyBacktestSource(pipeline: string, name: string, version: number, config: Record<string, unknown>): string {
+  const args = [`strategy=${JSON.stringify(`${name}@${version}`)}`];
+  const skipped: string[] = [];
+  for (const [key, value] of Object.entries(config)) {
+    const literal = dslLiteral(value);
+    if (literal === null) skipped.push(key);
+    else args.push(`${key}=${literal}`);
+  }
+  args.push('fee_bps=5', 'slippage_bps=2');
+  const note = skipped.length ? `# not written here (objects): ${skipped.join(', ')}: the module's defaults apply\n` : '';
+  const head = 'result = strategy_backtest(';
+  const lines: string[] = [];
+  let line = `${head}data`;
+  for (const arg of args) {
+    if (line.length + arg.length + 2 > 96) {
+      lines.push(`${line},`);
+      line = ' '.repeat(head.length) + arg;
+    } else line += `, ${arg}`;
+  }
+  lines.push(`${line})`);
+  const first = Object.keys(config)[0] ?? 'key';
+  return `# ${name} v${version}, backtested on the sample data with the live paper venue's fills.
+# The arguments after strategy= are the module's config (its CONFIG_SCHEMA keys); a sweep
+# block can vary them: sweep grid { result.${first} = [...] objective maximize result.sharpe }
+pipeline ${pipeline} ${JSON.stringify(`${name} v${version} backtest`)}
+
+data   = csv_ohlcv(path="data/sample_ohlcv.csv")
+${note}${lines.join('\n')}
+`;
+}
+
