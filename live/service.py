@@ -4,8 +4,9 @@
 ``ALPHAFORGE_DATABASE_URL``), the sandbox (:func:`runners.strategyhost.strategy_host`: Docker,
 or the process runner only where the operator enabled it) and the feeds
 (:func:`live.feeds.source_factory`), and the deployed stream pipelines
-(:class:`live.stream.reconciler.StreamReconciler`, run by the same loop). :func:`run_engine` runs it until ``stop``: what
-``alphaforge engine`` and the ``alphaforge-engine`` Prefect deployment call.
+(:class:`live.stream.reconciler.StreamReconciler`, run by the same loop). :func:`run_engine`
+runs it until ``stop``: what ``alphaforge engine`` and the ``alphaforge-engine`` Prefect
+deployment call.
 """
 
 from __future__ import annotations

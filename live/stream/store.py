@@ -74,9 +74,9 @@ class StreamStore:
             if row is None:
                 return False
             holder = row.engine_id
-            if holder not in (None, engine_id) and not holder_gone(holder):
-                if row.lease_until is not None and _aware(row.lease_until) > now:
-                    return False
+            leased = row.lease_until is not None and _aware(row.lease_until) > now
+            if holder not in (None, engine_id) and not holder_gone(holder) and leased:
+                return False
             result = session.execute(
                 update(StreamDeployment)
                 .where(col(StreamDeployment.id) == deployment_id)
