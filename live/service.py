@@ -11,6 +11,7 @@ deployment call.
 
 from __future__ import annotations
 
+import shutil
 import threading
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,9 @@ from live.feeds import DatasetReader, source_factory
 from live.store import Desired, LiveStore, engine_id_for
 from runners.strategyhost import StrategyHost
 
-__all__ = ["build_engine", "run_engine", "sql_engine"]
+__all__ = ["build_engine", "run_engine", "sql_engine", "workspace"]
+
+SAMPLE_DATA_DIR = Path(__file__).resolve().parents[1] / "examples" / "data"
 
 
 def sql_engine(database_url: str) -> SqlEngine:
@@ -75,11 +78,25 @@ def build_engine(
                 StreamStore(sql),
                 engine_id,
                 state_root=stream_state_dir or settings.root / "streams",
-                base_dir=stream_base_dir or settings.store_root / "workspace",
+                base_dir=stream_base_dir or workspace(settings.store_root),
                 settings=settings,
             )
         )
     return Engine(store, host, sources, engine_id=engine_id, siblings=siblings)
+
+
+def workspace(store_root: Path) -> Path:
+    """``<store>/workspace``, where deployed stream pipelines' relative paths resolve: the web
+    runs' base dir (api/services/runs.py ``web_base_dir``), with ``data/`` holding the bundled
+    sample files (so ``csv_ohlcv(path="data/sample_ohlcv.csv")`` resolves on a fresh install)."""
+    base = store_root / "workspace"
+    target = base / "data"
+    target.mkdir(parents=True, exist_ok=True)
+    for src in SAMPLE_DATA_DIR.glob("*"):
+        dst = target / src.name
+        if src.is_file() and (not dst.exists() or dst.stat().st_size != src.stat().st_size):
+            shutil.copyfile(src, dst)
+    return base
 
 
 def run_engine(engine: Engine, stop: threading.Event, cycle_s: float = 1.0) -> None:
