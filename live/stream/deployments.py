@@ -21,7 +21,7 @@ import secrets
 from pathlib import PurePosixPath
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 
 from dsl.compiler import compile_source
 from dsl.diagnostics import Diagnostic
@@ -65,7 +65,8 @@ class DeploymentInputError(AlphaForgeError):
 
 def compile_stream(text: str, filename: str = FILENAME) -> PipelineIR:
     """The text's IR; :class:`DeploymentInputError` (with the diagnostics, ``line:col``) when
-    it does not compile, has no ``stream`` block or names a file outside the workspace."""
+    it does not compile, has no ``stream`` block, names a file outside the workspace or a
+    PostgreSQL sink table that is one of the app's own (registered) tables."""
     result = compile_source(text, filename=filename)
     if not result.ok or result.ir is None:
         errors = result.errors
@@ -95,6 +96,15 @@ def _check_paths(ir: PipelineIR) -> None:
     named += [(f"emit {s.node} to {s.sink}", s.params.get(p)) for s in ir.stream.sinks
               for p in _PATH_PARAMS]  # fmt: skip
     named += [(f"step {n.id}", n.params.get(p)) for n in ir.nodes for p in _PATH_PARAMS]
+    app_tables = {name.rsplit(".", 1)[-1] for name in SQLModel.metadata.tables}
+    for sink in ir.stream.sinks:
+        table = str(sink.params.get("table") or "").rsplit(".", 1)[-1]
+        if sink.sink == "postgres" and table in app_tables:
+            raise DeploymentInputError(
+                "text",
+                f"emit {sink.node} to postgres: table={table!r} is one of the app's own tables: "
+                "name a table of your own",
+            )
     for where, value in named:
         if value is None:
             continue

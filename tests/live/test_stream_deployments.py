@@ -209,3 +209,6 @@ def test_a_text_that_does_not_compile_is_refused_with_line_and_column(live_db: E
     escape = text("postgresql://x/y", "t").replace("out/cross.csv", "../../etc/x.csv")
     with Session(live_db) as s, pytest.raises(DeploymentInputError, match=r"without '\.\.'"):
         create_deployment(s, 1, escape)
+    own = text("postgresql://x/y", "strategy_instances")
+    with Session(live_db) as s, pytest.raises(DeploymentInputError, match="app's own tables"):
+        create_deployment(s, 1, own)
