@@ -1,10 +1,16 @@
-"""``alphaforge stream FILE.af [FILE.af ...]``: run pipelines' ``stream`` blocks as a service.
+"""``alphaforge stream``: stream pipelines from a terminal.
 
-Prints one line per emitted event (``ts symbol pipeline.node.port = value``; ``--quiet``
-leaves them out) and, at the end, each pipeline's and each sink's health. Runs until Ctrl+C
-or SIGTERM; with ``--until-end``, until the sources end (a replay), the triggered pipelines
-are done and the sinks have delivered. Several files run in one service: ``trigger`` sinks
-feed one another's ``events()`` pipelines.
+- ``alphaforge stream FILE.af [FILE.af ...]`` (or ``stream run ...``) runs pipelines' ``stream``
+  blocks as a service in this process, in the foreground (below).
+- ``alphaforge stream deploy FILE.af --owner USER [--name NAME] [--start]``, ``stream ls``,
+  ``stream start|stop|rm NAME``: deployments the engine runs (``alphaforge engine`` or the
+  ``alphaforge-engine`` deployment), the same rows as the web app's (cli/streamdeploy.py).
+
+The foreground run prints one line per emitted event (``ts symbol pipeline.node.port = value``;
+``--quiet`` leaves them out) and, at the end, each pipeline's and each sink's health. Runs until
+Ctrl+C or SIGTERM; with ``--until-end``, until the sources end (a replay), the triggered
+pipelines are done and the sinks have delivered. Several files run in one service: ``trigger``
+sinks feed one another's ``events()`` pipelines.
 
 Exit codes: 0 ok, 1 a pipeline failed, 2 invalid input (a file that does not compile, a
 source or sink that cannot be built).
@@ -26,7 +32,23 @@ __all__ = ["stream_command"]
 EXIT_FAILED, EXIT_INVALID = 1, 2
 
 
-@click.command("stream")
+class _StreamGroup(click.Group):
+    """``stream`` with subcommands, where ``stream FILE...`` (no subcommand) means
+    ``stream run FILE...``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group("stream", cls=_StreamGroup)
+def stream_command() -> None:
+    """Stream pipelines: run FILE.af in the foreground (``stream FILE...``), or deploy them
+    for the engine to run (``deploy``, ``ls``, ``start``, ``stop``, ``rm``)."""
+
+
+@stream_command.command("run")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "--until-end",
@@ -41,7 +63,7 @@ EXIT_FAILED, EXIT_INVALID = 1, 2
 )
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Where local state lives.")
 @click.option("--quiet", is_flag=True, help="Print no line per event, only the summary.")
-def stream_command(
+def stream_run(
     files: tuple[Path, ...],
     until_end: bool,
     state_dir: Path | None,
@@ -149,3 +171,13 @@ def _summary(health: dict[str, Any]) -> None:
             click.echo(line)
         for target in p["triggers"].values():
             click.echo(f"  trigger -> {target}")
+
+
+def _register() -> None:
+    from cli.streamdeploy import deploy, ls, rm, start, stop
+
+    for command in (deploy, ls, start, stop, rm):
+        stream_command.add_command(command)
+
+
+_register()

@@ -33,10 +33,10 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -54,12 +54,24 @@ __all__ = [
     "HostFactory",
     "InstanceWorker",
     "ReconcileReport",
+    "Sibling",
     "SourceFactory",
 ]
 
 log = logging.getLogger(__name__)
 
 HostFactory = Callable[[Desired], StrategyHost]
+
+
+class Sibling(Protocol):
+    """Another reconciler the engine's loop runs after the instances' (each cycle, its
+    failures isolated) and shuts down with it: :class:`live.stream.reconciler.StreamReconciler`."""
+
+    def reconcile(self) -> Any: ...
+
+    def shutdown(self) -> None: ...
+
+
 SourceFactory = Callable[[Desired], BarSource]
 
 DEFAULT_WARMUP_BARS = 100
@@ -106,8 +118,10 @@ class Engine:
         lease_s: float = 30.0,
         base_backoff_s: float = 1.0,
         max_backoff_s: float = MAX_BACKOFF_S,
+        siblings: Sequence[Sibling] = (),
     ) -> None:
         self.store = store
+        self.siblings = list(siblings)  # other reconcilers run by this loop (stream pipelines)
         self.host_factory = host_factory
         self.source_factory = source_factory
         self.engine_id = engine_id or engine_id_for()
@@ -148,6 +162,12 @@ class Engine:
                 else:
                     report.busy.append(iid)
         self.serve_renders()
+        for sibling in self.siblings:
+            try:
+                sibling.reconcile()
+            except Exception:  # isolated: the instances (and the next cycle) go on
+                log.exception("engine %s: a %s cycle failed", self.engine_id,
+                              type(sibling).__name__)  # fmt: skip
         if report.changed():
             log.info("engine %s: %s", self.engine_id, report)
         return report
@@ -192,6 +212,12 @@ class Engine:
         with self._lock:
             for iid in list(self.workers):
                 self._unload(iid, status="stopped", reason="the engine stopped")
+        for sibling in self.siblings:
+            try:
+                sibling.shutdown()
+            except Exception:
+                log.exception("engine %s: stopping %s failed", self.engine_id,
+                              type(sibling).__name__)  # fmt: skip
         log.info("engine %s: stopped", self.engine_id)
 
 

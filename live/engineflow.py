@@ -46,7 +46,8 @@ def engine_flow(
     feeds_dir: str | None = None,
     max_minutes: float | None = None,
 ) -> dict[str, Any]:
-    """Reconcile strategy instances with the database until cancelled (or ``max_minutes``)."""
+    """Reconcile strategy instances and deployed stream pipelines with the database until
+    cancelled (or ``max_minutes``)."""
     logger = get_run_logger()
     engine = build_engine(
         database_url(), Path(feeds_dir) if feeds_dir else DEFAULT_FEEDS_DIR, runner=runner,

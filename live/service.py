@@ -3,12 +3,15 @@
 :func:`build_engine` wires :class:`live.engine.Engine` to a database URL (the app's database,
 ``ALPHAFORGE_DATABASE_URL``), the sandbox (:func:`runners.strategyhost.strategy_host`: Docker,
 or the process runner only where the operator enabled it) and the feeds
-(:func:`live.feeds.source_factory`). :func:`run_engine` runs it until ``stop``: what
-``alphaforge engine`` and the ``alphaforge-engine`` Prefect deployment call.
+(:func:`live.feeds.source_factory`), and the deployed stream pipelines
+(:class:`live.stream.reconciler.StreamReconciler`, run by the same loop). :func:`run_engine`
+runs it until ``stop``: what ``alphaforge engine`` and the ``alphaforge-engine`` Prefect
+deployment call.
 """
 
 from __future__ import annotations
 
+import shutil
 import threading
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,9 @@ from live.feeds import DatasetReader, source_factory
 from live.store import Desired, LiveStore, engine_id_for
 from runners.strategyhost import StrategyHost
 
-__all__ = ["build_engine", "run_engine", "sql_engine"]
+__all__ = ["build_engine", "run_engine", "sql_engine", "workspace"]
+
+SAMPLE_DATA_DIR = Path(__file__).resolve().parents[1] / "examples" / "data"
 
 
 def sql_engine(database_url: str) -> SqlEngine:
@@ -43,8 +48,14 @@ def build_engine(
     tick_timeout_s: float = 10.0,
     binance: dict[str, Any] | None = None,
     binance_futures: dict[str, Any] | None = None,
+    streams: bool = True,
+    stream_state_dir: Path | None = None,
+    stream_base_dir: Path | None = None,
 ) -> Engine:
-    """An engine on ``database_url`` whose instances run in the sandbox (see the module doc)."""
+    """An engine on ``database_url`` whose instances run in the sandbox (see the module doc);
+    with ``streams``, it runs the deployed stream pipelines too (their state under
+    ``stream_state_dir``, default ``<data dir>/streams``; relative paths in them resolve
+    under ``stream_base_dir``, default the web runs' workspace ``<store>/workspace``)."""
     from runners.strategyhost import strategy_host
 
     def host(want: Desired) -> StrategyHost:
@@ -52,12 +63,44 @@ def build_engine(
             want.code, instance_id=want.id, choice=runner, tick_timeout_s=tick_timeout_s
         )
 
-    store = LiveStore(sql_engine(database_url))
+    sql = sql_engine(database_url)
+    store = LiveStore(sql)
     sources = source_factory(
         base_dir, confine=confine, datasets=datasets, binance=binance,
         binance_futures=binance_futures,
     )  # fmt: skip
-    return Engine(store, host, sources, engine_id=engine_id_for(name))
+    engine_id = engine_id_for(name)
+    siblings = []
+    if streams:
+        from flows.settings import get_settings
+        from live.stream.reconciler import StreamReconciler
+        from live.stream.store import StreamStore
+
+        settings = get_settings()
+        siblings.append(
+            StreamReconciler(
+                StreamStore(sql),
+                engine_id,
+                state_root=stream_state_dir or settings.root / "streams",
+                base_dir=stream_base_dir or workspace(settings.store_root),
+                settings=settings,
+            )
+        )
+    return Engine(store, host, sources, engine_id=engine_id, siblings=siblings)
+
+
+def workspace(store_root: Path) -> Path:
+    """``<store>/workspace``, where deployed stream pipelines' relative paths resolve: the web
+    runs' base dir (api/services/runs.py ``web_base_dir``), with ``data/`` holding the bundled
+    sample files (so ``csv_ohlcv(path="data/sample_ohlcv.csv")`` resolves on a fresh install)."""
+    base = store_root / "workspace"
+    target = base / "data"
+    target.mkdir(parents=True, exist_ok=True)
+    for src in SAMPLE_DATA_DIR.glob("*"):
+        dst = target / src.name
+        if src.is_file() and (not dst.exists() or dst.stat().st_size != src.stat().st_size):
+            shutil.copyfile(src, dst)
+    return base
 
 
 def run_engine(engine: Engine, stop: threading.Event, cycle_s: float = 1.0) -> None:

@@ -296,6 +296,14 @@ _TABLE: tuple[Code, ...] = (
         "the warm-up's seam, a port that is not per bar, a trigger naming no running pipeline",
     ),
     Code(
+        "AF511",
+        "a stream deployment refused: its text does not compile, has no stream block, names a "
+        "file outside the engine's workspace, or its name is invalid or taken",
+        "live",
+        raised_by=("live.stream.deployments.DeploymentInputError",),
+        detail="a compile error carries the compiler's diagnostics, each with line and column",
+    ),
+    Code(
         "AF520",
         "a live bar source cannot deliver bars: the exchange refused the request, answered "
         "with an error or stayed unreachable",

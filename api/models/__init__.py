@@ -10,6 +10,7 @@ from api.models.share import Share
 from api.models.sweep import Sweep
 from api.models.team import Team, TeamGrant, TeamMember
 from api.models.user import Role, User
+from live.stream.tables import StreamDeployment, StreamDeploymentText
 from live.tables import (
     InstanceChange,
     LiveBar,
@@ -41,6 +42,8 @@ __all__ = [
     "Strategy",
     "StrategyInstance",
     "StrategyVersion",
+    "StreamDeployment",
+    "StreamDeploymentText",
     "Sweep",
     "Team",
     "TeamGrant",

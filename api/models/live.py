@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.models.common import NO_NUL_PATTERN
 
@@ -214,3 +214,81 @@ class StreamPublic(BaseModel):
     gaps: list[Any]
     sinks: dict[str, dict[str, Any]]
     last_events: list[dict[str, Any]]
+
+
+# -- deployed stream pipelines (/api/streams) -------------------------------------------------
+
+StreamDesired = Literal["running", "stopped"]
+
+
+class StreamCreate(BaseModel):
+    """``POST /api/streams``: deploy ``.af`` text, or the latest version of a saved pipeline
+    (``pipeline_id``), with a ``stream { ... }`` block. ``name`` defaults to the pipeline's
+    name; ``start`` asks the engine to run it at once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str | None = Field(
+        default=None, min_length=1, max_length=256 * 1024, pattern=NO_NUL_PATTERN
+    )
+    pipeline_id: int | None = None
+    name: str | None = Field(default=None, min_length=1, max_length=64)
+    start: bool = False
+
+    @model_validator(mode="after")
+    def _one_source(self) -> StreamCreate:
+        if (self.text is None) == (self.pipeline_id is None):
+            raise ValueError("give either text or pipeline_id")
+        return self
+
+
+class StreamTextIn(BaseModel):
+    """``PUT /api/streams/{id}/text``: a new text (the engine reloads a running deployment)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=256 * 1024, pattern=NO_NUL_PATTERN)
+
+
+class StreamDeploymentPublic(StreamPublic):
+    """A stream pipeline in the dashboard: a deployment the engine runs (``deployed``; its
+    wish, status, lease holder and last health snapshot from the database), or one run from
+    a terminal with ``alphaforge stream`` (``id`` null: read-only, its snapshot from its
+    ``status.json``). ``status``: starting, warming, running, failed (``status_reason``),
+    stopped, ended; the health fields (``state``, ``bars``, ``last_events``, ``sinks`` ...)
+    are the pipeline's own."""
+
+    id: str | None
+    name: str
+    deployed: bool
+    owner: str | None
+    desired: StreamDesired | None
+    status: str
+    status_reason: str | None
+    status_at: datetime | None
+    engine: str | None
+    lease_until: datetime | None
+    restarts: int
+    last_error: str | None
+    text_version: int | None
+    ir_hash: str | None
+    pipeline_id: int | None
+    created_at: datetime | None
+    updated_at: datetime | None
+    can_edit: bool
+
+
+class StreamTextPublic(BaseModel):
+    """One text a deployment had."""
+
+    version: int
+    ir_hash: str
+    user: str | None
+    created_at: datetime
+
+
+class StreamDeploymentDetail(StreamDeploymentPublic):
+    """A deployment with its current text and the list of its texts (newest first)."""
+
+    text: str
+    texts: list[StreamTextPublic]

@@ -1,5 +1,6 @@
-"""The live side: strategy modules (``/api/strategies``) and instances (``/api/instances``),
-the dashboard's data. The engine runs what these rows say (api/services/live.py)."""
+"""The live side: strategy modules (``/api/strategies``), instances (``/api/instances``) and
+stream pipelines (``/api/streams``), the dashboard's data. The engine runs what these rows
+say (api/services/live.py, api/services/streams.py)."""
 
 from __future__ import annotations
 
@@ -29,13 +30,21 @@ from api.models.live import (
     StrategySummary,
     StrategyVersionIn,
     StrategyVersionPublic,
-    StreamPublic,
+    StreamCreate,
+    StreamDeploymentDetail,
+    StreamDeploymentPublic,
+    StreamTextIn,
     WidgetsPublic,
 )
 from api.services import live
+from api.services import streams as stream_service
 
 InstanceId = Annotated[
     str, Path(min_length=4, max_length=32, pattern=r"^si_[0-9a-f]+$", description="An instance.")
+]
+
+StreamId = Annotated[
+    str, Path(min_length=4, max_length=32, pattern=r"^sp_[0-9a-f]+$", description="A deployment.")
 ]
 
 strategies = APIRouter(
@@ -161,8 +170,80 @@ def instance_widgets(
     return live.widgets(session, user, instance_id)
 
 
-@streams.get("", response_model=list[StreamPublic])
-def list_streams(_user: CurrentUser, settings: SettingsDep) -> list[StreamPublic]:
-    """Stream pipelines (``alphaforge stream``) of this data dir: state, counts, the last
-    events and each sink's health, as each last reported it (``reporting`` false: gone)."""
-    return live.streams(settings)
+@streams.get("", response_model=list[StreamDeploymentPublic])
+def list_streams(
+    user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> list[StreamDeploymentPublic]:
+    """Deployed stream pipelines the caller may see (status, who runs them, the last events
+    and each sink's health), then, read-only (``id`` null), those run from a terminal
+    (``alphaforge stream``) with this data dir (``reporting`` false: gone)."""
+    return stream_service.list_streams(session, user, settings)
+
+
+@streams.post(
+    "",
+    response_model=StreamDeploymentDetail,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(403, 404, 422),
+)
+def create_stream(
+    body: StreamCreate, user: WriterUser, session: SessionDep
+) -> StreamDeploymentDetail:
+    """Deploy ``.af`` text, or the latest version of a saved pipeline, with a ``stream``
+    block (422: the compiler's diagnostics, with line and column); ``start`` runs it."""
+    return stream_service.create(session, user, body)
+
+
+@streams.get("/{stream_id}", response_model=StreamDeploymentDetail, responses=error_responses(404))
+def get_stream(
+    stream_id: StreamId, user: CurrentUser, session: SessionDep
+) -> StreamDeploymentDetail:
+    """A deployment: its text and texts, status, lease holder, last events, sink health."""
+    return stream_service.get(session, user, stream_id)
+
+
+@streams.post(
+    "/{stream_id}/start",
+    response_model=StreamDeploymentDetail,
+    responses=error_responses(403, 404, 422),
+)
+def start_stream(
+    stream_id: StreamId, user: WriterUser, session: SessionDep
+) -> StreamDeploymentDetail:
+    """Ask the engine to run it (it resumes after the last bar it processed)."""
+    return stream_service.start(session, user, stream_id)
+
+
+@streams.post(
+    "/{stream_id}/stop",
+    response_model=StreamDeploymentDetail,
+    responses=error_responses(403, 404, 422),
+)
+def stop_stream(
+    stream_id: StreamId, user: WriterUser, session: SessionDep
+) -> StreamDeploymentDetail:
+    """Ask the engine to stop it (its sinks deliver what is queued; its state is kept)."""
+    return stream_service.stop(session, user, stream_id)
+
+
+@streams.put(
+    "/{stream_id}/text",
+    response_model=StreamDeploymentDetail,
+    responses=error_responses(403, 404, 422),
+)
+def set_stream_text(
+    stream_id: StreamId, body: StreamTextIn, user: WriterUser, session: SessionDep
+) -> StreamDeploymentDetail:
+    """A new text (versioned; 422 with diagnostics); a running deployment is reloaded."""
+    return stream_service.set_text(session, user, stream_id, body.text)
+
+
+@streams.delete(
+    "/{stream_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(403, 404),
+)
+def delete_stream(stream_id: StreamId, user: WriterUser, session: SessionDep) -> Response:
+    """Delete it (the engine stops it)."""
+    stream_service.delete(session, user, stream_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -16,7 +16,9 @@ what the destination says (the CSV file's own rows; a PostgreSQL table has a uni
 the key and inserts with ON CONFLICT DO NOTHING; a webhook and a Prefect event carry a stable
 id made from the key: ``Idempotency-Key`` and the event id). An event whose key was delivered
 or is queued is dropped and counted (``duplicates``). Events still queued when the worker is
-stopped are kept in ``<id>.pending.jsonl`` and queued again on the next start.
+stopped are kept in ``<id>.pending.jsonl`` and queued again on the next start; every event is
+first journaled (``<id>.journal.jsonl``, emptied whenever the queue is) so that a process
+killed before delivering what it queued delivers it at its next start.
 
 **Health.** :meth:`SinkWorker.health` is a snapshot: delivered, pending, failures,
 duplicates, last ok and last error (time and message).
@@ -342,6 +344,7 @@ class SinkWorker:
         self._keys_file = files / f"{name}.keys.jsonl"
         self._pending_file = files / f"{name}.pending.jsonl"
         self._failed_file = files / f"{name}.failed.jsonl"
+        self._journal_file = files / f"{name}.journal.jsonl"
         self._queue: deque[StreamEvent] = deque()
         self._queued: set[tuple[str, ...]] = set()
         self._delivered: set[tuple[str, ...]] = set()
@@ -369,9 +372,11 @@ class SinkWorker:
         """Load the keys it delivered and the events left pending, then start the thread."""
         self._delivered = self._load_keys()
         self._delivered.update(tuple(k) for k in self.sink.known_keys())
-        pending = _read_jsonl(self._pending_file)
-        if pending:
-            self.submit([StreamEvent.from_json(p) for p in pending])
+        # what was queued when the process died (the journal) or stopped (pending)
+        left = _read_jsonl(self._journal_file) + _read_jsonl(self._pending_file)
+        self._journal_file.unlink(missing_ok=True)
+        if left:
+            self.submit([StreamEvent.from_json(p) for p in left])
             self._pending_file.unlink(missing_ok=True)
         self._thread = threading.Thread(target=self._run, name=f"sink-{self.name}", daemon=True)
         self._thread.start()
@@ -401,6 +406,7 @@ class SinkWorker:
             self._queued.clear()
         if left:
             _append_jsonl(self._pending_file, [e.to_json() for e in left])
+        self._journal_file.unlink(missing_ok=True)  # what it held is delivered or pending
         self.sink.close()
 
     def wait_idle(self, timeout_s: float) -> bool:
@@ -417,18 +423,22 @@ class SinkWorker:
     # -- the bar loop's side ----------------------------------------------------------------
 
     def submit(self, events: Iterable[StreamEvent]) -> int:
-        """Queue the events whose key is neither delivered nor queued; never blocks. Returns
-        how many were queued."""
+        """Queue the events whose key is neither delivered nor queued; never blocks on the
+        sink (the events are journaled first, on disk, so that a process killed before
+        delivering them delivers them at its next start). Returns how many were queued."""
         queued = 0
         with self._lock:
+            fresh: list[StreamEvent] = []
             for e in events:
                 key = e.key(self.sink.dedup_key)
                 if key in self._delivered or key in self._queued:
                     self.stats["duplicates"] += 1
                     continue
-                self._queue.append(e)
+                fresh.append(e)
                 self._queued.add(key)
                 queued += 1
+            _append_jsonl(self._journal_file, [e.to_json() for e in fresh])
+            self._queue.extend(fresh)
             while len(self._queue) > MAX_PENDING:
                 old = self._queue.popleft()
                 self._queued.discard(old.key(self.sink.dedup_key))
@@ -463,6 +473,8 @@ class SinkWorker:
                         self._queued.discard(e.key(self.sink.dedup_key))
                     self._busy = 0
                     self._inflight = []
+                    if not self._queue:  # all delivered (or dead-lettered): nothing to replay
+                        self._journal_file.unlink(missing_ok=True)
                     self._lock.notify_all()
 
     def _deliver(self, batch: list[StreamEvent]) -> None:

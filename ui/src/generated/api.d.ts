@@ -1641,11 +1641,101 @@ export interface paths {
         };
         /**
          * List Streams
-         * @description Stream pipelines (``alphaforge stream``) of this data dir: state, counts, the last
-         *     events and each sink's health, as each last reported it (``reporting`` false: gone).
+         * @description Deployed stream pipelines the caller may see (status, who runs them, the last events
+         *     and each sink's health), then, read-only (``id`` null), those run from a terminal
+         *     (``alphaforge stream``) with this data dir (``reporting`` false: gone).
          */
         get: operations["list_streams_api_streams_get"];
         put?: never;
+        /**
+         * Create Stream
+         * @description Deploy ``.af`` text, or the latest version of a saved pipeline, with a ``stream``
+         *     block (422: the compiler's diagnostics, with line and column); ``start`` runs it.
+         */
+        post: operations["create_stream_api_streams_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/streams/{stream_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Stream
+         * @description A deployment: its text and texts, status, lease holder, last events, sink health.
+         */
+        get: operations["get_stream_api_streams__stream_id__get"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete Stream
+         * @description Delete it (the engine stops it).
+         */
+        delete: operations["delete_stream_api_streams__stream_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/streams/{stream_id}/start": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start Stream
+         * @description Ask the engine to run it (it resumes after the last bar it processed).
+         */
+        post: operations["start_stream_api_streams__stream_id__start_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/streams/{stream_id}/stop": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Stop Stream
+         * @description Ask the engine to stop it (its sinks deliver what is queued; its state is kept).
+         */
+        post: operations["stop_stream_api_streams__stream_id__stop_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/streams/{stream_id}/text": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set Stream Text
+         * @description A new text (versioned; 422 with diagnostics); a running deployment is reloaded.
+         */
+        put: operations["set_stream_text_api_streams__stream_id__text_put"];
         post?: never;
         delete?: never;
         options?: never;
@@ -4184,42 +4274,29 @@ export interface components {
             created_at: string;
         };
         /**
-         * StreamIR
-         * @description A ``stream`` block: source, warm-up, schedule and sinks.
+         * StreamCreate
+         * @description ``POST /api/streams``: deploy ``.af`` text, or the latest version of a saved pipeline
+         *     (``pipeline_id``), with a ``stream { ... }`` block. ``name`` defaults to the pipeline's
+         *     name; ``start`` asks the engine to run it at once.
          */
-        StreamIR: {
-            /** Source */
-            source: string;
-            /** Source Params */
-            source_params?: {
-                [key: string]: unknown;
-            };
-            /** Warmup */
-            warmup?: string | null;
-            /** Warmup Seconds */
-            warmup_seconds?: number | null;
-            /** Every */
-            every?: string | null;
-            /** Every Seconds */
-            every_seconds?: number | null;
-            /** After */
-            after?: string | null;
-            /** After Seconds */
-            after_seconds?: number | null;
+        StreamCreate: {
+            /** Text */
+            text?: string | null;
+            /** Pipeline Id */
+            pipeline_id?: number | null;
+            /** Name */
+            name?: string | null;
             /**
-             * Sinks
-             * @default []
+             * Start
+             * @default false
              */
-            sinks?: components["schemas"]["SinkIR"][];
+            start?: boolean;
         };
         /**
-         * StreamPublic
-         * @description A stream pipeline's last health snapshot (``alphaforge stream`` writes it every second
-         *     under the data dir's ``stream/<pipeline>/status.json``). ``reporting`` is False when a
-         *     pipeline that says it runs has not written for :data:`api.services.live.STALE_S` seconds
-         *     (its process is gone).
+         * StreamDeploymentDetail
+         * @description A deployment with its current text and the list of its texts (newest first).
          */
-        StreamPublic: {
+        StreamDeploymentDetail: {
             /** Pipeline */
             pipeline: string;
             /** State */
@@ -4260,6 +4337,187 @@ export interface components {
             last_events: {
                 [key: string]: unknown;
             }[];
+            /** Id */
+            id: string | null;
+            /** Name */
+            name: string;
+            /** Deployed */
+            deployed: boolean;
+            /** Owner */
+            owner: string | null;
+            /** Desired */
+            desired: ("running" | "stopped") | null;
+            /** Status */
+            status: string;
+            /** Status Reason */
+            status_reason: string | null;
+            /** Status At */
+            status_at: string | null;
+            /** Engine */
+            engine: string | null;
+            /** Lease Until */
+            lease_until: string | null;
+            /** Restarts */
+            restarts: number;
+            /** Last Error */
+            last_error: string | null;
+            /** Text Version */
+            text_version: number | null;
+            /** Ir Hash */
+            ir_hash: string | null;
+            /** Pipeline Id */
+            pipeline_id: number | null;
+            /** Created At */
+            created_at: string | null;
+            /** Updated At */
+            updated_at: string | null;
+            /** Can Edit */
+            can_edit: boolean;
+            /** Text */
+            text: string;
+            /** Texts */
+            texts: components["schemas"]["StreamTextPublic"][];
+        };
+        /**
+         * StreamDeploymentPublic
+         * @description A stream pipeline in the dashboard: a deployment the engine runs (``deployed``; its
+         *     wish, status, lease holder and last health snapshot from the database), or one run from
+         *     a terminal with ``alphaforge stream`` (``id`` null: read-only, its snapshot from its
+         *     ``status.json``). ``status``: starting, warming, running, failed (``status_reason``),
+         *     stopped, ended; the health fields (``state``, ``bars``, ``last_events``, ``sinks`` ...)
+         *     are the pipeline's own.
+         */
+        StreamDeploymentPublic: {
+            /** Pipeline */
+            pipeline: string;
+            /** State */
+            state: string;
+            /** Reporting */
+            reporting: boolean;
+            /** Source */
+            source: string | null;
+            /** Interval */
+            interval: string | null;
+            /** Bars */
+            bars: number;
+            /** Events */
+            events: number;
+            /** Duplicates */
+            duplicates: number;
+            /** Last Bar */
+            last_bar: string | null;
+            /** Started At */
+            started_at: string | null;
+            /** Ended At */
+            ended_at: string | null;
+            /** Written At */
+            written_at: string | null;
+            /** Failure */
+            failure: string | null;
+            /** Errors */
+            errors: unknown[];
+            /** Gaps */
+            gaps: unknown[];
+            /** Sinks */
+            sinks: {
+                [key: string]: {
+                    [key: string]: unknown;
+                };
+            };
+            /** Last Events */
+            last_events: {
+                [key: string]: unknown;
+            }[];
+            /** Id */
+            id: string | null;
+            /** Name */
+            name: string;
+            /** Deployed */
+            deployed: boolean;
+            /** Owner */
+            owner: string | null;
+            /** Desired */
+            desired: ("running" | "stopped") | null;
+            /** Status */
+            status: string;
+            /** Status Reason */
+            status_reason: string | null;
+            /** Status At */
+            status_at: string | null;
+            /** Engine */
+            engine: string | null;
+            /** Lease Until */
+            lease_until: string | null;
+            /** Restarts */
+            restarts: number;
+            /** Last Error */
+            last_error: string | null;
+            /** Text Version */
+            text_version: number | null;
+            /** Ir Hash */
+            ir_hash: string | null;
+            /** Pipeline Id */
+            pipeline_id: number | null;
+            /** Created At */
+            created_at: string | null;
+            /** Updated At */
+            updated_at: string | null;
+            /** Can Edit */
+            can_edit: boolean;
+        };
+        /**
+         * StreamIR
+         * @description A ``stream`` block: source, warm-up, schedule and sinks.
+         */
+        StreamIR: {
+            /** Source */
+            source: string;
+            /** Source Params */
+            source_params?: {
+                [key: string]: unknown;
+            };
+            /** Warmup */
+            warmup?: string | null;
+            /** Warmup Seconds */
+            warmup_seconds?: number | null;
+            /** Every */
+            every?: string | null;
+            /** Every Seconds */
+            every_seconds?: number | null;
+            /** After */
+            after?: string | null;
+            /** After Seconds */
+            after_seconds?: number | null;
+            /**
+             * Sinks
+             * @default []
+             */
+            sinks?: components["schemas"]["SinkIR"][];
+        };
+        /**
+         * StreamTextIn
+         * @description ``PUT /api/streams/{id}/text``: a new text (the engine reloads a running deployment).
+         */
+        StreamTextIn: {
+            /** Text */
+            text: string;
+        };
+        /**
+         * StreamTextPublic
+         * @description One text a deployment had.
+         */
+        StreamTextPublic: {
+            /** Version */
+            version: number;
+            /** Ir Hash */
+            ir_hash: string;
+            /** User */
+            user: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
         };
         /**
          * SweepCreate
@@ -10741,11 +10999,359 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["StreamPublic"][];
+                    "application/json": components["schemas"]["StreamDeploymentPublic"][];
                 };
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    create_stream_api_streams_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StreamCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StreamDeploymentDetail"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_stream_api_streams__stream_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A deployment. */
+                stream_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StreamDeploymentDetail"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_stream_api_streams__stream_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A deployment. */
+                stream_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    start_stream_api_streams__stream_id__start_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A deployment. */
+                stream_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StreamDeploymentDetail"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    stop_stream_api_streams__stream_id__stop_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A deployment. */
+                stream_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StreamDeploymentDetail"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    set_stream_text_api_streams__stream_id__text_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A deployment. */
+                stream_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StreamTextIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StreamDeploymentDetail"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

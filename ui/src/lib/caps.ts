@@ -6,7 +6,7 @@
  */
 import type { User } from './types';
 
-export type Kind = 'pipeline' | 'dataset' | 'custom_node' | 'strategy' | 'instance';
+export type Kind = 'pipeline' | 'dataset' | 'custom_node' | 'strategy' | 'instance' | 'stream';
 
 /** `ok` false: the control is disabled and `why` is its tooltip. */
 export interface Cap {
@@ -20,10 +20,12 @@ const PLURAL: Record<Kind, string> = {
   custom_node: 'custom nodes',
   strategy: 'strategies',
   instance: 'strategy instances',
+  stream: 'stream deployments',
 };
-const SINGULAR: Record<Kind, string> = { pipeline: 'pipeline', dataset: 'dataset', custom_node: 'node', strategy: 'strategy', instance: 'instance' };
-/** Strategies and instances have no team grants: only their owner and admins change them. */
-const OWNER_ONLY = new Set<Kind>(['strategy', 'instance']);
+const SINGULAR: Record<Kind, string> = { pipeline: 'pipeline', dataset: 'dataset', custom_node: 'node', strategy: 'strategy', instance: 'instance', stream: 'stream deployment' };
+/** Strategies, instances and stream deployments have no team grants: only their owner and
+ * admins change them. */
+const OWNER_ONLY = new Set<Kind>(['strategy', 'instance', 'stream']);
 
 const YES: Cap = { ok: true, why: '' };
 

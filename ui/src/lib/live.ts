@@ -516,6 +516,7 @@ export function streamStateBadge(state: string, reporting: boolean): string {
       {
         running: 'badge-success',
         'warming up': 'badge-info',
+        warming: 'badge-info',
         starting: 'badge-info',
         ended: 'badge-neutral',
         stopped: 'badge-ghost',

@@ -140,5 +140,8 @@ export type InstanceOrder = Out<S['InstanceOrderPublic']>;
 export type InstanceChange = Out<S['InstanceChangePublic']>;
 /** `POST /api/instances/{id}/widgets`: `widgets` are render()'s dicts (lib/live.ts reads them). */
 export type WidgetsReply = Out<S['WidgetsPublic']>;
-/** `GET /api/streams`: a stream pipeline's last health snapshot (lib/live.ts reads its sinks). */
-export type StreamPipeline = Out<S['StreamPublic']>;
+/** `GET /api/streams`: a deployed stream pipeline (or, `id` null, one run from a terminal) with
+ * its status and last health snapshot (lib/live.ts reads its sinks). */
+export type StreamPipeline = Out<S['StreamDeploymentPublic']>;
+/** `GET /api/streams/{id}`: a deployment with its text and the list of its texts. */
+export type StreamDetail = Out<S['StreamDeploymentDetail']>;
