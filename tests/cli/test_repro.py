@@ -167,3 +167,24 @@ def test_a_bundle_reruns_identically_in_another_installation(work, tmp_path) -> 
     again = _record(fresh, result["rerun"])
     assert again["fingerprints"] == _record(work["data"], work["run_id"])["fingerprints"]
     assert again["datasets"]["data"]["source"]["file"].startswith(str(fresh))
+
+
+@pytest.mark.docker
+def test_a_custom_python_node_in_the_sandbox_reruns_identically(docker_engine, tmp_path) -> None:
+    data = tmp_path / "store"
+    proc = _cli("run", str(EXAMPLES / "donchian_custom_node.af"), "--json", data=data)
+    assert proc.returncode == 0, proc.stderr
+    run_id = _json(proc)["run_id"]
+    original = _record(data, run_id)
+    assert list(original["custom_nodes"]) == ["signal"]
+    assert (data / "custom-nodes" / f"{original['custom_nodes']['signal']}.json").is_file()
+    assert original["sandbox"]["runner"] == "docker"
+    assert original["sandbox"]["images"]["python"].startswith("sha256:")
+    proc = _cli("rerun", run_id, "--json", data=data)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = _json(proc)
+    assert result["identical"] is True and result["warnings"] == []
+    again = _record(data, result["rerun"])
+    assert again["node_states"]["signal"] == "completed"  # ran again in a fresh container
+    assert again["sandbox"] == original["sandbox"]
+    assert again["fingerprints"] == original["fingerprints"] != {}

@@ -16,8 +16,14 @@ import pytest
 from dsl import compile_source
 from flows.bundle import BundleError, export_bundle, import_bundle
 from flows.graph import LocalExecutor, run_graph
-from flows.rerun import RerunError, StoredRun, check_definition, compare_runs, rerun_settings
-from flows.rerun import rerun_spec
+from flows.rerun import (
+    RerunError,
+    StoredRun,
+    check_definition,
+    compare_runs,
+    rerun_settings,
+    rerun_spec,
+)
 from flows.settings import CoreSettings
 from flows.spec import RunSpec
 
@@ -64,9 +70,11 @@ def _write(path: Path, members: list[tuple[tarfile.TarInfo, bytes]]) -> Path:
 
 
 def _nothing_placed(data_dir: Path) -> None:
-    left = sorted(p.relative_to(data_dir).as_posix() for p in data_dir.rglob("*")) if (
-        data_dir.exists()
-    ) else []
+    left = (
+        sorted(p.relative_to(data_dir).as_posix() for p in data_dir.rglob("*"))
+        if (data_dir.exists())
+        else []
+    )
     assert [p for p in left if not p.startswith("artifact")] == [], left
 
 
