@@ -22,17 +22,12 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import numpy as np
+import pandas as pd
 
 from dsl.ir import PipelineIR
-from nodes.lazy import lazy_module
-
-if TYPE_CHECKING:
-    import numpy as np
-    import pandas as pd
-else:
-    np = lazy_module("numpy", globals(), "np")
-    pd = lazy_module("pandas", globals(), "pd")
 
 __all__ = [
     "FINGERPRINTED_TYPES",

@@ -21,7 +21,6 @@ from typing import Any, Protocol
 from dsl.ir import PipelineIR
 from flows.artifacts import KeyPlan
 from flows.execute import sandbox_record
-from flows.fingerprints import output_fingerprints
 from flows.models import TrainedModel, collect_models, log_models
 from flows.record import mark, run_name, utc_now
 from flows.results import RunResults, write_results
@@ -92,6 +91,8 @@ def finish_run(
         }
         results = write_results(ir, outputs, run_dir)
         models = collect_models(ir, outputs, run_dir)
+        from flows.fingerprints import output_fingerprints  # pandas: only once results exist
+
         fingerprints = output_fingerprints(ir, outputs)
     timings["results_s"] = round(time.time() - t, 4)
     mark(timings, "results", body_start)
