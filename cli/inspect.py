@@ -32,6 +32,17 @@ def runs_group() -> None:
     """Stored runs (newest first)."""
 
 
+def _bundle_commands() -> None:
+    """``runs export`` and ``runs import`` (cli/repro.py)."""
+    from cli.repro import export_command, import_command
+
+    runs_group.add_command(export_command)
+    runs_group.add_command(import_command)
+
+
+_bundle_commands()
+
+
 @runs_group.command(name="list")
 @click.option("--data-dir", type=click.Path(path_type=Path))
 @click.option("--limit", default=20, show_default=True)

@@ -159,6 +159,8 @@ _LAZY_COMMANDS = {
     "strategy": ("cli.live", "strategy_group"),
     "instance": ("cli.live", "instance_group"),
     "stream": ("cli.stream", "stream_command"),
+    "rerun": ("cli.repro", "rerun_command"),
+    "diff": ("cli.repro", "diff_command"),
 }
 
 

@@ -72,19 +72,28 @@ def finish_run(
     timings: dict[str, float],
     logger: Any,
     body_start: float,
+    definition: Mapping[str, Any] | None = None,
 ) -> RunRecord:
-    """Write results and the final record (``run.json``), log to MLflow; returns the record."""
+    """Write results and the final record (``run.json``), log to MLflow; returns the record.
+
+    ``definition``: what the run read that the IR does not say (``sources``: node id -> where
+    its data came from, :func:`flows.definition.data_sources`; ``package_lock``: a future of
+    :func:`flows.lock.package_lock`)."""
     t = time.time()
     error = _first_error(ir, node_outcomes)
     status: RunStatus = "failed" if error else "completed"
     results = RunResults()
     models: list[TrainedModel] = []
+    fingerprints: dict[str, dict[str, str]] = {}
     if status == "completed":
         outputs = {
             nid: o.result.output_paths for nid, o in node_outcomes.items() if o.result is not None
         }
         results = write_results(ir, outputs, run_dir)
         models = collect_models(ir, outputs, run_dir)
+        from flows.fingerprints import output_fingerprints  # pandas: only once results exist
+
+        fingerprints = output_fingerprints(ir, outputs)
     timings["results_s"] = round(time.time() - t, 4)
     mark(timings, "results", body_start)
     tracking = _track(tracker, ir, run_dir, status, results, timings, logger, models)
@@ -105,6 +114,8 @@ def finish_run(
     )
     if sandbox is not None and sandbox["runner"] == "process":
         logger.warning(f"[flow] user code in this run: {UNSANDBOXED_WARNING}")
+    sources = dict((definition or {}).get("sources") or {})
+    lock = (definition or {}).get("package_lock")
     final = record.model_copy(
         update={
             "status": status,
@@ -113,9 +124,16 @@ def finish_run(
             "node_states": {nid: o.state for nid, o in node_outcomes.items()},
             "nodes": _node_records(ir, plan, node_outcomes),
             "datasets": {
-                nid: {"type": ir.node(nid).type, "params": ir.node(nid).params, "fingerprint": fp}
+                nid: {
+                    "type": ir.node(nid).type,
+                    "params": ir.node(nid).params,
+                    "fingerprint": fp,
+                    "source": sources.get(nid, {}),
+                }
                 for nid, fp in plan.fingerprints.items()
             },
+            "fingerprints": fingerprints,
+            "package_lock": _lock(lock, logger),
             "primary_metrics_node": results.primary_node,
             "metrics": results.metrics,
             "result_fingerprint": results.fingerprint,
@@ -128,6 +146,17 @@ def finish_run(
     level = logging.INFO if status == "completed" else logging.ERROR
     logger.log(level, f"[flow] run {record.run_id} {status}" + (f": {error}" if error else ""))
     return final
+
+
+def _lock(lock: Future[dict[str, Any]] | None, logger: Any) -> dict[str, Any] | None:
+    """The package lock from its future (None, logged, when it could not be read)."""
+    if lock is None:
+        return None
+    try:
+        return lock.result()
+    except Exception as exc:  # a broken distribution's metadata: the run still ends
+        logger.warning(f"[flow] warning: the package lock could not be read: {exc}")
+        return None
 
 
 def _no_paths(text: str) -> str:

@@ -71,6 +71,8 @@ class RunSpec(BaseModel):
     - ``use_cache`` / ``track``: read the artifact cache; log to MLflow.
     - ``run_id``: None for a run whose id comes from its flow run (scheduled runs).
     - ``trigger`` / ``submitted_at``: who started it and when (epoch seconds), for the record.
+    - ``rerun_of``: the run this one re-executes from its stored definition (``alphaforge
+      rerun``), for the record.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -93,6 +95,7 @@ class RunSpec(BaseModel):
     track: bool = True
     trigger: Trigger = "cli"
     submitted_at: float | None = None
+    rerun_of: str | None = None
 
     @field_validator("spec_version")
     @classmethod
@@ -237,6 +240,17 @@ class RunRecord(BaseModel):
     # step (or step.port) -> the model it trained: file, per-epoch losses, registry version
     # (flows.models)
     models: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # -- the run definition (docs/reproducibility.md); absent from records before issue 16 ----
+    # the run this one re-executed (alphaforge rerun)
+    rerun_of: str | None = None
+    # the installed distributions: {hash, python, implementation, platform, packages}
+    package_lock: dict[str, Any] | None = None
+    # the spec's seed and every node's seed params: {"spec": n, "nodes": {id: {param: n}}}
+    seeds: dict[str, Any] = Field(default_factory=dict)
+    # node id -> code hash of each custom node (its manifest is in <store>/custom-nodes)
+    custom_nodes: dict[str, str] = Field(default_factory=dict)
+    # node id -> port -> sha256 of the canonical orders / trades / equity it produced
+    fingerprints: dict[str, dict[str, str]] = Field(default_factory=dict)
 
     @property
     def run_dir(self) -> Path | None:

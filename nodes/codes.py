@@ -332,6 +332,22 @@ _TABLE: tuple[Code, ...] = (
         raised_by=("flows.artifacts.StoreError",),
     ),
     Code(
+        "AF711",
+        "a stored run cannot be re-run as stored: the data it read changed or is gone, or its "
+        "custom node code is not in this installation",
+        "flows",
+        raised_by=("flows.rerun.RerunError",),
+        detail="the message names the node, the file or version and what to do",
+    ),
+    Code(
+        "AF712",
+        "a run bundle cannot be written, or is refused on import (tampered, unsafe member, too "
+        "big, already imported)",
+        "flows",
+        raised_by=("flows.bundle.BundleError",),
+        detail="nothing is placed in the store when an import is refused",
+    ),
+    Code(
         "AF720",
         "experiment tracking (MLflow) failed",
         "flows",
