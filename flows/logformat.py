@@ -33,6 +33,7 @@ __all__ = [
     "apply_log_format_env",
     "configure_logging",
     "log_context",
+    "log_handler",
     "uvicorn_log_config",
 ]
 
@@ -95,8 +96,11 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False, default=str)
 
 
-def _formatter(fmt: LogFormat) -> logging.Formatter:
-    return JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT)
+def log_handler(fmt: LogFormat) -> logging.Handler:
+    """A stderr handler writing ``fmt`` (text: time, level, logger, message)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    return handler
 
 
 def configure_logging(fmt: LogFormat, *, level: int = logging.INFO) -> None:
@@ -106,8 +110,7 @@ def configure_logging(fmt: LogFormat, *, level: int = logging.INFO) -> None:
     for handler in list(root.handlers):
         if getattr(handler, "_alphaforge", False):
             root.removeHandler(handler)
-    handler = logging.StreamHandler()
-    handler.setFormatter(_formatter(fmt))
+    handler = log_handler(fmt)
     handler._alphaforge = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
