@@ -2,8 +2,8 @@
 
 ``GET /healthz``: the process is up (200, touches nothing). ``GET /readyz``: the database, the
 Prefect API and the MLflow tracking server answer (200), or 503 naming what failed
-(:mod:`api.services.readiness`). Both are outside ``/api`` (the probe paths operators expect)
-and never cached.
+(:mod:`api.services.readiness`). Both are outside ``/api`` (the probe paths operators expect),
+out of the OpenAPI schema (docs/api-contract.md describes them) and never cached.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from pydantic import BaseModel
 
 from api.services.readiness import Readiness, check_readiness
 
-router = APIRouter(tags=["health"])
+# operators' probes, not the UI's API: left out of the OpenAPI schema the UI is generated from
+router = APIRouter(tags=["health"], include_in_schema=False)
 NO_STORE = {"Cache-Control": "no-store"}
 
 
