@@ -18,6 +18,7 @@ from api.db import make_engine, run_migrations
 from api.errors import install_error_handlers
 from api.middleware import (
     BodyLimitMiddleware,
+    RequestIdMiddleware,
     SecurityHeadersMiddleware,
     default_message,
     size_text,
@@ -102,9 +103,11 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
         )
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.env == "production")
+    app.add_middleware(RequestIdMiddleware)  # outermost: every answer carries the id
     if settings.ui_dist_dir.is_dir():
         app.mount("/", SPAStaticFiles(settings.ui_dist_dir), name="ui")
     return app

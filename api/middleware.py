@@ -1,4 +1,4 @@
-"""ASGI middleware: request body limits (413 before parsing) and security headers.
+"""ASGI middleware: request ids, request body limits (413 before parsing), security headers.
 
 Both are plain ASGI so they see the raw stream: the body limit refuses a too-large
 ``Content-Length`` before reading a byte, and counts the bytes of a chunked body as they
@@ -8,10 +8,14 @@ arrive, so no handler ever parses more than the limit.
 from __future__ import annotations
 
 import json
+import re
+import uuid
 from collections.abc import Callable
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from flows.logformat import log_context
 
 # Vite emits hashed script/style files; Monaco needs inline styles and blob:/self workers,
 # fonts may be inlined as data: URLs. Nothing is loaded from another origin.
@@ -172,3 +176,41 @@ async def _send_413(send: Send, message: str) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body.encode()})
+
+
+REQUEST_ID_HEADER = "x-request-id"
+_REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class RequestIdMiddleware:
+    """Gives every HTTP request an id: the caller's ``X-Request-ID`` when it is a plain token
+    (letters, digits, ``._:-``, at most 128), else a new one. The id is bound to the request's
+    log lines (``request_id``, :func:`flows.logformat.log_context`) and sent back in the
+    response's ``X-Request-ID``, so a user's report and the server log meet."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next(
+            (bytes(v).decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), ""
+        )
+        request_id = given if _REQUEST_ID_OK.match(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    (k, v)
+                    for k, v in message.get("headers", [])
+                    if bytes(k).lower() != REQUEST_ID_HEADER.encode()
+                ]
+                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        with log_context(request_id=request_id):
+            await self.app(scope, receive, send_with_id)

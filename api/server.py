@@ -12,6 +12,7 @@ from api.db import make_engine, run_migrations
 from api.main import create_app
 from api.services.users import ensure_admin as _ensure_admin
 from api.settings import ApiSettings
+from flows.logformat import configure_logging, uvicorn_log_config
 
 
 def ensure_admin(settings: ApiSettings) -> str | None:
@@ -35,6 +36,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, settings: ApiSettings | Non
     Creates the admin on first start and prints a generated password once.
     """
     settings = settings or ApiSettings()
+    configure_logging(settings.log_format)
     password = ensure_admin(settings)
     if password is not None:
         print(
@@ -48,16 +50,14 @@ def serve(host: str = "127.0.0.1", port: int = 8000, settings: ApiSettings | Non
         raise SystemExit(3)
 
 
-GRACEFUL_STOP_S = 5
-
-
 def server_config(app: Any, settings: ApiSettings, host: str, port: int) -> uvicorn.Config:
     """uvicorn's configuration of the app: ``X-Forwarded-For`` / ``X-Forwarded-Proto`` are
     believed only from ``settings.trusted_proxies`` (uvicorn's own default would trust any
     client on 127.0.0.1, so anyone on the host could pose as any address to the log-in
-    throttle); with none configured the peer address is the client. A stop waits at most
-    :data:`GRACEFUL_STOP_S` for open requests (a live log stream, a test run in a sandbox would
-    otherwise hold ``serve``'s Ctrl-C for minutes)."""
+    throttle); with none configured the peer address is the client. A stop (SIGTERM, Ctrl-C)
+    lets open requests finish for at most ``settings.graceful_stop_s`` (a live log stream, a
+    test run in a sandbox would otherwise hold ``serve``'s Ctrl-C for minutes), and uvicorn's
+    logs follow ``settings.log_format``."""
     trusted = [p.strip() for p in settings.trusted_proxies if p.strip()]
     return uvicorn.Config(
         app,
@@ -65,5 +65,6 @@ def server_config(app: Any, settings: ApiSettings, host: str, port: int) -> uvic
         port=port,
         proxy_headers=bool(trusted),
         forwarded_allow_ips=trusted or [],
-        timeout_graceful_shutdown=GRACEFUL_STOP_S,
+        timeout_graceful_shutdown=settings.graceful_stop_s,
+        log_config=uvicorn_log_config(settings.log_format),
     )

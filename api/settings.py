@@ -127,6 +127,20 @@ class ApiSettings(CoreSettings):
         gt=0,
         description="Seconds a queued test run or look-ahead check waits for a slot before 429.",
     )
+    graceful_stop_s: int = Field(
+        default=10,
+        ge=0,
+        le=300,
+        description="Seconds a stop (SIGTERM) lets in-flight API requests finish; then "
+        "they are cut.",
+    )
+    ready_timeout_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=30,
+        description="Seconds each check of GET /readyz (database, Prefect, MLflow) may take "
+        "before it counts as failed.",
+    )
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Addresses (or networks, e.g. 10.0.0.0/8) of reverse proxies whose "

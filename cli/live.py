@@ -108,8 +108,9 @@ def engine_command(cycle_s: float, runner: str, feeds_dir: Path, once: bool) -> 
     )
     import logging
 
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    from flows.logformat import log_handler
+
+    handler = log_handler(settings.log_format)
     for name in ("live.engine", "live.sources.binance"):
         logging.getLogger(name).addHandler(handler)
         logging.getLogger(name).setLevel(logging.INFO)
@@ -126,7 +127,10 @@ def engine_command(cycle_s: float, runner: str, feeds_dir: Path, once: bool) -> 
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    engine.run(stop, cycle_s)
+    from flows.logformat import log_context
+
+    with log_context(engine_id=engine.engine_id):
+        engine.run(stop, cycle_s)
     click.echo("engine stopped: every instance unloaded")
 
 

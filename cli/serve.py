@@ -7,12 +7,15 @@ and its UI with ``--with-prefect-ui``, makes sure the process work pool, the ``w
 and the ``nodelab`` deployments (custom-node test runs, look-ahead checks) exist, starts a
 process worker, the strategy engine (``alphaforge engine`` in its own process, unless
 ``--no-engine``: the dashboard's instances run there), optionally the MLflow UI, bootstraps the
-admin and the sample pipeline, then serves the API and the built UI with uvicorn. The children
-it started are supervised: one that exits (a killed worker) is started again, with back-off, and
-said so on the terminal (:mod:`deployments.supervise`). On Ctrl-C or SIGTERM the supervisor
-stops, then the API, the worker, the MLflow UI and the Prefect server; runs the stop cut short
-are ended as Crashed with the reason by the next start's status sync
-(:mod:`api.services.run_liveness`).
+admin and the sample pipeline, then serves the API and the built UI with uvicorn. With
+``ALPHAFORGE_MLFLOW_TRACKING_URI`` naming a tracking server, ``--with-mlflow-ui`` links to it
+instead of starting one. The children it started are supervised: one that exits (a killed
+worker) is started again, with back-off, and said so on the terminal
+(:mod:`deployments.supervise`). On Ctrl-C or SIGTERM uvicorn stops accepting connections and
+lets in-flight requests finish (``ALPHAFORGE_GRACEFUL_STOP_S``), then the supervisor stops, then
+the engine (it unloads its instances), the worker, the MLflow UI and the Prefect server
+(docs/operations.md); runs the stop cut short are ended as Crashed with the reason by the next
+start's status sync (:mod:`api.services.run_liveness`).
 """
 
 from __future__ import annotations
@@ -158,13 +161,19 @@ def _start_services(
     started.append(worker)
     if worker.warm is not None:
         started.append(worker.warm)  # a dead fork server would make every later run cold
-    if with_mlflow_ui and not settings.mlflow_ui_url:
+    if with_mlflow_ui and not settings.mlflow_ui_url and _is_server(settings.mlflow_uri):
+        updates["mlflow_ui_url"] = settings.mlflow_uri  # a tracking server serves its own UI
+    elif with_mlflow_ui and not settings.mlflow_ui_url:
         ui = MlflowUi(settings.mlflow_uri, settings.mlflow_artifacts_uri, logs / "mlflow.log")
         children.callback(ui.stop)
         ui.wait_ready()
         started.append(ui)
         updates["mlflow_ui_url"] = ui.url
     return settings.model_copy(update=updates), started
+
+
+def _is_server(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
 
 
 def _ensure_deployment(api_url: str) -> None:

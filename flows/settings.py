@@ -31,6 +31,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from flows.logformat import LogFormat, apply_log_format_env
+
 # Prefect's own setting for how long its embedded (ephemeral) server may take to answer
 EPHEMERAL_STARTUP_TIMEOUT_ENV = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
 # the start of the RuntimeError Prefect raises when that time runs out (prefect 3.x,
@@ -77,6 +79,11 @@ class CoreSettings(BaseSettings):
     s3_key: str | None = Field(default=None, description="S3 access key id.")
     s3_secret: str | None = Field(default=None, description="S3 secret access key.", repr=False)
     s3_region: str | None = Field(default=None, description="S3 region name.")
+    log_format: LogFormat = Field(
+        default="text",
+        description="json: the API, worker, flow-run and engine processes log one JSON object "
+        "per line (ts, level, logger, message, context fields).",
+    )
 
     @property
     def root(self) -> Path:
@@ -190,6 +197,7 @@ class CoreSettings(BaseSettings):
         os.environ[EPHEMERAL_STARTUP_TIMEOUT_ENV] = str(self.prefect_startup_timeout_s)
         if self.prefect_api_url:
             os.environ["PREFECT_API_URL"] = self.prefect_api_url
+        apply_log_format_env(self.log_format)
 
 
 def prefect_startup_failure(exc: BaseException, settings: CoreSettings) -> str | None:

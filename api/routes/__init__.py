@@ -5,6 +5,7 @@ from api.routes import (
     auth,
     custom_nodes,
     datasets,
+    health,
     language,
     live,
     meta,
@@ -20,6 +21,7 @@ from api.routes import (
 )
 
 ROUTERS = [
+    health.router,
     meta.router,
     auth.router,
     users.router,
