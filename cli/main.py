@@ -152,6 +152,7 @@ _LAZY_COMMANDS = {
     "runs": ("cli.inspect", "runs_group"),
     "nodes": ("cli.inspect", "nodes_group"),
     "serve": ("cli.serve", "serve_command"),
+    "deploy": ("cli.deploy", "deploy_command"),
     "convert": ("cli.convert", "convert_command"),
     "sweep": ("cli.sweep", "sweep_group"),
     "data": ("cli.data", "data_group"),

@@ -179,18 +179,10 @@ def _is_server(uri: str) -> bool:
 def _ensure_deployment(api_url: str) -> None:
     from prefect.client.orchestration import SyncPrefectClient
 
-    from deployments.deploy import (
-        ensure_engine_deployment,
-        ensure_nodelab_deployments,
-        ensure_sweep_deployments,
-        ensure_web_deployment,
-    )
+    from deployments.deploy import register_all
 
     with SyncPrefectClient(api=api_url) as client:
-        ensure_web_deployment(client)
-        ensure_nodelab_deployments(client)
-        ensure_sweep_deployments(client)
-        ensure_engine_deployment(client)
+        register_all(client)
 
 
 def _bootstrap(settings: ApiSettings) -> None:

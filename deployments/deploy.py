@@ -39,6 +39,7 @@ __all__ = [
     "ensure_sweep_deployments",
     "ensure_web_deployment",
     "flow_run_url",
+    "register_all",
     "upsert_deployment",
     "web_deployment_name",
 ]
@@ -277,3 +278,16 @@ def _ensure_flow_deployments(
             pool=pool,
         )
     return out
+
+
+def register_all(client: SyncPrefectClient, pool: str = POOL_NAME) -> dict[str, str]:
+    """The pool and every deployment Alpha Forge runs through (``alphaforge deploy``, and
+    ``serve`` for its own server): ``{flow/deployment name: id}``."""
+    ensure_pool(client, pool)
+    ids: dict[str, str] = {web_deployment_name(pool): str(ensure_web_deployment(client, pool))}
+    for kind, deployment_id in ensure_nodelab_deployments(client, pool).items():
+        ids[f"nodelab/{kind}"] = str(deployment_id)
+    for kind, deployment_id in ensure_sweep_deployments(client, pool).items():
+        ids[f"sweep/{kind}"] = str(deployment_id)
+    ids["engine"] = str(ensure_engine_deployment(client, pool))
+    return ids

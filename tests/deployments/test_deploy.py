@@ -58,3 +58,39 @@ def test_the_nodelab_deployments_sit_in_the_pool_with_module_entrypoints(
             schema = deployment.parameter_openapi_schema or {}
             assert schema["required"] == ["manifest_json"], kind
             assert {"params", "result_key", "store_url"} <= set(schema["properties"])
+
+
+def test_alphaforge_deploy_registers_the_pool_and_every_deployment_once(
+    prefect_stack: Stack, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """``alphaforge deploy`` as an operator runs it against a real server, twice: the same ids
+    (idempotent), one deployment per flow in the pool; without a server it refuses."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).with_name("alphaforge")
+    env = {k: v for k, v in os.environ.items() if k != "ALPHAFORGE_PREFECT_API_URL"}
+    env["ALPHAFORGE_DATA_DIR"] = str(tmp_path)
+
+    def deploy(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(exe), "deploy", *args], capture_output=True, text=True,
+                              env=env, timeout=300)  # fmt: skip
+
+    pool = "af-deploy-test"
+    first = deploy("--api-url", prefect_stack.api_url, "--pool", pool, "--json")
+    assert first.returncode == 0, first.stderr
+    again = deploy("--api-url", prefect_stack.api_url, "--pool", pool, "--json")
+    assert again.returncode == 0, again.stderr
+    ids = json.loads(first.stdout)["deployments"]
+    assert json.loads(again.stdout)["deployments"] == ids
+    assert set(ids) == {f"web-{pool}", "nodelab/test_run", "nodelab/lookahead", "sweep/sweep",
+                        "sweep/chunk", "engine"}  # fmt: skip
+    with SyncPrefectClient(api=prefect_stack.api_url) as client:
+        assert client.read_work_pool(pool).type == "process"
+        in_pool = [d for d in client.read_deployments() if d.work_pool_name == pool]
+        assert sorted(str(d.id) for d in in_pool) == sorted(ids.values())
+    refused = deploy()
+    assert refused.returncode == 2 and "ALPHAFORGE_PREFECT_API_URL" in refused.stderr
