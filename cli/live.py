@@ -264,8 +264,15 @@ def instance_group() -> None:
     """Strategy instances: create, list, show, switch mode, reconfigure, delete."""
 
 
+FEED_FORMS = (
+    "replay:PATH[,speed=N,interval=1d,warmup=N], dataset:NAME[,...], binance:INTERVAL[,warmup=N] "
+    "(Binance spot) or binance_futures:INTERVAL[,warmup=N] (Binance USD-M futures)"
+)
+
+
 def _feed(text: str) -> dict[str, Any]:
-    """``replay:PATH[,key=value...]``, ``dataset:NAME[,...]`` or ``binance:INTERVAL``."""
+    """``replay:PATH[,key=value...]``, ``dataset:NAME[,...]``, ``binance:INTERVAL[,...]`` or
+    ``binance_futures:INTERVAL[,...]``."""
     kind, _, rest = text.partition(":")
     parts = rest.split(",")
     feed: dict[str, Any]
@@ -273,13 +280,10 @@ def _feed(text: str) -> dict[str, Any]:
         feed = {"kind": "replay", "path": parts[0]}
     elif kind == "dataset":
         feed = {"kind": "replay", "dataset": parts[0]}
-    elif kind == "binance":
-        feed = {"kind": "binance", "interval": parts[0] or "1m"}
+    elif kind in ("binance", "binance_futures"):
+        feed = {"kind": kind, "interval": parts[0] or "1m"}
     else:
-        raise click.BadParameter(
-            "replay:PATH[,speed=N,interval=1d,warmup=N], dataset:NAME[,...] or binance:INTERVAL",
-            param_hint="--feed",
-        )
+        raise click.BadParameter(FEED_FORMS, param_hint="--feed")
     for item in parts[1:]:
         key, _, value = item.partition("=")
         try:
@@ -306,7 +310,7 @@ def _config(text: str | None) -> dict[str, Any] | None:
 @click.option("--owner", required=True, help="The web-app user who owns it.")
 @click.option("--market", required=True, help="The symbol it trades (e.g. BTCUSDT).")
 @click.option("--account", default="paper", show_default=True)
-@click.option("--feed", "feed_text", required=True, help="replay:PATH[,speed=N...] | ...")
+@click.option("--feed", "feed_text", required=True, help=FEED_FORMS)
 @click.option("--config", "config_text", help="The config as JSON.")
 @click.option("--mode", type=click.Choice(["off", "observe", "active"]), default="off")
 @click.option("--version", type=int, help="Pin this version [default: the latest].")
@@ -385,7 +389,26 @@ def _row(i: Any, s: Any) -> dict[str, Any]:
         "bars_seen": i.bars_seen, "last_bar_ts": i.last_bar_ts, "cash": i.cash,
         "equity": equity, "pnl": equity - i.initial_cash, "config": json.loads(i.config_json),
         "config_version": i.config_version, "restarts": i.restarts,
+        "feed": json.loads(i.feed_json),
     }  # fmt: skip
+
+
+_FEED_TITLES = {"binance": "Binance spot", "binance_futures": "Binance USD-M futures"}
+
+
+def feed_summary(feed: dict[str, Any]) -> str:
+    """Where an instance's bars come from, in a few words (the dashboard's ``feedSummary``)."""
+    kind = str(feed.get("kind", "?"))
+    interval = str(feed.get("interval") or "")
+    warmup = f"warm-up {feed['warmup']}" if feed.get("warmup") is not None else ""
+    if kind == "replay":
+        where = f"dataset {feed['dataset']}" if feed.get("dataset") else str(feed.get("path", "?"))
+        speed = feed.get("speed")
+        pace = f"×{speed:g}" if isinstance(speed, int | float) and speed > 0 else "as fast as taken"
+        parts = ["replay", where, interval, pace, warmup]
+    else:
+        parts = [_FEED_TITLES.get(kind, kind), interval, warmup]
+    return " · ".join(p for p in parts if p)
 
 
 @instance_group.command(name="show")
@@ -425,6 +448,7 @@ def instance_show(instance_id: str, events: int, as_json: bool) -> None:
         return
     click.echo(f"{item['id']}  {item['strategy']} v{item['version']}  {item['market']} "
                f"({item['account']})")  # fmt: skip
+    click.echo(f"feed {feed_summary(item['feed'])}")
     click.echo(f"mode {item['mode']}, status {item['status']}"
                + (f" ({item['reason']})" if item["reason"] else ""))  # fmt: skip
     click.echo(f"config v{item['config_version']}: {json.dumps(item['config'])}")

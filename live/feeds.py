@@ -14,6 +14,12 @@ A feed is the JSON an instance was created with (:func:`live.instances.check_fee
 - ``{"kind": "binance_futures", "interval": "1m"}``: the same on Binance USD-M futures (the
   instance's market a perpetual such as ``BTCUSDT`` or a delivery contract ``BTCUSDT_261225``).
 
+Every feed resumes after the last bar the instance processed (``Desired.last_bar_ts``): a
+replay skips to the bar after it; a Binance source (``after``) first fills every kline that
+closed since it from REST, then goes on with the live stream, so an instance whose engine was
+down for a while processes the bars it missed, in order, before the live ones, and its warm-up
+(``history(first bar, warmup)``) ends on its last processed bar.
+
 ``binance`` / ``binance_futures`` are extra keyword arguments of those sources (other
 endpoints, back-off), e.g. a local replay server's URLs in tests.
 
@@ -79,10 +85,12 @@ def source_factory(
 
             futures = kind == "binance_futures"
             options = (binance_futures if futures else binance) or {}
+            resume = pd.Timestamp(want.last_bar_ts) if want.last_bar_ts is not None else None
             try:
                 return BinanceKlineSource(
-                    [want.market], interval, market="usdm" if futures else "spot", **options
-                )
+                    [want.market], interval, market="usdm" if futures else "spot",
+                    **{**options, "after": resume},
+                )  # fmt: skip
             except ValueError as exc:
                 raise FeedError(f"the {kind} feed of {want.market}: {exc}") from None
         raise FeedError(f"unknown feed kind {kind!r} (replay, binance or binance_futures)")

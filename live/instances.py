@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from live.sources.binance_markets import MARKETS
 from live.tables import (
     MODES,
     InstanceChange,
@@ -41,6 +42,7 @@ from nodes.strategycode import (
 from runners.papertrade.bars import interval_seconds
 
 __all__ = [
+    "BINANCE_FEEDS",
     "FEED_KINDS",
     "LiveInputError",
     "check_feed",
@@ -51,6 +53,8 @@ __all__ = [
 ]
 
 FEED_KINDS = ("replay", "binance", "binance_futures")
+#: The Binance market (live.sources.binance_markets) each Binance feed kind reads.
+BINANCE_FEEDS = {"binance": "spot", "binance_futures": "usdm"}
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./:-]{0,63}$")
 
@@ -130,7 +134,8 @@ def schema_of(version: StrategyVersion) -> dict[str, Any]:
 def check_feed(feed: Any) -> dict[str, Any]:
     """A feed (where the instance's bars come from), checked: ``{"kind": "replay", "path" or
     "dataset", "interval", "speed", "start", "warmup"}`` or ``{"kind": "binance" (spot) or
-    "binance_futures" (USD-M futures), "interval", "warmup"}``."""
+    "binance_futures" (USD-M futures), "interval" (one of the market's kline intervals),
+    "warmup"}``."""
     if not isinstance(feed, dict):
         raise LiveInputError(
             "feed", "a feed is an object with a kind (" + ", ".join(FEED_KINDS) + ")"
@@ -143,6 +148,11 @@ def check_feed(feed: Any) -> dict[str, Any]:
         interval_seconds(str(out.setdefault("interval", "1d" if kind == "replay" else "1m")))
     except ValueError as exc:
         raise LiveInputError("feed.interval", str(exc)) from None
+    if kind in BINANCE_FEEDS:
+        try:
+            MARKETS[BINANCE_FEEDS[kind]].check_interval(str(out["interval"]))
+        except ValueError as exc:
+            raise LiveInputError("feed.interval", str(exc)) from None
     for key, lo in (("speed", 0.0), ("warmup", 0.0), ("start", 0.0)):
         if key in out and out[key] is not None and not isinstance(out[key], str):
             value = out[key]
@@ -183,6 +193,12 @@ def create_instance(
     for name, amount, lo in amounts:
         if not isinstance(amount, int | float) or not amount >= lo or amount > 1e15:
             raise LiveInputError(name, f"must be a number ≥ {lo:g}, not {amount!r}")
+    feed = check_feed(feed)
+    if feed["kind"] in BINANCE_FEEDS:
+        try:
+            MARKETS[BINANCE_FEEDS[feed["kind"]]].check_symbols(market)
+        except ValueError as exc:
+            raise LiveInputError("market", f"the {feed['kind']} feed: {exc}") from None
     checked = _config(schema_of(pinned), config or {})
     instance = StrategyInstance(
         id=f"si_{secrets.token_hex(6)}",
@@ -191,7 +207,7 @@ def create_instance(
         strategy_version=pinned.version,
         account=account,
         market=market,
-        feed_json=json.dumps(check_feed(feed)),
+        feed_json=json.dumps(feed),
         initial_cash=float(initial_cash),
         fee_bps=float(fee_bps),
         slippage_bps=float(slippage_bps),

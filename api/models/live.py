@@ -71,7 +71,11 @@ class InstanceCreate(BaseModel):
 
     ``feed``: ``{"kind": "replay", "dataset": "name"}`` (one of the caller's datasets) or
     ``{"kind": "replay", "path": "<file under the engine's data folder>"}``, with
-    ``interval``, ``speed``, ``start``, ``warmup``; or ``{"kind": "binance", "interval": "1m"}``.
+    ``interval``, ``speed``, ``start``, ``warmup``; or ``{"kind": "binance", "interval": "1m"}``
+    (Binance spot's public klines of ``market``) or ``{"kind": "binance_futures", "interval":
+    "1m"}`` (Binance USD-M futures: a perpetual such as ``BTCUSDT`` or a delivery contract such
+    as ``BTCUSDT_261225``), with ``warmup``. A Binance feed's ``interval`` is one of the market's
+    kline intervals (futures have no ``1s``) and ``market`` a symbol of it.
     """
 
     model_config = ConfigDict(extra="forbid")

@@ -118,7 +118,9 @@ def build_source(
     """The bar source and its interval. ``data_step()`` gives the pipeline's data step's
     output (a replay with neither ``dataset`` nor ``path``); ``catalog`` a
     :class:`runners.catalogsource.CatalogSource` (a replay of a dataset); ``after`` skips the
-    bars a restarted pipeline already processed (a replay resumes there)."""
+    bars a restarted pipeline already processed (a replay resumes there; a Binance source
+    first fills every kline that closed after it from REST, so the bars that closed while the
+    pipeline was down are evaluated, not lost to the warm-up)."""
     params = plan.params
     if plan.kind == "replay":
         frame = _recording(params, where, base_dir, data_step, catalog)
@@ -155,6 +157,7 @@ def build_source(
                 market=market,
                 ws_url=None if ws_url is None else str(ws_url),
                 rest_url=None if rest_url is None else str(rest_url),
+                after=after,
             )
         except ValueError as exc:
             raise StreamError(f"{where}: source `{plan.kind}`: {exc}") from None

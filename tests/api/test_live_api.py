@@ -299,3 +299,26 @@ def test_pipelines_backtest_the_stored_modules_their_owner_may_read(
     path = client.post("/api/validate", json={"source": _pipeline("strategies/sma_cross.py")},
                        headers=alice.headers).json()  # fmt: skip
     assert [d["code"] for d in path["diagnostics"]] == ["AF220"]
+
+
+def test_binance_feeds_are_checked_against_their_market(client: TestClient, alice: Account) -> None:
+    sid = _strategy(client, alice)["id"]
+    futures = {"kind": "binance_futures", "interval": "15m", "warmup": 50}
+    made = _instance(client, alice, sid, market="BTCUSDT_261225", feed=futures)
+    assert made["feed"] == futures and made["market"] == "BTCUSDT_261225"
+    shown = client.get(f"/api/instances/{made['id']}", headers=alice.headers).json()
+    assert shown["feed"] == futures
+    spot = _instance(client, alice, sid, market="ETHUSDT", feed={"kind": "binance"})
+    assert spot["feed"] == {"kind": "binance", "interval": "1m"}  # the default interval
+    for market, feed, words in (
+        ("BTCUSDT", {"kind": "binance_futures", "interval": "1s"},
+         "feed.interval: '1s' is not a Binance USD-M futures kline interval"),
+        ("BTCUSDT", {"kind": "binance", "interval": "10m"}, "'10m' is not a Binance spot kline"),
+        ("BTC-USDT", {"kind": "binance_futures"},
+         "market: the binance_futures feed: 'BTC-USDT' is not a Binance USD-M futures symbol"),
+        ("BTCUSDT_261225", {"kind": "binance"}, "is not a Binance spot symbol"),
+        ("BTCUSDT", {"kind": "binance_futures", "warmup": -1}, "feed.warmup: must be a number"),
+    ):  # fmt: skip
+        resp = client.post("/api/instances", json={"strategy_id": sid, "market": market,
+                           "feed": feed}, headers=alice.headers)  # fmt: skip
+        assert resp.status_code == 422 and words in resp.json()["detail"], (feed, resp.text)

@@ -156,6 +156,26 @@ await step('new-instance-dialog', async () => {
   await page.selectOption('[data-testid=ni-strategy]', { label: NAME });
   await page.waitForSelector('[data-testid=ni-config] [data-testid=config-qty]', { timeout: 15000 });
   if ((await page.inputValue('[data-testid=ni-path]')) !== 'data/sample_ohlcv.csv') throw new Error('the replay file is not the sample');
+  // Binance USD-M futures: the market's symbols and intervals, checked as the API checks them
+  await page.click('[data-testid=ni-feed-binance_futures]');
+  const hint = await page.locator('[data-testid=ni-feed-hint]').textContent({ timeout: 5000 });
+  if (!hint.includes('USD-M futures')) throw new Error(`the futures feed's hint: ${hint}`);
+  if ((await page.inputValue('[data-testid=ni-interval]')) !== '1m') throw new Error('a futures feed does not start at 1m');
+  if (await page.locator('[data-testid=ni-speed]').count()) throw new Error('a live feed shows a replay speed');
+  await page.fill('[data-testid=ni-market]', 'BTC/USDT');
+  await page.fill('[data-testid=ni-interval]', '1s');
+  const symErr = await page.locator('[data-testid=field-error][data-field=market]').textContent({ timeout: 5000 });
+  if (!symErr.includes('BTCUSDT_261225')) throw new Error(`futures market BTC/USDT: ${symErr}`);
+  const ivErr = await page.locator('[data-testid=field-error][data-field="feed.interval"]').textContent({ timeout: 5000 });
+  if (!ivErr.includes('spot only')) throw new Error(`futures interval 1s: ${ivErr}`);
+  if (!(await page.isDisabled('[data-testid=ni-create]'))) throw new Error('Create is enabled with a futures feed Binance cannot serve');
+  await page.fill('[data-testid=ni-market]', 'BTCUSDT_261225');
+  await page.fill('[data-testid=ni-interval]', '15m');
+  await page.waitForSelector('[data-testid=field-error]', { state: 'detached', timeout: 5000 });
+  await s.shot('live-04a-new-instance-futures');
+  await page.click('[data-testid=ni-feed-replay]');
+  await page.waitForSelector('[data-testid=ni-path]');
+  if ((await page.inputValue('[data-testid=ni-interval]')) !== '1d') throw new Error('back on replay, the interval is not 1d');
   await page.fill('[data-testid=ni-speed]', '20');
   await page.fill('[data-testid=ni-fee]', '5');
   await page.fill('[data-testid=ni-market]', 'ASSET');

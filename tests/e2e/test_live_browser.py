@@ -56,6 +56,7 @@ EXPECTED = {
     "live-02-editor-line-error",
     "live-03-editor-saved-config-form",
     "live-04-new-instance-dialog",
+    "live-04a-new-instance-futures",
     "live-05-detail-observe-widgets",
     "live-06-confirm-active",
     "live-07-detail-active",

@@ -25,6 +25,12 @@ recording does not have is answered with ``{"code": -1121, "msg": "Invalid symbo
 a close (our choice: what Binance does with an unknown stream name could not be checked here).
 ``sessions``, ``rest_requests`` (the klines queries) and ``rest_paths`` (every REST path asked
 for) record what happened, for the assertions.
+
+The clock can also be held and moved by the test, for restarts: :meth:`BinanceReplay.hold`
+stops the stream before the first message of a kline opening at or after a time (the exchange
+has nothing new to say; connections stay open and quiet until :meth:`~BinanceReplay.release`),
+and :meth:`~BinanceReplay.advance` moves the clock to a later time without sending anything to
+anyone (time passing while no client listens: the klines closed meanwhile are on REST only).
 """
 
 from __future__ import annotations
@@ -103,8 +109,8 @@ class BinanceReplay:
         self.streams = {m["stream"] for m in self.messages}
         self.symbols = {m["data"]["s"] for m in self.messages}
         start = self.start_ms if self.start_ms is not None else 0
-        ks = [m["data"]["k"]["t"] for m in self.messages]
-        self.cursor = next((i for i, t in enumerate(ks) if t >= start), len(ks))
+        self.cursor = self._index(start)
+        self.held: int | None = None  # the stream sends no message from this index on
         self.lock = threading.Lock()
         self._stopping = threading.Event()
         self._pending: dict[int, _Log] = {}
@@ -120,6 +126,36 @@ class BinanceReplay:
         """The exchange's clock: the event time of the last message the replay passed."""
         with self.lock:
             return self._now()
+
+    def hold(self, at_ms: int) -> None:
+        """Stop the stream before the first message of a kline opening at or after ``at_ms``."""
+        with self.lock:
+            self.held = self._index(at_ms)
+
+    def release(self) -> None:
+        """Let the stream go on (to the recording's end)."""
+        with self.lock:
+            self.held = None
+
+    def advance(self, to_ms: int) -> None:
+        """Move the clock to the first message of a kline opening at or after ``to_ms``,
+        sending nothing (time passing while no client listens)."""
+        with self.lock:
+            target = self._index(to_ms)
+            if target < self.cursor:
+                raise ValueError(f"the clock is past {to_ms} already")
+            self.cursor = target
+
+    def passed_closed(self, symbol: str) -> list[dict[str, Any]]:
+        """The closed klines of ``symbol`` whose final message the clock has passed."""
+        with self.lock:
+            passed = self.messages[: self.cursor]
+        return [m["data"]["k"] for m in passed
+                if m["data"]["s"] == symbol and m["data"]["k"]["x"]]  # fmt: skip
+
+    def _index(self, at_ms: int) -> int:
+        ks = [m["data"]["k"]["t"] for m in self.messages]
+        return next((i for i, t in enumerate(ks) if t >= at_ms), len(ks))
 
     def _now(self) -> int:
         if self.cursor == 0:
@@ -185,8 +221,18 @@ class BinanceReplay:
             with self.lock:
                 if self.cursor >= len(self.lines):
                     break
-                raw, msg = self.lines[self.cursor], self.messages[self.cursor]
-                self.cursor += 1
+                held = self.held is not None and self.cursor >= self.held
+                if not held:
+                    raw, msg = self.lines[self.cursor], self.messages[self.cursor]
+                    self.cursor += 1
+            if held:  # quiet, the connection open, until released
+                try:
+                    ws.recv(timeout=0.05)
+                except TimeoutError:
+                    continue
+                except ConnectionClosed:
+                    return
+                continue
             if msg["stream"] not in wanted:
                 continue
             try:

@@ -4,6 +4,7 @@ import {
   codeError,
   configFields,
   configValues,
+  binanceFeedProblems,
   feedSummary,
   fieldHint,
   fmtCell,
@@ -182,7 +183,17 @@ describe('labels', () => {
       'replay · data/sample_ohlcv.csv · 1d · ×20 · warm-up 100',
     );
     expect(feedSummary({ kind: 'replay', dataset: 'btc', interval: '1h', speed: 0 })).toBe('replay · dataset btc · 1h · as fast as taken');
-    expect(feedSummary({ kind: 'binance', interval: '1m' })).toBe('Binance · 1m');
+    expect(feedSummary({ kind: 'binance', interval: '1m' })).toBe('Binance spot · 1m');
+    expect(feedSummary({ kind: 'binance_futures', interval: '5m', warmup: 50 })).toBe('Binance USD-M futures · 5m · warm-up 50');
+  });
+  it('binance feeds are checked against their market', () => {
+    expect(binanceFeedProblems('binance_futures', 'BTCUSDT', '1m')).toEqual({});
+    expect(binanceFeedProblems('binance_futures', 'btcusdt_261225', '4h')).toEqual({});
+    expect(binanceFeedProblems('binance', 'ETHUSDT', '1s')).toEqual({});
+    expect(binanceFeedProblems('binance_futures', 'BTCUSDT', '1s')).toEqual({ 'feed.interval': '1s klines exist on spot only' });
+    expect(binanceFeedProblems('binance', 'BTCUSDT', '10m')['feed.interval']).toMatch(/^one of 1s, 1m, 3m/);
+    expect(binanceFeedProblems('binance', 'BTCUSDT_261225', '1m').market).toMatch(/not a Binance spot symbol/);
+    expect(binanceFeedProblems('binance_futures', 'BTC/USDT', '1m').market).toMatch(/not a Binance USD-M futures symbol/);
   });
   it('seconds ago', () => {
     const now = Date.parse('2026-01-01T00:01:00Z');

@@ -431,6 +431,37 @@ export function fmtPnl(v: number | null | undefined): string {
   return Math.abs(v) < 0.005 ? '0.00' : `${v > 0 ? '+' : '-'}${s}`;
 }
 
+/** The feed kinds that read Binance's public klines, with their market's rules
+ *  (live/sources/binance_markets.py: intervals, symbol shape). */
+export const BINANCE_FEEDS = {
+  binance: {
+    title: 'Binance spot',
+    intervals: ['1s', '1m', '3m', '5m', '15m', '30m', '1h', '2h', '4h', '6h', '8h', '12h', '1d', '3d', '1w'],
+    symbol: /^[A-Z0-9]{2,30}$/,
+    example: 'BTCUSDT',
+  },
+  binance_futures: {
+    title: 'Binance USD-M futures',
+    intervals: ['1m', '3m', '5m', '15m', '30m', '1h', '2h', '4h', '6h', '8h', '12h', '1d', '3d', '1w'],
+    symbol: /^[A-Z0-9]{2,30}(_[0-9]{6})?$/,
+    example: 'BTCUSDT or BTCUSDT_261225',
+  },
+} as const;
+export type BinanceFeedKind = keyof typeof BINANCE_FEEDS;
+
+/** What is wrong with a Binance feed's market symbol and interval (as the API says it), by the
+ *  API's field names; empty when nothing is. */
+export function binanceFeedProblems(kind: BinanceFeedKind, market: string, interval: string): Record<string, string> {
+  const m = BINANCE_FEEDS[kind];
+  const out: Record<string, string> = {};
+  const symbol = market.trim().toUpperCase();
+  if (!m.symbol.test(symbol)) out.market = `not a ${m.title} symbol: letters and digits without a separator (${m.example})`;
+  const iv = interval.trim();
+  if (!(m.intervals as readonly string[]).includes(iv))
+    out['feed.interval'] = iv === '1s' ? '1s klines exist on spot only' : `one of ${m.intervals.join(', ')}`;
+  return out;
+}
+
 /** Where an instance's bars come from, in a few words. */
 export function feedSummary(feed: Record<string, unknown>): string {
   const kind = String(feed.kind ?? '?');
@@ -441,7 +472,10 @@ export function feedSummary(feed: Record<string, unknown>): string {
     const warm = typeof feed.warmup === 'number' ? `warm-up ${feed.warmup}` : '';
     return ['replay', src, interval, speed, warm].filter(Boolean).join(' · ');
   }
-  if (kind === 'binance') return ['Binance', interval].filter(Boolean).join(' · ');
+  if (kind === 'binance' || kind === 'binance_futures') {
+    const warm = typeof feed.warmup === 'number' ? `warm-up ${feed.warmup}` : '';
+    return [BINANCE_FEEDS[kind].title, interval, warm].filter(Boolean).join(' · ');
+  }
   return kind;
 }
 
