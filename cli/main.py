@@ -153,6 +153,7 @@ _LAZY_COMMANDS = {
     "nodes": ("cli.inspect", "nodes_group"),
     "serve": ("cli.serve", "serve_command"),
     "deploy": ("cli.deploy", "deploy_command"),
+    "api": ("cli.serve", "api_command"),
     "convert": ("cli.convert", "convert_command"),
     "sweep": ("cli.sweep", "sweep_group"),
     "data": ("cli.data", "data_group"),

@@ -91,6 +91,29 @@ def serve_command(
         click.echo("stopping...", err=True)
 
 
+@click.command("api")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, help="Port of the web app.")
+def api_command(host: str, port: int) -> None:
+    """Run only the web API and UI, for a stack whose Prefect server, workers, MLflow and engine
+    run as services of their own (infra/compose.yaml): ALPHAFORGE_PREFECT_API_URL names the
+    server (register the deployments with `alphaforge deploy`)."""
+    settings = ApiSettings()
+    if not settings.prefect_api_url:
+        raise click.UsageError(
+            "`alphaforge api` serves a stack whose Prefect server runs elsewhere: set "
+            "ALPHAFORGE_PREFECT_API_URL (or run everything with `alphaforge serve`)"
+        )
+    settings.apply_prefect_env()
+    _stop_on_sigterm()
+    _bootstrap(settings)
+    click.echo(f"Alpha Forge API: http://{host}:{port} (Prefect {settings.prefect_api_url})")
+    from api.server import serve
+
+    with suppress(KeyboardInterrupt):
+        serve(host=host, port=port, settings=settings)
+
+
 def _start_engine(settings: ApiSettings, children: ExitStack) -> Child:
     """The strategy engine as a supervised child (after the migrations: it reads the tables)."""
     from api.db import make_engine, run_migrations

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (`make test` → here). Installs and starts what the tests
-# need when it is missing: Docker engine + offline sandbox images, Chromium, the UI's npm
+# need when it is missing: Docker engine + offline sandbox images, Chromium, docker-compose and
+# HAProxy (the production stack's checks), the UI's npm
 # packages and build. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,7 @@ step "services: Docker engine, sandbox images, Chromium, PostgreSQL"
 bash scripts/ensure_docker.sh
 PATH="$PWD/$VENV/bin:$PATH" bash infra/build_sandbox_images.sh
 bash scripts/ensure_browser.sh
+bash scripts/ensure_infra_tools.sh
 pg_isready -h 127.0.0.1 -p 5432 -q || {
   echo "PostgreSQL does not answer on 127.0.0.1:5432 (the API tests need it)" >&2
   exit 1
