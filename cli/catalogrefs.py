@@ -14,11 +14,12 @@ from dsl.catalogref import DatasetLookupError
 
 __all__ = ["CliDatasetResolver", "uses_catalog"]
 
-_CALL = re.compile(r"\bdataset\s*\(")
+_CALL = re.compile(r"\b(?:dataset|tick_data)\s*\(")
 
 
 def uses_catalog(text: str) -> bool:
-    """Whether a pipeline's text may have a ``dataset(...)`` step (a cheap test)."""
+    """Whether a pipeline's text may have a ``dataset(...)`` or ``tick_data(...)`` step (a
+    cheap test)."""
     return bool(_CALL.search(text))
 
 
