@@ -86,7 +86,7 @@ def public(
         owner=username_of(session, dataset.owner_id) if session is not None else "",
         can_edit=caps.can_edit if caps else False,
         can_manage=caps.can_manage if caps else False,
-        notes=notes_of(columns),
+        notes=notes_of(columns) if dataset.kind != "ticks" else [],
         version=dataset.catalog_version,
         symbols=json.loads(dataset.symbols_json) if dataset.symbols_json else [],
         versions=dataset.version_count,
