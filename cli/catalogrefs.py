@@ -45,3 +45,9 @@ class CliDatasetResolver:
                 empty = True
             how = f"; import data with `alphaforge data import PATH --name {name}`"
             raise DatasetLookupError(f"{exc}{how if empty else ''}") from None
+
+    def kind(self, version: str) -> str:
+        """What the version holds: ``"ohlcv"`` (bars) or ``"ticks"`` (order-book events)."""
+        from flows.catalog import open_catalog
+
+        return open_catalog(self.settings).info(version).kind

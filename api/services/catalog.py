@@ -289,6 +289,10 @@ class OwnerDatasetResolver:
         except CatalogError as exc:
             raise DatasetLookupError(str(exc)) from None
 
+    def kind(self, version: str) -> str:
+        """What the version holds: ``"ohlcv"`` (bars) or ``"ticks"`` (order-book events)."""
+        return catalog_of(self.settings).info(version).kind
+
 
 def pin_catalog_versions(ir: PipelineIR, resolver: OwnerDatasetResolver) -> PipelineIR:
     """``ir`` with every ``dataset`` step at an exact version the owner may read now: a

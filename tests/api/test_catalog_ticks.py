@@ -93,3 +93,6 @@ def test_the_editor_pins_tick_data_to_the_owners_tick_dataset(
     ok = validate(client, alice, 'pipeline p\nb = tick_data("book", symbol="SYN")\n')
     assert ok["ok"] is True, ok["diagnostics"]
     assert ok["ir"]["nodes"][0]["params"]["version"] == info.version
+    wrong = validate(client, alice, 'pipeline p\nd = dataset("book")\nx = sma(d.close, window=2)\n')
+    assert [d["code"] for d in wrong["diagnostics"]] == ["AF212"]
+    assert "holds order-book events (ticks), not bars" in wrong["diagnostics"][0]["message"]

@@ -273,3 +273,10 @@ def test_validate_and_compile_pin_a_tick_data_reference_after_an_import(
     write("btc_book")
     proc = _cli(tmp_path, "validate", str(af))  # namespace local: no such name there
     assert proc.returncode == 2 and "local/btc_book" in proc.stdout + proc.stderr
+
+    # dataset(...) cannot read order-book events: said at validation, not when a run fails
+    af.write_text('pipeline mm\nd = dataset("btc_book")\nx = sma(d.close, window=2)\n')
+    proc = _cli(tmp_path, "validate", str(af), "--namespace", "desk")
+    said = proc.stdout + proc.stderr
+    assert proc.returncode == 2 and f"{af}:2:" in said and "AF212" in said
+    assert "holds order-book events (ticks), not bars" in said and "tick_data(...)" in said
