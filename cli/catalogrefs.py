@@ -14,11 +14,12 @@ from dsl.catalogref import DatasetLookupError
 
 __all__ = ["CliDatasetResolver", "uses_catalog"]
 
-_CALL = re.compile(r"\bdataset\s*\(")
+_CALL = re.compile(r"\b(?:dataset|tick_data)\s*\(")
 
 
 def uses_catalog(text: str) -> bool:
-    """Whether a pipeline's text may have a ``dataset(...)`` step (a cheap test)."""
+    """Whether a pipeline's text may have a ``dataset(...)`` or ``tick_data(...)`` step (a
+    cheap test)."""
     return bool(_CALL.search(text))
 
 
@@ -44,3 +45,9 @@ class CliDatasetResolver:
                 empty = True
             how = f"; import data with `alphaforge data import PATH --name {name}`"
             raise DatasetLookupError(f"{exc}{how if empty else ''}") from None
+
+    def kind(self, version: str) -> str:
+        """What the version holds: ``"ohlcv"`` (bars) or ``"ticks"`` (order-book events)."""
+        from flows.catalog import open_catalog
+
+        return open_catalog(self.settings).info(version).kind

@@ -156,7 +156,8 @@ def _when(when: datetime) -> str:
 @_CATALOG
 @_JSON
 def data_ls(namespace: str | None, catalog_url: str | None, as_json: bool) -> None:
-    """List the datasets of the namespace with their latest version."""
+    """List the datasets of the namespace with their latest version and kind (bars, or
+    ticks: order-book events, see ``alphaforge ticks ls``)."""
     from rich.table import Table
 
     cat, ns = _open(catalog_url, namespace)
@@ -168,11 +169,12 @@ def data_ls(namespace: str | None, catalog_url: str | None, as_json: bool) -> No
         _console().print(f"no datasets in {ns} ({cat.url})")
         return
     table = Table(show_header=True, header_style="bold", title=f"{ns} in {cat.url}")
-    for col in ("name", "latest", "rows", "symbols", "range", "imported"):
+    for col in ("name", "kind", "latest", "rows", "symbols", "range", "imported"):
         table.add_column(col, justify="right" if col in ("rows", "symbols") else "left")
     for v in latest:
         table.add_row(
             v.name,
+            "ticks" if v.kind == "ticks" else "bars",
             v.short(),
             f"{v.rows:,}",
             str(len(v.symbols)),
@@ -180,6 +182,8 @@ def data_ls(namespace: str | None, catalog_url: str | None, as_json: bool) -> No
             f"{v.created_at:%Y-%m-%d %H:%M}",
         )
     _console().print(table)
+    if any(v.kind == "ticks" for v in latest):
+        _console().print("  rows of a tick dataset are order-book events: `alphaforge ticks ls`")
 
 
 @data_group.command(name="show")
@@ -188,12 +192,18 @@ def data_ls(namespace: str | None, catalog_url: str | None, as_json: bool) -> No
 @_CATALOG
 @_JSON
 def data_show(ref: str, namespace: str | None, catalog_url: str | None, as_json: bool) -> None:
-    """One version of a dataset (REF is NAME or NAME@VERSION): symbols, columns, report."""
+    """One version of a dataset (REF is NAME or NAME@VERSION): symbols, columns, report (of
+    a tick dataset: what ``alphaforge ticks show`` prints)."""
     from rich.table import Table
 
     cat, ns = _open(catalog_url, namespace)
     name, _, version = ref.partition("@")
     info = cat.resolve(ns, name, version or None)
+    if info.kind == "ticks":  # order-book events: their own summary (cli/ticks.py)
+        from cli.ticks import show_ticks
+
+        show_ticks(cat, info, as_json)
+        return
     report = cat.report(info.version)
     if as_json:
         click.echo(json.dumps({**info.to_json(), "report": report}))

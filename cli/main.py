@@ -157,6 +157,7 @@ _LAZY_COMMANDS = {
     "convert": ("cli.convert", "convert_command"),
     "sweep": ("cli.sweep", "sweep_group"),
     "data": ("cli.data", "data_group"),
+    "ticks": ("cli.ticks", "ticks_group"),
     "engine": ("cli.live", "engine_command"),
     "strategy": ("cli.live", "strategy_group"),
     "instance": ("cli.live", "instance_group"),
@@ -232,9 +233,15 @@ def validate(file: Path, nodes: Path | None, owner: str | None, namespace: str |
     type=click.Path(path_type=Path),
     help="Folder of custom-node manifests (*.json) for `use` lines [default: FILE's nodes/].",
 )
-def compile_cmd(file: Path, nodes: Path | None) -> None:
-    """Compile FILE and print its IR as JSON on stdout."""
-    loaded = _load_or_exit(file, nodes)
+@_OWNER_OPTION
+@_NAMESPACE_OPTION
+def compile_cmd(file: Path, nodes: Path | None, owner: str | None, namespace: str | None) -> None:
+    """Compile FILE and print its IR as JSON on stdout (``dataset(...)`` / ``tick_data(...)``
+    references pinned to exact catalog versions, as ``run`` would)."""
+    from flows.settings import get_settings
+
+    catalog = _catalog(file, get_settings(), namespace, owner)
+    loaded = _load_or_exit(file, nodes, None, catalog)
     assert loaded.ir is not None
     click.echo(loaded.ir.to_json())
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from dsl import tree as t
 from nodes.base import split_dataset_reference
@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 __all__ = [
     "CATALOG_NODE",
     "CATALOG_NODES",
+    "NODE_KIND",
+    "DatasetKinds",
     "DatasetLookupError",
     "DatasetResolver",
     "floating_steps",
@@ -36,6 +38,9 @@ __all__ = [
 CATALOG_NODE = "dataset"
 #: the built-in nodes whose ``name`` param is a catalog reference (bars; order-book events)
 CATALOG_NODES = frozenset({CATALOG_NODE, "tick_data"})
+#: what each catalog node reads: the catalog's kind of a version ("ohlcv" bars, "ticks" events)
+NODE_KIND = {CATALOG_NODE: "ohlcv", "tick_data": "ticks"}
+_KIND_WORDS = {"ohlcv": "bars", "ticks": "order-book events (ticks)"}
 
 
 class DatasetLookupError(LookupError):
@@ -53,6 +58,15 @@ class DatasetResolver(Protocol):
     version hash; raises :class:`DatasetLookupError`."""
 
     def resolve(self, name: str, version: str | None) -> str: ...
+
+
+@runtime_checkable
+class DatasetKinds(Protocol):
+    """A resolver that also knows what a version holds (``"ohlcv"`` or ``"ticks"``): then a
+    ``tick_data`` step naming bars, or a ``dataset`` step naming ticks, is AF212 at compile
+    time rather than a failed run."""
+
+    def kind(self, version: str) -> str: ...
 
 
 def resolve_catalog_steps(
@@ -90,11 +104,31 @@ def resolve_catalog_steps(
                 severity=severity,
             )
             continue
+        wrong = _wrong_kind(resolver, b.spec.name, name, version)
+        if wrong is not None:
+            rep.report("AF212", wrong, span, severity=severity)
+            continue
         # the name says whether the step floats ("x": the latest when a run starts) or is
         # pinned ("x@v", or a version given by hand, which the name then carries too)
         if pinned is not None and prefix is None:
             b.params["name"] = f"{name}@{version}"
         b.params["version"] = version
+
+
+def _wrong_kind(resolver: DatasetResolver, node: str, name: str, version: str) -> str | None:
+    """Why ``node`` cannot read ``version`` of ``name`` (None when it can, or when the resolver
+    cannot say what a version holds)."""
+    if not isinstance(resolver, DatasetKinds):
+        return None
+    has, wants = resolver.kind(version), NODE_KIND[node]
+    if has == wants:
+        return None
+    other = next(n for n, k in NODE_KIND.items() if k == has) if has in _KIND_WORDS else None
+    how = f"; read it with {other}(...)" if other else ""
+    return (
+        f"{name}@{version[:12]} holds {_KIND_WORDS.get(has, has)}, not "
+        f"{_KIND_WORDS[wants]}: {node}(...) cannot read it{how}"
+    )
 
 
 def floating_steps(nodes: Iterable[Any]) -> list[Any]:

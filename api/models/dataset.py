@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 from sqlalchemy import Column, ForeignKey, Index, Integer, Text, text
@@ -57,8 +57,13 @@ class Dataset(DatasetBase, table=True):
     catalog_version: str | None = Field(default=None, max_length=64)
     symbols_json: str | None = Field(default=None, sa_type=Text)  # the latest version's symbols
     version_count: int = 0
+    # what its latest version holds: "bars" (OHLCV) or "ticks" (order-book events)
+    kind: str = Field(default="bars", max_length=16, sa_column_kwargs={"server_default": "bars"})
     created_at: datetime = timestamp_field()
     deleted_at: datetime | None = timestamp_field(nullable=True)
+
+
+DatasetKind = Literal["bars", "ticks"]
 
 
 class DatasetPublic(BaseModel):
@@ -79,6 +84,7 @@ class DatasetPublic(BaseModel):
     version: str | None = None  # the latest catalog version (None: not in the catalog)
     symbols: list[str] = []  # of the latest version
     versions: int = 0  # how many catalog versions the name has
+    kind: DatasetKind = "bars"  # of the latest version: bars, or ticks (order-book events)
 
 
 class SymbolRange(BaseModel):
@@ -90,8 +96,35 @@ class SymbolRange(BaseModel):
     end: datetime
 
 
+class TickSymbolSummary(BaseModel):
+    """One symbol of a tick version: its events (book rows and trades), first and last event
+    (exchange time), price range, tick and lot size (None: not recorded)."""
+
+    symbol: str
+    events: int
+    depth: int
+    trades: int
+    start: datetime
+    end: datetime
+    tick_size: float | None
+    lot_size: float | None
+    px_min: float | None
+    px_max: float | None
+
+
+class TickSummary(BaseModel):
+    """What a tick (order-book) version holds, from its manifest."""
+
+    events: int
+    start: datetime | None
+    end: datetime | None
+    symbols: list[TickSymbolSummary]
+
+
 class DatasetVersionPublic(BaseModel):
-    """A catalog version of a dataset: immutable, named by the hash of its content."""
+    """A catalog version of a dataset: immutable, named by the hash of its content. A tick
+    version (``kind`` "ticks") counts events in ``rows`` and has a ``ticks`` summary; it has
+    no candles and no preview."""
 
     version: str
     short: str
@@ -105,6 +138,8 @@ class DatasetVersionPublic(BaseModel):
     symbols: list[SymbolRange]
     sources: list[dict[str, Any]]
     latest: bool = False
+    kind: DatasetKind = "bars"
+    ticks: TickSummary | None = None
 
 
 class DatasetVersionDetail(DatasetVersionPublic):

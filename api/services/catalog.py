@@ -26,11 +26,13 @@ from api.models.dataset import (
     DatasetVersionDetail,
     DatasetVersionPublic,
     SymbolRange,
+    TickSummary,
 )
 from api.models.user import User
 from api.services import audit
 from api.settings import ApiSettings
 from catalog import Catalog, CatalogError, VersionInfo
+from catalog.ticks.summary import tick_summary
 from dsl.catalogref import CATALOG_NODES, DatasetLookupError, floating_steps
 from dsl.ir import PipelineIR
 from flows.catalog import open_catalog
@@ -41,8 +43,10 @@ __all__ = [
     "candles",
     "catalog_of",
     "follow_map",
+    "kind_of",
     "namespace_of",
     "pin_catalog_versions",
+    "refuse_ticks",
     "sync_namespace",
     "version_detail",
     "versions",
@@ -65,8 +69,19 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def version_public(info: VersionInfo, latest: str | None = None) -> DatasetVersionPublic:
-    """A catalog version as the API shows it."""
+def kind_of(info: VersionInfo) -> str:
+    """The API's name of what a version holds: "bars" or "ticks"."""
+    return "ticks" if info.kind == "ticks" else "bars"
+
+
+def version_public(
+    info: VersionInfo, latest: str | None = None, catalog: Catalog | None = None
+) -> DatasetVersionPublic:
+    """A catalog version as the API shows it (a tick version with its summary, read from its
+    manifest through ``catalog``)."""
+    ticks = None
+    if info.kind == "ticks" and catalog is not None:
+        ticks = TickSummary.model_validate(tick_summary(catalog.manifest(info.version)).to_json())
     return DatasetVersionPublic(
         version=info.version,
         short=info.short(),
@@ -83,7 +98,19 @@ def version_public(info: VersionInfo, latest: str | None = None) -> DatasetVersi
         ],
         sources=[dict(s) for s in info.sources],
         latest=info.version == latest,
+        kind=kind_of(info),  # type: ignore[arg-type]
+        ticks=ticks,
     )
+
+
+def refuse_ticks(dataset: Dataset, info: VersionInfo, what: str) -> None:
+    """422 when ``info`` holds order-book events: ``what`` (candles, a preview) needs bars."""
+    if info.kind == "ticks":
+        raise Unprocessable(
+            f"version {info.short()} of {dataset.name!r} holds order-book events (ticks), not "
+            f"bars: it has no {what}; its summary is in the version's `ticks`, and a pipeline "
+            f'reads it with tick_data("{dataset.name}@{info.short()}")'
+        )
 
 
 def _catalog_name(dataset: Dataset) -> tuple[str, str]:
@@ -104,11 +131,12 @@ def versions(settings: ApiSettings, dataset: Dataset) -> list[DatasetVersionPubl
     """The dataset's versions, newest first."""
     if dataset.catalog_version is None:
         return []
+    cat = catalog_of(settings)
     try:
-        infos = catalog_of(settings).versions(*_catalog_name(dataset))
+        infos = cat.versions(*_catalog_name(dataset))
+        return [version_public(i, dataset.catalog_version, cat) for i in reversed(infos)]
     except CatalogError as exc:
         raise Unprocessable(str(exc)) from None
-    return [version_public(i, dataset.catalog_version) for i in reversed(infos)]
 
 
 def _info(settings: ApiSettings, dataset: Dataset, version: str) -> VersionInfo:
@@ -124,7 +152,7 @@ def version_detail(settings: ApiSettings, dataset: Dataset, version: str) -> Dat
     """A version and its validation report."""
     info = _info(settings, dataset, version)
     report = catalog_of(settings).report(info.version)
-    base = version_public(info, dataset.catalog_version)
+    base = version_public(info, dataset.catalog_version, catalog_of(settings))
     return DatasetVersionDetail(**base.model_dump(), report=report)
 
 
@@ -141,6 +169,7 @@ def candles(
     """One symbol's bars of a version (default: the latest), the last ``limit`` in the range,
     read pruned to that symbol and range."""
     info = _info(settings, dataset, version or require_catalog(dataset))
+    refuse_ticks(dataset, info, "candles")
     known = [s.symbol for s in info.symbols]
     if symbol not in known:
         close = difflib.get_close_matches(symbol, known, n=3)
@@ -182,6 +211,7 @@ def record_version(dataset: Dataset, info: VersionInfo, count: int) -> None:
     dataset.start = info.start
     dataset.end = info.end
     dataset.columns_json = json.dumps(["ts", *info.columns])
+    dataset.kind = kind_of(info)
 
 
 def sync_namespace(session: Session, settings: ApiSettings, user: User) -> None:
@@ -219,7 +249,11 @@ def sync_namespace(session: Session, settings: ApiSettings, user: User) -> None:
                 version=latest.version,
             )  # fmt: skip
             changed = True
-        elif row.catalog_version != latest.version or row.version_count != count:
+        elif (
+            row.catalog_version != latest.version
+            or row.version_count != count
+            or row.kind != kind_of(latest)
+        ):
             record_version(row, latest, count)
             session.add(row)
             changed = True
@@ -254,6 +288,10 @@ class OwnerDatasetResolver:
             return catalog_of(self.settings).resolve(*_catalog_name(dataset), version).version
         except CatalogError as exc:
             raise DatasetLookupError(str(exc)) from None
+
+    def kind(self, version: str) -> str:
+        """What the version holds: ``"ohlcv"`` (bars) or ``"ticks"`` (order-book events)."""
+        return catalog_of(self.settings).info(version).kind
 
 
 def pin_catalog_versions(ir: PipelineIR, resolver: OwnerDatasetResolver) -> PipelineIR:

@@ -86,10 +86,11 @@ def public(
         owner=username_of(session, dataset.owner_id) if session is not None else "",
         can_edit=caps.can_edit if caps else False,
         can_manage=caps.can_manage if caps else False,
-        notes=notes_of(columns),
+        notes=notes_of(columns) if dataset.kind != "ticks" else [],
         version=dataset.catalog_version,
         symbols=json.loads(dataset.symbols_json) if dataset.symbols_json else [],
         versions=dataset.version_count,
+        kind="ticks" if dataset.kind == "ticks" else "bars",
     )
 
 
@@ -231,6 +232,12 @@ def add_version(
     the new one from now on."""
     dataset = get_owned(session, user, Dataset, dataset_id, "dataset", level=Level.EDIT)
     owner_id, name = dataset.owner_id, dataset.name
+    if dataset.kind == "ticks":
+        owner = username_of(session, owner_id)
+        raise Unprocessable(
+            f"{name!r} is a tick dataset (order-book events): add its versions with "
+            f"`alphaforge ticks import ... --name {name} --owner {owner}`, not a CSV of bars"
+        )
     session.commit()
     stored = _ingest(settings, owner_id, name, upload, filename, timezone, symbol, message=message)
     dataset = get_owned(session, user, Dataset, dataset_id, "dataset", level=Level.EDIT)
@@ -370,10 +377,11 @@ def preview(settings: ApiSettings, dataset: Dataset, limit: int) -> DatasetPrevi
 
 
 def _catalog_preview(settings: ApiSettings, dataset: Dataset, limit: int) -> DatasetPreview:
-    from api.services.catalog import catalog_of, require_catalog
+    from api.services.catalog import catalog_of, refuse_ticks, require_catalog
 
     catalog = catalog_of(settings)
     info = catalog.info(require_catalog(dataset))
+    refuse_ticks(dataset, info, "preview rows")
     first = info.symbols[0].symbol if info.symbols else None
     frame = catalog.read(info.version, symbols=[first] if first else None).head(limit)
     columns = ["ts", *(str(c) for c in frame.columns)]

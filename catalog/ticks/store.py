@@ -39,7 +39,7 @@ else:
     np = lazy_module("numpy", globals(), "np")
     pd = lazy_module("pandas", globals(), "pd")
 
-__all__ = ["KIND", "SCHEMA", "import_ticks", "read_ticks"]
+__all__ = ["KIND", "SCHEMA", "import_ticks", "price_range", "read_ticks"]
 
 KIND = "ticks"
 SCHEMA = [["kind", KIND], *[[name, code] for name, code in ticks.EVENT_FIELDS]]
@@ -110,10 +110,22 @@ def import_ticks(
                 "trades": int(
                     np.count_nonzero((chunk["ev"] & ticks.KIND_MASK) == ticks.TRADE_EVENT)
                 ),
+                **price_range(chunk),
             }
             parts.append((entry["path"], raw, entry))
         per_symbol[symbol] = meta.to_json()
     return _publish(storage, namespace, name, parts, per_symbol, list(sources), message)
+
+
+def price_range(chunk: np.ndarray) -> dict[str, float | None]:
+    """The lowest and highest price of the book levels and trades (clears carry no price of
+    their own) — what ``alphaforge ticks show`` and the web app's summary say."""
+    kind = chunk["ev"] & np.uint64(ticks.KIND_MASK)
+    priced = (kind != ticks.DEPTH_CLEAR_EVENT) & np.isfinite(chunk["px"]) & (chunk["px"] > 0)
+    px = chunk["px"][priced]
+    if not len(px):
+        return {"px_min": None, "px_max": None}
+    return {"px_min": float(px.min()), "px_max": float(px.max())}
 
 
 def _publish(
@@ -138,7 +150,12 @@ def _publish(
     manifest["columns"] = []
     for s in manifest["symbols"]:
         s.update(per_symbol[s["symbol"]])
-        s["trades"] = sum(f["trades"] for f in files if f["symbol"] == s["symbol"])
+        mine = [f for f in files if f["symbol"] == s["symbol"]]
+        s["trades"] = sum(f["trades"] for f in mine)
+        lows = [f["px_min"] for f in mine if f.get("px_min") is not None]
+        highs = [f["px_max"] for f in mine if f.get("px_max") is not None]
+        s["px_min"] = min(lows) if lows else None
+        s["px_max"] = max(highs) if highs else None
     obj = f"objects/{manifest['version']}"
     staging = f"staging/{uuid.uuid4().hex}"
     created = wrote = False

@@ -104,3 +104,28 @@ def test_without_a_catalog_the_reference_stays_for_the_run() -> None:
     assert result.ok
     assert result.ir.node("data").params["name"] == "eq@a1a1a1"
     assert result.ir.node("data").params["version"] is None
+
+
+class KindCatalog(FakeCatalog):
+    """`eq` holds bars (V1) and, from V2 on, order-book events."""
+
+    def kind(self, version: str) -> str:
+        return "ohlcv" if version == V1 else "ticks"
+
+
+def test_a_step_naming_the_other_kind_of_dataset_is_af212_saying_which_node_reads_it() -> None:
+    ticks = compile_source('pipeline p\nb = tick_data("eq@a1a1a1")\n', catalog=KindCatalog())
+    assert [d.code for d in ticks.diagnostics] == ["AF212"]
+    (said,) = [d.message for d in ticks.diagnostics]
+    assert said == (
+        f"eq@{V1[:12]} holds bars, not order-book events (ticks): tick_data(...) cannot read "
+        "it; read it with dataset(...)"
+    )
+    assert ticks.diagnostics[0].line == 2
+    bars = compile_source(_src('dataset("eq")'), catalog=KindCatalog())
+    assert [d.code for d in bars.diagnostics] == ["AF212"]
+    assert "holds order-book events (ticks), not bars" in bars.diagnostics[0].message
+    ok = compile_source('pipeline p\nb = tick_data("eq")\n', catalog=KindCatalog())
+    assert ok.ok and ok.ir.node("b").params["version"] == V2
+    # a resolver that cannot say what a version holds checks names and versions only
+    assert compile_source('pipeline p\nb = tick_data("eq@a1a1a1")\n', catalog=FakeCatalog()).ok

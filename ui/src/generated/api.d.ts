@@ -2071,6 +2071,12 @@ export interface components {
              * @default 0
              */
             versions?: number;
+            /**
+             * Kind
+             * @default bars
+             * @enum {string}
+             */
+            kind?: "bars" | "ticks";
         };
         /**
          * DatasetVersionDetail
@@ -2109,6 +2115,13 @@ export interface components {
              * @default false
              */
             latest?: boolean;
+            /**
+             * Kind
+             * @default bars
+             * @enum {string}
+             */
+            kind?: "bars" | "ticks";
+            ticks?: components["schemas"]["TickSummary"] | null;
             /** Report */
             report: {
                 [key: string]: unknown;
@@ -2116,7 +2129,9 @@ export interface components {
         };
         /**
          * DatasetVersionPublic
-         * @description A catalog version of a dataset: immutable, named by the hash of its content.
+         * @description A catalog version of a dataset: immutable, named by the hash of its content. A tick
+         *     version (``kind`` "ticks") counts events in ``rows`` and has a ``ticks`` summary; it has
+         *     no candles and no preview.
          */
         DatasetVersionPublic: {
             /** Version */
@@ -2151,6 +2166,13 @@ export interface components {
              * @default false
              */
             latest?: boolean;
+            /**
+             * Kind
+             * @default bars
+             * @enum {string}
+             */
+            kind?: "bars" | "ticks";
+            ticks?: components["schemas"]["TickSummary"] | null;
         };
         /**
          * DiagnosticOut
@@ -4875,6 +4897,53 @@ export interface components {
             created_at: string;
             /** Members */
             members: components["schemas"]["TeamMemberPublic"][];
+        };
+        /**
+         * TickSummary
+         * @description What a tick (order-book) version holds, from its manifest.
+         */
+        TickSummary: {
+            /** Events */
+            events: number;
+            /** Start */
+            start: string | null;
+            /** End */
+            end: string | null;
+            /** Symbols */
+            symbols: components["schemas"]["TickSymbolSummary"][];
+        };
+        /**
+         * TickSymbolSummary
+         * @description One symbol of a tick version: its events (book rows and trades), first and last event
+         *     (exchange time), price range, tick and lot size (None: not recorded).
+         */
+        TickSymbolSummary: {
+            /** Symbol */
+            symbol: string;
+            /** Events */
+            events: number;
+            /** Depth */
+            depth: number;
+            /** Trades */
+            trades: number;
+            /**
+             * Start
+             * Format: date-time
+             */
+            start: string;
+            /**
+             * End
+             * Format: date-time
+             */
+            end: string;
+            /** Tick Size */
+            tick_size: number | null;
+            /** Lot Size */
+            lot_size: number | null;
+            /** Px Min */
+            px_min: number | null;
+            /** Px Max */
+            px_max: number | null;
         };
         /**
          * TokenResponse

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkLabel, datasetRef, fmtBytes, fmtRange, fmtSpacing, preCatalogNote, summariseReport, symbolsLabel, versionRows } from './catalog';
+import { checkLabel, datasetRef, fmtBytes, fmtInstant, fmtPrice, fmtRange, fmtSpacing, fmtTickRange, preCatalogNote, sourceLabel, summariseReport, symbolsLabel, tickRows, versionRows } from './catalog';
 import type { DatasetVersion } from './types';
 
 const sym = (symbol: string, rows = 10) => ({ symbol, rows, start: '2024-01-01T00:00:00Z', end: '2024-01-10T00:00:00Z' });
@@ -16,6 +16,8 @@ const version = (over: Partial<DatasetVersion>): DatasetVersion => ({
   symbols: [sym('AAA'), sym('BBB')],
   sources: [],
   latest: false,
+  kind: 'bars',
+  ticks: null,
   ...over,
 });
 
@@ -111,5 +113,58 @@ describe('summariseReport', () => {
       const s = summariseReport(r as Record<string, unknown> | null);
       expect([s.files, s.gaps, s.checks, s.rows]).toEqual([[], [], [], null]);
     }
+  });
+});
+
+describe('tick datasets', () => {
+  const summary = {
+    events: 8,
+    start: '2024-01-01T00:00:00Z',
+    end: '2024-01-01T00:00:04.25Z',
+    symbols: [
+      { symbol: 'BTCUSDT', events: 8, depth: 6, trades: 2, start: '2024-01-01T00:00:00Z', end: '2024-01-01T00:00:04.25Z', tick_size: 0.1, lot_size: 0.001, px_min: 41990.5, px_max: 42010 },
+      { symbol: 'OLD', events: 3, depth: 3, trades: 0, start: '2024-01-01T00:00:00Z', end: '2024-01-01T00:00:01Z', tick_size: null, lot_size: null, px_min: null, px_max: null },
+    ],
+  };
+  it('names a tick version with tick_data, a bar version with dataset', () => {
+    expect(datasetRef('btc_book', 'f6e2d1d2f869', 'ticks')).toBe('tick_data("btc_book@f6e2d1d2f869")');
+    expect(datasetRef('btc_book', null, 'ticks')).toBe('tick_data("btc_book")');
+    const [row] = versionRows('btc_book', [version({ kind: 'ticks', short: 'f6e2d1d2f869' })]);
+    expect(row.ref).toBe('tick_data("btc_book@f6e2d1d2f869")');
+  });
+  it('shows times to the millisecond and prices without float noise', () => {
+    expect(fmtInstant('2024-01-01T00:00:04.25Z')).toBe('2024-01-01 00:00:04.250 UTC');
+    expect(fmtInstant(null)).toBe('—');
+    expect(fmtPrice(0.1 + 0.2)).toBe('0.3');
+    expect(fmtPrice(42010)).toBe('42010');
+    expect(fmtPrice(null)).toBe('—');
+  });
+  it('makes a row per symbol, with "—" where the manifest recorded no prices or sizes', () => {
+    const rows = tickRows(summary);
+    expect(rows[0]).toEqual({
+      symbol: 'BTCUSDT',
+      events: 8,
+      depth: 6,
+      trades: 2,
+      first: '2024-01-01 00:00:00.000 UTC',
+      last: '2024-01-01 00:00:04.250 UTC',
+      prices: '41990.5 – 42010',
+      sizes: '0.1 / 0.001',
+    });
+    expect([rows[1].prices, rows[1].sizes]).toEqual(['—', '— / —']);
+    expect(tickRows(null)).toEqual([]);
+  });
+  it('shows a tick range to the second, the end date only when it differs', () => {
+    expect(fmtTickRange('2024-01-01T00:00:00Z', '2024-01-01T00:04:59.987Z')).toBe('2024-01-01 00:00:00 → 00:04:59 UTC');
+    expect(fmtTickRange('2024-01-01T23:59:00Z', '2024-01-02T00:01:00Z')).toBe('2024-01-01 23:59:00 → 2024-01-02 00:01:00 UTC');
+    expect(fmtTickRange(null, '2024-01-01T00:00:00Z')).toBe('—');
+    const [row] = versionRows('b', [version({ kind: 'ticks', start: '2024-01-01T00:00:00Z', end: '2024-01-01T00:00:04Z' })]);
+    expect(row.range).toBe('2024-01-01 00:00:00 → 00:00:04 UTC');
+  });
+  it('says where the events came from: a file and its format, or the generator', () => {
+    expect(sourceLabel({ file: 'btcusdt.jsonl', format: 'binance-futures', bytes: 10 })).toBe('btcusdt.jsonl (binance-futures)');
+    expect(sourceLabel({ file: 'snap.json', format: 'binance-futures', role: 'snapshot' })).toBe('snap.json (binance-futures, snapshot)');
+    expect(sourceLabel({ generator: 'synthetic_book', params: { seed: 7, duration_s: 300, symbol: 'SYN' } })).toBe('synthetic_book, seed 7, 300 s of SYN');
+    expect(sourceLabel({})).toBe('?');
   });
 });

@@ -5,11 +5,18 @@
  * The report is a JSON object the catalog writes; every field is read defensively (an older or
  * newer catalog may leave one out).
  */
-import type { Dataset, DatasetVersion } from './types';
+import type { Dataset, DatasetVersion, TickSummary } from './types';
 
-/** How a pipeline names this version of the dataset: `dataset("name@short")`. */
-export function datasetRef(name: string, short?: string | null): string {
-  return short ? `dataset("${name}@${short}")` : `dataset("${name}")`;
+/** What a dataset's version holds: OHLCV bars, or order-book events (ticks). */
+export type DatasetKind = 'bars' | 'ticks';
+
+/**
+ * How a pipeline names this version of the dataset: `dataset("name@short")`, or for order-book
+ * events `tick_data("name@short")`.
+ */
+export function datasetRef(name: string, short?: string | null, kind: DatasetKind = 'bars'): string {
+  const node = kind === 'ticks' ? 'tick_data' : 'dataset';
+  return short ? `${node}("${name}@${short}")` : `${node}("${name}")`;
 }
 
 /** 1536 → "1.5 KB" (powers of 1024, one decimal under 10). */
@@ -83,10 +90,10 @@ export function versionRows(name: string, versions: DatasetVersion[]): VersionRo
     rows: v.rows,
     symbols: v.symbols.length,
     symbolsLabel: symbolsLabel(v.symbols.map((s) => s.symbol)),
-    range: fmtRange(v.start, v.end),
+    range: v.kind === 'ticks' ? fmtTickRange(v.start, v.end) : fmtRange(v.start, v.end),
     size: fmtBytes(v.bytes),
     latest: v.latest,
-    ref: datasetRef(name, v.short),
+    ref: datasetRef(name, v.short, v.kind ?? 'bars'),
   }));
 }
 
@@ -199,4 +206,71 @@ export function summariseReport(report: Record<string, unknown> | null | undefin
 /** A check's code as words: "HIGH_BELOW_LOW" → "high below low". */
 export function checkLabel(code: string): string {
   return code.toLowerCase().replace(/_/g, ' ');
+}
+
+/** An ISO time to the millisecond, UTC ("2024-01-01 00:00:04.250 UTC"): ticks are finer than bars. */
+export function fmtInstant(ts: string | null | undefined): string {
+  if (!ts) return '—';
+  const d = new Date(ts);
+  if (Number.isNaN(d.getTime())) return ts;
+  return `${d.toISOString().slice(0, 23).replace('T', ' ')} UTC`;
+}
+
+/** A price or size without float noise: 42000.5 → "42000.5", 0.1 + 0.2 → "0.3"; null → "—". */
+export function fmtPrice(v: number | null | undefined): string {
+  if (typeof v !== 'number' || !Number.isFinite(v)) return '—';
+  return String(Number(v.toPrecision(12)));
+}
+
+/** One symbol of a tick version as the page shows it. */
+export interface TickRow {
+  symbol: string;
+  events: number;
+  depth: number;
+  trades: number;
+  first: string;
+  last: string;
+  prices: string;
+  sizes: string;
+}
+
+/** The per-symbol rows of a tick version's summary (none for a bar version). */
+export function tickRows(summary: TickSummary | null | undefined): TickRow[] {
+  return (summary?.symbols ?? []).map((s) => ({
+    symbol: s.symbol,
+    events: s.events,
+    depth: s.depth,
+    trades: s.trades,
+    first: fmtInstant(s.start),
+    last: fmtInstant(s.end),
+    prices: s.px_min === null || s.px_max === null ? '—' : `${fmtPrice(s.px_min)} – ${fmtPrice(s.px_max)}`,
+    sizes: `${fmtPrice(s.tick_size)} / ${fmtPrice(s.lot_size)}`,
+  }));
+}
+
+/**
+ * Where a tick version's events came from, in words: a file and its format
+ * ("btcusdt.jsonl (binance-futures, snapshot)"), or the generator and its seed
+ * ("synthetic_book, seed 7, 300 s of SYN").
+ */
+export function sourceLabel(src: Record<string, unknown>): string {
+  if (typeof src.generator === 'string') {
+    const p = (src.params && typeof src.params === 'object' ? src.params : {}) as Record<string, unknown>;
+    const bits = [src.generator];
+    if (typeof p.seed === 'number') bits.push(`seed ${p.seed}`);
+    if (typeof p.duration_s === 'number') bits.push(`${p.duration_s} s${typeof p.symbol === 'string' ? ` of ${p.symbol}` : ''}`);
+    return bits.join(', ');
+  }
+  const what = [src.format, src.role].filter((x): x is string => typeof x === 'string');
+  const file = typeof src.file === 'string' ? src.file : '?';
+  return what.length ? `${file} (${what.join(', ')})` : file;
+}
+
+/** A dataset's time range to the second, the end's date left out when it is the start's: ticks. */
+export function fmtTickRange(start: string | null | undefined, end: string | null | undefined): string {
+  if (!start || !end) return '—';
+  const a = new Date(start).toISOString();
+  const b = new Date(end).toISOString();
+  const tail = a.slice(0, 10) === b.slice(0, 10) ? b.slice(11, 19) : b.slice(0, 19).replace('T', ' ');
+  return `${a.slice(0, 19).replace('T', ' ')} → ${tail} UTC`;
 }

@@ -65,6 +65,9 @@ export type SymbolRange = Out<S['SymbolRange']>;
 export interface DatasetVersion extends Omit<Out<S['DatasetVersionPublic']>, 'symbols'> {
   symbols: SymbolRange[];
 }
+/** What a tick (order-book) version holds: events, time range, per symbol counts and prices. */
+export type TickSummary = Out<S['TickSummary']>;
+export type TickSymbolSummary = Out<S['TickSymbolSummary']>;
 /** A version with its validation report (see `lib/catalog.ts` for the report's shape). */
 export interface DatasetVersionDetail extends Omit<Out<S['DatasetVersionDetail']>, 'symbols' | 'report'> {
   symbols: SymbolRange[];
