@@ -36,6 +36,7 @@ from api.models.run import ACTIVE_STATUSES, Run, RunStatus
 from api.services import run_files
 from api.services.prefect_client import prefect_client, read_flow_runs
 from api.services.run_liveness import end_gone_run, gone_reason
+from api.services.run_tracking_close import close_tracked_runs
 from api.settings import ApiSettings
 from flows.spec import RunRecord
 from flows.tracebacks import user_text
@@ -186,6 +187,9 @@ def _sync_runs(session: Session, client: SyncPrefectClient, settings: ApiSetting
         if reason is not None and flow_run is not None:
             flow_run = end_gone_run(client, flow_run, reason)
         dirty, cancel = apply(run, flow_run, settings, now)
+        if dirty and run.status in (RunStatus.FAILED.value, RunStatus.CANCELLED.value):
+            # a process that died first never ended its MLflow run: not "running" for ever
+            close_tracked_runs(settings.mlflow_uri, run.run_key)
         if cancel and run.prefect_flow_run_id:
             from api.services.prefect_client import cancel_flow_run
 
