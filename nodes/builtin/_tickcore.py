@@ -1,0 +1,237 @@
+"""The tick simulation, without the pipeline: events and params in, hftbacktest run by our
+kernel, raw arrays out (:class:`TickRun`); :mod:`nodes.builtin._tickoutputs` shapes them.
+
+Checks at the door (``DataError``, AF600, with the row): an empty or mistyped event array,
+timestamps that go back, prices off ``tick_size``, a recorded-latency table without its
+columns or out of order.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nodes.errors import DataError, NodeError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from nodes.builtin.tickparams import TickBacktestParams
+
+__all__ = ["ORDER_LATENCY_DTYPE", "TickRun", "as_events", "as_order_latency", "simulate"]
+
+_SOURCE = "tick_backtest: ticks"
+ORDER_LATENCY_DTYPE = np.dtype(
+    [("req_ts", "i8"), ("exch_ts", "i8"), ("resp_ts", "i8"), ("_padding", "i8")], align=True
+)
+_EXCH_EVENT, _LOCAL_EVENT = 1 << 31, 1 << 30
+_PRICED = (1, 2, 4, 5)  # depth, trade, depth snapshot, BBO events carry a price
+
+
+@dataclass(frozen=True)
+class TickRun:
+    """What the kernel produced, as int64 / float64 arrays (columns: ``_tickkernel``)."""
+
+    orders_i: np.ndarray
+    orders_f: np.ndarray
+    fills_i: np.ndarray
+    fills_f: np.ndarray
+    records_ts: np.ndarray
+    records_f: np.ndarray
+    events: int
+    steps: int
+    final_fee: float
+    final_balance: float
+    final_position: float
+
+
+def as_events(ticks: Any) -> np.ndarray:
+    """The ticks as a C-contiguous array of hftbacktest's ``event_dtype``, checked."""
+    from hftbacktest.types import event_dtype
+
+    if not isinstance(ticks, np.ndarray) or ticks.dtype.names is None:
+        raise DataError(
+            "NOT_EVENTS",
+            f"expected hftbacktest's event array (a numpy structured array), got "
+            f"{type(ticks).__name__}",
+            source=_SOURCE,
+        )
+    missing = [f for f in event_dtype.names or () if f not in (ticks.dtype.names or ())]
+    if missing:
+        raise DataError(
+            "MISSING_COLUMNS", f"the event array lacks {', '.join(missing)}", source=_SOURCE
+        )
+    if len(ticks) == 0:
+        raise DataError("EMPTY", "no events: the tick data is empty", source=_SOURCE)
+    events = np.ascontiguousarray(ticks.astype(event_dtype, copy=False))
+    ev = events["ev"]
+    for flag, column in ((_EXCH_EVENT, "exch_ts"), (_LOCAL_EVENT, "local_ts")):
+        ts = events[column][(ev & flag) != 0]
+        back = np.flatnonzero(np.diff(ts) < 0)
+        if len(back):
+            row = int(np.flatnonzero((ev & flag) != 0)[back[0] + 1])
+            raise DataError(
+                "UNSORTED",
+                f"{column} goes back in time at event {row} (events flagged for the "
+                f"{'exchange' if flag == _EXCH_EVENT else 'local'} side must be in "
+                f"{column} order)",
+                source=_SOURCE,
+                row=row,
+            )
+    return events
+
+
+def check_ticks(events: np.ndarray, tick_size: float) -> None:
+    """Every priced event's price is a whole number of ticks (hftbacktest would round it)."""
+    kind = events["ev"] & 0xFF
+    priced = np.isin(kind, _PRICED)
+    px = events["px"]
+    ratio = px / tick_size
+    off = priced & (np.abs(ratio - np.round(ratio)) > 1e-6 * np.maximum(1.0, np.abs(ratio)))
+    if off.any():
+        row = int(np.argmax(off))
+        raise DataError(
+            "OFF_TICK_PRICE",
+            f"price {px[row]!r} at event {row} is not a multiple of tick_size={tick_size:g} "
+            f"({int(off.sum())} such events); give the instrument's tick size",
+            source=_SOURCE,
+            row=row,
+        )
+    if not np.isfinite(px[priced]).all():
+        row = int(np.argmax(priced & ~np.isfinite(px)))
+        raise DataError("NAN_PRICE", f"event {row} has no finite price", source=_SOURCE, row=row)
+
+
+def as_order_latency(table: pd.DataFrame | np.ndarray) -> np.ndarray:
+    """Recorded order latencies (``req_ts``, ``exch_ts``, ``resp_ts`` in ns, or timestamps)
+    as hftbacktest's order latency rows, checked."""
+    source = "tick_backtest: order_latency"
+    cols = ("req_ts", "exch_ts", "resp_ts")
+    names = table.dtype.names if isinstance(table, np.ndarray) else tuple(table.columns)
+    if names is None or not set(cols) <= set(names):
+        raise DataError(
+            "MISSING_COLUMNS", f"needs columns {', '.join(cols)} (nanoseconds)", source=source
+        )
+    out = np.zeros(len(table), ORDER_LATENCY_DTYPE)
+    for c in cols:
+        values = np.asarray(table[c])
+        if np.issubdtype(values.dtype, np.datetime64):
+            values = values.astype("datetime64[ns]").astype(np.int64)
+        out[c] = values.astype(np.int64)
+    if len(out) == 0:
+        raise DataError("EMPTY", "no recorded order latencies", source=source)
+    bad = np.flatnonzero((out["exch_ts"] < out["req_ts"]) | (out["resp_ts"] < out["exch_ts"]))
+    if len(bad):
+        raise DataError(
+            "LATENCY_ORDER",
+            f"row {int(bad[0])}: needs req_ts <= exch_ts <= resp_ts",
+            source=source,
+            row=int(bad[0]),
+        )
+    back = np.flatnonzero(np.diff(out["req_ts"]) < 0)
+    if len(back):
+        row = int(back[0]) + 1
+        raise DataError("UNSORTED", f"req_ts goes back at row {row}", source=source, row=row)
+    return out
+
+
+def build_asset(
+    events: np.ndarray, params: TickBacktestParams, latency: np.ndarray | None
+) -> Any:
+    """hftbacktest's ``BacktestAsset`` for one linear instrument, as ``params`` say."""
+    from hftbacktest import BacktestAsset
+
+    from nodes.builtin.tickparams import QUEUE_MODELS
+
+    asset = BacktestAsset().data(events).linear_asset(1.0)
+    if params.latency == "recorded":
+        if latency is None:
+            raise NodeError(
+                "tick_backtest: latency='recorded' needs the order_latency input (a table of "
+                "req_ts, exch_ts, resp_ts); or use latency='constant'"
+            )
+        asset = asset.intp_order_latency(latency, params.latency_offset_ns)
+    else:
+        asset = asset.constant_order_latency(params.entry_latency_ns, params.response_latency_ns)
+    method = getattr(asset, QUEUE_MODELS[params.queue_model])
+    asset = method(params.queue_power) if params.queue_model.startswith("power") else method()
+    asset = (
+        asset.no_partial_fill_exchange()
+        if params.exchange == "no_partial_fill"
+        else asset.partial_fill_exchange()
+    )
+    return (
+        asset.trading_value_fee_model(params.maker_fee_bps / 1e4, params.taker_fee_bps / 1e4)
+        .tick_size(params.tick_size)
+        .lot_size(params.lot_size)
+    )
+
+
+def simulate(
+    ticks: Any, params: TickBacktestParams, order_latency: Any | None = None
+) -> TickRun:
+    """Run the params' strategy over ``ticks`` in hftbacktest (see the module doc)."""
+    from hftbacktest import HashMapMarketDepthBacktest
+
+    from nodes.builtin import _tickkernel as k
+
+    events = as_events(ticks)
+    check_ticks(events, params.tick_size)
+    latency = as_order_latency(order_latency) if order_latency is not None else None
+    if params.latency == "constant" and latency is not None:
+        raise NodeError(
+            "tick_backtest: an order_latency input is bound but latency='constant'; set "
+            "latency='recorded' to use it"
+        )
+    step = math.gcd(params.record_ns, params.update_ns)
+    local = events["local_ts"][(events["ev"] & _LOCAL_EVENT) != 0]
+    span = int(local[-1] - local[0]) if len(local) else 0
+    capacity = span // params.record_ns + 3
+    records_ts = np.zeros(capacity, np.int64)
+    records_f = np.full((capacity, k.RF), np.nan)
+    hbt = HashMapMarketDepthBacktest([build_asset(events, params, latency)])
+    try:
+        run = k.kernel(k.GRID_MM if params.strategy == "grid_mm" else k.IMBALANCE_TAKER)
+        book, oi, of, fi, ff, steps = run(
+            hbt,
+            _strategy_params(params),
+            step,
+            params.update_ns // step,
+            params.record_ns // step,
+            records_ts,
+            records_f,
+        )
+        state = hbt.state_values(0)
+        fee, balance, position = float(state.fee), float(state.balance), float(state.position)
+    finally:
+        hbt.close()
+    n = int(book[3])
+    return TickRun(
+        oi, of, fi, ff, records_ts[:n], records_f[:n], len(events), int(steps), fee, balance,
+        position,
+    )  # fmt: skip
+
+
+def _strategy_params(p: TickBacktestParams) -> np.ndarray:
+    if p.strategy == "grid_mm":
+        values = [
+            p.grid_levels,
+            p.grid_spacing_ticks,
+            p.half_spread_ticks,
+            p.order_qty,
+            p.max_position,
+            p.skew_ticks,
+        ]
+    else:
+        values = [
+            p.imbalance_threshold,
+            p.imbalance_levels,
+            p.order_qty,
+            p.max_position,
+            p.max_queue_ahead,
+            p.patience_ms * 1e6,
+        ]
+    return np.array(values, dtype=np.float64)

@@ -1,0 +1,319 @@
+"""A tick run's arrays shaped as the bar backtester's outputs (equity, orders, trades,
+metrics) plus the order log and the fill statistics (docs/tick-backtest.md).
+
+Accounting (a linear instrument, contract size 1): hftbacktest keeps ``balance`` (−Σ signed
+qty × price of the fills) and ``fee`` (Σ fees, negative for rebates) apart; here
+``cash = initial cash + balance − fee`` and ``equity = cash + position × mid``, marked at each
+record. Fill fees are ``maker_fee_bps`` or ``taker_fee_bps`` / 1e4 × qty × price by the
+fill's side of the book; their sum equals hftbacktest's ``fee`` (checked: a warning otherwise).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from nodes.builtin import _tickkernel as k
+from nodes.builtin._tickcore import TickRun
+from nodes.builtin.metrics import OrderArrays, TradeArrays, metrics_of
+from nodes.errors import NodeError
+
+if TYPE_CHECKING:
+    from nodes.builtin.tickparams import TickBacktestParams
+
+__all__ = [
+    "EQUITY_COLUMNS",
+    "FILL_COLUMNS",
+    "FILL_METRIC_KEYS",
+    "ORDER_LOG_COLUMNS",
+    "TRADE_COLUMNS",
+    "shape",
+]
+
+EQUITY_COLUMNS = (
+    "equity",
+    "cash",
+    "position",
+    "drawdown",
+    "returns",
+    "mid",
+    "inventory",
+    "best_bid",
+    "best_ask",
+)
+FILL_COLUMNS = (
+    "ts",
+    "side",
+    "units",
+    "price",
+    "fee",
+    "order_id",
+    "liquidity",
+    "submit_ts",
+    "queue_time_ms",
+    "seen_ts",
+)
+ORDER_LOG_COLUMNS = (
+    "order_id",
+    "submit_ts",
+    "side",
+    "price",
+    "qty",
+    "time_in_force",
+    "status",
+    "filled_qty",
+    "first_fill_ts",
+    "last_fill_ts",
+    "cancel_ts",
+    "queue_ahead",
+)
+TRADE_COLUMNS = (
+    "entry_ts",
+    "exit_ts",
+    "side",
+    "units",
+    "entry_price",
+    "exit_price",
+    "fees",
+    "pnl",
+    "return",
+    "fills",
+    "is_open",
+)
+#: the metrics a tick backtest adds to the bar backtester's
+FILL_METRIC_KEYS: tuple[str, ...] = (
+    "events",
+    "orders_submitted",
+    "orders_filled",
+    "orders_cancelled",
+    "fill_ratio",
+    "fills",
+    "maker_fills",
+    "taker_fills",
+    "maker_fees",
+    "taker_fees",
+    "traded_units",
+    "traded_value",
+    "queue_time_mean_ms",
+    "queue_time_median_ms",
+    "max_abs_inventory",
+    "final_position",
+)
+_STATUS = {0: "pending", 1: "new", 2: "expired", 3: "filled", 4: "cancelled", 5: "partial",
+           6: "rejected", k.STATUS_OPEN_AT_END: "open"}  # fmt: skip
+_TIF = {0: "GTC", 1: "GTX", 2: "FOK", 3: "IOC"}
+
+
+def _ts(ns: np.ndarray) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex(ns.astype("datetime64[ns]")).tz_localize("UTC")
+
+
+def _ts_or_nat(ns: np.ndarray) -> pd.DatetimeIndex:
+    out = ns.astype("datetime64[ns]")
+    out[ns < 0] = np.datetime64("NaT")
+    return pd.DatetimeIndex(out).tz_localize("UTC")
+
+
+def _fill_order(run: TickRun) -> np.ndarray:
+    """Fills in time order, ties by order id: one scan finds them in hash-map order."""
+    return np.lexsort((run.fills_i[:, k.FI_ORDER], run.fills_i[:, k.FI_TS]))
+
+
+def shape(run: TickRun, params: TickBacktestParams, *, tables: bool = True) -> dict[str, Any]:
+    """The outputs of ``tick_backtest`` from a run (``tables`` False: equity and metrics)."""
+    if len(run.records_ts) == 0:
+        raise NodeError(
+            "tick_backtest: the book never had both a bid and an ask at a record time: "
+            "nothing to mark the equity at (too little data for record_interval_ms?)"
+        )
+    fills_i = run.fills_i[_fill_order(run)]
+    fills_f = run.fills_f[_fill_order(run)]
+    maker = fills_i[:, k.FI_MAKER] == 1
+    units, price = fills_f[:, k.FF_QTY], fills_f[:, k.FF_PRICE]
+    rate = np.where(maker, params.maker_fee_bps, params.taker_fee_bps) / 1e4
+    fee = rate * units * price
+    equity = _equity(run, params.cash)
+    trades = _round_trips(fills_i, units, price, fee, equity)
+    metrics = metrics_of(
+        equity["equity"].to_numpy(),
+        equity.index,
+        drawdown=equity["drawdown"].to_numpy(),
+        position=equity["position"].to_numpy(),
+        trades=TradeArrays(
+            pnl=trades["pnl"].to_numpy(),
+            ret=trades["return"].to_numpy(),
+            is_open=trades["is_open"].to_numpy(),
+        ),
+        orders=OrderArrays(units=units, price=price, fee=fee),
+        ppy=params.ppy,
+        calendar=params.calendar if params.ppy is not None or params.calendar else "24x7",
+    )
+    metrics.update(_fill_metrics(run, fills_i, units, price, fee, maker, equity))
+    if not np.isclose(fee.sum(), run.final_fee, rtol=1e-9, atol=1e-9):
+        metrics["warnings"].append(
+            f"fees: the fills' fees sum to {fee.sum():.6g} but hftbacktest charged "
+            f"{run.final_fee:.6g} (partial fills merged between two scans?)"
+        )
+    out: dict[str, Any] = {"equity": equity, "metrics": metrics}
+    if tables:
+        out["orders"] = _fills_frame(run, fills_i, units, price, fee, maker)
+        out["trades"] = trades
+        out["order_log"] = _order_log(run)
+    return out
+
+
+def _equity(run: TickRun, cash0: float) -> pd.DataFrame:
+    rf = run.records_f
+    mid, position = rf[:, k.RF_MID], rf[:, k.RF_POSITION]
+    cash = cash0 + rf[:, k.RF_BALANCE] - rf[:, k.RF_FEE]
+    equity = cash + position * mid
+    peak = np.maximum.accumulate(equity)
+    returns = np.empty_like(equity)
+    returns[0] = 0.0
+    returns[1:] = equity[1:] / equity[:-1] - 1.0
+    index = _ts(run.records_ts)
+    index.name = "ts"
+    block = np.column_stack(
+        (equity, cash, position, equity / peak - 1.0, returns, mid, position * mid,
+         rf[:, k.RF_BID], rf[:, k.RF_ASK])  # fmt: skip
+    )
+    return pd.DataFrame(block, index=index, columns=list(EQUITY_COLUMNS))
+
+
+def _fills_frame(
+    run: TickRun,
+    fi: np.ndarray,
+    units: np.ndarray,
+    price: np.ndarray,
+    fee: np.ndarray,
+    maker: np.ndarray,
+) -> pd.DataFrame:
+    submit = run.orders_i[fi[:, k.FI_ORDER] - 1, k.OI_SUBMIT]
+    return pd.DataFrame(
+        {
+            "ts": _ts(fi[:, k.FI_TS]),
+            "side": np.where(fi[:, k.FI_SIDE] > 0, "buy", "sell"),
+            "units": units,
+            "price": price,
+            "fee": fee,
+            "order_id": fi[:, k.FI_ORDER],
+            "liquidity": np.where(maker, "maker", "taker"),
+            "submit_ts": _ts(submit),
+            "queue_time_ms": (fi[:, k.FI_TS] - submit) / 1e6,
+            "seen_ts": _ts(fi[:, k.FI_SEEN]),
+        },
+        columns=list(FILL_COLUMNS),
+    )
+
+
+def _order_log(run: TickRun) -> pd.DataFrame:
+    oi, of = run.orders_i, run.orders_f
+    return pd.DataFrame(
+        {
+            "order_id": oi[:, k.OI_ID],
+            "submit_ts": _ts(oi[:, k.OI_SUBMIT]),
+            "side": np.where(oi[:, k.OI_SIDE] > 0, "buy", "sell"),
+            "price": of[:, k.OF_PRICE],
+            "qty": of[:, k.OF_QTY],
+            "time_in_force": [_TIF.get(int(v), str(v)) for v in oi[:, k.OI_TIF]],
+            "status": [_STATUS.get(int(v), str(v)) for v in oi[:, k.OI_STATUS]],
+            "filled_qty": of[:, k.OF_FILLED],
+            "first_fill_ts": _ts_or_nat(oi[:, k.OI_FIRST_FILL]),
+            "last_fill_ts": _ts_or_nat(oi[:, k.OI_LAST_FILL]),
+            "cancel_ts": _ts_or_nat(oi[:, k.OI_CANCEL]),
+            "queue_ahead": of[:, k.OF_AHEAD],
+        },
+        columns=list(ORDER_LOG_COLUMNS),
+    )
+
+
+def _round_trips(
+    fi: np.ndarray, units: np.ndarray, price: np.ndarray, fee: np.ndarray, equity: pd.DataFrame
+) -> pd.DataFrame:
+    """Round trips from flat to flat (a flip closes one and opens the next at the same fill,
+    the fill's fee split by units); adding or reducing stays in the trade, prices are
+    volume-weighted; a trade still open is marked at the last mid (``is_open``)."""
+    rows: list[tuple[Any, ...]] = []
+    pos = 0.0
+    cur: list[Any] | None = None  # entry_ts, side, units, cost, exit_units, exit_value, fees, flow, n
+    signed = np.where(fi[:, k.FI_SIDE] > 0, units, -units)
+    ts = fi[:, k.FI_TS]
+    for i in range(len(signed)):
+        remaining = float(signed[i])
+        px, f = float(price[i]), float(fee[i])
+        while abs(remaining) > 1e-12:
+            if cur is None:
+                cur = [int(ts[i]), 1 if remaining > 0 else -1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0]
+            opening = pos == 0 or (pos > 0) == (remaining > 0)
+            part = remaining if opening or abs(remaining) < abs(pos) else -pos
+            cur[6] += f * abs(part) / abs(float(signed[i]))
+            cur[7] -= part * px
+            cur[8] += 1
+            if opening:
+                cur[2] += abs(part)
+                cur[3] += abs(part) * px
+            else:
+                cur[4] += abs(part)
+                cur[5] += abs(part) * px
+            pos += part
+            remaining -= part
+            if abs(pos) < 1e-12:
+                pos = 0.0
+                pnl = cur[7] - cur[6]
+                rows.append((cur[0], int(ts[i]), cur[1], cur[2], cur[3] / cur[2],
+                             cur[5] / cur[4], cur[6], pnl, pnl / cur[3], cur[8], False))  # fmt: skip
+                cur = None
+    if cur is not None:
+        last_mid = float(equity["mid"].iloc[-1])
+        pnl = cur[7] + pos * last_mid - cur[6]
+        rows.append((cur[0], int(equity.index[-1].value), cur[1], cur[2], cur[3] / cur[2],
+                     last_mid, cur[6], pnl, pnl / cur[3], cur[8], True))  # fmt: skip
+    frame = pd.DataFrame(rows, columns=list(TRADE_COLUMNS))
+    frame["entry_ts"] = _ts(frame["entry_ts"].to_numpy(dtype=np.int64))
+    frame["exit_ts"] = _ts(frame["exit_ts"].to_numpy(dtype=np.int64))
+    frame["side"] = np.where(frame["side"].to_numpy() > 0, "long", "short")
+    frame["is_open"] = frame["is_open"].astype(bool)
+    frame["fills"] = frame["fills"].astype(np.int64)
+    return frame
+
+
+def _fill_metrics(
+    run: TickRun,
+    fi: np.ndarray,
+    units: np.ndarray,
+    price: np.ndarray,
+    fee: np.ndarray,
+    maker: np.ndarray,
+    equity: pd.DataFrame,
+) -> dict[str, Any]:
+    oi = run.orders_i
+    n_orders = len(oi)
+    filled = int((run.orders_f[:, k.OF_FILLED] > 0).sum()) if n_orders else 0
+    queue = (fi[:, k.FI_TS] - oi[fi[:, k.FI_ORDER] - 1, k.OI_SUBMIT]) / 1e6 if len(fi) else None
+    return {
+        "events": run.events,
+        "orders_submitted": n_orders,
+        "orders_filled": filled,
+        "orders_cancelled": int((oi[:, k.OI_STATUS] == 4).sum()) if n_orders else 0,
+        "fill_ratio": filled / n_orders if n_orders else None,
+        "fills": len(fi),
+        "maker_fills": int(maker.sum()),
+        "taker_fills": int((~maker).sum()),
+        "maker_fees": float(fee[maker].sum()),
+        "taker_fees": float(fee[~maker].sum()),
+        "traded_units": float(units.sum()),
+        "traded_value": float((units * price).sum()),
+        "queue_time_mean_ms": float(queue.mean()) if queue is not None else None,
+        "queue_time_median_ms": float(np.median(queue)) if queue is not None else None,
+        "max_abs_inventory": _max_abs_inventory(fi, units, equity),
+        "final_position": run.final_position,
+    }
+
+
+def _max_abs_inventory(fi: np.ndarray, units: np.ndarray, equity: pd.DataFrame) -> float:
+    """The largest |position| ever held: the position changes only at fills, so the running
+    sum of the signed fills is exact (the records only sample it)."""
+    path = np.cumsum(np.where(fi[:, k.FI_SIDE] > 0, units, -units)) if len(fi) else np.zeros(1)
+    return float(max(np.abs(path).max(), np.abs(equity["position"].to_numpy()).max()))
