@@ -19,6 +19,9 @@ In-process value representations, by port type:
   strings (``start``, ``ppy_source``) and lists of strings (``notes``, ``warnings``).
 - ``model``: a trained model a model file can hold (:mod:`nodes.modelfile`; ``train_torch``'s
   ``TorchModel``, also what a Python custom node's ``model`` output becomes on the host).
+- ``ticks``: one asset's order-book events, a numpy structured array of hftbacktest's event
+  dtype in replay order (:mod:`nodes.ticks`; a ``TickArray`` also carries symbol / tick size /
+  lot size hints).
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ class PortType(StrEnum):
     EQUITY = "equity"
     METRICS = "metrics"
     MODEL = "model"
+    TICKS = "ticks"
 
 
 OHLCV_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
@@ -93,6 +97,7 @@ class PortForm(StrEnum):
     SERIES = "series"  # pd.Series of float64; Parquet (one column); one f64 column
     METRICS = "metrics"  # dict of JSON numbers; JSON
     OBJECT = "object"  # a model; a model file (nodes.modelfile: JSON + arrays, never a pickle)
+    EVENTS = "events"  # one asset's order-book events (nodes.ticks); a tick file (nodes.tickfile)
 
 
 @dataclass(frozen=True)
@@ -140,6 +145,8 @@ PORT_TYPES: dict[PortType, PortTypeInfo] = {
     PortType.METRICS: PortTypeInfo(PortForm.METRICS, sandbox_output=True),
     # a Python custom node may output a model (trained with torch in the sandbox): runners.outputs
     PortType.MODEL: PortTypeInfo(PortForm.OBJECT, sandbox_output=True),
+    # order-book events in hftbacktest's layout (nodes.ticks); not for custom nodes (yet)
+    PortType.TICKS: PortTypeInfo(PortForm.EVENTS),
 }
 
 # The type of one column selected from a table (``data.close``).

@@ -6,7 +6,9 @@ marker in the schema metadata so it reads back as a series with its name. A seri
 symbols (a wide frame, :mod:`nodes.panel`) is stored as a table with a ``wide`` marker naming
 its symbols (and its bars, where they are not its non-NaN cells) and reads back equal.
 ``metrics`` are JSON (NaN and infinity refused); a ``model`` is a model file
-(:mod:`nodes.modelfile`: JSON and numpy arrays in a zip, never a pickle).
+(:mod:`nodes.modelfile`: JSON and numpy arrays in a zip, never a pickle); ``ticks`` are a tick
+file (:mod:`nodes.tickfile`: an ``.npz`` read with ``allow_pickle=False``, its dtype checked field
+by field).
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nodes import modelfile, panel
+from nodes import modelfile, panel, tickfile, ticks
 from nodes.base import PortForm, PortType, port_info, types_of_form
+from nodes.errors import DataError
 from nodes.lazy import lazy_module
 from runners.base import RunnerError
 
@@ -44,12 +47,13 @@ _SUFFIX = {
     PortForm.SERIES: "parquet",
     PortForm.METRICS: "json",
     PortForm.OBJECT: "afmodel",
+    PortForm.EVENTS: "npz",
 }
 _META_KEY = b"alphaforge"
 
 
 def file_name(port: str, port_type: PortType | str) -> str:
-    """The file an output port is stored in: ``<port>.<parquet|json|afmodel>``."""
+    """The file an output port is stored in: ``<port>.<parquet|json|afmodel|npz>``."""
     return f"{port}.{_SUFFIX[port_info(port_type).form]}"
 
 
@@ -60,6 +64,8 @@ def write_value(value: Any, port_type: PortType | str, path: Path) -> None:
         path.write_text(json.dumps(value, sort_keys=True, allow_nan=False, default=_json_scalar))
     elif form == PortForm.OBJECT:
         modelfile.save(value, path)
+    elif form == PortForm.EVENTS:
+        tickfile.save(value, path)
     elif form == PortForm.SERIES and isinstance(value, pd.DataFrame):
         _write_wide(value, path)
     elif form == PortForm.SERIES:
@@ -82,6 +88,11 @@ def read_value(path: str | Path) -> Any:
         return json.loads(p.read_text())
     if p.suffix == ".afmodel":
         return modelfile.load(p)
+    if p.suffix == ".npz":
+        try:
+            return tickfile.load(p)
+        except DataError as exc:
+            raise RunnerError(f"artifact {p}: {exc}") from None
     table = pq.read_table(p)
     frame = table.to_pandas()
     raw = (table.schema.metadata or {}).get(_META_KEY)
@@ -136,6 +147,8 @@ def check_value(value: Any, port_type: PortType | str, where: str) -> None:
         _check_table(value, pt, where)
     elif port_info(pt).form == PortForm.METRICS:
         _check_metrics(value, where)
+    elif port_info(pt).form == PortForm.EVENTS:
+        _check_ticks(value, where)
     elif not hasattr(value, "to_parts"):
         raise RunnerError(f"{where}: expected a model (train_torch's), got {_kind(value)}")
 
@@ -201,6 +214,25 @@ def _check_table(value: Any, pt: PortType, where: str) -> None:
     missing = [c for c in info.columns or () if c not in value.columns]
     if missing:
         raise RunnerError(f"{where}: {pt.value} table lacks columns {missing}")
+
+
+def _check_ticks(value: Any, where: str) -> None:
+    """One asset's events: a 1-d array of hftbacktest's event dtype, in replay order."""
+    if not isinstance(value, np.ndarray) or value.ndim != 1:
+        raise RunnerError(
+            f"{where}: expected ticks (a 1-d numpy array of hftbacktest events), got {_kind(value)}"
+        )
+    try:
+        ticks.check_dtype(value.dtype, where)
+        if value.dtype != ticks.EVENT_DTYPE:
+            raise DataError(
+                "BAD_EVENT_DTYPE",
+                "fields must be aligned as hftbacktest's event_dtype",
+                source=where,
+            )
+        ticks.check_order(value, where)
+    except DataError as exc:
+        raise RunnerError(str(exc)) from None
 
 
 def _check_metrics(value: Any, where: str) -> None:

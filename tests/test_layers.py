@@ -32,6 +32,7 @@ ALLOWED: dict[str, set[str]] = {
         "nodes.errors",
         "nodes.codes",
         "nodes.data",
+        "nodes.tickfile",  # a ticks output's one-line summary (api/services/run_outputs.py)
         "catalog",
         "live",
     },

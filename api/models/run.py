@@ -314,6 +314,11 @@ class RunOutput(BaseModel):
     primary: bool = Field(
         False, description="The node is the run's primary result (its metrics are the run's)."
     )
+    summary: str | None = Field(
+        None,
+        description="One line about a value that is neither a table nor a series (ticks: its "
+        "event count and time range); null for tables and series.",
+    )
 
 
 class OutputFrame(BaseModel):

@@ -22,9 +22,10 @@ def list_outputs(
     run_id: ObjectId, user: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> list[RunOutput]:
     """The output ports of the steps that completed, in pipeline order; ``primary`` marks the
-    step whose metrics are the run's (e.g. a ``portfolio_backtest``)."""
+    step whose metrics are the run's (e.g. a ``portfolio_backtest``); values that are not
+    tables or series (ticks) carry a one-line ``summary``."""
     run = runs.get_run(session, user, run_id, settings)
-    return run_outputs.outputs(settings.runs_dir / run.run_key)
+    return run_outputs.outputs(settings.runs_dir / run.run_key, store_for(settings))
 
 
 @router.get(

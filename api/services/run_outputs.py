@@ -4,7 +4,8 @@
 values are the Parquet files the node wrote (:mod:`runners.io`'s format: tables keep their
 index, a series is a one-column table). Only tables and series are served, thinned to a chart's
 size (:func:`output_frame`), so a page can draw what the run's own files (equity, trades) do not
-hold: a portfolio's weights over time, its contribution per symbol.
+hold: a portfolio's weights over time, its contribution per symbol. Other values get a one-line
+``summary`` instead (``ticks``: its events and time range, from the tick file's marker).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from api.models.run import OutputFrame, RunOutput
 from dsl.ir import PipelineIR
 from flows.artifacts import ArtifactStore, StoreError
 from flows.spec import RunRecord, read_run_record
+from nodes import tickfile
+from nodes.errors import DataError
 
 __all__ = ["MAX_CELLS", "MAX_OUTPUT_ROWS", "output_frame", "outputs", "thin"]
 
@@ -39,9 +42,10 @@ def _ir(run_dir: Path) -> PipelineIR | None:
         return None
 
 
-def outputs(run_dir: Path) -> list[RunOutput]:
+def outputs(run_dir: Path, store: ArtifactStore | None = None) -> list[RunOutput]:
     """The output ports of the nodes that completed (or came from the cache), in the IR's
-    order; empty while the run has no record."""
+    order; empty while the run has no record. With ``store``, values that are not tables or
+    series get a :func:`summary`."""
     record, ir = read_run_record(run_dir), _ir(run_dir)
     if record is None or ir is None:
         return []
@@ -58,9 +62,40 @@ def outputs(run_dir: Path) -> list[RunOutput]:
                     port=port,
                     type=port_type,
                     primary=node.id == record.primary_metrics_node,
+                    summary=None if store is None else _summary(record, store, node.id, port),
                 )
             )
     return out
+
+
+def _summary(record: RunRecord, store: ArtifactStore, node: str, port: str) -> str | None:
+    try:
+        path = _artifact(record, store, node, port)
+    except NotFound:
+        return None
+    return summary(path)
+
+
+def summary(path: Path) -> str | None:
+    """One line about an artifact that is not a table or series (None for those): a tick
+    file's event count and time range, or what is wrong with it."""
+    if path.suffix != ".npz":
+        return None
+    try:
+        marker = tickfile.read_marker(path)
+    except DataError as exc:
+        return f"ticks: unreadable ({exc})"
+    text = f"ticks: {marker.get('events', 0):,} events"
+    if marker.get("symbol"):
+        text += f" of {marker['symbol']}"
+    start, end = marker.get("start_ns"), marker.get("end_ns")
+    if start is not None and end is not None:
+        text += f", {_ns(start)} .. {_ns(end)}"
+    return text
+
+
+def _ns(value: int) -> str:
+    return pd.Timestamp(int(value), unit="ns", tz="UTC").isoformat()
 
 
 def _artifact(record: RunRecord, store: ArtifactStore, node: str, port: str) -> Path:
@@ -91,8 +126,10 @@ def output_frame(
     path = _artifact(record, store, node, port)
     port_type = next((o.type for o in outputs(run_dir) if o.node == node and o.port == port), "")
     if path.suffix != _TABLE_SUFFIX:
+        about = summary(path)
         raise Unprocessable(
             f"output {node}.{port} is a {port_type or path.suffix} value, not a table or series"
+            + (f" ({about})" if about else "")
         )
     frame = pq.read_table(path).to_pandas()
     cap = max(1, min(max_rows, MAX_OUTPUT_ROWS, MAX_CELLS // max(1, frame.shape[1])))

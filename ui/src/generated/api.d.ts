@@ -1046,7 +1046,8 @@ export interface paths {
         /**
          * List Outputs
          * @description The output ports of the steps that completed, in pipeline order; ``primary`` marks the
-         *     step whose metrics are the run's (e.g. a ``portfolio_backtest``).
+         *     step whose metrics are the run's (e.g. a ``portfolio_backtest``); values that are not
+         *     tables or series (ticks) carry a one-line ``summary``.
          */
         get: operations["list_outputs_api_runs__run_id__outputs_get"];
         put?: never;
@@ -3708,6 +3709,11 @@ export interface components {
              * @default false
              */
             primary?: boolean;
+            /**
+             * Summary
+             * @description One line about a value that is neither a table nor a series (ticks: its event count and time range); null for tables and series.
+             */
+            summary?: string | null;
         };
         /**
          * RunPublic
