@@ -10,6 +10,7 @@ from nodes.builtin import (
     ml,
     portfolio,
     signals,
+    tickbacktest,
     torchml,
     xsection,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "ml",
     "portfolio",
     "signals",
+    "tickbacktest",
     "torchml",
     "xsection",
 ]

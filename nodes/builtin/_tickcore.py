@@ -27,7 +27,7 @@ _SOURCE = "tick_backtest: ticks"
 ORDER_LATENCY_DTYPE = np.dtype(
     [("req_ts", "i8"), ("exch_ts", "i8"), ("resp_ts", "i8"), ("_padding", "i8")], align=True
 )
-_EXCH_EVENT, _LOCAL_EVENT = 1 << 31, 1 << 30
+_LOCAL_EVENT = 1 << 30
 _PRICED = (1, 2, 4, 5)  # depth, trade, depth snapshot, BBO events carry a price
 
 
@@ -49,38 +49,20 @@ class TickRun:
 
 
 def as_events(ticks: Any) -> np.ndarray:
-    """The ticks as a C-contiguous array of hftbacktest's ``event_dtype``, checked."""
-    from hftbacktest.types import event_dtype
+    """The ticks as a C-contiguous event array, checked (dtype, replay order, not empty)."""
+    from nodes.ticks import check_dtype, check_order
 
-    if not isinstance(ticks, np.ndarray) or ticks.dtype.names is None:
+    if not isinstance(ticks, np.ndarray):
         raise DataError(
             "NOT_EVENTS",
-            f"expected hftbacktest's event array (a numpy structured array), got "
-            f"{type(ticks).__name__}",
+            f"expected an order-book event array (ticks), got {type(ticks).__name__}",
             source=_SOURCE,
         )
-    missing = [f for f in event_dtype.names or () if f not in (ticks.dtype.names or ())]
-    if missing:
-        raise DataError(
-            "MISSING_COLUMNS", f"the event array lacks {', '.join(missing)}", source=_SOURCE
-        )
+    check_dtype(ticks.dtype, _SOURCE)
     if len(ticks) == 0:
         raise DataError("EMPTY", "no events: the tick data is empty", source=_SOURCE)
-    events = np.ascontiguousarray(ticks.astype(event_dtype, copy=False))
-    ev = events["ev"]
-    for flag, column in ((_EXCH_EVENT, "exch_ts"), (_LOCAL_EVENT, "local_ts")):
-        ts = events[column][(ev & flag) != 0]
-        back = np.flatnonzero(np.diff(ts) < 0)
-        if len(back):
-            row = int(np.flatnonzero((ev & flag) != 0)[back[0] + 1])
-            raise DataError(
-                "UNSORTED",
-                f"{column} goes back in time at event {row} (events flagged for the "
-                f"{'exchange' if flag == _EXCH_EVENT else 'local'} side must be in "
-                f"{column} order)",
-                source=_SOURCE,
-                row=row,
-            )
+    events = np.ascontiguousarray(ticks).view(np.ndarray)
+    check_order(events, _SOURCE)
     return events
 
 
@@ -138,9 +120,7 @@ def as_order_latency(table: pd.DataFrame | np.ndarray) -> np.ndarray:
     return out
 
 
-def build_asset(
-    events: np.ndarray, params: TickBacktestParams, latency: np.ndarray | None
-) -> Any:
+def build_asset(events: np.ndarray, params: TickBacktestParams, latency: np.ndarray | None) -> Any:
     """hftbacktest's ``BacktestAsset`` for one linear instrument, as ``params`` say."""
     from hftbacktest import BacktestAsset
 
@@ -170,14 +150,14 @@ def build_asset(
     )
 
 
-def simulate(
-    ticks: Any, params: TickBacktestParams, order_latency: Any | None = None
-) -> TickRun:
+def simulate(ticks: Any, params: TickBacktestParams, order_latency: Any | None = None) -> TickRun:
     """Run the params' strategy over ``ticks`` in hftbacktest (see the module doc)."""
     from hftbacktest import HashMapMarketDepthBacktest
 
     from nodes.builtin import _tickkernel as k
 
+    if params.tick_size is None or params.lot_size is None:
+        raise NodeError("tick_backtest: tick_size and lot_size must be known to simulate")
     events = as_events(ticks)
     check_ticks(events, params.tick_size)
     latency = as_order_latency(order_latency) if order_latency is not None else None

@@ -13,13 +13,14 @@ record. Timestamps stay int64 nanoseconds: a float64 cannot hold an epoch timest
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from hftbacktest.order import GTX, IOC, LIMIT, NEW, NONE, PARTIALLY_FILLED
 
-__all__ = ["GRID_MM", "IMBALANCE_TAKER", "OI", "OF", "FI", "FF", "RF", "kernel"]
+__all__ = ["FF", "FI", "GRID_MM", "IMBALANCE_TAKER", "OF", "OI", "RF", "kernel"]
 
 GRID_MM, IMBALANCE_TAKER = 0, 1
 
@@ -43,6 +44,8 @@ _INVALID_MIN = np.iinfo(np.int64).min
 _INVALID_MAX = np.iinfo(np.int64).max
 
 _COMPILED: dict[Any, Callable[..., Any]] = {}
+#: the strategy step :func:`_run` calls; each compiled loop gets its own (:func:`kernel`)
+_STEP: Any = None
 
 
 def _grow(a: np.ndarray, n: int) -> np.ndarray:
@@ -252,8 +255,9 @@ def _find(book, work, oid):  # type: ignore[no-untyped-def]
     return -1
 
 
-def _record(hbt, book, ri, rf, last_mid):  # type: ignore[no-untyped-def]
-    """Append the state now (mid carried over while a side of the book is empty)."""
+def _record(hbt, book, ri, rf, last_mid, final):  # type: ignore[no-untyped-def]
+    """Append the state now (mid carried over while a side of the book is empty); ``final``:
+    the data has ended and the clock may not have moved, so the state replaces the last row."""
     depth = hbt.depth(0)
     bid_t, ask_t = depth.best_bid_tick, depth.best_ask_tick
     mid = last_mid
@@ -263,7 +267,9 @@ def _record(hbt, book, ri, rf, last_mid):  # type: ignore[no-untyped-def]
         return mid  # no two-sided book yet: nothing to mark at
     n = book[3]
     if n > 0 and ri[n - 1] >= hbt.current_timestamp:
-        return mid
+        if not final:
+            return mid
+        n -= 1
     sv = hbt.state_values(0)
     ri[n] = hbt.current_timestamp
     rf[n, RF_MID] = mid
@@ -296,13 +302,13 @@ def _run(hbt, p, step, update_every, record_every, ri, rf):  # type: ignore[no-u
     while hbt.elapse(step) == 0:
         fi, ff = _scan(hbt, book, oi, of, fi, ff, work)
         if k % record_every == 0 and book[3] < len(ri):
-            last_mid = _record(hbt, book, ri, rf, last_mid)
+            last_mid = _record(hbt, book, ri, rf, last_mid, False)
         if k % update_every == 0:
             oi, of = _STEP(hbt, p, s, book, oi, of, work)
         k += 1
     fi, ff = _scan(hbt, book, oi, of, fi, ff, work)
     if book[3] < len(ri):
-        _record(hbt, book, ri, rf, last_mid)
+        _record(hbt, book, ri, rf, last_mid, True)
     for j in range(book[4]):
         oi[work[j, 0] - 1, OI_STATUS] = STATUS_OPEN_AT_END
     return book, oi[: book[1]], of[: book[1]], fi[: book[2]], ff[: book[2]], k
@@ -322,7 +328,7 @@ def kernel(strategy: int) -> Callable[..., Any]:
         step = g["_grid_step"] if strategy == GRID_MM else g["_taker_step"]
         # the loop's source, with this strategy's step as its _STEP global
         namespace = dict(g, _STEP=step)
-        run = type(_run)(_run.__code__, namespace, "_run")
+        run = types.FunctionType(_run.__code__, namespace, "_run")
         _COMPILED[strategy] = njit(run)
     return _COMPILED[strategy]
 

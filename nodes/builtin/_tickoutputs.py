@@ -18,6 +18,13 @@ import pandas as pd
 from nodes.builtin import _tickkernel as k
 from nodes.builtin._tickcore import TickRun
 from nodes.builtin.metrics import OrderArrays, TradeArrays, metrics_of
+from nodes.builtin.tickbacktest import (
+    EQUITY_COLUMNS,
+    FILL_COLUMNS,
+    FILL_METRIC_KEYS,
+    ORDER_LOG_COLUMNS,
+    TRADE_COLUMNS,
+)
 from nodes.errors import NodeError
 
 if TYPE_CHECKING:
@@ -32,77 +39,16 @@ __all__ = [
     "shape",
 ]
 
-EQUITY_COLUMNS = (
-    "equity",
-    "cash",
-    "position",
-    "drawdown",
-    "returns",
-    "mid",
-    "inventory",
-    "best_bid",
-    "best_ask",
-)
-FILL_COLUMNS = (
-    "ts",
-    "side",
-    "units",
-    "price",
-    "fee",
-    "order_id",
-    "liquidity",
-    "submit_ts",
-    "queue_time_ms",
-    "seen_ts",
-)
-ORDER_LOG_COLUMNS = (
-    "order_id",
-    "submit_ts",
-    "side",
-    "price",
-    "qty",
-    "time_in_force",
-    "status",
-    "filled_qty",
-    "first_fill_ts",
-    "last_fill_ts",
-    "cancel_ts",
-    "queue_ahead",
-)
-TRADE_COLUMNS = (
-    "entry_ts",
-    "exit_ts",
-    "side",
-    "units",
-    "entry_price",
-    "exit_price",
-    "fees",
-    "pnl",
-    "return",
-    "fills",
-    "is_open",
-)
-#: the metrics a tick backtest adds to the bar backtester's
-FILL_METRIC_KEYS: tuple[str, ...] = (
-    "events",
-    "orders_submitted",
-    "orders_filled",
-    "orders_cancelled",
-    "fill_ratio",
-    "fills",
-    "maker_fills",
-    "taker_fills",
-    "maker_fees",
-    "taker_fees",
-    "traded_units",
-    "traded_value",
-    "queue_time_mean_ms",
-    "queue_time_median_ms",
-    "max_abs_inventory",
-    "final_position",
-)
-_STATUS = {0: "pending", 1: "new", 2: "expired", 3: "filled", 4: "cancelled", 5: "partial",
-           6: "rejected", k.STATUS_OPEN_AT_END: "open"}  # fmt: skip
+_STATUS = {
+    0: "pending",
+    1: "new",
+    2: "expired",
+    3: "filled",
+    4: "cancelled",
+    5: "partial",
+    6: "rejected",
+    k.STATUS_OPEN_AT_END: "open",
+}
 _TIF = {0: "GTC", 1: "GTX", 2: "FOK", 3: "IOC"}
 
 
@@ -176,8 +122,17 @@ def _equity(run: TickRun, cash0: float) -> pd.DataFrame:
     index = _ts(run.records_ts)
     index.name = "ts"
     block = np.column_stack(
-        (equity, cash, position, equity / peak - 1.0, returns, mid, position * mid,
-         rf[:, k.RF_BID], rf[:, k.RF_ASK])  # fmt: skip
+        (
+            equity,
+            cash,
+            position,
+            equity / peak - 1.0,
+            returns,
+            mid,
+            position * mid,
+            rf[:, k.RF_BID],
+            rf[:, k.RF_ASK],
+        )
     )
     return pd.DataFrame(block, index=index, columns=list(EQUITY_COLUMNS))
 
@@ -237,7 +192,9 @@ def _round_trips(
     volume-weighted; a trade still open is marked at the last mid (``is_open``)."""
     rows: list[tuple[Any, ...]] = []
     pos = 0.0
-    cur: list[Any] | None = None  # entry_ts, side, units, cost, exit_units, exit_value, fees, flow, n
+    cur: list[Any] | None = (
+        None  # entry_ts, side, units, cost, exit_units, exit_value, fees, flow, n
+    )
     signed = np.where(fi[:, k.FI_SIDE] > 0, units, -units)
     ts = fi[:, k.FI_TS]
     for i in range(len(signed)):
@@ -262,14 +219,40 @@ def _round_trips(
             if abs(pos) < 1e-12:
                 pos = 0.0
                 pnl = cur[7] - cur[6]
-                rows.append((cur[0], int(ts[i]), cur[1], cur[2], cur[3] / cur[2],
-                             cur[5] / cur[4], cur[6], pnl, pnl / cur[3], cur[8], False))  # fmt: skip
+                rows.append(
+                    (
+                        cur[0],
+                        int(ts[i]),
+                        cur[1],
+                        cur[2],
+                        cur[3] / cur[2],
+                        cur[5] / cur[4],
+                        cur[6],
+                        pnl,
+                        pnl / cur[3],
+                        cur[8],
+                        False,
+                    )
+                )
                 cur = None
     if cur is not None:
         last_mid = float(equity["mid"].iloc[-1])
         pnl = cur[7] + pos * last_mid - cur[6]
-        rows.append((cur[0], int(equity.index[-1].value), cur[1], cur[2], cur[3] / cur[2],
-                     last_mid, cur[6], pnl, pnl / cur[3], cur[8], True))  # fmt: skip
+        rows.append(
+            (
+                cur[0],
+                int(equity.index[-1].value),
+                cur[1],
+                cur[2],
+                cur[3] / cur[2],
+                last_mid,
+                cur[6],
+                pnl,
+                pnl / cur[3],
+                cur[8],
+                True,
+            )
+        )
     frame = pd.DataFrame(rows, columns=list(TRADE_COLUMNS))
     frame["entry_ts"] = _ts(frame["entry_ts"].to_numpy(dtype=np.int64))
     frame["exit_ts"] = _ts(frame["exit_ts"].to_numpy(dtype=np.int64))

@@ -21,7 +21,9 @@ QUEUE_MODELS: dict[str, str] = {
     "log_prob": "log_prob_queue_model",
     "log_prob2": "log_prob_queue_model2",
 }
-QueueModel = Literal["risk_averse", "power_prob", "power_prob2", "power_prob3", "log_prob", "log_prob2"]
+QueueModel = Literal[
+    "risk_averse", "power_prob", "power_prob2", "power_prob3", "log_prob", "log_prob2"
+]
 
 
 class TickBacktestParams(AnnualisationParams):
@@ -35,8 +37,12 @@ class TickBacktestParams(AnnualisationParams):
     strategy: Literal["grid_mm", "imbalance_taker"] = Field(
         "grid_mm", description="Built-in strategy: a grid market maker or an imbalance taker."
     )
-    tick_size: float = Field(gt=0, description="Price increment of the instrument.")
-    lot_size: float = Field(gt=0, description="Quantity increment of the instrument.")
+    tick_size: float | None = Field(
+        None, gt=0, description="Price increment of the instrument (default: the data's hint)."
+    )
+    lot_size: float | None = Field(
+        None, gt=0, description="Quantity increment of the instrument (default: the data's)."
+    )
     cash: float = Field(100_000.0, gt=0, description="Starting cash.")
     latency: Literal["constant", "recorded"] = Field(
         "constant",
@@ -88,11 +94,17 @@ class TickBacktestParams(AnnualisationParams):
         1, ge=1, le=100_000, description="grid_mm: ticks between two quotes of a side."
     )
     half_spread_ticks: float = Field(
-        1.0, ge=0, le=100_000, description="grid_mm: ticks from the reservation price to the "
+        1.0,
+        ge=0,
+        le=100_000,
+        description="grid_mm: ticks from the reservation price to the "
         "first quote (never inside the best bid / ask: quotes are post-only).",
     )
     skew_ticks: float = Field(
-        0.0, ge=0, le=100_000, description="grid_mm: ticks the reservation price moves against "
+        0.0,
+        ge=0,
+        le=100_000,
+        description="grid_mm: ticks the reservation price moves against "
         "each order_qty of inventory.",
     )
     imbalance_threshold: float = Field(
@@ -102,11 +114,16 @@ class TickBacktestParams(AnnualisationParams):
         1, ge=1, le=1_000, description="imbalance_taker: ticks a side summed for imbalance."
     )
     max_queue_ahead: float = Field(
-        10.0, ge=0, description="imbalance_taker: join the best price when at most this much "
+        10.0,
+        ge=0,
+        description="imbalance_taker: join the best price when at most this much "
         "is queued there; a resting order with more still ahead after patience_ms is taken.",
     )
     patience_ms: float = Field(
-        500.0, ge=0, le=86_400_000, description="imbalance_taker: how long a resting order may "
+        500.0,
+        ge=0,
+        le=86_400_000,
+        description="imbalance_taker: how long a resting order may "
         "wait with too much queue ahead before it is replaced by a taker order.",
     )
 
@@ -114,7 +131,7 @@ class TickBacktestParams(AnnualisationParams):
     def _consistent(self) -> TickBacktestParams:
         for name in ("order_qty", "max_position"):
             value = getattr(self, name)
-            if not _is_multiple(value, self.lot_size):
+            if self.lot_size is not None and not _is_multiple(value, self.lot_size):
                 raise ValueError(
                     f"{name}={value:g} is not a multiple of lot_size={self.lot_size:g}"
                 )

@@ -50,13 +50,21 @@ def random_book(
         ts = i * step_ms * MS
         mid_ticks += int(rng.choice((-1, 0, 0, 0, 1)))
         for lvl in range(5):
-            rows.append((BID, ts, round((mid_ticks - 1 - lvl) * tick, 10), float(rng.integers(1, 20))))
-            rows.append((ASK, ts, round((mid_ticks + 1 + lvl) * tick, 10), float(rng.integers(1, 20))))
+            rows.append(
+                (BID, ts, round((mid_ticks - 1 - lvl) * tick, 10), float(rng.integers(1, 20)))
+            )
+            rows.append(
+                (ASK, ts, round((mid_ticks + 1 + lvl) * tick, 10), float(rng.integers(1, 20)))
+            )
         rows.append((BID, ts, round((mid_ticks - 6) * tick, 10), 0.0))  # levels left behind
         rows.append((ASK, ts, round((mid_ticks + 6) * tick, 10), 0.0))
         u = rng.random()
         if u < 0.3:
-            rows.append((SELL_TRADE, ts + 1, round((mid_ticks - 1) * tick, 10), float(rng.integers(1, 30))))
+            rows.append(
+                (SELL_TRADE, ts + 1, round((mid_ticks - 1) * tick, 10), float(rng.integers(1, 30)))
+            )
         elif u < 0.6:
-            rows.append((BUY_TRADE, ts + 1, round((mid_ticks + 1) * tick, 10), float(rng.integers(1, 30))))
+            rows.append(
+                (BUY_TRADE, ts + 1, round((mid_ticks + 1) * tick, 10), float(rng.integers(1, 30)))
+            )
     return events(rows, feed_latency=200_000)
