@@ -6,10 +6,10 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -19,6 +19,12 @@ from catalog.manifest import canonical_hash, version_info
 from catalog.model import HEX_RE, VersionInfo, check_name
 from catalog.reader import read_version
 from catalog.storage import Storage, open_storage
+from catalog.ticks.store import import_ticks, read_ticks
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from nodes.ticks import TickArray
 
 __all__ = ["Catalog"]
 
@@ -181,8 +187,51 @@ class Catalog:
         ``[start, end]`` (both inclusive) are opened and only ``columns`` (plus ts and symbol)
         read. CatalogError names the known symbols / columns for unknown ones."""
         manifest = self._manifest(version)
+        if manifest.get("kind", "ohlcv") != "ohlcv":
+            kind = manifest["kind"]
+            msg = f"version {version[:12]} is a {kind} dataset, not bars: read it with read_ticks"
+            raise CatalogError(msg)
         return read_version(
             self.storage, manifest, symbols=symbols, columns=columns, start=start, end=end
+        )
+
+    def import_ticks(
+        self,
+        namespace: str,
+        name: str,
+        events: Mapping[str, np.ndarray],
+        *,
+        tick_size: float | Mapping[str, float] | None = None,
+        lot_size: float | Mapping[str, float] | None = None,
+        sources: Sequence[Mapping[str, Any]] = (),
+        message: str = "",
+    ) -> VersionInfo:
+        """Store order-book events (symbol -> :mod:`nodes.ticks` array) as the next version of
+        ``namespace/name`` (:mod:`catalog.ticks.store`); the same events give the same
+        version."""
+        done = import_ticks(
+            self.storage,
+            namespace,
+            name,
+            events,
+            tick_size=tick_size,
+            lot_size=lot_size,
+            sources=sources,
+            message=message,
+        )
+        return self._done(done)
+
+    def read_ticks(
+        self,
+        version: str,
+        *,
+        symbols: Sequence[str] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> dict[str, TickArray]:
+        """The events per symbol of a tick version (:func:`catalog.ticks.store.read_ticks`)."""
+        return read_ticks(
+            self.storage, self._manifest(version), symbols=symbols, start=start, end=end
         )
 
     def verify(self, version: str) -> None:

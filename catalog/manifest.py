@@ -86,6 +86,7 @@ def version_info(manifest: dict[str, Any], entry: dict[str, Any] | None = None) 
         end=parse_time(manifest["end"]) if manifest.get("end") else None,
         sources=list(manifest.get("sources", [])),
         bytes=int(manifest["bytes"]),
+        kind=str(manifest.get("kind", "ohlcv")),
     )
 
 

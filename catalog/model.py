@@ -58,6 +58,7 @@ class VersionInfo:
     end: datetime | None
     sources: list[dict[str, Any]]
     bytes: int
+    kind: str = "ohlcv"  # or "ticks": order-book events (catalog/ticks/)
 
     def short(self) -> str:
         """The first 12 hex digits (what the CLI shows)."""
@@ -87,6 +88,7 @@ class VersionInfo:
             "end": self.end.isoformat() if self.end else None,
             "sources": list(self.sources),
             "bytes": self.bytes,
+            "kind": self.kind,
         }
 
 

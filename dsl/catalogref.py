@@ -1,4 +1,5 @@
-"""Catalog references in pipelines: ``dataset("name@version")`` resolved to an exact version.
+"""Catalog references in pipelines: ``dataset("name@version")`` (and ``tick_data(...)``, the
+same for order-book datasets) resolved to an exact version.
 
 The compiler does not read the catalog itself (dsl imports no storage code): whoever compiles
 passes a :class:`DatasetResolver` — the CLI one over its catalog, the web app one over the
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CATALOG_NODE",
+    "CATALOG_NODES",
     "DatasetLookupError",
     "DatasetResolver",
     "floating_steps",
@@ -32,6 +34,8 @@ __all__ = [
 ]
 
 CATALOG_NODE = "dataset"
+#: the built-in nodes whose ``name`` param is a catalog reference (bars; order-book events)
+CATALOG_NODES = frozenset({CATALOG_NODE, "tick_data"})
 
 
 class DatasetLookupError(LookupError):
@@ -57,9 +61,9 @@ def resolve_catalog_steps(
     rep: Reporter,
     severity: Severity = "error",
 ) -> None:
-    """Write each ``dataset`` step's full version into its params (AF212 where it cannot)."""
+    """Write each catalog step's full version into its params (AF212 where it cannot)."""
     for b in bound:
-        if b.spec is None or b.spec.name != CATALOG_NODE or b.spec.runtime != "builtin":
+        if b.spec is None or b.spec.name not in CATALOG_NODES or b.spec.runtime != "builtin":
             continue
         if b.params is None or "name" not in b.params:
             continue
@@ -94,12 +98,12 @@ def resolve_catalog_steps(
 
 
 def floating_steps(nodes: Iterable[Any]) -> list[Any]:
-    """The IR's built-in ``dataset`` nodes whose reference names no version (``"x"``, not
-    ``"x@v"``; a version given by hand is in the name too): they read the latest version when
-    a run starts."""
+    """The IR's built-in catalog nodes (``dataset``, ``tick_data``) whose reference names no
+    version (``"x"``, not ``"x@v"``; a version given by hand is in the name too): they read the
+    latest version when a run starts."""
     out = []
     for node in nodes:
-        if node.type != CATALOG_NODE or node.runtime != "builtin":
+        if node.type not in CATALOG_NODES or node.runtime != "builtin":
             continue
         name = str(node.params.get("name", ""))
         if "@" not in name:

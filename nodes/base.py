@@ -290,6 +290,12 @@ class DatasetSource(Protocol):
         and time range asked for."""
         ...
 
+    def read_ticks(
+        self, version: str, *, symbols: list[str] | None = None, start: Any = None, end: Any = None
+    ) -> dict[str, Any]:
+        """A tick version's events per symbol (:mod:`nodes.ticks` arrays), in the time range."""
+        ...
+
 
 class ModelSource(Protocol):
     """Where registered models come from (the MLflow Model Registry: runners.modelregistry)."""

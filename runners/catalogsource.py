@@ -59,3 +59,17 @@ class CatalogSource:
             )
         except CatalogError as exc:
             raise DataError("CATALOG_READ", str(exc), source=f"version {version[:12]}") from None
+
+    def read_ticks(
+        self,
+        version: str,
+        *,
+        symbols: Sequence[str] | None = None,
+        start: Any = None,
+        end: Any = None,
+    ) -> dict[str, Any]:
+        """A tick version's events per symbol; a DataError naming the version otherwise."""
+        try:
+            return self.catalog.read_ticks(version, symbols=symbols, start=start, end=end)
+        except CatalogError as exc:
+            raise DataError("CATALOG_READ", str(exc), source=f"version {version[:12]}") from None

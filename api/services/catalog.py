@@ -31,7 +31,7 @@ from api.models.user import User
 from api.services import audit
 from api.settings import ApiSettings
 from catalog import Catalog, CatalogError, VersionInfo
-from dsl.catalogref import CATALOG_NODE, DatasetLookupError, floating_steps
+from dsl.catalogref import CATALOG_NODES, DatasetLookupError, floating_steps
 from dsl.ir import PipelineIR
 from flows.catalog import open_catalog
 from nodes.base import split_dataset_reference
@@ -264,7 +264,7 @@ def pin_catalog_versions(ir: PipelineIR, resolver: OwnerDatasetResolver) -> Pipe
     nodes = []
     changed = False
     for node in ir.nodes:
-        if node.type != CATALOG_NODE or node.runtime != "builtin":
+        if node.type not in CATALOG_NODES or node.runtime != "builtin":
             nodes.append(node)
             continue
         name, prefix = split_dataset_reference(str(node.params.get("name", "")))

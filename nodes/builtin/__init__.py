@@ -11,6 +11,7 @@ from nodes.builtin import (
     portfolio,
     signals,
     tickbacktest,
+    ticksources,
     torchml,
     xsection,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "portfolio",
     "signals",
     "tickbacktest",
+    "ticksources",
     "torchml",
     "xsection",
 ]
