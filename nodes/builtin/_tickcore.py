@@ -28,7 +28,6 @@ ORDER_LATENCY_DTYPE = np.dtype(
     [("req_ts", "i8"), ("exch_ts", "i8"), ("resp_ts", "i8"), ("_padding", "i8")], align=True
 )
 _LOCAL_EVENT = 1 << 30
-_PRICED = (1, 2, 4, 5)  # depth, trade, depth snapshot, BBO events carry a price
 
 
 @dataclass(frozen=True)
@@ -48,8 +47,10 @@ class TickRun:
     final_position: float
 
 
-def as_events(ticks: Any) -> np.ndarray:
-    """The ticks as a C-contiguous event array, checked (dtype, replay order, not empty)."""
+def as_events(ticks: Any, tick_size: float) -> np.ndarray:
+    """The ticks as a C-contiguous event array, checked in one pass: the dtype, not empty,
+    the replay order, every priced event a finite whole number of ``tick_size``."""
+    from nodes.builtin import _tickfast as fast
     from nodes.ticks import check_dtype, check_order
 
     if not isinstance(ticks, np.ndarray):
@@ -62,29 +63,20 @@ def as_events(ticks: Any) -> np.ndarray:
     if len(ticks) == 0:
         raise DataError("EMPTY", "no events: the tick data is empty", source=_SOURCE)
     events = np.ascontiguousarray(ticks).view(np.ndarray)
-    check_order(events, _SOURCE)
-    return events
-
-
-def check_ticks(events: np.ndarray, tick_size: float) -> None:
-    """Every priced event's price is a whole number of ticks (hftbacktest would round it)."""
-    kind = events["ev"] & 0xFF
-    priced = np.isin(kind, _PRICED)
-    px = events["px"]
-    ratio = px / tick_size
-    off = priced & (np.abs(ratio - np.round(ratio)) > 1e-6 * np.maximum(1.0, np.abs(ratio)))
-    if off.any():
-        row = int(np.argmax(off))
+    problem, row, count = fast.check(events, tick_size)
+    if problem in (fast.UNSORTED_EXCH, fast.UNSORTED_LOCAL):
+        check_order(events, _SOURCE)  # raises, with the ticks module's own message
+    if problem == fast.NAN_PRICE:
+        raise DataError("NAN_PRICE", f"event {row} has no finite price", source=_SOURCE, row=row)
+    if problem == fast.OFF_TICK:
         raise DataError(
             "OFF_TICK_PRICE",
-            f"price {px[row]!r} at event {row} is not a multiple of tick_size={tick_size:g} "
-            f"({int(off.sum())} such events); give the instrument's tick size",
+            f"price {float(events['px'][row])!r} at event {row} is not a multiple of "
+            f"tick_size={tick_size:g} ({count} such events); give the instrument's tick size",
             source=_SOURCE,
             row=row,
         )
-    if not np.isfinite(px[priced]).all():
-        row = int(np.argmax(priced & ~np.isfinite(px)))
-        raise DataError("NAN_PRICE", f"event {row} has no finite price", source=_SOURCE, row=row)
+    return events
 
 
 def as_order_latency(table: pd.DataFrame | np.ndarray) -> np.ndarray:
@@ -158,8 +150,7 @@ def simulate(ticks: Any, params: TickBacktestParams, order_latency: Any | None =
 
     if params.tick_size is None or params.lot_size is None:
         raise NodeError("tick_backtest: tick_size and lot_size must be known to simulate")
-    events = as_events(ticks)
-    check_ticks(events, params.tick_size)
+    events = as_events(ticks, params.tick_size)
     latency = as_order_latency(order_latency) if order_latency is not None else None
     if params.latency == "constant" and latency is not None:
         raise NodeError(

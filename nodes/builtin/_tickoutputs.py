@@ -39,17 +39,9 @@ __all__ = [
     "shape",
 ]
 
-_STATUS = {
-    0: "pending",
-    1: "new",
-    2: "expired",
-    3: "filled",
-    4: "cancelled",
-    5: "partial",
-    6: "rejected",
-    k.STATUS_OPEN_AT_END: "open",
-}
-_TIF = {0: "GTC", 1: "GTX", 2: "FOK", 3: "IOC"}
+# by hftbacktest's codes (and ours: 7 = still working when the data ended)
+_STATUS = ("pending", "new", "expired", "filled", "cancelled", "partial", "rejected", "open")
+_TIF = ("GTC", "GTX", "FOK", "IOC")
 
 
 def _ts(ns: np.ndarray) -> pd.DatetimeIndex:
@@ -149,12 +141,12 @@ def _fills_frame(
     return pd.DataFrame(
         {
             "ts": _ts(fi[:, k.FI_TS]),
-            "side": np.where(fi[:, k.FI_SIDE] > 0, "buy", "sell"),
+            "side": _labels(fi[:, k.FI_SIDE] > 0, "buy", "sell"),
             "units": units,
             "price": price,
             "fee": fee,
             "order_id": fi[:, k.FI_ORDER],
-            "liquidity": np.where(maker, "maker", "taker"),
+            "liquidity": _labels(maker, "maker", "taker"),
             "submit_ts": _ts(submit),
             "queue_time_ms": (fi[:, k.FI_TS] - submit) / 1e6,
             "seen_ts": _ts(fi[:, k.FI_SEEN]),
@@ -169,11 +161,11 @@ def _order_log(run: TickRun) -> pd.DataFrame:
         {
             "order_id": oi[:, k.OI_ID],
             "submit_ts": _ts(oi[:, k.OI_SUBMIT]),
-            "side": np.where(oi[:, k.OI_SIDE] > 0, "buy", "sell"),
+            "side": _labels(oi[:, k.OI_SIDE] > 0, "buy", "sell"),
             "price": of[:, k.OF_PRICE],
             "qty": of[:, k.OF_QTY],
-            "time_in_force": [_TIF.get(int(v), str(v)) for v in oi[:, k.OI_TIF]],
-            "status": [_STATUS.get(int(v), str(v)) for v in oi[:, k.OI_STATUS]],
+            "time_in_force": _decode(oi[:, k.OI_TIF].astype(np.int8), _TIF),
+            "status": _decode(oi[:, k.OI_STATUS].astype(np.int8), _STATUS),
             "filled_qty": of[:, k.OF_FILLED],
             "first_fill_ts": _ts_or_nat(oi[:, k.OI_FIRST_FILL]),
             "last_fill_ts": _ts_or_nat(oi[:, k.OI_LAST_FILL]),
@@ -190,76 +182,41 @@ def _round_trips(
     """Round trips from flat to flat (a flip closes one and opens the next at the same fill,
     the fill's fee split by units); adding or reducing stays in the trade, prices are
     volume-weighted; a trade still open is marked at the last mid (``is_open``)."""
-    rows: list[tuple[Any, ...]] = []
-    pos = 0.0
-    cur: list[Any] | None = (
-        None  # entry_ts, side, units, cost, exit_units, exit_value, fees, flow, n
-    )
+    from nodes.builtin._tickfast import trips
+
     signed = np.where(fi[:, k.FI_SIDE] > 0, units, -units)
-    ts = fi[:, k.FI_TS]
-    for i in range(len(signed)):
-        remaining = float(signed[i])
-        px, f = float(price[i]), float(fee[i])
-        while abs(remaining) > 1e-12:
-            if cur is None:
-                cur = [int(ts[i]), 1 if remaining > 0 else -1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0]
-            opening = pos == 0 or (pos > 0) == (remaining > 0)
-            part = remaining if opening or abs(remaining) < abs(pos) else -pos
-            cur[6] += f * abs(part) / abs(float(signed[i]))
-            cur[7] -= part * px
-            cur[8] += 1
-            if opening:
-                cur[2] += abs(part)
-                cur[3] += abs(part) * px
-            else:
-                cur[4] += abs(part)
-                cur[5] += abs(part) * px
-            pos += part
-            remaining -= part
-            if abs(pos) < 1e-12:
-                pos = 0.0
-                pnl = cur[7] - cur[6]
-                rows.append(
-                    (
-                        cur[0],
-                        int(ts[i]),
-                        cur[1],
-                        cur[2],
-                        cur[3] / cur[2],
-                        cur[5] / cur[4],
-                        cur[6],
-                        pnl,
-                        pnl / cur[3],
-                        cur[8],
-                        False,
-                    )
-                )
-                cur = None
-    if cur is not None:
-        last_mid = float(equity["mid"].iloc[-1])
-        pnl = cur[7] + pos * last_mid - cur[6]
-        rows.append(
-            (
-                cur[0],
-                int(equity.index[-1].value),
-                cur[1],
-                cur[2],
-                cur[3] / cur[2],
-                last_mid,
-                cur[6],
-                pnl,
-                pnl / cur[3],
-                cur[8],
-                True,
-            )
-        )
-    frame = pd.DataFrame(rows, columns=list(TRADE_COLUMNS))
-    frame["entry_ts"] = _ts(frame["entry_ts"].to_numpy(dtype=np.int64))
-    frame["exit_ts"] = _ts(frame["exit_ts"].to_numpy(dtype=np.int64))
-    frame["side"] = np.where(frame["side"].to_numpy() > 0, "long", "short")
-    frame["is_open"] = frame["is_open"].astype(bool)
-    frame["fills"] = frame["fills"].astype(np.int64)
-    return frame
+    ti, tf = trips(
+        fi[:, k.FI_TS], signed, price, fee, equity.index[-1].value, equity["mid"].iloc[-1]
+    )
+    return pd.DataFrame(
+        {
+            "entry_ts": _ts(ti[:, 0]),
+            "exit_ts": _ts(ti[:, 1]),
+            "side": _labels(ti[:, 2] > 0, "long", "short"),
+            "units": tf[:, 0],
+            "entry_price": tf[:, 1],
+            "exit_price": tf[:, 2],
+            "fees": tf[:, 3],
+            "pnl": tf[:, 4],
+            "return": tf[:, 4] / tf[:, 5],
+            "fills": ti[:, 3],
+            "is_open": ti[:, 4].astype(bool),
+        },
+        columns=list(TRADE_COLUMNS),
+    )
+
+
+def _labels(mask: np.ndarray, yes: str, no: str) -> Any:
+    return _decode(mask.astype(np.int8), (no, yes))
+
+
+def _decode(codes: np.ndarray, labels: tuple[str, ...]) -> Any:
+    """A string column from small integer codes, through an Arrow dictionary (much faster
+    than building strings one by one)."""
+    import pyarrow as pa
+
+    array = pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(labels))
+    return pd.array(array.dictionary_decode(), dtype="str")
 
 
 def _fill_metrics(
