@@ -172,3 +172,19 @@ def test_bad_input_is_refused_with_what_and_where() -> None:
     swapped[[0, 2]] = swapped[[2, 0]]
     with pytest.raises(DataError, match="UNSORTED"):
         run_tick_backtest(swapped, _params())
+
+
+def test_the_code_fingerprint_covers_the_kernel_the_checks_and_the_shaping() -> None:
+    """A change to the loop, the checks or the tables must not be served from the cache."""
+    from nodes import codehash
+    from nodes.base import registry
+
+    closure = codehash.module_closure(registry().get("tick_backtest").__module__)
+    assert {
+        "nodes.builtin._tickkernel",
+        "nodes.builtin._tickcore",
+        "nodes.builtin._tickfast",
+        "nodes.builtin._tickoutputs",
+        "nodes.builtin.tickparams",
+        "nodes.ticks",
+    } <= set(closure)
