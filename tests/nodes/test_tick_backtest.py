@@ -188,3 +188,23 @@ def test_the_code_fingerprint_covers_the_kernel_the_checks_and_the_shaping() -> 
         "nodes.builtin.tickparams",
         "nodes.ticks",
     } <= set(closure)
+
+
+def test_partial_fills_never_exceed_the_order_and_keep_the_fee_account() -> None:
+    params = _params(
+        tick_size=0.1, grid_levels=3, order_qty=5.0, max_position=20.0, exchange="partial_fill",
+        maker_fee_bps=-1.0, taker_fee_bps=5.0,
+    )  # fmt: skip
+    out = run_tick_backtest(random_book(20.0), params)
+    log, fills = out["order_log"], out["orders"]
+    assert len(fills) > 20
+    per_order = fills.groupby("order_id")["units"].sum()
+    filled = log.set_index("order_id")["filled_qty"]
+    assert (per_order <= 5.0 + 1e-9).all()
+    pd.testing.assert_series_equal(per_order, filled.loc[per_order.index], check_names=False)
+    assert (fills["units"] < 5.0).any()  # some fills really were partial
+    warned = [w for w in out["metrics"]["warnings"] if w.startswith("fees:")]
+    expected = (
+        np.where(fills["liquidity"] == "maker", -1e-4, 5e-4) * fills["units"] * fills["price"]
+    ).sum()
+    assert warned or out["metrics"]["total_fees"] == pytest.approx(expected)
