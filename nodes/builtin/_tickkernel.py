@@ -4,7 +4,8 @@ strategies (a grid market maker and a queue-aware order-imbalance taker).
 
 Imported only when a tick backtest runs (numba and hftbacktest load then). The functions take
 hftbacktest's jitclass backtester, which numba cannot cache on disk (it holds ctypes
-pointers), so they compile once per process (≈ 2–4 s) and are kept in :data:`_COMPILED`.
+pointers), so they compile once per process (≈ 20–60 s on a loaded 2-core machine, mostly
+LLVM) and are kept in :data:`_COMPILED`.
 
 Arrays (columns by the constants below): ``oi`` / ``of`` one row per order (int64 / float64
 parts, row = order id - 1), ``fi`` / ``ff`` one row per fill, ``ri`` / ``rf`` one row per
@@ -194,10 +195,11 @@ def _taker_step(hbt, p, s, book, oi, of, work):  # type: ignore[no-untyped-def]
     """The queue-aware order-imbalance taker. The book's imbalance over ``levels`` ticks a side
     sets a target (+/- ``max_position`` beyond +/- ``threshold``, else unchanged). Toward it,
     it joins the best price post-only when the queue there is at most ``max_ahead``; a resting
-    order whose estimated queue ahead (the least quantity seen at its price since it was sent:
-    a queue only shrinks from the front) is still above ``max_ahead`` after ``patience`` ns, or
-    whose price is no longer the best, is cancelled and the rest taken with an IOC order at
-    the opposite best. ``s`` holds the resting order: id, side, tick, queue ahead, since."""
+    order that still has queue ahead of it after ``patience`` ns (estimated as the least
+    quantity seen at its price since it was sent: a queue only shrinks from the front; at the
+    front it keeps waiting for the next trade), or whose price is no longer the best, is
+    cancelled and the quantity taken with an IOC order at the opposite best. ``s`` holds the
+    resting order: id, side, tick, queue ahead, since."""
     threshold, levels, qty, max_pos, max_ahead, patience = p[0], int(p[1]), p[2], p[3], p[4], p[5]
     depth = hbt.depth(0)
     bid_t, ask_t = depth.best_bid_tick, depth.best_ask_tick
@@ -227,7 +229,7 @@ def _taker_step(hbt, p, s, book, oi, of, work):  # type: ignore[no-untyped-def]
         level = depth.bid_qty_at_tick(r_tick) if r_side > 0 else depth.ask_qty_at_tick(r_tick)
         s[3] = min(s[3], level)
         best = bid_t if r_side > 0 else ask_t
-        stale = r_tick != best or (s[3] > max_ahead and now - s[4] >= patience)
+        stale = r_tick != best or (s[3] > 0 and now - s[4] >= patience)
         if abs(need) < 1e-12 or r_side != side or stale:
             _cancel(hbt, oi, resting)
             if stale and r_side == side and abs(need) >= 1e-12:

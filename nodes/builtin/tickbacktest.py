@@ -137,8 +137,9 @@ class TickBacktest(Node):
       best bid / ask; a side stops quoting at ``max_position``.
     - ``imbalance_taker``: the top-of-book imbalance over ``imbalance_levels`` ticks beyond
       ``imbalance_threshold`` sets a target of ± ``max_position``; it joins the best price
-      post-only when at most ``max_queue_ahead`` is queued there, and replaces a resting order
-      that still has more ahead after ``patience_ms`` (or lost the best price) by an IOC order.
+      post-only when at most ``max_queue_ahead`` is queued there (else it takes), and replaces
+      a resting order still behind others after ``patience_ms`` (or no longer at the best
+      price) by an IOC order.
 
     Outputs: ``equity`` (every ``record_interval_ms``: equity = cash + position × mid, cash,
     position, drawdown, returns, mid, inventory = position × mid, best bid / ask), ``orders``

@@ -117,14 +117,14 @@ class TickBacktestParams(AnnualisationParams):
         10.0,
         ge=0,
         description="imbalance_taker: join the best price when at most this much "
-        "is queued there; a resting order with more still ahead after patience_ms is taken.",
+        "is queued there, else take the opposite best with an IOC order.",
     )
     patience_ms: float = Field(
         500.0,
         ge=0,
         le=86_400_000,
-        description="imbalance_taker: how long a resting order may "
-        "wait with too much queue ahead before it is replaced by a taker order.",
+        description="imbalance_taker: how long a resting order may wait with queue still "
+        "ahead of it before it is replaced by a taker order.",
     )
 
     @model_validator(mode="after")

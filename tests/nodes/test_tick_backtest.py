@@ -208,3 +208,36 @@ def test_partial_fills_never_exceed_the_order_and_keep_the_fee_account() -> None
         np.where(fills["liquidity"] == "maker", -1e-4, 5e-4) * fills["units"] * fills["price"]
     ).sum()
     assert warned or out["metrics"]["total_fees"] == pytest.approx(expected)
+
+
+def _taker(**kw: object) -> TickBacktestParams:
+    return _params(
+        strategy="imbalance_taker", imbalance_threshold=0.5, max_position=1.0, **kw
+    )  # fmt: skip
+
+
+def test_the_imbalance_taker_takes_when_the_queue_is_long_and_joins_when_it_is_short() -> None:
+    # bids 50 at 99 against 2 at 101: imbalance +0.92, a buy signal
+    data = _book(bid_qty=50.0)
+    data[1]["qty"] = 2.0
+    took = run_tick_backtest(data, _taker(max_queue_ahead=10.0))  # 50 queued at 99 > 10: take
+    first = took["order_log"].iloc[0]
+    assert (first["side"], first["price"], first["time_in_force"]) == ("buy", 101.0, "IOC")
+    fills = took["orders"]
+    assert list(fills["liquidity"]) == ["taker"] and fills["price"].iloc[0] == 101.0
+    assert took["metrics"]["taker_fills"] == 1
+    # 50 ahead <= 100: join the bid post-only; nothing trades, so it waits all along
+    joined = run_tick_backtest(data, _taker(max_queue_ahead=100.0, patience_ms=10_000.0))
+    log = joined["order_log"]
+    assert list(zip(log["price"], log["time_in_force"], log["status"], strict=True)) == [
+        (99.0, "GTX", "open")
+    ]
+    assert len(joined["orders"]) == 0
+    # with 50 ms of patience and 50 still ahead, it gives up the queue and takes
+    impatient = run_tick_backtest(data, _taker(max_queue_ahead=100.0, patience_ms=50.0))
+    log = impatient["order_log"]
+    assert list(zip(log["price"], log["time_in_force"], log["status"], strict=True))[:2] == [
+        (99.0, "GTX", "cancelled"),
+        (101.0, "IOC", "filled"),
+    ]
+    assert log["submit_ts"].iloc[1] - log["submit_ts"].iloc[0] >= pd.Timedelta(50, "ms")
