@@ -14,6 +14,7 @@ record. Timestamps stay int64 nanoseconds: a float64 cannot hold an epoch timest
 
 from __future__ import annotations
 
+import threading
 import types
 from collections.abc import Callable
 from typing import Any
@@ -47,6 +48,7 @@ _INVALID_MAX = np.iinfo(np.int64).max
 _COMPILED: dict[Any, Callable[..., Any]] = {}
 #: the strategy step :func:`_run` calls; each compiled loop gets its own (:func:`kernel`)
 _STEP: Any = None
+_LOCK = threading.Lock()
 
 
 def _grow(a: np.ndarray, n: int) -> np.ndarray:
@@ -318,21 +320,22 @@ def _run(hbt, p, step, update_every, record_every, ri, rf):  # type: ignore[no-u
 
 def kernel(strategy: int) -> Callable[..., Any]:
     """The loop with ``strategy``'s step (:data:`GRID_MM`, :data:`IMBALANCE_TAKER`), compiled
-    by numba on first use in this process."""
-    if strategy not in _COMPILED:
-        from numba import njit
+    by numba on first use in this process (two flow branches may ask at once: one builds)."""
+    with _LOCK:
+        if strategy not in _COMPILED:
+            from numba import njit
 
-        g = globals()
-        if "_grow" not in _COMPILED:
-            for name in _HELPERS:
-                g[name] = njit(g[name])
-            _COMPILED["_grow"] = g["_grow"]
-        step = g["_grid_step"] if strategy == GRID_MM else g["_taker_step"]
-        # the loop's source, with this strategy's step as its _STEP global
-        namespace = dict(g, _STEP=step)
-        run = types.FunctionType(_run.__code__, namespace, "_run")
-        _COMPILED[strategy] = njit(run)
-    return _COMPILED[strategy]
+            g = globals()
+            if "_grow" not in _COMPILED:
+                for name in _HELPERS:
+                    g[name] = njit(g[name])
+                _COMPILED["_grow"] = g["_grow"]
+            step = g["_grid_step"] if strategy == GRID_MM else g["_taker_step"]
+            # the loop's source, with this strategy's step as its _STEP global
+            namespace = dict(g, _STEP=step)
+            run = types.FunctionType(_run.__code__, namespace, "_run")
+            _COMPILED[strategy] = njit(run)
+        return _COMPILED[strategy]
 
 
 _HELPERS = (
