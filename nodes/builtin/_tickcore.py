@@ -123,7 +123,7 @@ def build_asset(events: np.ndarray, params: TickBacktestParams, latency: np.ndar
         if latency is None:
             raise NodeError(
                 "tick_backtest: latency='recorded' needs the order_latency input (a table of "
-                "req_ts, exch_ts, resp_ts); or use latency='constant'"
+                "req_ts, exch_ts, resp_ts) or order_latency_file; or use latency='constant'"
             )
         asset = asset.intp_order_latency(latency, params.latency_offset_ns)
     else:
@@ -154,8 +154,8 @@ def simulate(ticks: Any, params: TickBacktestParams, order_latency: Any | None =
     latency = as_order_latency(order_latency) if order_latency is not None else None
     if params.latency == "constant" and latency is not None:
         raise NodeError(
-            "tick_backtest: an order_latency input is bound but latency='constant'; set "
-            "latency='recorded' to use it"
+            "tick_backtest: order latencies are given (the order_latency input or "
+            "order_latency_file) but latency='constant'; set latency='recorded' to use them"
         )
     step = math.gcd(params.record_ns, params.update_ns)
     local = events["local_ts"][(events["ev"] & _LOCAL_EVENT) != 0]

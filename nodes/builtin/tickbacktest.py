@@ -4,12 +4,13 @@ queue-position and fee models; outputs in the bar backtester's shapes (docs/tick
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nodes.base import Node, Port, PortType, register
 from nodes.builtin.metrics import METRIC_KEYS, TEXT_METRIC_KEYS, log_metric_notes
 from nodes.builtin.tickparams import TickBacktestParams
-from nodes.errors import NodeError
+from nodes.errors import DataError, NodeError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -184,7 +185,14 @@ class TickBacktest(Node):
         """Simulate and report (ppy, warnings and notes go to the node's log)."""
         wanted = self.ctx.outputs
         tables = wanted is None or not wanted.isdisjoint({"trades", "orders", "order_log"})
-        out = run_tick_backtest(inputs["ticks"], params, inputs.get("order_latency"), tables=tables)
+        latency = inputs.get("order_latency")
+        if params.order_latency_file is not None:
+            if latency is not None:
+                raise NodeError(
+                    "tick_backtest: give the order_latency input or order_latency_file, not both"
+                )
+            latency = read_latency_file(self._latency_path(params), params.order_latency_file)
+        out = run_tick_backtest(inputs["ticks"], params, latency, tables=tables)
         metrics = out["metrics"]
         self.ctx.log(
             f"{metrics['events']:,} events, {metrics['orders_submitted']:,} orders, "
@@ -192,3 +200,39 @@ class TickBacktest(Node):
         )
         log_metric_notes(self.ctx.log, metrics)
         return out
+
+    def fingerprint(self, params: TickBacktestParams) -> str | None:
+        """sha256 of the order latency file's bytes, when one is read (else None)."""
+        from nodes.data import file_sha256
+
+        if params.order_latency_file is None:
+            return None
+        return file_sha256(self._latency_path(params))
+
+    def _latency_path(self, params: TickBacktestParams) -> Path:
+        assert params.order_latency_file is not None
+        path = self.ctx.resolve_path(params.order_latency_file)
+        if not path.is_file():
+            raise DataError(
+                "FILE_NOT_FOUND",
+                self.ctx.missing_file(params.order_latency_file),
+                source=params.order_latency_file,
+            )
+        return path
+
+
+def read_latency_file(path: Path, name: str) -> Any:
+    """Recorded order latencies from a CSV (columns req_ts, exch_ts, resp_ts) or an .npz of
+    hftbacktest's latency rows (its first array); checked by ``as_order_latency``."""
+    import numpy as np
+    import pandas as pd
+
+    if path.suffix.lower() == ".npz":
+        with np.load(path, allow_pickle=False) as archive:
+            return archive[archive.files[0]]
+    try:
+        return pd.read_csv(path, usecols=["req_ts", "exch_ts", "resp_ts"])
+    except ValueError as exc:
+        raise DataError(
+            "MISSING_COLUMNS", f"{exc} (need req_ts, exch_ts, resp_ts)", source=name
+        ) from exc

@@ -55,6 +55,11 @@ class TickBacktestParams(AnnualisationParams):
     response_latency_ns: int = Field(
         1_000_000, ge=0, le=60_000_000_000, description="Order response latency (constant)."
     )
+    order_latency_file: str | None = Field(
+        None,
+        description="Recorded order latencies for latency='recorded' when no order_latency "
+        "input is bound: a CSV with req_ts, exch_ts, resp_ts (ns) or hftbacktest's latency .npz.",
+    )
     latency_offset_ns: int = Field(
         0,
         ge=-60_000_000_000,

@@ -241,3 +241,40 @@ def test_the_imbalance_taker_takes_when_the_queue_is_long_and_joins_when_it_is_s
         (101.0, "IOC", "filled"),
     ]
     assert log["submit_ts"].iloc[1] - log["submit_ts"].iloc[0] >= pd.Timedelta(50, "ms")
+
+
+def test_recorded_latencies_from_a_file_enter_the_run_and_its_cache_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from nodes.base import NodeContext, registry
+
+    data = random_book(10.0)
+    path = tmp_path / "latency.csv"
+    req = [T0 - 1_000 * MS, T0 + 20_000 * MS]
+    pd.DataFrame(
+        {"req_ts": req, "exch_ts": [r + 4 * MS for r in req], "resp_ts": [r + 7 * MS for r in req]}
+    ).to_csv(path, index=False)
+    node_type = registry().get("tick_backtest")
+    node = node_type(NodeContext(base_dir=tmp_path))
+    base = {"tick_size": 0.1, "lot_size": 1.0, "grid_levels": 1, "update_interval_ms": 10.0,
+            "record_interval_ms": 10.0}  # fmt: skip
+    params = node_type.validated_params(
+        base | {"latency": "recorded", "order_latency_file": "latency.csv"}
+    )
+    constant = node_type.validated_params(
+        base | {"entry_latency_ns": 4 * MS, "response_latency_ns": 3 * MS}
+    )
+    from_file = node.execute({"ticks": data}, params)
+    pd.testing.assert_frame_equal(
+        from_file["orders"], node.execute({"ticks": data}, constant)["orders"]
+    )
+    before = node.fingerprint(params)
+    assert before is not None and node.fingerprint(constant) is None
+    path.write_text(path.read_text().replace(str(req[0] + 4 * MS), str(req[0] + 5 * MS)))
+    assert node.fingerprint(params) != before  # a changed file is never served from the cache
+    with pytest.raises(NodeError, match="not both"):
+        node.execute({"ticks": data, "order_latency": pd.read_csv(path)}, params)
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    bad = node_type.validated_params(
+        base | {"latency": "recorded", "order_latency_file": "bad.csv"}
+    )
+    with pytest.raises(DataError, match="MISSING_COLUMNS"):
+        node.execute({"ticks": data}, bad)
