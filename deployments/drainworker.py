@@ -73,7 +73,9 @@ with warnings.catch_warnings():
             return list(await super().get_and_submit_flow_runs())
 
 
-async def serve_worker(pool: str, name: str | None, limit: int | None, drain_s: float) -> None:
+async def serve_worker(
+    pool: str, name: str | None, limit: int | None, drain_s: float, healthcheck: bool = False
+) -> None:
     """Run the worker until a signal, then drain (see the module doc)."""
     from prefect.settings import PREFECT_WORKER_HEARTBEAT_SECONDS, PREFECT_WORKER_PREFETCH_SECONDS
 
@@ -88,7 +90,9 @@ async def serve_worker(pool: str, name: str | None, limit: int | None, drain_s: 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, signals.put_nowait, sig)
-    running = asyncio.create_task(worker.start(printer=lambda text: print(text, flush=True)))
+    running = asyncio.create_task(
+        worker.start(with_healthcheck=healthcheck, printer=lambda text: print(text, flush=True))
+    )
     first = asyncio.create_task(signals.get())
     await asyncio.wait({running, first}, return_when=asyncio.FIRST_COMPLETED)
     if running.done():
@@ -117,7 +121,8 @@ async def serve_worker(pool: str, name: str | None, limit: int | None, drain_s: 
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m deployments.drainworker --pool P [--name N] [--limit L] [--drain-s S]``."""
+    """``python -m deployments.drainworker --pool P [--name N] [--limit L] [--drain-s S]
+    [--with-healthcheck]``."""
     parser = argparse.ArgumentParser(prog="python -m deployments.drainworker")
     parser.add_argument("--pool", required=True)
     parser.add_argument("--name")
@@ -128,8 +133,13 @@ def main(argv: list[str] | None = None) -> None:
         default=float(os.environ.get("ALPHAFORGE_WORKER_DRAIN_S", "60")),
         help="seconds running flow runs may take to finish after SIGTERM",
     )
+    parser.add_argument(
+        "--with-healthcheck",
+        action="store_true",
+        help="serve Prefect's worker health check (PREFECT_WORKER_WEBSERVER_PORT)",
+    )
     args = parser.parse_args(argv)
-    asyncio.run(serve_worker(args.pool, args.name, args.limit, args.drain_s))
+    asyncio.run(serve_worker(args.pool, args.name, args.limit, args.drain_s, args.with_healthcheck))
 
 
 if __name__ == "__main__":  # pragma: no cover
