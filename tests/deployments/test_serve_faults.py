@@ -188,7 +188,7 @@ def test_a_killed_worker_is_restarted_and_the_next_run_completes(tmp_path: Path)
                     argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
                 except OSError:
                     continue
-                if b"worker" in argv and b"start" in argv and pid_alive(pid):
+                if b"deployments.drainworker" in argv and pid_alive(pid):
                     return pid
             return None
 
