@@ -59,8 +59,11 @@ def _run_dir(parameters: dict[str, Any], flow_run_id: UUID, expected_start: Any)
         if expected_start is None:
             return None
         run_id = run_id_for(flow_run_id, expected_start)
-    settings = current_settings().with_store(spec.get("store_url"), spec.get("tracking_uri"))
-    return Path(settings.runs_dir) / str(run_id)
+    try:
+        settings = current_settings().with_store(spec.get("store_url"), spec.get("tracking_uri"))
+        return Path(settings.runs_dir) / str(run_id)
+    except (TypeError, ValueError):  # not a pipeline's spec, or a store this host cannot open
+        return None
 
 
 def _resource(resource_id: str, name: str, role: str | None = None) -> dict[str, str]:
