@@ -20,7 +20,8 @@ __all__ = ["deploy_command"]
 @click.option("--pool", default="alphaforge", show_default=True, help="The process work pool.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def deploy_command(api_url: str | None, pool: str, as_json: bool) -> None:
-    """Register the work pool and the web, node-lab, sweep and engine deployments."""
+    """Register the work pool, the web, node-lab, sweep, engine and crash-report deployments,
+    and the automations (crashed runs, runs past ALPHAFORGE_MAX_RUN_MINUTES)."""
     from prefect.client.orchestration import SyncPrefectClient
 
     from deployments.deploy import register_all
@@ -40,9 +41,15 @@ def deploy_command(api_url: str | None, pool: str, as_json: bool) -> None:
         raise
     except Exception as exc:  # the server's or the network's: one line, no trace
         raise click.ClickException(f"cannot register on {url}: {exc}") from None
+    prefix = "automation/"
+    automations = {k.removeprefix(prefix): v for k, v in ids.items() if k.startswith(prefix)}
+    deployments = {k: v for k, v in ids.items() if not k.startswith(prefix)}
     if as_json:
-        click.echo(json.dumps({"api_url": url, "pool": pool, "deployments": ids}))
+        out = {"api_url": url, "pool": pool, "deployments": deployments}
+        click.echo(json.dumps({**out, "automations": automations}))
         return
     click.echo(f"work pool {pool!r} on {url}")
-    for name, deployment_id in sorted(ids.items()):
+    for name, deployment_id in sorted(deployments.items()):
         click.echo(f"  {name:<28} {deployment_id}")
+    for name, automation_id in sorted(automations.items()):
+        click.echo(f"  automation {name:<17} {automation_id}")

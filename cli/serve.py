@@ -13,7 +13,8 @@ instead of starting one. The children it started are supervised: one that exits 
 worker) is started again, with back-off, and said so on the terminal
 (:mod:`deployments.supervise`). On Ctrl-C or SIGTERM uvicorn stops accepting connections and
 lets in-flight requests finish (``ALPHAFORGE_GRACEFUL_STOP_S``), then the supervisor stops, then
-the engine (it unloads its instances), the worker, the MLflow UI and the Prefect server
+the engine (it unloads its instances), the worker (it drains: no new flow runs, the running
+ones get ``ALPHAFORGE_WORKER_DRAIN_S`` to finish), the MLflow UI and the Prefect server
 (docs/operations.md); runs the stop cut short are ended as Crashed with the reason by the next
 start's status sync (:mod:`api.services.run_liveness`).
 """

@@ -16,6 +16,7 @@ runners): the flows are imported when a deployment is written, for their paramet
 from __future__ import annotations
 
 from contextlib import suppress
+from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 from uuid import UUID
@@ -25,14 +26,20 @@ from prefect.client.schemas.actions import DeploymentUpdate, WorkPoolCreate
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
 __all__ = [
+    "CRASHED_AUTOMATION",
+    "CRASH_DEPLOYMENT",
     "FLOW_RUN_COMMAND",
+    "LONG_RUN_AUTOMATION",
     "NODELAB_DEPLOYMENT",
     "NODELAB_FLOWS",
     "POOL_NAME",
     "SWEEP_DEPLOYMENT",
     "SWEEP_FLOWS",
     "WEB_DEPLOYMENT",
+    "automation_specs",
     "deployment_name_for",
+    "ensure_automations",
+    "ensure_crash_report_deployment",
     "ensure_engine_deployment",
     "ensure_nodelab_deployments",
     "ensure_pool",
@@ -62,6 +69,20 @@ SWEEP_FLOWS: dict[str, tuple[str, str]] = {
 # The strategy engine: one long-running flow run reconciles instances with the database.
 ENGINE_DEPLOYMENT = "engine"
 ENGINE_FLOWS: dict[str, tuple[str, str]] = {"engine": ("live.engineflow", "engine_flow")}
+# The crash report (flows/crashreport.py): what the crashed-runs automation runs.
+CRASH_DEPLOYMENT = "crash-report"
+CRASH_FLOWS: dict[str, tuple[str, str]] = {
+    "crash_report": ("flows.crashreport", "crash_report_flow")
+}
+# The automations `deploy` creates (found by name and updated: never duplicated).
+CRASHED_AUTOMATION = "alphaforge-crashed-runs"
+LONG_RUN_AUTOMATION = "alphaforge-long-runs"
+# The flows the automations leave alone: the engine runs until cancelled, and a crash report
+# that crashed must not report itself. Names, as the flow-run events' related flow says them.
+ENGINE_FLOW = "alphaforge-engine"
+CRASH_REPORT_FLOW = "alphaforge-crash-report"
+# Every state a Running flow run can leave Running for (the long-run trigger's "expect").
+_LEFT_RUNNING = ("Completed", "Failed", "Crashed", "Cancelled", "Cancelling", "Paused", "Suspended")
 TAG = "alphaforge"
 FLOW_RUN_COMMAND = "python -m deployments.warm_launcher"
 
@@ -281,8 +302,9 @@ def _ensure_flow_deployments(
 
 
 def register_all(client: SyncPrefectClient, pool: str = POOL_NAME) -> dict[str, str]:
-    """The pool and every deployment Alpha Forge runs through (``alphaforge deploy``, and
-    ``serve`` for its own server): ``{flow/deployment name: id}``."""
+    """The pool, every deployment Alpha Forge runs through and the automations
+    (:func:`ensure_automations`) — ``alphaforge deploy``, and ``serve`` for its own server:
+    ``{flow/deployment name or automation/<name>: id}``."""
     ensure_pool(client, pool)
     ids: dict[str, str] = {web_deployment_name(pool): str(ensure_web_deployment(client, pool))}
     for kind, deployment_id in ensure_nodelab_deployments(client, pool).items():
@@ -290,4 +312,118 @@ def register_all(client: SyncPrefectClient, pool: str = POOL_NAME) -> dict[str, 
     for kind, deployment_id in ensure_sweep_deployments(client, pool).items():
         ids[f"sweep/{kind}"] = str(deployment_id)
     ids["engine"] = str(ensure_engine_deployment(client, pool))
+    ids["crash-report"] = str(ensure_crash_report_deployment(client, pool))
+    for name, automation_id in ensure_automations(client, pool).items():
+        ids[f"automation/{name}"] = str(automation_id)
+    return ids
+
+
+def ensure_crash_report_deployment(client: SyncPrefectClient, pool: str = POOL_NAME) -> UUID:
+    """The pool and the ``alphaforge-crash-report/crash-report`` deployment (the crash report
+    the crashed-runs automation runs: flows/crashreport.py)."""
+    return _ensure_flow_deployments(
+        client,
+        CRASH_FLOWS,
+        CRASH_DEPLOYMENT,
+        tag="crash-report",
+        describe=lambda _kind: (
+            "Reports a crashed flow run: ends its run record as failed with the reason, emits "
+            "alphaforge.run.crashed (run by the alphaforge-crashed-runs automation)."
+        ),
+        pool=pool,
+    )["crash_report"]
+
+
+def automation_specs(crash_deployment_id: UUID, max_run: timedelta) -> list[Any]:
+    """The automations of an Alpha Forge stack (``AutomationCore`` objects):
+
+    - ``alphaforge-crashed-runs``: a flow run of an Alpha Forge deployment (tag ``alphaforge``)
+      that enters Crashed → run the crash-report deployment with its id;
+    - ``alphaforge-long-runs``: a flow run Running for ``max_run`` without leaving Running
+      (``ALPHAFORGE_MAX_RUN_MINUTES``) → cancel it. The strategy engine's flow runs until
+      cancelled by design and is exempt (so is the crash report, from the first).
+    """
+    from prefect.events.actions import CancelFlowRun, RunDeployment
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+
+    ours = {"prefect.resource.role": "tag", "prefect.resource.id": f"prefect.tag.{TAG}"}
+    flow_run = {"prefect.resource.id": "prefect.flow-run.*"}
+    crashed = AutomationCore(
+        name=CRASHED_AUTOMATION,
+        description="A crashed Alpha Forge flow run: its run record is ended as failed with "
+        "the reason and alphaforge.run.crashed is emitted (alphaforge-crash-report).",
+        trigger=EventTrigger(
+            posture=Posture.Reactive,
+            match=flow_run,
+            match_related=[
+                ours,
+                {"prefect.resource.role": "flow", "prefect.resource.name": f"!{CRASH_REPORT_FLOW}"},
+            ],
+            expect={"prefect.flow-run.Crashed"},
+            for_each={"prefect.resource.id"},
+            threshold=1,
+            within=timedelta(0),
+        ),
+        actions=[
+            RunDeployment(
+                source="selected",
+                deployment_id=crash_deployment_id,
+                parameters={
+                    "flow_run_id": {"__prefect_kind": "jinja", "template": "{{ flow_run.id }}"}
+                },
+            )
+        ],
+    )
+    long_runs = AutomationCore(
+        name=LONG_RUN_AUTOMATION,
+        description=f"An Alpha Forge flow run Running longer than {max_run} is cancelled "
+        "(ALPHAFORGE_MAX_RUN_MINUTES; the strategy engine is exempt).",
+        trigger=EventTrigger(
+            posture=Posture.Proactive,
+            match=flow_run,
+            match_related=[
+                ours,
+                {"prefect.resource.role": "flow", "prefect.resource.name": f"!{ENGINE_FLOW}"},
+            ],
+            after={"prefect.flow-run.Running"},
+            expect={f"prefect.flow-run.{state}" for state in _LEFT_RUNNING},
+            for_each={"prefect.resource.id"},
+            threshold=1,
+            within=max_run,
+        ),
+        actions=[CancelFlowRun()],
+    )
+    return [crashed, long_runs]
+
+
+def ensure_automations(
+    client: SyncPrefectClient, pool: str = POOL_NAME, *, max_run: timedelta | None = None
+) -> dict[str, UUID]:
+    """Create or update the stack's automations (:func:`automation_specs`; ``max_run``
+    defaults to ``ALPHAFORGE_MAX_RUN_MINUTES``) and the crash-report deployment they use;
+    returns their ids by name. Found by name: an existing one is updated in place, extra
+    copies (a race of two deploys) are deleted."""
+    from flows.settings import get_settings
+
+    if max_run is None:
+        max_run = timedelta(minutes=get_settings().max_run_minutes)
+    crash_id = ensure_crash_report_deployment(client, pool)
+    ids: dict[str, UUID] = {}
+    for spec in automation_specs(crash_id, max_run):
+        found = client.read_automations_by_name(spec.name)
+        if found:
+            keep, *extra = sorted(found, key=lambda a: str(a.id))
+            # not client.update_automation: it sends model_dump(exclude_unset=True), which
+            # drops each action's defaulted `type` (the server then reads do-nothing)
+            client.request(
+                "PUT",
+                "/automations/{id}",
+                path_params={"id": keep.id},
+                json=spec.model_dump(mode="json", exclude={"owner_resource"}),
+            ).raise_for_status()
+            for automation in extra:
+                client.delete_automation(automation.id)
+            ids[spec.name] = keep.id
+        else:
+            ids[spec.name] = client.create_automation(spec)
     return ids

@@ -8,8 +8,10 @@
 - :func:`prefect_database_url`: the PostgreSQL database of Prefect's server next to an app
   database on PostgreSQL (``<appdb>_prefect``, created when missing): SQLite under concurrent
   runs answers "database is locked".
-- :class:`Worker`: ``prefect worker start`` on the process pool: one subprocess per flow run,
-  killed when the flow run is set to Cancelling; with :class:`WarmProcesses` (the default,
+- :class:`Worker`: Prefect's process worker on the process pool (``python -m
+  deployments.drainworker``): one subprocess per flow run, killed when the flow run is set to
+  Cancelling; stopped, it drains (no new flow runs, the running ones get up to
+  ``ALPHAFORGE_WORKER_DRAIN_S`` to finish); with :class:`WarmProcesses` (the default,
   ``ALPHAFORGE_WARM_WORKER``) each flow run starts in a pre-imported fork
   (:mod:`deployments.warm`) instead of a fresh interpreter.
 - :class:`MlflowUi`: ``mlflow server`` on the embedded tracking store (``--with-mlflow-ui``).
@@ -331,6 +333,7 @@ class Worker(Child):
         cwd: Path | None = None,
         warm: bool | None = None,
         limit: int | None = None,
+        drain_s: float | None = None,
     ) -> None:
         env = prefect_env(prefect_home, api_url)
         # The deployments' command is `python -m ...`: this interpreter comes first.
@@ -347,8 +350,10 @@ class Worker(Child):
             self.warm = WarmProcesses(env, log.with_name(f"{log.stem}-warm.log"), cwd=cwd)
             env[SOCKET_ENV] = str(self.warm.socket)
         worker_name = name or f"alphaforge-{socket.gethostname()}-{os.getpid()}"
-        argv = [str(BIN / "prefect"), "worker", "start", "--pool", pool, "--type", "process"]
-        argv += ["--name", worker_name]
+        self.drain_s = _drain_seconds() if drain_s is None else drain_s
+        # Prefect's process worker, draining on SIGTERM (deployments.drainworker)
+        argv = [str(BIN / "python"), "-m", "deployments.drainworker", "--pool", pool]
+        argv += ["--name", worker_name, "--drain-s", f"{self.drain_s:g}"]
         if limit is not None:  # at most this many flow runs at once on this worker
             argv += ["--limit", str(limit)]
         try:
@@ -374,12 +379,28 @@ class Worker(Child):
             self.warm.wait_ready(max(deadline - time.monotonic(), START_TIMEOUT_S))
 
     def stop(self, grace_s: float = 15.0) -> None:
-        """Stop the worker (and its flow-run processes), then its warm processes."""
+        """Drain, then stop: SIGTERM to the worker process alone (its flow-run processes
+        keep running: a signal to the group would reach them), which stops taking flow runs
+        and waits up to ``drain_s`` for the running ones to finish, then ends what is left and
+        exits; ``grace_s`` after that, the group gets SIGTERM, then SIGKILL. Then the warm
+        processes stop."""
         try:
+            self.stopping = True
+            if self.proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.proc.pid, signal.SIGTERM)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.proc.wait(timeout=self.drain_s + grace_s)
             super().stop(grace_s)
         finally:
             if self.warm is not None:
                 self.warm.stop(grace_s)
+
+
+def _drain_seconds() -> float:
+    from flows.settings import get_settings
+
+    return float(get_settings().worker_drain_s)
 
 
 class EngineProcess(Child):

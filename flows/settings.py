@@ -79,6 +79,19 @@ class CoreSettings(BaseSettings):
     s3_key: str | None = Field(default=None, description="S3 access key id.")
     s3_secret: str | None = Field(default=None, description="S3 secret access key.", repr=False)
     s3_region: str | None = Field(default=None, description="S3 region name.")
+    max_run_minutes: int = Field(
+        default=360,
+        ge=1,
+        description="A flow run Running longer than this is cancelled by the "
+        "alphaforge-long-runs automation `alphaforge deploy` creates (the strategy engine's "
+        "run is exempt).",
+    )
+    worker_drain_s: int = Field(
+        default=60,
+        ge=0,
+        description="Seconds a stopping worker (serve's SIGTERM) lets its running flow runs "
+        "finish before it ends them.",
+    )
     log_format: LogFormat = Field(
         default="text",
         description="json: the API, worker, flow-run and engine processes log one JSON object "

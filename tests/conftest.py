@@ -123,6 +123,7 @@ def prefect_stack(prefect_server: Any, tmp_path_factory: pytest.TempPathFactory)
             EXTRA_NODE_MODULES_ENV: "tests.deployments.slownodes",
             "PREFECT_LOGGING_LEVEL": "INFO",
         },
+        drain_s=10,  # a run a test left behind must not hold the session's end for a minute
     )
     try:
         worker.wait_ready()

@@ -87,10 +87,17 @@ def test_alphaforge_deploy_registers_the_pool_and_every_deployment_once(
     ids = json.loads(first.stdout)["deployments"]
     assert json.loads(again.stdout)["deployments"] == ids
     assert set(ids) == {f"web-{pool}", "nodelab/test_run", "nodelab/lookahead", "sweep/sweep",
-                        "sweep/chunk", "engine"}  # fmt: skip
+                        "sweep/chunk", "engine", "crash-report"}  # fmt: skip
+    automations = json.loads(first.stdout)["automations"]
+    assert json.loads(again.stdout)["automations"] == automations  # updated, not duplicated
+    assert set(automations) == {"alphaforge-crashed-runs", "alphaforge-long-runs"}
     with SyncPrefectClient(api=prefect_stack.api_url) as client:
         assert client.read_work_pool(pool).type == "process"
         in_pool = [d for d in client.read_deployments() if d.work_pool_name == pool]
         assert sorted(str(d.id) for d in in_pool) == sorted(ids.values())
+        for name, automation_id in automations.items():
+            [found] = client.read_automations_by_name(name)
+            assert str(found.id) == automation_id
+            client.delete_automation(found.id)  # the session's other tests run without them
     refused = deploy()
     assert refused.returncode == 2 and "ALPHAFORGE_PREFECT_API_URL" in refused.stderr

@@ -1,7 +1,9 @@
 """Faults of ``alphaforge serve`` mid-run, as an operator causes them (issue 10 items 4-5):
 
-- ``serve`` stopped (SIGTERM) while a run runs, then started again: the run ends failed with
-  the reason in a sentence, Prefect says Crashed too, and the next run completes;
+- ``serve`` stopped (SIGTERM) while a run runs: the worker drains — the run in flight
+  completes (its record and, after the next start, its run row say completed) and ``serve``
+  exits 0 — unless the run outlasts ``ALPHAFORGE_WORKER_DRAIN_S``: then the run ends failed
+  with the reason in a sentence, Prefect says Crashed too, and the next run completes;
 - the Prefect worker SIGKILLed while a run runs: the run ends failed, ``serve`` restarts the
   worker (a new pid, said on its terminal) and the next run completes.
 """
@@ -21,6 +23,7 @@ import httpx
 import pytest
 
 from deployments.flow import EXTRA_NODE_MODULES_ENV
+from flows.record import list_runs
 from tests.deployments.fixtures import pid_alive, wait_for
 from tests.serve_process import Served, children, serve
 
@@ -28,7 +31,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("serve")]
 
 PASSWORD = "serve-faults-password"
 ENV = {EXTRA_NODE_MODULES_ENV: "tests.deployments.slownodes"}
-SLOW = 'pipeline slow_one "Slow"\n\ndata = t_bars(n=50)\nnap  = t_sleep(data.close, seconds=300)\n'
+SLOW = 'pipeline slow_one "Slow"\n\ndata = t_bars(n=50)\nnap  = t_sleep(data.close, seconds={s})\n'
 FINAL = ("completed", "failed", "cancelled")
 
 
@@ -67,9 +70,10 @@ class App:
         assert resp.status_code == status, resp.text
         return resp.json()
 
-    def start_slow_run(self) -> dict[str, Any]:
-        """A run whose ``nap`` node sleeps 300 s, once that node is running."""
-        pipeline = self.post("/api/pipelines", {"name": "slow", "source": SLOW}, 201)
+    def start_slow_run(self, seconds: float = 300) -> dict[str, Any]:
+        """A run whose ``nap`` node sleeps ``seconds``, once that node is running."""
+        source = SLOW.format(s=seconds)
+        pipeline = self.post("/api/pipelines", {"name": "slow", "source": source}, 201)
         run = self.post(f"/api/pipelines/{pipeline['id']}/runs", {}, 202)
 
         def napping() -> dict[str, Any] | None:
@@ -110,8 +114,38 @@ def _flow_run_pid(app: App, flow_run_id: str) -> int:
     return int(str(flow_run.infrastructure_pid).rsplit(":", 1)[-1])
 
 
-def test_serve_stopped_mid_run_ends_the_run_and_the_next_start_runs(tmp_path: Path) -> None:
-    with serve(tmp_path, PASSWORD, env=ENV) as served:
+def test_serve_stopped_mid_run_drains_the_worker_and_the_run_completes(tmp_path: Path) -> None:
+    """SIGTERM while a run has ~15 s to go: the worker takes no new run, waits for this one
+    (drain bound 120 s), and serve exits 0 once it completed."""
+    nap_s = 15
+    env = {**ENV, "ALPHAFORGE_WORKER_DRAIN_S": "120"}
+    with serve(tmp_path, PASSWORD, env=env) as served:
+        app = App(served)
+        run = app.start_slow_run(seconds=nap_s)
+        flow_run_id = run["prefect_flow_run_id"]
+        process = _flow_run_pid(app, flow_run_id)
+        stopped = time.monotonic()
+        served.proc.send_signal(signal.SIGTERM)
+        assert served.proc.wait(timeout=nap_s + 90) == 0
+        took = time.monotonic() - stopped
+        assert not pid_alive(process)
+    # it waited for the nap (a stop without drain takes a few seconds), within the bound
+    assert nap_s * 0.5 < took < 120, took
+    assert "takes no new flow runs" in (tmp_path / "data" / "logs" / "worker.log").read_text()
+    [record] = [r for r in list_runs(tmp_path / "data" / "runs") if r.flow_run_id == flow_run_id]
+    assert record.status == "completed", record.error
+    with serve(tmp_path, PASSWORD, env=env) as served:
+        app = App(served)
+        final = app.wait_final(run["id"], 60)
+        assert final["status"] == "completed", final
+        assert app.prefect_state(flow_run_id).is_completed()
+
+
+def test_serve_stopped_past_the_drain_ends_the_run_and_the_next_start_runs(
+    tmp_path: Path,
+) -> None:
+    env = {**ENV, "ALPHAFORGE_WORKER_DRAIN_S": "3"}  # the run has 300 s to go
+    with serve(tmp_path, PASSWORD, env=env) as served:
         app = App(served)
         run = app.start_slow_run()
         process = _flow_run_pid(app, run["prefect_flow_run_id"])
@@ -124,7 +158,7 @@ def test_serve_stopped_mid_run_ends_the_run_and_the_next_start_runs(tmp_path: Pa
         assert served.proc.wait(timeout=90) == 0
         assert time.monotonic() - stopped < 45  # the API waits 5 s for open requests
         assert not pid_alive(process)
-    with serve(tmp_path, PASSWORD, env=ENV) as served:
+    with serve(tmp_path, PASSWORD, env=env) as served:
         app = App(served)
         final = app.wait_final(run["id"], 60)
         assert final["status"] == "failed", final
@@ -154,7 +188,7 @@ def test_a_killed_worker_is_restarted_and_the_next_run_completes(tmp_path: Path)
                     argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
                 except OSError:
                     continue
-                if b"worker" in argv and b"start" in argv and pid_alive(pid):
+                if b"deployments.drainworker" in argv and pid_alive(pid):
                     return pid
             return None
 

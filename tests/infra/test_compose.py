@@ -74,7 +74,8 @@ def test_only_the_proxy_holds_the_docker_socket_and_workers_go_through_it(
             assert not socket_mounts, f"{name} mounts the Docker socket: {mounts}"
     for name in ("worker", "engine"):
         assert services[name]["environment"]["DOCKER_HOST"] == "tcp://docker-proxy:2375"
-    assert services["worker"]["command"][:4] == ["prefect", "worker", "start", "--pool"]
+    drain = ["python", "-m", "deployments.drainworker", "--pool"]  # drains on SIGTERM
+    assert services["worker"]["command"][:4] == drain
 
 
 def test_workers_scale_and_every_secret_is_required(tmp_path: Path) -> None:

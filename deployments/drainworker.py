@@ -1,0 +1,146 @@
+"""A Prefect process worker that drains on SIGTERM: ``python -m deployments.drainworker``.
+
+Prefect's own ``prefect worker start`` turns SIGTERM into an interrupt that cancels its task
+group at once: the flow-run subprocesses it started die with it and their runs stay Running
+until something notices (tested: a run with 15 s to go never completed). This module runs the
+same :class:`prefect.workers.process.ProcessWorker`, with the same settings, but a stop is a
+drain:
+
+1. the first SIGTERM (or SIGINT) stops the worker taking flow runs: its poll returns nothing
+   (the heartbeat, the cancellation observer and the runs it started carry on, so a run
+   cancelled during the drain is still cancelled properly);
+2. it waits until none of its flow-run subprocesses (its child processes) is left, for at most
+   ``--drain-s`` seconds (``ALPHAFORGE_WORKER_DRAIN_S``, 60);
+3. then it stops as Prefect's worker stops: what is still running is ended with the worker.
+
+A second signal during the drain skips the wait. The worker prints ``Worker '<name>'
+started!`` / ``stopped!`` like Prefect's CLI (what :class:`deployments.stack.Worker` waits on).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import time
+import warnings
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from prefect.workers.process import ProcessWorker
+
+__all__ = ["DrainingProcessWorker", "child_pids", "main"]
+
+
+def child_pids(pid: int | None = None) -> list[int]:
+    """The live child processes of ``pid`` (this process by default), from /proc."""
+    pid = pid or os.getpid()
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(p) for p in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return [p for p in found if not _zombie(p)]
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] == "Z"
+
+
+with warnings.catch_warnings():
+    # Prefect registers worker classes by type: this one takes "process" over in this
+    # process (it is the process worker), which Prefect warns about
+    warnings.simplefilter("ignore", UserWarning)
+
+    class DrainingProcessWorker(ProcessWorker):
+        """A process worker that can stop taking flow runs while the ones it runs finish."""
+
+        draining = False
+
+        async def get_and_submit_flow_runs(self) -> list[Any]:
+            """Nothing while draining (the poll still counts as one), else Prefect's poll."""
+            if self.draining:
+                self._last_polled_time = datetime.now(UTC)
+                return []
+            return list(await super().get_and_submit_flow_runs())
+
+
+async def serve_worker(
+    pool: str, name: str | None, limit: int | None, drain_s: float, healthcheck: bool = False
+) -> None:
+    """Run the worker until a signal, then drain (see the module doc)."""
+    from prefect.settings import PREFECT_WORKER_HEARTBEAT_SECONDS, PREFECT_WORKER_PREFETCH_SECONDS
+
+    worker = DrainingProcessWorker(
+        work_pool_name=pool,
+        name=name,
+        limit=limit,
+        prefetch_seconds=PREFECT_WORKER_PREFETCH_SECONDS.value(),
+        heartbeat_interval_seconds=int(PREFECT_WORKER_HEARTBEAT_SECONDS.value()),
+    )
+    signals = asyncio.Queue[int]()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, signals.put_nowait, sig)
+    running = asyncio.create_task(
+        worker.start(with_healthcheck=healthcheck, printer=lambda text: print(text, flush=True))
+    )
+    first = asyncio.create_task(signals.get())
+    await asyncio.wait({running, first}, return_when=asyncio.FIRST_COMPLETED)
+    if running.done():
+        first.cancel()
+        running.result()
+        return
+    worker.draining = True
+    busy = child_pids()
+    print(
+        f"Received {signal.Signals(first.result()).name}: worker {worker.name!r} takes no new "
+        f"flow runs; waiting up to {drain_s:g} s for {len(busy)} running",
+        flush=True,
+    )
+    deadline = time.monotonic() + drain_s
+    while child_pids() and time.monotonic() < deadline and signals.empty():
+        await asyncio.sleep(0.25)
+    left = child_pids()
+    if left:
+        print(f"Drain over: ending {len(left)} flow-run process(es) still running", flush=True)
+    else:
+        print("Drained: no flow run left", flush=True)
+    running.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await running
+    print(f"Worker {worker.name!r} stopped!", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m deployments.drainworker --pool P [--name N] [--limit L] [--drain-s S]
+    [--with-healthcheck]``."""
+    parser = argparse.ArgumentParser(prog="python -m deployments.drainworker")
+    parser.add_argument("--pool", required=True)
+    parser.add_argument("--name")
+    parser.add_argument("--limit", type=int)
+    parser.add_argument(
+        "--drain-s",
+        type=float,
+        default=float(os.environ.get("ALPHAFORGE_WORKER_DRAIN_S", "60")),
+        help="seconds running flow runs may take to finish after SIGTERM",
+    )
+    parser.add_argument(
+        "--with-healthcheck",
+        action="store_true",
+        help="serve Prefect's worker health check (PREFECT_WORKER_WEBSERVER_PORT)",
+    )
+    args = parser.parse_args(argv)
+    asyncio.run(serve_worker(args.pool, args.name, args.limit, args.drain_s, args.with_healthcheck))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
