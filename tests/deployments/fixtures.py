@@ -54,3 +54,17 @@ def pid_alive(pid: int) -> bool:
         return False
     stat = Path(f"/proc/{pid}/stat")
     return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")
+
+
+def remove_automations(api_url: str) -> None:
+    """Delete the automations ``register_all`` creates (``alphaforge deploy``, ``serve``) from a
+    shared server: a crashed-runs automation left there would start crash reports for later
+    tests' deliberately killed runs."""
+    from prefect.client.orchestration import SyncPrefectClient
+
+    from deployments.deploy import CRASHED_AUTOMATION, LONG_RUN_AUTOMATION
+
+    with SyncPrefectClient(api=api_url) as client:
+        for name in (CRASHED_AUTOMATION, LONG_RUN_AUTOMATION):
+            for automation in client.read_automations_by_name(name):
+                client.delete_automation(automation.id)

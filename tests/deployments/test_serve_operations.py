@@ -10,6 +10,7 @@ small HTTP server here) that answers its ``/health`` after :data:`SLOW_S` second
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import threading
@@ -22,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.deployments.fixtures import pid_alive, wait_for
+from tests.deployments.fixtures import pid_alive, remove_automations, wait_for
 from tests.serve_process import children, serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("serve")]
@@ -56,6 +57,15 @@ def slow_mlflow() -> Iterator[str]:
         server.server_close()
 
 
+@contextlib.contextmanager
+def _automations_removed(api_url: str) -> Iterator[None]:
+    """serve registers the automations on the shared server: gone after the test."""
+    try:
+        yield
+    finally:
+        remove_automations(api_url)
+
+
 def _json_lines(text: str) -> list[dict[str, Any]]:
     """Every line that is a log object (serve also prints its banner as plain text)."""
     lines = [line for line in text.splitlines() if line.startswith("{")]
@@ -72,7 +82,7 @@ def test_serve_logs_json_and_finishes_a_request_in_flight_on_sigterm(
         "ALPHAFORGE_READY_TIMEOUT_S": str(SLOW_S + 5),
         "ALPHAFORGE_GRACEFUL_STOP_S": "20",
     }
-    with serve(tmp_path, PASSWORD, env=env) as served:
+    with _automations_removed(prefect_server.api_url), serve(tmp_path, PASSWORD, env=env) as served:
         tagged = httpx.get(f"{served.base}/healthz", headers={"X-Request-ID": "ops-test-1"})
         assert tagged.status_code == 200
         assert tagged.headers["x-request-id"] == "ops-test-1"
