@@ -86,8 +86,12 @@ await step('chart-and-markers', async () => {
 
 await step('zoom-and-pan', async () => {
   const before = await range();
-  const box = await page.locator('[data-testid=tick-chart] canvas').first().boundingBox();
-  await page.mouse.move(box.x + box.width * 0.6, box.y + box.height * 0.5);
+  // the chart's area (its first canvas is the left price axis, where the wheel does nothing)
+  const area = page.locator('[data-testid=tick-chart] > div[style*=height]');
+  await area.scrollIntoViewIfNeeded();
+  await page.waitForTimeout(300);
+  const box = await area.boundingBox();
+  await page.mouse.move(box.x + box.width * 0.6, box.y + box.height * 0.3);
   for (let i = 0; i < 6; i++) {
     await page.mouse.wheel(0, -300);
     await page.waitForTimeout(120);
@@ -97,15 +101,15 @@ await step('zoom-and-pan', async () => {
   console.log(`visible logical range ${JSON.stringify(before)} -> ${JSON.stringify(zoomed)}`);
   if (!(zoomed.width < before.width * 0.8)) throw new Error(`wheel did not zoom in: ${JSON.stringify(before)} -> ${JSON.stringify(zoomed)}`);
   await page.mouse.down();
-  await page.mouse.move(box.x + box.width * 0.3, box.y + box.height * 0.5, { steps: 8 });
+  await page.mouse.move(box.x + box.width * 0.3, box.y + box.height * 0.3, { steps: 8 });
   await page.mouse.up();
   await page.waitForTimeout(300);
   const panned = await range();
   if (!(panned.from > zoomed.from + 1)) throw new Error(`drag did not pan: ${JSON.stringify(zoomed)} -> ${JSON.stringify(panned)}`);
   // hover the bars until one with fills shows its tooltip
   let shown = false;
-  for (let f = 0.1; f < 0.95 && !shown; f += 0.03) {
-    await page.mouse.move(box.x + box.width * f, box.y + box.height * 0.4);
+  for (let f = 0.1; f < 0.9 && !shown; f += 0.02) {
+    await page.mouse.move(box.x + box.width * f, box.y + box.height * 0.3);
     await page.waitForTimeout(60);
     shown = (await page.$('[data-testid=fill-tooltip]')) !== null;
   }
