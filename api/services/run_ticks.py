@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from api.errors import NotFound
 from api.models.run import TickChart, TickFill
-from api.services.run_outputs import _DONE, _artifact, _ir
+from api.services.run_outputs import DONE_STATES, artifact_path, read_ir
 from flows.artifacts import ArtifactStore
 from flows.spec import RunRecord, read_run_record
 
@@ -34,9 +34,9 @@ MAX_FILLS = 20_000
 def tick_node(run_dir: Path, record: RunRecord) -> str:
     """The ``tick_backtest`` step to draw: the run's primary result when it is one, else the
     first one (pipeline order) that completed; :class:`NotFound` when there is none."""
-    ir = _ir(run_dir)
+    ir = read_ir(run_dir)
     steps = [n.id for n in (ir.nodes if ir else ()) if n.type == TICK_NODE]
-    done = [s for s in steps if (n := record.nodes.get(s)) and n.state in _DONE and n.key]
+    done = [s for s in steps if (n := record.nodes.get(s)) and n.state in DONE_STATES and n.key]
     if not done:
         why = "none completed" if steps else "the pipeline has none"
         raise NotFound(f"this run has no tick_backtest result to draw ({why})")
@@ -112,14 +112,14 @@ def tick_chart(
     if record is None:
         raise NotFound("the run has not started yet")
     node = tick_node(run_dir, record)
-    equity = pq.read_table(_artifact(record, store, node, "equity")).to_pandas()
+    equity = pq.read_table(artifact_path(record, store, node, "equity")).to_pandas()
     index = pd.DatetimeIndex(equity.index)
     ts_ns = (index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")).asi8
     starts, first, width = bucket(ts_ns, max_points)
     mid = _reduce(equity["mid"].to_numpy("float64"), first)
     position = _reduce(equity["position"].to_numpy("float64"), first)
     inventory = _reduce(equity["inventory"].to_numpy("float64"), first)
-    fills, total = _fills(_artifact(record, store, node, "orders"), max_fills)
+    fills, total = _fills(artifact_path(record, store, node, "orders"), max_fills)
     return TickChart(
         node=node,
         records=len(equity),
