@@ -337,3 +337,42 @@ class OutputFrame(BaseModel):
     data: list[list[Any]] = Field(description="One list per column, ``len(index)`` values each.")
     rows: int = Field(ge=0, description="Rows of the stored frame.")
     step: int = Field(1, ge=1, description="Stored rows merged into each row sent.")
+
+
+class TickFill(BaseModel):
+    """One fill of a tick backtest, for a marker on the mid-price chart."""
+
+    ts: str = Field(description="Exchange time of the fill, ISO 8601 UTC to the nanosecond.")
+    time_ms: int = Field(description="The same time in milliseconds since the epoch.")
+    side: Literal["buy", "sell"]
+    price: float
+    qty: float
+    liquidity: Literal["maker", "taker"]
+    fee: float | None = None
+
+
+class TickChart(BaseModel):
+    """A ``tick_backtest`` step's mid price, position and inventory over time, with its fills.
+
+    The equity records (one every ``record_interval_ms``) are grouped into buckets of
+    ``bucket_s`` whole seconds (``time``: each bucket's start, UTC seconds, strictly
+    increasing; empty buckets left out) so that a chart on a seconds time axis draws them and
+    nothing extreme is lost: the mid as open / high / low / close of the bucket, position and
+    inventory (position × mid) as their minimum, maximum and last value."""
+
+    node: str = Field(description="The tick_backtest step drawn.")
+    records: int = Field(ge=0, description="Equity records of the step.")
+    bucket_s: int = Field(ge=1, description="Seconds per point.")
+    time: list[int]
+    mid_open: list[float | None]
+    mid_high: list[float | None]
+    mid_low: list[float | None]
+    mid_close: list[float | None]
+    position_min: list[float | None]
+    position_max: list[float | None]
+    position_last: list[float | None]
+    inventory_min: list[float | None]
+    inventory_max: list[float | None]
+    inventory_last: list[float | None]
+    fills: list[TickFill] = Field(description="The first ``max_fills`` fills in time order.")
+    fills_total: int = Field(ge=0, description="All fills of the step.")

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Path, Query
 
 from api.deps import CurrentUser, ObjectId, SessionDep, SettingsDep
 from api.models.common import error_responses
-from api.models.run import OutputFrame, RunOutput
-from api.services import run_outputs, runs
+from api.models.run import OutputFrame, RunOutput, TickChart
+from api.services import run_outputs, run_ticks, runs
 from flows.graph import store_for
 
 router = APIRouter(prefix="/api/runs", tags=["runs"], responses=error_responses(401, 403, 404))
@@ -48,3 +48,20 @@ def get_output(
     run = runs.get_run(session, user, run_id, settings)
     run_dir = settings.runs_dir / run.run_key
     return run_outputs.output_frame(run_dir, store_for(settings), node, port, max_rows)
+
+
+@router.get("/{run_id}/tick-chart", response_model=TickChart)
+def get_tick_chart(
+    run_id: ObjectId,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    max_points: Annotated[int, Query(ge=10, le=run_ticks.MAX_POINTS)] = 2000,
+    max_fills: Annotated[int, Query(ge=0, le=run_ticks.MAX_FILLS)] = 5000,
+) -> TickChart:
+    """The run's ``tick_backtest`` result for its chart: mid price (open/high/low/close), position
+    and inventory (min/max/last) in buckets of whole seconds, at most ``max_points`` of them,
+    and the first ``max_fills`` fills with their exact times; 404 when the run has none."""
+    run = runs.get_run(session, user, run_id, settings)
+    run_dir = settings.runs_dir / run.run_key
+    return run_ticks.tick_chart(run_dir, store_for(settings), max_points, max_fills)

@@ -26,12 +26,21 @@ from flows.spec import RunRecord, read_run_record
 from nodes import tickfile
 from nodes.errors import DataError
 
-__all__ = ["MAX_CELLS", "MAX_OUTPUT_ROWS", "output_frame", "outputs", "thin"]
+__all__ = [
+    "DONE_STATES",
+    "MAX_CELLS",
+    "MAX_OUTPUT_ROWS",
+    "artifact_path",
+    "output_frame",
+    "outputs",
+    "read_ir",
+    "thin",
+]
 
 MAX_OUTPUT_ROWS = 5_000
 # a response holds at most this many values (a 500-symbol weights frame: 500 rows of 500)
 MAX_CELLS = 250_000
-_DONE = ("completed", "cached")
+DONE_STATES = _DONE = ("completed", "cached")
 _TABLE_SUFFIX = ".parquet"
 
 
@@ -96,6 +105,17 @@ def summary(path: Path) -> str | None:
 
 def _ns(value: int) -> str:
     return pd.Timestamp(int(value), unit="ns", tz="UTC").isoformat()
+
+
+def read_ir(run_dir: Path) -> PipelineIR | None:
+    """The run's compiled pipeline (``ir.json``), or None while it has none."""
+    return _ir(run_dir)
+
+
+def artifact_path(record: RunRecord, store: ArtifactStore, node: str, port: str) -> Path:
+    """The stored file of ``node.port``; :class:`NotFound` with a sentence when the step did not
+    complete, its artifacts are gone or it has no such output."""
+    return _artifact(record, store, node, port)
 
 
 def _artifact(record: RunRecord, store: ArtifactStore, node: str, port: str) -> Path:

@@ -1080,6 +1080,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/runs/{run_id}/tick-chart": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Tick Chart
+         * @description The run's ``tick_backtest`` result for its chart: mid price (open/high/low/close), position
+         *     and inventory (min/max/last) in buckets of whole seconds, at most ``max_points`` of them,
+         *     and the first ``max_fills`` fills with their exact times; 404 when the run has none.
+         */
+        get: operations["get_tick_chart_api_runs__run_id__tick_chart_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/models": {
         parameters: {
             query?: never;
@@ -4897,6 +4919,97 @@ export interface components {
             created_at: string;
             /** Members */
             members: components["schemas"]["TeamMemberPublic"][];
+        };
+        /**
+         * TickChart
+         * @description A ``tick_backtest`` step's mid price, position and inventory over time, with its fills.
+         *
+         *     The equity records (one every ``record_interval_ms``) are grouped into buckets of
+         *     ``bucket_s`` whole seconds (``time``: each bucket's start, UTC seconds, strictly
+         *     increasing; empty buckets left out) so that a chart on a seconds time axis draws them and
+         *     nothing extreme is lost: the mid as open / high / low / close of the bucket, position and
+         *     inventory (position × mid) as their minimum, maximum and last value.
+         */
+        TickChart: {
+            /**
+             * Node
+             * @description The tick_backtest step drawn.
+             */
+            node: string;
+            /**
+             * Records
+             * @description Equity records of the step.
+             */
+            records: number;
+            /**
+             * Bucket S
+             * @description Seconds per point.
+             */
+            bucket_s: number;
+            /** Time */
+            time: number[];
+            /** Mid Open */
+            mid_open: (number | null)[];
+            /** Mid High */
+            mid_high: (number | null)[];
+            /** Mid Low */
+            mid_low: (number | null)[];
+            /** Mid Close */
+            mid_close: (number | null)[];
+            /** Position Min */
+            position_min: (number | null)[];
+            /** Position Max */
+            position_max: (number | null)[];
+            /** Position Last */
+            position_last: (number | null)[];
+            /** Inventory Min */
+            inventory_min: (number | null)[];
+            /** Inventory Max */
+            inventory_max: (number | null)[];
+            /** Inventory Last */
+            inventory_last: (number | null)[];
+            /**
+             * Fills
+             * @description The first ``max_fills`` fills in time order.
+             */
+            fills: components["schemas"]["TickFill"][];
+            /**
+             * Fills Total
+             * @description All fills of the step.
+             */
+            fills_total: number;
+        };
+        /**
+         * TickFill
+         * @description One fill of a tick backtest, for a marker on the mid-price chart.
+         */
+        TickFill: {
+            /**
+             * Ts
+             * @description Exchange time of the fill, ISO 8601 UTC to the nanosecond.
+             */
+            ts: string;
+            /**
+             * Time Ms
+             * @description The same time in milliseconds since the epoch.
+             */
+            time_ms: number;
+            /**
+             * Side
+             * @enum {string}
+             */
+            side: "buy" | "sell";
+            /** Price */
+            price: number;
+            /** Qty */
+            qty: number;
+            /**
+             * Liquidity
+             * @enum {string}
+             */
+            liquidity: "maker" | "taker";
+            /** Fee */
+            fee?: number | null;
         };
         /**
          * TickSummary
@@ -9006,6 +9119,68 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_tick_chart_api_runs__run_id__tick_chart_get: {
+        parameters: {
+            query?: {
+                max_points?: number;
+                max_fills?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The object's id. */
+                run_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TickChart"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };

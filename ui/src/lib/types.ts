@@ -79,6 +79,11 @@ export type Candles = Out<S['Candles']>;
 export type RunOutput = Out<S['RunOutput']>;
 /** A table or series a step produced, column-major (`data[i]` is `columns[i]`). */
 export type OutputFrame = Out<S['OutputFrame']>;
+export type TickFill = Out<S['TickFill']>;
+/** A tick backtest's chart data (GET /api/runs/{id}/tick-chart). */
+export interface TickChartData extends Omit<Out<S['TickChart']>, 'fills'> {
+  fills: TickFill[];
+}
 
 /** What a share link shows, named by the API (`run_id` for a run link). */
 export type ShareTarget = Out<S['ShareTarget']>;
