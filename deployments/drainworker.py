@@ -139,6 +139,11 @@ def main(argv: list[str] | None = None) -> None:
         help="serve Prefect's worker health check (PREFECT_WORKER_WEBSERVER_PORT)",
     )
     args = parser.parse_args(argv)
+    # as `prefect worker start` does (prefect.cli._app): Prefect's logging configuration, so
+    # the worker's own lines (which flow run it submits, aborts, ends) reach its log
+    from prefect.logging.configuration import setup_logging
+
+    setup_logging()
     asyncio.run(serve_worker(args.pool, args.name, args.limit, args.drain_s, args.with_healthcheck))
 
 

@@ -39,8 +39,11 @@ pipeline()
 def test_flow_run_processes_log_one_json_object_per_line(
     tmp_path: Path, prefect_server: Any
 ) -> None:
+    # none of the session's PREFECT_* variables (another test's logging level or settings file
+    # would silence or reshape the lines): the process is configured as the CLI configures it
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")},
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "ALPHAFORGE_LOG_FORMAT": "json",
         "ALPHAFORGE_DATA_DIR": str(tmp_path / "data"),
         "ALPHAFORGE_PREFECT_API_URL": prefect_server.api_url,

@@ -237,7 +237,8 @@ def test_assignability_and_frame_like_come_from_the_table() -> None:
 def test_the_sandbox_types_and_the_artifact_files_come_from_the_table() -> None:
     assert {t for t, i in PORT_TYPES.items() if i.sandbox_input} == INPUT_TYPES
     assert {t for t, i in PORT_TYPES.items() if i.sandbox_output} == OUTPUT_TYPES
-    suffix = {PortForm.TABLE: "parquet", PortForm.SERIES: "parquet", PortForm.METRICS: "json"}
+    suffix = {PortForm.TABLE: "parquet", PortForm.SERIES: "parquet", PortForm.METRICS: "json",
+              PortForm.EVENTS: "npz"}  # fmt: skip
     for t, info in PORT_TYPES.items():
         assert file_name("p", t) == f"p.{suffix.get(info.form, 'afmodel')}"
 
