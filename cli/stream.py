@@ -44,8 +44,8 @@ class _StreamGroup(click.Group):
 
 @click.group("stream", cls=_StreamGroup)
 def stream_command() -> None:
-    """Stream pipelines: run FILE.af in the foreground (``stream FILE...``), or deploy them
-    for the engine to run (``deploy``, ``ls``, ``start``, ``stop``, ``rm``)."""
+    """Stream pipelines: run FILE.af in the foreground (`alphaforge stream FILE...`), or
+    deploy them for the engine to run (deploy, ls, start, stop, rm)."""
 
 
 @stream_command.command("run")
