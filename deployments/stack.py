@@ -71,6 +71,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+CONSOLE_LEVEL_ENV = "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"
+
+
 def prefect_env(prefect_home: Path, api_url: str | None = None) -> dict[str, str]:
     """The environment of a Prefect child: its home, telemetry off, the API it talks to."""
     env = {
@@ -336,6 +339,11 @@ class Worker(Child):
         drain_s: float | None = None,
     ) -> None:
         env = prefect_env(prefect_home, api_url)
+        # The worker's console is its log (which flow runs it submits, aborts, ends): a CLI
+        # that quieted Prefect's console for its own terminal (``alphaforge run`` and ``sweep``
+        # set PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL) must not silence the workers it starts;
+        # ``extra_env`` may still set a level of its own
+        env.pop(CONSOLE_LEVEL_ENV, None)
         # The deployments' command is `python -m ...`: this interpreter comes first.
         env["PATH"] = os.pathsep.join([str(BIN), env.get("PATH", "")])
         env["PREFECT_WORKER_QUERY_SECONDS"] = WORKER_QUERY_SECONDS

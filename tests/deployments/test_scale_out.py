@@ -44,7 +44,7 @@ from api.services.prefect_client import child_flow_run_ids
 from api.services.users import create_user
 from deployments.deploy import ensure_sweep_deployments, ensure_web_deployment
 from deployments.flow import EXTRA_NODE_MODULES_ENV
-from deployments.stack import PrefectServer, Worker, prefect_database_url
+from deployments.stack import CONSOLE_LEVEL_ENV, PrefectServer, Worker, prefect_database_url
 from flows.sweepspec import read_trials
 from tests.api.conftest import settings_for
 from tests.api.sweep_dirs import SWEPT
@@ -125,14 +125,24 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             "ALPHAFORGE_DATABASE_URL": app_url,
         }
         workers: dict[str, Worker] = {}
-        for name in WORKERS:
-            home = root / name
-            worker = Worker(
-                server.api_url, home, home / "worker.log", name=name, extra_env=shared,
-                limit=LIMIT,
-            )  # fmt: skip
-            stack.callback(worker.stop)
-            workers[name] = worker
+        # as after an in-process `alphaforge run` (it quiets Prefect's console for its
+        # terminal): the workers' logs must still say which flow runs they submitted
+        quieted = os.environ.get(CONSOLE_LEVEL_ENV)
+        os.environ[CONSOLE_LEVEL_ENV] = "CRITICAL"
+        try:
+            for name in WORKERS:
+                home = root / name
+                worker = Worker(
+                    server.api_url, home, home / "worker.log", name=name, extra_env=shared,
+                    limit=LIMIT,
+                )  # fmt: skip
+                stack.callback(worker.stop)
+                workers[name] = worker
+        finally:
+            if quieted is None:
+                os.environ.pop(CONSOLE_LEVEL_ENV)
+            else:
+                os.environ[CONSOLE_LEVEL_ENV] = quieted
         for worker in workers.values():
             worker.wait_ready()
         install()
