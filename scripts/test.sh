@@ -32,4 +32,4 @@ step "lint and types"
 "$VENV/bin/mypy"
 
 step "pytest (PostgreSQL, Prefect, MLflow, Docker, Chromium)"
-"$VENV/bin/pytest" -n 2 --dist loadgroup -q --durations=15 "$@"
+"$VENV/bin/pytest" -n 2 --dist loadgroup -q --durations=40 "$@"
