@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "STRATEGY_NODE",
+    "STRATEGY_NODES",
     "ResolvedStrategy",
     "StrategyLookupError",
     "StrategyResolver",
@@ -37,6 +38,8 @@ __all__ = [
 ]
 
 STRATEGY_NODE = "strategy_backtest"
+#: the nodes whose ``strategy`` names a strategy module (bar strategies, tick strategies)
+STRATEGY_NODES = (STRATEGY_NODE, "tick_strategy_backtest")
 #: params the compiler writes: never typed in a step
 _WRITTEN = ("code", "code_hash")
 

@@ -19,7 +19,7 @@ from nodes.errors import DataError, NodeError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from nodes.builtin.tickparams import TickBacktestParams
+    from nodes.builtin.tickparams import TickBacktestParams, TickVenueParams
 
 __all__ = ["ORDER_LATENCY_DTYPE", "TickRun", "as_events", "as_order_latency", "simulate"]
 
@@ -112,7 +112,7 @@ def as_order_latency(table: pd.DataFrame | np.ndarray) -> np.ndarray:
     return out
 
 
-def build_asset(events: np.ndarray, params: TickBacktestParams, latency: np.ndarray | None) -> Any:
+def build_asset(events: np.ndarray, params: TickVenueParams, latency: np.ndarray | None) -> Any:
     """hftbacktest's ``BacktestAsset`` for one linear instrument, as ``params`` say."""
     from hftbacktest import BacktestAsset
 
