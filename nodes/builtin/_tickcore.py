@@ -45,6 +45,10 @@ class TickRun:
     final_fee: float
     final_balance: float
     final_position: float
+    #: strategy turns and the seconds they took after the first (which compiles), for the
+    #: custom strategy loop's steps / second (nodes/builtin/_tickstep.py); 0 elsewhere
+    turns: int = 0
+    turns_s: float = 0.0
 
 
 def as_events(ticks: Any, tick_size: float) -> np.ndarray:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -28,59 +29,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.docker]
 
 HEAD = "import math\nfrom alphaforge_tick import TickStrategy, submit, cancel\n"
 
-GRID = HEAD + textwrap.dedent(
-    '''
-    class Grid(TickStrategy):
-        """The built-in grid_mm, written as a tick strategy."""
-
-        CONFIG_SCHEMA = {"type": "object", "properties": {
-            "levels": {"type": "integer", "default": 1},
-            "spacing": {"type": "integer", "default": 1},
-            "half_spread_ticks": {"type": "number", "default": 1.0},
-            "qty": {"type": "number", "default": 1.0},
-            "max_position": {"type": "number", "default": 10.0},
-            "skew_ticks": {"type": "number", "default": 0.0}}}
-
-        def on_start(self, ctx):
-            self.tick = ctx.tick_size
-            ctx.log(f"grid on tick {ctx.tick_size}")
-
-        def on_step(self, s):
-            c, tick = self.config, self.tick
-            if s["best_bid"] is None or s["best_ask"] is None:
-                return []
-            bid_t, ask_t = round(s["best_bid"] / tick), round(s["best_ask"] / tick)
-            if bid_t >= ask_t:
-                return []
-            pos = s["position"]
-            res = (bid_t + ask_t) / 2.0 - c["skew_ticks"] * pos / c["qty"]
-            top_bid = min(math.floor(res - c["half_spread_ticks"]), bid_t)
-            top_ask = max(math.ceil(res + c["half_spread_ticks"]), ask_t)
-            want_bid = pos < c["max_position"] - 1e-12
-            want_ask = pos > -c["max_position"] + 1e-12
-            levels, spacing = c["levels"], c["spacing"]
-            out, have = [], set()
-            for o in s["orders"]:
-                t, buy = round(o["price"] / tick), o["side"] == "buy"
-                have.add((buy, t))
-                if o["pending"]:
-                    continue
-                if buy:
-                    off = t > top_bid or (top_bid - t) % spacing or top_bid - t >= levels * spacing
-                    if off or not want_bid:
-                        out.append(cancel(o["id"]))
-                else:
-                    off = t < top_ask or (t - top_ask) % spacing or t - top_ask >= levels * spacing
-                    if off or not want_ask:
-                        out.append(cancel(o["id"]))
-            for i in range(levels):
-                if want_bid and (True, top_bid - i * spacing) not in have:
-                    out.append(submit("buy", (top_bid - i * spacing) * tick, c["qty"]))
-                if want_ask and (False, top_ask + i * spacing) not in have:
-                    out.append(submit("sell", (top_ask + i * spacing) * tick, c["qty"]))
-            return out
-    '''
-)
+ROOT = Path(__file__).resolve().parents[2]
+#: the built-in grid_mm's logic as a TickStrategy (the example's module)
+GRID = (ROOT / "examples" / "strategies" / "tick_grid.py").read_text()
 
 
 def one_step(body: str, start: str = "pass") -> str:
@@ -140,7 +91,7 @@ def test_a_custom_grid_gives_the_built_in_grids_fills(book: np.ndarray) -> None:
     assert ours["metrics"]["fills"] == built_in["metrics"]["fills"]
     assert 595 <= ours["metrics"]["steps"] <= 600  # 6 s of book at 10 ms
     assert ours["metrics"]["steps_per_s"] > 0
-    assert any("grid on tick 0.1" in line for line in logs)  # on_start's log line
+    assert any("grid: 2 level(s) a side on tick 0.1" in line for line in logs)  # on_start
     # the venue's rules hold: no fill before the order reached the exchange
     fills = ours["orders"]
     assert (fills["ts"] >= fills["submit_ts"] + pd.Timedelta(3 * MS, "ns")).all()
