@@ -18,7 +18,11 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "tick_custom_strategy.af"
 ALPHAFORGE = Path(sys.executable).parent / "alphaforge"
 
-pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.usefixtures("prefect_api")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.docker,
+    pytest.mark.usefixtures("prefect_api", "docker_engine"),
+]
 
 
 def _run(data_dir: Path) -> dict:  # type: ignore[type-arg]

@@ -6,7 +6,6 @@ container is left behind. numba compiles the loops once per process (a module fi
 
 from __future__ import annotations
 
-import os
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -60,9 +59,9 @@ def book() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def warm(book: np.ndarray) -> None:
-    """numba compiles the built-in and the custom loops once for the module."""
-    assert os.environ.get("ALPHAFORGE_SANDBOX_TAG"), "set ALPHAFORGE_SANDBOX_TAG to the images"
+def warm(book: np.ndarray, docker_engine: Any) -> None:
+    """The sandbox images built (``docker_engine``); numba compiles the built-in loop once for
+    the module (the custom loop compiles at the first test's first step)."""
     run_tick_backtest(book[:200], TickBacktestParams.model_validate(_venue()))
 
 
@@ -182,3 +181,18 @@ def test_the_strategy_has_no_network(book: np.ndarray) -> None:
     """
     run(one_step("return []", start), book[:500], logs)
     assert any("network: refused" in line for line in logs), logs
+
+
+def test_a_bar_strategy_is_refused_here_and_a_tick_strategy_by_strategy_backtest(
+    book: np.ndarray,
+) -> None:
+    from nodes.builtin.strategy_backtest import StrategyBacktest, StrategyBacktestParams
+
+    sma = (ROOT / "examples" / "strategies" / "sma_cross.py").read_text()
+    with pytest.raises(NodeError, match=r"is a bar strategy .*use strategy_backtest"):
+        run(sma, book[:100])
+    params = StrategyBacktestParams.model_validate({"strategy": "tick_grid", "code": GRID})
+    bars = pd.DataFrame({"open": [1.0], "high": [1.0], "low": [1.0], "close": [1.0]},
+                        index=pd.DatetimeIndex(["2024-01-01"], tz="UTC"))  # fmt: skip
+    with pytest.raises(NodeError, match=r"tick strategy .*use tick_strategy_backtest"):
+        StrategyBacktest(NodeContext()).run({"data": bars}, params)
