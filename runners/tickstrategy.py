@@ -55,7 +55,11 @@ class TickStrategyHost(_SandboxHost):
     def step(self, state: dict[str, Any]) -> tuple[Any, list[str]]:
         """``on_step(state)``: its raw intents (the caller checks them) and its log lines."""
         self._t0 = time.monotonic()
-        reply = self._call({"op": "step", "state": state}, self._left(), "on_step")
+        what = (
+            f"on_step (the wall-time limit is {self.limits.wall_s:g} s of strategy time, "
+            f"{self._used:.2f} s used before this step)"
+        )
+        reply = self._call({"op": "step", "state": state}, self._left(), what)
         self._spent()
         logs = self._checked(check_logs, reply.get("logs"))
         if not reply["ok"]:

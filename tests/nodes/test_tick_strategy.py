@@ -157,7 +157,7 @@ def test_an_exception_in_on_step_names_the_step_and_line(book: np.ndarray) -> No
 @pytest.mark.usefixtures("warm")
 def test_a_busy_loop_hits_the_wall_time_limit(book: np.ndarray) -> None:
     code = one_step('if state["step"] == 2:\n    while True:\n        pass\nreturn []')
-    with pytest.raises(NodeError, match=r"stopped at step 2 .*took longer than"):
+    with pytest.raises(NodeError, match=r"stopped at step 2 .*wall-time limit is 3 s.*took longer"):
         run(code, book[:2000], wall_s=3.0)
 
 
