@@ -175,3 +175,14 @@ def test_the_strategy_kinds_are_told_apart() -> None:
     no_step = "from alphaforge_tick import TickStrategy\nclass T(TickStrategy):\n    pass\n"
     with pytest.raises(StrategyCodeError, match="has no on_step"):
         read_module(no_step)
+
+
+def test_a_module_of_the_other_kind_is_af220_at_the_strategy() -> None:
+    result = _compile_tick('bt = tick_strategy_backtest(book, strategy="sma_cross.py")\n')
+    errors = _errors(result)
+    assert [e[:2] for e in errors] == [("AF220", 3)], errors
+    assert "is a bar strategy: use strategy_backtest" in errors[0][3]
+    result = _compile('bt = strategy_backtest(data, strategy="tick_grid.py")\n')
+    errors = _errors(result)
+    assert [e[:2] for e in errors] == [("AF220", 3)], errors
+    assert "is a tick strategy: use tick_strategy_backtest" in errors[0][3]
