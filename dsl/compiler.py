@@ -35,7 +35,7 @@ from dsl.nodespec import (
 from dsl.outline import OutlineItem, outline_of_bound, outline_of_step
 from dsl.parser import check_limits, parse
 from dsl.source import Reporter, SourceText, Span
-from dsl.strategyref import STRATEGY_NODE, StrategyResolver, strategy_spec
+from dsl.strategyref import STRATEGY_NODES, StrategyResolver, strategy_spec
 from dsl.sweeps import SweepChecker
 from nodes.base import (
     Node,
@@ -415,7 +415,7 @@ class _Compilation:
             return self.pins[name][2]
         if name in self.registry:
             spec = _builtin_spec(self.registry, name)
-            if name == STRATEGY_NODE:
+            if name in STRATEGY_NODES:
                 return strategy_spec(spec, step, self.strategies, self.rep)
             return spec
         candidates = list(self.registry.names()) + list(self.pins)

@@ -29,7 +29,9 @@ if TYPE_CHECKING:
     from dsl.source import Reporter
 
 __all__ = [
+    "STRATEGY_KINDS",
     "STRATEGY_NODE",
+    "STRATEGY_NODES",
     "ResolvedStrategy",
     "StrategyLookupError",
     "StrategyResolver",
@@ -37,6 +39,10 @@ __all__ = [
 ]
 
 STRATEGY_NODE = "strategy_backtest"
+#: the nodes whose ``strategy`` names a strategy module, and the kind of module each runs
+#: (``Strategy.on_tick`` bar strategies, ``TickStrategy.on_step`` tick strategies)
+STRATEGY_KINDS = {STRATEGY_NODE: "bar", "tick_strategy_backtest": "tick"}
+STRATEGY_NODES = tuple(STRATEGY_KINDS)
 #: params the compiler writes: never typed in a step
 _WRITTEN = ("code", "code_hash")
 
@@ -63,6 +69,8 @@ class ResolvedStrategy:
     check: Callable[[Mapping[str, Any]], tuple[dict[str, Any] | None, list[ParamIssue]]] = field(
         compare=False
     )
+    #: "bar" (a Strategy) or "tick" (a TickStrategy)
+    kind: str = "bar"
 
     @property
     def code_hash(self) -> str:
@@ -99,6 +107,16 @@ def strategy_spec(
         module = resolver.resolve(ref)
     except StrategyLookupError as exc:
         rep.report("AF220", exc.message, arg.value.span, suggestions=exc.suggestions)
+        return _lenient(base)
+    wanted = STRATEGY_KINDS.get(base.name, module.kind)
+    if module.kind != wanted:
+        other = next(n for n, k in STRATEGY_KINDS.items() if k == module.kind)
+        rep.report(
+            "AF220",
+            f"strategy {module.ref!r} is a {module.kind} strategy: use {other}, or give "
+            f"{base.name} a {'TickStrategy' if wanted == 'tick' else 'Strategy'} module",
+            arg.value.span,
+        )
         return _lenient(base)
     own = [n for n in base.param_names if n not in _WRITTEN]
     clash = [k for k in module.config_keys if k in base.param_names]

@@ -33,9 +33,10 @@ TORCH_PACKAGES=(torch torchgen functorch typing_extensions.py sympy mpmath netwo
   markupsafe fsspec filelock)
 PACKAGES=(numpy numpy.libs pandas dateutil six.py tzdata wasmtime "${TORCH_PACKAGES[@]}")
 # What the entrypoints use: alphaforge_ml.py's torchnets.py is nodes/builtin/_torchnets.py;
-# strategy_entry.py and its SDK alphaforge_strategy.py run strategy modules (issue 14)
+# strategy_entry.py and its SDK alphaforge_strategy.py run strategy modules (issue 14);
+# tick_strategy_entry.py and alphaforge_tick.py run custom tick strategies (issue 15)
 ENTRY_FILES=(python_entry.py wasm_entry.py arrow_ipc.py alphaforge_ml.py torchnets.py
-  strategy_entry.py alphaforge_strategy.py)
+  strategy_entry.py alphaforge_strategy.py tick_strategy_entry.py alphaforge_tick.py)
 SANDBOX_UID=10001
 
 # A Python image without its packages would pass the build and fail every custom node at run

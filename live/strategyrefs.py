@@ -52,7 +52,7 @@ def resolved_module(ref: str, code: str) -> ResolvedStrategy:
             return None, issues
         return validate_config(schema, dict(raw)), []
 
-    return ResolvedStrategy(ref=ref, code=code, config_keys=keys, check=check)
+    return ResolvedStrategy(ref=ref, code=code, config_keys=keys, check=check, kind=module.kind)
 
 
 def _issues(schema: dict[str, Any], raw: dict[str, Any]) -> list[ParamIssue]:

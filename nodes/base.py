@@ -31,6 +31,7 @@ import json
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -58,6 +59,7 @@ __all__ = [
     "PortTypeInfo",
     "RuntimeInfo",
     "StrategyBacktester",
+    "TickStrategySession",
     "UnknownRuntimeError",
     "is_assignable",
     "languages",
@@ -328,6 +330,30 @@ class StrategyBacktester(Protocol):
         """``bars`` (one symbol's ohlcv table) through the module's ``on_tick`` with the paper
         venue's fills: ``equity``, ``orders``, ``trades`` and ``metrics`` (the bar backtest's
         shapes); a NodeError saying why when the strategy fails."""
+        ...
+
+    def tick_strategy(
+        self,
+        code: str,
+        *,
+        config: dict[str, Any],
+        meta: dict[str, Any],
+        node: str,
+        log: Callable[[str], None],
+        wall_s: float | None = None,
+    ) -> AbstractContextManager[TickStrategySession]:
+        """A custom tick strategy (``tick_strategy_backtest``) started in the sandbox and
+        ``on_start``-ed: the session is its ``on_step``; removed on leaving the context."""
+        ...
+
+
+class TickStrategySession(Protocol):
+    """One running custom tick strategy (runners.tickstrategy)."""
+
+    steps: int
+
+    def step(self, state: dict[str, Any], where: str) -> Any:
+        """``on_step(state)``'s intents (unchecked); NodeError naming ``where`` on failure."""
         ...
 
 

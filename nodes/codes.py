@@ -191,12 +191,14 @@ _TABLE: tuple[Code, ...] = (
     ),
     Code(
         "AF220",
-        "`strategy_backtest`'s `strategy` names no strategy module or version",
+        "`strategy_backtest`'s (or `tick_strategy_backtest`'s) `strategy` names no strategy "
+        "module or version, or a module of the other kind",
         "dsl",
         E,
         detail="the compiler resolves the module to its exact version and writes its code into "
         "the IR; the message lists the modules that exist (on the command line a `.py` file "
-        "next to the pipeline also resolves)",
+        "next to the pipeline also resolves). `strategy_backtest` runs `Strategy` modules "
+        "(on_tick), `tick_strategy_backtest` `TickStrategy` modules (on_step)",
     ),
     Code(
         "AF221",

@@ -61,6 +61,9 @@ class StrategyModule:
     class_name: str
     config_schema: dict[str, Any]
     code_hash: str
+    #: "bar" (a ``Strategy`` with ``on_tick``: live and strategy_backtest) or "tick" (a
+    #: ``TickStrategy`` with ``on_step``: tick_strategy_backtest)
+    kind: str = "bar"
 
 
 def code_hash(code: str) -> str:
@@ -78,12 +81,13 @@ def read_module(code: str) -> StrategyModule:
     classes = [
         node
         for node in tree.body
-        if isinstance(node, ast.ClassDef) and any(_names_strategy(b) for b in node.bases)
+        if isinstance(node, ast.ClassDef) and any(_base_kind(b) for b in node.bases)
     ]
     if not classes:
         raise StrategyCodeError(
             "no strategy class: define one class deriving from Strategy "
-            "(from alphaforge_strategy import Strategy)"
+            "(from alphaforge_strategy import Strategy), or from TickStrategy for a tick "
+            "strategy (from alphaforge_tick import TickStrategy)"
         )
     if len(classes) > 1:
         names = ", ".join(c.name for c in classes)
@@ -92,9 +96,11 @@ def read_module(code: str) -> StrategyModule:
             classes[1].lineno,
         )
     cls = classes[0]
+    kind = next(k for k in map(_base_kind, cls.bases) if k)
     methods = {n.name for n in cls.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
-    if "on_tick" not in methods:
-        raise StrategyCodeError(f"class {cls.name} has no on_tick(self, tick) method", cls.lineno)
+    needed = "on_tick(self, tick)" if kind == "bar" else "on_step(self, state)"
+    if needed.split("(")[0] not in methods:
+        raise StrategyCodeError(f"class {cls.name} has no {needed} method", cls.lineno)
     schema: dict[str, Any] = {}
     for node in cls.body:
         targets = _assigned_names(node)
@@ -113,13 +119,13 @@ def read_module(code: str) -> StrategyModule:
             raise StrategyCodeError("CONFIG_SCHEMA must be a dict (a JSON Schema)", node.lineno)
         schema = literal
     _check_schema(schema)
-    return StrategyModule(cls.name, schema, code_hash(code))
+    return StrategyModule(cls.name, schema, code_hash(code), kind)
 
 
-def _names_strategy(base: ast.expr) -> bool:
-    if isinstance(base, ast.Name):
-        return base.id == "Strategy"
-    return isinstance(base, ast.Attribute) and base.attr == "Strategy"
+def _base_kind(base: ast.expr) -> str | None:
+    """ "bar" for a ``Strategy`` base, "tick" for a ``TickStrategy`` base, else None."""
+    name = base.id if isinstance(base, ast.Name) else getattr(base, "attr", None)
+    return {"Strategy": "bar", "TickStrategy": "tick"}.get(name or "")
 
 
 def _assigned_names(node: ast.stmt) -> set[str]:

@@ -162,13 +162,14 @@ class StrategyProcess:
     a sandbox: the process host's box (runners/strategyhost.py ``Box``). Refuses unless the
     operator enabled the process runner."""
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, entry: str = "strategy_entry.py") -> None:
         if not process_runner_enabled():
             raise ProcessRunnerDisabled(
                 "the process strategy host runs user code without a sandbox; set "
                 f"{ALLOW_ENV}=1 to allow it on a development machine"
             )
         self.limits = limits
+        self.entry = entry  # a file of runners/sandbox
         self.proc: subprocess.Popen[bytes] | None = None
         self._slot: Path | None = None
         self._readers: list[threading.Thread] = []
@@ -191,7 +192,7 @@ class StrategyProcess:
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-B", str(ENTRY_DIR / "strategy_entry.py"), str(self._slot)],
+            [sys.executable, "-I", "-B", str(ENTRY_DIR / self.entry), str(self._slot)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -143,10 +143,17 @@ _RUNNER_PACKAGES = ("nodes", "runners")
 #: what computes them there is part of their fingerprint, and of no other node's
 NODE_RUNTIME_MODULES: dict[str, tuple[str, ...]] = {
     "strategy_backtest": ("runners.papertrade.service",),
+    "tick_strategy_backtest": ("runners.papertrade.service", "runners.tickstrategy"),
 }
 #: ... and the sandbox entrypoints such a node's user code runs under
 NODE_SANDBOX_FILES: dict[str, tuple[str, ...]] = {
     "strategy_backtest": ("strategy_entry.py", "alphaforge_strategy.py"),
+    "tick_strategy_backtest": (
+        "tick_strategy_entry.py",
+        "alphaforge_tick.py",
+        "strategy_entry.py",
+        "alphaforge_strategy.py",
+    ),
 }
 
 

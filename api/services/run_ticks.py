@@ -26,16 +26,18 @@ from flows.spec import RunRecord, read_run_record
 
 __all__ = ["MAX_FILLS", "MAX_POINTS", "bucket", "tick_chart", "tick_node"]
 
-TICK_NODE = "tick_backtest"
+#: the node types whose results the chart draws (a built-in or a custom tick strategy)
+TICK_NODES = ("tick_backtest", "tick_strategy_backtest")
 MAX_POINTS = 5_000
 MAX_FILLS = 20_000
 
 
 def tick_node(run_dir: Path, record: RunRecord) -> str:
-    """The ``tick_backtest`` step to draw: the run's primary result when it is one, else the
-    first one (pipeline order) that completed; :class:`NotFound` when there is none."""
+    """The tick step (``tick_backtest`` or ``tick_strategy_backtest``) to draw: the run's
+    primary result when it is one, else the first one (pipeline order) that completed;
+    :class:`NotFound` when there is none."""
     ir = read_ir(run_dir)
-    steps = [n.id for n in (ir.nodes if ir else ()) if n.type == TICK_NODE]
+    steps = [n.id for n in (ir.nodes if ir else ()) if n.type in TICK_NODES]
     done = [s for s in steps if (n := record.nodes.get(s)) and n.state in DONE_STATES and n.key]
     if not done:
         why = "none completed" if steps else "the pipeline has none"

@@ -13,6 +13,7 @@ from nodes.builtin import (
     strategy_backtest,
     tickbacktest,
     ticksources,
+    tickstrategy,
     torchml,
     xsection,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "strategy_backtest",
     "tickbacktest",
     "ticksources",
+    "tickstrategy",
     "torchml",
     "xsection",
 ]

@@ -19,7 +19,7 @@ from nodes.errors import DataError, NodeError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from nodes.builtin.tickparams import TickBacktestParams
+    from nodes.builtin.tickparams import TickBacktestParams, TickVenueParams
 
 __all__ = ["ORDER_LATENCY_DTYPE", "TickRun", "as_events", "as_order_latency", "simulate"]
 
@@ -45,6 +45,10 @@ class TickRun:
     final_fee: float
     final_balance: float
     final_position: float
+    #: strategy turns and the seconds they took after the first (which compiles), for the
+    #: custom strategy loop's steps / second (nodes/builtin/_tickstep.py); 0 elsewhere
+    turns: int = 0
+    turns_s: float = 0.0
 
 
 def as_events(ticks: Any, tick_size: float) -> np.ndarray:
@@ -112,7 +116,7 @@ def as_order_latency(table: pd.DataFrame | np.ndarray) -> np.ndarray:
     return out
 
 
-def build_asset(events: np.ndarray, params: TickBacktestParams, latency: np.ndarray | None) -> Any:
+def build_asset(events: np.ndarray, params: TickVenueParams, latency: np.ndarray | None) -> Any:
     """hftbacktest's ``BacktestAsset`` for one linear instrument, as ``params`` say."""
     from hftbacktest import BacktestAsset
 

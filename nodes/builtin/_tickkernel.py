@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from hftbacktest.order import GTX, IOC, LIMIT, NEW, NONE, PARTIALLY_FILLED
 
-__all__ = ["FF", "FI", "GRID_MM", "IMBALANCE_TAKER", "OF", "OI", "RF", "kernel"]
+__all__ = ["FF", "FI", "GRID_MM", "IMBALANCE_TAKER", "OF", "OI", "RF", "compiled_helpers", "kernel"]
 
 GRID_MM, IMBALANCE_TAKER = 0, 1
 
@@ -325,17 +325,32 @@ def kernel(strategy: int) -> Callable[..., Any]:
         if strategy not in _COMPILED:
             from numba import njit
 
-            g = globals()
-            if "_grow" not in _COMPILED:
-                for name in _HELPERS:
-                    g[name] = njit(g[name])
-                _COMPILED["_grow"] = g["_grow"]
+            g = _helpers()
             step = g["_grid_step"] if strategy == GRID_MM else g["_taker_step"]
             # the loop's source, with this strategy's step as its _STEP global
             namespace = dict(g, _STEP=step)
             run = types.FunctionType(_run.__code__, namespace, "_run")
             _COMPILED[strategy] = njit(run)
         return _COMPILED[strategy]
+
+
+def compiled_helpers() -> dict[str, Any]:
+    """This module's namespace with its helpers compiled (``_scan``, ``_record``, ``_submit``,
+    ``_cancel``, ...): for other loops over the same arrays (nodes/builtin/_tickstep.py)."""
+    with _LOCK:
+        return dict(_helpers())
+
+
+def _helpers() -> dict[str, Any]:
+    """The module's globals, its helpers replaced by their numba versions once (lock held)."""
+    from numba import njit
+
+    g = globals()
+    if "_grow" not in _COMPILED:
+        for name in _HELPERS:
+            g[name] = njit(g[name])
+        _COMPILED["_grow"] = g["_grow"]
+    return g
 
 
 _HELPERS = (

@@ -28,7 +28,7 @@ from nodes.builtin.tickbacktest import (
 from nodes.errors import NodeError
 
 if TYPE_CHECKING:
-    from nodes.builtin.tickparams import TickBacktestParams
+    from nodes.builtin.tickparams import TickVenueParams
 
 __all__ = [
     "EQUITY_COLUMNS",
@@ -59,7 +59,7 @@ def _fill_order(run: TickRun) -> np.ndarray:
     return np.lexsort((run.fills_i[:, k.FI_ORDER], run.fills_i[:, k.FI_TS]))
 
 
-def shape(run: TickRun, params: TickBacktestParams, *, tables: bool = True) -> dict[str, Any]:
+def shape(run: TickRun, params: TickVenueParams, *, tables: bool = True) -> dict[str, Any]:
     """The outputs of ``tick_backtest`` from a run (``tables`` False: equity and metrics)."""
     if len(run.records_ts) == 0:
         raise NodeError(

@@ -157,6 +157,10 @@ class StrategyBacktest(Node):
                 )
         try:
             module = read_module(params.code)
+            if module.kind != "bar":
+                raise StrategyCodeError(
+                    "it is a tick strategy (TickStrategy.on_step): use tick_strategy_backtest"
+                )
             config = validate_config(module.config_schema, dict(params.model_extra or {}))
         except StrategyCodeError as exc:
             raise NodeError(f"strategy_backtest: strategy {params.strategy!r}: {exc}") from None

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from nodes.base import Node, Port, PortType, register
 from nodes.builtin.metrics import METRIC_KEYS, TEXT_METRIC_KEYS, log_metric_notes
-from nodes.builtin.tickparams import TickBacktestParams
+from nodes.builtin.tickparams import TickBacktestParams, TickVenueParams
 from nodes.errors import DataError, NodeError
 
 if TYPE_CHECKING:
     import numpy as np
+
+P = TypeVar("P", bound=TickVenueParams)
 
 __all__ = ["EQUITY_COLUMNS", "FILL_COLUMNS", "TickBacktest", "run_tick_backtest"]
 
@@ -88,7 +90,7 @@ FILL_METRIC_KEYS = (
 )
 
 
-def resolve_instrument(params: TickBacktestParams, ticks: Any) -> TickBacktestParams:
+def resolve_instrument(params: P, ticks: Any) -> P:
     """``params`` with tick and lot size filled from the data's hints where not given; a
     NodeError when neither says, or when the quantities are not lot multiples."""
     from nodes.ticks import tick_meta
@@ -102,7 +104,7 @@ def resolve_instrument(params: TickBacktestParams, ticks: Any) -> TickBacktestPa
                 f"tick_backtest: give {name}=...: the tick data does not say its {name}"
             )
     try:
-        return TickBacktestParams.model_validate(
+        return type(params).model_validate(
             params.model_dump() | {"tick_size": tick, "lot_size": lot}
         )
     except ValueError as exc:

@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 
 from nodes.builtin.metrics import AnnualisationParams
 
-__all__ = ["QUEUE_MODELS", "TickBacktestParams"]
+__all__ = ["QUEUE_MODELS", "TickBacktestParams", "TickVenueParams"]
 
 #: queue model name -> the BacktestAsset method that sets it (the power ones take ``queue_power``)
 QUEUE_MODELS: dict[str, str] = {
@@ -26,17 +26,15 @@ QueueModel = Literal[
 ]
 
 
-class TickBacktestParams(AnnualisationParams):
-    """Venue, recording and strategy settings of a tick backtest.
+class TickVenueParams(AnnualisationParams):
+    """The simulated venue and the recording of a tick backtest (shared by ``tick_backtest``
+    and ``tick_strategy_backtest``).
 
     Times are in milliseconds (intervals) or nanoseconds (latencies, as hftbacktest and the
     data count them). Fees are in basis points of the traded value; a negative maker fee is a
     rebate. Without ``ppy`` or ``calendar`` the metrics annualise as a 24x7 market.
     """
 
-    strategy: Literal["grid_mm", "imbalance_taker"] = Field(
-        "grid_mm", description="Built-in strategy: a grid market maker or an imbalance taker."
-    )
     tick_size: float | None = Field(
         None, gt=0, description="Price increment of the instrument (default: the data's hint)."
     )
@@ -86,6 +84,25 @@ class TickBacktestParams(AnnualisationParams):
     )
     record_interval_ms: float = Field(
         100.0, gt=0, le=86_400_000, description="Equity is recorded this often (exchange time)."
+    )
+
+    @model_validator(mode="after")
+    def _whole_ns(self) -> TickVenueParams:
+        if not _is_multiple(self.record_interval_ms * 1e6, 1.0):
+            raise ValueError("record_interval_ms must be a whole number of nanoseconds")
+        return self
+
+    @property
+    def record_ns(self) -> int:
+        """The record interval in nanoseconds."""
+        return round(self.record_interval_ms * 1e6)
+
+
+class TickBacktestParams(TickVenueParams):
+    """The venue plus the built-in strategies' settings (see :class:`TickVenueParams`)."""
+
+    strategy: Literal["grid_mm", "imbalance_taker"] = Field(
+        "grid_mm", description="Built-in strategy: a grid market maker or an imbalance taker."
     )
     update_interval_ms: float = Field(
         100.0, gt=0, le=86_400_000, description="The strategy acts this often."
@@ -148,11 +165,6 @@ class TickBacktestParams(AnnualisationParams):
             if not _is_multiple(getattr(self, name) * 1e6, 1.0):
                 raise ValueError(f"{name} must be a whole number of nanoseconds")
         return self
-
-    @property
-    def record_ns(self) -> int:
-        """The record interval in nanoseconds."""
-        return round(self.record_interval_ms * 1e6)
 
     @property
     def update_ns(self) -> int:

@@ -64,6 +64,8 @@ LEASE_S = float(os.environ.get("ALPHAFORGE_STRATEGY_LEASE_S", "300"))
 # the label's deadline: only a ceiling (the lease in the name is what retires the container)
 _LABEL_CEILING_S = 10 * 365 * 86400.0
 ENTRY = "/opt/alphaforge/strategy_entry.py"
+#: custom tick strategies' entrypoint (runners/tickstrategy.py)
+TICK_ENTRY = "/opt/alphaforge/tick_strategy_entry.py"
 
 
 def strategy_run_id(instance_id: str) -> str:
@@ -72,9 +74,9 @@ def strategy_run_id(instance_id: str) -> str:
 
 
 def strategy_plan(
-    image: str, job_dir: str, out_dir: str, limits: Limits, instance_id: str
+    image: str, job_dir: str, out_dir: str, limits: Limits, instance_id: str, entry: str = ENTRY
 ) -> ContainerPlan:
-    """The container plan of one strategy instance's sandbox."""
+    """The container plan of one strategy instance's sandbox (``entry``: the entrypoint)."""
     now = time.time()
     labels = {
         "alphaforge.sandbox": "1",
@@ -85,7 +87,7 @@ def strategy_plan(
         "alphaforge.deadline": f"{now + _LABEL_CEILING_S:.0f}",
         **ownership_labels(),
     }
-    command = ["/usr/local/bin/python3", "-I", "-B", ENTRY, "/job"]
+    command = ["/usr/local/bin/python3", "-I", "-B", entry, "/job"]
     return ContainerPlan(image, command, job_dir, out_dir, limits, labels)
 
 
@@ -247,10 +249,12 @@ class StrategyContainer:
         instance_id: str,
         *,
         lease_s: float | None = None,
+        entry: str = ENTRY,
     ) -> None:
         self.client = client
         self.limits = limits
         self.instance_id = instance_id
+        self.entry = entry
         self.lease_s = lease_s or LEASE_S
         self.container_id: str | None = None
         self._slot: Path | None = None
@@ -277,7 +281,9 @@ class StrategyContainer:
                 path.chmod(0o755)  # the sandbox user (not this process's uid) reads the code
             (job / "strategy.py").chmod(0o644)
             image = SandboxImages().python
-            plan = strategy_plan(image, str(job), str(out), self.limits, self.instance_id)
+            plan = strategy_plan(
+                image, str(job), str(out), self.limits, self.instance_id, self.entry
+            )
             container = create_strategy_container(client, plan, self.lease_s)
             self.container_id = container.id
             self._attached = Attached(client, container.id)

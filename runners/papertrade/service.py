@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from nodes.errors import NodeError
@@ -39,6 +40,30 @@ class SandboxStrategyBacktester:
     def __init__(self, choice: str = "auto", tick_timeout_s: float = 10.0) -> None:
         self.choice = choice
         self.tick_timeout_s = tick_timeout_s
+
+    def tick_strategy(
+        self,
+        code: str,
+        *,
+        config: dict[str, Any],
+        meta: dict[str, Any],
+        node: str,
+        log: Callable[[str], None],
+        wall_s: float | None = None,
+    ) -> AbstractContextManager[Any]:
+        """A custom tick strategy's sandbox for ``tick_strategy_backtest``
+        (runners/tickstrategy.py): the custom nodes' limits, ``wall_s`` (clamped to the
+        operator's cap) the budget of strategy time."""
+        from runners.caps import operator_caps
+        from runners.custom import ResourceRequest
+        from runners.tickstrategy import tick_strategy_session
+
+        limits = ResourceRequest(wall_s=wall_s).clamp(operator_caps())
+        for note in limits.notes:
+            log(f"warning: {note}")
+        return tick_strategy_session(
+            code, config=config, meta=meta, node=node, log=log, choice=self.choice, limits=limits
+        )
 
     def backtest(
         self,

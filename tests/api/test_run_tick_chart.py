@@ -43,7 +43,12 @@ def tick_outputs() -> dict[str, Any]:
     return run_tick_backtest(book, params)
 
 
-def _store_run(client: TestClient, owner: Account, outputs: dict[str, Any] | None) -> int:
+def _store_run(
+    client: TestClient,
+    owner: Account,
+    outputs: dict[str, Any] | None,
+    node_type: str = "tick_backtest",
+) -> int:
     """A completed run row whose run dir names a ``tick_backtest`` step ``result`` with
     ``outputs`` in the artifact store (written as the flow writes them); ``None``: a run whose
     pipeline has no tick step."""
@@ -60,7 +65,7 @@ def _store_run(client: TestClient, owner: Account, outputs: dict[str, Any] | Non
     ir_nodes = [NodeIR(id="book", type="synthetic_book", version="1", outputs={"ticks": "ticks"})]
     if outputs is not None:
         ports = {p.name: str(p.type.value) for p in TickBacktest.outputs}
-        ir_nodes.append(NodeIR(id="result", type="tick_backtest", version="1", outputs=ports))
+        ir_nodes.append(NodeIR(id="result", type=node_type, version="1", outputs=ports))
         store = store_for(settings)
         staging = store.staging_dir()
         files = {}
@@ -69,7 +74,7 @@ def _store_run(client: TestClient, owner: Account, outputs: dict[str, Any] | Non
             files[name] = {"file": file_name(name, port_type)}
         art = "ef" + secrets.token_hex(31)
         store.commit(art, staging, {"outputs": files})
-        nodes["result"] = NodeRecord(type="tick_backtest", version="1", state="completed", key=art)
+        nodes["result"] = NodeRecord(type=node_type, version="1", state="completed", key=art)
     ir = PipelineIR(name="tick_ui", nodes=tuple(ir_nodes))
     (run_dir / "ir.json").write_text(ir.model_dump_json())
     record = RunRecord(
@@ -156,6 +161,16 @@ def test_the_fills_are_the_stored_fills_with_millisecond_times(
 
     capped = client.get(f"/api/runs/{run_id}/tick-chart?max_fills=5", headers=alice.headers)
     assert capped.json()["fills_total"] == len(fills) and len(capped.json()["fills"]) == 5
+
+
+def test_a_custom_tick_strategy_step_is_drawn_too(
+    client: TestClient, alice: Account, tick_outputs: dict[str, Any]
+) -> None:
+    # tick_strategy_backtest's outputs are tick_backtest's (the same shaping code)
+    run_id = _store_run(client, alice, tick_outputs, node_type="tick_strategy_backtest")
+    resp = client.get(f"/api/runs/{run_id}/tick-chart", headers=alice.headers)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["fills_total"] == len(tick_outputs["orders"]) > 10
 
 
 def test_a_run_without_a_tick_backtest_or_someone_elses_is_a_404(

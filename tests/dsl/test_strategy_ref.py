@@ -138,3 +138,51 @@ def test_a_sweep_varies_a_config_key_and_its_values_are_checked() -> None:
 def test_resolved_module_refuses_a_broken_module() -> None:
     with pytest.raises(StrategyLookupError, match="line 1: syntax error"):
         resolved_module("x", "def (:\n")
+
+
+TICK_HEAD = "pipeline p\nbook = synthetic_book(seed=1, duration_s=10)\n"
+
+
+def _compile_tick(body: str) -> object:
+    return compile_source(
+        TICK_HEAD + body, filename="p.af", strategies=FileStrategyResolver(SMA.parent)
+    )
+
+
+def test_a_tick_strategy_module_and_its_config_are_written_into_the_ir() -> None:
+    step = 'bt = tick_strategy_backtest(book, strategy="tick_grid.py", levels=3, step_ms=50)\n'
+    result = _compile_tick(step)
+    assert _errors(result) == []
+    node = result.ir.node("bt")  # type: ignore[attr-defined]
+    code = (SMA.parent / "tick_grid.py").read_text()
+    assert node.params["code"] == code
+    assert node.params["code_hash"] == hashlib.sha256(code.encode()).hexdigest()
+    assert node.params["levels"] == 3 and node.params["half_spread_ticks"] == 1.0  # default
+    assert node.params["step_ms"] == 50
+
+
+def test_a_tick_strategy_config_value_is_checked_at_its_value() -> None:
+    result = _compile_tick('bt = tick_strategy_backtest(book, strategy="tick_grid.py", levels=0)\n')
+    errors = _errors(result)
+    assert len(errors) == 1 and errors[0][1] == 3 and "levels" in errors[0][3], errors
+
+
+def test_the_strategy_kinds_are_told_apart() -> None:
+    from nodes.strategycode import StrategyCodeError, read_module
+
+    assert read_module(SMA.read_text()).kind == "bar"
+    assert read_module((SMA.parent / "tick_grid.py").read_text()).kind == "tick"
+    no_step = "from alphaforge_tick import TickStrategy\nclass T(TickStrategy):\n    pass\n"
+    with pytest.raises(StrategyCodeError, match="has no on_step"):
+        read_module(no_step)
+
+
+def test_a_module_of_the_other_kind_is_af220_at_the_strategy() -> None:
+    result = _compile_tick('bt = tick_strategy_backtest(book, strategy="sma_cross.py")\n')
+    errors = _errors(result)
+    assert [e[:2] for e in errors] == [("AF220", 3)], errors
+    assert "is a bar strategy: use strategy_backtest" in errors[0][3]
+    result = _compile('bt = strategy_backtest(data, strategy="tick_grid.py")\n')
+    errors = _errors(result)
+    assert [e[:2] for e in errors] == [("AF220", 3)], errors
+    assert "is a tick strategy: use tick_strategy_backtest" in errors[0][3]

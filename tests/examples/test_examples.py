@@ -17,8 +17,9 @@ EXAMPLES = sorted((ROOT / "examples").glob("*.af"))
 ML_PAIR = ("ml_lstm_pipeline", "ml_registered_predict")
 # Reads the catalog (its data is imported first): tests/examples/test_momentum_rotation.py
 CATALOG = ("momentum_rotation",)
-# Tick data, not the 900 sample bars: tests/examples/test_tick_grid_mm.py (through the CLI)
-TICKS = ("tick_grid_mm",)
+# Tick data, not the 900 sample bars: tests/examples/test_tick_grid_mm.py and
+# test_tick_custom_strategy.py (through the CLI)
+TICKS = ("tick_grid_mm", "tick_custom_strategy")
 ALONE = [p for p in EXAMPLES if p.stem not in ML_PAIR + CATALOG + TICKS]
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api")]
