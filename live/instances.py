@@ -123,6 +123,22 @@ def version_of(session: Session, strategy: Strategy, version: int) -> StrategyVe
     ).first()
 
 
+def check_live_kind(strategy: Strategy, version: StrategyVersion) -> None:
+    """A LiveInputError when ``version`` is a tick strategy (``TickStrategy.on_step``): it runs
+    in the ``tick_strategy_backtest`` node on order-book events, not as an instance on bars."""
+    try:
+        kind = read_module(version.code).kind
+    except StrategyCodeError:  # stored code was checked on save; let the host report it
+        return
+    if kind != "bar":
+        raise LiveInputError(
+            "strategy",
+            f"{strategy.name} v{version.version} is a tick strategy (TickStrategy with "
+            "on_step): it runs in a pipeline's tick_strategy_backtest node, not as a live "
+            "instance (instances run Strategy modules with on_tick)",
+        )
+
+
 def schema_of(version: StrategyVersion) -> dict[str, Any]:
     schema: dict[str, Any] = json.loads(version.config_schema_json)
     return schema
@@ -183,6 +199,7 @@ def create_instance(
     pinned = version_of(session, strategy, version or strategy.latest_version)
     if pinned is None:
         raise LiveInputError("version", f"{strategy.name} has no version {version}")
+    check_live_kind(strategy, pinned)
     for field, value in (("account", account), ("market", market)):
         if not _LABEL.match(value or ""):
             raise LiveInputError(field, "1 to 64 letters, digits or _ . / : -")
@@ -245,6 +262,8 @@ def update_instance(
         target = version
     pinned = version_of(session, strategy, target)
     assert pinned is not None
+    if target != instance.strategy_version:
+        check_live_kind(strategy, pinned)
     if mode is not None and mode not in MODES:
         raise LiveInputError("mode", f"must be one of {', '.join(MODES)}, not {mode!r}")
     new_config = json.loads(instance.config_json) if config is None else config

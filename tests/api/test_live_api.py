@@ -106,6 +106,13 @@ def test_instances_validate_their_config_and_record_every_change(
     resp = client.post("/api/instances", json={"strategy_id": sid, "market": "ASSET",
                        "feed": {"kind": "carrier-pigeon"}}, headers=alice.headers)  # fmt: skip
     assert resp.status_code == 422 and "feed.kind" in resp.json()["detail"]
+    # a tick strategy is stored like any module but runs in tick_strategy_backtest only
+    tick = _strategy(client, alice, (ROOT / "examples/strategies/tick_grid.py").read_text(),
+                     name="tick_grid")  # fmt: skip
+    resp = client.post("/api/instances", json={"strategy_id": tick["id"], "market": "ASSET",
+                       "feed": FEED}, headers=alice.headers)  # fmt: skip
+    assert resp.status_code == 422, resp.text
+    assert "tick_grid v1 is a tick strategy" in resp.json()["detail"], resp.text
 
     ok = client.patch(f"/api/instances/{iid}", json={"config": {"fast": 4, "slow": 9}},
                       headers=alice.headers)  # fmt: skip
