@@ -32,7 +32,9 @@ from flows.mlflow_batch import FinishedRun, log_finished_runs
 from flows.sweepspec import process_dir, read_sweep_record, sweep_dir, write_json_atomic
 from flows.tracking import KILLED_REASON_TAG, mlflow_client
 from tests.api.conftest import Account, settings_for
-from tests.api.sweep_dirs import SWEPT, trial_rows, write_sweep
+from tests.api.sweep_dirs import trial_rows, write_sweep
+from tests.api.test_sweeps_prefect import _pipeline
+from tests.deployments.fixtures import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -98,12 +100,14 @@ def _tracked_sweep(uri: str) -> tuple[str, dict[int, str]]:
     return parent, {r.trial: i for r, i in zip(rows, ids, strict=True)}
 
 
+def _if_killed(run: Any) -> Any:
+    return run if run.info.status == "KILLED" else None
+
+
 def test_dead_chunks_crash_and_a_dead_sweeps_mlflow_parent_ends_killed_with_the_reason(
     client: TestClient, alice: Account, prefect: SyncPrefectClient, api_settings: ApiSettings
 ) -> None:
-    resp = client.post("/api/pipelines", json={"name": "sma_sweep", "source": SWEPT},
-                       headers=alice.headers)  # fmt: skip
-    assert resp.status_code == 201, resp.text
+    pipeline_id = _pipeline(client, alice)
     parent_run, dead_chunk, live_chunk = (_running(prefect) for _ in range(3))
     folder = write_sweep(api_settings.store_root, KEY, status="running", done=5,
                          flow_run_id=parent_run)  # fmt: skip
@@ -118,7 +122,7 @@ def test_dead_chunks_crash_and_a_dead_sweeps_mlflow_parent_ends_killed_with_the_
     mark_process(process_dir(folder, live_chunk))  # this process: alive
     mark_process(process_dir(folder, parent_run))  # alive too, for now
     with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
-        row = Sweep(sweep_key=KEY, pipeline_id=resp.json()["id"], version=1, owner_id=alice.id,
+        row = Sweep(sweep_key=KEY, pipeline_id=pipeline_id, version=1, owner_id=alice.id,
                     started_by_id=alice.id, status="running", prefect_flow_run_id=parent_run,
                     ir_hash="0" * 64)  # fmt: skip
         session.add(row)
@@ -140,8 +144,8 @@ def test_dead_chunks_crash_and_a_dead_sweeps_mlflow_parent_ends_killed_with_the_
     body = client.get(f"/api/sweeps/{sid}", headers=alice.headers).json()
     assert _state(prefect, parent_run).type == StateType.CRASHED
     assert body["status"] == "failed" and DIED in body["error"], body
-    ended = tracking.get_run(parent_mlflow)
-    assert ended.info.status == "KILLED"
+    # ended by whichever pass stored the sweep's end: this read's, or the app's status loop's
+    ended = wait_for(lambda: _if_killed(tracking.get_run(parent_mlflow)), 30, what="KILLED")
     assert DIED in ended.data.tags[KILLED_REASON_TAG]
     assert ended.info.end_time is not None
     statuses = {n: tracking.get_run(i) for n, i in trial_runs.items()}
