@@ -48,6 +48,7 @@ from uuid import UUID
 from prefect import flow, get_run_logger
 from prefect.context import get_run_context
 
+from flows.liveness import mark_process
 from flows.overfitting import (
     DSR_THRESHOLD,
     ReturnMoments,
@@ -79,6 +80,7 @@ from flows.sweepspec import (
     SweepRecord,
     SweepSpec,
     TrialRow,
+    process_dir,
     read_sweep_record,
     sweep_dir,
     write_json_atomic,
@@ -387,6 +389,11 @@ class _Sweep:
                 if pending:
                     time.sleep(POLL_S)
         bad = [s for s in states.values() if not s.is_completed()]
+        for flow_run_id, state in states.items():
+            if not state.is_completed():  # a crash (its worker died) says why: keep it
+                self.record.notes.append(
+                    f"chunk flow run {flow_run_id} ended {state.name}: {state.message or '-'}"
+                )
         if bad:
             self.logger.warning(
                 f"[sweep] {len(bad)} chunk flow run(s) did not complete "
@@ -620,6 +627,8 @@ def sweep_flow(spec: SweepSpec) -> dict[str, Any]:
     t0 = time.perf_counter()
     directory = sweep_dir(settings.store_root, spec.sweep_id)
     directory.mkdir(parents=True, exist_ok=True)
+    if flow_run is not None:  # the API tells a sweep whose process died by it (flows.liveness)
+        mark_process(process_dir(directory, str(flow_run.id)))
     write_json_atomic(directory / "spec.json", spec.to_json())
     try:
         sweep = _Sweep(spec, settings, str(flow_run.id) if flow_run else None)

@@ -23,9 +23,10 @@ from prefect import flow, task
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, ConfigDict
 
+from flows.liveness import mark_process
 from flows.settings import current_settings
 from flows.sweeplocal import inherited_spec
-from flows.sweepspec import SweepSpec, TrialRow, sweep_dir
+from flows.sweepspec import SweepSpec, TrialRow, process_dir, sweep_dir
 from flows.sweeptrial import SweepPlanError, evaluator_for, warm_compiled_kernels
 
 __all__ = [
@@ -152,6 +153,7 @@ def sweep_chunk_flow(chunk: ChunkSpec) -> dict[str, Any]:
     mapped over tasks in slices that share this process's memory of upstream nodes."""
     from flows.pipeline import import_extra_node_modules
 
+    _mark_chunk_process(chunk)
     import_extra_node_modules()  # the operator's extra node types, in this flow-run process too
     t0 = time.perf_counter()
     slices = split_evenly(chunk.trials, max(1, min(4, len(chunk.trials) // 25)))
@@ -167,6 +169,19 @@ def sweep_chunk_flow(chunk: ChunkSpec) -> dict[str, Any]:
         "seconds": round(time.perf_counter() - t0, 4),
         "pid": os.getpid(),
     }
+
+
+def _mark_chunk_process(chunk: ChunkSpec) -> None:
+    """Leave this flow-run process's marker in the sweep directory: the API's status sync then
+    tells a chunk whose worker died from a slow one (and ends it Crashed, so the parent flow
+    stops waiting for it: :mod:`api.services.sweep_sync`)."""
+    from prefect.runtime import flow_run
+
+    flow_run_id = flow_run.get_id()
+    if not flow_run_id:
+        return
+    settings = current_settings().with_store(chunk.spec.run.store_url, chunk.spec.run.tracking_uri)
+    mark_process(process_dir(sweep_dir(settings.store_root, chunk.spec.sweep_id), flow_run_id))
 
 
 def split_evenly(items: Sequence[Any], n: int) -> list[list[Any]]:

@@ -45,6 +45,7 @@ __all__ = [
     "SweepStatus",
     "TrialRow",
     "finite_json",
+    "process_dir",
     "read_sweep_record",
     "read_sweep_spec",
     "read_trials",
@@ -265,6 +266,15 @@ def sweep_dir(store_root: Path, sweep_id: str) -> Path:
     if not sweep_id or "/" in sweep_id or sweep_id.startswith("."):
         raise ValueError(f"not a sweep id: {sweep_id!r}")
     return Path(store_root) / SWEEPS_DIR / sweep_id
+
+
+def process_dir(directory: Path, flow_run_id: str) -> Path:
+    """Where a sweep's flow run (its parent, or one of its chunks on the work pool) leaves its
+    process marker (:mod:`flows.liveness`): one folder per flow run, so a resumed sweep's new
+    process is never judged by the last attempt's dead one."""
+    if not flow_run_id or "/" in flow_run_id or flow_run_id.startswith("."):
+        raise ValueError(f"not a flow run id: {flow_run_id!r}")
+    return directory / "processes" / flow_run_id
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

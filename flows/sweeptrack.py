@@ -161,7 +161,7 @@ class SweepTracker:
 
 
 def _open_parent(sweep: _Sweep) -> tuple[Any, set[tuple[int | None, int]]]:
-    from flows.tracking import MlflowTracker, mlflow_client
+    from flows.tracking import KILLED_REASON_TAG, MlflowTracker, mlflow_client
 
     settings = sweep.settings
     record = sweep.record
@@ -171,6 +171,9 @@ def _open_parent(sweep: _Sweep) -> tuple[Any, set[tuple[int | None, int]]]:
     if record.mlflow_run_id and record.mlflow_experiment_id:  # resumed: the same parent run
         client = mlflow_client(settings.mlflow_uri)
         client.update_run(record.mlflow_run_id, status="RUNNING")
+        if KILLED_REASON_TAG in client.get_run(record.mlflow_run_id).data.tags:
+            # the status sync ended it KILLED when the last attempt's process died: running again
+            client.delete_tag(record.mlflow_run_id, KILLED_REASON_TAG)
         tracker = MlflowTracker(
             client, record.mlflow_run_id, record.mlflow_experiment_id, settings.mlflow_uri
         )

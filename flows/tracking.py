@@ -22,6 +22,7 @@ from dsl.ir import PipelineIR
 from nodes.errors import AlphaForgeError
 
 __all__ = [
+    "KILLED_REASON_TAG",
     "MlflowTracker",
     "Tracker",
     "TrackingError",
@@ -32,6 +33,9 @@ __all__ = [
     "sqlite_path",
 ]
 
+#: why a run's MLflow run was ended KILLED from outside its process (the API's status sync,
+#: :mod:`api.services.run_tracking_close`); a resumed sweep removes it as it reopens its run
+KILLED_REASON_TAG = "alphaforge.killed_reason"
 _BATCH = 100  # MLflow's per-request limit for params and tags
 _METRICS_BATCH = 1000  # ... for metrics
 _ENTITIES = 1000  # ... for params + metrics + tags in one request

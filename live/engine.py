@@ -40,7 +40,8 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from live.store import Desired, LiveStore, engine_id_for
+from live.leases import engine_id_for
+from live.store import Desired, LiveStore
 from live.tables import utcnow
 from runners.papertrade.bars import Bar, BarSource
 from runners.papertrade.step import step

@@ -3,7 +3,7 @@
 Operators start it from Prefect (or ``alphaforge engine`` runs the same reconciler in a
 terminal). The flow reconciles every ``cycle_s`` until its flow run is cancelled (Prefect's
 cancellation: the worker stops the process, the engine's instances' sandboxes go with it and
-their leases are taken back by the next engine at once, :func:`live.store.holder_gone`), or
+their leases are taken back by the next engine at once, :func:`live.leases.holder_gone`), or
 until ``max_minutes`` have passed (then it unloads everything and completes: a schedule can
 restart it, so no engine runs for ever on stale code).
 

@@ -21,7 +21,8 @@ from sqlmodel import create_engine
 
 from live.engine import Engine
 from live.feeds import DatasetReader, source_factory
-from live.store import Desired, LiveStore, engine_id_for
+from live.leases import engine_id_for
+from live.store import Desired, LiveStore
 from runners.strategyhost import StrategyHost
 
 __all__ = ["build_engine", "run_engine", "sql_engine", "workspace"]

@@ -4,11 +4,11 @@ The database is the source of truth (seed 001, "declarative control"): a user (t
 writes what should run — instances, their mode and config — and the engine
 (:mod:`live.engine`) reads it with :meth:`LiveStore.desired` and writes back what runs.
 
-Leases keep an instance loaded by one engine at a time: :meth:`LiveStore.claim` takes an
-instance when nobody holds it, when the holder's lease has expired, or when the holder is an
-engine process of this host that no longer exists (a restarted engine takes its instances back
-at once instead of waiting for the lease); the holder renews its leases every cycle. An engine
-id is ``<name>@<host>:<pid>:<start>`` so that last check is exact.
+Leases keep an instance loaded by one engine at a time (:mod:`live.leases`, the rule the stream
+deployments share): :meth:`LiveStore.claim` takes an instance when nobody holds it, when the
+holder's lease has expired, or when the holder is an engine process of this host that no longer
+exists (a restarted engine takes its instances back at once instead of waiting for the lease);
+the holder renews its leases every cycle, and writes only while it holds the instance.
 
 Each processed bar is one transaction (:meth:`LiveStore.save_bar`): the orders that filled or
 were placed, the positions, the cash, the last bar's time and the events. A restart resumes
@@ -18,16 +18,15 @@ after ``last_bar_ts`` with the book as it was.
 from __future__ import annotations
 
 import json
-import os
-import socket
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
 from sqlalchemy import Engine, delete, or_, update
 from sqlmodel import Session, col, select
 
+from live.leases import Leases, as_utc
 from live.tables import (
     LiveBar,
     LiveEvent,
@@ -41,7 +40,7 @@ from live.tables import (
 from runners.papertrade.step import BarWrite
 from runners.papertrade.venue import Order, Position
 
-__all__ = ["Desired", "LiveStore", "engine_id_for", "holder_gone"]
+__all__ = ["Desired", "LiveStore"]
 
 MAX_EVENTS = 2000  # per instance: older ones are deleted
 MAX_MESSAGE = 4000
@@ -85,39 +84,12 @@ class Desired:
         }
 
 
-def engine_id_for(name: str = "engine") -> str:
-    """This process's engine id: ``<name>@<host>:<pid>:<process start>``."""
-    return f"{name}@{socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid())}"
-
-
-def _start_time(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return "0"
-
-
-def holder_gone(engine_id: str | None) -> bool:
-    """Whether ``engine_id`` names an engine process of this host that no longer exists."""
-    if not engine_id or "@" not in engine_id:
-        return engine_id is None
-    try:
-        host, pid, start = engine_id.rsplit("@", 1)[1].rsplit(":", 2)
-    except ValueError:
-        return False
-    if host != socket.gethostname():
-        return False  # another machine's engine: only its lease can tell
-    if not os.path.exists(f"/proc/{pid}"):
-        return True
-    return _start_time(int(pid)) != start  # the pid was reused by another process
-
-
 class LiveStore:
     """The live tables through one SQLAlchemy engine (PostgreSQL or SQLite)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.leases = Leases(engine, StrategyInstance)
 
     # -- what should run ------------------------------------------------------------------
 
@@ -145,72 +117,23 @@ class LiveStore:
     def last_bar_ts(self, instance_id: str) -> datetime | None:
         """The last bar the instance stored (UTC), or None."""
         row = self.instance(instance_id)
-        return _aware(row.last_bar_ts) if row is not None and row.last_bar_ts else None
+        return as_utc(row.last_bar_ts) if row is not None and row.last_bar_ts else None
 
     # -- leases ---------------------------------------------------------------------------
 
     def claim(self, instance_id: str, engine_id: str, lease_s: float) -> bool:
-        """Take the instance's lease for ``engine_id`` (see the module doc); True when held."""
-        now = utcnow()
-        with Session(self.engine) as session:
-            row = session.get(StrategyInstance, instance_id)
-            if row is None:
-                return False
-            holder = row.engine_id
-            if holder not in (None, engine_id) and not holder_gone(holder):
-                lease = row.lease_until
-                if lease is not None and _aware(lease) > now:
-                    return False
-            result = session.execute(
-                update(StrategyInstance)
-                .where(col(StrategyInstance.id) == instance_id)
-                .where(
-                    col(StrategyInstance.engine_id).is_(None)
-                    if holder is None
-                    else col(StrategyInstance.engine_id) == holder
-                )
-                .values(engine_id=engine_id, lease_until=now + timedelta(seconds=lease_s))
-            )
-            session.commit()
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+        """Take the instance's lease for ``engine_id`` (:mod:`live.leases`); True when held."""
+        return self.leases.claim(instance_id, engine_id, lease_s)
 
     def renew(self, engine_id: str, instance_ids: list[str], lease_s: float) -> set[str]:
         """Extend the leases ``engine_id`` holds; returns the ids it still holds."""
-        if not instance_ids:
-            return set()
-        until = utcnow() + timedelta(seconds=lease_s)
-        with Session(self.engine) as session:
-            session.execute(
-                update(StrategyInstance)
-                .where(col(StrategyInstance.id).in_(instance_ids))
-                .where(col(StrategyInstance.engine_id) == engine_id)
-                .values(lease_until=until)
-            )
-            session.commit()
-            held = session.exec(
-                select(StrategyInstance.id)
-                .where(col(StrategyInstance.id).in_(instance_ids))
-                .where(col(StrategyInstance.engine_id) == engine_id)
-            ).all()
-            return set(held)
+        return self.leases.renew(engine_id, instance_ids, lease_s)
 
     def release(self, instance_id: str, engine_id: str, status: str, reason: str | None) -> None:
         """Give the lease back and say how the instance ended (stopped, crashed ...)."""
-        with Session(self.engine) as session:
-            session.execute(
-                update(StrategyInstance)
-                .where(col(StrategyInstance.id) == instance_id)
-                .where(col(StrategyInstance.engine_id) == engine_id)
-                .values(
-                    engine_id=None,
-                    lease_until=None,
-                    loaded_key=None,
-                    status=status,
-                    status_reason=reason,
-                    status_at=utcnow(),
-                )
-            )
-            session.commit()
+        self.leases.release(
+            instance_id, engine_id, status=status, status_reason=reason, status_at=utcnow()
+        )
 
     # -- status and events ----------------------------------------------------------------
 
@@ -220,10 +143,9 @@ class LiveStore:
         """The instance's runtime status (only while ``engine_id`` holds it)."""
         with Session(self.engine) as session:
             session.execute(
-                update(StrategyInstance)
-                .where(col(StrategyInstance.id) == instance_id)
-                .where(col(StrategyInstance.engine_id) == engine_id)
-                .values(status=status, status_reason=reason, status_at=utcnow(), **extra)
+                self.leases.held(instance_id, engine_id).values(
+                    status=status, status_reason=reason, status_at=utcnow(), **extra
+                )
             )
             session.commit()
 
@@ -302,10 +224,7 @@ class LiveStore:
         no longer holds the instance."""
         with Session(self.engine) as session:
             result = session.execute(
-                update(StrategyInstance)
-                .where(col(StrategyInstance.id) == instance_id)
-                .where(col(StrategyInstance.engine_id) == engine_id)
-                .values(
+                self.leases.held(instance_id, engine_id).values(
                     last_bar_ts=write.bar_ts,
                     bars_seen=col(StrategyInstance.bars_seen) + 1,
                     cash=write.cash,
@@ -397,10 +316,6 @@ class LiveStore:
             session.commit()
 
 
-def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
 def _desired(i: StrategyInstance, s: Strategy, v: StrategyVersion) -> Desired:
     return Desired(
         id=i.id,
@@ -418,7 +333,7 @@ def _desired(i: StrategyInstance, s: Strategy, v: StrategyVersion) -> Desired:
         mode=i.mode,
         config=json.loads(i.config_json),
         config_version=i.config_version,
-        last_bar_ts=_aware(i.last_bar_ts) if i.last_bar_ts is not None else None,
+        last_bar_ts=as_utc(i.last_bar_ts) if i.last_bar_ts is not None else None,
     )
 
 
@@ -430,7 +345,7 @@ def _order(o: LiveOrder) -> Order:
         qty=o.qty,
         type=o.type,
         limit_price=o.limit_price,
-        placed_bar_ts=pd.Timestamp(_aware(o.placed_bar_ts)).isoformat(),
+        placed_bar_ts=pd.Timestamp(as_utc(o.placed_bar_ts)).isoformat(),
         status=o.status,
         reason=o.reason,
     )

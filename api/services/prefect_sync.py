@@ -189,7 +189,7 @@ def _sync_runs(session: Session, client: SyncPrefectClient, settings: ApiSetting
         dirty, cancel = apply(run, flow_run, settings, now)
         if dirty and run.status in (RunStatus.FAILED.value, RunStatus.CANCELLED.value):
             # a process that died first never ended its MLflow run: not "running" for ever
-            close_tracked_runs(settings.mlflow_uri, run.run_key)
+            close_tracked_runs(settings.mlflow_uri, run.run_key, run.error)
         if cancel and run.prefect_flow_run_id:
             from api.services.prefect_client import cancel_flow_run
 

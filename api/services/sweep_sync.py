@@ -7,6 +7,10 @@ process killed, a worker gone: the flow had no chance to write), the row ends as
 with the reason, exactly as a run does (:func:`api.services.prefect_sync.decide`, and
 :mod:`api.services.run_liveness` for a flow run whose process is gone while Prefect still says
 Running) — and the record is brought to the same end, so ``resume`` and the CLI see it too.
+A chunk flow run whose process is gone is ended Crashed the same way (the parent flow stops
+waiting for it and ends the sweep failed, its missing trials left to ``resume``), and a sweep
+that ends failed or cancelled has its MLflow runs still RUNNING (its parent run, when its
+process died first) ended KILLED with the reason (:mod:`api.services.run_tracking_close`).
 """
 
 from __future__ import annotations
@@ -25,9 +29,16 @@ from api.models.sweep import ACTIVE_SWEEP_STATUSES, Sweep
 from api.services.prefect_client import prefect_client, read_flow_runs
 from api.services.prefect_sync import decide
 from api.services.run_liveness import end_gone_run, gone_reason
+from api.services.run_tracking_close import close_sweep_runs
 from api.services.sweep_files import with_progress
 from api.settings import ApiSettings
-from flows.sweepspec import SweepRecord, read_sweep_record, sweep_dir, write_json_atomic
+from flows.sweepspec import (
+    SweepRecord,
+    process_dir,
+    read_sweep_record,
+    sweep_dir,
+    write_json_atomic,
+)
 
 __all__ = ["apply", "sync_active", "sync_sweep"]
 
@@ -107,13 +118,31 @@ def _end_record(folder: Path, record: SweepRecord, status: str, error: str | Non
 def _live(
     client: SyncPrefectClient, sweep: Sweep, settings: ApiSettings, now: datetime
 ) -> FlowRun | None:
-    found = read_flow_runs(client, [sweep.prefect_flow_run_id]) if sweep.prefect_flow_run_id else {}
-    flow_run = found.get(sweep.prefect_flow_run_id or "")
+    """The sweep's parent flow run as Prefect has it, after ending it (and any of its chunks)
+    Crashed when its process is gone."""
     folder = sweep_dir(settings.store_root, sweep.sweep_key)
-    reason = gone_reason(client, flow_run, folder, now)
-    if reason is not None and flow_run is not None:
-        flow_run = end_gone_run(client, flow_run, reason)
+    _end_gone_chunks(client, folder, now)
+    key = sweep.prefect_flow_run_id
+    flow_run = read_flow_runs(client, [key]).get(key) if key else None
+    if flow_run is not None:
+        reason = gone_reason(client, flow_run, process_dir(folder, str(flow_run.id)), now)
+        if reason is not None:
+            flow_run = end_gone_run(client, flow_run, reason)
     return flow_run
+
+
+def _end_gone_chunks(client: SyncPrefectClient, folder: Path, now: datetime) -> None:
+    """End Crashed the chunk flow runs of this attempt (``sweep.json`` lists them) whose
+    process is gone: a chunk whose worker died stays Running in Prefect, and the parent flow,
+    waiting for every chunk to end, would wait for ever. Ended, its missing trials make the
+    sweep end failed, and ``resume`` runs them."""
+    record = read_sweep_record(folder)
+    if record is None or record.ended or not record.chunk_flow_run_ids:
+        return
+    for flow_run_id, flow_run in read_flow_runs(client, record.chunk_flow_run_ids).items():
+        reason = gone_reason(client, flow_run, process_dir(folder, flow_run_id), now)
+        if reason is not None:
+            end_gone_run(client, flow_run, f"a chunk of the sweep: {reason}")
 
 
 def sync_sweep(session: Session, settings: ApiSettings | None, sweep: Sweep) -> Sweep:
@@ -169,4 +198,8 @@ def _save(
     )  # fmt: skip
     session.commit()
     session.refresh(sweep)
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    stored = bool(result.rowcount)  # type: ignore[attr-defined]
+    if stored and sweep.status in ("failed", "cancelled"):
+        # a sweep whose process died never ended its MLflow parent run: not "running" for ever
+        close_sweep_runs(settings.mlflow_uri, sweep.sweep_key, sweep.error)
+    return stored

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from live.store import engine_id_for
+from live.leases import engine_id_for
 from live.stream.reconciler import StreamReconciler
 from live.stream.store import StreamStore
 from tests.api.conftest import Account

@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from api.services.run_tracking_close import close_sweep_runs
 from flows.settings import CoreSettings
 from flows.sweep import run_sweep
 from flows.sweepspec import SweepSpec, read_sweep_record, read_trials, sweep_dir
+from flows.tracking import KILLED_REASON_TAG
 from tests.flows.test_sweep_engine import HEAD, ROOT, _spec
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api", "test_nodes")]
@@ -107,6 +109,9 @@ def test_a_killed_grid_sweep_resumes_only_its_missing_trials(
     # The parent run opens in a thread beside the first trials: its id may not have reached
     # sweep.json before the kill; the resume then adopts the run by its sweep-id tag.
     assert stopped is not None and stopped.status == "running"
+    # the API's status sync ends the dead process's MLflow parent run KILLED, with why
+    closed = close_sweep_runs(settings.mlflow_uri, spec.sweep_id, "its process was killed")
+    assert stopped.mlflow_run_id in (None, *closed) and len(closed) <= 1
 
     record = run_sweep(spec.model_copy(update={"resume": True}), settings=settings)
     assert record.status == "completed", record.error
@@ -133,7 +138,10 @@ def test_a_killed_grid_sweep_resumes_only_its_missing_trials(
     )
     assert [p.info.run_id for p in parents if p.data.tags.get("alphaforge.sweep_id") ==
             spec.sweep_id] == [record.mlflow_run_id]  # fmt: skip
-    assert client.get_run(record.mlflow_run_id).info.status == "FINISHED"
+    reopened = client.get_run(record.mlflow_run_id)
+    assert reopened.info.status == "FINISHED"
+    assert closed in ([], [record.mlflow_run_id])  # the KILLED parent is the one reopened
+    assert KILLED_REASON_TAG not in reopened.data.tags  # running again: the reason is gone
     children = client.search_runs(
         [record.mlflow_experiment_id or ""],
         filter_string=f"tags.`mlflow.parentRunId` = '{record.mlflow_run_id}'",

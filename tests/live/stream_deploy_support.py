@@ -14,7 +14,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from live.engine import Engine as LiveEngine
-from live.store import LiveStore, engine_id_for
+from live.leases import engine_id_for
+from live.store import LiveStore
 from live.stream.reconciler import StreamReconciler
 from live.stream.store import StreamStore
 from live.stream.tables import StreamDeployment

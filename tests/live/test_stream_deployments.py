@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from live.store import engine_id_for
+from live.leases import engine_id_for
 from live.stream import StreamPipeline, StreamService
 from live.stream.deployments import (
     DeploymentInputError,
