@@ -20,25 +20,30 @@ __all__ = ["deploy_command"]
 @click.option(
     "--pool",
     default=None,
-    help="The work pool [default: alphaforge, or alphaforge-docker with --pool-type docker].",
+    envvar="ALPHAFORGE_WORK_POOL",
+    help="The work pool [default: ALPHAFORGE_WORK_POOL, else alphaforge, or alphaforge-docker "
+    "with --pool-type docker].",
 )
 @click.option(
     "--pool-type",
     type=click.Choice(["process", "docker"]),
     default="process",
     show_default=True,
+    envvar="ALPHAFORGE_POOL_TYPE",
     help="process: flow runs are subprocesses of the workers; docker: each flow run is a "
     "container of --image (prefect-docker; workers: `prefect worker start --type docker`).",
 )
 @click.option(
     "--image",
     default=None,
+    envvar="ALPHAFORGE_DOCKER_POOL_IMAGE",
     help="docker: the flow-run containers' image [default: alphaforge/platform:latest].",
 )
 @click.option(
     "--network",
     default="host",
     show_default=True,
+    envvar="ALPHAFORGE_DOCKER_POOL_NETWORK",
     help="docker: 'host', or the name of the Docker network where Prefect, PostgreSQL, MLflow "
     "and the socket proxy are reachable (a compose stack's network).",
 )
@@ -46,6 +51,7 @@ __all__ = ["deploy_command"]
     "--volume",
     "volumes",
     multiple=True,
+    envvar="ALPHAFORGE_DOCKER_POOL_VOLUMES",
     help="docker: SOURCE:TARGET[:ro] mounted in each flow-run container (repeatable): the data "
     "dir, the sandbox job root at its host path, /sys/fs/cgroup:/sys/fs/cgroup:ro.",
 )
@@ -53,6 +59,7 @@ __all__ = ["deploy_command"]
     "--env",
     "env_items",
     multiple=True,
+    envvar="ALPHAFORGE_DOCKER_POOL_ENV",
     help="docker: NAME=VALUE set in each flow-run container (repeatable), after the ALPHAFORGE_* "
     "variables of this environment (e.g. DOCKER_HOST=tcp://docker-proxy:2375).",
 )
@@ -61,11 +68,21 @@ __all__ = ["deploy_command"]
     type=click.Choice(["Never", "IfNotPresent", "Always"]),
     default="Never",
     show_default=True,
+    envvar="ALPHAFORGE_DOCKER_POOL_PULL",
     help="docker: Never = the image is built on each worker's host (no registry).",
+)
+@click.option(
+    "--stream-output/--no-stream-output",
+    default=True,
+    show_default=True,
+    envvar="ALPHAFORGE_DOCKER_POOL_STREAM_OUTPUT",
+    help="docker: copy each container's output into its worker's log (needs the engine's "
+    "logs call, which the socket proxy refuses: off behind it).",
 )
 @click.option(
     "--user",
     default=None,
+    envvar="ALPHAFORGE_DOCKER_POOL_USER",
     help="docker: UID[:GID] the flow-run containers run as [default: the image's, uid 10002]: "
     "the owner of a bind-mounted data dir.",
 )
@@ -79,6 +96,7 @@ def deploy_command(
     volumes: tuple[str, ...],
     env_items: tuple[str, ...],
     pull_policy: str,
+    stream_output: bool,
     user: str | None,
     as_json: bool,
 ) -> None:
@@ -86,9 +104,10 @@ def deploy_command(
     and the automations (crashed runs, runs past ALPHAFORGE_MAX_RUN_MINUTES).
 
     With --pool-type docker the pool is a Docker work pool: its base job template (image,
-    network, volumes, environment) is written, or rewritten, from the options; the
-    flow-run containers get this environment's ALPHAFORGE_* variables and every --env (the
-    template is readable through Prefect's API: see docs/operations.md for secrets)."""
+    network, volumes, environment) is written, or rewritten, from the options (each also read
+    from its ALPHAFORGE_DOCKER_POOL_* variable; lists split on whitespace); the flow-run
+    containers get this environment's ALPHAFORGE_* settings and every --env (the template is
+    readable through Prefect's API: see docs/operations.md for secrets)."""
     import os
 
     from prefect.client.orchestration import SyncPrefectClient
@@ -114,12 +133,22 @@ def deploy_command(
                 volumes=volumes,
                 env=env,
                 pull_policy=pull_policy,
+                stream_output=stream_output,
                 user=user,
             )
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
-    elif image or volumes or env_items or user:
-        raise click.UsageError("--image, --volume, --env and --user are for --pool-type docker")
+    else:
+        # given on the command line to a process pool: a mistake (from the environment, as a
+        # compose file sets them for either pool type: ignored)
+        ctx = click.get_current_context()
+        given = [
+            f"--{name.replace('_items', '').replace('_', '-').rstrip('s')}"
+            for name in ("image", "volumes", "env_items", "user", "network", "pull_policy")
+            if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+        ]
+        if given:
+            raise click.UsageError(f"{', '.join(given)}: only for --pool-type docker")
     pool = pool or (DOCKER_POOL_NAME if docker else POOL_NAME)
     url = api_url or get_settings().prefect_api_url
     if not url:

@@ -59,6 +59,10 @@ DEFAULT_IMAGE = "alphaforge/platform:latest"
 PULL_POLICIES = ("Never", "IfNotPresent", "Always")
 # settings a flow-run container takes from the environment `deploy` runs in (the platform's)
 FORWARDED_PREFIX = "ALPHAFORGE_"
+# ...but the ones that configure `deploy` itself (cli/deploy.py reads them)
+_POOL_VARS = "ALPHAFORGE_DOCKER_POOL_"
+# and the web app's token signing key, which no flow run needs
+DEPLOY_ONLY = frozenset({"ALPHAFORGE_POOL_TYPE", "ALPHAFORGE_SECRET_KEY"})
 # Docker's rules: a variable name; a volume is SOURCE:TARGET[:MODE] with an absolute target
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _VOLUME_MODES = {"ro", "rw", "z", "Z", "ro,z", "ro,Z", "rw,z", "rw,Z"}
@@ -129,7 +133,11 @@ def parse_volume(volume: str) -> str:
 def forwarded_env(environ: Mapping[str, str]) -> dict[str, str]:
     """The ``ALPHAFORGE_*`` variables of ``environ``: what ``deploy`` writes into the template
     (the containers then see the settings the platform's services see)."""
-    return {k: v for k, v in sorted(environ.items()) if k.startswith(FORWARDED_PREFIX)}
+    return {
+        k: v
+        for k, v in sorted(environ.items())
+        if k.startswith(FORWARDED_PREFIX) and k not in DEPLOY_ONLY and not k.startswith(_POOL_VARS)
+    }
 
 
 def docker_base_job_template(config: DockerPoolConfig) -> dict[str, Any]:
