@@ -23,7 +23,7 @@ def test_the_variable_names_the_root_of_job_directories_and_strategy_slots(
     assert slot.parent == tmp_path / "shared" and slot.is_dir()
 
 
-def test_a_relative_root_is_refused_with_the_variable_named(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_relative_root_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(WORK_ROOT_ENV, "sandbox")
     with pytest.raises(ValueError, match=f"{WORK_ROOT_ENV}='sandbox' is not an absolute path"):
         sandbox_work_root()
