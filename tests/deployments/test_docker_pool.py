@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import secrets
+import socket
 import subprocess
 import sys
 import time
@@ -39,7 +40,7 @@ from api.models.run import Run
 from api.models.user import Role, UserCreate
 from api.security import create_access_token
 from api.services.users import create_user
-from deployments.stack import MlflowUi, PrefectServer, Worker, prefect_database_url
+from deployments.stack import MlflowUi, PrefectServer, Worker, free_port, prefect_database_url
 from tests.api.conftest import settings_for
 from tests.deployments.fixtures import wait_for
 from tests.pgdb import PG_ADMIN_DSN, scratch_database
@@ -69,6 +70,7 @@ class DockerStack:
     image_id: str
     worker: Worker
     deployed: dict[str, Any]
+    proxy_log: Path
 
 
 def _platform_image() -> tuple[str, str]:
@@ -90,8 +92,27 @@ def _platform_image() -> tuple[str, str]:
     return image, str(docker.from_env().images.get(image).id)
 
 
+def _socket_proxy(root: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
+    """infra/socket-proxy's HAProxy on a free local port, in front of this machine's engine."""
+    port = free_port()
+    env = {**os.environ, "PROXY_BIND": f"127.0.0.1:{port}", "DOCKER_SOCKET": "/var/run/docker.sock"}
+    log = root / "haproxy.log"
+    with log.open("w") as sink:
+        cfg = str(ROOT / "infra" / "socket-proxy" / "haproxy.cfg")
+        proc = subprocess.Popen(["haproxy", "-db", "-f", cfg], stdout=sink,
+                                stderr=subprocess.STDOUT, env=env)  # fmt: skip
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return proc, port, log
+        time.sleep(0.1)
+    proc.kill()
+    pytest.fail(f"the socket proxy did not listen:\n{log.read_text()[-2000:]}")
+
+
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerStack]:
+def stack(docker_engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerStack]:
     from click.testing import CliRunner
 
     from cli.deploy import deploy_command
@@ -107,6 +128,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerStack]:
         mlflow = MlflowUi(f"sqlite:///{root / 'mlflow.db'}", str(root / "mlruns"), root / "ml.log")
         es.callback(mlflow.stop)
         image, image_id = _platform_image()  # while the servers start
+        proxy, proxy_port, proxy_log = _socket_proxy(root)
+        es.callback(proxy.wait, 10)
+        es.callback(proxy.terminate)
         server.wait_ready()
         mlflow.wait_ready()
         data = root / "data"
@@ -117,12 +141,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerStack]:
             "ALPHAFORGE_DATA_DIR": str(data),
             "ALPHAFORGE_DATABASE_URL": app_url,
             "ALPHAFORGE_MLFLOW_TRACKING_URI": mlflow.url,
+            # sandboxed custom nodes inside the flow-run container: this session's sandbox
+            # images, job directories at the same path here and in the container, launched
+            # through the socket proxy (the template mounts no Docker socket)
+            "ALPHAFORGE_SANDBOX_TAG": os.environ.get("ALPHAFORGE_SANDBOX_TAG", "latest"),
+            "ALPHAFORGE_SANDBOX_WORK_ROOT": str(root / "sandbox"),
         }
         deploy = CliRunner().invoke(
             deploy_command,
             ["--json", "--api-url", server.api_url, "--pool-type", "docker", "--pool", POOL,
              "--image", image, "--volume", f"{root}:{root}",
-             "--user", f"{os.getuid()}:{os.getgid()}", "--env", "PREFECT_HOME=/tmp/prefect"],
+             "--volume", "/sys/fs/cgroup:/sys/fs/cgroup:ro",
+             "--user", f"{os.getuid()}:{os.getgid()}", "--env", "PREFECT_HOME=/tmp/prefect",
+             "--env", f"DOCKER_HOST=tcp://127.0.0.1:{proxy_port}"],
             env=env,
         )  # fmt: skip
         assert deploy.exit_code == 0, deploy.output
@@ -142,7 +173,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerStack]:
         client = es.enter_context(TestClient(create_app(settings)))
         yield DockerStack(
             client, _developer(client), server.api_url, settings, image, image_id, worker,
-            deployed,
+            deployed, proxy_log,
         )  # fmt: skip
 
 
@@ -197,7 +228,7 @@ def test_a_web_run_completes_in_a_container_of_the_platform_image(stack: DockerS
     assert s.deployed["pool_type"] == "docker" and s.deployed["image"] == s.image
     assert set(s.deployed["container_env"]) == {
         "ALPHAFORGE_DATA_DIR", "ALPHAFORGE_DATABASE_URL", "ALPHAFORGE_MLFLOW_TRACKING_URI",
-        "PREFECT_HOME",
+        "ALPHAFORGE_SANDBOX_TAG", "ALPHAFORGE_SANDBOX_WORK_ROOT", "PREFECT_HOME", "DOCKER_HOST",
     }  # fmt: skip
     with SyncPrefectClient(api=s.api_url) as prefect:
         pool = prefect.read_work_pool(POOL)
@@ -277,3 +308,46 @@ def test_a_web_run_completes_in_a_container_of_the_platform_image(stack: DockerS
     assert common, (got, tracked.data.metrics)
     for name in common:
         assert tracked.data.metrics[name] == pytest.approx(float(got[name]), rel=1e-9), name
+
+
+def test_a_custom_node_in_the_flow_run_container_is_sandboxed_through_the_proxy(
+    stack: DockerStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flow-run container has no Docker socket: its custom node's sandbox container is
+    created through the filtered proxy (DOCKER_HOST), and the run completes."""
+    from api.services import custom_nodes
+    from tests.api.custom_node_helpers import manifest, pipeline_using
+
+    s = stack
+    with SyncPrefectClient(api=s.api_url) as prefect:
+        props = prefect.read_work_pool(POOL).base_job_template["variables"]["properties"]
+    assert not any("docker.sock" in v for v in props["volumes"]["default"])
+    assert props["env"]["default"]["DOCKER_HOST"].startswith("tcp://127.0.0.1:")
+    # the node's look-ahead check (a node-lab flow run) is not what this test is about
+    monkeypatch.setattr(
+        custom_nodes, "lookahead_check", lambda *_a: {"status": "pass", "message": "skipped"}
+    )
+    before = len(s.proxy_log.read_text().splitlines())
+    resp = s.client.post("/api/custom-nodes", json=manifest(), headers=s.headers)
+    assert resp.status_code == 201, resp.text
+    resp = s.client.post("/api/pipelines", json={"name": "boxed", "source": pipeline_using("1")},
+                         headers=s.headers)  # fmt: skip
+    assert resp.status_code == 201, resp.text
+    resp = s.client.post(f"/api/pipelines/{resp.json()['id']}/runs", headers=s.headers)
+    assert resp.status_code == 202, resp.text
+    run_id = resp.json()["id"]
+
+    def ended() -> dict[str, Any] | None:
+        got = s.client.get(f"/api/runs/{run_id}", headers=s.headers).json()
+        return got if got["status"] in FINAL else None
+
+    final = wait_for(ended, 150, what="the custom-node run in a container")
+    assert final["status"] == "completed", (final["error"], s.worker.tail(4000))
+    assert final["node_states"]["e"] == "completed"
+    assert final["sandbox"]["runner"] == "docker"
+    # the sandbox container was made through the proxy, which refused nothing it asked for
+    lines = s.proxy_log.read_text().splitlines()[before:]
+    assert any("/containers/create" in line and " 201 " in line for line in lines), lines[-20:]
+    assert not [line for line in lines if " 403 " in line]
+    # and the job directories were under the shared work root (the same path on both sides)
+    assert any((s.settings.data_dir.parent / "sandbox").iterdir())
