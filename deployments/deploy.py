@@ -18,12 +18,15 @@ from __future__ import annotations
 from contextlib import suppress
 from datetime import timedelta
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.actions import DeploymentUpdate, WorkPoolCreate
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+if TYPE_CHECKING:
+    from deployments.dockerpool import DockerPoolConfig
 
 __all__ = [
     "CRASHED_AUTOMATION",
@@ -301,10 +304,18 @@ def _ensure_flow_deployments(
     return out
 
 
-def register_all(client: SyncPrefectClient, pool: str = POOL_NAME) -> dict[str, str]:
+def register_all(
+    client: SyncPrefectClient, pool: str = POOL_NAME, *, docker: DockerPoolConfig | None = None
+) -> dict[str, str]:
     """The pool, every deployment Alpha Forge runs through and the automations
     (:func:`ensure_automations`) — ``alphaforge deploy``, and ``serve`` for its own server:
-    ``{flow/deployment name or automation/<name>: id}``."""
+    ``{flow/deployment name or automation/<name>: id}``. With ``docker`` (a
+    :class:`deployments.dockerpool.DockerPoolConfig`) the pool is a Docker pool with that
+    template (created, or its template updated), else a process pool."""
+    if docker is not None:
+        from deployments.dockerpool import ensure_docker_pool
+
+        ensure_docker_pool(client, pool, docker)
     ensure_pool(client, pool)
     ids: dict[str, str] = {web_deployment_name(pool): str(ensure_web_deployment(client, pool))}
     for kind, deployment_id in ensure_nodelab_deployments(client, pool).items():

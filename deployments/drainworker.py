@@ -15,6 +15,10 @@ drain:
 
 A second signal during the drain skips the wait. The worker prints ``Worker '<name>'
 started!`` / ``stopped!`` like Prefect's CLI (what :class:`deployments.stack.Worker` waits on).
+
+``--type docker`` runs prefect-docker's :class:`~prefect_docker.worker.DockerWorker` the same
+way (a Docker work pool, :mod:`deployments.dockerpool`): its flow runs are containers, not
+children, so the drain waits for the flow runs it is watching (``run`` calls in progress).
 """
 
 from __future__ import annotations
@@ -32,7 +36,9 @@ from typing import Any
 
 from prefect.workers.process import ProcessWorker
 
-__all__ = ["DrainingProcessWorker", "child_pids", "main"]
+__all__ = ["DrainingProcessWorker", "child_pids", "docker_worker_class", "main"]
+
+WORKER_TYPES = ("process", "docker")
 
 
 def child_pids(pid: int | None = None) -> list[int]:
@@ -73,13 +79,46 @@ with warnings.catch_warnings():
             return list(await super().get_and_submit_flow_runs())
 
 
+def docker_worker_class() -> type[Any]:
+    """prefect-docker's worker, draining like :class:`DrainingProcessWorker`; it counts the
+    flow runs it is watching (each ``run`` lasts as long as its container)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # it takes the "docker" type over
+        from prefect_docker.worker import DockerWorker
+
+        class DrainingDockerWorker(DockerWorker):  # type: ignore[misc]
+            draining = False
+            active = 0
+
+            async def get_and_submit_flow_runs(self) -> list[Any]:
+                if self.draining:
+                    self._last_polled_time = datetime.now(UTC)
+                    return []
+                return list(await super().get_and_submit_flow_runs())
+
+            async def run(self, *args: Any, **kwargs: Any) -> Any:
+                self.active += 1
+                try:
+                    return await super().run(*args, **kwargs)
+                finally:
+                    self.active -= 1
+
+    return DrainingDockerWorker
+
+
 async def serve_worker(
-    pool: str, name: str | None, limit: int | None, drain_s: float, healthcheck: bool = False
+    pool: str,
+    name: str | None,
+    limit: int | None,
+    drain_s: float,
+    healthcheck: bool = False,
+    worker_type: str = "process",
 ) -> None:
     """Run the worker until a signal, then drain (see the module doc)."""
     from prefect.settings import PREFECT_WORKER_HEARTBEAT_SECONDS, PREFECT_WORKER_PREFETCH_SECONDS
 
-    worker = DrainingProcessWorker(
+    cls = DrainingProcessWorker if worker_type == "process" else docker_worker_class()
+    worker = cls(
         work_pool_name=pool,
         name=name,
         limit=limit,
@@ -100,18 +139,22 @@ async def serve_worker(
         running.result()
         return
     worker.draining = True
-    busy = child_pids()
+
+    def running_runs() -> int:
+        return len(child_pids()) if worker_type == "process" else int(worker.active)
+
+    busy = running_runs()
     print(
         f"Received {signal.Signals(first.result()).name}: worker {worker.name!r} takes no new "
-        f"flow runs; waiting up to {drain_s:g} s for {len(busy)} running",
+        f"flow runs; waiting up to {drain_s:g} s for {busy} running",
         flush=True,
     )
     deadline = time.monotonic() + drain_s
-    while child_pids() and time.monotonic() < deadline and signals.empty():
+    while running_runs() and time.monotonic() < deadline and signals.empty():
         await asyncio.sleep(0.25)
-    left = child_pids()
+    left = running_runs()
     if left:
-        print(f"Drain over: ending {len(left)} flow-run process(es) still running", flush=True)
+        print(f"Drain over: ending {left} flow run(s) still running", flush=True)
     else:
         print("Drained: no flow run left", flush=True)
     running.cancel()
@@ -121,10 +164,17 @@ async def serve_worker(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m deployments.drainworker --pool P [--name N] [--limit L] [--drain-s S]
-    [--with-healthcheck]``."""
+    """``python -m deployments.drainworker --pool P [--type process|docker] [--name N]
+    [--limit L] [--drain-s S] [--with-healthcheck]``."""
     parser = argparse.ArgumentParser(prog="python -m deployments.drainworker")
     parser.add_argument("--pool", required=True)
+    parser.add_argument(
+        "--type",
+        dest="worker_type",
+        choices=WORKER_TYPES,
+        default="process",
+        help="the work pool's type: process (subprocesses) or docker (containers)",
+    )
     parser.add_argument("--name")
     parser.add_argument("--limit", type=int)
     parser.add_argument(
@@ -144,7 +194,11 @@ def main(argv: list[str] | None = None) -> None:
     from prefect.logging.configuration import setup_logging
 
     setup_logging()
-    asyncio.run(serve_worker(args.pool, args.name, args.limit, args.drain_s, args.with_healthcheck))
+    asyncio.run(
+        serve_worker(
+            args.pool, args.name, args.limit, args.drain_s, args.with_healthcheck, args.worker_type
+        )
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

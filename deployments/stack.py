@@ -322,6 +322,10 @@ class Worker(Child):
     beside it: the deployments' command (``python -m deployments.warm_launcher``) then runs
     each flow run in a pre-imported fork instead of a fresh interpreter. Off, the launcher
     execs ``python -m prefect.engine``: Prefect's plain process worker.
+
+    ``pool_type="docker"``: prefect-docker's worker on a Docker pool
+    (:mod:`deployments.dockerpool`): each flow run a container of the pool's image, so no
+    warm processes on this machine.
     """
 
     def __init__(
@@ -337,7 +341,10 @@ class Worker(Child):
         warm: bool | None = None,
         limit: int | None = None,
         drain_s: float | None = None,
+        pool_type: str = "process",
     ) -> None:
+        if pool_type not in ("process", "docker"):
+            raise ValueError(f"worker: pool type {pool_type!r} is not process or docker")
         env = prefect_env(prefect_home, api_url)
         # The worker's console is its log (which flow runs it submits, aborts, ends): a CLI
         # that quieted Prefect's console for its own terminal (``alphaforge run`` and ``sweep``
@@ -354,14 +361,14 @@ class Worker(Child):
         env.update(extra_env or {})
         env.pop(SOCKET_ENV, None)
         self.warm: WarmProcesses | None = None
-        if warm_enabled() if warm is None else warm:
+        if pool_type == "process" and (warm_enabled() if warm is None else warm):
             self.warm = WarmProcesses(env, log.with_name(f"{log.stem}-warm.log"), cwd=cwd)
             env[SOCKET_ENV] = str(self.warm.socket)
         worker_name = name or f"alphaforge-{socket.gethostname()}-{os.getpid()}"
         self.drain_s = _drain_seconds() if drain_s is None else drain_s
         # Prefect's process worker, draining on SIGTERM (deployments.drainworker)
         argv = [str(BIN / "python"), "-m", "deployments.drainworker", "--pool", pool]
-        argv += ["--name", worker_name, "--drain-s", f"{self.drain_s:g}"]
+        argv += ["--type", pool_type, "--name", worker_name, "--drain-s", f"{self.drain_s:g}"]
         if limit is not None:  # at most this many flow runs at once on this worker
             argv += ["--limit", str(limit)]
         try:

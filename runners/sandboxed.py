@@ -25,6 +25,7 @@ from runners.caps import operator_caps
 from runners.custom import AdminCaps, CustomNodeManifest, Limits, ManifestCatalog, resolve_params
 from runners.jobs import SandboxFailure, prepare_job
 from runners.outputs import collect_outputs
+from runners.workroot import sandbox_work_root
 
 __all__ = ["ExecOutcome", "ExecSpec", "Executor", "SandboxedRunner", "classify"]
 
@@ -166,7 +167,7 @@ class SandboxedRunner:
         self.executor = executor
         self.catalog = catalog
         self.caps = caps or operator_caps()  # the operator's settings, checked
-        self.work_root = Path(work_root or Path(tempfile.gettempdir()) / "alphaforge-sandbox")
+        self.work_root = Path(work_root or sandbox_work_root())
         self.run_id = run_id or uuid.uuid4().hex
 
     def run(self, node_ir: NodeIR, input_paths: InputPaths, *, output_dir: Path) -> NodeResult:

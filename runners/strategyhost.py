@@ -57,6 +57,7 @@ from typing import Any, Protocol
 
 from runners.custom import Limits
 from runners.strategyreplies import ReplyError, check_intents, check_logs, check_widgets
+from runners.workroot import sandbox_work_root
 
 __all__ = [
     "MAX_REPLY_BYTES",
@@ -133,7 +134,7 @@ def new_slot(work_root: Path | None = None) -> Path:
     """A fresh job directory ``strategy-<pid>-<random>`` under the work root (default: the node
     runner's, ``$TMPDIR/alphaforge-sandbox``); the directories a dead process of this host left
     there go first (its sandbox is the sweeper's, its files are ours)."""
-    root = Path(work_root or Path(tempfile.gettempdir()) / "alphaforge-sandbox")
+    root = Path(work_root or sandbox_work_root())
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     remove_leftover_slots(root)
     return Path(tempfile.mkdtemp(prefix=f"strategy-{os.getpid()}-", dir=root))

@@ -71,3 +71,31 @@ def test_no_marker_or_a_broken_one_decides_nothing(tmp_path: Path) -> None:
     (tmp_path / PROCESS_FILE).write_text("{not json")
     assert read_mark(tmp_path) is None and process_gone(tmp_path) is None
     assert not runs_here(tmp_path)
+
+
+def test_a_process_in_another_pid_namespace_is_not_looked_up_here(tmp_path: Path) -> None:
+    """A container's flow run (a Docker work pool on the host's network: the host's name and
+    boot id) marks a pid of its own namespace: here that pid is another process or none, so
+    the marker must not be checked here (the API then goes by heartbeats)."""
+    code = (
+        "import sys, time; from pathlib import Path; from flows.liveness import mark_process; "
+        "mark_process(Path(sys.argv[1])); time.sleep(0.2)"
+    )
+    proc = subprocess.run(
+        ["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c", code, str(tmp_path)],
+        capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    mark = read_mark(tmp_path)
+    assert mark is not None and mark.host == socket.gethostname()
+    assert mark.pid <= 3  # the first processes of the new namespace
+    here = mark_process(tmp_path / "here")
+    assert mark.pid_ns and here.pid_ns and mark.pid_ns != here.pid_ns
+    # gone by now, and its pid names some process of this namespace: neither is evidence
+    assert not runs_here(tmp_path)
+    assert process_gone(tmp_path) is None
+    # a marker written before namespaces were recorded is still checked here as before
+    raw = json.loads((tmp_path / PROCESS_FILE).read_text())
+    raw.pop("pid_ns")
+    (tmp_path / PROCESS_FILE).write_text(json.dumps(raw))
+    assert runs_here(tmp_path)

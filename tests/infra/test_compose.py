@@ -177,3 +177,83 @@ def test_the_socket_proxy_lets_a_sandbox_run_and_refuses_everything_else(
     assert len(denied) == len(out["refused"]), denied  # the sandbox itself was refused nothing
     assert any("/containers/create" in line and " 201 " in line for line in lines)
     assert any("/attach" in line and " 101 " in line for line in lines)
+
+
+def test_the_docker_pool_switch_gives_workers_and_flow_run_containers_the_stack(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """WORKER_POOL_TYPE=docker: the workers run prefect-docker's worker on that pool, and the
+    deploy service's settings become a Docker pool template whose flow-run containers are the
+    platform image on the stack's network, with the state volume, the sandbox job root, the
+    sandbox launches through the proxy (never the socket) and no output streaming (the proxy
+    refuses the engine's logs call); the template renders to prefect-docker's job config."""
+    import prefect.client.orchestration as orchestration
+    from click.testing import CliRunner
+    from prefect.utilities.templating import apply_values
+    from prefect_docker.worker import DockerWorkerJobConfiguration
+
+    import deployments.deploy as deploy_module
+    from cli.deploy import deploy_command
+    from deployments.dockerpool import DockerPoolConfig, docker_base_job_template
+
+    proc = _config(ENV_EXAMPLE, WORKER_POOL_TYPE="docker", WORKER_POOL="alphaforge-docker")
+    assert proc.returncode == 0, proc.stderr
+    services = yaml.safe_load(proc.stdout)["services"]
+    command = services["worker"]["command"]
+    assert command[3:8] == ["--pool", "alphaforge-docker", "--type", "docker", "--with-healthcheck"]
+    assert services["api"]["environment"]["ALPHAFORGE_WORK_POOL"] == "alphaforge-docker"
+    deploy_env = services["deploy"]["environment"]
+
+    seen: dict[str, Any] = {}
+
+    class Client:  # the Prefect server is not up here: what deploy would register is enough
+        def __init__(self, api: str) -> None:
+            seen["api"] = api
+
+        def __enter__(self) -> Client:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def api_healthcheck(self) -> None:
+            return None
+
+    def register(
+        client: Any, pool: str, *, docker: DockerPoolConfig | None = None
+    ) -> dict[str, str]:
+        seen["pool"], seen["docker"] = pool, docker
+        return {"web-x": "1"}
+
+    monkeypatch.setattr(orchestration, "SyncPrefectClient", Client)
+    monkeypatch.setattr(deploy_module, "register_all", register)
+    env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("ALPHAFORGE_")}
+    result = CliRunner().invoke(deploy_command, ["--json"], env={**env, **deploy_env})
+    assert result.exit_code == 0, result.output
+    config = seen["docker"]
+    assert seen["pool"] == "alphaforge-docker" and seen["api"] == "http://prefect:4200/api"
+    assert config.image == "alphaforge/platform:latest" and config.pull_policy == "Never"
+    assert config.networks == ("alphaforge",) and config.network_mode is None
+    assert config.volumes == (
+        "alphaforge-platform-state:/var/lib/alphaforge",
+        "/var/lib/alphaforge-sandbox:/var/lib/alphaforge-sandbox",
+        "/sys/fs/cgroup:/sys/fs/cgroup:ro",
+    )
+    assert not any("docker.sock" in v for v in config.volumes)
+    assert config.env["DOCKER_HOST"] == "tcp://docker-proxy:2375"
+    assert config.env["ALPHAFORGE_DATABASE_URL"].startswith("postgresql+psycopg://")
+    assert config.env["ALPHAFORGE_MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    # deploy's own settings and the web app's signing key stay out of the containers
+    assert not {k for k in config.env if k.startswith("ALPHAFORGE_DOCKER_POOL_")}
+    assert "ALPHAFORGE_SECRET_KEY" not in config.env and "ALPHAFORGE_POOL_TYPE" not in config.env
+    assert config.stream_output is False
+
+    # rendered as the worker renders it (without the block/variable look-ups: none are used)
+    template = docker_base_job_template(config)
+    defaults = {k: v["default"] for k, v in template["variables"]["properties"].items()
+                if "default" in v}  # fmt: skip
+    job = DockerWorkerJobConfiguration(**apply_values(template["job_configuration"], defaults))
+    assert job.image == "alphaforge/platform:latest" and job.networks == ["alphaforge"]
+    assert job.env["DOCKER_HOST"] == "tcp://docker-proxy:2375"
+    assert job.env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == "30"
+    assert job.stream_output is False and job.auto_remove is True

@@ -1,0 +1,353 @@
+"""A Docker work pool (issue 16 item 3: "Docker-pool workers are tested where the Docker engine
+is available"): a real Prefect server on PostgreSQL, an MLflow tracking server, the pool and
+the deployments registered by ``alphaforge deploy --pool-type docker``, one prefect-docker worker
+(``python -m deployments.drainworker --type docker``) and the API in-process. A web run is
+executed in a container of the platform image (built offline by
+``infra/build_platform_image.sh``, once: its tag is its content hash), on the host's network,
+with the shared store bind-mounted at its own path; it completes, its results are in the store
+and its MLflow run is FINISHED.
+
+Where the flow run ran is read from the engine's own record: the container events of the
+flow run's label (``io.prefect.flow-run-id``, set by the worker) name the image and the exit
+code, and the flow run's infrastructure pid is ``<engine URL>:<that container's id>``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from prefect.client.orchestration import SyncPrefectClient
+from sqlmodel import Session
+
+from api.main import create_app
+from api.models.run import Run
+from api.models.user import Role, UserCreate
+from api.security import create_access_token
+from api.services.users import create_user
+from deployments.stack import MlflowUi, PrefectServer, Worker, free_port, prefect_database_url
+from tests.api.conftest import settings_for
+from tests.deployments.fixtures import wait_for
+from tests.pgdb import PG_ADMIN_DSN, scratch_database
+
+pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.xdist_group("docker_pool")]
+
+ROOT = Path(__file__).resolve().parents[2]
+POOL = "af-docker-test"
+FINAL = ("completed", "failed", "cancelled")
+PIPELINE = (
+    'pipeline in_a_box "In a container"\n\n'
+    'data = csv_ohlcv(path="data/sample_ohlcv.csv")\n'
+    "fast = sma(data.close, window=10)\n"
+    "slow = sma(data.close, window=30)\n"
+    "signal = crossover(fast, slow)\n"
+    "result = backtest(data, signal, cash=100_000, fee_bps=5, slippage_bps=2)\n"
+)
+
+
+@dataclass
+class DockerStack:
+    client: TestClient
+    headers: dict[str, str]
+    api_url: str
+    settings: Any
+    image: str
+    image_id: str
+    worker: Worker
+    deployed: dict[str, Any]
+    proxy_log: Path
+
+
+def _platform_image() -> tuple[str, str]:
+    """The platform image (built when its inputs changed; a content-hash tag otherwise)."""
+    env = {
+        **os.environ,
+        "ALPHAFORGE_PLATFORM_TAG": os.environ.get("ALPHAFORGE_PLATFORM_TAG", "test"),
+    }
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    proc = subprocess.run(
+        ["bash", str(ROOT / "infra" / "build_platform_image.sh")],
+        capture_output=True, text=True, timeout=1200, env=env,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        pytest.fail(f"build_platform_image.sh failed:\n{proc.stderr[-3000:]}")
+    image = proc.stdout.strip().splitlines()[-1]
+    import docker
+
+    return image, str(docker.from_env().images.get(image).id)
+
+
+def _socket_proxy(root: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
+    """infra/socket-proxy's HAProxy on a free local port, in front of this machine's engine."""
+    port = free_port()
+    env = {**os.environ, "PROXY_BIND": f"127.0.0.1:{port}", "DOCKER_SOCKET": "/var/run/docker.sock"}
+    log = root / "haproxy.log"
+    with log.open("w") as sink:
+        cfg = str(ROOT / "infra" / "socket-proxy" / "haproxy.cfg")
+        proc = subprocess.Popen(["haproxy", "-db", "-f", cfg], stdout=sink,
+                                stderr=subprocess.STDOUT, env=env)  # fmt: skip
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return proc, port, log
+        time.sleep(0.1)
+    proc.kill()
+    pytest.fail(f"the socket proxy did not listen:\n{log.read_text()[-2000:]}")
+
+
+@pytest.fixture(scope="module")
+def stack(docker_engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerStack]:
+    from click.testing import CliRunner
+
+    from cli.deploy import deploy_command
+
+    root = tmp_path_factory.mktemp("docker-pool")
+    with contextlib.ExitStack() as es:
+        app_url = es.enter_context(scratch_database("af_dpool", migrate=True))
+        prefect_url = prefect_database_url(app_url)
+        assert prefect_url is not None
+        es.callback(_drop, prefect_url.rsplit("/", 1)[1].split("?")[0])
+        server = PrefectServer(root / "prefect", ui=False, database_url=prefect_url)
+        es.callback(server.stop)
+        mlflow = MlflowUi(f"sqlite:///{root / 'mlflow.db'}", str(root / "mlruns"), root / "ml.log")
+        es.callback(mlflow.stop)
+        image, image_id = _platform_image()  # while the servers start
+        proxy, proxy_port, proxy_log = _socket_proxy(root)
+        es.callback(proxy.wait, 10)
+        es.callback(proxy.terminate)
+        server.wait_ready()
+        mlflow.wait_ready()
+        data = root / "data"
+        # what `alphaforge deploy` forwards to the containers: the platform's ALPHAFORGE_*
+        # settings (and nothing of this session's: unset below); PREFECT_HOME their own
+        env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("ALPHAFORGE_")}
+        env |= {
+            "ALPHAFORGE_DATA_DIR": str(data),
+            "ALPHAFORGE_DATABASE_URL": app_url,
+            "ALPHAFORGE_MLFLOW_TRACKING_URI": mlflow.url,
+            # sandboxed custom nodes inside the flow-run container: this session's sandbox
+            # images, job directories at the same path here and in the container, launched
+            # through the socket proxy (the template mounts no Docker socket)
+            "ALPHAFORGE_SANDBOX_TAG": os.environ.get("ALPHAFORGE_SANDBOX_TAG", "latest"),
+            "ALPHAFORGE_SANDBOX_WORK_ROOT": str(root / "sandbox"),
+        }
+        deploy = CliRunner().invoke(
+            deploy_command,
+            ["--json", "--api-url", server.api_url, "--pool-type", "docker", "--pool", POOL,
+             "--image", image, "--volume", f"{root}:{root}",
+             "--volume", "/sys/fs/cgroup:/sys/fs/cgroup:ro",
+             "--user", f"{os.getuid()}:{os.getgid()}", "--env", "PREFECT_HOME=/tmp/prefect",
+             "--env", f"DOCKER_HOST=tcp://127.0.0.1:{proxy_port}"],
+            env=env,
+        )  # fmt: skip
+        assert deploy.exit_code == 0, deploy.output
+        deployed = json.loads(deploy.output.strip().splitlines()[-1])
+        home = root / "worker"
+        worker = Worker(
+            server.api_url, home, home / "worker.log", pool=POOL, name="af-docker-worker",
+            pool_type="docker", extra_env={"PREFECT_LOGGING_LEVEL": "INFO"},
+        )  # fmt: skip
+        es.callback(worker.stop)
+        worker.wait_ready()
+        settings = settings_for(
+            app_url, root, prefect_api_url=server.api_url, mlflow_tracking_uri=mlflow.url,
+            work_pool=POOL,
+        )  # fmt: skip
+        assert settings.data_dir == data
+        client = es.enter_context(TestClient(create_app(settings)))
+        yield DockerStack(
+            client, _developer(client), server.api_url, settings, image, image_id, worker,
+            deployed, proxy_log,
+        )  # fmt: skip
+
+
+def _drop(name: str) -> None:
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _developer(client: TestClient) -> dict[str, str]:
+    settings = client.app.state.settings  # type: ignore[attr-defined]
+    with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
+        user = create_user(
+            session,
+            None,
+            UserCreate(
+                username="boxer", password="pw-" + secrets.token_hex(8), role=Role.DEVELOPER
+            ),
+        )
+        token = create_access_token(
+            user.id or 0,
+            settings.signing_key,
+            timedelta(minutes=settings.token_ttl_minutes),
+            password_hash=user.password_hash,
+        )
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _run_key(s: DockerStack, run_id: int) -> str:
+    with Session(s.client.app.state.engine) as session:  # type: ignore[attr-defined]
+        run = session.get(Run, run_id)
+        assert run is not None
+        return run.run_key
+
+
+def _container_events(flow_run_id: str, since: float) -> list[dict[str, Any]]:
+    import docker
+
+    client = docker.from_env()
+    label = f"io.prefect.flow-run-id={flow_run_id}"
+    return list(
+        client.events(
+            since=int(since) - 1,
+            until=int(time.time()) + 1,
+            filters={"type": "container", "label": label},
+            decode=True,
+        )
+    )
+
+
+def test_a_web_run_completes_in_a_container_of_the_platform_image(stack: DockerStack) -> None:
+    s = stack
+    assert s.deployed["pool_type"] == "docker" and s.deployed["image"] == s.image
+    assert set(s.deployed["container_env"]) == {
+        "ALPHAFORGE_DATA_DIR", "ALPHAFORGE_DATABASE_URL", "ALPHAFORGE_MLFLOW_TRACKING_URI",
+        "ALPHAFORGE_SANDBOX_TAG", "ALPHAFORGE_SANDBOX_WORK_ROOT", "PREFECT_HOME", "DOCKER_HOST",
+    }  # fmt: skip
+    with SyncPrefectClient(api=s.api_url) as prefect:
+        pool = prefect.read_work_pool(POOL)
+    props = pool.base_job_template["variables"]["properties"]
+    assert pool.type == "docker" and props["image"]["default"] == s.image
+    assert props["network_mode"]["default"] == "host"
+
+    started_at = time.time()
+    resp = s.client.post("/api/pipelines", json={"name": "in_a_box", "source": PIPELINE},
+                         headers=s.headers)  # fmt: skip
+    assert resp.status_code == 201, resp.text
+    pid = resp.json()["id"]
+    resp = s.client.post(f"/api/pipelines/{pid}/runs", headers=s.headers)
+    assert resp.status_code == 202, resp.text
+    run_id = resp.json()["id"]
+
+    def ended() -> dict[str, Any] | None:
+        got = s.client.get(f"/api/runs/{run_id}", headers=s.headers).json()
+        return got if got["status"] in FINAL else None
+
+    final = wait_for(ended, 120, what="the run in a container")
+    assert final["status"] == "completed", (final["error"], s.worker.tail(4000))
+    flow_run_id = final["prefect_flow_run_id"]
+
+    # it ran in a container of the platform image, which exited 0
+    # (the run reads completed as soon as its record is written: the process exits after)
+    events = wait_for(
+        lambda: (
+            [e for e in _container_events(flow_run_id, started_at) if e["Action"] == "die"]
+            and _container_events(flow_run_id, started_at)
+        ),
+        60,
+        what="the flow run's container to exit",
+    )
+    actions = [e["Action"] for e in events]
+    assert "start" in actions and "die" in actions, actions
+    [die] = [e for e in events if e["Action"] == "die"]
+    assert die["Actor"]["Attributes"]["exitCode"] == "0", die
+    assert die["Actor"]["Attributes"]["image"] == s.image, die
+    assert die["Actor"]["Attributes"]["io.alphaforge.platform"] == "flow-run"
+    with SyncPrefectClient(api=s.api_url) as prefect:
+        flow_run = prefect.read_flow_run(UUID(flow_run_id))
+    assert flow_run.state is not None and flow_run.state.is_completed()
+    assert flow_run.run_count == 1
+    assert flow_run.infrastructure_pid is not None
+    assert flow_run.infrastructure_pid.rsplit(":", 1)[1] == die["Actor"]["ID"]
+    assert flow_run.work_pool_name == POOL
+    [created] = [e for e in events if e["Action"] == "create"]
+    assert created["Actor"]["ID"] == die["Actor"]["ID"]
+
+    # its results are in the shared store, written by the container's user (this uid)
+    key = _run_key(s, run_id)
+    run_dir = s.settings.runs_dir / key
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "completed", record
+    assert (run_dir / "run.json").stat().st_uid == os.getuid()
+    # the flow-run process was not one of this machine's: it lived in the container's pid
+    # namespace (its marker names a pid that is no process here, or a different one)
+    from flows.liveness import read_mark
+
+    mark = read_mark(run_dir)
+    assert mark is not None
+    with contextlib.suppress(FileNotFoundError):
+        cmdline = Path(f"/proc/{mark.pid}/cmdline").read_bytes()
+        assert b"prefect.engine" not in cmdline and b"warm_launcher" not in cmdline
+
+    # its MLflow run, on the tracking server, FINISHED, with the record's metrics
+    from mlflow.tracking import MlflowClient
+
+    ml = MlflowClient(tracking_uri=s.settings.mlflow_tracking_uri)
+    experiments = [e.experiment_id for e in ml.search_experiments()]
+    [tracked] = ml.search_runs(experiments, filter_string=f"tags.`alphaforge.run_id` = '{key}'")
+    assert tracked.info.status == "FINISHED"
+    assert tracked.data.metrics, tracked.data
+    got = final.get("metrics") or {}
+    common = set(got) & set(tracked.data.metrics)
+    assert common, (got, tracked.data.metrics)
+    for name in common:
+        assert tracked.data.metrics[name] == pytest.approx(float(got[name]), rel=1e-9), name
+
+
+def test_a_custom_node_in_the_flow_run_container_is_sandboxed_through_the_proxy(
+    stack: DockerStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flow-run container has no Docker socket: its custom node's sandbox container is
+    created through the filtered proxy (DOCKER_HOST), and the run completes."""
+    from api.services import custom_nodes
+    from tests.api.custom_node_helpers import manifest, pipeline_using
+
+    s = stack
+    with SyncPrefectClient(api=s.api_url) as prefect:
+        props = prefect.read_work_pool(POOL).base_job_template["variables"]["properties"]
+    assert not any("docker.sock" in v for v in props["volumes"]["default"])
+    assert props["env"]["default"]["DOCKER_HOST"].startswith("tcp://127.0.0.1:")
+    # the node's look-ahead check (a node-lab flow run) is not what this test is about
+    monkeypatch.setattr(
+        custom_nodes, "lookahead_check", lambda *_a: {"status": "pass", "message": "skipped"}
+    )
+    before = len(s.proxy_log.read_text().splitlines())
+    resp = s.client.post("/api/custom-nodes", json=manifest(), headers=s.headers)
+    assert resp.status_code == 201, resp.text
+    resp = s.client.post("/api/pipelines", json={"name": "boxed", "source": pipeline_using("1")},
+                         headers=s.headers)  # fmt: skip
+    assert resp.status_code == 201, resp.text
+    resp = s.client.post(f"/api/pipelines/{resp.json()['id']}/runs", headers=s.headers)
+    assert resp.status_code == 202, resp.text
+    run_id = resp.json()["id"]
+
+    def ended() -> dict[str, Any] | None:
+        got = s.client.get(f"/api/runs/{run_id}", headers=s.headers).json()
+        return got if got["status"] in FINAL else None
+
+    final = wait_for(ended, 150, what="the custom-node run in a container")
+    assert final["status"] == "completed", (final["error"], s.worker.tail(4000))
+    assert final["node_states"]["e"] == "completed"
+    assert final["sandbox"]["runner"] == "docker"
+    # the sandbox container was made through the proxy, which refused nothing it asked for
+    lines = s.proxy_log.read_text().splitlines()[before:]
+    assert any("/containers/create" in line and " 201 " in line for line in lines), lines[-20:]
+    assert not [line for line in lines if " 403 " in line]
+    # and the job directories were under the shared work root (the same path on both sides)
+    assert any((s.settings.data_dir.parent / "sandbox").iterdir())
