@@ -13,6 +13,12 @@ drain:
    ``--drain-s`` seconds (``ALPHAFORGE_WORKER_DRAIN_S``, 60);
 3. then it stops as Prefect's worker stops: what is still running is ended with the worker.
 
+A flow run whose process ended while it was Cancelling is recorded Cancelled when its process
+has ended (:meth:`DrainingProcessWorker.run`): Prefect's cancellation observer does that only
+when it heard the Cancelling event while the process ran, and a cancel that lands between the
+worker taking the run and its engine starting (the engine finds itself Cancelling, runs nothing
+and exits) was left Cancelling until the server's timeout, five minutes later.
+
 A second signal during the drain skips the wait. The worker prints ``Worker '<name>'
 started!`` / ``stopped!`` like Prefect's CLI (what :class:`deployments.stack.Worker` waits on).
 
@@ -77,6 +83,29 @@ with warnings.catch_warnings():
                 self._last_polled_time = datetime.now(UTC)
                 return []
             return list(await super().get_and_submit_flow_runs())
+
+        async def run(self, flow_run: Any, configuration: Any, task_status: Any = None) -> Any:
+            """Prefect's run (the flow-run process, until it exits); then a flow run still
+            Cancelling is Cancelled: its process is gone, nothing else would end it."""
+            result = await super().run(flow_run, configuration, task_status)
+            try:
+                await self._end_cancelling(flow_run)
+            except Exception as exc:  # the run's outcome stands; its state stays as it is
+                self._logger.warning(f"Could not end Cancelling flow run {flow_run.id}: {exc}")
+            return result
+
+        async def _end_cancelling(self, flow_run: Any) -> None:
+            current = await self.client.read_flow_run(flow_run.id)
+            if current.state is not None and current.state.is_cancelling():
+                await self._mark_flow_run_as_cancelled(
+                    current,
+                    state_updates={
+                        "message": "Flow run cancelled: its process ended while Cancelling."
+                    },
+                )
+                self.get_flow_run_logger(current).info(
+                    f"Cancelled flow run '{current.id}': its process ended while Cancelling"
+                )
 
 
 def docker_worker_class() -> type[Any]:

@@ -7,6 +7,13 @@ evaluates it in the calling process and appends each trial's row to ``trials/<pa
 (:func:`sweep_chunk_task`) or a flow run of the chunk deployment on the work pool
 (:func:`sweep_chunk_flow`, deployed as ``alphaforge-sweep-chunk/sweep``: :data:`CHUNK_DEPLOYMENT`).
 The parent flow (:mod:`flows.sweep`) follows those files with a :class:`TrialFollower`.
+
+A chunk flow run ends within seconds of a cancel: the worker's SIGTERM unwinds the flow body and
+the process ends :data:`~flows.pipeline.TERM_GRACE_S` later (the trial running in the task
+thread would otherwise keep it alive until the worker's SIGKILL, 30 s on); and the process
+watches its own flow run (:class:`CancelWatch`, every :data:`CANCEL_POLL_S`), so a Cancelling
+the worker never acted on (its event lost or late on a loaded server) still ends it: Cancelled,
+:data:`CANCEL_GRACE_S` after it was first seen.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,6 +40,7 @@ from flows.sweeptrial import SweepPlanError, evaluator_for, warm_compiled_kernel
 __all__ = [
     "CHUNK_DEPLOYMENT",
     "CHUNK_FLOW_NAME",
+    "CancelWatch",
     "ChunkSpec",
     "TrialFollower",
     "Window",
@@ -43,6 +52,8 @@ __all__ = [
     "warm_up",
 ]
 
+CANCEL_POLL_S = 2.0  # how often a chunk's flow-run process reads its own state
+CANCEL_GRACE_S = 5.0  # how long it leaves a seen Cancelling to the worker (the proper path)
 CHUNK_FLOW_NAME = "alphaforge-sweep-chunk"
 CHUNK_DEPLOYMENT = f"{CHUNK_FLOW_NAME}/sweep"
 Window = tuple[str, str]
@@ -151,17 +162,27 @@ def sweep_trials_task(chunk: ChunkSpec) -> dict[str, Any]:
 def sweep_chunk_flow(chunk: ChunkSpec) -> dict[str, Any]:
     """A chunk as a flow run of the chunk deployment (the ``pool`` executor): its trials are
     mapped over tasks in slices that share this process's memory of upstream nodes."""
-    from flows.pipeline import import_extra_node_modules
+    from prefect.context import get_run_context
+    from prefect.exceptions import TerminationSignal
+
+    from flows.pipeline import _exit_after_grace, import_extra_node_modules
 
     _mark_chunk_process(chunk)
     import_extra_node_modules()  # the operator's extra node types, in this flow-run process too
+    flow_run = getattr(get_run_context(), "flow_run", None)
+    if flow_run is not None and os.environ.get("PREFECT__FLOW_RUN_ID") == str(flow_run.id):
+        CancelWatch(str(flow_run.id)).start()  # a worker's flow-run process of its own
     t0 = time.perf_counter()
     slices = split_evenly(chunk.trials, max(1, min(4, len(chunk.trials) // 25)))
     parts = [
         chunk.model_copy(update={"trials": s, "part": f"{chunk.part}-{i}"})
         for i, s in enumerate(slices)
     ]
-    results = sweep_trials_task.map(parts).result()
+    try:
+        results = sweep_trials_task.map(parts).result()
+    except (TerminationSignal, KeyboardInterrupt):
+        _exit_after_grace()  # the trial in the task thread must not hold the process
+        raise
     return {
         "part": chunk.part,
         "rows": sum(r["rows"] for r in results),
@@ -182,6 +203,47 @@ def _mark_chunk_process(chunk: ChunkSpec) -> None:
         return
     settings = current_settings().with_store(chunk.spec.run.store_url, chunk.spec.run.tracking_uri)
     mark_process(process_dir(sweep_dir(settings.store_root, chunk.spec.sweep_id), flow_run_id))
+
+
+class CancelWatch(threading.Thread):
+    """Ends this chunk flow-run process when its flow run is Cancelling and the worker did not
+    end it within :data:`CANCEL_GRACE_S` (or is already Cancelled while it still runs): it
+    records Cancelled, as Prefect's engine does when it owns the cancellation, and exits.
+
+    The proper path is the worker's: its cancellation observer hears the flow run's Cancelling
+    event, SIGTERMs this process and records Cancelled. The event can be lost or come late (a
+    loaded server, an observer that registered the run after the event): this bounds it.
+    """
+
+    def __init__(self, flow_run_id: str) -> None:
+        super().__init__(name="af-chunk-cancel-watch", daemon=True)
+        self.flow_run_id = flow_run_id
+
+    def run(self) -> None:
+        from uuid import UUID
+
+        from prefect.client.orchestration import get_client
+        from prefect.states import Cancelled
+
+        seen: float | None = None
+        with get_client(sync_client=True) as client:
+            while True:
+                time.sleep(CANCEL_POLL_S)
+                with contextlib.suppress(Exception):
+                    state = client.read_flow_run(UUID(self.flow_run_id)).state
+                    if state is None or not (state.is_cancelling() or state.is_cancelled()):
+                        seen = None
+                        continue
+                    seen = seen if seen is not None else time.monotonic()
+                    if state.is_cancelling() and time.monotonic() - seen < CANCEL_GRACE_S:
+                        continue
+                    if state.is_cancelling():
+                        client.set_flow_run_state(
+                            UUID(self.flow_run_id),
+                            Cancelled(message="Cancelled: the chunk's process ended itself."),
+                            force=True,
+                        )
+                    os._exit(0)
 
 
 def split_evenly(items: Sequence[Any], n: int) -> list[list[Any]]:

@@ -214,6 +214,32 @@ def test_cancelling_a_warm_run_kills_its_process(warm_pool: Pool) -> None:
     assert "CRASHED" not in warm_pool.states(flow_run_id)
 
 
+def test_a_run_cancelled_before_its_engine_runs_it_ends_cancelled_at_once(
+    warm_pool: Pool,
+) -> None:
+    """A cancel that lands once the worker took the run (Pending) and before its engine proposed
+    Running: the engine finds it Cancelling, runs nothing and exits; the worker records
+    Cancelled (it stayed Cancelling until the server's five-minute timeout)."""
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.states import Cancelling
+
+    flow_run_id, run_id = warm_pool.submit(_probe_ir(nap_s=300), base_dir=warm_pool.store)
+    with SyncPrefectClient(api=warm_pool.api_url) as client:
+
+        def taken() -> bool:
+            state = client.read_flow_run(uuid.UUID(flow_run_id)).state
+            assert state is not None and not state.is_running(), "the engine started first"
+            return state.is_pending()
+
+        wait_for(taken, 120, interval_s=0.02, what="the worker to take the run")
+        client.set_flow_run_state(flow_run_id, Cancelling(), force=True)
+        asked = time.monotonic()
+    flow_run = warm_pool.wait_final(flow_run_id, timeout_s=60)
+    assert flow_run.state.is_cancelled(), flow_run.state
+    assert time.monotonic() - asked < 30
+    assert warm_pool.probe(run_id) is None  # the pipeline never ran
+
+
 def test_a_warm_run_and_a_plain_workers_run_agree(
     warm_pool: Pool, prefect_server: Any, tmp_path: Path
 ) -> None:

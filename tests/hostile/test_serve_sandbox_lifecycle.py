@@ -30,6 +30,7 @@ PASSWORD = "pool-test-password-1"
 POOL = 2
 _GONE = ("exited", "dead", "removing")
 SWEEP_S = 1
+DRAIN_S = 3
 BUSY = "def run(inputs, params):\n    while True:\n        pass\n"
 # sleeps in a pipeline run (the sample's 900 bars), not in the look-ahead check on save (400)
 SLEEPY = """\
@@ -96,7 +97,13 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(docker_engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    env = {"ALPHAFORGE_SANDBOX_POOL": str(POOL), "ALPHAFORGE_SANDBOX_SWEEP_S": str(SWEEP_S)}
+    env = {
+        "ALPHAFORGE_SANDBOX_POOL": str(POOL),
+        "ALPHAFORGE_SANDBOX_SWEEP_S": str(SWEEP_S),
+        # the stop test's run sleeps 600 s: its worker's drain (60 s by default) cannot save
+        # it, only delays the stop that must remove its container (tests/deployments drains)
+        "ALPHAFORGE_WORKER_DRAIN_S": str(DRAIN_S),
+    }
     with serve(tmp_path_factory.mktemp("serve-sandbox"), PASSWORD, env=env) as served:
         yield Server(served, docker_engine)
 
