@@ -68,14 +68,14 @@ def book(seconds: float) -> np.ndarray:
 
 
 def _raw_loop() -> Any:
-    """hftbacktest called directly: elapse, scan the orders (the grid step needs its working
-    orders), the same compiled grid step, hftbacktest's Recorder."""
+    """hftbacktest called directly: elapse, read the orders (the grid step needs its working
+    orders), the same compiled grid step and order sending, hftbacktest's Recorder."""
     from numba import njit
 
     from nodes.builtin import _tickkernel as k
 
     k.kernel(k.GRID_MM)  # compiles the helpers, _grid_step among them
-    grid_step = k._grid_step
+    grid_step, gather, market, send = k._grid_step, k._gather, k._market, k._send
 
     @njit
     def raw(hbt, recorder, p, step, update_every, record_every):  # type: ignore[no-untyped-def]
@@ -83,27 +83,35 @@ def _raw_loop() -> Any:
         book[0] = 1
         oi = np.empty((1024, k.OI), np.int64)
         of = np.empty((1024, k.OF), np.float64)
-        work = np.zeros((4096, 4), np.int64)
+        work = np.zeros((k.WORK_ROWS, 4), np.int64)
+        obi = np.empty((256, k.OB), np.int64)
+        obf = np.empty((256, k.OBF), np.float64)
+        ops = np.zeros((k.MAX_OPS, 5), np.int64)
+        opq = np.zeros(k.MAX_OPS)
+        mi = np.zeros(k.MI, np.int64)
+        mf = np.zeros(k.MF)
+        bq = np.zeros(1)
+        aq = np.zeros(1)
         s = np.zeros(5)
         i = 0
         while hbt.elapse(step) == 0:
-            values = hbt.orders(0).values()
+            obi, obf, m = gather(hbt, obi, obf)  # the working orders only, no fill log
             n = 0
-            while values.has_next():
-                o = values.get()
-                if o.status == 1 or o.status == 5 or o.status == 0:
-                    work[n, 0] = o.order_id
-                    work[n, 1] = o.side
-                    work[n, 2] = o.price_tick
-                    work[n, 3] = 0 if o.req == 0 else 1
+            for j in range(m):
+                st = obi[j, k.OB_STATUS]
+                if st == 1 or st == 5 or st == 0:
+                    work[n, 0] = obi[j, k.OB_ID]
+                    work[n, 1] = obi[j, k.OB_SIDE]
+                    work[n, 2] = obi[j, k.OB_PRICE_TICK]
+                    work[n, 3] = 0 if obi[j, k.OB_REQ] == 0 else 1
                     n += 1
             book[4] = n
-            hbt.clear_inactive_orders(0)
             if i % record_every == 0:
                 recorder.record(hbt)
             if i % update_every == 0:
-                # the step's submit / cancel helpers keep the order rows it reads
-                oi, of = grid_step(hbt, p, s, book, oi, of, work)
+                market(hbt, mi, mf, s, bq, aq)
+                oi, of, n = grid_step(p, s, book, oi, of, work, mi, mf, bq, aq, ops, opq)
+                send(hbt, of, ops, opq, n)
             i += 1
         return i
 

@@ -178,6 +178,8 @@ def simulate(ticks: Any, params: TickBacktestParams, order_latency: Any | None =
             params.record_ns // step,
             records_ts,
             records_f,
+            # the levels a side the strategy reads from the best: the taker's imbalance window
+            params.imbalance_levels if params.strategy == "imbalance_taker" else 1,
         )
         state = hbt.state_values(0)
         fee, balance, position = float(state.fee), float(state.balance), float(state.position)

@@ -25,11 +25,16 @@ from nodes.builtin._tickcore import TickRun, as_events, as_order_latency, build_
 
 # the kernel's helpers, by name: _compiled() puts their numba versions in the loop's namespace
 from nodes.builtin._tickkernel import (
-    OI_STATUS,
-    STATUS_OPEN_AT_END,
+    MF,
+    MI,
+    OB,
+    OBF,
     _cancel,
-    _record,
+    _close_open,
+    _market,
+    _record_row,
     _scan,
+    _send,
     _submit,
 )
 from nodes.errors import NodeError
@@ -70,43 +75,48 @@ def _snapshot(hbt, book, work, snap, lv, wq):  # type: ignore[no-untyped-def]
 
 
 def _advance(hbt, book, oi, of, fi, ff, work, ri, rf, mid, step, update_every, record_every,
-             kk, snap, lv, wq):  # type: ignore[no-untyped-def]  # fmt: skip
+             kk, snap, lv, wq, buf):  # type: ignore[no-untyped-def]  # fmt: skip
     """Run the clock to the strategy's next turn (``_run``'s order: elapse, scan, record, turn).
     Returns the (grown) fill arrays, the last mid, the step counter and whether the data ended."""
+    obi, obf, mi, mf, s, bq, aq = buf
     while hbt.elapse(step) == 0:
-        fi, ff = _scan(hbt, book, oi, of, fi, ff, work)
+        fi, ff, obi, obf = _scan(hbt, book, oi, of, fi, ff, work, obi, obf)
         if kk % record_every == 0 and book[3] < len(ri):
-            mid = _record(hbt, book, ri, rf, mid, False)
+            _market(hbt, mi, mf, s, bq, aq)
+            mid = _record_row(book, ri, rf, mid, False, mi, mf)
         turn = kk % update_every == 0
         kk += 1
         if turn:
             _snapshot(hbt, book, work, snap, lv, wq)
-            return fi, ff, mid, kk, False
-    return fi, ff, mid, kk, True
+            return fi, ff, mid, kk, False, (obi, obf, mi, mf, s, bq, aq)
+    return fi, ff, mid, kk, True, (obi, obf, mi, mf, s, bq, aq)
 
 
-def _apply(hbt, book, oi, of, ops, qty, n):  # type: ignore[no-untyped-def]
+def _apply(hbt, book, oi, of, ops, qty, n, kops, kopq):  # type: ignore[no-untyped-def]
     """Send ``n`` checked intents: rows (0 submit, side, price tick, tif) with ``qty``, or
-    (1 cancel, order id, 0, 0). Returns the (grown) order arrays."""
-    depth = hbt.depth(0)
-    tick = depth.tick_size
+    (1 cancel, order id, 0, 0), logged and queued as the built-in strategies' are (the queue
+    ahead read when sent). Returns the (grown) order arrays."""
+    tick = hbt.depth(0).tick_size
+    now = hbt.current_timestamp
+    m = 0
     for i in range(n):
         if ops[i, 0] == 0:
-            side, t = ops[i, 1], ops[i, 2]
-            ahead = depth.bid_qty_at_tick(t) if side > 0 else depth.ask_qty_at_tick(t)
-            oi, of = _submit(hbt, book, oi, of, side, t, tick, qty[i], ops[i, 3], ahead)
+            oi, of, m = _submit(book, oi, of, kops, kopq, m, ops[i, 1], ops[i, 2], tick, qty[i],
+                                ops[i, 3], now, np.nan)  # fmt: skip
         else:
-            _cancel(hbt, oi, ops[i, 1])
+            m = _cancel(oi, kops, kopq, m, ops[i, 1], now)
+    _send(hbt, of, kops, kopq, m)
     return oi, of
 
 
-def _finish(hbt, book, oi, of, fi, ff, work, ri, rf, mid):  # type: ignore[no-untyped-def]
+def _finish(hbt, book, oi, of, fi, ff, work, ri, rf, mid, buf):  # type: ignore[no-untyped-def]
     """The data ended: the last scan and record; orders still working marked open."""
-    fi, ff = _scan(hbt, book, oi, of, fi, ff, work)
+    obi, obf, mi, mf, s, bq, aq = buf
+    fi, ff, obi, obf = _scan(hbt, book, oi, of, fi, ff, work, obi, obf)
     if book[3] < len(ri):
-        _record(hbt, book, ri, rf, mid, True)
-    for j in range(book[4]):
-        oi[work[j, 0] - 1, OI_STATUS] = STATUS_OPEN_AT_END
+        _market(hbt, mi, mf, s, bq, aq)
+        _record_row(book, ri, rf, mid, True, mi, mf)
+    _close_open(book, oi, work)
     return fi, ff
 
 
@@ -122,7 +132,8 @@ def _compiled() -> dict[str, Any]:
 
             helpers = k.compiled_helpers()
             ns = dict(globals())
-            ns.update({n: helpers[n] for n in ("_scan", "_record", "_submit", "_cancel")})
+            used = ("_scan", "_market", "_record_row", "_send", "_submit", "_cancel", "_close_open")
+            ns.update({n: helpers[n] for n in used})
             for name in ("_snapshot", "_advance", "_apply", "_finish"):
                 ns[name] = njit(types.FunctionType(globals()[name].__code__, ns, name))
             _COMPILED.update(ns)
@@ -171,14 +182,19 @@ def simulate_custom(
     snap, wq = np.zeros(_SNAP), np.zeros(_WORK_ROWS)
     lv = np.zeros((depth_levels, 4))
     ops, qty = np.zeros((MAX_INTENTS, 4), np.int64), np.zeros(MAX_INTENTS)
+    kops, kopq = np.zeros((MAX_INTENTS, 5), np.int64), np.zeros(MAX_INTENTS)
+    # the loop's buffers: hftbacktest's orders copied out, the market for a record (no
+    # taker's resting order to watch: s stays 0), one level a side
+    buf = (np.empty((256, OB), np.int64), np.empty((256, OBF)), np.zeros(MI, np.int64),
+           np.zeros(MF), np.zeros(5), np.zeros(1), np.zeros(1))  # fmt: skip
     check = _Checker(params.tick_size, params.lot_size, name)
     mid, kk, turns, seen, t1 = np.nan, 0, 0, 0, 0.0
     hbt = HashMapMarketDepthBacktest([build_asset(events, params, latency)])
     try:
         while True:
-            fi, ff, mid, kk, done = fns["_advance"](
+            fi, ff, mid, kk, done, buf = fns["_advance"](
                 hbt, book, oi, of, fi, ff, work, ri, rf, mid, step, update_ns // step,
-                params.record_ns // step, kk, snap, lv, wq,
+                params.record_ns // step, kk, snap, lv, wq, buf,
             )  # fmt: skip
             if done:
                 break
@@ -188,12 +204,12 @@ def simulate_custom(
             seen = int(book[2])
             n = check(on_step(state, where), book, work, ops, qty, where)
             if n:
-                oi, of = fns["_apply"](hbt, book, oi, of, ops, qty, n)
+                oi, of = fns["_apply"](hbt, book, oi, of, ops, qty, n, kops, kopq)
             turns += 1
             if turns == 1:
                 t1 = time.perf_counter()  # the first turn compiled the loop's functions
         turns_s = time.perf_counter() - t1 if turns > 1 else 0.0
-        fi, ff = fns["_finish"](hbt, book, oi, of, fi, ff, work, ri, rf, mid)
+        fi, ff = fns["_finish"](hbt, book, oi, of, fi, ff, work, ri, rf, mid, buf)
         sv = hbt.state_values(0)
         fee, balance, position = float(sv.fee), float(sv.balance), float(sv.position)
     finally:

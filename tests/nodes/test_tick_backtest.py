@@ -157,6 +157,36 @@ def test_same_data_and_params_give_identical_fills() -> None:
     assert len(a["orders"]) > 50
 
 
+def test_another_process_gives_the_same_fills_in_the_same_order(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """hftbacktest's order dict iterates in a hash order of its process: the fills of one scan
+    are logged by order id and the table sorted, so a re-run elsewhere (another flow run,
+    ``alphaforge rerun``) gives the same fills, row for row; the second process loads the
+    kernel's strategies from numba's disk cache instead of compiling them."""
+    import subprocess
+    import sys
+
+    from nodes.builtin.tickbacktest import resolve_instrument
+    from nodes.synthbook import BookSpec, generate
+
+    data = generate(BookSpec(seed=1, duration_s=60.0))  # fills of several orders a scan
+    params = resolve_instrument(TickBacktestParams(strategy="grid_mm"), data)
+    np.save(tmp_path / "book.npy", np.asarray(data), allow_pickle=False)
+    script = (
+        "import sys, numpy as np\n"
+        "from nodes.builtin.tickbacktest import run_tick_backtest\n"
+        "from nodes.builtin.tickparams import TickBacktestParams\n"
+        f"p = TickBacktestParams.model_validate_json({params.model_dump_json()!r})\n"
+        "out = run_tick_backtest(np.load(sys.argv[1]), p)\n"
+        "out['orders'].to_pickle(sys.argv[2])\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "book.npy"),
+                    str(tmp_path / "fills.pkl")], check=True, timeout=600)  # fmt: skip
+    here = run_tick_backtest(data, params)["orders"]
+    there = pd.read_pickle(tmp_path / "fills.pkl")
+    assert len(here) > 50
+    pd.testing.assert_frame_equal(here, there)
+
+
 def test_bad_input_is_refused_with_what_and_where() -> None:
     data = _book()
     with pytest.raises(DataError, match=r"OFF_TICK_PRICE.*99\.0.*tick_size=2") as off:
