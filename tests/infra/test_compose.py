@@ -227,8 +227,15 @@ def test_the_docker_pool_switch_gives_workers_and_flow_run_containers_the_stack(
 
     monkeypatch.setattr(orchestration, "SyncPrefectClient", Client)
     monkeypatch.setattr(deploy_module, "register_all", register)
+    from flows.settings import get_settings
+
     env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("ALPHAFORGE_")}
-    result = CliRunner().invoke(deploy_command, ["--json"], env={**env, **deploy_env})
+    # the settings are read once per process: another test's in this worker must not be used
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(deploy_command, ["--json"], env={**env, **deploy_env})
+    finally:
+        get_settings.cache_clear()
     assert result.exit_code == 0, result.output
     config = seen["docker"]
     assert seen["pool"] == "alphaforge-docker" and seen["api"] == "http://prefect:4200/api"
