@@ -26,7 +26,7 @@ KUBE_VERSION = "1.33.0"
 TOOLS = ("kubernetes-validate==1.37.0", "prefect-kubernetes==0.8.0", "prefect==3.8.8")
 VENV = Path.home() / ".cache" / "alphaforge-tests" / "kube-tools-1"
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("k8s")]  # one venv build
 
 RENDER = """
 import asyncio, json, sys
