@@ -17,7 +17,14 @@ if TYPE_CHECKING:
 
 P = TypeVar("P", bound=TickVenueParams)
 
-__all__ = ["EQUITY_COLUMNS", "FILL_COLUMNS", "TickBacktest", "run_tick_backtest"]
+__all__ = [
+    "EQUITY_COLUMNS",
+    "FILL_COLUMNS",
+    "TICK_INPUTS",
+    "TICK_OUTPUTS",
+    "TickBacktest",
+    "run_tick_backtest",
+]
 
 # the tables' columns (here, not in _tickoutputs: the registry must not import pandas)
 EQUITY_COLUMNS = (
@@ -90,6 +97,30 @@ FILL_METRIC_KEYS = (
 )
 
 
+#: the ports of both tick backtest nodes (built-in and custom strategies)
+TICK_INPUTS = (
+    Port("ticks", PortType.TICKS, "one asset's order-book events"),
+    Port(
+        "order_latency",
+        PortType.FRAME,
+        "recorded order latencies (req_ts, exch_ts, resp_ts in ns) for latency='recorded'",
+        optional=True,
+    ),
+)
+TICK_OUTPUTS = (
+    Port("equity", PortType.EQUITY, "equity, position and mid per record", columns=EQUITY_COLUMNS),
+    Port("trades", PortType.TRADES, "round-trip trades", columns=TRADE_COLUMNS),
+    Port("metrics", PortType.METRICS, "performance metrics and fill statistics"),
+    Port("orders", PortType.ORDERS, "fills, one row each", columns=FILL_COLUMNS),
+    Port(
+        "order_log",
+        PortType.FRAME,
+        "orders, one row each with status",
+        columns=ORDER_LOG_COLUMNS,
+    ),
+)
+
+
 def resolve_instrument(params: P, ticks: Any) -> P:
     """``params`` with tick and lot size filled from the data's hints where not given; a
     NodeError when neither says, or when the quantities are not lot multiples."""
@@ -156,29 +187,8 @@ class TickBacktest(Node):
     name = "tick_backtest"
     category = "backtest"
     summary = "Tick-level backtest (hftbacktest) of a market-making or taker strategy"
-    inputs = (
-        Port("ticks", PortType.TICKS, "one asset's order-book events"),
-        Port(
-            "order_latency",
-            PortType.FRAME,
-            "recorded order latencies (req_ts, exch_ts, resp_ts in ns) for latency='recorded'",
-            optional=True,
-        ),
-    )
-    outputs = (
-        Port(
-            "equity", PortType.EQUITY, "equity, position and mid per record", columns=EQUITY_COLUMNS
-        ),
-        Port("trades", PortType.TRADES, "round-trip trades", columns=TRADE_COLUMNS),
-        Port("metrics", PortType.METRICS, "performance metrics and fill statistics"),
-        Port("orders", PortType.ORDERS, "fills, one row each", columns=FILL_COLUMNS),
-        Port(
-            "order_log",
-            PortType.FRAME,
-            "orders, one row each with status",
-            columns=ORDER_LOG_COLUMNS,
-        ),
-    )
+    inputs = TICK_INPUTS
+    outputs = TICK_OUTPUTS
     params_model = TickBacktestParams
     metric_keys = METRIC_KEYS + FILL_METRIC_KEYS
     text_metric_keys = TEXT_METRIC_KEYS

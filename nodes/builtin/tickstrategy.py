@@ -18,14 +18,12 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, model_validator
 
-from nodes.base import Node, Port, PortType, register
+from nodes.base import Node, register
 from nodes.builtin.metrics import METRIC_KEYS, TEXT_METRIC_KEYS, log_metric_notes
 from nodes.builtin.tickbacktest import (
-    EQUITY_COLUMNS,
-    FILL_COLUMNS,
     FILL_METRIC_KEYS,
-    ORDER_LOG_COLUMNS,
-    TRADE_COLUMNS,
+    TICK_INPUTS,
+    TICK_OUTPUTS,
     read_latency_file,
     resolve_instrument,
 )
@@ -89,29 +87,8 @@ class TickStrategyBacktest(Node):
     name = "tick_strategy_backtest"
     category = "backtest"
     summary = "Tick-level backtest (hftbacktest) of a custom Python strategy in the sandbox"
-    inputs = (
-        Port("ticks", PortType.TICKS, "one asset's order-book events"),
-        Port(
-            "order_latency",
-            PortType.FRAME,
-            "recorded order latencies (req_ts, exch_ts, resp_ts in ns) for latency='recorded'",
-            optional=True,
-        ),
-    )
-    outputs = (
-        Port(
-            "equity", PortType.EQUITY, "equity, position and mid per record", columns=EQUITY_COLUMNS
-        ),
-        Port("trades", PortType.TRADES, "round-trip trades", columns=TRADE_COLUMNS),
-        Port("metrics", PortType.METRICS, "performance metrics and fill statistics"),
-        Port("orders", PortType.ORDERS, "fills, one row each", columns=FILL_COLUMNS),
-        Port(
-            "order_log",
-            PortType.FRAME,
-            "orders, one row each with status",
-            columns=ORDER_LOG_COLUMNS,
-        ),
-    )
+    inputs = TICK_INPUTS
+    outputs = TICK_OUTPUTS
     params_model = TickStrategyBacktestParams
     metric_keys = (*METRIC_KEYS, *FILL_METRIC_KEYS, "steps", "steps_per_s")
     text_metric_keys = TEXT_METRIC_KEYS
