@@ -552,6 +552,16 @@ def strategy_host(
         return ProcessStrategyHost(code, **kwargs)
     if choice == "docker":
         return DockerStrategyHost(code, **kwargs)
+    kind, client = resolve_auto(choice)
+    if kind == "process":
+        return ProcessStrategyHost(code, **kwargs)
+    return DockerStrategyHost(code, client=client, **kwargs)
+
+
+def resolve_auto(choice: str) -> tuple[str, Any]:
+    """Where ``auto`` runs a strategy: ``("docker", client)`` when an engine answers, else
+    ``("process", None)`` where the operator allows the unsandboxed runner; a
+    :class:`SandboxUnavailable` otherwise (and a ValueError for a choice that is not auto)."""
     if choice != "auto":
         raise ValueError(f"a strategy host is docker, process or auto, got {choice!r}")
     from docker.errors import DockerException
@@ -565,9 +575,9 @@ def strategy_host(
         client.ping()
     except DockerException as exc:
         if process_runner_enabled():
-            return ProcessStrategyHost(code, **kwargs)
+            return "process", None
         raise SandboxUnavailable(
             f"no Docker engine answers ({exc}); refusing to run a strategy without a sandbox. "
             "On a development machine an operator may set ALPHAFORGE_ALLOW_PROCESS_RUNNER=1."
         ) from None
-    return DockerStrategyHost(code, client=client, **kwargs)
+    return "docker", client

@@ -24,7 +24,14 @@ from typing import Any
 
 from nodes.errors import NodeError
 from runners.custom import Limits
-from runners.strategyhost import Box, StrategyCrashed, StrategyError, _default_limits, _SandboxHost
+from runners.strategyhost import (
+    Box,
+    StrategyCrashed,
+    StrategyError,
+    _default_limits,
+    _SandboxHost,
+    resolve_auto,
+)
 from runners.strategyreplies import check_logs
 
 __all__ = ["TickStrategyHost", "TickStrategySession", "new_instance_id", "tick_strategy_session"]
@@ -126,23 +133,9 @@ def _box(choice: str, limits: Limits, instance: str) -> tuple[Box, bool]:
         from runners.process import StrategyProcess
 
         return StrategyProcess(limits, entry=TICK_ENTRY_FILE), True
-    if choice != "auto":
-        raise ValueError(f"a strategy host is docker, process or auto, got {choice!r}")
-    from docker.errors import DockerException
-
-    from runners.docker.engine import docker_client
-    from runners.docker.runner import SandboxUnavailable
-    from runners.process import process_runner_enabled
-
-    try:
-        client = docker_client(timeout=10)
-        client.ping()
-    except DockerException as exc:
-        if process_runner_enabled():
-            return _box("process", limits, instance)
-        raise SandboxUnavailable(
-            f"no Docker engine answers ({exc}); refusing to run a strategy without a sandbox"
-        ) from None
+    kind, client = resolve_auto(choice)
+    if kind == "process":
+        return _box("process", limits, instance)
     return StrategyContainer(client, limits, instance, entry=TICK_ENTRY), False
 
 
