@@ -93,6 +93,7 @@ def _raw_loop() -> Any:
         bq = np.zeros(1)
         aq = np.zeros(1)
         s = np.zeros(5)
+        acct = np.zeros(k.ACCT)  # hftbacktest's own account, read at each turn
         i = 0
         while hbt.elapse(step) == 0:
             obi, obf, m = gather(hbt, obi, obf)  # the working orders only, no fill log
@@ -109,7 +110,13 @@ def _raw_loop() -> Any:
             if i % record_every == 0:
                 recorder.record(hbt)
             if i % update_every == 0:
-                market(hbt, mi, mf, s, bq, aq)
+                sv = hbt.state_values(0)
+                acct[k.ACCT_POS], acct[k.ACCT_BALANCE], acct[k.ACCT_FEE] = (
+                    sv.position,
+                    sv.balance,
+                    sv.fee,
+                )
+                market(hbt, mi, mf, s, bq, aq, acct)
                 oi, of, n = grid_step(p, s, book, oi, of, work, mi, mf, bq, aq, ops, opq)
                 send(hbt, of, ops, opq, n)
             i += 1

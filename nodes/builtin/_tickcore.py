@@ -42,9 +42,14 @@ class TickRun:
     records_f: np.ndarray
     events: int
     steps: int
+    #: the account the fills make, in order id order within a scan (``_tickkernel``)
     final_fee: float
     final_balance: float
     final_position: float
+    #: hftbacktest's own local account (fee, balance, position): a cross-check only; its last
+    #: bits depend on a per-process hash order, and with partial fills it counts only each
+    #: order's last fill (2.4)
+    venue: tuple[float, float, float]
     #: strategy turns and the seconds they took after the first (which compiles), for the
     #: custom strategy loop's steps / second (nodes/builtin/_tickstep.py); 0 elsewhere
     turns: int = 0
@@ -170,6 +175,7 @@ def simulate(ticks: Any, params: TickBacktestParams, order_latency: Any | None =
     hbt = HashMapMarketDepthBacktest([build_asset(events, params, latency)])
     try:
         run = k.kernel(k.GRID_MM if params.strategy == "grid_mm" else k.IMBALANCE_TAKER)
+        acct = account(params)
         book, oi, of, fi, ff, steps = run(
             hbt,
             _strategy_params(params),
@@ -180,16 +186,39 @@ def simulate(ticks: Any, params: TickBacktestParams, order_latency: Any | None =
             records_f,
             # the levels a side the strategy reads from the best: the taker's imbalance window
             params.imbalance_levels if params.strategy == "imbalance_taker" else 1,
+            acct,
         )
-        state = hbt.state_values(0)
-        fee, balance, position = float(state.fee), float(state.balance), float(state.position)
+        venue = venue_account(hbt)
     finally:
         hbt.close()
     n = int(book[3])
     return TickRun(
-        oi, of, fi, ff, records_ts[:n], records_f[:n], len(events), int(steps), fee, balance,
-        position,
+        oi, of, fi, ff, records_ts[:n], records_f[:n], len(events), int(steps),
+        *final_account(acct), venue,
     )  # fmt: skip
+
+
+def account(params: TickVenueParams) -> np.ndarray:
+    """A zero account with ``params``' fee rates (``_tickkernel.ACCT``)."""
+    from nodes.builtin import _tickkernel as k
+
+    acct = np.zeros(k.ACCT)
+    acct[k.ACCT_MAKER_RATE] = params.maker_fee_bps / 1e4
+    acct[k.ACCT_TAKER_RATE] = params.taker_fee_bps / 1e4
+    return acct
+
+
+def final_account(acct: np.ndarray) -> tuple[float, float, float]:
+    """Fee, balance and position of an account the kernel kept."""
+    from nodes.builtin import _tickkernel as k
+
+    return float(acct[k.ACCT_FEE]), float(acct[k.ACCT_BALANCE]), float(acct[k.ACCT_POS])
+
+
+def venue_account(hbt: Any) -> tuple[float, float, float]:
+    """hftbacktest's own fee, balance and position (:attr:`TickRun.venue`)."""
+    sv = hbt.state_values(0)
+    return float(sv.fee), float(sv.balance), float(sv.position)
 
 
 def _strategy_params(p: TickBacktestParams) -> np.ndarray:

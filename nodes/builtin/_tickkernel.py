@@ -32,7 +32,18 @@ from typing import Any
 import numpy as np
 from hftbacktest.order import GTX, IOC, LIMIT, NEW, NONE, PARTIALLY_FILLED
 
-__all__ = ["FF", "FI", "GRID_MM", "IMBALANCE_TAKER", "OF", "OI", "RF", "compiled_helpers", "kernel"]
+__all__ = [
+    "ACCT",
+    "FF",
+    "FI",
+    "GRID_MM",
+    "IMBALANCE_TAKER",
+    "OF",
+    "OI",
+    "RF",
+    "compiled_helpers",
+    "kernel",
+]
 
 GRID_MM, IMBALANCE_TAKER = 0, 1
 
@@ -42,8 +53,8 @@ OI = 8
 OF_PRICE, OF_QTY, OF_FILLED, OF_AHEAD = range(4)
 OF = 4
 # fill rows
-FI_TS, FI_SEEN, FI_ORDER, FI_SIDE, FI_MAKER = range(5)
-FI = 5
+FI_TS, FI_SEEN, FI_ORDER, FI_SIDE, FI_MAKER, FI_MERGED = range(6)
+FI = 6
 FF_PRICE, FF_QTY = range(2)
 FF = 2
 # record rows (ri is the timestamp)
@@ -52,8 +63,11 @@ RF = 6
 # hftbacktest's orders as the loop copies them: int64 part, float64 part
 OB_ID, OB_STATUS, OB_EXCH_TS, OB_SIDE, OB_MAKER, OB_EXEC_TICK, OB_PRICE_TICK, OB_REQ = range(8)
 OB = 8
-OBF_QTY, OBF_LEAVES, OBF_TICK = range(3)
-OBF = 3
+OBF_QTY, OBF_LEAVES, OBF_TICK, OBF_EXEC_QTY = range(4)
+OBF = 4
+# the account kept from the logged fills, and the fee rates (fractions of the traded value)
+ACCT_POS, ACCT_BALANCE, ACCT_FEE, ACCT_MAKER_RATE, ACCT_TAKER_RATE = range(5)
+ACCT = 5
 # the market the loop reads for a turn or a record: int64 part, float64 part
 MI_BID, MI_ASK, MI_NOW = range(3)
 MI = 3
@@ -139,10 +153,17 @@ def _cancel(oi, ops, opq, n, oid, now):  # type: ignore[no-untyped-def]
     return _op(ops, opq, n, 1, oid, 0, 0, 0, 0.0)
 
 
-def _scan_rows(book, oi, of, fi, ff, work, obi, obf, m, now):  # type: ignore[no-untyped-def]
+def _scan_rows(book, oi, of, fi, ff, work, obi, obf, m, now, acct):  # type: ignore[no-untyped-def]
     """Log the fills and status changes the loop read off hftbacktest's ``m`` orders
-    (:func:`_gather`) and list the working ones, in order id order. Returns the grown fill
-    arrays."""
+    (:func:`_gather`), book each fill into ``acct`` and list the working ones, in order id
+    order. Returns the grown fill arrays.
+
+    The account is ours, not hftbacktest's: its order dict iterates in a per-process hash
+    order, so its balance's last bits differ between processes, and (2.4) its local account
+    counts only the last of an order's partial fills. A fill row is what changed since the
+    last scan: several fills of one order reported together make one row (``FI_MERGED``) with
+    their quantity and the last one's price, exact for a resting order (a maker fills at its
+    own price), the last level's for a taker walking the book."""
     k = 0
     # by order id: hftbacktest's order dict iterates in its hash order, which differs between
     # processes; fills of one scan and the working list come out the same in every process
@@ -156,18 +177,28 @@ def _scan_rows(book, oi, of, fi, ff, work, obi, obf, m, now):  # type: ignore[no
             fi = _grow(fi, n + 1)
             ff = _grow(ff, n + 1)
             ts = obi[i, OB_EXCH_TS]
+            qty = cum - of[row, OF_FILLED]
+            price = obi[i, OB_EXEC_TICK] * obf[i, OBF_TICK]
+            side = obi[i, OB_SIDE]
+            maker = obi[i, OB_MAKER]
             fi[n, FI_TS] = ts
             fi[n, FI_SEEN] = now
             fi[n, FI_ORDER] = oid
-            fi[n, FI_SIDE] = obi[i, OB_SIDE]
-            fi[n, FI_MAKER] = obi[i, OB_MAKER]
-            ff[n, FF_PRICE] = obi[i, OB_EXEC_TICK] * obf[i, OBF_TICK]
-            ff[n, FF_QTY] = cum - of[row, OF_FILLED]
+            fi[n, FI_SIDE] = side
+            fi[n, FI_MAKER] = maker
+            fi[n, FI_MERGED] = 1 if qty > obf[i, OBF_EXEC_QTY] * (1.0 + 1e-9) + 1e-12 else 0
+            ff[n, FF_PRICE] = price
+            ff[n, FF_QTY] = qty
             book[2] = n + 1
             of[row, OF_FILLED] = cum
             if oi[row, OI_FIRST_FILL] < 0:
                 oi[row, OI_FIRST_FILL] = ts
             oi[row, OI_LAST_FILL] = ts
+            signed = qty if side > 0 else -qty
+            acct[ACCT_POS] += signed
+            acct[ACCT_BALANCE] -= signed * price
+            rate = acct[ACCT_MAKER_RATE] if maker == 1 else acct[ACCT_TAKER_RATE]
+            acct[ACCT_FEE] += rate * qty * price
         oi[row, OI_STATUS] = status
         working = (status == NEW) | (status == PARTIALLY_FILLED) | (status == NONE)
         if working and k < len(work):
@@ -360,28 +391,29 @@ def _gather(hbt, obi, obf):  # type: ignore[no-untyped-def]
         obf[m, OBF_QTY] = o.qty
         obf[m, OBF_LEAVES] = o.leaves_qty
         obf[m, OBF_TICK] = o.arr[0].tick_size
+        obf[m, OBF_EXEC_QTY] = o.exec_qty
         m += 1
     hbt.clear_inactive_orders(0)
     return obi, obf, m
 
 
-def _scan(hbt, book, oi, of, fi, ff, work, obi, obf):  # type: ignore[no-untyped-def]
+def _scan(hbt, book, oi, of, fi, ff, work, obi, obf, acct):  # type: ignore[no-untyped-def]
     """:func:`_gather` then :func:`_scan_rows`: the fill arrays and the order buffers."""
     obi, obf, m = _gather(hbt, obi, obf)
-    fi, ff = _scan_rows(book, oi, of, fi, ff, work, obi, obf, m, hbt.current_timestamp)
+    fi, ff = _scan_rows(book, oi, of, fi, ff, work, obi, obf, m, hbt.current_timestamp, acct)
     return fi, ff, obi, obf
 
 
-def _market(hbt, mi, mf, s, bq, aq):  # type: ignore[no-untyped-def]
-    """The clock, the best prices, the account, ``len(bq)`` levels a side from the best and
-    the level at the taker's resting order (``s``), into ``mi`` / ``mf`` / ``bq`` / ``aq``."""
+def _market(hbt, mi, mf, s, bq, aq, acct):  # type: ignore[no-untyped-def]
+    """The clock, the best prices, the account (``acct``, :func:`_scan_rows`), ``len(bq)``
+    levels a side from the best and the level at the taker's resting order (``s``), into
+    ``mi`` / ``mf`` / ``bq`` / ``aq``."""
     depth = hbt.depth(0)
     bid_t, ask_t = depth.best_bid_tick, depth.best_ask_tick
     mi[MI_BID], mi[MI_ASK], mi[MI_NOW] = bid_t, ask_t, hbt.current_timestamp
     mf[MF_TICK] = depth.tick_size
     mf[MF_BEST_BID], mf[MF_BEST_ASK] = depth.best_bid, depth.best_ask
-    sv = hbt.state_values(0)
-    mf[MF_POS], mf[MF_BALANCE], mf[MF_FEE] = sv.position, sv.balance, sv.fee
+    mf[MF_POS], mf[MF_BALANCE], mf[MF_FEE] = acct[ACCT_POS], acct[ACCT_BALANCE], acct[ACCT_FEE]
     for i in range(bq.shape[0]):
         bq[i] = depth.bid_qty_at_tick(bid_t - i) if bid_t != _INVALID_MIN else 0.0
         aq[i] = depth.ask_qty_at_tick(ask_t + i) if ask_t != _INVALID_MAX else 0.0
@@ -411,12 +443,13 @@ def _send(hbt, of, ops, opq, n):  # type: ignore[no-untyped-def]
             hbt.cancel(0, oid, False)
 
 
-def _run(hbt, p, step, update_every, record_every, ri, rf, window):  # type: ignore[no-untyped-def]
+def _run(hbt, p, step, update_every, record_every, ri, rf, window, acct):  # type: ignore[no-untyped-def]
     """Drive ``hbt`` to the end of its data: every ``step`` ns scan the orders; every
     ``update_every`` steps run the strategy; every ``record_every`` steps record.
 
     ``book`` (int64): next order id, orders, fills, records, working orders in ``work``
     (id, side, price tick, 1 while a request is pending) as the last scan found them.
+    ``acct``: the account the fills make (:data:`ACCT`; the caller sets the fee rates).
     """
     book = np.zeros(6, np.int64)
     book[0] = 1
@@ -437,20 +470,20 @@ def _run(hbt, p, step, update_every, record_every, ri, rf, window):  # type: ign
     last_mid = np.nan
     k = 0
     while hbt.elapse(step) == 0:
-        fi, ff, obi, obf = _scan(hbt, book, oi, of, fi, ff, work, obi, obf)
+        fi, ff, obi, obf = _scan(hbt, book, oi, of, fi, ff, work, obi, obf, acct)
         record = k % record_every == 0 and book[3] < len(ri)
         turn = k % update_every == 0
         if record or turn:
-            _market(hbt, mi, mf, s, bq, aq)
+            _market(hbt, mi, mf, s, bq, aq, acct)
         if record:
             last_mid = _record_row(book, ri, rf, last_mid, False, mi, mf)
         if turn:
             oi, of, n = _STEP(p, s, book, oi, of, work, mi, mf, bq, aq, ops, opq)
             _send(hbt, of, ops, opq, n)
         k += 1
-    fi, ff, obi, obf = _scan(hbt, book, oi, of, fi, ff, work, obi, obf)
+    fi, ff, obi, obf = _scan(hbt, book, oi, of, fi, ff, work, obi, obf, acct)
     if book[3] < len(ri):
-        _market(hbt, mi, mf, s, bq, aq)
+        _market(hbt, mi, mf, s, bq, aq, acct)
         _record_row(book, ri, rf, last_mid, True, mi, mf)
     _close_open(book, oi, work)
     return book, oi[: book[1]], of[: book[1]], fi[: book[2]], ff[: book[2]], k

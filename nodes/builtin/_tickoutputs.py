@@ -1,11 +1,14 @@
 """A tick run's arrays shaped as the bar backtester's outputs (equity, orders, trades,
 metrics) plus the order log and the fill statistics (docs/tick-backtest.md).
 
-Accounting (a linear instrument, contract size 1): hftbacktest keeps ``balance`` (−Σ signed
-qty × price of the fills) and ``fee`` (Σ fees, negative for rebates) apart; here
+Accounting (a linear instrument, contract size 1), kept by the kernel from the logged fills
+in a fixed order, so every process gets the same bits: ``balance`` (−Σ signed qty × price of
+the fills) and ``fee`` (Σ fees, negative for rebates) apart; here
 ``cash = initial cash + balance − fee`` and ``equity = cash + position × mid``, marked at each
 record. Fill fees are ``maker_fee_bps`` or ``taker_fee_bps`` / 1e4 × qty × price by the
-fill's side of the book; their sum equals hftbacktest's ``fee`` (checked: a warning otherwise).
+fill's side of the book. Where orders fill whole, the account equals hftbacktest's own up to
+rounding (checked: a warning otherwise); with partial fills hftbacktest's local account
+counts only each order's last fill, ours every one.
 """
 
 from __future__ import annotations
@@ -89,17 +92,46 @@ def shape(run: TickRun, params: TickVenueParams, *, tables: bool = True) -> dict
         calendar=params.calendar if params.ppy is not None or params.calendar else "24x7",
     )
     metrics.update(_fill_metrics(run, fills_i, units, price, fee, maker, equity))
-    if not np.isclose(fee.sum(), run.final_fee, rtol=1e-9, atol=1e-9):
-        metrics["warnings"].append(
-            f"fees: the fills' fees sum to {fee.sum():.6g} but hftbacktest charged "
-            f"{run.final_fee:.6g} (partial fills merged between two scans?)"
-        )
+    metrics["warnings"].extend(_account_warnings(run, params, fills_i, maker))
     out: dict[str, Any] = {"equity": equity, "metrics": metrics}
     if tables:
         out["orders"] = _fills_frame(run, fills_i, units, price, fee, maker)
         out["trades"] = trades
         out["order_log"] = _order_log(run)
     return out
+
+
+def _account_warnings(
+    run: TickRun, params: TickVenueParams, fills_i: np.ndarray, maker: np.ndarray
+) -> list[str]:
+    """What a researcher must know about the account: taker fills hftbacktest reported
+    together (priced at the last one's level), and, where every order fills whole, any
+    difference from hftbacktest's own account beyond rounding."""
+    out = []
+    walked = (fills_i[:, k.FI_MERGED] == 1) & ~maker
+    if walked.any():
+        orders = np.unique(fills_i[walked, k.FI_ORDER])
+        out.append(
+            f"fills: {int(walked.sum())} taker fill row(s) (orders {_some(orders)}) each sum "
+            "several fills hftbacktest reported together; a row is priced at the last fill's "
+            "level, for an order walking the book the worst it reached (costs overstated, "
+            "never understated)"
+        )
+    if params.exchange == "no_partial_fill":
+        ours = (run.final_fee, run.final_balance, run.final_position)
+        names = ("fee", "balance", "position")
+        for name, a, b in zip(names, ours, run.venue, strict=True):
+            if not np.isclose(a, b, rtol=1e-9, atol=1e-9):
+                out.append(
+                    f"account: the fills give a {name} of {a:.10g} but hftbacktest's account "
+                    f"says {b:.10g}"
+                )
+    return out
+
+
+def _some(ids: np.ndarray) -> str:
+    shown = ", ".join(str(int(i)) for i in ids[:5])
+    return shown + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
 
 
 def _equity(run: TickRun, cash0: float) -> pd.DataFrame:

@@ -21,10 +21,21 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nodes.builtin import _tickkernel as k
-from nodes.builtin._tickcore import TickRun, as_events, as_order_latency, build_asset
+from nodes.builtin._tickcore import (
+    TickRun,
+    account,
+    as_events,
+    as_order_latency,
+    build_asset,
+    final_account,
+    venue_account,
+)
 
 # the kernel's helpers, by name: _compiled() puts their numba versions in the loop's namespace
 from nodes.builtin._tickkernel import (
+    ACCT_BALANCE,
+    ACCT_FEE,
+    ACCT_POS,
     MF,
     MI,
     OB,
@@ -54,16 +65,16 @@ _SNAP = 7  # best bid, best ask, bid qty, ask qty, position, balance, fee
 _MIN, _MAX = np.iinfo(np.int64).min, np.iinfo(np.int64).max
 
 
-def _snapshot(hbt, book, work, snap, lv, wq):  # type: ignore[no-untyped-def]
-    """The book's top levels, the account and each working order's level quantity."""
+def _snapshot(hbt, book, work, snap, lv, wq, acct):  # type: ignore[no-untyped-def]
+    """The book's top levels, the account (ours: ``_tickkernel._scan_rows``) and each working
+    order's level quantity."""
     depth = hbt.depth(0)
     bid_t, ask_t = depth.best_bid_tick, depth.best_ask_tick
     snap[0] = depth.best_bid if bid_t != _MIN else np.nan
     snap[1] = depth.best_ask if ask_t != _MAX else np.nan
     snap[2] = depth.bid_qty_at_tick(bid_t) if bid_t != _MIN else 0.0
     snap[3] = depth.ask_qty_at_tick(ask_t) if ask_t != _MAX else 0.0
-    sv = hbt.state_values(0)
-    snap[4], snap[5], snap[6] = sv.position, sv.balance, sv.fee
+    snap[4], snap[5], snap[6] = acct[ACCT_POS], acct[ACCT_BALANCE], acct[ACCT_FEE]
     for i in range(lv.shape[0]):
         lv[i, 0] = bid_t - i if bid_t != _MIN else _MIN
         lv[i, 1] = ask_t + i if ask_t != _MAX else _MAX
@@ -78,18 +89,18 @@ def _advance(hbt, book, oi, of, fi, ff, work, ri, rf, mid, step, update_every, r
              kk, snap, lv, wq, buf):  # type: ignore[no-untyped-def]  # fmt: skip
     """Run the clock to the strategy's next turn (``_run``'s order: elapse, scan, record, turn).
     Returns the (grown) fill arrays, the last mid, the step counter and whether the data ended."""
-    obi, obf, mi, mf, s, bq, aq = buf
+    obi, obf, mi, mf, s, bq, aq, acct = buf
     while hbt.elapse(step) == 0:
-        fi, ff, obi, obf = _scan(hbt, book, oi, of, fi, ff, work, obi, obf)
+        fi, ff, obi, obf = _scan(hbt, book, oi, of, fi, ff, work, obi, obf, acct)
         if kk % record_every == 0 and book[3] < len(ri):
-            _market(hbt, mi, mf, s, bq, aq)
+            _market(hbt, mi, mf, s, bq, aq, acct)
             mid = _record_row(book, ri, rf, mid, False, mi, mf)
         turn = kk % update_every == 0
         kk += 1
         if turn:
-            _snapshot(hbt, book, work, snap, lv, wq)
-            return fi, ff, mid, kk, False, (obi, obf, mi, mf, s, bq, aq)
-    return fi, ff, mid, kk, True, (obi, obf, mi, mf, s, bq, aq)
+            _snapshot(hbt, book, work, snap, lv, wq, acct)
+            return fi, ff, mid, kk, False, (obi, obf, mi, mf, s, bq, aq, acct)
+    return fi, ff, mid, kk, True, (obi, obf, mi, mf, s, bq, aq, acct)
 
 
 def _apply(hbt, book, oi, of, ops, qty, n, kops, kopq):  # type: ignore[no-untyped-def]
@@ -111,10 +122,10 @@ def _apply(hbt, book, oi, of, ops, qty, n, kops, kopq):  # type: ignore[no-untyp
 
 def _finish(hbt, book, oi, of, fi, ff, work, ri, rf, mid, buf):  # type: ignore[no-untyped-def]
     """The data ended: the last scan and record; orders still working marked open."""
-    obi, obf, mi, mf, s, bq, aq = buf
-    fi, ff, obi, obf = _scan(hbt, book, oi, of, fi, ff, work, obi, obf)
+    obi, obf, mi, mf, s, bq, aq, acct = buf
+    fi, ff, obi, obf = _scan(hbt, book, oi, of, fi, ff, work, obi, obf, acct)
     if book[3] < len(ri):
-        _market(hbt, mi, mf, s, bq, aq)
+        _market(hbt, mi, mf, s, bq, aq, acct)
         _record_row(book, ri, rf, mid, True, mi, mf)
     _close_open(book, oi, work)
     return fi, ff
@@ -184,9 +195,10 @@ def simulate_custom(
     ops, qty = np.zeros((MAX_INTENTS, 4), np.int64), np.zeros(MAX_INTENTS)
     kops, kopq = np.zeros((MAX_INTENTS, 5), np.int64), np.zeros(MAX_INTENTS)
     # the loop's buffers: hftbacktest's orders copied out, the market for a record (no
-    # taker's resting order to watch: s stays 0), one level a side
+    # taker's resting order to watch: s stays 0), one level a side, the account
+    acct = account(params)
     buf = (np.empty((256, OB), np.int64), np.empty((256, OBF)), np.zeros(MI, np.int64),
-           np.zeros(MF), np.zeros(5), np.zeros(1), np.zeros(1))  # fmt: skip
+           np.zeros(MF), np.zeros(5), np.zeros(1), np.zeros(1), acct)  # fmt: skip
     check = _Checker(params.tick_size, params.lot_size, name)
     mid, kk, turns, seen, t1 = np.nan, 0, 0, 0, 0.0
     hbt = HashMapMarketDepthBacktest([build_asset(events, params, latency)])
@@ -210,14 +222,13 @@ def simulate_custom(
                 t1 = time.perf_counter()  # the first turn compiled the loop's functions
         turns_s = time.perf_counter() - t1 if turns > 1 else 0.0
         fi, ff = fns["_finish"](hbt, book, oi, of, fi, ff, work, ri, rf, mid, buf)
-        sv = hbt.state_values(0)
-        fee, balance, position = float(sv.fee), float(sv.balance), float(sv.position)
+        venue = venue_account(hbt)
     finally:
         hbt.close()
     n_rec, n_ord, n_fill = int(book[3]), int(book[1]), int(book[2])
     return TickRun(
         oi[:n_ord], of[:n_ord], fi[:n_fill], ff[:n_fill], ri[:n_rec], rf[:n_rec], len(events),
-        kk, fee, balance, position, turns, turns_s,
+        kk, *final_account(acct), venue, turns, turns_s,
     )  # fmt: skip
 
 

@@ -97,6 +97,29 @@ def test_a_resting_order_waits_for_the_volume_ahead_of_it() -> None:
     assert len(run_tick_backtest(short, _params())["orders"]) == 0
 
 
+def test_every_partial_fill_enters_the_account_worked_by_hand() -> None:
+    # a bid of 5 at 99 behind 5; sells of 7 (+30 ms) and 3 (+60 ms) fill 2 then 3: two rows
+    from nodes.builtin._tickcore import simulate
+
+    data = _book(
+        (SELL_TRADE, 30 * MS, 99.0, 7.0),
+        (SELL_TRADE, 60 * MS, 99.0, 3.0),
+        (BID, 70 * MS, 99.0, 5.0),
+        bid_qty=5.0,
+    )
+    params = _params(order_qty=5.0, max_position=20.0, exchange="partial_fill",
+                     maker_fee_bps=-2.0)  # fmt: skip
+    out = run_tick_backtest(data, params)
+    fills, m = out["orders"], out["metrics"]
+    buys = fills[fills["side"] == "buy"]
+    assert list(buys["units"]) == [2.0, 3.0] and (buys["price"] == 99.0).all()
+    assert m["final_position"] == 5.0
+    assert simulate(data, params).venue[2] == 3.0  # hftbacktest 2.4's counts the last fill only
+    assert out["equity"]["cash"].iloc[-1] == pytest.approx(100_000.0 - 5 * 99.0 + 2e-4 * 495.0)
+    assert m["total_fees"] == pytest.approx(-2e-4 * 5 * 99.0)
+    assert not [w for w in m["warnings"] if w.startswith(("account:", "fills:"))]
+
+
 def test_fees_by_maker_and_taker_match_hftbacktest_and_the_rates() -> None:
     params = _params(
         tick_size=0.1,
@@ -120,9 +143,13 @@ def test_fees_by_maker_and_taker_match_hftbacktest_and_the_rates() -> None:
     m = out["metrics"]
     assert m["maker_fills"] == maker.sum() and m["taker_fills"] == (~maker).sum()
     assert m["maker_fees"] < 0 < m["taker_fees"]
-    run = simulate(data, params)  # hftbacktest's own fee account
-    assert fills["fee"].sum() == pytest.approx(run.final_fee, rel=1e-12)
-    assert m["total_fees"] == pytest.approx(run.final_fee, rel=1e-12)
+    run = simulate(data, params)
+    venue_fee, venue_balance, venue_position = run.venue  # hftbacktest's own account
+    assert fills["fee"].sum() == pytest.approx(venue_fee, rel=1e-12)
+    assert m["total_fees"] == pytest.approx(venue_fee, rel=1e-12)
+    assert run.final_balance == pytest.approx(venue_balance, rel=1e-12)
+    assert m["final_position"] == pytest.approx(venue_position, abs=1e-9)
+    assert not [w for w in m["warnings"] if w.startswith(("account:", "fills:"))]
 
 
 def test_equity_is_cash_plus_position_times_mid_worked_from_the_fills() -> None:
@@ -177,14 +204,15 @@ def test_another_process_gives_the_same_fills_in_the_same_order(tmp_path) -> Non
         "from nodes.builtin.tickparams import TickBacktestParams\n"
         f"p = TickBacktestParams.model_validate_json({params.model_dump_json()!r})\n"
         "out = run_tick_backtest(np.load(sys.argv[1]), p)\n"
-        "out['orders'].to_pickle(sys.argv[2])\n"
+        "out['orders'].to_pickle(sys.argv[2] + '/orders.pkl')\n"
+        "out['equity'].to_pickle(sys.argv[2] + '/equity.pkl')\n"
     )
-    subprocess.run([sys.executable, "-c", script, str(tmp_path / "book.npy"),
-                    str(tmp_path / "fills.pkl")], check=True, timeout=600)  # fmt: skip
-    here = run_tick_backtest(data, params)["orders"]
-    there = pd.read_pickle(tmp_path / "fills.pkl")
-    assert len(here) > 50
-    pd.testing.assert_frame_equal(here, there)
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "book.npy"), str(tmp_path)],
+                   check=True, timeout=600)  # fmt: skip
+    here = run_tick_backtest(data, params)
+    assert len(here["orders"]) > 50
+    for name in ("orders", "equity"):  # the equity to the last bit: the account is ours
+        pd.testing.assert_frame_equal(here[name], pd.read_pickle(tmp_path / f"{name}.pkl"))
 
 
 def test_bad_input_is_refused_with_what_and_where() -> None:
@@ -233,11 +261,15 @@ def test_partial_fills_never_exceed_the_order_and_keep_the_fee_account() -> None
     assert (per_order <= 5.0 + 1e-9).all()
     pd.testing.assert_series_equal(per_order, filled.loc[per_order.index], check_names=False)
     assert (fills["units"] < 5.0).any()  # some fills really were partial
-    warned = [w for w in out["metrics"]["warnings"] if w.startswith("fees:")]
-    expected = (
-        np.where(fills["liquidity"] == "maker", -1e-4, 5e-4) * fills["units"] * fills["price"]
-    ).sum()
-    assert warned or out["metrics"]["total_fees"] == pytest.approx(expected)
+    # the account counts every fill (hftbacktest's own counts only an order's last one)
+    m, eq = out["metrics"], out["equity"]
+    signed = np.where(fills["side"] == "buy", 1.0, -1.0) * fills["units"]
+    rate = np.where(fills["liquidity"] == "maker", -1e-4, 5e-4)
+    assert m["total_fees"] == pytest.approx((rate * fills["units"] * fills["price"]).sum())
+    assert m["final_position"] == pytest.approx(signed.sum(), abs=1e-9)
+    assert eq["position"].iloc[-1] == pytest.approx(signed.sum(), abs=1e-9)
+    cash = 100_000.0 - (signed * fills["price"]).sum() - fills["fee"].sum()
+    assert eq["cash"].iloc[-1] == pytest.approx(cash, rel=1e-12)
 
 
 def _taker(**kw: object) -> TickBacktestParams:
