@@ -164,10 +164,9 @@ def _scan_rows(book, oi, of, fi, ff, work, obi, obf, m, now, acct):  # type: ign
     last scan: several fills of one order reported together make one row (``FI_MERGED``) with
     their quantity and the last one's price, exact for a resting order (a maker fills at its
     own price), the last level's for a taker walking the book."""
+    _sort_by_id(obi, obf, m)
     k = 0
-    # by order id: hftbacktest's order dict iterates in its hash order, which differs between
-    # processes; fills of one scan and the working list come out the same in every process
-    for i in np.argsort(obi[:m, OB_ID]):
+    for i in range(m):
         oid = obi[i, OB_ID]
         row = oid - 1
         status = obi[i, OB_STATUS]
@@ -209,6 +208,21 @@ def _scan_rows(book, oi, of, fi, ff, work, obi, obf, m, now, acct):  # type: ign
             k += 1
     book[4] = k
     return fi, ff
+
+
+def _sort_by_id(obi, obf, m):  # type: ignore[no-untyped-def]
+    """Sort the first ``m`` rows of ``obi`` / ``obf`` by order id, in place (an insertion
+    sort: a scan holds a few orders, mostly in order already; no allocation per step).
+    hftbacktest's order dict iterates in a hash order that differs between processes; by id,
+    the fills of one scan, the account and the working list are the same in every process."""
+    for i in range(1, m):
+        j = i
+        while j > 0 and obi[j - 1, OB_ID] > obi[j, OB_ID]:
+            for c in range(OB):
+                obi[j - 1, c], obi[j, c] = obi[j, c], obi[j - 1, c]
+            for c in range(OBF):
+                obf[j - 1, c], obf[j, c] = obf[j, c], obf[j - 1, c]
+            j -= 1
 
 
 def _working(book, work, side, tick):  # type: ignore[no-untyped-def]
@@ -548,6 +562,7 @@ _CACHED = (
     "_submit",
     "_cancel",
     "_scan_rows",
+    "_sort_by_id",
     "_working",
     "_find",
     "_grid_step",
