@@ -30,6 +30,7 @@ from dsl.ir import (
     compile_constraint,
 )
 from dsl.source import Reporter
+from dsl.strategyref import STRATEGY_NODES
 from dsl.sweep_spaces import build_space, finite_values, space_size
 from nodes.base import PortType
 
@@ -244,6 +245,17 @@ class SweepChecker:
                 f"`{assign.step}` ({spec.name}) has no param `{assign.param}`",
                 assign.param_span,
                 suggestions=did_you_mean(assign.param, spec.param_names),
+            )
+            return None
+        if spec is not None and spec.name in STRATEGY_NODES and assign.param == "strategy":
+            # the compiler resolved the module once and wrote its code into the step: a trial
+            # with another `strategy` would run that code under the other name
+            self.rep.report(
+                "AF302",
+                f"`{assign.step}.strategy` cannot be swept: the step runs the one module the "
+                "compiler resolved; write one step per strategy module, and sweep their config "
+                "keys",
+                assign.param_span,
             )
             return None
         space = build_space(assign.space, self.rep, grid=method == "grid")

@@ -211,7 +211,13 @@ _TABLE: tuple[Code, ...] = (
     ),
     # -- sweeps and walk-forward -------------------------------------------------------------
     Code("AF301", "sweep target names no step", "dsl", E),
-    Code("AF302", "sweep target names no param of its step", "dsl", E),
+    Code(
+        "AF302",
+        "sweep target names no param of its step, or one that cannot be swept (a strategy "
+        "step's `strategy`)",
+        "dsl",
+        E,
+    ),
     Code("AF303", "empty search space", "dsl", E),
     Code("AF304", "constraints exclude every combination", "dsl", E),
     Code("AF305", "objective is not a metric", "dsl", E),

@@ -186,3 +186,52 @@ def test_a_module_of_the_other_kind_is_af220_at_the_strategy() -> None:
     errors = _errors(result)
     assert [e[:2] for e in errors] == [("AF220", 3)], errors
     assert "is a tick strategy: use tick_strategy_backtest" in errors[0][3]
+
+
+def test_a_sweep_varies_a_tick_strategy_config_key_and_its_values_are_checked() -> None:
+    step = 'bt = tick_strategy_backtest(book, strategy="tick_grid.py", levels=3)\n'
+    ok = _compile_tick(
+        step + "sweep grid {\n  bt.half_spread_ticks = [0, 2.5]\n  bt.levels = range(1, 4)\n"
+        "  objective maximize bt.total_return\n}\n"
+    )
+    assert _errors(ok) == []
+    sweep = ok.ir.sweep  # type: ignore[attr-defined]
+    targets = [(p.node, p.param) for p in sweep.params]
+    assert targets == [("bt", "half_spread_ticks"), ("bt", "levels")]
+    assert sweep.grid_size == 6
+    body = (
+        "sweep optuna(trials=4) {\n  bt.half_spread_ticks = float(-1, 6)\n"
+        "  bt.half_spred_ticks = [1]\n  objective maximize bt.total_return\n}\n"
+    )
+    bad = _compile_tick(step + body)
+    errors = _errors(bad)
+    text = TICK_HEAD + step + body
+    lines = text.splitlines()
+    assert [e[:3] for e in errors] == [
+        ("AF105", 5, lines[4].index("float(") + 1),  # the schema's minimum 0, at the space
+        ("AF302", 6, lines[5].index("half_spred") + 1),
+    ], errors
+    assert "-1.0 is less than the minimum of 0" in errors[0][3]
+    diag = next(d for d in bad.diagnostics if d.code == "AF302")  # type: ignore[attr-defined]
+    assert diag.suggestions[0] == "half_spread_ticks"
+
+
+@pytest.mark.parametrize(
+    ("head", "step"),
+    [
+        (HEAD, 'bt = strategy_backtest(data, strategy="sma_cross.py")\n'),
+        (TICK_HEAD, 'bt = tick_strategy_backtest(book, strategy="tick_grid.py")\n'),
+    ],
+    ids=["bar", "tick"],
+)
+def test_the_strategy_module_itself_cannot_be_swept(head: str, step: str) -> None:
+    """The compiler writes the resolved module's code into the step: a trial with another
+    ``strategy`` would run that code under the other name, so the target is refused."""
+    body = 'sweep grid {\n  bt.strategy = ["sma_cross.py", "tick_grid.py"]\n'
+    body += "  objective maximize bt.total_return\n}\n"
+    result = compile_source(
+        head + step + body, filename="p.af", strategies=FileStrategyResolver(SMA.parent)
+    )
+    errors = _errors(result)
+    assert [e[:3] for e in errors] == [("AF302", 5, 6)], errors
+    assert "`bt.strategy` cannot be swept" in errors[0][3]
