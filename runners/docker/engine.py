@@ -43,6 +43,7 @@ __all__ = [
     "docker_client",
     "owner_label",
     "ownership_labels",
+    "pid_namespace",
     "run_container_ids",
 ]
 
@@ -78,10 +79,25 @@ def boot_id() -> str:
         return ""
 
 
+def pid_namespace() -> str:
+    """This process's pid namespace (``pid:[4026531836]``), or "" where /proc says nothing.
+    A container on the host's network has the host's name and boot id but its own pids: a pid
+    means something only to a process of the same namespace."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
 def ownership_labels() -> dict[str, str]:
-    """The labels that say whose a container is: ``owner`` (``host:pid``), ``boot`` and, under
-    ``alphaforge serve``, ``server`` (the serving process's ``host:pid``)."""
-    labels = {"alphaforge.owner": owner_label(), "alphaforge.boot": boot_id()}
+    """The labels that say whose a container is: ``owner`` (``host:pid``), ``boot``, ``pidns``
+    (the pid namespace its pids mean something in) and, under ``alphaforge serve``, ``server``
+    (the serving process's ``host:pid``)."""
+    labels = {
+        "alphaforge.owner": owner_label(),
+        "alphaforge.boot": boot_id(),
+        "alphaforge.pidns": pid_namespace(),
+    }
     server = os.environ.get(SERVER_ENV, "")
     if server:
         labels["alphaforge.server"] = server

@@ -2,18 +2,22 @@
 
 Every sandbox container carries labels: ``alphaforge.sandbox=1``, ``run_id``, ``node_id``,
 ``created_at``, ``deadline`` (creation + wall time, or a pooled one's idle limit, + grace),
-``owner`` (``host:pid`` of the process that created it), ``boot`` (the host's boot id) and, under
-``alphaforge serve``, ``server`` (the serving process's ``host:pid``). A pooled container taken
+``owner`` (``host:pid`` of the process that created it), ``boot`` (the host's boot id),
+``pidns`` (its pid namespace) and, under ``alphaforge serve``, ``server`` (the serving
+process's ``host:pid``). A pooled container taken
 for an execution is renamed ``af-run.<run>.<node>.<deadline>-<random>``: its labels were fixed
 before its execution was known, the name carries that execution's deadline.
 
 :func:`sweep` removes a container when its deadline (the earlier of label and name) has passed,
 whatever its state, or when its owner (or its server) is gone: a process on this host that no
-longer exists, or one of a previous boot. :func:`remove_owned` removes every container of an owner
-or a server (a graceful stop). :class:`Sweeper` sweeps on a timer (``ALPHAFORGE_SANDBOX_SWEEP_S``,
-default 5 s): one per process that runs sandboxes (:func:`process_sweeper`), and one in
-``alphaforge serve`` beside its worker (:class:`ServerSandboxes`), so nothing outlives its
-deadline by more than the interval, whether or not another run happens.
+longer exists, or one of a previous boot. Pids are looked at only when the container's creator
+shares the sweeper's pid namespace: a sweeper in a flow-run container on the host's network
+(a Docker work pool) has the host's name and boot id but sees none of the host's processes.
+:func:`remove_owned` removes every container of an owner or a server (a graceful stop).
+:class:`Sweeper` sweeps on a timer (``ALPHAFORGE_SANDBOX_SWEEP_S``, default 5 s): one per
+process that runs sandboxes (:func:`process_sweeper`), and one in ``alphaforge serve`` beside
+its worker (:class:`ServerSandboxes`), so nothing outlives its deadline by more than the
+interval, whether or not another run happens.
 """
 
 from __future__ import annotations
@@ -29,7 +33,13 @@ from collections.abc import Callable
 import docker
 from docker.errors import APIError, NotFound
 
-from runners.docker.engine import SERVER_ENV, boot_id, claimed_deadline, owner_label
+from runners.docker.engine import (
+    SERVER_ENV,
+    boot_id,
+    claimed_deadline,
+    owner_label,
+    pid_namespace,
+)
 
 __all__ = [
     "ORPHAN_MIN_AGE_S",
@@ -90,6 +100,7 @@ def sweep(
     the timers pass :data:`ORPHAN_MIN_AGE_S`, so no sweeper removes a container between its
     creation and its start (a start-up sweep passes 0)."""
     now = time.time() if now is None else now
+    own_ns = pid_namespace()
     removed: list[str] = []
     # the low-level list: no per-container inspect racing with a worker's own removals
     for c in client.api.containers(all=True, filters={"label": "alphaforge.sandbox=1"}):
@@ -98,9 +109,11 @@ def sweep(
         # A live owner's containers (running, or just exited and about to be inspected) are
         # left alone until their deadline: the owner removes them itself.
         stale = _deadline(labels, list(c.get("Names") or ())) < now
-        orphaned = _process_gone(labels.get("alphaforge.owner", ""), boot)
+        # pids of another namespace say nothing here (no label: made before the label was)
+        ours = labels.get("alphaforge.pidns", own_ns) == own_ns
+        orphaned = ours and _process_gone(labels.get("alphaforge.owner", ""), boot)
         server = labels.get("alphaforge.server", "")
-        orphaned = orphaned or (bool(server) and _process_gone(server, boot))
+        orphaned = orphaned or (ours and bool(server) and _process_gone(server, boot))
         if orphaned and not stale and orphan_min_age_s > 0:
             try:
                 age = now - float(labels.get("alphaforge.created_at", "0"))

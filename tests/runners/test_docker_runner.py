@@ -286,13 +286,15 @@ def test_sweeper_removes_stale_and_orphaned_containers_only(docker_engine: Any) 
     image = SandboxImages().python
     cmd = ["/usr/local/bin/python3", "-c", "import time; time.sleep(120)"]
 
-    def start(deadline: float, owner: str) -> Any:
+    def start(deadline: float, owner: str, pidns: str | None = None) -> Any:
         labels = {
             "alphaforge.sandbox": "1",
             "alphaforge.run_id": "sweep-test",
             "alphaforge.deadline": f"{deadline:.0f}",
             "alphaforge.owner": owner,
         }
+        if pidns is not None:
+            labels["alphaforge.pidns"] = pidns
         c = docker_engine.containers.create(
             image, cmd, labels=labels, network_mode="none", user="10001"
         )
@@ -301,13 +303,16 @@ def test_sweeper_removes_stale_and_orphaned_containers_only(docker_engine: Any) 
         except APIError:  # NotFound is one too
             # Another xdist worker's sweep may remove a stale or orphaned container between
             # create and start: the outcome this test checks, reached early. Never the live one.
-            if deadline > now and owner == engine_mod.owner_label():
+            if deadline > now and (owner == engine_mod.owner_label() or pidns):
                 raise
         return c
 
     stale = start(now - 10, engine_mod.owner_label())
     orphan = start(now + 600, f"{engine_mod.socket.gethostname()}:999999999")
     alive = start(now + 600, engine_mod.owner_label())
+    # made by a process of another pid namespace (a flow-run container on the host's network:
+    # the host's name, its own pids): its pid says nothing here, only its deadline retires it
+    elsewhere = start(now + 600, f"{engine_mod.socket.gethostname()}:999999999", "pid:[1]")
     try:
         sweep(docker_engine)  # another xdist worker's sweep may remove them first: same result
         labels = {"label": "alphaforge.run_id=sweep-test"}
@@ -322,11 +327,11 @@ def test_sweeper_removes_stale_and_orphaned_containers_only(docker_engine: Any) 
             time.sleep(0.5)
             sweep(docker_engine)
         assert stale.id not in present() and orphan.id not in present()
-        assert alive.id in present()
+        assert alive.id in present() and elsewhere.id in present()
         alive.reload()
         assert alive.status == "running"
     finally:
-        for c in (stale, orphan, alive):
+        for c in (stale, orphan, alive, elsewhere):
             with contextlib.suppress(Exception):
                 c.remove(force=True)
 
