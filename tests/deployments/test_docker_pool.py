@@ -134,8 +134,8 @@ def stack(docker_engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
         proxy, proxy_port, proxy_log = _socket_proxy(root)
         es.callback(proxy.wait, 10)
         es.callback(proxy.terminate)
-        server.wait_ready()
-        mlflow.wait_ready()
+        server.wait_ready()  # MLflow's server still starting: `deploy` and the worker do not
+        # need it (its URL is known), the runs do
         data = root / "data"
         # what `alphaforge deploy` forwards to the containers: the platform's ALPHAFORGE_*
         # settings (and nothing of this session's: unset below); PREFECT_HOME their own
@@ -164,6 +164,7 @@ def stack(docker_engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
         worker = _docker_worker(server.api_url, root, "af-docker-worker")
         es.callback(worker.stop)
         worker.wait_ready()
+        mlflow.wait_ready()
         settings = settings_for(
             app_url, root, prefect_api_url=server.api_url, mlflow_tracking_uri=mlflow.url,
             work_pool=POOL,
