@@ -24,7 +24,18 @@ started!`` / ``stopped!`` like Prefect's CLI (what :class:`deployments.stack.Wor
 
 ``--type docker`` runs prefect-docker's :class:`~prefect_docker.worker.DockerWorker` the same
 way (a Docker work pool, :mod:`deployments.dockerpool`): its flow runs are containers, not
-children, so the drain waits for the flow runs it is watching (``run`` calls in progress).
+children, so the drain waits for the flow runs it is handling, from their submission to the
+end of the worker's bookkeeping after the container exited (a non-zero exit is reported
+Crashed then). Its containers do not depend on the worker: a drain that ran out leaves a
+running container running (the flow run records its own end), and the worker's process, its
+worker stopped, still waits for the threads that watch those containers (prefect-docker's
+blocking Docker calls, which a cancel cannot interrupt): it exits when they exited, or when it
+is killed (:meth:`deployments.stack.Worker.stop`, ``drain_s`` plus a grace later).
+
+Both workers count a flow run being submitted (taken from the pool, its infrastructure not
+started yet) as running, and a poll that was on its way when the signal came submits nothing
+(:meth:`DrainingProcessWorker._get_scheduled_flow_runs`): the drain cannot end while a run it
+took is starting, and a run it did not take stays Scheduled for another worker.
 """
 
 from __future__ import annotations
@@ -84,6 +95,15 @@ with warnings.catch_warnings():
                 return []
             return list(await super().get_and_submit_flow_runs())
 
+        async def _get_scheduled_flow_runs(self) -> list[Any]:
+            """Prefect's query; nothing to submit if the drain began while it was asked."""
+            found = list(await super()._get_scheduled_flow_runs())
+            return [] if self.draining else found
+
+        def running_runs(self) -> int:
+            """Its flow-run processes, or the flow runs it is submitting, whichever is more."""
+            return max(len(child_pids()), len(_submitting(self)))
+
         async def run(self, flow_run: Any, configuration: Any, task_status: Any = None) -> Any:
             """Prefect's run (the flow-run process, until it exits); then a flow run still
             Cancelling is Cancelled: its process is gone, nothing else would end it."""
@@ -110,14 +130,19 @@ with warnings.catch_warnings():
 
 def docker_worker_class() -> type[Any]:
     """prefect-docker's worker, draining like :class:`DrainingProcessWorker`; it counts the
-    flow runs it is watching (each ``run`` lasts as long as its container)."""
+    flow runs it is submitting or handling (each until its container exited and the worker
+    reported the exit)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # it takes the "docker" type over
         from prefect_docker.worker import DockerWorker
 
         class DrainingDockerWorker(DockerWorker):  # type: ignore[misc]
             draining = False
-            active = 0
+
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                # the flow runs between submission and the end of the worker's bookkeeping
+                self.handling: set[Any] = set()
 
             async def get_and_submit_flow_runs(self) -> list[Any]:
                 if self.draining:
@@ -125,14 +150,29 @@ def docker_worker_class() -> type[Any]:
                     return []
                 return list(await super().get_and_submit_flow_runs())
 
-            async def run(self, *args: Any, **kwargs: Any) -> Any:
-                self.active += 1
+            async def _get_scheduled_flow_runs(self) -> list[Any]:
+                found = list(await super()._get_scheduled_flow_runs())
+                return [] if self.draining else found
+
+            async def _submit_run_and_capture_errors(
+                self, flow_run: Any, task_status: Any = None
+            ) -> Any:
+                # the container's start, its watch until it exits, then the exit's report
+                self.handling.add(flow_run.id)
                 try:
-                    return await super().run(*args, **kwargs)
+                    return await super()._submit_run_and_capture_errors(flow_run, task_status)
                 finally:
-                    self.active -= 1
+                    self.handling.discard(flow_run.id)
+
+            def running_runs(self) -> int:
+                return len(self.handling | _submitting(self))
 
     return DrainingDockerWorker
+
+
+def _submitting(worker: Any) -> set[Any]:
+    """The flow runs ``worker`` took from the pool and is submitting (Prefect's own set)."""
+    return set(getattr(worker, "_submitting_flow_run_ids", ()))
 
 
 async def serve_worker(
@@ -168,10 +208,7 @@ async def serve_worker(
         running.result()
         return
     worker.draining = True
-
-    def running_runs() -> int:
-        return len(child_pids()) if worker_type == "process" else int(worker.active)
-
+    running_runs = worker.running_runs
     busy = running_runs()
     print(
         f"Received {signal.Signals(first.result()).name}: worker {worker.name!r} takes no new "

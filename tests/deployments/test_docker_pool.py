@@ -17,7 +17,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -71,6 +73,7 @@ class DockerStack:
     worker: Worker
     deployed: dict[str, Any]
     proxy_log: Path
+    root: Path
 
 
 def _platform_image() -> tuple[str, str]:
@@ -131,8 +134,8 @@ def stack(docker_engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
         proxy, proxy_port, proxy_log = _socket_proxy(root)
         es.callback(proxy.wait, 10)
         es.callback(proxy.terminate)
-        server.wait_ready()
-        mlflow.wait_ready()
+        server.wait_ready()  # MLflow's server still starting: `deploy` and the worker do not
+        # need it (its URL is known), the runs do
         data = root / "data"
         # what `alphaforge deploy` forwards to the containers: the platform's ALPHAFORGE_*
         # settings (and nothing of this session's: unset below); PREFECT_HOME their own
@@ -158,23 +161,32 @@ def stack(docker_engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
         )  # fmt: skip
         assert deploy.exit_code == 0, deploy.output
         deployed = json.loads(deploy.output.strip().splitlines()[-1])
-        home = root / "worker"
-        worker = Worker(
-            server.api_url, home, home / "worker.log", pool=POOL, name="af-docker-worker",
-            pool_type="docker", extra_env={"PREFECT_LOGGING_LEVEL": "INFO"},
-        )  # fmt: skip
+        worker = _docker_worker(server.api_url, root, "af-docker-worker")
         es.callback(worker.stop)
         worker.wait_ready()
+        mlflow.wait_ready()
         settings = settings_for(
             app_url, root, prefect_api_url=server.api_url, mlflow_tracking_uri=mlflow.url,
             work_pool=POOL,
         )  # fmt: skip
         assert settings.data_dir == data
         client = es.enter_context(TestClient(create_app(settings)))
-        yield DockerStack(
+        s = DockerStack(
             client, _developer(client), server.api_url, settings, image, image_id, worker,
-            deployed, proxy_log,
+            deployed, proxy_log, root,
         )  # fmt: skip
+        # a test may replace the worker (the drain test stops this one): stop the last one
+        es.callback(lambda: s.worker.stop())
+        yield s
+
+
+def _docker_worker(api_url: str, root: Path, name: str) -> Worker:
+    """A draining prefect-docker worker on the pool (``python -m deployments.drainworker``)."""
+    home = root / name
+    return Worker(
+        api_url, home, home / "worker.log", pool=POOL, name=name, pool_type="docker",
+        extra_env={"PREFECT_LOGGING_LEVEL": "INFO"},
+    )  # fmt: skip
 
 
 def _drop(name: str) -> None:
@@ -351,3 +363,146 @@ def test_a_custom_node_in_the_flow_run_container_is_sandboxed_through_the_proxy(
     assert not [line for line in lines if " 403 " in line]
     # and the job directories were under the shared work root (the same path on both sides)
     assert any((s.settings.data_dir.parent / "sandbox").iterdir())
+
+
+# a custom node that takes NAP_S seconds (in its sandbox, inside the flow-run container)
+NAP_S = 20
+NAP_CODE = f"""\
+import time
+
+def run(inputs, params):
+    time.sleep({NAP_S})
+    x = inputs["x"]
+    return {{"ema": x.ewm(span=params["span"], adjust=False).mean()}}
+"""
+
+
+def _start_run(s: DockerStack, name: str, source: str) -> int:
+    resp = s.client.post("/api/pipelines", json={"name": name, "source": source},
+                         headers=s.headers)  # fmt: skip
+    assert resp.status_code == 201, resp.text
+    resp = s.client.post(f"/api/pipelines/{resp.json()['id']}/runs", headers=s.headers)
+    assert resp.status_code == 202, resp.text
+    return int(resp.json()["id"])
+
+
+def _flow_run_id(s: DockerStack, run_id: int) -> str:
+    def known() -> str | None:
+        got = s.client.get(f"/api/runs/{run_id}", headers=s.headers).json()
+        return got.get("prefect_flow_run_id")
+
+    return str(wait_for(known, 30, what=f"run {run_id}'s flow run"))
+
+
+def _final(s: DockerStack, run_id: int, timeout_s: float) -> dict[str, Any]:
+    def ended() -> dict[str, Any] | None:
+        got = s.client.get(f"/api/runs/{run_id}", headers=s.headers).json()
+        return got if got["status"] in FINAL else None
+
+    return dict(wait_for(ended, timeout_s, what=f"run {run_id} to end"))
+
+
+def _flow_run_state(s: DockerStack, flow_run_id: str) -> Any:
+    with SyncPrefectClient(api=s.api_url) as prefect:
+        flow_run = prefect.read_flow_run(UUID(flow_run_id))
+    return flow_run
+
+
+def test_a_stopped_docker_worker_takes_no_new_run_and_exits_when_its_run_ended(
+    stack: DockerStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM to the Docker worker while its run's container runs (a custom node naps
+    NAP_S s): the worker stays until that container exited and the run completed (Completed in
+    Prefect, its record and MLflow run finished), then exits 0, well within its drain bound; a
+    run submitted after the signal is not taken (it stays Scheduled while the worker drains and
+    after it exited) and a new worker runs it."""
+    from mlflow.tracking import MlflowClient
+
+    from api.services import custom_nodes
+    from tests.api.custom_node_helpers import manifest, pipeline_using
+
+    s = stack
+    old = s.worker
+    assert old.alive()
+    assert old.drain_s >= 3 * NAP_S, old.drain_s  # the drain bound is not what ends the wait
+    monkeypatch.setattr(
+        custom_nodes, "lookahead_check", lambda *_a: {"status": "pass", "message": "skipped"}
+    )
+    resp = s.client.post("/api/custom-nodes", json=manifest("nap_ema", NAP_CODE),
+                         headers=s.headers)  # fmt: skip
+    assert resp.status_code == 201, resp.text
+    started_at = time.time()
+    slow = _start_run(s, "drained", pipeline_using("1", "nap_ema"))
+    slow_flow = _flow_run_id(s, slow)
+
+    # its container started: the worker is handling it when the signal comes
+    wait_for(
+        lambda: [e for e in _container_events(slow_flow, started_at) if e["Action"] == "start"],
+        120,
+        what="the slow run's container to start",
+    )
+    signalled = time.monotonic()
+    signalled_at = time.time()
+    os.kill(old.proc.pid, signal.SIGTERM)  # the worker alone, as Worker.stop does
+    wait_for(lambda: "takes no new flow runs" in old.tail(20_000), 30, what="the drain line")
+    # it counts the slow run (and the previous test's, if its container is still exiting)
+    waiting = rf"waiting up to {old.drain_s:g} s for [12] running"
+    assert re.search(waiting, old.tail(20_000)), old.tail(2000)
+
+    # (b) a run submitted now is not taken by the draining worker
+    late = _start_run(s, "after_the_signal", PIPELINE)
+    late_flow = _flow_run_id(s, late)
+    # the worker polls every few seconds: while it drains, the run stays Scheduled
+    deadline = time.monotonic() + 8
+    while time.monotonic() < deadline:
+        state = _flow_run_state(s, late_flow).state
+        assert state is not None and state.is_scheduled(), state
+        time.sleep(0.5)
+    # the slow run's container still runs, and the worker waits for it (its worker loop too:
+    # prefect-docker's blocking watch of a container would keep a stopped worker's process
+    # alive as well, so "stopped!" is what tells a drain from a stop)
+    assert old.alive(), old.tail(4000)
+    assert "stopped!" not in old.tail(20_000), old.tail(4000)
+    assert not [e for e in _container_events(slow_flow, started_at) if e["Action"] == "die"]
+
+    # (c) the worker exits once that container exited, well within its drain bound
+    assert old.proc.wait(timeout=NAP_S + 90) == 0, old.tail(4000)
+    exited_at = time.time()
+    took = time.monotonic() - signalled
+    assert took < old.drain_s, took
+    [die] = [e for e in _container_events(slow_flow, started_at) if e["Action"] == "die"]
+    assert die["Actor"]["Attributes"]["exitCode"] == "0", die
+    assert signalled_at < die["timeNano"] / 1e9 < exited_at + 1, (signalled_at, die, exited_at)
+    log = old.tail(20_000)
+    assert "Drained: no flow run left" in log and "Drain over" not in log, log[-3000:]
+
+    # (a) the run in flight completed: Prefect, its record, MLflow
+    final = _final(s, slow, 60)
+    assert final["status"] == "completed", (final["error"], log[-4000:])
+    assert final["node_states"]["e"] == "completed"
+    flow_run = _flow_run_state(s, slow_flow)
+    assert flow_run.state is not None and flow_run.state.is_completed(), flow_run.state
+    assert flow_run.run_count == 1
+    key = _run_key(s, slow)
+    record = json.loads((s.settings.runs_dir / key / "run.json").read_text())
+    assert record["status"] == "completed", record
+    ml = MlflowClient(tracking_uri=s.settings.mlflow_tracking_uri)
+    experiments = [e.experiment_id for e in ml.search_experiments()]
+    [tracked] = ml.search_runs(experiments, filter_string=f"tags.`alphaforge.run_id` = '{key}'")
+    assert tracked.info.status == "FINISHED"
+
+    # the late run: still Scheduled with no worker, no container of it anywhere
+    state = _flow_run_state(s, late_flow).state
+    assert state is not None and state.is_scheduled(), state
+    assert not _container_events(late_flow, started_at)
+    assert late_flow not in log
+
+    # a new worker takes it (and replaces the stopped one for the module's later tests)
+    s.worker = _docker_worker(s.api_url, s.root, "af-docker-worker-2")
+    s.worker.wait_ready()
+    final = _final(s, late, 120)
+    assert final["status"] == "completed", (final["error"], s.worker.tail(4000))
+    events = _container_events(late_flow, started_at)
+    [created] = [e for e in events if e["Action"] == "create"]
+    assert created["timeNano"] / 1e9 > exited_at - 1, (created, exited_at)
+    assert late_flow in s.worker.tail(50_000)
