@@ -42,6 +42,32 @@ for _var in (
     os.environ.pop(_var, None)
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``--dist loadgroup`` (scripts/test.sh): give each test marked ``xdist_group(NAME)`` the
+    node id suffix ``@NAME`` that xdist's scheduler groups by.
+
+    pytest-xdist 3.8 writes the suffix to ``item._nodeid``, which pytest 9.2 no longer reads (its
+    node ids are structured, ``item._id``): the marks were silently ignored and every group's
+    tests were spread one by one over the workers, each worker starting the group's shared
+    stack (pytest-dev/pytest-xdist#1386). Runs on xdist's workers only (they set
+    ``config.option.loadgroup``), after xdist's own hook; a suffix already there is kept."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    from _pytest.nodeid import NodeId
+
+    for item in items:
+        nodeid = item.nodeid
+        if nodeid.rfind("@") > nodeid.rfind("]") or not hasattr(item, "_id"):
+            continue  # grouped by xdist itself (an older pytest), or no structured id
+        names = {
+            str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+            for mark in item.iter_markers("xdist_group")
+        }
+        if names:
+            item._id = NodeId.parse(f"{nodeid}@{'_'.join(sorted(names))}")
+
+
 def _drain_prefect_clients() -> None:
     """Send buffered logs and events before the server goes (else exit hangs on retries)."""
     from prefect.events.worker import EventsWorker

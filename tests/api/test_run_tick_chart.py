@@ -27,7 +27,9 @@ from nodes.synthbook import BookSpec, generate
 from runners.io import file_name, write_value
 from tests.api.conftest import Account
 
-pytestmark = pytest.mark.slow
+# one xdist worker runs the whole module, so its module-scoped tick backtest (a numba compile)
+# is made once (spread test by test, each worker made its own)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tick_chart")]
 
 SOURCE = 'pipeline tick_ui "Tick chart"\n\nbook = synthetic_book(seed=5, duration_s=90)\n'
 

@@ -22,7 +22,13 @@ ROOT = Path(__file__).resolve().parents[2]
 ALPHAFORGE = Path(sys.executable).with_name("alphaforge")
 EXAMPLES = ROOT / "examples"
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api")]
+# one xdist worker runs the whole module, so its module-scoped run and rerun (two CLI
+# processes) are made once (spread test by test, each worker made its own)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.usefixtures("prefect_api"),
+    pytest.mark.xdist_group("repro"),
+]
 
 
 def _cli(*args: str, data: Path) -> subprocess.CompletedProcess[str]:

@@ -27,7 +27,9 @@ SMA_SWEEP = EXAMPLES / "sma_sweep.af"
 RSI_WF = EXAMPLES / "rsi_optuna_walkforward.af"
 ML_WF = EXAMPLES / "ml_mlp_walkforward.af"
 
-pytestmark = pytest.mark.usefixtures("prefect_api")
+# one xdist worker runs the whole module, so its module-scoped sweep (a CLI process)
+# is made once (spread test by test, each worker made its own)
+pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.xdist_group("sweep_cli")]
 
 
 def _cli(*args: str, **kw: Any) -> subprocess.CompletedProcess[str]:

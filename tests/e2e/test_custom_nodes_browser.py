@@ -1,4 +1,5 @@
-"""Custom nodes in the browser (tests/e2e/custom_nodes.mjs) against a real ``alphaforge serve``
+"""Custom nodes in the browser (tests/e2e/custom_nodes.mjs) against the shared ``alphaforge
+serve`` (tests/e2e/conftest.py; its nodes and pipeline are named with a suffix of this tour's)
 with the Docker sandbox: a Python, a JavaScript and a WebAssembly node made from templates and
 edited in Monaco, test-run and saved with their look-ahead verdicts (one that looks ahead is
 flagged red), then used together in a pipeline feeding built-ins that runs to Completed with
@@ -7,12 +8,10 @@ metrics. Screenshots land in tests/e2e/screenshots/cn-*.png.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from tests.e2e.driver import PASSWORD, prerequisites, run_tour
-from tests.serve_process import serve
+from tests.e2e.driver import run_tour
+from tests.serve_process import Served
 
 pytestmark = [
     pytest.mark.e2e,
@@ -23,9 +22,7 @@ pytestmark = [
 
 
 def test_custom_nodes_in_three_languages_are_written_run_and_used_in_the_browser(
-    tmp_path: Path,
+    shared_serve: Served,
 ) -> None:
-    prerequisites(docker=True)
     expected = {"cn-04-python-saved-pass", "cn-09-lookahead-fail", "cn-15-run-results"}
-    with serve(tmp_path, PASSWORD) as served:
-        run_tour("custom_nodes.mjs", served.base, "cn-", expected, timeout=1200)
+    run_tour("custom_nodes.mjs", shared_serve.base, "cn-", expected, timeout=1200)

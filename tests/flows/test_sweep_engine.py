@@ -24,6 +24,10 @@ from flows.sweepspec import SweepRecord, SweepSpec, TrialRow, read_trials, sweep
 from flows.sweeptrial import evaluator_for
 from tests.flows.support import task_runs
 
+# one xdist worker runs the whole module, so its module-scoped tracked grid sweep
+# is made once (spread test by test, each worker made its own)
+pytestmark = pytest.mark.xdist_group("sweep_engine")
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 

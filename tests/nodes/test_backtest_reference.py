@@ -20,6 +20,10 @@ import pytest
 from nodes.data import read_ohlcv_csv
 from tests.nodes.conftest import run_node
 
+# one xdist worker runs the whole module, so its module-scoped GOOG frame (backtesting.py's import)
+# is made once (spread test by test, each worker made its own)
+pytestmark = pytest.mark.xdist_group("backtest_reference")
+
 
 @pytest.fixture(scope="module")
 def goog() -> pd.DataFrame:

@@ -17,6 +17,10 @@ from nodes.builtin.torchml import TorchModel
 from nodes.modelfile import ModelFileError
 from tests.nodes.conftest import run_node
 
+# one xdist worker runs the whole module, so its module-scoped trained model
+# is made once (spread test by test, each worker made its own)
+pytestmark = pytest.mark.xdist_group("modelfile")
+
 FEATS = ["a", "b"]
 
 

@@ -24,7 +24,9 @@ from runners.docker.engine import owner_label
 from runners.papertrade.service import SandboxStrategyBacktester
 from tests.nodes.tickbook import ASK, BID, MS, SELL_TRADE, events, random_book
 
-pytestmark = [pytest.mark.slow, pytest.mark.docker]
+# one xdist worker runs the whole module, so its module-scoped warm-up (a numba compile)
+# is made once (spread test by test, each worker made its own)
+pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.xdist_group("tick_strategy")]
 
 HEAD = "import math\nfrom alphaforge_tick import TickStrategy, submit, cancel\n"
 
