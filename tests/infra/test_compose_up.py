@@ -7,8 +7,9 @@ and builds the platform image offline; every other line of the compose file is p
 One bring-up (one worker on a Docker work pool), then: Prefect's API and UI, MLflow's health and
 an artifact landing in the S3 store through the tracking server, the API's /readyz, a run
 submitted through the API completing in a flow-run container of the platform image on the
-stack's network with its MLflow run FINISHED, and a second worker added with `--scale` that
-registers on the pool. Its own compose project, network, volumes and host ports."""
+stack's network with its MLflow run FINISHED, a custom node's look-ahead check and a run using
+it (sandboxed through the proxy), and a second worker added with `--scale` that registers on the
+pool. Its own compose project, network, volumes and host ports."""
 
 from __future__ import annotations
 
@@ -238,6 +239,33 @@ def test_the_stack_comes_up_and_a_web_run_completes_in_a_flow_run_container(
     prefix = f"mlflow/{tracked.info.experiment_id}/{tracked.info.run_id}/artifacts/"
     assert f"{prefix}probe/init-databases.sql" in keys, keys
     assert any(k.startswith(prefix) and k.endswith("metrics.json") for k in keys), keys
+
+    # a custom node: its look-ahead check (a node-lab flow run on the stack's pool) and a run
+    # using it, its code in a sandbox container the flow-run container made through the proxy
+    from tests.api.custom_node_helpers import manifest, pipeline_using
+
+    t0 = time.monotonic()
+    node = http.post("/api/custom-nodes", json=manifest(), headers=headers, timeout=300)
+    assert node.status_code == 201, node.text
+    lookahead = node.json()["version"]["lookahead"]
+    assert lookahead["status"] == "pass", lookahead
+    resp = http.post("/api/pipelines", json={"name": "boxed", "source": pipeline_using("1")},
+                     headers=headers)  # fmt: skip
+    assert resp.status_code == 201, resp.text
+    resp = http.post(f"/api/pipelines/{resp.json()['id']}/runs", headers=headers)
+    assert resp.status_code == 202, resp.text
+    run_id = resp.json()["id"]
+    boxed = wait_for(ended, 180, "the custom-node run")
+    s.timings["custom_node"] = time.monotonic() - t0
+    assert boxed["status"] == "completed", boxed["error"]
+    assert boxed["node_states"]["e"] == "completed" and boxed["sandbox"]["runner"] == "docker"
+    proxy = subprocess.run(
+        ["docker", "logs", s.container("docker-proxy")], capture_output=True, text=True,
+        timeout=30,
+    )  # fmt: skip
+    lines = (proxy.stdout + proxy.stderr).splitlines()
+    assert any("/containers/create" in line and " 201 " in line for line in lines), lines[-20:]
+    assert not [line for line in lines if " 403 " in line]
 
     # a second worker: `--scale worker=2`, and both are on the pool
     t0 = time.monotonic()
