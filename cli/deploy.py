@@ -9,8 +9,12 @@ after every upgrade (the deployments carry the flows' current parameter schemas)
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from flows.settings import CoreSettings
 
 __all__ = ["deploy_command"]
 
@@ -156,6 +160,7 @@ def deploy_command(
             "no Prefect server: set ALPHAFORGE_PREFECT_API_URL (e.g. http://prefect:4200/api) "
             "or pass --api-url"
         )
+    created = _ensure_buckets(get_settings())
     try:
         with SyncPrefectClient(api=url) as client:
             client.api_healthcheck()
@@ -173,8 +178,11 @@ def deploy_command(
             out["image"] = docker.image
             out["container_env"] = sorted(docker.env)
         out["deployments"] = deployments
+        out["buckets_created"] = created
         click.echo(json.dumps({**out, "automations": automations}))
         return
+    for bucket in created:
+        click.echo(f"created bucket {bucket!r}")
     click.echo(f"{pool_type} work pool {pool!r} on {url}")
     if docker is not None:
         click.echo(
@@ -184,3 +192,45 @@ def deploy_command(
         click.echo(f"  {name:<28} {deployment_id}")
     for name, automation_id in sorted(automations.items()):
         click.echo(f"  automation {name:<17} {automation_id}")
+
+
+def _ensure_buckets(settings: CoreSettings) -> list[str]:
+    """Create the S3 buckets the catalog and the artifact store are in (``s3://`` URLs in the
+    settings) when missing, with the settings' endpoint and credentials; the created ones'
+    names. The catalog refuses a missing bucket, and nothing else creates it: a new stack's
+    object store starts empty."""
+    urls = [u for u in (settings.catalog_url, settings.artifact_store_url) if u]
+    buckets = sorted(
+        {u.split("://", 1)[1].strip("/").split("/", 1)[0] for u in urls if u.startswith("s3://")}
+        - {""}
+    )
+    if not buckets:
+        return []
+    import s3fs
+
+    region = settings.s3_region
+    fs = s3fs.S3FileSystem(
+        endpoint_url=settings.s3_endpoint_url,
+        key=settings.s3_key,
+        secret=settings.s3_secret,
+        # s3fs sends the client's region as the bucket's location constraint, which S3 refuses
+        # for us-east-1 (the default region: no constraint)
+        client_kwargs={"region_name": region} if region and region != "us-east-1" else {},
+        skip_instance_cache=True,
+        use_listings_cache=False,
+        # a one-off step: an unreachable store fails it in seconds, not after botocore's
+        # retries (compose starts it once the store is healthy)
+        config_kwargs={"retries": {"max_attempts": 1}, "connect_timeout": 5},
+    )
+    created = []
+    for bucket in buckets:
+        try:
+            if not fs.exists(bucket):
+                fs.mkdir(bucket)
+                created.append(bucket)
+        except Exception as exc:  # the store's or the network's: one line, no trace
+            where = settings.s3_endpoint_url or "AWS"
+            raise click.ClickException(
+                f"cannot create bucket {bucket!r} at {where}: {exc}"
+            ) from None
+    return created

@@ -52,23 +52,9 @@ mkdir -p "$STATE"
 exec 7>"$STATE/.platform-image.lock"
 flock -w 900 7
 
-# Copy the shared libraries every ELF file under $1 needs into $1/lib/x86_64-linux-gnu
-# (libraries already inside the tree, found through their RPATH, stay where they are).
-copy_libs() {
-  local rootfs=$1 libdir=$1/lib/x86_64-linux-gnu
-  mkdir -p "$libdir" "$rootfs/lib64"
-  find "$rootfs" -type f \( -name '*.so*' -o -perm -u+x \) -print0 |
-    xargs -0 file -N | grep -E 'ELF .* (shared object|executable)' | cut -d: -f1 |
-    xargs -r ldd 2>/dev/null | awk '/=> \//{print $3}' | sort -u |
-    while read -r lib; do
-      case $lib in
-        "$PY_PREFIX"/lib/libpython*) ;;
-        "$SITE"/* | "$rootfs"/*) continue ;;
-      esac
-      cp -nL "$lib" "$libdir/"
-    done
-  cp -L /lib64/ld-linux-x86-64.so.2 "$rootfs/lib64/"
-}
+# copy_libs ROOTFS: the shared libraries ldd finds (shared with build_offline_images.sh)
+# shellcheck source=infra/rootfs_libs.sh
+source "$ROOT/infra/rootfs_libs.sh"
 
 runtime_fs() {
   local rootfs=$1 lib=$1/usr/local/lib/python3.11

@@ -9,6 +9,10 @@ the Makefile installs without dependencies (hftbacktest). Development tools (pyt
 mypy, moto...) are left out. ``... scripts SITE OUT`` writes the closure's console scripts into
 ``OUT`` with ``#!/usr/local/bin/python3`` (the image's interpreter). ``... hash SITE`` prints
 the closure's ``name==version`` list (an input of the image's content hash).
+
+Each command takes optional requirements after ``SITE`` (``files SITE 'moto[server]'``): the
+closure of those instead of the platform's (the offline stand-in images of
+``infra/build_offline_images.sh`` layer such a closure on the platform runtime).
 """
 
 from __future__ import annotations
@@ -45,11 +49,14 @@ def _marker_ok(req: str, extras: set[str]) -> bool:
     return bool(m.evaluate())
 
 
-def closure(site: Path) -> list[metadata.Distribution]:
-    """The installed distributions the platform needs at run time."""
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+def closure(site: Path, roots: list[str] | None = None) -> list[metadata.Distribution]:
+    """The installed distributions the platform needs at run time (or ``roots`` and what they
+    require)."""
+    if not roots:
+        project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+        roots = [*project["dependencies"], *NO_DEPS]
     todo: list[tuple[str, set[str]]] = []
-    for req in [*project["dependencies"], *NO_DEPS]:
+    for req in roots:
         m = _NAME.match(req)
         if m and _marker_ok(req, set()):
             todo.append((m.group(1), {e.strip() for e in (m.group(3) or "").split(",") if e}))
@@ -75,9 +82,9 @@ def closure(site: Path) -> list[metadata.Distribution]:
     return sorted(out.values(), key=lambda d: _norm(d.metadata["Name"]))
 
 
-def files(site: Path) -> list[str]:
+def files(site: Path, roots: list[str] | None = None) -> list[str]:
     found: set[str] = set()
-    for dist in closure(site):
+    for dist in closure(site, roots):
         for f in dist.files or []:
             rel = str(f)
             # scripts (../../bin) are rewritten by `scripts`; an editable finder is not wanted
@@ -88,9 +95,9 @@ def files(site: Path) -> list[str]:
     return sorted(found)
 
 
-def scripts(site: Path, out: Path) -> None:
+def scripts(site: Path, out: Path, roots: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    for dist in closure(site):
+    for dist in closure(site, roots):
         for ep in dist.entry_points:
             if ep.group != "console_scripts":
                 continue
@@ -114,14 +121,17 @@ def scripts(site: Path, out: Path) -> None:
 
 def main(argv: list[str]) -> None:
     if len(argv) < 2 or argv[0] not in ("files", "scripts", "hash"):
-        raise SystemExit("usage: platform_rootfs.py files SITE | scripts SITE OUT | hash SITE")
+        raise SystemExit(
+            "usage: platform_rootfs.py files SITE [REQ...] | scripts SITE OUT [REQ...] | "
+            "hash SITE [REQ...]"
+        )
     site = Path(argv[1])
     if argv[0] == "files":
-        print("\n".join(files(site)))
+        print("\n".join(files(site, argv[2:])))
     elif argv[0] == "hash":
-        print("\n".join(f"{d.metadata['Name']}=={d.version}" for d in closure(site)))
+        print("\n".join(f"{d.metadata['Name']}=={d.version}" for d in closure(site, argv[2:])))
     else:
-        scripts(site, Path(argv[2]))
+        scripts(site, Path(argv[2]), argv[3:])
 
 
 if __name__ == "__main__":

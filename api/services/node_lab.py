@@ -88,11 +88,17 @@ def timeout_for(settings: ApiSettings, manifest: CustomNodeManifest) -> float:
     return settings.node_lab_timeout_s + wall
 
 
-def _deployment_id(client: SyncPrefectClient, url: str, kind: str, refresh: bool) -> UUID:
+def _deployment_id(
+    client: SyncPrefectClient, url: str, pool: str, kind: str, refresh: bool
+) -> UUID:
+    # on the pool web runs go to (ALPHAFORGE_WORK_POOL): registered on the default one, a
+    # stack with another pool (a Docker pool's) moved `alphaforge deploy`'s node-lab
+    # deployment to a pool no worker polls, and every test run and look-ahead check timed out
     with _lock:
-        if refresh or url not in _deployments:
-            _deployments[url] = ensure_nodelab_deployments(client)
-        return _deployments[url][kind]
+        cache = f"{url}#{pool}"
+        if refresh or cache not in _deployments:
+            _deployments[cache] = ensure_nodelab_deployments(client, pool)
+        return _deployments[cache][kind]
 
 
 def _store_url(settings: ApiSettings) -> str:
@@ -124,16 +130,16 @@ def run_lab(
             create = client.create_flow_run_from_deployment
             tags = ["alphaforge", "nodelab", f"nodelab:{kind}"]
             try:
-                deployment = _deployment_id(client, url, kind, refresh=False)
+                deployment = _deployment_id(client, url, settings.work_pool, kind, refresh=False)
                 flow_run = create(
                     deployment, parameters=params, tags=tags, job_variables=job_variables
                 )
             except ObjectNotFound:  # the server was reset: register the deployments again
-                deployment = _deployment_id(client, url, kind, refresh=True)
+                deployment = _deployment_id(client, url, settings.work_pool, kind, refresh=True)
                 flow_run = create(
                     deployment, parameters=params, tags=tags, job_variables=job_variables
                 )
-            state = _wait(client, flow_run.id, what, timeout_s)
+            state = _wait(client, flow_run.id, what, timeout_s, settings.work_pool)
     except PrefectUnavailable as exc:
         raise SandboxMissing(
             f"no sandbox is available to run user code: the {what} runs on a worker and "
@@ -159,7 +165,9 @@ def run_lab(
     raise LabFailed(f"the {what} failed on the worker: {outcome['error']}")
 
 
-def _wait(client: SyncPrefectClient, flow_run_id: UUID, what: str, timeout_s: float) -> Any:
+def _wait(
+    client: SyncPrefectClient, flow_run_id: UUID, what: str, timeout_s: float, pool: str
+) -> Any:
     """The flow run's final state; cancels it and raises :class:`LabTimeout` after
     ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
@@ -176,7 +184,7 @@ def _wait(client: SyncPrefectClient, flow_run_id: UUID, what: str, timeout_s: fl
             why = (
                 "the node did not finish"
                 if started
-                else "no worker started it (is a worker polling the 'alphaforge' pool?)"
+                else f"no worker started it (is a worker polling the {pool!r} pool?)"
             )
             raise LabTimeout(
                 f"the {what} did not finish within {timeout_s:.0f} s: {why}; it was cancelled "

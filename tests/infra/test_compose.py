@@ -192,6 +192,7 @@ def test_the_docker_pool_switch_gives_workers_and_flow_run_containers_the_stack(
     from prefect.utilities.templating import apply_values
     from prefect_docker.worker import DockerWorkerJobConfiguration
 
+    import cli.deploy as cli_deploy
     import deployments.deploy as deploy_module
     from cli.deploy import deploy_command
     from deployments.dockerpool import DockerPoolConfig, docker_base_job_template
@@ -227,6 +228,8 @@ def test_the_docker_pool_switch_gives_workers_and_flow_run_containers_the_stack(
 
     monkeypatch.setattr(orchestration, "SyncPrefectClient", Client)
     monkeypatch.setattr(deploy_module, "register_all", register)
+    # nor is the object store: the bucket deploy would create (tests/cli/test_deploy_buckets.py)
+    monkeypatch.setattr(cli_deploy, "_ensure_buckets", lambda settings: [])
     from flows.settings import get_settings
 
     env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("ALPHAFORGE_")}
