@@ -140,6 +140,27 @@ def test_pods_have_resources_probes_and_the_sandbox_runs_under_gvisor() -> None:
     assert policy["ingress"] == [] and policy["egress"] == []
 
 
+def test_the_run_store_is_one_shared_volume_every_reader_and_writer_mounts() -> None:
+    """Flow-run pods write a run's outputs to the run store (ALPHAFORGE_DATA_DIR, a directory:
+    the settings refuse an s3:// store), the API and the engine read them: all three mount one
+    ReadWriteMany claim there."""
+    docs = _documents()
+    by_kind = {(doc["kind"], doc["metadata"]["name"]): doc for _, doc in docs}
+    config = by_kind[("ConfigMap", "alphaforge-config")]["data"]
+    assert "ALPHAFORGE_STORE_URL" not in config
+    data_dir = config["ALPHAFORGE_DATA_DIR"]
+    claim = by_kind[("PersistentVolumeClaim", "alphaforge-state")]
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    flow_run = json.loads(TEMPLATE.read_text())["job_configuration"]["job_manifest"]["spec"]
+    pods = {name: _pod_spec(by_kind[("Deployment", name)]) for name in ("api", "engine")}
+    pods["flow-run"] = flow_run["template"]["spec"]
+    for name, pod in pods.items():
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        [mount] = [m for m in pod["containers"][0]["volumeMounts"] if m["mountPath"] == data_dir]
+        source = volumes[mount["name"]]["persistentVolumeClaim"]["claimName"]
+        assert source == "alphaforge-state", name
+
+
 def test_the_work_pool_template_renders_a_valid_job(tools: Path, tmp_path: Path) -> None:
     """prefect-kubernetes renders our base job template for a flow run (its own
     ``from_template_and_values`` + ``prepare_for_flow_run``): the template has the job
