@@ -440,7 +440,11 @@ class MlflowUi(Child):
         argv = [str(BIN / "mlflow"), "server", "--backend-store-uri", tracking_uri]
         argv += ["--default-artifact-root", artifacts_uri, "--host", "127.0.0.1"]
         argv += ["--port", str(self.port), "--workers", "1"]
-        super().__init__("mlflow ui", argv, {**os.environ, "MLFLOW_LOGGING_LEVEL": "WARNING"}, log)
+        # MLflow 3 starts a job runner and seven consumers (~250 MB each) for server-side jobs
+        # (prompt optimisation, scorers) nothing here uses: off unless the environment says
+        env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
+        env["MLFLOW_LOGGING_LEVEL"] = "WARNING"
+        super().__init__("mlflow ui", argv, env, log)
 
     def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> None:
         """Block until the MLflow server answers."""

@@ -38,6 +38,7 @@ def mlflow_server(tmp_path: Path, s3_server: Any) -> Iterator[tuple[str, str]]:
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # its job consumers: unused, heavy
     }
     with scratch_database("af_mlflow") as db:
         argv = [str(BIN / "mlflow"), "server", "--backend-store-uri", db]
