@@ -606,7 +606,9 @@ def _cancel_chunks(flow_run_ids: list[str]) -> None:
             with contextlib.suppress(Exception):
                 run = client.read_flow_run(UUID(flow_run_id))
                 if run.state is not None and not run.state.is_final():
-                    client.set_flow_run_state(UUID(flow_run_id), Cancelling(), force=True)
+                    # not forced: one that ended since the read stays ended (the server
+                    # refuses CANCELLING after a terminal state)
+                    client.set_flow_run_state(UUID(flow_run_id), Cancelling())
 
 
 @flow(

@@ -208,6 +208,7 @@ def cancel_flow_run(client: SyncPrefectClient, flow_run_id: str) -> None:
             run.id, Cancelled(message="Cancelled from Alpha Forge"), force=True
         )
     elif not state.is_cancelling():
-        client.set_flow_run_state(
-            run.id, Cancelling(message="Cancelled from Alpha Forge"), force=True
-        )
+        # not forced: a run that reached a terminal state since the read stays there (the
+        # server refuses CANCELLING after a terminal state; a forced one left a Cancelled
+        # chunk Cancelling for good, its process already gone)
+        client.set_flow_run_state(run.id, Cancelling(message="Cancelled from Alpha Forge"))
