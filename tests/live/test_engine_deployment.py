@@ -38,8 +38,10 @@ def test_the_engine_deployment_runs_until_cancelled_and_a_new_engine_resumes(
         iid = create_instance(
             s, 1, strategy, account="paper", market="ASSET", mode="active",
             config={"fast": 5, "slow": 20, "qty": 10},
+            # 10 bars/s: the replay's remaining ~38 s leave the cancel room on a loaded
+            # machine (at 25/s the replay once ended, 15 s after the wait, before the cancel)
             feed={"kind": "replay", "path": "data/bars.csv", "start": 0, "warmup": 30,
-                  "speed": 25},
+                  "speed": 10},
         ).id  # fmt: skip
 
     def row() -> StrategyInstance:
