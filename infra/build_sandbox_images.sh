@@ -60,24 +60,11 @@ mkdir -p "$STATE"
 exec 8>"$STATE/.sandbox-images.lock"
 flock -w 600 8
 
-# Copy the shared libraries every ELF file under $1 needs into $1/lib/x86_64-linux-gnu.
-copy_libs() {
-  local rootfs=$1 libdir=$1/lib/x86_64-linux-gnu
-  mkdir -p "$libdir" "$rootfs/lib64"
-  find "$rootfs" -type f \( -name '*.so*' -o -perm -u+x \) -print0 |
-    xargs -0 file -N | grep -E 'ELF .* (shared object|executable)' | cut -d: -f1 |
-    xargs -r ldd 2>/dev/null | awk '/=> \//{print $3}' | sort -u |
-    while read -r lib; do
-      # libraries that already ship inside the tree (numpy.libs, torch/lib: found through
-      # their RPATH) stay where they are, never a second copy (libtorch_cpu.so is ~430 MB)
-      case $lib in
-        "$PY_PREFIX"/lib/libpython*) ;;
-        "$SITE"/* | "$rootfs"/*) continue ;;
-      esac
-      cp -L "$lib" "$libdir/"
-    done
-  cp -L /lib64/ld-linux-x86-64.so.2 "$rootfs/lib64/"
-}
+# copy_libs: the shared libraries every ELF file of a rootfs needs (libraries already inside the
+# tree, numpy.libs or torch/lib found through their RPATH, stay where they are: libtorch_cpu.so
+# is ~430 MB); reads PY_PREFIX and SITE as set above
+# shellcheck source=infra/rootfs_libs.sh
+source "$ROOT/infra/rootfs_libs.sh"
 
 base_fs() {
   local rootfs=$1
@@ -124,11 +111,12 @@ node_fs() {
   copy_libs "$rootfs"
 }
 
-# Inputs that determine an image: the entrypoints, this script, the runtime versions.
+# Inputs that determine an image: the entrypoints, this script and the copy_libs it sources,
+# the runtime versions.
 source_hash() {
   local lang=$1
   {
-    cat "$0" "${ENTRY_FILES[@]/#/$ENTRY/}" "$ENTRY"/node_entry.js
+    cat "$0" "$ROOT/infra/rootfs_libs.sh" "${ENTRY_FILES[@]/#/$ENTRY/}" "$ENTRY"/node_entry.js
     if [ "$lang" = python ]; then
       "$PY_PREFIX/bin/python3.11" --version
       ls "$SITE" | grep -E "^(numpy|pandas|python_dateutil|six|tzdata|wasmtime)-.*dist-info$"

@@ -1,5 +1,6 @@
-# Sourced by infra/build_platform_image.sh and infra/build_offline_images.sh: what an image
-# rootfs made from this machine's files needs besides them. Reads PY_PREFIX and SITE (the
+# Sourced by infra/build_platform_image.sh, build_offline_images.sh and
+# build_sandbox_images.sh: what an image rootfs made from this machine's files needs besides
+# them. Reads PY_PREFIX and SITE (the
 # platform's interpreter and site-packages: libpython is copied, the site's own libraries stay
 # where they are); a caller without them sets both to a path that does not exist.
 # Copy the shared libraries every ELF file under $1 needs into $1/lib/x86_64-linux-gnu
