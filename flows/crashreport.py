@@ -12,19 +12,31 @@ it makes the crash handled and visible:
   notification automation can react to it), with the deployment, the reason and the run id;
 - one warning line in the worker's log.
 
+Prefect's triggers fire at least once: one crash can start this flow twice (seen under load). A
+report of a crash that an earlier report of the same Crashed state has taken (Running or
+Completed) reports nothing again: it returns ``duplicate_of`` that report's id.
+
 The API's status sync turns the Crashed flow run into a failed run row on its own
 (``api.services.prefect_sync``): this flow never touches the app's database.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from prefect import flow, get_run_logger
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterDeploymentId,
+    FlowRunFilterExpectedStartTime,
+)
+from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.events import emit_event
+from prefect.runtime import flow_run as this_run
 
 from flows.record import run_id_for, utc_now, write_json
 from flows.settings import current_settings
@@ -73,6 +85,41 @@ def _resource(resource_id: str, name: str, role: str | None = None) -> dict[str,
     return labels
 
 
+_GAVE_UP = {StateType.FAILED, StateType.CRASHED, StateType.CANCELLED, StateType.CANCELLING}
+
+
+def _taken_by(client: SyncPrefectClient, crashed: FlowRun) -> FlowRun | None:
+    """The report that takes this crash when it is not this one: of the reports of the same
+    deployment for ``crashed`` created since its Crashed state that have not failed, the
+    earliest (by creation, then id). None when this run is that one, or not a deployment's."""
+    me_id = this_run.get_id()
+    if not me_id or crashed.state is None:
+        return None
+    me = client.read_flow_run(UUID(me_id))
+    if me.deployment_id is None:
+        return None
+    since = crashed.state.timestamp
+    reports = [
+        run
+        for run in client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                deployment_id=FlowRunFilterDeploymentId(any_=[me.deployment_id]),
+                expected_start_time=FlowRunFilterExpectedStartTime(
+                    after_=cast(Any, since - timedelta(minutes=1)) if since else None
+                ),
+            ),
+            limit=200,
+        )
+        if (run.parameters or {}).get("flow_run_id") == str(crashed.id)
+        and run.created is not None
+        and (since is None or run.created >= since)
+        and (run.id == me.id or run.state is None or run.state.type not in _GAVE_UP)
+    ]
+    reports.sort(key=lambda run: (run.created, str(run.id)))
+    first = reports[0] if reports else None
+    return first if first is not None and first.id != me.id else None
+
+
 @flow(name=CRASH_REPORT_FLOW, persist_result=False, validate_parameters=True)
 def crash_report_flow(flow_run_id: str) -> dict[str, Any]:
     """Report the crashed flow run ``flow_run_id``: end its run record, emit
@@ -84,6 +131,10 @@ def crash_report_flow(flow_run_id: str) -> dict[str, Any]:
             client.read_deployment(crashed.deployment_id) if crashed.deployment_id else None
         )
         flow_name = client.read_flow(crashed.flow_id).name
+        taken = _taken_by(client, crashed)
+    if taken is not None:
+        logger.info(f"flow run {crashed.name}: its crash is reported by {taken.name}")
+        return {"flow_run_id": str(crashed.id), "duplicate_of": str(taken.id)}
     state = crashed.state
     reason = (state.message if state is not None else None) or "its process crashed"
     run_dir = _run_dir(crashed.parameters or {}, crashed.id, crashed.expected_start_time)

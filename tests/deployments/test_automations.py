@@ -11,14 +11,21 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import pytest
 from prefect.client.orchestration import SyncPrefectClient
+from prefect.events.filters import (
+    EventFilter,
+    EventNameFilter,
+    EventOccurredFilter,
+    EventResourceFilter,
+)
 
 from deployments.deploy import (
     CRASH_REPORT_FLOW,
@@ -26,9 +33,11 @@ from deployments.deploy import (
     ENGINE_FLOW,
     LONG_RUN_AUTOMATION,
     ensure_automations,
+    ensure_crash_report_deployment,
     ensure_web_deployment,
     register_all,
 )
+from flows.crashreport import CRASH_EVENT
 from flows.liveness import read_mark
 from flows.record import new_run_id
 from flows.spec import RunSpec, read_run_record
@@ -165,11 +174,42 @@ def test_a_crashed_run_is_reported_and_its_record_ended(
     assert record.status == "failed"
     assert record.error and record.error.startswith("crashed: ") and record.finished_at
     assert crashed.message and crashed.message in record.error
-    reports = [
-        run for run in client.read_flow_runs()
-        if run.parameters.get("flow_run_id") == str(flow_run_id)
-    ]  # fmt: skip
-    [report] = reports
-    done = wait_for(lambda: (s := _state(client, report.id)) and s.is_final() and s, 60,
-                    what="the report flow run")  # fmt: skip
+    # Prefect's triggers fire at least once: a crash may start more than one report
+    reports = _reports(client, flow_run_id)
+    assert reports
+    for report in reports:
+        done = wait_for(lambda r=report: (s := _state(client, r.id)) and s.is_final() and s, 60,
+                        what="the report flow run")  # fmt: skip
+        assert done.is_completed(), done
+    wait_for(lambda: _crash_events(client, flow_run_id), 60, what="the crash event")
+    # a second report of the same crash (as a repeated firing starts it) reports nothing again
+    again = client.create_flow_run_from_deployment(
+        ensure_crash_report_deployment(client), parameters={"flow_run_id": str(flow_run_id)}
+    )
+    done = wait_for(lambda: (s := _state(client, again.id)) and s.is_final() and s, 120,
+                    what="the repeated report")  # fmt: skip
     assert done.is_completed(), done
+    time.sleep(10)  # the event persister's batches: a second event would be stored by now
+    events = _crash_events(client, flow_run_id)
+    assert len(events) == 1, [(e.id, e.payload) for e in events]
+    assert events[0].payload["record_ended"] is True
+    assert events[0].payload["run_id"] == run_dir.name
+
+
+def _reports(client: SyncPrefectClient, flow_run_id: UUID) -> list[Any]:
+    return [
+        run for run in client.read_flow_runs(limit=200)
+        if (run.parameters or {}).get("flow_run_id") == str(flow_run_id)
+    ]  # fmt: skip
+
+
+def _crash_events(client: SyncPrefectClient, flow_run_id: UUID) -> list[Any]:
+    page = client.read_events(
+        EventFilter(
+            occurred=EventOccurredFilter(since=datetime.now(UTC) - timedelta(hours=1)),
+            event=EventNameFilter(name=[CRASH_EVENT]),
+            resource=EventResourceFilter(id=[f"prefect.flow-run.{flow_run_id}"]),
+        ),
+        limit=10,
+    )
+    return list(page.events)
