@@ -27,10 +27,10 @@ way (a Docker work pool, :mod:`deployments.dockerpool`): its flow runs are conta
 children, so the drain waits for the flow runs it is handling, from their submission to the
 end of the worker's bookkeeping after the container exited (a non-zero exit is reported
 Crashed then). Its containers do not depend on the worker: a drain that ran out leaves a
-running container running (the flow run records its own end), and the worker's process, its
-worker stopped, still waits for the threads that watch those containers (prefect-docker's
-blocking Docker calls, which a cancel cannot interrupt): it exits when they exited, or when it
-is killed (:meth:`deployments.stack.Worker.stop`, ``drain_s`` plus a grace later).
+running container running (its flow run's engine records its own end in Prefect, its record
+and MLflow) and the worker exits at once, 0, saying so: prefect-docker watches a container
+with blocking Docker calls that a cancel cannot interrupt, so the process ends without
+waiting for those threads (:data:`STOP_WAIT_S` after the worker's cancel at most).
 
 Both workers count a flow run being submitted (taken from the pool, its infrastructure not
 started yet) as running, and a poll that was on its way when the signal came submits nothing
@@ -56,6 +56,9 @@ from prefect.workers.process import ProcessWorker
 __all__ = ["DrainingProcessWorker", "child_pids", "docker_worker_class", "main"]
 
 WORKER_TYPES = ("process", "docker")
+# how long a Docker worker whose drain ran out waits for its worker loop to end before its
+# process exits regardless (its container watches block in threads)
+STOP_WAIT_S = 10.0
 
 
 def child_pids(pid: int | None = None) -> list[int]:
@@ -219,14 +222,34 @@ async def serve_worker(
     while running_runs() and time.monotonic() < deadline and signals.empty():
         await asyncio.sleep(0.25)
     left = running_runs()
-    if left:
+    if left and worker_type == "docker":
+        print(
+            f"Drain over: leaving {left} flow-run container(s) running; each records its own end",
+            flush=True,
+        )
+    elif left:
         print(f"Drain over: ending {left} flow run(s) still running", flush=True)
     else:
         print("Drained: no flow run left", flush=True)
     running.cancel()
+    if left and worker_type == "docker":
+        await asyncio.wait({running}, timeout=STOP_WAIT_S)
+        print(f"Worker {worker.name!r} stopped!", flush=True)
+        _exit_now()
     with contextlib.suppress(asyncio.CancelledError):
         await running
     print(f"Worker {worker.name!r} stopped!", flush=True)
+
+
+def _exit_now() -> None:
+    """End the process with 0 without waiting for its threads (blocked container watches),
+    its log handlers flushed first (Prefect's API log handler sends what it holds)."""
+    import logging
+
+    try:
+        logging.shutdown()
+    finally:
+        os._exit(0)
 
 
 def main(argv: list[str] | None = None) -> None:

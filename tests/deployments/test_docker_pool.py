@@ -180,12 +180,12 @@ def stack(docker_engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield s
 
 
-def _docker_worker(api_url: str, root: Path, name: str) -> Worker:
+def _docker_worker(api_url: str, root: Path, name: str, drain_s: float | None = None) -> Worker:
     """A draining prefect-docker worker on the pool (``python -m deployments.drainworker``)."""
     home = root / name
     return Worker(
         api_url, home, home / "worker.log", pool=POOL, name=name, pool_type="docker",
-        extra_env={"PREFECT_LOGGING_LEVEL": "INFO"},
+        extra_env={"PREFECT_LOGGING_LEVEL": "INFO"}, drain_s=drain_s,
     )  # fmt: skip
 
 
@@ -506,3 +506,70 @@ def test_a_stopped_docker_worker_takes_no_new_run_and_exits_when_its_run_ended(
     [created] = [e for e in events if e["Action"] == "create"]
     assert created["timeNano"] / 1e9 > exited_at - 1, (created, exited_at)
     assert late_flow in s.worker.tail(50_000)
+
+
+LONG_NAP_S = 35
+
+
+def test_a_docker_worker_past_its_drain_limit_exits_and_its_container_completes_the_run(
+    stack: DockerStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Docker worker whose drain bound (4 s) runs out while its run's container still runs
+    (a custom node naps LONG_NAP_S s) exits 0 at once, saying it leaves that container running,
+    without waiting for the container (prefect-docker's blocking watch of it); the container
+    then completes the run on its own: Completed in Prefect, its record and MLflow run
+    finished."""
+    from mlflow.tracking import MlflowClient
+
+    from api.services import custom_nodes
+    from deployments.drainworker import STOP_WAIT_S
+    from tests.api.custom_node_helpers import manifest, pipeline_using
+
+    s = stack
+    s.worker.stop()  # whichever worker the module's earlier tests left
+    worker = _docker_worker(s.api_url, s.root, "af-docker-worker-short", drain_s=4)
+    s.worker = worker
+    worker.wait_ready()
+    monkeypatch.setattr(
+        custom_nodes, "lookahead_check", lambda *_a: {"status": "pass", "message": "skipped"}
+    )
+    code = NAP_CODE.replace(f"time.sleep({NAP_S})", f"time.sleep({LONG_NAP_S})")
+    body = manifest("long_nap_ema", code, resources={"wall_s": 90})
+    resp = s.client.post("/api/custom-nodes", json=body, headers=s.headers)
+    assert resp.status_code == 201, resp.text
+    started_at = time.time()
+    run = _start_run(s, "outlives_its_worker", pipeline_using("1", "long_nap_ema"))
+    flow = _flow_run_id(s, run)
+    wait_for(
+        lambda: [e for e in _container_events(flow, started_at) if e["Action"] == "start"],
+        120,
+        what="the run's container to start",
+    )
+    signalled = time.monotonic()
+    os.kill(worker.proc.pid, signal.SIGTERM)
+    # the worker exits within its drain bound and the stop wait, while the container naps
+    assert worker.proc.wait(timeout=worker.drain_s + STOP_WAIT_S + 20) == 0, worker.tail(4000)
+    took = time.monotonic() - signalled
+    exited_at = time.time()
+    log = worker.tail(20_000)
+    assert "Drain over: leaving 1 flow-run container(s) running" in log, log[-3000:]
+    assert "stopped!" in log.split("Drain over", 1)[1], log[-3000:]
+    assert took < worker.drain_s + STOP_WAIT_S + 15, took
+    assert not [e for e in _container_events(flow, started_at) if e["Action"] == "die"], log
+
+    # the container completes the run with no worker: Prefect, the record, MLflow
+    final = _final(s, run, LONG_NAP_S + 120)
+    assert final["status"] == "completed", final["error"]
+    [die] = [e for e in _container_events(flow, started_at) if e["Action"] == "die"]
+    assert die["Actor"]["Attributes"]["exitCode"] == "0", die
+    assert die["timeNano"] / 1e9 > exited_at, (die, exited_at)
+    flow_run = _flow_run_state(s, flow)
+    assert flow_run.state is not None and flow_run.state.is_completed(), flow_run.state
+    assert flow_run.run_count == 1
+    record = json.loads((s.settings.runs_dir / _run_key(s, run) / "run.json").read_text())
+    assert record["status"] == "completed", record
+    ml = MlflowClient(tracking_uri=s.settings.mlflow_tracking_uri)
+    experiments = [e.experiment_id for e in ml.search_experiments()]
+    key = _run_key(s, run)
+    [tracked] = ml.search_runs(experiments, filter_string=f"tags.`alphaforge.run_id` = '{key}'")
+    assert tracked.info.status == "FINISHED"
