@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +29,7 @@ __all__ = [
     "SandboxSettings",
     "SandboxSettingsError",
     "operator_caps",
+    "sandbox_backend",
 ]
 
 ENV_PREFIX = "ALPHAFORGE_SANDBOX_"
@@ -102,6 +104,9 @@ class SandboxSettings(BaseSettings):
     log_bytes: int = _DEFAULTS.log_bytes
     tmp_mb: int = _DEFAULTS.tmp_mb
     wasm_fuel: int = _DEFAULTS.wasm_fuel
+    # Where sandboxes run: containers of this host's Docker engine, or pods of the cluster this
+    # process runs in (runners/k8s; ALPHAFORGE_SANDBOX_BACKEND, not a cap).
+    backend: Literal["docker", "kubernetes"] = "docker"
 
     def problems(self) -> list[str]:
         """Every value outside its floor or ceiling, and every default above its cap."""
@@ -147,6 +152,12 @@ def read_settings() -> SandboxSettings:
 @lru_cache(maxsize=1)
 def _cached() -> AdminCaps:
     return read_settings().caps()
+
+
+def sandbox_backend() -> str:
+    """``ALPHAFORGE_SANDBOX_BACKEND``: ``docker`` (default) or ``kubernetes``; anything else is
+    a :class:`SandboxSettingsError` naming it."""
+    return read_settings().backend
 
 
 def clear_operator_caps() -> None:
