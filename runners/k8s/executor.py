@@ -2,8 +2,10 @@
 
 For each execution it creates a pod (:func:`runners.k8s.pod.pod_manifest`: gVisor, no network,
 no token, non-root, read-only root, the execution's memory/CPU, ``/job`` and ``/out`` from the
-shared claim), waits for its container to start (``start_timeout_s``: scheduling and pulling),
-then watches it as :class:`~runners.docker.engine.DockerExecutor` watches a container: the wall
+shared claim), compares the API's copy with what it sent (an admission webhook may change a
+pod: any difference in what makes it a sandbox deletes it, ``SANDBOX_VIOLATION``), waits for
+its container to start (``start_timeout_s``: scheduling and pulling), then watches it as
+:class:`~runners.docker.engine.DockerExecutor` watches a container: the wall
 time from the container's start (then delete: ``TIMEOUT``; the pod's own
 ``activeDeadlineSeconds`` is the backstop should this process die), the log as it streams
 (past the cap: ``OUTPUT_LIMIT``), the output directory's size and entries (``OUTPUT_LIMIT``), and
@@ -31,6 +33,7 @@ from runners.k8s.pod import (
     claim_subpath,
     label_value,
     pod_manifest,
+    pod_violations,
 )
 from runners.outputs import MAX_OUTPUT_ENTRIES
 from runners.sandboxed import DONE_MARKER, ExecOutcome, ExecSpec, split_done
@@ -110,7 +113,13 @@ class KubernetesExecutor:
         with self._lock:
             self._active[spec.run_id].add(name)
         try:
-            self.api.create_pod(manifest)
+            violations = pod_violations(self.api.create_pod(manifest), manifest)
+            if violations:  # the finally deletes it
+                raise SandboxFailure(
+                    "SANDBOX_VIOLATION",
+                    f"node {spec.node_id!r}: the sandbox pod {name} differs from the sandbox "
+                    f"policy as created, deleted: {'; '.join(violations)}",
+                )
             outcome, pod = self._watch(name, spec)
         finally:
             with self._lock:
@@ -170,6 +179,12 @@ class KubernetesExecutor:
         outcome.oom_killed = ended.get("reason") == "OOMKilled"
         if (pod.get("status") or {}).get("reason") == "DeadlineExceeded":
             outcome.killed = outcome.killed or "TIMEOUT"  # activeDeadlineSeconds
+        if outcome.killed or outcome.oom_killed:
+            return
+        if (pod.get("metadata") or {}).get("deletionTimestamp") or outcome.exit_code == 137:
+            # deleted by someone else (another process's cancel, an operator) as it ended; or
+            # SIGKILLed from outside (PID 1 cannot be killed from inside its namespace)
+            outcome.killed = "CANCELLED"
 
     def _check_start(self, name: str, state: dict[str, Any], start_by: float) -> None:
         waiting = state.get("waiting") or {}

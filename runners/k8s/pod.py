@@ -28,6 +28,7 @@ __all__ = [
     "claim_subpath",
     "label_value",
     "pod_manifest",
+    "pod_violations",
 ]
 
 CONTAINER = "sandbox"
@@ -145,3 +146,27 @@ def pod_manifest(
             ],
         },
     }
+
+
+def pod_violations(pod: dict[str, Any], sent: dict[str, Any]) -> list[str]:
+    """Every way the API's copy of a created pod differs from what was sent in what keeps it a
+    sandbox (an admission webhook or a policy engine may have changed it); empty: as sent."""
+    got, want = pod.get("spec") or {}, sent["spec"]
+    bad = [
+        f"spec.{key} is {got.get(key)!r}, sent {want[key]!r}"
+        for key in (*POD_SECURITY, "activeDeadlineSeconds", "volumes")
+        if got.get(key) != want[key]
+    ]
+    bad += [f"spec.{k} is set" for k in ("hostNetwork", "hostPID", "hostIPC") if got.get(k)]
+    boxes = list(got.get("containers") or []) + list(got.get("initContainers") or [])
+    if [b.get("name") for b in boxes] != [CONTAINER]:
+        bad.append(f"containers are {[b.get('name') for b in boxes]}, sent [{CONTAINER!r}]")
+    (sent_box,) = want["containers"]
+    for box in boxes[:1]:
+        for key in ("image", "command", "securityContext", "resources", "volumeMounts", "env"):
+            if box.get(key) != sent_box[key]:
+                bad.append(f"container {key} is {box.get(key)!r}, sent {sent_box[key]!r}")
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    if not SANDBOX_LABELS.items() <= labels.items():
+        bad.append(f"labels {labels!r} lack {SANDBOX_LABELS!r} (the NetworkPolicy's selector)")
+    return bad

@@ -62,6 +62,8 @@ class FakeKube:
         self.deleted: list[str] = []
         self.ended: dict[str, dict[str, Any]] = {}  # pod -> its container's terminated state
         self.lock = threading.Lock()
+        self.kubelets: list[threading.Thread] = []
+        self.admit: Any = None  # a mutating admission webhook: changes a pod as it is created
         handler = type("Handler", (_Handler,), {"kube": self})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
@@ -81,11 +83,22 @@ class FakeKube:
         pod = json.loads(json.dumps(pod))
         pod["metadata"]["namespace"] = self.namespace
         pod["status"] = {"phase": "Pending", "startTime": _now()}
+        if self.admit is not None:
+            self.admit(pod)
         with self.lock:
             self.pods[name] = pod
             self.created.append(json.loads(json.dumps(pod)))
-        threading.Thread(target=self._run, args=(name, pod), daemon=True).start()
+        thread = threading.Thread(target=self._run, args=(name, pod), daemon=True)
+        self.kubelets.append(thread)
+        thread.start()
         return pod
+
+    def settle(self, timeout: float = 20.0) -> None:
+        """Wait for the kubelet's work on every pod to end (a deleted pod's container may
+        still have been in creation)."""
+        until = time.monotonic() + timeout
+        for thread in self.kubelets:
+            thread.join(max(0.0, until - time.monotonic()))
 
     def _mounts(self, spec: dict[str, Any], box: dict[str, Any]) -> tuple[list[Mount], dict]:
         volumes = {v["name"]: v for v in spec["volumes"]}
@@ -122,30 +135,41 @@ class FakeKube:
                     {"name": box["name"], "state": {"waiting": waiting}}
                 ]
             return
-        container = self.client.containers.create(
-            image=box["image"],
-            command=box["command"],
-            user=f"{user['runAsUser']}:{user['runAsGroup']}",
-            working_dir=box.get("workingDir"),
-            environment={e["name"]: e["value"] for e in box.get("env", [])},
-            labels={"alphaforge.fakekube": name},
-            network_mode="none",
-            network_disabled=True,
-            read_only=box["securityContext"]["readOnlyRootFilesystem"],
-            cap_drop=box["securityContext"]["capabilities"]["drop"],
-            security_opt=["no-new-privileges"],
-            mounts=mounts,
-            tmpfs=tmpfs,
-            mem_limit=memory,
-            memswap_limit=memory,
-            nano_cpus=int(_cpus(limits["cpu"]) * 1e9),
-        )
+        try:
+            container = self.client.containers.create(
+                image=box["image"],
+                command=box["command"],
+                user=f"{user['runAsUser']}:{user['runAsGroup']}",
+                working_dir=box.get("workingDir"),
+                environment={e["name"]: e["value"] for e in box.get("env", [])},
+                labels={"alphaforge.fakekube": name},
+                network_mode="none",
+                network_disabled=True,
+                read_only=box["securityContext"]["readOnlyRootFilesystem"],
+                cap_drop=box["securityContext"]["capabilities"]["drop"],
+                security_opt=["no-new-privileges"],
+                mounts=mounts,
+                tmpfs=tmpfs,
+                mem_limit=memory,
+                memswap_limit=memory,
+                nano_cpus=int(_cpus(limits["cpu"]) * 1e9),
+            )
+        except DockerException as exc:  # e.g. the job dir is gone: the pod was deleted
+            waiting = {"reason": "CreateContainerError", "message": str(exc)}
+            with self.lock:
+                pod["status"]["containerStatuses"] = [
+                    {"name": box["name"], "state": {"waiting": waiting}}
+                ]
+            return
         with self.lock:
             if name not in self.pods:  # deleted while pending
                 container.remove(force=True)
                 return
             self.containers[name] = container.id
-        container.start()
+        try:
+            container.start()
+        except DockerException:  # deleted meanwhile
+            return
         image_id = self.client.images.get(box["image"]).id
         with self.lock:
             pod["status"].update(
@@ -190,18 +214,15 @@ class FakeKube:
             self.ended[name] = ended
 
     def delete(self, name: str) -> dict[str, Any] | None:
-        with self.lock:
-            pod = self.pods.get(name)
-            cid = self.containers.get(name)
-        if pod is None:
-            return None
-        if cid is not None:  # "gone" means its containers are stopped
+        with self.lock:  # atomically: _run registers a container only for a pod still here
+            pod = self.pods.pop(name, None)
+            cid = self.containers.pop(name, None)
+            if pod is not None:
+                pod["metadata"]["deletionTimestamp"] = _now()
+                self.deleted.append(name)
+        if cid is not None:  # answered once its container is stopped and removed
             with contextlib.suppress(DockerException):
                 self.client.api.remove_container(cid, force=True)
-        with self.lock:
-            self.pods.pop(name, None)
-            self.containers.pop(name, None)
-            self.deleted.append(name)
         return pod
 
     def logs(self, name: str, follow: bool) -> Any:

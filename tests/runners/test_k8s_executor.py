@@ -96,6 +96,7 @@ def _run(
 
 def _pods_gone(kube: FakeKube) -> None:
     """Every pod created was deleted, and its container with it."""
+    kube.settle()
     created = [p["metadata"]["name"] for p in kube.created]
     assert created and sorted(kube.deleted) == sorted(created)
     assert kube.pods == {}
@@ -232,6 +233,37 @@ def test_a_pod_that_cannot_start_fails_the_node_and_is_deleted(
     result = _run(runner, manifest, _series(tmp_path), tmp_path / "out")
     assert result.error_kind == "SANDBOX_UNAVAILABLE"
     assert "cannot start: ErrImagePull" in str(result.error)
+    _pods_gone(kube)
+
+
+def test_a_pod_changed_at_admission_is_deleted_as_a_violation(
+    kube: FakeKube, tmp_path: Path
+) -> None:
+    def webhook(pod: dict[str, Any]) -> None:  # e.g. a policy engine "defaulting" the runtime
+        pod["spec"]["runtimeClassName"] = "runc"
+
+    kube.admit = webhook
+    manifest = template("python", "indicator")
+    runner = SandboxedRunner(
+        _executor(kube), ManifestCatalog([manifest]), work_root=kube.claim_root / "w"
+    )
+    result = _run(runner, manifest, _series(tmp_path), tmp_path / "out")
+    assert result.error_kind == "SANDBOX_VIOLATION"
+    assert "spec.runtimeClassName is 'runc', sent 'gvisor'" in str(result.error)
+    _pods_gone(kube)
+
+
+def test_a_log_flood_is_an_output_limit_and_its_pod_is_deleted(
+    kube: FakeKube, tmp_path: Path
+) -> None:
+    code = "def run(inputs, params):\n    while True:\n        print('x' * 4000)\n"
+    manifest = _manifest(code)
+    runner = SandboxedRunner(
+        _executor(kube), ManifestCatalog([manifest]), work_root=kube.claim_root / "w"
+    )
+    result = _run(runner, manifest, _series(tmp_path), tmp_path / "out")
+    assert result.error_kind == "OUTPUT_LIMIT", result.error
+    assert sum(len(line) for line in result.logs) < 2 * (1 << 20)
     _pods_gone(kube)
 
 
