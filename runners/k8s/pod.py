@@ -29,6 +29,7 @@ __all__ = [
     "label_value",
     "pod_manifest",
     "pod_violations",
+    "quantity",
 ]
 
 CONTAINER = "sandbox"
@@ -148,24 +149,72 @@ def pod_manifest(
     }
 
 
+_SUFFIX = {"m": 0.001, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
+           "Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40}  # fmt: skip
+
+
+def quantity(text: Any) -> float:
+    """A resource quantity's value (``"4Gi"``, ``"4096Mi"``, ``"2500m"``, ``"2.5"``): the API
+    server rewrites quantities in a canonical form, so they are compared by value."""
+    text = str(text)
+    for suffix in sorted(_SUFFIX, key=len, reverse=True):
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * _SUFFIX[suffix]
+    return float(text)
+
+
+def _resources(res: dict[str, Any] | None) -> dict[str, dict[str, float]]:
+    return {kind: {k: quantity(v) for k, v in (vals or {}).items()}
+            for kind, vals in (res or {}).items()}  # fmt: skip
+
+
+def _volumes(volumes: list[dict[str, Any]] | None) -> list[tuple[Any, ...]]:
+    out: list[tuple[Any, ...]] = []
+    for v in volumes or []:
+        pvc, empty = v.get("persistentVolumeClaim"), v.get("emptyDir")
+        if pvc is not None:
+            out.append((v.get("name"), "claim", pvc.get("claimName"), bool(pvc.get("readOnly"))))
+        elif empty is not None:
+            size = empty.get("sizeLimit")
+            out.append((v.get("name"), "emptyDir", empty.get("medium"), size and quantity(size)))
+        else:  # any other kind (hostPath...) never matches what was sent
+            out.append((v.get("name"), "other", sorted(v)))
+    return out
+
+
+def _mounts(mounts: list[dict[str, Any]] | None) -> list[tuple[Any, ...]]:
+    # readOnly: false is left out of the API's copy
+    return [(m.get("name"), m.get("mountPath"), m.get("subPath"), bool(m.get("readOnly")))
+            for m in mounts or []]  # fmt: skip
+
+
 def pod_violations(pod: dict[str, Any], sent: dict[str, Any]) -> list[str]:
     """Every way the API's copy of a created pod differs from what was sent in what keeps it a
-    sandbox (an admission webhook or a policy engine may have changed it); empty: as sent."""
+    sandbox (an admission webhook or a policy engine may have changed it); empty: as sent.
+    Fields the API server fills in (service account name, DNS policy, tolerations...) and its
+    canonical forms (``4Gi`` for ``4096Mi``, no ``readOnly: false``) are not differences."""
     got, want = pod.get("spec") or {}, sent["spec"]
     bad = [
         f"spec.{key} is {got.get(key)!r}, sent {want[key]!r}"
-        for key in (*POD_SECURITY, "activeDeadlineSeconds", "volumes")
+        for key in (*POD_SECURITY, "activeDeadlineSeconds")
         if got.get(key) != want[key]
     ]
+    if _volumes(got.get("volumes")) != _volumes(want["volumes"]):
+        bad.append(f"spec.volumes are {got.get('volumes')!r}, sent {want['volumes']!r}")
     bad += [f"spec.{k} is set" for k in ("hostNetwork", "hostPID", "hostIPC") if got.get(k)]
     boxes = list(got.get("containers") or []) + list(got.get("initContainers") or [])
+    boxes += list(got.get("ephemeralContainers") or [])
     if [b.get("name") for b in boxes] != [CONTAINER]:
         bad.append(f"containers are {[b.get('name') for b in boxes]}, sent [{CONTAINER!r}]")
     (sent_box,) = want["containers"]
     for box in boxes[:1]:
-        for key in ("image", "command", "securityContext", "resources", "volumeMounts", "env"):
-            if box.get(key) != sent_box[key]:
-                bad.append(f"container {key} is {box.get(key)!r}, sent {sent_box[key]!r}")
+        for key in ("image", "command", "args", "securityContext", "env", "envFrom"):
+            if box.get(key) != sent_box.get(key):
+                bad.append(f"container {key} is {box.get(key)!r}, sent {sent_box.get(key)!r}")
+        if _resources(box.get("resources")) != _resources(sent_box["resources"]):
+            bad.append(f"container resources are {box.get('resources')!r}")
+        if _mounts(box.get("volumeMounts")) != _mounts(sent_box["volumeMounts"]):
+            bad.append(f"container volumeMounts are {box.get('volumeMounts')!r}")
     labels = (pod.get("metadata") or {}).get("labels") or {}
     if not SANDBOX_LABELS.items() <= labels.items():
         bad.append(f"labels {labels!r} lack {SANDBOX_LABELS!r} (the NetworkPolicy's selector)")
