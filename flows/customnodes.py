@@ -60,9 +60,12 @@ def kill_run_containers(run_id: str) -> int:
     run, not through the runner that started them. With ``ALPHAFORGE_SANDBOX_BACKEND=kubernetes``
     it deletes the run's sandbox pods instead (found by their run label).
     """
-    from runners.caps import sandbox_backend
+    from runners.caps import SandboxSettingsError, sandbox_backend
 
-    if sandbox_backend() == "kubernetes":
+    backend = "docker"
+    with contextlib.suppress(SandboxSettingsError):  # refused at start: nothing of it runs
+        backend = sandbox_backend()
+    if backend == "kubernetes":
         from runners.k8s import delete_run_pods
 
         return delete_run_pods(run_id)

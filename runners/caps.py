@@ -26,6 +26,7 @@ __all__ = [
     "CEILINGS",
     "ENV_PREFIX",
     "FLOORS",
+    "SandboxBackendSettings",
     "SandboxSettings",
     "SandboxSettingsError",
     "operator_caps",
@@ -104,9 +105,6 @@ class SandboxSettings(BaseSettings):
     log_bytes: int = _DEFAULTS.log_bytes
     tmp_mb: int = _DEFAULTS.tmp_mb
     wasm_fuel: int = _DEFAULTS.wasm_fuel
-    # Where sandboxes run: containers of this host's Docker engine, or pods of the cluster this
-    # process runs in (runners/k8s; ALPHAFORGE_SANDBOX_BACKEND, not a cap).
-    backend: Literal["docker", "kubernetes"] = "docker"
 
     def problems(self) -> list[str]:
         """Every value outside its floor or ceiling, and every default above its cap."""
@@ -154,10 +152,26 @@ def _cached() -> AdminCaps:
     return read_settings().caps()
 
 
+class SandboxBackendSettings(BaseSettings):
+    """Where sandboxes run: containers of this host's Docker engine, or pods of the cluster this
+    process runs in (:mod:`runners.k8s`). Read on its own: a bad cap does not hide it."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    backend: Literal["docker", "kubernetes"] = "docker"
+
+
 def sandbox_backend() -> str:
     """``ALPHAFORGE_SANDBOX_BACKEND``: ``docker`` (default) or ``kubernetes``; anything else is
     a :class:`SandboxSettingsError` naming it."""
-    return read_settings().backend
+    try:
+        return SandboxBackendSettings().backend
+    except ValidationError as exc:
+        got = exc.errors()[0].get("input")
+        raise SandboxSettingsError(
+            f"refusing to start the sandbox: {ENV_PREFIX}BACKEND={got!r} is not one of "
+            "'docker', 'kubernetes'"
+        ) from None
 
 
 def clear_operator_caps() -> None:
