@@ -181,6 +181,14 @@ class KubernetesExecutor:
             outcome.killed = outcome.killed or "TIMEOUT"  # activeDeadlineSeconds
         if outcome.killed or outcome.oom_killed:
             return
+        if not ended:  # failed with no container run: evicted, its node lost...
+            status = pod.get("status") or {}
+            raise SandboxFailure(
+                "SANDBOX_UNAVAILABLE",
+                f"sandbox pod {pod.get('metadata', {}).get('name')} ended "
+                f"{status.get('phase')} before its container ran: {status.get('reason')}: "
+                f"{str(status.get('message') or '')[:300]}",
+            )
         if (pod.get("metadata") or {}).get("deletionTimestamp") or outcome.exit_code == 137:
             # deleted by someone else (another process's cancel, an operator) as it ended; or
             # SIGKILLed from outside (PID 1 cannot be killed from inside its namespace)

@@ -64,6 +64,7 @@ class FakeKube:
         self.lock = threading.Lock()
         self.kubelets: list[threading.Thread] = []
         self.admit: Any = None  # a mutating admission webhook: changes a pod as it is created
+        self.evict = False  # the node "evicts" every pod before its container runs
         handler = type("Handler", (_Handler,), {"kube": self})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
@@ -122,6 +123,11 @@ class FakeKube:
     def _run(self, name: str, pod: dict[str, Any]) -> None:
         spec = pod["spec"]
         (box,) = spec["containers"]
+        if self.evict:
+            with self.lock:
+                message = "The node was low on resource: memory."
+                pod["status"].update(phase="Failed", reason="Evicted", message=message)
+            return
         mounts, tmpfs = self._mounts(spec, box)
         user = spec["securityContext"]
         limits = box["resources"]["limits"]

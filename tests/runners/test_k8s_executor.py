@@ -236,6 +236,20 @@ def test_a_pod_that_cannot_start_fails_the_node_and_is_deleted(
     _pods_gone(kube)
 
 
+def test_a_pod_evicted_before_its_container_ran_fails_the_node_and_is_deleted(
+    kube: FakeKube, tmp_path: Path
+) -> None:
+    kube.evict = True
+    manifest = template("python", "indicator")
+    runner = SandboxedRunner(
+        _executor(kube), ManifestCatalog([manifest]), work_root=kube.claim_root / "w"
+    )
+    result = _run(runner, manifest, _series(tmp_path), tmp_path / "out")
+    assert result.error_kind == "SANDBOX_UNAVAILABLE"
+    assert "ended Failed before its container ran: Evicted" in str(result.error)
+    _pods_gone(kube)
+
+
 def test_a_pod_changed_at_admission_is_deleted_as_a_violation(
     kube: FakeKube, tmp_path: Path
 ) -> None:
