@@ -57,8 +57,18 @@ def kill_run_containers(run_id: str) -> int:
 
     A no-op (0) when no Docker engine answers. Safe to call from any process: it finds the
     containers by label (fresh ones) or by the name a pooled one gets when it is taken for the
-    run, not through the runner that started them.
+    run, not through the runner that started them. With ``ALPHAFORGE_SANDBOX_BACKEND=kubernetes``
+    it deletes the run's sandbox pods instead (found by their run label).
     """
+    from runners.caps import SandboxSettingsError, sandbox_backend
+
+    backend = "docker"
+    with contextlib.suppress(SandboxSettingsError):  # refused at start: nothing of it runs
+        backend = sandbox_backend()
+    if backend == "kubernetes":
+        from runners.k8s import delete_run_pods
+
+        return delete_run_pods(run_id)
     from docker.errors import DockerException, NotFound
 
     from runners.docker.engine import docker_client, run_container_ids

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,9 +26,11 @@ __all__ = [
     "CEILINGS",
     "ENV_PREFIX",
     "FLOORS",
+    "SandboxBackendSettings",
     "SandboxSettings",
     "SandboxSettingsError",
     "operator_caps",
+    "sandbox_backend",
 ]
 
 ENV_PREFIX = "ALPHAFORGE_SANDBOX_"
@@ -147,6 +150,28 @@ def read_settings() -> SandboxSettings:
 @lru_cache(maxsize=1)
 def _cached() -> AdminCaps:
     return read_settings().caps()
+
+
+class SandboxBackendSettings(BaseSettings):
+    """Where sandboxes run: containers of this host's Docker engine, or pods of the cluster this
+    process runs in (:mod:`runners.k8s`). Read on its own: a bad cap does not hide it."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    backend: Literal["docker", "kubernetes"] = "docker"
+
+
+def sandbox_backend() -> str:
+    """``ALPHAFORGE_SANDBOX_BACKEND``: ``docker`` (default) or ``kubernetes``; anything else is
+    a :class:`SandboxSettingsError` naming it."""
+    try:
+        return SandboxBackendSettings().backend
+    except ValidationError as exc:
+        got = exc.errors()[0].get("input")
+        raise SandboxSettingsError(
+            f"refusing to start the sandbox: {ENV_PREFIX}BACKEND={got!r} is not one of "
+            "'docker', 'kubernetes'"
+        ) from None
 
 
 def clear_operator_caps() -> None:

@@ -214,6 +214,18 @@ class SandboxedRunner:
         usage["wall_s"] = round(time.perf_counter() - t0, 6)
         return NodeResult(status="completed", output_paths=paths, logs=logs, usage=usage)
 
+    def cancel(self, run_id: str | None = None) -> int:
+        """Stop ``run_id``'s executions (default: this runner's run) if the executor can;
+        returns how many it stopped."""
+        cancel = getattr(self.executor, "cancel", None)
+        return int(cancel(run_id or self.run_id)) if cancel is not None else 0
+
+    def close(self) -> None:
+        """Release the executor's connections, if it holds any."""
+        close = getattr(self.executor, "close", None)
+        if close is not None:
+            close()
+
     def _spec(
         self, node_ir: NodeIR, manifest: CustomNodeManifest, limits: Limits, work: Path
     ) -> ExecSpec:

@@ -5,7 +5,9 @@ The Docker engine bind-mounts a job directory into its sandbox container by its 
 engine's host. A process that is itself in a container (a worker or a Docker-pool flow run of
 the production stack) must therefore make its job directories under a directory mounted at the
 same path on the host and in its container: the compose file mounts
-``/var/lib/alphaforge-sandbox`` so and sets this variable (infra/compose.yaml).
+``/var/lib/alphaforge-sandbox`` so and sets this variable (infra/compose.yaml). On Kubernetes
+(``runners.k8s``) it must be on the claim the sandbox pods mount by ``subPath``
+(infra/k8s/config.yaml: ``/var/lib/alphaforge/sandbox``).
 """
 
 from __future__ import annotations

@@ -41,6 +41,8 @@ __all__ = [
     "claim_name",
     "claimed_deadline",
     "docker_client",
+    "entry_command",
+    "out_dir_size",
     "owner_label",
     "ownership_labels",
     "pid_namespace",
@@ -149,6 +151,17 @@ def run_container_ids(
     return ids
 
 
+def entry_command(language: str, memory_mb: int, *, wait: bool = False) -> list[str]:
+    """The sandbox image's entrypoint command for ``language`` (``wait``: a pooled agent that
+    blocks until its job is handed over); the same in a container and in a pod."""
+    args = ["--wait", "/job", "/out"] if wait else ["/job", "/out"]
+    if language == "javascript":
+        heap = max(16, memory_mb * 3 // 4)
+        entry = "/opt/alphaforge/node_entry.js"
+        return ["/usr/local/bin/node", f"--max-old-space-size={heap}", entry, *args]
+    return ["/usr/local/bin/python3", "-I", "-B", "-OO", "/opt/alphaforge/python_entry.py", *args]
+
+
 def _cgroup_file(container_id: str, controller: str, name: str) -> Path | None:
     for path in (
         f"/sys/fs/cgroup/{controller}/docker/{container_id}/{name}",
@@ -189,7 +202,8 @@ def _emptied(procs: Path | None, within: float) -> bool:
         time.sleep(EXIT_POLL_S)
 
 
-def _out_dir_size(out_dir: Path) -> tuple[int, int]:
+def out_dir_size(out_dir: Path) -> tuple[int, int]:
+    """The bytes and entries under ``out_dir`` (what the output cap is checked against)."""
     total = entries = 0
     for root, dirs, files in os.walk(out_dir):
         entries += len(dirs) + len(files)
@@ -235,19 +249,7 @@ class DockerExecutor:
 
     def command(self, spec: ExecSpec, *, wait: bool = False) -> list[str]:
         """The entrypoint command for the execution's language (``wait``: a pooled agent)."""
-        args = ["--wait", "/job", "/out"] if wait else ["/job", "/out"]
-        if spec.language == "javascript":
-            heap = max(16, spec.limits.memory_mb * 3 // 4)
-            entry = "/opt/alphaforge/node_entry.js"
-            return ["/usr/local/bin/node", f"--max-old-space-size={heap}", entry, *args]
-        return [
-            "/usr/local/bin/python3",
-            "-I",
-            "-B",
-            "-OO",
-            "/opt/alphaforge/python_entry.py",
-            *args,
-        ]
+        return entry_command(spec.language, spec.limits.memory_mb, wait=wait)
 
     def plan(self, spec: ExecSpec) -> ContainerPlan:
         """The container plan (image, command, mounts, limits, labels) for one execution."""
@@ -407,7 +409,7 @@ class DockerExecutor:
             return "CANCELLED"
         if time.monotonic() > deadline:
             return "TIMEOUT"
-        size, entries = _out_dir_size(out_dir)
+        size, entries = out_dir_size(out_dir)
         if size > spec.limits.output_bytes or entries > 4 * MAX_OUTPUT_ENTRIES:
             return "OUTPUT_LIMIT"
         return None

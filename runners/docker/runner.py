@@ -20,7 +20,7 @@ from docker.errors import DockerException
 
 from dsl.ir import NodeIR
 from runners.base import InputPaths, NodeResult, RunnerError
-from runners.caps import operator_caps
+from runners.caps import operator_caps, sandbox_backend
 from runners.custom import AdminCaps, Limits, ManifestCatalog
 from runners.docker.engine import DockerExecutor, docker_client
 from runners.docker.images import SandboxImages
@@ -37,7 +37,7 @@ from runners.docker.sweeper import ORPHAN_MIN_AGE_S, process_sweeper, sweep
 from runners.process import process_runner, process_runner_enabled
 from runners.sandboxed import SandboxedRunner
 
-__all__ = ["DockerRunner", "SandboxUnavailable", "user_code_runner"]
+__all__ = ["DockerRunner", "SandboxUnavailable", "kubernetes_runner", "user_code_runner"]
 
 _SELF_TESTS: dict[tuple[str, str], SelfTestReport] = {}
 _SELF_TEST_LOCK = threading.Lock()
@@ -158,13 +158,16 @@ def user_code_runner(
     allow_process: bool = True,
 ) -> DockerRunner | SandboxedRunner:
     """The runner for user code: Docker, or the process runner only if the operator opted in
-    (and ``allow_process``: a run spec that asks for Docker never falls back).
+    (and ``allow_process``: a run spec that asks for Docker never falls back); with
+    ``ALPHAFORGE_SANDBOX_BACKEND=kubernetes``, sandbox pods (:func:`kubernetes_runner`).
 
     Raises :class:`SandboxUnavailable` when no engine answers and the process runner is off,
     and ``runners.caps.SandboxSettingsError`` when the operator's caps (``ALPHAFORGE_SANDBOX_*``)
     are outside the ceilings: checked first, so a misconfigured worker refuses user code at once.
     """
     caps = caps or operator_caps()
+    if sandbox_backend() == "kubernetes":
+        return kubernetes_runner(catalog, caps=caps, run_id=run_id)
     try:
         client = docker_client(timeout=10)
         client.ping()
@@ -176,3 +179,22 @@ def user_code_runner(
             "On a development machine an operator may set ALPHAFORGE_ALLOW_PROCESS_RUNNER=1."
         ) from None
     return DockerRunner(catalog, caps=caps, client=client, run_id=run_id)
+
+
+def kubernetes_runner(
+    catalog: ManifestCatalog, *, caps: AdminCaps | None = None, run_id: str | None = None
+) -> SandboxedRunner:
+    """User code in gVisor sandbox pods (:mod:`runners.k8s`); raises
+    :class:`SandboxUnavailable` when the Kubernetes API cannot be reached or refuses to list
+    this namespace's pods (the launcher's Role), or the work root is off the shared claim."""
+    from runners.k8s import JobDirOutsideClaim, KubeApi, KubeApiError, KubernetesExecutor
+    from runners.k8s.pod import claim_subpath
+    from runners.workroot import sandbox_work_root
+
+    try:
+        api = KubeApi()
+        claim_subpath(sandbox_work_root() / "x", api.settings.claim_mount, api.settings.claim)
+        api.list_pods("alphaforge.io/role=sandbox")
+    except (KubeApiError, JobDirOutsideClaim) as exc:
+        raise SandboxUnavailable(f"the Kubernetes sandbox is not usable: {exc}") from None
+    return SandboxedRunner(KubernetesExecutor(api), catalog, caps=caps, run_id=run_id)
