@@ -72,7 +72,7 @@ async function sweepFromPipelinePage(pipelineId) {
 /** Wait until each of `parts` (selectors) is on the page, the charts among them with their
  * canvas, and two more frames have been drawn (for a screenshot: no fixed sleep). */
 async function chartsDrawn(...parts) {
-  for (const part of parts) await page.waitForSelector(part, { timeout: 15000 });
+  for (const part of parts) await page.waitForSelector(part, { timeout: 60000 }); // a loaded CI machine
   await page.evaluate(() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done))));
 }
 
@@ -153,7 +153,7 @@ await step('progress-to-completion', async () => {
     if (at < 0 || heads[at].getAttribute('aria-sort') !== 'descending') return false;
     const values = [...document.querySelectorAll('[data-testid=trial-row]')].map((r) => r.children[at]?.textContent.trim());
     return values.length === 6 && values.slice(0, 3).every((v) => v === '50') && values.slice(3).every((v) => v === '30');
-  }, null, { timeout: 5000 });
+  }, null, { timeout: 15000 });
   await s.shot('sweep-02-finished', { fullPage: true });
 });
 
