@@ -29,7 +29,11 @@ const GRID = `sweep grid {
 }
 `;
 const GRID_SOURCE = `pipeline sma_grid_${sfx} "SMA grid ${sfx}"\n\n${BASE}\n${GRID}`;
-const WF_SOURCE = `pipeline sma_wf_${sfx} "SMA walk-forward ${sfx}"\n\n${BASE}\n${GRID}\nwalkforward(train=1y, test=6M, step=6M)\n`;
+// two folds over the sample's 2021-01 .. 2024-06 (tested 2022-07 .. 2023-07 and 2023-07 ..
+// 2024-06): a fold's 6 trials are 2 chunks (flow runs) on the pool, seconds each on a loaded
+// machine, and the folds run one after another; two folds show the fold table and a stitched
+// out-of-sample curve as well as five did
+const WF_SOURCE = `pipeline sma_wf_${sfx} "SMA walk-forward ${sfx}"\n\n${BASE}\n${GRID}\nwalkforward(train=18M, test=1y, step=1y)\n`;
 
 const { step, finish } = stepper(() => s, { only, shotPrefix: 'sweep-fail-' });
 const s = await start({ baseUrl });
@@ -50,8 +54,11 @@ async function sweepFromPipelinePage(pipelineId) {
   await page.goto(`/pipelines/${pipelineId}`);
   await page.waitForSelector('[data-testid=problem-count]', { timeout: 60000 });
   await page.waitForSelector('[data-testid=sweep]:not([disabled])', { timeout: 60000 });
+  // the API creates the flow run on Prefect, whose client backs off for seconds on a busy
+  // SQLite (503 "database is locked") when the machine is loaded: more than the default 30 s
   const posted = page.waitForResponse(
     (r) => r.request().method() === 'POST' && new URL(r.url()).pathname === `/api/pipelines/${pipelineId}/sweeps`,
+    { timeout: 90000 },
   );
   await page.click('[data-testid=sweep]');
   const response = await posted;
@@ -62,9 +69,17 @@ async function sweepFromPipelinePage(pipelineId) {
   return id;
 }
 
+/** Wait until each of `parts` (selectors) is on the page, the charts among them with their
+ * canvas, and two more frames have been drawn (for a screenshot: no fixed sleep). */
+async function chartsDrawn(...parts) {
+  for (const part of parts) await page.waitForSelector(part, { timeout: 60000 }); // a loaded CI machine
+  await page.evaluate(() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done))));
+}
+
 async function waitCompleted(id, timeout = 300000, onRunning = null) {
   const seen = new Set();
-  const deadline = Date.now() + timeout;
+  const t0 = Date.now();
+  const deadline = t0 + timeout;
   while (Date.now() < deadline) {
     const status = await page.locator('[data-testid=sweep-page] [data-status]').first().getAttribute('data-status');
     const progress = await page.locator('[data-testid=sweep-progress-text]').textContent();
@@ -73,7 +88,10 @@ async function waitCompleted(id, timeout = 300000, onRunning = null) {
       await onRunning(); // mid-sweep: some trials done, more to come
       onRunning = null;
     }
-    if (status === 'completed') return seen;
+    if (status === 'completed') {
+      console.log(`sweep ${id} completed ${((Date.now() - t0) / 1000).toFixed(1)} s into the wait on its page`);
+      return seen;
+    }
     if (status === 'failed' || status === 'cancelled') {
       const err = await page.locator('[data-testid=sweep-error]').textContent().catch(() => '');
       throw new Error(`sweep ${id} ${status}: ${err}`);
@@ -88,6 +106,7 @@ await step('login', async () => {
   gridPipeline = await makePipeline(`sma_grid_${sfx}`, GRID_SOURCE);
   wfPipeline = await makePipeline(`sma_wf_${sfx}`, WF_SOURCE);
 });
+
 
 await step('start-from-pipeline-page', async () => {
   sweepId = await sweepFromPipelinePage(gridPipeline);
@@ -124,16 +143,24 @@ await step('progress-to-completion', async () => {
   // the overfitting statistics carry their one-line explanations
   for (const id of ['dsr-explain', 'pbo-explain'])
     if (!(await page.locator(`[data-testid=${id}]`).textContent()).trim()) throw new Error(`no ${id} beside the best result`);
-  // sorting by a param reorders the table
+  // sorting by a param reorders the table: the 50s first, the 30s last
+  const resorted = page.waitForResponse((r) => new URL(r.url()).searchParams.get('sort') === 'slow.window');
   await page.click('[data-testid=sort-slow\\.window]');
-  await page.waitForTimeout(500);
+  await resorted;
+  await page.waitForFunction(() => {
+    const heads = [...document.querySelectorAll('[data-testid=trial-table] thead th')];
+    const at = heads.findIndex((th) => th.querySelector('[data-testid="sort-slow.window"]'));
+    if (at < 0 || heads[at].getAttribute('aria-sort') !== 'descending') return false;
+    const values = [...document.querySelectorAll('[data-testid=trial-row]')].map((r) => r.children[at]?.textContent.trim());
+    return values.length === 6 && values.slice(0, 3).every((v) => v === '50') && values.slice(3).every((v) => v === '30');
+  }, null, { timeout: 15000 });
   await s.shot('sweep-02-finished', { fullPage: true });
 });
 
 await step('heatmap-cell-opens-a-run', async () => {
   const cell = page.locator('[data-testid=heat-cell]:not([disabled])').first();
   const trial = await cell.getAttribute('data-trial');
-  const posted = page.waitForResponse((r) => r.request().method() === 'POST' && r.url().endsWith(`/trials/${trial}/run`));
+  const posted = page.waitForResponse((r) => r.request().method() === 'POST' && r.url().endsWith(`/trials/${trial}/run`), { timeout: 90000 });
   await cell.click();
   const response = await posted;
   if (response.status() !== 202) throw new Error(`POST trial run: HTTP ${response.status()} ${await response.text()}`);
@@ -141,7 +168,12 @@ await step('heatmap-cell-opens-a-run', async () => {
   await page.waitForURL(new RegExp(`/runs/${runId}$`), { timeout: 15000 });
   await page.waitForSelector('[data-testid=run-page]');
   await page.waitForSelector('[data-testid=results]', { timeout: 180000 });
-  await page.waitForTimeout(800);
+  // the run's analysis (prices and trades, monthly returns) comes after its results
+  await chartsDrawn(
+    '[data-testid=results] [data-testid=price-chart] canvas',
+    '[data-testid=results] [data-testid=equity-chart] canvas',
+    '[data-testid=results] [data-testid=monthly-returns]',
+  );
   await s.shot('sweep-03-trial-run', { fullPage: true });
   const run = await apiCall(page, 'GET', `/api/runs/${runId}`);
   if (run.json?.status !== 'completed') throw new Error(`trial run ${runId} is ${run.json?.status}`);
@@ -155,14 +187,10 @@ await step('heatmap-cell-opens-a-run', async () => {
   await page.waitForSelector('[data-testid=sweep-page] [data-testid=sweep-progress-text]');
 });
 
-await step('walkforward', async () => {
-  const id = await sweepFromPipelinePage(wfPipeline);
-  wfId = id;
-  await waitCompleted(id);
-  await page.waitForSelector('[data-testid=fold-table]');
-  await page.waitForSelector('[data-testid=oos-equity]', { timeout: 15000 });
-  await page.waitForTimeout(800);
-  await s.shot('sweep-04-walkforward', { fullPage: true });
+// The walk-forward sweep runs on the workers while the observer looks around (in a context of
+// their own: the grid sweep and its pipeline only); then its page is waited on.
+await step('start-walkforward', async () => {
+  wfId = await sweepFromPipelinePage(wfPipeline);
 });
 
 await step('observer-sees-but-cannot-act', async () => {
@@ -201,6 +229,15 @@ await step('observer-sees-but-cannot-act', async () => {
   }
 });
 
+await step('walkforward', async () => {
+  if (wfId === null) throw new Error('the walk-forward sweep did not start');
+  await waitCompleted(wfId);
+  await page.waitForSelector('[data-testid=fold-table]');
+  await page.waitForSelector('[data-testid=oos-equity]', { timeout: 15000 });
+  await chartsDrawn('[data-testid=oos-equity] [data-testid=equity-chart] canvas');
+  await s.shot('sweep-04-walkforward', { fullPage: true });
+});
+
 await step('delete', async () => {
   // DELETE /api/sweeps/{id} is the backend's; until it is served (not in the OpenAPI schema),
   // the request is answered here (204) so the page's side is still checked: say so in the log.
@@ -228,8 +265,9 @@ await step('delete', async () => {
   await denied.hover();
   await page.waitForTimeout(300);
   await s.shot('sweep-07-delete-disabled-running');
+  // the page polls a running sweep every second: without the mock its next read says completed
+  // and Delete comes on (no reload)
   await page.unroute(sweepPath);
-  await page.goto(`/sweeps/${wfId}`);
   await page.waitForSelector('[data-testid=sweep-delete]:not([disabled])', { timeout: 15000 });
   // a 409 from the API (it started again meanwhile) is shown and the page stays
   await page.route(sweepPath, (route) =>
