@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -30,6 +30,9 @@ class Served:
     base: str
     port: int
     out: Path
+    # the environment it was started with beyond the defaults (say, its database URL): what a
+    # CLI command on the same app needs besides ALPHAFORGE_DATA_DIR
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def output(self) -> str:
         """Everything the command printed so far."""
@@ -84,7 +87,7 @@ def serve(
             env=env,
             cwd=ROOT,
         )
-    served = Served(proc, f"http://127.0.0.1:{port}", port, out)
+    served = Served(proc, f"http://127.0.0.1:{port}", port, out, extra)
     try:
         deadline = time.monotonic() + timeout_s
         while True:

@@ -27,6 +27,7 @@ def _cli(served: Served, *args: str) -> dict:
     env = {**os.environ, "ALPHAFORGE_DATA_DIR": str(served.out.parent / "data")}
     for var in ("ALPHAFORGE_DATABASE_URL", "ALPHAFORGE_CATALOG_URL", "ALPHAFORGE_NAMESPACE"):
         env.pop(var, None)
+    env.update(served.extra_env)  # the serve's own database, when not the data dir's SQLite
     proc = subprocess.run(
         [str(ALPHAFORGE), *args, "--owner", "admin", "--json"],
         capture_output=True,
