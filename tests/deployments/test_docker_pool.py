@@ -560,7 +560,12 @@ def test_a_docker_worker_past_its_drain_limit_exits_and_its_container_completes_
     # the container completes the run with no worker: Prefect, the record, MLflow
     final = _final(s, run, LONG_NAP_S + 120)
     assert final["status"] == "completed", final["error"]
-    [die] = [e for e in _container_events(flow, started_at) if e["Action"] == "die"]
+    # the run is Completed before its engine's process has exited: its container dies after
+    [die] = wait_for(
+        lambda: [e for e in _container_events(flow, started_at) if e["Action"] == "die"],
+        60,
+        what="the run's container to exit",
+    )
     assert die["Actor"]["Attributes"]["exitCode"] == "0", die
     assert die["timeNano"] / 1e9 > exited_at, (die, exited_at)
     flow_run = _flow_run_state(s, flow)
