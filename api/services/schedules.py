@@ -263,13 +263,18 @@ def reconcile_deployments(
     session: Session, client: SyncPrefectClient, settings: ApiSettings
 ) -> None:
     """Keep each scheduled pipeline's deployment carrying its latest version and datasets;
-    a deleted pipeline's schedules are removed from Prefect."""
+    a deleted pipeline's schedules are removed from Prefect.
+
+    Each change is committed before the next call to Prefect: a write left pending would be
+    flushed by the next query and hold SQLite's write lock across Prefect's answers (every
+    request that writes would wait, then fail with "database is locked")."""
     rows = session.exec(select(Schedule, Pipeline).join(Pipeline)).all()
     done: set[int] = set()
     for schedule, pipeline in rows:
         if pipeline.deleted_at is not None:
             _remove(client, schedule)
             session.delete(schedule)
+            session.commit()
             continue
         if pipeline.id in done:
             continue
@@ -282,6 +287,7 @@ def reconcile_deployments(
         deployment_id, version, datasets = _deploy(session, client, settings, pipeline)
         delete_future_runs(client, deployment_id)  # they carry the old IR
         _mark_deployed(session, pipeline, version, datasets)
+        session.commit()
         done.add(pipeline.id or 0)
     session.commit()
 
