@@ -15,6 +15,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, event, text
 from sqlmodel import create_engine
 
+from live.sqlwatch import watch_sqlite_writes
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _MIGRATION_LOCK_ID = 0x41465F4D  # "AF_M": any constant shared by every API process
 
@@ -30,6 +32,7 @@ def make_engine(url: str) -> Engine:
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        watch_sqlite_writes(engine)  # a transaction holding the one write lock gets logged
     return engine
 
 

@@ -132,6 +132,8 @@ def uvicorn_log_config(fmt: LogFormat) -> dict[str, Any]:
             "uvicorn.error": {"level": "INFO"},
             "uvicorn.access": {"handlers": ["main"], "level": "INFO", "propagate": False},
             "api": {"handlers": ["main"], "level": "INFO", "propagate": False},
+            # the SQLite write-lock watch (live.sqlwatch), the flows' own warnings
+            "alphaforge": {"handlers": ["main"], "level": "INFO", "propagate": False},
         },
     }
 

@@ -46,6 +46,7 @@ from prefect.context import get_run_context
 
 from dsl.ir import InputBinding, NodeIR
 from flows.customnodes import kill_run_containers
+from flows.startguard import stop_if_cancelled_before_start
 from flows.tracebacks import LAB_POINTER, scrub_entries, unexpected
 from nodes.base import PortType
 from runners.base import NodeResult
@@ -444,6 +445,7 @@ def _run_lab(
     result_key: str | None,
     store_url: str | None,
 ) -> dict[str, Any]:
+    stop_if_cancelled_before_start()
     logger = get_run_logger()
     lab_id = _flow_lab_id()
     logger.info(f"[nodelab] {what} (containers labelled {lab_id})")

@@ -49,6 +49,7 @@ from flows.record import run_id_for, run_name
 from flows.runlog import run_log
 from flows.settings import current_settings
 from flows.spec import RunSpec
+from flows.startguard import stop_if_cancelled_before_start
 from runners.base import NodeResult
 
 __all__ = [
@@ -192,6 +193,7 @@ def pipeline_flow(spec: RunSpec) -> dict[str, Any] | State:
     flow_run = getattr(get_run_context(), "flow_run", None)
     if flow_run is None:  # pipeline_flow is always a flow run; anything else is a bug
         raise RuntimeError("pipeline_flow must run as a Prefect flow run")
+    stop_if_cancelled_before_start(str(flow_run.id))
     run_id = spec.run_id
     if not run_id:
         assert flow_run.expected_start_time is not None

@@ -57,6 +57,7 @@ from flows.overfitting import (
     overfit_report,
 )
 from flows.settings import CoreSettings, current_settings
+from flows.startguard import stop_if_cancelled_before_start
 from flows.sweepchunk import (
     CHUNK_DEPLOYMENT,
     CHUNK_FLOW_NAME,
@@ -623,6 +624,7 @@ def sweep_flow(spec: SweepSpec) -> dict[str, Any]:
     cannot run (no sweep block, bad data, an unknown sampler) ends failed with a sentence."""
     from flows.pipeline import import_extra_node_modules
 
+    stop_if_cancelled_before_start()
     import_extra_node_modules()
     settings = current_settings().with_store(spec.run.store_url, spec.run.tracking_uri)
     flow_run = getattr(get_run_context(), "flow_run", None)

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict
 
 from flows.liveness import mark_process
 from flows.settings import current_settings
+from flows.startguard import stop_if_cancelled_before_start
 from flows.sweeplocal import inherited_spec
 from flows.sweepspec import SweepSpec, TrialRow, process_dir, sweep_dir
 from flows.sweeptrial import SweepPlanError, evaluator_for, warm_compiled_kernels
@@ -167,6 +168,7 @@ def sweep_chunk_flow(chunk: ChunkSpec) -> dict[str, Any]:
 
     from flows.pipeline import _exit_after_grace, import_extra_node_modules
 
+    stop_if_cancelled_before_start()
     _mark_chunk_process(chunk)
     import_extra_node_modules()  # the operator's extra node types, in this flow-run process too
     flow_run = getattr(get_run_context(), "flow_run", None)

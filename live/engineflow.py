@@ -22,6 +22,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
+from flows.startguard import stop_if_cancelled_before_start
 from live.service import build_engine
 
 __all__ = ["ENGINE_FLOW_NAME", "database_url", "engine_flow"]
@@ -48,6 +49,7 @@ def engine_flow(
 ) -> dict[str, Any]:
     """Reconcile strategy instances and deployed stream pipelines with the database until
     cancelled (or ``max_minutes``)."""
+    stop_if_cancelled_before_start()
     logger = get_run_logger()
     engine = build_engine(
         database_url(), Path(feeds_dir) if feeds_dir else DEFAULT_FEEDS_DIR, runner=runner,

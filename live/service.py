@@ -22,6 +22,7 @@ from sqlmodel import create_engine
 from live.engine import Engine
 from live.feeds import DatasetReader, source_factory
 from live.leases import engine_id_for
+from live.sqlwatch import watch_sqlite_writes
 from live.store import Desired, LiveStore
 from runners.strategyhost import StrategyHost
 
@@ -35,7 +36,9 @@ def sql_engine(database_url: str) -> SqlEngine:
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if database_url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-    return create_engine(database_url, **kwargs)
+    engine = create_engine(database_url, **kwargs)
+    watch_sqlite_writes(engine)
+    return engine
 
 
 def build_engine(
