@@ -109,7 +109,7 @@ def api_without_docker(db_url: str, tmp_path: Path, prefect_stack: Stack) -> Ite
 
         wait_for(healthy, 120, what="the API to answer")
         login = httpx.post(
-            f"{base}/api/auth/login", json={"username": "admin", "password": PASSWORD}
+            f"{base}/api/auth/login", json={"username": "admin", "password": PASSWORD}, timeout=60
         )
         assert login.status_code == 200, login.text
         headers = {"Authorization": f"Bearer {login.json()['access_token']}"}

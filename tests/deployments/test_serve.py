@@ -33,17 +33,19 @@ def test_serve_runs_the_sample_and_shuts_down_cleanly(tmp_path: Path) -> None:
         assert httpx.get(f"{prefect_ui.group(1)}/api/health", timeout=5).status_code == 200
 
         login = httpx.post(
-            f"{base}/api/auth/login", json={"username": "admin", "password": PASSWORD}
+            f"{base}/api/auth/login", json={"username": "admin", "password": PASSWORD}, timeout=60
         )
         assert login.status_code == 200
         headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
-        listed = httpx.get(f"{base}/api/pipelines", headers=headers).json()["items"]
+        listed = httpx.get(f"{base}/api/pipelines", headers=headers, timeout=60).json()["items"]
         [sample] = [p for p in listed if p["name"] == "Moving Average Crossover (Sample)"]
         assert sample["title"] == "Moving Average Crossover (Sample)"
-        run = httpx.post(f"{base}/api/pipelines/{sample['id']}/runs", headers=headers).json()
+        run = httpx.post(
+            f"{base}/api/pipelines/{sample['id']}/runs", headers=headers, timeout=60
+        ).json()
 
         def ended() -> dict | None:
-            got = httpx.get(f"{base}/api/runs/{run['id']}", headers=headers).json()
+            got = httpx.get(f"{base}/api/runs/{run['id']}", headers=headers, timeout=60).json()
             return got if got["status"] in ("completed", "failed", "cancelled") else None
 
         final = wait_for(ended, 180, what="the sample run")

@@ -41,7 +41,9 @@ class App:
     def __init__(self, served: Served) -> None:
         self.base = served.base
         login = httpx.post(
-            f"{self.base}/api/auth/login", json={"username": "admin", "password": PASSWORD}
+            f"{self.base}/api/auth/login",
+            json={"username": "admin", "password": PASSWORD},
+            timeout=60,
         )
         assert login.status_code == 200, login.text
         self.headers = {"Authorization": f"Bearer {login.json()['access_token']}"}

@@ -83,7 +83,9 @@ def test_serve_logs_json_and_finishes_a_request_in_flight_on_sigterm(
         "ALPHAFORGE_GRACEFUL_STOP_S": "20",
     }
     with _automations_removed(prefect_server.api_url), serve(tmp_path, PASSWORD, env=env) as served:
-        tagged = httpx.get(f"{served.base}/healthz", headers={"X-Request-ID": "ops-test-1"})
+        tagged = httpx.get(
+            f"{served.base}/healthz", headers={"X-Request-ID": "ops-test-1"}, timeout=60
+        )
         assert tagged.status_code == 200
         assert tagged.headers["x-request-id"] == "ops-test-1"
 

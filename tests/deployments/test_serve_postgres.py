@@ -62,15 +62,19 @@ def test_serve_on_postgresql_runs_prefect_on_postgresql_and_completes_a_run(
             assert "starting the Prefect server on PostgreSQL" in served.output()
             base = served.base
             login = httpx.post(
-                f"{base}/api/auth/login", json={"username": "admin", "password": PASSWORD}
+                f"{base}/api/auth/login",
+                json={"username": "admin", "password": PASSWORD},
+                timeout=60,
             )
             headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
-            listed = httpx.get(f"{base}/api/pipelines", headers=headers).json()["items"]
+            listed = httpx.get(f"{base}/api/pipelines", headers=headers, timeout=60).json()["items"]
             [sample] = [p for p in listed if p["title"] == "Moving Average Crossover (Sample)"]
-            run = httpx.post(f"{base}/api/pipelines/{sample['id']}/runs", headers=headers).json()
+            run = httpx.post(
+                f"{base}/api/pipelines/{sample['id']}/runs", headers=headers, timeout=60
+            ).json()
 
             def ended() -> dict | None:
-                got = httpx.get(f"{base}/api/runs/{run['id']}", headers=headers).json()
+                got = httpx.get(f"{base}/api/runs/{run['id']}", headers=headers, timeout=60).json()
                 return got if got["status"] in ("completed", "failed", "cancelled") else None
 
             final = wait_for(ended, 180, what="the run on the PostgreSQL-backed Prefect")

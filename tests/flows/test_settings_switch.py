@@ -90,7 +90,9 @@ def test_a_run_logs_to_the_mlflow_tracking_server_named_by_the_setting(
     assert result.status == "completed", result.error
     check_mlflow_record(url, result, ir)
     assert not (tmp_path / "data" / "mlflow.db").exists()  # the embedded store was not used
-    listing = httpx.get(f"{s3_server.moto_url}/{bucket}", params={"list-type": "2"}).text
+    listing = httpx.get(
+        f"{s3_server.moto_url}/{bucket}", params={"list-type": "2"}, timeout=60
+    ).text
     assert f"/{result.mlflow_run_id}/artifacts/equity.parquet" in listing, listing[:2000]
 
 

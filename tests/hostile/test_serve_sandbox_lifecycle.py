@@ -183,10 +183,15 @@ def test_a_server_stop_removes_the_running_nodes_container(server: Server) -> No
     assert made.status_code == 201, made.text
     source = pipeline_using("1", name="sleepy")
     pipeline = httpx.post(
-        f"{base}/api/pipelines", json={"name": "sleepy", "source": source}, headers=headers
+        f"{base}/api/pipelines",
+        json={"name": "sleepy", "source": source},
+        headers=headers,
+        timeout=60,
     )
     assert pipeline.status_code in (200, 201), pipeline.text
-    run = httpx.post(f"{base}/api/pipelines/{pipeline.json()['id']}/runs", json={}, headers=headers)
+    run = httpx.post(
+        f"{base}/api/pipelines/{pipeline.json()['id']}/runs", json={}, headers=headers, timeout=60
+    )
     assert run.status_code in (200, 201, 202), run.text
 
     def node_running() -> dict[str, Any] | None:
