@@ -71,14 +71,14 @@ class MlflowModelSource:
         return ResolvedModel(ref.name, number, version.run_id, path, digest)
 
 
+_NONE_YET = "no model has been registered yet (train one with train_torch in a tracked run first)"
+
+
 def _no_store_yet(tracking_uri: str, ref: ModelRef, node: str) -> None:
     # MLflow would create an embedded store in place: a missing one holds no models
     prefix = "sqlite:///"
     if tracking_uri.startswith(prefix) and not Path(tracking_uri[len(prefix) :]).exists():
-        raise NodeError(
-            f"{node}: no registered model {ref.name!r}: no model has been registered yet "
-            "(train one with train_torch in a tracked run first)"
-        )
+        raise NodeError(f"{node}: no registered model {ref.name!r}: {_NONE_YET}")
 
 
 def _version(client: Any, ref: ModelRef) -> Any:
@@ -101,7 +101,9 @@ def _missing(client: Any, ref: ModelRef, exc: Exception) -> str:
         model = client.get_registered_model(ref.name)
     except Exception:
         names = _names(client)
-        known = f" (registered models: {', '.join(names)})" if names else " (none is registered)"
+        # (an empty store says so as a missing one does: the run's own tracking may have made
+        # the store before this node looked)
+        known = f" (registered models: {', '.join(names)})" if names else f": {_NONE_YET}"
         return f"no registered model {ref.name!r}{known}"
     versions = sorted(int(v.version) for v in client.search_model_versions(f"name='{ref.name}'"))
     aliases = sorted((getattr(model, "aliases", None) or {}).keys())

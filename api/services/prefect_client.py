@@ -9,10 +9,11 @@ All calls are blocking; routes run in the thread pool and the sync loop calls th
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 import httpx
@@ -39,11 +40,50 @@ __all__ = [
     "create_flow_run",
     "prefect_client",
     "read_flow_runs",
+    "within",
 ]
 
 Deployment = Literal["web", "sweep"]
+T = TypeVar("T")
 _lock = threading.Lock()
 _deployments: dict[tuple[str, str, str], UUID] = {}  # (kind, server url, pool) -> id
+#: how long a read (a run or sweep page) waits for Prefect before it shows the stored state
+READ_SYNC_S = 5.0
+#: reads waiting on Prefect at once; past it, a read shows the stored state without asking
+MAX_PENDING_READS = 16
+_pending_reads = threading.BoundedSemaphore(MAX_PENDING_READS)
+
+
+def within(seconds: float, fn: Callable[[], T]) -> T:
+    """``fn()`` (a few calls to Prefect) if it returns within ``seconds``, else
+    :class:`TimeoutError`; what it raises is raised here. Prefect's client waits up to a minute
+    and retries a timed-out read five times: a page that reads its run's state on the way
+    (:func:`api.services.prefect_sync.sync_run`) shows the stored state instead of hanging
+    while Prefect is stalled (its SQLite database locked under load), and the status loop
+    catches up. A call that outlives the wait finishes in its own daemon thread (it never
+    holds the process's exit), its answer unused; at most :data:`MAX_PENDING_READS` wait at
+    once, and past that a read times out at once rather than pile more onto a stalled server."""
+    if not _pending_reads.acquire(blocking=False):
+        raise TimeoutError("too many reads are already waiting for Prefect")
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # handed to the caller
+            box["error"] = exc
+        finally:
+            _pending_reads.release()
+            done.set()
+
+    context = contextvars.copy_context()  # Prefect's settings context, as the caller has it
+    threading.Thread(target=context.run, args=(run,), name="af-prefect-read", daemon=True).start()
+    if not done.wait(seconds):
+        raise TimeoutError(f"Prefect did not answer within {seconds:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]  # type: ignore[no-any-return]
 
 
 class PrefectUnavailable(ApiError):

@@ -34,7 +34,7 @@ from sqlmodel import Session, col, select
 from api.models.common import as_utc, utcnow
 from api.models.run import ACTIVE_STATUSES, Run, RunStatus
 from api.services import run_files
-from api.services.prefect_client import prefect_client, read_flow_runs
+from api.services.prefect_client import READ_SYNC_S, prefect_client, read_flow_runs, within
 from api.services.run_liveness import end_gone_run, gone_reason
 from api.services.run_tracking_close import close_tracked_runs
 from api.settings import ApiSettings
@@ -218,11 +218,17 @@ def sync_run(session: Session, settings: ApiSettings, run: Run) -> Run:
     when Prefect cannot be reached."""
     if RunStatus(run.status).final or not settings.prefect_api_url:
         return run
-    try:
+    flow_run_id = run.prefect_flow_run_id
+
+    def read() -> dict[str, FlowRun]:
         with prefect_client(settings) as client:
-            found = (
-                read_flow_runs(client, [run.prefect_flow_run_id]) if run.prefect_flow_run_id else {}
-            )
+            return read_flow_runs(client, [flow_run_id]) if flow_run_id else {}
+
+    try:
+        found = within(READ_SYNC_S, read)
+    except TimeoutError:
+        log.warning("run %s: Prefect did not answer within %g s on read", run.id, READ_SYNC_S)
+        return run  # the stored state stands; the loop catches up
     except Exception as exc:  # the stored state stands; the loop retries
         log.warning("run %s: Prefect unreachable on read: %s", run.id, exc)
         return run

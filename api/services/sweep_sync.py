@@ -26,7 +26,7 @@ from sqlmodel import Session, col, select
 
 from api.models.common import as_utc, utcnow
 from api.models.sweep import ACTIVE_SWEEP_STATUSES, Sweep
-from api.services.prefect_client import prefect_client, read_flow_runs
+from api.services.prefect_client import READ_SYNC_S, prefect_client, read_flow_runs, within
 from api.services.prefect_sync import decide
 from api.services.run_liveness import end_gone_run, gone_reason
 from api.services.run_tracking_close import close_sweep_runs
@@ -120,9 +120,14 @@ def _live(
 ) -> FlowRun | None:
     """The sweep's parent flow run as Prefect has it, after ending it (and any of its chunks)
     Crashed when its process is gone."""
-    folder = sweep_dir(settings.store_root, sweep.sweep_key)
+    return _live_of(client, sweep.sweep_key, sweep.prefect_flow_run_id, settings, now)
+
+
+def _live_of(
+    client: SyncPrefectClient, sweep_key: str, key: str | None, settings: ApiSettings, now: datetime
+) -> FlowRun | None:
+    folder = sweep_dir(settings.store_root, sweep_key)
     _end_gone_chunks(client, folder, now)
-    key = sweep.prefect_flow_run_id
     flow_run = read_flow_runs(client, [key]).get(key) if key else None
     if flow_run is not None:
         reason = gone_reason(client, flow_run, process_dir(folder, str(flow_run.id)), now)
@@ -154,10 +159,18 @@ def sync_sweep(session: Session, settings: ApiSettings | None, sweep: Sweep) -> 
     flow_run: FlowRun | None = None
     reached = False
     if settings.prefect_api_url:
-        try:
+        key, flow_run_id = sweep.sweep_key, sweep.prefect_flow_run_id
+
+        def read() -> FlowRun | None:
             with prefect_client(settings) as client:
-                flow_run = _live(client, sweep, settings, now)
-                reached = True
+                return _live_of(client, key, flow_run_id, settings, now)
+
+        try:
+            flow_run = within(READ_SYNC_S, read)
+            reached = True
+        except TimeoutError:
+            log.warning("sweep %s: Prefect did not answer within %g s on read", sweep.id,
+                        READ_SYNC_S)  # fmt: skip
         except Exception as exc:
             log.warning("sweep %s: Prefect unreachable on read: %s", sweep.id, exc)
     if not reached:
