@@ -116,16 +116,15 @@ def _end_record(folder: Path, record: SweepRecord, status: str, error: str | Non
 
 
 def _live(
-    client: SyncPrefectClient, sweep: Sweep, settings: ApiSettings, now: datetime
+    client: SyncPrefectClient,
+    sweep_key: str,
+    key: str | None,
+    settings: ApiSettings,
+    now: datetime,
 ) -> FlowRun | None:
-    """The sweep's parent flow run as Prefect has it, after ending it (and any of its chunks)
-    Crashed when its process is gone."""
-    return _live_of(client, sweep.sweep_key, sweep.prefect_flow_run_id, settings, now)
-
-
-def _live_of(
-    client: SyncPrefectClient, sweep_key: str, key: str | None, settings: ApiSettings, now: datetime
-) -> FlowRun | None:
+    """The parent flow run ``key`` of sweep ``sweep_key`` as Prefect has it, after ending it
+    (and any of its chunks) Crashed when its process is gone. Plain values, not the row: a
+    page's read runs it in a thread of its own (:func:`sync_sweep`)."""
     folder = sweep_dir(settings.store_root, sweep_key)
     _end_gone_chunks(client, folder, now)
     flow_run = read_flow_runs(client, [key]).get(key) if key else None
@@ -159,11 +158,11 @@ def sync_sweep(session: Session, settings: ApiSettings | None, sweep: Sweep) -> 
     flow_run: FlowRun | None = None
     reached = False
     if settings.prefect_api_url:
-        key, flow_run_id = sweep.sweep_key, sweep.prefect_flow_run_id
+        sweep_key, flow_run_id = sweep.sweep_key, sweep.prefect_flow_run_id
 
         def read() -> FlowRun | None:
             with prefect_client(settings) as client:
-                return _live_of(client, key, flow_run_id, settings, now)
+                return _live(client, sweep_key, flow_run_id, settings, now)
 
         try:
             flow_run = within(READ_SYNC_S, read)
@@ -185,7 +184,11 @@ def sync_active(session: Session, client: SyncPrefectClient, settings: ApiSettin
     """One pass of the status loop over every unfinished sweep; returns rows changed."""
     rows = session.exec(select(Sweep).where(col(Sweep.status).in_(ACTIVE_SWEEP_STATUSES))).all()
     now = utcnow()
-    return sum(_save(session, s, _live(client, s, settings, now), settings, now) for s in rows)
+    return sum(
+        _save(session, s, _live(client, s.sweep_key, s.prefect_flow_run_id, settings, now),
+              settings, now)
+        for s in rows
+    )  # fmt: skip
 
 
 _SYNCED = ("status", "error", "n_trials", "done", "failed", "best_objective", "best_trial",

@@ -257,8 +257,10 @@ def test_a_resume_is_not_ended_by_the_status_sync_reading_the_last_attempts_flow
         session.add(row)
         session.commit()
 
-    def read_live(_client: object, sweep: Sweep, _settings: object, _now: object) -> object:
-        return old if sweep.prefect_flow_run_id == str(old.id) else None
+    def read_live(
+        _client: object, _key: str, flow_run_id: str | None, _settings: object, _now: object
+    ) -> object:
+        return old if flow_run_id == str(old.id) else None
 
     seen: list[tuple[str, str | None]] = []
     new = FlowRun(id=uuid4(), flow_id=uuid4())
